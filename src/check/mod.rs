@@ -1,0 +1,247 @@
+//! Check kinds: one file per kind, one [`CheckSpec`] variant, one match arm.
+//!
+//! A check's `probe` makes exactly one attempt and returns an [`Observation`]:
+//! a failing service is an [`Outcome::Fail`] with a reason, never an `Err`.
+//! Retries, timeouts, escalation and evidence belong to the engine alone.
+
+pub mod command;
+pub mod http;
+pub mod secret;
+
+use std::io;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::runbook::template::{RenderError, Scope, Template};
+
+/// Every check kind's name, as written in `check = "..."`.
+pub const KINDS: &[&str] = &["http", "secret", "command"];
+
+/// A check's configuration: the kind plus its parameters and expectations.
+#[derive(Debug, Clone)]
+pub enum CheckSpec {
+    Http(http::HttpCheck),
+    Secret(secret::SecretCheck),
+    Command(command::CommandCheck),
+}
+
+impl CheckSpec {
+    /// Deserializes the parameters of the kind named `kind` (the step's other
+    /// keys). Returns `Ok(None)` when no such kind exists.
+    pub fn deserialize_kind<'de, D>(kind: &str, de: D) -> Result<Option<Self>, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        Ok(Some(match kind {
+            "http" => CheckSpec::Http(http::HttpCheck::deserialize(de)?),
+            "secret" => CheckSpec::Secret(secret::SecretCheck::deserialize(de)?),
+            "command" => CheckSpec::Command(command::CommandCheck::deserialize(de)?),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The kind's name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CheckSpec::Http(_) => "http",
+            CheckSpec::Secret(_) => "secret",
+            CheckSpec::Command(_) => "command",
+        }
+    }
+
+    /// What the check targets, as written in the runbook (templates unexpanded):
+    /// safe to print and record.
+    pub fn target(&self) -> String {
+        match self {
+            CheckSpec::Http(c) => c.target(),
+            CheckSpec::Secret(c) => c.target(),
+            CheckSpec::Command(c) => c.target(),
+        }
+    }
+
+    /// Secrets named outside templates (e.g. the `secret` check's `name`).
+    pub fn named_secrets(&self) -> Vec<&str> {
+        match self {
+            CheckSpec::Secret(c) => vec![c.name.as_str()],
+            CheckSpec::Http(_) | CheckSpec::Command(_) => Vec::new(),
+        }
+    }
+
+    /// Capture names this check defines, for `{{steps.<id>.<name>}}`.
+    pub fn capture_names(&self) -> Vec<&str> {
+        match self {
+            CheckSpec::Http(c) => c.capture.keys().map(String::as_str).collect(),
+            CheckSpec::Secret(_) | CheckSpec::Command(_) => Vec::new(),
+        }
+    }
+
+    /// Load-time checks a kind makes beyond its types (URL syntax, regexes…),
+    /// as `(message, span)` pairs; rendered as diagnostics by the loader.
+    pub fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
+        match self {
+            CheckSpec::Http(c) => c.validate(),
+            CheckSpec::Secret(c) => c.validate(),
+            CheckSpec::Command(c) => c.validate(),
+        }
+    }
+
+    /// Makes one attempt.
+    pub async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
+        match self {
+            CheckSpec::Http(c) => c.probe(ctx).await,
+            CheckSpec::Secret(c) => c.probe(ctx).await,
+            CheckSpec::Command(c) => c.probe(ctx).await,
+        }
+    }
+}
+
+/// Shared state a probe may use. Cheap to build per attempt.
+pub struct ProbeContext<'a> {
+    /// Resolves templates.
+    pub scope: &'a dyn Scope,
+    /// Stores redacted evidence bodies.
+    pub blobs: &'a dyn BlobSink,
+    /// Clients reused across attempts and checks.
+    pub clients: &'a Clients,
+    /// The per-attempt timeout (the engine enforces it; checks may use it for
+    /// their own connect timeouts).
+    pub timeout: Duration,
+    /// The run's id, for markers that let receivers tell probes from traffic.
+    pub run_id: &'a str,
+    /// 1-based attempt number.
+    pub attempt: u32,
+}
+
+impl ProbeContext<'_> {
+    /// Renders a template, turning a missing value into a non-retryable failure.
+    pub fn render(&self, template: &Template) -> Result<String, Observation> {
+        template
+            .render(self.scope)
+            .map_err(|err: RenderError| Observation::fail_permanent(err.to_string(), "a missing value does not appear by waiting"))
+    }
+}
+
+/// Connection pools shared by every probe of a run or sweep.
+pub struct Clients {
+    http_verified: reqwest::Client,
+    http_unverified: reqwest::Client,
+}
+
+impl Clients {
+    /// Builds the pools. Fails only if the TLS backend cannot initialise.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("runproof/", env!("CARGO_PKG_VERSION")))
+                // Redirects are an observation, not something to follow silently.
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_idle_timeout(Duration::from_secs(30))
+        };
+        Ok(Clients {
+            http_verified: builder().build()?,
+            http_unverified: builder().danger_accept_invalid_certs(true).build()?,
+        })
+    }
+
+    /// The HTTP client; `verify_tls = false` only when the runbook opts out.
+    pub fn http(&self, verify_tls: bool) -> &reqwest::Client {
+        if verify_tls {
+            &self.http_verified
+        } else {
+            &self.http_unverified
+        }
+    }
+}
+
+/// Where probes put bodies and output: redacted, content-addressed, durable
+/// before the record that references them.
+pub trait BlobSink: Send + Sync {
+    /// Stores `bytes` (already capped by the caller) and returns its reference.
+    fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef>;
+}
+
+/// A stored blob, as referenced from an `attempt.end` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// What it is: `response.body`, `stdout`, `stderr`, …
+    pub role: String,
+    /// `sha256:<hex>` of the stored (redacted) bytes; the file is `blobs/sha256/<hex>`.
+    pub digest: String,
+    /// Stored size in bytes.
+    pub size: u64,
+    /// Whether the original was longer than the cap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub outcome: Outcome,
+    /// Facts for the evidence record (status, latency, versions…). No secrets.
+    pub detail: Map<String, Value>,
+    /// Bodies and output stored for this attempt.
+    pub blobs: Vec<BlobRef>,
+    /// Values captured for later steps.
+    pub captures: Vec<(String, String)>,
+}
+
+/// Pass or fail, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Fail {
+        /// Readable and specific: what was expected and what was seen.
+        reason: String,
+        /// `Some(why)` when retrying cannot help (401, a missing secret…).
+        permanent: Option<String>,
+    },
+}
+
+impl Observation {
+    /// A passing attempt.
+    pub fn pass() -> Self {
+        Observation {
+            outcome: Outcome::Pass,
+            detail: Map::new(),
+            blobs: Vec::new(),
+            captures: Vec::new(),
+        }
+    }
+
+    /// A failed attempt that may heal on retry.
+    pub fn fail(reason: impl Into<String>) -> Self {
+        Observation {
+            outcome: Outcome::Fail {
+                reason: reason.into(),
+                permanent: None,
+            },
+            ..Observation::pass()
+        }
+    }
+
+    /// A failed attempt that waiting cannot fix; the engine skips the
+    /// remaining retries and says why.
+    pub fn fail_permanent(reason: impl Into<String>, why: impl Into<String>) -> Self {
+        Observation {
+            outcome: Outcome::Fail {
+                reason: reason.into(),
+                permanent: Some(why.into()),
+            },
+            ..Observation::pass()
+        }
+    }
+
+    /// Adds a fact to the evidence record.
+    pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.detail.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// Whether the attempt passed.
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Pass
+    }
+}

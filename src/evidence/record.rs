@@ -1,0 +1,278 @@
+//! The bundle's data formats: the `runproof.json` header and the journal
+//! records of `events.jsonl`. Both the writer and `verify` use these types.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::check::BlobRef;
+
+/// Bundle format version, in the header and in every record.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `runproof.json`: written first; record 0 chains to its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always `"runproof-bundle"`.
+    pub format: String,
+    pub v: u32,
+    /// What produced the bundle.
+    pub kind: BundleKind,
+    /// UUIDv7.
+    pub run_id: String,
+    /// 128 random bits, hex: makes every bundle's chain unique.
+    pub nonce: String,
+    /// The runbook (or sweep input) this run executed.
+    pub source: SourceRef,
+    pub runproof_version: String,
+    pub host: String,
+    /// `$USER` or the `--operator` given.
+    pub operator: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// Names, never values, of the secrets this run could use.
+    pub secrets: Vec<String>,
+    /// Redaction classes applied before anything was written.
+    pub redaction: Vec<String>,
+}
+
+/// What kind of activity a bundle records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BundleKind {
+    Run,
+    Sweep,
+    Listen,
+}
+
+/// The input a bundle's run executed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRef {
+    /// The runbook's `name` (or the sweep's).
+    pub name: String,
+    /// Path as given on the command line.
+    pub path: String,
+    /// SHA-256 hex of the file's bytes (for a sweep: of the sorted list of
+    /// `<path> <sha256>` lines of its check files).
+    pub sha256: String,
+}
+
+/// One line of `events.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub v: u32,
+    /// Contiguous from 0.
+    pub seq: u64,
+    /// `sha256:<hex>` of the previous line's bytes (without the LF); for
+    /// record 0, of `runproof.json`.
+    pub prev: String,
+    /// The header's `run_id`.
+    pub run: String,
+    /// Wall-clock RFC 3339 UTC with milliseconds.
+    pub t: String,
+    /// Nanoseconds since the run started, from a monotonic clock.
+    pub mono_ns: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What happened. The engine emits these; the journal chains them; reports
+/// and `verify` read them back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    #[serde(rename = "run.start")]
+    RunStart {
+        /// Every step the run knows of, with its policy, in file order.
+        steps: Vec<PlannedStep>,
+        on_escalate: String,
+        #[serde(default)]
+        allow_mutations: bool,
+        /// `--only` filter, when given.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        only: Vec<String>,
+    },
+    #[serde(rename = "step.start")]
+    StepStart {
+        step: String,
+        kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        /// The target as written (templates unexpanded).
+        target: String,
+        max_attempts: u32,
+        timeout_ms: u64,
+    },
+    #[serde(rename = "attempt.start")]
+    AttemptStart { step: String, attempt: u32, of: u32 },
+    #[serde(rename = "attempt.end")]
+    AttemptEnd {
+        step: String,
+        attempt: u32,
+        of: u32,
+        verdict: AttemptVerdict,
+        duration_ms: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Why the remaining retries were skipped, when they were.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        no_retry: Option<String>,
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
+        detail: Map<String, Value>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        blobs: Vec<BlobRef>,
+    },
+    #[serde(rename = "backoff")]
+    Backoff {
+        step: String,
+        after_attempt: u32,
+        delay_ms: u64,
+    },
+    #[serde(rename = "escalation")]
+    Escalation(Escalation),
+    #[serde(rename = "step.end")]
+    StepEnd {
+        step: String,
+        verdict: StepVerdict,
+        attempts: u32,
+        duration_ms: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    #[serde(rename = "run.end")]
+    RunEnd {
+        verdict: RunVerdict,
+        /// Steps per verdict.
+        counts: BTreeMap<String, u32>,
+        duration_ms: f64,
+    },
+}
+
+impl Event {
+    /// The record type, as written in `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::RunStart { .. } => "run.start",
+            Event::StepStart { .. } => "step.start",
+            Event::AttemptStart { .. } => "attempt.start",
+            Event::AttemptEnd { .. } => "attempt.end",
+            Event::Backoff { .. } => "backoff",
+            Event::Escalation(_) => "escalation",
+            Event::StepEnd { .. } => "step.end",
+            Event::RunEnd { .. } => "run.end",
+        }
+    }
+
+    /// The step the event belongs to, if any.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Event::StepStart { step, .. }
+            | Event::AttemptStart { step, .. }
+            | Event::AttemptEnd { step, .. }
+            | Event::Backoff { step, .. }
+            | Event::StepEnd { step, .. } => Some(step),
+            Event::Escalation(e) => Some(&e.step),
+            Event::RunStart { .. } | Event::RunEnd { .. } => None,
+        }
+    }
+}
+
+/// A step as announced in `run.start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    pub id: String,
+    pub kind: String,
+    pub max_attempts: u32,
+    pub timeout_ms: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mutating: bool,
+}
+
+/// The record written when a step's last attempt failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub step: String,
+    /// The runbook's owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Every attempt with its reason and the seq of its `attempt.end` record.
+    pub attempts: Vec<AttemptSummary>,
+    pub last_reason: String,
+    /// The step's `hint`: what the operator should look at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// Why retries were cut short, when they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries_skipped: Option<String>,
+    /// Blobs of the attempts, for the operator to open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
+}
+
+/// One attempt as listed in an escalation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptSummary {
+    pub attempt: u32,
+    pub verdict: AttemptVerdict,
+    pub reason: String,
+    /// Seq of the `attempt.end` record.
+    pub seq: u64,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptVerdict {
+    Pass,
+    Fail,
+    /// The per-attempt timeout elapsed.
+    Timeout,
+    /// Cancelled by SIGINT/SIGTERM.
+    Interrupted,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepVerdict {
+    Pass,
+    /// Every allowed attempt failed; an escalation record precedes this.
+    Escalated,
+    /// Not run: a dependency escalated, was blocked or skipped.
+    Blocked,
+    /// Not run: mutating without `--allow-mutations`, filtered out by
+    /// `--only`, or the run halted.
+    Skipped,
+    /// The run was interrupted during this step.
+    Interrupted,
+}
+
+impl StepVerdict {
+    /// The lowercase name, as in the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepVerdict::Pass => "pass",
+            StepVerdict::Escalated => "escalated",
+            StepVerdict::Blocked => "blocked",
+            StepVerdict::Skipped => "skipped",
+            StepVerdict::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunVerdict {
+    /// Every step that ran passed (skipped steps aside).
+    Pass,
+    /// At least one step escalated or was blocked.
+    Escalated,
+    /// `on_escalate = "halt"` stopped the run.
+    Halted,
+    /// SIGINT/SIGTERM.
+    Interrupted,
+}

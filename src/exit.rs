@@ -1,0 +1,59 @@
+//! The process exit codes runproof documents, in one place.
+
+/// Every way the `runproof` process can end, with its documented exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Every step passed (or the bundle verified).
+    Success,
+    /// A step escalated or was blocked.
+    Escalated,
+    /// The runbook or the command line is invalid.
+    InvalidInput,
+    /// runproof itself failed (for example, it could not write the bundle).
+    Internal,
+    /// `runproof verify` found the bundle invalid.
+    VerifyFailed,
+    /// The run was interrupted by SIGINT or SIGTERM.
+    Interrupted,
+}
+
+impl ExitStatus {
+    /// The numeric code given to the operating system.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Escalated => 1,
+            ExitStatus::InvalidInput => 2,
+            ExitStatus::Internal => 3,
+            ExitStatus::VerifyFailed => 4,
+            ExitStatus::Interrupted => 130,
+        }
+    }
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        std::process::ExitCode::from(status.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_the_readme() {
+        let codes: Vec<u8> = [
+            ExitStatus::Success,
+            ExitStatus::Escalated,
+            ExitStatus::InvalidInput,
+            ExitStatus::Internal,
+            ExitStatus::VerifyFailed,
+            ExitStatus::Interrupted,
+        ]
+        .iter()
+        .map(|s| s.code())
+        .collect();
+        assert_eq!(codes, vec![0, 1, 2, 3, 4, 130]);
+    }
+}

@@ -1,0 +1,19 @@
+//! runproof: deployment runbooks as declarative checks, run under a
+//! "two retries, then escalate" policy, leaving a sealed evidence bundle that
+//! `runproof verify` checks offline.
+//!
+//! The modules follow the flow of a run:
+//! - [`runbook`]: the TOML file — model, loading, validation, diagnostics, templates, secrets.
+//! - [`check`]: one file per check kind; `probe` performs exactly one attempt.
+//! - [`engine`]: the run loop — retries, backoff, timeouts, escalation, cancellation.
+//! - [`evidence`]: the bundle — journal, blobs, seal, verification, redaction.
+//! - [`report`]: consumers of run events — terminal, JUnit, Markdown, JSON.
+//! - [`cli`]: argument parsing and the mapping of outcomes to exit codes.
+
+pub mod check;
+pub mod cli;
+pub mod engine;
+pub mod evidence;
+pub mod exit;
+pub mod report;
+pub mod runbook;

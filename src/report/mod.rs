@@ -1,0 +1,1 @@
+//! Reports derived from run events: terminal, Markdown summary, JUnit, JSON.

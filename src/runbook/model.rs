@@ -1,0 +1,175 @@
+//! The validated runbook: what the engine runs. [`super::load`] builds it from TOML.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::HumanDuration;
+use crate::check::CheckSpec;
+
+/// A loaded, validated runbook.
+#[derive(Debug, Clone)]
+pub struct Runbook {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The exact bytes read (hashed into the evidence header).
+    pub source: String,
+    /// `[runbook]`.
+    pub meta: RunbookMeta,
+    /// `[secrets]`, with env file paths resolved against the runbook's folder.
+    pub secrets: SecretsConfig,
+    /// `[vars]`.
+    pub vars: BTreeMap<String, String>,
+    /// `[defaults]`.
+    pub defaults: Defaults,
+    /// `[[step]]`, in file order.
+    pub steps: Vec<Step>,
+}
+
+/// `[runbook]`: who owns it and how a run reacts to escalation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookMeta {
+    /// Names the bundle folder; letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    /// Who is escalated to.
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `YYYY-MM-DD`.
+    #[serde(default)]
+    pub last_reviewed: Option<toml::value::Datetime>,
+    /// `YYYY-MM-DD`; past it runproof warns, and `--strict` refuses to run.
+    #[serde(default)]
+    pub expires: Option<toml::value::Datetime>,
+    #[serde(default)]
+    pub on_escalate: OnEscalate,
+}
+
+/// What a run does after a step escalates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnEscalate {
+    /// Log the escalation and go on with the steps that do not depend on it.
+    #[default]
+    Continue,
+    /// Stop the run after the escalation.
+    Halt,
+}
+
+/// `[secrets]`: where secret values come from.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Dotenv files (`KEY=value`), relative to the runbook's folder. The
+    /// process environment wins over them.
+    #[serde(default)]
+    pub env_files: Vec<PathBuf>,
+    /// Secrets that must be present before any step runs.
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// Secrets that steps may use; a step using a missing one fails.
+    #[serde(default)]
+    pub optional: Vec<String>,
+}
+
+impl SecretsConfig {
+    /// Every declared secret name, required first.
+    pub fn declared(&self) -> impl Iterator<Item = &str> {
+        self.required.iter().chain(&self.optional).map(String::as_str)
+    }
+}
+
+/// `[defaults]`: the retry policy steps inherit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Defaults {
+    pub retries: u32,
+    pub backoff: Backoff,
+    pub timeout: Duration,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            retries: 2,
+            backoff: Backoff::default(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Exponential backoff between attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backoff {
+    /// Delay before the first retry.
+    #[serde(default = "Backoff::default_initial")]
+    pub initial: HumanDuration,
+    /// Upper bound for any one delay.
+    #[serde(default = "Backoff::default_max")]
+    pub max: HumanDuration,
+    /// Randomise delays so that many runners do not retry in lockstep.
+    #[serde(default = "Backoff::default_jitter")]
+    pub jitter: bool,
+}
+
+impl Backoff {
+    fn default_initial() -> HumanDuration {
+        HumanDuration(Duration::from_secs(1))
+    }
+    fn default_max() -> HumanDuration {
+        HumanDuration(Duration::from_secs(10))
+    }
+    fn default_jitter() -> bool {
+        true
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Backoff::default_initial(),
+            max: Backoff::default_max(),
+            jitter: Backoff::default_jitter(),
+        }
+    }
+}
+
+/// The policy one step runs under, after `[defaults]` and step overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (so `retries + 1` attempts at most).
+    pub retries: u32,
+    pub backoff: Backoff,
+    /// Per attempt.
+    pub timeout: Duration,
+}
+
+impl RetryPolicy {
+    /// The most attempts a step may make.
+    pub fn max_attempts(&self) -> u32 {
+        self.retries + 1
+    }
+}
+
+/// One `[[step]]`.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Unique within the runbook.
+    pub id: String,
+    pub title: Option<String>,
+    /// The check kind and its parameters.
+    pub check: CheckSpec,
+    /// Steps that must pass first; explicit ones plus those whose captures this step uses.
+    pub depends_on: Vec<String>,
+    pub policy: RetryPolicy,
+    /// Changes something (a deploy, a secret): runs only with `--allow-mutations`.
+    pub mutating: bool,
+    /// What the operator should look at when this step escalates.
+    pub hint: Option<String>,
+    /// 1-based line of the step's `[[step]]` header, for messages.
+    pub line: usize,
+}

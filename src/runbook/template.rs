@@ -1,0 +1,338 @@
+//! Templates in runbook strings: `{{name}}` for vars, `{{secret:NAME}}`,
+//! `{{env:NAME}}` and `{{steps.ID.NAME}}` for values captured by earlier steps.
+//!
+//! A [`Template`] keeps its raw text: evidence records the template, never the
+//! expansion, so secret values only ever exist in memory.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::ops::Range;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What a `{{...}}` placeholder refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reference {
+    /// `{{name}}`: a value from `[vars]`.
+    Var(String),
+    /// `{{secret:NAME}}`: a secret declared in `[secrets]`.
+    Secret(String),
+    /// `{{env:NAME}}`: a non-secret environment variable.
+    Env(String),
+    /// `{{steps.ID.NAME}}`: a value captured by an earlier step.
+    Capture { step: String, name: String },
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reference::Var(name) => write!(f, "{{{{{name}}}}}"),
+            Reference::Secret(name) => write!(f, "{{{{secret:{name}}}}}"),
+            Reference::Env(name) => write!(f, "{{{{env:{name}}}}}"),
+            Reference::Capture { step, name } => write!(f, "{{{{steps.{step}.{name}}}}}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Ref(Reference),
+}
+
+/// A runbook string that may contain placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    raw: String,
+    span: Range<usize>,
+    parts: Vec<Part>,
+}
+
+/// Where template values come from when a step runs.
+pub trait Scope {
+    /// A `[vars]` value.
+    fn var(&self, name: &str) -> Option<String>;
+    /// A secret value, read only to build the request; never recorded.
+    fn secret(&self, name: &str) -> Option<String>;
+    /// A non-secret environment variable.
+    fn env(&self, name: &str) -> Option<String>;
+    /// A value captured by an earlier step.
+    fn capture(&self, step: &str, name: &str) -> Option<String>;
+}
+
+/// A placeholder that had no value when the template was rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reference} has no value{}", why_missing(.reference))]
+pub struct RenderError {
+    /// The placeholder without a value.
+    pub reference: Reference,
+}
+
+fn why_missing(reference: &Reference) -> &'static str {
+    match reference {
+        Reference::Secret(_) => " (the secret is not set in the environment or env files)",
+        Reference::Capture { .. } => " (the step did not capture it)",
+        Reference::Env(_) => " (the environment variable is not set)",
+        Reference::Var(_) => "",
+    }
+}
+
+impl Template {
+    /// Parses raw text; `span` is where it stands in the runbook (for diagnostics).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = raw;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                parts.push(Part::Literal(rest[..open].to_string()));
+            }
+            let after = &rest[open + 2..];
+            let close = after
+                .find("}}")
+                .ok_or_else(|| format!("unclosed placeholder in `{raw}`: `{{{{` has no matching `}}}}`"))?;
+            parts.push(Part::Ref(parse_reference(after[..close].trim())?));
+            rest = &after[close + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Literal(rest.to_string()));
+        }
+        Ok(Template {
+            raw: raw.to_string(),
+            span: 0..0,
+            parts,
+        })
+    }
+
+    /// A template with no placeholders.
+    pub fn literal(text: impl Into<String>) -> Self {
+        let text = text.into();
+        let parts = if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![Part::Literal(text.clone())]
+        };
+        Template {
+            raw: text,
+            span: 0..0,
+            parts,
+        }
+    }
+
+    /// The text as written in the runbook — what evidence records.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// Byte range in the runbook source (empty when not loaded from a file).
+    pub fn span(&self) -> Range<usize> {
+        self.span.clone()
+    }
+
+    /// Every placeholder, in order.
+    pub fn references(&self) -> impl Iterator<Item = &Reference> {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Ref(reference) => Some(reference),
+            Part::Literal(_) => None,
+        })
+    }
+
+    /// Whether any placeholder is a secret.
+    pub fn uses_secret(&self) -> bool {
+        self.references().any(|r| matches!(r, Reference::Secret(_)))
+    }
+
+    /// Expands every placeholder. The result may hold secret values: use it for
+    /// the request only, and record [`Template::raw`] instead.
+    pub fn render(&self, scope: &dyn Scope) -> Result<String, RenderError> {
+        let mut out = String::with_capacity(self.raw.len());
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                Part::Ref(reference) => {
+                    let value = match reference {
+                        Reference::Var(name) => scope.var(name),
+                        Reference::Secret(name) => scope.secret(name),
+                        Reference::Env(name) => scope.env(name),
+                        Reference::Capture { step, name } => scope.capture(step, name),
+                    };
+                    match value {
+                        Some(value) => out.push_str(&value),
+                        None => {
+                            return Err(RenderError {
+                                reference: reference.clone(),
+                            })
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Expands everything but secrets, which stay as `{{secret:NAME}}`: what
+    /// `runproof plan` shows.
+    pub fn render_masked(&self, scope: &dyn Scope) -> String {
+        let mut out = String::with_capacity(self.raw.len());
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                Part::Ref(Reference::Secret(name)) => out.push_str(&format!("{{{{secret:{name}}}}}")),
+                Part::Ref(reference) => {
+                    let value = match reference {
+                        Reference::Var(name) => scope.var(name),
+                        Reference::Env(name) => scope.env(name),
+                        Reference::Capture { step, name } => scope.capture(step, name),
+                        Reference::Secret(_) => None,
+                    };
+                    out.push_str(&value.unwrap_or_else(|| reference.to_string()));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn parse_reference(inner: &str) -> Result<Reference, String> {
+    let valid_name = |name: &str| {
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let reference = if let Some(name) = inner.strip_prefix("secret:") {
+        Reference::Secret(name.trim().to_string())
+    } else if let Some(name) = inner.strip_prefix("env:") {
+        Reference::Env(name.trim().to_string())
+    } else if let Some(path) = inner.strip_prefix("steps.") {
+        let (step, name) = path.split_once('.').ok_or_else(|| {
+            format!("`{{{{{inner}}}}}` must name a step and a capture: `{{{{steps.<step id>.<capture>}}}}`")
+        })?;
+        if !valid_name(step) || !valid_name(name) {
+            return Err(format!("`{{{{{inner}}}}}` is not a valid capture reference"));
+        }
+        return Ok(Reference::Capture {
+            step: step.to_string(),
+            name: name.to_string(),
+        });
+    } else {
+        Reference::Var(inner.to_string())
+    };
+    let name = match &reference {
+        Reference::Var(name) | Reference::Secret(name) | Reference::Env(name) => name,
+        Reference::Capture { .. } => unreachable!("returned above"),
+    };
+    if !valid_name(name) {
+        return Err(format!(
+            "`{{{{{inner}}}}}` is not a valid placeholder: use {{{{name}}}}, {{{{secret:NAME}}}}, {{{{env:NAME}}}} or {{{{steps.ID.NAME}}}}"
+        ));
+    }
+    Ok(reference)
+}
+
+thread_local! {
+    /// Templates seen while a step is being deserialized, so the loader can
+    /// check every placeholder of a step without each check kind listing its
+    /// template fields by hand.
+    static COLLECTOR: RefCell<Option<Vec<Template>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a deserialization) and returns every [`Template`] it produced.
+pub fn collect_templates<T>(f: impl FnOnce() -> T) -> (T, Vec<Template>) {
+    let previous = COLLECTOR.with(|c| c.borrow_mut().replace(Vec::new()));
+    let value = f();
+    let collected = COLLECTOR.with(|c| std::mem::replace(&mut *c.borrow_mut(), previous));
+    (value, collected.unwrap_or_default())
+}
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = serde_spanned::Spanned::<String>::deserialize(deserializer)?;
+        let span = spanned.span();
+        let mut template = Template::parse(spanned.get_ref()).map_err(serde::de::Error::custom)?;
+        template.span = span;
+        COLLECTOR.with(|c| {
+            if let Some(seen) = c.borrow_mut().as_mut() {
+                seen.push(template.clone());
+            }
+        });
+        Ok(template)
+    }
+}
+
+impl Serialize for Template {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.raw)
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct MapScope(HashMap<&'static str, &'static str>);
+
+    impl Scope for MapScope {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| v.to_string())
+        }
+        fn secret(&self, name: &str) -> Option<String> {
+            self.0.get(format!("secret:{name}").as_str()).map(|v| v.to_string())
+        }
+        fn env(&self, name: &str) -> Option<String> {
+            self.0.get(format!("env:{name}").as_str()).map(|v| v.to_string())
+        }
+        fn capture(&self, step: &str, name: &str) -> Option<String> {
+            self.0.get(format!("{step}.{name}").as_str()).map(|v| v.to_string())
+        }
+    }
+
+    fn scope() -> MapScope {
+        MapScope(HashMap::from([
+            ("app", "hotdash"),
+            ("secret:TOKEN", "s3cr3t-value"),
+            ("env:REGION", "ord"),
+            ("create.id", "42"),
+        ]))
+    }
+
+    #[test]
+    fn renders_every_reference_kind() {
+        let t = Template::parse("https://{{app}}.fly.dev/{{ env:REGION }}/{{steps.create.id}}?t={{secret:TOKEN}}").unwrap();
+        assert_eq!(t.render(&scope()).unwrap(), "https://hotdash.fly.dev/ord/42?t=s3cr3t-value");
+        assert_eq!(
+            t.render_masked(&scope()),
+            "https://hotdash.fly.dev/ord/42?t={{secret:TOKEN}}"
+        );
+        assert!(t.uses_secret());
+    }
+
+    #[test]
+    fn missing_values_name_the_placeholder() {
+        let t = Template::parse("{{secret:NOPE}}").unwrap();
+        let err = t.render(&scope()).unwrap_err();
+        assert_eq!(err.reference, Reference::Secret("NOPE".into()));
+        assert!(err.to_string().contains("{{secret:NOPE}}"), "{err}");
+    }
+
+    #[test]
+    fn rejects_malformed_placeholders() {
+        assert!(Template::parse("{{app").unwrap_err().contains("unclosed"));
+        assert!(Template::parse("{{}}").is_err());
+        assert!(Template::parse("{{steps.only}}").is_err());
+        assert!(Template::parse("{{a b}}").is_err());
+    }
+
+    #[test]
+    fn literal_text_round_trips() {
+        let t = Template::parse("no placeholders").unwrap();
+        assert_eq!(t.references().count(), 0);
+        assert_eq!(t.render(&scope()).unwrap(), "no placeholders");
+    }
+}
