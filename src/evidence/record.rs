@@ -140,6 +140,23 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A webhook delivery received by `runproof webhook listen` (or a
+    /// `webhook-delivery` step): verdict, ids and latency, body as a blob.
+    #[serde(rename = "delivery")]
+    Delivery {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery_id: Option<String>,
+        /// `accepted` or `rejected`.
+        verdict: String,
+        /// The HTTP status the receiver answered.
+        status: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
+        detail: Map<String, Value>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        blobs: Vec<BlobRef>,
+    },
     #[serde(rename = "run.end")]
     RunEnd {
         verdict: RunVerdict,
@@ -160,6 +177,7 @@ impl Event {
             Event::Backoff { .. } => "backoff",
             Event::Escalation(_) => "escalation",
             Event::StepEnd { .. } => "step.end",
+            Event::Delivery { .. } => "delivery",
             Event::RunEnd { .. } => "run.end",
         }
     }
@@ -173,7 +191,7 @@ impl Event {
             | Event::Backoff { step, .. }
             | Event::StepEnd { step, .. } => Some(step),
             Event::Escalation(e) => Some(&e.step),
-            Event::RunStart { .. } | Event::RunEnd { .. } => None,
+            Event::RunStart { .. } | Event::RunEnd { .. } | Event::Delivery { .. } => None,
         }
     }
 }
