@@ -1,13 +1,23 @@
 //! `http`: one request; status, headers, body, JSON and latency expectations;
 //! captures from the JSON body for later steps.
+//!
+//! Response bodies are read up to [`BODY_CAP`] and no further, so a huge or
+//! endless response costs bounded memory; the cap is recorded.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::json::{self, JsonTemplate};
 use super::{Observation, ProbeContext};
 use crate::runbook::duration::HumanDuration;
 use crate::runbook::template::Template;
+
+/// The most of a response body that is read, kept and checked.
+pub const BODY_CAP: usize = 1024 * 1024;
 
 /// `check = "http"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,7 +33,7 @@ pub struct HttpCheck {
     pub body: Option<Template>,
     /// A JSON body, written as a TOML table; strings may hold placeholders.
     #[serde(default)]
-    pub json: Option<toml::Value>,
+    pub json: Option<JsonTemplate>,
     /// TLS certificate verification; turning it off is recorded in evidence.
     #[serde(default = "default_true")]
     pub verify_tls: bool,
@@ -93,10 +103,311 @@ impl HttpCheck {
     }
 
     pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
-        Vec::new()
+        let mut problems = Vec::new();
+        if reqwest::Method::from_bytes(self.method.as_bytes()).is_err()
+            || !self.method.chars().all(|c| c.is_ascii_uppercase())
+        {
+            problems.push((
+                format!("invalid HTTP method `{}`: use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS", self.method),
+                self.url.span(),
+            ));
+        }
+        if let Some(problem) = literal_url_problem(&self.url) {
+            problems.push((problem, self.url.span()));
+        }
+        if self.body.is_some() && self.json.is_some() {
+            problems.push(("give either `body` or `json`, not both".into(), self.url.span()));
+        }
+        for (label, pattern) in [("expect.body_regex", &self.expect.body_regex)] {
+            if let Some(pattern) = pattern {
+                if let Err(err) = regex::Regex::new(pattern) {
+                    problems.push((format!("invalid regex in {label}: {err}"), self.url.span()));
+                }
+            }
+        }
+        problems
     }
 
-    pub(super) async fn probe(&self, _ctx: &ProbeContext<'_>) -> Observation {
-        Observation::fail("not implemented yet")
+    pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
+        match self.attempt(ctx).await {
+            Ok(observation) | Err(observation) => observation,
+        }
     }
+
+    async fn attempt(&self, ctx: &ProbeContext<'_>) -> Result<Observation, Observation> {
+        let url_text = ctx.render(&self.url)?;
+        let url = reqwest::Url::parse(&url_text).map_err(|err| {
+            Observation::fail_permanent(
+                format!("invalid URL `{}`: {err}", self.url.raw()),
+                "the URL will not become valid by waiting",
+            )
+        })?;
+        let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
+            Observation::fail_permanent(format!("invalid HTTP method `{}`", self.method), "invalid configuration")
+        })?;
+
+        let mut request = ctx.clients.http(self.verify_tls).request(method, url);
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), ctx.render(value)?);
+        }
+        if let Some(body) = &self.body {
+            request = request.body(ctx.render(body)?);
+        } else if let Some(body) = &self.json {
+            let value = body.render(ctx.scope).map_err(|err| {
+                Observation::fail_permanent(err.to_string(), "a missing value does not appear by waiting")
+            })?;
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(value.to_string());
+        }
+
+        let started = Instant::now();
+        let mut response = request
+            .send()
+            .await
+            .map_err(|err| Observation::fail(describe_send_error(&err, self.url.raw())))?;
+        let time_to_headers = started.elapsed();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+
+        let mut body = Vec::new();
+        let mut truncated = false;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = BODY_CAP - body.len();
+                    if chunk.len() > room {
+                        body.extend_from_slice(&chunk[..room]);
+                        truncated = true;
+                        break;
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    return Err(Observation::fail(format!(
+                        "HTTP {status}, then the body broke off: {}",
+                        describe_send_error(&err, self.url.raw())
+                    )))
+                }
+            }
+        }
+        let latency = started.elapsed();
+
+        let mut observation = Observation::pass()
+            .with_detail("method", self.method.clone())
+            .with_detail("url", self.url.raw().to_string())
+            .with_detail("status", status)
+            .with_detail("latency_ms", millis(latency))
+            .with_detail("time_to_headers_ms", millis(time_to_headers))
+            .with_detail("body_bytes", body.len());
+        if truncated {
+            observation = observation.with_detail("body_cap_bytes", BODY_CAP);
+        }
+        if !self.verify_tls {
+            observation = observation.with_detail("tls_verification", "disabled by the runbook (verify_tls = false)");
+        }
+        if !body.is_empty() {
+            match ctx.blobs.put("response.body", &body, truncated) {
+                Ok(blob) => observation.blobs.push(blob),
+                Err(err) => {
+                    observation = observation.with_detail("blob_error", err.to_string());
+                }
+            }
+        }
+
+        let parsed_json = || serde_json::from_slice::<Value>(&body).ok();
+        let failures = self.unmet_expectations(status, &headers, &body, latency, &parsed_json);
+        if let Some(reason) = failures.first() {
+            let reason = if failures.len() > 1 {
+                format!("{reason} (and {} more: {})", failures.len() - 1, failures[1..].join("; "))
+            } else {
+                reason.clone()
+            };
+            let permanent = (matches!(status, 401 | 403) && !self.status_expected(status))
+                .then(|| format!("HTTP {status}: the server rejected the credentials; retrying will not change them"));
+            observation.outcome = super::Outcome::Fail { reason, permanent };
+            return Ok(observation);
+        }
+
+        if !self.capture.is_empty() {
+            let Some(doc) = parsed_json() else {
+                observation.outcome = super::Outcome::Fail {
+                    reason: "cannot capture: the response body is not JSON".into(),
+                    permanent: None,
+                };
+                return Ok(observation);
+            };
+            for (name, path) in &self.capture {
+                match json::lookup(&doc, path) {
+                    Some(Value::String(s)) => observation.captures.push((name.clone(), s.clone())),
+                    Some(Value::Null) | None => {
+                        observation.outcome = super::Outcome::Fail {
+                            reason: format!("cannot capture `{name}`: no value at JSON path `{path}`"),
+                            permanent: None,
+                        };
+                        return Ok(observation);
+                    }
+                    Some(other) => observation.captures.push((name.clone(), other.to_string())),
+                }
+            }
+            let names: Vec<Value> = self.capture.keys().map(|k| Value::from(k.as_str())).collect();
+            observation = observation.with_detail("captured", names);
+        }
+        Ok(observation)
+    }
+
+    fn status_expected(&self, status: u16) -> bool {
+        match &self.expect.status {
+            Some(expected) => expected.contains(&status),
+            None => (200..300).contains(&status),
+        }
+    }
+
+    /// Every expectation the response does not meet, most important first.
+    fn unmet_expectations(
+        &self,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+        latency: Duration,
+        parsed_json: &dyn Fn() -> Option<Value>,
+    ) -> Vec<String> {
+        let expect = &self.expect;
+        let mut failures = Vec::new();
+        if !self.status_expected(status) {
+            let wanted = match &expect.status {
+                Some(OneOrMany::One(s)) => s.to_string(),
+                Some(OneOrMany::Many(list)) => {
+                    list.iter().map(u16::to_string).collect::<Vec<_>>().join(" or ")
+                }
+                None => "2xx".to_string(),
+            };
+            failures.push(format!("HTTP {status}, want {wanted}"));
+        }
+        let text = String::from_utf8_lossy(body);
+        if let Some(needle) = &expect.body_contains {
+            if !text.contains(needle.as_str()) {
+                failures.push(format!("body does not contain {needle:?}"));
+            }
+        }
+        if let Some(pattern) = &expect.body_regex {
+            match regex::Regex::new(pattern) {
+                Ok(re) if re.is_match(&text) => {}
+                Ok(_) => failures.push(format!("body does not match /{pattern}/")),
+                Err(err) => failures.push(format!("invalid regex /{pattern}/: {err}")),
+            }
+        }
+        if !expect.json.is_empty() || !expect.json_exists.is_empty() {
+            match parsed_json() {
+                None => failures.push("body is not JSON".to_string()),
+                Some(doc) => {
+                    for (path, wanted) in &expect.json {
+                        match json::lookup(&doc, path) {
+                            None => failures.push(format!("JSON `{path}` is missing, want {wanted}")),
+                            Some(actual) if !json::matches_toml(actual, wanted) => failures.push(format!(
+                                "JSON `{path}` is {}, want {wanted}",
+                                json::short(actual)
+                            )),
+                            Some(_) => {}
+                        }
+                    }
+                    for path in &expect.json_exists {
+                        if json::lookup(&doc, path).is_none() {
+                            failures.push(format!("JSON `{path}` is missing"));
+                        }
+                    }
+                }
+            }
+        }
+        for name in &expect.headers_present {
+            if !headers.contains_key(name.as_str()) {
+                failures.push(format!("header `{name}` is missing"));
+            }
+        }
+        for (name, wanted) in &expect.headers {
+            match headers.get(name.as_str()).map(|v| v.to_str().unwrap_or("<binary>")) {
+                None => failures.push(format!("header `{name}` is missing, want {wanted:?}")),
+                Some(actual) if actual != wanted => {
+                    failures.push(format!("header `{name}` is {actual:?}, want {wanted:?}"))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(max) = expect.max_latency {
+            if latency > max.0 {
+                failures.push(format!(
+                    "latency {}ms exceeds max_latency {}",
+                    latency.as_millis(),
+                    max
+                ));
+            }
+        }
+        failures
+    }
+}
+
+/// A load-time problem with a URL that has no placeholders.
+fn literal_url_problem(url: &Template) -> Option<String> {
+    if url.references().next().is_some() {
+        return None;
+    }
+    match reqwest::Url::parse(url.raw()) {
+        Err(err) => Some(format!("invalid URL `{}`: {err}", url.raw())),
+        Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => Some(format!(
+            "URL `{}` must start with http:// or https://",
+            url.raw()
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// Why a request failed, in words, without the expanded URL (its query string
+/// may carry a token; reqwest's own message would include it).
+fn describe_send_error(err: &reqwest::Error, url_template: &str) -> String {
+    use std::error::Error as _;
+    let mut causes = Vec::new();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let detail = causes.join(": ");
+    let lower = detail.to_lowercase();
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if lower.contains("connection refused") {
+        "connection refused"
+    } else if lower.contains("dns error") || lower.contains("failed to lookup") {
+        "DNS lookup failed"
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        "TLS handshake failed"
+    } else if err.is_connect() {
+        "could not connect"
+    } else if lower.contains("connection closed") || lower.contains("reset") {
+        "connection closed by the server"
+    } else {
+        "request failed"
+    };
+    let detail = redact_urls(&detail);
+    if detail.is_empty() {
+        format!("{kind}: {url_template}")
+    } else {
+        format!("{kind} ({url_template}): {detail}")
+    }
+}
+
+/// Drops query strings from any URL-looking text in an error chain.
+fn redact_urls(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match (word.contains("://"), word.find('?')) {
+            (true, Some(q)) => format!("{}?[query removed]", &word[..q]),
+            _ => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }

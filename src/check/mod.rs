@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod http;
+pub mod json;
 pub mod secret;
 
 use std::io;

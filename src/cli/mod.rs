@@ -1,2 +1,92 @@
-//! The command line: parses arguments, calls into the library, maps results to
-//! exit codes.
+//! The command line: parses arguments, calls into the library, and maps every
+//! result to a documented exit code in one place ([`CliError`] → [`ExitStatus`]).
+
+mod args;
+mod demo;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::Cli;
+use args::Command;
+
+use crate::exit::ExitStatus;
+
+/// An error that ends the command, with the exit status it maps to.
+#[derive(Debug)]
+pub struct CliError {
+    pub status: ExitStatus,
+    pub message: String,
+}
+
+impl CliError {
+    /// Bad input: an invalid runbook, bad arguments, a missing secret (exit 2).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        CliError {
+            status: ExitStatus::InvalidInput,
+            message: message.into(),
+        }
+    }
+
+    /// runproof itself failed, e.g. it could not write evidence (exit 3).
+    pub fn internal(message: impl Into<String>) -> Self {
+        CliError {
+            status: ExitStatus::Internal,
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("runproof: error: cannot start the async runtime: {err}");
+            return ExitStatus::Internal.into();
+        }
+    };
+    let result = runtime.block_on(dispatch(cli));
+    // Probes may leave sockets or timers behind after cancellation; do not
+    // let them hold up the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(status) => status.into(),
+        Err(err) => {
+            // Messages are built from runbook text and names, never from
+            // secret values.
+            for line in err.message.lines() {
+                if line.starts_with("error") || line.starts_with("warning") || line.starts_with(' ') || line.is_empty() {
+                    eprintln!("{line}");
+                } else {
+                    eprintln!("runproof: error: {line}");
+                }
+            }
+            err.status.into()
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitStatus, CliError> {
+    match cli.command {
+        Command::Run(args) => run::run(args).await,
+        Command::Lint(args) => run::lint(args),
+        Command::Plan(args) => run::plan(args),
+        Command::Demo(args) => demo::demo(args).await,
+    }
+}
+
+/// Diagnostics for runproof itself go to stderr, off unless `RUNPROOF_LOG`
+/// asks for them (e.g. `RUNPROOF_LOG=debug`).
+fn init_logging() {
+    if let Ok(filter) = std::env::var("RUNPROOF_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}

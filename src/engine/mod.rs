@@ -1,2 +1,31 @@
 //! The run loop: steps in file order, attempts under a retry policy, backoff,
-//! timeouts, escalation, blocking and cancellation.
+//! timeouts, escalation, blocked dependents and cancellation.
+//!
+//! The engine emits [`Event`]s; the journal records them first, then the
+//! [`RunObserver`] (the terminal reporter, the summary builder) sees them.
+
+pub mod cancel;
+pub mod retry;
+pub mod run;
+pub mod scope;
+
+pub use cancel::Cancel;
+pub use run::{run_runbook, RunOptions, RunOutcome};
+pub use scope::RunScope;
+
+use crate::evidence::Event;
+
+/// Something that follows a run as it happens (progress, summaries).
+pub trait RunObserver {
+    /// Called after `event` was appended to the journal as record `seq`.
+    fn observe(&mut self, seq: u64, event: &Event);
+}
+
+/// Fans one event out to several observers.
+impl RunObserver for Vec<&mut dyn RunObserver> {
+    fn observe(&mut self, seq: u64, event: &Event) {
+        for observer in self.iter_mut() {
+            observer.observe(seq, event);
+        }
+    }
+}

@@ -16,6 +16,18 @@ pub struct VerifyReport {
     pub valid: bool,
 }
 
+impl VerifyReport {
+    /// Whether the bundle verified. STUB.
+    pub fn is_valid(&self) -> bool {
+        self.valid
+    }
+
+    /// One-line verdict and a table. STUB.
+    pub fn render_text(&self) -> String {
+        format!("{}", if self.valid { "VERIFIED" } else { "INVALID" })
+    }
+}
+
 /// Verifies the bundle in `dir`.
 pub fn verify_bundle(dir: &Path, options: &VerifyOptions) -> VerifyReport {
     let _ = (dir, options);

@@ -1,1 +1,11 @@
-//! Reports derived from run events: terminal, Markdown summary, JUnit, JSON.
+//! Reports derived from run events — never from the engine's internals:
+//! [`summary`] folds events into a per-step model; the other modules render it.
+
+pub mod junit;
+pub mod markdown;
+pub mod summary;
+pub mod table;
+pub mod terminal;
+
+pub use summary::{RunSummary, StepSummary, SummaryBuilder};
+pub use terminal::TerminalReporter;

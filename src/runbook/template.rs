@@ -103,6 +103,16 @@ impl Template {
         })
     }
 
+    /// Parses text that stands at `span` in the runbook and registers it with
+    /// the collector, as if it had been deserialized on its own. For strings
+    /// nested in values that are deserialized whole (JSON bodies).
+    pub fn parse_at(raw: &str, span: Range<usize>) -> Result<Self, String> {
+        let mut template = Template::parse(raw)?;
+        template.span = span;
+        register(&template);
+        Ok(template)
+    }
+
     /// A template with no placeholders.
     pub fn literal(text: impl Into<String>) -> Self {
         let text = text.into();
@@ -244,18 +254,19 @@ pub fn collect_templates<T>(f: impl FnOnce() -> T) -> (T, Vec<Template>) {
     (value, collected.unwrap_or_default())
 }
 
+fn register(template: &Template) {
+    COLLECTOR.with(|c| {
+        if let Some(seen) = c.borrow_mut().as_mut() {
+            seen.push(template.clone());
+        }
+    });
+}
+
 impl<'de> Deserialize<'de> for Template {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = serde_spanned::Spanned::<String>::deserialize(deserializer)?;
         let span = spanned.span();
-        let mut template = Template::parse(spanned.get_ref()).map_err(serde::de::Error::custom)?;
-        template.span = span;
-        COLLECTOR.with(|c| {
-            if let Some(seen) = c.borrow_mut().as_mut() {
-                seen.push(template.clone());
-            }
-        });
-        Ok(template)
+        Template::parse_at(spanned.get_ref(), span).map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,0 +1,64 @@
+//! The delays between attempts: exponential backoff with optional jitter,
+//! computed by `backon` from a step's [`RetryPolicy`].
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use crate::runbook::model::RetryPolicy;
+
+/// The delay before each retry, in order: `policy.retries` values.
+pub fn backoff_schedule(policy: &RetryPolicy) -> Vec<Duration> {
+    let mut builder = ExponentialBuilder::default()
+        .with_min_delay(policy.backoff.initial.0)
+        .with_max_delay(policy.backoff.max.0.max(policy.backoff.initial.0))
+        .with_factor(2.0)
+        .with_max_times(policy.retries as usize);
+    if policy.backoff.jitter {
+        builder = builder.with_jitter();
+    }
+    builder.build().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runbook::duration::HumanDuration;
+    use crate::runbook::model::Backoff;
+
+    fn policy(retries: u32, initial_ms: u64, max_ms: u64, jitter: bool) -> RetryPolicy {
+        RetryPolicy {
+            retries,
+            backoff: Backoff {
+                initial: HumanDuration(Duration::from_millis(initial_ms)),
+                max: HumanDuration(Duration::from_millis(max_ms)),
+                jitter,
+            },
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn doubles_up_to_the_cap() {
+        let delays: Vec<u128> = backoff_schedule(&policy(5, 100, 500, false))
+            .iter()
+            .map(Duration::as_millis)
+            .collect();
+        assert_eq!(delays, vec![100, 200, 400, 500, 500]);
+    }
+
+    #[test]
+    fn one_delay_per_retry() {
+        assert_eq!(backoff_schedule(&policy(0, 100, 500, false)).len(), 0);
+        assert_eq!(backoff_schedule(&policy(2, 100, 500, true)).len(), 2);
+    }
+
+    #[test]
+    fn jitter_adds_at_most_one_base_delay() {
+        for _ in 0..50 {
+            let delays = backoff_schedule(&policy(2, 100, 10_000, true));
+            assert!(delays[0] >= Duration::from_millis(100) && delays[0] <= Duration::from_millis(200), "{delays:?}");
+            assert!(delays[1] >= Duration::from_millis(200) && delays[1] <= Duration::from_millis(400), "{delays:?}");
+        }
+    }
+}

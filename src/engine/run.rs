@@ -1,0 +1,404 @@
+//! Running a runbook: one step at a time in file order, each attempt under
+//! the step's timeout, retries with backoff, escalation when the last attempt
+//! fails, and blocked or skipped steps recorded with their reason.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::cancel::Cancel;
+use super::retry::backoff_schedule;
+use super::scope::RunScope;
+use super::RunObserver;
+use crate::check::{BlobSink, Clients, Observation, Outcome, ProbeContext};
+use crate::evidence::record::{
+    AttemptSummary, AttemptVerdict, Escalation, Event, PlannedStep, RunVerdict, StepVerdict,
+};
+use crate::evidence::BundleWriter;
+use crate::runbook::model::{OnEscalate, Runbook, Step};
+use crate::runbook::SecretStore;
+
+/// Choices the operator makes on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run steps marked `mutating = true`.
+    pub allow_mutations: bool,
+    /// Run only these steps (and the steps they depend on).
+    pub only: Vec<String>,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub verdict: RunVerdict,
+    /// Steps per verdict.
+    pub counts: BTreeMap<String, u32>,
+}
+
+/// Runs every step of `runbook`, recording each event in `bundle` before
+/// `observer` sees it. An `Err` means the evidence could not be written.
+pub async fn run_runbook(
+    runbook: &Runbook,
+    secrets: &SecretStore,
+    bundle: &mut BundleWriter,
+    observer: &mut dyn RunObserver,
+    cancel: &Cancel,
+    options: &RunOptions,
+) -> io::Result<RunOutcome> {
+    let clients = Clients::new().map_err(io::Error::other)?;
+    let blobs = bundle.blobs();
+    let started = Instant::now();
+    let selected = select_steps(runbook, &options.only);
+    let run_id = bundle.run_id().to_string();
+    let mut journal = Journal { bundle, observer };
+
+    journal.emit(Event::RunStart {
+        steps: runbook.steps.iter().map(planned_step).collect(),
+        on_escalate: match runbook.meta.on_escalate {
+            OnEscalate::Continue => "continue".into(),
+            OnEscalate::Halt => "halt".into(),
+        },
+        allow_mutations: options.allow_mutations,
+        only: options.only.clone(),
+    })?;
+
+    let mut scope = RunScope::new(&runbook.vars, secrets);
+    let mut verdicts: HashMap<&str, StepVerdict> = HashMap::new();
+    let mut halted_by: Option<&str> = None;
+    let mut interrupted = false;
+
+    for step in &runbook.steps {
+        let not_run = if interrupted {
+            Some((StepVerdict::Skipped, "not run: the run was interrupted".to_string()))
+        } else if let Some(halt) = halted_by {
+            Some((
+                StepVerdict::Skipped,
+                format!("not run: the run halted after `{halt}` escalated (on_escalate = \"halt\")"),
+            ))
+        } else if !selected.contains(step.id.as_str()) {
+            Some((StepVerdict::Skipped, "not selected by --only".to_string()))
+        } else if step.mutating && !options.allow_mutations {
+            Some((
+                StepVerdict::Skipped,
+                "mutating step: pass --allow-mutations to run it".to_string(),
+            ))
+        } else {
+            blocked_reason(step, &verdicts).map(|reason| (StepVerdict::Blocked, reason))
+        };
+        if let Some((verdict, reason)) = not_run {
+            journal.emit(Event::StepEnd {
+                step: step.id.clone(),
+                verdict,
+                attempts: 0,
+                duration_ms: 0.0,
+                reason: Some(reason),
+            })?;
+            verdicts.insert(&step.id, verdict);
+            continue;
+        }
+
+        let verdict = run_step(
+            runbook,
+            &run_id,
+            step,
+            &mut scope,
+            &mut journal,
+            &clients,
+            blobs.as_ref(),
+            cancel,
+        )
+        .await?;
+        verdicts.insert(&step.id, verdict);
+        match verdict {
+            StepVerdict::Interrupted => interrupted = true,
+            StepVerdict::Escalated if runbook.meta.on_escalate == OnEscalate::Halt => {
+                halted_by = Some(&step.id)
+            }
+            _ => {}
+        }
+    }
+
+    let mut counts = BTreeMap::new();
+    for verdict in verdicts.values() {
+        *counts.entry(verdict.as_str().to_string()).or_insert(0) += 1;
+    }
+    let verdict = if interrupted {
+        RunVerdict::Interrupted
+    } else if halted_by.is_some() {
+        RunVerdict::Halted
+    } else if verdicts
+        .values()
+        .any(|v| matches!(v, StepVerdict::Escalated | StepVerdict::Blocked))
+    {
+        RunVerdict::Escalated
+    } else {
+        RunVerdict::Pass
+    };
+    journal.emit(Event::RunEnd {
+        verdict,
+        counts: counts.clone(),
+        duration_ms: millis(started.elapsed()),
+    })?;
+    Ok(RunOutcome { verdict, counts })
+}
+
+/// Appends to the journal, then tells the observer.
+struct Journal<'a> {
+    bundle: &'a mut BundleWriter,
+    observer: &'a mut dyn RunObserver,
+}
+
+impl Journal<'_> {
+    fn emit(&mut self, event: Event) -> io::Result<u64> {
+        let seq = self.bundle.append(&event)?;
+        self.observer.observe(seq, &event);
+        Ok(seq)
+    }
+}
+
+fn planned_step(step: &Step) -> PlannedStep {
+    PlannedStep {
+        id: step.id.clone(),
+        kind: step.check.kind().to_string(),
+        max_attempts: step.policy.max_attempts(),
+        timeout_ms: step.policy.timeout.as_millis() as u64,
+        depends_on: step.depends_on.clone(),
+        mutating: step.mutating,
+    }
+}
+
+/// The steps `--only` selects, with everything they depend on; all steps when
+/// no filter is given.
+fn select_steps<'a>(runbook: &'a Runbook, only: &[String]) -> HashSet<&'a str> {
+    if only.is_empty() {
+        return runbook.steps.iter().map(|s| s.id.as_str()).collect();
+    }
+    let by_id: HashMap<&str, &Step> = runbook.steps.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut selected = HashSet::new();
+    let mut pending: Vec<&str> = only.iter().map(String::as_str).collect();
+    while let Some(id) = pending.pop() {
+        if let Some(step) = by_id.get(id) {
+            if selected.insert(step.id.as_str()) {
+                pending.extend(step.depends_on.iter().map(String::as_str));
+            }
+        }
+    }
+    selected
+}
+
+/// Why a step cannot run because of its dependencies, if it cannot.
+fn blocked_reason(step: &Step, verdicts: &HashMap<&str, StepVerdict>) -> Option<String> {
+    let failed: Vec<String> = step
+        .depends_on
+        .iter()
+        .filter_map(|dep| match verdicts.get(dep.as_str()) {
+            Some(StepVerdict::Pass) => None,
+            Some(verdict) => Some(format!("`{dep}` ({})", verdict.as_str())),
+            None => Some(format!("`{dep}` (not run yet)")),
+        })
+        .collect();
+    if failed.is_empty() {
+        None
+    } else {
+        Some(format!("blocked: depends on {}", failed.join(", ")))
+    }
+}
+
+/// Runs one step's attempts; returns its verdict after writing `step.end`.
+#[allow(clippy::too_many_arguments)]
+async fn run_step(
+    runbook: &Runbook,
+    run_id: &str,
+    step: &Step,
+    scope: &mut RunScope<'_>,
+    journal: &mut Journal<'_>,
+    clients: &Clients,
+    blobs: &dyn BlobSink,
+    cancel: &Cancel,
+) -> io::Result<StepVerdict> {
+    let policy = step.policy;
+    let max_attempts = policy.max_attempts();
+    let started = Instant::now();
+    journal.emit(Event::StepStart {
+        step: step.id.clone(),
+        kind: step.check.kind().to_string(),
+        title: step.title.clone(),
+        target: step.check.target(),
+        max_attempts,
+        timeout_ms: policy.timeout.as_millis() as u64,
+    })?;
+
+    let mut delays = backoff_schedule(&policy).into_iter();
+    let mut history: Vec<AttemptSummary> = Vec::new();
+    let mut evidence: Vec<String> = Vec::new();
+    let mut retries_skipped: Option<String> = None;
+
+    for attempt in 1..=max_attempts {
+        journal.emit(Event::AttemptStart {
+            step: step.id.clone(),
+            attempt,
+            of: max_attempts,
+        })?;
+        let attempt_started = Instant::now();
+        let result = attempt_once(step, scope, clients, blobs, cancel, run_id, attempt).await;
+        let duration_ms = millis(attempt_started.elapsed());
+
+        let (verdict, observation) = result;
+        let (reason, permanent) = match &observation.outcome {
+            Outcome::Pass => (None, None),
+            Outcome::Fail { reason, permanent } => (Some(reason.clone()), permanent.clone()),
+        };
+        let last_allowed = attempt == max_attempts;
+        let no_retry = match (&permanent, verdict) {
+            (Some(why), AttemptVerdict::Fail) if !last_allowed => Some(why.clone()),
+            _ => None,
+        };
+        evidence.extend(observation.blobs.iter().map(|b| b.digest.clone()));
+        let seq = journal.emit(Event::AttemptEnd {
+            step: step.id.clone(),
+            attempt,
+            of: max_attempts,
+            verdict,
+            duration_ms,
+            reason: reason.clone(),
+            no_retry: no_retry.clone(),
+            detail: observation.detail,
+            blobs: observation.blobs,
+        })?;
+
+        match verdict {
+            AttemptVerdict::Pass => {
+                for (name, value) in observation.captures {
+                    scope.capture(&step.id, &name, value);
+                }
+                return end_step(journal, step, StepVerdict::Pass, attempt, started, None);
+            }
+            AttemptVerdict::Interrupted => {
+                return end_step(
+                    journal,
+                    step,
+                    StepVerdict::Interrupted,
+                    attempt,
+                    started,
+                    Some("interrupted during attempt".into()),
+                );
+            }
+            AttemptVerdict::Fail | AttemptVerdict::Timeout => {}
+        }
+
+        history.push(AttemptSummary {
+            attempt,
+            verdict,
+            reason: reason.unwrap_or_default(),
+            seq,
+        });
+        if let Some(why) = no_retry {
+            retries_skipped = Some(why);
+            break;
+        }
+        if last_allowed {
+            break;
+        }
+        let delay = delays.next().unwrap_or(Duration::ZERO);
+        journal.emit(Event::Backoff {
+            step: step.id.clone(),
+            after_attempt: attempt,
+            delay_ms: delay.as_millis() as u64,
+        })?;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => {
+                return end_step(
+                    journal,
+                    step,
+                    StepVerdict::Interrupted,
+                    attempt,
+                    started,
+                    Some("interrupted while waiting to retry".into()),
+                );
+            }
+        }
+    }
+
+    let attempts = history.len() as u32;
+    let last_reason = history.last().map(|a| a.reason.clone()).unwrap_or_default();
+    journal.emit(Event::Escalation(Escalation {
+        step: step.id.clone(),
+        owner: runbook.meta.owner.clone(),
+        attempts: history,
+        last_reason: last_reason.clone(),
+        hint: step.hint.clone(),
+        retries_skipped,
+        evidence,
+    }))?;
+    end_step(
+        journal,
+        step,
+        StepVerdict::Escalated,
+        attempts,
+        started,
+        Some(last_reason),
+    )
+}
+
+fn end_step(
+    journal: &mut Journal<'_>,
+    step: &Step,
+    verdict: StepVerdict,
+    attempts: u32,
+    started: Instant,
+    reason: Option<String>,
+) -> io::Result<StepVerdict> {
+    journal.emit(Event::StepEnd {
+        step: step.id.clone(),
+        verdict,
+        attempts,
+        duration_ms: millis(started.elapsed()),
+        reason,
+    })?;
+    Ok(verdict)
+}
+
+/// One attempt under the step's timeout and the run's cancellation.
+async fn attempt_once(
+    step: &Step,
+    scope: &RunScope<'_>,
+    clients: &Clients,
+    blobs: &dyn BlobSink,
+    cancel: &Cancel,
+    run_id: &str,
+    attempt: u32,
+) -> (AttemptVerdict, Observation) {
+    let ctx = ProbeContext {
+        scope,
+        blobs,
+        clients,
+        timeout: step.policy.timeout,
+        run_id,
+        attempt,
+    };
+    // Dropping the probe future on timeout or cancellation is what stops it:
+    // sockets close, and the command check kills its process group on drop.
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => (
+            AttemptVerdict::Interrupted,
+            Observation::fail("interrupted by signal"),
+        ),
+        result = tokio::time::timeout(step.policy.timeout, step.check.probe(&ctx)) => match result {
+            Ok(observation) if observation.passed() => (AttemptVerdict::Pass, observation),
+            Ok(observation) => (AttemptVerdict::Fail, observation),
+            Err(_) => (
+                AttemptVerdict::Timeout,
+                Observation::fail(format!(
+                    "timed out after {}",
+                    crate::runbook::duration::format_duration(step.policy.timeout)
+                )),
+            ),
+        },
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}

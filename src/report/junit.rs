@@ -1,0 +1,149 @@
+//! `junit.xml`: one testcase per step (Jenkins/Surefire dialect). Steps that
+//! passed after retries carry `flakyFailure` elements; escalated steps are
+//! failures; blocked and skipped steps are skipped.
+
+use std::fmt::Write as _;
+
+use super::summary::RunSummary;
+use crate::evidence::record::StepVerdict;
+
+/// Renders the summary as JUnit XML.
+pub fn render(summary: &RunSummary) -> String {
+    let tests = summary.steps.len();
+    let failures = summary
+        .steps
+        .iter()
+        .filter(|s| matches!(s.verdict, Some(StepVerdict::Escalated)))
+        .count();
+    let errors = summary
+        .steps
+        .iter()
+        .filter(|s| matches!(s.verdict, Some(StepVerdict::Interrupted) | None))
+        .count();
+    let skipped = summary
+        .steps
+        .iter()
+        .filter(|s| matches!(s.verdict, Some(StepVerdict::Blocked | StepVerdict::Skipped)))
+        .count();
+    let time = summary.duration_ms / 1000.0;
+    let name = xml(&summary.name);
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let counts = format!(r#"tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}" time="{time:.3}""#);
+    let _ = writeln!(out, r#"<testsuites name="runproof" {counts}>"#);
+    let _ = writeln!(
+        out,
+        r#"  <testsuite name="{name}" {counts} timestamp="{}">"#,
+        xml(&summary.started_at)
+    );
+    let _ = writeln!(
+        out,
+        "    <properties>\n      <property name=\"runproof.run_id\" value=\"{}\"/>\n    </properties>",
+        xml(&summary.run_id)
+    );
+    for step in &summary.steps {
+        let _ = write!(
+            out,
+            r#"    <testcase classname="{name}" name="{}" time="{:.3}""#,
+            xml(&step.id),
+            step.duration_ms / 1000.0
+        );
+        let max = step.max_attempts;
+        let mut body = String::new();
+        match step.verdict {
+            Some(StepVerdict::Pass) => {
+                for failed in &step.failed_attempts {
+                    let _ = writeln!(
+                        body,
+                        r#"      <flakyFailure type="{}" message="attempt {}/{max}: {}" time="{:.3}"/>"#,
+                        failed_type(failed.verdict),
+                        failed.attempt,
+                        xml(&failed.reason),
+                        failed.duration_ms / 1000.0
+                    );
+                }
+                if step.attempts > 1 {
+                    let _ = writeln!(
+                        body,
+                        "      <system-out>passed on attempt {}/{max}; evidence seq {}-{}</system-out>",
+                        step.attempts, step.seq_range.0, step.seq_range.1
+                    );
+                }
+            }
+            Some(StepVerdict::Escalated) => {
+                let reason = step.reason.as_deref().unwrap_or("");
+                let mut detail = String::new();
+                for failed in &step.failed_attempts {
+                    let _ = writeln!(detail, "attempt {}/{max} (seq {}): {}", failed.attempt, failed.seq, failed.reason);
+                }
+                if let Some(hint) = step.escalation.as_ref().and_then(|e| e.hint.as_ref()) {
+                    let _ = writeln!(detail, "hint: {hint}");
+                }
+                let _ = writeln!(
+                    body,
+                    r#"      <failure type="escalated" message="escalated after {}/{max} attempts: {}">{}</failure>"#,
+                    step.attempts,
+                    xml(reason),
+                    xml(detail.trim_end())
+                );
+            }
+            Some(StepVerdict::Blocked | StepVerdict::Skipped) => {
+                let _ = writeln!(
+                    body,
+                    r#"      <skipped message="{}"/>"#,
+                    xml(step.reason.as_deref().unwrap_or(""))
+                );
+            }
+            Some(StepVerdict::Interrupted) | None => {
+                let _ = writeln!(
+                    body,
+                    r#"      <error type="interrupted" message="{}"/>"#,
+                    xml(step.reason.as_deref().unwrap_or("the run ended before this step finished"))
+                );
+            }
+        }
+        if body.is_empty() {
+            out.push_str("/>\n");
+        } else {
+            let _ = write!(out, ">\n{body}    </testcase>\n");
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+fn failed_type(verdict: crate::evidence::record::AttemptVerdict) -> &'static str {
+    match verdict {
+        crate::evidence::record::AttemptVerdict::Timeout => "timeout",
+        _ => "check_failed",
+    }
+}
+
+/// Escapes text for XML attributes and content, dropping characters XML 1.0
+/// cannot carry.
+pub fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\t' | '\r' => out.push(' '),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_control_characters() {
+        assert_eq!(xml("a<b>&\"c'\u{1}"), "a&lt;b&gt;&amp;&quot;c&apos;");
+    }
+}

@@ -1,0 +1,109 @@
+//! `summary.md`: the run for people — a table of steps, then each escalation
+//! with its attempts, last reason and hint. Also suitable for a CI job summary.
+
+use std::fmt::Write as _;
+
+use super::summary::RunSummary;
+use super::table::format_ms;
+use crate::evidence::record::{RunVerdict, StepVerdict};
+
+/// Renders the summary as GitHub-flavoured Markdown.
+pub fn render(summary: &RunSummary, bundle_name: &str) -> String {
+    let mut out = String::new();
+    let escalated = count(summary, StepVerdict::Escalated);
+    let blocked = count(summary, StepVerdict::Blocked);
+    let headline = match summary.verdict {
+        Some(RunVerdict::Pass) => "PASSED".to_string(),
+        Some(RunVerdict::Escalated) => format!("FAILED ({escalated} escalated, {blocked} blocked)"),
+        Some(RunVerdict::Halted) => format!("HALTED ({escalated} escalated)"),
+        Some(RunVerdict::Interrupted) => "INTERRUPTED".to_string(),
+        None => "UNFINISHED".to_string(),
+    };
+    let _ = writeln!(out, "### runproof · {} · {headline}\n", cell(&summary.name));
+    let _ = writeln!(out, "Run `{}`, started {}.\n", summary.run_id, summary.started_at);
+    out.push_str("| # | Step | Kind | Verdict | Attempts | Time |\n");
+    out.push_str("|---|------|------|---------|---------:|-----:|\n");
+    for (i, step) in summary.steps.iter().enumerate() {
+        let verdict = match step.verdict {
+            Some(StepVerdict::Escalated) => "**escalated**".to_string(),
+            _ => step.verdict_label(),
+        };
+        let attempts = if step.attempts == 0 {
+            "-".to_string()
+        } else {
+            format!("{}/{}", step.attempts, step.max_attempts)
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            i + 1,
+            cell(&step.id),
+            cell(&step.kind),
+            verdict,
+            attempts,
+            format_ms(step.duration_ms)
+        );
+    }
+
+    let not_run: Vec<_> = summary
+        .steps
+        .iter()
+        .filter(|s| matches!(s.verdict, Some(StepVerdict::Blocked | StepVerdict::Skipped)))
+        .collect();
+    if !not_run.is_empty() {
+        out.push_str("\n**Not run**\n\n");
+        for step in not_run {
+            let _ = writeln!(
+                out,
+                "- `{}` ({}): {}",
+                step.id,
+                step.verdict_label(),
+                cell(step.reason.as_deref().unwrap_or(""))
+            );
+        }
+    }
+
+    for step in summary.steps.iter().filter(|s| s.escalation.is_some()) {
+        let escalation = step.escalation.as_ref().expect("filtered");
+        let _ = writeln!(out, "\n<details open><summary>{} — escalated</summary>\n", cell(&step.id));
+        if let Some(owner) = &escalation.owner {
+            let _ = writeln!(out, "- **Owner:** {}", cell(owner));
+        }
+        let _ = writeln!(out, "- **Last reason:** {}", cell(&escalation.last_reason));
+        if let Some(hint) = &escalation.hint {
+            let _ = writeln!(out, "- **Hint:** {}", cell(hint));
+        }
+        if let Some(why) = &escalation.retries_skipped {
+            let _ = writeln!(out, "- **Retries skipped:** {}", cell(why));
+        }
+        out.push_str("\n```text\n");
+        for attempt in &escalation.attempts {
+            let _ = writeln!(
+                out,
+                "attempt {}/{} (seq {}): {}",
+                attempt.attempt,
+                step.max_attempts,
+                attempt.seq,
+                attempt.reason.replace("```", "'''")
+            );
+        }
+        out.push_str("```\n</details>\n");
+    }
+    let _ = writeln!(
+        out,
+        "\nBundle `{bundle_name}` · {} records · verify with `runproof verify {bundle_name}`",
+        summary.records
+    );
+    out
+}
+
+fn count(summary: &RunSummary, verdict: StepVerdict) -> usize {
+    summary.steps.iter().filter(|s| s.verdict == Some(verdict)).count()
+}
+
+/// Escapes text for a table cell or inline use.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('\n', " ")
+}

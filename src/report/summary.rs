@@ -1,0 +1,193 @@
+//! The per-step model of a run, folded from its events. `run`, `show`, the
+//! bundle's reports and `--json` all render this one model.
+
+use serde::Serialize;
+
+use crate::engine::RunObserver;
+use crate::evidence::record::{AttemptVerdict, Escalation, Event, RunVerdict, StepVerdict};
+
+/// A run (or sweep) as reports see it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub name: String,
+    pub started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<RunVerdict>,
+    pub duration_ms: f64,
+    /// Journal records seen.
+    pub records: u64,
+    pub steps: Vec<StepSummary>,
+}
+
+/// One step's story.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StepSummary {
+    pub id: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// `None` while running, or in a bundle cut short.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<StepVerdict>,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub duration_ms: f64,
+    /// The step's end reason, or the last failed attempt's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Every attempt that did not pass.
+    pub failed_attempts: Vec<FailedAttempt>,
+    /// Latency of each attempt, in order (for percentiles).
+    pub attempt_durations_ms: Vec<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
+    /// First and last journal seq of this step.
+    pub seq_range: (u64, u64),
+}
+
+/// An attempt that failed, timed out or was interrupted.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedAttempt {
+    pub attempt: u32,
+    pub verdict: AttemptVerdict,
+    pub reason: String,
+    pub duration_ms: f64,
+    pub seq: u64,
+}
+
+impl StepSummary {
+    /// "pass", "pass after 2 retries", "escalated", … for tables.
+    pub fn verdict_label(&self) -> String {
+        match self.verdict {
+            Some(StepVerdict::Pass) if self.attempts > 1 => {
+                let retries = self.attempts - 1;
+                format!("pass after {retries} {}", if retries == 1 { "retry" } else { "retries" })
+            }
+            Some(verdict) => verdict.as_str().to_string(),
+            None => "unfinished".to_string(),
+        }
+    }
+}
+
+/// Folds events into a [`RunSummary`].
+#[derive(Debug, Default)]
+pub struct SummaryBuilder {
+    summary: RunSummary,
+}
+
+impl SummaryBuilder {
+    /// A builder for the run `run_id` of `name`.
+    pub fn new(run_id: &str, name: &str, started_at: &str) -> Self {
+        SummaryBuilder {
+            summary: RunSummary {
+                run_id: run_id.to_string(),
+                name: name.to_string(),
+                started_at: started_at.to_string(),
+                ..RunSummary::default()
+            },
+        }
+    }
+
+    /// The summary so far.
+    pub fn summary(&self) -> &RunSummary {
+        &self.summary
+    }
+
+    /// The finished summary.
+    pub fn finish(self) -> RunSummary {
+        self.summary
+    }
+
+    fn step_mut(&mut self, id: &str, seq: u64) -> &mut StepSummary {
+        let steps = &mut self.summary.steps;
+        let index = match steps.iter().position(|s| s.id == id) {
+            Some(index) => index,
+            None => {
+                steps.push(StepSummary {
+                    id: id.to_string(),
+                    seq_range: (seq, seq),
+                    ..StepSummary::default()
+                });
+                steps.len() - 1
+            }
+        };
+        let step = &mut steps[index];
+        step.seq_range.1 = seq;
+        step
+    }
+}
+
+impl RunObserver for SummaryBuilder {
+    fn observe(&mut self, seq: u64, event: &Event) {
+        self.summary.records = seq + 1;
+        match event {
+            Event::RunStart { steps, .. } => {
+                for planned in steps {
+                    let step = self.step_mut(&planned.id, seq);
+                    step.kind = planned.kind.clone();
+                    step.max_attempts = planned.max_attempts;
+                }
+            }
+            Event::StepStart {
+                step,
+                kind,
+                title,
+                max_attempts,
+                ..
+            } => {
+                let s = self.step_mut(step, seq);
+                s.seq_range.0 = seq;
+                s.kind = kind.clone();
+                s.title = title.clone();
+                s.max_attempts = *max_attempts;
+            }
+            Event::AttemptEnd {
+                step,
+                attempt,
+                verdict,
+                duration_ms,
+                reason,
+                ..
+            } => {
+                let s = self.step_mut(step, seq);
+                s.attempts = *attempt;
+                s.attempt_durations_ms.push(*duration_ms);
+                if *verdict != AttemptVerdict::Pass {
+                    s.failed_attempts.push(FailedAttempt {
+                        attempt: *attempt,
+                        verdict: *verdict,
+                        reason: reason.clone().unwrap_or_default(),
+                        duration_ms: *duration_ms,
+                        seq,
+                    });
+                }
+            }
+            Event::Escalation(escalation) => {
+                self.step_mut(&escalation.step, seq).escalation = Some(escalation.clone());
+            }
+            Event::StepEnd {
+                step,
+                verdict,
+                attempts,
+                duration_ms,
+                reason,
+            } => {
+                let s = self.step_mut(step, seq);
+                s.verdict = Some(*verdict);
+                s.attempts = *attempts;
+                s.duration_ms = *duration_ms;
+                s.reason = reason
+                    .clone()
+                    .or_else(|| s.failed_attempts.last().filter(|_| *verdict != StepVerdict::Pass).map(|a| a.reason.clone()));
+            }
+            Event::RunEnd {
+                verdict, duration_ms, ..
+            } => {
+                self.summary.verdict = Some(*verdict);
+                self.summary.duration_ms = *duration_ms;
+            }
+            Event::AttemptStart { .. } | Event::Backoff { .. } | Event::Delivery { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The steps of a run as a terminal table (tabled), for `run` and `show`.
+
+use tabled::settings::Style;
+use tabled::{Table, Tabled};
+
+use super::summary::RunSummary;
+
+#[derive(Tabled)]
+struct Row {
+    #[tabled(rename = "#")]
+    index: usize,
+    step: String,
+    kind: String,
+    verdict: String,
+    attempts: String,
+    time: String,
+    reason: String,
+}
+
+/// Renders one row per step, in runbook order.
+pub fn render_steps(summary: &RunSummary) -> String {
+    let rows = summary.steps.iter().enumerate().map(|(i, step)| Row {
+        index: i + 1,
+        step: step.id.clone(),
+        kind: step.kind.clone(),
+        verdict: step.verdict_label(),
+        attempts: if step.attempts == 0 {
+            "-".into()
+        } else {
+            format!("{}/{}", step.attempts, step.max_attempts)
+        },
+        time: format_ms(step.duration_ms),
+        reason: step
+            .reason
+            .as_deref()
+            .map(|r| shorten(r, 70))
+            .unwrap_or_default(),
+    });
+    Table::new(rows).with(Style::sharp()).to_string()
+}
+
+/// `0.21s`, `12.60s`, `1m02s`.
+pub fn format_ms(ms: f64) -> String {
+    if ms <= 0.0 {
+        return "-".into();
+    }
+    let secs = ms / 1000.0;
+    if secs < 60.0 {
+        format!("{secs:.2}s")
+    } else {
+        format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
+    }
+}
+
+/// Cuts text to `max` characters, marking the cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() <= max && line.len() == text.len() {
+        return line.to_string();
+    }
+    let cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}

@@ -1,0 +1,163 @@
+//! The live terminal view of a run: a spinner while a step runs (only on a
+//! TTY), and one line per notable event. Every line passes through the
+//! redactor: this is the only writer of run output to the terminal.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::table::format_ms;
+use crate::engine::RunObserver;
+use crate::evidence::record::{AttemptVerdict, Event, StepVerdict};
+use crate::evidence::Redactor;
+
+/// Prints run events as they happen.
+pub struct TerminalReporter {
+    redactor: Arc<Redactor>,
+    out: Box<dyn Write + Send>,
+    spinner: Option<ProgressBar>,
+    total: usize,
+    done: usize,
+}
+
+impl TerminalReporter {
+    /// Writes to stdout, or to stderr when stdout is reserved for `--json`.
+    pub fn new(redactor: Arc<Redactor>, to_stderr: bool) -> Self {
+        let (out, is_tty): (Box<dyn Write + Send>, bool) = if to_stderr {
+            (Box::new(std::io::stderr()), std::io::stderr().is_terminal())
+        } else {
+            (Box::new(std::io::stdout()), std::io::stdout().is_terminal())
+        };
+        let spinner = (is_tty && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        TerminalReporter {
+            redactor,
+            out,
+            spinner,
+            total: 0,
+            done: 0,
+        }
+    }
+
+    /// Prints one line (redacted) without tearing the spinner.
+    pub fn line(&mut self, text: &str) {
+        let text = self.redactor.redact(text);
+        match &self.spinner {
+            Some(bar) => bar.println(text.as_ref()),
+            None => {
+                let _ = writeln!(self.out, "{text}");
+            }
+        }
+    }
+
+    /// Removes the spinner before the final table is printed.
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.spinner.take() {
+            bar.finish_and_clear();
+        }
+        let _ = self.out.flush();
+    }
+}
+
+impl RunObserver for TerminalReporter {
+    fn observe(&mut self, _seq: u64, event: &Event) {
+        match event {
+            Event::RunStart { steps, .. } => {
+                self.total = steps.len();
+                if let Some(bar) = &self.spinner {
+                    bar.set_length(self.total as u64);
+                }
+            }
+            Event::StepStart { step, target, .. } => {
+                if let Some(bar) = &self.spinner {
+                    bar.set_message(self.redactor.redact(&format!("{step}: {target}")).into_owned());
+                }
+            }
+            Event::AttemptStart { step, attempt, of } if *attempt > 1 => {
+                if let Some(bar) = &self.spinner {
+                    bar.set_message(format!("{step}: attempt {attempt}/{of}"));
+                }
+            }
+            Event::AttemptEnd {
+                step,
+                attempt,
+                of,
+                verdict,
+                reason,
+                no_retry,
+                ..
+            } if *verdict != AttemptVerdict::Pass => {
+                let what = match verdict {
+                    AttemptVerdict::Timeout => "timed out",
+                    AttemptVerdict::Interrupted => "interrupted",
+                    _ => "failed",
+                };
+                let reason = reason.as_deref().unwrap_or("");
+                self.line(&format!("  {step}: attempt {attempt}/{of} {what}: {reason}"));
+                if let Some(why) = no_retry {
+                    self.line(&format!("  {step}: not retrying: {why}"));
+                }
+            }
+            Event::Backoff { step, delay_ms, .. } => {
+                self.line(&format!("  {step}: retrying in {}", format_ms(*delay_ms as f64)));
+            }
+            Event::Escalation(escalation) => {
+                self.line(&format!(
+                    "ESCALATED {} after {} attempt(s): {}",
+                    escalation.step,
+                    escalation.attempts.len(),
+                    escalation.last_reason
+                ));
+                if let Some(owner) = &escalation.owner {
+                    self.line(&format!("  owner: {owner}"));
+                }
+                if let Some(hint) = &escalation.hint {
+                    self.line(&format!("  hint:  {hint}"));
+                }
+            }
+            Event::StepEnd {
+                step,
+                verdict,
+                attempts,
+                duration_ms,
+                reason,
+            } => {
+                self.done += 1;
+                if let Some(bar) = &self.spinner {
+                    bar.set_position(self.done as u64);
+                }
+                let label = match verdict {
+                    StepVerdict::Pass => "PASS",
+                    StepVerdict::Escalated => "FAIL",
+                    StepVerdict::Blocked => "BLOCKED",
+                    StepVerdict::Skipped => "SKIP",
+                    StepVerdict::Interrupted => "INTERRUPTED",
+                };
+                let mut text = format!("{label:<7} {step}");
+                if *attempts > 0 {
+                    text.push_str(&format!(
+                        " ({attempts} attempt{}, {})",
+                        if *attempts == 1 { "" } else { "s" },
+                        format_ms(*duration_ms)
+                    ));
+                }
+                if *verdict != StepVerdict::Pass {
+                    if let Some(reason) = reason {
+                        text.push_str(&format!(": {reason}"));
+                    }
+                }
+                self.line(&text);
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Shared helpers for integration tests: the real `runproof` binary, a local
+//! HTTP server on 127.0.0.1 with scripted behaviours, and bundle readers.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// The binary under test.
+pub fn runproof() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_runproof"));
+    command.env_remove("RUNPROOF_LOG");
+    command
+}
+
+/// A local HTTP server with scripted endpoints; it lives as long as the value.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    state: Arc<ServerState>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+#[derive(Default)]
+struct ServerState {
+    /// Calls per `/flaky/{key}` key.
+    calls: Mutex<HashMap<String, usize>>,
+    /// Requests in flight right now, and the most seen at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Authorization headers received, for leak tests.
+    seen_auth: Mutex<Vec<String>>,
+}
+
+impl TestServer {
+    /// Starts the server on a free port of 127.0.0.1.
+    ///
+    /// Endpoints: `/ok` (200 "ok"), `/status/{code}`, `/flaky/{key}/{failures}`
+    /// (fails that many times per key, then 200), `/hang` (never answers within
+    /// a test's patience), `/slow/{ms}`, `/json` (a JSON document),
+    /// `POST /items` (201 {"id": 42}), `/items/{id}`, `/auth` (200 with a
+    /// Bearer token, else 401).
+    pub fn start() -> TestServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("test runtime");
+        let state = Arc::new(ServerState::default());
+        let app = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route("/status/{code}", get(|UrlPath(code): UrlPath<u16>| async move {
+                (StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT), format!("status {code}"))
+            }))
+            .route("/flaky/{key}/{failures}", get(flaky))
+            .route("/hang", get(|| async {
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                "late"
+            }))
+            .route("/slow/{ms}", get(slow))
+            .route("/json", get(|| async {
+                Json(json!({"version": "4.1.0", "data_services": "ok", "queue_services": "ok", "items": [{"id": 1}, {"id": 2}]}))
+            }))
+            .route("/items", post(|Json(body): Json<Value>| async move {
+                (StatusCode::CREATED, Json(json!({"id": 42, "name": body["name"]})))
+            }))
+            .route("/items/{id}", get(|UrlPath(id): UrlPath<u32>| async move {
+                if id == 42 {
+                    (StatusCode::OK, Json(json!({"id": 42, "name": "widget"})))
+                } else {
+                    (StatusCode::NOT_FOUND, Json(json!({"error": "no such item"})))
+                }
+            }))
+            .route("/auth", get(auth))
+            .with_state(state.clone());
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind 127.0.0.1");
+        let addr = listener.local_addr().expect("local addr");
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestServer {
+            addr,
+            state,
+            _runtime: runtime,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many times `/flaky/{key}/..` was called.
+    pub fn calls(&self, key: &str) -> usize {
+        self.state.calls.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+
+    /// Most requests seen in flight at once on `/slow`.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Authorization headers received on `/auth`.
+    pub fn seen_auth(&self) -> Vec<String> {
+        self.state.seen_auth.lock().unwrap().clone()
+    }
+}
+
+async fn flaky(State(state): State<Arc<ServerState>>, UrlPath((key, failures)): UrlPath<(String, usize)>) -> (StatusCode, String) {
+    let call = {
+        let mut calls = state.calls.lock().unwrap();
+        let entry = calls.entry(key).or_insert(0);
+        *entry += 1;
+        *entry
+    };
+    if call <= failures {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not yet (call {call})"))
+    } else {
+        (StatusCode::OK, format!("ok on call {call}"))
+    }
+}
+
+async fn slow(State(state): State<Arc<ServerState>>, UrlPath(ms): UrlPath<u64>) -> &'static str {
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    "ok"
+}
+
+async fn auth(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> (StatusCode, &'static str) {
+    let value = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    state.seen_auth.lock().unwrap().push(value.clone());
+    if value.starts_with("Bearer ") && value.len() > 7 {
+        (StatusCode::OK, "authorized")
+    } else {
+        (StatusCode::UNAUTHORIZED, "missing token")
+    }
+}
+
+/// A temporary folder holding a runbook and the artifacts of its runs.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `runbook.toml` (or another name) and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("write runbook");
+        path
+    }
+
+    pub fn artifacts(&self) -> PathBuf {
+        self.dir.path().join("artifacts")
+    }
+
+    /// `runproof run <runbook> --artifacts <tmp>/artifacts [extra…]`
+    pub fn run(&self, runbook: &Path, extra: &[&str]) -> Output {
+        self.run_with_env(runbook, extra, &[])
+    }
+
+    pub fn run_with_env(&self, runbook: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = runproof();
+        command.arg("run").arg(runbook).arg("--artifacts").arg(self.artifacts()).args(extra);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().expect("run runproof")
+    }
+}
+
+/// The bundle path printed on the last `bundle: ` line of a run.
+pub fn bundle_path(output: &Output) -> PathBuf {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("bundle: "))
+        .unwrap_or_else(|| panic!("no bundle line in stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&output.stderr)));
+    PathBuf::from(line.trim())
+}
+
+/// Every record of a bundle's journal.
+pub fn events(bundle: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(bundle.join("events.jsonl")).expect("events.jsonl");
+    text.lines().map(|l| serde_json::from_str(l).expect("journal line is JSON")).collect()
+}
+
+/// Records of one type (and step, when given).
+pub fn records<'a>(events: &'a [Value], kind: &str, step: Option<&str>) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind && step.is_none_or(|s| e["step"] == s))
+        .collect()
+}
+
+/// The `step.end` verdict of a step.
+pub fn verdict(events: &[Value], step: &str) -> String {
+    records(events, "step.end", Some(step))
+        .first()
+        .unwrap_or_else(|| panic!("no step.end for {step}"))["verdict"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Exit code, stdout and stderr for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `runproof verify <bundle>` exit code and output.
+pub fn verify(bundle: &Path, extra: &[&str]) -> Output {
+    runproof().arg("verify").arg(bundle).args(extra).output().expect("run verify")
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
