@@ -10,7 +10,7 @@ pub mod run;
 pub mod scope;
 
 pub use cancel::Cancel;
-pub use run::{run_runbook, RunOptions, RunOutcome};
+pub use run::{run_runbook, Emit, RunOptions, RunOutcome, StepResult, StepRunner};
 pub use scope::RunScope;
 
 use crate::evidence::Event;

@@ -16,6 +16,7 @@ use crate::evidence::record::{
 };
 use crate::evidence::BundleWriter;
 use crate::runbook::model::{OnEscalate, Runbook, Step};
+use crate::runbook::template::Scope;
 use crate::runbook::SecretStore;
 
 /// Choices the operator makes on the command line.
@@ -97,17 +98,18 @@ pub async fn run_runbook(
             continue;
         }
 
-        let verdict = run_step(
-            runbook,
-            &run_id,
-            step,
-            &mut scope,
-            &mut journal,
-            &clients,
-            blobs.as_ref(),
+        let runner = StepRunner {
+            clients: &clients,
+            blobs: blobs.as_ref(),
             cancel,
-        )
-        .await?;
+            run_id: &run_id,
+            owner: runbook.meta.owner.as_deref(),
+        };
+        let result = runner.run_step(step, &scope, &mut journal).await?;
+        for (name, value) in result.captures {
+            scope.record_capture(&step.id, &name, value);
+        }
+        let verdict = result.verdict;
         verdicts.insert(&step.id, verdict);
         match verdict {
             StepVerdict::Interrupted => interrupted = true,
@@ -142,13 +144,19 @@ pub async fn run_runbook(
     Ok(RunOutcome { verdict, counts })
 }
 
+/// Where the engine sends events: the journal first, then observers.
+pub trait Emit {
+    /// Records `event` and returns its journal seq.
+    fn emit(&mut self, event: Event) -> io::Result<u64>;
+}
+
 /// Appends to the journal, then tells the observer.
 struct Journal<'a> {
     bundle: &'a mut BundleWriter,
     observer: &'a mut dyn RunObserver,
 }
 
-impl Journal<'_> {
+impl Emit for Journal<'_> {
     fn emit(&mut self, event: Event) -> io::Result<u64> {
         let seq = self.bundle.append(&event)?;
         self.observer.observe(seq, &event);
@@ -204,198 +212,197 @@ fn blocked_reason(step: &Step, verdicts: &HashMap<&str, StepVerdict>) -> Option<
     }
 }
 
-/// Runs one step's attempts; returns its verdict after writing `step.end`.
-#[allow(clippy::too_many_arguments)]
-async fn run_step(
-    runbook: &Runbook,
-    run_id: &str,
-    step: &Step,
-    scope: &mut RunScope<'_>,
-    journal: &mut Journal<'_>,
-    clients: &Clients,
-    blobs: &dyn BlobSink,
-    cancel: &Cancel,
-) -> io::Result<StepVerdict> {
-    let policy = step.policy;
-    let max_attempts = policy.max_attempts();
-    let started = Instant::now();
-    journal.emit(Event::StepStart {
-        step: step.id.clone(),
-        kind: step.check.kind().to_string(),
-        title: step.title.clone(),
-        target: step.check.target(),
-        max_attempts,
-        timeout_ms: policy.timeout.as_millis() as u64,
-    })?;
+/// What running a step needs besides the step: shared by runs and sweeps.
+pub struct StepRunner<'a> {
+    pub clients: &'a Clients,
+    pub blobs: &'a dyn BlobSink,
+    pub cancel: &'a Cancel,
+    pub run_id: &'a str,
+    /// Named in escalation records.
+    pub owner: Option<&'a str>,
+}
 
-    let mut delays = backoff_schedule(&policy).into_iter();
-    let mut history: Vec<AttemptSummary> = Vec::new();
-    let mut evidence: Vec<String> = Vec::new();
-    let mut retries_skipped: Option<String> = None;
+/// A finished step.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    pub verdict: StepVerdict,
+    /// Values the passing attempt captured.
+    pub captures: Vec<(String, String)>,
+    /// Duration of each attempt, in order.
+    pub attempt_durations_ms: Vec<f64>,
+}
 
-    for attempt in 1..=max_attempts {
-        journal.emit(Event::AttemptStart {
+impl StepRunner<'_> {
+    /// Runs one step's attempts under its policy, writing every event from
+    /// `step.start` to `step.end` (with the escalation record when the last
+    /// attempt fails).
+    pub async fn run_step(
+        &self,
+        step: &Step,
+        scope: &dyn Scope,
+        journal: &mut dyn Emit,
+    ) -> io::Result<StepResult> {
+        let cancel = self.cancel;
+        let policy = step.policy;
+        let max_attempts = policy.max_attempts();
+        let started = Instant::now();
+        journal.emit(Event::StepStart {
             step: step.id.clone(),
-            attempt,
-            of: max_attempts,
-        })?;
-        let attempt_started = Instant::now();
-        let result = attempt_once(step, scope, clients, blobs, cancel, run_id, attempt).await;
-        let duration_ms = millis(attempt_started.elapsed());
-
-        let (verdict, observation) = result;
-        let (reason, permanent) = match &observation.outcome {
-            Outcome::Pass => (None, None),
-            Outcome::Fail { reason, permanent } => (Some(reason.clone()), permanent.clone()),
-        };
-        let last_allowed = attempt == max_attempts;
-        let no_retry = match (&permanent, verdict) {
-            (Some(why), AttemptVerdict::Fail) if !last_allowed => Some(why.clone()),
-            _ => None,
-        };
-        evidence.extend(observation.blobs.iter().map(|b| b.digest.clone()));
-        let seq = journal.emit(Event::AttemptEnd {
-            step: step.id.clone(),
-            attempt,
-            of: max_attempts,
-            verdict,
-            duration_ms,
-            reason: reason.clone(),
-            no_retry: no_retry.clone(),
-            detail: observation.detail,
-            blobs: observation.blobs,
+            kind: step.check.kind().to_string(),
+            title: step.title.clone(),
+            target: step.check.target(),
+            max_attempts,
+            timeout_ms: policy.timeout.as_millis() as u64,
         })?;
 
-        match verdict {
-            AttemptVerdict::Pass => {
-                for (name, value) in observation.captures {
-                    scope.capture(&step.id, &name, value);
+        let mut delays = backoff_schedule(&policy).into_iter();
+        let mut history: Vec<AttemptSummary> = Vec::new();
+        let mut evidence: Vec<String> = Vec::new();
+        let mut retries_skipped: Option<String> = None;
+        let mut durations = Vec::new();
+        let finish = |journal: &mut dyn Emit, verdict, attempts, reason, captures, durations: Vec<f64>| {
+            journal.emit(Event::StepEnd {
+                step: step.id.clone(),
+                verdict,
+                attempts,
+                duration_ms: millis(started.elapsed()),
+                reason,
+            })?;
+            Ok(StepResult {
+                verdict,
+                captures,
+                attempt_durations_ms: durations,
+            })
+        };
+
+        for attempt in 1..=max_attempts {
+            journal.emit(Event::AttemptStart {
+                step: step.id.clone(),
+                attempt,
+                of: max_attempts,
+            })?;
+            let attempt_started = Instant::now();
+            let (verdict, observation) = self.attempt_once(step, scope, attempt).await;
+            let duration_ms = millis(attempt_started.elapsed());
+            durations.push(duration_ms);
+
+            let (reason, permanent) = match &observation.outcome {
+                Outcome::Pass => (None, None),
+                Outcome::Fail { reason, permanent } => (Some(reason.clone()), permanent.clone()),
+            };
+            let last_allowed = attempt == max_attempts;
+            let no_retry = match (&permanent, verdict) {
+                (Some(why), AttemptVerdict::Fail) if !last_allowed => Some(why.clone()),
+                _ => None,
+            };
+            evidence.extend(observation.blobs.iter().map(|b| b.digest.clone()));
+            let seq = journal.emit(Event::AttemptEnd {
+                step: step.id.clone(),
+                attempt,
+                of: max_attempts,
+                verdict,
+                duration_ms,
+                reason: reason.clone(),
+                no_retry: no_retry.clone(),
+                detail: observation.detail,
+                blobs: observation.blobs,
+            })?;
+
+            match verdict {
+                AttemptVerdict::Pass => {
+                    return finish(journal, StepVerdict::Pass, attempt, None, observation.captures, durations);
                 }
-                return end_step(journal, step, StepVerdict::Pass, attempt, started, None);
+                AttemptVerdict::Interrupted => {
+                    return finish(
+                        journal,
+                        StepVerdict::Interrupted,
+                        attempt,
+                        Some("interrupted during attempt".into()),
+                        Vec::new(),
+                        durations,
+                    );
+                }
+                AttemptVerdict::Fail | AttemptVerdict::Timeout => {}
             }
-            AttemptVerdict::Interrupted => {
-                return end_step(
-                    journal,
-                    step,
-                    StepVerdict::Interrupted,
-                    attempt,
-                    started,
-                    Some("interrupted during attempt".into()),
-                );
+
+            history.push(AttemptSummary {
+                attempt,
+                verdict,
+                reason: reason.unwrap_or_default(),
+                seq,
+            });
+            if let Some(why) = no_retry {
+                retries_skipped = Some(why);
+                break;
             }
-            AttemptVerdict::Fail | AttemptVerdict::Timeout => {}
+            if last_allowed {
+                break;
+            }
+            let delay = delays.next().unwrap_or(Duration::ZERO);
+            journal.emit(Event::Backoff {
+                step: step.id.clone(),
+                after_attempt: attempt,
+                delay_ms: delay.as_millis() as u64,
+            })?;
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = cancel.cancelled() => {
+                    return finish(
+                        journal,
+                        StepVerdict::Interrupted,
+                        attempt,
+                        Some("interrupted while waiting to retry".into()),
+                        Vec::new(),
+                        durations,
+                    );
+                }
+            }
         }
 
-        history.push(AttemptSummary {
-            attempt,
-            verdict,
-            reason: reason.unwrap_or_default(),
-            seq,
-        });
-        if let Some(why) = no_retry {
-            retries_skipped = Some(why);
-            break;
-        }
-        if last_allowed {
-            break;
-        }
-        let delay = delays.next().unwrap_or(Duration::ZERO);
-        journal.emit(Event::Backoff {
+        let attempts = history.len() as u32;
+        let last_reason = history.last().map(|a| a.reason.clone()).unwrap_or_default();
+        journal.emit(Event::Escalation(Escalation {
             step: step.id.clone(),
-            after_attempt: attempt,
-            delay_ms: delay.as_millis() as u64,
-        })?;
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = cancel.cancelled() => {
-                return end_step(
-                    journal,
-                    step,
-                    StepVerdict::Interrupted,
-                    attempt,
-                    started,
-                    Some("interrupted while waiting to retry".into()),
-                );
-            }
-        }
+            owner: self.owner.map(str::to_string),
+            attempts: history,
+            last_reason: last_reason.clone(),
+            hint: step.hint.clone(),
+            retries_skipped,
+            evidence,
+        }))?;
+        finish(journal, StepVerdict::Escalated, attempts, Some(last_reason), Vec::new(), durations)
     }
 
-    let attempts = history.len() as u32;
-    let last_reason = history.last().map(|a| a.reason.clone()).unwrap_or_default();
-    journal.emit(Event::Escalation(Escalation {
-        step: step.id.clone(),
-        owner: runbook.meta.owner.clone(),
-        attempts: history,
-        last_reason: last_reason.clone(),
-        hint: step.hint.clone(),
-        retries_skipped,
-        evidence,
-    }))?;
-    end_step(
-        journal,
-        step,
-        StepVerdict::Escalated,
-        attempts,
-        started,
-        Some(last_reason),
-    )
-}
-
-fn end_step(
-    journal: &mut Journal<'_>,
-    step: &Step,
-    verdict: StepVerdict,
-    attempts: u32,
-    started: Instant,
-    reason: Option<String>,
-) -> io::Result<StepVerdict> {
-    journal.emit(Event::StepEnd {
-        step: step.id.clone(),
-        verdict,
-        attempts,
-        duration_ms: millis(started.elapsed()),
-        reason,
-    })?;
-    Ok(verdict)
-}
-
-/// One attempt under the step's timeout and the run's cancellation.
-async fn attempt_once(
-    step: &Step,
-    scope: &RunScope<'_>,
-    clients: &Clients,
-    blobs: &dyn BlobSink,
-    cancel: &Cancel,
-    run_id: &str,
-    attempt: u32,
-) -> (AttemptVerdict, Observation) {
-    let ctx = ProbeContext {
-        scope,
-        blobs,
-        clients,
-        timeout: step.policy.timeout,
-        run_id,
-        attempt,
-    };
-    // Dropping the probe future on timeout or cancellation is what stops it:
-    // sockets close, and the command check kills its process group on drop.
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => (
-            AttemptVerdict::Interrupted,
-            Observation::fail("interrupted by signal"),
-        ),
-        result = tokio::time::timeout(step.policy.timeout, step.check.probe(&ctx)) => match result {
-            Ok(observation) if observation.passed() => (AttemptVerdict::Pass, observation),
-            Ok(observation) => (AttemptVerdict::Fail, observation),
-            Err(_) => (
-                AttemptVerdict::Timeout,
-                Observation::fail(format!(
-                    "timed out after {}",
-                    crate::runbook::duration::format_duration(step.policy.timeout)
-                )),
+    /// One attempt under the step's timeout and the run's cancellation.
+    async fn attempt_once(&self, step: &Step, scope: &dyn Scope, attempt: u32) -> (AttemptVerdict, Observation) {
+        let ctx = ProbeContext {
+            scope,
+            blobs: self.blobs,
+            clients: self.clients,
+            timeout: step.policy.timeout,
+            run_id: self.run_id,
+            attempt,
+        };
+        // Dropping the probe future on timeout or cancellation is what stops it:
+        // sockets close, and the command check kills its process group on drop.
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => (
+                AttemptVerdict::Interrupted,
+                Observation::fail("interrupted by signal"),
             ),
-        },
+            result = tokio::time::timeout(step.policy.timeout, step.check.probe(&ctx)) => match result {
+                Ok(observation) if observation.passed() => (AttemptVerdict::Pass, observation),
+                Ok(observation) => (AttemptVerdict::Fail, observation),
+                Err(_) => (
+                    AttemptVerdict::Timeout,
+                    Observation::fail(format!(
+                        "timed out after {}",
+                        crate::runbook::duration::format_duration(step.policy.timeout)
+                    )),
+                ),
+            },
+        }
     }
 }
 

@@ -24,7 +24,7 @@ impl<'a> RunScope<'a> {
     }
 
     /// Records a value captured by `step`.
-    pub fn capture(&mut self, step: &str, name: &str, value: String) {
+    pub fn record_capture(&mut self, step: &str, name: &str, value: String) {
         self.captures.insert((step.to_string(), name.to_string()), value);
     }
 }
