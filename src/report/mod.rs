@@ -3,6 +3,7 @@
 
 pub mod junit;
 pub mod markdown;
+pub mod prometheus;
 pub mod summary;
 pub mod table;
 pub mod terminal;

@@ -1,0 +1,6 @@
+//! Reliability sweeps: many checks at once, bounded concurrency, latency
+//! samples, baselines, shards — and one sealed bundle per sweep.
+
+pub mod baseline;
+pub mod select;
+pub mod stats;
