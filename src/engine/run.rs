@@ -230,6 +230,8 @@ pub struct StepResult {
     pub captures: Vec<(String, String)>,
     /// Duration of each attempt, in order.
     pub attempt_durations_ms: Vec<f64>,
+    /// Why the step did not pass (the last attempt's reason when escalated).
+    pub reason: Option<String>,
 }
 
 impl StepRunner<'_> {
@@ -266,12 +268,13 @@ impl StepRunner<'_> {
                 verdict,
                 attempts,
                 duration_ms: millis(started.elapsed()),
-                reason,
+                reason: reason.clone(),
             })?;
             Ok(StepResult {
                 verdict,
                 captures,
                 attempt_durations_ms: durations,
+                reason,
             })
         };
 

@@ -2,5 +2,6 @@
 //! samples, baselines, shards — and one sealed bundle per sweep.
 
 pub mod baseline;
+pub mod run;
 pub mod select;
 pub mod stats;

@@ -1,0 +1,402 @@
+//! Running a sweep: every selected check concurrently (bounded), each under
+//! the same retry policy and evidence as a runbook step, in dependency levels
+//! so that the children of a failed check are reported blocked, not failed.
+//!
+//! The concurrent core: for each dependency level,
+//! `stream::iter(checks).map(run_check).buffer_unordered(concurrency)`.
+//! All checks share one journal; appends are short and synchronous.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use futures_util::stream::{self, StreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::baseline::Baseline;
+use super::stats::LatencyStats;
+use crate::check::Clients;
+use crate::engine::{Cancel, Emit, RunObserver, RunScope, StepRunner};
+use crate::evidence::record::{Event, PlannedStep, RunVerdict, StepVerdict};
+use crate::evidence::BundleWriter;
+use crate::runbook::model::Step;
+use crate::runbook::SecretStore;
+
+/// One check to sweep.
+#[derive(Debug, Clone)]
+pub struct SweepCheck {
+    pub step: Step,
+    pub tags: Vec<String>,
+    /// Index into [`SweepPlan::vars`]: the `[vars]` of the file it came from.
+    pub vars: usize,
+}
+
+/// Everything a sweep runs, after loading, `--only` and `--shard`.
+#[derive(Debug, Clone, Default)]
+pub struct SweepPlan {
+    pub checks: Vec<SweepCheck>,
+    pub vars: Vec<BTreeMap<String, String>>,
+    pub secrets: SecretStore,
+}
+
+/// How to sweep.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    pub concurrency: usize,
+    /// Runs of each check (each under the full retry policy).
+    pub samples: u32,
+    pub baseline: Option<(Baseline, f64)>,
+}
+
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckVerdict {
+    /// Failed every attempt of a sample (escalated).
+    Fail,
+    /// Passed, but its p95 latency grew beyond the baseline factor.
+    Regressed,
+    /// Not run: a check it depends on did not pass.
+    Blocked,
+    /// The sweep was interrupted before or while it ran.
+    Interrupted,
+    /// Passed, but only after retries.
+    Flaky,
+    Pass,
+}
+
+impl CheckVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckVerdict::Fail => "fail",
+            CheckVerdict::Regressed => "regressed",
+            CheckVerdict::Blocked => "blocked",
+            CheckVerdict::Interrupted => "interrupted",
+            CheckVerdict::Flaky => "flaky",
+            CheckVerdict::Pass => "pass",
+        }
+    }
+
+    /// Whether the check counts as healthy (exit code 0).
+    pub fn healthy(self) -> bool {
+        matches!(self, CheckVerdict::Pass | CheckVerdict::Flaky)
+    }
+}
+
+/// One check's result, as reports show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub id: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    pub verdict: CheckVerdict,
+    /// Attempts of the last sample (1 = no retry).
+    pub attempts: u32,
+    /// Attempts over all samples.
+    pub attempts_total: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_p95_ms: Option<f64>,
+}
+
+/// A finished sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepReport {
+    pub run_id: String,
+    pub started_at: String,
+    pub duration_ms: f64,
+    pub verdict: RunVerdict,
+    pub counts: BTreeMap<String, u32>,
+    pub checks: Vec<CheckReport>,
+}
+
+impl SweepReport {
+    /// Checks sorted for people: failures first, then by id.
+    pub fn sorted_for_display(&self) -> Vec<&CheckReport> {
+        let mut checks: Vec<&CheckReport> = self.checks.iter().collect();
+        checks.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.id.cmp(&b.id)));
+        checks
+    }
+}
+
+/// The journal shared by every check of the sweep.
+struct SharedJournal<'a> {
+    inner: Mutex<(&'a mut BundleWriter, &'a mut dyn RunObserver)>,
+}
+
+struct Emitter<'s, 'a>(&'s SharedJournal<'a>);
+
+impl Emit for Emitter<'_, '_> {
+    fn emit(&mut self, event: Event) -> io::Result<u64> {
+        let mut guard = self.0.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (bundle, observer) = &mut *guard;
+        let seq = bundle.append(&event)?;
+        observer.observe(seq, &event);
+        Ok(seq)
+    }
+}
+
+/// Runs the sweep into `bundle`. `observer` sees every event after the journal.
+pub async fn run_sweep(
+    plan: &SweepPlan,
+    options: &SweepOptions,
+    bundle: &mut BundleWriter,
+    observer: &mut dyn RunObserver,
+    cancel: &Cancel,
+) -> io::Result<SweepReport> {
+    let started = Instant::now();
+    let started_at = format!("{:.3}", jiff::Timestamp::now());
+    let clients = Clients::new().map_err(io::Error::other)?;
+    let blobs = bundle.blobs();
+    let run_id = bundle.run_id().to_string();
+    let samples = options.samples.max(1);
+
+    let sample_steps: Vec<Vec<Step>> = plan
+        .checks
+        .iter()
+        .map(|check| {
+            (1..=samples)
+                .map(|k| {
+                    let mut step = check.step.clone();
+                    if samples > 1 {
+                        step.id = format!("{}#{k}", check.step.id);
+                    }
+                    step
+                })
+                .collect()
+        })
+        .collect();
+    bundle.append(&Event::RunStart {
+        steps: sample_steps
+            .iter()
+            .flatten()
+            .map(|s| PlannedStep {
+                id: s.id.clone(),
+                kind: s.check.kind().to_string(),
+                max_attempts: s.policy.max_attempts(),
+                timeout_ms: s.policy.timeout.as_millis() as u64,
+                depends_on: s.depends_on.clone(),
+                mutating: false,
+            })
+            .collect(),
+        on_escalate: "continue".into(),
+        allow_mutations: false,
+        only: Vec::new(),
+    })?;
+
+    let progress = ProgressBar::new(plan.checks.len() as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} checks, {per_sec}, {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+
+    let journal = SharedJournal {
+        inner: Mutex::new((bundle, observer)),
+    };
+    let runner = StepRunner {
+        clients: &clients,
+        blobs: blobs.as_ref(),
+        cancel,
+        run_id: &run_id,
+        owner: None,
+    };
+    let mut verdicts: HashMap<&str, CheckVerdict> = HashMap::new();
+    let mut reports: Vec<Option<CheckReport>> = vec![None; plan.checks.len()];
+
+    for level in dependency_levels(plan) {
+        let snapshot = verdicts.clone();
+        let runs = level.into_iter().map(|index| {
+            let check = &plan.checks[index];
+            let steps = &sample_steps[index];
+            let journal = &journal;
+            let runner = &runner;
+            let snapshot = &snapshot;
+            let progress = &progress;
+            async move {
+                let report = sweep_check(plan, check, steps, runner, journal, snapshot, options).await;
+                progress.inc(1);
+                report.map(|r| (index, r))
+            }
+        });
+        let finished: Vec<io::Result<(usize, CheckReport)>> =
+            stream::iter(runs).buffer_unordered(options.concurrency.max(1)).collect().await;
+        for result in finished {
+            let (index, report) = result?;
+            verdicts.insert(&plan.checks[index].step.id, report.verdict);
+            reports[index] = Some(report);
+        }
+    }
+    progress.finish_and_clear();
+
+    let checks: Vec<CheckReport> = reports.into_iter().flatten().collect();
+    let mut counts = BTreeMap::new();
+    for check in &checks {
+        *counts.entry(check.verdict.as_str().to_string()).or_insert(0) += 1;
+    }
+    let verdict = if cancel.is_cancelled() {
+        RunVerdict::Interrupted
+    } else if checks.iter().all(|c| c.verdict.healthy()) {
+        RunVerdict::Pass
+    } else {
+        RunVerdict::Escalated
+    };
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Emitter(&journal).emit(Event::RunEnd {
+        verdict,
+        counts: counts.clone(),
+        duration_ms,
+    })?;
+    Ok(SweepReport {
+        run_id,
+        started_at,
+        duration_ms,
+        verdict,
+        counts,
+        checks,
+    })
+}
+
+/// Runs one check's samples (or records why it cannot run).
+async fn sweep_check(
+    plan: &SweepPlan,
+    check: &SweepCheck,
+    steps: &[Step],
+    runner: &StepRunner<'_>,
+    journal: &SharedJournal<'_>,
+    verdicts: &HashMap<&str, CheckVerdict>,
+    options: &SweepOptions,
+) -> io::Result<CheckReport> {
+    let mut report = CheckReport {
+        id: check.step.id.clone(),
+        kind: check.step.check.kind().to_string(),
+        tags: check.tags.clone(),
+        verdict: CheckVerdict::Pass,
+        attempts: 0,
+        attempts_total: 0,
+        latency: None,
+        reason: None,
+        baseline_p95_ms: None,
+    };
+    let failed_deps: Vec<String> = check
+        .step
+        .depends_on
+        .iter()
+        .filter_map(|dep| match verdicts.get(dep.as_str()) {
+            Some(v) if v.healthy() || *v == CheckVerdict::Regressed => None,
+            Some(v) => Some(format!("`{dep}` ({})", v.as_str())),
+            // Filtered out of this sweep (--only/--shard): nothing to wait for.
+            None => None,
+        })
+        .collect();
+    let not_run = if runner.cancel.is_cancelled() {
+        Some((StepVerdict::Skipped, CheckVerdict::Interrupted, "not run: the sweep was interrupted".to_string()))
+    } else if !failed_deps.is_empty() {
+        Some((
+            StepVerdict::Blocked,
+            CheckVerdict::Blocked,
+            format!("blocked: depends on {}", failed_deps.join(", ")),
+        ))
+    } else {
+        None
+    };
+    if let Some((step_verdict, verdict, reason)) = not_run {
+        for step in steps {
+            Emitter(journal).emit(Event::StepEnd {
+                step: step.id.clone(),
+                verdict: step_verdict,
+                attempts: 0,
+                duration_ms: 0.0,
+                reason: Some(reason.clone()),
+            })?;
+        }
+        report.verdict = verdict;
+        report.reason = Some(reason);
+        return Ok(report);
+    }
+
+    let scope = RunScope::new(&plan.vars[check.vars], &plan.secrets);
+    let mut latencies = Vec::with_capacity(steps.len());
+    let mut retried = false;
+    for step in steps {
+        let result = runner.run_step(step, &scope, &mut Emitter(journal)).await?;
+        let attempts = result.attempt_durations_ms.len() as u32;
+        report.attempts = attempts;
+        report.attempts_total += attempts;
+        match result.verdict {
+            StepVerdict::Pass => {
+                retried |= attempts > 1;
+                if let Some(decisive) = result.attempt_durations_ms.last() {
+                    latencies.push(*decisive);
+                }
+            }
+            StepVerdict::Interrupted => {
+                report.verdict = CheckVerdict::Interrupted;
+                report.reason = Some("interrupted".into());
+                break;
+            }
+            _ => {
+                report.verdict = CheckVerdict::Fail;
+                report.reason = result.reason;
+                break;
+            }
+        }
+    }
+    report.latency = LatencyStats::from_samples(&latencies);
+    if report.verdict == CheckVerdict::Pass {
+        if retried {
+            report.verdict = CheckVerdict::Flaky;
+        }
+        if let (Some((baseline, factor)), Some(latency)) = (&options.baseline, &report.latency) {
+            report.baseline_p95_ms = baseline.checks.get(&report.id).map(|b| b.p95_ms);
+            if let Some(regression) = baseline.compare(&report.id, latency, *factor) {
+                report.verdict = CheckVerdict::Regressed;
+                report.reason = Some(regression.describe(*factor));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Check indexes grouped so that every check comes after the checks it
+/// depends on (dependencies outside the plan are ignored).
+fn dependency_levels(plan: &SweepPlan) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = plan.checks.iter().enumerate().map(|(i, c)| (c.step.id.as_str(), i)).collect();
+    let mut level = vec![usize::MAX; plan.checks.len()];
+    fn depth(i: usize, plan: &SweepPlan, index: &HashMap<&str, usize>, level: &mut [usize], guard: usize) -> usize {
+        if level[i] != usize::MAX {
+            return level[i];
+        }
+        // The loader rejects cycles; the guard only stops a runaway recursion.
+        let d = if guard > plan.checks.len() {
+            0
+        } else {
+            plan.checks[i]
+                .step
+                .depends_on
+                .iter()
+                .filter_map(|dep| index.get(dep.as_str()))
+                .map(|&j| depth(j, plan, index, level, guard + 1) + 1)
+                .max()
+                .unwrap_or(0)
+        };
+        level[i] = d;
+        d
+    }
+    for i in 0..plan.checks.len() {
+        depth(i, plan, &index, &mut level, 0);
+    }
+    let mut levels: Vec<Vec<usize>> = Vec::new();
+    for (i, &d) in level.iter().enumerate() {
+        if levels.len() <= d {
+            levels.resize(d + 1, Vec::new());
+        }
+        levels[d].push(i);
+    }
+    levels
+}
