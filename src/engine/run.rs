@@ -262,7 +262,7 @@ impl StepRunner<'_> {
         let mut evidence: Vec<String> = Vec::new();
         let mut retries_skipped: Option<String> = None;
         let mut durations = Vec::new();
-        let finish = |journal: &mut dyn Emit, verdict, attempts, reason, captures, durations: Vec<f64>| {
+        let finish = |journal: &mut dyn Emit, verdict, attempts, reason: Option<String>, captures, durations: Vec<f64>| {
             journal.emit(Event::StepEnd {
                 step: step.id.clone(),
                 verdict,
