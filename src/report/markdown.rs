@@ -107,3 +107,39 @@ fn cell(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('\n', " ")
 }
+
+/// A sweep as Markdown, for a CI job summary (`>> $GITHUB_STEP_SUMMARY`).
+pub fn render_sweep(report: &crate::sweep::run::SweepReport, name: &str, bundle: &str) -> String {
+    use super::table::format_latency;
+    let mut out = String::new();
+    let total = report.checks.len();
+    let healthy = report.checks.iter().filter(|c| c.verdict.healthy()).count();
+    let status = if healthy == total { "PASSED" } else { "FAILED" };
+    let _ = writeln!(
+        out,
+        "### runproof sweep · {} · {status} ({healthy}/{total} healthy)\n",
+        cell(name)
+    );
+    out.push_str("| Check | Kind | Verdict | Attempts | p50 | p95 | Reason |\n");
+    out.push_str("|-------|------|---------|---------:|----:|----:|--------|\n");
+    for c in report.sorted_for_display() {
+        let verdict = if c.verdict.healthy() {
+            c.verdict.as_str().to_string()
+        } else {
+            format!("**{}**", c.verdict.as_str())
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            cell(&c.id),
+            cell(&c.kind),
+            verdict,
+            c.attempts_total,
+            c.latency.map(|l| format_latency(l.p50_ms)).unwrap_or_else(|| "-".into()),
+            c.latency.map(|l| format_latency(l.p95_ms)).unwrap_or_else(|| "-".into()),
+            cell(c.reason.as_deref().unwrap_or(""))
+        );
+    }
+    let _ = writeln!(out, "\nRun `{}` · bundle `{}`\n", report.run_id, cell(bundle));
+    out
+}

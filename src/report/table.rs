@@ -61,3 +61,39 @@ pub fn shorten(text: &str, max: usize) -> String {
     let cut: String = line.chars().take(max.saturating_sub(1)).collect();
     format!("{cut}…")
 }
+
+#[derive(Tabled)]
+struct CheckRow {
+    check: String,
+    kind: String,
+    verdict: String,
+    attempts: String,
+    p50: String,
+    p95: String,
+    reason: String,
+}
+
+/// One row per check of a sweep, failures first.
+pub fn render_checks(report: &crate::sweep::run::SweepReport) -> String {
+    let rows = report.sorted_for_display().into_iter().map(|c| CheckRow {
+        check: c.id.clone(),
+        kind: c.kind.clone(),
+        verdict: c.verdict.as_str().to_string(),
+        attempts: if c.attempts_total == 0 { "-".into() } else { c.attempts_total.to_string() },
+        p50: c.latency.map(|l| format_latency(l.p50_ms)).unwrap_or_else(|| "-".into()),
+        p95: c.latency.map(|l| format_latency(l.p95_ms)).unwrap_or_else(|| "-".into()),
+        reason: c.reason.as_deref().map(|r| shorten(r, 60)).unwrap_or_default(),
+    });
+    Table::new(rows).with(Style::sharp()).to_string()
+}
+
+/// `0.42ms`, `12.3ms`, `1.20s`.
+pub fn format_latency(ms: f64) -> String {
+    if ms < 10.0 {
+        format!("{ms:.2}ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.1}ms")
+    } else {
+        format!("{:.2}s", ms / 1000.0)
+    }
+}

@@ -38,3 +38,12 @@ pub fn load_runbook_str(path: &Path, source: &str) -> Result<Runbook, LoadError>
         rendered: "not implemented yet".into(),
     })
 }
+
+/// Loads a sweep's check file. STUB until the loader lands.
+pub fn load_check_file(path: &Path, source: &str) -> Result<super::model::CheckFile, LoadError> {
+    let _ = (path, source);
+    Err(LoadError::Invalid {
+        diagnostics: Vec::new(),
+        rendered: "not implemented yet".into(),
+    })
+}

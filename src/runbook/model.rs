@@ -173,3 +173,16 @@ pub struct Step {
     /// 1-based line of the step's `[[step]]` header, for messages.
     pub line: usize,
 }
+
+/// A sweep input file: `[[check]]` entries with the same kinds, templating,
+/// secrets and retry policy as runbook steps, plus `tags`.
+#[derive(Debug, Clone)]
+pub struct CheckFile {
+    pub path: PathBuf,
+    pub source: String,
+    pub secrets: SecretsConfig,
+    pub vars: BTreeMap<String, String>,
+    pub defaults: Defaults,
+    /// Each check as a step, with its tags.
+    pub checks: Vec<(Step, Vec<String>)>,
+}

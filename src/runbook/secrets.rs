@@ -28,6 +28,12 @@ impl SecretStore {
         Ok(SecretStore { values })
     }
 
+    /// This store with `other`'s values added (`other` wins on a clash).
+    pub fn merged(mut self, other: SecretStore) -> SecretStore {
+        self.values.extend(other.values);
+        self
+    }
+
     /// Required secrets that were not found.
     pub fn missing_required(&self) -> Vec<String> {
         Vec::new()

@@ -2,6 +2,7 @@
 //! samples, baselines, shards — and one sealed bundle per sweep.
 
 pub mod baseline;
+pub mod input;
 pub mod run;
 pub mod select;
 pub mod stats;

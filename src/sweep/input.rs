@@ -1,0 +1,194 @@
+//! What a sweep reads: files and folders of check definitions
+//! (`checks/*.toml`), narrowed by `--only` and `--shard`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::run::{SweepCheck, SweepPlan};
+use super::select::{glob_matches, Shard};
+use crate::runbook::load::load_check_file;
+use crate::runbook::model::{CheckFile, SecretsConfig};
+use crate::runbook::{LoadError, SecretStore};
+
+/// Why a sweep's input could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The loaded input before selection.
+pub struct SweepInput {
+    pub files: Vec<CheckFile>,
+    /// SHA-256 hex over the sorted `<path> <sha256>` lines of the files.
+    pub digest: String,
+}
+
+/// Every `.toml` file named, or inside a named folder (not recursive), sorted.
+pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let io = |source| InputError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(io)?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(InputError::Invalid(format!("{}: no .toml check files in this folder", path.display())));
+            }
+            files.extend(found);
+        } else {
+            std::fs::metadata(path).map_err(io)?;
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Loads every file; all diagnostics of all files are reported together.
+pub fn load_input(paths: &[PathBuf]) -> Result<SweepInput, InputError> {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    let mut lines = Vec::new();
+    for path in input_files(paths)? {
+        let source = std::fs::read_to_string(&path).map_err(|source| InputError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        lines.push(format!("{} {}", path.display(), hex::encode(Sha256::digest(source.as_bytes()))));
+        match load_check_file(&path, &source) {
+            Ok(file) => files.push(file),
+            Err(LoadError::Invalid { rendered, .. }) => problems.push(rendered),
+            Err(other) => problems.push(other.to_string()),
+        }
+    }
+    let mut seen: HashMap<&str, &Path> = HashMap::new();
+    for file in &files {
+        for (step, _) in &file.checks {
+            if let Some(first) = seen.insert(&step.id, &file.path) {
+                problems.push(format!(
+                    "error: check id `{}` appears in {} and {}; ids must be unique across a sweep",
+                    step.id,
+                    first.display(),
+                    file.path.display()
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(InputError::Invalid(problems.join("\n")));
+    }
+    lines.sort();
+    Ok(SweepInput {
+        digest: hex::encode(Sha256::digest(lines.join("\n").as_bytes())),
+        files,
+    })
+}
+
+/// Narrows the input to a plan: `only` globs select checks (with what they
+/// depend on); `shard` keeps one stable part. A check and the checks it depends
+/// on always share a shard, so blocking still works when a sweep is split.
+pub fn plan(
+    input: &SweepInput,
+    only: &[String],
+    shard: Option<Shard>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(SweepPlan, Vec<String>), InputError> {
+    let mut all: Vec<SweepCheck> = Vec::new();
+    let mut vars: Vec<BTreeMap<String, String>> = Vec::new();
+    let mut secrets_config = SecretsConfig::default();
+    for (file_index, file) in input.files.iter().enumerate() {
+        vars.push(file.vars.clone());
+        for name in file.secrets.declared() {
+            if !secrets_config.optional.iter().any(|n| n == name) {
+                secrets_config.optional.push(name.to_string());
+            }
+        }
+        for name in &file.secrets.required {
+            if !secrets_config.required.contains(name) {
+                secrets_config.required.push(name.clone());
+            }
+        }
+        for (step, tags) in &file.checks {
+            all.push(SweepCheck {
+                step: step.clone(),
+                tags: tags.clone(),
+                vars: file_index,
+            });
+        }
+    }
+    let by_id: HashMap<&str, &SweepCheck> = all.iter().map(|c| (c.step.id.as_str(), c)).collect();
+
+    let mut keep: HashSet<String> = if only.is_empty() {
+        all.iter().map(|c| c.step.id.clone()).collect()
+    } else {
+        let mut selected = HashSet::new();
+        let mut pending: Vec<&str> = all
+            .iter()
+            .filter(|c| only.iter().any(|g| glob_matches(g, &c.step.id)))
+            .map(|c| c.step.id.as_str())
+            .collect();
+        if pending.is_empty() {
+            return Err(InputError::Invalid(format!("--only {}: matches no check", only.join(" "))));
+        }
+        while let Some(id) = pending.pop() {
+            if selected.insert(id.to_string()) {
+                if let Some(check) = by_id.get(id) {
+                    pending.extend(check.step.depends_on.iter().map(String::as_str));
+                }
+            }
+        }
+        selected
+    };
+    if let Some(shard) = shard {
+        keep.retain(|id| shard.contains(&shard_key(id, &by_id)));
+    }
+
+    // Secrets: every file's env files, resolved against that file's folder.
+    let mut secrets = SecretStore::default();
+    for file in &input.files {
+        let base = file.path.parent().unwrap_or(Path::new("."));
+        let store = SecretStore::load(&file.secrets, base, env).map_err(|e| InputError::Invalid(e.to_string()))?;
+        secrets = secrets.merged(store);
+    }
+    let missing = secrets_config
+        .required
+        .iter()
+        .filter(|name| secrets.get(name).is_none())
+        .cloned()
+        .collect::<Vec<_>>();
+    if !missing.is_empty() {
+        return Err(InputError::Invalid(format!("missing required secret(s): {}", missing.join(", "))));
+    }
+    let names: Vec<String> = secrets_config.declared().map(str::to_string).collect();
+    let checks = all.into_iter().filter(|c| keep.contains(&c.step.id)).collect();
+    Ok((SweepPlan { checks, vars, secrets }, names))
+}
+
+/// The id a check is sharded by: the smallest id among the roots of its
+/// dependency tree (itself when it depends on nothing).
+fn shard_key(id: &str, by_id: &HashMap<&str, &SweepCheck>) -> String {
+    let mut roots = Vec::new();
+    let mut pending = vec![id.to_string()];
+    let mut seen = HashSet::new();
+    while let Some(current) = pending.pop() {
+        if !seen.insert(current.clone()) {
+            continue;
+        }
+        match by_id.get(current.as_str()) {
+            Some(check) if !check.step.depends_on.is_empty() => pending.extend(check.step.depends_on.iter().cloned()),
+            _ => roots.push(current),
+        }
+    }
+    roots.into_iter().min().unwrap_or_else(|| id.to_string())
+}
