@@ -8,6 +8,7 @@
 //! - [`engine`]: the run loop — retries, backoff, timeouts, escalation, cancellation.
 //! - [`evidence`]: the bundle — journal, blobs, seal, verification, redaction.
 //! - [`report`]: consumers of run events — terminal, JUnit, Markdown, JSON.
+//! - [`webhook`]: Chatwoot webhook signing, sample events and the delivery receiver.
 //! - [`cli`]: argument parsing and the mapping of outcomes to exit codes.
 
 pub mod check;
@@ -17,3 +18,4 @@ pub mod evidence;
 pub mod exit;
 pub mod report;
 pub mod runbook;
+pub mod webhook;
