@@ -30,6 +30,22 @@ pub const EVENT_NAMES: &[&str] = &[
     "conversation_updated",
 ];
 
+/// Every event a Chatwoot webhook can subscribe to (`app/models/webhook.rb`).
+pub const CHATWOOT_EVENTS: &[&str] = &[
+    "conversation_status_changed",
+    "conversation_updated",
+    "conversation_created",
+    "contact_created",
+    "contact_updated",
+    "message_created",
+    "message_updated",
+    "webwidget_triggered",
+    "inbox_created",
+    "inbox_updated",
+    "conversation_typing_on",
+    "conversation_typing_off",
+];
+
 impl SampleEvent {
     /// The name Chatwoot puts in the payload's `event` key.
     pub fn as_str(self) -> &'static str {
