@@ -43,7 +43,9 @@ impl CheckSpec {
             "secret" => CheckSpec::Secret(secret::SecretCheck::deserialize(de)?),
             "command" => CheckSpec::Command(command::CommandCheck::deserialize(de)?),
             "webhook" => CheckSpec::Webhook(webhook::WebhookCheck::deserialize(de)?),
-            "webhook-delivery" => CheckSpec::WebhookDelivery(webhook_delivery::WebhookDeliveryCheck::deserialize(de)?),
+            "webhook-delivery" => {
+                CheckSpec::WebhookDelivery(webhook_delivery::WebhookDeliveryCheck::deserialize(de)?)
+            }
             _ => return Ok(None),
         }))
     }

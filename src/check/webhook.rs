@@ -100,7 +100,9 @@ impl ProbeKind {
             ProbeKind::Signed => "a correctly signed delivery",
             ProbeKind::Unsigned => "an unsigned delivery (no X-Chatwoot-Signature/-Timestamp)",
             ProbeKind::BadSignature => "a delivery with a wrong signature",
-            ProbeKind::Stale => "a correctly signed delivery with a timestamp older than the replay window",
+            ProbeKind::Stale => {
+                "a correctly signed delivery with a timestamp older than the replay window"
+            }
         }
     }
 }
@@ -129,7 +131,10 @@ impl WebhookCheck {
                     format!("webhook url must be http or https, not `{}`", url.scheme()),
                     self.url.span(),
                 )),
-                Err(err) => problems.push((format!("invalid webhook url `{}`: {err}", self.url.raw()), self.url.span())),
+                Err(err) => problems.push((
+                    format!("invalid webhook url `{}`: {err}", self.url.raw()),
+                    self.url.span(),
+                )),
             }
         }
         if let Err(err) = self.event.parse::<SampleEvent>() {
@@ -137,7 +142,8 @@ impl WebhookCheck {
         }
         if !self.secret.uses_secret() {
             problems.push((
-                "webhook secret must come from `{{secret:NAME}}`, not be written into the runbook".to_string(),
+                "webhook secret must come from `{{secret:NAME}}`, not be written into the runbook"
+                    .to_string(),
                 self.secret.span(),
             ));
         }
@@ -179,7 +185,9 @@ impl WebhookCheck {
             },
             None => match self.event.parse::<SampleEvent>() {
                 Ok(event) => sample_body(event, &SampleParams::new(ctx.run_id, now)),
-                Err(err) => return Observation::fail_permanent(err, "the runbook names an unknown event"),
+                Err(err) => {
+                    return Observation::fail_permanent(err, "the runbook names an unknown event")
+                }
             },
         };
 
@@ -213,14 +221,21 @@ impl WebhookCheck {
                 ProbeKind::Unsigned => {}
                 ProbeKind::BadSignature => {
                     headers.push((HEADER_TIMESTAMP.to_string(), timestamp.clone()));
-                    headers.push((HEADER_SIGNATURE.to_string(), corrupt(&signature::sign(secret.as_bytes(), &timestamp, &body))));
+                    headers.push((
+                        HEADER_SIGNATURE.to_string(),
+                        corrupt(&signature::sign(secret.as_bytes(), &timestamp, &body)),
+                    ));
                 }
                 ProbeKind::Signed | ProbeKind::Stale => {
                     headers.push((HEADER_TIMESTAMP.to_string(), timestamp.clone()));
-                    headers.push((HEADER_SIGNATURE.to_string(), signature::sign(secret.as_bytes(), &timestamp, &body)));
+                    headers.push((
+                        HEADER_SIGNATURE.to_string(),
+                        signature::sign(secret.as_bytes(), &timestamp, &body),
+                    ));
                 }
             }
-            let (sent, response_body) = send(client, &url, &extra_headers, &headers, &body, ctx.timeout).await;
+            let (sent, response_body) =
+                send(client, &url, &extra_headers, &headers, &body, ctx.timeout).await;
             let mut record = json!({
                 "probe": kind.name(),
                 "request": {
@@ -271,7 +286,13 @@ impl WebhookCheck {
                         let wanted = match &self.expect.status {
                             Some(OneOrMany::One(s)) => s.to_string(),
                             Some(OneOrMany::Many(list)) => {
-                                format!("one of {}", list.iter().map(u16::to_string).collect::<Vec<_>>().join(", "))
+                                format!(
+                                    "one of {}",
+                                    list.iter()
+                                        .map(u16::to_string)
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
                             }
                             None => "a 2xx".to_string(),
                         };
@@ -280,7 +301,10 @@ impl WebhookCheck {
                         } else {
                             ""
                         };
-                        failures.push(format!("{} got status {status}, expected {wanted}{hint}", kind.describe()));
+                        failures.push(format!(
+                            "{} got status {status}, expected {wanted}{hint}",
+                            kind.describe()
+                        ));
                     }
                 }
                 (_, Some(status), _) if (200..300).contains(&status) => findings.push(format!(
@@ -320,7 +344,12 @@ impl WebhookCheck {
             Observation::pass()
         };
         observation = observation
-            .with_detail("event", self.body_file.as_ref().map_or(json!(self.event), |_| Value::Null))
+            .with_detail(
+                "event",
+                self.body_file
+                    .as_ref()
+                    .map_or(json!(self.event), |_| Value::Null),
+            )
             .with_detail("probes", Value::Array(records));
         if let Some(latency) = signed_latency {
             observation = observation.with_detail("latency_ms", latency.as_millis() as u64);
@@ -377,7 +406,11 @@ async fn send(
     };
     let status = response.status().as_u16();
     let latency = started.elapsed();
-    let bytes = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    let bytes = response
+        .bytes()
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
     let truncated = bytes.len() > BODY_CAP;
     let kept = bytes[..bytes.len().min(BODY_CAP)].to_vec();
     (

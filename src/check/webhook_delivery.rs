@@ -83,13 +83,18 @@ impl WebhookDeliveryCheck {
         }
         if !CHATWOOT_EVENTS.contains(&self.event.as_str()) {
             problems.push((
-                format!("unknown Chatwoot event `{}`; webhooks can subscribe to {}", self.event, CHATWOOT_EVENTS.join(", ")),
+                format!(
+                    "unknown Chatwoot event `{}`; webhooks can subscribe to {}",
+                    self.event,
+                    CHATWOOT_EVENTS.join(", ")
+                ),
                 0..0,
             ));
         }
         if !self.secret.uses_secret() {
             problems.push((
-                "webhook secret must come from `{{secret:NAME}}`, not be written into the runbook".to_string(),
+                "webhook secret must come from `{{secret:NAME}}`, not be written into the runbook"
+                    .to_string(),
                 self.secret.span(),
             ));
         }
@@ -103,7 +108,10 @@ impl WebhookDeliveryCheck {
 
     pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
         let Ok(addr) = self.listen.parse::<SocketAddr>() else {
-            return Observation::fail_permanent(format!("invalid listen address `{}`", self.listen), "the runbook must change");
+            return Observation::fail_permanent(
+                format!("invalid listen address `{}`", self.listen),
+                "the runbook must change",
+            );
         };
         let secret = match ctx.render(&self.secret) {
             Ok(secret) if secret.is_empty() => {
@@ -143,8 +151,13 @@ impl WebhookDeliveryCheck {
         // Answer a little before the engine's own timeout, so the reason is
         // ours ("no delivery…") rather than a bare timeout.
         let margin = (ctx.timeout / 10).min(Duration::from_secs(1));
-        let wait = ctx.timeout.saturating_sub(margin).saturating_sub(started.elapsed());
-        let result = listener.wait_for(&self.event, contains.as_deref(), wait).await;
+        let wait = ctx
+            .timeout
+            .saturating_sub(margin)
+            .saturating_sub(started.elapsed());
+        let result = listener
+            .wait_for(&self.event, contains.as_deref(), wait)
+            .await;
         listener.stop().await;
 
         let mut observation = match &result.matched {
@@ -190,9 +203,17 @@ impl WebhookDeliveryCheck {
 /// Sends the trigger; a failure is the attempt's failure.
 async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, Observation> {
     let url = ctx.render(&trigger.url)?;
-    let method = reqwest::Method::from_bytes(trigger.method.as_bytes())
-        .map_err(|_| Observation::fail_permanent(format!("invalid trigger method `{}`", trigger.method), "the runbook must change"))?;
-    let mut request = ctx.clients.http(trigger.verify_tls).request(method, url).timeout(ctx.timeout);
+    let method = reqwest::Method::from_bytes(trigger.method.as_bytes()).map_err(|_| {
+        Observation::fail_permanent(
+            format!("invalid trigger method `{}`", trigger.method),
+            "the runbook must change",
+        )
+    })?;
+    let mut request = ctx
+        .clients
+        .http(trigger.verify_tls)
+        .request(method, url)
+        .timeout(ctx.timeout);
     let mut has_content_type = false;
     for (name, value) in &trigger.headers {
         has_content_type |= name.eq_ignore_ascii_case("content-type");
@@ -207,8 +228,14 @@ async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, 
     let what = format!("trigger {} {}", trigger.method, trigger.url.raw());
     match request.send().await {
         Ok(response) if response.status().is_success() => Ok(response.status().as_u16()),
-        Ok(response) => Err(Observation::fail(format!("{what} answered {}", response.status().as_u16()))
-            .with_detail("trigger_status", response.status().as_u16())),
-        Err(err) => Err(Observation::fail(format!("{what}: {}", super::webhook::describe_error(err)))),
+        Ok(response) => Err(Observation::fail(format!(
+            "{what} answered {}",
+            response.status().as_u16()
+        ))
+        .with_detail("trigger_status", response.status().as_u16())),
+        Err(err) => Err(Observation::fail(format!(
+            "{what}: {}",
+            super::webhook::describe_error(err)
+        ))),
     }
 }

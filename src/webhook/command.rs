@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::signature::{self, DEFAULT_MAX_AGE};
-use super::{process_env, secret_from_env, WebhookError, HEADER_DELIVERY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use super::{
+    process_env, secret_from_env, WebhookError, HEADER_DELIVERY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
 
 /// `runproof webhook sign --secret-env NAME [--timestamp T] [--delivery ID] [--curl URL] BODY_FILE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,12 +71,16 @@ pub fn sign_command_with(
 ) -> Result<String, WebhookError> {
     if let Some(value) = &args.timestamp {
         if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) || value.len() > 18 {
-            return Err(WebhookError::BadTimestamp { value: value.clone() });
+            return Err(WebhookError::BadTimestamp {
+                value: value.clone(),
+            });
         }
     }
     if let Some(value) = &args.delivery {
         if value.is_empty() || value.chars().any(|c| c.is_control() || c == '\'') {
-            return Err(WebhookError::BadDelivery { value: value.clone() });
+            return Err(WebhookError::BadDelivery {
+                value: value.clone(),
+            });
         }
     }
     if let Some(url) = &args.curl {
@@ -83,8 +89,14 @@ pub fn sign_command_with(
     }
     let secret = secret_from_env(&args.secret_env, lookup)?;
     let body = read_body(&args.body_file)?;
-    let timestamp = args.timestamp.clone().unwrap_or_else(|| now_unix.to_string());
-    let delivery = args.delivery.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let timestamp = args
+        .timestamp
+        .clone()
+        .unwrap_or_else(|| now_unix.to_string());
+    let delivery = args
+        .delivery
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let signature = signature::sign(secret.as_bytes(), &timestamp, &body);
     Ok(format!(
         "{HEADER_SIGNATURE}: {signature}\n{HEADER_TIMESTAMP}: {timestamp}\n{HEADER_DELIVERY}: {delivery}\n"

@@ -161,7 +161,11 @@ fn rails_escape(text: &str) -> String {
 pub fn iso_millis(at: jiff::Timestamp) -> String {
     let ms = at.as_millisecond();
     let truncated = jiff::Timestamp::from_millisecond(ms).unwrap_or(at);
-    format!("{}.{:03}Z", truncated.strftime("%Y-%m-%dT%H:%M:%S"), ms.rem_euclid(1000))
+    format!(
+        "{}.{:03}Z",
+        truncated.strftime("%Y-%m-%dT%H:%M:%S"),
+        ms.rem_euclid(1000)
+    )
 }
 
 /// A JSON value whose object keys keep the order they were written in
@@ -345,7 +349,10 @@ mod tests {
     use super::*;
 
     fn params() -> SampleParams {
-        SampleParams::new("0190aaaa-0000-7000-8000-000000000001", "2026-01-01T00:00:00.042Z".parse().unwrap())
+        SampleParams::new(
+            "0190aaaa-0000-7000-8000-000000000001",
+            "2026-01-01T00:00:00.042Z".parse().unwrap(),
+        )
     }
 
     #[test]
@@ -353,7 +360,10 @@ mod tests {
         let body = String::from_utf8(sample_body(SampleEvent::MessageCreated, &params())).unwrap();
         assert!(body.starts_with(r#"{"account":{"id":1,"name":"runproof"},"additional_attributes":{},"content_attributes":{},"content_type":"text","content":"runproof probe 0190aaaa-0000-7000-8000-000000000001","conversation":{"additional_attributes":{}"#), "{body}");
         assert!(body.ends_with(r#""created_at":"2026-01-01T00:00:00.042Z","id":1,"inbox":{"id":1,"name":"runproof"},"message_type":"incoming","private":false,"sender":{"account":{"id":1,"name":"runproof"},"additional_attributes":{},"avatar":"","custom_attributes":{},"email":null,"id":1,"identifier":null,"name":"runproof probe","phone_number":null,"thumbnail":"","blocked":false},"source_id":null,"event":"message_created"}"#), "{body}");
-        assert_eq!(body, String::from_utf8(sample_body(SampleEvent::MessageCreated, &params())).unwrap());
+        assert_eq!(
+            body,
+            String::from_utf8(sample_body(SampleEvent::MessageCreated, &params())).unwrap()
+        );
     }
 
     #[test]
@@ -363,9 +373,14 @@ mod tests {
             let body = sample_body(event, &params());
             let value: Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(value["event"], *name);
-            assert!(String::from_utf8(body).unwrap().contains("runproof probe 0190aaaa"));
+            assert!(String::from_utf8(body)
+                .unwrap()
+                .contains("runproof probe 0190aaaa"));
         }
-        assert!("message_updated".parse::<SampleEvent>().unwrap_err().contains("message_created"));
+        assert!("message_updated"
+            .parse::<SampleEvent>()
+            .unwrap_err()
+            .contains("message_created"));
     }
 
     #[test]
@@ -373,6 +388,9 @@ mod tests {
         let mut p = params();
         p.run_id = "<a&b>".to_string();
         let body = String::from_utf8(sample_body(SampleEvent::MessageCreated, &p)).unwrap();
-        assert!(body.contains(r#""content":"runproof probe \u003ca\u0026b\u003e""#), "{body}");
+        assert!(
+            body.contains(r#""content":"runproof probe \u003ca\u0026b\u003e""#),
+            "{body}"
+        );
     }
 }

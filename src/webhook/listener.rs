@@ -116,13 +116,22 @@ impl Delivery {
         let mut detail = Map::new();
         detail.insert("method".into(), json!(self.method));
         detail.insert("path".into(), json!(self.path));
-        detail.insert("received_at".into(), json!(super::events::iso_millis(self.received_at)));
+        detail.insert(
+            "received_at".into(),
+            json!(super::events::iso_millis(self.received_at)),
+        );
         let optional = [
             ("event", self.event.clone().map(Value::from)),
             ("conversation_id", self.conversation_id.map(Value::from)),
             ("message_id", self.message_id.map(Value::from)),
-            ("latency_ms_since_created_at", self.latency_ms_since_created_at.map(Value::from)),
-            ("latency_ms_since_timestamp", self.latency_ms_since_timestamp.map(Value::from)),
+            (
+                "latency_ms_since_created_at",
+                self.latency_ms_since_created_at.map(Value::from),
+            ),
+            (
+                "latency_ms_since_timestamp",
+                self.latency_ms_since_timestamp.map(Value::from),
+            ),
         ];
         for (key, value) in optional {
             if let Some(value) = value {
@@ -150,7 +159,11 @@ impl Delivery {
         if self.body.is_empty() && !self.body_truncated {
             return Ok(Vec::new());
         }
-        Ok(vec![sink.put("request.body", &self.body, self.body_truncated)?])
+        Ok(vec![sink.put(
+            "request.body",
+            &self.body,
+            self.body_truncated,
+        )?])
     }
 
     /// One line for the terminal.
@@ -184,7 +197,10 @@ impl Delivery {
 /// Whether the body holds `marker`, either verbatim or inside a JSON string
 /// (where Rails may have escaped `<`, `>`, `&`).
 fn body_contains(body: &[u8], marker: &str) -> bool {
-    if body.windows(marker.len().max(1)).any(|w| w == marker.as_bytes()) {
+    if body
+        .windows(marker.len().max(1))
+        .any(|w| w == marker.as_bytes())
+    {
         return true;
     }
     fn walk(value: &Value, marker: &str) -> bool {
@@ -222,7 +238,13 @@ impl WaitResult {
             .others
             .iter()
             .filter(|d| !d.accepted)
-            .map(|d| format!("{} ({})", d.status, d.reason.as_deref().unwrap_or("rejected")))
+            .map(|d| {
+                format!(
+                    "{} ({})",
+                    d.status,
+                    d.reason.as_deref().unwrap_or("rejected")
+                )
+            })
             .collect();
         let accepted: Vec<String> = self
             .others
@@ -281,7 +303,10 @@ impl Listener {
             let shutdown = async {
                 let _ = stop_rx.await;
             };
-            if let Err(err) = axum::serve(tcp, router).with_graceful_shutdown(shutdown).await {
+            if let Err(err) = axum::serve(tcp, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::warn!("webhook listener stopped: {err}");
             }
         });
@@ -310,7 +335,12 @@ impl Listener {
 
     /// Waits up to `timeout` for an accepted delivery of `event` (containing
     /// `contains`, when given), collecting everything else seen meanwhile.
-    pub async fn wait_for(&mut self, event: &str, contains: Option<&str>, timeout: Duration) -> WaitResult {
+    pub async fn wait_for(
+        &mut self,
+        event: &str,
+        contains: Option<&str>,
+        timeout: Duration,
+    ) -> WaitResult {
         let mut result = WaitResult::default();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -332,7 +362,10 @@ impl Listener {
             let _ = stop.send(());
         }
         if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
                 task.abort();
             }
         }
@@ -350,7 +383,13 @@ impl Drop for Listener {
 async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let received_at = jiff::Timestamp::now();
     let (parts, body) = request.into_parts();
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let mut delivery = Delivery {
         delivery_id: header(HEADER_DELIVERY),
         accepted: false,
@@ -432,7 +471,10 @@ async fn judge(
         return (StatusCode::UNAUTHORIZED, Some(err.to_string()));
     }
     if let Some(id) = &delivery.delivery_id {
-        let mut seen = shared.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut seen = shared
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(first) = seen.get(id) {
             return (
                 StatusCode::CONFLICT,
@@ -452,23 +494,38 @@ fn describe_payload(delivery: &mut Delivery) {
     let Ok(Value::Object(payload)) = serde_json::from_slice::<Value>(&delivery.body) else {
         return;
     };
-    let event = payload.get("event").and_then(Value::as_str).map(str::to_string);
+    let event = payload
+        .get("event")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let is_message = event.as_deref().is_some_and(|e| e.starts_with("message_"));
     if is_message {
         delivery.message_id = payload.get("id").and_then(Value::as_u64);
-        delivery.conversation_id = payload.get("conversation").and_then(|c| c.get("id")).and_then(Value::as_u64);
-    } else if event.as_deref().is_some_and(|e| e.starts_with("conversation_")) {
+        delivery.conversation_id = payload
+            .get("conversation")
+            .and_then(|c| c.get("id"))
+            .and_then(Value::as_u64);
+    } else if event
+        .as_deref()
+        .is_some_and(|e| e.starts_with("conversation_"))
+    {
         delivery.conversation_id = payload.get("id").and_then(Value::as_u64);
     }
     // Message payloads carry an ISO time of the message; conversation payloads
     // carry the conversation's creation as Unix seconds, which only dates the
     // event for `conversation_created`.
     let created_ms = match payload.get("created_at") {
-        Some(Value::String(text)) => text.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond()),
-        Some(Value::Number(n)) if event.as_deref() == Some("conversation_created") => n.as_i64().map(|s| s * 1000),
+        Some(Value::String(text)) => text
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .map(|t| t.as_millisecond()),
+        Some(Value::Number(n)) if event.as_deref() == Some("conversation_created") => {
+            n.as_i64().map(|s| s * 1000)
+        }
         _ => None,
     };
-    delivery.latency_ms_since_created_at = created_ms.map(|ms| delivery.received_at.as_millisecond() - ms);
+    delivery.latency_ms_since_created_at =
+        created_ms.map(|ms| delivery.received_at.as_millisecond() - ms);
     delivery.event = event;
 }
 
@@ -542,14 +599,17 @@ pub async fn listen_command(
     let mut config = ListenerConfig::new(secret.as_bytes());
     config.max_age = args.max_age;
     config.max_body = args.max_body;
-    let mut listener = Listener::bind(args.addr, config).await.map_err(|source| WebhookError::Bind {
-        addr: args.addr.to_string(),
-        source,
-    })?;
+    let mut listener =
+        Listener::bind(args.addr, config)
+            .await
+            .map_err(|source| WebhookError::Bind {
+                addr: args.addr.to_string(),
+                source,
+            })?;
     let redactor = Arc::new(Redactor::new(&[(args.secret_env.clone(), secret)]));
     let header = listen_header(args, listener.local_addr(), redactor.classes());
-    let mut writer =
-        BundleWriter::create(&args.out, header, redactor, SyncPolicy::EveryRecord).map_err(WebhookError::Evidence)?;
+    let mut writer = BundleWriter::create(&args.out, header, redactor, SyncPolicy::EveryRecord)
+        .map_err(WebhookError::Evidence)?;
     let blobs = writer.blobs();
     let started = std::time::Instant::now();
     print(&format!(
@@ -563,8 +623,12 @@ pub async fn listen_command(
 
     let mut counts = (0u32, 0u32);
     let mut record = |delivery: Delivery, writer: &mut BundleWriter| -> Result<(), WebhookError> {
-        let stored = delivery.store_body(blobs.as_ref()).map_err(WebhookError::Evidence)?;
-        writer.append(&delivery.to_event(stored)).map_err(WebhookError::Evidence)?;
+        let stored = delivery
+            .store_body(blobs.as_ref())
+            .map_err(WebhookError::Evidence)?;
+        writer
+            .append(&delivery.to_event(stored))
+            .map_err(WebhookError::Evidence)?;
         if delivery.accepted {
             counts.0 += 1;
         } else {
@@ -592,7 +656,10 @@ pub async fn listen_command(
         .append(&Event::RunEnd {
             // Rejections are the receiver doing its job, not a failed run.
             verdict: RunVerdict::Pass,
-            counts: BTreeMap::from([("accepted".to_string(), accepted), ("rejected".to_string(), rejected)]),
+            counts: BTreeMap::from([
+                ("accepted".to_string(), accepted),
+                ("rejected".to_string(), rejected),
+            ]),
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         })
         .map_err(WebhookError::Evidence)?;
@@ -617,7 +684,12 @@ fn listen_header(args: &ListenArgs, bound: SocketAddr, redaction: Vec<String>) -
         v: FORMAT_VERSION,
         kind: BundleKind::Listen,
         run_id: uuid::Uuid::now_v7().to_string(),
-        nonce: format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())[..32].to_string(),
+        nonce: format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )[..32]
+            .to_string(),
         source: SourceRef {
             name: "webhook-listen".to_string(),
             path: bound.to_string(),
@@ -626,7 +698,9 @@ fn listen_header(args: &ListenArgs, bound: SocketAddr, redaction: Vec<String>) -
         runproof_version: env!("CARGO_PKG_VERSION").to_string(),
         host: gethostname::gethostname().to_string_lossy().into_owned(),
         operator: std::env::var("USER").unwrap_or_else(|_| "unknown".to_string()),
-        started_at: jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        started_at: jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
         secrets: vec![args.secret_env.clone()],
         redaction,
     }

@@ -39,7 +39,10 @@ pub enum WebhookError {
     #[error("`{name}` is not a usable environment variable name (letters, digits and `_`, not starting with a digit)")]
     BadEnvName { name: String },
     #[error("cannot read body file {}: {source}", .path.display())]
-    ReadBody { path: PathBuf, source: std::io::Error },
+    ReadBody {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid --timestamp {value:?}: expected Unix seconds")]
     BadTimestamp { value: String },
     #[error("invalid --delivery {value:?}: expected a single-line id such as a UUID")]
@@ -47,7 +50,10 @@ pub enum WebhookError {
     #[error("invalid --curl URL {value:?}: {why}")]
     BadUrl { value: String, why: String },
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot write the evidence bundle: {0}")]
     Evidence(std::io::Error),
 }
@@ -65,11 +71,18 @@ impl WebhookError {
 
 /// Reads the secret from environment variable `name` through `lookup`
 /// (the process environment in the CLI; a map in tests).
-pub fn secret_from_env(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, WebhookError> {
+pub fn secret_from_env(
+    name: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, WebhookError> {
     check_env_name(name)?;
     match lookup(name) {
-        None => Err(WebhookError::SecretUnset { name: name.to_string() }),
-        Some(value) if value.is_empty() => Err(WebhookError::SecretEmpty { name: name.to_string() }),
+        None => Err(WebhookError::SecretUnset {
+            name: name.to_string(),
+        }),
+        Some(value) if value.is_empty() => Err(WebhookError::SecretEmpty {
+            name: name.to_string(),
+        }),
         Some(value) => Ok(value),
     }
 }
@@ -87,6 +100,8 @@ fn check_env_name(name: &str) -> Result<(), WebhookError> {
     if ok {
         Ok(())
     } else {
-        Err(WebhookError::BadEnvName { name: name.to_string() })
+        Err(WebhookError::BadEnvName {
+            name: name.to_string(),
+        })
     }
 }

@@ -88,8 +88,12 @@ pub fn verify(
     now_unix: i64,
     max_age: Duration,
 ) -> Result<(), SignatureError> {
-    let signature = signature_header.map(str::trim).ok_or(SignatureError::MissingSignature)?;
-    let timestamp_text = timestamp_header.map(str::trim).ok_or(SignatureError::MissingTimestamp)?;
+    let signature = signature_header
+        .map(str::trim)
+        .ok_or(SignatureError::MissingSignature)?;
+    let timestamp_text = timestamp_header
+        .map(str::trim)
+        .ok_or(SignatureError::MissingTimestamp)?;
     let given = parse_signature(signature)?;
     let timestamp = parse_timestamp(timestamp_text)?;
 
@@ -127,7 +131,10 @@ fn parse_signature(value: &str) -> Result<Vec<u8>, SignatureError> {
         let found = if value.is_empty() {
             "an empty value".to_string()
         } else {
-            format!("{} characters without the `sha256=` prefix", value.chars().count())
+            format!(
+                "{} characters without the `sha256=` prefix",
+                value.chars().count()
+            )
         };
         return Err(SignatureError::MalformedSignature { found });
     };
@@ -165,20 +172,78 @@ mod tests {
     #[test]
     fn stale_and_future_messages_say_how_far() {
         let sig = sign(SECRET, "1000", b"{}");
-        let stale = verify(SECRET, Some(&sig), Some("1000"), b"{}", 1000 + 301, DEFAULT_MAX_AGE).unwrap_err();
-        assert_eq!(stale.to_string(), "stale timestamp: signed 5m1s ago, beyond the 5m replay window");
-        let future = verify(SECRET, Some(&sig), Some("1000"), b"{}", 1000 - 61, DEFAULT_MAX_AGE).unwrap_err();
-        assert_eq!(future.to_string(), "timestamp from the future: 1m1s ahead of this clock (allowed skew 1m)");
-        assert!(verify(SECRET, Some(&sig), Some("1000"), b"{}", 1000 - 60, DEFAULT_MAX_AGE).is_ok());
-        assert!(verify(SECRET, Some(&sig), Some("1000"), b"{}", 1300, DEFAULT_MAX_AGE).is_ok());
+        let stale = verify(
+            SECRET,
+            Some(&sig),
+            Some("1000"),
+            b"{}",
+            1000 + 301,
+            DEFAULT_MAX_AGE,
+        )
+        .unwrap_err();
+        assert_eq!(
+            stale.to_string(),
+            "stale timestamp: signed 5m1s ago, beyond the 5m replay window"
+        );
+        let future = verify(
+            SECRET,
+            Some(&sig),
+            Some("1000"),
+            b"{}",
+            1000 - 61,
+            DEFAULT_MAX_AGE,
+        )
+        .unwrap_err();
+        assert_eq!(
+            future.to_string(),
+            "timestamp from the future: 1m1s ahead of this clock (allowed skew 1m)"
+        );
+        assert!(verify(
+            SECRET,
+            Some(&sig),
+            Some("1000"),
+            b"{}",
+            1000 - 60,
+            DEFAULT_MAX_AGE
+        )
+        .is_ok());
+        assert!(verify(
+            SECRET,
+            Some(&sig),
+            Some("1000"),
+            b"{}",
+            1300,
+            DEFAULT_MAX_AGE
+        )
+        .is_ok());
     }
 
     #[test]
     fn malformed_signature_is_described_not_echoed() {
-        let err = verify(SECRET, Some("hunter2hunter2"), Some("1000"), b"", 1000, DEFAULT_MAX_AGE).unwrap_err();
+        let err = verify(
+            SECRET,
+            Some("hunter2hunter2"),
+            Some("1000"),
+            b"",
+            1000,
+            DEFAULT_MAX_AGE,
+        )
+        .unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
-        assert!(err.to_string().contains("14 characters without the `sha256=` prefix"), "{err}");
-        let short = verify(SECRET, Some("sha256=abc"), Some("1000"), b"", 1000, DEFAULT_MAX_AGE).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("14 characters without the `sha256=` prefix"),
+            "{err}"
+        );
+        let short = verify(
+            SECRET,
+            Some("sha256=abc"),
+            Some("1000"),
+            b"",
+            1000,
+            DEFAULT_MAX_AGE,
+        )
+        .unwrap_err();
         assert!(short.to_string().contains("3 hex characters"), "{short}");
     }
 }

@@ -59,14 +59,22 @@ impl MemoryBlobs {
     }
 
     pub fn roles(&self) -> Vec<String> {
-        self.stored.lock().unwrap().iter().map(|(role, _)| role.clone()).collect()
+        self.stored
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(role, _)| role.clone())
+            .collect()
     }
 }
 
 impl BlobSink for MemoryBlobs {
     fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef> {
         use sha2::Digest;
-        self.stored.lock().unwrap().push((role.to_string(), bytes.to_vec()));
+        self.stored
+            .lock()
+            .unwrap()
+            .push((role.to_string(), bytes.to_vec()));
         Ok(BlobRef {
             role: role.to_string(),
             digest: format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes))),
@@ -79,7 +87,12 @@ impl BlobSink for MemoryBlobs {
 pub const RUN_ID: &str = "0190aaaa-0000-7000-8000-00000000feed";
 
 /// A context over `scope` and `blobs` with the given per-attempt timeout.
-pub fn context<'a>(scope: &'a MapScope, blobs: &'a MemoryBlobs, clients: &'a Clients, timeout: Duration) -> ProbeContext<'a> {
+pub fn context<'a>(
+    scope: &'a MapScope,
+    blobs: &'a MemoryBlobs,
+    clients: &'a Clients,
+    timeout: Duration,
+) -> ProbeContext<'a> {
     ProbeContext {
         scope,
         blobs,
@@ -92,5 +105,9 @@ pub fn context<'a>(scope: &'a MapScope, blobs: &'a MemoryBlobs, clients: &'a Cli
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
