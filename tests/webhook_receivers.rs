@@ -419,6 +419,30 @@ async fn webhook_listener_accepts_valid_and_rejects_forged_stale_replayed_oversi
         assert!(!d.summary_line().contains(CANARY));
     }
 
+    // No Content-Length (chunked): the limit still holds while reading.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..10).map(|_| Ok(vec![b' '; 1000])).collect();
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/chatwoot"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    let d = listener.next_delivery().await.unwrap();
+    assert!(d.body_truncated && d.status == 413);
+
+    // Not a POST: 405, recorded too.
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/chatwoot"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(listener.next_delivery().await.unwrap().status, 405);
+
     // A rejected (forged) delivery does not burn its id: the genuine one still passes.
     let genuine = Post::signed(CANARY, sample(Duration::ZERO), now());
     let forged = Post {
@@ -644,6 +668,8 @@ async fn webhook_delivery_fails_without_a_delivery_or_with_only_invalid_ones() {
         reason.contains("1 invalid deliveries: 401 (wrong signature"),
         "{reason}"
     );
+    assert_eq!(obs.detail["other_deliveries"][0]["status"], 401);
+    assert!(blobs.roles().contains(&"other.request.body".to_string()));
     assert!(!observation_text(&obs, &blobs).contains(CANARY));
 
     // The trigger itself fails (bad API token): said so, no waiting.

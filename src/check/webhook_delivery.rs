@@ -180,19 +180,27 @@ impl WebhookDeliveryCheck {
         for (key, value) in observation_detail {
             observation = observation.with_detail(key, value);
         }
-        let others: Vec<Value> = result
-            .others
-            .iter()
-            .map(|d| {
-                json!({
-                    "delivery_id": d.delivery_id,
-                    "verdict": d.verdict(),
-                    "status": d.status,
-                    "reason": d.reason,
-                    "event": d.event,
-                })
-            })
-            .collect();
+        let mut others = Vec::new();
+        for d in &result.others {
+            let mut entry = json!({
+                "delivery_id": d.delivery_id,
+                "verdict": d.verdict(),
+                "status": d.status,
+                "reason": d.reason,
+                "event": d.event,
+            });
+            // Keep what was sent: an invalid delivery's body is the evidence of why.
+            if !d.body.is_empty() {
+                match ctx.blobs.put("other.request.body", &d.body, false) {
+                    Ok(blob) => {
+                        entry["body"] = json!(blob.digest);
+                        observation.blobs.push(blob);
+                    }
+                    Err(err) => entry["body_error"] = json!(err.to_string()),
+                }
+            }
+            others.push(entry);
+        }
         if !others.is_empty() {
             observation = observation.with_detail("other_deliveries", Value::Array(others));
         }
