@@ -9,6 +9,7 @@
 //! - [`evidence`]: the bundle — journal, blobs, seal, verification, redaction.
 //! - [`report`]: consumers of run events — terminal, JUnit, Markdown, JSON.
 //! - [`sweep`]: many checks concurrently, with latency figures and metrics.
+//! - [`webhook`]: Chatwoot webhook signing, sample events and the delivery receiver.
 //! - [`cli`]: argument parsing and the mapping of outcomes to exit codes.
 
 pub mod check;
@@ -19,3 +20,4 @@ pub mod exit;
 pub mod report;
 pub mod runbook;
 pub mod sweep;
+pub mod webhook;

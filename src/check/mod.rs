@@ -8,6 +8,8 @@ pub mod command;
 pub mod http;
 pub mod json;
 pub mod secret;
+pub mod webhook;
+pub mod webhook_delivery;
 
 use std::io;
 use std::time::Duration;
@@ -18,7 +20,7 @@ use serde_json::{Map, Value};
 use crate::runbook::template::{RenderError, Scope, Template};
 
 /// Every check kind's name, as written in `check = "..."`.
-pub const KINDS: &[&str] = &["http", "secret", "command"];
+pub const KINDS: &[&str] = &["http", "secret", "command", "webhook", "webhook-delivery"];
 
 /// A check's configuration: the kind plus its parameters and expectations.
 #[derive(Debug, Clone)]
@@ -26,6 +28,8 @@ pub enum CheckSpec {
     Http(http::HttpCheck),
     Secret(secret::SecretCheck),
     Command(command::CommandCheck),
+    Webhook(webhook::WebhookCheck),
+    WebhookDelivery(webhook_delivery::WebhookDeliveryCheck),
 }
 
 impl CheckSpec {
@@ -39,6 +43,10 @@ impl CheckSpec {
             "http" => CheckSpec::Http(http::HttpCheck::deserialize(de)?),
             "secret" => CheckSpec::Secret(secret::SecretCheck::deserialize(de)?),
             "command" => CheckSpec::Command(command::CommandCheck::deserialize(de)?),
+            "webhook" => CheckSpec::Webhook(webhook::WebhookCheck::deserialize(de)?),
+            "webhook-delivery" => {
+                CheckSpec::WebhookDelivery(webhook_delivery::WebhookDeliveryCheck::deserialize(de)?)
+            }
             _ => return Ok(None),
         }))
     }
@@ -49,6 +57,8 @@ impl CheckSpec {
             CheckSpec::Http(_) => "http",
             CheckSpec::Secret(_) => "secret",
             CheckSpec::Command(_) => "command",
+            CheckSpec::Webhook(_) => "webhook",
+            CheckSpec::WebhookDelivery(_) => "webhook-delivery",
         }
     }
 
@@ -59,6 +69,8 @@ impl CheckSpec {
             CheckSpec::Http(c) => c.target(),
             CheckSpec::Secret(c) => c.target(),
             CheckSpec::Command(c) => c.target(),
+            CheckSpec::Webhook(c) => c.target(),
+            CheckSpec::WebhookDelivery(c) => c.target(),
         }
     }
 
@@ -67,6 +79,7 @@ impl CheckSpec {
         match self {
             CheckSpec::Secret(c) => vec![c.name.as_str()],
             CheckSpec::Http(_) | CheckSpec::Command(_) => Vec::new(),
+            CheckSpec::Webhook(_) | CheckSpec::WebhookDelivery(_) => Vec::new(),
         }
     }
 
@@ -75,6 +88,7 @@ impl CheckSpec {
         match self {
             CheckSpec::Http(c) => c.capture.keys().map(String::as_str).collect(),
             CheckSpec::Secret(_) | CheckSpec::Command(_) => Vec::new(),
+            CheckSpec::Webhook(_) | CheckSpec::WebhookDelivery(_) => Vec::new(),
         }
     }
 
@@ -85,6 +99,8 @@ impl CheckSpec {
             CheckSpec::Http(c) => c.validate(),
             CheckSpec::Secret(c) => c.validate(),
             CheckSpec::Command(c) => c.validate(),
+            CheckSpec::Webhook(c) => c.validate(),
+            CheckSpec::WebhookDelivery(c) => c.validate(),
         }
     }
 
@@ -94,6 +110,8 @@ impl CheckSpec {
             CheckSpec::Http(c) => c.probe(ctx).await,
             CheckSpec::Secret(c) => c.probe(ctx).await,
             CheckSpec::Command(c) => c.probe(ctx).await,
+            CheckSpec::Webhook(c) => c.probe(ctx).await,
+            CheckSpec::WebhookDelivery(c) => c.probe(ctx).await,
         }
     }
 }

@@ -1,0 +1,443 @@
+//! `webhook`: POST a Chatwoot-signed delivery (a built-in sample event or a
+//! body file) to an endpoint and assert it is accepted; optionally send
+//! unsigned, badly signed and stale deliveries and fail if any is accepted —
+//! an endpoint that accepts forgeries is a security finding, named as such.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::http::OneOrMany;
+use super::{Observation, ProbeContext};
+use crate::runbook::duration::{format_duration, HumanDuration};
+use crate::runbook::template::Template;
+use crate::webhook::events::{sample_body, SampleEvent, SampleParams};
+use crate::webhook::signature::{self, DEFAULT_MAX_AGE};
+use crate::webhook::{HEADER_DELIVERY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+
+/// Response bodies kept as evidence, at most.
+const BODY_CAP: usize = 64 * 1024;
+
+/// `check = "webhook"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookCheck {
+    /// The endpoint Chatwoot delivers to.
+    pub url: Template,
+    /// The webhook secret: `"{{secret:NAME}}"`.
+    pub secret: Template,
+    /// The sample event to send (default `message_created`).
+    #[serde(default = "default_event")]
+    pub event: String,
+    /// Send this file's bytes instead of a sample (read at probe time).
+    #[serde(default)]
+    pub body_file: Option<PathBuf>,
+    /// Extra request headers (e.g. a gateway's auth); recorded by name only.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Template>,
+    /// The receiver's replay window, for the stale probe (default 300 s).
+    #[serde(default)]
+    pub max_age: Option<HumanDuration>,
+    #[serde(default = "default_true")]
+    pub verify_tls: bool,
+    #[serde(default)]
+    pub expect: WebhookExpect,
+}
+
+fn default_event() -> String {
+    SampleEvent::MessageCreated.as_str().to_string()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `expect` for `webhook`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookExpect {
+    /// Status of the signed delivery: one or a list (default: any 2xx).
+    #[serde(default)]
+    pub status: Option<OneOrMany<u16>>,
+    #[serde(default)]
+    pub max_latency: Option<HumanDuration>,
+    /// Also send a delivery without signature headers; it must not get a 2xx.
+    #[serde(default)]
+    pub rejects_unsigned: bool,
+    /// Also send a delivery with a wrong signature; it must not get a 2xx.
+    #[serde(default)]
+    pub rejects_bad_signature: bool,
+    /// Also send a correctly signed delivery older than the window; it must not get a 2xx.
+    #[serde(default)]
+    pub rejects_stale: bool,
+}
+
+/// One of the requests an attempt sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProbeKind {
+    Signed,
+    Unsigned,
+    BadSignature,
+    Stale,
+}
+
+impl ProbeKind {
+    fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Signed => "signed",
+            ProbeKind::Unsigned => "unsigned",
+            ProbeKind::BadSignature => "bad_signature",
+            ProbeKind::Stale => "stale",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ProbeKind::Signed => "a correctly signed delivery",
+            ProbeKind::Unsigned => "an unsigned delivery (no X-Chatwoot-Signature/-Timestamp)",
+            ProbeKind::BadSignature => "a delivery with a wrong signature",
+            ProbeKind::Stale => {
+                "a correctly signed delivery with a timestamp older than the replay window"
+            }
+        }
+    }
+}
+
+/// What one request got back.
+struct Sent {
+    status: Option<u16>,
+    error: Option<String>,
+    latency: Duration,
+}
+
+impl WebhookCheck {
+    pub(super) fn target(&self) -> String {
+        match &self.body_file {
+            Some(path) => format!("POST {} ({})", self.url.raw(), path.display()),
+            None => format!("POST {} ({})", self.url.raw(), self.event),
+        }
+    }
+
+    pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
+        let mut problems = Vec::new();
+        if self.url.references().next().is_none() {
+            match url::Url::parse(self.url.raw()) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+                Ok(url) => problems.push((
+                    format!("webhook url must be http or https, not `{}`", url.scheme()),
+                    self.url.span(),
+                )),
+                Err(err) => problems.push((
+                    format!("invalid webhook url `{}`: {err}", self.url.raw()),
+                    self.url.span(),
+                )),
+            }
+        }
+        if let Err(err) = self.event.parse::<SampleEvent>() {
+            problems.push((err, 0..0));
+        }
+        if !self.secret.uses_secret() {
+            problems.push((
+                "webhook secret must come from `{{secret:NAME}}`, not be written into the runbook"
+                    .to_string(),
+                self.secret.span(),
+            ));
+        }
+        problems
+    }
+
+    pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
+        let url = match ctx.render(&self.url) {
+            Ok(url) => url,
+            Err(obs) => return obs,
+        };
+        let secret = match ctx.render(&self.secret) {
+            Ok(secret) if secret.is_empty() => {
+                return Observation::fail_permanent(
+                    format!("webhook secret `{}` is empty", self.secret.raw()),
+                    "an empty secret does not fill itself",
+                )
+            }
+            Ok(secret) => secret,
+            Err(obs) => return obs,
+        };
+        let mut extra_headers = Vec::new();
+        for (name, value) in &self.headers {
+            match ctx.render(value) {
+                Ok(value) => extra_headers.push((name.clone(), value)),
+                Err(obs) => return obs,
+            }
+        }
+        let now = jiff::Timestamp::now();
+        let body = match &self.body_file {
+            Some(path) => match std::fs::read(path) {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    return Observation::fail_permanent(
+                        format!("cannot read body_file {}: {err}", path.display()),
+                        "a missing file does not appear by waiting",
+                    )
+                }
+            },
+            None => match self.event.parse::<SampleEvent>() {
+                Ok(event) => sample_body(event, &SampleParams::new(ctx.run_id, now)),
+                Err(err) => {
+                    return Observation::fail_permanent(err, "the runbook names an unknown event")
+                }
+            },
+        };
+
+        let max_age = self.max_age.map_or(DEFAULT_MAX_AGE, |d| d.0);
+        let mut probes = vec![ProbeKind::Signed];
+        if self.expect.rejects_unsigned {
+            probes.push(ProbeKind::Unsigned);
+        }
+        if self.expect.rejects_bad_signature {
+            probes.push(ProbeKind::BadSignature);
+        }
+        if self.expect.rejects_stale {
+            probes.push(ProbeKind::Stale);
+        }
+
+        let client = ctx.clients.http(self.verify_tls);
+        let mut records = Vec::new();
+        let mut blobs = Vec::new();
+        let mut failures = Vec::new();
+        let mut findings = Vec::new();
+        let mut signed_latency = None;
+        for kind in probes {
+            let delivery = uuid::Uuid::new_v4().to_string();
+            let timestamp = match kind {
+                ProbeKind::Stale => now.as_second() - max_age.as_secs() as i64 - 60,
+                _ => now.as_second(),
+            }
+            .to_string();
+            let mut headers = vec![(HEADER_DELIVERY.to_string(), delivery.clone())];
+            match kind {
+                ProbeKind::Unsigned => {}
+                ProbeKind::BadSignature => {
+                    headers.push((HEADER_TIMESTAMP.to_string(), timestamp.clone()));
+                    headers.push((
+                        HEADER_SIGNATURE.to_string(),
+                        corrupt(&signature::sign(secret.as_bytes(), &timestamp, &body)),
+                    ));
+                }
+                ProbeKind::Signed | ProbeKind::Stale => {
+                    headers.push((HEADER_TIMESTAMP.to_string(), timestamp.clone()));
+                    headers.push((
+                        HEADER_SIGNATURE.to_string(),
+                        signature::sign(secret.as_bytes(), &timestamp, &body),
+                    ));
+                }
+            }
+            let (sent, response_body) =
+                send(client, &url, &extra_headers, &headers, &body, ctx.timeout).await;
+            let mut record = json!({
+                "probe": kind.name(),
+                "request": {
+                    "method": "POST",
+                    "url": self.url.raw(),
+                    "headers": headers.iter().map(|(n, _)| n.as_str()).chain(extra_headers.iter().map(|(n, _)| n.as_str())).collect::<Vec<_>>(),
+                    "delivery_id": delivery,
+                    "timestamp": if kind == ProbeKind::Unsigned { Value::Null } else { json!(timestamp) },
+                    "body_bytes": body.len(),
+                    "body_sha256": hex::encode(Sha256::digest(&body)),
+                },
+                "latency_ms": (sent.latency.as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
+            });
+            if let Some(status) = sent.status {
+                record["status"] = json!(status);
+            }
+            if let Some(error) = &sent.error {
+                record["error"] = json!(error);
+            }
+            if let Some((bytes, truncated)) = response_body {
+                let role = match kind {
+                    ProbeKind::Signed => "response.body".to_string(),
+                    other => format!("{}.response.body", other.name()),
+                };
+                match ctx.blobs.put(&role, &bytes, truncated) {
+                    Ok(blob) => {
+                        record["response_body"] = json!(blob.digest);
+                        blobs.push(blob);
+                    }
+                    Err(err) => record["response_body_error"] = json!(err.to_string()),
+                }
+            }
+            records.push(record);
+
+            match (kind, sent.status, sent.error) {
+                (ProbeKind::Signed, None, Some(error)) => {
+                    // Nothing answered: the rejection probes would say nothing more.
+                    failures.push(format!("POST {}: {error}", self.url.raw()));
+                    break;
+                }
+                (ProbeKind::Signed, Some(status), _) => {
+                    signed_latency = Some(sent.latency);
+                    let ok = match &self.expect.status {
+                        Some(expected) => expected.contains(&status),
+                        None => (200..300).contains(&status),
+                    };
+                    if !ok {
+                        let wanted = match &self.expect.status {
+                            Some(OneOrMany::One(s)) => s.to_string(),
+                            Some(OneOrMany::Many(list)) => {
+                                format!(
+                                    "one of {}",
+                                    list.iter()
+                                        .map(u16::to_string)
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            }
+                            None => "a 2xx".to_string(),
+                        };
+                        let hint = if matches!(status, 401 | 403) {
+                            " (the endpoint rejected a correctly signed delivery: wrong secret on either side, or it verifies HMAC(body) without the timestamp prefix)"
+                        } else {
+                            ""
+                        };
+                        failures.push(format!(
+                            "{} got status {status}, expected {wanted}{hint}",
+                            kind.describe()
+                        ));
+                    }
+                }
+                (_, Some(status), _) if (200..300).contains(&status) => findings.push(format!(
+                    "SECURITY: the endpoint accepted {} with status {status} (probe `{}`)",
+                    kind.describe(),
+                    kind.name()
+                )),
+                (_, Some(_), _) => {}
+                (_, None, error) => failures.push(format!(
+                    "the `{}` probe got no answer: {}",
+                    kind.name(),
+                    error.unwrap_or_default()
+                )),
+            }
+        }
+
+        if let (Some(latency), Some(max)) = (signed_latency, self.expect.max_latency) {
+            if latency > max.0 {
+                failures.push(format!(
+                    "the signed delivery took {}ms, more than max_latency {}",
+                    latency.as_millis(),
+                    format_duration(max.0)
+                ));
+            }
+        }
+
+        let mut observation = if !findings.is_empty() {
+            let mut reasons = findings.clone();
+            reasons.extend(failures);
+            Observation::fail_permanent(
+                reasons.join("; "),
+                "an endpoint that accepts forged or replayed deliveries does not start rejecting them by waiting",
+            )
+        } else if !failures.is_empty() {
+            Observation::fail(failures.join("; "))
+        } else {
+            Observation::pass()
+        };
+        observation = observation
+            .with_detail(
+                "event",
+                self.body_file
+                    .as_ref()
+                    .map_or(json!(self.event), |_| Value::Null),
+            )
+            .with_detail("probes", Value::Array(records));
+        if let Some(latency) = signed_latency {
+            observation = observation.with_detail("latency_ms", latency.as_millis() as u64);
+        }
+        if !findings.is_empty() {
+            observation = observation.with_detail("security_findings", json!(findings));
+        }
+        observation.blobs = blobs;
+        observation
+    }
+}
+
+/// A well-formed signature that is certainly wrong: the last hex digit changed.
+fn corrupt(signature: &str) -> String {
+    let mut chars: Vec<char> = signature.chars().collect();
+    if let Some(last) = chars.last_mut() {
+        *last = if *last == '0' { '1' } else { '0' };
+    }
+    chars.into_iter().collect()
+}
+
+/// POSTs `body` with Chatwoot's content headers. Errors are described without
+/// the URL, which may hold a rendered secret.
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    extra_headers: &[(String, String)],
+    headers: &[(String, String)],
+    body: &[u8],
+    timeout: Duration,
+) -> (Sent, Option<(Vec<u8>, bool)>) {
+    let mut request = client
+        .post(url)
+        .timeout(timeout)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json")
+        .body(body.to_vec());
+    for (name, value) in extra_headers.iter().chain(headers) {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let started = Instant::now();
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(err) => {
+            return (
+                Sent {
+                    status: None,
+                    error: Some(describe_error(err)),
+                    latency: started.elapsed(),
+                },
+                None,
+            )
+        }
+    };
+    let status = response.status().as_u16();
+    let latency = started.elapsed();
+    let bytes = response
+        .bytes()
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
+    let truncated = bytes.len() > BODY_CAP;
+    let kept = bytes[..bytes.len().min(BODY_CAP)].to_vec();
+    (
+        Sent {
+            status: Some(status),
+            error: None,
+            latency,
+        },
+        Some((kept, truncated)),
+    )
+}
+
+pub(super) fn describe_error(err: reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let err = err.without_url();
+    let mut text = kind.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

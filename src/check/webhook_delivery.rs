@@ -1,0 +1,249 @@
+//! `webhook-delivery`: run the delivery receiver for one attempt and pass
+//! when a valid Chatwoot delivery of the expected event (optionally containing
+//! a marker) arrives in time. An optional `trigger` request is sent once the
+//! receiver is up — e.g. posting a message through the Chatwoot API — so the
+//! delivery it causes cannot arrive before anyone listens.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Observation, ProbeContext};
+use crate::runbook::duration::HumanDuration;
+use crate::runbook::template::Template;
+use crate::webhook::events::CHATWOOT_EVENTS;
+use crate::webhook::listener::{Listener, ListenerConfig};
+
+/// `check = "webhook-delivery"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookDeliveryCheck {
+    /// Where to receive: `127.0.0.1:8787`, or `0.0.0.0:8787` for a remote Chatwoot.
+    pub listen: String,
+    /// The webhook secret: `"{{secret:NAME}}"`.
+    pub secret: Template,
+    /// The event to wait for (default `message_created`).
+    #[serde(default = "default_event")]
+    pub event: String,
+    /// Text the delivery's body must contain (e.g. the content a trigger posted).
+    #[serde(default)]
+    pub contains: Option<Template>,
+    /// The replay window (default 300 s).
+    #[serde(default)]
+    pub max_age: Option<HumanDuration>,
+    /// A request sent once the receiver is listening.
+    #[serde(default)]
+    pub trigger: Option<Trigger>,
+}
+
+fn default_event() -> String {
+    "message_created".to_string()
+}
+
+fn default_post() -> String {
+    "POST".to_string()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `trigger = { url = "...", headers = {...}, body = "..." }`: must answer 2xx.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    #[serde(default = "default_post")]
+    pub method: String,
+    pub url: Template,
+    /// Recorded by name only (they often hold `api_access_token`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Template>,
+    /// Sent as `application/json` unless `headers` set a Content-Type.
+    #[serde(default)]
+    pub body: Option<Template>,
+    #[serde(default = "default_true")]
+    pub verify_tls: bool,
+}
+
+impl WebhookDeliveryCheck {
+    pub(super) fn target(&self) -> String {
+        format!("receive {} on {}", self.event, self.listen)
+    }
+
+    pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
+        let mut problems = Vec::new();
+        if self.listen.parse::<SocketAddr>().is_err() {
+            problems.push((
+                format!("webhook-delivery listen must be an IP address and port such as `127.0.0.1:8787`, not `{}`", self.listen),
+                0..0,
+            ));
+        }
+        if !CHATWOOT_EVENTS.contains(&self.event.as_str()) {
+            problems.push((
+                format!(
+                    "unknown Chatwoot event `{}`; webhooks can subscribe to {}",
+                    self.event,
+                    CHATWOOT_EVENTS.join(", ")
+                ),
+                0..0,
+            ));
+        }
+        if !self.secret.uses_secret() {
+            problems.push((
+                "webhook secret must come from `{{secret:NAME}}`, not be written into the runbook"
+                    .to_string(),
+                self.secret.span(),
+            ));
+        }
+        if let Some(trigger) = &self.trigger {
+            if reqwest::Method::from_bytes(trigger.method.as_bytes()).is_err() {
+                problems.push((format!("invalid trigger method `{}`", trigger.method), 0..0));
+            }
+        }
+        problems
+    }
+
+    pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
+        let Ok(addr) = self.listen.parse::<SocketAddr>() else {
+            return Observation::fail_permanent(
+                format!("invalid listen address `{}`", self.listen),
+                "the runbook must change",
+            );
+        };
+        let secret = match ctx.render(&self.secret) {
+            Ok(secret) if secret.is_empty() => {
+                return Observation::fail_permanent(
+                    format!("webhook secret `{}` is empty", self.secret.raw()),
+                    "an empty secret does not fill itself",
+                )
+            }
+            Ok(secret) => secret,
+            Err(obs) => return obs,
+        };
+        let contains = match self.contains.as_ref().map(|t| ctx.render(t)).transpose() {
+            Ok(contains) => contains,
+            Err(obs) => return obs,
+        };
+        let mut config = ListenerConfig::new(secret.into_bytes());
+        if let Some(max_age) = self.max_age {
+            config.max_age = max_age.0;
+        }
+        let mut listener = match Listener::bind(addr, config).await {
+            Ok(listener) => listener,
+            Err(err) => return Observation::fail(format!("cannot listen on {addr}: {err}")),
+        };
+        let started = tokio::time::Instant::now();
+        let mut observation_detail = vec![("listen", json!(listener.local_addr().to_string()))];
+
+        if let Some(trigger) = &self.trigger {
+            match send_trigger(trigger, ctx).await {
+                Ok(status) => observation_detail.push(("trigger_status", json!(status))),
+                Err(obs) => {
+                    listener.stop().await;
+                    return obs;
+                }
+            }
+        }
+
+        // Answer a little before the engine's own timeout, so the reason is
+        // ours ("no delivery…") rather than a bare timeout.
+        let margin = (ctx.timeout / 10).min(Duration::from_secs(1));
+        let wait = ctx
+            .timeout
+            .saturating_sub(margin)
+            .saturating_sub(started.elapsed());
+        let result = listener
+            .wait_for(&self.event, contains.as_deref(), wait)
+            .await;
+        listener.stop().await;
+
+        let mut observation = match &result.matched {
+            Some(delivery) => {
+                let mut obs = Observation::pass();
+                for (key, value) in delivery.detail() {
+                    obs.detail.insert(key, value);
+                }
+                if let Some(id) = &delivery.delivery_id {
+                    obs = obs.with_detail("delivery_id", id.clone());
+                }
+                match delivery.store_body(ctx.blobs) {
+                    Ok(blobs) => obs.blobs = blobs,
+                    Err(err) => obs = obs.with_detail("body_blob_error", err.to_string()),
+                }
+                obs
+            }
+            None => Observation::fail(result.explain_miss(&self.event, contains.as_deref(), wait)),
+        };
+        for (key, value) in observation_detail {
+            observation = observation.with_detail(key, value);
+        }
+        let mut others = Vec::new();
+        for d in &result.others {
+            let mut entry = json!({
+                "delivery_id": d.delivery_id,
+                "verdict": d.verdict(),
+                "status": d.status,
+                "reason": d.reason,
+                "event": d.event,
+            });
+            // Keep what was sent: an invalid delivery's body is the evidence of why.
+            if !d.body.is_empty() {
+                match ctx.blobs.put("other.request.body", &d.body, false) {
+                    Ok(blob) => {
+                        entry["body"] = json!(blob.digest);
+                        observation.blobs.push(blob);
+                    }
+                    Err(err) => entry["body_error"] = json!(err.to_string()),
+                }
+            }
+            others.push(entry);
+        }
+        if !others.is_empty() {
+            observation = observation.with_detail("other_deliveries", Value::Array(others));
+        }
+        observation
+    }
+}
+
+/// Sends the trigger; a failure is the attempt's failure.
+async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, Observation> {
+    let url = ctx.render(&trigger.url)?;
+    let method = reqwest::Method::from_bytes(trigger.method.as_bytes()).map_err(|_| {
+        Observation::fail_permanent(
+            format!("invalid trigger method `{}`", trigger.method),
+            "the runbook must change",
+        )
+    })?;
+    let mut request = ctx
+        .clients
+        .http(trigger.verify_tls)
+        .request(method, url)
+        .timeout(ctx.timeout);
+    let mut has_content_type = false;
+    for (name, value) in &trigger.headers {
+        has_content_type |= name.eq_ignore_ascii_case("content-type");
+        request = request.header(name.as_str(), ctx.render(value)?);
+    }
+    if let Some(body) = &trigger.body {
+        if !has_content_type {
+            request = request.header("Content-Type", "application/json");
+        }
+        request = request.body(ctx.render(body)?);
+    }
+    let what = format!("trigger {} {}", trigger.method, trigger.url.raw());
+    match request.send().await {
+        Ok(response) if response.status().is_success() => Ok(response.status().as_u16()),
+        Ok(response) => Err(Observation::fail(format!(
+            "{what} answered {}",
+            response.status().as_u16()
+        ))
+        .with_detail("trigger_status", response.status().as_u16())),
+        Err(err) => Err(Observation::fail(format!(
+            "{what}: {}",
+            super::webhook::describe_error(err)
+        ))),
+    }
+}
