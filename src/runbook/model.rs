@@ -18,7 +18,8 @@ pub struct Runbook {
     pub source: String,
     /// `[runbook]`.
     pub meta: RunbookMeta,
-    /// `[secrets]`, with env file paths resolved against the runbook's folder.
+    /// `[secrets]` as written: `env_files` stay relative to the runbook's
+    /// folder; [`super::SecretStore::load`] (or `for_runbook`) resolves them.
     pub secrets: SecretsConfig,
     /// `[vars]`.
     pub vars: BTreeMap<String, String>,
