@@ -11,17 +11,16 @@ use std::ops::Range;
 use std::path::Path;
 
 use serde::Deserialize;
-use serde_spanned::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::diagnostics::{closest, did_you_mean, line_col, render_diagnostics, Diagnostic};
+use super::diagnostics::{closest, did_you_mean, render_diagnostics, Diagnostic};
 use super::duration::HumanDuration;
-use super::model::{Backoff, Defaults, Runbook, RunbookMeta, SecretsConfig};
+use super::model::{Defaults, Runbook, RunbookMeta, SecretsConfig};
 use super::raw::{
-    as_table, deserialize_collecting, deserialize_value, string_values, table_node, Node, Place,
+    as_table, deserialize_collecting, deserialize_value, is_list_of_tables, Node, Place,
 };
+use super::step::{check_retries, check_timeout, parse_backoff, parse_steps, STEP_KEYS};
 use super::validate::{self, RawStep};
-use crate::check::{CheckSpec, KINDS};
 
 /// Why a runbook could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -39,19 +38,6 @@ pub enum LoadError {
     },
 }
 
-/// Keys every step has, whatever its kind; all other keys belong to the kind.
-pub const STEP_KEYS: &[&str] = &[
-    "id",
-    "title",
-    "check",
-    "depends_on",
-    "retries",
-    "timeout",
-    "backoff",
-    "mutating",
-    "hint",
-];
-
 const TOP_LEVEL: &[&str] = &["runbook", "secrets", "vars", "defaults", "step"];
 const RUNBOOK_KEYS: &[&str] = &[
     "name",
@@ -61,10 +47,6 @@ const RUNBOOK_KEYS: &[&str] = &[
     "expires",
     "on_escalate",
 ];
-
-/// At most this many retries per step: more hides a broken service behind a
-/// long wait instead of escalating it.
-pub const MAX_RETRIES: u32 = 10;
 
 /// Loads and validates the runbook at `path`, resolving `{{env:NAME}}` from
 /// the process environment.
@@ -146,6 +128,8 @@ fn parse_runbook(
     // reported a second time.
     let mut var_names = std::collections::BTreeSet::new();
     let mut secrets_known = true;
+    // Tables written under a misspelt name: "missing" would repeat the error.
+    let mut misspelt = std::collections::BTreeSet::new();
     for (key, node) in root.iter() {
         match key.get_ref().as_ref() {
             "runbook" => {
@@ -176,14 +160,26 @@ fn parse_runbook(
                 }
             }
             "step" => tables.steps = parse_steps(source, key.span(), node, diagnostics),
-            other => diagnostics.push(unknown_top_level(other, key.span(), node)),
+            other => {
+                if let Some(meant) = closest(other, TOP_LEVEL.iter().copied()) {
+                    misspelt.insert(meant);
+                }
+                diagnostics.push(unknown_top_level(other, key.span(), node));
+            }
         }
     }
     // Policies are built once `[defaults]` is known, wherever it stands.
     for step in &mut tables.steps {
         step.apply_defaults(&tables.defaults);
     }
-    if !meta_seen {
+    if !root.contains_key("step") && !misspelt.contains("step") {
+        let end = source.trim_end().len();
+        diagnostics.push(
+            Diagnostic::new("runbook has no steps", end..end)
+                .with_help("add at least one `[[step]]` with an `id` and a `check`"),
+        );
+    }
+    if !meta_seen && !misspelt.contains("runbook") {
         diagnostics.push(
             Diagnostic::new("missing `[runbook]` table", 0..0).with_help(
                 "add `[runbook]` with at least `name = \"...\"` (it names the evidence folder)",
@@ -226,11 +222,6 @@ fn table_place(label: &str, node: &Node<'_>) -> Place {
         anchor: node.span(),
         extra_keys: &[],
     }
-}
-
-/// `[[x]]` headers (or an inline list of tables, which means the same).
-fn is_list_of_tables(array: &toml::de::DeArray<'_>) -> bool {
-    !array.is_empty() && array.iter().all(|item| item.get_ref().is_table())
 }
 
 fn unknown_top_level(name: &str, span: Range<usize>, node: &Node<'_>) -> Diagnostic {
@@ -386,209 +377,93 @@ fn parse_defaults(node: &Node<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<
     (diagnostics.len() == before).then_some(defaults)
 }
 
-fn parse_backoff(
-    node: &Node<'_>,
-    label: &str,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Option<Backoff> {
-    let place = Place {
-        label: label.to_string(),
-        anchor: node.span(),
-        extra_keys: &[],
-    };
-    let (backoff, _) =
-        deserialize_collecting(node.clone(), &place, diagnostics, Backoff::deserialize)?;
-    let before = diagnostics.len();
-    check_backoff(&backoff, Some(node.span()), diagnostics);
-    (diagnostics.len() == before).then_some(backoff)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::CheckSpec;
 
-pub(crate) fn check_retries(
-    retries: u32,
-    span: Option<Range<usize>>,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
-    if retries > MAX_RETRIES {
-        diagnostics.push(
-            Diagnostic::new(
-                format!("`retries` is {retries}, more than the maximum of {MAX_RETRIES}"),
-                span.unwrap_or(0..0),
-            )
-            .with_help("a step that keeps failing should escalate, not wait"),
-        );
-    }
-}
-
-pub(crate) fn check_timeout(
-    timeout: std::time::Duration,
-    span: Option<Range<usize>>,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
-    if timeout.is_zero() {
-        diagnostics.push(Diagnostic::new(
-            "`timeout` must be longer than 0s",
-            span.unwrap_or(0..0),
-        ));
-    }
-}
-
-pub(crate) fn check_backoff(
-    backoff: &Backoff,
-    span: Option<Range<usize>>,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
-    if backoff.initial > backoff.max {
-        diagnostics.push(Diagnostic::new(
-            format!(
-                "backoff `initial` ({}) is longer than `max` ({})",
-                backoff.initial, backoff.max
-            ),
-            span.unwrap_or(0..0),
-        ));
-    }
-}
-
-fn parse_steps(
-    source: &str,
-    key_span: Range<usize>,
-    node: &Node<'_>,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<RawStep> {
-    let items = match node.get_ref() {
-        DeValue::Array(items) if is_list_of_tables(items) => items,
-        DeValue::Table(_) => {
-            diagnostics.push(
-                Diagnostic::new(
-                    "`[step]` declares a single table, not a list of steps",
-                    key_span,
-                )
-                .with_help("write each step under its own `[[step]]` header (double brackets)"),
-            );
-            return Vec::new();
-        }
-        _ => {
-            diagnostics.push(
-                Diagnostic::new("`step` must be a list of tables", key_span)
-                    .with_help("write each step under its own `[[step]]` header"),
-            );
-            return Vec::new();
-        }
-    };
-    items
-        .iter()
-        .filter_map(|item| match item.get_ref() {
-            DeValue::Table(table) => Some(parse_step(source, item.span(), table, diagnostics)),
-            _ => {
-                diagnostics.push(Diagnostic::new("each step must be a table", item.span()));
-                None
-            }
+    fn load(source: &str) -> Result<Runbook, Vec<Diagnostic>> {
+        load_runbook_str_with_env(Path::new("t.toml"), source, &|_| None).map_err(|err| match err {
+            LoadError::Invalid { diagnostics, .. } => diagnostics,
+            LoadError::Io { .. } => unreachable!("no file is read"),
         })
-        .collect()
-}
-
-fn parse_step(
-    source: &str,
-    header: Range<usize>,
-    table: &DeTable<'_>,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> RawStep {
-    let line = line_col(source, header.start).0;
-    let mut step = RawStep::new(header.clone(), line);
-    let mut kind_entries = Vec::new();
-    let label = match table.get("id").and_then(|id| id.get_ref().as_str()) {
-        Some(id) => format!("step `{id}`"),
-        None => format!("the step on line {line}"),
-    };
-
-    // Read the common keys one by one, so that one bad value does not hide
-    // the next; collect the rest for the kind.
-    for (key, value) in table.iter() {
-        let span = value.span();
-        let value = value.clone();
-        match key.get_ref().as_ref() {
-            "id" => step.id = deserialize_value::<String>(value, diagnostics).map(|id| (id, span)),
-            "title" => step.title = deserialize_value(value, diagnostics),
-            "check" => {
-                step.check = deserialize_value::<String>(value, diagnostics).map(|c| (c, span))
-            }
-            "depends_on" => {
-                if let Some(deps) = deserialize_value::<Vec<Spanned<String>>>(value, diagnostics) {
-                    step.depends_on = deps
-                        .into_iter()
-                        .map(|d| (d.get_ref().clone(), d.span()))
-                        .collect();
-                }
-            }
-            "retries" => {
-                if let Some(retries) = deserialize_value::<u32>(value, diagnostics) {
-                    check_retries(retries, Some(span.clone()), diagnostics);
-                    step.retries = Some(retries);
-                }
-            }
-            "timeout" => {
-                if let Some(timeout) = deserialize_value::<HumanDuration>(value, diagnostics) {
-                    check_timeout(timeout.0, Some(span.clone()), diagnostics);
-                    step.timeout = Some(timeout.0);
-                }
-            }
-            "backoff" => {
-                step.backoff = parse_backoff(&value, &format!("`backoff` of {label}"), diagnostics)
-            }
-            "mutating" => step.mutating = deserialize_value(value, diagnostics).unwrap_or(false),
-            "hint" => step.hint = deserialize_value(value, diagnostics),
-            _ => kind_entries.push((key.clone(), value)),
-        }
     }
-    if step.id.is_none() && !table.contains_key("id") {
-        diagnostics.push(
-            Diagnostic::new("step has no `id`", header.clone()).with_help(
-                "add `id = \"...\"`: ids name steps in `depends_on`, templates and the evidence",
-            ),
+
+    fn messages(source: &str) -> Vec<String> {
+        let mut diags = load(source).unwrap_err();
+        diags.sort_by_key(|d| d.span.start);
+        diags.into_iter().map(|d| d.message).collect()
+    }
+
+    #[test]
+    fn an_empty_file_needs_a_runbook_table_and_steps() {
+        assert_eq!(
+            messages(""),
+            ["runbook has no steps", "missing `[runbook]` table"]
         );
     }
-    let Some((kind, kind_span)) = step.check.clone() else {
-        if !table.contains_key("check") {
-            diagnostics.push(
-                Diagnostic::new(format!("{label} has no `check`"), header.clone()).with_help(
-                    format!("add `check = \"...\"`, one of: {}", KINDS.join(", ")),
-                ),
-            );
-        }
-        return step;
-    };
-    if !KINDS.contains(&kind.as_str()) {
-        diagnostics.push(
-            Diagnostic::new(format!("unknown check kind `{kind}`"), kind_span).with_optional_help(
-                did_you_mean(&kind, KINDS.iter().copied())
-                    .or_else(|| Some(format!("known kinds: {}", KINDS.join(", ")))),
-            ),
-        );
-        return step;
+
+    #[test]
+    fn a_missing_name_points_at_the_runbook_header() {
+        let diags = load(
+            "[runbook]\nowner = 'me'\n[[step]]\nid = 'a'\ncheck = 'command'\nshell = 'true'\n",
+        )
+        .unwrap_err();
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].message, "missing key `name` in [runbook]");
+        assert_eq!(diags[0].span, 0..9);
     }
 
-    let kind_table = table_node(kind_entries, header.clone());
-    if let Some(kind_table) = as_table(&kind_table) {
-        step.string_values = string_values(kind_table);
+    #[test]
+    fn expect_may_be_written_as_a_subtable() {
+        let runbook = load(
+            "[runbook]\nname = 'x'\n[[step]]\nid = 'a'\ncheck = 'http'\nurl = 'http://127.0.0.1/'\n[step.expect]\nstatus = 204\n",
+        )
+        .unwrap();
+        let CheckSpec::Http(http) = &runbook.steps[0].check else {
+            panic!("http")
+        };
+        assert!(http.expect.status.as_ref().unwrap().contains(&204));
     }
-    let place = Place {
-        label,
-        // "missing key `url`" points at the kind that needs it.
-        anchor: kind_span.clone(),
-        extra_keys: STEP_KEYS,
-    };
-    let parsed = deserialize_collecting(kind_table, &place, diagnostics, |de| {
-        CheckSpec::deserialize_kind(&kind, de)
-    });
-    match parsed {
-        Some((Some(spec), templates)) => {
-            step.spec = Some(spec);
-            step.templates = templates;
-        }
-        Some((None, _)) => diagnostics.push(Diagnostic::new(
-            format!("unknown check kind `{kind}`"),
-            kind_span,
-        )),
-        None => {}
+
+    #[test]
+    fn a_table_where_a_value_belongs_is_named_plainly() {
+        let msgs =
+            messages("runbook = 'x'\n[[step]]\nid = 'a'\ncheck = 'command'\nshell = 'true'\n");
+        assert_eq!(msgs, ["invalid type: string \"x\", expected a table"]);
     }
-    step
+
+    #[test]
+    fn top_level_step_keys_are_explained() {
+        let diags = load("id = 'a'\n[runbook]\nname = 'x'\n[[step]]\nid = 'a'\ncheck = 'command'\nshell = 'true'\n").unwrap_err();
+        assert_eq!(diags[0].message, "unknown key `id`");
+        assert_eq!(
+            diags[0].help.as_deref(),
+            Some("step keys belong under a `[[step]]` header")
+        );
+    }
+
+    #[test]
+    fn a_capture_dependency_can_close_a_cycle() {
+        // `b` uses a capture of `a` (so depends on it); `a` depends on `b`.
+        let msgs = messages(
+            "[runbook]\nname = 'x'\n\
+             [[step]]\nid = 'a'\ncheck = 'http'\nurl = 'http://127.0.0.1/'\ncapture = { v = 'v' }\ndepends_on = ['b']\n\
+             [[step]]\nid = 'b'\ncheck = 'http'\nurl = 'http://127.0.0.1/{{steps.a.v}}'\n",
+        );
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("dependency cycle: `a` → `b` → `a`"),
+            "{msgs:?}"
+        );
+    }
+
+    #[test]
+    fn errors_in_secrets_do_not_cascade_into_every_reference() {
+        let msgs = messages(
+            "[runbook]\nname = 'x'\n[secrets]\nrequire = ['T']\n\
+             [[step]]\nid = 'a'\ncheck = 'http'\nurl = 'http://127.0.0.1/'\nheaders = { A = '{{secret:T}}' }\n",
+        );
+        assert_eq!(msgs, ["unknown key `require` in [secrets]"]);
+    }
 }

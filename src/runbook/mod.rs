@@ -3,7 +3,8 @@
 //!
 //! - [`model`]: the validated [`Runbook`] the engine runs.
 //! - [`load`]: TOML with spans → [`Runbook`], or every problem at once.
-//! - [`raw`]: deserializing pieces of the spanned tree, collecting errors.
+//! - `step`: one `[[step]]`, common keys and the kind's part.
+//! - `raw`: deserializing pieces of the spanned tree, collecting errors.
 //! - [`validate`]: cross-step rules (ids, dependencies, templates) and expiry.
 //! - [`diagnostics`]: rendering problems like a compiler.
 //! - [`template`], [`duration`]: the value types runbooks are written in.
@@ -16,6 +17,7 @@ pub mod load;
 pub mod model;
 mod raw;
 pub mod secrets;
+mod step;
 pub mod template;
 pub mod validate;
 

@@ -21,6 +21,11 @@ pub(crate) fn as_table<'a, 'i>(node: &'a Node<'i>) -> Option<&'a DeTable<'i>> {
     node.get_ref().as_table()
 }
 
+/// `[[x]]` headers (or an inline list of tables, which means the same).
+pub(crate) fn is_list_of_tables(array: &toml::de::DeArray<'_>) -> bool {
+    !array.is_empty() && array.iter().all(|item| item.get_ref().is_table())
+}
+
 /// Where a table sits, for messages: `step `health``, `[runbook]`.
 #[derive(Debug, Clone)]
 pub(crate) struct Place {
@@ -132,7 +137,15 @@ fn readable(message: &str) -> String {
     if message.contains("did not match any variant of untagged enum OneOrMany") {
         return "expected one value or a list of values of the right type".to_string();
     }
-    let mut text = message.replacen("unknown variant `", "unknown value `", 1);
+    let mut text = message
+        .replacen("unknown variant `", "unknown value `", 1)
+        .replacen("invalid type: map", "invalid type: table", 1)
+        .replacen("invalid type: sequence", "invalid type: array", 1);
+    // "expected struct HttpExpect" names a Rust type; the reader wrote a table.
+    if let Some(at) = text.find(", expected struct ") {
+        text.truncate(at);
+        text.push_str(", expected a table");
+    }
     for (rust, words) in [
         ("expected u8", "expected an integer from 0 to 255"),
         ("expected u16", "expected an integer from 0 to 65535"),
