@@ -19,7 +19,8 @@ use super::model::{Defaults, Runbook, RunbookMeta, SecretsConfig};
 use super::raw::{
     as_table, deserialize_collecting, deserialize_value, is_list_of_tables, Node, Place,
 };
-use super::step::{check_retries, check_timeout, parse_backoff, parse_steps, STEP_KEYS};
+use super::step::{check_retries, check_timeout, parse_backoff, parse_steps};
+pub use super::step::{MAX_RETRIES, STEP_KEYS};
 use super::validate::{self, RawStep};
 
 /// Why a runbook could not be loaded.
