@@ -5,8 +5,15 @@
 //! Retries, timeouts, escalation and evidence belong to the engine alone.
 
 pub mod command;
+pub mod dns;
+pub mod fly;
 pub mod http;
+pub mod postgres;
+pub mod redis;
 pub mod secret;
+pub mod supabase;
+pub mod tcp;
+pub mod tls;
 
 use std::io;
 use std::time::Duration;
@@ -17,7 +24,9 @@ use serde_json::{Map, Value};
 use crate::runbook::template::{RenderError, Scope, Template};
 
 /// Every check kind's name, as written in `check = "..."`.
-pub const KINDS: &[&str] = &["http", "secret", "command"];
+pub const KINDS: &[&str] = &[
+    "http", "secret", "command", "fly-app", "postgres", "supabase", "redis", "tcp", "dns", "tls",
+];
 
 /// A check's configuration: the kind plus its parameters and expectations.
 #[derive(Debug, Clone)]
@@ -25,6 +34,13 @@ pub enum CheckSpec {
     Http(http::HttpCheck),
     Secret(secret::SecretCheck),
     Command(command::CommandCheck),
+    FlyApp(fly::FlyAppCheck),
+    Postgres(postgres::PostgresCheck),
+    Supabase(supabase::SupabaseCheck),
+    Redis(redis::RedisCheck),
+    Tcp(tcp::TcpCheck),
+    Dns(dns::DnsCheck),
+    Tls(tls::TlsCheck),
 }
 
 impl CheckSpec {
@@ -38,6 +54,13 @@ impl CheckSpec {
             "http" => CheckSpec::Http(http::HttpCheck::deserialize(de)?),
             "secret" => CheckSpec::Secret(secret::SecretCheck::deserialize(de)?),
             "command" => CheckSpec::Command(command::CommandCheck::deserialize(de)?),
+            "fly-app" => CheckSpec::FlyApp(fly::FlyAppCheck::deserialize(de)?),
+            "postgres" => CheckSpec::Postgres(postgres::PostgresCheck::deserialize(de)?),
+            "supabase" => CheckSpec::Supabase(supabase::SupabaseCheck::deserialize(de)?),
+            "redis" => CheckSpec::Redis(redis::RedisCheck::deserialize(de)?),
+            "tcp" => CheckSpec::Tcp(tcp::TcpCheck::deserialize(de)?),
+            "dns" => CheckSpec::Dns(dns::DnsCheck::deserialize(de)?),
+            "tls" => CheckSpec::Tls(tls::TlsCheck::deserialize(de)?),
             _ => return Ok(None),
         }))
     }
@@ -48,6 +71,13 @@ impl CheckSpec {
             CheckSpec::Http(_) => "http",
             CheckSpec::Secret(_) => "secret",
             CheckSpec::Command(_) => "command",
+            CheckSpec::FlyApp(_) => "fly-app",
+            CheckSpec::Postgres(_) => "postgres",
+            CheckSpec::Supabase(_) => "supabase",
+            CheckSpec::Redis(_) => "redis",
+            CheckSpec::Tcp(_) => "tcp",
+            CheckSpec::Dns(_) => "dns",
+            CheckSpec::Tls(_) => "tls",
         }
     }
 
@@ -58,6 +88,13 @@ impl CheckSpec {
             CheckSpec::Http(c) => c.target(),
             CheckSpec::Secret(c) => c.target(),
             CheckSpec::Command(c) => c.target(),
+            CheckSpec::FlyApp(c) => c.target(),
+            CheckSpec::Postgres(c) => c.target(),
+            CheckSpec::Supabase(c) => c.target(),
+            CheckSpec::Redis(c) => c.target(),
+            CheckSpec::Tcp(c) => c.target(),
+            CheckSpec::Dns(c) => c.target(),
+            CheckSpec::Tls(c) => c.target(),
         }
     }
 
@@ -66,6 +103,13 @@ impl CheckSpec {
         match self {
             CheckSpec::Secret(c) => vec![c.name.as_str()],
             CheckSpec::Http(_) | CheckSpec::Command(_) => Vec::new(),
+            CheckSpec::FlyApp(_)
+            | CheckSpec::Postgres(_)
+            | CheckSpec::Supabase(_)
+            | CheckSpec::Redis(_)
+            | CheckSpec::Tcp(_)
+            | CheckSpec::Dns(_)
+            | CheckSpec::Tls(_) => Vec::new(),
         }
     }
 
@@ -74,6 +118,13 @@ impl CheckSpec {
         match self {
             CheckSpec::Http(c) => c.capture.keys().map(String::as_str).collect(),
             CheckSpec::Secret(_) | CheckSpec::Command(_) => Vec::new(),
+            CheckSpec::FlyApp(_)
+            | CheckSpec::Postgres(_)
+            | CheckSpec::Supabase(_)
+            | CheckSpec::Redis(_)
+            | CheckSpec::Tcp(_)
+            | CheckSpec::Dns(_)
+            | CheckSpec::Tls(_) => Vec::new(),
         }
     }
 
@@ -84,6 +135,13 @@ impl CheckSpec {
             CheckSpec::Http(c) => c.validate(),
             CheckSpec::Secret(c) => c.validate(),
             CheckSpec::Command(c) => c.validate(),
+            CheckSpec::FlyApp(c) => c.validate(),
+            CheckSpec::Postgres(c) => c.validate(),
+            CheckSpec::Supabase(c) => c.validate(),
+            CheckSpec::Redis(c) => c.validate(),
+            CheckSpec::Tcp(c) => c.validate(),
+            CheckSpec::Dns(c) => c.validate(),
+            CheckSpec::Tls(c) => c.validate(),
         }
     }
 
@@ -93,6 +151,13 @@ impl CheckSpec {
             CheckSpec::Http(c) => c.probe(ctx).await,
             CheckSpec::Secret(c) => c.probe(ctx).await,
             CheckSpec::Command(c) => c.probe(ctx).await,
+            CheckSpec::FlyApp(c) => c.probe(ctx).await,
+            CheckSpec::Postgres(c) => c.probe(ctx).await,
+            CheckSpec::Supabase(c) => c.probe(ctx).await,
+            CheckSpec::Redis(c) => c.probe(ctx).await,
+            CheckSpec::Tcp(c) => c.probe(ctx).await,
+            CheckSpec::Dns(c) => c.probe(ctx).await,
+            CheckSpec::Tls(c) => c.probe(ctx).await,
         }
     }
 }
@@ -244,4 +309,23 @@ impl Observation {
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Pass
     }
+}
+
+/// Replaces every occurrence of each secret in `text` with `[redacted]`.
+///
+/// Driver and server error texts can echo what they were given (a DSN, a URL
+/// with a password); checks pass their reasons through this before recording
+/// them. Secrets shorter than 4 bytes are skipped, since they would mangle
+/// ordinary words without protecting anything.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| s.len() >= 4).collect();
+    // Longest first, so a DSN is removed whole before its password is looked for.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_string();
+    for secret in secrets {
+        if out.contains(secret) {
+            out = out.replace(secret, "[redacted]");
+        }
+    }
+    out
 }
