@@ -184,7 +184,7 @@ impl RedisCheck {
                         "the password is wrong; waiting will not change it",
                     )
                 }
-                Ok(other) => return Observation::fail(format!("unexpected AUTH reply: {other:?}")),
+                Ok(other) => return Observation::fail(format!("unexpected AUTH reply: {}", other.describe())),
                 Err(err) => return Observation::fail(format!("connection lost during AUTH: {err}")),
             }
         }
@@ -195,7 +195,7 @@ impl RedisCheck {
                 Ok(Reply::Error(err)) => {
                     return Observation::fail_permanent(format!("SELECT {db} failed: {err}"), "the database index is invalid")
                 }
-                Ok(other) => return Observation::fail(format!("unexpected SELECT reply: {other:?}")),
+                Ok(other) => return Observation::fail(format!("unexpected SELECT reply: {}", other.describe())),
                 Err(err) => return Observation::fail(format!("connection lost during SELECT: {err}")),
             }
         }
@@ -208,7 +208,7 @@ impl RedisCheck {
                 )
             }
             Ok(Reply::Error(err)) => return Observation::fail(format!("PING failed: {err}")),
-            Ok(other) => return Observation::fail(format!("PING answered {other:?}, expected PONG")),
+            Ok(other) => return Observation::fail(format!("PING answered {}, expected PONG", other.describe())),
             Err(err) => return Observation::fail(format!("connection lost during PING: {err}")),
         }
         let section = if self.expect.info.is_empty() { "server" } else { "everything" };
@@ -296,6 +296,18 @@ enum Reply {
     Nil,
     /// An integer or array reply: never what these commands should get.
     Other(String),
+}
+
+impl Reply {
+    fn describe(&self) -> String {
+        match self {
+            Reply::Simple(text) => format!("+{text}"),
+            Reply::Error(text) => format!("-{text}"),
+            Reply::Bulk(text) => format!("a {}-byte string", text.len()),
+            Reply::Nil => "nil".to_string(),
+            Reply::Other(line) => line.chars().take(80).collect(),
+        }
+    }
 }
 
 struct Conn(BufReader<Box<dyn Io>>);
