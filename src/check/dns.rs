@@ -56,7 +56,10 @@ impl DnsCheck {
     pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
         let raw = self.name.raw();
         if raw.contains("://") || raw.contains('/') {
-            vec![("`name` is a host name, not a URL".to_string(), self.name.span())]
+            vec![(
+                "`name` is a host name, not a URL".to_string(),
+                self.name.span(),
+            )]
         } else {
             Vec::new()
         }
@@ -69,7 +72,8 @@ impl DnsCheck {
         };
         let started = Instant::now();
         // Port 0: only the addresses matter.
-        let lookup = tokio::time::timeout(ctx.timeout, tokio::net::lookup_host((name.as_str(), 0))).await;
+        let lookup =
+            tokio::time::timeout(ctx.timeout, tokio::net::lookup_host((name.as_str(), 0))).await;
         let latency = started.elapsed();
         let answers: BTreeSet<IpAddr> = match lookup {
             Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
@@ -109,7 +113,10 @@ impl DnsCheck {
                 RecordType::Aaaa => ("AAAA", answers.iter().any(IpAddr::is_ipv6)),
             };
             if !present {
-                failures.push(format!("{name} has no {label} answer (got {})", listed.join(", ")));
+                failures.push(format!(
+                    "{name} has no {label} answer (got {})",
+                    listed.join(", ")
+                ));
             }
         }
         if let Some(max) = &self.expect.max_latency {

@@ -133,11 +133,18 @@ impl FlyAppCheck {
         let mut problems = Vec::new();
         if let Some(api_url) = &self.api_url {
             if api_url.references().next().is_none() && url::Url::parse(api_url.raw()).is_err() {
-                problems.push((format!("`api_url` `{}` is not a URL", api_url.raw()), api_url.span()));
+                problems.push((
+                    format!("`api_url` `{}` is not a URL", api_url.raw()),
+                    api_url.span(),
+                ));
             }
         }
-        if matches!(&self.expect.process_groups, Some(ProcessGroups::List(groups)) if groups.is_empty()) {
-            problems.push(("`expect.process_groups` is empty".to_string(), self.app.span()));
+        if matches!(&self.expect.process_groups, Some(ProcessGroups::List(groups)) if groups.is_empty())
+        {
+            problems.push((
+                "`expect.process_groups` is empty".to_string(),
+                self.app.span(),
+            ));
         }
         problems
     }
@@ -167,7 +174,12 @@ impl FlyAppCheck {
         let auth = authorization_header(&token);
         let secrets = token_parts(&token);
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        let api = Api { ctx, base: &base, auth: &auth, secrets: &secrets };
+        let api = Api {
+            ctx,
+            base: &base,
+            auth: &auth,
+            secrets: &secrets,
+        };
 
         let mut blobs = Vec::new();
         let app_path = format!("/v1/apps/{}", encode(&app));
@@ -178,7 +190,10 @@ impl FlyAppCheck {
                 match status {
                     200 => serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
                     404 if !self.expect.app_exists => {
-                        return with_blobs(Observation::pass().with_detail("app_exists", false), blobs);
+                        return with_blobs(
+                            Observation::pass().with_detail("app_exists", false),
+                            blobs,
+                        );
                     }
                     _ => return with_blobs(api.error(status, &body, &app), blobs),
                 }
@@ -202,7 +217,9 @@ impl FlyAppCheck {
                     Ok(machines) => machines,
                     Err(err) => {
                         return with_blobs(
-                            Observation::fail(format!("machine list of {app} is not a JSON array: {err}")),
+                            Observation::fail(format!(
+                                "machine list of {app} is not a JSON array: {err}"
+                            )),
                             blobs,
                         )
                     }
@@ -212,7 +229,9 @@ impl FlyAppCheck {
         let machines: Vec<Machine> = machines
             .iter()
             .map(Machine::from_json)
-            .filter(|m| self.include_destroyed || !matches!(m.state.as_str(), "destroyed" | "destroying"))
+            .filter(|m| {
+                self.include_destroyed || !matches!(m.state.as_str(), "destroyed" | "destroying")
+            })
             .collect();
         let failures = self.evaluate(&machines);
         let obs = if failures.is_empty() {
@@ -222,11 +241,20 @@ impl FlyAppCheck {
         };
         let started = machines.iter().filter(|m| m.state == "started").count();
         let obs = obs
-            .with_detail("app", app_info.get("name").cloned().unwrap_or(Value::String(app)))
-            .with_detail("app_status", app_info.get("status").cloned().unwrap_or(Value::Null))
+            .with_detail(
+                "app",
+                app_info.get("name").cloned().unwrap_or(Value::String(app)),
+            )
+            .with_detail(
+                "app_status",
+                app_info.get("status").cloned().unwrap_or(Value::Null),
+            )
             .with_detail("machines_started", started as u64)
             .with_detail("machines_total", machines.len() as u64)
-            .with_detail("machines", machines.iter().map(Machine::summary).collect::<Vec<_>>());
+            .with_detail(
+                "machines",
+                machines.iter().map(Machine::summary).collect::<Vec<_>>(),
+            );
         with_blobs(obs, blobs)
     }
 
@@ -235,13 +263,23 @@ impl FlyAppCheck {
         let expect = &self.expect;
         let mut failures = Vec::new();
         if expect.no_failed {
-            for m in machines.iter().filter(|m| matches!(m.state.as_str(), "failed" | "launch_failed")) {
-                failures.push(format!("machine {} ({}) is {}", m.id, m.group_label(), m.state));
+            for m in machines
+                .iter()
+                .filter(|m| matches!(m.state.as_str(), "failed" | "launch_failed"))
+            {
+                failures.push(format!(
+                    "machine {} ({}) is {}",
+                    m.id,
+                    m.group_label(),
+                    m.state
+                ));
             }
         }
-        let min_started = expect
-            .min_started
-            .or(if expect.process_groups.is_none() { Some(1) } else { None });
+        let min_started = expect.min_started.or(if expect.process_groups.is_none() {
+            Some(1)
+        } else {
+            None
+        });
         if let Some(min) = min_started {
             let started = machines.iter().filter(|m| m.state == "started").count();
             if (started as u64) < u64::from(min) {
@@ -254,12 +292,19 @@ impl FlyAppCheck {
         }
         if let Some(groups) = &expect.process_groups {
             for (group, min) in groups.required() {
-                let members: Vec<&Machine> = machines.iter().filter(|m| m.group.as_deref() == Some(&group)).collect();
+                let members: Vec<&Machine> = machines
+                    .iter()
+                    .filter(|m| m.group.as_deref() == Some(&group))
+                    .collect();
                 let started = members.iter().filter(|m| m.state == "started").count();
                 if members.is_empty() {
                     failures.push(format!("{group}: no machines in this process group"));
                 } else if (started as u64) < u64::from(min) {
-                    let need = if min == 1 { String::new() } else { format!(", {min} required") };
+                    let need = if min == 1 {
+                        String::new()
+                    } else {
+                        format!(", {min} required")
+                    };
                     failures.push(format!(
                         "{group}: {started} of {} started{need}{}",
                         members.len(),
@@ -272,9 +317,11 @@ impl FlyAppCheck {
             for m in machines.iter().filter(|m| m.state == "started") {
                 for check in &m.checks {
                     let healthy = check.status == "passing"
-                        || (expect.checks == ChecksPolicy::PassingOrWarning && check.status == "warning");
+                        || (expect.checks == ChecksPolicy::PassingOrWarning
+                            && check.status == "warning");
                     if !healthy {
-                        let mut reason = format!("check {} on {} is {}", check.name, m.id, check.status);
+                        let mut reason =
+                            format!("check {} on {} is {}", check.name, m.id, check.status);
                         let output = check.output.trim();
                         if !output.is_empty() {
                             let _ = write!(reason, ": {}", shorten(output, 200));
@@ -285,7 +332,10 @@ impl FlyAppCheck {
             }
         }
         if !expect.regions.is_empty() {
-            for m in machines.iter().filter(|m| !expect.regions.contains(&m.region)) {
+            for m in machines
+                .iter()
+                .filter(|m| !expect.regions.contains(&m.region))
+            {
                 failures.push(format!(
                     "machine {} is in {}, not in {}",
                     m.id,
@@ -295,12 +345,21 @@ impl FlyAppCheck {
             }
         }
         if let Some(image) = &expect.image {
-            for m in machines.iter().filter(|m| !m.image.contains(image.as_str()) && !m.digest.contains(image.as_str())) {
-                failures.push(format!("machine {} runs {}, expected {image}", m.id, m.image));
+            for m in machines
+                .iter()
+                .filter(|m| !m.image.contains(image.as_str()) && !m.digest.contains(image.as_str()))
+            {
+                failures.push(format!(
+                    "machine {} runs {}, expected {image}",
+                    m.id, m.image
+                ));
             }
         }
         if let Some(version) = &expect.release_version {
-            for m in machines.iter().filter(|m| m.release_version.as_deref() != Some(version.as_str())) {
+            for m in machines
+                .iter()
+                .filter(|m| m.release_version.as_deref() != Some(version.as_str()))
+            {
                 failures.push(format!(
                     "machine {} is at release {}, expected {version}",
                     m.id,
@@ -317,7 +376,10 @@ impl FlyAppCheck {
 /// macaroons (`fm1r_`, `fm1a_`, `fm2_`) get `FlyV1` and everything else `Bearer`.
 pub fn authorization_header(token: &str) -> String {
     let token = strip_scheme(token);
-    if ["fm1r_", "fm1a_", "fm2_"].iter().any(|p| token.starts_with(p)) {
+    if ["fm1r_", "fm1a_", "fm2_"]
+        .iter()
+        .any(|p| token.starts_with(p))
+    {
         format!("FlyV1 {token}")
     } else {
         format!("Bearer {token}")
@@ -365,7 +427,13 @@ fn not_started_states<'a>(machines: impl Iterator<Item = &'a Machine>) -> String
     }
     let states: Vec<String> = counts
         .iter()
-        .map(|(state, n)| if *n == 1 { state.to_string() } else { format!("{n} {state}") })
+        .map(|(state, n)| {
+            if *n == 1 {
+                state.to_string()
+            } else {
+                format!("{n} {state}")
+            }
+        })
         .collect();
     format!(" ({})", states.join(", "))
 }
@@ -433,13 +501,20 @@ impl Api<'_, '_> {
         let truncated = body.len() > BODY_CAP;
         let kept = &body[..body.len().min(BODY_CAP)];
         let scrubbed = super::scrub(&String::from_utf8_lossy(kept), self.secrets);
-        self.ctx.blobs.put(role, scrubbed.as_bytes(), truncated).ok()
+        self.ctx
+            .blobs
+            .put(role, scrubbed.as_bytes(), truncated)
+            .ok()
     }
 
     /// A non-success status as a reason; 401/403/404 are permanent.
     fn error(&self, status: u16, body: &[u8], app: &str) -> Observation {
         let message = error_message(body);
-        let suffix = if message.is_empty() { String::new() } else { format!(": {message}") };
+        let suffix = if message.is_empty() {
+            String::new()
+        } else {
+            format!(": {message}")
+        };
         let suffix = super::scrub(&suffix, self.secrets);
         match status {
             401 => Observation::fail_permanent(
@@ -509,19 +584,31 @@ impl Machine {
         let config = json.get("config").or_else(|| json.get("incomplete_config"));
         let metadata = config.and_then(|c| c.get("metadata"));
         let group = metadata
-            .and_then(|m| m.get("fly_process_group").or_else(|| m.get("process_group")))
+            .and_then(|m| {
+                m.get("fly_process_group")
+                    .or_else(|| m.get("process_group"))
+            })
             .and_then(Value::as_str)
             .map(str::to_string);
         let image_ref = json.get("image_ref");
         let mut image = text(config.and_then(|c| c.get("image")));
         if image.is_empty() {
             if let Some(r) = image_ref {
-                image = format!("{}/{}:{}", text(r.get("registry")), text(r.get("repository")), text(r.get("tag")));
+                image = format!(
+                    "{}/{}:{}",
+                    text(r.get("registry")),
+                    text(r.get("repository")),
+                    text(r.get("tag"))
+                );
             }
         }
         let release_version = metadata
             .and_then(|m| m.get("fly_release_version"))
-            .or_else(|| image_ref.and_then(|r| r.get("labels")).and_then(|l| l.get("fly.version")))
+            .or_else(|| {
+                image_ref
+                    .and_then(|r| r.get("labels"))
+                    .and_then(|l| l.get("fly.version"))
+            })
             .and_then(Value::as_str)
             .map(str::to_string);
         let checks = json
@@ -577,12 +664,21 @@ mod tests {
 
     #[test]
     fn authorization_scheme_follows_token_form() {
-        assert_eq!(authorization_header("fm2_abc,fm2_def"), "FlyV1 fm2_abc,fm2_def");
-        assert_eq!(authorization_header("FlyV1 fm2_abc,fm2_def"), "FlyV1 fm2_abc,fm2_def");
+        assert_eq!(
+            authorization_header("fm2_abc,fm2_def"),
+            "FlyV1 fm2_abc,fm2_def"
+        );
+        assert_eq!(
+            authorization_header("FlyV1 fm2_abc,fm2_def"),
+            "FlyV1 fm2_abc,fm2_def"
+        );
         assert_eq!(authorization_header("Bearer FlyV1 fm1r_x"), "FlyV1 fm1r_x");
         assert_eq!(authorization_header("bearer  flyv1 fm1a_x"), "FlyV1 fm1a_x");
         assert_eq!(authorization_header("fo1_personal"), "Bearer fo1_personal");
-        assert_eq!(authorization_header("BEARER fo1_personal"), "Bearer fo1_personal");
+        assert_eq!(
+            authorization_header("BEARER fo1_personal"),
+            "Bearer fo1_personal"
+        );
         // "Bearerish" is a token, not a scheme.
         assert_eq!(authorization_header("Bearerish"), "Bearer Bearerish");
     }
@@ -591,6 +687,9 @@ mod tests {
     fn not_started_states_are_counted() {
         let m = |state: &str| Machine::from_json(&json!({"id": "x", "state": state}));
         let machines = [m("stopped"), m("stopped"), m("starting"), m("started")];
-        assert_eq!(not_started_states(machines.iter()), " (starting, 2 stopped)");
+        assert_eq!(
+            not_started_states(machines.iter()),
+            " (starting, 2 stopped)"
+        );
     }
 }

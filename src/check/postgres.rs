@@ -20,9 +20,9 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::config::SslMode as DriverSslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
-use tokio_postgres::config::SslMode as DriverSslMode;
 use tokio_postgres::SimpleQueryMessage;
 
 use super::tls::{client_config, describe_connect_error, is_dns_failure, Verifier, VerifyMode};
@@ -148,7 +148,13 @@ impl PostgresCheck {
         if let Ok(config) = &config {
             if let Some(password) = config.get_password() {
                 let password = String::from_utf8_lossy(password).into_owned();
-                secrets.push(percent_encoding::utf8_percent_encode(&password, percent_encoding::NON_ALPHANUMERIC).to_string());
+                secrets.push(
+                    percent_encoding::utf8_percent_encode(
+                        &password,
+                        percent_encoding::NON_ALPHANUMERIC,
+                    )
+                    .to_string(),
+                );
                 secrets.push(password);
             }
         }
@@ -157,7 +163,10 @@ impl PostgresCheck {
             Ok(config) => config,
             Err(err) => {
                 return Observation::fail_permanent(
-                    scrub(&format!("the DSN is not valid: {}", error_text(&err)), &secrets),
+                    scrub(
+                        &format!("the DSN is not valid: {}", error_text(&err)),
+                        &secrets,
+                    ),
                     "the connection string does not change by waiting",
                 )
             }
@@ -175,7 +184,10 @@ impl PostgresCheck {
                 }
             },
         };
-        let ca_file = self.ca_file.clone().or(split.sslrootcert.filter(|f| f != "system"));
+        let ca_file = self
+            .ca_file
+            .clone()
+            .or(split.sslrootcert.filter(|f| f != "system"));
         let verify = match mode {
             SslMode::Disable | SslMode::Prefer => VerifyMode::None,
             // libpq: `require` with a root certificate file behaves like `verify-ca`.
@@ -186,7 +198,9 @@ impl PostgresCheck {
         };
         let verifier = match Verifier::new(verify, ca_file.as_deref(), false) {
             Ok(verifier) => verifier,
-            Err(why) => return Observation::fail_permanent(why, "the CA file does not change by waiting"),
+            Err(why) => {
+                return Observation::fail_permanent(why, "the CA file does not change by waiting")
+            }
         };
         config.ssl_mode(match mode {
             SslMode::Disable => DriverSslMode::Disable,
@@ -229,7 +243,10 @@ impl PostgresCheck {
         let tls = tls_used.load(Ordering::SeqCst);
         // The connection does the I/O; it ends when the client is dropped.
         let driver = tokio::spawn(connection);
-        let remaining = ctx.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+        let remaining = ctx
+            .timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1));
         let queried = tokio::time::timeout(remaining, async {
             let version = client.simple_query("show server_version").await?;
             let result = client.simple_query(&query).await?;
@@ -256,7 +273,10 @@ impl PostgresCheck {
             }
         };
         let server_version = first_value(&version).unwrap_or_default();
-        let rows = result.iter().filter(|m| matches!(m, SimpleQueryMessage::Row(_))).count();
+        let rows = result
+            .iter()
+            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+            .count();
         let value = first_value(&result);
 
         let mut failures = Vec::new();
@@ -264,7 +284,9 @@ impl PostgresCheck {
             if value.as_deref() != Some(expected.as_str()) {
                 failures.push(format!(
                     "query returned {}, expected {expected:?}",
-                    value.as_deref().map_or("no value".to_string(), |v| format!("{:?}", shorten(v)))
+                    value
+                        .as_deref()
+                        .map_or("no value".to_string(), |v| format!("{:?}", shorten(v)))
                 ));
             }
         }
@@ -275,10 +297,12 @@ impl PostgresCheck {
         }
         if let Some(min) = &self.expect.server_version_min {
             match (parse_version(&server_version), parse_version(min)) {
-                (Some(have), Some(need)) if have < need => {
-                    failures.push(format!("server version {server_version} is older than {min}"))
-                }
-                (None, _) => failures.push(format!("server version `{server_version}` cannot be compared with {min}")),
+                (Some(have), Some(need)) if have < need => failures.push(format!(
+                    "server version {server_version} is older than {min}"
+                )),
+                (None, _) => failures.push(format!(
+                    "server version `{server_version}` cannot be compared with {min}"
+                )),
                 _ => {}
             }
         }
@@ -292,8 +316,13 @@ impl PostgresCheck {
             }
         }
         match self.expect.tls {
-            Some(true) if !tls => failures.push(format!("session is not encrypted (sslmode={})", mode.as_str())),
-            Some(false) if tls => failures.push("session is encrypted, expected plain text".to_string()),
+            Some(true) if !tls => failures.push(format!(
+                "session is not encrypted (sslmode={})",
+                mode.as_str()
+            )),
+            Some(false) if tls => {
+                failures.push("session is encrypted, expected plain text".to_string())
+            }
             _ => {}
         }
         let obs = if failures.is_empty() {
@@ -301,7 +330,9 @@ impl PostgresCheck {
         } else {
             Observation::fail(scrub(&failures.join("; "), &secrets))
         };
-        let mut obs = base(obs).with_detail("server_version", server_version).with_detail("rows", rows as u64);
+        let mut obs = base(obs)
+            .with_detail("server_version", server_version)
+            .with_detail("rows", rows as u64);
         if let Some(value) = value {
             obs = obs.with_detail("value", scrub(&shorten(&value), &secrets));
         }
@@ -331,7 +362,11 @@ impl Endpoint {
             .join(",");
         let user = config.get_user().unwrap_or("").to_string();
         Endpoint {
-            host: if host.is_empty() { "localhost".to_string() } else { host },
+            host: if host.is_empty() {
+                "localhost".to_string()
+            } else {
+                host
+            },
             port: config.get_ports().first().copied().unwrap_or(5432),
             database: config.get_dbname().unwrap_or(&user).to_string(),
             user,
@@ -340,8 +375,14 @@ impl Endpoint {
 }
 
 /// Turns a driver error into a classified, scrubbed observation.
-fn classify(err: &tokio_postgres::Error, at: &Endpoint, mode: SslMode, secrets: &[&str]) -> Observation {
-    let permanent = |reason: String, why: &str| Observation::fail_permanent(scrub(&reason, secrets), why);
+fn classify(
+    err: &tokio_postgres::Error,
+    at: &Endpoint,
+    mode: SslMode,
+    secrets: &[&str],
+) -> Observation {
+    let permanent =
+        |reason: String, why: &str| Observation::fail_permanent(scrub(&reason, secrets), why);
     if let Some(db) = err.as_db_error() {
         let code = db.code().code();
         let message = db.message();
@@ -380,7 +421,10 @@ fn classify(err: &tokio_postgres::Error, at: &Endpoint, mode: SslMode, secrets: 
     let chain = error_chain(err);
     let top = err.to_string();
     let reason = if let Some(io) = chain.iter().find_map(|e| e.downcast_ref::<io::Error>()) {
-        if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        if let Some(tls) = io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
             tls_reason(tls, at)
         } else if top.contains("TLS") {
             format!("TLS handshake with {}:{} failed: {io}", at.host, at.port)
@@ -389,7 +433,10 @@ fn classify(err: &tokio_postgres::Error, at: &Endpoint, mode: SslMode, secrets: 
         }
     } else if let Some(tls) = chain.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) {
         tls_reason(tls, at)
-    } else if chain.iter().any(|e| e.to_string().contains("server does not support TLS")) {
+    } else if chain
+        .iter()
+        .any(|e| e.to_string().contains("server does not support TLS"))
+    {
         return permanent(
             format!(
                 "TLS required (sslmode={}) but {}:{} does not offer it",
@@ -403,13 +450,22 @@ fn classify(err: &tokio_postgres::Error, at: &Endpoint, mode: SslMode, secrets: 
         format!("timed out connecting to {}:{}", at.host, at.port)
     } else if top.starts_with("authentication error") {
         return permanent(
-            format!("authentication failed for user {}: {}", at.user, chain_text(&chain)),
+            format!(
+                "authentication failed for user {}: {}",
+                at.user,
+                chain_text(&chain)
+            ),
             "the credentials are missing or unusable",
         );
     } else if is_dns_failure(&chain_text(&chain)) {
         format!("DNS lookup failed for {}", at.host)
     } else {
-        format!("connection to {}:{} failed: {}", at.host, at.port, chain_text(&chain))
+        format!(
+            "connection to {}:{} failed: {}",
+            at.host,
+            at.port,
+            chain_text(&chain)
+        )
     };
     Observation::fail(scrub(&reason, secrets))
 }
@@ -417,7 +473,10 @@ fn classify(err: &tokio_postgres::Error, at: &Endpoint, mode: SslMode, secrets: 
 fn tls_reason(err: &rustls::Error, at: &Endpoint) -> String {
     match err {
         rustls::Error::InvalidCertificate(cert) => {
-            format!("certificate of {}:{} is invalid: {cert:?}", at.host, at.port)
+            format!(
+                "certificate of {}:{} is invalid: {cert:?}",
+                at.host, at.port
+            )
         }
         other => format!("TLS handshake with {}:{} failed: {other}", at.host, at.port),
     }
@@ -432,7 +491,9 @@ fn scrub_outcome(mut obs: Observation, secrets: &[&str]) -> Observation {
 
 /// The error and its sources, looking inside `io::Error`s, which hide their
 /// inner error from `source()`.
-fn error_chain<'a>(err: &'a (dyn std::error::Error + 'static)) -> Vec<&'a (dyn std::error::Error + 'static)> {
+fn error_chain<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
     let mut chain = Vec::new();
     let mut next = Some(err);
     while let Some(e) = next {
@@ -477,8 +538,16 @@ fn shorten(text: &str) -> String {
 
 /// `"16.4 (Debian 16.4-1)"` → `[16, 4]`; compares as a version.
 fn parse_version(text: &str) -> Option<Vec<u64>> {
-    let numeric: String = text.trim().chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
-    let parts: Option<Vec<u64>> = numeric.split('.').filter(|p| !p.is_empty()).map(|p| p.parse().ok()).collect();
+    let numeric: String = text
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let parts: Option<Vec<u64>> = numeric
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().ok())
+        .collect();
     parts.filter(|p| !p.is_empty())
 }
 
@@ -507,14 +576,20 @@ fn split_tls_options(dsn: &str) -> SplitDsn {
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned();
+            let value = percent_encoding::percent_decode_str(value)
+                .decode_utf8_lossy()
+                .into_owned();
             match key {
                 "sslmode" => out.sslmode = Some(value),
                 "sslrootcert" => out.sslrootcert = Some(value),
                 _ => kept.push(pair),
             }
         }
-        out.dsn = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+        out.dsn = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
         return out;
     }
     // key=value form: copy every pair verbatim except the two we handle.
@@ -628,13 +703,21 @@ where
 struct RustlsStream<S>(tokio_rustls::client::TlsStream<S>);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
 
@@ -662,7 +745,10 @@ mod tests {
     #[test]
     fn url_dsn_loses_only_tls_options() {
         let split = split_tls_options("postgres://u:p%40ss@h:6543/postgres?sslmode=verify-full&sslrootcert=%2Fca.pem&connect_timeout=5");
-        assert_eq!(split.dsn, "postgres://u:p%40ss@h:6543/postgres?connect_timeout=5");
+        assert_eq!(
+            split.dsn,
+            "postgres://u:p%40ss@h:6543/postgres?connect_timeout=5"
+        );
         assert_eq!(split.sslmode.as_deref(), Some("verify-full"));
         assert_eq!(split.sslrootcert.as_deref(), Some("/ca.pem"));
     }
@@ -677,7 +763,10 @@ mod tests {
     #[test]
     fn versions_compare_numerically() {
         assert!(parse_version("9.6.1").unwrap() < parse_version("15").unwrap());
-        assert!(parse_version("16.4 (Debian 16.4-1.pgdg120+1)").unwrap() >= parse_version("16.4").unwrap());
+        assert!(
+            parse_version("16.4 (Debian 16.4-1.pgdg120+1)").unwrap()
+                >= parse_version("16.4").unwrap()
+        );
         assert!(parse_version("beta").is_none());
     }
 }

@@ -73,7 +73,10 @@ impl RedisCheck {
     pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
         let raw = self.url.raw();
         if !raw.starts_with("{{") && !raw.starts_with("redis://") && !raw.starts_with("rediss://") {
-            return vec![("`url` must start with redis:// or rediss://".to_string(), self.url.span())];
+            return vec![(
+                "`url` must start with redis:// or rediss://".to_string(),
+                self.url.span(),
+            )];
         }
         Vec::new()
     }
@@ -122,7 +125,11 @@ impl RedisCheck {
         let mut obs = match (&obs.outcome, &self.expect.max_latency) {
             (super::Outcome::Pass, Some(max)) if latency > max.0 => Observation {
                 outcome: super::Outcome::Fail {
-                    reason: format!("took {}, more than {}", format_duration(latency), format_duration(max.0)),
+                    reason: format!(
+                        "took {}, more than {}",
+                        format_duration(latency),
+                        format_duration(max.0)
+                    ),
                     permanent: None,
                 },
                 ..obs
@@ -144,10 +151,19 @@ impl RedisCheck {
             Err(obs) => return obs,
         };
         let stream: Box<dyn Io> = if target.tls {
-            let mode = if self.verify_tls { VerifyMode::Full } else { VerifyMode::None };
+            let mode = if self.verify_tls {
+                VerifyMode::Full
+            } else {
+                VerifyMode::None
+            };
             let verifier = match Verifier::new(mode, self.ca_file.as_deref(), false) {
                 Ok(verifier) => verifier,
-                Err(why) => return Observation::fail_permanent(why, "the CA file does not change by waiting"),
+                Err(why) => {
+                    return Observation::fail_permanent(
+                        why,
+                        "the CA file does not change by waiting",
+                    )
+                }
             };
             let Ok(name) = ServerName::try_from(target.host.clone()) else {
                 return Observation::fail_permanent(
@@ -184,8 +200,15 @@ impl RedisCheck {
                         "the password is wrong; waiting will not change it",
                     )
                 }
-                Ok(other) => return Observation::fail(format!("unexpected AUTH reply: {}", other.describe())),
-                Err(err) => return Observation::fail(format!("connection lost during AUTH: {err}")),
+                Ok(other) => {
+                    return Observation::fail(format!(
+                        "unexpected AUTH reply: {}",
+                        other.describe()
+                    ))
+                }
+                Err(err) => {
+                    return Observation::fail(format!("connection lost during AUTH: {err}"))
+                }
             }
         }
         if let Some(db) = target.db {
@@ -193,10 +216,20 @@ impl RedisCheck {
             match conn.call(&["SELECT", &db]).await {
                 Ok(Reply::Simple(_)) => {}
                 Ok(Reply::Error(err)) => {
-                    return Observation::fail_permanent(format!("SELECT {db} failed: {err}"), "the database index is invalid")
+                    return Observation::fail_permanent(
+                        format!("SELECT {db} failed: {err}"),
+                        "the database index is invalid",
+                    )
                 }
-                Ok(other) => return Observation::fail(format!("unexpected SELECT reply: {}", other.describe())),
-                Err(err) => return Observation::fail(format!("connection lost during SELECT: {err}")),
+                Ok(other) => {
+                    return Observation::fail(format!(
+                        "unexpected SELECT reply: {}",
+                        other.describe()
+                    ))
+                }
+                Err(err) => {
+                    return Observation::fail(format!("connection lost during SELECT: {err}"))
+                }
             }
         }
         match conn.call(&["PING"]).await {
@@ -208,10 +241,19 @@ impl RedisCheck {
                 )
             }
             Ok(Reply::Error(err)) => return Observation::fail(format!("PING failed: {err}")),
-            Ok(other) => return Observation::fail(format!("PING answered {}, expected PONG", other.describe())),
+            Ok(other) => {
+                return Observation::fail(format!(
+                    "PING answered {}, expected PONG",
+                    other.describe()
+                ))
+            }
             Err(err) => return Observation::fail(format!("connection lost during PING: {err}")),
         }
-        let section = if self.expect.info.is_empty() { "server" } else { "everything" };
+        let section = if self.expect.info.is_empty() {
+            "server"
+        } else {
+            "everything"
+        };
         let info = match conn.call(&["INFO", section]).await {
             Ok(Reply::Bulk(text)) => parse_info(&text),
             Ok(Reply::Error(err)) if !self.expect.info.is_empty() => {
@@ -226,7 +268,9 @@ impl RedisCheck {
         for (field, expected) in &self.expect.info {
             match info.get(field) {
                 Some(value) if value == expected => {}
-                Some(value) => failures.push(format!("INFO {field} is {value:?}, expected {expected:?}")),
+                Some(value) => {
+                    failures.push(format!("INFO {field} is {value:?}, expected {expected:?}"))
+                }
                 None => failures.push(format!("INFO has no field {field}")),
             }
         }
@@ -251,23 +295,35 @@ impl RedisCheck {
 }
 
 fn parse_url(url: &str) -> Result<Target, String> {
-    let parsed = url::Url::parse(url).map_err(|err| format!("the Redis URL is not valid: {err}"))?;
+    let parsed =
+        url::Url::parse(url).map_err(|err| format!("the Redis URL is not valid: {err}"))?;
     let tls = match parsed.scheme() {
         "redis" => false,
         "rediss" => true,
-        other => return Err(format!("the Redis URL scheme must be redis or rediss, not {other}")),
+        other => {
+            return Err(format!(
+                "the Redis URL scheme must be redis or rediss, not {other}"
+            ))
+        }
     };
     let host = parsed
         .host_str()
         .ok_or("the Redis URL has no host")?
         .trim_matches(|c| c == '[' || c == ']')
         .to_string();
-    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     let username = Some(decode(parsed.username())).filter(|u| !u.is_empty());
     let password = parsed.password().map(decode);
     let db = match parsed.path().trim_start_matches('/') {
         "" => None,
-        n => Some(n.parse().map_err(|_| format!("the Redis URL's database `{n}` is not a number"))?),
+        n => Some(
+            n.parse()
+                .map_err(|_| format!("the Redis URL's database `{n}` is not a number"))?,
+        ),
     };
     Ok(Target {
         tls,
@@ -328,11 +384,19 @@ impl Conn {
     async fn read(&mut self) -> std::io::Result<Reply> {
         let mut line = String::new();
         if self.0.read_line(&mut line).await? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "server closed the connection"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "server closed the connection",
+            ));
         }
         let line = line.trim_end_matches(['\r', '\n']);
         let (kind, rest) = line.split_at(line.len().min(1));
-        let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not a RESP reply: {line:.80}"));
+        let invalid = || {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a RESP reply: {line:.80}"),
+            )
+        };
         Ok(match kind {
             "+" => Reply::Simple(rest.to_string()),
             "-" => Reply::Error(rest.to_string()),
@@ -361,7 +425,10 @@ mod tests {
     fn urls_carry_credentials_and_database() {
         let t = parse_url("rediss://default:p%40ss@cache.example:6380/2").unwrap();
         assert!(t.tls);
-        assert_eq!((t.host.as_str(), t.port, t.db), ("cache.example", 6380, Some(2)));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.db),
+            ("cache.example", 6380, Some(2))
+        );
         assert_eq!(t.username.as_deref(), Some("default"));
         assert_eq!(t.password.as_deref(), Some("p@ss"));
         let t = parse_url("redis://127.0.0.1").unwrap();

@@ -84,13 +84,17 @@ impl SupabaseCheck {
         if let Some(bearer) = &self.bearer {
             if bearer.raw().trim_start().starts_with("sb_") {
                 problems.push((
-                    "`sb_…` keys are not JWTs and must not be sent as Bearer; use `apikey` only".to_string(),
+                    "`sb_…` keys are not JWTs and must not be sent as Bearer; use `apikey` only"
+                        .to_string(),
                     bearer.span(),
                 ));
             }
         }
         if self.url.references().next().is_none() && url::Url::parse(self.url.raw()).is_err() {
-            problems.push((format!("`url` `{}` is not a URL", self.url.raw()), self.url.span()));
+            problems.push((
+                format!("`url` `{}` is not a URL", self.url.raw()),
+                self.url.span(),
+            ));
         }
         problems
     }
@@ -126,8 +130,18 @@ impl SupabaseCheck {
             probes.push(("auth health", "/auth/v1/health".to_string()));
         }
         if let Some(table) = &self.table {
-            let encode = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-            probes.push(("rest", format!("/rest/v1/{}?select={}&limit=1", encode(table), encode(&self.select))));
+            let encode = |s: &str| {
+                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            };
+            probes.push((
+                "rest",
+                format!(
+                    "/rest/v1/{}?select={}&limit=1",
+                    encode(table),
+                    encode(&self.select)
+                ),
+            ));
         }
 
         let mut blobs: Vec<BlobRef> = Vec::new();
@@ -149,20 +163,42 @@ impl SupabaseCheck {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(err) => {
-                    let what = if err.is_timeout() { "timed out" } else { "cannot connect" };
-                    failures.push(scrub(&format!("{label}: {what} ({})", error_chain(&err)), &secrets));
+                    let what = if err.is_timeout() {
+                        "timed out"
+                    } else {
+                        "cannot connect"
+                    };
+                    failures.push(scrub(
+                        &format!("{label}: {what} ({})", error_chain(&err)),
+                        &secrets,
+                    ));
                     continue;
                 }
             };
             let status = response.status().as_u16();
-            let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+            let body = response
+                .bytes()
+                .await
+                .map(|b| b.to_vec())
+                .unwrap_or_default();
             let latency = started.elapsed();
-            let kept = scrub(&String::from_utf8_lossy(&body[..body.len().min(BODY_CAP)]), &secrets);
-            let role = if label == "rest" { "supabase.rest" } else { "supabase.auth_health" };
+            let kept = scrub(
+                &String::from_utf8_lossy(&body[..body.len().min(BODY_CAP)]),
+                &secrets,
+            );
+            let role = if label == "rest" {
+                "supabase.rest"
+            } else {
+                "supabase.auth_health"
+            };
             if let Ok(blob) = ctx.blobs.put(role, kept.as_bytes(), body.len() > BODY_CAP) {
                 blobs.push(blob);
             }
-            let key = if label == "rest" { "rest" } else { "auth_health" };
+            let key = if label == "rest" {
+                "rest"
+            } else {
+                "auth_health"
+            };
             let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let mut facts = serde_json::Map::new();
             facts.insert("status".into(), status.into());
@@ -180,14 +216,23 @@ impl SupabaseCheck {
                     permanent = Some("the gateway rejected the API key; a different key is needed");
                 }
                 403 => {
-                    failures.push(format!("{label}: forbidden (403){}", message_suffix(&json, &secrets)));
+                    failures.push(format!(
+                        "{label}: forbidden (403){}",
+                        message_suffix(&json, &secrets)
+                    ));
                     permanent = Some("the key lacks permission for this route");
                 }
                 404 => {
-                    failures.push(format!("{label}: {path} not found (404){}", message_suffix(&json, &secrets)));
+                    failures.push(format!(
+                        "{label}: {path} not found (404){}",
+                        message_suffix(&json, &secrets)
+                    ));
                     permanent = Some("the route or table does not exist");
                 }
-                _ => failures.push(format!("{label}: status {status}{}", message_suffix(&json, &secrets))),
+                _ => failures.push(format!(
+                    "{label}: status {status}{}",
+                    message_suffix(&json, &secrets)
+                )),
             }
             if let Some(max) = &self.expect.max_latency {
                 if latency > max.0 && (200..300).contains(&status) {
@@ -201,7 +246,9 @@ impl SupabaseCheck {
         }
         let mut obs = match (failures.is_empty(), permanent) {
             (true, _) => Observation::pass(),
-            (false, Some(why)) => Observation::fail_permanent(scrub(&failures.join("; "), &secrets), why),
+            (false, Some(why)) => {
+                Observation::fail_permanent(scrub(&failures.join("; "), &secrets), why)
+            }
             (false, None) => Observation::fail(scrub(&failures.join("; "), &secrets)),
         };
         obs.detail.extend(obs_detail);
@@ -230,7 +277,11 @@ fn reason_401(json: &Value) -> String {
 }
 
 fn message_suffix(json: &Value, secrets: &[&str]) -> String {
-    match json.get("message").or_else(|| json.get("msg")).and_then(Value::as_str) {
+    match json
+        .get("message")
+        .or_else(|| json.get("msg"))
+        .and_then(Value::as_str)
+    {
         Some(message) => format!(": {}", scrub(message, secrets)),
         None => String::new(),
     }

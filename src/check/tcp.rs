@@ -41,7 +41,10 @@ impl TcpCheck {
             ));
         }
         if self.port == 0 {
-            problems.push(("`port` must be between 1 and 65535".to_string(), self.host.span()));
+            problems.push((
+                "`port` must be between 1 and 65535".to_string(),
+                self.host.span(),
+            ));
         }
         problems
     }

@@ -13,7 +13,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -115,7 +117,9 @@ impl TlsCheck {
         };
         let verifier = match Verifier::new(VerifyMode::Full, self.ca_file.as_deref(), true) {
             Ok(verifier) => Arc::new(verifier),
-            Err(why) => return Observation::fail_permanent(why, "the CA file does not change by waiting"),
+            Err(why) => {
+                return Observation::fail_permanent(why, "the CA file does not change by waiting")
+            }
         };
         let config = client_config(verifier.clone());
         let started = Instant::now();
@@ -124,10 +128,16 @@ impl TlsCheck {
             Err(obs) => return obs,
         };
         let connector = tokio_rustls::TlsConnector::from(config);
-        let handshake = tokio::time::timeout(ctx.timeout, connector.connect(server_name, stream)).await;
+        let handshake =
+            tokio::time::timeout(ctx.timeout, connector.connect(server_name, stream)).await;
         let tls = match handshake {
             Ok(Ok(tls)) => tls,
-            Ok(Err(err)) => return Observation::fail(format!("TLS handshake with {host}:{} failed: {err}", self.port)),
+            Ok(Err(err)) => {
+                return Observation::fail(format!(
+                    "TLS handshake with {host}:{} failed: {err}",
+                    self.port
+                ))
+            }
             Err(_) => {
                 return Observation::fail(format!(
                     "TLS handshake with {host}:{} timed out after {}",
@@ -138,13 +148,21 @@ impl TlsCheck {
         };
         let latency = started.elapsed();
         let (_, session) = tls.get_ref();
-        let protocol = session.protocol_version().and_then(|v| v.as_str()).unwrap_or("unknown");
+        let protocol = session
+            .protocol_version()
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown");
         let Some(leaf) = session.peer_certificates().and_then(|certs| certs.first()) else {
             return Observation::fail(format!("{host}:{} sent no certificate", self.port));
         };
         let facts = match CertFacts::parse(leaf) {
             Ok(facts) => facts,
-            Err(why) => return Observation::fail(format!("cannot parse the certificate of {host}:{}: {why}", self.port)),
+            Err(why) => {
+                return Observation::fail(format!(
+                    "cannot parse the certificate of {host}:{}: {why}",
+                    self.port
+                ))
+            }
         };
         let now = jiff::Timestamp::now().as_second();
         let days_left = (facts.not_after - now).div_euclid(86_400);
@@ -189,7 +207,11 @@ impl TlsCheck {
 }
 
 /// Connects to host:port within the attempt's timeout, with readable reasons.
-pub(super) async fn connect_tcp(host: &str, port: u16, ctx: &ProbeContext<'_>) -> Result<TcpStream, Observation> {
+pub(super) async fn connect_tcp(
+    host: &str,
+    port: u16,
+    ctx: &ProbeContext<'_>,
+) -> Result<TcpStream, Observation> {
     match tokio::time::timeout(ctx.timeout, TcpStream::connect((host, port))).await {
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(err)) => Err(Observation::fail(describe_connect_error(&err, host, port))),
@@ -216,9 +238,16 @@ pub(super) fn describe_connect_error(err: &std::io::Error, host: &str, port: u16
 /// Whether an I/O error's text is the resolver's (getaddrinfo) rather than the socket's.
 pub(super) fn is_dns_failure(text: &str) -> bool {
     let text = text.to_ascii_lowercase();
-    ["lookup address", "name or service not known", "no address associated", "nodename nor servname", "temporary failure in name resolution", "name does not resolve"]
-        .iter()
-        .any(|needle| text.contains(needle))
+    [
+        "lookup address",
+        "name or service not known",
+        "no address associated",
+        "nodename nor servname",
+        "temporary failure in name resolution",
+        "name does not resolve",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 /// How much of the server's certificate is checked.
@@ -246,14 +275,19 @@ pub(super) struct Verifier {
 
 impl Verifier {
     /// Builds a verifier; the error is a readable reason (bad CA file, no roots).
-    pub(super) fn new(mode: VerifyMode, ca_file: Option<&str>, record_only: bool) -> Result<Self, String> {
+    pub(super) fn new(
+        mode: VerifyMode,
+        ca_file: Option<&str>,
+        record_only: bool,
+    ) -> Result<Self, String> {
         let chain = match mode {
             VerifyMode::None => None,
             VerifyMode::Chain | VerifyMode::Full => {
                 let roots = root_store(ca_file)?;
-                let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-                    .build()
-                    .map_err(|err| format!("cannot build the certificate verifier: {err}"))?;
+                let verifier =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                        .build()
+                        .map_err(|err| format!("cannot build the certificate verifier: {err}"))?;
                 Some(verifier)
             }
         };
@@ -363,7 +397,9 @@ fn root_store(ca_file: Option<&str>) -> Result<RootCertStore, String> {
             let certs = SYSTEM.get_or_init(|| rustls_native_certs::load_native_certs().certs);
             roots.add_parsable_certificates(certs.iter().cloned());
             if roots.is_empty() {
-                return Err("no trusted root certificates found on this system (set `ca_file`)".to_string());
+                return Err(
+                    "no trusted root certificates found on this system (set `ca_file`)".to_string(),
+                );
             }
         }
     }
@@ -373,21 +409,30 @@ fn root_store(ca_file: Option<&str>) -> Result<RootCertStore, String> {
 /// Reason text for a certificate verification error.
 pub(super) fn describe_cert_error(err: &rustls::Error, name: &str, facts: &CertFacts) -> String {
     match err {
-        rustls::Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
+        rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => {
             format!("certificate expired on {}", facts.not_after_text())
         }
         rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         ) => format!(
             "certificate is not valid for {name} (it names {})",
-            if facts.sans.is_empty() { facts.subject.clone() } else { facts.sans.join(", ") }
+            if facts.sans.is_empty() {
+                facts.subject.clone()
+            } else {
+                facts.sans.join(", ")
+            }
         ),
         rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
             format!("certificate chain is not trusted (issuer {})", facts.issuer)
         }
         rustls::Error::InvalidCertificate(
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
-        ) => format!("certificate is not valid before {}", facts.not_before_text()),
+        ) => format!(
+            "certificate is not valid before {}",
+            facts.not_before_text()
+        ),
         other => format!("certificate invalid: {other}"),
     }
 }
@@ -409,7 +454,8 @@ impl CertFacts {
     /// Parses a DER certificate.
     pub(super) fn parse(der: &CertificateDer<'_>) -> Result<Self, String> {
         use x509_parser::extensions::GeneralName;
-        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|err| err.to_string())?;
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der.as_ref()).map_err(|err| err.to_string())?;
         let mut sans = Vec::new();
         if let Ok(Some(ext)) = cert.subject_alternative_name() {
             for name in &ext.value.general_names {

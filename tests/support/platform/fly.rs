@@ -57,11 +57,18 @@ fn reject(headers: &HeaderMap, seen: &Mutex<Seen>) -> Option<Reply> {
     if GOOD_TOKENS.contains(&token) {
         None
     } else {
-        Some(reply(StatusCode::UNAUTHORIZED, json!({"error": "invalid token"})))
+        Some(reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid token"}),
+        ))
     }
 }
 
-async fn get_app(State(seen): State<Arc<Mutex<Seen>>>, Path(app): Path<String>, headers: HeaderMap) -> Reply {
+async fn get_app(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
     if let Some(rejected) = reject(&headers, &seen) {
         return rejected;
     }
@@ -76,7 +83,11 @@ async fn get_app(State(seen): State<Arc<Mutex<Seen>>>, Path(app): Path<String>, 
     }
 }
 
-async fn list_machines(State(seen): State<Arc<Mutex<Seen>>>, Path(app): Path<String>, headers: HeaderMap) -> Reply {
+async fn list_machines(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
     if let Some(rejected) = reject(&headers, &seen) {
         return rejected;
     }
@@ -132,12 +143,21 @@ fn machines_for(app: &str, poll: u32) -> Option<Vec<Value>> {
                 "148e0001",
                 "web",
                 "started",
-                &[(HTTP_CHECK, "critical", "Get \"http://172.19.0.2:3000/api\": connection refused")],
+                &[(
+                    HTTP_CHECK,
+                    "critical",
+                    "Get \"http://172.19.0.2:3000/api\": connection refused",
+                )],
             ),
             machine("148e0002", "worker", "started", &[]),
         ],
         "slow-start" => vec![
-            machine("148e0001", "web", if poll >= 3 { "started" } else { "starting" }, &ok),
+            machine(
+                "148e0001",
+                "web",
+                if poll >= 3 { "started" } else { "starting" },
+                &ok,
+            ),
             machine("148e0002", "worker", "started", &[]),
         ],
         "failed-machine" => vec![

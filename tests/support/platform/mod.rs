@@ -69,7 +69,10 @@ pub struct MemBlobs(pub Mutex<Vec<(String, Vec<u8>)>>);
 
 impl BlobSink for MemBlobs {
     fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef> {
-        self.0.lock().unwrap().push((role.to_string(), bytes.to_vec()));
+        self.0
+            .lock()
+            .unwrap()
+            .push((role.to_string(), bytes.to_vec()));
         Ok(BlobRef {
             role: role.to_string(),
             digest: format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
@@ -102,7 +105,13 @@ impl Probed {
     }
 
     pub fn permanent(&self) -> bool {
-        matches!(&self.obs.outcome, Outcome::Fail { permanent: Some(_), .. })
+        matches!(
+            &self.obs.outcome,
+            Outcome::Fail {
+                permanent: Some(_),
+                ..
+            }
+        )
     }
 
     pub fn passed(&self) -> bool {
@@ -115,7 +124,11 @@ impl Probed {
 
     /// Fails the test if `canary` appears in the reason, the details or any blob.
     pub fn assert_no_canary(&self, canary: &str) {
-        assert!(!self.reason().contains(canary), "canary in reason: {}", self.reason());
+        assert!(
+            !self.reason().contains(canary),
+            "canary in reason: {}",
+            self.reason()
+        );
         let detail = serde_json::to_string(&self.obs.detail).unwrap();
         assert!(!detail.contains(canary), "canary in detail: {detail}");
         for (role, bytes) in &self.blobs {

@@ -48,7 +48,11 @@ async fn read_startup(stream: &mut TcpStream, log: &Mutex<Vec<u8>>) -> std::io::
     Ok(body)
 }
 
-async fn serve(mut stream: TcpStream, behaviour: Behaviour, log: Arc<Mutex<Vec<u8>>>) -> std::io::Result<()> {
+async fn serve(
+    mut stream: TcpStream,
+    behaviour: Behaviour,
+    log: Arc<Mutex<Vec<u8>>>,
+) -> std::io::Result<()> {
     let mut startup = read_startup(&mut stream, &log).await?;
     // SSLRequest: code 80877103.
     if startup.len() == 4 && u32::from_be_bytes(startup[..4].try_into().unwrap()) == 80877103 {
@@ -71,11 +75,16 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour, log: Arc<Mutex<Vec<u
             log.lock().unwrap().push(tag);
             log.lock().unwrap().extend_from_slice(&body);
             stream
-                .write_all(&error_response("28P01", "password authentication failed for user \"postgres\""))
+                .write_all(&error_response(
+                    "28P01",
+                    "password authentication failed for user \"postgres\"",
+                ))
                 .await?;
         }
         Behaviour::TenantNotFound => {
-            stream.write_all(&error_response("XX000", "Tenant or user not found")).await?;
+            stream
+                .write_all(&error_response("XX000", "Tenant or user not found"))
+                .await?;
         }
     }
     stream.flush().await?;
@@ -84,7 +93,12 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour, log: Arc<Mutex<Vec<u
 
 fn error_response(code: &str, message: &str) -> Vec<u8> {
     let mut fields = Vec::new();
-    for (tag, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
+    for (tag, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', code),
+        (b'M', message),
+    ] {
         fields.push(tag);
         fields.extend_from_slice(value.as_bytes());
         fields.push(0);

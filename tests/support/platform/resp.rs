@@ -16,9 +16,17 @@ pub async fn start_wrongpass() -> u16 {
             tokio::spawn(async move {
                 let mut stream = BufReader::new(stream);
                 loop {
-                    let Some(command) = read_command(&mut stream).await else { return };
-                    let reply: &[u8] = match command.first().map(|c| c.to_ascii_uppercase()).as_deref() {
-                        Some("AUTH") => b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+                    let Some(command) = read_command(&mut stream).await else {
+                        return;
+                    };
+                    let reply: &[u8] = match command
+                        .first()
+                        .map(|c| c.to_ascii_uppercase())
+                        .as_deref()
+                    {
+                        Some("AUTH") => {
+                            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+                        }
                         _ => b"-NOAUTH Authentication required.\r\n",
                     };
                     if stream.get_mut().write_all(reply).await.is_err() {
@@ -66,21 +74,40 @@ impl Drop for PrivateRedis {
 pub async fn start_private(password: &str) -> Option<PrivateRedis> {
     let port = super::closed_port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--requirepass", password])
-        .args(["--save", "", "--appendonly", "no", "--dir", &std::env::temp_dir().display().to_string()])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            password,
+        ])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &std::env::temp_dir().display().to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
     let child = match child {
         Ok(child) => child,
         Err(err) => {
-            eprintln!("note: skipping the private redis-server case: cannot start redis-server ({err})");
+            eprintln!(
+                "note: skipping the private redis-server case: cannot start redis-server ({err})"
+            );
             return None;
         }
     };
     let server = PrivateRedis { port, child };
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Some(server);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

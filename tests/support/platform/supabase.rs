@@ -29,18 +29,29 @@ pub async fn start() -> SupabaseFixture {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    SupabaseFixture { url, authorizations }
+    SupabaseFixture {
+        url,
+        authorizations,
+    }
 }
 
-fn key_problem(headers: &HeaderMap, log: &Mutex<Vec<String>>) -> Result<String, (StatusCode, Json<Value>)> {
+fn key_problem(
+    headers: &HeaderMap,
+    log: &Mutex<Vec<String>>,
+) -> Result<String, (StatusCode, Json<Value>)> {
     if let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         log.lock().unwrap().push(auth.to_string());
     }
-    let key = headers.get("apikey").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let key = headers
+        .get("apikey")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     match key {
         "" => Err((
             StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "No API key found in request", "hint": "No `apikey` request header or url param was found."})),
+            Json(
+                json!({"message": "No API key found in request", "hint": "No `apikey` request header or url param was found."}),
+            ),
         )),
         SECRET_KEY | PUBLISHABLE_KEY => Ok(key.to_string()),
         k if k.starts_with("sb_") => Err((
@@ -49,16 +60,23 @@ fn key_problem(headers: &HeaderMap, log: &Mutex<Vec<String>>) -> Result<String, 
         )),
         _ => Err((
             StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Invalid API key", "hint": "Double check your Supabase `anon` or `service_role` API key."})),
+            Json(
+                json!({"message": "Invalid API key", "hint": "Double check your Supabase `anon` or `service_role` API key."}),
+            ),
         )),
     }
 }
 
-async fn health(State(log): State<Arc<Mutex<Vec<String>>>>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
+async fn health(
+    State(log): State<Arc<Mutex<Vec<String>>>>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
     match key_problem(&headers, &log) {
         Ok(_) => (
             StatusCode::OK,
-            Json(json!({"version": "v2.170.0", "name": "GoTrue", "description": "GoTrue is a user registration and authentication API"})),
+            Json(
+                json!({"version": "v2.170.0", "name": "GoTrue", "description": "GoTrue is a user registration and authentication API"}),
+            ),
         ),
         Err(rejected) => rejected,
     }
@@ -76,12 +94,16 @@ async fn table(
     match table.as_str() {
         "admin_only" if key == PUBLISHABLE_KEY => (
             StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Secret API key required", "hint": "Use a secret key for this endpoint."})),
+            Json(
+                json!({"message": "Secret API key required", "hint": "Use a secret key for this endpoint."}),
+            ),
         ),
         "accounts" | "admin_only" => (StatusCode::OK, Json(json!([{"id": 1}]))),
         _ => (
             StatusCode::NOT_FOUND,
-            Json(json!({"code": "PGRST205", "message": format!("Could not find the table 'public.{table}' in the schema cache")})),
+            Json(
+                json!({"code": "PGRST205", "message": format!("Could not find the table 'public.{table}' in the schema cache")}),
+            ),
         ),
     }
 }

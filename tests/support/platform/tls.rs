@@ -16,7 +16,9 @@ pub struct TestCa {
 pub fn ca() -> TestCa {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, "runproof test CA");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "runproof test CA");
     let key = KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
     TestCa {
@@ -31,8 +33,14 @@ pub struct Leaf {
     pub key: PrivateKeyDer<'static>,
 }
 
-pub fn leaf(ca: &TestCa, names: &[&str], not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> Leaf {
-    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+pub fn leaf(
+    ca: &TestCa,
+    names: &[&str],
+    not_before: (i32, u8, u8),
+    not_after: (i32, u8, u8),
+) -> Leaf {
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
     params.distinguished_name.push(DnType::CommonName, names[0]);
     params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
     params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
@@ -56,12 +64,14 @@ pub fn days_from_now(days: i64) -> (i32, u8, u8) {
 
 /// Serves TLS with `leaf` on a loopback port; each connection gets a line and is closed.
 pub async fn serve(leaf: Leaf) -> u16 {
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der], leaf.key)
-        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der], leaf.key)
+    .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
