@@ -277,12 +277,16 @@ async fn postgres_verify_full_rejects_snakeoil_certificate() {
     let dsn =
         format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres?sslmode=verify-full");
     let got = probe(&pg(&dsn, ""), &pg_scope(&dsn)).await;
+    // The snakeoil certificate is self-signed and names the machine, not 127.0.0.1.
+    let reason = got.reason();
     assert!(
-        got.reason()
-            .starts_with("certificate of 127.0.0.1:5432 is invalid"),
-        "{}",
-        got.reason()
+        reason.starts_with("certificate is not valid for 127.0.0.1")
+            || reason.starts_with("certificate is not trusted (unknown issuer)"),
+        "{reason}"
     );
+    assert!(reason.ends_with("(127.0.0.1:5432)"), "{reason}");
+    // Waiting may see a renewed certificate, so this is retryable.
+    assert!(!got.permanent());
     got.assert_no_canary(PG_CANARY);
 }
 

@@ -471,15 +471,12 @@ fn classify(
 }
 
 fn tls_reason(err: &rustls::Error, at: &Endpoint) -> String {
-    match err {
-        rustls::Error::InvalidCertificate(cert) => {
-            format!(
-                "certificate of {}:{} is invalid: {cert:?}",
-                at.host, at.port
-            )
-        }
-        other => format!("TLS handshake with {}:{} failed: {other}", at.host, at.port),
-    }
+    format!(
+        "{} ({}:{})",
+        super::tls::describe_handshake_error(err, &at.host),
+        at.host,
+        at.port
+    )
 }
 
 fn scrub_outcome(mut obs: Observation, secrets: &[&str]) -> Observation {

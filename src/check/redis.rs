@@ -175,10 +175,14 @@ impl RedisCheck {
             match connector.connect(name, tcp).await {
                 Ok(tls) => Box::new(tls),
                 Err(err) => {
+                    let reason = match super::tls::rustls_error(&err) {
+                        Some(tls) => super::tls::describe_handshake_error(tls, &target.host),
+                        None => format!("TLS handshake failed: {err}"),
+                    };
                     return Observation::fail(format!(
-                        "TLS handshake with {}:{} failed: {err}",
+                        "{reason} ({}:{})",
                         target.host, target.port
-                    ))
+                    ));
                 }
             }
         } else {

@@ -437,6 +437,49 @@ pub(super) fn describe_cert_error(err: &rustls::Error, name: &str, facts: &CertF
     }
 }
 
+/// Reason text for a certificate error seen by a checked handshake (where
+/// the certificate itself is not at hand), as used by `postgres` and `redis`.
+pub(super) fn describe_handshake_error(err: &rustls::Error, name: &str) -> String {
+    let rustls::Error::InvalidCertificate(cert) = err else {
+        return format!("TLS handshake failed: {err}");
+    };
+    match cert {
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "certificate expired".to_string()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "certificate is not valid yet".to_string()
+        }
+        CertificateError::UnknownIssuer => {
+            "certificate is not trusted (unknown issuer)".to_string()
+        }
+        CertificateError::NotValidForName => format!("certificate is not valid for {name}"),
+        CertificateError::NotValidForNameContext { presented, .. } => {
+            let names: Vec<String> = presented.iter().map(|p| unwrap_debug_name(p)).collect();
+            format!(
+                "certificate is not valid for {name} (it names {})",
+                names.join(", ")
+            )
+        }
+        other => format!("certificate invalid: {other:?}"),
+    }
+}
+
+/// `DnsName("db.example")` → `db.example`: rustls reports presented names in
+/// Debug form.
+fn unwrap_debug_name(text: &str) -> String {
+    match (text.find("(\""), text.rfind("\")")) {
+        (Some(start), Some(end)) if start + 2 <= end => text[start + 2..end].to_string(),
+        _ => text.to_string(),
+    }
+}
+
+/// Finds a rustls error inside an I/O error (how tokio-rustls reports them).
+pub(super) fn rustls_error(err: &std::io::Error) -> Option<&rustls::Error> {
+    err.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+}
+
 /// What evidence keeps about a certificate.
 #[derive(Debug, Clone)]
 pub(super) struct CertFacts {
