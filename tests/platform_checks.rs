@@ -712,3 +712,98 @@ async fn tls_wrong_host_name() {
         "certificate is not valid for localhost (it names other.example)"
     );
 }
+
+// ---------------------------------------------------------------- example runbook
+
+/// Every platform step of the example runbook deserializes and validates
+/// with its kind (the runbook loader itself is tested elsewhere).
+#[test]
+fn example_runbook_platform_steps_parse() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/runbooks/chatwoot-fly.toml"
+    ))
+    .unwrap();
+    let doc: toml::Table = toml::from_str(&text).unwrap();
+    let common = [
+        "id",
+        "title",
+        "check",
+        "depends_on",
+        "hint",
+        "retries",
+        "timeout",
+        "mutating",
+    ];
+    let mut kinds = Vec::new();
+    for step in doc["step"].as_array().unwrap() {
+        let mut table = step.as_table().unwrap().clone();
+        let kind = table["check"].as_str().unwrap().to_string();
+        if ![
+            "fly-app", "postgres", "supabase", "redis", "tcp", "dns", "tls",
+        ]
+        .contains(&kind.as_str())
+        {
+            continue;
+        }
+        table.retain(|key, _| !common.contains(&key));
+        let check = spec(&kind, &toml::to_string(&table).unwrap());
+        assert!(
+            check.validate().is_empty(),
+            "{kind}: {:?}",
+            check.validate()
+        );
+        kinds.push(kind);
+    }
+    assert_eq!(kinds, ["fly-app", "tls", "postgres", "supabase", "redis"]);
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    for (kind, body) in [
+        ("fly-app", "app = \"x\"\nregion = \"ord\""),
+        ("postgres", "dsn = \"x\"\nrequire_tls = true"),
+        ("redis", "url = \"redis://x\"\n[expect]\npong = true"),
+        ("tls", "host = \"x\"\nmin_days_left = 3"),
+    ] {
+        let de = toml::de::Deserializer::parse(body).unwrap();
+        let err = runproof::check::CheckSpec::deserialize_kind(kind, de).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{kind}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn rediss_verifies_the_certificate_before_speaking() {
+    use support::tls::{ca, days_from_now, leaf, serve};
+    let ca = ca();
+    // A TLS server that is not Redis: it greets with "hello" and hangs up.
+    let port = serve(leaf(
+        &ca,
+        &["localhost"],
+        days_from_now(-1),
+        days_from_now(90),
+    ))
+    .await;
+    let untrusted = spec("redis", &format!("url = \"rediss://localhost:{port}\""));
+    let got = probe(&untrusted, &MapScope::new()).await;
+    assert_eq!(
+        got.reason(),
+        format!("certificate is not trusted (unknown issuer) (localhost:{port})")
+    );
+    let file = ca_file(&ca);
+    let trusted = spec(
+        "redis",
+        &format!(
+            "url = \"rediss://localhost:{port}\"\nca_file = \"{}\"",
+            file.path().display()
+        ),
+    );
+    let got = probe(&trusted, &MapScope::new()).await;
+    assert!(
+        got.reason()
+            .starts_with("connection lost during PING: not a RESP reply: hello"),
+        "{}",
+        got.reason()
+    );
+    assert_eq!(got.detail("tls"), true);
+}
