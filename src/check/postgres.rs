@@ -124,7 +124,10 @@ impl PostgresCheck {
                 ));
             }
         }
-        if self.dsn.references().next().is_none() && self.dsn.raw().contains("password") {
+        let raw = self.dsn.raw();
+        let literal_password = raw.contains("password=")
+            || url::Url::parse(raw).is_ok_and(|url| url.password().is_some());
+        if !self.dsn.uses_secret() && literal_password {
             problems.push((
                 "the DSN holds a literal password: use `{{secret:NAME}}`".to_string(),
                 self.dsn.span(),
@@ -755,6 +758,21 @@ mod tests {
         let split = split_tls_options("host=h password='a b\\'c' sslmode = require dbname=x");
         assert_eq!(split.dsn, "host=h password='a b\\'c' dbname=x");
         assert_eq!(split.sslmode.as_deref(), Some("require"));
+    }
+
+    #[test]
+    fn literal_passwords_are_flagged() {
+        let check = |dsn: &str| PostgresCheck {
+            dsn: Template::parse(dsn).unwrap(),
+            sslmode: None,
+            ca_file: None,
+            query: default_query(),
+            expect: PostgresExpect::default(),
+        };
+        assert_eq!(check("postgres://u:pw@h/db").validate().len(), 1);
+        assert_eq!(check("host=h password=pw").validate().len(), 1);
+        assert!(check("{{secret:DATABASE_URL}}").validate().is_empty());
+        assert!(check("postgres://u@h/db").validate().is_empty());
     }
 
     #[test]
