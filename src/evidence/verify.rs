@@ -22,6 +22,11 @@ impl VerifyReport {
         self.valid
     }
 
+    /// JSON. STUB.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"valid": self.valid})
+    }
+
     /// One-line verdict and a table. STUB.
     pub fn render_text(&self) -> String {
         format!("{}", if self.valid { "VERIFIED" } else { "INVALID" })
