@@ -29,5 +29,7 @@ pub use record::{Event, Header, Record};
 pub use redact::{is_sensitive_header, redact_url, Redactor};
 pub use scan::SecretFinding;
 pub use seal::{Seal, SealPredicate, Subject};
-pub use verify::{verify_bundle, Check, CheckStatus, Problem, Verdict, VerifyOptions, VerifyReport};
+pub use verify::{
+    verify_bundle, Check, CheckStatus, Problem, Verdict, VerifyOptions, VerifyReport,
+};
 pub use writer::{BlobStore, BundleWriter, SyncPolicy};

@@ -33,7 +33,11 @@ pub enum ReadError {
     #[error("{path}: not a runproof header: {message}")]
     Header { path: PathBuf, message: String },
     #[error("{path}:{line}: not a journal record: {message}")]
-    Record { path: PathBuf, line: u64, message: String },
+    Record {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
     #[error("{path}: not a runproof seal: {message}")]
     Seal { path: PathBuf, message: String },
 }

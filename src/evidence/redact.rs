@@ -31,10 +31,19 @@ const MIN_FORM_LEN: usize = 6;
 const REDACTED: &[u8] = b"[REDACTED]";
 
 /// RFC 3986 unreserved characters stay; everything else is escaped.
-const STRICT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const STRICT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// What JavaScript's `encodeURIComponent` leaves alone.
-const URI_COMPONENT: &AsciiSet = &STRICT.remove(b'!').remove(b'\'').remove(b'(').remove(b')').remove(b'*');
+const URI_COMPONENT: &AsciiSet = &STRICT
+    .remove(b'!')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*');
 
 /// Query keys whose values are credentials.
 const SENSITIVE_QUERY_KEYS: &[&str] = &[
@@ -77,7 +86,9 @@ const TRIGGERS: &[&str] = &[
 /// Whether a header's value must never be recorded (`Authorization`,
 /// `Cookie`, `X-Api-Key`, …). Case-insensitive.
 pub fn is_sensitive_header(name: &str) -> bool {
-    SENSITIVE_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name.trim()))
+    SENSITIVE_HEADERS
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name.trim()))
 }
 
 /// A URL safe to record: the userinfo password and sensitive query values
@@ -216,10 +227,29 @@ impl Redactor {
         let mut classes = Vec::new();
         if self.automaton.is_some() {
             classes.extend(
-                ["raw", "percent", "form", "json", "base64", "base64url", "hex", "derived"].map(String::from),
+                [
+                    "raw",
+                    "percent",
+                    "form",
+                    "json",
+                    "base64",
+                    "base64url",
+                    "hex",
+                    "derived",
+                ]
+                .map(String::from),
             );
         }
-        classes.extend(["url-userinfo", "query-keys", "dsn-password", "auth-headers", "json-keys"].map(String::from));
+        classes.extend(
+            [
+                "url-userinfo",
+                "query-keys",
+                "dsn-password",
+                "auth-headers",
+                "json-keys",
+            ]
+            .map(String::from),
+        );
         classes
     }
 
@@ -308,7 +338,9 @@ fn derived_values(value: &str) -> Vec<String> {
     }
     let mut candidates = vec![trimmed.to_string()];
     for prefix in ["FlyV1 ", "Bearer ", "Basic ", "Token "] {
-        let head = trimmed.get(..prefix.len()).filter(|h| h.eq_ignore_ascii_case(prefix));
+        let head = trimmed
+            .get(..prefix.len())
+            .filter(|h| h.eq_ignore_ascii_case(prefix));
         if let (Some(_), Some(rest)) = (head, trimmed.get(prefix.len()..)) {
             let rest = rest.trim();
             add(rest, &mut out);
@@ -345,7 +377,8 @@ fn derived_values(value: &str) -> Vec<String> {
 /// `password=...` values of a key/value DSN (`host=h password='p q'`).
 fn dsn_passwords(value: &str) -> Vec<String> {
     static DSN: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r#"(?i)(?:^|[\s;&?])password\s*=\s*(?:'((?:[^'\\]|\\.)*)'|([^\s;&'"]+))"#).expect("valid regex")
+        regex::Regex::new(r#"(?i)(?:^|[\s;&?])password\s*=\s*(?:'((?:[^'\\]|\\.)*)'|([^\s;&'"]+))"#)
+            .expect("valid regex")
     });
     DSN.captures_iter(value)
         .filter_map(|c| c.get(1).or_else(|| c.get(2)))
@@ -558,7 +591,10 @@ mod tests {
             strict.clone(),
             lower_percent_hex(&strict),
             url::form_urlencoded::byte_serialize(CANARY.as_bytes()).collect::<String>(),
-            serde_json::to_string(CANARY).unwrap().trim_matches('"').to_string(),
+            serde_json::to_string(CANARY)
+                .unwrap()
+                .trim_matches('"')
+                .to_string(),
             CANARY.replace('/', "\\/"),
             STANDARD.encode(CANARY),
             STANDARD_NO_PAD.encode(CANARY),
@@ -570,7 +606,11 @@ mod tests {
         for form in &forms {
             let text = format!("before {form} after");
             assert_redacted(&r, &text, form);
-            assert_eq!(r.redact(&text), format!("before [REDACTED:CANARY] after"), "form {form}");
+            assert_eq!(
+                r.redact(&text),
+                format!("before [REDACTED:CANARY] after"),
+                "form {form}"
+            );
         }
     }
 
@@ -582,7 +622,10 @@ mod tests {
                 let plain = format!("{prefix}{CANARY}{suffix}");
                 for encoded in [STANDARD.encode(&plain), URL_SAFE_NO_PAD.encode(&plain)] {
                     let out = r.redact(&encoded);
-                    assert_eq!(out, "[REDACTED:CANARY]", "prefix {prefix:?} suffix {suffix:?}");
+                    assert_eq!(
+                        out, "[REDACTED:CANARY]",
+                        "prefix {prefix:?} suffix {suffix:?}"
+                    );
                 }
             }
         }
@@ -591,10 +634,22 @@ mod tests {
     #[test]
     fn derived_values_are_registered() {
         let r = Redactor::new(&[
-            ("FLY".to_string(), "FlyV1 fm2_partone123,fm2_parttwo456".to_string()),
-            ("DB_URL".to_string(), "postgres://app:pgS3cretPw@db:5432/x".to_string()),
-            ("DSN".to_string(), "host=h user=u password='kv pass 77' dbname=d".to_string()),
-            ("PEM".to_string(), "-----BEGIN KEY-----\nline1secret\nline2secret\n-----END KEY-----".to_string()),
+            (
+                "FLY".to_string(),
+                "FlyV1 fm2_partone123,fm2_parttwo456".to_string(),
+            ),
+            (
+                "DB_URL".to_string(),
+                "postgres://app:pgS3cretPw@db:5432/x".to_string(),
+            ),
+            (
+                "DSN".to_string(),
+                "host=h user=u password='kv pass 77' dbname=d".to_string(),
+            ),
+            (
+                "PEM".to_string(),
+                "-----BEGIN KEY-----\nline1secret\nline2secret\n-----END KEY-----".to_string(),
+            ),
         ]);
         assert_eq!(r.redact("x fm2_parttwo456 y"), "x [REDACTED:FLY] y");
         assert_eq!(r.redact("auth fm2_partone123"), "auth [REDACTED:FLY]");
@@ -607,7 +662,10 @@ mod tests {
 
     #[test]
     fn weak_secrets_are_not_patterns() {
-        let r = Redactor::new(&[("PIN".to_string(), "1234".to_string()), ("OK".to_string(), "long-enough".to_string())]);
+        let r = Redactor::new(&[
+            ("PIN".to_string(), "1234".to_string()),
+            ("OK".to_string(), "long-enough".to_string()),
+        ]);
         assert_eq!(r.weak_secrets(), vec!["PIN".to_string()]);
         assert_eq!(r.redact("pin 1234"), "pin 1234");
         assert_eq!(r.redact("v long-enough"), "v [REDACTED:OK]");
@@ -616,7 +674,10 @@ mod tests {
     #[test]
     fn structural_rules() {
         let r = Redactor::default();
-        assert_eq!(r.redact("postgres://u:p4ss@h:5432/db"), "postgres://u:[REDACTED]@h:5432/db");
+        assert_eq!(
+            r.redact("postgres://u:p4ss@h:5432/db"),
+            "postgres://u:[REDACTED]@h:5432/db"
+        );
         assert_eq!(
             r.redact("GET https://h/x?a=1&token=abc123&sig=zz#f"),
             "GET https://h/x?a=1&token=[REDACTED]&sig=[REDACTED]#f"
@@ -625,17 +686,35 @@ mod tests {
             r.redact("https://s3/o?X-Amz-Signature=deadbeef&x=1"),
             "https://s3/o?X-Amz-Signature=[REDACTED]&x=1"
         );
-        assert_eq!(r.redact("host=h password=hunter2 dbname=d"), "host=h password=[REDACTED] dbname=d");
-        assert_eq!(r.redact("Authorization: Bearer abc.def\nnext"), "Authorization: Bearer [REDACTED]\nnext");
-        assert_eq!(r.redact("authorization: FlyV1 fm2_a,fm2_b"), "authorization: FlyV1 [REDACTED]");
+        assert_eq!(
+            r.redact("host=h password=hunter2 dbname=d"),
+            "host=h password=[REDACTED] dbname=d"
+        );
+        assert_eq!(
+            r.redact("Authorization: Bearer abc.def\nnext"),
+            "Authorization: Bearer [REDACTED]\nnext"
+        );
+        assert_eq!(
+            r.redact("authorization: FlyV1 fm2_a,fm2_b"),
+            "authorization: FlyV1 [REDACTED]"
+        );
         assert_eq!(r.redact("Cookie: a=b; c=d"), "Cookie: [REDACTED]");
         assert_eq!(r.redact("set-cookie: s=1"), "set-cookie: [REDACTED]");
-        assert_eq!(r.redact(r#"{"api_access_token":"xyz","a":1}"#), r#"{"api_access_token":"[REDACTED]","a":1}"#);
-        assert_eq!(r.redact(r#"{"password":"pw\"x"}"#), r#"{"password":"[REDACTED]"}"#);
+        assert_eq!(
+            r.redact(r#"{"api_access_token":"xyz","a":1}"#),
+            r#"{"api_access_token":"[REDACTED]","a":1}"#
+        );
+        assert_eq!(
+            r.redact(r#"{"password":"pw\"x"}"#),
+            r#"{"password":"[REDACTED]"}"#
+        );
         // Templates name secrets without containing them.
         let template = r#"{"authorization":"Bearer {{secret:FLY_API_TOKEN}}"}"#;
         assert_eq!(r.redact(template), template);
-        assert_eq!(redact_url("https://user:pw@host/p?key=k1"), "https://user:[REDACTED]@host/p?key=[REDACTED]");
+        assert_eq!(
+            redact_url("https://user:pw@host/p?key=k1"),
+            "https://user:[REDACTED]@host/p?key=[REDACTED]"
+        );
         assert!(is_sensitive_header("Proxy-Authorization"));
         assert!(is_sensitive_header("x-api-key"));
         assert!(!is_sensitive_header("content-type"));
@@ -650,7 +729,10 @@ mod tests {
         let line = r#"{"v":1,"seq":3,"type":"attempt.end","step":"api","verdict":"pass"}"#;
         assert!(matches!(r.redact(line), Cow::Borrowed(_)));
         assert!(matches!(Redactor::default().redact(line), Cow::Borrowed(_)));
-        assert!(matches!(r.redact_bytes(&[0, 159, 146, 150]), Cow::Borrowed(_)));
+        assert!(matches!(
+            r.redact_bytes(&[0, 159, 146, 150]),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]
@@ -658,7 +740,11 @@ mod tests {
         let r = Redactor::new(&[("U".to_string(), "pässwörd-ü".to_string())]);
         let escaped = json_escapes("pässwörd-ü");
         for form in escaped {
-            assert_eq!(r.redact(&format!("\"{form}\"")), "\"[REDACTED:U]\"", "{form}");
+            assert_eq!(
+                r.redact(&format!("\"{form}\"")),
+                "\"[REDACTED:U]\"",
+                "{form}"
+            );
         }
     }
 

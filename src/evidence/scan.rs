@@ -80,7 +80,9 @@ pub(crate) fn scan_files(
         if patterns {
             for (name, regex) in detectors() {
                 for caps in regex.captures_iter(&bytes) {
-                    let Some(value) = caps.name("value") else { continue };
+                    let Some(value) = caps.name("value") else {
+                        continue;
+                    };
                     let v = value.as_bytes();
                     if v.starts_with(b"[REDACTED") || v.windows(2).any(|w| w == b"{{") {
                         continue;
@@ -93,7 +95,10 @@ pub(crate) fn scan_files(
         let mut line = 1u64;
         let mut counted = 0usize;
         for (offset, len, name) in hits {
-            line += bytes[counted..offset].iter().filter(|&&b| b == b'\n').count() as u64;
+            line += bytes[counted..offset]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
             counted = offset;
             findings.push(SecretFinding {
                 file: file.clone(),

@@ -108,11 +108,19 @@ pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
 /// paths. Symlinks are listed, not followed.
 pub fn list_files(dir: &Path) -> io::Result<Vec<String>> {
     fn walk(root: &Path, rel: &str, out: &mut Vec<String>) -> io::Result<()> {
-        let path = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
+        let path = if rel.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(rel)
+        };
         for entry in fs::read_dir(&path)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let child = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
             if entry.file_type()?.is_dir() {
                 walk(root, &child, out)?;
             } else {
@@ -137,15 +145,23 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 /// either nothing or the whole file.
 pub(crate) fn write_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let parent = path.parent().ok_or_else(|| io::Error::other("path has no parent"))?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let parent = path
+        .parent()
+        .ok_or_else(|| io::Error::other("path has no parent"))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temp = parent.join(format!(
         "{TEMP_PREFIX}{file_name}-{}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);

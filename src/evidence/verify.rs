@@ -17,7 +17,9 @@ use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
 use super::read::split_lines;
-use super::record::{AttemptVerdict, BundleKind, Event, Header, Record, RunVerdict, StepVerdict, FORMAT_VERSION};
+use super::record::{
+    AttemptVerdict, BundleKind, Event, Header, Record, RunVerdict, StepVerdict, FORMAT_VERSION,
+};
 use super::redact::Redactor;
 use super::scan::{scan_files, SecretFinding};
 use super::seal::{
@@ -175,7 +177,10 @@ const MAX_PROBLEMS_PER_CHECK: usize = 25;
 impl VerifyReport {
     /// True for [`Verdict::Verified`] and [`Verdict::VerifiedInterrupted`].
     pub fn is_valid(&self) -> bool {
-        matches!(self.verdict, Verdict::Verified | Verdict::VerifiedInterrupted)
+        matches!(
+            self.verdict,
+            Verdict::Verified | Verdict::VerifiedInterrupted
+        )
     }
 
     /// The one-line verdict.
@@ -336,7 +341,13 @@ impl Verifier {
         }
     }
 
-    fn problem(&mut self, check: &'static str, file: &str, at: Option<(u64, u64)>, message: impl Into<String>) {
+    fn problem(
+        &mut self,
+        check: &'static str,
+        file: &str,
+        at: Option<(u64, u64)>,
+        message: impl Into<String>,
+    ) {
         if self.problems.iter().filter(|p| p.check == check).count() >= MAX_PROBLEMS_PER_CHECK {
             *self.overflow.entry(check).or_default() += 1;
             return;
@@ -350,7 +361,13 @@ impl Verifier {
         });
     }
 
-    fn journal_problem(&mut self, check: &'static str, line: u64, seq: Option<u64>, message: impl Into<String>) {
+    fn journal_problem(
+        &mut self,
+        check: &'static str,
+        line: u64,
+        seq: Option<u64>,
+        message: impl Into<String>,
+    ) {
         if self.problems.iter().filter(|p| p.check == check).count() >= MAX_PROBLEMS_PER_CHECK {
             *self.overflow.entry(check).or_default() += 1;
             return;
@@ -378,7 +395,11 @@ impl Verifier {
         // 2. Seal presence decides what a torn tail means.
         let seal_path = self.dir.join(SEAL_FILE);
         let sealed = seal_path.exists();
-        let seal = if sealed { self.parse_seal(&seal_path) } else { None };
+        let seal = if sealed {
+            self.parse_seal(&seal_path)
+        } else {
+            None
+        };
 
         // 3. Journal integrity.
         let journal = match fs::read(self.dir.join(JOURNAL_FILE)) {
@@ -426,14 +447,26 @@ impl Verifier {
 
         // 6. Seal.
         if let Some(seal) = &seal {
-            self.check_seal(seal, &files, header.as_ref(), lines.len() as u64, head.as_deref(), run_end);
+            self.check_seal(
+                seal,
+                &files,
+                header.as_ref(),
+                lines.len() as u64,
+                head.as_deref(),
+                run_end,
+            );
         } else if !sealed {
             let why = "no seal.json: the run is unfinished or crashed".to_string();
             for check in [SEAL, SUBJECTS, UNLISTED] {
                 self.skipped.insert(check, why.clone());
             }
-            if files.iter().any(|f| f.rsplit('/').next().is_some_and(|n| n.starts_with(TEMP_PREFIX))) {
-                self.warnings.push("temporary files left by an interrupted write".to_string());
+            if files.iter().any(|f| {
+                f.rsplit('/')
+                    .next()
+                    .is_some_and(|n| n.starts_with(TEMP_PREFIX))
+            }) {
+                self.warnings
+                    .push("temporary files left by an interrupted write".to_string());
             }
         }
 
@@ -459,7 +492,11 @@ impl Verifier {
                     "{} files scanned for {} secrets{}: {} matches",
                     files.len(),
                     redactor.names().len(),
-                    if options.scan_patterns { " and credential patterns" } else { "" },
+                    if options.scan_patterns {
+                        " and credential patterns"
+                    } else {
+                        ""
+                    },
                     found.len()
                 ),
             );
@@ -478,24 +515,46 @@ impl Verifier {
             }
         };
         if value.get("format").and_then(Value::as_str) != Some("runproof-bundle") {
-            self.problem(HEADER, HEADER_FILE, None, "format is not \"runproof-bundle\"");
+            self.problem(
+                HEADER,
+                HEADER_FILE,
+                None,
+                "format is not \"runproof-bundle\"",
+            );
             return None;
         }
         match value.get("v").and_then(Value::as_u64) {
             Some(v) if v == u64::from(FORMAT_VERSION) => {}
             other => {
-                self.problem(HEADER, HEADER_FILE, None, format!("unknown format version {other:?}"));
+                self.problem(
+                    HEADER,
+                    HEADER_FILE,
+                    None,
+                    format!("unknown format version {other:?}"),
+                );
                 return None;
             }
         }
         match serde_json::from_value::<Header>(value) {
             Ok(header) => {
-                self.details
-                    .insert(HEADER, format!("v{} {:?} bundle, source {}", header.v, header.kind, header.source.name));
+                self.details.insert(
+                    HEADER,
+                    format!(
+                        "v{} {} bundle, source {}",
+                        header.v,
+                        kind_name(header.kind),
+                        header.source.name
+                    ),
+                );
                 Some(header)
             }
             Err(e) => {
-                self.problem(HEADER, HEADER_FILE, None, format!("missing or invalid fields: {e}"));
+                self.problem(
+                    HEADER,
+                    HEADER_FILE,
+                    None,
+                    format!("missing or invalid fields: {e}"),
+                );
                 None
             }
         }
@@ -531,18 +590,31 @@ impl Verifier {
         let mut last_mono: Option<u64> = None;
         let mut last_t: Option<jiff::Timestamp> = None;
         let mut warned_clock = false;
+        // After a gap, expectations resync to the seq found, so one removed
+        // line is one problem, not one per following line.
+        let mut expected_seq = 0u64;
         for (index, line) in lines.iter().enumerate() {
             let line_no = index as u64 + 1;
-            let expected_seq = index as u64;
             let digest = sha256_ref(line);
             match serde_json::from_slice::<Record>(line) {
                 Err(e) => {
-                    self.journal_problem(RECORDS, line_no, None, format!("not a journal record: {e}"));
+                    self.journal_problem(
+                        RECORDS,
+                        line_no,
+                        None,
+                        format!("not a journal record: {e}"),
+                    );
+                    expected_seq += 1;
                 }
                 Ok(record) => {
                     let at = Some(record.seq);
                     if record.v != FORMAT_VERSION {
-                        self.journal_problem(RECORDS, line_no, at, format!("unknown record version {}", record.v));
+                        self.journal_problem(
+                            RECORDS,
+                            line_no,
+                            at,
+                            format!("unknown record version {}", record.v),
+                        );
                     }
                     if record.seq != expected_seq {
                         self.journal_problem(
@@ -552,10 +624,16 @@ impl Verifier {
                             format!("seq {} where {expected_seq} was expected (a record removed, added or moved)", record.seq),
                         );
                     }
+                    expected_seq = record.seq.saturating_add(1);
                     match &prev {
                         Some(p) if *p == record.prev => {}
                         Some(_) if index == 0 => {
-                            self.journal_problem(CHAIN, line_no, at, "prev does not match the digest of runproof.json");
+                            self.journal_problem(
+                                CHAIN,
+                                line_no,
+                                at,
+                                "prev does not match the digest of runproof.json",
+                            );
                         }
                         Some(_) => self.journal_problem(
                             CHAIN,
@@ -567,12 +645,22 @@ impl Verifier {
                     }
                     if let Some(h) = header {
                         if record.run != h.run_id {
-                            self.journal_problem(RUN_ID, line_no, at, "run differs from the header's run_id");
+                            self.journal_problem(
+                                RUN_ID,
+                                line_no,
+                                at,
+                                "run differs from the header's run_id",
+                            );
                         }
                     }
                     if let Some(last) = last_mono {
                         if record.mono_ns <= last {
-                            self.journal_problem(MONO, line_no, at, format!("mono_ns {} not after {last}", record.mono_ns));
+                            self.journal_problem(
+                                MONO,
+                                line_no,
+                                at,
+                                format!("mono_ns {} not after {last}", record.mono_ns),
+                            );
                         }
                     }
                     last_mono = Some(record.mono_ns);
@@ -585,7 +673,12 @@ impl Verifier {
                             }
                             last_t = Some(t);
                         }
-                        Err(_) => self.journal_problem(RECORDS, line_no, at, "t is not an RFC 3339 timestamp"),
+                        Err(_) => self.journal_problem(
+                            RECORDS,
+                            line_no,
+                            at,
+                            "t is not an RFC 3339 timestamp",
+                        ),
                     }
                     records.push((line_no, record));
                 }
@@ -594,10 +687,16 @@ impl Verifier {
         }
         let n = lines.len();
         self.details.insert(LINES, format!("{n} complete lines"));
-        self.details.insert(RECORDS, format!("{} records parse", records.len()));
-        self.details.insert(SEQ, format!("0..{} contiguous", n.saturating_sub(1)));
-        self.details.insert(CHAIN, "every prev matches; record 0 chains to runproof.json".to_string());
-        self.details.insert(RUN_ID, "every record belongs to this run".to_string());
+        self.details
+            .insert(RECORDS, format!("{} records parse", records.len()));
+        self.details
+            .insert(SEQ, format!("0..{} contiguous", n.saturating_sub(1)));
+        self.details.insert(
+            CHAIN,
+            "every prev matches; record 0 chains to runproof.json".to_string(),
+        );
+        self.details
+            .insert(RUN_ID, "every record belongs to this run".to_string());
         self.details.insert(MONO, "strictly increasing".to_string());
         records
     }
@@ -622,11 +721,21 @@ impl Verifier {
             let (line, seq) = (*line, record.seq);
             let at = Some(seq);
             if run_end.is_some() {
-                self.journal_problem(STEPS, line, at, format!("{} after run.end", record.event.type_name()));
+                self.journal_problem(
+                    STEPS,
+                    line,
+                    at,
+                    format!("{} after run.end", record.event.type_name()),
+                );
             }
             if let Some(step) = record.event.step() {
-                if run_start_seen && !steps.get(step).is_some_and(|s| s.planned.is_some()) {
-                    self.journal_problem(STEPS, line, at, format!("step {step:?} was not announced in run.start"));
+                if run_start_seen && steps.get(step).is_none_or(|s| s.planned.is_none()) {
+                    self.journal_problem(
+                        STEPS,
+                        line,
+                        at,
+                        format!("step {step:?} was not announced in run.start"),
+                    );
                 }
             }
             match &record.event {
@@ -640,18 +749,35 @@ impl Verifier {
                     for p in plan {
                         let state = steps.entry(p.id.clone()).or_default();
                         if state.planned.is_some() {
-                            self.journal_problem(STEPS, line, at, format!("step {:?} planned twice", p.id));
+                            self.journal_problem(
+                                STEPS,
+                                line,
+                                at,
+                                format!("step {:?} planned twice", p.id),
+                            );
                         }
                         state.planned = Some(p.max_attempts);
                         planned.push(p.id.clone());
                     }
                 }
-                Event::StepStart { step, max_attempts, .. } => {
+                Event::StepStart {
+                    step, max_attempts, ..
+                } => {
                     let state = steps.entry(step.clone()).or_default();
                     if state.started.is_some() {
-                        self.journal_problem(STEPS, line, at, format!("step {step:?} started twice"));
+                        self.journal_problem(
+                            STEPS,
+                            line,
+                            at,
+                            format!("step {step:?} started twice"),
+                        );
                     } else if state.ended.is_some() {
-                        self.journal_problem(STEPS, line, at, format!("step {step:?} started after its step.end"));
+                        self.journal_problem(
+                            STEPS,
+                            line,
+                            at,
+                            format!("step {step:?} started after its step.end"),
+                        );
                     }
                     if let Some(planned) = state.planned {
                         if planned != *max_attempts {
@@ -680,7 +806,10 @@ impl Verifier {
                         issues.push(format!("attempt {attempt} started while attempt {open} (seq {open_seq}) has not ended"));
                     }
                     if *attempt != state.last_attempt + 1 {
-                        issues.push(format!("attempt {attempt} where {} was expected", state.last_attempt + 1));
+                        issues.push(format!(
+                            "attempt {attempt} where {} was expected",
+                            state.last_attempt + 1
+                        ));
                     }
                     issues.extend(policy_issues(state, *attempt, *of));
                     for issue in issues {
@@ -700,8 +829,12 @@ impl Verifier {
                     let mut issues = Vec::new();
                     match state.open_attempt {
                         Some((open, _, _)) if open == *attempt => {}
-                        Some((open, _, _)) => issues.push(format!("attempt.end for {attempt} while {open} is open")),
-                        None => issues.push(format!("attempt.end for {attempt} without attempt.start")),
+                        Some((open, _, _)) => {
+                            issues.push(format!("attempt.end for {attempt} while {open} is open"))
+                        }
+                        None => {
+                            issues.push(format!("attempt.end for {attempt} without attempt.start"))
+                        }
                     }
                     issues.extend(policy_issues(state, *attempt, *of));
                     for issue in issues {
@@ -711,14 +844,21 @@ impl Verifier {
                     state.last_verdict = Some(*verdict);
                     state.attempt_ends.insert(*attempt, seq);
                 }
-                Event::Backoff { step, after_attempt, .. } => {
+                Event::Backoff {
+                    step,
+                    after_attempt,
+                    ..
+                } => {
                     let state = steps.entry(step.clone()).or_default();
                     let issue = if state.started.is_none() || state.ended.is_some() {
                         Some("backoff outside the step".to_string())
                     } else if state.open_attempt.is_some() {
                         Some("backoff while an attempt is open".to_string())
                     } else if *after_attempt != state.last_attempt {
-                        Some(format!("backoff after attempt {after_attempt}, but the last attempt was {}", state.last_attempt))
+                        Some(format!(
+                            "backoff after attempt {after_attempt}, but the last attempt was {}",
+                            state.last_attempt
+                        ))
                     } else if state.last_verdict == Some(AttemptVerdict::Pass) {
                         Some("backoff after a passing attempt".to_string())
                     } else {
@@ -746,21 +886,34 @@ impl Verifier {
                     }
                     match state.last_verdict {
                         None => issues.push("escalation without any attempt".to_string()),
-                        Some(AttemptVerdict::Pass) => issues.push("escalation although the last attempt passed".to_string()),
+                        Some(AttemptVerdict::Pass) => {
+                            issues.push("escalation although the last attempt passed".to_string())
+                        }
                         Some(_) => {}
                     }
                     for a in &e.attempts {
                         if state.attempt_ends.get(&a.attempt) != Some(&a.seq) {
-                            issues.push(format!("lists attempt {} at seq {}, which is not that attempt's end", a.attempt, a.seq));
+                            issues.push(format!(
+                                "lists attempt {} at seq {}, which is not that attempt's end",
+                                a.attempt, a.seq
+                            ));
                         }
                     }
                     for issue in issues {
-                        self.journal_problem(ESCALATIONS, line, at, format!("step {:?}: {issue}", e.step));
+                        self.journal_problem(
+                            ESCALATIONS,
+                            line,
+                            at,
+                            format!("step {:?}: {issue}", e.step),
+                        );
                     }
                     state.escalation = Some(seq);
                 }
                 Event::StepEnd {
-                    step, verdict, attempts, ..
+                    step,
+                    verdict,
+                    attempts,
+                    ..
                 } => {
                     *verdict_counts.entry(verdict.as_str()).or_default() += 1;
                     let state = steps.entry(step.clone()).or_default();
@@ -778,17 +931,20 @@ impl Verifier {
                         );
                     }
                     if *attempts != state.last_attempt {
-                        step_issues.push(format!("step.end says {attempts} attempts, the journal has {}", state.last_attempt));
+                        step_issues.push(format!(
+                            "step.end says {attempts} attempts, the journal has {}",
+                            state.last_attempt
+                        ));
                     }
                     let last_passed = state.last_verdict == Some(AttemptVerdict::Pass);
                     match verdict {
-                        StepVerdict::Pass if !last_passed => {
-                            step_issues.push("verdict pass, but the last attempt did not pass".to_string())
-                        }
+                        StepVerdict::Pass if !last_passed => step_issues
+                            .push("verdict pass, but the last attempt did not pass".to_string()),
                         StepVerdict::Pass => {}
-                        other if last_passed => {
-                            step_issues.push(format!("the last attempt passed, but the verdict is {}", other.as_str()))
-                        }
+                        other if last_passed => step_issues.push(format!(
+                            "the last attempt passed, but the verdict is {}",
+                            other.as_str()
+                        )),
                         StepVerdict::Escalated if state.last_verdict.is_none() => {
                             step_issues.push("escalated without any attempt".to_string())
                         }
@@ -797,31 +953,48 @@ impl Verifier {
                         }
                         _ => {}
                     }
-                    if matches!(verdict, StepVerdict::Pass | StepVerdict::Escalated) && state.started.is_none() {
+                    if matches!(verdict, StepVerdict::Pass | StepVerdict::Escalated)
+                        && state.started.is_none()
+                    {
                         step_issues.push("step.end without step.start".to_string());
                     }
                     match (verdict, state.escalation) {
-                        (StepVerdict::Escalated, None) => {
-                            escalation_issues.push("escalated, but there is no escalation record".to_string())
+                        (StepVerdict::Escalated, None) => escalation_issues
+                            .push("escalated, but there is no escalation record".to_string()),
+                        (v, Some(eseq)) if *v != StepVerdict::Escalated => {
+                            escalation_issues.push(format!(
+                                "escalation record (seq {eseq}) but the verdict is {}",
+                                v.as_str()
+                            ))
                         }
-                        (v, Some(eseq)) if *v != StepVerdict::Escalated => escalation_issues
-                            .push(format!("escalation record (seq {eseq}) but the verdict is {}", v.as_str())),
                         _ => {}
                     }
                     for issue in step_issues {
                         self.journal_problem(STEPS, line, at, format!("step {step:?}: {issue}"));
                     }
                     for issue in escalation_issues {
-                        self.journal_problem(ESCALATIONS, line, at, format!("step {step:?}: {issue}"));
+                        self.journal_problem(
+                            ESCALATIONS,
+                            line,
+                            at,
+                            format!("step {step:?}: {issue}"),
+                        );
                     }
                     state.ended = Some(*verdict);
                 }
                 Event::Delivery { verdict, .. } => {
                     if verdict != "accepted" && verdict != "rejected" {
-                        self.journal_problem(STEPS, line, at, format!("delivery verdict {verdict:?} is not accepted/rejected"));
+                        self.journal_problem(
+                            STEPS,
+                            line,
+                            at,
+                            format!("delivery verdict {verdict:?} is not accepted/rejected"),
+                        );
                     }
                 }
-                Event::RunEnd { verdict, counts, .. } => {
+                Event::RunEnd {
+                    verdict, counts, ..
+                } => {
                     if run_end.is_some() {
                         self.journal_problem(STEPS, line, at, "second run.end");
                     } else {
@@ -862,10 +1035,20 @@ impl Verifier {
         if ended {
             for (id, state) in &steps {
                 if let Some((attempt, line, seq)) = state.open_attempt {
-                    self.journal_problem(ATTEMPTS, line, Some(seq), format!("step {id:?}: attempt {attempt} never ended"));
+                    self.journal_problem(
+                        ATTEMPTS,
+                        line,
+                        Some(seq),
+                        format!("step {id:?}: attempt {attempt} never ended"),
+                    );
                 }
                 if let (Some(seq), None) = (state.started, state.ended) {
-                    self.journal_problem(COMPLETE, seq + 1, Some(seq), format!("step {id:?} started but has no step.end"));
+                    self.journal_problem(
+                        COMPLETE,
+                        seq + 1,
+                        Some(seq),
+                        format!("step {id:?} started but has no step.end"),
+                    );
                 }
             }
         }
@@ -873,10 +1056,20 @@ impl Verifier {
             let interrupted = matches!(run_end, Some((RunVerdict::Interrupted, _)));
             let kind = header.map(|h| h.kind);
             if !run_start_seen && kind == Some(BundleKind::Run) {
-                self.problem(COMPLETE, JOURNAL_FILE, None, "sealed run without a run.start record");
+                self.problem(
+                    COMPLETE,
+                    JOURNAL_FILE,
+                    None,
+                    "sealed run without a run.start record",
+                );
             }
             if run_start_seen && run_end.is_none() {
-                self.journal_problem(COMPLETE, last_line, None, "sealed bundle without a run.end record");
+                self.journal_problem(
+                    COMPLETE,
+                    last_line,
+                    None,
+                    "sealed bundle without a run.end record",
+                );
             }
             for id in &planned {
                 let state = &steps[id];
@@ -892,21 +1085,37 @@ impl Verifier {
                 }
             }
         } else {
-            self.skipped
-                .insert(COMPLETE, "unsealed: later records may be missing".to_string());
+            self.skipped.insert(
+                COMPLETE,
+                "unsealed: later records may be missing".to_string(),
+            );
         }
 
-        let counts: Vec<String> = verdict_counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let counts: Vec<String> = verdict_counts
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
         self.details.insert(
             STEPS,
-            format!("{} planned, {} ended ({})", planned.len(), verdict_counts.values().sum::<u32>(), counts.join(", ")),
+            format!(
+                "{} planned, {} ended ({})",
+                planned.len(),
+                verdict_counts.values().sum::<u32>(),
+                counts.join(", ")
+            ),
         );
-        self.details
-            .insert(ATTEMPTS, format!("{attempts_total} attempts, each started and ended within policy"));
-        self.details
-            .insert(ESCALATIONS, format!("{escalations} escalation records, one per escalated step"));
-        self.details
-            .insert(COMPLETE, "every planned step ended; run.end present".to_string());
+        self.details.insert(
+            ATTEMPTS,
+            format!("{attempts_total} attempts, each started and ended within policy"),
+        );
+        self.details.insert(
+            ESCALATIONS,
+            format!("{escalations} escalation records, one per escalated step"),
+        );
+        self.details.insert(
+            COMPLETE,
+            "every planned step ended; run.end present".to_string(),
+        );
         run_end.map(|(v, _)| v)
     }
 
@@ -916,9 +1125,10 @@ impl Verifier {
         let mut referenced: BTreeMap<String, (u64, u64, Option<u64>)> = BTreeMap::new();
         for (line, record) in records {
             let refs: Vec<(&str, Option<u64>)> = match &record.event {
-                Event::AttemptEnd { blobs, .. } | Event::Delivery { blobs, .. } => {
-                    blobs.iter().map(|b| (b.digest.as_str(), Some(b.size))).collect()
-                }
+                Event::AttemptEnd { blobs, .. } | Event::Delivery { blobs, .. } => blobs
+                    .iter()
+                    .map(|b| (b.digest.as_str(), Some(b.size)))
+                    .collect(),
                 Event::Escalation(e) => e
                     .evidence
                     .iter()
@@ -929,13 +1139,25 @@ impl Verifier {
             };
             for (digest, size) in refs {
                 let Some(hex) = digest.strip_prefix("sha256:").filter(|h| is_sha256_hex(h)) else {
-                    self.journal_problem(BLOBS, *line, Some(record.seq), format!("blob digest {digest:?} is not sha256:<hex>"));
+                    self.journal_problem(
+                        BLOBS,
+                        *line,
+                        Some(record.seq),
+                        format!("blob digest {digest:?} is not sha256:<hex>"),
+                    );
                     continue;
                 };
-                let entry = referenced.entry(hex.to_string()).or_insert((*line, record.seq, size));
+                let entry = referenced
+                    .entry(hex.to_string())
+                    .or_insert((*line, record.seq, size));
                 if let (Some(a), Some(b)) = (entry.2, size) {
                     if a != b {
-                        self.journal_problem(BLOBS, *line, Some(record.seq), format!("blob {hex} referenced with two sizes"));
+                        self.journal_problem(
+                            BLOBS,
+                            *line,
+                            Some(record.seq),
+                            format!("blob {hex} referenced with two sizes"),
+                        );
                     }
                 }
             }
@@ -948,7 +1170,12 @@ impl Verifier {
         for (hex, (line, seq, size)) in &referenced {
             let name = format!("{BLOB_DIR}/{hex}");
             if !present.contains(hex.as_str()) {
-                self.journal_problem(BLOBS, *line, Some(*seq), format!("references {name}, which does not exist"));
+                self.journal_problem(
+                    BLOBS,
+                    *line,
+                    Some(*seq),
+                    format!("references {name}, which does not exist"),
+                );
                 continue;
             }
             checked += 1;
@@ -960,7 +1187,14 @@ impl Verifier {
                     }
                     if let Some(size) = size {
                         if *size != actual_size {
-                            self.problem(BLOBS, &name, None, format!("size {actual_size}, the record at line {line} says {size}"));
+                            self.problem(
+                                BLOBS,
+                                &name,
+                                None,
+                                format!(
+                                    "size {actual_size}, the record at line {line} says {size}"
+                                ),
+                            );
                         }
                     }
                 }
@@ -969,7 +1203,10 @@ impl Verifier {
         // Files under blobs/ that nobody references: named by digest?
         for file in files.iter().filter(|f| f.starts_with("blobs/")) {
             let leaf = file.rsplit('/').next().unwrap_or("");
-            let hex = file.strip_prefix(BLOB_DIR).and_then(|r| r.strip_prefix('/')).unwrap_or("");
+            let hex = file
+                .strip_prefix(BLOB_DIR)
+                .and_then(|r| r.strip_prefix('/'))
+                .unwrap_or("");
             if referenced.contains_key(hex) {
                 continue;
             }
@@ -982,14 +1219,20 @@ impl Verifier {
             }
             match sha256_file(&self.dir.join(file)) {
                 Ok((actual, _)) if actual == hex => {
-                    self.warnings.push(format!("{file}: stored but not referenced by any record"));
+                    self.warnings
+                        .push(format!("{file}: stored but not referenced by any record"));
                 }
                 Ok(_) => self.problem(BLOBS, file, None, "content does not match its name"),
                 Err(e) => self.problem(BLOBS, file, None, format!("cannot read: {e}")),
             }
         }
-        self.details
-            .insert(BLOBS, format!("{} referenced, {checked} present and matching", referenced.len()));
+        self.details.insert(
+            BLOBS,
+            format!(
+                "{} referenced, {checked} present and matching",
+                referenced.len()
+            ),
+        );
     }
 
     fn check_seal(
@@ -1003,36 +1246,78 @@ impl Verifier {
     ) {
         let p = &seal.predicate;
         if seal.statement_type != STATEMENT_TYPE {
-            self.problem(SEAL, SEAL_FILE, None, format!("_type is not {STATEMENT_TYPE}"));
+            self.problem(
+                SEAL,
+                SEAL_FILE,
+                None,
+                format!("_type is not {STATEMENT_TYPE}"),
+            );
         }
         if seal.predicate_type != SEAL_PREDICATE_TYPE {
-            self.problem(SEAL, SEAL_FILE, None, format!("predicateType is not {SEAL_PREDICATE_TYPE}"));
+            self.problem(
+                SEAL,
+                SEAL_FILE,
+                None,
+                format!("predicateType is not {SEAL_PREDICATE_TYPE}"),
+            );
         }
         if p.records != records {
-            self.problem(SEAL, SEAL_FILE, None, format!("seal says {} records, the journal has {records}", p.records));
+            self.problem(
+                SEAL,
+                SEAL_FILE,
+                None,
+                format!("seal says {} records, the journal has {records}", p.records),
+            );
         }
         if head.is_some_and(|h| h != p.head) {
-            self.problem(SEAL, SEAL_FILE, None, "seal head does not match the journal's last line");
+            self.problem(
+                SEAL,
+                SEAL_FILE,
+                None,
+                "seal head does not match the journal's last line",
+            );
         }
         if let Some(h) = header {
             if p.run_id != h.run_id {
-                self.problem(SEAL, SEAL_FILE, None, "seal run_id differs from the header's");
+                self.problem(
+                    SEAL,
+                    SEAL_FILE,
+                    None,
+                    "seal run_id differs from the header's",
+                );
             }
             if p.source.sha256 != h.source.sha256 {
-                self.problem(SEAL, SEAL_FILE, None, "seal source sha256 differs from the header's");
+                self.problem(
+                    SEAL,
+                    SEAL_FILE,
+                    None,
+                    "seal source sha256 differs from the header's",
+                );
             }
             if p.source.name != h.source.name || p.source.path != h.source.path {
-                self.problem(SEAL, SEAL_FILE, None, "seal source differs from the header's");
+                self.problem(
+                    SEAL,
+                    SEAL_FILE,
+                    None,
+                    "seal source differs from the header's",
+                );
             }
             if p.kind != h.kind {
                 self.problem(SEAL, SEAL_FILE, None, "seal kind differs from the header's");
             }
         }
         if p.verdict != run_end {
-            self.problem(SEAL, SEAL_FILE, None, "seal verdict differs from the run.end record");
+            self.problem(
+                SEAL,
+                SEAL_FILE,
+                None,
+                "seal verdict differs from the run.end record",
+            );
         }
-        self.details
-            .insert(SEAL, format!("{} records, head {}", p.records, short(&p.head)));
+        self.details.insert(
+            SEAL,
+            format!("{} records, head {}", p.records, short(&p.head)),
+        );
 
         let on_disk: BTreeSet<&str> = files.iter().map(String::as_str).collect();
         let mut listed: BTreeSet<&str> = BTreeSet::new();
@@ -1042,8 +1327,18 @@ impl Verifier {
                 self.problem(SUBJECTS, SEAL_FILE, None, format!("{name} listed twice"));
                 continue;
             }
-            if name == SEAL_FILE || name.split('/').any(|c| c.is_empty() || c == "." || c == "..") || name.starts_with('/') {
-                self.problem(SUBJECTS, SEAL_FILE, None, format!("subject {name:?} is not a bundle file name"));
+            if name == SEAL_FILE
+                || name
+                    .split('/')
+                    .any(|c| c.is_empty() || c == "." || c == "..")
+                || name.starts_with('/')
+            {
+                self.problem(
+                    SUBJECTS,
+                    SEAL_FILE,
+                    None,
+                    format!("subject {name:?} is not a bundle file name"),
+                );
                 continue;
             }
             if !on_disk.contains(name) {
@@ -1051,19 +1346,34 @@ impl Verifier {
                 continue;
             }
             let path = self.dir.join(name);
-            if !fs::symlink_metadata(&path).map(|m| m.is_file()).unwrap_or(false) {
+            if !fs::symlink_metadata(&path)
+                .map(|m| m.is_file())
+                .unwrap_or(false)
+            {
                 self.problem(SUBJECTS, name, None, "not a regular file");
                 continue;
             }
             match (sha256_file(&path), subject.sha256()) {
                 (Ok((actual, _)), Some(expected)) if actual == expected => {}
-                (Ok(_), Some(_)) => self.problem(SUBJECTS, name, None, "SHA-256 differs from the seal"),
-                (Ok(_), None) => self.problem(SUBJECTS, SEAL_FILE, None, format!("{name} listed without a sha256 digest")),
+                (Ok(_), Some(_)) => {
+                    self.problem(SUBJECTS, name, None, "SHA-256 differs from the seal")
+                }
+                (Ok(_), None) => self.problem(
+                    SUBJECTS,
+                    SEAL_FILE,
+                    None,
+                    format!("{name} listed without a sha256 digest"),
+                ),
                 (Err(e), _) => self.problem(SUBJECTS, name, None, format!("cannot read: {e}")),
             }
         }
-        self.details
-            .insert(SUBJECTS, format!("{} files listed, each present with its SHA-256", seal.subject.len()));
+        self.details.insert(
+            SUBJECTS,
+            format!(
+                "{} files listed, each present with its SHA-256",
+                seal.subject.len()
+            ),
+        );
         for file in files {
             if file != SEAL_FILE && !listed.contains(file.as_str()) {
                 self.problem(UNLISTED, file, None, "present but not listed in the seal");
@@ -1082,12 +1392,14 @@ impl Verifier {
         secrets: Vec<SecretFinding>,
     ) -> VerifyReport {
         for (check, n) in &self.overflow {
-            self.warnings.push(format!("{n} more {check} problems not shown"));
+            self.warnings
+                .push(format!("{n} more {check} problems not shown"));
         }
         let checks = CHECK_ORDER
             .iter()
             .map(|&name| {
-                let failures: Vec<&Problem> = self.problems.iter().filter(|p| p.check == name).collect();
+                let failures: Vec<&Problem> =
+                    self.problems.iter().filter(|p| p.check == name).collect();
                 if let Some(first) = failures.first() {
                     let more = failures.len() - 1 + self.overflow.get(name).copied().unwrap_or(0);
                     let detail = if more > 0 {
@@ -1095,7 +1407,11 @@ impl Verifier {
                     } else {
                         format!("{}: {}", first.location(), first.message)
                     };
-                    Check { name, status: CheckStatus::Fail, detail }
+                    Check {
+                        name,
+                        status: CheckStatus::Fail,
+                        detail,
+                    }
                 } else if name == SECRETS && !secrets.is_empty() {
                     Check {
                         name,
@@ -1103,7 +1419,11 @@ impl Verifier {
                         detail: format!("{} matches (masked below)", secrets.len()),
                     }
                 } else if let Some(why) = self.skipped.get(name) {
-                    Check { name, status: CheckStatus::Skip, detail: why.clone() }
+                    Check {
+                        name,
+                        status: CheckStatus::Skip,
+                        detail: why.clone(),
+                    }
                 } else {
                     Check {
                         name,
@@ -1153,10 +1473,20 @@ fn policy_issues(state: &StepState, attempt: u32, of: u32) -> Vec<String> {
     }
     if let Some(policy) = state.planned.or(state.max_attempts) {
         if of != policy {
-            issues.push(format!("of={of}, but the step's policy allows {policy} attempts"));
+            issues.push(format!(
+                "of={of}, but the step's policy allows {policy} attempts"
+            ));
         }
     }
     issues
+}
+
+fn kind_name(kind: BundleKind) -> &'static str {
+    match kind {
+        BundleKind::Run => "run",
+        BundleKind::Sweep => "sweep",
+        BundleKind::Listen => "listen",
+    }
 }
 
 fn is_sha256_hex(s: &str) -> bool {

@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use super::record::{Event, Header, RunVerdict, FORMAT_VERSION};
 use super::redact::Redactor;
 use super::seal::{
-    list_files, sha256_file, sha256_hex, sync_dir, write_durable, Seal, SealPredicate, Subject, BLOB_DIR, HEADER_FILE,
-    JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE, STATEMENT_TYPE,
+    list_files, sha256_file, sha256_hex, sync_dir, write_durable, Seal, SealPredicate, Subject,
+    BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE, STATEMENT_TYPE,
 };
 use crate::check::{BlobRef, BlobSink};
 
@@ -72,7 +72,12 @@ impl BundleWriter {
     /// Creates `<artifacts>/<name>/<UTC timestamp>-<run id>/`, locks it and
     /// writes the header. `header.run_id` decides the folder name; the leaf
     /// is created with `create_dir`, so an existing folder is never reused.
-    pub fn create(artifacts: &Path, header: Header, redactor: Arc<Redactor>, sync: SyncPolicy) -> io::Result<Self> {
+    pub fn create(
+        artifacts: &Path,
+        header: Header,
+        redactor: Arc<Redactor>,
+        sync: SyncPolicy,
+    ) -> io::Result<Self> {
         check_folder_name("source name", &header.source.name)?;
         check_folder_name("run id", &header.run_id)?;
         let parent = artifacts.join(&header.source.name);
@@ -92,8 +97,8 @@ impl BundleWriter {
             return Err(io::Error::last_os_error());
         }
 
-        let mut header_bytes =
-            serde_json::to_vec_pretty(&header).map_err(|e| io::Error::other(format!("header: {e}")))?;
+        let mut header_bytes = serde_json::to_vec_pretty(&header)
+            .map_err(|e| io::Error::other(format!("header: {e}")))?;
         header_bytes.push(b'\n');
         let header_bytes = redactor.redact_bytes(&header_bytes).into_owned();
         write_durable(&dir.join(HEADER_FILE), &header_bytes)?;
@@ -183,11 +188,14 @@ impl BundleWriter {
         // not be touched by redaction (a hex-looking value could otherwise
         // rewrite a digest and break the chain); only the event is redacted.
         self.event_json.clear();
-        serde_json::to_writer(&mut self.event_json, event).map_err(|e| io::Error::other(format!("record: {e}")))?;
+        serde_json::to_writer(&mut self.event_json, event)
+            .map_err(|e| io::Error::other(format!("record: {e}")))?;
         let redacted = self.redactor.redact_bytes(&self.event_json);
         let body = redacted.as_ref();
         if body.first() != Some(&b'{') {
-            return Err(io::Error::other("record event did not serialize to an object"));
+            return Err(io::Error::other(
+                "record event did not serialize to an object",
+            ));
         }
 
         self.line.clear();
@@ -197,7 +205,11 @@ impl BundleWriter {
             self.head
         );
         serde_json::to_writer(&mut self.line, &self.header.run_id).map_err(io::Error::other)?;
-        let _ = write!(LineWriter(&mut self.line), ",\"t\":\"{}\",\"mono_ns\":{mono}", self.time);
+        let _ = write!(
+            LineWriter(&mut self.line),
+            ",\"t\":\"{}\",\"mono_ns\":{mono}",
+            self.time
+        );
         if body.len() > 2 {
             self.line.push(b',');
             self.line.extend_from_slice(&body[1..]);
@@ -228,7 +240,10 @@ impl BundleWriter {
                 }
             }
         }
-        if let Event::RunEnd { verdict, counts, .. } = event {
+        if let Event::RunEnd {
+            verdict, counts, ..
+        } = event
+        {
             self.run_end = Some((*verdict, counts.clone()));
         }
         self.seq += 1;
@@ -258,11 +273,14 @@ impl BundleWriter {
     /// `reports/…`), redacted and crash-safe. The journal, header, seal and
     /// blobs have their own writers and are refused here.
     pub fn write_file(&mut self, relative: &str, bytes: &[u8]) -> io::Result<()> {
-        let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{relative:?}: {why}"));
+        let invalid =
+            |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{relative:?}: {why}"));
         let parts: Vec<&str> = relative.split('/').collect();
         if relative.is_empty()
             || relative.starts_with('/')
-            || parts.iter().any(|p| p.is_empty() || *p == "." || *p == ".." || p.starts_with('.') || p.contains('\\'))
+            || parts.iter().any(|p| {
+                p.is_empty() || *p == "." || *p == ".." || p.starts_with('.') || p.contains('\\')
+            })
         {
             return Err(invalid("not a plain relative path"));
         }
@@ -352,7 +370,9 @@ fn check_folder_name(what: &str, name: &str) -> io::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {
