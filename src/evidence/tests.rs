@@ -333,7 +333,6 @@ fn secrets_are_redacted_everywhere() {
     // And the scan, with the canary and patterns, agrees.
     let options = VerifyOptions {
         scan_secrets: vec![("API_TOKEN".to_string(), CANARY.to_string())],
-        scan_patterns: true,
     };
     let report = verify_bundle(&dir, &options);
     assert_eq!(
@@ -628,7 +627,6 @@ fn secret_scan_finds_planted_canary_without_printing_it() {
     assert_eq!(verify(&dir).verdict, Verdict::Verified);
     let options = VerifyOptions {
         scan_secrets: vec![("PROD_SECRET".to_string(), leak.to_string())],
-        scan_patterns: false,
     };
     let report = verify_bundle(&dir, &options);
     assert_eq!(

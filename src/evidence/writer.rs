@@ -218,9 +218,13 @@ impl BundleWriter {
         }
 
         let digest = Sha256::digest(&self.line);
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(digest, &mut hex).map_err(io::Error::other)?;
         self.head.clear();
         self.head.push_str("sha256:");
-        self.head.push_str(&hex::encode(digest));
+        // Hex digits are ASCII.
+        self.head
+            .push_str(std::str::from_utf8(&hex).map_err(io::Error::other)?);
 
         match self.sync {
             SyncPolicy::EveryRecord => {
