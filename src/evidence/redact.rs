@@ -510,6 +510,9 @@ fn redact_structural(bytes: &[u8]) -> Cow<'_, [u8]> {
 /// One structural rule: a regex whose `value` group is replaced.
 struct Rule {
     regex: Regex,
+    /// Leave values shaped like a secret's *name* (`FLY_API_TOKEN`): checks
+    /// record which secret they looked at under keys like `"secret"`.
+    keep_names: bool,
 }
 
 impl Rule {
@@ -525,6 +528,9 @@ impl Rule {
             if v.starts_with(b"[REDACTED") || v.windows(2).any(|w| w == b"{{") {
                 return whole.as_bytes().to_vec();
             }
+            if self.keep_names && is_secret_name(v) {
+                return whole.as_bytes().to_vec();
+            }
             let mut out = Vec::with_capacity(whole.len());
             out.extend_from_slice(&bytes[whole.start()..value.start()]);
             out.extend_from_slice(REDACTED);
@@ -532,6 +538,14 @@ impl Rule {
             out
         })
     }
+}
+
+/// `FLY_API_TOKEN`-style: an upper-case letter, then upper-case letters,
+/// digits and underscores.
+fn is_secret_name(v: &[u8]) -> bool {
+    v.first().is_some_and(u8::is_ascii_uppercase)
+        && v.iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
 }
 
 fn rules() -> &'static [Rule] {
@@ -558,8 +572,12 @@ fn rules() -> &'static [Rule] {
         ];
         patterns
             .iter()
-            .map(|p| Rule {
+            .enumerate()
+            .map(|(i, p)| Rule {
                 regex: Regex::new(p).expect("valid structural regex"),
+                // The last rule matches JSON keys, where checks also record
+                // which secret (by name) they looked at.
+                keep_names: i == patterns.len() - 1,
             })
             .collect()
     });
@@ -707,6 +725,13 @@ mod tests {
         assert_eq!(
             r.redact(r#"{"password":"pw\"x"}"#),
             r#"{"password":"[REDACTED]"}"#
+        );
+        // A secret's name is not its value.
+        let named = r#"{"present":true,"secret":"DEMO_API_TOKEN"}"#;
+        assert_eq!(r.redact(named), named);
+        assert_eq!(
+            r.redact(r#"{"secret":"s3cr3t-value"}"#),
+            r#"{"secret":"[REDACTED]"}"#
         );
         // Templates name secrets without containing them.
         let template = r#"{"authorization":"Bearer {{secret:FLY_API_TOKEN}}"}"#;

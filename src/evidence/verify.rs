@@ -22,14 +22,14 @@ use super::record::{
 };
 use super::redact::Redactor;
 use super::scan::{scan_files, SecretFinding};
-
-mod files;
-mod render;
-mod semantics;
 use super::seal::{
     list_files, sha256_file, sha256_ref, Seal, BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE,
     SEAL_PREDICATE_TYPE, STATEMENT_TYPE, TEMP_PREFIX,
 };
+
+mod files;
+mod render;
+mod semantics;
 
 /// What QA asks verify to check beyond integrity.
 #[derive(Debug, Clone, Default)]
