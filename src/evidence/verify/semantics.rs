@@ -323,7 +323,9 @@ impl Verifier {
                     if run_end.is_some() {
                         self.journal_problem(STEPS, line, at, "second run.end");
                     } else {
-                        // Counts name step verdicts; compare those we know.
+                        // In a run, counts are step verdicts; compare those
+                        // we know. A sweep counts per check (over samples,
+                        // with its own verdicts), so there is nothing to match.
                         let known: Vec<&str> = [
                             StepVerdict::Pass,
                             StepVerdict::Escalated,
@@ -334,7 +336,8 @@ impl Verifier {
                         .iter()
                         .map(|v| v.as_str())
                         .collect();
-                        if counts.keys().any(|k| known.contains(&k.as_str())) {
+                        let is_run = header.is_none_or(|h| h.kind == BundleKind::Run);
+                        if is_run && counts.keys().any(|k| known.contains(&k.as_str())) {
                             for name in known {
                                 let claimed = counts.get(name).copied().unwrap_or(0);
                                 let seen = verdict_counts.get(name).copied().unwrap_or(0);
