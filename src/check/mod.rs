@@ -5,9 +5,16 @@
 //! Retries, timeouts, escalation and evidence belong to the engine alone.
 
 pub mod command;
+pub mod dns;
+pub mod fly;
 pub mod http;
 pub mod json;
+pub mod postgres;
+pub mod redis;
 pub mod secret;
+pub mod supabase;
+pub mod tcp;
+pub mod tls;
 pub mod webhook;
 pub mod webhook_delivery;
 
@@ -20,7 +27,20 @@ use serde_json::{Map, Value};
 use crate::runbook::template::{RenderError, Scope, Template};
 
 /// Every check kind's name, as written in `check = "..."`.
-pub const KINDS: &[&str] = &["http", "secret", "command", "webhook", "webhook-delivery"];
+pub const KINDS: &[&str] = &[
+    "http",
+    "secret",
+    "command",
+    "fly-app",
+    "postgres",
+    "supabase",
+    "redis",
+    "tcp",
+    "dns",
+    "tls",
+    "webhook",
+    "webhook-delivery",
+];
 
 /// A check's configuration: the kind plus its parameters and expectations.
 #[derive(Debug, Clone)]
@@ -30,6 +50,13 @@ pub enum CheckSpec {
     Command(command::CommandCheck),
     Webhook(webhook::WebhookCheck),
     WebhookDelivery(webhook_delivery::WebhookDeliveryCheck),
+    FlyApp(fly::FlyAppCheck),
+    Postgres(postgres::PostgresCheck),
+    Supabase(supabase::SupabaseCheck),
+    Redis(redis::RedisCheck),
+    Tcp(tcp::TcpCheck),
+    Dns(dns::DnsCheck),
+    Tls(tls::TlsCheck),
 }
 
 impl CheckSpec {
@@ -47,6 +74,13 @@ impl CheckSpec {
             "webhook-delivery" => {
                 CheckSpec::WebhookDelivery(webhook_delivery::WebhookDeliveryCheck::deserialize(de)?)
             }
+            "fly-app" => CheckSpec::FlyApp(fly::FlyAppCheck::deserialize(de)?),
+            "postgres" => CheckSpec::Postgres(postgres::PostgresCheck::deserialize(de)?),
+            "supabase" => CheckSpec::Supabase(supabase::SupabaseCheck::deserialize(de)?),
+            "redis" => CheckSpec::Redis(redis::RedisCheck::deserialize(de)?),
+            "tcp" => CheckSpec::Tcp(tcp::TcpCheck::deserialize(de)?),
+            "dns" => CheckSpec::Dns(dns::DnsCheck::deserialize(de)?),
+            "tls" => CheckSpec::Tls(tls::TlsCheck::deserialize(de)?),
             _ => return Ok(None),
         }))
     }
@@ -59,6 +93,13 @@ impl CheckSpec {
             CheckSpec::Command(_) => "command",
             CheckSpec::Webhook(_) => "webhook",
             CheckSpec::WebhookDelivery(_) => "webhook-delivery",
+            CheckSpec::FlyApp(_) => "fly-app",
+            CheckSpec::Postgres(_) => "postgres",
+            CheckSpec::Supabase(_) => "supabase",
+            CheckSpec::Redis(_) => "redis",
+            CheckSpec::Tcp(_) => "tcp",
+            CheckSpec::Dns(_) => "dns",
+            CheckSpec::Tls(_) => "tls",
         }
     }
 
@@ -71,6 +112,13 @@ impl CheckSpec {
             CheckSpec::Command(c) => c.target(),
             CheckSpec::Webhook(c) => c.target(),
             CheckSpec::WebhookDelivery(c) => c.target(),
+            CheckSpec::FlyApp(c) => c.target(),
+            CheckSpec::Postgres(c) => c.target(),
+            CheckSpec::Supabase(c) => c.target(),
+            CheckSpec::Redis(c) => c.target(),
+            CheckSpec::Tcp(c) => c.target(),
+            CheckSpec::Dns(c) => c.target(),
+            CheckSpec::Tls(c) => c.target(),
         }
     }
 
@@ -78,8 +126,7 @@ impl CheckSpec {
     pub fn named_secrets(&self) -> Vec<&str> {
         match self {
             CheckSpec::Secret(c) => vec![c.name.as_str()],
-            CheckSpec::Http(_) | CheckSpec::Command(_) => Vec::new(),
-            CheckSpec::Webhook(_) | CheckSpec::WebhookDelivery(_) => Vec::new(),
+            _ => Vec::new(),
         }
     }
 
@@ -87,8 +134,7 @@ impl CheckSpec {
     pub fn capture_names(&self) -> Vec<&str> {
         match self {
             CheckSpec::Http(c) => c.capture.keys().map(String::as_str).collect(),
-            CheckSpec::Secret(_) | CheckSpec::Command(_) => Vec::new(),
-            CheckSpec::Webhook(_) | CheckSpec::WebhookDelivery(_) => Vec::new(),
+            _ => Vec::new(),
         }
     }
 
@@ -101,6 +147,13 @@ impl CheckSpec {
             CheckSpec::Command(c) => c.validate(),
             CheckSpec::Webhook(c) => c.validate(),
             CheckSpec::WebhookDelivery(c) => c.validate(),
+            CheckSpec::FlyApp(c) => c.validate(),
+            CheckSpec::Postgres(c) => c.validate(),
+            CheckSpec::Supabase(c) => c.validate(),
+            CheckSpec::Redis(c) => c.validate(),
+            CheckSpec::Tcp(c) => c.validate(),
+            CheckSpec::Dns(c) => c.validate(),
+            CheckSpec::Tls(c) => c.validate(),
         }
     }
 
@@ -112,6 +165,13 @@ impl CheckSpec {
             CheckSpec::Command(c) => c.probe(ctx).await,
             CheckSpec::Webhook(c) => c.probe(ctx).await,
             CheckSpec::WebhookDelivery(c) => c.probe(ctx).await,
+            CheckSpec::FlyApp(c) => c.probe(ctx).await,
+            CheckSpec::Postgres(c) => c.probe(ctx).await,
+            CheckSpec::Supabase(c) => c.probe(ctx).await,
+            CheckSpec::Redis(c) => c.probe(ctx).await,
+            CheckSpec::Tcp(c) => c.probe(ctx).await,
+            CheckSpec::Dns(c) => c.probe(ctx).await,
+            CheckSpec::Tls(c) => c.probe(ctx).await,
         }
     }
 }
@@ -263,4 +323,23 @@ impl Observation {
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Pass
     }
+}
+
+/// Replaces every occurrence of each secret in `text` with `[redacted]`.
+///
+/// Driver and server error texts can echo what they were given (a DSN, a URL
+/// with a password); checks pass their reasons through this before recording
+/// them. Secrets shorter than 4 bytes are skipped, since they would mangle
+/// ordinary words without protecting anything.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| s.len() >= 4).collect();
+    // Longest first, so a DSN is removed whole before its password is looked for.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_string();
+    for secret in secrets {
+        if out.contains(secret) {
+            out = out.replace(secret, "[redacted]");
+        }
+    }
+    out
 }

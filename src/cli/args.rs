@@ -23,6 +23,14 @@ pub enum Command {
     Lint(LintArgs),
     /// Show every resolved step and its policy (secrets masked); runs nothing.
     Plan(PlanArgs),
+    /// Check an evidence bundle offline: chain, digests, completeness, policy.
+    Verify(VerifyArgs),
+    /// Show a bundle's run as a table, for QA.
+    Show(ShowArgs),
+    /// Sweep many checks concurrently, with latency figures and metrics.
+    Sweep(SweepArgs),
+    /// Sign, verify and receive Chatwoot webhooks.
+    Webhook(WebhookArgs),
     /// Run the built-in demo against local targets, then verify its bundle.
     Demo(DemoArgs),
 }
@@ -79,4 +87,150 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
         _ => Err(format!("`{text}` is not KEY=VALUE")),
     }
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    #[command(subcommand)]
+    pub command: WebhookCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Print the Chatwoot signature headers for a body (or a curl command that signs at run time).
+    Sign(WebhookSignArgs),
+    /// Check a received delivery's signature and timestamp.
+    Verify(WebhookVerifyArgs),
+    /// Receive deliveries, verify them, answer 200/401 and record each as evidence.
+    Listen(WebhookListenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookSignArgs {
+    /// Environment variable holding the webhook secret (never passed on the command line).
+    #[arg(long, value_name = "NAME")]
+    pub secret_env: String,
+    /// Unix seconds to sign with (default: now).
+    #[arg(long, value_name = "T")]
+    pub timestamp: Option<String>,
+    /// X-Chatwoot-Delivery id (default: a new UUID).
+    #[arg(long, value_name = "ID")]
+    pub delivery: Option<String>,
+    /// Print a shell command that POSTs the body to URL, signing when it runs.
+    #[arg(long, value_name = "URL")]
+    pub curl: Option<String>,
+    /// The raw body, byte for byte.
+    pub body_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookVerifyArgs {
+    /// Environment variable holding the webhook secret.
+    #[arg(long, value_name = "NAME")]
+    pub secret_env: String,
+    /// The X-Chatwoot-Signature value received.
+    #[arg(long, value_name = "S")]
+    pub signature: Option<String>,
+    /// The X-Chatwoot-Timestamp value received.
+    #[arg(long, value_name = "T")]
+    pub timestamp: Option<String>,
+    /// Replay window.
+    #[arg(long, default_value = "300s", value_name = "DURATION", value_parser = parse_duration)]
+    pub max_age: std::time::Duration,
+    /// Verify as if the time were T (Unix seconds), e.g. for a captured delivery.
+    #[arg(long, value_name = "T")]
+    pub now: Option<i64>,
+    /// The raw body, byte for byte.
+    pub body_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookListenArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
+    pub addr: std::net::SocketAddr,
+    /// Environment variable holding the webhook secret.
+    #[arg(long, value_name = "NAME")]
+    pub secret_env: String,
+    /// Where the listener's bundle is written.
+    #[arg(long, default_value = "artifacts", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replay window.
+    #[arg(long, default_value = "300s", value_name = "DURATION", value_parser = parse_duration)]
+    pub max_age: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Check files, or folders of them (`checks/`).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Checks in flight at once (default: 8 per CPU, at least 16).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Run each check K times and report latency percentiles.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub samples: u32,
+    /// Repeat the sweep every DURATION until Ctrl-C; each round is its own bundle.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub watch: Option<std::time::Duration>,
+    /// Run shard k of n (stable by check id; a check stays with what it depends on).
+    #[arg(long, value_name = "k/n")]
+    pub shard: Option<String>,
+    /// Run only checks whose id matches GLOB (and what they depend on); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub only: Vec<String>,
+    /// Where bundles are written: <DIR>/<name>/<timestamp>-<run id>/.
+    #[arg(long, default_value = "artifacts", value_name = "DIR")]
+    pub artifacts: PathBuf,
+    /// Names the sweep (and its bundle folder).
+    #[arg(long, default_value = "sweep", value_name = "NAME")]
+    pub name: String,
+    /// Print one JSON document on stdout (one per round with --watch).
+    #[arg(long)]
+    pub json: bool,
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the Prometheus textfile here (atomically; rewritten every round).
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+    /// Append a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Compare latency with a saved baseline.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// With --baseline: a p95 above FACTOR × the baseline's is a regression.
+    #[arg(long, default_value_t = 1.5, value_name = "FACTOR")]
+    pub regression_factor: f64,
+    /// Save this sweep's latency figures as a baseline.
+    #[arg(long, value_name = "FILE")]
+    pub save_baseline: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle folder.
+    pub bundle: PathBuf,
+    /// Print the verdict as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also scan every file for the value of environment variable NAME (and
+    /// its encodings); repeatable.
+    #[arg(long = "scan-secrets-from-env", value_name = "NAME")]
+    pub scan_secrets_from_env: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The bundle folder.
+    pub bundle: PathBuf,
+    /// Print the run as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::runbook::duration::HumanDuration::parse(text).map(|d| d.0)
 }

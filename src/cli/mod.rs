@@ -3,7 +3,10 @@
 
 mod args;
 mod demo;
+mod inspect;
 mod run;
+mod sweep;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -76,6 +79,10 @@ async fn dispatch(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Run(args) => run::run(args).await,
         Command::Lint(args) => run::lint(args),
         Command::Plan(args) => run::plan(args),
+        Command::Verify(args) => inspect::verify(args),
+        Command::Show(args) => inspect::show(args),
+        Command::Sweep(args) => sweep::sweep(args).await,
+        Command::Webhook(args) => webhook::webhook(args).await,
         Command::Demo(args) => demo::demo(args).await,
     }
 }

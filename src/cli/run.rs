@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::args::{LintArgs, PlanArgs, RunArgs};
 use super::CliError;
 use crate::engine::{run_runbook, Cancel, RunObserver, RunOptions, RunScope};
-use crate::evidence::record::{BundleKind, Header, RunVerdict, SourceRef, FORMAT_VERSION};
+use crate::evidence::record::{BundleKind, Header, RunVerdict, SourceRef};
 use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
 use crate::exit::ExitStatus;
 use crate::report::{self, SummaryBuilder, TerminalReporter};
@@ -135,26 +135,13 @@ pub async fn execute(
 }
 
 fn new_header(runbook: &Runbook, redactor: &Redactor) -> Header {
-    let run_id = uuid::Uuid::now_v7().to_string();
-    let nonce = hex::encode(uuid::Uuid::new_v4().as_bytes());
-    Header {
-        format: "runproof-bundle".into(),
-        v: FORMAT_VERSION,
-        kind: BundleKind::Run,
-        run_id,
-        nonce,
-        source: SourceRef {
-            name: runbook.meta.name.clone(),
-            path: runbook.path.display().to_string(),
-            sha256: hex::encode(Sha256::digest(runbook.source.as_bytes())),
-        },
-        runproof_version: env!("CARGO_PKG_VERSION").into(),
-        host: gethostname::gethostname().to_string_lossy().into_owned(),
-        operator: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-        started_at: format!("{:.3}", jiff::Timestamp::now()),
-        secrets: runbook.secrets.declared().map(str::to_string).collect(),
-        redaction: redactor.classes(),
-    }
+    let source = SourceRef {
+        name: runbook.meta.name.clone(),
+        path: runbook.path.display().to_string(),
+        sha256: hex::encode(Sha256::digest(runbook.source.as_bytes())),
+    };
+    let secrets = runbook.secrets.declared().map(str::to_string).collect();
+    Header::new(BundleKind::Run, source, secrets, redactor.classes())
 }
 
 /// Loads a runbook, turning diagnostics into an exit-2 error.

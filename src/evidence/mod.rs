@@ -4,13 +4,32 @@
 //! Layout of a bundle (`<artifacts>/<name>/<UTC timestamp>-<run id>/`):
 //! `runproof.json` (header), `events.jsonl` (chained records), `blobs/sha256/<hex>`,
 //! `runbook.toml` (copy of the input), `summary.md`, `junit.xml`, `seal.json` (last).
+//!
+//! - [`record`]: the header and journal record formats (shared with the engine);
+//! - [`writer`]: [`BundleWriter`] and [`BlobStore`], the only code that writes a bundle;
+//! - [`seal`]: the in-toto seal and the digest/crash-safe-write helpers;
+//! - [`read`]: [`read_bundle`], for `show` and reports;
+//! - [`verify`]: [`verify_bundle`], offline verification;
+//! - [`scan`]: the secret scan behind `verify --scan-secrets-from-env`;
+//! - [`redact`]: [`Redactor`], in front of every sink.
 
+pub mod read;
 pub mod record;
 pub mod redact;
+pub mod scan;
+pub mod seal;
 pub mod verify;
 pub mod writer;
 
+#[cfg(test)]
+mod tests;
+
+pub use read::{read_bundle, Bundle, ReadError};
 pub use record::{Event, Header, Record};
-pub use redact::Redactor;
-pub use verify::{verify_bundle, VerifyOptions, VerifyReport};
-pub use writer::{BundleWriter, SyncPolicy};
+pub use redact::{is_sensitive_header, redact_url, Redactor};
+pub use scan::SecretFinding;
+pub use seal::{Seal, SealPredicate, Subject};
+pub use verify::{
+    verify_bundle, Check, CheckStatus, Problem, Verdict, VerifyOptions, VerifyReport,
+};
+pub use writer::{BlobStore, BundleWriter, SyncPolicy};

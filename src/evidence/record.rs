@@ -37,6 +37,27 @@ pub struct Header {
     pub redaction: Vec<String>,
 }
 
+impl Header {
+    /// A header for a new bundle: fresh UUIDv7 run id and 128-bit nonce, this
+    /// host, the operator (`$USER`) and the current time.
+    pub fn new(kind: BundleKind, source: SourceRef, secrets: Vec<String>, redaction: Vec<String>) -> Header {
+        Header {
+            format: "runproof-bundle".into(),
+            v: FORMAT_VERSION,
+            kind,
+            run_id: uuid::Uuid::now_v7().to_string(),
+            nonce: hex::encode(uuid::Uuid::new_v4().as_bytes()),
+            source,
+            runproof_version: env!("CARGO_PKG_VERSION").into(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            operator: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            started_at: format!("{:.3}", jiff::Timestamp::now()),
+            secrets,
+            redaction,
+        }
+    }
+}
+
 /// What kind of activity a bundle records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

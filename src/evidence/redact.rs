@@ -1,46 +1,781 @@
 //! The one redaction layer in front of every sink: secret values and their
 //! encodings, plus structural rules (URL userinfo, DSN passwords, auth headers).
+//!
+//! The main type here is [`Redactor`]. It holds one Aho-Corasick automaton
+//! (leftmost-longest, on bytes) over every encoded form of every registered
+//! value, and a handful of regexes for secrets whose value we do not know
+//! (a password in a URL someone typed, an `Authorization` header echoed back).
+//! Redaction happens before hashing, so the digests in a bundle cover the
+//! redacted bytes.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::LazyLock;
 
-/// Replaces registered secret values (and their encodings) with `[REDACTED:NAME]`.
-#[derive(Debug, Clone, Default)]
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use regex::bytes::{Captures, Regex};
+
+/// Values shorter than this are not used as patterns: they would match
+/// ordinary text all over the bundle. Structural rules still apply to them.
+pub const MIN_SECRET_LEN: usize = 6;
+
+/// Encoded forms shorter than this are dropped (a 4-character base64 group
+/// of a short secret would match random text).
+const MIN_FORM_LEN: usize = 6;
+
+/// The replacement for a structurally detected secret whose name is unknown.
+const REDACTED: &[u8] = b"[REDACTED]";
+
+/// RFC 3986 unreserved characters stay; everything else is escaped.
+const STRICT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// What JavaScript's `encodeURIComponent` leaves alone.
+const URI_COMPONENT: &AsciiSet = &STRICT
+    .remove(b'!')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*');
+
+/// Query keys whose values are credentials.
+const SENSITIVE_QUERY_KEYS: &[&str] = &[
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "key",
+    "apikey",
+    "api_key",
+    "sig",
+    "signature",
+    "secret",
+    "password",
+    "x-amz-signature",
+    "x-amz-security-token",
+];
+
+/// Header names whose values are credentials.
+const SENSITIVE_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "apikey",
+    "api-key",
+    "api_access_token",
+    "x-auth-token",
+    "private-token",
+];
+
+/// Substrings (ASCII case-insensitive) without which no structural rule can
+/// match: the fast path skips the regexes when none occurs.
+const TRIGGERS: &[&str] = &[
+    "://", "password", "token", "key", "sig", "secret", "authoriz", "cookie",
+];
+
+/// Whether a header's value must never be recorded (`Authorization`,
+/// `Cookie`, `X-Api-Key`, …). Case-insensitive.
+pub fn is_sensitive_header(name: &str) -> bool {
+    SENSITIVE_HEADERS
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name.trim()))
+}
+
+/// A URL safe to record: the userinfo password and sensitive query values
+/// replaced by `[REDACTED]`. Text that is not a URL gets the same structural
+/// rules as any other text.
+pub fn redact_url(url: &str) -> String {
+    Redactor::default().redact(url).into_owned()
+}
+
+/// Replaces registered secret values (and their encodings) with
+/// `[REDACTED:NAME]`, and structurally recognisable credentials with
+/// `[REDACTED]`.
+#[derive(Clone, Default)]
 pub struct Redactor {
-    secrets: Vec<(String, String)>,
+    /// `None` when no value is long enough to be a pattern.
+    automaton: Option<AhoCorasick>,
+    /// Per pattern: index into `names`, and whether a match widens to the
+    /// surrounding base64 token.
+    patterns: Vec<(usize, bool)>,
+    /// Registered names, in registration order.
+    names: Vec<String>,
+    /// Names whose values were too short to be patterns.
+    weak: Vec<String>,
+}
+
+/// Never prints values (the automaton's debug output would).
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("names", &self.names)
+            .field("patterns", &self.patterns.len())
+            .field("weak", &self.weak)
+            .finish()
+    }
+}
+
+/// One match of a registered value in some bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ValueMatch {
+    pub start: usize,
+    pub end: usize,
+    /// Index into the registered names.
+    pub name: usize,
 }
 
 impl Redactor {
-    /// Registers `(name, value)` pairs. STUB: raw values only.
+    /// Registers `(name, value)` pairs: every value, the values derived from
+    /// it (comma-separated parts, lines, URL/DSN passwords, the token after
+    /// `Bearer `/`FlyV1 `) and each one's encodings. Empty values are ignored;
+    /// values shorter than [`MIN_SECRET_LEN`] bytes are listed by
+    /// [`Redactor::weak_secrets`] instead of becoming patterns.
     pub fn new(secrets: &[(String, String)]) -> Self {
-        Redactor {
-            secrets: secrets.iter().filter(|(_, v)| !v.is_empty()).cloned().collect(),
-        }
-    }
-
-    /// Redacts text.
-    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut out = Cow::Borrowed(text);
-        for (name, value) in &self.secrets {
-            if out.contains(value.as_str()) {
-                out = Cow::Owned(out.replace(value.as_str(), &format!("[REDACTED:{name}]")));
+        let mut names: Vec<String> = Vec::new();
+        let mut weak = Vec::new();
+        // (form, name index, widen) — a BTreeSet dedups identical forms.
+        let mut forms: BTreeSet<(Vec<u8>, usize, bool)> = BTreeSet::new();
+        for (name, value) in secrets {
+            if value.is_empty() {
+                continue;
+            }
+            let index = match names.iter().position(|n| n == name) {
+                Some(i) => i,
+                None => {
+                    names.push(name.clone());
+                    names.len() - 1
+                }
+            };
+            if value.trim().len() < MIN_SECRET_LEN {
+                if !weak.contains(name) {
+                    weak.push(name.clone());
+                }
+                continue;
+            }
+            for derived in derived_values(value) {
+                for (form, widen) in encoded_forms(derived.as_bytes()) {
+                    if form.len() >= MIN_FORM_LEN {
+                        forms.insert((form, index, widen));
+                    }
+                }
             }
         }
-        out
+        // The same bytes registered under two names keep the first name.
+        let mut seen = BTreeSet::new();
+        let mut pattern_bytes = Vec::new();
+        let mut patterns = Vec::new();
+        for (form, index, widen) in forms {
+            if seen.insert(form.clone()) {
+                pattern_bytes.push(form);
+                patterns.push((index, widen));
+            }
+        }
+        let automaton = if pattern_bytes.is_empty() {
+            None
+        } else {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&pattern_bytes)
+                .ok()
+        };
+        Redactor {
+            automaton,
+            patterns,
+            names,
+            weak,
+        }
     }
 
-    /// Redacts bytes (lossy for invalid UTF-8 in this stub).
-    pub fn redact_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => match self.redact(text) {
-                Cow::Borrowed(_) => Cow::Borrowed(bytes),
-                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+    /// Redacts text. Returns the input unchanged (borrowed, no allocation)
+    /// when nothing matches.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self.redact_bytes(text.as_bytes()) {
+            Cow::Borrowed(_) => Cow::Borrowed(text),
+            // Patterns and replacements are whole UTF-8 sequences, so the
+            // result is UTF-8; the lossy path is only a guard.
+            Cow::Owned(bytes) => match String::from_utf8(bytes) {
+                Ok(s) => Cow::Owned(s),
+                Err(err) => Cow::Owned(String::from_utf8_lossy(err.as_bytes()).into_owned()),
             },
-            Err(_) => Cow::Borrowed(bytes),
+        }
+    }
+
+    /// Redacts bytes (bodies, command output); binary content is fine.
+    pub fn redact_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        let valued = self.redact_values(bytes);
+        match valued {
+            Cow::Borrowed(b) => redact_structural(b),
+            Cow::Owned(b) => match redact_structural(&b) {
+                Cow::Borrowed(_) => Cow::Owned(b),
+                Cow::Owned(o) => Cow::Owned(o),
+            },
         }
     }
 
     /// Redaction classes applied, for the header.
     pub fn classes(&self) -> Vec<String> {
-        vec!["raw".to_string()]
+        let mut classes = Vec::new();
+        if self.automaton.is_some() {
+            classes.extend(
+                [
+                    "raw",
+                    "percent",
+                    "form",
+                    "json",
+                    "base64",
+                    "base64url",
+                    "hex",
+                    "derived",
+                ]
+                .map(String::from),
+            );
+        }
+        classes.extend(
+            [
+                "url-userinfo",
+                "query-keys",
+                "dsn-password",
+                "auth-headers",
+                "json-keys",
+            ]
+            .map(String::from),
+        );
+        classes
+    }
+
+    /// Names whose values are shorter than [`MIN_SECRET_LEN`] bytes and so
+    /// are not matched by value (only the structural rules protect them).
+    pub fn weak_secrets(&self) -> Vec<String> {
+        self.weak.clone()
+    }
+
+    /// Registered names (weak ones included), in registration order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Every match of a registered value's form, widened like redaction does.
+    pub(crate) fn find_values(&self, bytes: &[u8]) -> Vec<ValueMatch> {
+        let Some(ac) = &self.automaton else {
+            return Vec::new();
+        };
+        let mut out: Vec<ValueMatch> = Vec::new();
+        for m in ac.find_iter(bytes) {
+            let (name, widen) = self.patterns[m.pattern().as_usize()];
+            let (mut start, mut end) = (m.start(), m.end());
+            if widen {
+                while start > 0 && is_base64_byte(bytes[start - 1]) {
+                    start -= 1;
+                }
+                while end < bytes.len() && (is_base64_byte(bytes[end]) || bytes[end] == b'=') {
+                    end += 1;
+                }
+            }
+            // A widened match may swallow the next ones; merge them.
+            if let Some(last) = out.last_mut() {
+                if start < last.end {
+                    last.end = last.end.max(end);
+                    continue;
+                }
+            }
+            out.push(ValueMatch { start, end, name });
+        }
+        out
+    }
+
+    /// The name of a match from [`Redactor::find_values`].
+    pub(crate) fn name(&self, index: usize) -> &str {
+        &self.names[index]
+    }
+
+    fn redact_values<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        let matches = self.find_values(bytes);
+        if matches.is_empty() {
+            return Cow::Borrowed(bytes);
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut at = 0;
+        for m in matches {
+            out.extend_from_slice(&bytes[at..m.start]);
+            out.extend_from_slice(b"[REDACTED:");
+            out.extend_from_slice(self.names[m.name].as_bytes());
+            out.push(b']');
+            at = m.end;
+        }
+        out.extend_from_slice(&bytes[at..]);
+        Cow::Owned(out)
+    }
+}
+
+fn is_base64_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
+}
+
+/// The value itself and the secrets hidden inside it.
+fn derived_values(value: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let add = |s: &str, out: &mut Vec<String>| {
+        if s.len() >= MIN_SECRET_LEN && !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    };
+    add(value, &mut out);
+    let trimmed = value.trim().trim_matches(|c| c == '"' || c == '\'');
+    add(trimmed, &mut out);
+    // Each line of a multi-line value (PEM keys, env blobs) on its own.
+    for line in trimmed.lines() {
+        add(line.trim_end_matches('\r').trim(), &mut out);
+    }
+    let mut candidates = vec![trimmed.to_string()];
+    for prefix in ["FlyV1 ", "Bearer ", "Basic ", "Token "] {
+        let head = trimmed
+            .get(..prefix.len())
+            .filter(|h| h.eq_ignore_ascii_case(prefix));
+        if let (Some(_), Some(rest)) = (head, trimmed.get(prefix.len()..)) {
+            let rest = rest.trim();
+            add(rest, &mut out);
+            candidates.push(rest.to_string());
+        }
+    }
+    // Fly's composite tokens: each comma-separated macaroon is a secret.
+    for candidate in &candidates {
+        if candidate.contains(',') {
+            for part in candidate.split(',') {
+                add(part.trim(), &mut out);
+            }
+        }
+    }
+    // The password of a URL or DSN value, and the user:password pair (what
+    // Basic auth base64-encodes).
+    if trimmed.contains("://") {
+        if let Ok(url) = url::Url::parse(trimmed) {
+            if let Some(password) = url.password() {
+                add(password, &mut out);
+                let decoded = percent_encoding::percent_decode_str(password).decode_utf8_lossy();
+                add(&decoded, &mut out);
+                let user = percent_encoding::percent_decode_str(url.username()).decode_utf8_lossy();
+                add(&format!("{user}:{decoded}"), &mut out);
+            }
+        }
+    }
+    for password in dsn_passwords(trimmed) {
+        add(&password, &mut out);
+    }
+    out
+}
+
+/// `password=...` values of a key/value DSN (`host=h password='p q'`).
+fn dsn_passwords(value: &str) -> Vec<String> {
+    static DSN: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r#"(?i)(?:^|[\s;&?])password\s*=\s*(?:'((?:[^'\\]|\\.)*)'|([^\s;&'"]+))"#)
+            .expect("valid regex")
+    });
+    DSN.captures_iter(value)
+        .filter_map(|c| c.get(1).or_else(|| c.get(2)))
+        .map(|m| m.as_str().replace("\\'", "'").replace("\\\\", "\\"))
+        .collect()
+}
+
+/// Every encoded form of one value, with whether a match should widen to the
+/// whole base64 token around it.
+fn encoded_forms(value: &[u8]) -> Vec<(Vec<u8>, bool)> {
+    let mut forms: Vec<(Vec<u8>, bool)> = vec![(value.to_vec(), false)];
+    if let Ok(text) = std::str::from_utf8(value) {
+        let strict = utf8_percent_encode(text, STRICT).to_string();
+        forms.push((lower_percent_hex(&strict).into_bytes(), false));
+        forms.push((strict.into_bytes(), false));
+        let component = utf8_percent_encode(text, URI_COMPONENT).to_string();
+        forms.push((lower_percent_hex(&component).into_bytes(), false));
+        forms.push((component.into_bytes(), false));
+        let form: String = url::form_urlencoded::byte_serialize(value).collect();
+        forms.push((lower_percent_hex(&form).into_bytes(), false));
+        forms.push((form.into_bytes(), false));
+        // How the url crate writes a password into userinfo.
+        if let Ok(mut url) = url::Url::parse("http://u@h/") {
+            if url.set_password(Some(text)).is_ok() {
+                if let Some(p) = url.password() {
+                    forms.push((p.as_bytes().to_vec(), false));
+                }
+            }
+        }
+        for json in json_escapes(text) {
+            forms.push((json.into_bytes(), false));
+        }
+    }
+    // base64 of the whole value (padded and not), and of its whole 3-byte
+    // groups from offsets 0, 1 and 2: when the secret sits inside a longer
+    // encoded payload, one of the three alignments appears verbatim.
+    for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+        forms.push((engine.encode(value).into_bytes(), true));
+    }
+    for offset in 0..3 {
+        if value.len() <= offset {
+            break;
+        }
+        let rest = &value[offset..];
+        let whole = &rest[..rest.len() / 3 * 3];
+        if whole.is_empty() {
+            continue;
+        }
+        forms.push((STANDARD_NO_PAD.encode(whole).into_bytes(), true));
+        forms.push((URL_SAFE_NO_PAD.encode(whole).into_bytes(), true));
+    }
+    let hex = hex::encode(value);
+    forms.push((hex.to_ascii_uppercase().into_bytes(), false));
+    forms.push((hex.into_bytes(), false));
+    forms
+}
+
+fn lower_percent_hex(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut hex_left = 0;
+    for c in s.chars() {
+        if hex_left > 0 {
+            out.push(c.to_ascii_lowercase());
+            hex_left -= 1;
+        } else {
+            if c == '%' {
+                hex_left = 2;
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// JSON string-body escapings of `text`: serde's, with `\/`, with every
+/// non-ASCII character as `\uXXXX` (both hex cases), and escaped twice (a
+/// JSON document stored inside a JSON string).
+fn json_escapes(text: &str) -> Vec<String> {
+    let Ok(quoted) = serde_json::to_string(text) else {
+        return Vec::new();
+    };
+    let plain = quoted[1..quoted.len() - 1].to_string();
+    let mut out = vec![plain.replace('/', "\\/")];
+    if !text.is_ascii() {
+        let (mut lower, mut upper) = (String::new(), String::new());
+        for c in plain.chars() {
+            if c.is_ascii() {
+                lower.push(c);
+                upper.push(c);
+            } else {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    lower.push_str(&format!("\\u{unit:04x}"));
+                    upper.push_str(&format!("\\u{unit:04X}"));
+                }
+            }
+        }
+        out.push(lower);
+        out.push(upper);
+    }
+    if let Ok(twice) = serde_json::to_string(&plain) {
+        out.push(twice[1..twice.len() - 1].to_string());
+    }
+    out.push(plain);
+    out
+}
+
+/// The structural rules, applied to all text whether or not any value is
+/// registered.
+fn redact_structural(bytes: &[u8]) -> Cow<'_, [u8]> {
+    static TRIGGER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+        AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .build(TRIGGERS)
+            .expect("valid triggers")
+    });
+    if !TRIGGER.is_match(bytes) {
+        return Cow::Borrowed(bytes);
+    }
+    let mut out = Cow::Borrowed(bytes);
+    for rule in rules() {
+        if let Cow::Owned(changed) = rule.apply(&out) {
+            out = Cow::Owned(changed);
+        }
+    }
+    out
+}
+
+/// One structural rule: a regex whose `value` group is replaced.
+struct Rule {
+    regex: Regex,
+    /// Leave values shaped like a secret's *name* (`FLY_API_TOKEN`): checks
+    /// record which secret they looked at under keys like `"secret"`.
+    keep_names: bool,
+}
+
+impl Rule {
+    fn apply<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        self.regex.replace_all(bytes, |c: &Captures<'_>| {
+            let whole = c.get(0).expect("group 0");
+            let Some(value) = c.name("value") else {
+                return whole.as_bytes().to_vec();
+            };
+            let v = value.as_bytes();
+            // Already redacted, or a template (evidence records templates,
+            // which name secrets without containing them).
+            if v.starts_with(b"[REDACTED") || v.windows(2).any(|w| w == b"{{") {
+                return whole.as_bytes().to_vec();
+            }
+            if self.keep_names && is_secret_name(v) {
+                return whole.as_bytes().to_vec();
+            }
+            let mut out = Vec::with_capacity(whole.len());
+            out.extend_from_slice(&bytes[whole.start()..value.start()]);
+            out.extend_from_slice(REDACTED);
+            out.extend_from_slice(&bytes[value.end()..whole.end()]);
+            out
+        })
+    }
+}
+
+/// `FLY_API_TOKEN`-style: an upper-case letter, then upper-case letters,
+/// digits and underscores.
+fn is_secret_name(v: &[u8]) -> bool {
+    v.first().is_some_and(u8::is_ascii_uppercase)
+        && v.iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+}
+
+fn rules() -> &'static [Rule] {
+    static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+        let query_keys = SENSITIVE_QUERY_KEYS.join("|");
+        let headers = SENSITIVE_HEADERS
+            .iter()
+            .map(|h| regex::escape(h))
+            .collect::<Vec<_>>()
+            .join("|");
+        let patterns = [
+            // scheme://user:password@host
+            r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@?#]*:(?P<value>[^\s@/?#]+)@".to_string(),
+            // ?token=… &sig=… (query strings and form bodies)
+            format!(r#"(?i)(?:^|[?&;\s"])(?:{query_keys})=(?P<value>[^&#\s"'\\]+)"#),
+            // key/value DSN: password=secret or password='a secret'
+            r#"(?i)\bpassword\s*=\s*(?P<value>'(?:[^'\\]|\\.)*'|[^\s&;'"\\]+)"#.to_string(),
+            // Authorization: Bearer <value>, as a header line or JSON key.
+            format!(
+                r#"(?i)\b(?:{headers})"?\s*:\s*"?(?:(?:basic|bearer|token|flyv1|digest|negotiate|bot|apikey)\s+)?(?P<value>[^\s"\\][^\r\n"\\]*)"#
+            ),
+            // "password": "…" and friends in JSON.
+            r#"(?i)"(?:password|passwd|secret|client_secret|token|access_token|refresh_token|api_key|apikey)"\s*:\s*"(?P<value>(?:[^"\\]|\\.)+)""#.to_string(),
+        ];
+        patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Rule {
+                regex: Regex::new(p).expect("valid structural regex"),
+                // The last rule matches JSON keys, where checks also record
+                // which secret (by name) they looked at.
+                keep_names: i == patterns.len() - 1,
+            })
+            .collect()
+    });
+    &RULES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CANARY: &str = "canary-S3cr3t/+v@lue=1";
+
+    fn redactor() -> Redactor {
+        Redactor::new(&[("CANARY".to_string(), CANARY.to_string())])
+    }
+
+    fn assert_redacted(r: &Redactor, text: &str, form: &str) {
+        let out = r.redact(text);
+        assert!(!out.contains(form), "{form} survived in {out}");
+        assert!(out.contains("[REDACTED"), "no marker in {out}");
+    }
+
+    #[test]
+    fn redacts_every_encoding() {
+        let r = redactor();
+        let strict = utf8_percent_encode(CANARY, STRICT).to_string();
+        let forms = vec![
+            CANARY.to_string(),
+            strict.clone(),
+            lower_percent_hex(&strict),
+            url::form_urlencoded::byte_serialize(CANARY.as_bytes()).collect::<String>(),
+            serde_json::to_string(CANARY)
+                .unwrap()
+                .trim_matches('"')
+                .to_string(),
+            CANARY.replace('/', "\\/"),
+            STANDARD.encode(CANARY),
+            STANDARD_NO_PAD.encode(CANARY),
+            URL_SAFE.encode(CANARY),
+            URL_SAFE_NO_PAD.encode(CANARY),
+            hex::encode(CANARY),
+            hex::encode_upper(CANARY),
+        ];
+        for form in &forms {
+            let text = format!("before {form} after");
+            assert_redacted(&r, &text, form);
+            assert_eq!(
+                r.redact(&text),
+                format!("before [REDACTED:CANARY] after"),
+                "form {form}"
+            );
+        }
+    }
+
+    #[test]
+    fn base64_inside_longer_payload_at_every_offset() {
+        let r = redactor();
+        for prefix in ["", "a", "ab", "abc", "abcd"] {
+            for suffix in ["", "x", "xy", "xyz"] {
+                let plain = format!("{prefix}{CANARY}{suffix}");
+                for encoded in [STANDARD.encode(&plain), URL_SAFE_NO_PAD.encode(&plain)] {
+                    let out = r.redact(&encoded);
+                    assert_eq!(
+                        out, "[REDACTED:CANARY]",
+                        "prefix {prefix:?} suffix {suffix:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn derived_values_are_registered() {
+        let r = Redactor::new(&[
+            (
+                "FLY".to_string(),
+                "FlyV1 fm2_partone123,fm2_parttwo456".to_string(),
+            ),
+            (
+                "DB_URL".to_string(),
+                "postgres://app:pgS3cretPw@db:5432/x".to_string(),
+            ),
+            (
+                "DSN".to_string(),
+                "host=h user=u password='kv pass 77' dbname=d".to_string(),
+            ),
+            (
+                "PEM".to_string(),
+                "-----BEGIN KEY-----\nline1secret\nline2secret\n-----END KEY-----".to_string(),
+            ),
+        ]);
+        assert_eq!(r.redact("x fm2_parttwo456 y"), "x [REDACTED:FLY] y");
+        assert_eq!(r.redact("auth fm2_partone123"), "auth [REDACTED:FLY]");
+        assert_eq!(r.redact("pw pgS3cretPw."), "pw [REDACTED:DB_URL].");
+        assert_eq!(r.redact("saw kv pass 77!"), "saw [REDACTED:DSN]!");
+        assert_eq!(r.redact("got line2secret"), "got [REDACTED:PEM]");
+        let basic = STANDARD.encode("app:pgS3cretPw");
+        assert!(!r.redact(&format!("x {basic} y")).contains(&basic));
+    }
+
+    #[test]
+    fn weak_secrets_are_not_patterns() {
+        let r = Redactor::new(&[
+            ("PIN".to_string(), "1234".to_string()),
+            ("OK".to_string(), "long-enough".to_string()),
+        ]);
+        assert_eq!(r.weak_secrets(), vec!["PIN".to_string()]);
+        assert_eq!(r.redact("pin 1234"), "pin 1234");
+        assert_eq!(r.redact("v long-enough"), "v [REDACTED:OK]");
+    }
+
+    #[test]
+    fn structural_rules() {
+        let r = Redactor::default();
+        assert_eq!(
+            r.redact("postgres://u:p4ss@h:5432/db"),
+            "postgres://u:[REDACTED]@h:5432/db"
+        );
+        assert_eq!(
+            r.redact("GET https://h/x?a=1&token=abc123&sig=zz#f"),
+            "GET https://h/x?a=1&token=[REDACTED]&sig=[REDACTED]#f"
+        );
+        assert_eq!(
+            r.redact("https://s3/o?X-Amz-Signature=deadbeef&x=1"),
+            "https://s3/o?X-Amz-Signature=[REDACTED]&x=1"
+        );
+        assert_eq!(
+            r.redact("host=h password=hunter2 dbname=d"),
+            "host=h password=[REDACTED] dbname=d"
+        );
+        assert_eq!(
+            r.redact("Authorization: Bearer abc.def\nnext"),
+            "Authorization: Bearer [REDACTED]\nnext"
+        );
+        assert_eq!(
+            r.redact("authorization: FlyV1 fm2_a,fm2_b"),
+            "authorization: FlyV1 [REDACTED]"
+        );
+        assert_eq!(r.redact("Cookie: a=b; c=d"), "Cookie: [REDACTED]");
+        assert_eq!(r.redact("set-cookie: s=1"), "set-cookie: [REDACTED]");
+        assert_eq!(
+            r.redact(r#"{"api_access_token":"xyz","a":1}"#),
+            r#"{"api_access_token":"[REDACTED]","a":1}"#
+        );
+        assert_eq!(
+            r.redact(r#"{"password":"pw\"x"}"#),
+            r#"{"password":"[REDACTED]"}"#
+        );
+        // A secret's name is not its value.
+        let named = r#"{"present":true,"secret":"DEMO_API_TOKEN"}"#;
+        assert_eq!(r.redact(named), named);
+        assert_eq!(
+            r.redact(r#"{"secret":"s3cr3t-value"}"#),
+            r#"{"secret":"[REDACTED]"}"#
+        );
+        // Templates name secrets without containing them.
+        let template = r#"{"authorization":"Bearer {{secret:FLY_API_TOKEN}}"}"#;
+        assert_eq!(r.redact(template), template);
+        assert_eq!(
+            redact_url("https://user:pw@host/p?key=k1"),
+            "https://user:[REDACTED]@host/p?key=[REDACTED]"
+        );
+        assert!(is_sensitive_header("Proxy-Authorization"));
+        assert!(is_sensitive_header("x-api-key"));
+        assert!(!is_sensitive_header("content-type"));
+        // Idempotent.
+        let once = r.redact("Authorization: Bearer abc").into_owned();
+        assert_eq!(r.redact(&once), once);
+    }
+
+    #[test]
+    fn fast_path_borrows() {
+        let r = redactor();
+        let line = r#"{"v":1,"seq":3,"type":"attempt.end","step":"api","verdict":"pass"}"#;
+        assert!(matches!(r.redact(line), Cow::Borrowed(_)));
+        assert!(matches!(Redactor::default().redact(line), Cow::Borrowed(_)));
+        assert!(matches!(
+            r.redact_bytes(&[0, 159, 146, 150]),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn json_unicode_escape() {
+        let r = Redactor::new(&[("U".to_string(), "pässwörd-ü".to_string())]);
+        let escaped = json_escapes("pässwörd-ü");
+        for form in escaped {
+            assert_eq!(
+                r.redact(&format!("\"{form}\"")),
+                "\"[REDACTED:U]\"",
+                "{form}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_never_prints_values() {
+        let r = redactor();
+        assert!(!format!("{r:?}").contains("canary"));
     }
 }

@@ -1,35 +1,649 @@
 //! `runproof verify`: recompute the chain, digests and semantics of a bundle
-//! offline. STUB.
+//! offline. The main type here is [`VerifyReport`], produced by
+//! [`verify_bundle`]: a verdict, the named checks with pass/fail, and the
+//! problems naming the file and line (and seq) that failed.
+//!
+//! Verify never trusts anything inside the bundle to tell it what to check:
+//! the files present on disk are compared with the seal, the seal with the
+//! journal, the journal with the header.
 
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tabled::settings::Style;
+use tabled::{Table, Tabled};
+
+use super::read::split_lines;
+use super::record::{
+    AttemptVerdict, BundleKind, Event, Header, Record, RunVerdict, StepVerdict, FORMAT_VERSION,
+};
+use super::redact::Redactor;
+use super::scan::{scan_files, SecretFinding};
+use super::seal::{
+    list_files, sha256_file, sha256_ref, Seal, BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE,
+    SEAL_PREDICATE_TYPE, STATEMENT_TYPE, TEMP_PREFIX,
+};
+
+mod files;
+mod render;
+mod semantics;
 
 /// What QA asks verify to check beyond integrity.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
     /// `(name, value)` secrets to scan every file for, with their encodings.
+    /// When non-empty, the scan also looks for credential shapes no value
+    /// list would catch (unredacted auth headers and URL passwords, JWTs,
+    /// private keys, `AKIA…`/`ghp_…`/`fm2_…` tokens).
     pub scan_secrets: Vec<(String, String)>,
 }
 
+/// The overall outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Sealed; every check passed.
+    Verified,
+    /// Sealed; every check passed; the run was interrupted (SIGINT/SIGTERM)
+    /// and the bundle records it up to that point.
+    VerifiedInterrupted,
+    /// No seal (crashed or still running): the chain is valid through
+    /// `valid_through_seq` (`None`: no complete record); truncation of the
+    /// end cannot be ruled out.
+    Incomplete { valid_through_seq: Option<u64> },
+    /// Tampered, truncated, or inconsistent.
+    Invalid,
+    /// Integrity holds, but secret values were found in the files.
+    SecretsFound,
+}
+
+impl Verdict {
+    /// The upper-case label printed first.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Verified => "VERIFIED",
+            Verdict::VerifiedInterrupted => "VERIFIED (interrupted)",
+            Verdict::Incomplete { .. } => "INCOMPLETE",
+            Verdict::Invalid => "INVALID",
+            Verdict::SecretsFound => "SECRETS FOUND",
+        }
+    }
+}
+
+/// How one named check went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Pass,
+    Fail,
+    /// Not applicable (e.g. seal checks on an unsealed bundle).
+    Skip,
+}
+
+/// One named check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: CheckStatus,
+    pub detail: String,
+}
+
+/// One thing that failed, located.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The check it belongs to.
+    pub check: &'static str,
+    /// Path relative to the bundle.
+    pub file: String,
+    /// 1-based line, for the journal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub message: String,
+}
+
+impl Problem {
+    /// `events.jsonl:5 (seq 4)`-style location.
+    pub fn location(&self) -> String {
+        let mut out = self.file.clone();
+        if let Some(line) = self.line {
+            out.push_str(&format!(":{line}"));
+        }
+        if let Some(seq) = self.seq {
+            out.push_str(&format!(" (seq {seq})"));
+        }
+        out
+    }
+}
+
 /// The verdict and its evidence.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
-    pub valid: bool,
+    pub dir: PathBuf,
+    pub verdict: Verdict,
+    pub run_id: Option<String>,
+    pub kind: Option<BundleKind>,
+    /// Complete journal records.
+    pub records: u64,
+    pub sealed: bool,
+    /// The run's verdict from `run.end`, if recorded.
+    pub run_verdict: Option<RunVerdict>,
+    pub checks: Vec<Check>,
+    pub problems: Vec<Problem>,
+    pub secrets: Vec<SecretFinding>,
+    /// Worth a look, not failures (orphan blobs, wall clock going backwards…).
+    pub warnings: Vec<String>,
 }
 
-impl VerifyReport {
-    /// Whether the bundle verified. STUB.
-    pub fn is_valid(&self) -> bool {
-        self.valid
-    }
+// Check names, in the order they are reported.
+const HEADER: &str = "header";
+const LINES: &str = "journal.lines";
+const RECORDS: &str = "journal.records";
+const SEQ: &str = "journal.seq";
+const CHAIN: &str = "journal.chain";
+const RUN_ID: &str = "journal.run_id";
+const MONO: &str = "journal.mono_ns";
+const STEPS: &str = "steps";
+const ATTEMPTS: &str = "attempts";
+const ESCALATIONS: &str = "escalations";
+const COMPLETE: &str = "completeness";
+const BLOBS: &str = "blobs";
+const SEAL: &str = "seal";
+const SUBJECTS: &str = "seal.subjects";
+const UNLISTED: &str = "seal.unlisted";
+const SECRETS: &str = "secrets";
+const CHECK_ORDER: &[&str] = &[
+    HEADER,
+    LINES,
+    RECORDS,
+    SEQ,
+    CHAIN,
+    RUN_ID,
+    MONO,
+    STEPS,
+    ATTEMPTS,
+    ESCALATIONS,
+    COMPLETE,
+    BLOBS,
+    SEAL,
+    SUBJECTS,
+    UNLISTED,
+    SECRETS,
+];
 
-    /// One-line verdict and a table. STUB.
-    pub fn render_text(&self) -> String {
-        format!("{}", if self.valid { "VERIFIED" } else { "INVALID" })
-    }
-}
+/// Problems kept per check; the rest are counted.
+const MAX_PROBLEMS_PER_CHECK: usize = 25;
 
-/// Verifies the bundle in `dir`.
+/// Verifies the bundle in `dir`. Never panics and never fails: every
+/// problem, including unreadable files, is part of the report.
 pub fn verify_bundle(dir: &Path, options: &VerifyOptions) -> VerifyReport {
-    let _ = (dir, options);
-    VerifyReport { valid: false }
+    Verifier::new(dir).run(options)
+}
+
+struct Verifier {
+    dir: PathBuf,
+    problems: Vec<Problem>,
+    overflow: BTreeMap<&'static str, usize>,
+    details: HashMap<&'static str, String>,
+    skipped: HashMap<&'static str, String>,
+    warnings: Vec<String>,
+}
+
+impl Verifier {
+    fn new(dir: &Path) -> Self {
+        Verifier {
+            dir: dir.to_path_buf(),
+            problems: Vec::new(),
+            overflow: BTreeMap::new(),
+            details: HashMap::new(),
+            skipped: HashMap::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn problem(
+        &mut self,
+        check: &'static str,
+        file: &str,
+        at: Option<(u64, u64)>,
+        message: impl Into<String>,
+    ) {
+        if self.problems.iter().filter(|p| p.check == check).count() >= MAX_PROBLEMS_PER_CHECK {
+            *self.overflow.entry(check).or_default() += 1;
+            return;
+        }
+        self.problems.push(Problem {
+            check,
+            file: file.to_string(),
+            line: at.map(|(line, _)| line),
+            seq: at.map(|(_, seq)| seq),
+            message: message.into(),
+        });
+    }
+
+    fn journal_problem(
+        &mut self,
+        check: &'static str,
+        line: u64,
+        seq: Option<u64>,
+        message: impl Into<String>,
+    ) {
+        if self.problems.iter().filter(|p| p.check == check).count() >= MAX_PROBLEMS_PER_CHECK {
+            *self.overflow.entry(check).or_default() += 1;
+            return;
+        }
+        self.problems.push(Problem {
+            check,
+            file: JOURNAL_FILE.to_string(),
+            line: Some(line),
+            seq,
+            message: message.into(),
+        });
+    }
+
+    fn run(mut self, options: &VerifyOptions) -> VerifyReport {
+        // 1. Header.
+        let header_bytes = fs::read(self.dir.join(HEADER_FILE));
+        let (header, header_digest) = match header_bytes {
+            Ok(bytes) => (self.parse_header(&bytes), Some(sha256_ref(&bytes))),
+            Err(e) => {
+                self.problem(HEADER, HEADER_FILE, None, format!("cannot read: {e}"));
+                (None, None)
+            }
+        };
+
+        // 2. Seal presence decides what a torn tail means.
+        let seal_path = self.dir.join(SEAL_FILE);
+        let sealed = seal_path.exists();
+        let seal = if sealed {
+            self.parse_seal(&seal_path)
+        } else {
+            None
+        };
+
+        // 3. Journal integrity.
+        let journal = match fs::read(self.dir.join(JOURNAL_FILE)) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.problem(LINES, JOURNAL_FILE, None, format!("cannot read: {e}"));
+                Vec::new()
+            }
+        };
+        let (lines, tail) = split_lines(&journal);
+        if let Some(tail) = tail {
+            let line = lines.len() as u64 + 1;
+            if sealed {
+                self.journal_problem(
+                    LINES,
+                    line,
+                    None,
+                    format!("journal ends in a partial line ({} bytes without LF) in a sealed bundle: truncated", tail.len()),
+                );
+            } else {
+                self.warnings.push(format!(
+                    "{JOURNAL_FILE}:{line}: torn final line ({} bytes) ignored: the run crashed mid-append",
+                    tail.len()
+                ));
+            }
+        }
+        let records = self.check_journal(&lines, header.as_ref(), header_digest.as_deref());
+        let head = match lines.last() {
+            Some(line) => Some(sha256_ref(line)),
+            None => header_digest.clone(),
+        };
+
+        // 4. Semantics.
+        let run_end = self.check_semantics(&records, header.as_ref(), sealed);
+
+        // 5. Files on disk.
+        let files = match list_files(&self.dir) {
+            Ok(files) => files,
+            Err(e) => {
+                self.problem(UNLISTED, ".", None, format!("cannot list the bundle: {e}"));
+                Vec::new()
+            }
+        };
+        self.check_blobs(&records, &files, sealed);
+
+        // 6. Seal.
+        if let Some(seal) = &seal {
+            self.check_seal(
+                seal,
+                &files,
+                header.as_ref(),
+                lines.len() as u64,
+                head.as_deref(),
+                run_end,
+            );
+        } else if !sealed {
+            let why = "no seal.json: the run is unfinished or crashed".to_string();
+            for check in [SEAL, SUBJECTS, UNLISTED] {
+                self.skipped.insert(check, why.clone());
+            }
+            if files.iter().any(|f| {
+                f.rsplit('/')
+                    .next()
+                    .is_some_and(|n| n.starts_with(TEMP_PREFIX))
+            }) {
+                self.warnings
+                    .push("temporary files left by an interrupted write".to_string());
+            }
+        }
+
+        // 7. Secrets.
+        let mut secrets = Vec::new();
+        if options.scan_secrets.is_empty() {
+            self.skipped.insert(SECRETS, "not requested".to_string());
+        } else {
+            let redactor = Redactor::new(&options.scan_secrets);
+            for weak in redactor.weak_secrets() {
+                self.warnings.push(format!(
+                    "secret {weak} is shorter than {} bytes: not scanned for",
+                    super::redact::MIN_SECRET_LEN
+                ));
+            }
+            let (found, errors) = scan_files(&self.dir, &files, &redactor, true);
+            for error in errors {
+                self.problem(SECRETS, ".", None, format!("cannot scan {error}"));
+            }
+            self.details.insert(
+                SECRETS,
+                format!(
+                    "{} files scanned for {} secrets{}: {} matches",
+                    files.len(),
+                    redactor.names().len(),
+                    " and credential patterns",
+                    found.len()
+                ),
+            );
+            secrets = found;
+        }
+
+        self.finish(header, sealed, records.len() as u64, run_end, secrets)
+    }
+
+    fn parse_header(&mut self, bytes: &[u8]) -> Option<Header> {
+        let value: Value = match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                self.problem(HEADER, HEADER_FILE, None, format!("not JSON: {e}"));
+                return None;
+            }
+        };
+        if value.get("format").and_then(Value::as_str) != Some("runproof-bundle") {
+            self.problem(
+                HEADER,
+                HEADER_FILE,
+                None,
+                "format is not \"runproof-bundle\"",
+            );
+            return None;
+        }
+        match value.get("v").and_then(Value::as_u64) {
+            Some(v) if v == u64::from(FORMAT_VERSION) => {}
+            other => {
+                self.problem(
+                    HEADER,
+                    HEADER_FILE,
+                    None,
+                    format!("unknown format version {other:?}"),
+                );
+                return None;
+            }
+        }
+        match serde_json::from_value::<Header>(value) {
+            Ok(header) => {
+                self.details.insert(
+                    HEADER,
+                    format!(
+                        "v{} {} bundle, source {}",
+                        header.v,
+                        kind_name(header.kind),
+                        header.source.name
+                    ),
+                );
+                Some(header)
+            }
+            Err(e) => {
+                self.problem(
+                    HEADER,
+                    HEADER_FILE,
+                    None,
+                    format!("missing or invalid fields: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn parse_seal(&mut self, path: &Path) -> Option<Seal> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                self.problem(SEAL, SEAL_FILE, None, format!("cannot read: {e}"));
+                return None;
+            }
+        };
+        match serde_json::from_slice::<Seal>(&bytes) {
+            Ok(seal) => Some(seal),
+            Err(e) => {
+                self.problem(SEAL, SEAL_FILE, None, format!("not a runproof seal: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Parses every line and checks seq, chain, run id and mono_ns.
+    /// Returns the parsed records with their 1-based line numbers.
+    fn check_journal(
+        &mut self,
+        lines: &[&[u8]],
+        header: Option<&Header>,
+        header_digest: Option<&str>,
+    ) -> Vec<(u64, Record)> {
+        let mut records = Vec::with_capacity(lines.len());
+        let mut prev: Option<String> = header_digest.map(str::to_string);
+        let mut last_mono: Option<u64> = None;
+        let mut last_t: Option<jiff::Timestamp> = None;
+        let mut warned_clock = false;
+        // After a gap, expectations resync to the seq found, so one removed
+        // line is one problem, not one per following line.
+        let mut expected_seq = 0u64;
+        for (index, line) in lines.iter().enumerate() {
+            let line_no = index as u64 + 1;
+            let digest = sha256_ref(line);
+            match serde_json::from_slice::<Record>(line) {
+                Err(e) => {
+                    self.journal_problem(
+                        RECORDS,
+                        line_no,
+                        None,
+                        format!("not a journal record: {e}"),
+                    );
+                    expected_seq += 1;
+                }
+                Ok(record) => {
+                    let at = Some(record.seq);
+                    if record.v != FORMAT_VERSION {
+                        self.journal_problem(
+                            RECORDS,
+                            line_no,
+                            at,
+                            format!("unknown record version {}", record.v),
+                        );
+                    }
+                    if record.seq != expected_seq {
+                        self.journal_problem(
+                            SEQ,
+                            line_no,
+                            at,
+                            format!("seq {} where {expected_seq} was expected (a record removed, added or moved)", record.seq),
+                        );
+                    }
+                    expected_seq = record.seq.saturating_add(1);
+                    match &prev {
+                        Some(p) if *p == record.prev => {}
+                        Some(_) if index == 0 => {
+                            self.journal_problem(
+                                CHAIN,
+                                line_no,
+                                at,
+                                "prev does not match the digest of runproof.json",
+                            );
+                        }
+                        Some(_) => self.journal_problem(
+                            CHAIN,
+                            line_no,
+                            at,
+                            format!("prev does not match the digest of line {index}"),
+                        ),
+                        None => {}
+                    }
+                    if let Some(h) = header {
+                        if record.run != h.run_id {
+                            self.journal_problem(
+                                RUN_ID,
+                                line_no,
+                                at,
+                                "run differs from the header's run_id",
+                            );
+                        }
+                    }
+                    if let Some(last) = last_mono {
+                        if record.mono_ns <= last {
+                            self.journal_problem(
+                                MONO,
+                                line_no,
+                                at,
+                                format!("mono_ns {} not after {last}", record.mono_ns),
+                            );
+                        }
+                    }
+                    last_mono = Some(record.mono_ns);
+                    match record.t.parse::<jiff::Timestamp>() {
+                        Ok(t) => {
+                            if last_t.is_some_and(|last| t < last) && !warned_clock {
+                                warned_clock = true;
+                                self.warnings
+                                    .push(format!("{JOURNAL_FILE}:{line_no}: wall clock went backwards (t is self-asserted)"));
+                            }
+                            last_t = Some(t);
+                        }
+                        Err(_) => self.journal_problem(
+                            RECORDS,
+                            line_no,
+                            at,
+                            "t is not an RFC 3339 timestamp",
+                        ),
+                    }
+                    records.push((line_no, record));
+                }
+            }
+            prev = Some(digest);
+        }
+        let n = lines.len();
+        self.details.insert(LINES, format!("{n} complete lines"));
+        self.details
+            .insert(RECORDS, format!("{} records parse", records.len()));
+        self.details
+            .insert(SEQ, format!("0..{} contiguous", n.saturating_sub(1)));
+        self.details.insert(
+            CHAIN,
+            "every prev matches; record 0 chains to runproof.json".to_string(),
+        );
+        self.details
+            .insert(RUN_ID, "every record belongs to this run".to_string());
+        self.details.insert(MONO, "strictly increasing".to_string());
+        records
+    }
+
+    fn finish(
+        mut self,
+        header: Option<Header>,
+        sealed: bool,
+        records: u64,
+        run_verdict: Option<RunVerdict>,
+        secrets: Vec<SecretFinding>,
+    ) -> VerifyReport {
+        for (check, n) in &self.overflow {
+            self.warnings
+                .push(format!("{n} more {check} problems not shown"));
+        }
+        let checks = CHECK_ORDER
+            .iter()
+            .map(|&name| {
+                let failures: Vec<&Problem> =
+                    self.problems.iter().filter(|p| p.check == name).collect();
+                if let Some(first) = failures.first() {
+                    let more = failures.len() - 1 + self.overflow.get(name).copied().unwrap_or(0);
+                    let detail = if more > 0 {
+                        format!("{}: {} (+{more} more)", first.location(), first.message)
+                    } else {
+                        format!("{}: {}", first.location(), first.message)
+                    };
+                    Check {
+                        name,
+                        status: CheckStatus::Fail,
+                        detail,
+                    }
+                } else if name == SECRETS && !secrets.is_empty() {
+                    Check {
+                        name,
+                        status: CheckStatus::Fail,
+                        detail: format!("{} matches (masked below)", secrets.len()),
+                    }
+                } else if let Some(why) = self.skipped.get(name) {
+                    Check {
+                        name,
+                        status: CheckStatus::Skip,
+                        detail: why.clone(),
+                    }
+                } else {
+                    Check {
+                        name,
+                        status: CheckStatus::Pass,
+                        detail: self.details.get(name).cloned().unwrap_or_default(),
+                    }
+                }
+            })
+            .collect();
+        let verdict = if !self.problems.is_empty() {
+            Verdict::Invalid
+        } else if !secrets.is_empty() {
+            Verdict::SecretsFound
+        } else if !sealed {
+            Verdict::Incomplete {
+                valid_through_seq: records.checked_sub(1),
+            }
+        } else if run_verdict == Some(RunVerdict::Interrupted) {
+            Verdict::VerifiedInterrupted
+        } else {
+            Verdict::Verified
+        };
+        VerifyReport {
+            dir: self.dir,
+            verdict,
+            run_id: header.as_ref().map(|h| h.run_id.clone()),
+            kind: header.as_ref().map(|h| h.kind),
+            records,
+            sealed,
+            run_verdict,
+            checks,
+            problems: self.problems,
+            secrets,
+            warnings: self.warnings,
+        }
+    }
+}
+
+fn kind_name(kind: BundleKind) -> &'static str {
+    match kind {
+        BundleKind::Run => "run",
+        BundleKind::Sweep => "sweep",
+        BundleKind::Listen => "listen",
+    }
 }

@@ -1,11 +1,30 @@
-//! Writing a bundle: header, chained journal, blobs, reports, seal. STUB.
+//! Writing a bundle: the main type here is [`BundleWriter`], which owns one
+//! run's folder: header, hash-chained journal, blobs ([`BlobStore`]),
+//! reports, and finally the seal.
+//!
+//! Order matters for crash safety: the header is durable before record 0
+//! chains to it; a blob is durable before the record that references it; the
+//! seal is written only after the journal is synced, so a crash leaves at
+//! most one torn final line and no seal, which `verify` reports as an
+//! incomplete (not tampered) bundle.
 
-use std::io;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use super::record::{Event, Header};
+use sha2::{Digest, Sha256};
+
+use super::record::{Event, Header, RunVerdict, FORMAT_VERSION};
 use super::redact::Redactor;
+use super::seal::{
+    list_files, sha256_file, sha256_hex, sync_dir, write_durable, Seal, SealPredicate, Subject,
+    BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE, STATEMENT_TYPE,
+};
 use crate::check::{BlobRef, BlobSink};
 
 /// When journal appends reach the disk.
@@ -13,33 +32,109 @@ use crate::check::{BlobRef, BlobSink};
 pub enum SyncPolicy {
     /// `sync_data` after every record (runs).
     EveryRecord,
-    /// Every N records and at the end (large sweeps).
+    /// Buffered; flushed and synced every N records and at the end (large sweeps).
     Batched(u32),
 }
+
+/// Buffered journal bytes are written out past this size even between syncs,
+/// so a huge batch never sits in memory.
+const MAX_BUFFERED: usize = 1 << 20;
 
 /// An open bundle being written by one run.
 pub struct BundleWriter {
     dir: PathBuf,
-    run_id: String,
+    /// Holds the exclusive `flock` on the bundle directory while open.
+    _lock: File,
+    header: Header,
+    redactor: Arc<Redactor>,
+    sync: SyncPolicy,
+    journal: File,
+    /// Lines not yet written (batched mode).
+    pending: Vec<u8>,
+    pending_records: u32,
+    /// Scratch buffers reused for every record.
+    line: Vec<u8>,
+    event_json: Vec<u8>,
+    time: String,
+    /// Next seq, which is also the number of records written.
+    seq: u64,
+    /// `sha256:<hex>` of the last line (of the header before record 0).
+    head: String,
+    started: Instant,
+    last_mono: Option<u64>,
     blobs: Arc<BlobStore>,
+    run_end: Option<(RunVerdict, BTreeMap<String, u32>)>,
+    /// Set once the journal is synced for good (seal) so Drop does nothing.
+    finished: bool,
 }
 
 impl BundleWriter {
     /// Creates `<artifacts>/<name>/<UTC timestamp>-<run id>/`, locks it and
-    /// writes the header. `header.run_id` decides the folder name.
+    /// writes the header. `header.run_id` decides the folder name; the leaf
+    /// is created with `create_dir`, so an existing folder is never reused.
     pub fn create(
         artifacts: &Path,
         header: Header,
         redactor: Arc<Redactor>,
         sync: SyncPolicy,
     ) -> io::Result<Self> {
-        let _ = (redactor, sync);
-        let dir = artifacts.join(&header.source.name).join(&header.run_id);
-        std::fs::create_dir_all(&dir)?;
+        check_folder_name("source name", &header.source.name)?;
+        check_folder_name("run id", &header.run_id)?;
+        let parent = artifacts.join(&header.source.name);
+        fs::create_dir_all(&parent)?;
+        let started = header
+            .started_at
+            .parse::<jiff::Timestamp>()
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        let stamp = started.strftime("%Y%m%dT%H%M%SZ").to_string();
+        let dir = parent.join(format!("{stamp}-{}", header.run_id));
+        fs::create_dir(&dir)?;
+        sync_dir(&parent)?;
+
+        let lock = File::open(&dir)?;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+
+        let mut header_bytes = serde_json::to_vec_pretty(&header)
+            .map_err(|e| io::Error::other(format!("header: {e}")))?;
+        header_bytes.push(b'\n');
+        let header_bytes = redactor.redact_bytes(&header_bytes).into_owned();
+        write_durable(&dir.join(HEADER_FILE), &header_bytes)?;
+        let head = format!("sha256:{}", sha256_hex(&header_bytes));
+
+        let journal = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(dir.join(JOURNAL_FILE))?;
+        journal.sync_all()?;
+        sync_dir(&dir)?;
+
+        let blobs = Arc::new(BlobStore {
+            dir: dir.clone(),
+            redactor: redactor.clone(),
+            known: Mutex::new(HashSet::new()),
+        });
         Ok(BundleWriter {
-            blobs: Arc::new(BlobStore { dir: dir.clone() }),
             dir,
-            run_id: header.run_id,
+            _lock: lock,
+            header,
+            redactor,
+            sync,
+            journal,
+            pending: Vec::new(),
+            pending_records: 0,
+            line: Vec::with_capacity(512),
+            event_json: Vec::with_capacity(512),
+            time: String::with_capacity(32),
+            seq: 0,
+            head,
+            started: Instant::now(),
+            last_mono: None,
+            blobs,
+            run_end: None,
+            finished: false,
         })
     }
 
@@ -50,13 +145,127 @@ impl BundleWriter {
 
     /// The run id.
     pub fn run_id(&self) -> &str {
-        &self.run_id
+        &self.header.run_id
+    }
+
+    /// The header as written (before redaction).
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Records appended so far (the next record's seq).
+    pub fn records(&self) -> u64 {
+        self.seq
+    }
+
+    /// `sha256:<hex>` of the last record's line; the header's digest while
+    /// the journal is empty. Print it as a checkpoint to anchor the bundle.
+    pub fn head(&self) -> &str {
+        &self.head
+    }
+
+    /// `seq=<last seq> head=sha256:…`, for CI logs.
+    pub fn checkpoint(&self) -> String {
+        match self.seq.checked_sub(1) {
+            Some(last) => format!("runproof checkpoint seq={last} head={}", self.head),
+            None => format!("runproof checkpoint seq=- head={}", self.head),
+        }
     }
 
     /// Appends a record (redacted, chained, synced per policy); returns its seq.
     pub fn append(&mut self, event: &Event) -> io::Result<u64> {
-        let _ = event;
-        Ok(0)
+        let seq = self.seq;
+        let elapsed = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // Strictly increasing even if two records land in the same nanosecond.
+        let mono = match self.last_mono {
+            Some(last) if elapsed <= last => last + 1,
+            _ => elapsed,
+        };
+        self.time.clear();
+        let _ = write!(self.time, "{:.3}", jiff::Timestamp::now());
+
+        // The envelope (seq, prev, run, t, mono_ns) holds no secrets and must
+        // not be touched by redaction (a hex-looking value could otherwise
+        // rewrite a digest and break the chain); only the event is redacted.
+        self.event_json.clear();
+        serde_json::to_writer(&mut self.event_json, event)
+            .map_err(|e| io::Error::other(format!("record: {e}")))?;
+        let redacted = self.redactor.redact_bytes(&self.event_json);
+        let body = redacted.as_ref();
+        if body.first() != Some(&b'{') {
+            return Err(io::Error::other(
+                "record event did not serialize to an object",
+            ));
+        }
+
+        self.line.clear();
+        let _ = write!(
+            LineWriter(&mut self.line),
+            "{{\"v\":{FORMAT_VERSION},\"seq\":{seq},\"prev\":\"{}\",\"run\":",
+            self.head
+        );
+        serde_json::to_writer(&mut self.line, &self.header.run_id).map_err(io::Error::other)?;
+        let _ = write!(
+            LineWriter(&mut self.line),
+            ",\"t\":\"{}\",\"mono_ns\":{mono}",
+            self.time
+        );
+        if body.len() > 2 {
+            self.line.push(b',');
+            self.line.extend_from_slice(&body[1..]);
+        } else {
+            self.line.push(b'}');
+        }
+
+        let digest = Sha256::digest(&self.line);
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(digest, &mut hex).map_err(io::Error::other)?;
+        self.head.clear();
+        self.head.push_str("sha256:");
+        // Hex digits are ASCII.
+        self.head
+            .push_str(std::str::from_utf8(&hex).map_err(io::Error::other)?);
+
+        match self.sync {
+            SyncPolicy::EveryRecord => {
+                self.line.push(b'\n');
+                self.journal.write_all(&self.line)?;
+                self.journal.sync_data()?;
+            }
+            SyncPolicy::Batched(n) => {
+                self.pending.extend_from_slice(&self.line);
+                self.pending.push(b'\n');
+                self.pending_records += 1;
+                if self.pending_records >= n.max(1) {
+                    self.flush()?;
+                } else if self.pending.len() >= MAX_BUFFERED {
+                    self.journal.write_all(&self.pending)?;
+                    self.pending.clear();
+                }
+            }
+        }
+        if let Event::RunEnd {
+            verdict, counts, ..
+        } = event
+        {
+            self.run_end = Some((*verdict, counts.clone()));
+        }
+        self.seq += 1;
+        self.last_mono = Some(mono);
+        Ok(seq)
+    }
+
+    /// Writes buffered records and syncs the journal.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.journal.write_all(&self.pending)?;
+            self.pending.clear();
+        }
+        if self.pending_records > 0 || self.sync == SyncPolicy::EveryRecord {
+            self.journal.sync_data()?;
+        }
+        self.pending_records = 0;
+        Ok(())
     }
 
     /// Where probes store bodies and output.
@@ -64,30 +273,156 @@ impl BundleWriter {
         self.blobs.clone()
     }
 
-    /// Writes a derived file (report, runbook copy), redacted, crash-safe.
+    /// Writes a derived file (`summary.md`, `junit.xml`, `runbook.toml`,
+    /// `reports/…`), redacted and crash-safe. The journal, header, seal and
+    /// blobs have their own writers and are refused here.
     pub fn write_file(&mut self, relative: &str, bytes: &[u8]) -> io::Result<()> {
-        std::fs::write(self.dir.join(relative), bytes)
+        let invalid =
+            |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{relative:?}: {why}"));
+        let parts: Vec<&str> = relative.split('/').collect();
+        if relative.is_empty()
+            || relative.starts_with('/')
+            || parts.iter().any(|p| {
+                p.is_empty() || *p == "." || *p == ".." || p.starts_with('.') || p.contains('\\')
+            })
+        {
+            return Err(invalid("not a plain relative path"));
+        }
+        if [SEAL_FILE, HEADER_FILE, JOURNAL_FILE, "blobs"].contains(&parts[0]) {
+            return Err(invalid("reserved name"));
+        }
+        let path = self.dir.join(relative);
+        if let Some(parent) = path.parent() {
+            if parent != self.dir {
+                fs::create_dir_all(parent)?;
+                sync_dir(&self.dir)?;
+            }
+        }
+        let redacted = self.redactor.redact_bytes(bytes);
+        write_durable(&path, &redacted)
     }
 
-    /// Syncs the journal and writes `seal.json` listing every file.
-    pub fn seal(self) -> io::Result<PathBuf> {
-        Ok(self.dir)
+    /// Syncs the journal and writes `seal.json` last, listing every other
+    /// file with its SHA-256, the record count and the chain head. Returns
+    /// the bundle's folder.
+    pub fn seal(mut self) -> io::Result<PathBuf> {
+        self.flush()?;
+        self.journal.sync_all()?;
+        let mut subject = Vec::new();
+        for name in list_files(&self.dir)? {
+            if name == SEAL_FILE {
+                continue;
+            }
+            let (sha, _) = sha256_file(&self.dir.join(&name))?;
+            subject.push(Subject {
+                name,
+                digest: BTreeMap::from([("sha256".to_string(), sha)]),
+            });
+        }
+        let (verdict, counts) = match &self.run_end {
+            Some((v, c)) => (Some(*v), c.clone()),
+            None => (None, BTreeMap::new()),
+        };
+        let seal = Seal {
+            statement_type: STATEMENT_TYPE.to_string(),
+            subject,
+            predicate_type: SEAL_PREDICATE_TYPE.to_string(),
+            predicate: SealPredicate {
+                run_id: self.header.run_id.clone(),
+                kind: self.header.kind,
+                source: self.header.source.clone(),
+                records: self.seq,
+                head: self.head.clone(),
+                started_at: self.header.started_at.clone(),
+                finished_at: format!("{:.3}", jiff::Timestamp::now()),
+                verdict,
+                counts,
+            },
+        };
+        let mut bytes = serde_json::to_vec_pretty(&seal).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        // The seal holds names and digests only; redaction here would only
+        // ever corrupt a digest, so it is written as is.
+        write_durable(&self.dir.join(SEAL_FILE), &bytes)?;
+        self.finished = true;
+        Ok(self.dir.clone())
     }
 }
 
-/// Content-addressed blob storage inside a bundle.
+impl Drop for BundleWriter {
+    /// An unsealed writer (error path, panic) still gets its buffered
+    /// records to disk: the bundle then verifies as incomplete.
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.flush();
+        }
+    }
+}
+
+/// `fmt::Write` into a byte buffer, for the envelope numbers.
+struct LineWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for LineWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// A folder-name component: letters, digits, `.`, `_`, `-`; not `.`/`..`.
+fn check_folder_name(what: &str, name: &str) -> io::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} {name:?} is not a safe folder name (letters, digits, '.', '_', '-')"),
+        ))
+    }
+}
+
+/// Content-addressed blob storage inside a bundle. Shared by every probe of
+/// a run; `put` takes `&self` and is safe to call concurrently.
 pub struct BlobStore {
     dir: PathBuf,
+    redactor: Arc<Redactor>,
+    /// Digests already durable in this bundle.
+    known: Mutex<HashSet<String>>,
 }
 
 impl BlobSink for BlobStore {
     fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef> {
-        let _ = &self.dir;
-        Ok(BlobRef {
+        let redacted = self.redactor.redact_bytes(bytes);
+        let hex = sha256_hex(&redacted);
+        let size = redacted.len() as u64;
+        let blob_ref = BlobRef {
             role: role.to_string(),
-            digest: String::new(),
-            size: bytes.len() as u64,
+            digest: format!("sha256:{hex}"),
+            size,
             truncated,
-        })
+        };
+        let seen = self.known.lock().map(|k| k.contains(&hex)).unwrap_or(false);
+        if seen {
+            return Ok(blob_ref);
+        }
+        let dir = self.dir.join(BLOB_DIR);
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir)?;
+            sync_dir(&self.dir.join("blobs"))?;
+            sync_dir(&self.dir)?;
+        }
+        // Two tasks storing the same bytes at once both write a temporary
+        // file and rename it over the same name: same content, no harm.
+        write_durable(&dir.join(&hex), &redacted)?;
+        if let Ok(mut known) = self.known.lock() {
+            known.insert(hex);
+        }
+        Ok(blob_ref)
     }
 }

@@ -1,9 +1,27 @@
-//! Reading a runbook: TOML with spans → validated [`Runbook`]. STUB.
+//! Reading a runbook: TOML with spans → validated [`Runbook`]. The main
+//! function here is [`load_runbook`]; it reports every problem at once as
+//! rendered [`Diagnostic`]s.
+//!
+//! Each table and each `[[step]]` is handled on its own, so that errors in
+//! several places all show up in one run; cross-step rules (ids, dependencies,
+//! templates) live in [`super::validate`].
 
+use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 
-use super::diagnostics::Diagnostic;
-use super::model::Runbook;
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+
+use super::diagnostics::{closest, did_you_mean, render_diagnostics, Diagnostic};
+use super::duration::HumanDuration;
+use super::model::{CheckFile, Defaults, Runbook, RunbookMeta, SecretsConfig, Step};
+use super::raw::{
+    as_table, deserialize_collecting, deserialize_value, is_list_of_tables, Node, Place,
+};
+use super::step::{check_retries, check_timeout, parse_backoff, parse_steps};
+pub use super::step::{MAX_RETRIES, STEP_KEYS};
+use super::validate::{self, RawStep};
 
 /// Why a runbook could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -21,29 +39,520 @@ pub enum LoadError {
     },
 }
 
-/// Loads and validates the runbook at `path`.
+const TOP_LEVEL: &[&str] = &["runbook", "secrets", "vars", "defaults", "step"];
+const CHECKS_TOP_LEVEL: &[&str] = &["secrets", "vars", "defaults", "check"];
+const RUNBOOK_KEYS: &[&str] = &[
+    "name",
+    "owner",
+    "description",
+    "last_reviewed",
+    "expires",
+    "on_escalate",
+];
+
+/// Loads and validates the runbook at `path`, resolving `{{env:NAME}}` from
+/// the process environment.
 pub fn load_runbook(path: &Path) -> Result<Runbook, LoadError> {
+    load_runbook_with_env(path, &|name| std::env::var(name).ok())
+}
+
+/// Like [`load_runbook`], with environment lookups going through `env`.
+pub fn load_runbook_with_env(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Runbook, LoadError> {
     let source = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    load_runbook_str(path, &source)
+    load_runbook_str_with_env(path, &source, env)
 }
 
-/// Loads and validates runbook text; `path` names it in messages.
+/// Loads and validates runbook text; `path` names it in messages (shown as
+/// given) and anchors relative `env_files`.
 pub fn load_runbook_str(path: &Path, source: &str) -> Result<Runbook, LoadError> {
-    let _ = (path, source);
-    Err(LoadError::Invalid {
-        diagnostics: Vec::new(),
-        rendered: "not implemented yet".into(),
+    load_runbook_str_with_env(path, source, &|name| std::env::var(name).ok())
+}
+
+/// Like [`load_runbook_str`], with environment lookups going through `env`
+/// (so tests do not depend on the process environment).
+pub fn load_runbook_str_with_env(
+    path: &Path,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Runbook, LoadError> {
+    let parsed = parse_document(source, env, Document::Runbook)
+        .map_err(|diagnostics| invalid(path, source, diagnostics))?;
+    let meta = parsed
+        .meta
+        .ok_or_else(|| invalid(path, source, Vec::new()))?;
+    Ok(Runbook {
+        path: path.to_path_buf(),
+        source: source.to_string(),
+        meta,
+        secrets: parsed.secrets,
+        vars: parsed.vars,
+        defaults: parsed.defaults,
+        steps: parsed.steps,
     })
 }
 
-/// Loads a sweep's check file. STUB until the loader lands.
-pub fn load_check_file(path: &Path, source: &str) -> Result<super::model::CheckFile, LoadError> {
-    let _ = (path, source);
-    Err(LoadError::Invalid {
-        diagnostics: Vec::new(),
-        rendered: "not implemented yet".into(),
+/// Loads a sweep's check file: `[[check]]` entries with the same keys, kinds,
+/// templates, `[secrets]`, `[vars]` and `[defaults]` as a runbook (plus
+/// `tags`), and no `[runbook]` table.
+pub fn load_check_file(path: &Path, source: &str) -> Result<CheckFile, LoadError> {
+    load_check_file_with_env(path, source, &|name| std::env::var(name).ok())
+}
+
+/// Like [`load_check_file`], with environment lookups going through `env`.
+pub fn load_check_file_with_env(
+    path: &Path,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<CheckFile, LoadError> {
+    let parsed = parse_document(source, env, Document::Checks)
+        .map_err(|diagnostics| invalid(path, source, diagnostics))?;
+    Ok(CheckFile {
+        path: path.to_path_buf(),
+        source: source.to_string(),
+        secrets: parsed.secrets,
+        vars: parsed.vars,
+        defaults: parsed.defaults,
+        checks: parsed.steps,
     })
+}
+
+fn invalid(path: &Path, source: &str, diagnostics: Vec<Diagnostic>) -> LoadError {
+    let rendered = render_diagnostics(&path.display().to_string(), source, &diagnostics);
+    LoadError::Invalid {
+        diagnostics,
+        rendered,
+    }
+}
+
+/// The two kinds of file that hold checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Document {
+    /// `[runbook]` and `[[step]]`.
+    Runbook,
+    /// `[[check]]` (a sweep's input); no `[runbook]`.
+    Checks,
+}
+
+impl Document {
+    /// The key of the list of steps.
+    fn list_key(self) -> &'static str {
+        match self {
+            Document::Runbook => "step",
+            Document::Checks => "check",
+        }
+    }
+
+    fn top_level(self) -> &'static [&'static str] {
+        match self {
+            Document::Runbook => TOP_LEVEL,
+            Document::Checks => CHECKS_TOP_LEVEL,
+        }
+    }
+}
+
+/// What a document holds once read and validated.
+struct Parsed {
+    meta: Option<RunbookMeta>,
+    secrets: SecretsConfig,
+    vars: BTreeMap<String, String>,
+    defaults: Defaults,
+    steps: Vec<Step>,
+}
+
+/// Everything [`parse_runbook`] read from the top-level tables.
+struct Tables {
+    meta: Option<RunbookMeta>,
+    secrets: SecretsConfig,
+    vars: BTreeMap<String, String>,
+    defaults: Defaults,
+    steps: Vec<RawStep>,
+}
+
+fn parse_document(
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    document: Document,
+) -> Result<Parsed, Vec<Diagnostic>> {
+    let mut diagnostics = Vec::new();
+    let root = match DeTable::parse(source) {
+        Ok(root) => root.into_inner(),
+        Err(err) => return Err(vec![syntax_error(&err)]),
+    };
+    let diagnostics = &mut diagnostics;
+    let list_key = document.list_key();
+    let mut tables = Tables {
+        meta: None,
+        secrets: SecretsConfig::default(),
+        vars: BTreeMap::new(),
+        defaults: Defaults::default(),
+        steps: Vec::new(),
+    };
+    let mut meta_seen = false;
+    // Names written in [vars] and whether [secrets] was readable: references
+    // to a var or secret whose declaration already has an error are not
+    // reported a second time.
+    let mut var_names = std::collections::BTreeSet::new();
+    let mut secrets_known = true;
+    // Tables written under a misspelt name: "missing" would repeat the error.
+    let mut misspelt = std::collections::BTreeSet::new();
+    for (key, node) in root.iter() {
+        match key.get_ref().as_ref() {
+            "runbook" if document == Document::Runbook => {
+                meta_seen = true;
+                tables.meta = parse_meta(node, diagnostics);
+            }
+            "secrets" => {
+                let place = table_place("[secrets]", node);
+                match deserialize_collecting(
+                    node.clone(),
+                    &place,
+                    diagnostics,
+                    SecretsConfig::deserialize,
+                ) {
+                    Some((secrets, _)) => tables.secrets = secrets,
+                    None => secrets_known = false,
+                }
+            }
+            "vars" => {
+                tables.vars = parse_vars(node, diagnostics);
+                if let Some(table) = as_table(node) {
+                    var_names.extend(table.iter().map(|(k, _)| k.get_ref().to_string()));
+                }
+            }
+            "defaults" => {
+                if let Some(defaults) = parse_defaults(node, diagnostics) {
+                    tables.defaults = defaults;
+                }
+            }
+            key_name if key_name == list_key => {
+                tables.steps = parse_steps(source, key.span(), node, diagnostics)
+            }
+            other => {
+                if let Some(meant) = closest(other, document.top_level().iter().copied()) {
+                    misspelt.insert(meant);
+                }
+                diagnostics.push(unknown_top_level(other, key.span(), node, document));
+            }
+        }
+    }
+    // Policies are built once `[defaults]` is known, wherever it stands.
+    for step in &mut tables.steps {
+        step.apply_defaults(&tables.defaults);
+    }
+    if !root.contains_key(list_key) && !misspelt.contains(list_key) {
+        let end = source.trim_end().len();
+        let (what, header) = match document {
+            Document::Runbook => ("runbook has no steps", "[[step]]"),
+            Document::Checks => ("check file has no checks", "[[check]]"),
+        };
+        diagnostics.push(
+            Diagnostic::new(what, end..end)
+                .with_help(format!("add at least one `{header}` with an `id` and a `check`")),
+        );
+    }
+    if document == Document::Runbook && !meta_seen && !misspelt.contains("runbook") {
+        diagnostics.push(
+            Diagnostic::new("missing `[runbook]` table", 0..0).with_help(
+                "add `[runbook]` with at least `name = \"...\"` (it names the evidence folder)",
+            ),
+        );
+    }
+
+    let steps = validate::validate_steps(
+        source,
+        &mut tables.steps,
+        &var_names,
+        secrets_known.then_some(&tables.secrets),
+        env,
+        diagnostics,
+    );
+    if !diagnostics.is_empty() || (document == Document::Runbook && tables.meta.is_none()) {
+        return Err(std::mem::take(diagnostics));
+    }
+    Ok(Parsed {
+        meta: tables.meta,
+        secrets: tables.secrets,
+        vars: tables.vars,
+        defaults: tables.defaults,
+        steps,
+    })
+}
+
+fn syntax_error(err: &toml::de::Error) -> Diagnostic {
+    let span = err.span().unwrap_or(0..0);
+    let message = err.message().trim().replace('\n', "; ");
+    Diagnostic::new(format!("invalid TOML: {message}"), span)
+}
+
+fn table_place(label: &str, node: &Node<'_>) -> Place {
+    Place {
+        label: label.to_string(),
+        anchor: node.span(),
+        extra_keys: &[],
+    }
+}
+
+fn unknown_top_level(
+    name: &str,
+    span: Range<usize>,
+    node: &Node<'_>,
+    document: Document,
+) -> Diagnostic {
+    let written = match node.get_ref() {
+        DeValue::Table(_) => format!("table `[{name}]`"),
+        DeValue::Array(array) if is_list_of_tables(array) => format!("table `[[{name}]]`"),
+        _ => format!("key `{name}`"),
+    };
+    let diagnostic = Diagnostic::new(format!("unknown {written}"), span);
+    if RUNBOOK_KEYS.contains(&name) {
+        return diagnostic
+            .with_help("this key belongs under `[runbook]`; move it below that header");
+    }
+    let list = format!("[[{}]]", document.list_key());
+    if document == Document::Checks && name == "runbook" {
+        return diagnostic.with_help("check files have no [runbook] table; give each `[[check]]` its own keys");
+    }
+    if STEP_KEYS.contains(&name) {
+        return diagnostic.with_help(format!("step keys belong under a `{list}` header"));
+    }
+    match closest(name, document.top_level().iter().copied()) {
+        Some(key) if key == document.list_key() => diagnostic.with_help(format!("did you mean `{list}`?")),
+        Some(table) => diagnostic.with_help(format!("did you mean `[{table}]`?")),
+        None => diagnostic.with_help(format!(
+            "known tables: {}",
+            document
+                .top_level()
+                .iter()
+                .map(|t| if *t == document.list_key() { list.clone() } else { format!("[{t}]") })
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+fn parse_meta(node: &Node<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<RunbookMeta> {
+    let place = table_place("[runbook]", node);
+    let parsed =
+        deserialize_collecting(node.clone(), &place, diagnostics, RunbookMeta::deserialize);
+    // The name and dates are checked on the raw table, so that their errors
+    // show even when another key of [runbook] is wrong.
+    let Some(table) = as_table(node) else {
+        return parsed.map(|(meta, _)| meta);
+    };
+    let before = diagnostics.len();
+    if let Some(name) = table.get("name") {
+        if let Some(text) = name.get_ref().as_str() {
+            check_runbook_name(text, name.span(), diagnostics);
+        }
+    }
+    for key in ["last_reviewed", "expires"] {
+        let Some(value) = table.get(key) else {
+            continue;
+        };
+        if let Some(datetime) = value.get_ref().as_datetime() {
+            if datetime.date.is_none() || datetime.time.is_some() {
+                diagnostics.push(
+                    Diagnostic::new(
+                        format!("`{key}` must be a date like 2025-10-25"),
+                        value.span(),
+                    )
+                    .with_help("write a bare date, without time or quotes"),
+                );
+            }
+        }
+    }
+    let (meta, _) = parsed?;
+    (diagnostics.len() == before).then_some(meta)
+}
+
+fn check_runbook_name(name: &str, span: Range<usize>, diagnostics: &mut Vec<Diagnostic>) {
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || !name.chars().all(safe) || name == "." || name == ".." {
+        diagnostics.push(
+            Diagnostic::new(
+                format!("runbook name `{name}` cannot be used as a folder name"),
+                span,
+            )
+            .with_help("use letters, digits, `.`, `_` and `-` only (it names the evidence folder)"),
+        );
+    }
+}
+
+fn parse_vars(node: &Node<'_>, diagnostics: &mut Vec<Diagnostic>) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    let Some(table) = as_table(node) else {
+        diagnostics.push(Diagnostic::new(
+            "`vars` must be a table of strings",
+            node.span(),
+        ));
+        return vars;
+    };
+    for (key, value) in table.iter() {
+        let name = key.get_ref().to_string();
+        let valid_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid_name {
+            diagnostics.push(
+                Diagnostic::new(
+                    format!("var name `{name}` cannot be used in a template"),
+                    key.span(),
+                )
+                .with_help("use letters, digits, `_` and `-` only"),
+            );
+            continue;
+        }
+        match value.get_ref().as_str() {
+            Some(text) if text.contains("{{") => diagnostics.push(
+                Diagnostic::new(format!("var `{name}` contains a template"), value.span())
+                    .with_help("vars are literal strings; templates are not expanded in [vars]"),
+            ),
+            Some(text) => {
+                vars.insert(name, text.to_string());
+            }
+            None => diagnostics.push(
+                Diagnostic::new(format!("var `{name}` must be a string"), value.span())
+                    .with_help("vars are literal strings; quote the value"),
+            ),
+        }
+    }
+    vars
+}
+
+/// `[defaults]`, key by key so that every bad value is reported.
+fn parse_defaults(node: &Node<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<Defaults> {
+    let Some(table) = as_table(node) else {
+        diagnostics.push(Diagnostic::new("`defaults` must be a table", node.span()));
+        return None;
+    };
+    let before = diagnostics.len();
+    let mut defaults = Defaults::default();
+    for (key, value) in table.iter() {
+        let span = value.span();
+        match key.get_ref().as_ref() {
+            "retries" => {
+                if let Some(retries) = deserialize_value::<u32>(value.clone(), diagnostics) {
+                    check_retries(retries, Some(span), diagnostics);
+                    defaults.retries = retries;
+                }
+            }
+            "timeout" => {
+                if let Some(timeout) =
+                    deserialize_value::<HumanDuration>(value.clone(), diagnostics)
+                {
+                    check_timeout(timeout.0, Some(span), diagnostics);
+                    defaults.timeout = timeout.0;
+                }
+            }
+            "backoff" => {
+                if let Some(backoff) = parse_backoff(value, "`backoff` of [defaults]", diagnostics)
+                {
+                    defaults.backoff = backoff;
+                }
+            }
+            other => diagnostics.push(
+                Diagnostic::new(format!("unknown key `{other}` in [defaults]"), key.span())
+                    .with_optional_help(did_you_mean(other, ["retries", "backoff", "timeout"])),
+            ),
+        }
+    }
+    (diagnostics.len() == before).then_some(defaults)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::CheckSpec;
+
+    fn load(source: &str) -> Result<Runbook, Vec<Diagnostic>> {
+        load_runbook_str_with_env(Path::new("t.toml"), source, &|_| None).map_err(|err| match err {
+            LoadError::Invalid { diagnostics, .. } => diagnostics,
+            LoadError::Io { .. } => unreachable!("no file is read"),
+        })
+    }
+
+    fn messages(source: &str) -> Vec<String> {
+        let mut diags = load(source).unwrap_err();
+        diags.sort_by_key(|d| d.span.start);
+        diags.into_iter().map(|d| d.message).collect()
+    }
+
+    #[test]
+    fn an_empty_file_needs_a_runbook_table_and_steps() {
+        assert_eq!(
+            messages(""),
+            ["runbook has no steps", "missing `[runbook]` table"]
+        );
+    }
+
+    #[test]
+    fn a_missing_name_points_at_the_runbook_header() {
+        let diags = load(
+            "[runbook]\nowner = 'me'\n[[step]]\nid = 'a'\ncheck = 'command'\nshell = 'true'\n",
+        )
+        .unwrap_err();
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].message, "missing key `name` in [runbook]");
+        assert_eq!(diags[0].span, 0..9);
+    }
+
+    #[test]
+    fn expect_may_be_written_as_a_subtable() {
+        let runbook = load(
+            "[runbook]\nname = 'x'\n[[step]]\nid = 'a'\ncheck = 'http'\nurl = 'http://127.0.0.1/'\n[step.expect]\nstatus = 204\n",
+        )
+        .unwrap();
+        let CheckSpec::Http(http) = &runbook.steps[0].check else {
+            panic!("http")
+        };
+        assert!(http.expect.status.as_ref().unwrap().contains(&204));
+    }
+
+    #[test]
+    fn a_table_where_a_value_belongs_is_named_plainly() {
+        let msgs =
+            messages("runbook = 'x'\n[[step]]\nid = 'a'\ncheck = 'command'\nshell = 'true'\n");
+        assert_eq!(msgs, ["invalid type: string \"x\", expected a table"]);
+    }
+
+    #[test]
+    fn top_level_step_keys_are_explained() {
+        let diags = load("id = 'a'\n[runbook]\nname = 'x'\n[[step]]\nid = 'a'\ncheck = 'command'\nshell = 'true'\n").unwrap_err();
+        assert_eq!(diags[0].message, "unknown key `id`");
+        assert_eq!(
+            diags[0].help.as_deref(),
+            Some("step keys belong under a `[[step]]` header")
+        );
+    }
+
+    #[test]
+    fn a_capture_dependency_can_close_a_cycle() {
+        // `b` uses a capture of `a` (so depends on it); `a` depends on `b`.
+        let msgs = messages(
+            "[runbook]\nname = 'x'\n\
+             [[step]]\nid = 'a'\ncheck = 'http'\nurl = 'http://127.0.0.1/'\ncapture = { v = 'v' }\ndepends_on = ['b']\n\
+             [[step]]\nid = 'b'\ncheck = 'http'\nurl = 'http://127.0.0.1/{{steps.a.v}}'\n",
+        );
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("dependency cycle: `a` → `b` → `a`"),
+            "{msgs:?}"
+        );
+    }
+
+    #[test]
+    fn errors_in_secrets_do_not_cascade_into_every_reference() {
+        let msgs = messages(
+            "[runbook]\nname = 'x'\n[secrets]\nrequire = ['T']\n\
+             [[step]]\nid = 'a'\ncheck = 'http'\nurl = 'http://127.0.0.1/'\nheaders = { A = '{{secret:T}}' }\n",
+        );
+        assert_eq!(msgs, ["unknown key `require` in [secrets]"]);
+    }
 }

@@ -18,7 +18,8 @@ pub struct Runbook {
     pub source: String,
     /// `[runbook]`.
     pub meta: RunbookMeta,
-    /// `[secrets]`, with env file paths resolved against the runbook's folder.
+    /// `[secrets]` as written: `env_files` stay relative to the runbook's
+    /// folder; [`super::SecretStore::load`] (or `for_runbook`) resolves them.
     pub secrets: SecretsConfig,
     /// `[vars]`.
     pub vars: BTreeMap<String, String>,
@@ -170,6 +171,9 @@ pub struct Step {
     pub mutating: bool,
     /// What the operator should look at when this step escalates.
     pub hint: Option<String>,
+    /// Free-form labels (`team=payments`, `critical`); `key=value` tags become
+    /// Prometheus labels in sweeps.
+    pub tags: Vec<String>,
     /// 1-based line of the step's `[[step]]` header, for messages.
     pub line: usize,
 }
@@ -183,6 +187,6 @@ pub struct CheckFile {
     pub secrets: SecretsConfig,
     pub vars: BTreeMap<String, String>,
     pub defaults: Defaults,
-    /// Each check as a step, with its tags.
-    pub checks: Vec<(Step, Vec<String>)>,
+    /// Each `[[check]]`, as a step.
+    pub checks: Vec<Step>,
 }

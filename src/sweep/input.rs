@@ -74,7 +74,7 @@ pub fn load_input(paths: &[PathBuf]) -> Result<SweepInput, InputError> {
     }
     let mut seen: HashMap<&str, &Path> = HashMap::new();
     for file in &files {
-        for (step, _) in &file.checks {
+        for step in &file.checks {
             if let Some(first) = seen.insert(&step.id, &file.path) {
                 problems.push(format!(
                     "error: check id `{}` appears in {} and {}; ids must be unique across a sweep",
@@ -119,10 +119,9 @@ pub fn plan(
                 secrets_config.required.push(name.clone());
             }
         }
-        for (step, tags) in &file.checks {
+        for step in &file.checks {
             all.push(SweepCheck {
                 step: step.clone(),
-                tags: tags.clone(),
                 vars: file_index,
             });
         }

@@ -28,7 +28,6 @@ use crate::runbook::SecretStore;
 #[derive(Debug, Clone)]
 pub struct SweepCheck {
     pub step: Step,
-    pub tags: Vec<String>,
     /// Index into [`SweepPlan::vars`]: the `[vars]` of the file it came from.
     pub vars: usize,
 }
@@ -275,7 +274,7 @@ async fn sweep_check(
     let mut report = CheckReport {
         id: check.step.id.clone(),
         kind: check.step.check.kind().to_string(),
-        tags: check.tags.clone(),
+        tags: check.step.tags.clone(),
         verdict: CheckVerdict::Pass,
         attempts: 0,
         attempts_total: 0,

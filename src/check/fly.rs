@@ -1,0 +1,695 @@
+//! `fly-app`: a Fly.io app's machines, read from the Machines API — app
+//! exists, machines started overall and per process group, none failed,
+//! health checks passing, regions, image and release.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Observation, ProbeContext};
+use crate::runbook::template::Template;
+
+/// The public Machines API.
+pub const DEFAULT_API_URL: &str = "https://api.machines.dev";
+/// Environment variable that overrides [`DEFAULT_API_URL`] (e.g. `http://_api.internal:4280`).
+pub const API_URL_ENV: &str = "FLY_API_BASE_URL";
+/// Largest response body kept as evidence.
+const BODY_CAP: usize = 1 << 20;
+
+/// `check = "fly-app"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlyAppCheck {
+    /// The app's name.
+    pub app: Template,
+    /// API token: a deploy/org token (`FlyV1 fm2_…`) or a personal token.
+    #[serde(default = "default_token")]
+    pub token: Template,
+    /// Machines API base URL (default: `$FLY_API_BASE_URL`, else `https://api.machines.dev`).
+    #[serde(default)]
+    pub api_url: Option<Template>,
+    /// Count destroyed and destroying machines too.
+    #[serde(default)]
+    pub include_destroyed: bool,
+    #[serde(default)]
+    pub expect: FlyExpect,
+}
+
+fn default_token() -> Template {
+    Template::parse("{{secret:FLY_API_TOKEN}}").expect("a valid placeholder")
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `expect` for `fly-app`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlyExpect {
+    /// The app must exist (default); `false` expects it to be gone.
+    #[serde(default = "default_true")]
+    pub app_exists: bool,
+    /// At least this many machines `started`, across groups (default 1 when
+    /// `process_groups` is not given).
+    #[serde(default)]
+    pub min_started: Option<u32>,
+    /// `["web", "worker"]` (each needs one started machine) or
+    /// `{ web = 2, worker = 1 }` (minimum started per group).
+    #[serde(default)]
+    pub process_groups: Option<ProcessGroups>,
+    /// No machine may be in `failed` (default true).
+    #[serde(default = "default_true")]
+    pub no_failed: bool,
+    /// Health checks of started machines (default `"passing"`).
+    #[serde(default)]
+    pub checks: ChecksPolicy,
+    /// Every counted machine must be in one of these regions.
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// A substring every counted machine's image reference or digest must contain.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// The release version (`fly_release_version`) every counted machine must run.
+    #[serde(default)]
+    pub release_version: Option<String>,
+}
+
+impl Default for FlyExpect {
+    fn default() -> Self {
+        FlyExpect {
+            app_exists: true,
+            min_started: None,
+            process_groups: None,
+            no_failed: true,
+            checks: ChecksPolicy::default(),
+            regions: Vec::new(),
+            image: None,
+            release_version: None,
+        }
+    }
+}
+
+/// Process groups and how many started machines each needs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ProcessGroups {
+    /// Each listed group needs at least one started machine.
+    List(Vec<String>),
+    /// Group → minimum started machines.
+    Counts(BTreeMap<String, u32>),
+}
+
+impl ProcessGroups {
+    fn required(&self) -> Vec<(String, u32)> {
+        match self {
+            ProcessGroups::List(groups) => groups.iter().map(|g| (g.clone(), 1)).collect(),
+            ProcessGroups::Counts(counts) => counts.iter().map(|(g, n)| (g.clone(), *n)).collect(),
+        }
+    }
+}
+
+/// Which health-check statuses count as healthy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksPolicy {
+    /// Every check `passing`.
+    #[default]
+    Passing,
+    /// `passing` or `warning`.
+    PassingOrWarning,
+    /// Health checks are not looked at.
+    Ignore,
+}
+
+impl FlyAppCheck {
+    pub(super) fn target(&self) -> String {
+        format!("fly app {}", self.app.raw())
+    }
+
+    pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
+        let mut problems = Vec::new();
+        if let Some(api_url) = &self.api_url {
+            if api_url.references().next().is_none() && url::Url::parse(api_url.raw()).is_err() {
+                problems.push((
+                    format!("`api_url` `{}` is not a URL", api_url.raw()),
+                    api_url.span(),
+                ));
+            }
+        }
+        if matches!(&self.expect.process_groups, Some(ProcessGroups::List(groups)) if groups.is_empty())
+        {
+            problems.push((
+                "`expect.process_groups` is empty".to_string(),
+                self.app.span(),
+            ));
+        }
+        problems
+    }
+
+    pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
+        let app = match ctx.render(&self.app) {
+            Ok(app) => app,
+            Err(obs) => return obs,
+        };
+        let token = match ctx.render(&self.token) {
+            Ok(token) => token,
+            Err(obs) => return obs,
+        };
+        let base = match &self.api_url {
+            Some(url) => match ctx.render(url) {
+                Ok(url) => url,
+                Err(obs) => return obs,
+            },
+            None => ctx
+                .scope
+                .env(API_URL_ENV)
+                .or_else(|| std::env::var(API_URL_ENV).ok())
+                .filter(|url| !url.is_empty())
+                .unwrap_or_else(|| DEFAULT_API_URL.to_string()),
+        };
+        let base = base.trim_end_matches('/').to_string();
+        let auth = authorization_header(&token);
+        let secrets = token_parts(&token);
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let api = Api {
+            ctx,
+            base: &base,
+            auth: &auth,
+            secrets: &secrets,
+        };
+
+        let mut blobs = Vec::new();
+        let app_path = format!("/v1/apps/{}", encode(&app));
+        let app_info = match api.get(&app_path).await {
+            Err(obs) => return obs,
+            Ok((status, body)) => {
+                blobs.extend(api.keep("fly.app", &body));
+                match status {
+                    200 => serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+                    404 if !self.expect.app_exists => {
+                        return with_blobs(
+                            Observation::pass().with_detail("app_exists", false),
+                            blobs,
+                        );
+                    }
+                    _ => return with_blobs(api.error(status, &body, &app), blobs),
+                }
+            }
+        };
+        if !self.expect.app_exists {
+            return with_blobs(
+                Observation::fail(format!("app {app} still exists (expected it to be gone)")),
+                blobs,
+            );
+        }
+        let machines_path = format!("{app_path}/machines");
+        let machines = match api.get(&machines_path).await {
+            Err(obs) => return with_blobs(obs, blobs),
+            Ok((status, body)) => {
+                blobs.extend(api.keep("fly.machines", &body));
+                if status != 200 {
+                    return with_blobs(api.error(status, &body, &app), blobs);
+                }
+                match serde_json::from_slice::<Vec<Value>>(&body) {
+                    Ok(machines) => machines,
+                    Err(err) => {
+                        return with_blobs(
+                            Observation::fail(format!(
+                                "machine list of {app} is not a JSON array: {err}"
+                            )),
+                            blobs,
+                        )
+                    }
+                }
+            }
+        };
+        let machines: Vec<Machine> = machines
+            .iter()
+            .map(Machine::from_json)
+            .filter(|m| {
+                self.include_destroyed || !matches!(m.state.as_str(), "destroyed" | "destroying")
+            })
+            .collect();
+        let failures = self.evaluate(&machines);
+        let obs = if failures.is_empty() {
+            Observation::pass()
+        } else {
+            Observation::fail(failures.join("; "))
+        };
+        let started = machines.iter().filter(|m| m.state == "started").count();
+        let obs = obs
+            .with_detail(
+                "app",
+                app_info.get("name").cloned().unwrap_or(Value::String(app)),
+            )
+            .with_detail(
+                "app_status",
+                app_info.get("status").cloned().unwrap_or(Value::Null),
+            )
+            .with_detail("machines_started", started as u64)
+            .with_detail("machines_total", machines.len() as u64)
+            .with_detail(
+                "machines",
+                machines.iter().map(Machine::summary).collect::<Vec<_>>(),
+            );
+        with_blobs(obs, blobs)
+    }
+
+    /// Every unmet expectation, as readable reasons, in a stable order.
+    fn evaluate(&self, machines: &[Machine]) -> Vec<String> {
+        let expect = &self.expect;
+        let mut failures = Vec::new();
+        if expect.no_failed {
+            for m in machines
+                .iter()
+                .filter(|m| matches!(m.state.as_str(), "failed" | "launch_failed"))
+            {
+                failures.push(format!(
+                    "machine {} ({}) is {}",
+                    m.id,
+                    m.group_label(),
+                    m.state
+                ));
+            }
+        }
+        let min_started = expect.min_started.or(if expect.process_groups.is_none() {
+            Some(1)
+        } else {
+            None
+        });
+        if let Some(min) = min_started {
+            let started = machines.iter().filter(|m| m.state == "started").count();
+            if (started as u64) < u64::from(min) {
+                failures.push(format!(
+                    "{started} of {} machines started, {min} required{}",
+                    machines.len(),
+                    not_started_states(machines.iter())
+                ));
+            }
+        }
+        if let Some(groups) = &expect.process_groups {
+            for (group, min) in groups.required() {
+                let members: Vec<&Machine> = machines
+                    .iter()
+                    .filter(|m| m.group.as_deref() == Some(&group))
+                    .collect();
+                let started = members.iter().filter(|m| m.state == "started").count();
+                if members.is_empty() {
+                    failures.push(format!("{group}: no machines in this process group"));
+                } else if (started as u64) < u64::from(min) {
+                    let need = if min == 1 {
+                        String::new()
+                    } else {
+                        format!(", {min} required")
+                    };
+                    failures.push(format!(
+                        "{group}: {started} of {} started{need}{}",
+                        members.len(),
+                        not_started_states(members.iter().copied())
+                    ));
+                }
+            }
+        }
+        if expect.checks != ChecksPolicy::Ignore {
+            for m in machines.iter().filter(|m| m.state == "started") {
+                for check in &m.checks {
+                    let healthy = check.status == "passing"
+                        || (expect.checks == ChecksPolicy::PassingOrWarning
+                            && check.status == "warning");
+                    if !healthy {
+                        let mut reason =
+                            format!("check {} on {} is {}", check.name, m.id, check.status);
+                        let output = check.output.trim();
+                        if !output.is_empty() {
+                            let _ = write!(reason, ": {}", shorten(output, 200));
+                        }
+                        failures.push(reason);
+                    }
+                }
+            }
+        }
+        if !expect.regions.is_empty() {
+            for m in machines
+                .iter()
+                .filter(|m| !expect.regions.contains(&m.region))
+            {
+                failures.push(format!(
+                    "machine {} is in {}, not in {}",
+                    m.id,
+                    m.region,
+                    expect.regions.join(", ")
+                ));
+            }
+        }
+        if let Some(image) = &expect.image {
+            for m in machines
+                .iter()
+                .filter(|m| !m.image.contains(image.as_str()) && !m.digest.contains(image.as_str()))
+            {
+                failures.push(format!(
+                    "machine {} runs {}, expected {image}",
+                    m.id, m.image
+                ));
+            }
+        }
+        if let Some(version) = &expect.release_version {
+            for m in machines
+                .iter()
+                .filter(|m| m.release_version.as_deref() != Some(version.as_str()))
+            {
+                failures.push(format!(
+                    "machine {} is at release {}, expected {version}",
+                    m.id,
+                    m.release_version.as_deref().unwrap_or("(unknown)")
+                ));
+            }
+        }
+        failures
+    }
+}
+
+/// The `Authorization` value for a token, following fly-go: any scheme
+/// already present is stripped (repeatedly, case-insensitively), then
+/// macaroons (`fm1r_`, `fm1a_`, `fm2_`) get `FlyV1` and everything else `Bearer`.
+pub fn authorization_header(token: &str) -> String {
+    let token = strip_scheme(token);
+    if ["fm1r_", "fm1a_", "fm2_"]
+        .iter()
+        .any(|p| token.starts_with(p))
+    {
+        format!("FlyV1 {token}")
+    } else {
+        format!("Bearer {token}")
+    }
+}
+
+fn strip_scheme(token: &str) -> &str {
+    let mut token = token.trim();
+    loop {
+        let lower = token.get(..6).map(str::to_ascii_lowercase);
+        let stripped = match lower.as_deref() {
+            Some("bearer") if token[6..].starts_with(' ') => &token[7..],
+            Some("flyv1 ") => &token[6..],
+            _ => return token,
+        };
+        token = stripped.trim_start();
+    }
+}
+
+/// Every part of a (possibly comma-separated) token, for scrubbing.
+fn token_parts(token: &str) -> Vec<String> {
+    let stripped = strip_scheme(token);
+    let mut parts = vec![token.to_string(), stripped.to_string()];
+    parts.extend(stripped.split(',').map(|p| p.trim().to_string()));
+    parts
+}
+
+fn encode(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn with_blobs(mut obs: Observation, blobs: Vec<super::BlobRef>) -> Observation {
+    obs.blobs.extend(blobs);
+    obs
+}
+
+/// ` (stopped, starting)`: the states of machines that are not started.
+fn not_started_states<'a>(machines: impl Iterator<Item = &'a Machine>) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in machines.filter(|m| m.state != "started") {
+        *counts.entry(m.state.as_str()).or_default() += 1;
+    }
+    if counts.is_empty() {
+        return String::new();
+    }
+    let states: Vec<String> = counts
+        .iter()
+        .map(|(state, n)| {
+            if *n == 1 {
+                state.to_string()
+            } else {
+                format!("{n} {state}")
+            }
+        })
+        .collect();
+    format!(" ({})", states.join(", "))
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    if line.chars().count() > max || text.lines().nth(1).is_some() {
+        let cut: String = line.chars().take(max).collect();
+        format!("{cut}…")
+    } else {
+        line.to_string()
+    }
+}
+
+/// One request context against the Machines API.
+struct Api<'a, 'c> {
+    ctx: &'a ProbeContext<'c>,
+    base: &'a str,
+    auth: &'a str,
+    secrets: &'a [&'a str],
+}
+
+impl Api<'_, '_> {
+    async fn get(&self, path: &str) -> Result<(u16, Vec<u8>), Observation> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .ctx
+            .clients
+            .http(true)
+            .get(&url)
+            .header("Authorization", self.auth)
+            .header("Accept", "application/json")
+            .timeout(self.ctx.timeout)
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(err) => {
+                let what = if err.is_timeout() {
+                    "timed out".to_string()
+                } else if err.is_connect() {
+                    "cannot connect".to_string()
+                } else {
+                    "request failed".to_string()
+                };
+                let chain = error_chain(&err);
+                return Err(Observation::fail(super::scrub(
+                    &format!("Machines API GET {path}: {what} ({chain})"),
+                    self.secrets,
+                )));
+            }
+        };
+        let status = response.status().as_u16();
+        match response.bytes().await {
+            Ok(body) => Ok((status, body.to_vec())),
+            Err(err) => Err(Observation::fail(format!(
+                "Machines API GET {path}: reading the response failed: {}",
+                super::scrub(&error_chain(&err), self.secrets)
+            ))),
+        }
+    }
+
+    /// Stores a body as evidence; a storage failure is noted, not fatal.
+    fn keep(&self, role: &str, body: &[u8]) -> Option<super::BlobRef> {
+        let truncated = body.len() > BODY_CAP;
+        let kept = &body[..body.len().min(BODY_CAP)];
+        let scrubbed = super::scrub(&String::from_utf8_lossy(kept), self.secrets);
+        self.ctx
+            .blobs
+            .put(role, scrubbed.as_bytes(), truncated)
+            .ok()
+    }
+
+    /// A non-success status as a reason; 401/403/404 are permanent.
+    fn error(&self, status: u16, body: &[u8], app: &str) -> Observation {
+        let message = error_message(body);
+        let suffix = if message.is_empty() {
+            String::new()
+        } else {
+            format!(": {message}")
+        };
+        let suffix = super::scrub(&suffix, self.secrets);
+        match status {
+            401 => Observation::fail_permanent(
+                format!("token rejected (401){suffix}"),
+                "the Machines API refused the token; a new token is needed",
+            ),
+            403 => Observation::fail_permanent(
+                format!("token may not access app {app} (403){suffix}"),
+                "the token lacks permission for this app",
+            ),
+            404 => Observation::fail_permanent(
+                format!("app {app} not found (404){suffix}"),
+                "the app does not exist or the token's organization cannot see it",
+            ),
+            _ => Observation::fail(format!("Machines API returned {status}{suffix}")),
+        }
+        .with_detail("status", status)
+    }
+}
+
+/// fly-go's rule: `message` if present, else `error`, else the raw text.
+fn error_message(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(json) => json
+            .get("message")
+            .or_else(|| json.get("error"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_default(),
+        Err(_) => shorten(String::from_utf8_lossy(body).trim(), 200),
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let _ = write!(text, ": {inner}");
+        source = inner.source();
+    }
+    text
+}
+
+/// What the check needs from a Machine object.
+struct Machine {
+    id: String,
+    name: String,
+    state: String,
+    region: String,
+    group: Option<String>,
+    image: String,
+    digest: String,
+    release_version: Option<String>,
+    checks: Vec<HealthCheck>,
+}
+
+struct HealthCheck {
+    name: String,
+    status: String,
+    output: String,
+}
+
+impl Machine {
+    fn from_json(json: &Value) -> Self {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+        // `incomplete_config` stands in for `config` when the host is unreachable.
+        let config = json.get("config").or_else(|| json.get("incomplete_config"));
+        let metadata = config.and_then(|c| c.get("metadata"));
+        let group = metadata
+            .and_then(|m| {
+                m.get("fly_process_group")
+                    .or_else(|| m.get("process_group"))
+            })
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let image_ref = json.get("image_ref");
+        let mut image = text(config.and_then(|c| c.get("image")));
+        if image.is_empty() {
+            if let Some(r) = image_ref {
+                image = format!(
+                    "{}/{}:{}",
+                    text(r.get("registry")),
+                    text(r.get("repository")),
+                    text(r.get("tag"))
+                );
+            }
+        }
+        let release_version = metadata
+            .and_then(|m| m.get("fly_release_version"))
+            .or_else(|| {
+                image_ref
+                    .and_then(|r| r.get("labels"))
+                    .and_then(|l| l.get("fly.version"))
+            })
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let checks = json
+            .get("checks")
+            .and_then(Value::as_array)
+            .map(|checks| {
+                checks
+                    .iter()
+                    .map(|c| HealthCheck {
+                        name: text(c.get("name")),
+                        status: text(c.get("status")),
+                        output: text(c.get("output")),
+                    })
+                    // fly-go drops these fake compatibility checks too.
+                    .filter(|c| !c.name.starts_with("bg_deployments_compat"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Machine {
+            id: text(json.get("id")),
+            name: text(json.get("name")),
+            state: text(json.get("state")),
+            region: text(json.get("region")),
+            group,
+            image,
+            digest: text(image_ref.and_then(|r| r.get("digest"))),
+            release_version,
+            checks,
+        }
+    }
+
+    fn group_label(&self) -> &str {
+        self.group.as_deref().unwrap_or("no group")
+    }
+
+    fn summary(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "region": self.region,
+            "group": self.group,
+            "image": self.image,
+            "release_version": self.release_version,
+            "checks": self.checks.iter().map(|c| json!({"name": c.name, "status": c.status})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_scheme_follows_token_form() {
+        assert_eq!(
+            authorization_header("fm2_abc,fm2_def"),
+            "FlyV1 fm2_abc,fm2_def"
+        );
+        assert_eq!(
+            authorization_header("FlyV1 fm2_abc,fm2_def"),
+            "FlyV1 fm2_abc,fm2_def"
+        );
+        assert_eq!(authorization_header("Bearer FlyV1 fm1r_x"), "FlyV1 fm1r_x");
+        assert_eq!(authorization_header("bearer  flyv1 fm1a_x"), "FlyV1 fm1a_x");
+        assert_eq!(authorization_header("fo1_personal"), "Bearer fo1_personal");
+        assert_eq!(
+            authorization_header("BEARER fo1_personal"),
+            "Bearer fo1_personal"
+        );
+        // "Bearerish" is a token, not a scheme.
+        assert_eq!(authorization_header("Bearerish"), "Bearer Bearerish");
+    }
+
+    #[test]
+    fn not_started_states_are_counted() {
+        let m = |state: &str| Machine::from_json(&json!({"id": "x", "state": state}));
+        let machines = [m("stopped"), m("stopped"), m("starting"), m("started")];
+        assert_eq!(
+            not_started_states(machines.iter()),
+            " (starting, 2 stopped)"
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! `tcp`: a TCP connection to host:port opens within the timeout.
+
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use super::{Observation, ProbeContext};
+use crate::runbook::duration::{format_duration, HumanDuration};
+use crate::runbook::template::Template;
+
+/// `check = "tcp"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpCheck {
+    /// Host name or address.
+    pub host: Template,
+    pub port: u16,
+    #[serde(default)]
+    pub expect: TcpExpect,
+}
+
+/// `expect` for `tcp`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpExpect {
+    #[serde(default)]
+    pub max_latency: Option<HumanDuration>,
+}
+
+impl TcpCheck {
+    pub(super) fn target(&self) -> String {
+        format!("{}:{}", self.host.raw(), self.port)
+    }
+
+    pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
+        let mut problems = Vec::new();
+        if self.host.raw().contains("://") {
+            problems.push((
+                "`host` is a host name or address, not a URL (put the port in `port`)".to_string(),
+                self.host.span(),
+            ));
+        }
+        if self.port == 0 {
+            problems.push((
+                "`port` must be between 1 and 65535".to_string(),
+                self.host.span(),
+            ));
+        }
+        problems
+    }
+
+    pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
+        let host = match ctx.render(&self.host) {
+            Ok(host) => host,
+            Err(obs) => return obs,
+        };
+        let started = Instant::now();
+        let stream = match super::tls::connect_tcp(&host, self.port, ctx).await {
+            Ok(stream) => stream,
+            Err(obs) => return obs.with_detail("latency_ms", started.elapsed().as_millis() as u64),
+        };
+        let latency = started.elapsed();
+        let mut obs = Observation::pass();
+        if let Some(max) = &self.expect.max_latency {
+            if latency > max.0 {
+                obs = Observation::fail(format!(
+                    "connecting took {}, more than {}",
+                    format_duration(latency),
+                    format_duration(max.0)
+                ));
+            }
+        }
+        if let Ok(peer) = stream.peer_addr() {
+            obs = obs.with_detail("peer", peer.to_string());
+        }
+        obs.with_detail("latency_ms", latency.as_millis() as u64)
+    }
+}

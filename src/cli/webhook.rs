@@ -1,0 +1,61 @@
+//! `runproof webhook sign|verify|listen`: flags in, the webhook module's
+//! functions called, their errors mapped to exit codes.
+
+use super::args::{WebhookArgs, WebhookCommand};
+use super::CliError;
+use crate::exit::ExitStatus;
+use crate::webhook::{self, ListenArgs, SignArgs, VerifyArgs, WebhookError};
+
+pub async fn webhook(args: WebhookArgs) -> Result<ExitStatus, CliError> {
+    let failed = |err: WebhookError| CliError {
+        status: err.exit_status(),
+        message: err.to_string(),
+    };
+    match args.command {
+        WebhookCommand::Sign(a) => {
+            let text = webhook::sign_command(&SignArgs {
+                secret_env: a.secret_env,
+                timestamp: a.timestamp,
+                delivery: a.delivery,
+                curl: a.curl,
+                body_file: a.body_file,
+            })
+            .map_err(failed)?;
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            Ok(ExitStatus::Success)
+        }
+        WebhookCommand::Verify(a) => {
+            let text = webhook::verify_command(&VerifyArgs {
+                secret_env: a.secret_env,
+                signature: a.signature,
+                timestamp: a.timestamp,
+                max_age: a.max_age,
+                now: a.now,
+                body_file: a.body_file,
+            })
+            .map_err(failed)?;
+            println!("{text}");
+            Ok(ExitStatus::Success)
+        }
+        WebhookCommand::Listen(a) => {
+            let mut listen = ListenArgs::new(a.addr, a.secret_env);
+            listen.out = a.out;
+            listen.max_age = a.max_age;
+            let summary = webhook::listen_command(&listen, &webhook::process_env, webhook::listener::shutdown_signal(), |line| {
+                println!("{line}")
+            })
+            .await
+            .map_err(failed)?;
+            println!(
+                "listener stopped: {} accepted, {} rejected\nbundle: {}",
+                summary.accepted,
+                summary.rejected,
+                summary.bundle.display()
+            );
+            Ok(ExitStatus::Success)
+        }
+    }
+}

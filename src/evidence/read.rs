@@ -1,0 +1,94 @@
+//! Reading a bundle back for `runproof show` and reports. The main type here
+//! is [`Bundle`]. Reading is lenient where `verify` is strict: it checks
+//! nothing beyond parsing, and a torn final line (a crash mid-append) is
+//! skipped. Run `verify_bundle` to learn whether the contents can be trusted.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::record::{Header, Record};
+use super::seal::{Seal, HEADER_FILE, JOURNAL_FILE, SEAL_FILE};
+
+/// A bundle's parsed contents.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub header: Header,
+    pub records: Vec<Record>,
+    /// `None` while the run is going on, or after a crash.
+    pub seal: Option<Seal>,
+    /// Whether the journal ended in a partial line (skipped).
+    pub torn_tail: bool,
+}
+
+/// Why a bundle could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a runproof header: {message}")]
+    Header { path: PathBuf, message: String },
+    #[error("{path}:{line}: not a journal record: {message}")]
+    Record {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("{path}: not a runproof seal: {message}")]
+    Seal { path: PathBuf, message: String },
+}
+
+/// Reads the header, every complete journal record and the seal if present.
+pub fn read_bundle(dir: &Path) -> Result<Bundle, ReadError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        fs::read(&path).map_err(|source| ReadError::Io { path, source })
+    };
+    let header_bytes = read(HEADER_FILE)?;
+    let header: Header = serde_json::from_slice(&header_bytes).map_err(|e| ReadError::Header {
+        path: dir.join(HEADER_FILE),
+        message: e.to_string(),
+    })?;
+    let journal = read(JOURNAL_FILE)?;
+    let (lines, tail) = split_lines(&journal);
+    let mut records = Vec::with_capacity(lines.len());
+    for (index, line) in lines.iter().enumerate() {
+        let record: Record = serde_json::from_slice(line).map_err(|e| ReadError::Record {
+            path: dir.join(JOURNAL_FILE),
+            line: index as u64 + 1,
+            message: e.to_string(),
+        })?;
+        records.push(record);
+    }
+    let seal_path = dir.join(SEAL_FILE);
+    let seal = if seal_path.exists() {
+        let bytes = read(SEAL_FILE)?;
+        Some(serde_json::from_slice(&bytes).map_err(|e| ReadError::Seal {
+            path: seal_path,
+            message: e.to_string(),
+        })?)
+    } else {
+        None
+    };
+    Ok(Bundle {
+        dir: dir.to_path_buf(),
+        header,
+        records,
+        seal,
+        torn_tail: tail.is_some(),
+    })
+}
+
+/// Splits a journal into complete lines (without their LF) and the bytes
+/// after the last LF, if any (a torn tail).
+pub(crate) fn split_lines(journal: &[u8]) -> (Vec<&[u8]>, Option<&[u8]>) {
+    let mut lines: Vec<&[u8]> = journal.split(|&b| b == b'\n').collect();
+    // `split` yields one piece after the last LF: empty when the journal
+    // ends cleanly, the torn bytes otherwise.
+    let last = lines.pop().filter(|tail| !tail.is_empty());
+    (lines, last)
+}

@@ -1,0 +1,887 @@
+//! Round-trip tests for the evidence layer: write a realistic bundle with
+//! [`BundleWriter`], then verify it as written and after each kind of damage.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Map;
+
+use super::read::read_bundle;
+use super::record::{
+    AttemptSummary, AttemptVerdict, BundleKind, Escalation, Event, Header, PlannedStep, RunVerdict,
+    SourceRef, StepVerdict,
+};
+use super::redact::Redactor;
+use super::seal::{list_files, sha256_hex};
+use super::verify::{verify_bundle, Verdict, VerifyOptions, VerifyReport};
+use super::writer::{BundleWriter, SyncPolicy};
+use crate::check::{BlobRef, BlobSink};
+
+const CANARY: &str = "canary-7f3e9a-T0KEN";
+
+/// How to deviate from the well-formed run.
+#[derive(Default, Clone, Copy)]
+struct Scenario {
+    interrupted: bool,
+    omit_escalation: bool,
+    attempt_over_of: bool,
+    unsealed: bool,
+}
+
+fn header(kind: BundleKind, redactor: &Redactor) -> Header {
+    Header {
+        format: "runproof-bundle".to_string(),
+        v: 1,
+        kind,
+        run_id: uuid::Uuid::now_v7().to_string(),
+        nonce: sha256_hex(uuid::Uuid::new_v4().as_bytes())[..32].to_string(),
+        source: SourceRef {
+            name: "deploy-api".to_string(),
+            path: "runbooks/deploy-api.toml".to_string(),
+            sha256: sha256_hex(b"[runbook]\nname = \"deploy-api\"\n"),
+        },
+        runproof_version: "0.1.0".to_string(),
+        host: "ci-runner".to_string(),
+        operator: "qa".to_string(),
+        started_at: format!("{:.3}", jiff::Timestamp::now()),
+        secrets: vec!["API_TOKEN".to_string()],
+        redaction: redactor.classes(),
+    }
+}
+
+fn planned(id: &str) -> PlannedStep {
+    PlannedStep {
+        id: id.to_string(),
+        kind: "http".to_string(),
+        max_attempts: 3,
+        timeout_ms: 10_000,
+        depends_on: Vec::new(),
+        mutating: false,
+    }
+}
+
+fn step_start(step: &str) -> Event {
+    Event::StepStart {
+        step: step.to_string(),
+        kind: "http".to_string(),
+        title: None,
+        target: "GET https://api.example/{{path}}".to_string(),
+        max_attempts: 3,
+        timeout_ms: 10_000,
+    }
+}
+
+fn attempt_start(step: &str, attempt: u32) -> Event {
+    Event::AttemptStart {
+        step: step.to_string(),
+        attempt,
+        of: 3,
+    }
+}
+
+fn attempt_end(step: &str, attempt: u32, verdict: AttemptVerdict, blobs: Vec<BlobRef>) -> Event {
+    Event::AttemptEnd {
+        step: step.to_string(),
+        attempt,
+        of: 3,
+        verdict,
+        duration_ms: 12.5,
+        reason: (verdict != AttemptVerdict::Pass).then(|| "status 503, want 200".to_string()),
+        no_retry: None,
+        detail: Map::new(),
+        blobs,
+    }
+}
+
+fn backoff(step: &str, after_attempt: u32) -> Event {
+    Event::Backoff {
+        step: step.to_string(),
+        after_attempt,
+        delay_ms: 200,
+    }
+}
+
+fn step_end(step: &str, verdict: StepVerdict, attempts: u32) -> Event {
+    Event::StepEnd {
+        step: step.to_string(),
+        verdict,
+        attempts,
+        duration_ms: 40.0,
+        reason: None,
+    }
+}
+
+/// Writes the reference run: `health` passes, `api` passes on attempt 3
+/// after backoffs, `db` escalates after 3 attempts; a blob, reports, seal.
+fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
+    let redactor = Arc::new(Redactor::new(&[(
+        "API_TOKEN".to_string(),
+        CANARY.to_string(),
+    )]));
+    let mut w = BundleWriter::create(
+        root,
+        header(BundleKind::Run, &redactor),
+        redactor,
+        SyncPolicy::EveryRecord,
+    )
+    .expect("create bundle");
+    w.append(&Event::RunStart {
+        steps: vec![planned("health"), planned("api"), planned("db")],
+        on_escalate: "continue".to_string(),
+        allow_mutations: false,
+        only: Vec::new(),
+    })
+    .unwrap();
+
+    let body = format!("{{\"ok\":true,\"echo\":\"Bearer {CANARY}\"}}");
+    let blob = w
+        .blobs()
+        .put("response.body", body.as_bytes(), false)
+        .unwrap();
+    w.append(&step_start("health")).unwrap();
+    w.append(&attempt_start("health", 1)).unwrap();
+    w.append(&attempt_end("health", 1, AttemptVerdict::Pass, vec![blob]))
+        .unwrap();
+    w.append(&step_end("health", StepVerdict::Pass, 1)).unwrap();
+
+    w.append(&step_start("api")).unwrap();
+    w.append(&attempt_start("api", 1)).unwrap();
+    w.append(&attempt_end("api", 1, AttemptVerdict::Fail, vec![]))
+        .unwrap();
+    w.append(&backoff("api", 1)).unwrap();
+    w.append(&attempt_start("api", 2)).unwrap();
+    if s.interrupted {
+        w.append(&attempt_end("api", 2, AttemptVerdict::Interrupted, vec![]))
+            .unwrap();
+        w.append(&step_end("api", StepVerdict::Interrupted, 2))
+            .unwrap();
+        w.append(&Event::RunEnd {
+            verdict: RunVerdict::Interrupted,
+            counts: BTreeMap::from([("pass".to_string(), 1), ("interrupted".to_string(), 1)]),
+            duration_ms: 100.0,
+        })
+        .unwrap();
+    } else {
+        w.append(&attempt_end("api", 2, AttemptVerdict::Timeout, vec![]))
+            .unwrap();
+        w.append(&backoff("api", 2)).unwrap();
+        w.append(&attempt_start("api", 3)).unwrap();
+        w.append(&attempt_end("api", 3, AttemptVerdict::Pass, vec![]))
+            .unwrap();
+        w.append(&step_end("api", StepVerdict::Pass, 3)).unwrap();
+
+        w.append(&step_start("db")).unwrap();
+        let mut summaries = Vec::new();
+        let attempts = if s.attempt_over_of { 4 } else { 3 };
+        for attempt in 1..=attempts {
+            if attempt > 1 {
+                w.append(&backoff("db", attempt - 1)).unwrap();
+            }
+            w.append(&attempt_start("db", attempt)).unwrap();
+            let seq = w
+                .append(&attempt_end("db", attempt, AttemptVerdict::Fail, vec![]))
+                .unwrap();
+            summaries.push(AttemptSummary {
+                attempt,
+                verdict: AttemptVerdict::Fail,
+                reason: "connection refused".to_string(),
+                seq,
+            });
+        }
+        if !s.omit_escalation {
+            w.append(&Event::Escalation(Escalation {
+                step: "db".to_string(),
+                owner: Some("platform-team".to_string()),
+                attempts: summaries,
+                last_reason: "connection refused".to_string(),
+                hint: Some("check the database's security group".to_string()),
+                retries_skipped: None,
+                evidence: Vec::new(),
+            }))
+            .unwrap();
+        }
+        w.append(&step_end("db", StepVerdict::Escalated, attempts))
+            .unwrap();
+        w.append(&Event::RunEnd {
+            verdict: RunVerdict::Escalated,
+            counts: BTreeMap::from([("pass".to_string(), 2), ("escalated".to_string(), 1)]),
+            duration_ms: 900.0,
+        })
+        .unwrap();
+    }
+    w.write_file("runbook.toml", b"[runbook]\nname = \"deploy-api\"\n")
+        .unwrap();
+    w.write_file(
+        "summary.md",
+        format!("# deploy-api\n\ntoken seen: {CANARY}\n").as_bytes(),
+    )
+    .unwrap();
+    if s.unsealed {
+        let dir = w.dir().to_path_buf();
+        drop(w);
+        dir
+    } else {
+        w.seal().unwrap()
+    }
+}
+
+fn verify(dir: &Path) -> VerifyReport {
+    verify_bundle(dir, &VerifyOptions::default())
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for name in list_files(from).unwrap() {
+        let target = to.join(&name);
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::copy(from.join(&name), target).unwrap();
+    }
+}
+
+fn journal_lines(dir: &Path) -> Vec<String> {
+    fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn write_journal(dir: &Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    fs::write(dir.join("events.jsonl"), text).unwrap();
+}
+
+fn assert_invalid_naming(report: &VerifyReport, file: &str, what: &str) {
+    assert_eq!(
+        report.verdict,
+        Verdict::Invalid,
+        "{what}: {}",
+        report.render_text()
+    );
+    assert!(!report.is_valid());
+    assert!(
+        report.problems.iter().any(|p| p.file == file),
+        "{what}: no problem names {file}:\n{}",
+        report.render_text()
+    );
+}
+
+#[test]
+fn fresh_bundle_verifies() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_bundle(root.path(), Scenario::default());
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "{}",
+        report.render_text()
+    );
+    assert!(report.is_valid());
+    assert!(report.problems.is_empty());
+    assert_eq!(report.records, 27);
+    assert_eq!(report.run_verdict, Some(RunVerdict::Escalated));
+    let text = report.render_text();
+    assert!(text.starts_with("VERIFIED: run "), "{text}");
+    assert!(text.contains("journal.chain"));
+    let json = report.to_json();
+    assert_eq!(json["verdict"]["verdict"], "verified");
+    assert_eq!(json["valid"], true);
+
+    // Layout: <root>/<name>/<stamp>-<run id>/ and the files we expect.
+    assert_eq!(dir.parent().unwrap(), root.path().join("deploy-api"));
+    let leaf = dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        leaf.len() > 17 && leaf.as_bytes()[8] == b'T' && leaf.as_bytes()[15] == b'Z',
+        "{leaf}"
+    );
+    let files = list_files(&dir).unwrap();
+    for f in [
+        "events.jsonl",
+        "runproof.json",
+        "runbook.toml",
+        "seal.json",
+        "summary.md",
+    ] {
+        assert!(files.contains(&f.to_string()), "{f} missing from {files:?}");
+    }
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| f.starts_with("blobs/sha256/"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn secrets_are_redacted_everywhere() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_bundle(root.path(), Scenario::default());
+    for name in list_files(&dir).unwrap() {
+        let bytes = fs::read(dir.join(&name)).unwrap();
+        assert!(
+            !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
+            "canary in {name}"
+        );
+    }
+    let summary = fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("[REDACTED:API_TOKEN]"), "{summary}");
+    // And the scan, with the canary and patterns, agrees.
+    let options = VerifyOptions {
+        scan_secrets: vec![("API_TOKEN".to_string(), CANARY.to_string())],
+    };
+    let report = verify_bundle(&dir, &options);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "{}",
+        report.render_text()
+    );
+}
+
+#[test]
+fn one_changed_byte_in_any_file_is_invalid() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_bundle(root.path(), Scenario::default());
+    let files = list_files(&dir).unwrap();
+    assert!(files.len() >= 6);
+    for name in &files {
+        let len = fs::metadata(dir.join(name)).unwrap().len() as usize;
+        for offset in [0, len / 2, len - 1] {
+            let copy = root.path().join("tampered");
+            let _ = fs::remove_dir_all(&copy);
+            copy_dir(&dir, &copy);
+            let mut bytes = fs::read(copy.join(name)).unwrap();
+            bytes[offset] ^= 0x01;
+            fs::write(copy.join(name), bytes).unwrap();
+            let report = verify(&copy);
+            assert_invalid_naming(&report, name, &format!("byte {offset} of {name}"));
+        }
+    }
+}
+
+#[test]
+fn deleted_file_is_invalid() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_bundle(root.path(), Scenario::default());
+    for name in list_files(&dir).unwrap() {
+        let copy = root.path().join("deleted");
+        let _ = fs::remove_dir_all(&copy);
+        copy_dir(&dir, &copy);
+        fs::remove_file(copy.join(&name)).unwrap();
+        let report = verify(&copy);
+        if name == "seal.json" {
+            // Without its seal a bundle is indistinguishable from a crashed
+            // run: never valid, reported as incomplete.
+            assert!(
+                matches!(report.verdict, Verdict::Incomplete { .. }),
+                "{}",
+                report.render_text()
+            );
+            assert!(!report.is_valid());
+        } else {
+            assert_invalid_naming(&report, &name, &format!("deleted {name}"));
+        }
+    }
+}
+
+#[test]
+fn added_file_is_invalid() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_bundle(root.path(), Scenario::default());
+    let content = b"planted";
+    let blob = format!("blobs/sha256/{}", sha256_hex(content));
+    for name in ["extra.txt", blob.as_str(), "reports/junit.xml"] {
+        let copy = root.path().join("added");
+        let _ = fs::remove_dir_all(&copy);
+        copy_dir(&dir, &copy);
+        fs::create_dir_all(copy.join(name).parent().unwrap()).unwrap();
+        fs::write(copy.join(name), content).unwrap();
+        let report = verify(&copy);
+        assert_invalid_naming(&report, name, &format!("added {name}"));
+        let problem = report.problems.iter().find(|p| p.file == name).unwrap();
+        assert_eq!(problem.check, "seal.unlisted");
+    }
+}
+
+#[test]
+fn removed_swapped_and_truncated_journal_lines_are_invalid() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_bundle(root.path(), Scenario::default());
+    let lines = journal_lines(&dir);
+
+    // A line removed from the middle: line 5 now holds seq 5.
+    let copy = root.path().join("removed");
+    copy_dir(&dir, &copy);
+    let mut removed = lines.clone();
+    removed.remove(4);
+    write_journal(&copy, &removed);
+    let report = verify(&copy);
+    assert_invalid_naming(&report, "events.jsonl", "line removed");
+    assert!(report.problems.iter().any(|p| p.file == "events.jsonl"
+        && p.line == Some(5)
+        && p.seq == Some(5)
+        && p.check == "journal.seq"));
+    assert!(report
+        .problems
+        .iter()
+        .any(|p| p.line == Some(5) && p.check == "journal.chain"));
+
+    // The last line removed: only the seal can tell.
+    let copy = root.path().join("removed-last");
+    copy_dir(&dir, &copy);
+    write_journal(&copy, &lines[..lines.len() - 1]);
+    let report = verify(&copy);
+    assert_eq!(report.verdict, Verdict::Invalid);
+    assert!(report
+        .problems
+        .iter()
+        .any(|p| p.file == "seal.json" && p.message.contains("records")));
+
+    // Two lines swapped.
+    let copy = root.path().join("swapped");
+    copy_dir(&dir, &copy);
+    let mut swapped = lines.clone();
+    swapped.swap(2, 3);
+    write_journal(&copy, &swapped);
+    let report = verify(&copy);
+    assert_invalid_naming(&report, "events.jsonl", "lines swapped");
+    assert!(report
+        .problems
+        .iter()
+        .any(|p| p.line == Some(3) && p.seq == Some(3) && p.check == "journal.seq"));
+
+    // Truncated mid-line in a sealed bundle.
+    let copy = root.path().join("truncated");
+    copy_dir(&dir, &copy);
+    let bytes = fs::read(copy.join("events.jsonl")).unwrap();
+    fs::write(copy.join("events.jsonl"), &bytes[..bytes.len() - 20]).unwrap();
+    let report = verify(&copy);
+    assert_invalid_naming(&report, "events.jsonl", "truncated");
+    assert!(report
+        .problems
+        .iter()
+        .any(|p| p.check == "journal.lines" && p.line == Some(lines.len() as u64)));
+}
+
+#[test]
+fn unsealed_bundle_with_torn_tail_is_incomplete() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_bundle(
+        root.path(),
+        Scenario {
+            unsealed: true,
+            ..Scenario::default()
+        },
+    );
+    assert!(!dir.join("seal.json").exists());
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Incomplete {
+            valid_through_seq: Some(26)
+        },
+        "{}",
+        report.render_text()
+    );
+
+    // A crash mid-append leaves a partial line.
+    let mut bytes = fs::read(dir.join("events.jsonl")).unwrap();
+    bytes.extend_from_slice(b"{\"v\":1,\"seq\":27,\"prev\":\"sha256:");
+    fs::write(dir.join("events.jsonl"), &bytes).unwrap();
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Incomplete {
+            valid_through_seq: Some(26)
+        },
+        "{}",
+        report.render_text()
+    );
+    assert!(!report.is_valid());
+    assert!(report.render_text().starts_with("INCOMPLETE"));
+    assert!(report.warnings.iter().any(|w| w.contains("torn")));
+
+    // Read back for `show`: the torn line is skipped.
+    let bundle = read_bundle(&dir).unwrap();
+    assert_eq!(bundle.records.len(), 27);
+    assert!(bundle.torn_tail);
+    assert!(bundle.seal.is_none());
+
+    // Tampering in an unsealed bundle is still tampering.
+    let mut lines = journal_lines(&dir);
+    lines.pop();
+    lines[3] = lines[3].replace("\"attempt\":1", "\"attempt\":2");
+    write_journal(&dir, &lines);
+    let report = verify(&dir);
+    assert_invalid_naming(&report, "events.jsonl", "unsealed tamper");
+}
+
+#[test]
+fn interrupted_run_verifies_as_interrupted() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_bundle(
+        root.path(),
+        Scenario {
+            interrupted: true,
+            ..Scenario::default()
+        },
+    );
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::VerifiedInterrupted,
+        "{}",
+        report.render_text()
+    );
+    assert!(report.is_valid());
+    assert!(report.render_text().starts_with("VERIFIED (interrupted)"));
+}
+
+#[test]
+fn escalation_record_missing_is_invalid() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_bundle(
+        root.path(),
+        Scenario {
+            omit_escalation: true,
+            ..Scenario::default()
+        },
+    );
+    let report = verify(&dir);
+    assert_invalid_naming(&report, "events.jsonl", "no escalation");
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.check == "escalations")
+        .expect("escalation problem");
+    // The db step.end is the second-to-last record.
+    assert_eq!(problem.seq, Some(report.records - 2));
+    assert_eq!(problem.line, Some(report.records - 1));
+    assert!(problem.message.contains("\"db\""), "{}", problem.message);
+}
+
+#[test]
+fn attempt_above_of_is_invalid() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_bundle(
+        root.path(),
+        Scenario {
+            attempt_over_of: true,
+            ..Scenario::default()
+        },
+    );
+    let report = verify(&dir);
+    assert_invalid_naming(&report, "events.jsonl", "attempt 4 of 3");
+    assert!(
+        report.problems.iter().any(|p| p.check == "attempts"
+            && p.seq.is_some()
+            && p.message.contains("exceeds of=3")),
+        "{}",
+        report.render_text()
+    );
+}
+
+#[test]
+fn secret_scan_finds_planted_canary_without_printing_it() {
+    let root = tempfile::tempdir().unwrap();
+    // A writer that does not know the canary: it leaks.
+    let leak = "leaked-Pr0d-Secret-42";
+    let redactor = Arc::new(Redactor::default());
+    let mut w = BundleWriter::create(
+        root.path(),
+        header(BundleKind::Run, &redactor),
+        redactor,
+        SyncPolicy::EveryRecord,
+    )
+    .unwrap();
+    w.append(&Event::RunStart {
+        steps: Vec::new(),
+        on_escalate: "continue".to_string(),
+        allow_mutations: false,
+        only: Vec::new(),
+    })
+    .unwrap();
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("user:{leak}"));
+    w.blobs()
+        .put("stdout", format!("Basic {encoded}\n").as_bytes(), false)
+        .unwrap();
+    w.append(&Event::RunEnd {
+        verdict: RunVerdict::Pass,
+        counts: BTreeMap::new(),
+        duration_ms: 1.0,
+    })
+    .unwrap();
+    w.write_file(
+        "summary.md",
+        format!("line one\nfound {leak} here\n").as_bytes(),
+    )
+    .unwrap();
+    let dir = w.seal().unwrap();
+
+    assert_eq!(verify(&dir).verdict, Verdict::Verified);
+    let options = VerifyOptions {
+        scan_secrets: vec![("PROD_SECRET".to_string(), leak.to_string())],
+    };
+    let report = verify_bundle(&dir, &options);
+    assert_eq!(
+        report.verdict,
+        Verdict::SecretsFound,
+        "{}",
+        report.render_text()
+    );
+    assert!(!report.is_valid());
+    let in_summary = report
+        .secrets
+        .iter()
+        .find(|s| s.file == "summary.md")
+        .expect("summary finding");
+    assert_eq!(in_summary.line, 2);
+    assert!(in_summary.preview.starts_with("PROD"));
+    assert!(
+        report
+            .secrets
+            .iter()
+            .any(|s| s.file.starts_with("blobs/sha256/")),
+        "base64 form not found"
+    );
+    let text = report.render_text();
+    let json = report.to_json().to_string();
+    for out in [&text, &json] {
+        assert!(!out.contains(leak));
+        assert!(!out.contains(&encoded));
+        assert!(!out.contains("PROD_SECRET"), "the name is masked too");
+    }
+    assert!(text.starts_with("SECRETS FOUND"));
+}
+
+#[test]
+fn sweep_with_interleaved_steps_and_listen_deliveries_verify() {
+    let root = tempfile::tempdir().unwrap();
+    let redactor = Arc::new(Redactor::default());
+    let mut w = BundleWriter::create(
+        root.path(),
+        header(BundleKind::Sweep, &redactor),
+        redactor.clone(),
+        SyncPolicy::Batched(4),
+    )
+    .unwrap();
+    w.append(&Event::RunStart {
+        steps: vec![planned("a"), planned("b")],
+        on_escalate: "continue".to_string(),
+        allow_mutations: false,
+        only: Vec::new(),
+    })
+    .unwrap();
+    for e in [
+        step_start("a"),
+        step_start("b"),
+        attempt_start("a", 1),
+        attempt_start("b", 1),
+        attempt_end("b", 1, AttemptVerdict::Pass, vec![]),
+        step_end("b", StepVerdict::Pass, 1),
+        attempt_end("a", 1, AttemptVerdict::Fail, vec![]),
+        backoff("a", 1),
+        attempt_start("a", 2),
+        attempt_end("a", 2, AttemptVerdict::Pass, vec![]),
+        step_end("a", StepVerdict::Pass, 2),
+        Event::RunEnd {
+            verdict: RunVerdict::Pass,
+            // Sweeps count per check with their own verdicts.
+            counts: BTreeMap::from([("pass".to_string(), 1), ("regressed".to_string(), 1)]),
+            duration_ms: 5.0,
+        },
+    ] {
+        w.append(&e).unwrap();
+    }
+    let dir = w.seal().unwrap();
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "{}",
+        report.render_text()
+    );
+
+    let mut w = BundleWriter::create(
+        root.path(),
+        header(BundleKind::Listen, &redactor),
+        redactor,
+        SyncPolicy::EveryRecord,
+    )
+    .unwrap();
+    let body = w
+        .blobs()
+        .put("request.body", b"{\"event\":\"message_created\"}", false)
+        .unwrap();
+    w.append(&Event::Delivery {
+        delivery_id: Some("d-1".to_string()),
+        verdict: "accepted".to_string(),
+        status: 200,
+        reason: None,
+        detail: Map::new(),
+        blobs: vec![body],
+    })
+    .unwrap();
+    let dir = w.seal().unwrap();
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "{}",
+        report.render_text()
+    );
+}
+
+#[test]
+fn batched_writer_is_fast_and_chains() {
+    let root = tempfile::tempdir().unwrap();
+    let redactor = Arc::new(Redactor::new(&[(
+        "API_TOKEN".to_string(),
+        CANARY.to_string(),
+    )]));
+    let mut h = header(BundleKind::Sweep, &redactor);
+    h.source.name = "sweep".to_string();
+    let mut w = BundleWriter::create(root.path(), h, redactor, SyncPolicy::Batched(1000)).unwrap();
+    let n = 20_000u32;
+    let steps: Vec<PlannedStep> = (0..n / 4).map(|i| planned(&format!("check-{i}"))).collect();
+    w.append(&Event::RunStart {
+        steps,
+        on_escalate: "continue".to_string(),
+        allow_mutations: false,
+        only: Vec::new(),
+    })
+    .unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..n / 4 {
+        let id = format!("check-{i}");
+        w.append(&step_start(&id)).unwrap();
+        w.append(&attempt_start(&id, 1)).unwrap();
+        w.append(&attempt_end(&id, 1, AttemptVerdict::Pass, vec![]))
+            .unwrap();
+        w.append(&step_end(&id, StepVerdict::Pass, 1)).unwrap();
+    }
+    let elapsed = started.elapsed();
+    let rate = f64::from(n) / elapsed.as_secs_f64();
+    // Release builds do far better; this bound holds even unoptimised.
+    eprintln!("batched writer: {rate:.0} records/s");
+    assert!(rate > 2_000.0, "{rate:.0} records/s");
+    assert_eq!(w.records(), u64::from(n) + 1);
+    w.append(&Event::RunEnd {
+        verdict: RunVerdict::Pass,
+        counts: BTreeMap::from([("pass".to_string(), n / 4)]),
+        duration_ms: 1.0,
+    })
+    .unwrap();
+    let head = w.head().to_string();
+    let dir = w.seal().unwrap();
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "{}",
+        report.render_text()
+    );
+    let bundle = read_bundle(&dir).unwrap();
+    assert_eq!(bundle.seal.unwrap().predicate.head, head);
+}
+
+#[test]
+fn blob_store_dedups_under_concurrency() {
+    let root = tempfile::tempdir().unwrap();
+    let redactor = Arc::new(Redactor::new(&[(
+        "API_TOKEN".to_string(),
+        CANARY.to_string(),
+    )]));
+    let w = BundleWriter::create(
+        root.path(),
+        header(BundleKind::Run, &redactor),
+        redactor,
+        SyncPolicy::EveryRecord,
+    )
+    .unwrap();
+    let store = w.blobs();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let same = store
+                    .put("stdout", format!("shared {CANARY}").as_bytes(), false)
+                    .unwrap();
+                let own = store
+                    .put("stdout", format!("own {i}").as_bytes(), true)
+                    .unwrap();
+                (same, own)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(results.iter().all(|(same, _)| same == &results[0].0));
+    assert!(results.iter().all(|(_, own)| own.truncated));
+    let blobs: Vec<String> = list_files(w.dir())
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.starts_with("blobs/"))
+        .collect();
+    assert_eq!(blobs.len(), 9, "{blobs:?}");
+    let shared = fs::read(
+        w.dir()
+            .join(format!("blobs/sha256/{}", &results[0].0.digest[7..])),
+    )
+    .unwrap();
+    assert_eq!(shared, b"shared [REDACTED:API_TOKEN]");
+    assert_eq!(results[0].0.size, shared.len() as u64);
+}
+
+#[test]
+fn create_refuses_unsafe_names_and_reuse() {
+    let root = tempfile::tempdir().unwrap();
+    let redactor = Arc::new(Redactor::default());
+    for bad in ["", "..", "../up", "a/b", ".hidden", "sp ace"] {
+        let mut h = header(BundleKind::Run, &redactor);
+        h.source.name = bad.to_string();
+        assert!(
+            BundleWriter::create(root.path(), h, redactor.clone(), SyncPolicy::EveryRecord)
+                .is_err(),
+            "{bad:?} accepted"
+        );
+    }
+    let h = header(BundleKind::Run, &redactor);
+    let first = BundleWriter::create(
+        root.path(),
+        h.clone(),
+        redactor.clone(),
+        SyncPolicy::EveryRecord,
+    )
+    .unwrap();
+    let second = BundleWriter::create(root.path(), h, redactor.clone(), SyncPolicy::EveryRecord);
+    assert!(second.is_err(), "two runs shared a bundle");
+    let mut w = first;
+    assert!(w.write_file("../escape.md", b"x").is_err());
+    assert!(w.write_file("seal.json", b"x").is_err());
+    assert!(w.write_file("events.jsonl", b"x").is_err());
+    w.write_file("reports/junit.xml", b"<testsuites/>").unwrap();
+    assert_eq!(w.records(), 0);
+    let header_digest = format!(
+        "sha256:{}",
+        sha256_hex(&fs::read(w.dir().join("runproof.json")).unwrap())
+    );
+    assert_eq!(w.head(), header_digest);
+    let seq = w
+        .append(&Event::RunStart {
+            steps: Vec::new(),
+            on_escalate: "halt".to_string(),
+            allow_mutations: false,
+            only: Vec::new(),
+        })
+        .unwrap();
+    assert_eq!(seq, 0);
+    let bundle = read_bundle(w.dir()).unwrap();
+    assert_eq!(bundle.records[0].prev, header_digest);
+    assert!(w.checkpoint().contains("seq=0"));
+}

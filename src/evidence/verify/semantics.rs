@@ -1,0 +1,468 @@
+//! Replaying the journal per step id: every started attempt and step ended,
+//! attempts within policy, verdicts consistent with the last attempt, an
+//! escalation record exactly where a step escalated. Sweeps interleave the
+//! records of different steps, so nothing here assumes steps run in order.
+
+use super::*;
+
+/// Per-step state while replaying the journal.
+#[derive(Default)]
+struct StepState {
+    /// `max_attempts` announced in `run.start`.
+    planned: Option<u32>,
+    /// Seq of `step.start`.
+    started: Option<u64>,
+    /// `max_attempts` from `step.start`.
+    max_attempts: Option<u32>,
+    /// (attempt, line, seq) of the attempt in flight.
+    open_attempt: Option<(u32, u64, u64)>,
+    /// Number of the last started attempt.
+    last_attempt: u32,
+    last_verdict: Option<AttemptVerdict>,
+    /// attempt -> seq of its `attempt.end`.
+    attempt_ends: BTreeMap<u32, u64>,
+    escalation: Option<u64>,
+    ended: Option<StepVerdict>,
+}
+
+impl Verifier {
+    /// Replays the journal per step id (sweeps interleave steps). Returns the
+    /// run.end verdict and counts, if any.
+    pub(super) fn check_semantics(
+        &mut self,
+        records: &[(u64, Record)],
+        header: Option<&Header>,
+        sealed: bool,
+    ) -> Option<RunVerdict> {
+        let mut steps: BTreeMap<String, StepState> = BTreeMap::new();
+        let mut planned: Vec<String> = Vec::new();
+        let mut run_start_seen = false;
+        let mut run_end: Option<(RunVerdict, BTreeMap<String, u32>)> = None;
+        let mut verdict_counts: BTreeMap<&'static str, u32> = BTreeMap::new();
+        let mut escalations = 0u32;
+        let mut attempts_total = 0u32;
+
+        for (line, record) in records {
+            let (line, seq) = (*line, record.seq);
+            let at = Some(seq);
+            if run_end.is_some() {
+                self.journal_problem(
+                    STEPS,
+                    line,
+                    at,
+                    format!("{} after run.end", record.event.type_name()),
+                );
+            }
+            if let Some(step) = record.event.step() {
+                if run_start_seen && steps.get(step).is_none_or(|s| s.planned.is_none()) {
+                    self.journal_problem(
+                        STEPS,
+                        line,
+                        at,
+                        format!("step {step:?} was not announced in run.start"),
+                    );
+                }
+            }
+            match &record.event {
+                Event::RunStart { steps: plan, .. } => {
+                    if run_start_seen {
+                        self.journal_problem(STEPS, line, at, "second run.start");
+                    } else if seq != 0 {
+                        self.journal_problem(STEPS, line, at, "run.start is not the first record");
+                    }
+                    run_start_seen = true;
+                    for p in plan {
+                        let state = steps.entry(p.id.clone()).or_default();
+                        if state.planned.is_some() {
+                            self.journal_problem(
+                                STEPS,
+                                line,
+                                at,
+                                format!("step {:?} planned twice", p.id),
+                            );
+                        }
+                        state.planned = Some(p.max_attempts);
+                        planned.push(p.id.clone());
+                    }
+                }
+                Event::StepStart {
+                    step, max_attempts, ..
+                } => {
+                    let state = steps.entry(step.clone()).or_default();
+                    if state.started.is_some() {
+                        self.journal_problem(
+                            STEPS,
+                            line,
+                            at,
+                            format!("step {step:?} started twice"),
+                        );
+                    } else if state.ended.is_some() {
+                        self.journal_problem(
+                            STEPS,
+                            line,
+                            at,
+                            format!("step {step:?} started after its step.end"),
+                        );
+                    }
+                    if let Some(planned) = state.planned {
+                        if planned != *max_attempts {
+                            self.journal_problem(
+                                ATTEMPTS,
+                                line,
+                                at,
+                                format!("step {step:?}: max_attempts {max_attempts} differs from run.start's {planned}"),
+                            );
+                        }
+                    }
+                    state.started = Some(seq);
+                    state.max_attempts = Some(*max_attempts);
+                }
+                Event::AttemptStart { step, attempt, of } => {
+                    attempts_total += 1;
+                    let state = steps.entry(step.clone()).or_default();
+                    let mut issues = Vec::new();
+                    if state.started.is_none() {
+                        issues.push("attempt.start before step.start".to_string());
+                    }
+                    if state.ended.is_some() {
+                        issues.push("attempt.start after step.end".to_string());
+                    }
+                    if let Some((open, _, open_seq)) = state.open_attempt {
+                        issues.push(format!("attempt {attempt} started while attempt {open} (seq {open_seq}) has not ended"));
+                    }
+                    if *attempt != state.last_attempt + 1 {
+                        issues.push(format!(
+                            "attempt {attempt} where {} was expected",
+                            state.last_attempt + 1
+                        ));
+                    }
+                    issues.extend(policy_issues(state, *attempt, *of));
+                    for issue in issues {
+                        self.journal_problem(ATTEMPTS, line, at, format!("step {step:?}: {issue}"));
+                    }
+                    state.open_attempt = Some((*attempt, line, seq));
+                    state.last_attempt = *attempt;
+                }
+                Event::AttemptEnd {
+                    step,
+                    attempt,
+                    of,
+                    verdict,
+                    ..
+                } => {
+                    let state = steps.entry(step.clone()).or_default();
+                    let mut issues = Vec::new();
+                    match state.open_attempt {
+                        Some((open, _, _)) if open == *attempt => {}
+                        Some((open, _, _)) => {
+                            issues.push(format!("attempt.end for {attempt} while {open} is open"))
+                        }
+                        None => {
+                            issues.push(format!("attempt.end for {attempt} without attempt.start"))
+                        }
+                    }
+                    issues.extend(policy_issues(state, *attempt, *of));
+                    for issue in issues {
+                        self.journal_problem(ATTEMPTS, line, at, format!("step {step:?}: {issue}"));
+                    }
+                    state.open_attempt = None;
+                    state.last_verdict = Some(*verdict);
+                    state.attempt_ends.insert(*attempt, seq);
+                }
+                Event::Backoff {
+                    step,
+                    after_attempt,
+                    ..
+                } => {
+                    let state = steps.entry(step.clone()).or_default();
+                    let issue = if state.started.is_none() || state.ended.is_some() {
+                        Some("backoff outside the step".to_string())
+                    } else if state.open_attempt.is_some() {
+                        Some("backoff while an attempt is open".to_string())
+                    } else if *after_attempt != state.last_attempt {
+                        Some(format!(
+                            "backoff after attempt {after_attempt}, but the last attempt was {}",
+                            state.last_attempt
+                        ))
+                    } else if state.last_verdict == Some(AttemptVerdict::Pass) {
+                        Some("backoff after a passing attempt".to_string())
+                    } else {
+                        None
+                    };
+                    if let Some(issue) = issue {
+                        self.journal_problem(ATTEMPTS, line, at, format!("step {step:?}: {issue}"));
+                    }
+                }
+                Event::Escalation(e) => {
+                    escalations += 1;
+                    let state = steps.entry(e.step.clone()).or_default();
+                    let mut issues = Vec::new();
+                    if state.started.is_none() {
+                        issues.push("escalation for a step that never started".to_string());
+                    }
+                    if state.ended.is_some() {
+                        issues.push("escalation after step.end".to_string());
+                    }
+                    if state.escalation.is_some() {
+                        issues.push("second escalation".to_string());
+                    }
+                    if state.open_attempt.is_some() {
+                        issues.push("escalation while an attempt is open".to_string());
+                    }
+                    match state.last_verdict {
+                        None => issues.push("escalation without any attempt".to_string()),
+                        Some(AttemptVerdict::Pass) => {
+                            issues.push("escalation although the last attempt passed".to_string())
+                        }
+                        Some(_) => {}
+                    }
+                    for a in &e.attempts {
+                        if state.attempt_ends.get(&a.attempt) != Some(&a.seq) {
+                            issues.push(format!(
+                                "lists attempt {} at seq {}, which is not that attempt's end",
+                                a.attempt, a.seq
+                            ));
+                        }
+                    }
+                    for issue in issues {
+                        self.journal_problem(
+                            ESCALATIONS,
+                            line,
+                            at,
+                            format!("step {:?}: {issue}", e.step),
+                        );
+                    }
+                    state.escalation = Some(seq);
+                }
+                Event::StepEnd {
+                    step,
+                    verdict,
+                    attempts,
+                    ..
+                } => {
+                    *verdict_counts.entry(verdict.as_str()).or_default() += 1;
+                    let state = steps.entry(step.clone()).or_default();
+                    let mut step_issues = Vec::new();
+                    let mut escalation_issues = Vec::new();
+                    if state.ended.is_some() {
+                        step_issues.push("step ended twice".to_string());
+                    }
+                    if let Some((open, open_line, _)) = state.open_attempt {
+                        self.journal_problem(
+                            ATTEMPTS,
+                            line,
+                            at,
+                            format!("step {step:?}: step.end while attempt {open} (line {open_line}) has no attempt.end"),
+                        );
+                    }
+                    if *attempts != state.last_attempt {
+                        step_issues.push(format!(
+                            "step.end says {attempts} attempts, the journal has {}",
+                            state.last_attempt
+                        ));
+                    }
+                    let last_passed = state.last_verdict == Some(AttemptVerdict::Pass);
+                    match verdict {
+                        StepVerdict::Pass if !last_passed => step_issues
+                            .push("verdict pass, but the last attempt did not pass".to_string()),
+                        StepVerdict::Pass => {}
+                        other if last_passed => step_issues.push(format!(
+                            "the last attempt passed, but the verdict is {}",
+                            other.as_str()
+                        )),
+                        StepVerdict::Escalated if state.last_verdict.is_none() => {
+                            step_issues.push("escalated without any attempt".to_string())
+                        }
+                        StepVerdict::Blocked | StepVerdict::Skipped if state.last_attempt > 0 => {
+                            step_issues.push(format!("{} step has attempts", verdict.as_str()))
+                        }
+                        _ => {}
+                    }
+                    if matches!(verdict, StepVerdict::Pass | StepVerdict::Escalated)
+                        && state.started.is_none()
+                    {
+                        step_issues.push("step.end without step.start".to_string());
+                    }
+                    match (verdict, state.escalation) {
+                        (StepVerdict::Escalated, None) => escalation_issues
+                            .push("escalated, but there is no escalation record".to_string()),
+                        (v, Some(eseq)) if *v != StepVerdict::Escalated => {
+                            escalation_issues.push(format!(
+                                "escalation record (seq {eseq}) but the verdict is {}",
+                                v.as_str()
+                            ))
+                        }
+                        _ => {}
+                    }
+                    for issue in step_issues {
+                        self.journal_problem(STEPS, line, at, format!("step {step:?}: {issue}"));
+                    }
+                    for issue in escalation_issues {
+                        self.journal_problem(
+                            ESCALATIONS,
+                            line,
+                            at,
+                            format!("step {step:?}: {issue}"),
+                        );
+                    }
+                    state.ended = Some(*verdict);
+                }
+                Event::Delivery { verdict, .. } => {
+                    if verdict != "accepted" && verdict != "rejected" {
+                        self.journal_problem(
+                            STEPS,
+                            line,
+                            at,
+                            format!("delivery verdict {verdict:?} is not accepted/rejected"),
+                        );
+                    }
+                }
+                Event::RunEnd {
+                    verdict, counts, ..
+                } => {
+                    if run_end.is_some() {
+                        self.journal_problem(STEPS, line, at, "second run.end");
+                    } else {
+                        // In a run, counts are step verdicts; compare those
+                        // we know. A sweep counts per check (over samples,
+                        // with its own verdicts), so there is nothing to match.
+                        let known: Vec<&str> = [
+                            StepVerdict::Pass,
+                            StepVerdict::Escalated,
+                            StepVerdict::Blocked,
+                            StepVerdict::Skipped,
+                            StepVerdict::Interrupted,
+                        ]
+                        .iter()
+                        .map(|v| v.as_str())
+                        .collect();
+                        let is_run = header.is_none_or(|h| h.kind == BundleKind::Run);
+                        if is_run && counts.keys().any(|k| known.contains(&k.as_str())) {
+                            for name in known {
+                                let claimed = counts.get(name).copied().unwrap_or(0);
+                                let seen = verdict_counts.get(name).copied().unwrap_or(0);
+                                if claimed != seen {
+                                    self.journal_problem(
+                                        STEPS,
+                                        line,
+                                        at,
+                                        format!("run.end counts {claimed} {name} steps, the journal has {seen}"),
+                                    );
+                                }
+                            }
+                        }
+                        run_end = Some((*verdict, counts.clone()));
+                    }
+                }
+            }
+        }
+
+        // Obligations that hold once the run has ended.
+        let ended = sealed || run_end.is_some();
+        let last_line = records.last().map(|(l, _)| *l).unwrap_or(0);
+        if ended {
+            for (id, state) in &steps {
+                if let Some((attempt, line, seq)) = state.open_attempt {
+                    self.journal_problem(
+                        ATTEMPTS,
+                        line,
+                        Some(seq),
+                        format!("step {id:?}: attempt {attempt} never ended"),
+                    );
+                }
+                if let (Some(seq), None) = (state.started, state.ended) {
+                    self.journal_problem(
+                        COMPLETE,
+                        seq + 1,
+                        Some(seq),
+                        format!("step {id:?} started but has no step.end"),
+                    );
+                }
+            }
+        }
+        if sealed {
+            let interrupted = matches!(run_end, Some((RunVerdict::Interrupted, _)));
+            let kind = header.map(|h| h.kind);
+            if !run_start_seen && kind == Some(BundleKind::Run) {
+                self.problem(
+                    COMPLETE,
+                    JOURNAL_FILE,
+                    None,
+                    "sealed run without a run.start record",
+                );
+            }
+            if run_start_seen && run_end.is_none() {
+                self.journal_problem(
+                    COMPLETE,
+                    last_line,
+                    None,
+                    "sealed bundle without a run.end record",
+                );
+            }
+            for id in &planned {
+                let state = &steps[id];
+                // An interrupted run stops before later steps start; those
+                // need no step.end. Started ones were reported above.
+                if state.ended.is_none() && state.started.is_none() && !interrupted {
+                    self.journal_problem(
+                        COMPLETE,
+                        last_line,
+                        None,
+                        format!("planned step {id:?} has no step.end in a sealed bundle"),
+                    );
+                }
+            }
+        } else {
+            self.skipped.insert(
+                COMPLETE,
+                "unsealed: later records may be missing".to_string(),
+            );
+        }
+
+        let counts: Vec<String> = verdict_counts
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        self.details.insert(
+            STEPS,
+            format!(
+                "{} planned, {} ended ({})",
+                planned.len(),
+                verdict_counts.values().sum::<u32>(),
+                counts.join(", ")
+            ),
+        );
+        self.details.insert(
+            ATTEMPTS,
+            format!("{attempts_total} attempts, each started and ended within policy"),
+        );
+        self.details.insert(
+            ESCALATIONS,
+            format!("{escalations} escalation records, one per escalated step"),
+        );
+        self.details.insert(
+            COMPLETE,
+            "every planned step ended; run.end present".to_string(),
+        );
+        run_end.map(|(v, _)| v)
+    }
+}
+
+/// `attempt <= of`, and `of` matches the policy announced for the step.
+fn policy_issues(state: &StepState, attempt: u32, of: u32) -> Vec<String> {
+    let mut issues = Vec::new();
+    if attempt == 0 {
+        issues.push("attempt 0 (attempts count from 1)".to_string());
+    }
+    if attempt > of {
+        issues.push(format!("attempt {attempt} exceeds of={of}"));
+    }
+    if let Some(policy) = state.planned.or(state.max_attempts) {
+        if of != policy {
+            issues.push(format!(
+                "of={of}, but the step's policy allows {policy} attempts"
+            ));
+        }
+    }
+    issues
+}

@@ -1,0 +1,245 @@
+//! One `[[step]]`: its common keys (id, check, dependencies, policy
+//! overrides) read key by key, the rest handed to the check kind. The main
+//! function here is [`parse_steps`]; cross-step rules are in [`super::validate`].
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::diagnostics::{did_you_mean, line_col, Diagnostic};
+use super::duration::HumanDuration;
+use super::model::Backoff;
+use super::raw::{
+    as_table, deserialize_collecting, deserialize_value, is_list_of_tables, string_values,
+    table_node, Node, Place,
+};
+use super::validate::RawStep;
+use crate::check::{CheckSpec, KINDS};
+
+/// Keys every step has, whatever its kind; all other keys belong to the kind.
+pub const STEP_KEYS: &[&str] = &[
+    "id",
+    "title",
+    "check",
+    "depends_on",
+    "retries",
+    "timeout",
+    "backoff",
+    "mutating",
+    "hint",
+    "tags",
+];
+
+/// At most this many retries per step: more hides a broken service behind a
+/// long wait instead of escalating it.
+pub const MAX_RETRIES: u32 = 10;
+
+pub(crate) fn parse_backoff(
+    node: &Node<'_>,
+    label: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Backoff> {
+    let place = Place {
+        label: label.to_string(),
+        anchor: node.span(),
+        extra_keys: &[],
+    };
+    let (backoff, _) =
+        deserialize_collecting(node.clone(), &place, diagnostics, Backoff::deserialize)?;
+    let before = diagnostics.len();
+    check_backoff(&backoff, Some(node.span()), diagnostics);
+    (diagnostics.len() == before).then_some(backoff)
+}
+
+pub(crate) fn check_retries(
+    retries: u32,
+    span: Option<Range<usize>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    if retries > MAX_RETRIES {
+        diagnostics.push(
+            Diagnostic::new(
+                format!("`retries` is {retries}, more than the maximum of {MAX_RETRIES}"),
+                span.unwrap_or(0..0),
+            )
+            .with_help("a step that keeps failing should escalate, not wait"),
+        );
+    }
+}
+
+pub(crate) fn check_timeout(
+    timeout: std::time::Duration,
+    span: Option<Range<usize>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    if timeout.is_zero() {
+        diagnostics.push(Diagnostic::new(
+            "`timeout` must be longer than 0s",
+            span.unwrap_or(0..0),
+        ));
+    }
+}
+
+pub(crate) fn check_backoff(
+    backoff: &Backoff,
+    span: Option<Range<usize>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    if backoff.initial > backoff.max {
+        diagnostics.push(Diagnostic::new(
+            format!(
+                "backoff `initial` ({}) is longer than `max` ({})",
+                backoff.initial, backoff.max
+            ),
+            span.unwrap_or(0..0),
+        ));
+    }
+}
+
+pub(crate) fn parse_steps(
+    source: &str,
+    key_span: Range<usize>,
+    node: &Node<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<RawStep> {
+    let items = match node.get_ref() {
+        DeValue::Array(items) if is_list_of_tables(items) => items,
+        DeValue::Table(_) => {
+            diagnostics.push(
+                Diagnostic::new(
+                    "`[step]` declares a single table, not a list of steps",
+                    key_span,
+                )
+                .with_help("write each step under its own `[[step]]` header (double brackets)"),
+            );
+            return Vec::new();
+        }
+        _ => {
+            diagnostics.push(
+                Diagnostic::new("`step` must be a list of tables", key_span)
+                    .with_help("write each step under its own `[[step]]` header"),
+            );
+            return Vec::new();
+        }
+    };
+    items
+        .iter()
+        .filter_map(|item| match item.get_ref() {
+            DeValue::Table(table) => Some(parse_step(source, item.span(), table, diagnostics)),
+            _ => {
+                diagnostics.push(Diagnostic::new("each step must be a table", item.span()));
+                None
+            }
+        })
+        .collect()
+}
+
+fn parse_step(
+    source: &str,
+    header: Range<usize>,
+    table: &DeTable<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> RawStep {
+    let line = line_col(source, header.start).0;
+    let mut step = RawStep::new(header.clone(), line);
+    let mut kind_entries = Vec::new();
+    let label = match table.get("id").and_then(|id| id.get_ref().as_str()) {
+        Some(id) => format!("step `{id}`"),
+        None => format!("the step on line {line}"),
+    };
+
+    // Read the common keys one by one, so that one bad value does not hide
+    // the next; collect the rest for the kind.
+    for (key, value) in table.iter() {
+        let span = value.span();
+        let value = value.clone();
+        match key.get_ref().as_ref() {
+            "id" => step.id = deserialize_value::<String>(value, diagnostics).map(|id| (id, span)),
+            "title" => step.title = deserialize_value(value, diagnostics),
+            "check" => {
+                step.check = deserialize_value::<String>(value, diagnostics).map(|c| (c, span))
+            }
+            "depends_on" => {
+                if let Some(deps) = deserialize_value::<Vec<Spanned<String>>>(value, diagnostics) {
+                    step.depends_on = deps
+                        .into_iter()
+                        .map(|d| (d.get_ref().clone(), d.span()))
+                        .collect();
+                }
+            }
+            "retries" => {
+                if let Some(retries) = deserialize_value::<u32>(value, diagnostics) {
+                    check_retries(retries, Some(span.clone()), diagnostics);
+                    step.retries = Some(retries);
+                }
+            }
+            "timeout" => {
+                if let Some(timeout) = deserialize_value::<HumanDuration>(value, diagnostics) {
+                    check_timeout(timeout.0, Some(span.clone()), diagnostics);
+                    step.timeout = Some(timeout.0);
+                }
+            }
+            "backoff" => {
+                step.backoff = parse_backoff(&value, &format!("`backoff` of {label}"), diagnostics)
+            }
+            "mutating" => step.mutating = deserialize_value(value, diagnostics).unwrap_or(false),
+            "hint" => step.hint = deserialize_value(value, diagnostics),
+            "tags" => step.tags = deserialize_value(value, diagnostics).unwrap_or_default(),
+            _ => kind_entries.push((key.clone(), value)),
+        }
+    }
+    if step.id.is_none() && !table.contains_key("id") {
+        diagnostics.push(
+            Diagnostic::new("step has no `id`", header.clone()).with_help(
+                "add `id = \"...\"`: ids name steps in `depends_on`, templates and the evidence",
+            ),
+        );
+    }
+    let Some((kind, kind_span)) = step.check.clone() else {
+        if !table.contains_key("check") {
+            diagnostics.push(
+                Diagnostic::new(format!("{label} has no `check`"), header.clone()).with_help(
+                    format!("add `check = \"...\"`, one of: {}", KINDS.join(", ")),
+                ),
+            );
+        }
+        return step;
+    };
+    if !KINDS.contains(&kind.as_str()) {
+        diagnostics.push(
+            Diagnostic::new(format!("unknown check kind `{kind}`"), kind_span).with_optional_help(
+                did_you_mean(&kind, KINDS.iter().copied())
+                    .or_else(|| Some(format!("known kinds: {}", KINDS.join(", ")))),
+            ),
+        );
+        return step;
+    }
+
+    let kind_table = table_node(kind_entries, header.clone());
+    if let Some(kind_table) = as_table(&kind_table) {
+        step.string_values = string_values(kind_table);
+    }
+    let place = Place {
+        label,
+        // "missing key `url`" points at the kind that needs it.
+        anchor: kind_span.clone(),
+        extra_keys: STEP_KEYS,
+    };
+    let parsed = deserialize_collecting(kind_table, &place, diagnostics, |de| {
+        CheckSpec::deserialize_kind(&kind, de)
+    });
+    match parsed {
+        Some((Some(spec), templates)) => {
+            step.spec = Some(spec);
+            step.templates = templates;
+        }
+        Some((None, _)) => diagnostics.push(Diagnostic::new(
+            format!("unknown check kind `{kind}`"),
+            kind_span,
+        )),
+        None => {}
+    }
+    step
+}

@@ -1,0 +1,170 @@
+//! A fixture Fly Machines API on loopback, speaking the documented JSON
+//! (reference: platforms.md §A1): get app, list machines, 401/403/404 bodies.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// What the fixture saw.
+#[derive(Default)]
+pub struct Seen {
+    /// Every Authorization header received, in order.
+    pub authorizations: Vec<String>,
+    /// Machine-list polls per app.
+    pub polls: HashMap<String, u32>,
+}
+
+pub struct FlyFixture {
+    pub url: String,
+    pub seen: Arc<Mutex<Seen>>,
+}
+
+/// Token values the fixture accepts (everything else is a 401).
+pub const GOOD_TOKENS: &[&str] = &["fm2_canaryAAA,fm2_canaryBBB", "fo1_canaryPERSONAL"];
+
+pub async fn start() -> FlyFixture {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let app = Router::new()
+        .route("/v1/apps/{app}", get(get_app))
+        .route("/v1/apps/{app}/machines", get(list_machines))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    FlyFixture { url, seen }
+}
+
+type Reply = (StatusCode, [(&'static str, &'static str); 1], Json<Value>);
+
+fn reply(status: StatusCode, body: Value) -> Reply {
+    (status, [("fly-request-id", "01FIXTURE")], Json(body))
+}
+
+/// Checks the token the way the API would; `None` when it is accepted.
+fn reject(headers: &HeaderMap, seen: &Mutex<Seen>) -> Option<Reply> {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    seen.lock().unwrap().authorizations.push(auth.clone());
+    let token = auth.split_once(' ').map(|(_, t)| t).unwrap_or("");
+    if GOOD_TOKENS.contains(&token) {
+        None
+    } else {
+        Some(reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid token"}),
+        ))
+    }
+}
+
+async fn get_app(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    if let Some(rejected) = reject(&headers, &seen) {
+        return rejected;
+    }
+    match app.as_str() {
+        "other-org-app" => reply(StatusCode::FORBIDDEN, json!({"error": "unauthorized"})),
+        name if machines_for(name, 0).is_some() => reply(
+            StatusCode::OK,
+            json!({"id": "jlyv9r5d56v18xrg", "name": name, "status": "deployed", "machine_count": 2,
+                   "organization": {"name": "Acme", "slug": "acme"}}),
+        ),
+        _ => reply(StatusCode::NOT_FOUND, json!({"error": "app not found"})),
+    }
+}
+
+async fn list_machines(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    if let Some(rejected) = reject(&headers, &seen) {
+        return rejected;
+    }
+    let poll = {
+        let mut seen = seen.lock().unwrap();
+        let count = seen.polls.entry(app.clone()).or_default();
+        *count += 1;
+        *count
+    };
+    match machines_for(&app, poll) {
+        Some(machines) => reply(StatusCode::OK, Value::Array(machines)),
+        None => reply(StatusCode::NOT_FOUND, json!({"error": "app not found"})),
+    }
+}
+
+/// A Machine object shaped like the documented example.
+pub fn machine(id: &str, group: &str, state: &str, checks: &[(&str, &str, &str)]) -> Value {
+    json!({
+        "id": id, "name": format!("{group}-{id}"), "state": state, "region": "ord",
+        "image_ref": {"registry": "registry.fly.io", "repository": "hotdash-chatwoot", "tag": "deployment-01J0ABC",
+                      "digest": "sha256:5615abcdef", "labels": {"fly.version": "7"}},
+        "instance_id": "01J0XYZINSTANCE", "private_ip": "fdaa:0:18:a7b:196:e274:9ce1:2",
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:05:26Z",
+        "config": {"image": "registry.fly.io/hotdash-chatwoot:deployment-01J0ABC",
+                   "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256},
+                   "metadata": {"fly_platform_version": "v2", "fly_process_group": group, "fly_release_id": "Abc123",
+                                "fly_release_version": "7", "fly_flyctl_version": "0.3.200"}},
+        "events": [{"type": "start", "status": "started", "source": "flyd", "timestamp": 1767225926615u64}],
+        "checks": checks.iter().map(|(name, status, output)| json!({
+            "name": name, "status": status, "output": output, "updated_at": "2026-01-01T00:05:30.123Z"
+        })).collect::<Vec<_>>(),
+        "host_status": "ok"
+    })
+}
+
+const HTTP_CHECK: &str = "servicecheck-00-http-3000";
+
+/// The machines of each fixture app at the `poll`-th list request.
+fn machines_for(app: &str, poll: u32) -> Option<Vec<Value>> {
+    let ok = [(HTTP_CHECK, "passing", "Success")];
+    Some(match app {
+        "hotdash-chatwoot" => vec![
+            machine("148e0001", "web", "started", &ok),
+            machine("148e0002", "worker", "started", &[]),
+            machine("148e0003", "worker", "destroyed", &[]),
+        ],
+        "stopped-worker" => vec![
+            machine("148e0001", "web", "started", &ok),
+            machine("148e0002", "worker", "stopped", &[]),
+        ],
+        "critical-check" => vec![
+            machine(
+                "148e0001",
+                "web",
+                "started",
+                &[(
+                    HTTP_CHECK,
+                    "critical",
+                    "Get \"http://172.19.0.2:3000/api\": connection refused",
+                )],
+            ),
+            machine("148e0002", "worker", "started", &[]),
+        ],
+        "slow-start" => vec![
+            machine(
+                "148e0001",
+                "web",
+                if poll >= 3 { "started" } else { "starting" },
+                &ok,
+            ),
+            machine("148e0002", "worker", "started", &[]),
+        ],
+        "failed-machine" => vec![
+            machine("148e0001", "web", "started", &ok),
+            machine("148e0002", "worker", "failed", &[]),
+            machine("148e0003", "worker", "started", &[]),
+        ],
+        _ => return None,
+    })
+}
