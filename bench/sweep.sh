@@ -207,7 +207,7 @@ for n in $BENCH_N; do
         VERIFY_STATUS=0
         VERIFY_TEXT=$("$RUNPROOF" verify "$bundle" 2>&1) || VERIFY_STATUS=$?
     fi
-    rm -rf "$art" "$dir"
+    [[ $BENCH_KEEP == 1 ]] || rm -rf "$art" "$dir"
 done
 
 # --- 5. the comparison ------------------------------------------------------
@@ -236,6 +236,6 @@ if wants runproof; then
     awk '$2 != "-" {printf "  N = %7d: %8.2f us/check\n", $1, $2 / $1 * 1e6}' "$RESULTS"
     echo
     echo "runproof verify on the N = $VERIFY_N bundle: exit $VERIFY_STATUS; $BUNDLE_RECORDS records, $BUNDLE_FILES files, $BUNDLE_BYTES bytes"
-    printf '%s\n' "$VERIFY_TEXT" | head -5 | sed 's/^/  /'
+    printf '%s\n' "$VERIFY_TEXT" | head -20 | sed 's/^/  /'
     [[ $VERIFY_STATUS == 0 ]] || die "runproof verify did not accept the bundle"
 fi
