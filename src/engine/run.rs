@@ -208,7 +208,7 @@ fn blocked_reason(step: &Step, verdicts: &HashMap<&str, StepVerdict>) -> Option<
     if failed.is_empty() {
         None
     } else {
-        Some(format!("blocked: depends on {}", failed.join(", ")))
+        Some(format!("depends on {}", failed.join(", ")))
     }
 }
 

@@ -44,6 +44,9 @@ pub fn format_ms(ms: f64) -> String {
     if ms <= 0.0 {
         return "-".into();
     }
+    if ms < 1000.0 {
+        return format!("{ms:.0}ms");
+    }
     let secs = ms / 1000.0;
     if secs < 60.0 {
         format!("{secs:.2}s")

@@ -299,7 +299,7 @@ async fn sweep_check(
         Some((
             StepVerdict::Blocked,
             CheckVerdict::Blocked,
-            format!("blocked: depends on {}", failed_deps.join(", ")),
+            format!("depends on {}", failed_deps.join(", ")),
         ))
     } else {
         None
