@@ -21,7 +21,10 @@ pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
     }
     let report = verify_bundle(&args.bundle, &VerifyOptions { scan_secrets });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+        );
     } else {
         println!("{}", report.render_text());
     }

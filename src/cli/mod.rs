@@ -46,7 +46,10 @@ impl CliError {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("runproof: error: cannot start the async runtime: {err}");
@@ -63,7 +66,11 @@ pub fn main() -> ExitCode {
             // Messages are built from runbook text and names, never from
             // secret values.
             for line in err.message.lines() {
-                if line.starts_with("error") || line.starts_with("warning") || line.starts_with(' ') || line.is_empty() {
+                if line.starts_with("error")
+                    || line.starts_with("warning")
+                    || line.starts_with(' ')
+                    || line.is_empty()
+                {
                     eprintln!("{line}");
                 } else {
                     eprintln!("runproof: error: {line}");

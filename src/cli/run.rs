@@ -42,7 +42,10 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     };
     for id in &options.only {
         if !runbook.steps.iter().any(|s| &s.id == id) {
-            return Err(CliError::invalid(format!("--only {id}: no step with that id in {}", args.runbook.display())));
+            return Err(CliError::invalid(format!(
+                "--only {id}: no step with that id in {}",
+                args.runbook.display()
+            )));
         }
     }
     let env = |name: &str| std::env::var(name).ok();
@@ -60,7 +63,8 @@ pub async fn execute(
     json: bool,
 ) -> Result<Finished, CliError> {
     let base_dir = runbook.path.parent().unwrap_or(Path::new("."));
-    let secrets = SecretStore::load(&runbook.secrets, base_dir, env).map_err(|e| CliError::invalid(e.to_string()))?;
+    let secrets = SecretStore::load(&runbook.secrets, base_dir, env)
+        .map_err(|e| CliError::invalid(e.to_string()))?;
     let missing = secrets.missing_required();
     if !missing.is_empty() {
         return Err(CliError::invalid(format!(
@@ -79,10 +83,19 @@ pub async fn execute(
 
     let header = new_header(runbook, &redactor);
     let started_at = header.started_at.clone();
-    let mut bundle = BundleWriter::create(artifacts, header, redactor.clone(), SyncPolicy::EveryRecord)
-        .map_err(|e| CliError::internal(format!("cannot create the evidence bundle under {}: {e}", artifacts.display())))?;
-    let write_failed = |e: std::io::Error| CliError::internal(format!("cannot write the evidence bundle: {e}"));
-    bundle.write_file("runbook.toml", runbook.source.as_bytes()).map_err(write_failed)?;
+    let mut bundle =
+        BundleWriter::create(artifacts, header, redactor.clone(), SyncPolicy::EveryRecord)
+            .map_err(|e| {
+                CliError::internal(format!(
+                    "cannot create the evidence bundle under {}: {e}",
+                    artifacts.display()
+                ))
+            })?;
+    let write_failed =
+        |e: std::io::Error| CliError::internal(format!("cannot write the evidence bundle: {e}"));
+    bundle
+        .write_file("runbook.toml", runbook.source.as_bytes())
+        .map_err(write_failed)?;
 
     let cancel = Cancel::new();
     cancel
@@ -98,16 +111,30 @@ pub async fn execute(
     let mut summary = SummaryBuilder::new(bundle.run_id(), &runbook.meta.name, &started_at);
     let outcome = {
         let mut observers: Vec<&mut dyn RunObserver> = vec![&mut terminal, &mut summary];
-        run_runbook(runbook, &secrets, &mut bundle, &mut observers, &cancel, options).await
+        run_runbook(
+            runbook,
+            &secrets,
+            &mut bundle,
+            &mut observers,
+            &cancel,
+            options,
+        )
+        .await
     };
     terminal.finish();
     let outcome = outcome.map_err(write_failed)?;
     let summary = summary.finish();
 
     let bundle_dir = bundle.dir().to_path_buf();
-    let bundle_name = bundle_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let bundle_name = bundle_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     bundle
-        .write_file("summary.md", report::markdown::render(&summary, &bundle_name).as_bytes())
+        .write_file(
+            "summary.md",
+            report::markdown::render(&summary, &bundle_name).as_bytes(),
+        )
         .map_err(write_failed)?;
     bundle
         .write_file("junit.xml", report::junit::render(&summary).as_bytes())
@@ -132,11 +159,20 @@ pub async fn execute(
         let table = report::table::render_steps(&summary);
         let verdict = match outcome.verdict {
             RunVerdict::Pass => "all steps passed".to_string(),
-            RunVerdict::Escalated => "escalated: see the steps marked escalated/blocked".to_string(),
+            RunVerdict::Escalated => {
+                "escalated: see the steps marked escalated/blocked".to_string()
+            }
             RunVerdict::Halted => "halted after an escalation (on_escalate = \"halt\")".to_string(),
-            RunVerdict::Interrupted => "interrupted; the bundle is sealed as interrupted".to_string(),
+            RunVerdict::Interrupted => {
+                "interrupted; the bundle is sealed as interrupted".to_string()
+            }
         };
-        let _ = writeln!(stdout, "\n{}\n{}: {verdict}", redactor.redact(&table), runbook.meta.name);
+        let _ = writeln!(
+            stdout,
+            "\n{}\n{}: {verdict}",
+            redactor.redact(&table),
+            runbook.meta.name
+        );
         let _ = writeln!(stdout, "bundle: {}", bundle_dir.display());
     }
     Ok(Finished {
@@ -192,7 +228,10 @@ pub fn lint(args: LintArgs) -> Result<ExitStatus, CliError> {
     if failed.is_empty() {
         Ok(ExitStatus::Success)
     } else {
-        Err(CliError::invalid(format!("invalid runbook: {}", failed.join(", "))))
+        Err(CliError::invalid(format!(
+            "invalid runbook: {}",
+            failed.join(", ")
+        )))
     }
 }
 
@@ -225,7 +264,13 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
         let target = Template::parse(&step.check.target())
             .map(|t| t.render_masked(&scope))
             .unwrap_or_else(|_| step.check.target());
-        println!("\n{}. {} [{}]{}", i + 1, step.id, step.check.kind(), if step.mutating { " (mutating)" } else { "" });
+        println!(
+            "\n{}. {} [{}]{}",
+            i + 1,
+            step.id,
+            step.check.kind(),
+            if step.mutating { " (mutating)" } else { "" }
+        );
         if let Some(title) = &step.title {
             println!("   {title}");
         }
@@ -237,7 +282,11 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
             format_duration(policy.timeout),
             policy.backoff.initial,
             policy.backoff.max,
-            if policy.backoff.jitter { " with jitter" } else { "" }
+            if policy.backoff.jitter {
+                " with jitter"
+            } else {
+                ""
+            }
         );
         if !step.depends_on.is_empty() {
             println!("   after:   {}", step.depends_on.join(", "));

@@ -44,9 +44,12 @@ pub async fn webhook(args: WebhookArgs) -> Result<ExitStatus, CliError> {
             let mut listen = ListenArgs::new(a.addr, a.secret_env);
             listen.out = a.out;
             listen.max_age = a.max_age;
-            let summary = webhook::listen_command(&listen, &webhook::process_env, webhook::listener::shutdown_signal(), |line| {
-                println!("{line}")
-            })
+            let summary = webhook::listen_command(
+                &listen,
+                &webhook::process_env,
+                webhook::listener::shutdown_signal(),
+                |line| println!("{line}"),
+            )
             .await
             .map_err(failed)?;
             println!(

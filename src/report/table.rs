@@ -82,10 +82,24 @@ pub fn render_checks(report: &crate::sweep::run::SweepReport) -> String {
         check: c.id.clone(),
         kind: c.kind.clone(),
         verdict: c.verdict.as_str().to_string(),
-        attempts: if c.attempts_total == 0 { "-".into() } else { c.attempts_total.to_string() },
-        p50: c.latency.map(|l| format_latency(l.p50_ms)).unwrap_or_else(|| "-".into()),
-        p95: c.latency.map(|l| format_latency(l.p95_ms)).unwrap_or_else(|| "-".into()),
-        reason: c.reason.as_deref().map(|r| shorten(r, 60)).unwrap_or_default(),
+        attempts: if c.attempts_total == 0 {
+            "-".into()
+        } else {
+            c.attempts_total.to_string()
+        },
+        p50: c
+            .latency
+            .map(|l| format_latency(l.p50_ms))
+            .unwrap_or_else(|| "-".into()),
+        p95: c
+            .latency
+            .map(|l| format_latency(l.p95_ms))
+            .unwrap_or_else(|| "-".into()),
+        reason: c
+            .reason
+            .as_deref()
+            .map(|r| shorten(r, 60))
+            .unwrap_or_default(),
     });
     Table::new(rows).with(Style::sharp()).to_string()
 }

@@ -251,10 +251,9 @@ fn parse_document(
             Document::Runbook => ("runbook has no steps", "[[step]]"),
             Document::Checks => ("check file has no checks", "[[check]]"),
         };
-        diagnostics.push(
-            Diagnostic::new(what, end..end)
-                .with_help(format!("add at least one `{header}` with an `id` and a `check`")),
-        );
+        diagnostics.push(Diagnostic::new(what, end..end).with_help(format!(
+            "add at least one `{header}` with an `id` and a `check`"
+        )));
     }
     if document == Document::Runbook && !meta_seen && !misspelt.contains("runbook") {
         diagnostics.push(
@@ -316,20 +315,27 @@ fn unknown_top_level(
     }
     let list = format!("[[{}]]", document.list_key());
     if document == Document::Checks && name == "runbook" {
-        return diagnostic.with_help("check files have no [runbook] table; give each `[[check]]` its own keys");
+        return diagnostic
+            .with_help("check files have no [runbook] table; give each `[[check]]` its own keys");
     }
     if STEP_KEYS.contains(&name) {
         return diagnostic.with_help(format!("step keys belong under a `{list}` header"));
     }
     match closest(name, document.top_level().iter().copied()) {
-        Some(key) if key == document.list_key() => diagnostic.with_help(format!("did you mean `{list}`?")),
+        Some(key) if key == document.list_key() => {
+            diagnostic.with_help(format!("did you mean `{list}`?"))
+        }
         Some(table) => diagnostic.with_help(format!("did you mean `[{table}]`?")),
         None => diagnostic.with_help(format!(
             "known tables: {}",
             document
                 .top_level()
                 .iter()
-                .map(|t| if *t == document.list_key() { list.clone() } else { format!("[{t}]") })
+                .map(|t| if *t == document.list_key() {
+                    list.clone()
+                } else {
+                    format!("[{t}]")
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         )),

@@ -43,7 +43,12 @@ impl Baseline {
     /// Reads a baseline file.
     pub fn load(path: &Path) -> io::Result<Baseline> {
         let text = std::fs::read_to_string(path)?;
-        serde_json::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })
     }
 
     /// Writes the baseline atomically (temp file, fsync, rename).
@@ -75,7 +80,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
@@ -108,12 +116,18 @@ mod tests {
         let baseline = Baseline {
             version: 1,
             created_at: String::new(),
-            checks: BTreeMap::from([("api".to_string(), stats(20.0)), ("tiny".to_string(), stats(0.2))]),
+            checks: BTreeMap::from([
+                ("api".to_string(), stats(20.0)),
+                ("tiny".to_string(), stats(0.2)),
+            ]),
         };
         let regression = baseline.compare("api", &stats(50.0), 1.5).unwrap();
         assert_eq!(regression.factor, 2.5);
         assert!(baseline.compare("api", &stats(29.0), 1.5).is_none());
-        assert!(baseline.compare("tiny", &stats(1.0), 1.5).is_none(), "below the noise floor");
+        assert!(
+            baseline.compare("tiny", &stats(1.0), 1.5).is_none(),
+            "below the noise floor"
+        );
         assert!(baseline.compare("unknown", &stats(100.0), 1.5).is_none());
     }
 

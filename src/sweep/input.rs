@@ -16,7 +16,10 @@ use crate::runbook::{LoadError, SecretStore};
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -44,7 +47,10 @@ pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
                 .collect();
             found.sort();
             if found.is_empty() {
-                return Err(InputError::Invalid(format!("{}: no .toml check files in this folder", path.display())));
+                return Err(InputError::Invalid(format!(
+                    "{}: no .toml check files in this folder",
+                    path.display()
+                )));
             }
             files.extend(found);
         } else {
@@ -65,7 +71,11 @@ pub fn load_input(paths: &[PathBuf]) -> Result<SweepInput, InputError> {
             path: path.display().to_string(),
             source,
         })?;
-        lines.push(format!("{} {}", path.display(), hex::encode(Sha256::digest(source.as_bytes()))));
+        lines.push(format!(
+            "{} {}",
+            path.display(),
+            hex::encode(Sha256::digest(source.as_bytes()))
+        ));
         match load_check_file(&path, &source) {
             Ok(file) => files.push(file),
             Err(LoadError::Invalid { rendered, .. }) => problems.push(rendered),
@@ -138,7 +148,10 @@ pub fn plan(
             .map(|c| c.step.id.as_str())
             .collect();
         if pending.is_empty() {
-            return Err(InputError::Invalid(format!("--only {}: matches no check", only.join(" "))));
+            return Err(InputError::Invalid(format!(
+                "--only {}: matches no check",
+                only.join(" ")
+            )));
         }
         while let Some(id) = pending.pop() {
             if selected.insert(id.to_string()) {
@@ -157,7 +170,8 @@ pub fn plan(
     let mut secrets = SecretStore::default();
     for file in &input.files {
         let base = file.path.parent().unwrap_or(Path::new("."));
-        let store = SecretStore::load(&file.secrets, base, env).map_err(|e| InputError::Invalid(e.to_string()))?;
+        let store = SecretStore::load(&file.secrets, base, env)
+            .map_err(|e| InputError::Invalid(e.to_string()))?;
         secrets = secrets.merged(store);
     }
     let missing = secrets_config
@@ -167,11 +181,24 @@ pub fn plan(
         .cloned()
         .collect::<Vec<_>>();
     if !missing.is_empty() {
-        return Err(InputError::Invalid(format!("missing required secret(s): {}", missing.join(", "))));
+        return Err(InputError::Invalid(format!(
+            "missing required secret(s): {}",
+            missing.join(", ")
+        )));
     }
     let names: Vec<String> = secrets_config.declared().map(str::to_string).collect();
-    let checks = all.into_iter().filter(|c| keep.contains(&c.step.id)).collect();
-    Ok((SweepPlan { checks, vars, secrets }, names))
+    let checks = all
+        .into_iter()
+        .filter(|c| keep.contains(&c.step.id))
+        .collect();
+    Ok((
+        SweepPlan {
+            checks,
+            vars,
+            secrets,
+        },
+        names,
+    ))
 }
 
 /// The id a check is sharded by: the smallest id among the roots of its
@@ -185,7 +212,9 @@ fn shard_key(id: &str, by_id: &HashMap<&str, &SweepCheck>) -> String {
             continue;
         }
         match by_id.get(current.as_str()) {
-            Some(check) if !check.step.depends_on.is_empty() => pending.extend(check.step.depends_on.iter().cloned()),
+            Some(check) if !check.step.depends_on.is_empty() => {
+                pending.extend(check.step.depends_on.iter().cloned())
+            }
             _ => roots.push(current),
         }
     }

@@ -103,7 +103,13 @@ impl TestServer {
 
     /// How many times `/flaky/{key}/..` was called.
     pub fn calls(&self, key: &str) -> usize {
-        self.state.calls.lock().unwrap().get(key).copied().unwrap_or(0)
+        self.state
+            .calls
+            .lock()
+            .unwrap()
+            .get(key)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Most requests seen in flight at once on `/slow`.
@@ -117,7 +123,10 @@ impl TestServer {
     }
 }
 
-async fn flaky(State(state): State<Arc<ServerState>>, UrlPath((key, failures)): UrlPath<(String, usize)>) -> (StatusCode, String) {
+async fn flaky(
+    State(state): State<Arc<ServerState>>,
+    UrlPath((key, failures)): UrlPath<(String, usize)>,
+) -> (StatusCode, String) {
     let call = {
         let mut calls = state.calls.lock().unwrap();
         let entry = calls.entry(key).or_insert(0);
@@ -125,7 +134,10 @@ async fn flaky(State(state): State<Arc<ServerState>>, UrlPath((key, failures)): 
         *entry
     };
     if call <= failures {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not yet (call {call})"))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not yet (call {call})"),
+        )
     } else {
         (StatusCode::OK, format!("ok on call {call}"))
     }
@@ -139,8 +151,15 @@ async fn slow(State(state): State<Arc<ServerState>>, UrlPath(ms): UrlPath<u64>) 
     "ok"
 }
 
-async fn auth(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> (StatusCode, &'static str) {
-    let value = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+async fn auth(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+) -> (StatusCode, &'static str) {
+    let value = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     state.seen_auth.lock().unwrap().push(value.clone());
     if value.starts_with("Bearer ") && value.len() > 7 {
         (StatusCode::OK, "authorized")
@@ -183,7 +202,12 @@ impl Workspace {
 
     pub fn run_with_env(&self, runbook: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let mut command = runproof();
-        command.arg("run").arg(runbook).arg("--artifacts").arg(self.artifacts()).args(extra);
+        command
+            .arg("run")
+            .arg(runbook)
+            .arg("--artifacts")
+            .arg(self.artifacts())
+            .args(extra);
         for (key, value) in env {
             command.env(key, value);
         }
@@ -198,14 +222,21 @@ pub fn bundle_path(output: &Output) -> PathBuf {
         .lines()
         .rev()
         .find_map(|l| l.strip_prefix("bundle: "))
-        .unwrap_or_else(|| panic!("no bundle line in stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&output.stderr)));
+        .unwrap_or_else(|| {
+            panic!(
+                "no bundle line in stdout:\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
     PathBuf::from(line.trim())
 }
 
 /// Every record of a bundle's journal.
 pub fn events(bundle: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(bundle.join("events.jsonl")).expect("events.jsonl");
-    text.lines().map(|l| serde_json::from_str(l).expect("journal line is JSON")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("journal line is JSON"))
+        .collect()
 }
 
 /// Records of one type (and step, when given).
@@ -238,7 +269,12 @@ pub fn describe(output: &Output) -> String {
 
 /// `runproof verify <bundle>` exit code and output.
 pub fn verify(bundle: &Path, extra: &[&str]) -> Output {
-    runproof().arg("verify").arg(bundle).args(extra).output().expect("run verify")
+    runproof()
+        .arg("verify")
+        .arg(bundle)
+        .args(extra)
+        .output()
+        .expect("run verify")
 }
 
 /// Every file under `dir`, recursively.
