@@ -65,6 +65,9 @@ pub async fn execute(
     let base_dir = runbook.path.parent().unwrap_or(Path::new("."));
     let secrets = SecretStore::load(&runbook.secrets, base_dir, env)
         .map_err(|e| CliError::invalid(e.to_string()))?;
+    for file in secrets.missing_files() {
+        eprintln!("runproof: warning: env file {file} does not exist; reading secrets from the environment only");
+    }
     let missing = secrets.missing_required();
     if !missing.is_empty() {
         return Err(CliError::invalid(format!(
