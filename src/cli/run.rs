@@ -16,7 +16,7 @@ use crate::exit::ExitStatus;
 use crate::report::{self, SummaryBuilder, TerminalReporter};
 use crate::runbook::duration::format_duration;
 use crate::runbook::template::Template;
-use crate::runbook::{load_runbook, LoadError, Runbook, SecretStore};
+use crate::runbook::{expiry_warning, load_runbook, LoadError, Runbook, SecretStore};
 
 /// Looks up environment values; the demo injects its own token through it.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -30,6 +30,12 @@ pub struct Finished {
 pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let mut runbook = load(&args.runbook)?;
     apply_vars(&mut runbook, &args.vars)?;
+    if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+        if args.strict {
+            return Err(CliError::invalid(format!("{warning} (refused by --strict)")));
+        }
+        eprintln!("runproof: warning: {warning}");
+    }
     let options = RunOptions {
         allow_mutations: args.allow_mutations,
         only: args.only.clone(),
@@ -65,6 +71,11 @@ pub async fn execute(
         )));
     }
     let redactor = Arc::new(Redactor::new(&secrets.pairs()));
+    for name in redactor.weak_secrets() {
+        eprintln!(
+            "runproof: warning: secret {name} is too short to be redacted by value; only structural rules (URLs, headers, DSNs) protect it"
+        );
+    }
 
     let header = new_header(runbook, &redactor);
     let started_at = header.started_at.clone();
@@ -193,6 +204,9 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
     let scope = RunScope::new(&runbook.vars, &no_secrets);
     let meta = &runbook.meta;
     println!("runbook: {} ({})", meta.name, runbook.path.display());
+    if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+        println!("warning: {warning}");
+    }
     if let Some(owner) = &meta.owner {
         println!("owner: {owner}");
     }

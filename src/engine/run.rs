@@ -63,12 +63,21 @@ pub async fn run_runbook(
         only: options.only.clone(),
     })?;
 
+    let runner = StepRunner {
+        clients: &clients,
+        blobs: blobs.as_ref(),
+        cancel,
+        run_id: &run_id,
+        owner: runbook.meta.owner.as_deref(),
+    };
     let mut scope = RunScope::new(&runbook.vars, secrets);
     let mut verdicts: HashMap<&str, StepVerdict> = HashMap::new();
     let mut halted_by: Option<&str> = None;
     let mut interrupted = false;
 
     for step in &runbook.steps {
+        // A signal between two steps stops the run before the next one starts.
+        interrupted |= cancel.is_cancelled();
         let not_run = if interrupted {
             Some((StepVerdict::Skipped, "not run: the run was interrupted".to_string()))
         } else if let Some(halt) = halted_by {
@@ -98,13 +107,6 @@ pub async fn run_runbook(
             continue;
         }
 
-        let runner = StepRunner {
-            clients: &clients,
-            blobs: blobs.as_ref(),
-            cancel,
-            run_id: &run_id,
-            owner: runbook.meta.owner.as_deref(),
-        };
         let result = runner.run_step(step, &scope, &mut journal).await?;
         for (name, value) in result.captures {
             scope.record_capture(&step.id, &name, value);
