@@ -7,9 +7,10 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -393,9 +394,42 @@ fn rewriting_the_journal_consistently_is_caught_by_the_seal() {
 
 // ------------------------------------------------------ interrupted and killed
 
+/// A `runproof run` in the background, its output drained by threads so a
+/// full pipe can never stall it.
+struct Running {
+    child: Child,
+    stdout: std::thread::JoinHandle<String>,
+    stderr_lines: mpsc::Receiver<String>,
+    /// Stderr lines already taken from the channel.
+    stderr_seen: Vec<String>,
+}
+
+impl Running {
+    /// Waits up to `limit` for a stderr line containing `needle`.
+    fn wait_for_stderr(&mut self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.stderr_seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line with {needle:?} within {limit:?}; got:\n{}",
+                    self.stderr_seen.join("\n")
+                ),
+            }
+        }
+    }
+}
+
 /// Spawns `runproof run` with piped output.
-fn spawn_run(ws: &Workspace, runbook: &Path) -> Child {
-    runproof()
+fn spawn_run(ws: &Workspace, runbook: &Path) -> Running {
+    let mut child = runproof()
         .arg("run")
         .arg(runbook)
         .arg("--artifacts")
@@ -404,16 +438,38 @@ fn spawn_run(ws: &Workspace, runbook: &Path) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn runproof")
+        .expect("spawn runproof");
+    let mut out = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = out.read_to_string(&mut text);
+        text
+    });
+    let err = child.stderr.take().unwrap();
+    let (tx, stderr_lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Running {
+        child,
+        stdout,
+        stderr_lines,
+        stderr_seen: Vec::new(),
+    }
 }
 
 /// Waits until the only bundle under `artifacts/<name>` has an
 /// `attempt.start` record for `step`, and returns that bundle.
-fn wait_for_attempt(ws: &Workspace, name: &str, step: &str, child: &mut Child) -> PathBuf {
+fn wait_for_attempt(ws: &Workspace, name: &str, step: &str, run: &mut Running) -> PathBuf {
     let deadline = Instant::now() + Duration::from_secs(60);
     let needle = format!("\"type\":\"attempt.start\",\"step\":\"{step}\"");
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = run.child.try_wait().unwrap() {
             panic!("runproof exited early with {status}");
         }
         let dir = ws.artifacts().join(name);
@@ -434,37 +490,31 @@ fn wait_for_attempt(ws: &Workspace, name: &str, step: &str, child: &mut Child) -
     }
 }
 
-fn signal(child: &Child, signal: i32) {
+fn signal(run: &Running, signal: i32) {
+    let pid = run.child.id();
     // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-    assert_eq!(rc, 0, "kill({}, {signal})", child.id());
+    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal})");
 }
 
-/// Waits for the child to exit within `limit`; returns its exit code and
-/// output.
-fn wait_within(mut child: Child, limit: Duration) -> (Option<i32>, String, String, Duration) {
+/// Waits for the run to exit within `limit`; returns its exit code, stdout,
+/// stderr and how long it took.
+fn wait_within(mut run: Running, limit: Duration) -> (Option<i32>, String, String, Duration) {
     let started = Instant::now();
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stdout = String::new();
-            let mut stderr = String::new();
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut stdout)
-                .unwrap();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
-            return (status.code(), stdout, stderr, started.elapsed());
+        if let Some(status) = run.child.try_wait().unwrap() {
+            let stdout = run.stdout.join().unwrap();
+            run.stderr_seen.extend(run.stderr_lines.iter());
+            return (
+                status.code(),
+                stdout,
+                run.stderr_seen.join("\n"),
+                started.elapsed(),
+            );
         }
         if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
+            let _ = run.child.kill();
+            let _ = run.child.wait();
             panic!("runproof did not exit within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -595,9 +645,9 @@ fn second_sigint_aborts_leaving_an_incomplete_but_untampered_bundle() {
     let mut child = spawn_run(&ws, &path);
     let bundle = wait_for_attempt(&ws, "abort", "stuck", &mut child);
     signal(&child, libc::SIGINT);
-    // Let the first signal be handled on its own (two pending signals would
-    // merge into one), then abort while the graceful close is under way.
-    std::thread::sleep(Duration::from_millis(100));
+    // Once the first signal has been taken (two pending signals would merge
+    // into one), abort while the graceful close is under way.
+    child.wait_for_stderr("interrupted", Duration::from_secs(10));
     signal(&child, libc::SIGINT);
     let (code, stdout, stderr, took) = wait_within(child, Duration::from_secs(30));
     assert_eq!(code, Some(130), "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -860,16 +910,20 @@ fn concurrent_runs_of_one_runbook_get_their_own_bundles() {
     let path = ws.write(
         "twins.toml",
         &format!(
-            "[runbook]\nname = \"twins\"\n{FAST}\n[[step]]\nid = \"slow\"\ncheck = \"http\"\nurl = \"{}/slow/300\"\n",
+            "[runbook]\nname = \"twins\"\n{FAST}\n[[step]]\nid = \"slow\"\ncheck = \"http\"\nurl = \"{}/slow/1500\"\n",
             server.url()
         ),
     );
-    let children: Vec<Child> = (0..3).map(|_| spawn_run(&ws, &path)).collect();
+    let runs: Vec<Running> = (0..3).map(|_| spawn_run(&ws, &path)).collect();
     let mut bundles = Vec::new();
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-        bundles.push(bundle_path(&output));
+    for run in runs {
+        let (code, stdout, stderr, _) = wait_within(run, Duration::from_secs(60));
+        assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+        let line = stdout
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("bundle: "));
+        bundles.push(PathBuf::from(line.expect("a bundle line").trim()));
     }
     assert!(server.max_in_flight() >= 2, "the runs should overlap");
     let mut unique = bundles.clone();
