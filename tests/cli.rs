@@ -657,3 +657,28 @@ fn webhook_listen_records_deliveries_and_seals_on_sigint() {
         );
     }
 }
+
+/// A reader that goes away (`runproof verify … | head`) is not a crash.
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    let ws = Workspace::new();
+    let path = ws.write(
+        "pipe.toml",
+        "[runbook]\nname = \"pipe\"\n[[step]]\nid = \"a\"\ncheck = \"command\"\nargv = [\"true\"]\n",
+    );
+    let bundle = bundle_path(&ws.run(&path, &[]));
+    for command in ["verify --json", "show"] {
+        let output = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "\"$0\" {command} \"$1\" | head -c 1 >/dev/null; exit ${{PIPESTATUS[0]}}"
+            ))
+            .arg(env!("CARGO_BIN_EXE_runproof"))
+            .arg(&bundle)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "{command}: {stderr}");
+    }
+}

@@ -44,8 +44,8 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
             std::env::var(name).ok()
         }
     };
-    println!("runproof demo: a stand-in service is listening on http://{addr}");
-    println!("runproof demo: running {DEMO_RUNBOOK_PATH}; expect a pass, a pass after retries, an escalation, a blocked and a skipped step\n");
+    out!("runproof demo: a stand-in service is listening on http://{addr}");
+    out!("runproof demo: running {DEMO_RUNBOOK_PATH}; expect a pass, a pass after retries, an escalation, a blocked and a skipped step\n");
 
     let finished = execute(
         &runbook,
@@ -59,14 +59,14 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
         return Ok(ExitStatus::Interrupted);
     }
 
-    println!(
+    out!(
         "\nrunproof demo: verifying the bundle offline, as QA would (runproof verify {})",
         finished.bundle.display()
     );
     let report = verify_bundle(&finished.bundle, &VerifyOptions::default());
-    println!("{}", report.render_text());
+    out!("{}", report.render_text());
     if report.is_valid() {
-        println!(
+        out!(
             "\nThe escalation above is part of the demo. Open {}/summary.md for the report.",
             finished.bundle.display()
         );

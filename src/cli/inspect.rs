@@ -21,12 +21,12 @@ pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
     }
     let report = verify_bundle(&args.bundle, &VerifyOptions { scan_secrets });
     if args.json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
         );
     } else {
-        println!("{}", report.render_text());
+        out!("{}", report.render_text());
     }
     Ok(if report.is_valid() {
         ExitStatus::Success
@@ -53,35 +53,35 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
             "sealed": bundle.seal.is_some(),
             "run": summary,
         });
-        println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
         return Ok(ExitStatus::Success);
     }
     let kind = serde_json::to_value(header.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    println!("{kind} {} of {} ({})", header.run_id, header.source.name, header.source.path);
-    println!("started {} on {} by {}, runproof {}", header.started_at, header.host, header.operator, header.runproof_version);
+    out!("{kind} {} of {} ({})", header.run_id, header.source.name, header.source.path);
+    out!("started {} on {} by {}, runproof {}", header.started_at, header.host, header.operator, header.runproof_version);
     let state = match (&bundle.seal, summary.verdict) {
         (Some(_), Some(verdict)) => format!("sealed, run verdict: {}", serde_json::to_value(verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
         (Some(_), None) => "sealed".to_string(),
         (None, _) => "NOT sealed (the run crashed or is still running)".to_string(),
     };
-    println!("{} records, {state}\n", summary.records);
-    println!("{}", report::table::render_steps(&summary));
+    out!("{} records, {state}\n", summary.records);
+    out!("{}", report::table::render_steps(&summary));
     for step in summary.steps.iter().filter(|s| s.escalation.is_some()) {
         let escalation = step.escalation.as_ref().expect("filtered");
-        println!("\nescalated: {}", step.id);
+        out!("\nescalated: {}", step.id);
         if let Some(owner) = &escalation.owner {
-            println!("  owner: {owner}");
+            out!("  owner: {owner}");
         }
         for attempt in &escalation.attempts {
-            println!("  attempt {}/{} (seq {}): {}", attempt.attempt, step.max_attempts, attempt.seq, attempt.reason);
+            out!("  attempt {}/{} (seq {}): {}", attempt.attempt, step.max_attempts, attempt.seq, attempt.reason);
         }
         if let Some(why) = &escalation.retries_skipped {
-            println!("  retries skipped: {why}");
+            out!("  retries skipped: {why}");
         }
         if let Some(hint) = &escalation.hint {
-            println!("  hint: {hint}");
+            out!("  hint: {hint}");
         }
     }
-    println!("\ncheck integrity with: runproof verify {}", args.bundle.display());
+    out!("\ncheck integrity with: runproof verify {}", args.bundle.display());
     Ok(ExitStatus::Success)
 }

@@ -1,6 +1,16 @@
 //! The command line: parses arguments, calls into the library, and maps every
 //! result to a documented exit code in one place ([`CliError`] → [`ExitStatus`]).
 
+/// `println!` that ignores a closed stdout (`runproof verify … | head`): the
+/// reader went away, which is no reason to panic — or, for `run`, to leave the
+/// bundle unsealed.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod args;
 mod demo;
 mod inspect;

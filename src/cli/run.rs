@@ -221,7 +221,7 @@ pub fn lint(args: LintArgs) -> Result<ExitStatus, CliError> {
     let mut failed = Vec::new();
     for path in &args.runbooks {
         match load(path) {
-            Ok(runbook) => println!("ok: {} ({} steps)", path.display(), runbook.steps.len()),
+            Ok(runbook) => out!("ok: {} ({} steps)", path.display(), runbook.steps.len()),
             Err(err) => {
                 eprintln!("{}", err.message);
                 failed.push(path.display().to_string());
@@ -245,14 +245,14 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
     let no_secrets = SecretStore::default();
     let scope = RunScope::new(&runbook.vars, &no_secrets);
     let meta = &runbook.meta;
-    println!("runbook: {} ({})", meta.name, runbook.path.display());
+    out!("runbook: {} ({})", meta.name, runbook.path.display());
     if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
-        println!("warning: {warning}");
+        out!("warning: {warning}");
     }
     if let Some(owner) = &meta.owner {
-        println!("owner: {owner}");
+        out!("owner: {owner}");
     }
-    println!(
+    out!(
         "on_escalate: {}",
         match meta.on_escalate {
             crate::runbook::model::OnEscalate::Continue => "continue",
@@ -261,13 +261,13 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
     );
     let declared: Vec<&str> = runbook.secrets.declared().collect();
     if !declared.is_empty() {
-        println!("secrets: {}", declared.join(", "));
+        out!("secrets: {}", declared.join(", "));
     }
     for (i, step) in runbook.steps.iter().enumerate() {
         let target = Template::parse(&step.check.target())
             .map(|t| t.render_masked(&scope))
             .unwrap_or_else(|_| step.check.target());
-        println!(
+        out!(
             "\n{}. {} [{}]{}",
             i + 1,
             step.id,
@@ -275,11 +275,11 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
             if step.mutating { " (mutating)" } else { "" }
         );
         if let Some(title) = &step.title {
-            println!("   {title}");
+            out!("   {title}");
         }
-        println!("   target:  {target}");
+        out!("   target:  {target}");
         let policy = &step.policy;
-        println!(
+        out!(
             "   policy:  {} attempt(s), timeout {} each, backoff {}..{}{}",
             policy.max_attempts(),
             format_duration(policy.timeout),
@@ -292,10 +292,10 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
             }
         );
         if !step.depends_on.is_empty() {
-            println!("   after:   {}", step.depends_on.join(", "));
+            out!("   after:   {}", step.depends_on.join(", "));
         }
         if let Some(hint) = &step.hint {
-            println!("   hint:    {hint}");
+            out!("   hint:    {hint}");
         }
     }
     Ok(ExitStatus::Success)

@@ -268,7 +268,7 @@ fn print_round_line(
 ) {
     if args.json {
         let document = serde_json::json!({ "round": round, "name": args.name, "bundle": bundle, "sweep": report });
-        println!("{}", redactor.redact(&document.to_string()));
+        out!("{}", redactor.redact(&document.to_string()));
         return;
     }
     let counts = report
@@ -282,7 +282,7 @@ fn print_round_line(
         .iter()
         .filter_map(|c| c.latency.map(|l| l.p95_ms))
         .fold(0.0, f64::max);
-    println!(
+    out!(
         "round {round} {}: {counts}; worst p95 {}; bundle {bundle}",
         report.started_at,
         report::table::format_latency(worst_p95)

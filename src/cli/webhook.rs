@@ -21,10 +21,7 @@ pub async fn webhook(args: WebhookArgs) -> Result<ExitStatus, CliError> {
                 body_file: a.body_file,
             })
             .map_err(failed)?;
-            print!("{text}");
-            if !text.ends_with('\n') {
-                println!();
-            }
+            out!("{}", text.trim_end_matches('\n'));
             Ok(ExitStatus::Success)
         }
         WebhookCommand::Verify(a) => {
@@ -37,7 +34,7 @@ pub async fn webhook(args: WebhookArgs) -> Result<ExitStatus, CliError> {
                 body_file: a.body_file,
             })
             .map_err(failed)?;
-            println!("{text}");
+            out!("{text}");
             Ok(ExitStatus::Success)
         }
         WebhookCommand::Listen(a) => {
@@ -48,11 +45,11 @@ pub async fn webhook(args: WebhookArgs) -> Result<ExitStatus, CliError> {
                 &listen,
                 &webhook::process_env,
                 webhook::listener::shutdown_signal(),
-                |line| println!("{line}"),
+                |line| out!("{line}"),
             )
             .await
             .map_err(failed)?;
-            println!(
+            out!(
                 "listener stopped: {} accepted, {} rejected\nbundle: {}",
                 summary.accepted,
                 summary.rejected,
