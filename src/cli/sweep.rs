@@ -2,6 +2,7 @@
 //! `--watch` interval), each into its own sealed bundle, and write the
 //! requested outputs.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -9,10 +10,10 @@ use std::sync::Arc;
 use super::args::SweepArgs;
 use super::CliError;
 use crate::engine::Cancel;
-use crate::evidence::record::{BundleKind, Header, RunVerdict, SourceRef};
+use crate::evidence::record::{BundleKind, Header, RunVerdict, SourceRef, StepVerdict};
 use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
 use crate::exit::ExitStatus;
-use crate::report::{self, prometheus, SummaryBuilder};
+use crate::report::{self, prometheus, RunSummary, StepSummary, SummaryBuilder};
 use crate::sweep::baseline::{write_atomically, Baseline};
 use crate::sweep::input::{load_input, plan, InputError, SweepInput};
 use crate::sweep::run::{run_sweep, SweepOptions, SweepPlan, SweepReport};
@@ -108,7 +109,7 @@ async fn sweep_once(
     let bundle_dir = bundle.dir().to_path_buf();
     let bundle_label = bundle_dir.display().to_string();
     let markdown = report::markdown::render_sweep(&report, &args.name, &bundle_label);
-    let junit = report::junit::render(&summary);
+    let junit = report::junit::render(&per_check(&summary, &report));
     bundle.write_file("summary.md", markdown.as_bytes()).map_err(write_failed)?;
     bundle.write_file("junit.xml", junit.as_bytes()).map_err(write_failed)?;
     bundle.seal().map_err(write_failed)?;
@@ -145,6 +146,36 @@ async fn sweep_once(
         baseline.save(path).map_err(|e| output_failed("--save-baseline", path, e))?;
     }
     Ok((report, bundle_label))
+}
+
+/// The summary with one step per check, in plan order. With `--samples K` the
+/// journal holds steps `ID#1`…`ID#K`; JUnit wants one testcase per check, so
+/// the samples fold into the first one that did not pass (else the last),
+/// keeping every sample's failed attempts (JUnit `flakyFailure`s).
+fn per_check(summary: &RunSummary, report: &SweepReport) -> RunSummary {
+    let mut by_check: HashMap<&str, Vec<&StepSummary>> = HashMap::new();
+    for step in &summary.steps {
+        // Check ids cannot contain `#` (letters, digits, `_`, `-`).
+        let id = step.id.split_once('#').map_or(step.id.as_str(), |(id, _)| id);
+        by_check.entry(id).or_default().push(step);
+    }
+    let steps = report
+        .checks
+        .iter()
+        .filter_map(|check| {
+            let samples = by_check.get(check.id.as_str())?;
+            let decisive = samples.iter().find(|s| s.verdict != Some(StepVerdict::Pass)).or(samples.last())?;
+            let mut step = (*decisive).clone();
+            step.id = check.id.clone();
+            step.duration_ms = samples.iter().map(|s| s.duration_ms).sum();
+            step.failed_attempts = samples.iter().flat_map(|s| s.failed_attempts.iter().cloned()).collect();
+            Some(step)
+        })
+        .collect();
+    RunSummary {
+        steps,
+        ..summary.clone()
+    }
 }
 
 fn metrics(report: &SweepReport) -> Vec<prometheus::CheckMetrics> {
