@@ -80,7 +80,10 @@ pub fn labels(check: &CheckMetrics) -> String {
         .filter_map(|tag| {
             let (key, value) = tag.split_once('=').or_else(|| tag.split_once(':'))?;
             let key = label_name(key)?;
-            (!matches!(key.as_str(), "check" | "kind" | "job" | "instance") && !key.starts_with("__"))
+            // A tag like `dashboard=https://…` must not smuggle a URL into a label.
+            (!matches!(key.as_str(), "check" | "kind" | "job" | "instance")
+                && !key.starts_with("__")
+                && !value.contains("://"))
                 .then(|| (key, value.trim().to_string()))
         })
         .collect();
@@ -147,5 +150,7 @@ mod tests {
         let c = check("a\"b", Some(false), &["Team Name=x\\y", "check=hijack", "9lives=yes"]);
         let l = labels(&c);
         assert_eq!(l, r#"check="a\"b",kind="http",_9lives="yes",team_name="x\\y""#);
+        let url = check("api", Some(true), &["dashboard=https://grafana.example/d/1", "team=web"]);
+        assert_eq!(labels(&url), r#"check="api",kind="http",team="web""#);
     }
 }
