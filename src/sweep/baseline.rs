@@ -85,11 +85,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    });
+    if let Err(err) = written {
+        // Do not leave a stray temp file in a textfile collector's folder.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err);
+    }
     if let Ok(dir) = std::fs::File::open(dir) {
         let _ = dir.sync_all();
     }
