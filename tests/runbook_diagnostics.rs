@@ -101,7 +101,11 @@ fn lint_exits_2_with_the_golden_diagnostics() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let golden = std::fs::read_to_string(path.with_extension("expected")).unwrap_or_default();
         if output.status.code() != Some(2) {
-            failures.push(format!("{}: exit {:?}, want 2", path.display(), output.status.code()));
+            failures.push(format!(
+                "{}: exit {:?}, want 2",
+                path.display(),
+                output.status.code()
+            ));
         } else if !stderr.starts_with(&golden) {
             failures.push(format!(
                 "{}: stderr differs from the golden file\n--- expected (prefix)\n{golden}\n--- stderr\n{stderr}",
@@ -109,7 +113,10 @@ fn lint_exits_2_with_the_golden_diagnostics() {
             ));
         }
         if !output.stdout.is_empty() {
-            failures.push(format!("{}: diagnostics belong on stderr, not stdout", path.display()));
+            failures.push(format!(
+                "{}: diagnostics belong on stderr, not stdout",
+                path.display()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

@@ -359,7 +359,10 @@ impl WebhookCheck {
 /// A well-formed signature that is certainly wrong: the last hex digit changed.
 /// The webhook secret, rendered; an empty one is a permanent failure (an HMAC
 /// with an empty key "works" and would hide the misconfiguration).
-pub(super) fn render_secret(ctx: &ProbeContext<'_>, secret: &Template) -> Result<String, Observation> {
+pub(super) fn render_secret(
+    ctx: &ProbeContext<'_>,
+    secret: &Template,
+) -> Result<String, Observation> {
     match ctx.render(secret)? {
         value if value.is_empty() => Err(Observation::fail_permanent(
             format!("webhook secret `{}` is empty", secret.raw()),

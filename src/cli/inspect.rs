@@ -4,8 +4,8 @@ use super::args::{ShowArgs, VerifyArgs};
 use super::CliError;
 use crate::engine::RunObserver;
 use crate::evidence::{read_bundle, verify_bundle, VerifyOptions};
-use crate::report::{self, SummaryBuilder};
 use crate::exit::ExitStatus;
+use crate::report::{self, SummaryBuilder};
 
 pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
     let mut scan_secrets = Vec::new();
@@ -53,14 +53,37 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
             "sealed": bundle.seal.is_some(),
             "run": summary,
         });
-        out!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&document).unwrap_or_default()
+        );
         return Ok(ExitStatus::Success);
     }
-    let kind = serde_json::to_value(header.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    out!("{kind} {} of {} ({})", header.run_id, header.source.name, header.source.path);
-    out!("started {} on {} by {}, runproof {}", header.started_at, header.host, header.operator, header.runproof_version);
+    let kind = serde_json::to_value(header.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    out!(
+        "{kind} {} of {} ({})",
+        header.run_id,
+        header.source.name,
+        header.source.path
+    );
+    out!(
+        "started {} on {} by {}, runproof {}",
+        header.started_at,
+        header.host,
+        header.operator,
+        header.runproof_version
+    );
     let state = match (&bundle.seal, summary.verdict) {
-        (Some(_), Some(verdict)) => format!("sealed, run verdict: {}", serde_json::to_value(verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+        (Some(_), Some(verdict)) => format!(
+            "sealed, run verdict: {}",
+            serde_json::to_value(verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        ),
         (Some(_), None) => "sealed".to_string(),
         (None, _) => "NOT sealed (the run crashed or is still running)".to_string(),
     };
@@ -73,7 +96,13 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
             out!("  owner: {owner}");
         }
         for attempt in &escalation.attempts {
-            out!("  attempt {}/{} (seq {}): {}", attempt.attempt, step.max_attempts, attempt.seq, attempt.reason);
+            out!(
+                "  attempt {}/{} (seq {}): {}",
+                attempt.attempt,
+                step.max_attempts,
+                attempt.seq,
+                attempt.reason
+            );
         }
         if let Some(why) = &escalation.retries_skipped {
             out!("  retries skipped: {why}");
@@ -82,6 +111,9 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
             out!("  hint: {hint}");
         }
     }
-    out!("\ncheck integrity with: runproof verify {}", args.bundle.display());
+    out!(
+        "\ncheck integrity with: runproof verify {}",
+        args.bundle.display()
+    );
     Ok(ExitStatus::Success)
 }

@@ -74,15 +74,12 @@ pub fn main() -> ExitCode {
         Ok(status) => status.into(),
         Err(err) => {
             // Messages are built from runbook text and names, never from
-            // secret values.
-            for line in err.message.lines() {
-                if line.starts_with("error")
-                    || line.starts_with("warning")
-                    || line.starts_with(' ')
-                    || line.is_empty()
-                {
-                    eprintln!("{line}");
-                } else {
+            // secret values. Rendered diagnostics (several lines, each
+            // already labelled) are printed as they are.
+            if err.message.starts_with("error") || err.message.starts_with("warning") {
+                eprintln!("{}", err.message.trim_end());
+            } else {
+                for line in err.message.lines() {
                     eprintln!("runproof: error: {line}");
                 }
             }

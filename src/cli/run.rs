@@ -32,7 +32,9 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     apply_vars(&mut runbook, &args.vars)?;
     if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
         if args.strict {
-            return Err(CliError::invalid(format!("{warning} (refused by --strict)")));
+            return Err(CliError::invalid(format!(
+                "{warning} (refused by --strict)"
+            )));
         }
         eprintln!("runproof: warning: {warning}");
     }

@@ -82,10 +82,10 @@ pub fn load_runbook_str_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Runbook, LoadError> {
     let parsed = parse_document(source, env, Document::Runbook)
-        .map_err(|diagnostics| invalid(path, source, diagnostics))?;
+        .map_err(|diagnostics| invalid(Document::Runbook, path, source, diagnostics))?;
     let meta = parsed
         .meta
-        .ok_or_else(|| invalid(path, source, Vec::new()))?;
+        .ok_or_else(|| invalid(Document::Runbook, path, source, Vec::new()))?;
     Ok(Runbook {
         path: path.to_path_buf(),
         source: source.to_string(),
@@ -111,7 +111,7 @@ pub fn load_check_file_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<CheckFile, LoadError> {
     let parsed = parse_document(source, env, Document::Checks)
-        .map_err(|diagnostics| invalid(path, source, diagnostics))?;
+        .map_err(|diagnostics| invalid(Document::Checks, path, source, diagnostics))?;
     Ok(CheckFile {
         path: path.to_path_buf(),
         source: source.to_string(),
@@ -122,8 +122,17 @@ pub fn load_check_file_with_env(
     })
 }
 
-fn invalid(path: &Path, source: &str, diagnostics: Vec<Diagnostic>) -> LoadError {
-    let rendered = render_diagnostics(&path.display().to_string(), source, &diagnostics);
+fn invalid(
+    document: Document,
+    path: &Path,
+    source: &str,
+    diagnostics: Vec<Diagnostic>,
+) -> LoadError {
+    let noun = match document {
+        Document::Runbook => "runbook",
+        Document::Checks => "check file",
+    };
+    let rendered = render_diagnostics(noun, &path.display().to_string(), source, &diagnostics);
     LoadError::Invalid {
         diagnostics,
         rendered,

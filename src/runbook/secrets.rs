@@ -75,7 +75,12 @@ impl SecretStore {
                     missing_files.push(shown);
                     continue;
                 }
-                Err(source) => return Err(SecretsError::Io { path: shown, source }),
+                Err(source) => {
+                    return Err(SecretsError::Io {
+                        path: shown,
+                        source,
+                    })
+                }
             };
             let pairs = parse_dotenv(&text).map_err(|err| SecretsError::Malformed {
                 path: shown.clone(),
@@ -391,7 +396,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A folder where a file is expected: exists, but cannot be read as text.
         std::fs::create_dir(dir.path().join("dir.env")).unwrap();
-        let err = SecretStore::load(&config(&["dir.env"], &[], &[]), dir.path(), &|_| None).unwrap_err();
+        let err =
+            SecretStore::load(&config(&["dir.env"], &[], &[]), dir.path(), &|_| None).unwrap_err();
         assert!(matches!(err, SecretsError::Io { .. }));
         assert!(err.to_string().contains("dir.env"), "{err}");
     }

@@ -16,7 +16,10 @@ use crate::runbook::{LoadError, SecretStore};
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -44,7 +47,10 @@ pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
                 .collect();
             found.sort();
             if found.is_empty() {
-                return Err(InputError::Invalid(format!("{}: no .toml check files in this folder", path.display())));
+                return Err(InputError::Invalid(format!(
+                    "{}: no .toml check files in this folder",
+                    path.display()
+                )));
             }
             files.extend(found);
         } else {
@@ -69,7 +75,11 @@ pub fn load_input(paths: &[PathBuf]) -> Result<SweepInput, InputError> {
             path: path.display().to_string(),
             source,
         })?;
-        lines.push(format!("{} {}", path.display(), hex::encode(Sha256::digest(source.as_bytes()))));
+        lines.push(format!(
+            "{} {}",
+            path.display(),
+            hex::encode(Sha256::digest(source.as_bytes()))
+        ));
         match load_check_file(&path, &source) {
             Ok(file) => files.push(file),
             Err(LoadError::Invalid { rendered, .. }) => problems.push(rendered),
@@ -142,7 +152,10 @@ pub fn plan(
             .map(|c| c.step.id.as_str())
             .collect();
         if pending.is_empty() {
-            return Err(InputError::Invalid(format!("--only {}: matches no check", only.join(" "))));
+            return Err(InputError::Invalid(format!(
+                "--only {}: matches no check",
+                only.join(" ")
+            )));
         }
         while let Some(id) = pending.pop() {
             if selected.insert(id.to_string()) {
@@ -162,7 +175,8 @@ pub fn plan(
     let mut secrets = SecretStore::default();
     for file in &input.files {
         let base = file.path.parent().unwrap_or(Path::new("."));
-        let store = SecretStore::load(&file.secrets, base, env).map_err(|e| InputError::Invalid(e.to_string()))?;
+        let store = SecretStore::load(&file.secrets, base, env)
+            .map_err(|e| InputError::Invalid(e.to_string()))?;
         secrets = secrets.merged(store);
     }
     let missing = secrets_config
@@ -172,15 +186,30 @@ pub fn plan(
         .cloned()
         .collect::<Vec<_>>();
     if !missing.is_empty() {
-        return Err(InputError::Invalid(format!("missing required secret(s): {}", missing.join(", "))));
+        return Err(InputError::Invalid(format!(
+            "missing required secret(s): {}",
+            missing.join(", ")
+        )));
     }
     // A name required by one file and optional in another is listed once
     // (the header used to list every required secret twice).
     let required = secrets_config.required.clone();
-    secrets_config.optional.retain(|name| !required.contains(name));
+    secrets_config
+        .optional
+        .retain(|name| !required.contains(name));
     let names: Vec<String> = secrets_config.declared().map(str::to_string).collect();
-    let checks = all.into_iter().filter(|c| keep.contains(&c.step.id)).collect();
-    Ok((SweepPlan { checks, vars, secrets }, names))
+    let checks = all
+        .into_iter()
+        .filter(|c| keep.contains(&c.step.id))
+        .collect();
+    Ok((
+        SweepPlan {
+            checks,
+            vars,
+            secrets,
+        },
+        names,
+    ))
 }
 
 /// The id each check is sharded by: the smallest id of its dependency
@@ -195,7 +224,11 @@ fn shard_keys(all: &[SweepCheck]) -> HashMap<&str, &str> {
         }
         i
     }
-    let index: HashMap<&str, usize> = all.iter().enumerate().map(|(i, c)| (c.step.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = all
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.step.id.as_str(), i))
+        .collect();
     let mut parent: Vec<usize> = (0..all.len()).collect();
     for (i, check) in all.iter().enumerate() {
         for dep in &check.step.depends_on {
@@ -209,7 +242,10 @@ fn shard_keys(all: &[SweepCheck]) -> HashMap<&str, &str> {
     for (i, check) in all.iter().enumerate() {
         let root = find(&mut parent, i);
         let id = check.step.id.as_str();
-        smallest.entry(root).and_modify(|s| *s = (*s).min(id)).or_insert(id);
+        smallest
+            .entry(root)
+            .and_modify(|s| *s = (*s).min(id))
+            .or_insert(id);
     }
     all.iter()
         .enumerate()

@@ -684,5 +684,10 @@ fn listen_header(args: &ListenArgs, bound: SocketAddr, redaction: Vec<String>) -
         path: bound.to_string(),
         sha256: hex::encode(Sha256::digest(config_line.as_bytes())),
     };
-    Header::new(BundleKind::Listen, source, vec![args.secret_env.clone()], redaction)
+    Header::new(
+        BundleKind::Listen,
+        source,
+        vec![args.secret_env.clone()],
+        redaction,
+    )
 }

@@ -141,7 +141,13 @@ impl TestServer {
 
     /// How many times `/latency/{key}` or `/hang/{key}` was called.
     pub fn hits(&self, key: &str) -> usize {
-        self.state.hits.lock().unwrap().get(key).copied().unwrap_or(0)
+        self.state
+            .hits
+            .lock()
+            .unwrap()
+            .get(key)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Sets what `/delay` sleeps from now on.
@@ -157,14 +163,20 @@ fn hit(state: &ServerState, key: String) -> usize {
     *entry
 }
 
-async fn latency(State(state): State<Arc<ServerState>>, UrlPath(key): UrlPath<String>) -> &'static str {
+async fn latency(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(key): UrlPath<String>,
+) -> &'static str {
     let call = hit(&state, key);
     let ms = LATENCY_SEQUENCE_MS[(call - 1) % LATENCY_SEQUENCE_MS.len()];
     tokio::time::sleep(Duration::from_millis(ms)).await;
     "ok"
 }
 
-async fn hang_counted(State(state): State<Arc<ServerState>>, UrlPath(key): UrlPath<String>) -> &'static str {
+async fn hang_counted(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(key): UrlPath<String>,
+) -> &'static str {
     hit(&state, key);
     tokio::time::sleep(Duration::from_secs(600)).await;
     "late"
