@@ -54,8 +54,19 @@ expect = {{ stdout_contains = "hello" }}
     assert_eq!(records(&events, "attempt.end", Some("health")).len(), 1);
     assert_eq!(events.last().unwrap()["type"], "run.end");
     assert_eq!(events.last().unwrap()["verdict"], "pass");
-    for file in ["runproof.json", "events.jsonl", "summary.md", "junit.xml", "seal.json", "runbook.toml"] {
-        assert!(bundle.join(file).is_file(), "{file} missing in {}", bundle.display());
+    for file in [
+        "runproof.json",
+        "events.jsonl",
+        "summary.md",
+        "junit.xml",
+        "seal.json",
+        "runbook.toml",
+    ] {
+        assert!(
+            bundle.join(file).is_file(),
+            "{file} missing in {}",
+            bundle.display()
+        );
     }
 }
 
@@ -67,14 +78,20 @@ fn step_passing_on_third_attempt_records_three_attempts_and_two_backoffs() {
         "flaky.toml",
         &runbook(
             "flaky",
-            &format!("[[step]]\nid = \"warm\"\ncheck = \"http\"\nurl = \"{}/flaky/warm/2\"\n", server.url()),
+            &format!(
+                "[[step]]\nid = \"warm\"\ncheck = \"http\"\nurl = \"{}/flaky/warm/2\"\n",
+                server.url()
+            ),
         ),
     );
     let output = ws.run(&path, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let events = events(&bundle_path(&output));
     let attempts = records(&events, "attempt.end", Some("warm"));
-    let verdicts: Vec<&str> = attempts.iter().map(|a| a["verdict"].as_str().unwrap()).collect();
+    let verdicts: Vec<&str> = attempts
+        .iter()
+        .map(|a| a["verdict"].as_str().unwrap())
+        .collect();
     assert_eq!(verdicts, ["fail", "fail", "pass"]);
     assert_eq!(attempts[0]["reason"], "HTTP 503, want 2xx");
     assert_eq!(records(&events, "backoff", Some("warm")).len(), 2);
@@ -113,10 +130,19 @@ fn step_failing_every_attempt_escalates_after_exactly_three() {
     assert_eq!(escalation["last_reason"], "HTTP 503, want 2xx");
     assert_eq!(verdict(&events, "payments"), "escalated");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("ESCALATED payments after 3 attempt(s)"), "{stdout}");
-    assert!(stdout.contains("hint:  check the provider status page"), "{stdout}");
+    assert!(
+        stdout.contains("ESCALATED payments after 3 attempt(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("hint:  check the provider status page"),
+        "{stdout}"
+    );
     let summary = std::fs::read_to_string(bundle_path(&output).join("summary.md")).unwrap();
-    assert!(summary.contains("**Hint:** check the provider status page"), "{summary}");
+    assert!(
+        summary.contains("**Hint:** check the provider status page"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -125,14 +151,23 @@ fn credentials_rejected_do_not_burn_retries() {
     let ws = Workspace::new();
     let path = ws.write(
         "auth.toml",
-        &runbook("auth", &format!("[[step]]\nid = \"api\"\ncheck = \"http\"\nurl = \"{}/status/401\"\n", server.url())),
+        &runbook(
+            "auth",
+            &format!(
+                "[[step]]\nid = \"api\"\ncheck = \"http\"\nurl = \"{}/status/401\"\n",
+                server.url()
+            ),
+        ),
     );
     let output = ws.run(&path, &[]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let events = events(&bundle_path(&output));
     let attempts = records(&events, "attempt.end", Some("api"));
     assert_eq!(attempts.len(), 1, "a 401 must not be retried");
-    assert!(attempts[0]["no_retry"].as_str().unwrap().contains("rejected the credentials"));
+    assert!(attempts[0]["no_retry"]
+        .as_str()
+        .unwrap()
+        .contains("rejected the credentials"));
     let escalation = records(&events, "escalation", Some("api"))[0];
     assert!(escalation["retries_skipped"].is_string());
 }
@@ -170,7 +205,10 @@ fn halt_stops_after_an_escalation_and_continue_goes_on() {
     assert!(records(&events, "step.start", Some("second")).is_empty());
     assert_eq!(events.last().unwrap()["verdict"], "halted");
 
-    let cont = ws.write("continue.toml", &two_failing_steps("continue", &server.url()));
+    let cont = ws.write(
+        "continue.toml",
+        &two_failing_steps("continue", &server.url()),
+    );
     let output = ws.run(&cont, &[]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let events = events_of(&output);
@@ -224,7 +262,13 @@ url = "{base}/ok"
     assert_eq!(verdict(&events, "ui"), "blocked");
     assert_eq!(verdict(&events, "independent"), "pass");
     let api_end = records(&events, "step.end", Some("api"))[0];
-    assert!(api_end["reason"].as_str().unwrap().contains("`gateway` (escalated)"), "{api_end}");
+    assert!(
+        api_end["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`gateway` (escalated)"),
+        "{api_end}"
+    );
     assert!(records(&events, "attempt.start", Some("api")).is_empty());
 }
 
@@ -249,7 +293,10 @@ fn hanging_server_is_bounded_by_the_attempt_timeout() {
     for attempt in &attempts {
         assert_eq!(attempt["verdict"], "timeout");
         assert_eq!(attempt["reason"], "timed out after 300ms");
-        assert!(attempt["duration_ms"].as_f64().unwrap() < 2000.0, "{attempt}");
+        assert!(
+            attempt["duration_ms"].as_f64().unwrap() < 2000.0,
+            "{attempt}"
+        );
     }
     // The server would hold each request for 10 minutes.
     assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
@@ -279,20 +326,36 @@ shell = "sleep 60 & echo $! > '{}'; wait"
     let output = ws.run(&path, &[]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let events = events(&bundle_path(&output));
-    assert_eq!(records(&events, "attempt.end", Some("sleeper"))[0]["verdict"], "timeout");
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert_eq!(
+        records(&events, "attempt.end", Some("sleeper"))[0]["verdict"],
+        "timeout"
+    );
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     // The background `sleep 60` must be gone (or a zombie awaiting its reaper).
     let mut alive = true;
     for _ in 0..50 {
         let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = status.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("");
+        let state = status
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
         if status.is_empty() || state == "Z" {
             alive = false;
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!alive, "child {pid} of the timed-out command is still running");
+    assert!(
+        !alive,
+        "child {pid} of the timed-out command is still running"
+    );
 }
 
 #[test]
@@ -330,7 +393,10 @@ expect = {{ status = 200, json = {{ name = "widget", id = 42 }} }}
     assert_eq!(verdict(&events, "fetch"), "pass");
     // Evidence records the template, not the expansion.
     let fetch_start = records(&events, "step.start", Some("fetch"))[0];
-    assert_eq!(fetch_start["target"], format!("GET {base}/items/{{{{steps.create.item_id}}}}"));
+    assert_eq!(
+        fetch_start["target"],
+        format!("GET {base}/items/{{{{steps.create.item_id}}}}")
+    );
 }
 
 #[test]
@@ -395,12 +461,22 @@ fn two_runs_never_share_a_bundle() {
     let ws = Workspace::new();
     let path = ws.write(
         "twice.toml",
-        &runbook("twice", &format!("[[step]]\nid = \"a\"\ncheck = \"http\"\nurl = \"{}/ok\"\n", server.url())),
+        &runbook(
+            "twice",
+            &format!(
+                "[[step]]\nid = \"a\"\ncheck = \"http\"\nurl = \"{}/ok\"\n",
+                server.url()
+            ),
+        ),
     );
     let first = bundle_path(&ws.run(&path, &[]));
     let second = bundle_path(&ws.run(&path, &[]));
     assert_ne!(first, second);
-    assert!(first.starts_with(ws.artifacts().join("twice")), "{}", first.display());
+    assert!(
+        first.starts_with(ws.artifacts().join("twice")),
+        "{}",
+        first.display()
+    );
 }
 
 #[test]
@@ -408,7 +484,10 @@ fn unwritable_artifacts_folder_is_exit_3() {
     let ws = Workspace::new();
     let blocker = ws.path().join("not-a-dir");
     std::fs::write(&blocker, "a file where the artifacts folder should be").unwrap();
-    let path = ws.write("x.toml", "[runbook]\nname = \"x\"\n[[step]]\nid = \"a\"\ncheck = \"command\"\nargv = [\"true\"]\n");
+    let path = ws.write(
+        "x.toml",
+        "[runbook]\nname = \"x\"\n[[step]]\nid = \"a\"\ncheck = \"command\"\nargv = [\"true\"]\n",
+    );
     let output = runproof()
         .args(["run"])
         .arg(&path)

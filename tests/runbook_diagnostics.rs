@@ -85,6 +85,43 @@ fn invalid_runbooks_match_golden_diagnostics() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// The same fixtures through the real binary: `runproof lint` exits 2 and
+/// prints exactly the golden diagnostics on stderr.
+#[test]
+fn lint_exits_2_with_the_golden_diagnostics() {
+    let mut failures = Vec::new();
+    for path in fixtures("invalid") {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_runproof"))
+            .arg("lint")
+            .arg(&path)
+            .env_clear()
+            .env("REGION", "ord")
+            .output()
+            .expect("run runproof lint");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let golden = std::fs::read_to_string(path.with_extension("expected")).unwrap_or_default();
+        if output.status.code() != Some(2) {
+            failures.push(format!(
+                "{}: exit {:?}, want 2",
+                path.display(),
+                output.status.code()
+            ));
+        } else if !stderr.starts_with(&golden) {
+            failures.push(format!(
+                "{}: stderr differs from the golden file\n--- expected (prefix)\n{golden}\n--- stderr\n{stderr}",
+                path.display()
+            ));
+        }
+        if !output.stdout.is_empty() {
+            failures.push(format!(
+                "{}: diagnostics belong on stderr, not stdout",
+                path.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 #[test]
 fn invalid_runbook_with_many_errors_reports_them_all() {
     let path = Path::new("tests/runbooks/invalid/many-errors.toml");

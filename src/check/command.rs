@@ -69,13 +69,24 @@ impl CommandCheck {
     pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
         let mut problems = Vec::new();
         match (&self.argv, &self.shell) {
-            (Some(_), Some(shell)) => problems.push(("give either `argv` or `shell`, not both".to_string(), shell.span())),
-            (None, None) => problems.push(("a command step needs `argv` (a list) or `shell` (a string)".to_string(), 0..0)),
-            (Some(argv), None) if argv.is_empty() => problems.push(("`argv` is empty".to_string(), 0..0)),
+            (Some(_), Some(shell)) => problems.push((
+                "give either `argv` or `shell`, not both".to_string(),
+                shell.span(),
+            )),
+            (None, None) => problems.push((
+                "a command step needs `argv` (a list) or `shell` (a string)".to_string(),
+                0..0,
+            )),
+            (Some(argv), None) if argv.is_empty() => {
+                problems.push(("`argv` is empty".to_string(), 0..0))
+            }
             _ => {}
         }
         let e = &self.expect;
-        for (key, pattern) in [("stdout_regex", &e.stdout_regex), ("stderr_regex", &e.stderr_regex)] {
+        for (key, pattern) in [
+            ("stdout_regex", &e.stdout_regex),
+            ("stderr_regex", &e.stderr_regex),
+        ] {
             if let Some(Err(err)) = pattern.as_deref().map(regex::Regex::new) {
                 problems.push((format!("invalid regex in expect.{key}: {err}"), 0..0));
             }
@@ -91,12 +102,23 @@ impl CommandCheck {
 
     async fn attempt(&self, ctx: &ProbeContext<'_>) -> Result<Observation, Observation> {
         let argv: Vec<String> = match (&self.argv, &self.shell) {
-            (Some(argv), _) => argv.iter().map(|a| ctx.render(a)).collect::<Result<_, _>>()?,
+            (Some(argv), _) => argv
+                .iter()
+                .map(|a| ctx.render(a))
+                .collect::<Result<_, _>>()?,
             (None, Some(shell)) => vec!["sh".into(), "-c".into(), ctx.render(shell)?],
-            (None, None) => return Err(Observation::fail_permanent("no command given", "invalid configuration")),
+            (None, None) => {
+                return Err(Observation::fail_permanent(
+                    "no command given",
+                    "invalid configuration",
+                ))
+            }
         };
         let Some((program, args)) = argv.split_first() else {
-            return Err(Observation::fail_permanent("`argv` is empty", "invalid configuration"));
+            return Err(Observation::fail_permanent(
+                "`argv` is empty",
+                "invalid configuration",
+            ));
         };
 
         let mut command = tokio::process::Command::new(program);
@@ -148,7 +170,10 @@ impl CommandCheck {
         let _group = child.id().map(ProcessGroup);
         let stdout = tokio::spawn(read_capped(child.stdout.take()));
         let stderr = tokio::spawn(read_capped(child.stderr.take()));
-        let status = child.wait().await.map_err(|err| Observation::fail(format!("waiting for the command failed: {err}")))?;
+        let status = child
+            .wait()
+            .await
+            .map_err(|err| Observation::fail(format!("waiting for the command failed: {err}")))?;
         // Background children may still hold the pipes open: end the group so
         // the readers see EOF.
         drop(_group);
@@ -163,10 +188,14 @@ impl CommandCheck {
             Some(code) => observation = observation.with_detail("exit_code", code),
             None => {
                 use std::os::unix::process::ExitStatusExt;
-                observation = observation.with_detail("signal", status.signal().unwrap_or_default());
+                observation =
+                    observation.with_detail("signal", status.signal().unwrap_or_default());
             }
         }
-        for (role, bytes, truncated) in [("stdout", &stdout, stdout_truncated), ("stderr", &stderr, stderr_truncated)] {
+        for (role, bytes, truncated) in [
+            ("stdout", &stdout, stdout_truncated),
+            ("stderr", &stderr, stderr_truncated),
+        ] {
             if !bytes.is_empty() {
                 if let Ok(blob) = ctx.blobs.put(role, bytes, truncated) {
                     observation.blobs.push(blob);
@@ -178,18 +207,30 @@ impl CommandCheck {
         if let Some(first) = failures.first() {
             let mut reason = first.clone();
             if failures.len() > 1 {
-                reason.push_str(&format!(" (and {} more: {})", failures.len() - 1, failures[1..].join("; ")));
+                reason.push_str(&format!(
+                    " (and {} more: {})",
+                    failures.len() - 1,
+                    failures[1..].join("; ")
+                ));
             }
             let tail = last_line(&stderr).or_else(|| last_line(&stdout));
             if let Some(tail) = tail {
                 reason.push_str(&format!("; last output: {tail}"));
             }
-            observation.outcome = super::Outcome::Fail { reason, permanent: None };
+            observation.outcome = super::Outcome::Fail {
+                reason,
+                permanent: None,
+            };
         }
         Ok(observation)
     }
 
-    fn unmet_expectations(&self, status: std::process::ExitStatus, stdout: &[u8], stderr: &[u8]) -> Vec<String> {
+    fn unmet_expectations(
+        &self,
+        status: std::process::ExitStatus,
+        stdout: &[u8],
+        stderr: &[u8],
+    ) -> Vec<String> {
         let e = &self.expect;
         let mut failures = Vec::new();
         match status.code() {
@@ -201,9 +242,11 @@ impl CommandCheck {
                 if !ok {
                     let wanted = match &e.exit_code {
                         Some(super::http::OneOrMany::One(c)) => c.to_string(),
-                        Some(super::http::OneOrMany::Many(list)) => {
-                            list.iter().map(i32::to_string).collect::<Vec<_>>().join(" or ")
-                        }
+                        Some(super::http::OneOrMany::Many(list)) => list
+                            .iter()
+                            .map(i32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" or "),
                         None => "0".into(),
                     };
                     failures.push(format!("exit code {code}, want {wanted}"));
@@ -211,7 +254,10 @@ impl CommandCheck {
             }
             None => {
                 use std::os::unix::process::ExitStatusExt;
-                failures.push(format!("killed by signal {}", status.signal().unwrap_or_default()));
+                failures.push(format!(
+                    "killed by signal {}",
+                    status.signal().unwrap_or_default()
+                ));
             }
         }
         let streams = [

@@ -108,7 +108,10 @@ impl HttpCheck {
             || !self.method.chars().all(|c| c.is_ascii_uppercase())
         {
             problems.push((
-                format!("invalid HTTP method `{}`: use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS", self.method),
+                format!(
+                    "invalid HTTP method `{}`: use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS",
+                    self.method
+                ),
                 self.url.span(),
             ));
         }
@@ -116,7 +119,10 @@ impl HttpCheck {
             problems.push((problem, self.url.span()));
         }
         if self.body.is_some() && self.json.is_some() {
-            problems.push(("give either `body` or `json`, not both".into(), self.url.span()));
+            problems.push((
+                "give either `body` or `json`, not both".into(),
+                self.url.span(),
+            ));
         }
         for (label, pattern) in [("expect.body_regex", &self.expect.body_regex)] {
             if let Some(pattern) = pattern {
@@ -143,7 +149,10 @@ impl HttpCheck {
             )
         })?;
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
-            Observation::fail_permanent(format!("invalid HTTP method `{}`", self.method), "invalid configuration")
+            Observation::fail_permanent(
+                format!("invalid HTTP method `{}`", self.method),
+                "invalid configuration",
+            )
         })?;
 
         let mut request = ctx.clients.http(self.verify_tls).request(method, url);
@@ -154,7 +163,10 @@ impl HttpCheck {
             request = request.body(ctx.render(body)?);
         } else if let Some(body) = &self.json {
             let value = body.render(ctx.scope).map_err(|err| {
-                Observation::fail_permanent(err.to_string(), "a missing value does not appear by waiting")
+                Observation::fail_permanent(
+                    err.to_string(),
+                    "a missing value does not appear by waiting",
+                )
             })?;
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -205,7 +217,10 @@ impl HttpCheck {
             observation = observation.with_detail("body_cap_bytes", BODY_CAP);
         }
         if !self.verify_tls {
-            observation = observation.with_detail("tls_verification", "disabled by the runbook (verify_tls = false)");
+            observation = observation.with_detail(
+                "tls_verification",
+                "disabled by the runbook (verify_tls = false)",
+            );
         }
         if !body.is_empty() {
             match ctx.blobs.put("response.body", &body, truncated) {
@@ -220,7 +235,11 @@ impl HttpCheck {
         let failures = self.unmet_expectations(status, &headers, &body, latency, &parsed_json);
         if let Some(reason) = failures.first() {
             let reason = if failures.len() > 1 {
-                format!("{reason} (and {} more: {})", failures.len() - 1, failures[1..].join("; "))
+                format!(
+                    "{reason} (and {} more: {})",
+                    failures.len() - 1,
+                    failures[1..].join("; ")
+                )
             } else {
                 reason.clone()
             };
@@ -243,7 +262,9 @@ impl HttpCheck {
                     Some(Value::String(s)) => observation.captures.push((name.clone(), s.clone())),
                     Some(Value::Null) | None => {
                         observation.outcome = super::Outcome::Fail {
-                            reason: format!("cannot capture `{name}`: no value at JSON path `{path}`"),
+                            reason: format!(
+                                "cannot capture `{name}`: no value at JSON path `{path}`"
+                            ),
                             permanent: None,
                         };
                         return Ok(observation);
@@ -251,7 +272,11 @@ impl HttpCheck {
                     Some(other) => observation.captures.push((name.clone(), other.to_string())),
                 }
             }
-            let names: Vec<Value> = self.capture.keys().map(|k| Value::from(k.as_str())).collect();
+            let names: Vec<Value> = self
+                .capture
+                .keys()
+                .map(|k| Value::from(k.as_str()))
+                .collect();
             observation = observation.with_detail("captured", names);
         }
         Ok(observation)
@@ -278,9 +303,11 @@ impl HttpCheck {
         if !self.status_expected(status) {
             let wanted = match &expect.status {
                 Some(OneOrMany::One(s)) => s.to_string(),
-                Some(OneOrMany::Many(list)) => {
-                    list.iter().map(u16::to_string).collect::<Vec<_>>().join(" or ")
-                }
+                Some(OneOrMany::Many(list)) => list
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" or "),
                 None => "2xx".to_string(),
             };
             failures.push(format!("HTTP {status}, want {wanted}"));
@@ -304,11 +331,12 @@ impl HttpCheck {
                 Some(doc) => {
                     for (path, wanted) in &expect.json {
                         match json::lookup(&doc, path) {
-                            None => failures.push(format!("JSON `{path}` is missing, want {wanted}")),
-                            Some(actual) if !json::matches_toml(actual, wanted) => failures.push(format!(
-                                "JSON `{path}` is {}, want {wanted}",
-                                json::short(actual)
-                            )),
+                            None => {
+                                failures.push(format!("JSON `{path}` is missing, want {wanted}"))
+                            }
+                            Some(actual) if !json::matches_toml(actual, wanted) => failures.push(
+                                format!("JSON `{path}` is {}, want {wanted}", json::short(actual)),
+                            ),
                             Some(_) => {}
                         }
                     }
@@ -326,7 +354,10 @@ impl HttpCheck {
             }
         }
         for (name, wanted) in &expect.headers {
-            match headers.get(name.as_str()).map(|v| v.to_str().unwrap_or("<binary>")) {
+            match headers
+                .get(name.as_str())
+                .map(|v| v.to_str().unwrap_or("<binary>"))
+            {
                 None => failures.push(format!("header `{name}` is missing, want {wanted:?}")),
                 Some(actual) if actual != wanted => {
                     failures.push(format!("header `{name}` is {actual:?}, want {wanted:?}"))
@@ -380,7 +411,8 @@ fn describe_send_error(err: &reqwest::Error, url_template: &str) -> String {
         "connection refused"
     } else if lower.contains("dns error") || lower.contains("failed to lookup") {
         "DNS lookup failed"
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
         "TLS handshake failed"
     } else if err.is_connect() {
         "could not connect"

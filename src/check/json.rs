@@ -58,7 +58,11 @@ pub fn matches_toml(actual: &Value, expected: &toml::Value) -> bool {
 pub fn short(value: &Value) -> String {
     let text = value.to_string();
     if text.len() > 80 {
-        let cut = text.char_indices().take_while(|(i, _)| *i < 77).last().map_or(0, |(i, c)| i + c.len_utf8());
+        let cut = text
+            .char_indices()
+            .take_while(|(i, _)| *i < 77)
+            .last()
+            .map_or(0, |(i, c)| i + c.len_utf8());
         format!("{}...", &text[..cut])
     } else {
         text
@@ -84,9 +88,7 @@ impl JsonTemplate {
             toml::Value::Integer(i) => JsonTemplate::Integer(i),
             toml::Value::Float(f) => JsonTemplate::Float(f),
             toml::Value::Boolean(b) => JsonTemplate::Bool(b),
-            toml::Value::Datetime(d) => {
-                JsonTemplate::String(Template::literal(d.to_string()))
-            }
+            toml::Value::Datetime(d) => JsonTemplate::String(Template::literal(d.to_string())),
             toml::Value::Array(items) => JsonTemplate::Array(
                 items
                     .into_iter()
@@ -112,7 +114,10 @@ impl JsonTemplate {
             JsonTemplate::Float(f) => Value::from(*f),
             JsonTemplate::String(t) => Value::String(t.render(scope)?),
             JsonTemplate::Array(items) => Value::Array(
-                items.iter().map(|i| i.render(scope)).collect::<Result<_, _>>()?,
+                items
+                    .iter()
+                    .map(|i| i.render(scope))
+                    .collect::<Result<_, _>>()?,
             ),
             JsonTemplate::Object(map) => Value::Object(
                 map.iter()
@@ -130,7 +135,9 @@ impl JsonTemplate {
             JsonTemplate::Integer(i) => Value::from(*i),
             JsonTemplate::Float(f) => Value::from(*f),
             JsonTemplate::String(t) => Value::String(t.raw().to_string()),
-            JsonTemplate::Array(items) => Value::Array(items.iter().map(JsonTemplate::raw).collect()),
+            JsonTemplate::Array(items) => {
+                Value::Array(items.iter().map(JsonTemplate::raw).collect())
+            }
             JsonTemplate::Object(map) => {
                 Value::Object(map.iter().map(|(k, v)| (k.clone(), v.raw())).collect())
             }
@@ -165,7 +172,10 @@ mod tests {
     fn toml_values_compare_by_value() {
         assert!(matches_toml(&json!(3), &toml::Value::Integer(3)));
         assert!(matches_toml(&json!(3.0), &toml::Value::Integer(3)));
-        assert!(matches_toml(&json!("ok"), &toml::Value::String("ok".into())));
+        assert!(matches_toml(
+            &json!("ok"),
+            &toml::Value::String("ok".into())
+        ));
         assert!(!matches_toml(&json!("3"), &toml::Value::Integer(3)));
     }
 }

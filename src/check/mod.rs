@@ -196,9 +196,12 @@ pub struct ProbeContext<'a> {
 impl ProbeContext<'_> {
     /// Renders a template, turning a missing value into a non-retryable failure.
     pub fn render(&self, template: &Template) -> Result<String, Observation> {
-        template
-            .render(self.scope)
-            .map_err(|err: RenderError| Observation::fail_permanent(err.to_string(), "a missing value does not appear by waiting"))
+        template.render(self.scope).map_err(|err: RenderError| {
+            Observation::fail_permanent(
+                err.to_string(),
+                "a missing value does not appear by waiting",
+            )
+        })
     }
 }
 

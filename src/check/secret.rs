@@ -29,7 +29,10 @@ impl SecretCheck {
         match &self.pattern {
             Some(pattern) => match regex::Regex::new(pattern) {
                 Ok(_) => Vec::new(),
-                Err(err) => vec![(format!("invalid `pattern` for secret {}: {err}", self.name), 0..0)],
+                Err(err) => vec![(
+                    format!("invalid `pattern` for secret {}: {err}", self.name),
+                    0..0,
+                )],
             },
             None => Vec::new(),
         }
@@ -50,7 +53,10 @@ impl SecretCheck {
             return Observation::fail_permanent(format!("secret {name} is empty"), WHY);
         }
         if let Some(rule) = placeholder_reason(&value) {
-            return Observation::fail_permanent(format!("secret {name} looks like a placeholder ({rule})"), WHY);
+            return Observation::fail_permanent(
+                format!("secret {name} looks like a placeholder ({rule})"),
+                WHY,
+            );
         }
         let length = value.chars().count();
         if let Some(min) = self.min_length {
@@ -71,9 +77,16 @@ impl SecretCheck {
                         WHY,
                     )
                 }
-                Err(err) => return Observation::fail_permanent(format!("invalid pattern /{pattern}/: {err}"), WHY),
+                Err(err) => {
+                    return Observation::fail_permanent(
+                        format!("invalid pattern /{pattern}/: {err}"),
+                        WHY,
+                    )
+                }
             }
         }
-        Observation::pass().with_detail("secret", name.clone()).with_detail("present", true)
+        Observation::pass()
+            .with_detail("secret", name.clone())
+            .with_detail("present", true)
     }
 }

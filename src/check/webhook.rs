@@ -155,13 +155,7 @@ impl WebhookCheck {
             Ok(url) => url,
             Err(obs) => return obs,
         };
-        let secret = match ctx.render(&self.secret) {
-            Ok(secret) if secret.is_empty() => {
-                return Observation::fail_permanent(
-                    format!("webhook secret `{}` is empty", self.secret.raw()),
-                    "an empty secret does not fill itself",
-                )
-            }
+        let secret = match render_secret(ctx, &self.secret) {
             Ok(secret) => secret,
             Err(obs) => return obs,
         };
@@ -363,6 +357,21 @@ impl WebhookCheck {
 }
 
 /// A well-formed signature that is certainly wrong: the last hex digit changed.
+/// The webhook secret, rendered; an empty one is a permanent failure (an HMAC
+/// with an empty key "works" and would hide the misconfiguration).
+pub(super) fn render_secret(
+    ctx: &ProbeContext<'_>,
+    secret: &Template,
+) -> Result<String, Observation> {
+    match ctx.render(secret)? {
+        value if value.is_empty() => Err(Observation::fail_permanent(
+            format!("webhook secret `{}` is empty", secret.raw()),
+            "an empty secret does not fill itself",
+        )),
+        value => Ok(value),
+    }
+}
+
 fn corrupt(signature: &str) -> String {
     let mut chars: Vec<char> = signature.chars().collect();
     if let Some(last) = chars.last_mut() {

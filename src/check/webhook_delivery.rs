@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::webhook::render_secret;
 use super::{Observation, ProbeContext};
 use crate::runbook::duration::HumanDuration;
 use crate::runbook::template::Template;
@@ -113,13 +114,7 @@ impl WebhookDeliveryCheck {
                 "the runbook must change",
             );
         };
-        let secret = match ctx.render(&self.secret) {
-            Ok(secret) if secret.is_empty() => {
-                return Observation::fail_permanent(
-                    format!("webhook secret `{}` is empty", self.secret.raw()),
-                    "an empty secret does not fill itself",
-                )
-            }
+        let secret = match render_secret(ctx, &self.secret) {
             Ok(secret) => secret,
             Err(obs) => return obs,
         };

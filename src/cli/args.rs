@@ -8,8 +8,10 @@ use clap::{Args, Parser, Subcommand};
 /// evidence that `runproof verify` checks offline.
 #[derive(Debug, Parser)]
 #[command(name = "runproof", version, about, long_about = None)]
-#[command(after_help = "Exit codes: 0 all passed / bundle valid, 1 a step escalated or was blocked, \
-2 invalid runbook or usage, 3 runproof itself failed, 4 verification failed, 130 interrupted.")]
+#[command(
+    after_help = "Exit codes: 0 all passed / bundle valid, 1 a step escalated or was blocked, \
+2 invalid runbook or usage, 3 runproof itself failed, 4 verification failed, 130 interrupted."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -27,13 +27,16 @@ const DEMO_RUNBOOK_PATH: &str = "runbooks/demo.toml";
 
 pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
     let token = format!("demo-{}", uuid::Uuid::new_v4().simple());
-    let addr = start_stand_in(token.clone())
-        .await
-        .map_err(|e| CliError::internal(format!("cannot start the demo service on 127.0.0.1: {e}")))?;
+    let addr = start_stand_in(token.clone()).await.map_err(|e| {
+        CliError::internal(format!("cannot start the demo service on 127.0.0.1: {e}"))
+    })?;
 
     let mut runbook = load_runbook_str(Path::new(DEMO_RUNBOOK_PATH), DEMO_RUNBOOK)
         .map_err(|e| CliError::internal(format!("the built-in demo runbook is invalid: {e}")))?;
-    apply_vars(&mut runbook, &[("base".to_string(), format!("http://{addr}"))])?;
+    apply_vars(
+        &mut runbook,
+        &[("base".to_string(), format!("http://{addr}"))],
+    )?;
     let env = move |name: &str| {
         if name == "DEMO_API_TOKEN" {
             Some(token.clone())
@@ -41,19 +44,32 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
             std::env::var(name).ok()
         }
     };
-    println!("runproof demo: a stand-in service is listening on http://{addr}");
-    println!("runproof demo: running {DEMO_RUNBOOK_PATH}; expect a pass, a pass after retries, an escalation, a blocked and a skipped step\n");
+    out!("runproof demo: a stand-in service is listening on http://{addr}");
+    out!("runproof demo: running {DEMO_RUNBOOK_PATH}; expect a pass, a pass after retries, an escalation, a blocked and a skipped step\n");
 
-    let finished = execute(&runbook, &RunOptions::default(), &env, &args.artifacts, false).await?;
+    let finished = execute(
+        &runbook,
+        &RunOptions::default(),
+        &env,
+        &args.artifacts,
+        false,
+    )
+    .await?;
     if finished.status == ExitStatus::Interrupted {
         return Ok(ExitStatus::Interrupted);
     }
 
-    println!("\nrunproof demo: verifying the bundle offline, as QA would (runproof verify {})", finished.bundle.display());
+    out!(
+        "\nrunproof demo: verifying the bundle offline, as QA would (runproof verify {})",
+        finished.bundle.display()
+    );
     let report = verify_bundle(&finished.bundle, &VerifyOptions::default());
-    println!("{}", report.render_text());
+    out!("{}", report.render_text());
     if report.is_valid() {
-        println!("\nThe escalation above is part of the demo. Open {}/summary.md for the report.", finished.bundle.display());
+        out!(
+            "\nThe escalation above is part of the demo. Open {}/summary.md for the report.",
+            finished.bundle.display()
+        );
         Ok(ExitStatus::Success)
     } else {
         Ok(ExitStatus::VerifyFailed)
@@ -72,13 +88,21 @@ async fn start_stand_in(token: String) -> std::io::Result<SocketAddr> {
         flaky_calls: AtomicU32::new(0),
     });
     let app = Router::new()
-        .route("/health", get(|| async { Json(json!({"status": "ok", "version": "1.4.2"})) }))
+        .route(
+            "/health",
+            get(|| async { Json(json!({"status": "ok", "version": "1.4.2"})) }),
+        )
         .route("/flaky", get(flaky))
         .route("/api/notes", post(create_note))
         .route("/api/notes/{id}", get(read_note))
         .route(
             "/payments/health",
-            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "payments provider unreachable"}))) }),
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": "payments provider unreachable"})),
+                )
+            }),
         )
         .route("/checkout", get(|| async { "checkout ok" }))
         .with_state(state);
@@ -106,19 +130,42 @@ fn authorized(state: &StandIn, headers: &HeaderMap) -> bool {
         == Some(state.token.as_str())
 }
 
-async fn create_note(State(state): State<Arc<StandIn>>, headers: HeaderMap, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+async fn create_note(
+    State(state): State<Arc<StandIn>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
     if !authorized(&state, &headers) {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid token"})));
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid token"})),
+        );
     }
-    (StatusCode::CREATED, Json(json!({"id": 7, "content": body["content"]})))
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": 7, "content": body["content"]})),
+    )
 }
 
-async fn read_note(State(state): State<Arc<StandIn>>, headers: HeaderMap, UrlPath(id): UrlPath<u32>) -> (StatusCode, Json<Value>) {
+async fn read_note(
+    State(state): State<Arc<StandIn>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<u32>,
+) -> (StatusCode, Json<Value>) {
     if !authorized(&state, &headers) {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid token"})));
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid token"})),
+        );
     }
     if id != 7 {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": "no such note"})));
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such note"})),
+        );
     }
-    (StatusCode::OK, Json(json!({"id": 7, "content": "runproof demo note"})))
+    (
+        StatusCode::OK,
+        Json(json!({"id": 7, "content": "runproof demo note"})),
+    )
 }

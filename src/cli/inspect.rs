@@ -2,8 +2,10 @@
 
 use super::args::{ShowArgs, VerifyArgs};
 use super::CliError;
-use crate::evidence::{verify_bundle, VerifyOptions};
+use crate::engine::RunObserver;
+use crate::evidence::{read_bundle, verify_bundle, VerifyOptions};
 use crate::exit::ExitStatus;
+use crate::report::{self, SummaryBuilder};
 
 pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
     let mut scan_secrets = Vec::new();
@@ -19,9 +21,12 @@ pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
     }
     let report = verify_bundle(&args.bundle, &VerifyOptions { scan_secrets });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap_or_default());
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+        );
     } else {
-        println!("{}", report.render_text());
+        out!("{}", report.render_text());
     }
     Ok(if report.is_valid() {
         ExitStatus::Success
@@ -30,7 +35,85 @@ pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
     })
 }
 
+/// Prints a bundle's run as QA reads it: the header, a table of steps (or
+/// checks), escalations with their attempts and hints. It does not verify;
+/// `runproof verify` does.
 pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
-    let _ = args;
-    Err(CliError::internal("show: not yet available"))
+    let bundle = read_bundle(&args.bundle).map_err(|e| CliError::invalid(e.to_string()))?;
+    let header = &bundle.header;
+    let mut builder = SummaryBuilder::new(&header.run_id, &header.source.name, &header.started_at);
+    for record in &bundle.records {
+        builder.observe(record.seq, &record.event);
+    }
+    let summary = builder.finish();
+    if args.json {
+        let document = serde_json::json!({
+            "bundle": args.bundle.display().to_string(),
+            "header": header,
+            "sealed": bundle.seal.is_some(),
+            "run": summary,
+        });
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&document).unwrap_or_default()
+        );
+        return Ok(ExitStatus::Success);
+    }
+    let kind = serde_json::to_value(header.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    out!(
+        "{kind} {} of {} ({})",
+        header.run_id,
+        header.source.name,
+        header.source.path
+    );
+    out!(
+        "started {} on {} by {}, runproof {}",
+        header.started_at,
+        header.host,
+        header.operator,
+        header.runproof_version
+    );
+    let state = match (&bundle.seal, summary.verdict) {
+        (Some(_), Some(verdict)) => format!(
+            "sealed, run verdict: {}",
+            serde_json::to_value(verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        ),
+        (Some(_), None) => "sealed".to_string(),
+        (None, _) => "NOT sealed (the run crashed or is still running)".to_string(),
+    };
+    out!("{} records, {state}\n", summary.records);
+    out!("{}", report::table::render_steps(&summary));
+    for step in summary.steps.iter().filter(|s| s.escalation.is_some()) {
+        let escalation = step.escalation.as_ref().expect("filtered");
+        out!("\nescalated: {}", step.id);
+        if let Some(owner) = &escalation.owner {
+            out!("  owner: {owner}");
+        }
+        for attempt in &escalation.attempts {
+            out!(
+                "  attempt {}/{} (seq {}): {}",
+                attempt.attempt,
+                step.max_attempts,
+                attempt.seq,
+                attempt.reason
+            );
+        }
+        if let Some(why) = &escalation.retries_skipped {
+            out!("  retries skipped: {why}");
+        }
+        if let Some(hint) = &escalation.hint {
+            out!("  hint: {hint}");
+        }
+    }
+    out!(
+        "\ncheck integrity with: runproof verify {}",
+        args.bundle.display()
+    );
+    Ok(ExitStatus::Success)
 }

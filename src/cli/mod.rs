@@ -1,6 +1,16 @@
 //! The command line: parses arguments, calls into the library, and maps every
 //! result to a documented exit code in one place ([`CliError`] → [`ExitStatus`]).
 
+/// `println!` that ignores a closed stdout (`runproof verify … | head`): the
+/// reader went away, which is no reason to panic — or, for `run`, to leave the
+/// bundle unsealed.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod args;
 mod demo;
 mod inspect;
@@ -46,7 +56,10 @@ impl CliError {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("runproof: error: cannot start the async runtime: {err}");
@@ -61,11 +74,12 @@ pub fn main() -> ExitCode {
         Ok(status) => status.into(),
         Err(err) => {
             // Messages are built from runbook text and names, never from
-            // secret values.
-            for line in err.message.lines() {
-                if line.starts_with("error") || line.starts_with("warning") || line.starts_with(' ') || line.is_empty() {
-                    eprintln!("{line}");
-                } else {
+            // secret values. Rendered diagnostics (several lines, each
+            // already labelled) are printed as they are.
+            if err.message.starts_with("error") || err.message.starts_with("warning") {
+                eprintln!("{}", err.message.trim_end());
+            } else {
+                for line in err.message.lines() {
                     eprintln!("runproof: error: {line}");
                 }
             }

@@ -16,7 +16,7 @@ use crate::exit::ExitStatus;
 use crate::report::{self, SummaryBuilder, TerminalReporter};
 use crate::runbook::duration::format_duration;
 use crate::runbook::template::Template;
-use crate::runbook::{load_runbook, LoadError, Runbook, SecretStore};
+use crate::runbook::{expiry_warning, load_runbook, LoadError, Runbook, SecretStore};
 
 /// Looks up environment values; the demo injects its own token through it.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -30,13 +30,24 @@ pub struct Finished {
 pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let mut runbook = load(&args.runbook)?;
     apply_vars(&mut runbook, &args.vars)?;
+    if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+        if args.strict {
+            return Err(CliError::invalid(format!(
+                "{warning} (refused by --strict)"
+            )));
+        }
+        eprintln!("runproof: warning: {warning}");
+    }
     let options = RunOptions {
         allow_mutations: args.allow_mutations,
         only: args.only.clone(),
     };
     for id in &options.only {
         if !runbook.steps.iter().any(|s| &s.id == id) {
-            return Err(CliError::invalid(format!("--only {id}: no step with that id in {}", args.runbook.display())));
+            return Err(CliError::invalid(format!(
+                "--only {id}: no step with that id in {}",
+                args.runbook.display()
+            )));
         }
     }
     let env = |name: &str| std::env::var(name).ok();
@@ -54,7 +65,11 @@ pub async fn execute(
     json: bool,
 ) -> Result<Finished, CliError> {
     let base_dir = runbook.path.parent().unwrap_or(Path::new("."));
-    let secrets = SecretStore::load(&runbook.secrets, base_dir, env).map_err(|e| CliError::invalid(e.to_string()))?;
+    let secrets = SecretStore::load(&runbook.secrets, base_dir, env)
+        .map_err(|e| CliError::invalid(e.to_string()))?;
+    for file in secrets.missing_files() {
+        eprintln!("runproof: warning: env file {file} does not exist; reading secrets from the environment only");
+    }
     let missing = secrets.missing_required();
     if !missing.is_empty() {
         return Err(CliError::invalid(format!(
@@ -65,13 +80,27 @@ pub async fn execute(
         )));
     }
     let redactor = Arc::new(Redactor::new(&secrets.pairs()));
+    for name in redactor.weak_secrets() {
+        eprintln!(
+            "runproof: warning: secret {name} is too short to be redacted by value; only structural rules (URLs, headers, DSNs) protect it"
+        );
+    }
 
     let header = new_header(runbook, &redactor);
     let started_at = header.started_at.clone();
-    let mut bundle = BundleWriter::create(artifacts, header, redactor.clone(), SyncPolicy::EveryRecord)
-        .map_err(|e| CliError::internal(format!("cannot create the evidence bundle under {}: {e}", artifacts.display())))?;
-    let write_failed = |e: std::io::Error| CliError::internal(format!("cannot write the evidence bundle: {e}"));
-    bundle.write_file("runbook.toml", runbook.source.as_bytes()).map_err(write_failed)?;
+    let mut bundle =
+        BundleWriter::create(artifacts, header, redactor.clone(), SyncPolicy::EveryRecord)
+            .map_err(|e| {
+                CliError::internal(format!(
+                    "cannot create the evidence bundle under {}: {e}",
+                    artifacts.display()
+                ))
+            })?;
+    let write_failed =
+        |e: std::io::Error| CliError::internal(format!("cannot write the evidence bundle: {e}"));
+    bundle
+        .write_file("runbook.toml", runbook.source.as_bytes())
+        .map_err(write_failed)?;
 
     let cancel = Cancel::new();
     cancel
@@ -87,16 +116,30 @@ pub async fn execute(
     let mut summary = SummaryBuilder::new(bundle.run_id(), &runbook.meta.name, &started_at);
     let outcome = {
         let mut observers: Vec<&mut dyn RunObserver> = vec![&mut terminal, &mut summary];
-        run_runbook(runbook, &secrets, &mut bundle, &mut observers, &cancel, options).await
+        run_runbook(
+            runbook,
+            &secrets,
+            &mut bundle,
+            &mut observers,
+            &cancel,
+            options,
+        )
+        .await
     };
     terminal.finish();
     let outcome = outcome.map_err(write_failed)?;
     let summary = summary.finish();
 
     let bundle_dir = bundle.dir().to_path_buf();
-    let bundle_name = bundle_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let bundle_name = bundle_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     bundle
-        .write_file("summary.md", report::markdown::render(&summary, &bundle_name).as_bytes())
+        .write_file(
+            "summary.md",
+            report::markdown::render(&summary, &bundle_name).as_bytes(),
+        )
         .map_err(write_failed)?;
     bundle
         .write_file("junit.xml", report::junit::render(&summary).as_bytes())
@@ -121,11 +164,20 @@ pub async fn execute(
         let table = report::table::render_steps(&summary);
         let verdict = match outcome.verdict {
             RunVerdict::Pass => "all steps passed".to_string(),
-            RunVerdict::Escalated => "escalated: see the steps marked escalated/blocked".to_string(),
+            RunVerdict::Escalated => {
+                "escalated: see the steps marked escalated/blocked".to_string()
+            }
             RunVerdict::Halted => "halted after an escalation (on_escalate = \"halt\")".to_string(),
-            RunVerdict::Interrupted => "interrupted; the bundle is sealed as interrupted".to_string(),
+            RunVerdict::Interrupted => {
+                "interrupted; the bundle is sealed as interrupted".to_string()
+            }
         };
-        let _ = writeln!(stdout, "\n{}\n{}: {verdict}", redactor.redact(&table), runbook.meta.name);
+        let _ = writeln!(
+            stdout,
+            "\n{}\n{}: {verdict}",
+            redactor.redact(&table),
+            runbook.meta.name
+        );
         let _ = writeln!(stdout, "bundle: {}", bundle_dir.display());
     }
     Ok(Finished {
@@ -171,7 +223,7 @@ pub fn lint(args: LintArgs) -> Result<ExitStatus, CliError> {
     let mut failed = Vec::new();
     for path in &args.runbooks {
         match load(path) {
-            Ok(runbook) => println!("ok: {} ({} steps)", path.display(), runbook.steps.len()),
+            Ok(runbook) => out!("ok: {} ({} steps)", path.display(), runbook.steps.len()),
             Err(err) => {
                 eprintln!("{}", err.message);
                 failed.push(path.display().to_string());
@@ -181,7 +233,10 @@ pub fn lint(args: LintArgs) -> Result<ExitStatus, CliError> {
     if failed.is_empty() {
         Ok(ExitStatus::Success)
     } else {
-        Err(CliError::invalid(format!("invalid runbook: {}", failed.join(", "))))
+        Err(CliError::invalid(format!(
+            "invalid runbook: {}",
+            failed.join(", ")
+        )))
     }
 }
 
@@ -192,11 +247,14 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
     let no_secrets = SecretStore::default();
     let scope = RunScope::new(&runbook.vars, &no_secrets);
     let meta = &runbook.meta;
-    println!("runbook: {} ({})", meta.name, runbook.path.display());
-    if let Some(owner) = &meta.owner {
-        println!("owner: {owner}");
+    out!("runbook: {} ({})", meta.name, runbook.path.display());
+    if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+        out!("warning: {warning}");
     }
-    println!(
+    if let Some(owner) = &meta.owner {
+        out!("owner: {owner}");
+    }
+    out!(
         "on_escalate: {}",
         match meta.on_escalate {
             crate::runbook::model::OnEscalate::Continue => "continue",
@@ -205,31 +263,41 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
     );
     let declared: Vec<&str> = runbook.secrets.declared().collect();
     if !declared.is_empty() {
-        println!("secrets: {}", declared.join(", "));
+        out!("secrets: {}", declared.join(", "));
     }
     for (i, step) in runbook.steps.iter().enumerate() {
         let target = Template::parse(&step.check.target())
             .map(|t| t.render_masked(&scope))
             .unwrap_or_else(|_| step.check.target());
-        println!("\n{}. {} [{}]{}", i + 1, step.id, step.check.kind(), if step.mutating { " (mutating)" } else { "" });
+        out!(
+            "\n{}. {} [{}]{}",
+            i + 1,
+            step.id,
+            step.check.kind(),
+            if step.mutating { " (mutating)" } else { "" }
+        );
         if let Some(title) = &step.title {
-            println!("   {title}");
+            out!("   {title}");
         }
-        println!("   target:  {target}");
+        out!("   target:  {target}");
         let policy = &step.policy;
-        println!(
+        out!(
             "   policy:  {} attempt(s), timeout {} each, backoff {}..{}{}",
             policy.max_attempts(),
             format_duration(policy.timeout),
             policy.backoff.initial,
             policy.backoff.max,
-            if policy.backoff.jitter { " with jitter" } else { "" }
+            if policy.backoff.jitter {
+                " with jitter"
+            } else {
+                ""
+            }
         );
         if !step.depends_on.is_empty() {
-            println!("   after:   {}", step.depends_on.join(", "));
+            out!("   after:   {}", step.depends_on.join(", "));
         }
         if let Some(hint) = &step.hint {
-            println!("   hint:    {hint}");
+            out!("   hint:    {hint}");
         }
     }
     Ok(ExitStatus::Success)

@@ -2,6 +2,7 @@
 //! `--watch` interval), each into its own sealed bundle, and write the
 //! requested outputs.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -9,10 +10,10 @@ use std::sync::Arc;
 use super::args::SweepArgs;
 use super::CliError;
 use crate::engine::Cancel;
-use crate::evidence::record::{BundleKind, Header, RunVerdict, SourceRef};
+use crate::evidence::record::{BundleKind, Header, RunVerdict, SourceRef, StepVerdict};
 use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
 use crate::exit::ExitStatus;
-use crate::report::{self, prometheus, SummaryBuilder};
+use crate::report::{self, prometheus, RunSummary, StepSummary, SummaryBuilder};
 use crate::sweep::baseline::{write_atomically, Baseline};
 use crate::sweep::input::{load_input, plan, InputError, SweepInput};
 use crate::sweep::run::{run_sweep, SweepOptions, SweepPlan, SweepReport};
@@ -23,7 +24,12 @@ use crate::sweep::select::Shard;
 const SYNC_EVERY: u32 = 512;
 
 pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
-    let shard = args.shard.as_deref().map(Shard::parse).transpose().map_err(CliError::invalid)?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(Shard::parse)
+        .transpose()
+        .map_err(CliError::invalid)?;
     if args.samples == 0 {
         return Err(CliError::invalid("--samples must be at least 1"));
     }
@@ -36,7 +42,8 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
     let (plan, secret_names) = plan(&input, &args.only, shard, &env).map_err(input_error)?;
     let baseline = match &args.baseline {
         Some(path) => Some((
-            Baseline::load(path).map_err(|e| CliError::invalid(format!("--baseline {}: {e}", path.display())))?,
+            Baseline::load(path)
+                .map_err(|e| CliError::invalid(format!("--baseline {}: {e}", path.display())))?,
             args.regression_factor,
         )),
         None => None,
@@ -55,7 +62,16 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
     let mut round = 0u64;
     loop {
         round += 1;
-        let (report, bundle) = sweep_once(&args, &input, &plan, &secret_names, &options, &redactor, &cancel).await?;
+        let (report, bundle) = sweep_once(
+            &args,
+            &input,
+            &plan,
+            &secret_names,
+            &options,
+            &redactor,
+            &cancel,
+        )
+        .await?;
         let status = exit_status(&report);
         if args.watch.is_some() {
             print_round_line(&args, round, &report, &bundle, &redactor);
@@ -88,40 +104,76 @@ async fn sweep_once(
 ) -> Result<(SweepReport, String), CliError> {
     let source = SourceRef {
         name: args.name.clone(),
-        path: args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" "),
+        path: args
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
         sha256: input.digest.clone(),
     };
-    let header = Header::new(BundleKind::Sweep, source, secret_names.to_vec(), redactor.classes());
+    let header = Header::new(
+        BundleKind::Sweep,
+        source,
+        secret_names.to_vec(),
+        redactor.classes(),
+    );
     let started_at = header.started_at.clone();
-    let mut bundle = BundleWriter::create(&args.artifacts, header, redactor.clone(), SyncPolicy::Batched(SYNC_EVERY))
-        .map_err(|e| CliError::internal(format!("cannot create the evidence bundle under {}: {e}", args.artifacts.display())))?;
-    let write_failed = |e: std::io::Error| CliError::internal(format!("cannot write the evidence bundle: {e}"));
+    let mut bundle = BundleWriter::create(
+        &args.artifacts,
+        header,
+        redactor.clone(),
+        SyncPolicy::Batched(SYNC_EVERY),
+    )
+    .map_err(|e| {
+        CliError::internal(format!(
+            "cannot create the evidence bundle under {}: {e}",
+            args.artifacts.display()
+        ))
+    })?;
+    let write_failed =
+        |e: std::io::Error| CliError::internal(format!("cannot write the evidence bundle: {e}"));
     for (i, file) in input.files.iter().enumerate() {
-        let name = file.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = file
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         bundle
             .write_file(&format!("inputs/{i:03}-{name}"), file.source.as_bytes())
             .map_err(write_failed)?;
     }
     let mut summary = SummaryBuilder::new(bundle.run_id(), &args.name, &started_at);
-    let report = run_sweep(plan, options, &mut bundle, &mut summary, cancel).await.map_err(write_failed)?;
+    let report = run_sweep(plan, options, &mut bundle, &mut summary, cancel)
+        .await
+        .map_err(write_failed)?;
     let summary = summary.finish();
     let bundle_dir = bundle.dir().to_path_buf();
     let bundle_label = bundle_dir.display().to_string();
     let markdown = report::markdown::render_sweep(&report, &args.name, &bundle_label);
-    let junit = report::junit::render(&summary);
-    bundle.write_file("summary.md", markdown.as_bytes()).map_err(write_failed)?;
-    bundle.write_file("junit.xml", junit.as_bytes()).map_err(write_failed)?;
+    let junit = report::junit::render(&per_check(&summary, &report));
+    bundle
+        .write_file("summary.md", markdown.as_bytes())
+        .map_err(write_failed)?;
+    bundle
+        .write_file("junit.xml", junit.as_bytes())
+        .map_err(write_failed)?;
     bundle.seal().map_err(write_failed)?;
 
     let output_failed = |what: &str, path: &Path, e: std::io::Error| {
         CliError::internal(format!("cannot write {what} {}: {e}", path.display()))
     };
     if let Some(path) = &args.junit {
-        write_atomically(path, redactor.redact(&junit).as_bytes()).map_err(|e| output_failed("--junit", path, e))?;
+        write_atomically(path, redactor.redact(&junit).as_bytes())
+            .map_err(|e| output_failed("--junit", path, e))?;
     }
     if let Some(path) = &args.prometheus {
-        let text = prometheus::render(&metrics(&report), jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
-        write_atomically(path, redactor.redact(&text).as_bytes()).map_err(|e| output_failed("--prometheus", path, e))?;
+        let text = prometheus::render(
+            &metrics(&report),
+            jiff::Timestamp::now().as_millisecond() as f64 / 1000.0,
+        );
+        write_atomically(path, redactor.redact(&text).as_bytes())
+            .map_err(|e| output_failed("--prometheus", path, e))?;
     }
     if let Some(path) = &args.markdown {
         let mut file = std::fs::OpenOptions::new()
@@ -142,9 +194,50 @@ async fn sweep_once(
                 .filter_map(|c| c.latency.map(|l| (c.id.clone(), l)))
                 .collect(),
         };
-        baseline.save(path).map_err(|e| output_failed("--save-baseline", path, e))?;
+        baseline
+            .save(path)
+            .map_err(|e| output_failed("--save-baseline", path, e))?;
     }
     Ok((report, bundle_label))
+}
+
+/// The summary with one step per check, in plan order. With `--samples K` the
+/// journal holds steps `ID#1`…`ID#K`; JUnit wants one testcase per check, so
+/// the samples fold into the first one that did not pass (else the last),
+/// keeping every sample's failed attempts (JUnit `flakyFailure`s).
+fn per_check(summary: &RunSummary, report: &SweepReport) -> RunSummary {
+    let mut by_check: HashMap<&str, Vec<&StepSummary>> = HashMap::new();
+    for step in &summary.steps {
+        // Check ids cannot contain `#` (letters, digits, `_`, `-`).
+        let id = step
+            .id
+            .split_once('#')
+            .map_or(step.id.as_str(), |(id, _)| id);
+        by_check.entry(id).or_default().push(step);
+    }
+    let steps = report
+        .checks
+        .iter()
+        .filter_map(|check| {
+            let samples = by_check.get(check.id.as_str())?;
+            let decisive = samples
+                .iter()
+                .find(|s| s.verdict != Some(StepVerdict::Pass))
+                .or(samples.last())?;
+            let mut step = (*decisive).clone();
+            step.id = check.id.clone();
+            step.duration_ms = samples.iter().map(|s| s.duration_ms).sum();
+            step.failed_attempts = samples
+                .iter()
+                .flat_map(|s| s.failed_attempts.iter().cloned())
+                .collect();
+            Some(step)
+        })
+        .collect();
+    RunSummary {
+        steps,
+        ..summary.clone()
+    }
 }
 
 fn metrics(report: &SweepReport) -> Vec<prometheus::CheckMetrics> {
@@ -180,7 +273,11 @@ fn print_report(args: &SweepArgs, report: &SweepReport, bundle: &str, redactor: 
     let mut out = std::io::stdout().lock();
     if args.json {
         let document = serde_json::json!({ "name": args.name, "bundle": bundle, "sweep": report });
-        let _ = writeln!(out, "{}", redactor.redact(&serde_json::to_string_pretty(&document).unwrap_or_default()));
+        let _ = writeln!(
+            out,
+            "{}",
+            redactor.redact(&serde_json::to_string_pretty(&document).unwrap_or_default())
+        );
         return;
     }
     let table = report::table::render_checks(report);
@@ -202,10 +299,16 @@ fn print_report(args: &SweepArgs, report: &SweepReport, bundle: &str, redactor: 
 }
 
 /// `--watch`: one compact line per round.
-fn print_round_line(args: &SweepArgs, round: u64, report: &SweepReport, bundle: &str, redactor: &Redactor) {
+fn print_round_line(
+    args: &SweepArgs,
+    round: u64,
+    report: &SweepReport,
+    bundle: &str,
+    redactor: &Redactor,
+) {
     if args.json {
         let document = serde_json::json!({ "round": round, "name": args.name, "bundle": bundle, "sweep": report });
-        println!("{}", redactor.redact(&document.to_string()));
+        out!("{}", redactor.redact(&document.to_string()));
         return;
     }
     let counts = report
@@ -219,7 +322,7 @@ fn print_round_line(args: &SweepArgs, round: u64, report: &SweepReport, bundle: 
         .iter()
         .filter_map(|c| c.latency.map(|l| l.p95_ms))
         .fold(0.0, f64::max);
-    println!(
+    out!(
         "round {round} {}: {counts}; worst p95 {}; bundle {bundle}",
         report.started_at,
         report::table::format_latency(worst_p95)
@@ -228,7 +331,8 @@ fn print_round_line(args: &SweepArgs, round: u64, report: &SweepReport, bundle: 
 
 /// Checks are network-bound: several in flight per core.
 fn default_concurrency() -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     (cores * 8).clamp(16, 128)
 }
-

@@ -21,10 +21,7 @@ pub async fn webhook(args: WebhookArgs) -> Result<ExitStatus, CliError> {
                 body_file: a.body_file,
             })
             .map_err(failed)?;
-            print!("{text}");
-            if !text.ends_with('\n') {
-                println!();
-            }
+            out!("{}", text.trim_end_matches('\n'));
             Ok(ExitStatus::Success)
         }
         WebhookCommand::Verify(a) => {
@@ -37,19 +34,22 @@ pub async fn webhook(args: WebhookArgs) -> Result<ExitStatus, CliError> {
                 body_file: a.body_file,
             })
             .map_err(failed)?;
-            println!("{text}");
+            out!("{text}");
             Ok(ExitStatus::Success)
         }
         WebhookCommand::Listen(a) => {
             let mut listen = ListenArgs::new(a.addr, a.secret_env);
             listen.out = a.out;
             listen.max_age = a.max_age;
-            let summary = webhook::listen_command(&listen, &webhook::process_env, webhook::listener::shutdown_signal(), |line| {
-                println!("{line}")
-            })
+            let summary = webhook::listen_command(
+                &listen,
+                &webhook::process_env,
+                webhook::listener::shutdown_signal(),
+                |line| out!("{line}"),
+            )
             .await
             .map_err(failed)?;
-            println!(
+            out!(
                 "listener stopped: {} accepted, {} rejected\nbundle: {}",
                 summary.accepted,
                 summary.rejected,

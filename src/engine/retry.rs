@@ -57,8 +57,14 @@ mod tests {
     fn jitter_adds_at_most_one_base_delay() {
         for _ in 0..50 {
             let delays = backoff_schedule(&policy(2, 100, 10_000, true));
-            assert!(delays[0] >= Duration::from_millis(100) && delays[0] <= Duration::from_millis(200), "{delays:?}");
-            assert!(delays[1] >= Duration::from_millis(200) && delays[1] <= Duration::from_millis(400), "{delays:?}");
+            assert!(
+                delays[0] >= Duration::from_millis(100) && delays[0] <= Duration::from_millis(200),
+                "{delays:?}"
+            );
+            assert!(
+                delays[1] >= Duration::from_millis(200) && delays[1] <= Duration::from_millis(400),
+                "{delays:?}"
+            );
         }
     }
 }

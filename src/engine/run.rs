@@ -63,18 +63,32 @@ pub async fn run_runbook(
         only: options.only.clone(),
     })?;
 
+    let runner = StepRunner {
+        clients: &clients,
+        blobs: blobs.as_ref(),
+        cancel,
+        run_id: &run_id,
+        owner: runbook.meta.owner.as_deref(),
+    };
     let mut scope = RunScope::new(&runbook.vars, secrets);
     let mut verdicts: HashMap<&str, StepVerdict> = HashMap::new();
     let mut halted_by: Option<&str> = None;
     let mut interrupted = false;
 
     for step in &runbook.steps {
+        // A signal between two steps stops the run before the next one starts.
+        interrupted |= cancel.is_cancelled();
         let not_run = if interrupted {
-            Some((StepVerdict::Skipped, "not run: the run was interrupted".to_string()))
+            Some((
+                StepVerdict::Skipped,
+                "not run: the run was interrupted".to_string(),
+            ))
         } else if let Some(halt) = halted_by {
             Some((
                 StepVerdict::Skipped,
-                format!("not run: the run halted after `{halt}` escalated (on_escalate = \"halt\")"),
+                format!(
+                    "not run: the run halted after `{halt}` escalated (on_escalate = \"halt\")"
+                ),
             ))
         } else if !selected.contains(step.id.as_str()) {
             Some((StepVerdict::Skipped, "not selected by --only".to_string()))
@@ -98,13 +112,6 @@ pub async fn run_runbook(
             continue;
         }
 
-        let runner = StepRunner {
-            clients: &clients,
-            blobs: blobs.as_ref(),
-            cancel,
-            run_id: &run_id,
-            owner: runbook.meta.owner.as_deref(),
-        };
         let result = runner.run_step(step, &scope, &mut journal).await?;
         for (name, value) in result.captures {
             scope.record_capture(&step.id, &name, value);
@@ -208,7 +215,7 @@ fn blocked_reason(step: &Step, verdicts: &HashMap<&str, StepVerdict>) -> Option<
     if failed.is_empty() {
         None
     } else {
-        Some(format!("blocked: depends on {}", failed.join(", ")))
+        Some(format!("depends on {}", failed.join(", ")))
     }
 }
 
@@ -262,7 +269,12 @@ impl StepRunner<'_> {
         let mut evidence: Vec<String> = Vec::new();
         let mut retries_skipped: Option<String> = None;
         let mut durations = Vec::new();
-        let finish = |journal: &mut dyn Emit, verdict, attempts, reason: Option<String>, captures, durations: Vec<f64>| {
+        let finish = |journal: &mut dyn Emit,
+                      verdict,
+                      attempts,
+                      reason: Option<String>,
+                      captures,
+                      durations: Vec<f64>| {
             journal.emit(Event::StepEnd {
                 step: step.id.clone(),
                 verdict,
@@ -313,7 +325,14 @@ impl StepRunner<'_> {
 
             match verdict {
                 AttemptVerdict::Pass => {
-                    return finish(journal, StepVerdict::Pass, attempt, None, observation.captures, durations);
+                    return finish(
+                        journal,
+                        StepVerdict::Pass,
+                        attempt,
+                        None,
+                        observation.captures,
+                        durations,
+                    );
                 }
                 AttemptVerdict::Interrupted => {
                     return finish(
@@ -373,11 +392,23 @@ impl StepRunner<'_> {
             retries_skipped,
             evidence,
         }))?;
-        finish(journal, StepVerdict::Escalated, attempts, Some(last_reason), Vec::new(), durations)
+        finish(
+            journal,
+            StepVerdict::Escalated,
+            attempts,
+            Some(last_reason),
+            Vec::new(),
+            durations,
+        )
     }
 
     /// One attempt under the step's timeout and the run's cancellation.
-    async fn attempt_once(&self, step: &Step, scope: &dyn Scope, attempt: u32) -> (AttemptVerdict, Observation) {
+    async fn attempt_once(
+        &self,
+        step: &Step,
+        scope: &dyn Scope,
+        attempt: u32,
+    ) -> (AttemptVerdict, Observation) {
         let ctx = ProbeContext {
             scope,
             blobs: self.blobs,

@@ -25,7 +25,8 @@ impl<'a> RunScope<'a> {
 
     /// Records a value captured by `step`.
     pub fn record_capture(&mut self, step: &str, name: &str, value: String) {
-        self.captures.insert((step.to_string(), name.to_string()), value);
+        self.captures
+            .insert((step.to_string(), name.to_string()), value);
     }
 }
 
@@ -43,6 +44,8 @@ impl Scope for RunScope<'_> {
     }
 
     fn capture(&self, step: &str, name: &str) -> Option<String> {
-        self.captures.get(&(step.to_string(), name.to_string())).cloned()
+        self.captures
+            .get(&(step.to_string(), name.to_string()))
+            .cloned()
     }
 }

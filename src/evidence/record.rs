@@ -40,7 +40,12 @@ pub struct Header {
 impl Header {
     /// A header for a new bundle: fresh UUIDv7 run id and 128-bit nonce, this
     /// host, the operator (`$USER`) and the current time.
-    pub fn new(kind: BundleKind, source: SourceRef, secrets: Vec<String>, redaction: Vec<String>) -> Header {
+    pub fn new(
+        kind: BundleKind,
+        source: SourceRef,
+        secrets: Vec<String>,
+        redaction: Vec<String>,
+    ) -> Header {
         Header {
             format: "runproof-bundle".into(),
             v: FORMAT_VERSION,

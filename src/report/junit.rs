@@ -28,7 +28,9 @@ pub fn render(summary: &RunSummary) -> String {
     let time = summary.duration_ms / 1000.0;
     let name = xml(&summary.name);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let counts = format!(r#"tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}" time="{time:.3}""#);
+    let counts = format!(
+        r#"tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}" time="{time:.3}""#
+    );
     let _ = writeln!(out, r#"<testsuites name="runproof" {counts}>"#);
     let _ = writeln!(
         out,
@@ -73,7 +75,11 @@ pub fn render(summary: &RunSummary) -> String {
                 let reason = step.reason.as_deref().unwrap_or("");
                 let mut detail = String::new();
                 for failed in &step.failed_attempts {
-                    let _ = writeln!(detail, "attempt {}/{max} (seq {}): {}", failed.attempt, failed.seq, failed.reason);
+                    let _ = writeln!(
+                        detail,
+                        "attempt {}/{max} (seq {}): {}",
+                        failed.attempt, failed.seq, failed.reason
+                    );
                 }
                 if let Some(hint) = step.escalation.as_ref().and_then(|e| e.hint.as_ref()) {
                     let _ = writeln!(detail, "hint: {hint}");
@@ -97,7 +103,10 @@ pub fn render(summary: &RunSummary) -> String {
                 let _ = writeln!(
                     body,
                     r#"      <error type="interrupted" message="{}"/>"#,
-                    xml(step.reason.as_deref().unwrap_or("the run ended before this step finished"))
+                    xml(step
+                        .reason
+                        .as_deref()
+                        .unwrap_or("the run ended before this step finished"))
                 );
             }
         }

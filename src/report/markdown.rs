@@ -20,7 +20,11 @@ pub fn render(summary: &RunSummary, bundle_name: &str) -> String {
         None => "UNFINISHED".to_string(),
     };
     let _ = writeln!(out, "### runproof · {} · {headline}\n", cell(&summary.name));
-    let _ = writeln!(out, "Run `{}`, started {}.\n", summary.run_id, summary.started_at);
+    let _ = writeln!(
+        out,
+        "Run `{}`, started {}.\n",
+        summary.run_id, summary.started_at
+    );
     out.push_str("| # | Step | Kind | Verdict | Attempts | Time |\n");
     out.push_str("|---|------|------|---------|---------:|-----:|\n");
     for (i, step) in summary.steps.iter().enumerate() {
@@ -65,7 +69,11 @@ pub fn render(summary: &RunSummary, bundle_name: &str) -> String {
 
     for step in summary.steps.iter().filter(|s| s.escalation.is_some()) {
         let escalation = step.escalation.as_ref().expect("filtered");
-        let _ = writeln!(out, "\n<details open><summary>{} — escalated</summary>\n", cell(&step.id));
+        let _ = writeln!(
+            out,
+            "\n<details open><summary>{} — escalated</summary>\n",
+            cell(&step.id)
+        );
         if let Some(owner) = &escalation.owner {
             let _ = writeln!(out, "- **Owner:** {}", cell(owner));
         }
@@ -98,7 +106,11 @@ pub fn render(summary: &RunSummary, bundle_name: &str) -> String {
 }
 
 fn count(summary: &RunSummary, verdict: StepVerdict) -> usize {
-    summary.steps.iter().filter(|s| s.verdict == Some(verdict)).count()
+    summary
+        .steps
+        .iter()
+        .filter(|s| s.verdict == Some(verdict))
+        .count()
 }
 
 /// Escapes text for a table cell or inline use.
@@ -135,11 +147,20 @@ pub fn render_sweep(report: &crate::sweep::run::SweepReport, name: &str, bundle:
             cell(&c.kind),
             verdict,
             c.attempts_total,
-            c.latency.map(|l| format_latency(l.p50_ms)).unwrap_or_else(|| "-".into()),
-            c.latency.map(|l| format_latency(l.p95_ms)).unwrap_or_else(|| "-".into()),
+            c.latency
+                .map(|l| format_latency(l.p50_ms))
+                .unwrap_or_else(|| "-".into()),
+            c.latency
+                .map(|l| format_latency(l.p95_ms))
+                .unwrap_or_else(|| "-".into()),
             cell(c.reason.as_deref().unwrap_or(""))
         );
     }
-    let _ = writeln!(out, "\nRun `{}` · bundle `{}`\n", report.run_id, cell(bundle));
+    let _ = writeln!(
+        out,
+        "\nRun `{}` · bundle `{}`\n",
+        report.run_id,
+        cell(bundle)
+    );
     out
 }

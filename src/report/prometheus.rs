@@ -26,32 +26,79 @@ pub struct CheckMetrics {
 /// Renders the whole textfile.
 pub fn render(checks: &[CheckMetrics], finished_unix: f64) -> String {
     let mut out = String::new();
-    family(&mut out, "runproof_check_success", "1 if the check passed (also after retries), 0 if it failed; absent when blocked.");
+    family(
+        &mut out,
+        "runproof_check_success",
+        "1 if the check passed (also after retries), 0 if it failed; absent when blocked.",
+    );
     for c in checks {
         if let Some(success) = c.success {
-            sample(&mut out, "runproof_check_success", c, if success { 1.0 } else { 0.0 });
+            sample(
+                &mut out,
+                "runproof_check_success",
+                c,
+                if success { 1.0 } else { 0.0 },
+            );
         }
     }
-    family(&mut out, "runproof_check_blocked", "1 if the check was not run because a check it depends on failed.");
+    family(
+        &mut out,
+        "runproof_check_blocked",
+        "1 if the check was not run because a check it depends on failed.",
+    );
     for c in checks {
-        sample(&mut out, "runproof_check_blocked", c, if c.success.is_none() { 1.0 } else { 0.0 });
+        sample(
+            &mut out,
+            "runproof_check_blocked",
+            c,
+            if c.success.is_none() { 1.0 } else { 0.0 },
+        );
     }
-    family(&mut out, "runproof_check_duration_seconds", "Median latency of the check's samples (the attempt that decided each sample).");
+    family(
+        &mut out,
+        "runproof_check_duration_seconds",
+        "Median latency of the check's samples (the attempt that decided each sample).",
+    );
     for c in checks {
         if let Some(seconds) = c.duration_seconds {
             sample(&mut out, "runproof_check_duration_seconds", c, seconds);
         }
     }
-    family(&mut out, "runproof_check_attempts", "Attempts the check used (1 = no retry).");
+    family(
+        &mut out,
+        "runproof_check_attempts",
+        "Attempts the check used (1 = no retry).",
+    );
     for c in checks.iter().filter(|c| c.attempts > 0) {
-        sample(&mut out, "runproof_check_attempts", c, f64::from(c.attempts));
+        sample(
+            &mut out,
+            "runproof_check_attempts",
+            c,
+            f64::from(c.attempts),
+        );
     }
-    family(&mut out, "runproof_check_latency_regressed", "1 if the check's p95 latency grew beyond the baseline factor.");
+    family(
+        &mut out,
+        "runproof_check_latency_regressed",
+        "1 if the check's p95 latency grew beyond the baseline factor.",
+    );
     for c in checks.iter().filter(|c| c.success.is_some()) {
-        sample(&mut out, "runproof_check_latency_regressed", c, if c.regressed { 1.0 } else { 0.0 });
+        sample(
+            &mut out,
+            "runproof_check_latency_regressed",
+            c,
+            if c.regressed { 1.0 } else { 0.0 },
+        );
     }
-    family(&mut out, "runproof_sweep_last_timestamp_seconds", "Unix time the sweep finished.");
-    let _ = writeln!(out, "runproof_sweep_last_timestamp_seconds {finished_unix:.3}");
+    family(
+        &mut out,
+        "runproof_sweep_last_timestamp_seconds",
+        "Unix time the sweep finished.",
+    );
+    let _ = writeln!(
+        out,
+        "runproof_sweep_last_timestamp_seconds {finished_unix:.3}"
+    );
     out
 }
 
@@ -73,15 +120,21 @@ fn number(value: f64) -> String {
 
 /// `check="…",kind="…"` plus tag-derived labels, sorted, deduplicated.
 pub fn labels(check: &CheckMetrics) -> String {
-    let mut pairs = vec![("check".to_string(), check.id.clone()), ("kind".to_string(), check.kind.clone())];
+    let mut pairs = vec![
+        ("check".to_string(), check.id.clone()),
+        ("kind".to_string(), check.kind.clone()),
+    ];
     let mut derived: Vec<(String, String)> = check
         .tags
         .iter()
         .filter_map(|tag| {
             let (key, value) = tag.split_once('=').or_else(|| tag.split_once(':'))?;
             let key = label_name(key)?;
-            (!matches!(key.as_str(), "check" | "kind" | "job" | "instance") && !key.starts_with("__"))
-                .then(|| (key, value.trim().to_string()))
+            // A tag like `dashboard=https://…` must not smuggle a URL into a label.
+            (!matches!(key.as_str(), "check" | "kind" | "job" | "instance")
+                && !key.starts_with("__")
+                && !value.contains("://"))
+            .then(|| (key, value.trim().to_string()))
         })
         .collect();
     derived.sort();
@@ -99,7 +152,13 @@ fn label_name(key: &str) -> Option<String> {
     let name: String = key
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     match name.chars().next() {
         None => None,
@@ -109,7 +168,10 @@ fn label_name(key: &str) -> Option<String> {
 }
 
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -131,21 +193,43 @@ mod tests {
     #[test]
     fn renders_families_and_tag_labels() {
         let text = render(
-            &[check("api", Some(true), &["team=payments", "critical", "tier:1"]), check("ui", None, &[])],
+            &[
+                check("api", Some(true), &["team=payments", "critical", "tier:1"]),
+                check("ui", None, &[]),
+            ],
             1795599641.87,
         );
         assert!(text.contains("runproof_check_success{check=\"api\",kind=\"http\",team=\"payments\",tier=\"1\"} 1\n"), "{text}");
         assert!(text.contains("runproof_check_duration_seconds{check=\"api\",kind=\"http\",team=\"payments\",tier=\"1\"} 0.0125\n"), "{text}");
-        assert!(text.contains("runproof_check_blocked{check=\"ui\",kind=\"http\"} 1\n"), "{text}");
-        assert!(!text.contains("runproof_check_success{check=\"ui\""), "blocked checks have no success sample");
+        assert!(
+            text.contains("runproof_check_blocked{check=\"ui\",kind=\"http\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("runproof_check_success{check=\"ui\""),
+            "blocked checks have no success sample"
+        );
         assert!(text.contains("runproof_sweep_last_timestamp_seconds 1795599641.870\n"));
         assert!(!text.contains("critical"), "bare tags are not labels");
     }
 
     #[test]
     fn escapes_values_and_sanitizes_names() {
-        let c = check("a\"b", Some(false), &["Team Name=x\\y", "check=hijack", "9lives=yes"]);
+        let c = check(
+            "a\"b",
+            Some(false),
+            &["Team Name=x\\y", "check=hijack", "9lives=yes"],
+        );
         let l = labels(&c);
-        assert_eq!(l, r#"check="a\"b",kind="http",_9lives="yes",team_name="x\\y""#);
+        assert_eq!(
+            l,
+            r#"check="a\"b",kind="http",_9lives="yes",team_name="x\\y""#
+        );
+        let url = check(
+            "api",
+            Some(true),
+            &["dashboard=https://grafana.example/d/1", "team=web"],
+        );
+        assert_eq!(labels(&url), r#"check="api",kind="http",team="web""#);
     }
 }

@@ -62,7 +62,10 @@ impl StepSummary {
         match self.verdict {
             Some(StepVerdict::Pass) if self.attempts > 1 => {
                 let retries = self.attempts - 1;
-                format!("pass after {retries} {}", if retries == 1 { "retry" } else { "retries" })
+                format!(
+                    "pass after {retries} {}",
+                    if retries == 1 { "retry" } else { "retries" }
+                )
             }
             Some(verdict) => verdict.as_str().to_string(),
             None => "unfinished".to_string(),
@@ -177,12 +180,17 @@ impl RunObserver for SummaryBuilder {
                 s.verdict = Some(*verdict);
                 s.attempts = *attempts;
                 s.duration_ms = *duration_ms;
-                s.reason = reason
-                    .clone()
-                    .or_else(|| s.failed_attempts.last().filter(|_| *verdict != StepVerdict::Pass).map(|a| a.reason.clone()));
+                s.reason = reason.clone().or_else(|| {
+                    s.failed_attempts
+                        .last()
+                        .filter(|_| *verdict != StepVerdict::Pass)
+                        .map(|a| a.reason.clone())
+                });
             }
             Event::RunEnd {
-                verdict, duration_ms, ..
+                verdict,
+                duration_ms,
+                ..
             } => {
                 self.summary.verdict = Some(*verdict);
                 self.summary.duration_ms = *duration_ms;

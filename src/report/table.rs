@@ -44,6 +44,9 @@ pub fn format_ms(ms: f64) -> String {
     if ms <= 0.0 {
         return "-".into();
     }
+    if ms < 1000.0 {
+        return format!("{ms:.0}ms");
+    }
     let secs = ms / 1000.0;
     if secs < 60.0 {
         format!("{secs:.2}s")
@@ -79,10 +82,24 @@ pub fn render_checks(report: &crate::sweep::run::SweepReport) -> String {
         check: c.id.clone(),
         kind: c.kind.clone(),
         verdict: c.verdict.as_str().to_string(),
-        attempts: if c.attempts_total == 0 { "-".into() } else { c.attempts_total.to_string() },
-        p50: c.latency.map(|l| format_latency(l.p50_ms)).unwrap_or_else(|| "-".into()),
-        p95: c.latency.map(|l| format_latency(l.p95_ms)).unwrap_or_else(|| "-".into()),
-        reason: c.reason.as_deref().map(|r| shorten(r, 60)).unwrap_or_default(),
+        attempts: if c.attempts_total == 0 {
+            "-".into()
+        } else {
+            c.attempts_total.to_string()
+        },
+        p50: c
+            .latency
+            .map(|l| format_latency(l.p50_ms))
+            .unwrap_or_else(|| "-".into()),
+        p95: c
+            .latency
+            .map(|l| format_latency(l.p95_ms))
+            .unwrap_or_else(|| "-".into()),
+        reason: c
+            .reason
+            .as_deref()
+            .map(|r| shorten(r, 60))
+            .unwrap_or_default(),
     });
     Table::new(rows).with(Style::sharp()).to_string()
 }

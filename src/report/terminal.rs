@@ -79,7 +79,11 @@ impl RunObserver for TerminalReporter {
             }
             Event::StepStart { step, target, .. } => {
                 if let Some(bar) = &self.spinner {
-                    bar.set_message(self.redactor.redact(&format!("{step}: {target}")).into_owned());
+                    bar.set_message(
+                        self.redactor
+                            .redact(&format!("{step}: {target}"))
+                            .into_owned(),
+                    );
                 }
             }
             Event::AttemptStart { step, attempt, of } if *attempt > 1 => {
@@ -102,13 +106,18 @@ impl RunObserver for TerminalReporter {
                     _ => "failed",
                 };
                 let reason = reason.as_deref().unwrap_or("");
-                self.line(&format!("  {step}: attempt {attempt}/{of} {what}: {reason}"));
+                self.line(&format!(
+                    "  {step}: attempt {attempt}/{of} {what}: {reason}"
+                ));
                 if let Some(why) = no_retry {
                     self.line(&format!("  {step}: not retrying: {why}"));
                 }
             }
             Event::Backoff { step, delay_ms, .. } => {
-                self.line(&format!("  {step}: retrying in {}", format_ms(*delay_ms as f64)));
+                self.line(&format!(
+                    "  {step}: retrying in {}",
+                    format_ms(*delay_ms as f64)
+                ));
             }
             Event::Escalation(escalation) => {
                 self.line(&format!(

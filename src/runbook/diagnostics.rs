@@ -82,9 +82,15 @@ fn floor_char_boundary(text: &str, mut index: usize) -> usize {
     index
 }
 
-/// Renders every diagnostic, sorted by position, followed by a count line.
-/// `path` is shown exactly as given.
-pub fn render_diagnostics(path: &str, source: &str, diagnostics: &[Diagnostic]) -> String {
+/// Renders every diagnostic, sorted by position, followed by a count line
+/// naming the file as `noun` ("runbook", "check file"). `path` is shown
+/// exactly as given.
+pub fn render_diagnostics(
+    noun: &str,
+    path: &str,
+    source: &str,
+    diagnostics: &[Diagnostic],
+) -> String {
     let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();
     sorted.sort_by_key(|d| (d.span.start, d.span.end));
     let mut out = String::new();
@@ -95,7 +101,7 @@ pub fn render_diagnostics(path: &str, source: &str, diagnostics: &[Diagnostic]) 
     let count = sorted.len();
     let _ = writeln!(
         out,
-        "error: runbook {path} has {count} error{}",
+        "error: {noun} {path} has {count} error{}",
         if count == 1 { "" } else { "s" }
     );
     out
@@ -154,7 +160,7 @@ mod tests {
         let src = "[[step]]\nretires = 3\n";
         let d =
             Diagnostic::new("unknown key `retires`", 9..16).with_help("did you mean `retries`?");
-        let out = render_diagnostics("x.toml", src, &[d]);
+        let out = render_diagnostics("runbook", "x.toml", src, &[d]);
         assert_eq!(
             out,
             "error: unknown key `retires`\n --> x.toml:2:1\n  |\n2 | retires = 3\n  | ^^^^^^^ did you mean `retries`?\n\nerror: runbook x.toml has 1 error\n"
@@ -165,6 +171,7 @@ mod tests {
     fn sorts_by_position_and_counts() {
         let src = "a\nb\n";
         let out = render_diagnostics(
+            "runbook",
             "f",
             src,
             &[

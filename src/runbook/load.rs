@@ -82,10 +82,10 @@ pub fn load_runbook_str_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Runbook, LoadError> {
     let parsed = parse_document(source, env, Document::Runbook)
-        .map_err(|diagnostics| invalid(path, source, diagnostics))?;
+        .map_err(|diagnostics| invalid(Document::Runbook, path, source, diagnostics))?;
     let meta = parsed
         .meta
-        .ok_or_else(|| invalid(path, source, Vec::new()))?;
+        .ok_or_else(|| invalid(Document::Runbook, path, source, Vec::new()))?;
     Ok(Runbook {
         path: path.to_path_buf(),
         source: source.to_string(),
@@ -111,7 +111,7 @@ pub fn load_check_file_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<CheckFile, LoadError> {
     let parsed = parse_document(source, env, Document::Checks)
-        .map_err(|diagnostics| invalid(path, source, diagnostics))?;
+        .map_err(|diagnostics| invalid(Document::Checks, path, source, diagnostics))?;
     Ok(CheckFile {
         path: path.to_path_buf(),
         source: source.to_string(),
@@ -122,8 +122,17 @@ pub fn load_check_file_with_env(
     })
 }
 
-fn invalid(path: &Path, source: &str, diagnostics: Vec<Diagnostic>) -> LoadError {
-    let rendered = render_diagnostics(&path.display().to_string(), source, &diagnostics);
+fn invalid(
+    document: Document,
+    path: &Path,
+    source: &str,
+    diagnostics: Vec<Diagnostic>,
+) -> LoadError {
+    let noun = match document {
+        Document::Runbook => "runbook",
+        Document::Checks => "check file",
+    };
+    let rendered = render_diagnostics(noun, &path.display().to_string(), source, &diagnostics);
     LoadError::Invalid {
         diagnostics,
         rendered,
@@ -251,10 +260,9 @@ fn parse_document(
             Document::Runbook => ("runbook has no steps", "[[step]]"),
             Document::Checks => ("check file has no checks", "[[check]]"),
         };
-        diagnostics.push(
-            Diagnostic::new(what, end..end)
-                .with_help(format!("add at least one `{header}` with an `id` and a `check`")),
-        );
+        diagnostics.push(Diagnostic::new(what, end..end).with_help(format!(
+            "add at least one `{header}` with an `id` and a `check`"
+        )));
     }
     if document == Document::Runbook && !meta_seen && !misspelt.contains("runbook") {
         diagnostics.push(
@@ -316,20 +324,27 @@ fn unknown_top_level(
     }
     let list = format!("[[{}]]", document.list_key());
     if document == Document::Checks && name == "runbook" {
-        return diagnostic.with_help("check files have no [runbook] table; give each `[[check]]` its own keys");
+        return diagnostic
+            .with_help("check files have no [runbook] table; give each `[[check]]` its own keys");
     }
     if STEP_KEYS.contains(&name) {
         return diagnostic.with_help(format!("step keys belong under a `{list}` header"));
     }
     match closest(name, document.top_level().iter().copied()) {
-        Some(key) if key == document.list_key() => diagnostic.with_help(format!("did you mean `{list}`?")),
+        Some(key) if key == document.list_key() => {
+            diagnostic.with_help(format!("did you mean `{list}`?"))
+        }
         Some(table) => diagnostic.with_help(format!("did you mean `[{table}]`?")),
         None => diagnostic.with_help(format!(
             "known tables: {}",
             document
                 .top_level()
                 .iter()
-                .map(|t| if *t == document.list_key() { list.clone() } else { format!("[{t}]") })
+                .map(|t| if *t == document.list_key() {
+                    list.clone()
+                } else {
+                    format!("[{t}]")
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         )),

@@ -80,7 +80,10 @@ pub struct SecretsConfig {
 impl SecretsConfig {
     /// Every declared secret name, required first.
     pub fn declared(&self) -> impl Iterator<Item = &str> {
-        self.required.iter().chain(&self.optional).map(String::as_str)
+        self.required
+            .iter()
+            .chain(&self.optional)
+            .map(String::as_str)
     }
 }
 

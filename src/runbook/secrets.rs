@@ -14,6 +14,7 @@ use super::model::{Runbook, SecretsConfig};
 pub struct SecretStore {
     values: BTreeMap<String, String>,
     required: Vec<String>,
+    missing_files: Vec<String>,
 }
 
 /// Lists names only: a `{:?}` must never print a secret.
@@ -45,6 +46,8 @@ impl SecretStore {
     /// This store with `other`'s values added (`other` wins on a clash).
     pub fn merged(mut self, other: SecretStore) -> SecretStore {
         self.values.extend(other.values);
+        self.required.extend(other.required);
+        self.missing_files.extend(other.missing_files);
         self
     }
 
@@ -59,13 +62,26 @@ impl SecretStore {
     ) -> Result<SecretStore, SecretsError> {
         let declared: Vec<&str> = config.declared().collect();
         let mut values = BTreeMap::new();
+        let mut missing_files = Vec::new();
         for file in &config.env_files {
             let path: PathBuf = base_dir.join(file);
             let shown = path.display().to_string();
-            let text = std::fs::read_to_string(&path).map_err(|source| SecretsError::Io {
-                path: shown.clone(),
-                source,
-            })?;
+            // A listed file that does not exist is not an error: operators
+            // often export the secrets instead. Whatever is required and still
+            // missing is reported by `missing_required`.
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    missing_files.push(shown);
+                    continue;
+                }
+                Err(source) => {
+                    return Err(SecretsError::Io {
+                        path: shown,
+                        source,
+                    })
+                }
+            };
             let pairs = parse_dotenv(&text).map_err(|err| SecretsError::Malformed {
                 path: shown.clone(),
                 line: err.line,
@@ -85,7 +101,13 @@ impl SecretStore {
         Ok(SecretStore {
             values,
             required: config.required.clone(),
+            missing_files,
         })
+    }
+
+    /// Env files that were listed but do not exist (the CLI warns about them).
+    pub fn missing_files(&self) -> &[String] {
+        &self.missing_files
     }
 
     /// [`SecretStore::load`] for a loaded runbook: env files relative to its
@@ -108,6 +130,7 @@ impl SecretStore {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
             required: Vec::new(),
+            missing_files: Vec::new(),
         }
     }
 
@@ -356,12 +379,27 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_file_is_named() {
+    fn a_missing_file_is_named_and_the_environment_still_counts() {
         let dir = tempfile::tempdir().unwrap();
+        let store = SecretStore::load(&config(&["nope.env"], &["A"], &[]), dir.path(), &|name| {
+            (name == "A").then(|| "from-the-environment".to_string())
+        })
+        .unwrap();
+        assert_eq!(store.missing_files().len(), 1);
+        assert!(store.missing_files()[0].ends_with("nope.env"));
+        assert_eq!(store.get("A"), Some("from-the-environment"));
+        assert!(store.missing_required().is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder where a file is expected: exists, but cannot be read as text.
+        std::fs::create_dir(dir.path().join("dir.env")).unwrap();
         let err =
-            SecretStore::load(&config(&["nope.env"], &[], &[]), dir.path(), &|_| None).unwrap_err();
+            SecretStore::load(&config(&["dir.env"], &[], &[]), dir.path(), &|_| None).unwrap_err();
         assert!(matches!(err, SecretsError::Io { .. }));
-        assert!(err.to_string().contains("nope.env"), "{err}");
+        assert!(err.to_string().contains("dir.env"), "{err}");
     }
 
     #[test]

@@ -87,9 +87,9 @@ impl Template {
                 parts.push(Part::Literal(rest[..open].to_string()));
             }
             let after = &rest[open + 2..];
-            let close = after
-                .find("}}")
-                .ok_or_else(|| format!("unclosed placeholder in `{raw}`: `{{{{` has no matching `}}}}`"))?;
+            let close = after.find("}}").ok_or_else(|| {
+                format!("unclosed placeholder in `{raw}`: `{{{{` has no matching `}}}}`")
+            })?;
             parts.push(Part::Ref(parse_reference(after[..close].trim())?));
             rest = &after[close + 2..];
         }
@@ -186,7 +186,9 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
-                Part::Ref(Reference::Secret(name)) => out.push_str(&format!("{{{{secret:{name}}}}}")),
+                Part::Ref(Reference::Secret(name)) => {
+                    out.push_str(&format!("{{{{secret:{name}}}}}"))
+                }
                 Part::Ref(reference) => {
                     let value = match reference {
                         Reference::Var(name) => scope.var(name),
@@ -218,7 +220,9 @@ fn parse_reference(inner: &str) -> Result<Reference, String> {
             format!("`{{{{{inner}}}}}` must name a step and a capture: `{{{{steps.<step id>.<capture>}}}}`")
         })?;
         if !valid_name(step) || !valid_name(name) {
-            return Err(format!("`{{{{{inner}}}}}` is not a valid capture reference"));
+            return Err(format!(
+                "`{{{{{inner}}}}}` is not a valid capture reference"
+            ));
         }
         return Ok(Reference::Capture {
             step: step.to_string(),
@@ -294,13 +298,19 @@ mod tests {
             self.0.get(name).map(|v| v.to_string())
         }
         fn secret(&self, name: &str) -> Option<String> {
-            self.0.get(format!("secret:{name}").as_str()).map(|v| v.to_string())
+            self.0
+                .get(format!("secret:{name}").as_str())
+                .map(|v| v.to_string())
         }
         fn env(&self, name: &str) -> Option<String> {
-            self.0.get(format!("env:{name}").as_str()).map(|v| v.to_string())
+            self.0
+                .get(format!("env:{name}").as_str())
+                .map(|v| v.to_string())
         }
         fn capture(&self, step: &str, name: &str) -> Option<String> {
-            self.0.get(format!("{step}.{name}").as_str()).map(|v| v.to_string())
+            self.0
+                .get(format!("{step}.{name}").as_str())
+                .map(|v| v.to_string())
         }
     }
 
@@ -315,8 +325,14 @@ mod tests {
 
     #[test]
     fn renders_every_reference_kind() {
-        let t = Template::parse("https://{{app}}.fly.dev/{{ env:REGION }}/{{steps.create.id}}?t={{secret:TOKEN}}").unwrap();
-        assert_eq!(t.render(&scope()).unwrap(), "https://hotdash.fly.dev/ord/42?t=s3cr3t-value");
+        let t = Template::parse(
+            "https://{{app}}.fly.dev/{{ env:REGION }}/{{steps.create.id}}?t={{secret:TOKEN}}",
+        )
+        .unwrap();
+        assert_eq!(
+            t.render(&scope()).unwrap(),
+            "https://hotdash.fly.dev/ord/42?t=s3cr3t-value"
+        );
         assert_eq!(
             t.render_masked(&scope()),
             "https://hotdash.fly.dev/ord/42?t={{secret:TOKEN}}"

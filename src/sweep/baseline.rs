@@ -43,7 +43,12 @@ impl Baseline {
     /// Reads a baseline file.
     pub fn load(path: &Path) -> io::Result<Baseline> {
         let text = std::fs::read_to_string(path)?;
-        serde_json::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })
     }
 
     /// Writes the baseline atomically (temp file, fsync, rename).
@@ -75,13 +80,22 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    });
+    if let Err(err) = written {
+        // Do not leave a stray temp file in a textfile collector's folder.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err);
+    }
     if let Ok(dir) = std::fs::File::open(dir) {
         let _ = dir.sync_all();
     }
@@ -108,12 +122,18 @@ mod tests {
         let baseline = Baseline {
             version: 1,
             created_at: String::new(),
-            checks: BTreeMap::from([("api".to_string(), stats(20.0)), ("tiny".to_string(), stats(0.2))]),
+            checks: BTreeMap::from([
+                ("api".to_string(), stats(20.0)),
+                ("tiny".to_string(), stats(0.2)),
+            ]),
         };
         let regression = baseline.compare("api", &stats(50.0), 1.5).unwrap();
         assert_eq!(regression.factor, 2.5);
         assert!(baseline.compare("api", &stats(29.0), 1.5).is_none());
-        assert!(baseline.compare("tiny", &stats(1.0), 1.5).is_none(), "below the noise floor");
+        assert!(
+            baseline.compare("tiny", &stats(1.0), 1.5).is_none(),
+            "below the noise floor"
+        );
         assert!(baseline.compare("unknown", &stats(100.0), 1.5).is_none());
     }
 

@@ -16,7 +16,10 @@ use crate::runbook::{LoadError, SecretStore};
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -44,7 +47,10 @@ pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
                 .collect();
             found.sort();
             if found.is_empty() {
-                return Err(InputError::Invalid(format!("{}: no .toml check files in this folder", path.display())));
+                return Err(InputError::Invalid(format!(
+                    "{}: no .toml check files in this folder",
+                    path.display()
+                )));
             }
             files.extend(found);
         } else {
@@ -52,6 +58,10 @@ pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
             files.push(path.clone());
         }
     }
+    // `checks/ checks/api.toml` names one file twice: sweep it once, rather
+    // than failing on every id it holds being "duplicated".
+    let mut seen = HashSet::new();
+    files.retain(|file| seen.insert(file.canonicalize().unwrap_or_else(|_| file.clone())));
     Ok(files)
 }
 
@@ -65,7 +75,11 @@ pub fn load_input(paths: &[PathBuf]) -> Result<SweepInput, InputError> {
             path: path.display().to_string(),
             source,
         })?;
-        lines.push(format!("{} {}", path.display(), hex::encode(Sha256::digest(source.as_bytes()))));
+        lines.push(format!(
+            "{} {}",
+            path.display(),
+            hex::encode(Sha256::digest(source.as_bytes()))
+        ));
         match load_check_file(&path, &source) {
             Ok(file) => files.push(file),
             Err(LoadError::Invalid { rendered, .. }) => problems.push(rendered),
@@ -109,9 +123,9 @@ pub fn plan(
     let mut secrets_config = SecretsConfig::default();
     for (file_index, file) in input.files.iter().enumerate() {
         vars.push(file.vars.clone());
-        for name in file.secrets.declared() {
-            if !secrets_config.optional.iter().any(|n| n == name) {
-                secrets_config.optional.push(name.to_string());
+        for name in &file.secrets.optional {
+            if !secrets_config.optional.contains(name) {
+                secrets_config.optional.push(name.clone());
             }
         }
         for name in &file.secrets.required {
@@ -138,7 +152,10 @@ pub fn plan(
             .map(|c| c.step.id.as_str())
             .collect();
         if pending.is_empty() {
-            return Err(InputError::Invalid(format!("--only {}: matches no check", only.join(" "))));
+            return Err(InputError::Invalid(format!(
+                "--only {}: matches no check",
+                only.join(" ")
+            )));
         }
         while let Some(id) = pending.pop() {
             if selected.insert(id.to_string()) {
@@ -150,14 +167,16 @@ pub fn plan(
         selected
     };
     if let Some(shard) = shard {
-        keep.retain(|id| shard.contains(&shard_key(id, &by_id)));
+        let keys = shard_keys(&all);
+        keep.retain(|id| shard.contains(keys.get(id.as_str()).copied().unwrap_or(id)));
     }
 
     // Secrets: every file's env files, resolved against that file's folder.
     let mut secrets = SecretStore::default();
     for file in &input.files {
         let base = file.path.parent().unwrap_or(Path::new("."));
-        let store = SecretStore::load(&file.secrets, base, env).map_err(|e| InputError::Invalid(e.to_string()))?;
+        let store = SecretStore::load(&file.secrets, base, env)
+            .map_err(|e| InputError::Invalid(e.to_string()))?;
         secrets = secrets.merged(store);
     }
     let missing = secrets_config
@@ -167,27 +186,69 @@ pub fn plan(
         .cloned()
         .collect::<Vec<_>>();
     if !missing.is_empty() {
-        return Err(InputError::Invalid(format!("missing required secret(s): {}", missing.join(", "))));
+        return Err(InputError::Invalid(format!(
+            "missing required secret(s): {}",
+            missing.join(", ")
+        )));
     }
+    // A name required by one file and optional in another is listed once
+    // (the header used to list every required secret twice).
+    let required = secrets_config.required.clone();
+    secrets_config
+        .optional
+        .retain(|name| !required.contains(name));
     let names: Vec<String> = secrets_config.declared().map(str::to_string).collect();
-    let checks = all.into_iter().filter(|c| keep.contains(&c.step.id)).collect();
-    Ok((SweepPlan { checks, vars, secrets }, names))
+    let checks = all
+        .into_iter()
+        .filter(|c| keep.contains(&c.step.id))
+        .collect();
+    Ok((
+        SweepPlan {
+            checks,
+            vars,
+            secrets,
+        },
+        names,
+    ))
 }
 
-/// The id a check is sharded by: the smallest id among the roots of its
-/// dependency tree (itself when it depends on nothing).
-fn shard_key(id: &str, by_id: &HashMap<&str, &SweepCheck>) -> String {
-    let mut roots = Vec::new();
-    let mut pending = vec![id.to_string()];
-    let mut seen = HashSet::new();
-    while let Some(current) = pending.pop() {
-        if !seen.insert(current.clone()) {
-            continue;
+/// The id each check is sharded by: the smallest id of its dependency
+/// component (checks linked by `depends_on`, in either direction). Sharding by
+/// the component, not by the check's own roots, keeps a check that depends on
+/// two roots in the same shard as both of them (and as its dependants).
+fn shard_keys(all: &[SweepCheck]) -> HashMap<&str, &str> {
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
         }
-        match by_id.get(current.as_str()) {
-            Some(check) if !check.step.depends_on.is_empty() => pending.extend(check.step.depends_on.iter().cloned()),
-            _ => roots.push(current),
+        i
+    }
+    let index: HashMap<&str, usize> = all
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.step.id.as_str(), i))
+        .collect();
+    let mut parent: Vec<usize> = (0..all.len()).collect();
+    for (i, check) in all.iter().enumerate() {
+        for dep in &check.step.depends_on {
+            if let Some(&j) = index.get(dep.as_str()) {
+                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                parent[a.max(b)] = a.min(b);
+            }
         }
     }
-    roots.into_iter().min().unwrap_or_else(|| id.to_string())
+    let mut smallest: HashMap<usize, &str> = HashMap::new();
+    for (i, check) in all.iter().enumerate() {
+        let root = find(&mut parent, i);
+        let id = check.step.id.as_str();
+        smallest
+            .entry(root)
+            .and_modify(|s| *s = (*s).min(id))
+            .or_insert(id);
+    }
+    all.iter()
+        .enumerate()
+        .map(|(i, check)| (check.step.id.as_str(), smallest[&find(&mut parent, i)]))
+        .collect()
 }

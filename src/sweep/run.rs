@@ -133,7 +133,11 @@ struct Emitter<'s, 'a>(&'s SharedJournal<'a>);
 
 impl Emit for Emitter<'_, '_> {
     fn emit(&mut self, event: Event) -> io::Result<u64> {
-        let mut guard = self.0.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self
+            .0
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (bundle, observer) = &mut *guard;
         let seq = bundle.append(&event)?;
         observer.observe(seq, &event);
@@ -218,13 +222,16 @@ pub async fn run_sweep(
             let snapshot = &snapshot;
             let progress = &progress;
             async move {
-                let report = sweep_check(plan, check, steps, runner, journal, snapshot, options).await;
+                let report =
+                    sweep_check(plan, check, steps, runner, journal, snapshot, options).await;
                 progress.inc(1);
                 report.map(|r| (index, r))
             }
         });
-        let finished: Vec<io::Result<(usize, CheckReport)>> =
-            stream::iter(runs).buffer_unordered(options.concurrency.max(1)).collect().await;
+        let finished: Vec<io::Result<(usize, CheckReport)>> = stream::iter(runs)
+            .buffer_unordered(options.concurrency.max(1))
+            .collect()
+            .await;
         for result in finished {
             let (index, report) = result?;
             verdicts.insert(&plan.checks[index].step.id, report.verdict);
@@ -236,7 +243,9 @@ pub async fn run_sweep(
     let checks: Vec<CheckReport> = reports.into_iter().flatten().collect();
     let mut counts = BTreeMap::new();
     for check in &checks {
-        *counts.entry(check.verdict.as_str().to_string()).or_insert(0) += 1;
+        *counts
+            .entry(check.verdict.as_str().to_string())
+            .or_insert(0) += 1;
     }
     let verdict = if cancel.is_cancelled() {
         RunVerdict::Interrupted
@@ -294,12 +303,16 @@ async fn sweep_check(
         })
         .collect();
     let not_run = if runner.cancel.is_cancelled() {
-        Some((StepVerdict::Skipped, CheckVerdict::Interrupted, "not run: the sweep was interrupted".to_string()))
+        Some((
+            StepVerdict::Skipped,
+            CheckVerdict::Interrupted,
+            "not run: the sweep was interrupted".to_string(),
+        ))
     } else if !failed_deps.is_empty() {
         Some((
             StepVerdict::Blocked,
             CheckVerdict::Blocked,
-            format!("blocked: depends on {}", failed_deps.join(", ")),
+            format!("depends on {}", failed_deps.join(", ")),
         ))
     } else {
         None
@@ -365,9 +378,20 @@ async fn sweep_check(
 /// Check indexes grouped so that every check comes after the checks it
 /// depends on (dependencies outside the plan are ignored).
 fn dependency_levels(plan: &SweepPlan) -> Vec<Vec<usize>> {
-    let index: HashMap<&str, usize> = plan.checks.iter().enumerate().map(|(i, c)| (c.step.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = plan
+        .checks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.step.id.as_str(), i))
+        .collect();
     let mut level = vec![usize::MAX; plan.checks.len()];
-    fn depth(i: usize, plan: &SweepPlan, index: &HashMap<&str, usize>, level: &mut [usize], guard: usize) -> usize {
+    fn depth(
+        i: usize,
+        plan: &SweepPlan,
+        index: &HashMap<&str, usize>,
+        level: &mut [usize],
+        guard: usize,
+    ) -> usize {
         if level[i] != usize::MAX {
             return level[i];
         }

@@ -47,7 +47,16 @@ mod tests {
     fn nearest_rank_on_one_to_hundred() {
         let values: Vec<f64> = (1..=100).map(f64::from).collect();
         let stats = LatencyStats::from_samples(&values).unwrap();
-        assert_eq!((stats.min_ms, stats.p50_ms, stats.p95_ms, stats.p99_ms, stats.max_ms), (1.0, 50.0, 95.0, 99.0, 100.0));
+        assert_eq!(
+            (
+                stats.min_ms,
+                stats.p50_ms,
+                stats.p95_ms,
+                stats.p99_ms,
+                stats.max_ms
+            ),
+            (1.0, 50.0, 95.0, 99.0, 100.0)
+        );
     }
 
     #[test]

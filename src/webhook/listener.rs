@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use super::signature::{self, DEFAULT_MAX_AGE};
 use super::{secret_from_env, WebhookError, HEADER_DELIVERY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use crate::check::{BlobRef, BlobSink};
-use crate::evidence::record::{BundleKind, Event, Header, RunVerdict, SourceRef, FORMAT_VERSION};
+use crate::evidence::record::{BundleKind, Event, Header, RunVerdict, SourceRef};
 use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
 
 /// Default body limit: Chatwoot payloads are a few KiB.
@@ -679,29 +679,15 @@ fn listen_header(args: &ListenArgs, bound: SocketAddr, redaction: Vec<String>) -
         args.max_age.as_secs(),
         args.max_body
     );
-    Header {
-        format: "runproof-bundle".to_string(),
-        v: FORMAT_VERSION,
-        kind: BundleKind::Listen,
-        run_id: uuid::Uuid::now_v7().to_string(),
-        nonce: format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        )[..32]
-            .to_string(),
-        source: SourceRef {
-            name: "webhook-listen".to_string(),
-            path: bound.to_string(),
-            sha256: hex::encode(Sha256::digest(config_line.as_bytes())),
-        },
-        runproof_version: env!("CARGO_PKG_VERSION").to_string(),
-        host: gethostname::gethostname().to_string_lossy().into_owned(),
-        operator: std::env::var("USER").unwrap_or_else(|_| "unknown".to_string()),
-        started_at: jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string(),
-        secrets: vec![args.secret_env.clone()],
+    let source = SourceRef {
+        name: "webhook-listen".to_string(),
+        path: bound.to_string(),
+        sha256: hex::encode(Sha256::digest(config_line.as_bytes())),
+    };
+    Header::new(
+        BundleKind::Listen,
+        source,
+        vec![args.secret_env.clone()],
         redaction,
-    }
+    )
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,7 +39,16 @@ struct ServerState {
     max_in_flight: AtomicUsize,
     /// Authorization headers received, for leak tests.
     seen_auth: Mutex<Vec<String>>,
+    /// Calls per `/latency/{key}` and `/hang/{key}` key.
+    hits: Mutex<HashMap<String, usize>>,
+    /// What `/delay` sleeps, in milliseconds (settable while serving).
+    delay_ms: AtomicU64,
 }
+
+/// `/latency/{key}` sleeps these milliseconds on its 1st, 2nd, … call per key
+/// (then starts over): a known distribution — min 10, p50 50, p95/p99/max 100
+/// (nearest rank over 10 samples) — served out of order on purpose.
+pub const LATENCY_SEQUENCE_MS: [u64; 10] = [40, 10, 90, 30, 70, 100, 20, 60, 50, 80];
 
 impl TestServer {
     /// Starts the server on a free port of 127.0.0.1.
@@ -48,7 +57,9 @@ impl TestServer {
     /// (fails that many times per key, then 200), `/hang` (never answers within
     /// a test's patience), `/slow/{ms}`, `/json` (a JSON document),
     /// `POST /items` (201 {"id": 42}), `/items/{id}`, `/auth` (200 with a
-    /// Bearer token, else 401).
+    /// Bearer token, else 401), `/latency/{key}` (sleeps per
+    /// [`LATENCY_SEQUENCE_MS`]), `/hang/{key}` (counts, then hangs), `/delay`
+    /// (sleeps [`TestServer::set_delay_ms`]).
     pub fn start() -> TestServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -81,6 +92,12 @@ impl TestServer {
                 }
             }))
             .route("/auth", get(auth))
+            .route("/latency/{key}", get(latency))
+            .route("/hang/{key}", get(hang_counted))
+            .route("/delay", get(|State(state): State<Arc<ServerState>>| async move {
+                tokio::time::sleep(Duration::from_millis(state.delay_ms.load(Ordering::SeqCst))).await;
+                "ok"
+            }))
             .with_state(state.clone());
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -103,7 +120,13 @@ impl TestServer {
 
     /// How many times `/flaky/{key}/..` was called.
     pub fn calls(&self, key: &str) -> usize {
-        self.state.calls.lock().unwrap().get(key).copied().unwrap_or(0)
+        self.state
+            .calls
+            .lock()
+            .unwrap()
+            .get(key)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Most requests seen in flight at once on `/slow`.
@@ -115,9 +138,54 @@ impl TestServer {
     pub fn seen_auth(&self) -> Vec<String> {
         self.state.seen_auth.lock().unwrap().clone()
     }
+
+    /// How many times `/latency/{key}` or `/hang/{key}` was called.
+    pub fn hits(&self, key: &str) -> usize {
+        self.state
+            .hits
+            .lock()
+            .unwrap()
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Sets what `/delay` sleeps from now on.
+    pub fn set_delay_ms(&self, ms: u64) {
+        self.state.delay_ms.store(ms, Ordering::SeqCst);
+    }
 }
 
-async fn flaky(State(state): State<Arc<ServerState>>, UrlPath((key, failures)): UrlPath<(String, usize)>) -> (StatusCode, String) {
+fn hit(state: &ServerState, key: String) -> usize {
+    let mut hits = state.hits.lock().unwrap();
+    let entry = hits.entry(key).or_insert(0);
+    *entry += 1;
+    *entry
+}
+
+async fn latency(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(key): UrlPath<String>,
+) -> &'static str {
+    let call = hit(&state, key);
+    let ms = LATENCY_SEQUENCE_MS[(call - 1) % LATENCY_SEQUENCE_MS.len()];
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    "ok"
+}
+
+async fn hang_counted(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(key): UrlPath<String>,
+) -> &'static str {
+    hit(&state, key);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    "late"
+}
+
+async fn flaky(
+    State(state): State<Arc<ServerState>>,
+    UrlPath((key, failures)): UrlPath<(String, usize)>,
+) -> (StatusCode, String) {
     let call = {
         let mut calls = state.calls.lock().unwrap();
         let entry = calls.entry(key).or_insert(0);
@@ -125,7 +193,10 @@ async fn flaky(State(state): State<Arc<ServerState>>, UrlPath((key, failures)): 
         *entry
     };
     if call <= failures {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not yet (call {call})"))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not yet (call {call})"),
+        )
     } else {
         (StatusCode::OK, format!("ok on call {call}"))
     }
@@ -139,8 +210,15 @@ async fn slow(State(state): State<Arc<ServerState>>, UrlPath(ms): UrlPath<u64>) 
     "ok"
 }
 
-async fn auth(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> (StatusCode, &'static str) {
-    let value = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+async fn auth(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+) -> (StatusCode, &'static str) {
+    let value = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     state.seen_auth.lock().unwrap().push(value.clone());
     if value.starts_with("Bearer ") && value.len() > 7 {
         (StatusCode::OK, "authorized")
@@ -183,7 +261,12 @@ impl Workspace {
 
     pub fn run_with_env(&self, runbook: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let mut command = runproof();
-        command.arg("run").arg(runbook).arg("--artifacts").arg(self.artifacts()).args(extra);
+        command
+            .arg("run")
+            .arg(runbook)
+            .arg("--artifacts")
+            .arg(self.artifacts())
+            .args(extra);
         for (key, value) in env {
             command.env(key, value);
         }
@@ -198,14 +281,21 @@ pub fn bundle_path(output: &Output) -> PathBuf {
         .lines()
         .rev()
         .find_map(|l| l.strip_prefix("bundle: "))
-        .unwrap_or_else(|| panic!("no bundle line in stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&output.stderr)));
+        .unwrap_or_else(|| {
+            panic!(
+                "no bundle line in stdout:\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
     PathBuf::from(line.trim())
 }
 
 /// Every record of a bundle's journal.
 pub fn events(bundle: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(bundle.join("events.jsonl")).expect("events.jsonl");
-    text.lines().map(|l| serde_json::from_str(l).expect("journal line is JSON")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("journal line is JSON"))
+        .collect()
 }
 
 /// Records of one type (and step, when given).
@@ -238,7 +328,12 @@ pub fn describe(output: &Output) -> String {
 
 /// `runproof verify <bundle>` exit code and output.
 pub fn verify(bundle: &Path, extra: &[&str]) -> Output {
-    runproof().arg("verify").arg(bundle).args(extra).output().expect("run verify")
+    runproof()
+        .arg("verify")
+        .arg(bundle)
+        .args(extra)
+        .output()
+        .expect("run verify")
 }
 
 /// Every file under `dir`, recursively.

@@ -1,0 +1,1555 @@
+//! `runproof sweep` end to end: the real binary against local servers on
+//! 127.0.0.1 — verdicts (pass/fail/flaky/blocked/regressed), the concurrency
+//! bound, latency percentiles, Prometheus/JUnit/Markdown outputs, shards,
+//! `--only`, baselines, `--watch` with SIGINT, invalid input and secrets.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// Timing-sensitive tests hold this exclusively; every other test holds it
+/// shared, so their processes do not compete for the CPU with a measurement.
+static CPU: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    CPU.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Short retry policy so a failing check costs ~70 ms, not seconds.
+const FAST: &str = r#"
+[defaults]
+retries = 2
+backoff = { initial = "20ms", max = "50ms", jitter = false }
+timeout = "2s"
+"#;
+
+fn check_file(body: &str) -> String {
+    format!("{FAST}\n{body}")
+}
+
+/// An HTTP check entry.
+fn http(id: &str, url: &str, extra: &str) -> String {
+    format!("[[check]]\nid = \"{id}\"\ncheck = \"http\"\nurl = \"{url}\"\n{extra}\n")
+}
+
+/// `runproof sweep <paths> --artifacts <ws>/artifacts [extra…]`
+fn sweep(ws: &Workspace, paths: &[&Path], extra: &[&str]) -> Output {
+    sweep_with_env(ws, paths, extra, &[])
+}
+
+fn sweep_with_env(ws: &Workspace, paths: &[&Path], extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = runproof();
+    command
+        .arg("sweep")
+        .args(paths)
+        .arg("--artifacts")
+        .arg(ws.artifacts())
+        .args(extra);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run runproof sweep")
+}
+
+/// The `--json` document on stdout.
+fn json_doc(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}",
+            describe(output)
+        )
+    })
+}
+
+/// id → check report of a `--json` document.
+fn checks_by_id(doc: &Value) -> BTreeMap<String, Value> {
+    doc["sweep"]["checks"]
+        .as_array()
+        .expect("sweep.checks")
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap().to_string(), c.clone()))
+        .collect()
+}
+
+fn ids(doc: &Value) -> BTreeSet<String> {
+    checks_by_id(doc).into_keys().collect()
+}
+
+fn assert_verifies(bundle: &Path) {
+    let out = verify(bundle, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "verify {}:\n{}",
+        bundle.display(),
+        describe(&out)
+    );
+}
+
+/// A folder `checks/` in the workspace with the given files.
+fn checks_dir(ws: &Workspace, files: &[(&str, String)]) -> PathBuf {
+    let dir = ws.path().join("checks");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, body) in files {
+        std::fs::write(dir.join(name), body).unwrap();
+    }
+    dir
+}
+
+/// pass, fail, flaky (passes on the 2nd attempt), blocked (depends on fail)
+/// and blocked-deep (depends on blocked), over two files.
+fn mixed_folder(ws: &Workspace, server: &TestServer) -> PathBuf {
+    let base = server.url();
+    let core = [
+        http("pass", &format!("{base}/ok"), "tags = [\"team=web\"]"),
+        http("fail", &format!("{base}/status/500"), ""),
+        http("flap", &format!("{base}/flaky/flap/1"), ""),
+        http("blocked", &format!("{base}/ok"), "depends_on = [\"fail\"]"),
+        http(
+            "blocked-deep",
+            &format!("{base}/ok"),
+            "depends_on = [\"blocked\"]",
+        ),
+    ]
+    .concat();
+    let other = http(
+        "other",
+        &format!("{base}/json"),
+        "expect = { json = { data_services = \"ok\" } }",
+    );
+    checks_dir(
+        ws,
+        &[
+            ("core.toml", check_file(&core)),
+            ("other.toml", check_file(&other)),
+        ],
+    )
+}
+
+#[test]
+fn mixed_folder_reports_each_verdict_with_attempts_and_a_verifying_bundle() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let dir = mixed_folder(&ws, &server);
+    let output = sweep(&ws, &[&dir], &["--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let doc = json_doc(&output);
+    let checks = checks_by_id(&doc);
+    let got: BTreeMap<&str, (&str, u64)> = checks
+        .iter()
+        .map(|(id, c)| {
+            (
+                id.as_str(),
+                (
+                    c["verdict"].as_str().unwrap(),
+                    c["attempts"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    let want = BTreeMap::from([
+        ("pass", ("pass", 1)),
+        ("fail", ("fail", 3)),
+        ("flap", ("flaky", 2)),
+        ("blocked", ("blocked", 0)),
+        ("blocked-deep", ("blocked", 0)),
+        ("other", ("pass", 1)),
+    ]);
+    assert_eq!(got, want, "{}", describe(&output));
+    assert_eq!(server.calls("flap"), 2);
+    assert!(
+        checks["blocked"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`fail`"),
+        "{:?}",
+        checks["blocked"]
+    );
+    assert!(checks["blocked-deep"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("`blocked`"));
+    assert!(checks["fail"]["reason"].as_str().unwrap().contains("500"));
+    assert_eq!(checks["pass"]["tags"], serde_json::json!(["team=web"]));
+    assert_eq!(doc["sweep"]["verdict"], "escalated");
+    assert_eq!(
+        doc["sweep"]["counts"],
+        serde_json::json!({"blocked": 2, "fail": 1, "flaky": 1, "pass": 2})
+    );
+
+    let bundle = PathBuf::from(doc["bundle"].as_str().expect("bundle in JSON"));
+    assert_verifies(&bundle);
+    let events = events(&bundle);
+    assert_eq!(verdict(&events, "blocked"), "blocked");
+    assert_eq!(verdict(&events, "fail"), "escalated");
+    assert_eq!(verdict(&events, "flap"), "pass");
+    assert_eq!(
+        records(&events, "attempt.end", Some("flap")).len(),
+        2,
+        "each attempt is recorded"
+    );
+    assert_eq!(records(&events, "attempt.end", Some("fail")).len(), 3);
+    assert!(
+        records(&events, "attempt.start", Some("blocked")).is_empty(),
+        "a blocked check is not run"
+    );
+    let header: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("runproof.json")).unwrap())
+            .unwrap();
+    assert_eq!(header["kind"], "sweep", "{header}");
+}
+
+#[test]
+fn table_lists_failures_first_and_prints_a_verifying_bundle() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let dir = mixed_folder(&ws, &server);
+    let output = sweep(&ws, &[&dir], &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Row order: the first table line naming each check.
+    let row = |id: &str| {
+        stdout
+            .lines()
+            .position(|l| l.split('│').nth(1).is_some_and(|cell| cell.trim() == id))
+            .unwrap_or_else(|| panic!("no row for {id}:\n{stdout}"))
+    };
+    let (fail, blocked, deep, flap, pass, other) = (
+        row("fail"),
+        row("blocked"),
+        row("blocked-deep"),
+        row("flap"),
+        row("pass"),
+        row("other"),
+    );
+    assert!(
+        fail < blocked && blocked < deep,
+        "failures, then blocked:\n{stdout}"
+    );
+    assert!(
+        deep < flap && flap < other && other < pass,
+        "healthy last, then by id:\n{stdout}"
+    );
+    assert!(stdout.contains("6 checks"), "{stdout}");
+    assert_verifies(&bundle_path(&output));
+}
+
+#[test]
+fn all_passing_exits_0() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let file = ws.write(
+        "ok.toml",
+        &check_file(
+            &[
+                http("a", &format!("{base}/ok"), ""),
+                http("b", &format!("{base}/json"), ""),
+            ]
+            .concat(),
+        ),
+    );
+    let output = sweep(&ws, &[&file], &["--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let doc = json_doc(&output);
+    assert_eq!(doc["sweep"]["verdict"], "pass");
+    assert!(checks_by_id(&doc)
+        .values()
+        .all(|c| c["verdict"] == "pass" && c["attempts"] == 1));
+    assert_verifies(Path::new(doc["bundle"].as_str().unwrap()));
+}
+
+#[test]
+fn concurrency_bound_is_respected_and_reached() {
+    let _cpu = exclusive();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let body: String = (0..9)
+        .map(|i| http(&format!("slow-{i}"), &format!("{base}/slow/250"), ""))
+        .collect();
+    let file = ws.write("slow.toml", &check_file(&body));
+    let started = Instant::now();
+    let output = sweep(&ws, &[&file], &["--concurrency", "3", "--json"]);
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(ids(&json_doc(&output)).len(), 9);
+    assert_eq!(
+        server.max_in_flight(),
+        3,
+        "--concurrency 3 must allow exactly 3 in flight"
+    );
+    // 9 checks of 250 ms, 3 at a time: at least 3 waves.
+    assert!(elapsed >= Duration::from_millis(740), "{elapsed:?}");
+}
+
+#[test]
+fn samples_report_percentiles_of_a_known_distribution() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let file = ws.write(
+        "latency.toml",
+        &check_file(&http(
+            "lat",
+            &format!("{}/latency/lat", server.url()),
+            "retries = 0",
+        )),
+    );
+    let output = {
+        let _quiet = exclusive();
+        sweep(&ws, &[&file], &["--samples", "10", "--json"])
+    };
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(server.hits("lat"), 10, "one request per sample");
+    let doc = json_doc(&output);
+    let checks = checks_by_id(&doc);
+    let latency = &checks["lat"]["latency"];
+    assert_eq!(latency["samples"], 10, "{latency}");
+    assert_eq!(checks["lat"]["attempts_total"], 10);
+    let ms = |key: &str| {
+        latency[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in {latency}"))
+    };
+
+    // The figures are nearest-rank percentiles of the latencies the bundle
+    // recorded, one attempt per sample.
+    let events = events(Path::new(doc["bundle"].as_str().unwrap()));
+    let mut recorded: Vec<f64> = (1..=10)
+        .map(|k| {
+            let attempts = records(&events, "attempt.end", Some(&format!("lat#{k}")));
+            assert_eq!(attempts.len(), 1, "sample {k}");
+            attempts[0]["duration_ms"].as_f64().unwrap()
+        })
+        .collect();
+    recorded.sort_by(f64::total_cmp);
+    let close = |a: f64, b: f64| (a - b).abs() < 0.01;
+    for (key, rank) in [
+        ("min_ms", 1),
+        ("p50_ms", 5),
+        ("p95_ms", 10),
+        ("p99_ms", 10),
+        ("max_ms", 10),
+    ] {
+        assert!(
+            close(ms(key), recorded[rank - 1]),
+            "{key} = {} but rank {rank} of {recorded:?}",
+            ms(key)
+        );
+    }
+
+    // And they match the served distribution, 10, 20, …, 100 ms: measuring
+    // adds request overhead and never removes sleep, so the lower bound is
+    // tight and the upper one allows for a loaded 2-core machine.
+    let within = |key: &str, want: f64, slack: f64| {
+        let got = ms(key);
+        assert!(
+            got >= want - 1.0 && got <= want + slack,
+            "{key} = {got}, want ≈ {want}: {latency}"
+        );
+    };
+    within("min_ms", 10.0, 40.0);
+    within("p50_ms", 50.0, 40.0);
+    // One slow sample under load moves only the top of the distribution.
+    within("p95_ms", 100.0, 200.0);
+    within("p99_ms", 100.0, 200.0);
+    within("max_ms", 100.0, 200.0);
+}
+
+/// One parsed line of the Prometheus text format.
+#[derive(Debug)]
+struct PromSample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// A small parser of the text exposition format: `# HELP name text`,
+/// `# TYPE name type`, `name{k="v",…} value`. Panics on anything else.
+fn parse_prometheus(text: &str) -> (BTreeMap<String, String>, Vec<PromSample>) {
+    let mut types = BTreeMap::new();
+    let mut helps = BTreeSet::new();
+    let mut samples = Vec::new();
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && n.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+            })
+    };
+    assert!(text.ends_with('\n'), "the file ends with a newline");
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("HELP without text: {line}"));
+            assert!(valid_name(name) && !help.is_empty(), "{line}");
+            assert!(helps.insert(name.to_string()), "HELP twice for {name}");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("TYPE without type: {line}"));
+            assert!(
+                ["gauge", "counter", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            assert!(
+                types.insert(name.to_string(), kind.to_string()).is_none(),
+                "TYPE twice for {name}"
+            );
+            assert!(
+                !samples.iter().any(|s: &PromSample| s.name == name),
+                "TYPE after samples of {name}"
+            );
+            continue;
+        }
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "unexpected line: {line:?}"
+        );
+        let (name, rest) = match line.find(['{', ' ']) {
+            Some(i) => line.split_at(i),
+            None => panic!("sample without value: {line}"),
+        };
+        assert!(valid_name(name), "metric name {name:?} in {line}");
+        let mut labels = BTreeMap::new();
+        let rest = if let Some(body) = rest.strip_prefix('{') {
+            let mut chars = body.chars().peekable();
+            loop {
+                if chars.peek() == Some(&'}') {
+                    chars.next();
+                    break;
+                }
+                let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
+                assert!(
+                    valid_name(&key) && !key.contains(':'),
+                    "label name {key:?} in {line}"
+                );
+                assert_eq!(chars.next(), Some('"'), "label value is quoted in {line}");
+                let mut value = String::new();
+                loop {
+                    match chars
+                        .next()
+                        .unwrap_or_else(|| panic!("unterminated label value in {line}"))
+                    {
+                        '\\' => match chars.next() {
+                            Some('\\') => value.push('\\'),
+                            Some('"') => value.push('"'),
+                            Some('n') => value.push('\n'),
+                            other => panic!("bad escape {other:?} in {line}"),
+                        },
+                        '"' => break,
+                        '\n' => panic!("raw newline in {line}"),
+                        c => value.push(c),
+                    }
+                }
+                assert!(
+                    labels.insert(key.clone(), value).is_none(),
+                    "label {key} twice in {line}"
+                );
+                match chars.next() {
+                    Some(',') => {}
+                    Some('}') => break,
+                    other => panic!("expected , or }} after a label, got {other:?} in {line}"),
+                }
+            }
+            chars.collect::<String>()
+        } else {
+            rest.to_string()
+        };
+        let value_text = rest
+            .strip_prefix(' ')
+            .unwrap_or_else(|| panic!("one space before the value in {line}"));
+        assert!(
+            !value_text.contains(' '),
+            "no timestamps (the textfile collector rejects them): {line}"
+        );
+        let value: f64 = value_text
+            .parse()
+            .unwrap_or_else(|_| panic!("value {value_text:?} in {line}"));
+        assert!(types.contains_key(name), "sample before its TYPE: {line}");
+        assert!(helps.contains(name), "sample without HELP: {line}");
+        samples.push(PromSample {
+            name: name.to_string(),
+            labels,
+            value,
+        });
+    }
+    (types, samples)
+}
+
+#[test]
+fn prometheus_textfile_parses_with_only_check_kind_and_tag_labels() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let body = [
+        "[secrets]\nrequired = [\"SWEEP_TOKEN\"]\n".to_string(),
+        http(
+            "web",
+            &format!("{base}/auth"),
+            "tags = [\"team=web\", \"critical\", \"tier:1\"]\nheaders = { Authorization = \"Bearer {{secret:SWEEP_TOKEN}}\" }",
+        ),
+        http("down", &format!("{base}/status/503"), "tags = [\"team=payments\"]"),
+        http("child", &format!("{base}/ok"), "depends_on = [\"down\"]"),
+        "[[check]]\nid = \"port\"\ncheck = \"tcp\"\nhost = \"127.0.0.1\"\n".to_string() + &format!("port = {}\n", server.addr.port()),
+    ]
+    .concat();
+    let file = ws.write("prom.toml", &check_file(&body));
+    let textfile_dir = ws.path().join("textfile");
+    std::fs::create_dir(&textfile_dir).unwrap();
+    let prom = textfile_dir.join("runproof.prom");
+    let canary = "sk-canary-prom-5f1e2d";
+    let output = sweep_with_env(
+        &ws,
+        &[&file],
+        &["--json", "--prometheus", prom.to_str().unwrap()],
+        &[("SWEEP_TOKEN", canary)],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert_eq!(
+        server.seen_auth(),
+        [format!("Bearer {canary}")],
+        "the secret was really sent"
+    );
+    let doc = json_doc(&output);
+    let run_id = doc["sweep"]["run_id"].as_str().unwrap().to_string();
+    let text = std::fs::read_to_string(&prom).expect("prometheus file");
+
+    for forbidden in [
+        "http://",
+        "127.0.0.1",
+        canary,
+        run_id.as_str(),
+        "HTTP 503",
+        "/status/",
+    ] {
+        assert!(
+            !text.contains(forbidden),
+            "{forbidden:?} in the textfile:\n{text}"
+        );
+    }
+    let (types, samples) = parse_prometheus(&text);
+    for name in [
+        "runproof_check_success",
+        "runproof_check_duration_seconds",
+        "runproof_check_attempts",
+        "runproof_sweep_last_timestamp_seconds",
+    ] {
+        assert_eq!(
+            types.get(name).map(String::as_str),
+            Some("gauge"),
+            "{name}:\n{text}"
+        );
+        assert!(
+            samples.iter().any(|s| s.name == name),
+            "no {name} sample:\n{text}"
+        );
+    }
+    assert!(types.keys().all(|n| n.starts_with("runproof_")), "{text}");
+    let allowed: BTreeSet<&str> = ["check", "kind", "team", "tier"].into();
+    for s in &samples {
+        for key in s.labels.keys() {
+            assert!(allowed.contains(key.as_str()), "label {key} on {s:?}");
+        }
+        if s.name != "runproof_sweep_last_timestamp_seconds" {
+            assert!(
+                s.labels.contains_key("check") && s.labels.contains_key("kind"),
+                "{s:?}"
+            );
+        }
+    }
+    let success: BTreeMap<&str, f64> = samples
+        .iter()
+        .filter(|s| s.name == "runproof_check_success")
+        .map(|s| (s.labels["check"].as_str(), s.value))
+        .collect();
+    assert_eq!(
+        success,
+        BTreeMap::from([("web", 1.0), ("down", 0.0), ("port", 1.0)]),
+        "blocked `child` has no success sample:\n{text}"
+    );
+    let web = samples
+        .iter()
+        .find(|s| s.name == "runproof_check_success" && s.labels["check"] == "web")
+        .unwrap();
+    assert_eq!(web.labels["team"], "web");
+    assert_eq!(web.labels["tier"], "1");
+    assert_eq!(web.labels["kind"], "http");
+    let port = samples
+        .iter()
+        .find(|s| s.name == "runproof_check_success" && s.labels["check"] == "port")
+        .unwrap();
+    assert_eq!(port.labels["kind"], "tcp");
+    let attempts: BTreeMap<&str, f64> = samples
+        .iter()
+        .filter(|s| s.name == "runproof_check_attempts")
+        .map(|s| (s.labels["check"].as_str(), s.value))
+        .collect();
+    assert_eq!(attempts.get("down"), Some(&3.0), "{text}");
+    assert_eq!(attempts.get("web"), Some(&1.0), "{text}");
+    let stamp = samples
+        .iter()
+        .find(|s| s.name == "runproof_sweep_last_timestamp_seconds")
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - stamp.value).abs() < 120.0,
+        "timestamp {} vs now {now}",
+        stamp.value
+    );
+    assert!(stamp.labels.is_empty());
+    for s in samples
+        .iter()
+        .filter(|s| s.name == "runproof_check_duration_seconds")
+    {
+        assert!(s.value > 0.0 && s.value < 2.0, "{s:?}");
+    }
+
+    // Atomic write: nothing but the file itself is left in the folder.
+    let left: Vec<String> = std::fs::read_dir(&textfile_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["runproof.prom"], "temp files left behind");
+}
+
+/// Checks that `text` is well-formed XML as far as a JUnit file needs: one
+/// declaration, balanced and properly nested elements, quoted attributes
+/// without raw `<` or `"`, and only known entities. Returns the element names
+/// in document order.
+fn well_formed_xml(text: &str) -> Vec<String> {
+    fn check_entities(text: &str, context: &str) {
+        let mut rest = text;
+        while let Some(i) = rest.find('&') {
+            let after = &rest[i + 1..];
+            let end = after
+                .find(';')
+                .unwrap_or_else(|| panic!("bare & in {context}: {text}"));
+            let entity = &after[..end];
+            let known = ["amp", "lt", "gt", "quot", "apos"].contains(&entity)
+                || entity
+                    .strip_prefix('#')
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+                || entity
+                    .strip_prefix("#x")
+                    .is_some_and(|n| u32::from_str_radix(n, 16).is_ok());
+            assert!(known, "unknown entity &{entity}; in {context}");
+            rest = &after[end + 1..];
+        }
+    }
+    let body = text
+        .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+        .expect("XML declaration first");
+    let mut stack: Vec<String> = Vec::new();
+    let mut elements = Vec::new();
+    let mut roots = 0;
+    let mut rest = body;
+    while let Some(open) = rest.find('<') {
+        let content = &rest[..open];
+        assert!(
+            !content.contains('>') || !stack.is_empty(),
+            "text outside the root: {content:?}"
+        );
+        if stack.is_empty() {
+            assert!(
+                content.trim().is_empty(),
+                "text outside the root: {content:?}"
+            );
+        }
+        check_entities(content, "text");
+        rest = &rest[open + 1..];
+        // Find the tag's end, skipping `>` inside quoted attribute values.
+        let mut in_quote = false;
+        let close = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                if c == '"' {
+                    in_quote = !in_quote;
+                }
+                c == '>' && !in_quote
+            })
+            .map(|(i, _)| i)
+            .expect("unterminated tag");
+        let tag = &rest[..close];
+        rest = &rest[close + 1..];
+        if let Some(name) = tag.strip_prefix('/') {
+            let open = stack
+                .pop()
+                .unwrap_or_else(|| panic!("</{name}> without an open element"));
+            assert_eq!(open, name.trim(), "mis-nested </{name}>");
+            continue;
+        }
+        let self_closing = tag.ends_with('/');
+        let tag = tag.trim_end_matches('/');
+        let name_end = tag.find(char::is_whitespace).unwrap_or(tag.len());
+        let name = &tag[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)),
+            "element name {name:?}"
+        );
+        // Attributes: name="value" pairs, values free of `<` and raw quotes.
+        let mut attrs = tag[name_end..].trim();
+        let mut seen = BTreeSet::new();
+        while !attrs.is_empty() {
+            let eq = attrs
+                .find('=')
+                .unwrap_or_else(|| panic!("attribute without value in <{tag}>"));
+            let key = attrs[..eq].trim();
+            assert!(
+                !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)),
+                "attribute {key:?}"
+            );
+            assert!(
+                seen.insert(key.to_string()),
+                "attribute {key} twice in <{name}>"
+            );
+            let value_rest = attrs[eq + 1..]
+                .strip_prefix('"')
+                .unwrap_or_else(|| panic!("unquoted attribute {key} in <{name}>"));
+            let end = value_rest.find('"').expect("unterminated attribute");
+            let value = &value_rest[..end];
+            assert!(!value.contains('<'), "raw < in attribute {key}");
+            check_entities(value, "an attribute");
+            attrs = value_rest[end + 1..].trim_start();
+        }
+        if stack.is_empty() {
+            roots += 1;
+        }
+        elements.push(name.to_string());
+        if !self_closing {
+            stack.push(name.to_string());
+        }
+    }
+    assert!(rest.trim().is_empty(), "trailing text {rest:?}");
+    assert!(stack.is_empty(), "unclosed elements {stack:?}");
+    assert_eq!(roots, 1, "exactly one root element");
+    elements
+}
+
+#[test]
+fn junit_file_is_well_formed_with_one_testcase_per_check() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let body = [
+        http("ok", &format!("{base}/ok"), ""),
+        // Markup and quotes in a reason must be escaped.
+        http(
+            "markup",
+            &format!("{base}/ok"),
+            "expect = { body_contains = \"<b a=\\\"1\\\">&'x'</b>\" }\nretries = 0",
+        ),
+        http("flap", &format!("{base}/flaky/junit-flap/1"), ""),
+        http("child", &format!("{base}/ok"), "depends_on = [\"markup\"]"),
+    ]
+    .concat();
+    let file = ws.write("junit.toml", &check_file(&body));
+    let junit = ws.path().join("out").join("junit.xml");
+    std::fs::create_dir_all(junit.parent().unwrap()).unwrap();
+    let output = sweep(
+        &ws,
+        &[&file],
+        &["--json", "--junit", junit.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let checks = ids(&json_doc(&output)).len();
+    let text = std::fs::read_to_string(&junit).expect("junit file");
+    let elements = well_formed_xml(&text);
+    assert_eq!(
+        elements.iter().filter(|e| *e == "testcase").count(),
+        checks,
+        "{text}"
+    );
+    assert_eq!(
+        elements.iter().filter(|e| *e == "failure").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        elements.iter().filter(|e| *e == "skipped").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("&lt;b a=") && text.contains("&gt;&amp;&apos;x&apos;&lt;/b&gt;"),
+        "the reason, escaped:\n{text}"
+    );
+    assert_eq!(
+        elements.iter().filter(|e| *e == "flakyFailure").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains(r#"tests="4""#), "{text}");
+}
+
+#[test]
+fn junit_has_one_testcase_per_check_with_samples() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let body = [
+        http("a", &format!("{base}/ok"), ""),
+        http("b", &format!("{base}/ok"), ""),
+    ]
+    .concat();
+    let file = ws.write("samples.toml", &check_file(&body));
+    let junit = ws.path().join("junit.xml");
+    let output = sweep(
+        &ws,
+        &[&file],
+        &["--samples", "3", "--junit", junit.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let text = std::fs::read_to_string(&junit).unwrap();
+    let elements = well_formed_xml(&text);
+    assert_eq!(
+        elements.iter().filter(|e| *e == "testcase").count(),
+        2,
+        "one testcase per check, not per sample:\n{text}"
+    );
+}
+
+#[test]
+fn markdown_file_is_appended_each_sweep() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let body = [
+        http("a", &format!("{base}/ok"), ""),
+        // The reason quotes `a|b`: the pipe must not split the table cell.
+        http(
+            "b",
+            &format!("{base}/ok"),
+            "expect = { body_contains = \"a|b\" }\nretries = 0",
+        ),
+    ]
+    .concat();
+    let file = ws.write("md.toml", &check_file(&body));
+    let summary = ws.path().join("summary.md");
+    std::fs::write(&summary, "# CI job\n\n").unwrap();
+    for _ in 0..2 {
+        let output = sweep(&ws, &[&file], &["--markdown", summary.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    }
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        text.starts_with("# CI job\n"),
+        "existing content kept:\n{text}"
+    );
+    assert_eq!(text.matches("### runproof sweep").count(), 2, "{text}");
+    assert_eq!(text.matches("FAILED (1/2 healthy)").count(), 2, "{text}");
+    // Failures first, and the `|` in a reason does not break the table.
+    let (b, a) = (
+        text.find("| b |").expect("row b"),
+        text.find("| a |").expect("row a"),
+    );
+    assert!(b < a, "failures first:\n{text}");
+    assert!(text.contains("a\\|b"), "escaped pipe:\n{text}");
+    for line in text.lines().filter(|l| l.starts_with('|')) {
+        let cells = line.matches('|').count() - line.matches("\\|").count();
+        assert_eq!(cells, 8, "7 columns in {line:?}");
+    }
+}
+
+#[test]
+fn shards_are_disjoint_cover_everything_and_keep_dependencies_together() {
+    let _cpu = shared();
+    use runproof::sweep::select::Shard;
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    // Two roots in different shards, and a check depending on both: it and
+    // both roots must still share one shard.
+    let shard_of = |id: &str| {
+        (1..=3)
+            .find(|&k| Shard { index: k, count: 3 }.contains(id))
+            .unwrap()
+    };
+    let candidates: Vec<String> = (0..50).map(|i| format!("root-{i:02}")).collect();
+    let root_a = candidates[0].clone();
+    let root_b = candidates
+        .iter()
+        .find(|id| shard_of(id) != shard_of(&root_a))
+        .unwrap()
+        .clone();
+    let mut body = String::new();
+    body += &http(&root_a, &format!("{base}/ok"), "");
+    body += &http(&root_b, &format!("{base}/ok"), "");
+    body += &http(
+        "both",
+        &format!("{base}/ok"),
+        &format!("depends_on = [\"{root_a}\", \"{root_b}\"]"),
+    );
+    body += &http("gateway", &format!("{base}/ok"), "");
+    body += &http("api", &format!("{base}/ok"), "depends_on = [\"gateway\"]");
+    body += &http("api-deep", &format!("{base}/ok"), "depends_on = [\"api\"]");
+    let mut all: BTreeSet<String> = [
+        root_a.clone(),
+        root_b.clone(),
+        "both".into(),
+        "gateway".into(),
+        "api".into(),
+        "api-deep".into(),
+    ]
+    .into();
+    for i in 0..12 {
+        let id = format!("svc-{i}");
+        body += &http(&id, &format!("{base}/ok"), "");
+        all.insert(id);
+    }
+    let deps: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
+        ("both", vec![root_a.as_str(), root_b.as_str()]),
+        ("api", vec!["gateway"]),
+        ("api-deep", vec!["api"]),
+    ]);
+    let file = ws.write("many.toml", &check_file(&body));
+
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    let mut non_empty = 0;
+    for k in 1..=3 {
+        let output = sweep(&ws, &[&file], &["--shard", &format!("{k}/3"), "--json"]);
+        assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+        let shard_ids = ids(&json_doc(&output));
+        non_empty += usize::from(!shard_ids.is_empty());
+        for id in &shard_ids {
+            assert!(
+                seen.insert(id.clone(), k).is_none(),
+                "{id} in shards {} and {k}",
+                seen[id]
+            );
+        }
+        for (check, its_deps) in &deps {
+            if shard_ids.contains(*check) {
+                for dep in its_deps {
+                    assert!(
+                        shard_ids.contains(*dep),
+                        "{check} in shard {k}/3 without its dependency {dep}"
+                    );
+                }
+            }
+        }
+        // Stable: the same shard twice is the same set.
+        let again = ids(&json_doc(&sweep(
+            &ws,
+            &[&file],
+            &["--shard", &format!("{k}/3"), "--json"],
+        )));
+        assert_eq!(again, shard_ids);
+    }
+    assert_eq!(
+        seen.keys().cloned().collect::<BTreeSet<_>>(),
+        all,
+        "the shards cover every check"
+    );
+    assert!(
+        non_empty >= 2,
+        "18 checks should not all land in one shard: {seen:?}"
+    );
+
+    let bad = sweep(&ws, &[&file], &["--shard", "4/3"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", describe(&bad));
+}
+
+#[test]
+fn only_selects_by_glob_with_dependencies() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let body = [
+        http("gateway", &format!("{base}/ok"), ""),
+        http(
+            "api-users",
+            &format!("{base}/ok"),
+            "depends_on = [\"gateway\"]",
+        ),
+        http("api-orders", &format!("{base}/ok"), ""),
+        http("web", &format!("{base}/ok"), ""),
+        http("db-primary", &format!("{base}/ok"), ""),
+    ]
+    .concat();
+    let file = ws.write("only.toml", &check_file(&body));
+    let output = sweep(&ws, &[&file], &["--only", "api-*", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let got = ids(&json_doc(&output));
+    let want: BTreeSet<String> = ["api-orders", "api-users", "gateway"]
+        .map(String::from)
+        .into();
+    assert_eq!(got, want);
+
+    let output = sweep(
+        &ws,
+        &[&file],
+        &["--only", "web", "--only", "*-primary", "--json"],
+    );
+    assert_eq!(
+        ids(&json_doc(&output)),
+        ["db-primary", "web"].map(String::from).into()
+    );
+
+    let none = sweep(&ws, &[&file], &["--only", "nothing-*"]);
+    assert_eq!(none.status.code(), Some(2), "{}", describe(&none));
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("matches no check"),
+        "{}",
+        describe(&none)
+    );
+}
+
+#[test]
+fn baseline_flags_a_slower_check_as_regressed() {
+    let _cpu = exclusive();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let body = [
+        http("slowing", &format!("{base}/delay"), "retries = 0"),
+        http("steady", &format!("{base}/slow/50"), "retries = 0"),
+    ]
+    .concat();
+    let file = ws.write("baseline.toml", &check_file(&body));
+    let baseline = ws.path().join("baseline.json");
+    server.set_delay_ms(50);
+    let output = sweep(
+        &ws,
+        &[&file],
+        &[
+            "--samples",
+            "3",
+            "--save-baseline",
+            baseline.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&baseline).expect("baseline saved")).unwrap();
+    let saved_p95 = saved["checks"]["slowing"]["p95_ms"]
+        .as_f64()
+        .expect("slowing in the baseline");
+    assert!(saved_p95 >= 50.0, "{saved}");
+
+    // Same server, same speed: no regression (the factor leaves room for a
+    // loaded machine: 50 ms would have to take 150 ms).
+    let factor = ["--regression-factor", "3"];
+    let output = sweep(
+        &ws,
+        &[&file],
+        &[
+            &[
+                "--samples",
+                "3",
+                "--baseline",
+                baseline.to_str().unwrap(),
+                "--json",
+            ][..],
+            &factor,
+        ]
+        .concat(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+
+    server.set_delay_ms(400);
+    let output = sweep(
+        &ws,
+        &[&file],
+        &[
+            &[
+                "--samples",
+                "3",
+                "--baseline",
+                baseline.to_str().unwrap(),
+                "--json",
+            ][..],
+            &factor,
+        ]
+        .concat(),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let doc = json_doc(&output);
+    let checks = checks_by_id(&doc);
+    assert_eq!(
+        checks["slowing"]["verdict"],
+        "regressed",
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(
+        checks["slowing"]["baseline_p95_ms"].as_f64(),
+        Some(saved_p95)
+    );
+    assert!(checks["slowing"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("baseline"));
+    assert_eq!(
+        checks["steady"]["verdict"], "pass",
+        "a check as fast as before is not regressed"
+    );
+    assert_verifies(Path::new(doc["bundle"].as_str().unwrap()));
+
+    let missing = sweep(
+        &ws,
+        &[&file],
+        &["--baseline", ws.path().join("nope.json").to_str().unwrap()],
+    );
+    assert_eq!(missing.status.code(), Some(2), "{}", describe(&missing));
+}
+
+/// A running `runproof sweep --watch`, with its stdout lines as they come.
+struct Watch {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Watch {
+    fn start(ws: &Workspace, file: &Path, extra: &[&str]) -> Watch {
+        let mut child = runproof()
+            .arg("sweep")
+            .arg(file)
+            .arg("--artifacts")
+            .arg(ws.artifacts())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sweep --watch");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for `n` round lines (or panics after `patience`).
+    fn wait_rounds(&mut self, n: usize, patience: Duration) {
+        let deadline = Instant::now() + patience;
+        while self.seen.iter().filter(|l| l.starts_with("round ")).count() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!("no {n} rounds within {patience:?}: {:?}", self.seen);
+                }
+            }
+        }
+    }
+
+    fn interrupt(&self) {
+        // SAFETY: kill(2) on our own child's pid, with a valid signal.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        assert_eq!(rc, 0, "kill -INT");
+    }
+
+    /// Waits for exit (at most `patience`), then collects the rest of stdout.
+    fn finish(mut self, patience: Duration) -> (Option<i32>, Vec<String>, String) {
+        let deadline = Instant::now() + patience;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "sweep --watch did not stop within {patience:?} after SIGINT: {:?}",
+                    self.seen
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        let mut stderr = String::new();
+        let _ = std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr);
+        (status.code(), self.seen, stderr)
+    }
+}
+
+/// Every bundle folder under `<artifacts>/<name>/`.
+fn bundles(ws: &Workspace, name: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(ws.artifacts().join(name))
+        .map(|rd| {
+            rd.map(|e| e.unwrap().path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn watch_stops_on_sigint_with_every_round_sealed() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let body = [
+        http("a", &format!("{base}/ok"), ""),
+        http("b", &format!("{base}/json"), ""),
+    ]
+    .concat();
+    let file = ws.write("watch.toml", &check_file(&body));
+    let prom = ws.path().join("watch.prom");
+    let mut watch = Watch::start(
+        &ws,
+        &file,
+        &["--watch", "1s", "--prometheus", prom.to_str().unwrap()],
+    );
+    watch.wait_rounds(2, Duration::from_secs(15));
+    watch.interrupt();
+    let started = Instant::now();
+    let (code, lines, stderr) = watch.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(130), "stdout {lines:?}\nstderr {stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stops promptly, not after another round"
+    );
+    let printed: Vec<PathBuf> = lines
+        .iter()
+        .filter(|l| l.starts_with("round "))
+        .map(|l| {
+            PathBuf::from(
+                l.rsplit_once("bundle ")
+                    .expect("bundle on the round line")
+                    .1
+                    .trim(),
+            )
+        })
+        .collect();
+    assert!(printed.len() >= 2, "{lines:?}");
+    let on_disk = bundles(&ws, "sweep");
+    assert_eq!(
+        on_disk.len(),
+        printed.len(),
+        "one bundle per round: {on_disk:?} vs {lines:?}"
+    );
+    for bundle in &on_disk {
+        assert!(
+            bundle.join("seal.json").is_file(),
+            "{} not sealed",
+            bundle.display()
+        );
+        assert_verifies(bundle);
+    }
+    for bundle in &printed {
+        assert!(
+            on_disk.contains(bundle),
+            "{} printed but not on disk",
+            bundle.display()
+        );
+    }
+    assert!(prom.is_file(), "the textfile is written each round");
+}
+
+#[test]
+fn sigint_during_a_hanging_check_seals_the_round_as_interrupted() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let body = [
+        http("quick", &format!("{base}/ok"), ""),
+        http(
+            "stuck",
+            &format!("{base}/hang/stuck"),
+            "timeout = \"30s\"\nretries = 0",
+        ),
+        http(
+            "after-stuck",
+            &format!("{base}/ok"),
+            "depends_on = [\"stuck\"]",
+        ),
+    ]
+    .concat();
+    let file = ws.write("hang.toml", &check_file(&body));
+    let watch = Watch::start(&ws, &file, &["--watch", "1s"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.hits("stuck") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the hanging check never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    watch.interrupt();
+    let started = Instant::now();
+    let (code, lines, stderr) = watch.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(130), "stdout {lines:?}\nstderr {stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the hang is cut short by SIGINT"
+    );
+    let on_disk = bundles(&ws, "sweep");
+    assert_eq!(on_disk.len(), 1, "{on_disk:?}");
+    let bundle = &on_disk[0];
+    assert!(bundle.join("seal.json").is_file());
+    assert_verifies(bundle);
+    let events = events(bundle);
+    let end = events.last().unwrap();
+    assert_eq!(end["type"], "run.end", "{end}");
+    assert_eq!(end["verdict"], "interrupted", "{end}");
+    assert_eq!(verdict(&events, "stuck"), "interrupted");
+    assert_eq!(verdict(&events, "quick"), "pass");
+    assert_ne!(verdict(&events, "after-stuck"), "pass");
+    assert!(
+        lines.iter().any(|l| l.starts_with("round 1 ")),
+        "the interrupted round is reported: {lines:?}"
+    );
+}
+
+#[test]
+fn invalid_check_file_exits_2_with_file_line_col() {
+    let _cpu = shared();
+    let ws = Workspace::new();
+    let good = ws.write(
+        "good.toml",
+        &check_file(&http("fine", "http://127.0.0.1:9/ok", "")),
+    );
+    let bad = ws.write(
+        "bad.toml",
+        &check_file("[[check]]\nid = \"x\"\ncheck = \"http\"\nurl = \"http://127.0.0.1:9/\"\ntimeout = \"10 seconds\"\n"),
+    );
+    let output = sweep(&ws, &[&good, &bad], &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // FAST is 6 lines (leading newline included), then a blank: `timeout` is on line 12, value at column 11.
+    let line = check_file("[[check]]\nid = \"x\"\ncheck = \"http\"\nurl = \"http://127.0.0.1:9/\"\ntimeout = \"10 seconds\"\n")
+        .lines()
+        .position(|l| l.starts_with("timeout = \"10"))
+        .unwrap()
+        + 1;
+    assert!(stderr.contains(&format!("bad.toml:{line}:11")), "{stderr}");
+    assert!(stderr.contains("invalid duration"), "{stderr}");
+    assert!(
+        !ws.artifacts().exists(),
+        "nothing runs, no bundle is written"
+    );
+
+    let runbook_style = ws.write("runbook.toml", "[runbook]\nname = \"x\"\n\n[[step]]\nid = \"a\"\ncheck = \"tcp\"\nhost = \"127.0.0.1\"\nport = 9\n");
+    let output = sweep(&ws, &[&runbook_style], &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("runbook.toml:1:"),
+        "{}",
+        describe(&output)
+    );
+
+    let output = sweep(&ws, &[&ws.path().join("missing.toml")], &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+}
+
+#[test]
+fn duplicate_ids_across_files_exit_2() {
+    let _cpu = shared();
+    let ws = Workspace::new();
+    let dir = checks_dir(
+        &ws,
+        &[
+            (
+                "a.toml",
+                check_file(&http("api", "http://127.0.0.1:9/a", "")),
+            ),
+            (
+                "b.toml",
+                check_file(&http("api", "http://127.0.0.1:9/b", "")),
+            ),
+        ],
+    );
+    let output = sweep(&ws, &[&dir], &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`api`") && stderr.contains("a.toml") && stderr.contains("b.toml"),
+        "{stderr}"
+    );
+    assert!(!ws.artifacts().exists());
+}
+
+#[test]
+fn the_same_file_named_twice_is_swept_once() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let dir = checks_dir(
+        &ws,
+        &[(
+            "a.toml",
+            check_file(&http("api", &format!("{}/ok", server.url()), "")),
+        )],
+    );
+    let file = dir.join("a.toml");
+    let output = sweep(&ws, &[&dir, &file], &["--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(ids(&json_doc(&output)).len(), 1);
+}
+
+#[test]
+fn secret_canary_never_leaks_into_any_output() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let canary = "sk-canary-9d8e7f6a5b4c";
+    let body = [
+        "[secrets]\nrequired = [\"SWEEP_TOKEN\"]\n".to_string(),
+        http("authed", &format!("{base}/auth"), "headers = { Authorization = \"Bearer {{secret:SWEEP_TOKEN}}\" }"),
+        // A failing check whose URL carries the secret: reasons and attempt
+        // records mention the URL.
+        http("leaky-url", &format!("{base}/status/503?token={{{{secret:SWEEP_TOKEN}}}}"), "retries = 1"),
+        http("echo", &format!("{base}/auth"), "headers = { Authorization = \"Bearer {{secret:SWEEP_TOKEN}}\" }\nexpect = { body_contains = \"{{secret:SWEEP_TOKEN}}\" }\nretries = 0"),
+    ]
+    .concat();
+    let file = ws.write("secret.toml", &check_file(&body));
+    let out_dir = ws.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let (prom, junit, md) = (
+        out_dir.join("m.prom"),
+        out_dir.join("j.xml"),
+        out_dir.join("s.md"),
+    );
+    let mut outputs = Vec::new();
+    for extra in [&["--json"][..], &[][..]] {
+        let mut args = vec![
+            "--prometheus",
+            prom.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let output = sweep_with_env(&ws, &[&file], &args, &[("SWEEP_TOKEN", canary)]);
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        outputs.push(output);
+    }
+    assert!(
+        server
+            .seen_auth()
+            .iter()
+            .any(|a| a == &format!("Bearer {canary}")),
+        "the secret was really sent"
+    );
+    for output in &outputs {
+        let all = describe(output);
+        assert!(!all.contains(canary), "canary on the terminal:\n{all}");
+    }
+    let mut scanned = 0;
+    for path in files_under(ws.path()) {
+        if path.starts_with(ws.path().join("secret.toml")) {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(canary),
+            "canary in {}",
+            path.display()
+        );
+        scanned += 1;
+    }
+    assert!(
+        scanned >= 10,
+        "bundles and outputs were written ({scanned} files)"
+    );
+    for bundle in bundles(&ws, "sweep") {
+        let header: Value =
+            serde_json::from_str(&std::fs::read_to_string(bundle.join("runproof.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            header["secrets"],
+            serde_json::json!(["SWEEP_TOKEN"]),
+            "names, once"
+        );
+        // verify scans every file for the value (and its encodings).
+        let out = runproof()
+            .arg("verify")
+            .arg(&bundle)
+            .args(["--scan-secrets-from-env", "SWEEP_TOKEN"])
+            .env("SWEEP_TOKEN", canary)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    }
+
+    // Without the secret, nothing runs.
+    let output = sweep(&ws, &[&file], &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SWEEP_TOKEN"));
+}
+
+#[test]
+fn example_checks_folder_loads_without_running() {
+    let _cpu = shared();
+    use runproof::sweep::input::{input_files, load_input, plan};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks");
+    let files = input_files(std::slice::from_ref(&dir)).expect("checks/ has .toml files");
+    assert!(!files.is_empty());
+    for file in &files {
+        let source = std::fs::read_to_string(file).unwrap();
+        let env = |_: &str| Some("example-secret".to_string());
+        if let Err(e) = runproof::runbook::load::load_check_file_with_env(file, &source, &env) {
+            panic!("{} does not load:\n{e}", file.display());
+        }
+    }
+    let input = load_input(std::slice::from_ref(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    let env = |_: &str| Some("example-secret".to_string());
+    let (plan, _) = plan(&input, &[], None, &env).unwrap_or_else(|e| panic!("{e}"));
+    let kinds: BTreeSet<&str> = plan.checks.iter().map(|c| c.step.check.kind()).collect();
+    assert!(kinds.contains("http") && kinds.contains("tcp"), "{kinds:?}");
+    assert!(
+        plan.checks.iter().any(|c| !c.step.depends_on.is_empty()),
+        "a dependency chain"
+    );
+    assert!(
+        plan.checks
+            .iter()
+            .any(|c| c.step.tags.iter().any(|t| t.contains('='))),
+        "key=value tags"
+    );
+}
