@@ -1537,9 +1537,9 @@ fn example_checks_folder_loads_without_running() {
             panic!("{} does not load:\n{e}", file.display());
         }
     }
-    let input = load_input(std::slice::from_ref(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    let mut input = load_input(std::slice::from_ref(&dir)).unwrap_or_else(|e| panic!("{e}"));
     let env = |_: &str| Some("example-secret".to_string());
-    let (plan, _) = plan(&input, &[], None, &env).unwrap_or_else(|e| panic!("{e}"));
+    let (plan, _) = plan(&mut input, &[], None, &env).unwrap_or_else(|e| panic!("{e}"));
     let kinds: BTreeSet<&str> = plan.checks.iter().map(|c| c.step.check.kind()).collect();
     assert!(kinds.contains("http") && kinds.contains("tcp"), "{kinds:?}");
     assert!(

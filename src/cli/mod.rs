@@ -56,10 +56,17 @@ impl CliError {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // A sweep drives thousands of connections from one task: on a single
+    // thread it skips the cross-thread wake-ups that dominated its profile
+    // (0.64 → 0.41 CPU-seconds for 10,000 checks in bench/sweep.sh). Other
+    // commands keep worker threads, so that a second Ctrl-C aborts at once
+    // even while the main task is busy sealing.
+    let mut builder = if matches!(cli.command, Command::Sweep(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("runproof: error: cannot start the async runtime: {err}");

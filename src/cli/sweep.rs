@@ -37,9 +37,9 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
         return Err(CliError::invalid("--regression-factor must be above 1.0"));
     }
     let input_error = |e: InputError| CliError::invalid(e.to_string());
-    let input = load_input(&args.paths).map_err(input_error)?;
+    let mut input = load_input(&args.paths).map_err(input_error)?;
     let env = |name: &str| std::env::var(name).ok();
-    let (plan, secret_names) = plan(&input, &args.only, shard, &env).map_err(input_error)?;
+    let (plan, secret_names) = plan(&mut input, &args.only, shard, &env).map_err(input_error)?;
     let baseline = match &args.baseline {
         Some(path) => Some((
             Baseline::load(path)
@@ -151,7 +151,7 @@ async fn sweep_once(
     let bundle_dir = bundle.dir().to_path_buf();
     let bundle_label = bundle_dir.display().to_string();
     let markdown = report::markdown::render_sweep(&report, &args.name, &bundle_label);
-    let junit = report::junit::render(&per_check(&summary, &report));
+    let junit = report::junit::render(&per_check(summary, &report));
     bundle
         .write_file("summary.md", markdown.as_bytes())
         .map_err(write_failed)?;
@@ -205,7 +205,11 @@ async fn sweep_once(
 /// journal holds steps `ID#1`…`ID#K`; JUnit wants one testcase per check, so
 /// the samples fold into the first one that did not pass (else the last),
 /// keeping every sample's failed attempts (JUnit `flakyFailure`s).
-fn per_check(summary: &RunSummary, report: &SweepReport) -> RunSummary {
+fn per_check(summary: RunSummary, report: &SweepReport) -> RunSummary {
+    // One sample per check: the journal's steps are the checks already.
+    if !summary.steps.iter().any(|s| s.id.contains('#')) {
+        return summary;
+    }
     let mut by_check: HashMap<&str, Vec<&StepSummary>> = HashMap::new();
     for step in &summary.steps {
         // Check ids cannot contain `#` (letters, digits, `_`, `-`).
@@ -234,10 +238,7 @@ fn per_check(summary: &RunSummary, report: &SweepReport) -> RunSummary {
             Some(step)
         })
         .collect();
-    RunSummary {
-        steps,
-        ..summary.clone()
-    }
+    RunSummary { steps, ..summary }
 }
 
 fn metrics(report: &SweepReport) -> Vec<prometheus::CheckMetrics> {

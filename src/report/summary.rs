@@ -1,6 +1,8 @@
 //! The per-step model of a run, folded from its events. `run`, `show`, the
 //! bundle's reports and `--json` all render this one model.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::engine::RunObserver;
@@ -41,7 +43,8 @@ pub struct StepSummary {
     /// Latency of each attempt, in order (for percentiles).
     pub attempt_durations_ms: Vec<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub escalation: Option<Escalation>,
+    /// Boxed: most steps have none, and a sweep holds one summary per check.
+    pub escalation: Option<Box<Escalation>>,
     /// First and last journal seq of this step.
     pub seq_range: (u64, u64),
 }
@@ -77,6 +80,9 @@ impl StepSummary {
 #[derive(Debug, Default)]
 pub struct SummaryBuilder {
     summary: RunSummary,
+    /// Step id → position in `summary.steps`: a sweep sends tens of thousands
+    /// of steps through here, four events each.
+    index: HashMap<String, usize>,
 }
 
 impl SummaryBuilder {
@@ -89,6 +95,7 @@ impl SummaryBuilder {
                 started_at: started_at.to_string(),
                 ..RunSummary::default()
             },
+            index: HashMap::new(),
         }
     }
 
@@ -104,14 +111,15 @@ impl SummaryBuilder {
 
     fn step_mut(&mut self, id: &str, seq: u64) -> &mut StepSummary {
         let steps = &mut self.summary.steps;
-        let index = match steps.iter().position(|s| s.id == id) {
-            Some(index) => index,
+        let index = match self.index.get(id) {
+            Some(&index) => index,
             None => {
                 steps.push(StepSummary {
                     id: id.to_string(),
                     seq_range: (seq, seq),
                     ..StepSummary::default()
                 });
+                self.index.insert(id.to_string(), steps.len() - 1);
                 steps.len() - 1
             }
         };
@@ -126,6 +134,8 @@ impl RunObserver for SummaryBuilder {
         self.summary.records = seq + 1;
         match event {
             Event::RunStart { steps, .. } => {
+                self.summary.steps.reserve_exact(steps.len());
+                self.index.reserve(steps.len());
                 for planned in steps {
                     let step = self.step_mut(&planned.id, seq);
                     step.kind = planned.kind.clone();
@@ -167,7 +177,8 @@ impl RunObserver for SummaryBuilder {
                 }
             }
             Event::Escalation(escalation) => {
-                self.step_mut(&escalation.step, seq).escalation = Some(escalation.clone());
+                self.step_mut(&escalation.step, seq).escalation =
+                    Some(Box::new(escalation.clone()));
             }
             Event::StepEnd {
                 step,

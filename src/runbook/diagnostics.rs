@@ -75,6 +75,20 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Byte offsets where each line starts, for many line lookups in one file
+/// (a check file may hold 100,000 checks: scanning from the top for each
+/// would be quadratic).
+pub fn line_starts(source: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
+}
+
+/// The 1-based line of `offset`, given [`line_starts`] of the same source.
+pub fn line_of(starts: &[usize], offset: usize) -> usize {
+    starts.partition_point(|&start| start <= offset).max(1)
+}
+
 fn floor_char_boundary(text: &str, mut index: usize) -> usize {
     while !text.is_char_boundary(index) {
         index -= 1;
@@ -150,6 +164,14 @@ mod tests {
     fn line_and_column_are_one_based() {
         let src = "a = 1\nbé = 2\n";
         assert_eq!(line_col(src, 0), (1, 1));
+        let starts = line_starts(src);
+        for offset in 0..src.len() {
+            assert_eq!(
+                line_of(&starts, offset),
+                line_col(src, offset).0,
+                "offset {offset}"
+            );
+        }
         assert_eq!(line_col(src, 6), (2, 1));
         // `=` after a two-byte character is column 4, not 5.
         assert_eq!(line_col(src, src.find("= 2").unwrap()), (2, 4));

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::diagnostics::{did_you_mean, line_col, Diagnostic};
+use super::diagnostics::{did_you_mean, line_of, line_starts, Diagnostic};
 use super::duration::HumanDuration;
 use super::model::Backoff;
 use super::raw::{
@@ -124,10 +124,13 @@ pub(crate) fn parse_steps(
             return Vec::new();
         }
     };
+    let line_starts = line_starts(source);
     items
         .iter()
         .filter_map(|item| match item.get_ref() {
-            DeValue::Table(table) => Some(parse_step(source, item.span(), table, diagnostics)),
+            DeValue::Table(table) => {
+                Some(parse_step(&line_starts, item.span(), table, diagnostics))
+            }
             _ => {
                 diagnostics.push(Diagnostic::new("each step must be a table", item.span()));
                 None
@@ -137,12 +140,12 @@ pub(crate) fn parse_steps(
 }
 
 fn parse_step(
-    source: &str,
+    line_starts: &[usize],
     header: Range<usize>,
     table: &DeTable<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> RawStep {
-    let line = line_col(source, header.start).0;
+    let line = line_of(line_starts, header.start);
     let mut step = RawStep::new(header.clone(), line);
     let mut kind_entries = Vec::new();
     let label = match table.get("id").and_then(|id| id.get_ref().as_str()) {

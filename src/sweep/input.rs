@@ -110,18 +110,21 @@ pub fn load_input(paths: &[PathBuf]) -> Result<SweepInput, InputError> {
 }
 
 /// Narrows the input to a plan: `only` globs select checks (with what they
-/// depend on); `shard` keeps one stable part. A check and the checks it depends
+/// depend on); `shard` keeps one stable part. The checks move from `input`
+/// into the plan (a sweep may hold 100,000 of them: no copies); the input keeps
+/// its paths and sources for the bundle. A check and the checks it depends
 /// on always share a shard, so blocking still works when a sweep is split.
 pub fn plan(
-    input: &SweepInput,
+    input: &mut SweepInput,
     only: &[String],
     shard: Option<Shard>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(SweepPlan, Vec<String>), InputError> {
-    let mut all: Vec<SweepCheck> = Vec::new();
+    let total = input.files.iter().map(|f| f.checks.len()).sum();
+    let mut all: Vec<SweepCheck> = Vec::with_capacity(total);
     let mut vars: Vec<BTreeMap<String, String>> = Vec::new();
     let mut secrets_config = SecretsConfig::default();
-    for (file_index, file) in input.files.iter().enumerate() {
+    for (file_index, file) in input.files.iter_mut().enumerate() {
         vars.push(file.vars.clone());
         for name in &file.secrets.optional {
             if !secrets_config.optional.contains(name) {
@@ -133,9 +136,9 @@ pub fn plan(
                 secrets_config.required.push(name.clone());
             }
         }
-        for step in &file.checks {
+        for step in std::mem::take(&mut file.checks) {
             all.push(SweepCheck {
-                step: step.clone(),
+                step,
                 vars: file_index,
             });
         }

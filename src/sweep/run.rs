@@ -160,25 +160,33 @@ pub async fn run_sweep(
     let run_id = bundle.run_id().to_string();
     let samples = options.samples.max(1);
 
-    let sample_steps: Vec<Vec<Step>> = plan
-        .checks
-        .iter()
-        .map(|check| {
-            (1..=samples)
-                .map(|k| {
-                    let mut step = check.step.clone();
-                    if samples > 1 {
-                        step.id = format!("{}#{k}", check.step.id);
-                    }
-                    step
-                })
-                .collect()
-        })
-        .collect();
-    bundle.append(&Event::RunStart {
-        steps: sample_steps
+    // With one sample (the default) each check runs as its own step, with no
+    // copy; with K samples each runs K times as `id#1`…`id#K`.
+    let sample_copies: Vec<Vec<Step>> = if samples == 1 {
+        Vec::new()
+    } else {
+        plan.checks
             .iter()
-            .flatten()
+            .map(|check| {
+                (1..=samples)
+                    .map(|k| {
+                        let mut step = check.step.clone();
+                        step.id = format!("{}#{k}", check.step.id);
+                        step
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let steps_of = |index: usize| -> &[Step] {
+        match sample_copies.get(index) {
+            Some(copies) => copies,
+            None => std::slice::from_ref(&plan.checks[index].step),
+        }
+    };
+    bundle.append(&Event::RunStart {
+        steps: (0..plan.checks.len())
+            .flat_map(steps_of)
             .map(|s| PlannedStep {
                 id: s.id.clone(),
                 kind: s.check.kind().to_string(),
@@ -216,7 +224,7 @@ pub async fn run_sweep(
         let snapshot = verdicts.clone();
         let runs = level.into_iter().map(|index| {
             let check = &plan.checks[index];
-            let steps = &sample_steps[index];
+            let steps = steps_of(index);
             let journal = &journal;
             let runner = &runner;
             let snapshot = &snapshot;
@@ -228,11 +236,10 @@ pub async fn run_sweep(
                 report.map(|r| (index, r))
             }
         });
-        let finished: Vec<io::Result<(usize, CheckReport)>> = stream::iter(runs)
-            .buffer_unordered(options.concurrency.max(1))
-            .collect()
-            .await;
-        for result in finished {
+        // Reports are stored as checks finish, not collected per level first:
+        // a large level would otherwise hold every report twice.
+        let mut finished = stream::iter(runs).buffer_unordered(options.concurrency.max(1));
+        while let Some(result) = finished.next().await {
             let (index, report) = result?;
             verdicts.insert(&plan.checks[index].step.id, report.verdict);
             reports[index] = Some(report);
@@ -240,7 +247,9 @@ pub async fn run_sweep(
     }
     progress.finish_and_clear();
 
-    let checks: Vec<CheckReport> = reports.into_iter().flatten().collect();
+    // Sized up front: `flatten` cannot tell `collect` how many will come.
+    let mut checks: Vec<CheckReport> = Vec::with_capacity(reports.len());
+    checks.extend(reports.into_iter().flatten());
     let mut counts = BTreeMap::new();
     for check in &checks {
         *counts
