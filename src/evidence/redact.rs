@@ -78,9 +78,11 @@ const SENSITIVE_HEADERS: &[&str] = &[
 ];
 
 /// Substrings (ASCII case-insensitive) without which no structural rule can
-/// match: the fast path skips the regexes when none occurs.
+/// match: the fast path skips the regexes when none occurs. URL userinfo is
+/// triggered by `@`, not `://`: nearly every journal line holds a URL, few
+/// hold a password in one.
 const TRIGGERS: &[&str] = &[
-    "://", "password", "token", "key", "sig", "secret", "authoriz", "cookie",
+    "@", "password", "passwd", "token", "key", "sig", "secret", "authoriz", "cookie",
 ];
 
 /// Whether a header's value must never be recorded (`Authorization`,
@@ -777,5 +779,21 @@ mod tests {
     fn debug_never_prints_values() {
         let r = redactor();
         assert!(!format!("{r:?}").contains("canary"));
+    }
+
+    #[test]
+    fn structural_rules_fire_without_a_url_in_the_text() {
+        let r = Redactor::new(&[]);
+        assert_eq!(
+            r.redact(r#"{"passwd":"hunter22"}"#),
+            r#"{"passwd":"[REDACTED]"}"#
+        );
+        assert_eq!(
+            r.redact("see postgres://app:pw123456@db:5432/x"),
+            "see postgres://app:[REDACTED]@db:5432/x"
+        );
+        // A URL without credentials takes the fast path untouched.
+        let plain = "GET http://127.0.0.1:18080/u/1";
+        assert!(matches!(r.redact(plain), std::borrow::Cow::Borrowed(_)));
     }
 }
