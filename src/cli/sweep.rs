@@ -282,12 +282,7 @@ fn print_report(args: &SweepArgs, report: &SweepReport, bundle: &str, redactor: 
         return;
     }
     let table = report::table::render_checks(report);
-    let counts = report
-        .counts
-        .iter()
-        .map(|(verdict, n)| format!("{n} {verdict}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let counts = counts_line(report);
     let _ = writeln!(out, "{}", redactor.redact(&table));
     let _ = writeln!(
         out,
@@ -312,12 +307,7 @@ fn print_round_line(
         out!("{}", redactor.redact(&document.to_string()));
         return;
     }
-    let counts = report
-        .counts
-        .iter()
-        .map(|(verdict, n)| format!("{n} {verdict}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let counts = counts_line(report);
     let worst_p95 = report
         .checks
         .iter()
@@ -336,4 +326,14 @@ fn default_concurrency() -> usize {
         .map(|n| n.get())
         .unwrap_or(2);
     (cores * 8).clamp(16, 128)
+}
+
+/// "12 pass, 1 fail, 2 blocked"
+fn counts_line(report: &SweepReport) -> String {
+    report
+        .counts
+        .iter()
+        .map(|(verdict, n)| format!("{n} {verdict}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
