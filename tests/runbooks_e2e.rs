@@ -708,14 +708,22 @@ fn webhook_step_passes_against_a_verifying_receiver() {
     let (bundle, events) = verified_events(&output);
     assert_eq!(attempt_verdicts(&events, "webhook"), ["pass"]);
     assert_eq!(verdict(&events, "webhook"), "pass");
-    let probes: Vec<(String, u64)> = attempts(&events, "webhook")[0]["detail"]["probes"]
-        .as_array()
+    // One `probe` record per request, each before the attempt's end.
+    let attempt_end_seq = attempts(&events, "webhook")[0]["seq"].as_u64().unwrap();
+    let probe_records = records(&events, "probe", Some("webhook"));
+    assert!(probe_records
+        .iter()
+        .all(|p| p["attempt"] == 1 && p["seq"].as_u64().unwrap() < attempt_end_seq));
+    assert!(probe_records.iter().all(|p| p["blobs"][0]["digest"]
+        .as_str()
         .unwrap()
+        .starts_with("sha256:")));
+    let probes: Vec<(String, u64)> = probe_records
         .iter()
         .map(|p| {
             (
                 p["probe"].as_str().unwrap().to_string(),
-                p["status"].as_u64().unwrap(),
+                p["detail"]["status"].as_u64().unwrap(),
             )
         })
         .collect();

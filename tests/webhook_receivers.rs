@@ -24,8 +24,13 @@ fn spec(kind: &str, toml_text: &str) -> CheckSpec {
 
 /// Everything a probe produced, as text: for canary checks.
 fn observation_text(obs: &Observation, blobs: &MemoryBlobs) -> String {
+    let probes: Vec<_> = obs
+        .probes
+        .iter()
+        .map(|p| serde_json::Value::Object(p.detail.clone()))
+        .collect();
     format!(
-        "{:?}\n{}\n{}",
+        "{:?}\n{}\n{probes:?}\n{}",
         obs.outcome,
         serde_json::Value::Object(obs.detail.clone()),
         blobs.all_text()
@@ -79,15 +84,11 @@ async fn webhook_check_passes_against_a_verifying_receiver() {
         .await;
     assert!(obs.passed(), "{:?}", obs.outcome);
 
-    let probes = obs.detail["probes"].as_array().unwrap();
-    let statuses: Vec<(String, u64)> = probes
+    // Each probe is its own record, with its own response body.
+    let statuses: Vec<(String, u64)> = obs
+        .probes
         .iter()
-        .map(|p| {
-            (
-                p["probe"].as_str().unwrap().to_string(),
-                p["status"].as_u64().unwrap(),
-            )
-        })
+        .map(|p| (p.name.clone(), p.detail["status"].as_u64().unwrap()))
         .collect();
     assert_eq!(
         statuses,
@@ -107,7 +108,11 @@ async fn webhook_check_passes_against_a_verifying_receiver() {
             "stale.response.body"
         ]
     );
-    assert_eq!(obs.blobs.len(), 4);
+    assert!(obs.probes.iter().all(|p| p.blobs.len() == 1));
+    assert_eq!(
+        obs.detail["probes"],
+        serde_json::json!(["signed", "unsigned", "bad_signature", "stale"])
+    );
 
     // The receiver saw a real sample with the run's marker, then three rejections.
     let signed = receiver.next_delivery().await.unwrap();
@@ -198,7 +203,7 @@ async fn webhook_check_against_a_down_endpoint_fails_with_a_reason() {
     assert!(reason.contains("connection failed"), "{reason}");
     assert!(reason.contains("/webhooks/chatwoot"), "{reason}");
     // The rejection probes are not sent to an endpoint that does not answer.
-    assert_eq!(obs.detail["probes"].as_array().unwrap().len(), 1);
+    assert_eq!(obs.probes.len(), 1);
     assert!(!observation_text(&obs, &blobs).contains(CANARY));
 }
 

@@ -268,6 +268,20 @@ pub struct Observation {
     pub blobs: Vec<BlobRef>,
     /// Values captured for later steps.
     pub captures: Vec<(String, String)>,
+    /// Requests of this attempt that deserve their own evidence record (the
+    /// webhook check's rejection probes), in the order they were sent.
+    pub probes: Vec<ProbeRecord>,
+}
+
+/// One request of a multi-request attempt, journaled as a `probe` record.
+#[derive(Debug, Clone)]
+pub struct ProbeRecord {
+    /// Which probe: `signed`, `unsigned`, `bad_signature`, `stale`.
+    pub name: String,
+    /// What was sent and what came back. No secrets.
+    pub detail: Map<String, Value>,
+    /// The response body, when there was one.
+    pub blobs: Vec<BlobRef>,
 }
 
 /// Pass or fail, with the reason.
@@ -290,6 +304,7 @@ impl Observation {
             detail: Map::new(),
             blobs: Vec::new(),
             captures: Vec::new(),
+            probes: Vec::new(),
         }
     }
 

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::http::OneOrMany;
-use super::{Observation, ProbeContext};
+use super::{Observation, ProbeContext, ProbeRecord};
 use crate::runbook::duration::{format_duration, HumanDuration};
 use crate::runbook::template::Template;
 use crate::webhook::events::{sample_body, SampleEvent, SampleParams};
@@ -199,7 +199,6 @@ impl WebhookCheck {
 
         let client = ctx.clients.http(self.verify_tls);
         let mut records = Vec::new();
-        let mut blobs = Vec::new();
         let mut failures = Vec::new();
         let mut findings = Vec::new();
         let mut signed_latency = None;
@@ -231,7 +230,6 @@ impl WebhookCheck {
             let (sent, response_body) =
                 send(client, &url, &extra_headers, &headers, &body, ctx.timeout).await;
             let mut record = json!({
-                "probe": kind.name(),
                 "request": {
                     "method": "POST",
                     "url": self.url.raw(),
@@ -249,20 +247,25 @@ impl WebhookCheck {
             if let Some(error) = &sent.error {
                 record["error"] = json!(error);
             }
+            let mut probe_blobs = Vec::new();
             if let Some((bytes, truncated)) = response_body {
                 let role = match kind {
                     ProbeKind::Signed => "response.body".to_string(),
                     other => format!("{}.response.body", other.name()),
                 };
                 match ctx.blobs.put(&role, &bytes, truncated) {
-                    Ok(blob) => {
-                        record["response_body"] = json!(blob.digest);
-                        blobs.push(blob);
-                    }
+                    Ok(blob) => probe_blobs.push(blob),
                     Err(err) => record["response_body_error"] = json!(err.to_string()),
                 }
             }
-            records.push(record);
+            let Value::Object(detail) = record else {
+                unreachable!("built as an object above")
+            };
+            records.push(ProbeRecord {
+                name: kind.name().to_string(),
+                detail,
+                blobs: probe_blobs,
+            });
 
             match (kind, sent.status, sent.error) {
                 (ProbeKind::Signed, None, Some(error)) => {
@@ -344,14 +347,17 @@ impl WebhookCheck {
                     .as_ref()
                     .map_or(json!(self.event), |_| Value::Null),
             )
-            .with_detail("probes", Value::Array(records));
+            .with_detail(
+                "probes",
+                json!(records.iter().map(|r| r.name.as_str()).collect::<Vec<_>>()),
+            );
         if let Some(latency) = signed_latency {
             observation = observation.with_detail("latency_ms", latency.as_millis() as u64);
         }
         if !findings.is_empty() {
             observation = observation.with_detail("security_findings", json!(findings));
         }
-        observation.blobs = blobs;
+        observation.probes = records;
         observation
     }
 }

@@ -310,6 +310,16 @@ impl StepRunner<'_> {
                 (Some(why), AttemptVerdict::Fail) if !last_allowed => Some(why.clone()),
                 _ => None,
             };
+            for probe in observation.probes {
+                evidence.extend(probe.blobs.iter().map(|b| b.digest.clone()));
+                journal.emit(Event::Probe {
+                    step: step.id.clone(),
+                    attempt,
+                    probe: probe.name,
+                    detail: probe.detail,
+                    blobs: probe.blobs,
+                })?;
+            }
             evidence.extend(observation.blobs.iter().map(|b| b.digest.clone()));
             let seq = journal.emit(Event::AttemptEnd {
                 step: step.id.clone(),

@@ -149,6 +149,20 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         blobs: Vec<BlobRef>,
     },
+    /// One request of an attempt that sends several (a `webhook` step's
+    /// signed delivery and its rejection probes), written before the
+    /// attempt's `attempt.end`.
+    #[serde(rename = "probe")]
+    Probe {
+        step: String,
+        attempt: u32,
+        /// `signed`, `unsigned`, `bad_signature`, `stale`.
+        probe: String,
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
+        detail: Map<String, Value>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        blobs: Vec<BlobRef>,
+    },
     #[serde(rename = "backoff")]
     Backoff {
         step: String,
@@ -200,6 +214,7 @@ impl Event {
             Event::StepStart { .. } => "step.start",
             Event::AttemptStart { .. } => "attempt.start",
             Event::AttemptEnd { .. } => "attempt.end",
+            Event::Probe { .. } => "probe",
             Event::Backoff { .. } => "backoff",
             Event::Escalation(_) => "escalation",
             Event::StepEnd { .. } => "step.end",
@@ -214,6 +229,7 @@ impl Event {
             Event::StepStart { step, .. }
             | Event::AttemptStart { step, .. }
             | Event::AttemptEnd { step, .. }
+            | Event::Probe { step, .. }
             | Event::Backoff { step, .. }
             | Event::StepEnd { step, .. } => Some(step),
             Event::Escalation(e) => Some(&e.step),

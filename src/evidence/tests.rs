@@ -28,6 +28,8 @@ struct Scenario {
     omit_escalation: bool,
     attempt_over_of: bool,
     unsealed: bool,
+    /// Write the api step's `probe` record after its attempt has ended.
+    probe_after_attempt: bool,
 }
 
 fn header(kind: BundleKind, redactor: &Redactor) -> Header {
@@ -148,8 +150,25 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
 
     w.append(&step_start("api")).unwrap();
     w.append(&attempt_start("api", 1)).unwrap();
+    let probe_blob = w
+        .blobs()
+        .put("unsigned.response.body", b"accepted", false)
+        .unwrap();
+    let probe = Event::Probe {
+        step: "api".to_string(),
+        attempt: 1,
+        probe: "unsigned".to_string(),
+        detail: Map::from_iter([("status".to_string(), serde_json::json!(200))]),
+        blobs: vec![probe_blob],
+    };
+    if !s.probe_after_attempt {
+        w.append(&probe).unwrap();
+    }
     w.append(&attempt_end("api", 1, AttemptVerdict::Fail, vec![]))
         .unwrap();
+    if s.probe_after_attempt {
+        w.append(&probe).unwrap();
+    }
     w.append(&backoff("api", 1)).unwrap();
     w.append(&attempt_start("api", 2)).unwrap();
     if s.interrupted {
@@ -282,7 +301,7 @@ fn fresh_bundle_verifies() {
     );
     assert!(report.is_valid());
     assert!(report.problems.is_empty());
-    assert_eq!(report.records, 27);
+    assert_eq!(report.records, 28);
     assert_eq!(report.run_verdict, Some(RunVerdict::Escalated));
     let text = report.render_text();
     assert!(text.starts_with("VERIFIED: run "), "{text}");
@@ -313,7 +332,7 @@ fn fresh_bundle_verifies() {
             .iter()
             .filter(|f| f.starts_with("blobs/sha256/"))
             .count(),
-        1
+        2
     );
 }
 
@@ -483,7 +502,7 @@ fn unsealed_bundle_with_torn_tail_is_incomplete() {
     assert_eq!(
         report.verdict,
         Verdict::Incomplete {
-            valid_through_seq: Some(26)
+            valid_through_seq: Some(27)
         },
         "{}",
         report.render_text()
@@ -491,13 +510,13 @@ fn unsealed_bundle_with_torn_tail_is_incomplete() {
 
     // A crash mid-append leaves a partial line.
     let mut bytes = fs::read(dir.join("events.jsonl")).unwrap();
-    bytes.extend_from_slice(b"{\"v\":1,\"seq\":27,\"prev\":\"sha256:");
+    bytes.extend_from_slice(b"{\"v\":1,\"seq\":28,\"prev\":\"sha256:");
     fs::write(dir.join("events.jsonl"), &bytes).unwrap();
     let report = verify(&dir);
     assert_eq!(
         report.verdict,
         Verdict::Incomplete {
-            valid_through_seq: Some(26)
+            valid_through_seq: Some(27)
         },
         "{}",
         report.render_text()
@@ -508,7 +527,7 @@ fn unsealed_bundle_with_torn_tail_is_incomplete() {
 
     // Read back for `show`: the torn line is skipped.
     let bundle = read_bundle(&dir).unwrap();
-    assert_eq!(bundle.records.len(), 27);
+    assert_eq!(bundle.records.len(), 28);
     assert!(bundle.torn_tail);
     assert!(bundle.seal.is_none());
 
@@ -583,6 +602,24 @@ fn attempt_above_of_is_invalid() {
             && p.message.contains("exceeds of=3")),
         "{}",
         report.render_text()
+    );
+}
+
+#[test]
+fn probe_record_outside_its_attempt_is_invalid() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_bundle(
+        root.path(),
+        Scenario {
+            probe_after_attempt: true,
+            ..Scenario::default()
+        },
+    );
+    let report = verify(&dir);
+    assert_invalid_naming(
+        &report,
+        "events.jsonl",
+        "probe for attempt 1 outside an attempt",
     );
 }
 

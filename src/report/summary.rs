@@ -206,7 +206,10 @@ impl RunObserver for SummaryBuilder {
                 self.summary.verdict = Some(*verdict);
                 self.summary.duration_ms = *duration_ms;
             }
-            Event::AttemptStart { .. } | Event::Backoff { .. } | Event::Delivery { .. } => {}
+            Event::AttemptStart { .. }
+            | Event::Probe { .. }
+            | Event::Backoff { .. }
+            | Event::Delivery { .. } => {}
         }
     }
 }

@@ -15,7 +15,9 @@ impl Verifier {
         let mut referenced: BTreeMap<String, (u64, u64, Option<u64>)> = BTreeMap::new();
         for (line, record) in records {
             let refs: Vec<(String, Option<u64>)> = match &record.event {
-                Event::AttemptEnd { blobs, .. } | Event::Delivery { blobs, .. } => blobs
+                Event::AttemptEnd { blobs, .. }
+                | Event::Probe { blobs, .. }
+                | Event::Delivery { blobs, .. } => blobs
                     .iter()
                     .map(|b| (b.digest.clone(), Some(b.size)))
                     .collect(),

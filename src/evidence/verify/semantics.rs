@@ -169,6 +169,19 @@ impl Verifier {
                     state.last_verdict = Some(*verdict);
                     state.attempt_ends.insert(*attempt, seq);
                 }
+                Event::Probe { step, attempt, .. } => {
+                    let state = steps.entry(step.clone()).or_default();
+                    let issue = match state.open_attempt {
+                        Some((open, _, _)) if open == *attempt => None,
+                        Some((open, _, _)) => {
+                            Some(format!("probe for attempt {attempt} while {open} is open"))
+                        }
+                        None => Some(format!("probe for attempt {attempt} outside an attempt")),
+                    };
+                    if let Some(issue) = issue {
+                        self.journal_problem(ATTEMPTS, line, at, format!("step {step:?}: {issue}"));
+                    }
+                }
                 Event::Backoff {
                     step,
                     after_attempt,
