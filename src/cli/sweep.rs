@@ -144,6 +144,7 @@ async fn sweep_once(
             .map_err(write_failed)?;
     }
     let mut summary = SummaryBuilder::new(bundle.run_id(), &args.name, &started_at);
+    summary.reserve_steps(plan.checks.len() * args.samples.max(1) as usize);
     let report = run_sweep(plan, options, &mut bundle, &mut summary, cancel)
         .await
         .map_err(write_failed)?;
@@ -249,7 +250,7 @@ fn metrics(report: &SweepReport) -> Vec<prometheus::CheckMetrics> {
         .filter(|c| c.verdict != CheckVerdict::Interrupted)
         .map(|c| prometheus::CheckMetrics {
             id: c.id.clone(),
-            kind: c.kind.clone(),
+            kind: c.kind.to_string(),
             tags: c.tags.clone(),
             success: match c.verdict {
                 CheckVerdict::Blocked => None,

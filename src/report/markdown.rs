@@ -144,7 +144,7 @@ pub fn render_sweep(report: &crate::sweep::run::SweepReport, name: &str, bundle:
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",
             cell(&c.id),
-            cell(&c.kind),
+            cell(c.kind),
             verdict,
             c.attempts_total,
             c.latency

@@ -99,6 +99,14 @@ impl SummaryBuilder {
         }
     }
 
+    /// Makes room for `steps` steps up front. A sweep announces its plan
+    /// without passing it through here, and a vector grown by doubling would
+    /// hold up to twice the room tens of thousands of checks need.
+    pub fn reserve_steps(&mut self, steps: usize) {
+        self.summary.steps.reserve_exact(steps);
+        self.index.reserve(steps);
+    }
+
     /// The summary so far.
     pub fn summary(&self) -> &RunSummary {
         &self.summary

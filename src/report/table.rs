@@ -80,7 +80,7 @@ struct CheckRow {
 pub fn render_checks(report: &crate::sweep::run::SweepReport) -> String {
     let rows = report.sorted_for_display().into_iter().map(|c| CheckRow {
         check: c.id.clone(),
-        kind: c.kind.clone(),
+        kind: c.kind.to_string(),
         verdict: c.verdict.as_str().to_string(),
         attempts: if c.attempts_total == 0 {
             "-".into()
