@@ -1080,6 +1080,7 @@ fn baseline_flags_a_slower_check_as_regressed() {
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
 
     server.set_delay_ms(400);
+    let junit = ws.path().join("regressed-junit.xml");
     let output = sweep(
         &ws,
         &[&file],
@@ -1090,12 +1091,27 @@ fn baseline_flags_a_slower_check_as_regressed() {
                 "--baseline",
                 baseline.to_str().unwrap(),
                 "--json",
+                "--junit",
+                junit.to_str().unwrap(),
             ][..],
             &factor,
         ]
         .concat(),
     );
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    // JUnit agrees with the exit code: the regressed check is a failure.
+    let junit = std::fs::read_to_string(&junit).expect("junit file");
+    assert!(junit.contains(r#"failures="1""#), "{junit}");
+    let slowing = junit
+        .split("<testcase ")
+        .find(|case| case.contains(r#"name="slowing""#))
+        .expect("slowing testcase");
+    assert!(slowing.contains(r#"<failure type="regressed""#), "{junit}");
+    let steady = junit
+        .split("<testcase ")
+        .find(|case| case.contains(r#"name="steady""#))
+        .expect("steady testcase");
+    assert!(!steady.contains("<failure"), "{junit}");
     let doc = json_doc(&output);
     let checks = checks_by_id(&doc);
     assert_eq!(

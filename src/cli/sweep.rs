@@ -152,7 +152,18 @@ async fn sweep_once(
     let bundle_dir = bundle.dir().to_path_buf();
     let bundle_label = bundle_dir.display().to_string();
     let markdown = report::markdown::render_sweep(&report, &args.name, &bundle_label);
-    let junit = report::junit::render(&per_check(summary, &report));
+    let regressions: HashMap<&str, &str> = report
+        .checks
+        .iter()
+        .filter(|c| c.verdict == crate::sweep::run::CheckVerdict::Regressed)
+        .map(|c| {
+            (
+                c.id.as_str(),
+                c.reason.as_deref().unwrap_or("latency regressed"),
+            )
+        })
+        .collect();
+    let junit = report::junit::render_with_regressions(&per_check(summary, &report), &regressions);
     bundle
         .write_file("summary.md", markdown.as_bytes())
         .map_err(write_failed)?;

@@ -1,7 +1,9 @@
 //! `junit.xml`: one testcase per step (Jenkins/Surefire dialect). Steps that
 //! passed after retries carry `flakyFailure` elements; escalated steps are
-//! failures; blocked and skipped steps are skipped.
+//! failures, and so are sweep checks that passed but regressed against a
+//! latency baseline; blocked and skipped steps are skipped.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::summary::RunSummary;
@@ -9,11 +11,27 @@ use crate::evidence::record::StepVerdict;
 
 /// Renders the summary as JUnit XML.
 pub fn render(summary: &RunSummary) -> String {
+    render_with_regressions(summary, &HashMap::new())
+}
+
+/// Renders a sweep's summary: `regressions` maps a check id to why its
+/// latency regressed against the baseline. Such a check passed every attempt
+/// in the journal, yet fails the sweep (exit 1), so it is a failure here too
+/// and CI shows the same verdict as the exit code.
+pub fn render_with_regressions(summary: &RunSummary, regressions: &HashMap<&str, &str>) -> String {
+    let regression = |id: &str, verdict: Option<StepVerdict>| {
+        (verdict == Some(StepVerdict::Pass))
+            .then(|| regressions.get(id).copied())
+            .flatten()
+    };
     let tests = summary.steps.len();
     let failures = summary
         .steps
         .iter()
-        .filter(|s| matches!(s.verdict, Some(StepVerdict::Escalated)))
+        .filter(|s| {
+            matches!(s.verdict, Some(StepVerdict::Escalated))
+                || regression(&s.id, s.verdict).is_some()
+        })
         .count();
     let errors = summary
         .steps
@@ -61,6 +79,13 @@ pub fn render(summary: &RunSummary) -> String {
                         failed.attempt,
                         xml(&failed.reason),
                         failed.duration_ms / 1000.0
+                    );
+                }
+                if let Some(why) = regression(&step.id, step.verdict) {
+                    let _ = writeln!(
+                        body,
+                        r#"      <failure type="regressed" message="{}"/>"#,
+                        xml(why)
                     );
                 }
                 if step.attempts > 1 {
