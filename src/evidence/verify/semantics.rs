@@ -447,11 +447,17 @@ impl Verifier {
         );
         self.details.insert(
             ATTEMPTS,
-            format!("{attempts_total} attempts, each started and ended within policy"),
+            format!(
+                "{attempts_total} attempt{}, each started and ended within policy",
+                if attempts_total == 1 { "" } else { "s" }
+            ),
         );
         self.details.insert(
             ESCALATIONS,
-            format!("{escalations} escalation records, one per escalated step"),
+            format!(
+                "{escalations} escalation record{}, one per escalated step",
+                if escalations == 1 { "" } else { "s" }
+            ),
         );
         self.details.insert(
             COMPLETE,
