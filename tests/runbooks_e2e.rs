@@ -736,6 +736,34 @@ fn webhook_step_passes_against_a_verifying_receiver() {
             ("stale".to_string(), 401)
         ]
     );
+    // `show` gives QA the same facts in one line.
+    let shown = common::runproof()
+        .arg("show")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert_eq!(shown.status.code(), Some(0), "{}", describe(&shown));
+    let shown_text = String::from_utf8_lossy(&shown.stdout);
+    let probe_line = shown_text
+        .lines()
+        .find(|l| l.starts_with("probes of webhook, attempt 1: "))
+        .unwrap_or_else(|| panic!("no probe line in show:\n{shown_text}"));
+    let statuses: Vec<&str> = probe_line
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(", ")
+        .map(|p| p.split(" (").next().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "signed 200",
+            "unsigned 401",
+            "bad_signature 401",
+            "stale 401"
+        ]
+    );
 
     // The receiver saw one genuine delivery and three forgeries, and sealed
     // its own bundle on interrupt.

@@ -3,6 +3,7 @@
 use super::args::{ShowArgs, VerifyArgs};
 use super::CliError;
 use crate::engine::RunObserver;
+use crate::evidence::record::{Event, Record};
 use crate::evidence::{read_bundle, verify_bundle, VerifyOptions};
 use crate::exit::ExitStatus;
 use crate::report::{self, SummaryBuilder};
@@ -52,6 +53,10 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
             "header": header,
             "sealed": bundle.seal.is_some(),
             "run": summary,
+            "probes": probe_lines(&bundle.records)
+                .into_iter()
+                .map(|(step, attempt, line)| serde_json::json!({"step": step, "attempt": attempt, "probes": line}))
+                .collect::<Vec<_>>(),
         });
         out!(
             "{}",
@@ -89,6 +94,9 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
     };
     out!("{} records, {state}\n", summary.records);
     out!("{}", report::table::render_steps(&summary));
+    for (step, attempt, line) in probe_lines(&bundle.records) {
+        out!("probes of {step}, attempt {attempt}: {line}");
+    }
     for step in summary.steps.iter().filter(|s| s.escalation.is_some()) {
         let escalation = step.escalation.as_ref().expect("filtered");
         out!("\nescalated: {}", step.id);
@@ -116,4 +124,48 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
         args.bundle.display()
     );
     Ok(ExitStatus::Success)
+}
+
+/// One line per attempt that sent several requests (a `webhook` step's
+/// signed delivery and rejection probes): `signed 200 (3.1 ms), unsigned 401, …`.
+/// QA reads here that forged deliveries were refused.
+fn probe_lines(records: &[Record]) -> Vec<(String, u32, String)> {
+    let mut lines: Vec<(String, u32, String)> = Vec::new();
+    for record in records {
+        let Event::Probe {
+            step,
+            attempt,
+            probe,
+            detail,
+            ..
+        } = &record.event
+        else {
+            continue;
+        };
+        let outcome = match (detail.get("status"), detail.get("error")) {
+            (Some(status), _) => status.to_string(),
+            (None, Some(serde_json::Value::String(error))) => format!("no answer: {error}"),
+            _ => "no answer".to_string(),
+        };
+        let latency = detail
+            .get("latency_ms")
+            .and_then(serde_json::Value::as_f64)
+            .map(|ms| format!(" ({ms} ms)"))
+            .unwrap_or_default();
+        let entry = format!("{probe} {outcome}{latency}");
+        // Sweeps interleave checks: look the attempt up rather than assume
+        // its probes are adjacent.
+        match lines
+            .iter_mut()
+            .rev()
+            .find(|(s, a, _)| s == step && a == attempt)
+        {
+            Some((_, _, line)) => {
+                line.push_str(", ");
+                line.push_str(&entry);
+            }
+            _ => lines.push((step.clone(), *attempt, entry)),
+        }
+    }
+    lines
 }
