@@ -53,9 +53,12 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
             "header": header,
             "sealed": bundle.seal.is_some(),
             "run": summary,
-            "probes": probe_lines(&bundle.records)
-                .into_iter()
-                .map(|(step, attempt, line)| serde_json::json!({"step": step, "attempt": attempt, "probes": line}))
+            // The records themselves: tools want fields, not the text line.
+            "probes": bundle
+                .records
+                .iter()
+                .filter(|r| matches!(r.event, Event::Probe { .. }))
+                .map(|r| &r.event)
                 .collect::<Vec<_>>(),
         });
         out!(

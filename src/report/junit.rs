@@ -20,9 +20,10 @@ pub fn render(summary: &RunSummary) -> String {
 /// and CI shows the same verdict as the exit code.
 pub fn render_with_regressions(summary: &RunSummary, regressions: &HashMap<&str, &str>) -> String {
     let regression = |id: &str, verdict: Option<StepVerdict>| {
-        (verdict == Some(StepVerdict::Pass))
-            .then(|| regressions.get(id).copied())
-            .flatten()
+        regressions
+            .get(id)
+            .copied()
+            .filter(|_| verdict == Some(StepVerdict::Pass))
     };
     let tests = summary.steps.len();
     let failures = summary
