@@ -14,10 +14,11 @@
 
 pub mod check;
 pub mod cli;
+pub mod core;
 pub mod engine;
 pub mod evidence;
-pub mod exit;
 pub mod report;
 pub mod runbook;
+pub mod session;
 pub mod sweep;
 pub mod webhook;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use runproof::cli::exit::ExitStatus;
 use runproof::webhook::command::{sign_command_with, verify_command_with};
 use runproof::webhook::signature::{sign, sign_body_only, verify, SignatureError, DEFAULT_MAX_AGE};
 use runproof::webhook::{Listener, ListenerConfig, SignArgs, VerifyArgs, WebhookError};
@@ -254,7 +255,7 @@ fn webhook_sign_and_verify_refuse_a_missing_or_empty_secret() {
     };
     let err = sign_command_with(&missing_file, &env_with("CW_SECRET", SECRET), 0).unwrap_err();
     assert!(err.to_string().contains("cannot read body file"), "{err}");
-    assert_eq!(err.exit_status().code(), 2);
+    assert_eq!(ExitStatus::from(&err).code(), 2);
 
     let verify_args = VerifyArgs::new("CW_SECRET", fixture("vector1_body.json"));
     assert!(matches!(
@@ -286,7 +287,7 @@ fn webhook_verify_command_reports_valid_and_invalid() {
         ),
         "{err}"
     );
-    assert_eq!(err.exit_status().code(), 1);
+    assert_eq!(ExitStatus::from(&err).code(), 1);
 
     let mut body_only = args.clone();
     body_only.signature = Some(VECTOR1_BODY_ONLY.into());

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{Observation, ProbeContext};
-use crate::runbook::template::Template;
+use crate::core::template::Template;
 
 /// `check = "command"`: exactly one of `argv` or `shell`.
 #[derive(Debug, Clone, Deserialize)]

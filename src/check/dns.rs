@@ -11,8 +11,8 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::{Observation, ProbeContext};
-use crate::runbook::duration::{format_duration, HumanDuration};
-use crate::runbook::template::Template;
+use crate::core::duration::{format_duration, HumanDuration};
+use crate::core::template::Template;
 
 /// `check = "dns"`.
 #[derive(Debug, Clone, Deserialize)]

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{Observation, ProbeContext};
-use crate::runbook::template::Template;
+use crate::core::template::Template;
 
 /// The public Machines API.
 pub const DEFAULT_API_URL: &str = "https://api.machines.dev";
@@ -411,7 +411,7 @@ fn encode(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-fn with_blobs(mut obs: Observation, blobs: Vec<super::BlobRef>) -> Observation {
+fn with_blobs(mut obs: Observation, blobs: Vec<crate::core::BlobRef>) -> Observation {
     obs.blobs.extend(blobs);
     obs
 }
@@ -497,7 +497,7 @@ impl Api<'_, '_> {
     }
 
     /// Stores a body as evidence; a storage failure is noted, not fatal.
-    fn keep(&self, role: &str, body: &[u8]) -> Option<super::BlobRef> {
+    fn keep(&self, role: &str, body: &[u8]) -> Option<crate::core::BlobRef> {
         let truncated = body.len() > BODY_CAP;
         let kept = &body[..body.len().min(BODY_CAP)];
         let scrubbed = super::scrub(&String::from_utf8_lossy(kept), self.secrets);

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::json::{self, JsonTemplate};
 use super::{Observation, ProbeContext};
-use crate::runbook::duration::HumanDuration;
-use crate::runbook::template::Template;
+use crate::core::duration::HumanDuration;
+use crate::core::template::Template;
 
 /// The most of a response body that is read, kept and checked.
 pub const BODY_CAP: usize = 1024 * 1024;

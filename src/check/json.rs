@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::runbook::template::{RenderError, Scope, Template};
+use crate::core::template::{RenderError, Scope, Template};
 
 /// Looks up `path` in `root`. Paths are dot-separated keys with array
 /// indexes as `[0]` or `.0`; a leading `$.` is allowed.

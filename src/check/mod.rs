@@ -18,13 +18,13 @@ pub mod tls;
 pub mod webhook;
 pub mod webhook_delivery;
 
-use std::io;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::runbook::template::{RenderError, Scope, Template};
+use crate::core::template::{RenderError, Scope, Template};
+pub use crate::core::{BlobRef, BlobSink};
 
 /// Every check kind's name, as written in `check = "..."`.
 pub const KINDS: &[&str] = &[
@@ -235,27 +235,6 @@ impl Clients {
             &self.http_unverified
         }
     }
-}
-
-/// Where probes put bodies and output: redacted, content-addressed, durable
-/// before the record that references them.
-pub trait BlobSink: Send + Sync {
-    /// Stores `bytes` (already capped by the caller) and returns its reference.
-    fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef>;
-}
-
-/// A stored blob, as referenced from an `attempt.end` record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobRef {
-    /// What it is: `response.body`, `stdout`, `stderr`, …
-    pub role: String,
-    /// `sha256:<hex>` of the stored (redacted) bytes; the file is `blobs/sha256/<hex>`.
-    pub digest: String,
-    /// Stored size in bytes.
-    pub size: u64,
-    /// Whether the original was longer than the cap.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub truncated: bool,
 }
 
 /// The result of one attempt.

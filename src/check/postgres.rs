@@ -27,8 +27,8 @@ use tokio_postgres::SimpleQueryMessage;
 
 use super::tls::{client_config, describe_connect_error, is_dns_failure, Verifier, VerifyMode};
 use super::{scrub, Observation, ProbeContext};
-use crate::runbook::duration::{format_duration, HumanDuration};
-use crate::runbook::template::Template;
+use crate::core::duration::{format_duration, HumanDuration};
+use crate::core::template::Template;
 
 /// `check = "postgres"`.
 #[derive(Debug, Clone, Deserialize)]

@@ -15,8 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 
 use super::tls::{client_config, connect_tcp, Verifier, VerifyMode};
 use super::{scrub, Observation, ProbeContext};
-use crate::runbook::duration::{format_duration, HumanDuration};
-use crate::runbook::template::Template;
+use crate::core::duration::{format_duration, HumanDuration};
+use crate::core::template::Template;
 
 /// `check = "redis"`.
 #[derive(Debug, Clone, Deserialize)]

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::{Observation, ProbeContext};
-use crate::runbook::secrets::placeholder_reason;
+use crate::core::placeholder::placeholder_reason;
 
 /// `check = "secret"`.
 #[derive(Debug, Clone, Deserialize)]

@@ -7,9 +7,10 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{scrub, BlobRef, Observation, ProbeContext};
-use crate::runbook::duration::{format_duration, HumanDuration};
-use crate::runbook::template::Template;
+use super::{scrub, Observation, ProbeContext};
+use crate::core::duration::{format_duration, HumanDuration};
+use crate::core::template::Template;
+use crate::core::BlobRef;
 
 /// Largest response body kept as evidence.
 const BODY_CAP: usize = 64 * 1024;

@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
 use super::{Observation, ProbeContext};
-use crate::runbook::duration::{format_duration, HumanDuration};
-use crate::runbook::template::Template;
+use crate::core::duration::{format_duration, HumanDuration};
+use crate::core::template::Template;
 
 /// `check = "tls"`.
 #[derive(Debug, Clone, Deserialize)]

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::http::OneOrMany;
 use super::{Observation, ProbeContext, ProbeRecord};
-use crate::runbook::duration::{format_duration, HumanDuration};
-use crate::runbook::template::Template;
+use crate::core::duration::{format_duration, HumanDuration};
+use crate::core::template::Template;
 use crate::webhook::events::{sample_body, SampleEvent, SampleParams};
 use crate::webhook::signature::{self, DEFAULT_MAX_AGE};
 use crate::webhook::{HEADER_DELIVERY, HEADER_SIGNATURE, HEADER_TIMESTAMP};

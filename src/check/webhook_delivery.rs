@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use super::webhook::render_secret;
 use super::{Observation, ProbeContext};
-use crate::runbook::duration::HumanDuration;
-use crate::runbook::template::Template;
+use crate::core::duration::HumanDuration;
+use crate::core::template::Template;
 use crate::webhook::events::CHATWOOT_EVENTS;
 use crate::webhook::listener::{Listener, ListenerConfig};
 

@@ -234,5 +234,5 @@ pub struct ShowArgs {
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::runbook::duration::HumanDuration::parse(text).map(|d| d.0)
+    crate::core::duration::HumanDuration::parse(text).map(|d| d.0)
 }

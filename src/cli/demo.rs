@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use super::args::DemoArgs;
 use super::run::{apply_vars, execute};
 use super::CliError;
+use crate::cli::exit::ExitStatus;
 use crate::engine::RunOptions;
 use crate::evidence::{verify_bundle, VerifyOptions};
-use crate::exit::ExitStatus;
 use crate::runbook::load_runbook_str;
 
 /// The demo runbook, as shipped in the repository.

@@ -2,10 +2,10 @@
 
 use super::args::{ShowArgs, VerifyArgs};
 use super::CliError;
+use crate::cli::exit::ExitStatus;
+use crate::core::record::{Event, Record};
 use crate::engine::RunObserver;
-use crate::evidence::record::{Event, Record};
 use crate::evidence::{read_bundle, verify_bundle, VerifyOptions};
-use crate::exit::ExitStatus;
 use crate::report::{self, SummaryBuilder};
 
 pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {

@@ -13,8 +13,10 @@ macro_rules! out {
 
 mod args;
 mod demo;
+pub mod exit;
 mod inspect;
 mod run;
+mod signals;
 mod sweep;
 mod webhook;
 
@@ -25,7 +27,7 @@ use clap::Parser;
 pub use args::Cli;
 use args::Command;
 
-use crate::exit::ExitStatus;
+use crate::cli::exit::ExitStatus;
 
 /// An error that ends the command, with the exit status it maps to.
 #[derive(Debug)]

@@ -1,22 +1,21 @@
 //! `runproof run`, `lint` and `plan`: load a runbook, then run it into a
 //! bundle, only validate it, or show what would run.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::args::{LintArgs, PlanArgs, RunArgs};
 use super::CliError;
-use crate::engine::{run_runbook, Cancel, RunObserver, RunOptions, RunScope};
-use crate::evidence::record::{BundleKind, Header, RunVerdict, SourceRef};
-use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
-use crate::exit::ExitStatus;
-use crate::report::{self, SummaryBuilder, TerminalReporter};
-use crate::runbook::duration::format_duration;
-use crate::runbook::template::Template;
+use crate::cli::exit::ExitStatus;
+use crate::core::duration::format_duration;
+use crate::core::record::RunVerdict;
+use crate::core::template::Template;
+use crate::engine::{Cancel, RunOptions, RunScope};
+use crate::evidence::Redactor;
+use crate::report::{self, TerminalReporter};
 use crate::runbook::{expiry_warning, load_runbook, LoadError, Runbook, SecretStore};
+use crate::session::run::{RunReport, RunSession};
 
 /// Looks up environment values; the demo injects its own token through it.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -86,65 +85,34 @@ pub async fn execute(
         );
     }
 
-    let header = new_header(runbook, &redactor);
-    let started_at = header.started_at.clone();
-    let mut bundle =
-        BundleWriter::create(artifacts, header, redactor.clone(), SyncPolicy::EveryRecord)
-            .map_err(|e| {
-                CliError::internal(format!(
-                    "cannot create the evidence bundle under {}: {e}",
-                    artifacts.display()
-                ))
-            })?;
-    let write_failed =
-        |e: std::io::Error| CliError::internal(format!("cannot write the evidence bundle: {e}"));
-    bundle
-        .write_file("runbook.toml", runbook.source.as_bytes())
-        .map_err(write_failed)?;
-
+    let session = RunSession::open(runbook, redactor.clone(), artifacts)
+        .map_err(|e| CliError::internal(e.to_string()))?;
     let cancel = Cancel::new();
-    cancel
-        .install_signal_handlers()
+    super::signals::install_signal_handlers(&cancel)
         .map_err(|e| CliError::internal(format!("cannot install signal handlers: {e}")))?;
-    let mut terminal = TerminalReporter::new(redactor.clone(), json);
+    // With `--json`, stdout is reserved for the document: progress goes to stderr.
+    let (out, is_tty): (Box<dyn std::io::Write + Send>, bool) = if json {
+        (Box::new(std::io::stderr()), std::io::stderr().is_terminal())
+    } else {
+        (Box::new(std::io::stdout()), std::io::stdout().is_terminal())
+    };
+    let spinner = is_tty && std::io::stderr().is_terminal();
+    let mut terminal = TerminalReporter::new(redactor.clone(), out, spinner);
     terminal.line(&format!(
         "runproof: running {} ({} steps), evidence in {}",
         runbook.meta.name,
         runbook.steps.len(),
-        bundle.dir().display()
+        session.dir().display()
     ));
-    let mut summary = SummaryBuilder::new(bundle.run_id(), &runbook.meta.name, &started_at);
-    let outcome = {
-        let mut observers: Vec<&mut dyn RunObserver> = vec![&mut terminal, &mut summary];
-        run_runbook(
-            runbook,
-            &secrets,
-            &mut bundle,
-            &mut observers,
-            &cancel,
-            options,
-        )
-        .await
-    };
+    let report = session
+        .drive(&secrets, &mut terminal, &cancel, options)
+        .await;
     terminal.finish();
-    let outcome = outcome.map_err(write_failed)?;
-    let summary = summary.finish();
-
-    let bundle_dir = bundle.dir().to_path_buf();
-    let bundle_name = bundle_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    bundle
-        .write_file(
-            "summary.md",
-            report::markdown::render(&summary, &bundle_name).as_bytes(),
-        )
-        .map_err(write_failed)?;
-    bundle
-        .write_file("junit.xml", report::junit::render(&summary).as_bytes())
-        .map_err(write_failed)?;
-    bundle.seal().map_err(write_failed)?;
+    let RunReport {
+        outcome,
+        summary,
+        bundle: bundle_dir,
+    } = report.map_err(|e| CliError::internal(e.to_string()))?;
 
     let status = match outcome.verdict {
         RunVerdict::Pass => ExitStatus::Success,
@@ -184,16 +152,6 @@ pub async fn execute(
         status,
         bundle: bundle_dir,
     })
-}
-
-fn new_header(runbook: &Runbook, redactor: &Redactor) -> Header {
-    let source = SourceRef {
-        name: runbook.meta.name.clone(),
-        path: runbook.path.display().to_string(),
-        sha256: hex::encode(Sha256::digest(runbook.source.as_bytes())),
-    };
-    let secrets = runbook.secrets.declared().map(str::to_string).collect();
-    Header::new(BundleKind::Run, source, secrets, redactor.classes())
 }
 
 /// Loads a runbook, turning diagnostics into an exit-2 error.

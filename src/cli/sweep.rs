@@ -2,26 +2,21 @@
 //! `--watch` interval), each into its own sealed bundle, and write the
 //! requested outputs.
 
-use std::collections::HashMap;
 use std::io::Write as _;
-use std::path::Path;
 use std::sync::Arc;
 
 use super::args::SweepArgs;
 use super::CliError;
+use crate::cli::exit::ExitStatus;
+use crate::core::record::RunVerdict;
 use crate::engine::Cancel;
-use crate::evidence::record::{BundleKind, Header, RunVerdict, SourceRef, StepVerdict};
-use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
-use crate::exit::ExitStatus;
-use crate::report::{self, prometheus, RunSummary, StepSummary, SummaryBuilder};
-use crate::sweep::baseline::{write_atomically, Baseline};
-use crate::sweep::input::{load_input, plan, InputError, SweepInput};
-use crate::sweep::run::{run_sweep, SweepOptions, SweepPlan, SweepReport};
+use crate::evidence::Redactor;
+use crate::report;
+use crate::session::sweep::{sweep_round, SweepRound};
+use crate::sweep::baseline::Baseline;
+use crate::sweep::input::{load_input, plan, InputError};
+use crate::sweep::run::{SweepOptions, SweepReport};
 use crate::sweep::select::Shard;
-
-/// Journal records between syncs in a sweep: an interrupted sweep verifies up
-/// to its last synced record, without paying an fsync per check.
-const SYNC_EVERY: u32 = 512;
 
 pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
     let shard = args
@@ -55,15 +50,24 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
     };
     let redactor = Arc::new(Redactor::new(&plan.secrets.pairs()));
     let cancel = Cancel::new();
-    cancel
-        .install_signal_handlers()
+    super::signals::install_signal_handlers(&cancel)
         .map_err(|e| CliError::internal(format!("cannot install signal handlers: {e}")))?;
 
     let mut round = 0u64;
     loop {
         round += 1;
-        let (report, bundle) = sweep_once(
-            &args,
+        let round_config = SweepRound {
+            name: &args.name,
+            paths: &args.paths,
+            artifacts: &args.artifacts,
+            samples: args.samples,
+            junit: args.junit.as_deref(),
+            prometheus: args.prometheus.as_deref(),
+            markdown: args.markdown.as_deref(),
+            save_baseline: args.save_baseline.as_deref(),
+        };
+        let (report, bundle) = sweep_round(
+            &round_config,
             &input,
             &plan,
             &secret_names,
@@ -71,7 +75,8 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             &redactor,
             &cancel,
         )
-        .await?;
+        .await
+        .map_err(|e| CliError::internal(e.to_string()))?;
         let status = exit_status(&report);
         if args.watch.is_some() {
             print_round_line(&args, round, &report, &bundle, &redactor);
@@ -89,189 +94,6 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             _ = cancel.cancelled() => return Ok(ExitStatus::Interrupted),
         }
     }
-}
-
-/// One round: a bundle, the sweep, the bundle's reports, the seal, then the
-/// files the operator asked for.
-async fn sweep_once(
-    args: &SweepArgs,
-    input: &SweepInput,
-    plan: &SweepPlan,
-    secret_names: &[String],
-    options: &SweepOptions,
-    redactor: &Arc<Redactor>,
-    cancel: &Cancel,
-) -> Result<(SweepReport, String), CliError> {
-    let source = SourceRef {
-        name: args.name.clone(),
-        path: args
-            .paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" "),
-        sha256: input.digest.clone(),
-    };
-    let header = Header::new(
-        BundleKind::Sweep,
-        source,
-        secret_names.to_vec(),
-        redactor.classes(),
-    );
-    let started_at = header.started_at.clone();
-    let mut bundle = BundleWriter::create(
-        &args.artifacts,
-        header,
-        redactor.clone(),
-        SyncPolicy::Batched(SYNC_EVERY),
-    )
-    .map_err(|e| {
-        CliError::internal(format!(
-            "cannot create the evidence bundle under {}: {e}",
-            args.artifacts.display()
-        ))
-    })?;
-    let write_failed =
-        |e: std::io::Error| CliError::internal(format!("cannot write the evidence bundle: {e}"));
-    for (i, file) in input.files.iter().enumerate() {
-        let name = file
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        bundle
-            .write_file(&format!("inputs/{i:03}-{name}"), file.source.as_bytes())
-            .map_err(write_failed)?;
-    }
-    let mut summary = SummaryBuilder::new(bundle.run_id(), &args.name, &started_at);
-    summary.reserve_steps(plan.checks.len() * args.samples.max(1) as usize);
-    let report = run_sweep(plan, options, &mut bundle, &mut summary, cancel)
-        .await
-        .map_err(write_failed)?;
-    let summary = summary.finish();
-    let bundle_dir = bundle.dir().to_path_buf();
-    let bundle_label = bundle_dir.display().to_string();
-    let markdown = report::markdown::render_sweep(&report, &args.name, &bundle_label);
-    let regressions: HashMap<&str, &str> = report
-        .checks
-        .iter()
-        .filter(|c| c.verdict == crate::sweep::run::CheckVerdict::Regressed)
-        .map(|c| {
-            (
-                c.id.as_str(),
-                c.reason.as_deref().unwrap_or("latency regressed"),
-            )
-        })
-        .collect();
-    let junit = report::junit::render_with_regressions(&per_check(summary, &report), &regressions);
-    bundle
-        .write_file("summary.md", markdown.as_bytes())
-        .map_err(write_failed)?;
-    bundle
-        .write_file("junit.xml", junit.as_bytes())
-        .map_err(write_failed)?;
-    bundle.seal().map_err(write_failed)?;
-
-    let output_failed = |what: &str, path: &Path, e: std::io::Error| {
-        CliError::internal(format!("cannot write {what} {}: {e}", path.display()))
-    };
-    if let Some(path) = &args.junit {
-        write_atomically(path, redactor.redact(&junit).as_bytes())
-            .map_err(|e| output_failed("--junit", path, e))?;
-    }
-    if let Some(path) = &args.prometheus {
-        let text = prometheus::render(
-            &metrics(&report),
-            jiff::Timestamp::now().as_millisecond() as f64 / 1000.0,
-        );
-        write_atomically(path, redactor.redact(&text).as_bytes())
-            .map_err(|e| output_failed("--prometheus", path, e))?;
-    }
-    if let Some(path) = &args.markdown {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| output_failed("--markdown", path, e))?;
-        file.write_all(redactor.redact(&markdown).as_bytes())
-            .map_err(|e| output_failed("--markdown", path, e))?;
-    }
-    if let Some(path) = &args.save_baseline {
-        let baseline = Baseline {
-            version: 1,
-            created_at: report.started_at.clone(),
-            checks: report
-                .checks
-                .iter()
-                .filter_map(|c| c.latency.map(|l| (c.id.clone(), l)))
-                .collect(),
-        };
-        baseline
-            .save(path)
-            .map_err(|e| output_failed("--save-baseline", path, e))?;
-    }
-    Ok((report, bundle_label))
-}
-
-/// The summary with one step per check, in plan order. With `--samples K` the
-/// journal holds steps `ID#1`…`ID#K`; JUnit wants one testcase per check, so
-/// the samples fold into the first one that did not pass (else the last),
-/// keeping every sample's failed attempts (JUnit `flakyFailure`s).
-fn per_check(summary: RunSummary, report: &SweepReport) -> RunSummary {
-    // One sample per check: the journal's steps are the checks already.
-    if !summary.steps.iter().any(|s| s.id.contains('#')) {
-        return summary;
-    }
-    let mut by_check: HashMap<&str, Vec<&StepSummary>> = HashMap::new();
-    for step in &summary.steps {
-        // Check ids cannot contain `#` (letters, digits, `_`, `-`).
-        let id = step
-            .id
-            .split_once('#')
-            .map_or(step.id.as_str(), |(id, _)| id);
-        by_check.entry(id).or_default().push(step);
-    }
-    let steps = report
-        .checks
-        .iter()
-        .filter_map(|check| {
-            let samples = by_check.get(check.id.as_str())?;
-            let decisive = samples
-                .iter()
-                .find(|s| s.verdict != Some(StepVerdict::Pass))
-                .or(samples.last())?;
-            let mut step = (*decisive).clone();
-            step.id = check.id.clone();
-            step.duration_ms = samples.iter().map(|s| s.duration_ms).sum();
-            step.failed_attempts = samples
-                .iter()
-                .flat_map(|s| s.failed_attempts.iter().cloned())
-                .collect();
-            Some(step)
-        })
-        .collect();
-    RunSummary { steps, ..summary }
-}
-
-fn metrics(report: &SweepReport) -> Vec<prometheus::CheckMetrics> {
-    use crate::sweep::run::CheckVerdict;
-    report
-        .checks
-        .iter()
-        .filter(|c| c.verdict != CheckVerdict::Interrupted)
-        .map(|c| prometheus::CheckMetrics {
-            id: c.id.clone(),
-            kind: c.kind.to_string(),
-            tags: c.tags.clone(),
-            success: match c.verdict {
-                CheckVerdict::Blocked => None,
-                verdict => Some(verdict.healthy() || verdict == CheckVerdict::Regressed),
-            },
-            duration_seconds: c.latency.map(|l| l.p50_ms / 1000.0),
-            attempts: c.attempts,
-            regressed: c.verdict == CheckVerdict::Regressed,
-        })
-        .collect()
 }
 
 fn exit_status(report: &SweepReport) -> ExitStatus {

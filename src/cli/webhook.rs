@@ -3,12 +3,13 @@
 
 use super::args::{WebhookArgs, WebhookCommand};
 use super::CliError;
-use crate::exit::ExitStatus;
-use crate::webhook::{self, ListenArgs, SignArgs, VerifyArgs, WebhookError};
+use crate::cli::exit::ExitStatus;
+use crate::session::{self, listen::ListenArgs};
+use crate::webhook::{self, SignArgs, VerifyArgs, WebhookError};
 
 pub async fn webhook(args: WebhookArgs) -> Result<ExitStatus, CliError> {
     let failed = |err: WebhookError| CliError {
-        status: err.exit_status(),
+        status: ExitStatus::from(&err),
         message: err.to_string(),
     };
     match args.command {
@@ -41,10 +42,10 @@ pub async fn webhook(args: WebhookArgs) -> Result<ExitStatus, CliError> {
             let mut listen = ListenArgs::new(a.addr, a.secret_env);
             listen.out = a.out;
             listen.max_age = a.max_age;
-            let summary = webhook::listen_command(
+            let summary = session::listen::listen_command(
                 &listen,
                 &webhook::process_env,
-                webhook::listener::shutdown_signal(),
+                super::signals::shutdown_signal(),
                 |line| out!("{line}"),
             )
             .await

@@ -1,13 +1,12 @@
-//! Cancellation: the first SIGINT/SIGTERM cancels the run gracefully (the
-//! attempt in flight is recorded as interrupted and the bundle is sealed); a
-//! second one aborts the process at once.
+//! Cancellation: a flag the run loop and every attempt wait on. The CLI sets
+//! it on the first SIGINT/SIGTERM (the attempt in flight is recorded as
+//! interrupted and the bundle is sealed); the engine never touches signals or
+//! the process itself.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
-
-use crate::exit::ExitStatus;
 
 /// A cancellation flag that async code can wait on.
 #[derive(Debug, Clone, Default)]
@@ -49,53 +48,5 @@ impl Cancel {
             }
             notified.await;
         }
-    }
-
-    /// Listens for SIGINT and SIGTERM: the first cancels this flag, the second
-    /// exits the process with code 130 without waiting for anything.
-    pub fn install_signal_handlers(&self) -> std::io::Result<()> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        let cancel = self.clone();
-        tokio::spawn(async move {
-            let mut received = 0;
-            loop {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-                received += 1;
-                if received == 1 {
-                    eprintln!("runproof: interrupted; recording the attempt in flight and sealing the bundle (press Ctrl-C again to abort)");
-                    cancel.cancel();
-                } else {
-                    eprintln!("runproof: aborted; the journal is valid up to its last record, but the bundle is not sealed");
-                    std::process::exit(ExitStatus::Interrupted.code().into());
-                }
-            }
-        });
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn wakes_waiters_and_stays_cancelled() {
-        let cancel = Cancel::new();
-        let waiter = {
-            let cancel = cancel.clone();
-            tokio::spawn(async move { cancel.cancelled().await })
-        };
-        tokio::task::yield_now().await;
-        assert!(!cancel.is_cancelled());
-        cancel.cancel();
-        waiter.await.unwrap();
-        // Already cancelled: resolves immediately.
-        cancel.cancelled().await;
-        assert!(cancel.is_cancelled());
     }
 }

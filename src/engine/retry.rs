@@ -23,7 +23,7 @@ pub fn backoff_schedule(policy: &RetryPolicy) -> Vec<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runbook::duration::HumanDuration;
+    use crate::core::duration::HumanDuration;
     use crate::runbook::model::Backoff;
 
     fn policy(retries: u32, initial_ms: u64, max_ms: u64, jitter: bool) -> RetryPolicy {

@@ -11,12 +11,12 @@ use super::retry::backoff_schedule;
 use super::scope::RunScope;
 use super::RunObserver;
 use crate::check::{BlobSink, Clients, Observation, Outcome, ProbeContext};
-use crate::evidence::record::{
+use crate::core::record::{
     AttemptSummary, AttemptVerdict, Escalation, Event, PlannedStep, RunVerdict, StepVerdict,
 };
+use crate::core::template::Scope;
 use crate::evidence::BundleWriter;
 use crate::runbook::model::{OnEscalate, Runbook, Step};
-use crate::runbook::template::Scope;
 use crate::runbook::SecretStore;
 
 /// Choices the operator makes on the command line.
@@ -442,7 +442,7 @@ impl StepRunner<'_> {
                     AttemptVerdict::Timeout,
                     Observation::fail(format!(
                         "timed out after {}",
-                        crate::runbook::duration::format_duration(step.policy.timeout)
+                        crate::core::duration::format_duration(step.policy.timeout)
                     )),
                 ),
             },

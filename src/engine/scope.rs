@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::runbook::template::Scope;
+use crate::core::template::Scope;
 use crate::runbook::SecretStore;
 
 /// The [`Scope`] of one run.

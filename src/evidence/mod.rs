@@ -14,7 +14,6 @@
 //! - [`redact`]: [`Redactor`], in front of every sink.
 
 pub mod read;
-pub mod record;
 pub mod redact;
 pub mod scan;
 pub mod seal;
@@ -24,8 +23,8 @@ pub mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use crate::core::record::{Event, Header, Record};
 pub use read::{read_bundle, Bundle, ReadError};
-pub use record::{Event, Header, Record};
 pub use redact::{is_sensitive_header, redact_url, Redactor};
 pub use scan::SecretFinding;
 pub use seal::{Seal, SealPredicate, Subject};

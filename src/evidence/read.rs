@@ -6,8 +6,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::record::{Header, Record};
 use super::seal::{Seal, HEADER_FILE, JOURNAL_FILE, SEAL_FILE};
+use crate::core::record::{Header, Record};
 
 /// A bundle's parsed contents.
 #[derive(Debug, Clone)]

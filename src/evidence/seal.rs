@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::record::{BundleKind, RunVerdict, SourceRef};
+use crate::core::record::{BundleKind, RunVerdict, SourceRef};
 
 /// The seal's file name, at the bundle's top level.
 pub const SEAL_FILE: &str = "seal.json";

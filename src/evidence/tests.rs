@@ -9,15 +9,15 @@ use std::sync::Arc;
 use serde_json::Map;
 
 use super::read::read_bundle;
-use super::record::{
-    AttemptSummary, AttemptVerdict, BundleKind, Escalation, Event, Header, PlannedStep, RunVerdict,
-    SourceRef, StepVerdict,
-};
 use super::redact::Redactor;
 use super::seal::{list_files, sha256_hex};
 use super::verify::{verify_bundle, Verdict, VerifyOptions, VerifyReport};
 use super::writer::{BundleWriter, SyncPolicy};
-use crate::check::{BlobRef, BlobSink};
+use crate::core::record::{
+    AttemptSummary, AttemptVerdict, BundleKind, Escalation, Event, Header, PlannedStep, RunVerdict,
+    SourceRef, StepVerdict,
+};
+use crate::core::{BlobRef, BlobSink};
 
 const CANARY: &str = "canary-7f3e9a-T0KEN";
 

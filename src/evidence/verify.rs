@@ -17,14 +17,14 @@ use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
 use super::read::split_lines;
-use super::record::{
-    AttemptVerdict, BundleKind, Event, Header, Record, RunVerdict, StepVerdict, FORMAT_VERSION,
-};
 use super::redact::Redactor;
 use super::scan::{scan_files, SecretFinding};
 use super::seal::{
     list_files, sha256_file, sha256_ref, Seal, BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE,
     SEAL_PREDICATE_TYPE, STATEMENT_TYPE, TEMP_PREFIX,
+};
+use crate::core::record::{
+    AttemptVerdict, BundleKind, Event, Header, Record, RunVerdict, StepVerdict, FORMAT_VERSION,
 };
 
 mod files;

@@ -19,13 +19,13 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use super::record::{Event, Header, RunVerdict, FORMAT_VERSION};
 use super::redact::Redactor;
 use super::seal::{
     list_files, sha256_file, sha256_hex, sync_dir, write_durable, Seal, SealPredicate, Subject,
     BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE, STATEMENT_TYPE,
 };
-use crate::check::{BlobRef, BlobSink};
+use crate::core::record::{Event, Header, RunVerdict, FORMAT_VERSION};
+use crate::core::{BlobRef, BlobSink};
 
 /// When journal appends reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

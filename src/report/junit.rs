@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::summary::RunSummary;
-use crate::evidence::record::StepVerdict;
+use crate::core::record::StepVerdict;
 
 /// Renders the summary as JUnit XML.
 pub fn render(summary: &RunSummary) -> String {
@@ -146,9 +146,9 @@ pub fn render_with_regressions(summary: &RunSummary, regressions: &HashMap<&str,
     out
 }
 
-fn failed_type(verdict: crate::evidence::record::AttemptVerdict) -> &'static str {
+fn failed_type(verdict: crate::core::record::AttemptVerdict) -> &'static str {
     match verdict {
-        crate::evidence::record::AttemptVerdict::Timeout => "timeout",
+        crate::core::record::AttemptVerdict::Timeout => "timeout",
         _ => "check_failed",
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::summary::RunSummary;
 use super::table::format_ms;
-use crate::evidence::record::{RunVerdict, StepVerdict};
+use crate::core::record::{RunVerdict, StepVerdict};
 
 /// Renders the summary as GitHub-flavoured Markdown.
 pub fn render(summary: &RunSummary, bundle_name: &str) -> String {

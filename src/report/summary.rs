@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::core::record::{AttemptVerdict, Escalation, Event, RunVerdict, StepVerdict};
 use crate::engine::RunObserver;
-use crate::evidence::record::{AttemptVerdict, Escalation, Event, RunVerdict, StepVerdict};
 
 /// A run (or sweep) as reports see it.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -2,15 +2,15 @@
 //! TTY), and one line per notable event. Every line passes through the
 //! redactor: this is the only writer of run output to the terminal.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::table::format_ms;
+use crate::core::record::{AttemptVerdict, Event, StepVerdict};
 use crate::engine::RunObserver;
-use crate::evidence::record::{AttemptVerdict, Event, StepVerdict};
 use crate::evidence::Redactor;
 
 /// Prints run events as they happen.
@@ -23,14 +23,10 @@ pub struct TerminalReporter {
 }
 
 impl TerminalReporter {
-    /// Writes to stdout, or to stderr when stdout is reserved for `--json`.
-    pub fn new(redactor: Arc<Redactor>, to_stderr: bool) -> Self {
-        let (out, is_tty): (Box<dyn Write + Send>, bool) = if to_stderr {
-            (Box::new(std::io::stderr()), std::io::stderr().is_terminal())
-        } else {
-            (Box::new(std::io::stdout()), std::io::stdout().is_terminal())
-        };
-        let spinner = (is_tty && std::io::stderr().is_terminal()).then(|| {
+    /// Writes lines to `out`; with `spinner`, a progress spinner is drawn on
+    /// stderr (the caller decides: only when both streams are terminals).
+    pub fn new(redactor: Arc<Redactor>, out: Box<dyn Write + Send>, spinner: bool) -> Self {
+        let spinner = spinner.then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
                 ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})")

@@ -13,8 +13,6 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
-use super::diagnostics::{closest, did_you_mean, render_diagnostics, Diagnostic};
-use super::duration::HumanDuration;
 use super::model::{CheckFile, Defaults, Runbook, RunbookMeta, SecretsConfig, Step};
 use super::raw::{
     as_table, deserialize_collecting, deserialize_value, is_list_of_tables, Node, Place,
@@ -22,6 +20,8 @@ use super::raw::{
 use super::step::{check_retries, check_timeout, parse_backoff, parse_steps};
 pub use super::step::{MAX_RETRIES, STEP_KEYS};
 use super::validate::{self, RawStep};
+use crate::core::diagnostics::{closest, did_you_mean, render_diagnostics, Diagnostic};
+use crate::core::duration::HumanDuration;
 
 /// Why a runbook could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -10,21 +10,17 @@
 //! - [`template`], [`duration`]: the value types runbooks are written in.
 //! - [`secrets`], [`dotenv`]: where secret values come from.
 
-pub mod diagnostics;
 pub mod dotenv;
-pub mod duration;
 pub mod load;
 pub mod model;
 mod raw;
 pub mod secrets;
 mod step;
-pub mod template;
 pub mod validate;
 
-pub use diagnostics::Diagnostic;
 pub use load::{
     load_runbook, load_runbook_str, load_runbook_str_with_env, load_runbook_with_env, LoadError,
 };
 pub use model::{Runbook, Step};
-pub use secrets::{placeholder_reason, SecretStore, SecretsError};
+pub use secrets::{SecretStore, SecretsError};
 pub use validate::expiry_warning;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::duration::HumanDuration;
 use crate::check::CheckSpec;
+use crate::core::duration::HumanDuration;
 
 /// A loaded, validated runbook.
 #[derive(Debug, Clone)]

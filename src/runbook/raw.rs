@@ -10,8 +10,8 @@ use std::ops::Range;
 use serde_spanned::Spanned;
 use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
 
-use super::diagnostics::{did_you_mean, Diagnostic};
-use super::template::{collect_templates, Template};
+use crate::core::diagnostics::{did_you_mean, Diagnostic};
+use crate::core::template::{collect_templates, Template};
 
 /// A value of the parsed document with its byte span.
 pub(crate) type Node<'i> = Spanned<DeValue<'i>>;

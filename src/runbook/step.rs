@@ -8,8 +8,6 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::diagnostics::{did_you_mean, line_of, line_starts, Diagnostic};
-use super::duration::HumanDuration;
 use super::model::Backoff;
 use super::raw::{
     as_table, deserialize_collecting, deserialize_value, is_list_of_tables, string_values,
@@ -17,6 +15,8 @@ use super::raw::{
 };
 use super::validate::RawStep;
 use crate::check::{CheckSpec, KINDS};
+use crate::core::diagnostics::{did_you_mean, line_of, line_starts, Diagnostic};
+use crate::core::duration::HumanDuration;
 
 /// Keys every step has, whatever its kind; all other keys belong to the kind.
 pub const STEP_KEYS: &[&str] = &[

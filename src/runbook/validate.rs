@@ -6,10 +6,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::time::Duration;
 
-use super::diagnostics::{did_you_mean, Diagnostic};
 use super::model::{Backoff, Defaults, RetryPolicy, Runbook, SecretsConfig, Step};
-use super::template::{Reference, Template};
 use crate::check::CheckSpec;
+use crate::core::diagnostics::{did_you_mean, Diagnostic};
+use crate::core::template::{Reference, Template};
 
 /// One `[[step]]` as read, before cross-step validation.
 #[derive(Debug, Clone)]

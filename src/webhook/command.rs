@@ -1,7 +1,6 @@
 //! `runproof webhook sign` and `runproof webhook verify` as library functions:
 //! plain argument structs in, the text to print out. The CLI layer parses
-//! flags into [`SignArgs`] / [`VerifyArgs`] and maps errors to exit codes with
-//! [`WebhookError::exit_status`](super::WebhookError::exit_status).
+//! flags into [`SignArgs`] / [`VerifyArgs`] and maps errors to exit codes.
 
 use std::path::PathBuf;
 use std::time::Duration;

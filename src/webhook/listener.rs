@@ -1,17 +1,15 @@
 //! The delivery receiver: an axum server that verifies each Chatwoot delivery,
 //! deduplicates on `X-Chatwoot-Delivery`, limits body size, and hands every
 //! delivery (accepted or not) to its owner as a [`Delivery`]. The main type
-//! here is [`Listener`]; [`listen_command`] is `runproof webhook listen`.
+//! here is [`Listener`]; the `listen` session records what it hands over.
 //!
 //! Answers: `200` valid; `401` bad, missing or stale signature; `409` a
 //! delivery id already accepted (a replay: Chatwoot's own retries reuse the id,
 //! but only after a failed attempt, and never on a 409); `405` not a POST;
 //! `413` body over the limit.
 
-use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,15 +19,13 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::signature::{self, DEFAULT_MAX_AGE};
-use super::{secret_from_env, WebhookError, HEADER_DELIVERY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
-use crate::check::{BlobRef, BlobSink};
-use crate::evidence::record::{BundleKind, Event, Header, RunVerdict, SourceRef};
-use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
+use super::{HEADER_DELIVERY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use crate::core::record::Event;
+use crate::core::{BlobRef, BlobSink};
 
 /// Default body limit: Chatwoot payloads are a few KiB.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
@@ -230,7 +226,7 @@ impl WaitResult {
             Some(marker) => format!("a valid `{event}` delivery containing {marker:?}"),
             None => format!("a valid `{event}` delivery"),
         };
-        let waited = crate::runbook::duration::format_duration(waited);
+        let waited = crate::core::duration::format_duration(waited);
         if self.others.is_empty() {
             return format!("no delivery arrived within {waited} (waiting for {wanted})");
         }
@@ -527,167 +523,4 @@ fn describe_payload(delivery: &mut Delivery) {
     delivery.latency_ms_since_created_at =
         created_ms.map(|ms| delivery.received_at.as_millisecond() - ms);
     delivery.event = event;
-}
-
-/// `runproof webhook listen --addr ADDR --secret-env NAME [--out DIR] [--max-age 300s]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenArgs {
-    /// `127.0.0.1:PORT`.
-    pub addr: SocketAddr,
-    pub secret_env: String,
-    /// The artifacts directory (the CLI's default: `artifacts`).
-    pub out: PathBuf,
-    pub max_age: Duration,
-    pub max_body: usize,
-}
-
-impl ListenArgs {
-    /// Arguments with the default window, body limit and `artifacts` directory.
-    pub fn new(addr: SocketAddr, secret_env: impl Into<String>) -> Self {
-        ListenArgs {
-            addr,
-            secret_env: secret_env.into(),
-            out: PathBuf::from("artifacts"),
-            max_age: DEFAULT_MAX_AGE,
-            max_body: DEFAULT_MAX_BODY,
-        }
-    }
-}
-
-/// What a listen session recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenSummary {
-    /// The sealed bundle's folder.
-    pub bundle: PathBuf,
-    pub accepted: u32,
-    pub rejected: u32,
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM: the CLI's `shutdown` for [`listen_command`].
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Runs the receiver until `shutdown` resolves, recording every delivery into
-/// a `listen` bundle and passing one line per delivery (and a first line with
-/// the address and bundle) to `print`. Returns once the bundle is sealed.
-pub async fn listen_command(
-    args: &ListenArgs,
-    lookup: &(dyn Fn(&str) -> Option<String> + Sync),
-    shutdown: impl Future<Output = ()>,
-    mut print: impl FnMut(&str) + Send,
-) -> Result<ListenSummary, WebhookError> {
-    let secret = secret_from_env(&args.secret_env, lookup)?;
-    let mut config = ListenerConfig::new(secret.as_bytes());
-    config.max_age = args.max_age;
-    config.max_body = args.max_body;
-    let mut listener =
-        Listener::bind(args.addr, config)
-            .await
-            .map_err(|source| WebhookError::Bind {
-                addr: args.addr.to_string(),
-                source,
-            })?;
-    let redactor = Arc::new(Redactor::new(&[(args.secret_env.clone(), secret)]));
-    let header = listen_header(args, listener.local_addr(), redactor.classes());
-    let mut writer = BundleWriter::create(&args.out, header, redactor, SyncPolicy::EveryRecord)
-        .map_err(WebhookError::Evidence)?;
-    let blobs = writer.blobs();
-    let started = std::time::Instant::now();
-    print(&format!(
-        "listening on http://{} (secret from ${}, window {}, body limit {} bytes); recording to {}",
-        listener.local_addr(),
-        args.secret_env,
-        crate::runbook::duration::format_duration(args.max_age),
-        args.max_body,
-        writer.dir().display(),
-    ));
-
-    let mut counts = (0u32, 0u32);
-    let mut record = |delivery: Delivery, writer: &mut BundleWriter| -> Result<(), WebhookError> {
-        let stored = delivery
-            .store_body(blobs.as_ref())
-            .map_err(WebhookError::Evidence)?;
-        writer
-            .append(&delivery.to_event(stored))
-            .map_err(WebhookError::Evidence)?;
-        if delivery.accepted {
-            counts.0 += 1;
-        } else {
-            counts.1 += 1;
-        }
-        print(&delivery.summary_line());
-        Ok(())
-    };
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            next = listener.next_delivery() => match next {
-                Some(delivery) => record(delivery, &mut writer)?,
-                None => break,
-            },
-        }
-    }
-    listener.stop().await;
-    while let Some(delivery) = listener.try_next_delivery() {
-        record(delivery, &mut writer)?;
-    }
-    let (accepted, rejected) = counts;
-    writer
-        .append(&Event::RunEnd {
-            // Rejections are the receiver doing its job, not a failed run.
-            verdict: RunVerdict::Pass,
-            counts: BTreeMap::from([
-                ("accepted".to_string(), accepted),
-                ("rejected".to_string(), rejected),
-            ]),
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        })
-        .map_err(WebhookError::Evidence)?;
-    let bundle = writer.seal().map_err(WebhookError::Evidence)?;
-    Ok(ListenSummary {
-        bundle,
-        accepted,
-        rejected,
-    })
-}
-
-/// The header of a `listen` bundle. There is no input file: `source` names the
-/// listener and hashes its configuration line.
-fn listen_header(args: &ListenArgs, bound: SocketAddr, redaction: Vec<String>) -> Header {
-    let config_line = format!(
-        "webhook listen addr={bound} max_age={}s max_body={}",
-        args.max_age.as_secs(),
-        args.max_body
-    );
-    let source = SourceRef {
-        name: "webhook-listen".to_string(),
-        path: bound.to_string(),
-        sha256: hex::encode(Sha256::digest(config_line.as_bytes())),
-    };
-    Header::new(
-        BundleKind::Listen,
-        source,
-        vec![args.secret_env.clone()],
-        redaction,
-    )
 }

@@ -12,12 +12,10 @@ pub mod listener;
 pub mod signature;
 
 pub use command::{sign_command, verify_command, SignArgs, VerifyArgs};
-pub use listener::{listen_command, ListenArgs, Listener, ListenerConfig};
+pub use listener::{Listener, ListenerConfig};
 pub use signature::{sign, verify, SignatureError};
 
 use std::path::PathBuf;
-
-use crate::exit::ExitStatus;
 
 /// `X-Chatwoot-Signature`: `sha256=<64 lowercase hex>`.
 pub const HEADER_SIGNATURE: &str = "X-Chatwoot-Signature";
@@ -56,17 +54,6 @@ pub enum WebhookError {
     },
     #[error("cannot write the evidence bundle: {0}")]
     Evidence(std::io::Error),
-}
-
-impl WebhookError {
-    /// The documented exit status for this error.
-    pub fn exit_status(&self) -> ExitStatus {
-        match self {
-            WebhookError::Invalid(_) => ExitStatus::Escalated,
-            WebhookError::Bind { .. } | WebhookError::Evidence(_) => ExitStatus::Internal,
-            _ => ExitStatus::InvalidInput,
-        }
-    }
 }
 
 /// Reads the secret from environment variable `name` through `lookup`

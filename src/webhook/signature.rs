@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::runbook::duration::format_duration;
+use crate::core::duration::format_duration;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use runproof::check::{BlobRef, BlobSink, Clients, ProbeContext};
-use runproof::runbook::template::Scope;
+use runproof::core::template::Scope;
 
 /// Template values from maps.
 #[derive(Default)]

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use runproof::check::{BlobRef, BlobSink, CheckSpec, Clients, Observation, Outcome, ProbeContext};
-use runproof::runbook::template::Scope;
+use runproof::core::template::Scope;
 use sha2::{Digest, Sha256};
 
 /// Template values for a test.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::check::BlobRef;
+use crate::core::BlobRef;
 
 /// Bundle format version, in the header and in every record.
 pub const FORMAT_VERSION: u32 = 1;

@@ -1,5 +1,7 @@
 //! The process exit codes runproof documents, in one place.
 
+use crate::webhook::WebhookError;
+
 /// Every way the `runproof` process can end, with its documented exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -27,6 +29,17 @@ impl ExitStatus {
             ExitStatus::Internal => 3,
             ExitStatus::VerifyFailed => 4,
             ExitStatus::Interrupted => 130,
+        }
+    }
+}
+
+/// The documented exit status for each webhook subcommand error.
+impl From<&WebhookError> for ExitStatus {
+    fn from(err: &WebhookError) -> Self {
+        match err {
+            WebhookError::Invalid(_) => ExitStatus::Escalated,
+            WebhookError::Bind { .. } | WebhookError::Evidence(_) => ExitStatus::Internal,
+            _ => ExitStatus::InvalidInput,
         }
     }
 }

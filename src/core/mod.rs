@@ -1,0 +1,20 @@
+//! The shared vocabulary every other module speaks, and nothing else: the
+//! journal's records and events, blob references, templates and scopes,
+//! durations, diagnostics, typed failures. It imports nothing from the crate,
+//! so any module may use it without creating a cycle.
+//!
+//! - [`record`]: the bundle header and the journal's records and events.
+//! - [`blob`]: [`BlobSink`] and [`BlobRef`], how evidence bodies are stored.
+//! - [`template`]: `{{...}}` templates and the [`Scope`](template::Scope) they render in.
+//! - [`duration`]: human durations (`"5s"`).
+//! - [`diagnostics`]: problems with a source position, rendered like a compiler.
+//! - [`placeholder`]: telling a placeholder from a real secret value.
+
+pub mod blob;
+pub mod diagnostics;
+pub mod duration;
+pub mod placeholder;
+pub mod record;
+pub mod template;
+
+pub use blob::{BlobRef, BlobSink};
