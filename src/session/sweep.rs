@@ -64,7 +64,7 @@ pub async fn sweep_round(
     );
     let started_at = header.started_at.clone();
     let mut bundle = BundleWriter::create(
-        &args.artifacts,
+        args.artifacts,
         header,
         redactor.clone(),
         SyncPolicy::Batched(SYNC_EVERY),
