@@ -3,6 +3,7 @@
 
 mod support;
 
+use runproof::core::Failure;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -40,7 +41,7 @@ fn observation_text(obs: &Observation, blobs: &MemoryBlobs) -> String {
 fn reason(obs: &Observation) -> &str {
     match &obs.outcome {
         Outcome::Pass => "",
-        Outcome::Fail { reason, .. } => reason,
+        Outcome::Fail(failure) => &failure.message,
     }
 }
 
@@ -149,7 +150,12 @@ async fn webhook_check_names_each_probe_an_accept_all_endpoint_accepted() {
     let obs = check
         .probe(&context(&scope, &blobs, &clients, Duration::from_secs(5)))
         .await;
-    let Outcome::Fail { reason, permanent } = &obs.outcome else {
+    let Outcome::Fail(Failure {
+        message: reason,
+        permanent,
+        ..
+    }) = &obs.outcome
+    else {
         panic!("an accept-all endpoint must fail: {:?}", obs.detail)
     };
     assert!(permanent.is_some());
@@ -193,7 +199,12 @@ async fn webhook_check_against_a_down_endpoint_fails_with_a_reason() {
     let obs = check
         .probe(&context(&scope, &blobs, &clients, Duration::from_secs(3)))
         .await;
-    let Outcome::Fail { reason, permanent } = &obs.outcome else {
+    let Outcome::Fail(Failure {
+        message: reason,
+        permanent,
+        ..
+    }) = &obs.outcome
+    else {
         panic!("must fail")
     };
     assert!(

@@ -108,14 +108,14 @@ impl CommandCheck {
                 .collect::<Result<_, _>>()?,
             (None, Some(shell)) => vec!["sh".into(), "-c".into(), ctx.render(shell)?],
             (None, None) => {
-                return Err(Observation::fail_permanent(
+                return Err(Observation::fail_permanent_unclassified(
                     "no command given",
                     "invalid configuration",
                 ))
             }
         };
         let Some((program, args)) = argv.split_first() else {
-            return Err(Observation::fail_permanent(
+            return Err(Observation::fail_permanent_unclassified(
                 "`argv` is empty",
                 "invalid configuration",
             ));
@@ -162,7 +162,7 @@ impl CommandCheck {
 
         let started = Instant::now();
         let mut child = command.spawn().map_err(|err| {
-            Observation::fail_permanent(
+            Observation::fail_permanent_unclassified(
                 format!("cannot start `{program}`: {err}"),
                 "the program is missing or not executable",
             )
@@ -170,10 +170,9 @@ impl CommandCheck {
         let _group = child.id().map(ProcessGroup);
         let stdout = tokio::spawn(read_capped(child.stdout.take()));
         let stderr = tokio::spawn(read_capped(child.stderr.take()));
-        let status = child
-            .wait()
-            .await
-            .map_err(|err| Observation::fail(format!("waiting for the command failed: {err}")))?;
+        let status = child.wait().await.map_err(|err| {
+            Observation::fail_unclassified(format!("waiting for the command failed: {err}"))
+        })?;
         // Background children may still hold the pipes open: end the group so
         // the readers see EOF.
         drop(_group);
@@ -217,10 +216,10 @@ impl CommandCheck {
             if let Some(tail) = tail {
                 reason.push_str(&format!("; last output: {tail}"));
             }
-            observation.outcome = super::Outcome::Fail {
+            observation.outcome = super::Outcome::Fail(super::Failure::new(
+                super::FailureClass::Expectation,
                 reason,
-                permanent: None,
-            };
+            ));
         }
         Ok(observation)
     }

@@ -78,11 +78,11 @@ impl DnsCheck {
         let answers: BTreeSet<IpAddr> = match lookup {
             Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
             Ok(Err(err)) => {
-                return Observation::fail(format!("{name} does not resolve: {err}"))
+                return Observation::fail_unclassified(format!("{name} does not resolve: {err}"))
                     .with_detail("latency_ms", latency.as_millis() as u64)
             }
             Err(_) => {
-                return Observation::fail(format!(
+                return Observation::fail_unclassified(format!(
                     "resolving {name} timed out after {}",
                     format_duration(ctx.timeout)
                 ))
@@ -131,7 +131,7 @@ impl DnsCheck {
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail(failures.join("; "))
+            Observation::fail_unclassified(failures.join("; "))
         };
         obs.with_detail("addresses", listed)
             .with_detail("latency_ms", latency.as_millis() as u64)

@@ -201,7 +201,9 @@ impl FlyAppCheck {
         };
         if !self.expect.app_exists {
             return with_blobs(
-                Observation::fail(format!("app {app} still exists (expected it to be gone)")),
+                Observation::fail_unclassified(format!(
+                    "app {app} still exists (expected it to be gone)"
+                )),
                 blobs,
             );
         }
@@ -217,7 +219,7 @@ impl FlyAppCheck {
                     Ok(machines) => machines,
                     Err(err) => {
                         return with_blobs(
-                            Observation::fail(format!(
+                            Observation::fail_unclassified(format!(
                                 "machine list of {app} is not a JSON array: {err}"
                             )),
                             blobs,
@@ -237,7 +239,7 @@ impl FlyAppCheck {
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail(failures.join("; "))
+            Observation::fail_unclassified(failures.join("; "))
         };
         let started = machines.iter().filter(|m| m.state == "started").count();
         let obs = obs
@@ -480,7 +482,7 @@ impl Api<'_, '_> {
                     "request failed".to_string()
                 };
                 let chain = error_chain(&err);
-                return Err(Observation::fail(super::scrub(
+                return Err(Observation::fail_unclassified(super::scrub(
                     &format!("Machines API GET {path}: {what} ({chain})"),
                     self.secrets,
                 )));
@@ -489,7 +491,7 @@ impl Api<'_, '_> {
         let status = response.status().as_u16();
         match response.bytes().await {
             Ok(body) => Ok((status, body.to_vec())),
-            Err(err) => Err(Observation::fail(format!(
+            Err(err) => Err(Observation::fail_unclassified(format!(
                 "Machines API GET {path}: reading the response failed: {}",
                 super::scrub(&error_chain(&err), self.secrets)
             ))),
@@ -517,19 +519,19 @@ impl Api<'_, '_> {
         };
         let suffix = super::scrub(&suffix, self.secrets);
         match status {
-            401 => Observation::fail_permanent(
+            401 => Observation::fail_permanent_unclassified(
                 format!("token rejected (401){suffix}"),
                 "the Machines API refused the token; a new token is needed",
             ),
-            403 => Observation::fail_permanent(
+            403 => Observation::fail_permanent_unclassified(
                 format!("token may not access app {app} (403){suffix}"),
                 "the token lacks permission for this app",
             ),
-            404 => Observation::fail_permanent(
+            404 => Observation::fail_permanent_unclassified(
                 format!("app {app} not found (404){suffix}"),
                 "the app does not exist or the token's organization cannot see it",
             ),
-            _ => Observation::fail(format!("Machines API returned {status}{suffix}")),
+            _ => Observation::fail_unclassified(format!("Machines API returned {status}{suffix}")),
         }
         .with_detail("status", status)
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::json::{self, JsonTemplate};
-use super::{Observation, ProbeContext};
+use super::{Failure, FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
 
@@ -143,13 +143,13 @@ impl HttpCheck {
     async fn attempt(&self, ctx: &ProbeContext<'_>) -> Result<Observation, Observation> {
         let url_text = ctx.render(&self.url)?;
         let url = reqwest::Url::parse(&url_text).map_err(|err| {
-            Observation::fail_permanent(
+            Observation::fail_permanent_unclassified(
                 format!("invalid URL `{}`: {err}", self.url.raw()),
                 "the URL will not become valid by waiting",
             )
         })?;
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
-            Observation::fail_permanent(
+            Observation::fail_permanent_unclassified(
                 format!("invalid HTTP method `{}`", self.method),
                 "invalid configuration",
             )
@@ -163,7 +163,7 @@ impl HttpCheck {
             request = request.body(ctx.render(body)?);
         } else if let Some(body) = &self.json {
             let value = body.render(ctx.scope).map_err(|err| {
-                Observation::fail_permanent(
+                Observation::fail_permanent_unclassified(
                     err.to_string(),
                     "a missing value does not appear by waiting",
                 )
@@ -174,10 +174,9 @@ impl HttpCheck {
         }
 
         let started = Instant::now();
-        let mut response = request
-            .send()
-            .await
-            .map_err(|err| Observation::fail(describe_send_error(&err, self.url.raw())))?;
+        let mut response = request.send().await.map_err(|err| {
+            Observation::fail_unclassified(describe_send_error(&err, self.url.raw()))
+        })?;
         let time_to_headers = started.elapsed();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -197,7 +196,7 @@ impl HttpCheck {
                 }
                 Ok(None) => break,
                 Err(err) => {
-                    return Err(Observation::fail(format!(
+                    return Err(Observation::fail_unclassified(format!(
                         "HTTP {status}, then the body broke off: {}",
                         describe_send_error(&err, self.url.raw())
                     )))
@@ -243,30 +242,35 @@ impl HttpCheck {
             } else {
                 reason.clone()
             };
-            let permanent = (matches!(status, 401 | 403) && !self.status_expected(status))
-                .then(|| format!("HTTP {status}: the server rejected the credentials; retrying will not change them"));
-            observation.outcome = super::Outcome::Fail { reason, permanent };
+            let rejected = matches!(status, 401 | 403) && !self.status_expected(status);
+            observation.outcome = super::Outcome::Fail(if rejected {
+                Failure::permanent(
+                    FailureClass::Auth,
+                    reason,
+                    format!("HTTP {status}: the server rejected the credentials; retrying will not change them"),
+                )
+            } else {
+                Failure::new(FailureClass::Expectation, reason)
+            });
             return Ok(observation);
         }
 
         if !self.capture.is_empty() {
             let Some(doc) = parsed_json() else {
-                observation.outcome = super::Outcome::Fail {
-                    reason: "cannot capture: the response body is not JSON".into(),
-                    permanent: None,
-                };
+                observation.outcome = super::Outcome::Fail(Failure::new(
+                    FailureClass::Expectation,
+                    "cannot capture: the response body is not JSON",
+                ));
                 return Ok(observation);
             };
             for (name, path) in &self.capture {
                 match json::lookup(&doc, path) {
                     Some(Value::String(s)) => observation.captures.push((name.clone(), s.clone())),
                     Some(Value::Null) | None => {
-                        observation.outcome = super::Outcome::Fail {
-                            reason: format!(
-                                "cannot capture `{name}`: no value at JSON path `{path}`"
-                            ),
-                            permanent: None,
-                        };
+                        observation.outcome = super::Outcome::Fail(Failure::new(
+                            FailureClass::Expectation,
+                            format!("cannot capture `{name}`: no value at JSON path `{path}`"),
+                        ));
                         return Ok(observation);
                     }
                     Some(other) => observation.captures.push((name.clone(), other.to_string())),

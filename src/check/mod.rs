@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::core::template::{RenderError, Scope, Template};
-pub use crate::core::{BlobRef, BlobSink};
+pub use crate::core::{BlobRef, BlobSink, Failure, FailureClass};
 
 /// Every check kind's name, as written in `check = "..."`.
 pub const KINDS: &[&str] = &[
@@ -198,6 +198,7 @@ impl ProbeContext<'_> {
     pub fn render(&self, template: &Template) -> Result<String, Observation> {
         template.render(self.scope).map_err(|err: RenderError| {
             Observation::fail_permanent(
+                FailureClass::Config,
                 err.to_string(),
                 "a missing value does not appear by waiting",
             )
@@ -263,16 +264,11 @@ pub struct ProbeRecord {
     pub blobs: Vec<BlobRef>,
 }
 
-/// Pass or fail, with the reason.
+/// Pass or fail, with the typed failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Pass,
-    Fail {
-        /// Readable and specific: what was expected and what was seen.
-        reason: String,
-        /// `Some(why)` when retrying cannot help (401, a missing secret…).
-        permanent: Option<String>,
-    },
+    Fail(Failure),
 }
 
 impl Observation {
@@ -287,27 +283,37 @@ impl Observation {
         }
     }
 
-    /// A failed attempt that may heal on retry.
-    pub fn fail(reason: impl Into<String>) -> Self {
-        Observation {
-            outcome: Outcome::Fail {
-                reason: reason.into(),
-                permanent: None,
-            },
-            ..Observation::pass()
-        }
+    /// A failed attempt; whether it is retried follows from its class.
+    pub fn fail(class: FailureClass, reason: impl Into<String>) -> Self {
+        Observation::failed(Failure::new(class, reason))
     }
 
     /// A failed attempt that waiting cannot fix; the engine skips the
     /// remaining retries and says why.
-    pub fn fail_permanent(reason: impl Into<String>, why: impl Into<String>) -> Self {
+    pub fn fail_permanent(
+        class: FailureClass,
+        reason: impl Into<String>,
+        why: impl Into<String>,
+    ) -> Self {
+        Observation::failed(Failure::permanent(class, reason, why))
+    }
+
+    /// A failed attempt.
+    pub fn failed(failure: Failure) -> Self {
         Observation {
-            outcome: Outcome::Fail {
-                reason: reason.into(),
-                permanent: Some(why.into()),
-            },
+            outcome: Outcome::Fail(failure),
             ..Observation::pass()
         }
+    }
+
+    /// Transitional: a failure not yet given its class by its kind.
+    pub fn fail_unclassified(reason: impl Into<String>) -> Self {
+        Observation::fail(FailureClass::Expectation, reason)
+    }
+
+    /// Transitional: a permanent failure not yet given its class by its kind.
+    pub fn fail_permanent_unclassified(reason: impl Into<String>, why: impl Into<String>) -> Self {
+        Observation::fail_permanent(FailureClass::Expectation, reason, why)
     }
 
     /// Adds a fact to the evidence record.

@@ -165,7 +165,7 @@ impl PostgresCheck {
         let mut config = match config {
             Ok(config) => config,
             Err(err) => {
-                return Observation::fail_permanent(
+                return Observation::fail_permanent_unclassified(
                     scrub(
                         &format!("the DSN is not valid: {}", error_text(&err)),
                         &secrets,
@@ -180,7 +180,7 @@ impl PostgresCheck {
                 None => SslMode::Prefer,
                 Some((_, Some(mode))) => mode,
                 Some((other, None)) => {
-                    return Observation::fail_permanent(
+                    return Observation::fail_permanent_unclassified(
                         format!("sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"),
                         "the connection string does not change by waiting",
                     )
@@ -202,7 +202,10 @@ impl PostgresCheck {
         let verifier = match Verifier::new(verify, ca_file.as_deref(), false) {
             Ok(verifier) => verifier,
             Err(why) => {
-                return Observation::fail_permanent(why, "the CA file does not change by waiting")
+                return Observation::fail_permanent_unclassified(
+                    why,
+                    "the CA file does not change by waiting",
+                )
             }
         };
         config.ssl_mode(match mode {
@@ -234,7 +237,7 @@ impl PostgresCheck {
             Ok(Ok(pair)) => pair,
             Ok(Err(err)) => return describe(classify(&err, &endpoint, mode, &secrets)),
             Err(_) => {
-                return describe(Observation::fail(format!(
+                return describe(Observation::fail_unclassified(format!(
                     "timed out connecting to {}:{} after {}",
                     endpoint.host,
                     endpoint.port,
@@ -269,7 +272,7 @@ impl PostgresCheck {
             Ok(Ok(pair)) => pair,
             Ok(Err(err)) => return base(classify(&err, &endpoint, mode, &secrets)),
             Err(_) => {
-                return base(Observation::fail(format!(
+                return base(Observation::fail_unclassified(format!(
                     "query did not finish within {}",
                     format_duration(ctx.timeout)
                 )))
@@ -331,7 +334,7 @@ impl PostgresCheck {
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail(scrub(&failures.join("; "), &secrets))
+            Observation::fail_unclassified(scrub(&failures.join("; "), &secrets))
         };
         let mut obs = base(obs)
             .with_detail("server_version", server_version)
@@ -384,8 +387,9 @@ fn classify(
     mode: SslMode,
     secrets: &[&str],
 ) -> Observation {
-    let permanent =
-        |reason: String, why: &str| Observation::fail_permanent(scrub(&reason, secrets), why);
+    let permanent = |reason: String, why: &str| {
+        Observation::fail_permanent_unclassified(scrub(&reason, secrets), why)
+    };
     if let Some(db) = err.as_db_error() {
         let code = db.code().code();
         let message = db.message();
@@ -415,9 +419,9 @@ fn classify(
                 "the query is invalid",
             ),
             c if *c == SqlState::CANNOT_CONNECT_NOW => {
-                Observation::fail(format!("server is not accepting connections yet ({code}): {message}"))
+                Observation::fail_unclassified(format!("server is not accepting connections yet ({code}): {message}"))
             }
-            _ => Observation::fail(format!("server error ({code}): {message}")),
+            _ => Observation::fail_unclassified(format!("server error ({code}): {message}")),
         };
         return scrub_outcome(obs.with_detail("sqlstate", code), secrets);
     }
@@ -470,7 +474,7 @@ fn classify(
             chain_text(&chain)
         )
     };
-    Observation::fail(scrub(&reason, secrets))
+    Observation::fail_unclassified(scrub(&reason, secrets))
 }
 
 fn tls_reason(err: &rustls::Error, at: &Endpoint) -> String {
@@ -483,8 +487,8 @@ fn tls_reason(err: &rustls::Error, at: &Endpoint) -> String {
 }
 
 fn scrub_outcome(mut obs: Observation, secrets: &[&str]) -> Observation {
-    if let super::Outcome::Fail { reason, .. } = &mut obs.outcome {
-        *reason = scrub(reason, secrets);
+    if let super::Outcome::Fail(failure) = &mut obs.outcome {
+        failure.message = scrub(&failure.message, secrets);
     }
     obs
 }

@@ -96,7 +96,7 @@ impl RedisCheck {
         let mut target = match parse_url(&url) {
             Ok(target) => target,
             Err(why) => {
-                return Observation::fail_permanent(
+                return Observation::fail_permanent_unclassified(
                     scrub(&why, &[url.as_str()]),
                     "the URL does not change by waiting",
                 )
@@ -115,7 +115,7 @@ impl RedisCheck {
         let latency = started.elapsed();
         let obs = match conversation {
             Ok(obs) => obs,
-            Err(_) => Observation::fail(format!(
+            Err(_) => Observation::fail_unclassified(format!(
                 "no answer from {}:{} within {}",
                 target.host,
                 target.port,
@@ -124,20 +124,20 @@ impl RedisCheck {
         };
         let mut obs = match (&obs.outcome, &self.expect.max_latency) {
             (super::Outcome::Pass, Some(max)) if latency > max.0 => Observation {
-                outcome: super::Outcome::Fail {
-                    reason: format!(
+                outcome: super::Outcome::Fail(super::Failure::new(
+                    super::FailureClass::Expectation,
+                    format!(
                         "took {}, more than {}",
                         format_duration(latency),
                         format_duration(max.0)
                     ),
-                    permanent: None,
-                },
+                )),
                 ..obs
             },
             _ => obs,
         };
-        if let super::Outcome::Fail { reason, .. } = &mut obs.outcome {
-            *reason = scrub(reason, &secrets);
+        if let super::Outcome::Fail(failure) = &mut obs.outcome {
+            failure.message = scrub(&failure.message, &secrets);
         }
         obs.with_detail("host", target.host.clone())
             .with_detail("port", target.port)
@@ -159,14 +159,14 @@ impl RedisCheck {
             let verifier = match Verifier::new(mode, self.ca_file.as_deref(), false) {
                 Ok(verifier) => verifier,
                 Err(why) => {
-                    return Observation::fail_permanent(
+                    return Observation::fail_permanent_unclassified(
                         why,
                         "the CA file does not change by waiting",
                     )
                 }
             };
             let Ok(name) = ServerName::try_from(target.host.clone()) else {
-                return Observation::fail_permanent(
+                return Observation::fail_permanent_unclassified(
                     format!("`{}` is not a valid TLS server name", target.host),
                     "the URL does not change by waiting",
                 );
@@ -179,7 +179,7 @@ impl RedisCheck {
                         Some(tls) => super::tls::describe_handshake_error(tls, &target.host),
                         None => format!("TLS handshake failed: {err}"),
                     };
-                    return Observation::fail(format!(
+                    return Observation::fail_unclassified(format!(
                         "{reason} ({}:{})",
                         target.host, target.port
                     ));
@@ -199,19 +199,21 @@ impl RedisCheck {
             match conn.call(&args).await {
                 Ok(Reply::Simple(_)) => {}
                 Ok(Reply::Error(err)) => {
-                    return Observation::fail_permanent(
+                    return Observation::fail_permanent_unclassified(
                         format!("AUTH rejected: {err}"),
                         "the password is wrong; waiting will not change it",
                     )
                 }
                 Ok(other) => {
-                    return Observation::fail(format!(
+                    return Observation::fail_unclassified(format!(
                         "unexpected AUTH reply: {}",
                         other.describe()
                     ))
                 }
                 Err(err) => {
-                    return Observation::fail(format!("connection lost during AUTH: {err}"))
+                    return Observation::fail_unclassified(format!(
+                        "connection lost during AUTH: {err}"
+                    ))
                 }
             }
         }
@@ -220,38 +222,46 @@ impl RedisCheck {
             match conn.call(&["SELECT", &db]).await {
                 Ok(Reply::Simple(_)) => {}
                 Ok(Reply::Error(err)) => {
-                    return Observation::fail_permanent(
+                    return Observation::fail_permanent_unclassified(
                         format!("SELECT {db} failed: {err}"),
                         "the database index is invalid",
                     )
                 }
                 Ok(other) => {
-                    return Observation::fail(format!(
+                    return Observation::fail_unclassified(format!(
                         "unexpected SELECT reply: {}",
                         other.describe()
                     ))
                 }
                 Err(err) => {
-                    return Observation::fail(format!("connection lost during SELECT: {err}"))
+                    return Observation::fail_unclassified(format!(
+                        "connection lost during SELECT: {err}"
+                    ))
                 }
             }
         }
         match conn.call(&["PING"]).await {
             Ok(Reply::Simple(pong)) if pong == "PONG" => {}
             Ok(Reply::Error(err)) if err.starts_with("NOAUTH") => {
-                return Observation::fail_permanent(
+                return Observation::fail_permanent_unclassified(
                     format!("server requires a password ({err})"),
                     "no password is configured for this check",
                 )
             }
-            Ok(Reply::Error(err)) => return Observation::fail(format!("PING failed: {err}")),
+            Ok(Reply::Error(err)) => {
+                return Observation::fail_unclassified(format!("PING failed: {err}"))
+            }
             Ok(other) => {
-                return Observation::fail(format!(
+                return Observation::fail_unclassified(format!(
                     "PING answered {}, expected PONG",
                     other.describe()
                 ))
             }
-            Err(err) => return Observation::fail(format!("connection lost during PING: {err}")),
+            Err(err) => {
+                return Observation::fail_unclassified(format!(
+                    "connection lost during PING: {err}"
+                ))
+            }
         }
         let section = if self.expect.info.is_empty() {
             "server"
@@ -261,10 +271,12 @@ impl RedisCheck {
         let info = match conn.call(&["INFO", section]).await {
             Ok(Reply::Bulk(text)) => parse_info(&text),
             Ok(Reply::Error(err)) if !self.expect.info.is_empty() => {
-                return Observation::fail(format!("INFO failed: {err}"))
+                return Observation::fail_unclassified(format!("INFO failed: {err}"))
             }
             Err(err) if !self.expect.info.is_empty() => {
-                return Observation::fail(format!("connection lost during INFO: {err}"))
+                return Observation::fail_unclassified(format!(
+                    "connection lost during INFO: {err}"
+                ))
             }
             _ => BTreeMap::new(),
         };
@@ -281,7 +293,7 @@ impl RedisCheck {
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail(failures.join("; "))
+            Observation::fail_unclassified(failures.join("; "))
         };
         let mut obs = obs;
         for field in ["redis_version", "role", "redis_mode"] {

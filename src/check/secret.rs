@@ -44,16 +44,19 @@ impl SecretCheck {
         const WHY: &str = "the secret's value does not change while the run waits";
         let name = &self.name;
         let Some(value) = ctx.scope.secret(name) else {
-            return Observation::fail_permanent(
+            return Observation::fail_permanent_unclassified(
                 format!("secret {name} is not set (looked in the environment and the runbook's env files)"),
                 WHY,
             );
         };
         if value.trim().is_empty() {
-            return Observation::fail_permanent(format!("secret {name} is empty"), WHY);
+            return Observation::fail_permanent_unclassified(
+                format!("secret {name} is empty"),
+                WHY,
+            );
         }
         if let Some(rule) = placeholder_reason(&value) {
-            return Observation::fail_permanent(
+            return Observation::fail_permanent_unclassified(
                 format!("secret {name} looks like a placeholder ({rule})"),
                 WHY,
             );
@@ -61,7 +64,7 @@ impl SecretCheck {
         let length = value.chars().count();
         if let Some(min) = self.min_length {
             if length < min {
-                return Observation::fail_permanent(
+                return Observation::fail_permanent_unclassified(
                     format!("secret {name} is {length} characters long, want at least {min}"),
                     WHY,
                 );
@@ -72,13 +75,13 @@ impl SecretCheck {
             match regex::Regex::new(&anchored) {
                 Ok(re) if re.is_match(&value) => {}
                 Ok(_) => {
-                    return Observation::fail_permanent(
+                    return Observation::fail_permanent_unclassified(
                         format!("secret {name} does not match the pattern /{pattern}/"),
                         WHY,
                     )
                 }
                 Err(err) => {
-                    return Observation::fail_permanent(
+                    return Observation::fail_permanent_unclassified(
                         format!("invalid pattern /{pattern}/: {err}"),
                         WHY,
                     )

@@ -119,7 +119,7 @@ impl SupabaseCheck {
         let mut secrets = vec![apikey.as_str()];
         if let Some(token) = &bearer {
             if token.starts_with("sb_") {
-                return Observation::fail_permanent(
+                return Observation::fail_permanent_unclassified(
                     "the Bearer value is an `sb_…` key, which is not a JWT; send it as `apikey` only",
                     "the runbook's configuration does not change by waiting",
                 );
@@ -248,9 +248,9 @@ impl SupabaseCheck {
         let mut obs = match (failures.is_empty(), permanent) {
             (true, _) => Observation::pass(),
             (false, Some(why)) => {
-                Observation::fail_permanent(scrub(&failures.join("; "), &secrets), why)
+                Observation::fail_permanent_unclassified(scrub(&failures.join("; "), &secrets), why)
             }
-            (false, None) => Observation::fail(scrub(&failures.join("; "), &secrets)),
+            (false, None) => Observation::fail_unclassified(scrub(&failures.join("; "), &secrets)),
         };
         obs.detail.extend(obs_detail);
         obs.blobs = blobs;

@@ -63,7 +63,7 @@ impl TcpCheck {
         let mut obs = Observation::pass();
         if let Some(max) = &self.expect.max_latency {
             if latency > max.0 {
-                obs = Observation::fail(format!(
+                obs = Observation::fail_unclassified(format!(
                     "connecting took {}, more than {}",
                     format_duration(latency),
                     format_duration(max.0)

@@ -109,7 +109,7 @@ impl TlsCheck {
         let server_name = match ServerName::try_from(name.clone()) {
             Ok(server_name) => server_name,
             Err(_) => {
-                return Observation::fail_permanent(
+                return Observation::fail_permanent_unclassified(
                     format!("`{name}` is not a valid TLS server name"),
                     "the runbook's server name does not change by waiting",
                 )
@@ -118,7 +118,10 @@ impl TlsCheck {
         let verifier = match Verifier::new(VerifyMode::Full, self.ca_file.as_deref(), true) {
             Ok(verifier) => Arc::new(verifier),
             Err(why) => {
-                return Observation::fail_permanent(why, "the CA file does not change by waiting")
+                return Observation::fail_permanent_unclassified(
+                    why,
+                    "the CA file does not change by waiting",
+                )
             }
         };
         let config = client_config(verifier.clone());
@@ -133,13 +136,13 @@ impl TlsCheck {
         let tls = match handshake {
             Ok(Ok(tls)) => tls,
             Ok(Err(err)) => {
-                return Observation::fail(format!(
+                return Observation::fail_unclassified(format!(
                     "TLS handshake with {host}:{} failed: {err}",
                     self.port
                 ))
             }
             Err(_) => {
-                return Observation::fail(format!(
+                return Observation::fail_unclassified(format!(
                     "TLS handshake with {host}:{} timed out after {}",
                     self.port,
                     format_duration(ctx.timeout)
@@ -153,12 +156,15 @@ impl TlsCheck {
             .and_then(|v| v.as_str())
             .unwrap_or("unknown");
         let Some(leaf) = session.peer_certificates().and_then(|certs| certs.first()) else {
-            return Observation::fail(format!("{host}:{} sent no certificate", self.port));
+            return Observation::fail_unclassified(format!(
+                "{host}:{} sent no certificate",
+                self.port
+            ));
         };
         let facts = match CertFacts::parse(leaf) {
             Ok(facts) => facts,
             Err(why) => {
-                return Observation::fail(format!(
+                return Observation::fail_unclassified(format!(
                     "cannot parse the certificate of {host}:{}: {why}",
                     self.port
                 ))
@@ -194,7 +200,7 @@ impl TlsCheck {
         let mut obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail(failures.join("; "))
+            Observation::fail_unclassified(failures.join("; "))
         };
         obs = obs
             .with_detail("server_name", name)
@@ -214,8 +220,10 @@ pub(super) async fn connect_tcp(
 ) -> Result<TcpStream, Observation> {
     match tokio::time::timeout(ctx.timeout, TcpStream::connect((host, port))).await {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(err)) => Err(Observation::fail(describe_connect_error(&err, host, port))),
-        Err(_) => Err(Observation::fail(format!(
+        Ok(Err(err)) => Err(Observation::fail_unclassified(describe_connect_error(
+            &err, host, port,
+        ))),
+        Err(_) => Err(Observation::fail_unclassified(format!(
             "timed out connecting to {host}:{port} after {}",
             format_duration(ctx.timeout)
         ))),

@@ -171,7 +171,7 @@ impl WebhookCheck {
             Some(path) => match std::fs::read(path) {
                 Ok(bytes) => bytes,
                 Err(err) => {
-                    return Observation::fail_permanent(
+                    return Observation::fail_permanent_unclassified(
                         format!("cannot read body_file {}: {err}", path.display()),
                         "a missing file does not appear by waiting",
                     )
@@ -180,7 +180,10 @@ impl WebhookCheck {
             None => match self.event.parse::<SampleEvent>() {
                 Ok(event) => sample_body(event, &SampleParams::new(ctx.run_id, now)),
                 Err(err) => {
-                    return Observation::fail_permanent(err, "the runbook names an unknown event")
+                    return Observation::fail_permanent_unclassified(
+                        err,
+                        "the runbook names an unknown event",
+                    )
                 }
             },
         };
@@ -331,12 +334,12 @@ impl WebhookCheck {
         let mut observation = if !findings.is_empty() {
             let mut reasons = findings.clone();
             reasons.extend(failures);
-            Observation::fail_permanent(
+            Observation::fail_permanent_unclassified(
                 reasons.join("; "),
                 "an endpoint that accepts forged or replayed deliveries does not start rejecting them by waiting",
             )
         } else if !failures.is_empty() {
-            Observation::fail(failures.join("; "))
+            Observation::fail_unclassified(failures.join("; "))
         } else {
             Observation::pass()
         };
@@ -370,7 +373,7 @@ pub(super) fn render_secret(
     secret: &Template,
 ) -> Result<String, Observation> {
     match ctx.render(secret)? {
-        value if value.is_empty() => Err(Observation::fail_permanent(
+        value if value.is_empty() => Err(Observation::fail_permanent_unclassified(
             format!("webhook secret `{}` is empty", secret.raw()),
             "an empty secret does not fill itself",
         )),

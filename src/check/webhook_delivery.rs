@@ -109,7 +109,7 @@ impl WebhookDeliveryCheck {
 
     pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
         let Ok(addr) = self.listen.parse::<SocketAddr>() else {
-            return Observation::fail_permanent(
+            return Observation::fail_permanent_unclassified(
                 format!("invalid listen address `{}`", self.listen),
                 "the runbook must change",
             );
@@ -128,7 +128,9 @@ impl WebhookDeliveryCheck {
         }
         let mut listener = match Listener::bind(addr, config).await {
             Ok(listener) => listener,
-            Err(err) => return Observation::fail(format!("cannot listen on {addr}: {err}")),
+            Err(err) => {
+                return Observation::fail_unclassified(format!("cannot listen on {addr}: {err}"))
+            }
         };
         let started = tokio::time::Instant::now();
         let mut observation_detail = vec![("listen", json!(listener.local_addr().to_string()))];
@@ -170,7 +172,11 @@ impl WebhookDeliveryCheck {
                 }
                 obs
             }
-            None => Observation::fail(result.explain_miss(&self.event, contains.as_deref(), wait)),
+            None => Observation::fail_unclassified(result.explain_miss(
+                &self.event,
+                contains.as_deref(),
+                wait,
+            )),
         };
         for (key, value) in observation_detail {
             observation = observation.with_detail(key, value);
@@ -207,7 +213,7 @@ impl WebhookDeliveryCheck {
 async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, Observation> {
     let url = ctx.render(&trigger.url)?;
     let method = reqwest::Method::from_bytes(trigger.method.as_bytes()).map_err(|_| {
-        Observation::fail_permanent(
+        Observation::fail_permanent_unclassified(
             format!("invalid trigger method `{}`", trigger.method),
             "the runbook must change",
         )
@@ -231,12 +237,12 @@ async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, 
     let what = format!("trigger {} {}", trigger.method, trigger.url.raw());
     match request.send().await {
         Ok(response) if response.status().is_success() => Ok(response.status().as_u16()),
-        Ok(response) => Err(Observation::fail(format!(
+        Ok(response) => Err(Observation::fail_unclassified(format!(
             "{what} answered {}",
             response.status().as_u16()
         ))
         .with_detail("trigger_status", response.status().as_u16())),
-        Err(err) => Err(Observation::fail(format!(
+        Err(err) => Err(Observation::fail_unclassified(format!(
             "{what}: {}",
             super::webhook::describe_error(err)
         ))),

@@ -7,14 +7,17 @@
 //! - [`blob`]: [`BlobSink`] and [`BlobRef`], how evidence bodies are stored.
 //! - [`template`]: `{{...}}` templates and the [`Scope`](template::Scope) they render in.
 //! - [`duration`]: human durations (`"5s"`).
+//! - [`failure`]: typed failures: [`FailureClass`] and [`Failure`].
 //! - [`diagnostics`]: problems with a source position, rendered like a compiler.
 //! - [`placeholder`]: telling a placeholder from a real secret value.
 
 pub mod blob;
 pub mod diagnostics;
 pub mod duration;
+pub mod failure;
 pub mod placeholder;
 pub mod record;
 pub mod template;
 
 pub use blob::{BlobRef, BlobSink};
+pub use failure::{Failure, FailureClass, FailureRecord};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::core::BlobRef;
+use crate::core::{BlobRef, FailureClass, FailureRecord};
 
 /// Bundle format version, in the header and in every record.
 pub const FORMAT_VERSION: u32 = 1;
@@ -141,6 +141,9 @@ pub enum Event {
         duration_ms: f64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The failure's class, when the attempt did not pass.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<FailureRecord>,
         /// Why the remaining retries were skipped, when they were.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         no_retry: Option<String>,
@@ -278,6 +281,9 @@ pub struct AttemptSummary {
     pub attempt: u32,
     pub verdict: AttemptVerdict,
     pub reason: String,
+    /// The failure's class (absent in bundles written before classes existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<FailureClass>,
     /// Seq of the `attempt.end` record.
     pub seq: u64,
 }

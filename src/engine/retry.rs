@@ -5,7 +5,33 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
+use crate::core::{Failure, FailureClass};
 use crate::runbook::model::RetryPolicy;
+
+/// Whether a failed attempt is worth another, decided in one place from the
+/// failure's class and the check's kind: `None` retries, `Some(why)` does not.
+pub fn no_retry_reason(kind: &str, failure: &Failure) -> Option<String> {
+    if let Some(why) = &failure.permanent {
+        return Some(why.clone());
+    }
+    let why = match failure.class {
+        FailureClass::Auth => "the credentials were refused; retrying will not change them",
+        FailureClass::NotFound => "it does not exist; waiting will not create it",
+        FailureClass::Dns => "the name does not resolve; retrying will not create it",
+        FailureClass::Config => "the step cannot run as written; retrying will not change it",
+        FailureClass::Security => "a security finding is not a transient failure",
+        // A secret's value is read once per run: asking again gives the same answer.
+        _ if kind == "secret" => "a secret's value does not change during a run",
+        FailureClass::Refused
+        | FailureClass::Timeout
+        | FailureClass::Tls
+        | FailureClass::Protocol
+        | FailureClass::Expectation
+        | FailureClass::Io
+        | FailureClass::Interrupted => return None,
+    };
+    Some(why.to_string())
+}
 
 /// The delay before each retry, in order: `policy.retries` values.
 pub fn backoff_schedule(policy: &RetryPolicy) -> Vec<Duration> {

@@ -7,7 +7,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
-use super::retry::backoff_schedule;
+use super::retry::{backoff_schedule, no_retry_reason};
 use super::scope::RunScope;
 use super::RunObserver;
 use crate::check::{BlobSink, Clients, Observation, Outcome, ProbeContext};
@@ -15,6 +15,7 @@ use crate::core::record::{
     AttemptSummary, AttemptVerdict, Escalation, Event, PlannedStep, RunVerdict, StepVerdict,
 };
 use crate::core::template::Scope;
+use crate::core::{FailureClass, FailureRecord};
 use crate::evidence::BundleWriter;
 use crate::runbook::model::{OnEscalate, Runbook, Step};
 use crate::runbook::SecretStore;
@@ -301,13 +302,18 @@ impl StepRunner<'_> {
             let duration_ms = millis(attempt_started.elapsed());
             durations.push(duration_ms);
 
-            let (reason, permanent) = match &observation.outcome {
-                Outcome::Pass => (None, None),
-                Outcome::Fail { reason, permanent } => (Some(reason.clone()), permanent.clone()),
+            let failure = match &observation.outcome {
+                Outcome::Pass => None,
+                Outcome::Fail(failure) => Some(failure.clone()),
             };
+            let reason = failure.as_ref().map(|f| f.message.clone());
             let last_allowed = attempt == max_attempts;
-            let no_retry = match (&permanent, verdict) {
-                (Some(why), AttemptVerdict::Fail) if !last_allowed => Some(why.clone()),
+            let no_retry = match (&failure, verdict) {
+                (Some(failure), AttemptVerdict::Fail | AttemptVerdict::Timeout)
+                    if !last_allowed =>
+                {
+                    no_retry_reason(step.check.kind(), failure)
+                }
                 _ => None,
             };
             for probe in observation.probes {
@@ -328,6 +334,7 @@ impl StepRunner<'_> {
                 verdict,
                 duration_ms,
                 reason: reason.clone(),
+                failure: failure.as_ref().map(|f| FailureRecord { class: f.class }),
                 no_retry: no_retry.clone(),
                 detail: observation.detail,
                 blobs: observation.blobs,
@@ -361,6 +368,7 @@ impl StepRunner<'_> {
                 attempt,
                 verdict,
                 reason: reason.unwrap_or_default(),
+                class: failure.map(|f| f.class),
                 seq,
             });
             if let Some(why) = no_retry {
@@ -433,14 +441,14 @@ impl StepRunner<'_> {
             biased;
             _ = self.cancel.cancelled() => (
                 AttemptVerdict::Interrupted,
-                Observation::fail("interrupted by signal"),
+                Observation::fail(FailureClass::Interrupted, "interrupted by signal"),
             ),
             result = tokio::time::timeout(step.policy.timeout, step.check.probe(&ctx)) => match result {
                 Ok(observation) if observation.passed() => (AttemptVerdict::Pass, observation),
                 Ok(observation) => (AttemptVerdict::Fail, observation),
                 Err(_) => (
                     AttemptVerdict::Timeout,
-                    Observation::fail(format!(
+                    Observation::fail(FailureClass::Timeout, format!(
                         "timed out after {}",
                         crate::core::duration::format_duration(step.policy.timeout)
                     )),

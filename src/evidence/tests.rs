@@ -17,7 +17,7 @@ use crate::core::record::{
     AttemptSummary, AttemptVerdict, BundleKind, Escalation, Event, Header, PlannedStep, RunVerdict,
     SourceRef, StepVerdict,
 };
-use crate::core::{BlobRef, BlobSink};
+use crate::core::{BlobRef, BlobSink, FailureClass, FailureRecord};
 
 const CANARY: &str = "canary-7f3e9a-T0KEN";
 
@@ -91,6 +91,9 @@ fn attempt_end(step: &str, attempt: u32, verdict: AttemptVerdict, blobs: Vec<Blo
         verdict,
         duration_ms: 12.5,
         reason: (verdict != AttemptVerdict::Pass).then(|| "status 503, want 200".to_string()),
+        failure: (verdict != AttemptVerdict::Pass).then_some(FailureRecord {
+            class: FailureClass::Expectation,
+        }),
         no_retry: None,
         detail: Map::new(),
         blobs,
@@ -206,6 +209,7 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
                 attempt,
                 verdict: AttemptVerdict::Fail,
                 reason: "connection refused".to_string(),
+                class: Some(FailureClass::Refused),
                 seq,
             });
         }

@@ -10,6 +10,8 @@ pub mod resp;
 pub mod supabase;
 pub mod tls;
 
+use runproof::core::FailureClass;
+use runproof::engine::retry::no_retry_reason;
 use std::collections::HashMap;
 use std::io;
 use std::sync::Mutex;
@@ -92,6 +94,7 @@ pub fn spec(kind: &str, toml_text: &str) -> CheckSpec {
 
 /// The result of one probe, with everything it stored.
 pub struct Probed {
+    pub kind: &'static str,
     pub obs: Observation,
     pub blobs: Vec<(String, Vec<u8>)>,
 }
@@ -100,18 +103,24 @@ impl Probed {
     pub fn reason(&self) -> &str {
         match &self.obs.outcome {
             Outcome::Pass => "",
-            Outcome::Fail { reason, .. } => reason,
+            Outcome::Fail(failure) => &failure.message,
         }
     }
 
+    /// The failure's class, when the attempt failed.
+    pub fn class(&self) -> Option<FailureClass> {
+        match &self.obs.outcome {
+            Outcome::Pass => None,
+            Outcome::Fail(failure) => Some(failure.class),
+        }
+    }
+
+    /// Whether the engine would skip the remaining retries after this attempt.
     pub fn permanent(&self) -> bool {
-        matches!(
-            &self.obs.outcome,
-            Outcome::Fail {
-                permanent: Some(_),
-                ..
-            }
-        )
+        match &self.obs.outcome {
+            Outcome::Pass => false,
+            Outcome::Fail(failure) => no_retry_reason(self.kind, failure).is_some(),
+        }
     }
 
     pub fn passed(&self) -> bool {
@@ -156,7 +165,11 @@ pub async fn probe_with_timeout(spec: &CheckSpec, scope: &MapScope, timeout: Dur
     };
     let obs = spec.probe(&ctx).await;
     let blobs = blobs.0.into_inner().unwrap();
-    Probed { obs, blobs }
+    Probed {
+        kind: spec.kind(),
+        obs,
+        blobs,
+    }
 }
 
 /// A loopback port nothing listens on: bind, note the port, close.
