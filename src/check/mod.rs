@@ -13,6 +13,7 @@ pub mod postgres;
 pub mod redis;
 pub mod secret;
 pub mod supabase;
+pub mod support;
 pub mod tcp;
 pub mod tls;
 pub mod webhook;
@@ -221,6 +222,8 @@ impl Clients {
                 // Redirects are an observation, not something to follow silently.
                 .redirect(reqwest::redirect::Policy::none())
                 .pool_idle_timeout(Duration::from_secs(30))
+                // A name that does not resolve reaches the classifier typed.
+                .dns_resolver(std::sync::Arc::new(support::resolve::SystemResolver))
         };
         Ok(Clients {
             http_verified: builder().build()?,

@@ -1,0 +1,6 @@
+//! The check kinds' shared toolkit: one failure classifier, one error-chain
+//! renderer, one capped HTTP call, one latency judgement, one resolver.
+
+pub mod classify;
+pub mod errors;
+pub mod resolve;
