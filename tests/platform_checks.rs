@@ -5,6 +5,7 @@
 #[path = "support/platform/mod.rs"]
 mod support;
 
+use runproof::core::FailureClass;
 use support::{closed_port, probe, spec, MapScope};
 
 // ---------------------------------------------------------------- fly-app
@@ -70,6 +71,7 @@ async fn fly_stopped_worker_names_the_group() {
     let check = fly_spec("stopped-worker", "process_groups = [\"web\", \"worker\"]");
     let got = probe(&check, &fly_scope(&fly.url, FO1_TOKEN)).await;
     assert_eq!(got.reason(), "worker: 0 of 1 started (stopped)");
+    assert_eq!(got.class(), Some(FailureClass::Expectation));
     assert!(!got.permanent());
 }
 
@@ -131,6 +133,7 @@ async fn fly_unknown_app_is_permanent_404() {
     let fly = support::fly::start().await;
     let got = probe(&fly_spec("nope-app", ""), &fly_scope(&fly.url, FO1_TOKEN)).await;
     assert_eq!(got.reason(), "app nope-app not found (404): app not found");
+    assert_eq!(got.class(), Some(FailureClass::NotFound));
     assert!(got.permanent());
     let gone = fly_spec("nope-app", "app_exists = false");
     assert!(probe(&gone, &fly_scope(&fly.url, FO1_TOKEN)).await.passed());
@@ -145,6 +148,7 @@ async fn fly_bad_token_is_permanent_401_without_the_token() {
     )
     .await;
     assert_eq!(got.reason(), "token rejected (401): invalid token");
+    assert_eq!(got.class(), Some(FailureClass::Auth));
     assert!(got.permanent());
     got.assert_no_canary("canaryWRONG");
     let forbidden = probe(
@@ -156,6 +160,7 @@ async fn fly_bad_token_is_permanent_401_without_the_token() {
         forbidden.reason(),
         "token may not access app other-org-app (403): unauthorized"
     );
+    assert_eq!(forbidden.class(), Some(FailureClass::Auth));
     assert!(forbidden.permanent());
 }
 
@@ -173,12 +178,14 @@ async fn fly_api_url_in_step_wins_and_unreachable_api_is_retryable() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Refused));
     assert!(!got.permanent());
 }
 
 #[tokio::test]
 async fn fly_missing_token_is_permanent() {
     let got = probe(&fly_spec("x", ""), &MapScope::new()).await;
+    assert_eq!(got.class(), Some(FailureClass::Config));
     assert!(
         got.reason().contains("{{secret:FLY_API_TOKEN}}"),
         "{}",
@@ -230,6 +237,7 @@ async fn postgres_key_value_dsn_and_wrong_value() {
     let check = pg(&dsn, "query = \"select 2\"\n[expect]\nvalue = \"1\"");
     let got = probe(&check, &pg_scope(&dsn)).await;
     assert_eq!(got.reason(), "query returned \"2\", expected \"1\"");
+    assert_eq!(got.class(), Some(FailureClass::Expectation));
     got.assert_no_canary(PG_CANARY);
 }
 
@@ -243,6 +251,7 @@ async fn postgres_missing_database_is_3d000() {
         got.reason(),
         "database runproof_no_such_db does not exist (3D000)"
     );
+    assert_eq!(got.class(), Some(FailureClass::NotFound));
     assert!(got.permanent());
     got.assert_no_canary(PG_CANARY);
 }
@@ -259,6 +268,7 @@ async fn postgres_refused_port() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Refused));
     assert!(!got.permanent());
     got.assert_no_canary(PG_CANARY);
 }
@@ -286,6 +296,7 @@ async fn postgres_verify_full_rejects_snakeoil_certificate() {
     );
     assert!(reason.ends_with("(127.0.0.1:5432)"), "{reason}");
     // Waiting may see a renewed certificate, so this is retryable.
+    assert_eq!(got.class(), Some(FailureClass::Tls));
     assert!(!got.permanent());
     got.assert_no_canary(PG_CANARY);
 }
@@ -305,6 +316,7 @@ async fn postgres_require_against_server_without_tls() {
             fake.port
         )
     );
+    assert_eq!(got.class(), Some(FailureClass::Tls));
     assert!(got.permanent());
 }
 
@@ -322,6 +334,7 @@ async fn postgres_wrong_password_is_28p01_and_never_echoed() {
     );
     assert!(got.permanent());
     assert_eq!(got.detail("sqlstate"), "28P01");
+    assert_eq!(got.class(), Some(FailureClass::Auth));
     // The password did go over the wire (so the test exercised it) but nowhere else.
     assert!(String::from_utf8_lossy(&fake.received.lock().unwrap()).contains(PG_CANARY));
     got.assert_no_canary(PG_CANARY);
@@ -345,6 +358,7 @@ async fn postgres_supavisor_tenant_not_found() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Auth));
     assert!(got.permanent());
     got.assert_no_canary(PG_CANARY);
 }
@@ -362,6 +376,7 @@ async fn postgres_query_error_reports_sqlstate() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::NotFound));
 }
 
 #[tokio::test]
@@ -374,6 +389,7 @@ async fn postgres_invalid_dsn_does_not_echo_it() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Config));
     assert!(got.permanent());
     got.assert_no_canary(PG_CANARY);
 }
@@ -413,6 +429,7 @@ async fn redis_refused_port() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Refused));
     assert!(!got.permanent());
 }
 
@@ -434,6 +451,7 @@ async fn redis_wrongpass_is_distinct_and_permanent() {
         got.reason(),
         "AUTH rejected: WRONGPASS invalid username-password pair or user is disabled."
     );
+    assert_eq!(got.class(), Some(FailureClass::Auth));
     assert!(got.permanent());
     got.assert_no_canary(REDIS_CANARY);
 }
@@ -466,6 +484,7 @@ async fn redis_private_server_with_password() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Auth));
     assert!(got.permanent());
 }
 
@@ -494,6 +513,11 @@ async fn supabase_health_and_table_pass_without_bearer() {
 }
 
 async fn supabase_reason(key: &str, table: Option<&str>) -> (String, bool) {
+    let (reason, permanent, _) = supabase_outcome(key, table).await;
+    (reason, permanent)
+}
+
+async fn supabase_outcome(key: &str, table: Option<&str>) -> (String, bool, Option<FailureClass>) {
     let fixture = support::supabase::start().await;
     let mut toml_text = format!(
         "url = \"{}\"\napikey = \"{{{{secret:SUPABASE_KEY}}}}\"",
@@ -508,7 +532,7 @@ async fn supabase_reason(key: &str, table: Option<&str>) -> (String, bool) {
     )
     .await;
     got.assert_no_canary("canary");
-    (got.reason().to_string(), got.permanent())
+    (got.reason().to_string(), got.permanent(), got.class())
 }
 
 #[tokio::test]
@@ -534,7 +558,9 @@ async fn supabase_401_bodies_become_readable_reasons() {
             true
         )
     );
-    let (missing, permanent) = supabase_reason(PUBLISHABLE_KEY, Some("nope")).await;
+    assert_eq!(supabase_outcome("", None).await.2, Some(FailureClass::Auth));
+    let (missing, permanent, class) = supabase_outcome(PUBLISHABLE_KEY, Some("nope")).await;
+    assert_eq!(class, Some(FailureClass::NotFound));
     assert!(
         missing.starts_with("rest: /rest/v1/nope?select=id&limit=1 not found (404)"),
         "{missing}"
@@ -558,6 +584,7 @@ async fn tcp_open_and_refused() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Refused));
 }
 
 #[tokio::test]
@@ -647,6 +674,7 @@ async fn tls_untrusted_without_ca_file() {
         got.reason(),
         "certificate chain is not trusted (issuer CN=runproof test CA)"
     );
+    assert_eq!(got.class(), Some(FailureClass::Tls));
 }
 
 #[tokio::test]
@@ -662,6 +690,7 @@ async fn tls_expired_certificate() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Tls));
     assert!(got.detail("days_left").as_i64().unwrap() < 0);
 }
 
@@ -692,6 +721,7 @@ async fn tls_expiring_within_min_days_left() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Expectation));
 }
 
 #[tokio::test]
@@ -711,6 +741,7 @@ async fn tls_wrong_host_name() {
         got.reason(),
         "certificate is not valid for localhost (it names other.example)"
     );
+    assert_eq!(got.class(), Some(FailureClass::Tls));
 }
 
 // ---------------------------------------------------------------- example runbook
@@ -790,6 +821,7 @@ async fn rediss_verifies_the_certificate_before_speaking() {
         got.reason(),
         format!("certificate is not trusted (unknown issuer) (localhost:{port})")
     );
+    assert_eq!(got.class(), Some(FailureClass::Tls));
     let file = ca_file(&ca);
     let trusted = spec(
         "redis",
@@ -805,5 +837,6 @@ async fn rediss_verifies_the_certificate_before_speaking() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Protocol));
     assert_eq!(got.detail("tls"), true);
 }

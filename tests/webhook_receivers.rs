@@ -3,7 +3,7 @@
 
 mod support;
 
-use runproof::core::Failure;
+use runproof::core::{Failure, FailureClass};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -153,12 +153,13 @@ async fn webhook_check_names_each_probe_an_accept_all_endpoint_accepted() {
     let Outcome::Fail(Failure {
         message: reason,
         permanent,
-        ..
+        class,
     }) = &obs.outcome
     else {
         panic!("an accept-all endpoint must fail: {:?}", obs.detail)
     };
     assert!(permanent.is_some());
+    assert_eq!(*class, FailureClass::Security);
     assert!(
         reason.contains("SECURITY: the endpoint accepted an unsigned delivery"),
         "{reason}"
@@ -202,11 +203,12 @@ async fn webhook_check_against_a_down_endpoint_fails_with_a_reason() {
     let Outcome::Fail(Failure {
         message: reason,
         permanent,
-        ..
+        class,
     }) = &obs.outcome
     else {
         panic!("must fail")
     };
+    assert_eq!(*class, FailureClass::Refused);
     assert!(
         permanent.is_none(),
         "a down endpoint may come back: retryable"
@@ -239,6 +241,11 @@ async fn webhook_check_wrong_secret_fails_with_a_hint() {
         "{reason}"
     );
     assert!(reason.contains("wrong secret"), "{reason}");
+    assert!(
+        matches!(&obs.outcome, Outcome::Fail(f) if f.class == FailureClass::Auth),
+        "{:?}",
+        obs.outcome
+    );
     // The receiver's answer (its reason) is kept as a blob.
     assert!(
         blobs.all_text().contains("wrong signature"),

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::{Observation, ProbeContext};
+use super::support::classify;
+use super::{FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
@@ -78,18 +79,31 @@ impl DnsCheck {
         let answers: BTreeSet<IpAddr> = match lookup {
             Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
             Ok(Err(err)) => {
-                return Observation::fail_unclassified(format!("{name} does not resolve: {err}"))
-                    .with_detail("latency_ms", latency.as_millis() as u64)
+                return Observation::fail(
+                    classify::resolution(&err),
+                    format!("{name} does not resolve: {err}"),
+                )
+                .with_detail("latency_ms", latency.as_millis() as u64)
             }
             Err(_) => {
-                return Observation::fail_unclassified(format!(
-                    "resolving {name} timed out after {}",
-                    format_duration(ctx.timeout)
-                ))
+                return Observation::fail(
+                    FailureClass::Timeout,
+                    format!(
+                        "resolving {name} timed out after {}",
+                        format_duration(ctx.timeout)
+                    ),
+                )
             }
         };
         let listed = answers.iter().map(IpAddr::to_string).collect::<Vec<_>>();
         let mut failures = Vec::new();
+        // No address at all is the name not resolving; wrong addresses,
+        // missing record types and slowness are unmet expectations.
+        let class = if answers.is_empty() {
+            FailureClass::Dns
+        } else {
+            FailureClass::Expectation
+        };
         if answers.is_empty() {
             failures.push(format!("{name} resolves to no address"));
         }
@@ -131,7 +145,7 @@ impl DnsCheck {
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail_unclassified(failures.join("; "))
+            Observation::fail(class, failures.join("; "))
         };
         obs.with_detail("addresses", listed)
             .with_detail("latency_ms", latency.as_millis() as u64)

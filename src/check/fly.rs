@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{Observation, ProbeContext};
+use super::support::classify;
+use super::{FailureClass, Observation, ProbeContext};
 use crate::core::template::Template;
 
 /// The public Machines API.
@@ -201,9 +202,10 @@ impl FlyAppCheck {
         };
         if !self.expect.app_exists {
             return with_blobs(
-                Observation::fail_unclassified(format!(
-                    "app {app} still exists (expected it to be gone)"
-                )),
+                Observation::fail(
+                    FailureClass::Expectation,
+                    format!("app {app} still exists (expected it to be gone)"),
+                ),
                 blobs,
             );
         }
@@ -219,9 +221,10 @@ impl FlyAppCheck {
                     Ok(machines) => machines,
                     Err(err) => {
                         return with_blobs(
-                            Observation::fail_unclassified(format!(
-                                "machine list of {app} is not a JSON array: {err}"
-                            )),
+                            Observation::fail(
+                                FailureClass::Protocol,
+                                format!("machine list of {app} is not a JSON array: {err}"),
+                            ),
                             blobs,
                         )
                     }
@@ -239,7 +242,7 @@ impl FlyAppCheck {
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail_unclassified(failures.join("; "))
+            Observation::fail(FailureClass::Expectation, failures.join("; "))
         };
         let started = machines.iter().filter(|m| m.state == "started").count();
         let obs = obs
@@ -482,19 +485,25 @@ impl Api<'_, '_> {
                     "request failed".to_string()
                 };
                 let chain = error_chain(&err);
-                return Err(Observation::fail_unclassified(super::scrub(
-                    &format!("Machines API GET {path}: {what} ({chain})"),
-                    self.secrets,
-                )));
+                return Err(Observation::fail(
+                    classify::reqwest(&err),
+                    super::scrub(
+                        &format!("Machines API GET {path}: {what} ({chain})"),
+                        self.secrets,
+                    ),
+                ));
             }
         };
         let status = response.status().as_u16();
         match response.bytes().await {
             Ok(body) => Ok((status, body.to_vec())),
-            Err(err) => Err(Observation::fail_unclassified(format!(
-                "Machines API GET {path}: reading the response failed: {}",
-                super::scrub(&error_chain(&err), self.secrets)
-            ))),
+            Err(err) => Err(Observation::fail(
+                classify::reqwest(&err),
+                format!(
+                    "Machines API GET {path}: reading the response failed: {}",
+                    super::scrub(&error_chain(&err), self.secrets)
+                ),
+            )),
         }
     }
 
@@ -519,19 +528,25 @@ impl Api<'_, '_> {
         };
         let suffix = super::scrub(&suffix, self.secrets);
         match status {
-            401 => Observation::fail_permanent_unclassified(
+            401 => Observation::fail_permanent(
+                FailureClass::Auth,
                 format!("token rejected (401){suffix}"),
                 "the Machines API refused the token; a new token is needed",
             ),
-            403 => Observation::fail_permanent_unclassified(
+            403 => Observation::fail_permanent(
+                FailureClass::Auth,
                 format!("token may not access app {app} (403){suffix}"),
                 "the token lacks permission for this app",
             ),
-            404 => Observation::fail_permanent_unclassified(
+            404 => Observation::fail_permanent(
+                FailureClass::NotFound,
                 format!("app {app} not found (404){suffix}"),
                 "the app does not exist or the token's organization cannot see it",
             ),
-            _ => Observation::fail_unclassified(format!("Machines API returned {status}{suffix}")),
+            _ => Observation::fail(
+                FailureClass::Expectation,
+                format!("Machines API returned {status}{suffix}"),
+            ),
         }
         .with_detail("status", status)
     }

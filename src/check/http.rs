@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::json::{self, JsonTemplate};
+use super::support::classify;
 use super::{Failure, FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
@@ -143,13 +144,15 @@ impl HttpCheck {
     async fn attempt(&self, ctx: &ProbeContext<'_>) -> Result<Observation, Observation> {
         let url_text = ctx.render(&self.url)?;
         let url = reqwest::Url::parse(&url_text).map_err(|err| {
-            Observation::fail_permanent_unclassified(
+            Observation::fail_permanent(
+                FailureClass::Config,
                 format!("invalid URL `{}`: {err}", self.url.raw()),
                 "the URL will not become valid by waiting",
             )
         })?;
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
-            Observation::fail_permanent_unclassified(
+            Observation::fail_permanent(
+                FailureClass::Config,
                 format!("invalid HTTP method `{}`", self.method),
                 "invalid configuration",
             )
@@ -163,7 +166,8 @@ impl HttpCheck {
             request = request.body(ctx.render(body)?);
         } else if let Some(body) = &self.json {
             let value = body.render(ctx.scope).map_err(|err| {
-                Observation::fail_permanent_unclassified(
+                Observation::fail_permanent(
+                    FailureClass::Config,
                     err.to_string(),
                     "a missing value does not appear by waiting",
                 )
@@ -175,7 +179,10 @@ impl HttpCheck {
 
         let started = Instant::now();
         let mut response = request.send().await.map_err(|err| {
-            Observation::fail_unclassified(describe_send_error(&err, self.url.raw()))
+            Observation::fail(
+                classify::reqwest(&err),
+                describe_send_error(&err, self.url.raw()),
+            )
         })?;
         let time_to_headers = started.elapsed();
         let status = response.status().as_u16();
@@ -196,10 +203,13 @@ impl HttpCheck {
                 }
                 Ok(None) => break,
                 Err(err) => {
-                    return Err(Observation::fail_unclassified(format!(
-                        "HTTP {status}, then the body broke off: {}",
-                        describe_send_error(&err, self.url.raw())
-                    )))
+                    return Err(Observation::fail(
+                        classify::reqwest(&err),
+                        format!(
+                            "HTTP {status}, then the body broke off: {}",
+                            describe_send_error(&err, self.url.raw())
+                        ),
+                    ))
                 }
             }
         }

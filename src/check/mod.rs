@@ -309,16 +309,6 @@ impl Observation {
         }
     }
 
-    /// Transitional: a failure not yet given its class by its kind.
-    pub fn fail_unclassified(reason: impl Into<String>) -> Self {
-        Observation::fail(FailureClass::Expectation, reason)
-    }
-
-    /// Transitional: a permanent failure not yet given its class by its kind.
-    pub fn fail_permanent_unclassified(reason: impl Into<String>, why: impl Into<String>) -> Self {
-        Observation::fail_permanent(FailureClass::Expectation, reason, why)
-    }
-
     /// Adds a fact to the evidence record.
     pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.detail.insert(key.to_string(), value.into());

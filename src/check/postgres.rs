@@ -26,7 +26,7 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream}
 use tokio_postgres::SimpleQueryMessage;
 
 use super::tls::{client_config, describe_connect_error, is_dns_failure, Verifier, VerifyMode};
-use super::{scrub, Observation, ProbeContext};
+use super::{scrub, support, FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
@@ -165,7 +165,8 @@ impl PostgresCheck {
         let mut config = match config {
             Ok(config) => config,
             Err(err) => {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     scrub(
                         &format!("the DSN is not valid: {}", error_text(&err)),
                         &secrets,
@@ -180,7 +181,8 @@ impl PostgresCheck {
                 None => SslMode::Prefer,
                 Some((_, Some(mode))) => mode,
                 Some((other, None)) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        FailureClass::Config,
                         format!("sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"),
                         "the connection string does not change by waiting",
                     )
@@ -202,7 +204,8 @@ impl PostgresCheck {
         let verifier = match Verifier::new(verify, ca_file.as_deref(), false) {
             Ok(verifier) => verifier,
             Err(why) => {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     why,
                     "the CA file does not change by waiting",
                 )
@@ -235,14 +238,20 @@ impl PostgresCheck {
         let connected = tokio::time::timeout(ctx.timeout, config.connect(connector)).await;
         let (client, connection) = match connected {
             Ok(Ok(pair)) => pair,
-            Ok(Err(err)) => return describe(classify(&err, &endpoint, mode, &secrets)),
+            Ok(Err(err)) => {
+                let obs = classify(&err, &endpoint, mode, &secrets);
+                return describe(resolution_check(obs, &config).await);
+            }
             Err(_) => {
-                return describe(Observation::fail_unclassified(format!(
-                    "timed out connecting to {}:{} after {}",
-                    endpoint.host,
-                    endpoint.port,
-                    format_duration(ctx.timeout)
-                )))
+                return describe(Observation::fail(
+                    FailureClass::Timeout,
+                    format!(
+                        "timed out connecting to {}:{} after {}",
+                        endpoint.host,
+                        endpoint.port,
+                        format_duration(ctx.timeout)
+                    ),
+                ))
             }
         };
         let connect_latency = started.elapsed();
@@ -272,10 +281,13 @@ impl PostgresCheck {
             Ok(Ok(pair)) => pair,
             Ok(Err(err)) => return base(classify(&err, &endpoint, mode, &secrets)),
             Err(_) => {
-                return base(Observation::fail_unclassified(format!(
-                    "query did not finish within {}",
-                    format_duration(ctx.timeout)
-                )))
+                return base(Observation::fail(
+                    FailureClass::Timeout,
+                    format!(
+                        "query did not finish within {}",
+                        format_duration(ctx.timeout)
+                    ),
+                ))
             }
         };
         let server_version = first_value(&version).unwrap_or_default();
@@ -334,7 +346,10 @@ impl PostgresCheck {
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail_unclassified(scrub(&failures.join("; "), &secrets))
+            Observation::fail(
+                FailureClass::Expectation,
+                scrub(&failures.join("; "), &secrets),
+            )
         };
         let mut obs = base(obs)
             .with_detail("server_version", server_version)
@@ -387,8 +402,9 @@ fn classify(
     mode: SslMode,
     secrets: &[&str],
 ) -> Observation {
+    let class = support::classify::postgres(err);
     let permanent = |reason: String, why: &str| {
-        Observation::fail_permanent_unclassified(scrub(&reason, secrets), why)
+        Observation::fail_permanent(class, scrub(&reason, secrets), why)
     };
     if let Some(db) = err.as_db_error() {
         let code = db.code().code();
@@ -418,10 +434,11 @@ fn classify(
                 format!("query error ({code}): {message}"),
                 "the query is invalid",
             ),
-            c if *c == SqlState::CANNOT_CONNECT_NOW => {
-                Observation::fail_unclassified(format!("server is not accepting connections yet ({code}): {message}"))
-            }
-            _ => Observation::fail_unclassified(format!("server error ({code}): {message}")),
+            c if *c == SqlState::CANNOT_CONNECT_NOW => Observation::fail(
+                class,
+                format!("server is not accepting connections yet ({code}): {message}"),
+            ),
+            _ => Observation::fail(class, format!("server error ({code}): {message}")),
         };
         return scrub_outcome(obs.with_detail("sqlstate", code), secrets);
     }
@@ -474,7 +491,31 @@ fn classify(
             chain_text(&chain)
         )
     };
-    Observation::fail_unclassified(scrub(&reason, secrets))
+    Observation::fail(class, scrub(&reason, secrets))
+}
+
+/// A connect failure the driver reports as an uncategorized socket error may
+/// be a name that does not resolve: getaddrinfo's errors carry no kind, so
+/// the resolver is asked again and its typed answer decides.
+async fn resolution_check(mut obs: Observation, config: &tokio_postgres::Config) -> Observation {
+    let super::Outcome::Fail(failure) = &mut obs.outcome else {
+        return obs;
+    };
+    if !matches!(failure.class, FailureClass::Refused | FailureClass::Io) {
+        return obs;
+    }
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    for host in config.get_hosts() {
+        if let tokio_postgres::config::Host::Tcp(name) = host {
+            if name.parse::<std::net::IpAddr>().is_err()
+                && support::resolve::lookup(name, port).await.is_err()
+            {
+                failure.class = FailureClass::Dns;
+                break;
+            }
+        }
+    }
+    obs
 }
 
 fn tls_reason(err: &rustls::Error, at: &Endpoint) -> String {

@@ -13,8 +13,9 @@ use rustls::pki_types::ServerName;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
+use super::support::classify;
 use super::tls::{client_config, connect_tcp, Verifier, VerifyMode};
-use super::{scrub, Observation, ProbeContext};
+use super::{scrub, FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
@@ -96,7 +97,8 @@ impl RedisCheck {
         let mut target = match parse_url(&url) {
             Ok(target) => target,
             Err(why) => {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     scrub(&why, &[url.as_str()]),
                     "the URL does not change by waiting",
                 )
@@ -115,12 +117,15 @@ impl RedisCheck {
         let latency = started.elapsed();
         let obs = match conversation {
             Ok(obs) => obs,
-            Err(_) => Observation::fail_unclassified(format!(
-                "no answer from {}:{} within {}",
-                target.host,
-                target.port,
-                format_duration(ctx.timeout)
-            )),
+            Err(_) => Observation::fail(
+                FailureClass::Timeout,
+                format!(
+                    "no answer from {}:{} within {}",
+                    target.host,
+                    target.port,
+                    format_duration(ctx.timeout)
+                ),
+            ),
         };
         let mut obs = match (&obs.outcome, &self.expect.max_latency) {
             (super::Outcome::Pass, Some(max)) if latency > max.0 => Observation {
@@ -159,14 +164,16 @@ impl RedisCheck {
             let verifier = match Verifier::new(mode, self.ca_file.as_deref(), false) {
                 Ok(verifier) => verifier,
                 Err(why) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        FailureClass::Config,
                         why,
                         "the CA file does not change by waiting",
                     )
                 }
             };
             let Ok(name) = ServerName::try_from(target.host.clone()) else {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     format!("`{}` is not a valid TLS server name", target.host),
                     "the URL does not change by waiting",
                 );
@@ -179,10 +186,10 @@ impl RedisCheck {
                         Some(tls) => super::tls::describe_handshake_error(tls, &target.host),
                         None => format!("TLS handshake failed: {err}"),
                     };
-                    return Observation::fail_unclassified(format!(
-                        "{reason} ({}:{})",
-                        target.host, target.port
-                    ));
+                    return Observation::fail(
+                        classify::io(&err),
+                        format!("{reason} ({}:{})", target.host, target.port),
+                    );
                 }
             }
         } else {
@@ -199,21 +206,23 @@ impl RedisCheck {
             match conn.call(&args).await {
                 Ok(Reply::Simple(_)) => {}
                 Ok(Reply::Error(err)) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        FailureClass::Auth,
                         format!("AUTH rejected: {err}"),
                         "the password is wrong; waiting will not change it",
                     )
                 }
                 Ok(other) => {
-                    return Observation::fail_unclassified(format!(
-                        "unexpected AUTH reply: {}",
-                        other.describe()
-                    ))
+                    return Observation::fail(
+                        FailureClass::Protocol,
+                        format!("unexpected AUTH reply: {}", other.describe()),
+                    )
                 }
                 Err(err) => {
-                    return Observation::fail_unclassified(format!(
-                        "connection lost during AUTH: {err}"
-                    ))
+                    return Observation::fail(
+                        classify::io(&err),
+                        format!("connection lost during AUTH: {err}"),
+                    )
                 }
             }
         }
@@ -222,45 +231,49 @@ impl RedisCheck {
             match conn.call(&["SELECT", &db]).await {
                 Ok(Reply::Simple(_)) => {}
                 Ok(Reply::Error(err)) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        FailureClass::Config,
                         format!("SELECT {db} failed: {err}"),
                         "the database index is invalid",
                     )
                 }
                 Ok(other) => {
-                    return Observation::fail_unclassified(format!(
-                        "unexpected SELECT reply: {}",
-                        other.describe()
-                    ))
+                    return Observation::fail(
+                        FailureClass::Protocol,
+                        format!("unexpected SELECT reply: {}", other.describe()),
+                    )
                 }
                 Err(err) => {
-                    return Observation::fail_unclassified(format!(
-                        "connection lost during SELECT: {err}"
-                    ))
+                    return Observation::fail(
+                        classify::io(&err),
+                        format!("connection lost during SELECT: {err}"),
+                    )
                 }
             }
         }
         match conn.call(&["PING"]).await {
             Ok(Reply::Simple(pong)) if pong == "PONG" => {}
             Ok(Reply::Error(err)) if err.starts_with("NOAUTH") => {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Auth,
                     format!("server requires a password ({err})"),
                     "no password is configured for this check",
                 )
             }
             Ok(Reply::Error(err)) => {
-                return Observation::fail_unclassified(format!("PING failed: {err}"))
+                return Observation::fail(FailureClass::Expectation, format!("PING failed: {err}"))
             }
             Ok(other) => {
-                return Observation::fail_unclassified(format!(
-                    "PING answered {}, expected PONG",
-                    other.describe()
-                ))
+                return Observation::fail(
+                    FailureClass::Protocol,
+                    format!("PING answered {}, expected PONG", other.describe()),
+                )
             }
             Err(err) => {
-                return Observation::fail_unclassified(format!(
-                    "connection lost during PING: {err}"
-                ))
+                return Observation::fail(
+                    classify::io(&err),
+                    format!("connection lost during PING: {err}"),
+                )
             }
         }
         let section = if self.expect.info.is_empty() {
@@ -271,12 +284,13 @@ impl RedisCheck {
         let info = match conn.call(&["INFO", section]).await {
             Ok(Reply::Bulk(text)) => parse_info(&text),
             Ok(Reply::Error(err)) if !self.expect.info.is_empty() => {
-                return Observation::fail_unclassified(format!("INFO failed: {err}"))
+                return Observation::fail(FailureClass::Expectation, format!("INFO failed: {err}"))
             }
             Err(err) if !self.expect.info.is_empty() => {
-                return Observation::fail_unclassified(format!(
-                    "connection lost during INFO: {err}"
-                ))
+                return Observation::fail(
+                    classify::io(&err),
+                    format!("connection lost during INFO: {err}"),
+                )
             }
             _ => BTreeMap::new(),
         };
@@ -293,7 +307,7 @@ impl RedisCheck {
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail_unclassified(failures.join("; "))
+            Observation::fail(FailureClass::Expectation, failures.join("; "))
         };
         let mut obs = obs;
         for field in ["redis_version", "role", "redis_mode"] {

@@ -7,7 +7,8 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{scrub, Observation, ProbeContext};
+use super::support::classify;
+use super::{scrub, FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 use crate::core::BlobRef;
@@ -119,7 +120,8 @@ impl SupabaseCheck {
         let mut secrets = vec![apikey.as_str()];
         if let Some(token) = &bearer {
             if token.starts_with("sb_") {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     "the Bearer value is an `sb_…` key, which is not a JWT; send it as `apikey` only",
                     "the runbook's configuration does not change by waiting",
                 );
@@ -148,6 +150,8 @@ impl SupabaseCheck {
         let mut blobs: Vec<BlobRef> = Vec::new();
         let mut failures = Vec::new();
         let mut permanent = None;
+        // The attempt's class is the first failure's.
+        let mut class = None;
         let mut obs_detail = serde_json::Map::new();
         for (label, path) in probes {
             let mut request = ctx
@@ -169,6 +173,7 @@ impl SupabaseCheck {
                     } else {
                         "cannot connect"
                     };
+                    class.get_or_insert(classify::reqwest(&err));
                     failures.push(scrub(
                         &format!("{label}: {what} ({})", error_chain(&err)),
                         &secrets,
@@ -213,10 +218,12 @@ impl SupabaseCheck {
             match status {
                 200..=299 => {}
                 401 => {
+                    class.get_or_insert(FailureClass::Auth);
                     failures.push(format!("{label}: {} (401)", reason_401(&json)));
                     permanent = Some("the gateway rejected the API key; a different key is needed");
                 }
                 403 => {
+                    class.get_or_insert(FailureClass::Auth);
                     failures.push(format!(
                         "{label}: forbidden (403){}",
                         message_suffix(&json, &secrets)
@@ -224,19 +231,24 @@ impl SupabaseCheck {
                     permanent = Some("the key lacks permission for this route");
                 }
                 404 => {
+                    class.get_or_insert(FailureClass::NotFound);
                     failures.push(format!(
                         "{label}: {path} not found (404){}",
                         message_suffix(&json, &secrets)
                     ));
                     permanent = Some("the route or table does not exist");
                 }
-                _ => failures.push(format!(
-                    "{label}: status {status}{}",
-                    message_suffix(&json, &secrets)
-                )),
+                _ => {
+                    class.get_or_insert(FailureClass::Expectation);
+                    failures.push(format!(
+                        "{label}: status {status}{}",
+                        message_suffix(&json, &secrets)
+                    ))
+                }
             }
             if let Some(max) = &self.expect.max_latency {
                 if latency > max.0 && (200..300).contains(&status) {
+                    class.get_or_insert(FailureClass::Expectation);
                     failures.push(format!(
                         "{label}: took {}, more than {}",
                         format_duration(latency),
@@ -245,12 +257,13 @@ impl SupabaseCheck {
                 }
             }
         }
+        let class = class.unwrap_or(FailureClass::Expectation);
         let mut obs = match (failures.is_empty(), permanent) {
             (true, _) => Observation::pass(),
             (false, Some(why)) => {
-                Observation::fail_permanent_unclassified(scrub(&failures.join("; "), &secrets), why)
+                Observation::fail_permanent(class, scrub(&failures.join("; "), &secrets), why)
             }
-            (false, None) => Observation::fail_unclassified(scrub(&failures.join("; "), &secrets)),
+            (false, None) => Observation::fail(class, scrub(&failures.join("; "), &secrets)),
         };
         obs.detail.extend(obs_detail);
         obs.blobs = blobs;

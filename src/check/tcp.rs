@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::{Observation, ProbeContext};
+use super::{FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
@@ -63,11 +63,14 @@ impl TcpCheck {
         let mut obs = Observation::pass();
         if let Some(max) = &self.expect.max_latency {
             if latency > max.0 {
-                obs = Observation::fail_unclassified(format!(
-                    "connecting took {}, more than {}",
-                    format_duration(latency),
-                    format_duration(max.0)
-                ));
+                obs = Observation::fail(
+                    FailureClass::Expectation,
+                    format!(
+                        "connecting took {}, more than {}",
+                        format_duration(latency),
+                        format_duration(max.0)
+                    ),
+                );
             }
         }
         if let Ok(peer) = stream.peer_addr() {

@@ -20,7 +20,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
-use super::{Observation, ProbeContext};
+use super::support::{self, classify};
+use super::{FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
@@ -109,7 +110,8 @@ impl TlsCheck {
         let server_name = match ServerName::try_from(name.clone()) {
             Ok(server_name) => server_name,
             Err(_) => {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     format!("`{name}` is not a valid TLS server name"),
                     "the runbook's server name does not change by waiting",
                 )
@@ -118,7 +120,8 @@ impl TlsCheck {
         let verifier = match Verifier::new(VerifyMode::Full, self.ca_file.as_deref(), true) {
             Ok(verifier) => Arc::new(verifier),
             Err(why) => {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     why,
                     "the CA file does not change by waiting",
                 )
@@ -136,17 +139,20 @@ impl TlsCheck {
         let tls = match handshake {
             Ok(Ok(tls)) => tls,
             Ok(Err(err)) => {
-                return Observation::fail_unclassified(format!(
-                    "TLS handshake with {host}:{} failed: {err}",
-                    self.port
-                ))
+                return Observation::fail(
+                    classify::io(&err),
+                    format!("TLS handshake with {host}:{} failed: {err}", self.port),
+                )
             }
             Err(_) => {
-                return Observation::fail_unclassified(format!(
-                    "TLS handshake with {host}:{} timed out after {}",
-                    self.port,
-                    format_duration(ctx.timeout)
-                ))
+                return Observation::fail(
+                    FailureClass::Timeout,
+                    format!(
+                        "TLS handshake with {host}:{} timed out after {}",
+                        self.port,
+                        format_duration(ctx.timeout)
+                    ),
+                )
             }
         };
         let latency = started.elapsed();
@@ -156,25 +162,32 @@ impl TlsCheck {
             .and_then(|v| v.as_str())
             .unwrap_or("unknown");
         let Some(leaf) = session.peer_certificates().and_then(|certs| certs.first()) else {
-            return Observation::fail_unclassified(format!(
-                "{host}:{} sent no certificate",
-                self.port
-            ));
+            return Observation::fail(
+                FailureClass::Tls,
+                format!("{host}:{} sent no certificate", self.port),
+            );
         };
         let facts = match CertFacts::parse(leaf) {
             Ok(facts) => facts,
             Err(why) => {
-                return Observation::fail_unclassified(format!(
-                    "cannot parse the certificate of {host}:{}: {why}",
-                    self.port
-                ))
+                return Observation::fail(
+                    FailureClass::Tls,
+                    format!(
+                        "cannot parse the certificate of {host}:{}: {why}",
+                        self.port
+                    ),
+                )
             }
         };
         let now = jiff::Timestamp::now().as_second();
         let days_left = (facts.not_after - now).div_euclid(86_400);
         let mut failures = Vec::new();
+        // An invalid certificate makes the attempt `tls`; the other
+        // expectations (days left, latency) are `expectation`.
+        let mut class = FailureClass::Expectation;
         if self.expect.valid {
             if let Some(err) = verifier.take_error() {
+                class = classify::rustls(&err);
                 failures.push(describe_cert_error(&err, &name, &facts));
             }
         }
@@ -200,7 +213,7 @@ impl TlsCheck {
         let mut obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail_unclassified(failures.join("; "))
+            Observation::fail(class, failures.join("; "))
         };
         obs = obs
             .with_detail("server_name", name)
@@ -218,15 +231,41 @@ pub(super) async fn connect_tcp(
     port: u16,
     ctx: &ProbeContext<'_>,
 ) -> Result<TcpStream, Observation> {
-    match tokio::time::timeout(ctx.timeout, TcpStream::connect((host, port))).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(err)) => Err(Observation::fail_unclassified(describe_connect_error(
-            &err, host, port,
-        ))),
-        Err(_) => Err(Observation::fail_unclassified(format!(
-            "timed out connecting to {host}:{port} after {}",
-            format_duration(ctx.timeout)
-        ))),
+    // Resolving and connecting are separate steps so that a failure says
+    // which of them failed by its type, not by its text.
+    let connect = async {
+        let addrs = support::resolve::lookup(host, port).await.map_err(|err| {
+            Observation::fail(
+                classify::resolution(&err.source),
+                format!("DNS lookup failed for {host}: {}", err.source),
+            )
+        })?;
+        let mut last_err = None;
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(err) => last_err = Some(err),
+            }
+        }
+        Err(match last_err {
+            Some(err) => {
+                Observation::fail(classify::io(&err), describe_connect_error(&err, host, port))
+            }
+            None => Observation::fail(
+                FailureClass::Dns,
+                format!("DNS lookup failed for {host}: no address"),
+            ),
+        })
+    };
+    match tokio::time::timeout(ctx.timeout, connect).await {
+        Ok(result) => result,
+        Err(_) => Err(Observation::fail(
+            FailureClass::Timeout,
+            format!(
+                "timed out connecting to {host}:{port} after {}",
+                format_duration(ctx.timeout)
+            ),
+        )),
     }
 }
 

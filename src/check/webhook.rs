@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::http::OneOrMany;
-use super::{Observation, ProbeContext, ProbeRecord};
+use super::support::classify;
+use super::{FailureClass, Observation, ProbeContext, ProbeRecord};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 use crate::webhook::events::{sample_body, SampleEvent, SampleParams};
@@ -110,7 +111,8 @@ impl ProbeKind {
 /// What one request got back.
 struct Sent {
     status: Option<u16>,
-    error: Option<String>,
+    /// Why nothing answered, and its class.
+    error: Option<(FailureClass, String)>,
     latency: Duration,
 }
 
@@ -171,7 +173,8 @@ impl WebhookCheck {
             Some(path) => match std::fs::read(path) {
                 Ok(bytes) => bytes,
                 Err(err) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        classify::io(&err),
                         format!("cannot read body_file {}: {err}", path.display()),
                         "a missing file does not appear by waiting",
                     )
@@ -180,7 +183,8 @@ impl WebhookCheck {
             None => match self.event.parse::<SampleEvent>() {
                 Ok(event) => sample_body(event, &SampleParams::new(ctx.run_id, now)),
                 Err(err) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        FailureClass::Config,
                         err,
                         "the runbook names an unknown event",
                     )
@@ -203,6 +207,8 @@ impl WebhookCheck {
         let client = ctx.clients.http(self.verify_tls);
         let mut records = Vec::new();
         let mut failures = Vec::new();
+        // The class of the first failure; a security finding outranks it.
+        let mut class = None;
         let mut findings = Vec::new();
         let mut signed_latency = None;
         for kind in probes {
@@ -247,7 +253,7 @@ impl WebhookCheck {
             if let Some(status) = sent.status {
                 record["status"] = json!(status);
             }
-            if let Some(error) = &sent.error {
+            if let Some((_, error)) = &sent.error {
                 record["error"] = json!(error);
             }
             let mut probe_blobs = Vec::new();
@@ -271,8 +277,9 @@ impl WebhookCheck {
             });
 
             match (kind, sent.status, sent.error) {
-                (ProbeKind::Signed, None, Some(error)) => {
+                (ProbeKind::Signed, None, Some((error_class, error))) => {
                     // Nothing answered: the rejection probes would say nothing more.
+                    class.get_or_insert(error_class);
                     failures.push(format!("POST {}: {error}", self.url.raw()));
                     break;
                 }
@@ -296,7 +303,13 @@ impl WebhookCheck {
                             }
                             None => "a 2xx".to_string(),
                         };
-                        let hint = if matches!(status, 401 | 403) {
+                        let rejected = matches!(status, 401 | 403);
+                        class.get_or_insert(if rejected {
+                            FailureClass::Auth
+                        } else {
+                            FailureClass::Expectation
+                        });
+                        let hint = if rejected {
                             " (the endpoint rejected a correctly signed delivery: wrong secret on either side, or it verifies HMAC(body) without the timestamp prefix)"
                         } else {
                             ""
@@ -313,16 +326,21 @@ impl WebhookCheck {
                     kind.name()
                 )),
                 (_, Some(_), _) => {}
-                (_, None, error) => failures.push(format!(
-                    "the `{}` probe got no answer: {}",
-                    kind.name(),
-                    error.unwrap_or_default()
-                )),
+                (_, None, error) => {
+                    let (error_class, error) =
+                        error.unwrap_or((FailureClass::Protocol, String::new()));
+                    class.get_or_insert(error_class);
+                    failures.push(format!(
+                        "the `{}` probe got no answer: {error}",
+                        kind.name(),
+                    ))
+                }
             }
         }
 
         if let (Some(latency), Some(max)) = (signed_latency, self.expect.max_latency) {
             if latency > max.0 {
+                class.get_or_insert(FailureClass::Expectation);
                 failures.push(format!(
                     "the signed delivery took {}ms, more than max_latency {}",
                     latency.as_millis(),
@@ -334,12 +352,16 @@ impl WebhookCheck {
         let mut observation = if !findings.is_empty() {
             let mut reasons = findings.clone();
             reasons.extend(failures);
-            Observation::fail_permanent_unclassified(
+            Observation::fail_permanent(
+                FailureClass::Security,
                 reasons.join("; "),
                 "an endpoint that accepts forged or replayed deliveries does not start rejecting them by waiting",
             )
         } else if !failures.is_empty() {
-            Observation::fail_unclassified(failures.join("; "))
+            Observation::fail(
+                class.unwrap_or(FailureClass::Expectation),
+                failures.join("; "),
+            )
         } else {
             Observation::pass()
         };
@@ -373,7 +395,8 @@ pub(super) fn render_secret(
     secret: &Template,
 ) -> Result<String, Observation> {
     match ctx.render(secret)? {
-        value if value.is_empty() => Err(Observation::fail_permanent_unclassified(
+        value if value.is_empty() => Err(Observation::fail_permanent(
+            FailureClass::Config,
             format!("webhook secret `{}` is empty", secret.raw()),
             "an empty secret does not fill itself",
         )),
@@ -415,7 +438,7 @@ async fn send(
             return (
                 Sent {
                     status: None,
-                    error: Some(describe_error(err)),
+                    error: Some((classify::reqwest(&err), describe_error(err))),
                     latency: started.elapsed(),
                 },
                 None,

@@ -11,8 +11,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::support::classify;
 use super::webhook::render_secret;
-use super::{Observation, ProbeContext};
+use super::{FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
 use crate::webhook::events::CHATWOOT_EVENTS;
@@ -109,7 +110,8 @@ impl WebhookDeliveryCheck {
 
     pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
         let Ok(addr) = self.listen.parse::<SocketAddr>() else {
-            return Observation::fail_permanent_unclassified(
+            return Observation::fail_permanent(
+                FailureClass::Config,
                 format!("invalid listen address `{}`", self.listen),
                 "the runbook must change",
             );
@@ -129,7 +131,10 @@ impl WebhookDeliveryCheck {
         let mut listener = match Listener::bind(addr, config).await {
             Ok(listener) => listener,
             Err(err) => {
-                return Observation::fail_unclassified(format!("cannot listen on {addr}: {err}"))
+                return Observation::fail(
+                    FailureClass::Io,
+                    format!("cannot listen on {addr}: {err}"),
+                )
             }
         };
         let started = tokio::time::Instant::now();
@@ -172,11 +177,10 @@ impl WebhookDeliveryCheck {
                 }
                 obs
             }
-            None => Observation::fail_unclassified(result.explain_miss(
-                &self.event,
-                contains.as_deref(),
-                wait,
-            )),
+            None => Observation::fail(
+                FailureClass::Expectation,
+                result.explain_miss(&self.event, contains.as_deref(), wait),
+            ),
         };
         for (key, value) in observation_detail {
             observation = observation.with_detail(key, value);
@@ -213,7 +217,8 @@ impl WebhookDeliveryCheck {
 async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, Observation> {
     let url = ctx.render(&trigger.url)?;
     let method = reqwest::Method::from_bytes(trigger.method.as_bytes()).map_err(|_| {
-        Observation::fail_permanent_unclassified(
+        Observation::fail_permanent(
+            FailureClass::Config,
             format!("invalid trigger method `{}`", trigger.method),
             "the runbook must change",
         )
@@ -237,14 +242,18 @@ async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, 
     let what = format!("trigger {} {}", trigger.method, trigger.url.raw());
     match request.send().await {
         Ok(response) if response.status().is_success() => Ok(response.status().as_u16()),
-        Ok(response) => Err(Observation::fail_unclassified(format!(
-            "{what} answered {}",
-            response.status().as_u16()
-        ))
+        Ok(response) => Err(Observation::fail(
+            match response.status().as_u16() {
+                401 | 403 => FailureClass::Auth,
+                404 => FailureClass::NotFound,
+                _ => FailureClass::Expectation,
+            },
+            format!("{what} answered {}", response.status().as_u16()),
+        )
         .with_detail("trigger_status", response.status().as_u16())),
-        Err(err) => Err(Observation::fail_unclassified(format!(
-            "{what}: {}",
-            super::webhook::describe_error(err)
-        ))),
+        Err(err) => Err(Observation::fail(
+            classify::reqwest(&err),
+            format!("{what}: {}", super::webhook::describe_error(err)),
+        )),
     }
 }
