@@ -194,6 +194,46 @@ async fn fly_missing_token_is_permanent() {
     assert!(got.permanent());
 }
 
+#[tokio::test]
+async fn fly_huge_response_is_capped_and_recorded_as_truncated() {
+    let server = support::hostile::huge_body_server().await;
+    let got = probe(&fly_spec("x", ""), &fly_scope(&server.url, FO1_TOKEN)).await;
+    assert_eq!(
+        got.class(),
+        Some(FailureClass::Protocol),
+        "{}",
+        got.reason()
+    );
+    assert!(
+        got.reason().contains("passed the 1 MiB body cap"),
+        "{}",
+        got.reason()
+    );
+    assert_capped(&got, 1024 * 1024, 2);
+    assert_stopped_reading(&server).await;
+}
+
+/// The client hung up long before the 64 MiB were sent: it did not read them.
+async fn assert_stopped_reading(server: &support::hostile::HugeBody) {
+    for written in server.written_by(2).await {
+        assert!(
+            written < support::hostile::HUGE_BODY / 2,
+            "{written} bytes were taken"
+        );
+    }
+}
+
+/// Every stored body is within `cap`, and `count` of them say they were cut.
+fn assert_capped(got: &support::Probed, cap: usize, count: usize) {
+    assert_eq!(got.blobs.len(), count, "blobs stored");
+    for (role, bytes) in &got.blobs {
+        assert!(bytes.len() <= cap, "{role}: {} bytes", bytes.len());
+        assert!(!bytes.is_empty(), "{role} is empty");
+    }
+    let truncated = got.obs.blobs.iter().filter(|b| b.truncated).count();
+    assert_eq!(truncated, count, "{:?}", got.obs.blobs);
+}
+
 // ---------------------------------------------------------------- postgres
 
 const PG_CANARY: &str = "pgCanary-7f3a9";
@@ -566,6 +606,25 @@ async fn supabase_401_bodies_become_readable_reasons() {
         "{missing}"
     );
     assert!(permanent);
+}
+
+#[tokio::test]
+async fn supabase_huge_responses_are_capped_and_recorded_as_truncated() {
+    let server = support::hostile::huge_body_server().await;
+    let url = &server.url;
+    let check = spec(
+        "supabase",
+        &format!("url = \"{url}\"\napikey = \"{{{{secret:SUPABASE_KEY}}}}\"\ntable = \"accounts\""),
+    );
+    let got = probe(
+        &check,
+        &MapScope::new().secret("SUPABASE_KEY", "sb_secret_canaryHUGE"),
+    )
+    .await;
+    // Both answered 200: the check passes on status, with the bodies cut.
+    assert!(got.passed(), "{}", got.reason());
+    assert_capped(&got, 64 * 1024, 2);
+    assert_stopped_reading(&server).await;
 }
 
 // ---------------------------------------------------------------- tcp / dns

@@ -1,6 +1,8 @@
 //! The `webhook` and `webhook-delivery` checks and the delivery listener,
 //! against real HTTP servers on 127.0.0.1 (random ports).
 
+#[path = "support/platform/hostile.rs"]
+mod hostile;
 mod support;
 
 use runproof::core::{Failure, FailureClass};
@@ -252,6 +254,49 @@ async fn webhook_check_wrong_secret_fails_with_a_hint() {
         "{}",
         blobs.all_text()
     );
+}
+
+#[tokio::test]
+async fn webhook_check_caps_a_huge_response_body() {
+    let server = hostile::huge_body_server().await;
+    let addr: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
+    // The unsigned probe is accepted too: a security finding, with both bodies cut.
+    let check = webhook_spec(addr, "rejects_unsigned = true");
+    let scope = MapScope::with_secret("CW", CANARY);
+    let blobs = MemoryBlobs::default();
+    let clients = Clients::new().unwrap();
+    let obs = check
+        .probe(&context(&scope, &blobs, &clients, Duration::from_secs(10)))
+        .await;
+    assert!(
+        matches!(&obs.outcome, Outcome::Fail(f) if f.class == FailureClass::Security),
+        "{:?}",
+        obs.outcome
+    );
+    let stored = blobs.stored.lock().unwrap().clone();
+    assert_eq!(stored.len(), 2, "{:?}", blobs.roles());
+    for (role, bytes) in stored.iter() {
+        assert!(
+            !bytes.is_empty() && bytes.len() <= 64 * 1024,
+            "{role}: {}",
+            bytes.len()
+        );
+    }
+    for probe in &obs.probes {
+        assert!(
+            probe.blobs.iter().all(|b| b.truncated),
+            "{}: {:?}",
+            probe.name,
+            probe.blobs
+        );
+    }
+    // The client hung up long before the 64 MiB were sent: it did not read them.
+    for written in server.written_by(2).await {
+        assert!(
+            written < hostile::HUGE_BODY / 2,
+            "{written} bytes were taken"
+        );
+    }
 }
 
 #[test]

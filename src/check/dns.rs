@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::support::classify;
+use super::support::{classify, latency};
 use super::{FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
@@ -133,15 +133,11 @@ impl DnsCheck {
                 ));
             }
         }
-        if let Some(max) = &self.expect.max_latency {
-            if latency > max.0 {
-                failures.push(format!(
-                    "resolving took {}, more than {}",
-                    format_duration(latency),
-                    format_duration(max.0)
-                ));
-            }
-        }
+        failures.extend(latency::exceeded(
+            "resolving",
+            latency,
+            self.expect.max_latency.as_ref(),
+        ));
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {

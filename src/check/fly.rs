@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::support::classify;
+use super::support::{errors, http};
 use super::{FailureClass, Observation, ProbeContext};
 use crate::core::template::Template;
 
@@ -16,8 +16,8 @@ use crate::core::template::Template;
 pub const DEFAULT_API_URL: &str = "https://api.machines.dev";
 /// Environment variable that overrides [`DEFAULT_API_URL`] (e.g. `http://_api.internal:4280`).
 pub const API_URL_ENV: &str = "FLY_API_BASE_URL";
-/// Largest response body kept as evidence.
-const BODY_CAP: usize = 1 << 20;
+/// Largest response body read, kept as evidence and parsed.
+const BODY_CAP: usize = http::BODY_CAP;
 
 /// `check = "fly-app"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -186,17 +186,17 @@ impl FlyAppCheck {
         let app_path = format!("/v1/apps/{}", encode(&app));
         let app_info = match api.get(&app_path).await {
             Err(obs) => return obs,
-            Ok((status, body)) => {
+            Ok(body) => {
                 blobs.extend(api.keep("fly.app", &body));
-                match status {
-                    200 => serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+                match body.status {
+                    200 => serde_json::from_slice::<Value>(&body.bytes).unwrap_or(Value::Null),
                     404 if !self.expect.app_exists => {
                         return with_blobs(
                             Observation::pass().with_detail("app_exists", false),
                             blobs,
                         );
                     }
-                    _ => return with_blobs(api.error(status, &body, &app), blobs),
+                    status => return with_blobs(api.error(status, &body.bytes, &app), blobs),
                 }
             }
         };
@@ -212,18 +212,25 @@ impl FlyAppCheck {
         let machines_path = format!("{app_path}/machines");
         let machines = match api.get(&machines_path).await {
             Err(obs) => return with_blobs(obs, blobs),
-            Ok((status, body)) => {
+            Ok(body) => {
                 blobs.extend(api.keep("fly.machines", &body));
-                if status != 200 {
-                    return with_blobs(api.error(status, &body, &app), blobs);
+                if body.status != 200 {
+                    return with_blobs(api.error(body.status, &body.bytes, &app), blobs);
                 }
-                match serde_json::from_slice::<Vec<Value>>(&body) {
+                match serde_json::from_slice::<Vec<Value>>(&body.bytes) {
                     Ok(machines) => machines,
                     Err(err) => {
                         return with_blobs(
                             Observation::fail(
                                 FailureClass::Protocol,
-                                format!("machine list of {app} is not a JSON array: {err}"),
+                                format!(
+                                    "machine list of {app} is not a JSON array: {err}{}",
+                                    if body.truncated {
+                                        " (the response passed the 1 MiB body cap)"
+                                    } else {
+                                        ""
+                                    }
+                                ),
                             ),
                             blobs,
                         )
@@ -453,6 +460,13 @@ fn shorten(text: &str, max: usize) -> String {
     }
 }
 
+/// A Machines API response, its body read up to [`BODY_CAP`].
+struct Body {
+    status: u16,
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
 /// One request context against the Machines API.
 struct Api<'a, 'c> {
     ctx: &'a ProbeContext<'c>,
@@ -462,59 +476,56 @@ struct Api<'a, 'c> {
 }
 
 impl Api<'_, '_> {
-    async fn get(&self, path: &str) -> Result<(u16, Vec<u8>), Observation> {
+    /// GETs `path`, reading at most [`BODY_CAP`] of the body.
+    async fn get(&self, path: &str) -> Result<Body, Observation> {
         let url = format!("{}{path}", self.base);
-        let response = self
+        let request = self
             .ctx
             .clients
             .http(true)
             .get(&url)
             .header("Authorization", self.auth)
             .header("Accept", "application/json")
-            .timeout(self.ctx.timeout)
-            .send()
-            .await;
-        let response = match response {
-            Ok(response) => response,
+            .timeout(self.ctx.timeout);
+        match http::fetch(request, BODY_CAP).await {
+            Ok(fetched) => Ok(Body {
+                status: fetched.status,
+                bytes: fetched.body,
+                truncated: fetched.truncated,
+            }),
+            Err(err) if err.status.is_some() => Err(Observation::fail(
+                err.class(),
+                format!(
+                    "Machines API GET {path}: reading the response failed: {}",
+                    super::scrub(&errors::render(&err.error), self.secrets)
+                ),
+            )),
             Err(err) => {
-                let what = if err.is_timeout() {
-                    "timed out".to_string()
-                } else if err.is_connect() {
-                    "cannot connect".to_string()
+                let what = if err.error.is_timeout() {
+                    "timed out"
+                } else if err.error.is_connect() {
+                    "cannot connect"
                 } else {
-                    "request failed".to_string()
+                    "request failed"
                 };
-                let chain = error_chain(&err);
-                return Err(Observation::fail(
-                    classify::reqwest(&err),
+                let chain = errors::render(&err.error);
+                Err(Observation::fail(
+                    err.class(),
                     super::scrub(
                         &format!("Machines API GET {path}: {what} ({chain})"),
                         self.secrets,
                     ),
-                ));
+                ))
             }
-        };
-        let status = response.status().as_u16();
-        match response.bytes().await {
-            Ok(body) => Ok((status, body.to_vec())),
-            Err(err) => Err(Observation::fail(
-                classify::reqwest(&err),
-                format!(
-                    "Machines API GET {path}: reading the response failed: {}",
-                    super::scrub(&error_chain(&err), self.secrets)
-                ),
-            )),
         }
     }
 
     /// Stores a body as evidence; a storage failure is noted, not fatal.
-    fn keep(&self, role: &str, body: &[u8]) -> Option<crate::core::BlobRef> {
-        let truncated = body.len() > BODY_CAP;
-        let kept = &body[..body.len().min(BODY_CAP)];
-        let scrubbed = super::scrub(&String::from_utf8_lossy(kept), self.secrets);
+    fn keep(&self, role: &str, body: &Body) -> Option<crate::core::BlobRef> {
+        let scrubbed = super::scrub(&String::from_utf8_lossy(&body.bytes), self.secrets);
         self.ctx
             .blobs
-            .put(role, scrubbed.as_bytes(), truncated)
+            .put(role, scrubbed.as_bytes(), body.truncated)
             .ok()
     }
 
@@ -563,16 +574,6 @@ fn error_message(body: &[u8]) -> String {
             .unwrap_or_default(),
         Err(_) => shorten(String::from_utf8_lossy(body).trim(), 200),
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        let _ = write!(text, ": {inner}");
-        source = inner.source();
-    }
-    text
 }
 
 /// What the check needs from a Machine object.

@@ -6,19 +6,19 @@
 
 use std::collections::BTreeMap;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::json::{self, JsonTemplate};
-use super::support::classify;
+use super::support::{http, latency};
 use super::{Failure, FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
 
 /// The most of a response body that is read, kept and checked.
-pub const BODY_CAP: usize = 1024 * 1024;
+pub const BODY_CAP: usize = http::BODY_CAP;
 
 /// `check = "http"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -177,43 +177,24 @@ impl HttpCheck {
                 .body(value.to_string());
         }
 
-        let started = Instant::now();
-        let mut response = request.send().await.map_err(|err| {
+        let fetched = http::fetch(request, BODY_CAP).await.map_err(|err| {
+            let reason = describe_send_error(&err.error, self.url.raw());
             Observation::fail(
-                classify::reqwest(&err),
-                describe_send_error(&err, self.url.raw()),
+                err.class(),
+                match err.status {
+                    None => reason,
+                    Some(status) => format!("HTTP {status}, then the body broke off: {reason}"),
+                },
             )
         })?;
-        let time_to_headers = started.elapsed();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-
-        let mut body = Vec::new();
-        let mut truncated = false;
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = BODY_CAP - body.len();
-                    if chunk.len() > room {
-                        body.extend_from_slice(&chunk[..room]);
-                        truncated = true;
-                        break;
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    return Err(Observation::fail(
-                        classify::reqwest(&err),
-                        format!(
-                            "HTTP {status}, then the body broke off: {}",
-                            describe_send_error(&err, self.url.raw())
-                        ),
-                    ))
-                }
-            }
-        }
-        let latency = started.elapsed();
+        let http::Fetched {
+            status,
+            headers,
+            body,
+            truncated,
+            time_to_headers,
+            latency,
+        } = fetched;
 
         let mut observation = Observation::pass()
             .with_detail("method", self.method.clone())
@@ -379,15 +360,11 @@ impl HttpCheck {
                 Some(_) => {}
             }
         }
-        if let Some(max) = expect.max_latency {
-            if latency > max.0 {
-                failures.push(format!(
-                    "latency {}ms exceeds max_latency {}",
-                    latency.as_millis(),
-                    max
-                ));
-            }
-        }
+        failures.extend(latency::exceeded(
+            "the request",
+            latency,
+            expect.max_latency.as_ref(),
+        ));
         failures
     }
 }

@@ -324,15 +324,11 @@ impl PostgresCheck {
                 _ => {}
             }
         }
-        if let Some(max) = &self.expect.max_latency {
-            if latency > max.0 {
-                failures.push(format!(
-                    "connect and query took {}, more than {}",
-                    format_duration(latency),
-                    format_duration(max.0)
-                ));
-            }
-        }
+        failures.extend(support::latency::exceeded(
+            "connect and query",
+            latency,
+            self.expect.max_latency.as_ref(),
+        ));
         match self.expect.tls {
             Some(true) if !tls => failures.push(format!(
                 "session is not encrypted (sslmode={})",

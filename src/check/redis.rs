@@ -13,7 +13,7 @@ use rustls::pki_types::ServerName;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
-use super::support::classify;
+use super::support::{classify, latency};
 use super::tls::{client_config, connect_tcp, Verifier, VerifyMode};
 use super::{scrub, FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
@@ -127,16 +127,14 @@ impl RedisCheck {
                 ),
             ),
         };
-        let mut obs = match (&obs.outcome, &self.expect.max_latency) {
-            (super::Outcome::Pass, Some(max)) if latency > max.0 => Observation {
-                outcome: super::Outcome::Fail(super::Failure::new(
-                    super::FailureClass::Expectation,
-                    format!(
-                        "took {}, more than {}",
-                        format_duration(latency),
-                        format_duration(max.0)
-                    ),
-                )),
+        let slow = latency::exceeded(
+            "the conversation (connect, AUTH, PING, INFO)",
+            latency,
+            self.expect.max_latency.as_ref(),
+        );
+        let mut obs = match (&obs.outcome, slow) {
+            (super::Outcome::Pass, Some(slow)) => Observation {
+                outcome: super::Outcome::Fail(super::Failure::new(FailureClass::Expectation, slow)),
                 ..obs
             },
             _ => obs,

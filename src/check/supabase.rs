@@ -2,14 +2,12 @@
 //! /auth/v1/health` and/or a REST table probe — with the `apikey` header, and
 //! the gateway's documented 401 bodies turned into readable reasons.
 
-use std::time::Instant;
-
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::support::classify;
+use super::support::{errors, http, latency};
 use super::{scrub, FailureClass, Observation, ProbeContext};
-use crate::core::duration::{format_duration, HumanDuration};
+use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
 use crate::core::BlobRef;
 
@@ -164,40 +162,34 @@ impl SupabaseCheck {
             if let Some(token) = &bearer {
                 request = request.bearer_auth(token);
             }
-            let started = Instant::now();
-            let response = match request.send().await {
-                Ok(response) => response,
+            let fetched = match http::fetch(request, BODY_CAP).await {
+                Ok(fetched) => fetched,
                 Err(err) => {
-                    let what = if err.is_timeout() {
+                    let what = if err.error.is_timeout() {
                         "timed out"
+                    } else if err.status.is_some() {
+                        "the response broke off"
                     } else {
                         "cannot connect"
                     };
-                    class.get_or_insert(classify::reqwest(&err));
+                    class.get_or_insert(err.class());
                     failures.push(scrub(
-                        &format!("{label}: {what} ({})", error_chain(&err)),
+                        &format!("{label}: {what} ({})", errors::render(&err.error)),
                         &secrets,
                     ));
                     continue;
                 }
             };
-            let status = response.status().as_u16();
-            let body = response
-                .bytes()
-                .await
-                .map(|b| b.to_vec())
-                .unwrap_or_default();
-            let latency = started.elapsed();
-            let kept = scrub(
-                &String::from_utf8_lossy(&body[..body.len().min(BODY_CAP)]),
-                &secrets,
-            );
+            let status = fetched.status;
+            let body = fetched.body;
+            let latency = fetched.latency;
+            let kept = scrub(&String::from_utf8_lossy(&body), &secrets);
             let role = if label == "rest" {
                 "supabase.rest"
             } else {
                 "supabase.auth_health"
             };
-            if let Ok(blob) = ctx.blobs.put(role, kept.as_bytes(), body.len() > BODY_CAP) {
+            if let Ok(blob) = ctx.blobs.put(role, kept.as_bytes(), fetched.truncated) {
                 blobs.push(blob);
             }
             let key = if label == "rest" {
@@ -246,14 +238,12 @@ impl SupabaseCheck {
                     ))
                 }
             }
-            if let Some(max) = &self.expect.max_latency {
-                if latency > max.0 && (200..300).contains(&status) {
+            if (200..300).contains(&status) {
+                if let Some(slow) =
+                    latency::exceeded(label, latency, self.expect.max_latency.as_ref())
+                {
                     class.get_or_insert(FailureClass::Expectation);
-                    failures.push(format!(
-                        "{label}: took {}, more than {}",
-                        format_duration(latency),
-                        format_duration(max.0)
-                    ));
+                    failures.push(slow);
                 }
             }
         }
@@ -299,15 +289,4 @@ fn message_suffix(json: &Value, secrets: &[&str]) -> String {
         Some(message) => format!(": {}", scrub(message, secrets)),
         None => String::new(),
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

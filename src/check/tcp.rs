@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::{FailureClass, Observation, ProbeContext};
-use crate::core::duration::{format_duration, HumanDuration};
+use super::{support, FailureClass, Observation, ProbeContext};
+use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
 
 /// `check = "tcp"`.
@@ -61,17 +61,10 @@ impl TcpCheck {
         };
         let latency = started.elapsed();
         let mut obs = Observation::pass();
-        if let Some(max) = &self.expect.max_latency {
-            if latency > max.0 {
-                obs = Observation::fail(
-                    FailureClass::Expectation,
-                    format!(
-                        "connecting took {}, more than {}",
-                        format_duration(latency),
-                        format_duration(max.0)
-                    ),
-                );
-            }
+        if let Some(slow) =
+            support::latency::exceeded("connecting", latency, self.expect.max_latency.as_ref())
+        {
+            obs = Observation::fail(FailureClass::Expectation, slow);
         }
         if let Ok(peer) = stream.peer_addr() {
             obs = obs.with_detail("peer", peer.to_string());

@@ -201,15 +201,11 @@ impl TlsCheck {
                 failures.push(format!("certificate expired on {}", facts.not_after_text()));
             }
         }
-        if let Some(max) = &self.expect.max_latency {
-            if latency > max.0 {
-                failures.push(format!(
-                    "handshake took {}, more than {}",
-                    format_duration(latency),
-                    format_duration(max.0)
-                ));
-            }
-        }
+        failures.extend(support::latency::exceeded(
+            "the handshake",
+            latency,
+            self.expect.max_latency.as_ref(),
+        ));
         let mut obs = if failures.is_empty() {
             Observation::pass()
         } else {

@@ -5,16 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::http::OneOrMany;
-use super::support::classify;
+use super::support::{classify, http, latency};
 use super::{FailureClass, Observation, ProbeContext, ProbeRecord};
-use crate::core::duration::{format_duration, HumanDuration};
+use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
 use crate::webhook::events::{sample_body, SampleEvent, SampleParams};
 use crate::webhook::signature::{self, DEFAULT_MAX_AGE};
@@ -338,15 +338,15 @@ impl WebhookCheck {
             }
         }
 
-        if let (Some(latency), Some(max)) = (signed_latency, self.expect.max_latency) {
-            if latency > max.0 {
-                class.get_or_insert(FailureClass::Expectation);
-                failures.push(format!(
-                    "the signed delivery took {}ms, more than max_latency {}",
-                    latency.as_millis(),
-                    format_duration(max.0)
-                ));
-            }
+        if let Some(slow) = signed_latency.and_then(|latency| {
+            latency::exceeded(
+                "the signed delivery",
+                latency,
+                self.expect.max_latency.as_ref(),
+            )
+        }) {
+            class.get_or_insert(FailureClass::Expectation);
+            failures.push(slow);
         }
 
         let mut observation = if !findings.is_empty() {
@@ -431,37 +431,33 @@ async fn send(
     for (name, value) in extra_headers.iter().chain(headers) {
         request = request.header(name.as_str(), value.as_str());
     }
-    let started = Instant::now();
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(err) => {
-            return (
-                Sent {
-                    status: None,
-                    error: Some((classify::reqwest(&err), describe_error(err))),
-                    latency: started.elapsed(),
-                },
-                None,
-            )
-        }
-    };
-    let status = response.status().as_u16();
-    let latency = started.elapsed();
-    let bytes = response
-        .bytes()
-        .await
-        .map(|b| b.to_vec())
-        .unwrap_or_default();
-    let truncated = bytes.len() > BODY_CAP;
-    let kept = bytes[..bytes.len().min(BODY_CAP)].to_vec();
-    (
-        Sent {
-            status: Some(status),
-            error: None,
-            latency,
-        },
-        Some((kept, truncated)),
-    )
+    match http::fetch(request, BODY_CAP).await {
+        Ok(fetched) => (
+            Sent {
+                status: Some(fetched.status),
+                error: None,
+                latency: fetched.time_to_headers,
+            },
+            Some((fetched.body, fetched.truncated)),
+        ),
+        // The status arrived, then the body broke off: the answer still counts.
+        Err(err) if err.status.is_some() => (
+            Sent {
+                status: err.status,
+                error: None,
+                latency: err.latency,
+            },
+            None,
+        ),
+        Err(err) => (
+            Sent {
+                status: None,
+                error: Some((err.class(), describe_error(err.error))),
+                latency: err.latency,
+            },
+            None,
+        ),
+    }
 }
 
 pub(super) fn describe_error(err: reqwest::Error) -> String {

@@ -3,4 +3,6 @@
 
 pub mod classify;
 pub mod errors;
+pub mod http;
+pub mod latency;
 pub mod resolve;

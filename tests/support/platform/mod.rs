@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fly;
+pub mod hostile;
 pub mod pgwire;
 pub mod resp;
 pub mod supabase;
