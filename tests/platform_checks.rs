@@ -528,6 +528,30 @@ async fn redis_private_server_with_password() {
     assert!(got.permanent());
 }
 
+#[tokio::test]
+async fn redis_hostile_replies_are_protocol_failures_not_crashes() {
+    use support::resp::{start_hostile, Hostile};
+    for (how, wanted) in [
+        (
+            Hostile::HugeBulkLength,
+            "connection lost during PING: a bulk reply of 9223372036854775000 bytes is over the 4194304-byte cap",
+        ),
+        (
+            Hostile::EndlessErrorLine,
+            "connection lost during PING: a reply line ran past 65536 bytes",
+        ),
+    ] {
+        let port = start_hostile(how).await;
+        let check = spec("redis", &format!("url = \"redis://127.0.0.1:{port}\""));
+        let started = std::time::Instant::now();
+        let got = probe(&check, &MapScope::new()).await;
+        assert_eq!(got.reason(), wanted, "{how:?}");
+        assert_eq!(got.class(), Some(FailureClass::Protocol), "{how:?}");
+        // Judged at once, not by the 5 s attempt timeout.
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "{how:?}");
+    }
+}
+
 // ---------------------------------------------------------------- supabase
 
 #[tokio::test]

@@ -410,13 +410,25 @@ impl Conn {
     }
 
     async fn read(&mut self) -> std::io::Result<Reply> {
-        let mut line = String::new();
-        if self.0.read_line(&mut line).await? == 0 {
+        // A line is read through a limit, so an endless one costs at most the cap.
+        let mut raw = Vec::new();
+        (&mut self.0)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut raw)
+            .await?;
+        if raw.is_empty() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "server closed the connection",
             ));
         }
+        if !raw.ends_with(b"\n") && raw.len() > MAX_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a reply line ran past {MAX_LINE} bytes"),
+            ));
+        }
+        let line = String::from_utf8_lossy(&raw);
         let line = line.trim_end_matches(['\r', '\n']);
         let (kind, rest) = line.split_at(line.len().min(1));
         let invalid = || {
@@ -433,6 +445,13 @@ impl Conn {
                 let len: i64 = rest.parse().map_err(|_| invalid())?;
                 if len < 0 {
                     Reply::Nil
+                } else if len as u64 > MAX_BULK as u64 {
+                    // Checked before allocating: a hostile length must not
+                    // reserve memory (or abort on an impossible size).
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("a bulk reply of {len} bytes is over the {MAX_BULK}-byte cap"),
+                    ));
                 } else {
                     let mut body = vec![0; len as usize + 2];
                     self.0.read_exact(&mut body).await?;
@@ -444,6 +463,11 @@ impl Conn {
         })
     }
 }
+
+/// The longest reply line read (status, error, or length line).
+const MAX_LINE: usize = 64 * 1024;
+/// The largest bulk reply read (`INFO everything` is a few KiB).
+const MAX_BULK: usize = 4 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

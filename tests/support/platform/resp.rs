@@ -114,3 +114,44 @@ pub async fn start_private(password: &str) -> Option<PrivateRedis> {
     }
     panic!("redis-server did not start on port {port}");
 }
+
+/// What [`start_hostile`] answers `PING` with.
+#[derive(Debug, Clone, Copy)]
+pub enum Hostile {
+    /// `$9223372036854775000`: a bulk length no client can allocate.
+    HugeBulkLength,
+    /// `-ERR xxxx…` with no end of line, until the client hangs up.
+    EndlessErrorLine,
+}
+
+/// A server that answers the first command with a hostile reply; returns its port.
+pub async fn start_hostile(how: Hostile) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                if read_command(&mut stream).await.is_none() {
+                    return;
+                }
+                let stream = stream.get_mut();
+                match how {
+                    Hostile::HugeBulkLength => {
+                        let _ = stream.write_all(b"$9223372036854775000\r\nabc").await;
+                        // Hold the connection open: the client must not wait for the rest.
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    Hostile::EndlessErrorLine => {
+                        let piece = vec![b'x'; 64 * 1024];
+                        if stream.write_all(b"-ERR ").await.is_err() {
+                            return;
+                        }
+                        while stream.write_all(&piece).await.is_ok() {}
+                    }
+                }
+            });
+        }
+    });
+    port
+}
