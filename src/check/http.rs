@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::json::{self, JsonTemplate};
-use super::support::{http, latency};
+use super::support::{errors, http, latency};
 use super::{Failure, FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
@@ -387,14 +387,8 @@ fn literal_url_problem(url: &Template) -> Option<String> {
 /// Why a request failed, in words, without the expanded URL (its query string
 /// may carry a token; reqwest's own message would include it).
 fn describe_send_error(err: &reqwest::Error, url_template: &str) -> String {
-    use std::error::Error as _;
-    let mut causes = Vec::new();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    let detail = causes.join(": ");
+    // The causes only: reqwest's own text carries the expanded URL.
+    let detail = errors::render_causes(err);
     let lower = detail.to_lowercase();
     let kind = if err.is_timeout() {
         "timed out"

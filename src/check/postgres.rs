@@ -168,7 +168,7 @@ impl PostgresCheck {
                 return Observation::fail_permanent(
                     FailureClass::Config,
                     scrub(
-                        &format!("the DSN is not valid: {}", error_text(&err)),
+                        &format!("the DSN is not valid: {}", support::errors::render(&err)),
                         &secrets,
                     ),
                     "the connection string does not change by waiting",
@@ -438,7 +438,7 @@ fn classify(
         };
         return scrub_outcome(obs.with_detail("sqlstate", code), secrets);
     }
-    let chain = error_chain(err);
+    let chain = support::errors::chain(err);
     let top = err.to_string();
     let reason = if let Some(io) = chain.iter().find_map(|e| e.downcast_ref::<io::Error>()) {
         if let Some(tls) = io
@@ -473,18 +473,18 @@ fn classify(
             format!(
                 "authentication failed for user {}: {}",
                 at.user,
-                chain_text(&chain)
+                support::errors::render(err)
             ),
             "the credentials are missing or unusable",
         );
-    } else if is_dns_failure(&chain_text(&chain)) {
+    } else if is_dns_failure(&support::errors::render(err)) {
         format!("DNS lookup failed for {}", at.host)
     } else {
         format!(
             "connection to {}:{} failed: {}",
             at.host,
             at.port,
-            chain_text(&chain)
+            support::errors::render(err)
         )
     };
     Observation::fail(class, scrub(&reason, secrets))
@@ -528,38 +528,6 @@ fn scrub_outcome(mut obs: Observation, secrets: &[&str]) -> Observation {
         failure.message = scrub(&failure.message, secrets);
     }
     obs
-}
-
-/// The error and its sources, looking inside `io::Error`s, which hide their
-/// inner error from `source()`.
-fn error_chain<'a>(
-    err: &'a (dyn std::error::Error + 'static),
-) -> Vec<&'a (dyn std::error::Error + 'static)> {
-    let mut chain = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        chain.push(e);
-        next = match e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => e.source(),
-        };
-    }
-    chain
-}
-
-fn chain_text(chain: &[&(dyn std::error::Error + 'static)]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for e in chain {
-        let text = e.to_string();
-        if parts.last().is_none_or(|last| !last.contains(&text)) {
-            parts.push(text);
-        }
-    }
-    parts.join(": ")
-}
-
-fn error_text(err: &tokio_postgres::Error) -> String {
-    chain_text(&error_chain(err))
 }
 
 fn first_value(messages: &[SimpleQueryMessage]) -> Option<String> {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::http::OneOrMany;
-use super::support::{classify, http, latency};
+use super::support::{classify, errors, http, latency};
 use super::{FailureClass, Observation, ProbeContext, ProbeRecord};
 use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
@@ -468,13 +468,8 @@ pub(super) fn describe_error(err: reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let err = err.without_url();
-    let mut text = kind.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    match errors::render_causes(&err.without_url()) {
+        causes if causes.is_empty() => kind.to_string(),
+        causes => format!("{kind}: {causes}"),
     }
-    text
 }
