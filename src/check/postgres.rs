@@ -25,7 +25,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use tokio_postgres::SimpleQueryMessage;
 
-use super::tls::{client_config, describe_connect_error, is_dns_failure, Verifier, VerifyMode};
+use super::support::tls::{connector_config, VerifyMode};
+use super::tls::{describe_connect_error, is_dns_failure};
 use super::{scrub, support, FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
@@ -201,8 +202,8 @@ impl PostgresCheck {
             SslMode::VerifyCa => VerifyMode::Chain,
             SslMode::VerifyFull => VerifyMode::Full,
         };
-        let verifier = match Verifier::new(verify, ca_file.as_deref(), false) {
-            Ok(verifier) => verifier,
+        let tls_config = match connector_config(verify, ca_file.as_deref()) {
+            Ok(config) => config,
             Err(why) => {
                 return Observation::fail_permanent(
                     FailureClass::Config,
@@ -223,7 +224,7 @@ impl PostgresCheck {
         let endpoint = Endpoint::of(&config);
         let tls_used = Arc::new(AtomicBool::new(false));
         let connector = MakeRustls {
-            config: client_config(Arc::new(verifier)),
+            config: tls_config,
             used: tls_used.clone(),
         };
         let describe = |obs: Observation| {

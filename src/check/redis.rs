@@ -6,15 +6,15 @@
 //! and shares the rustls setup of the other checks.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use rustls::pki_types::ServerName;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
+use super::support::tls::{connector_config, rustls_error, VerifyMode};
 use super::support::{classify, latency};
-use super::tls::{client_config, connect_tcp, Verifier, VerifyMode};
+use super::tls::connect_tcp;
 use super::{scrub, FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
@@ -159,8 +159,8 @@ impl RedisCheck {
             } else {
                 VerifyMode::None
             };
-            let verifier = match Verifier::new(mode, self.ca_file.as_deref(), false) {
-                Ok(verifier) => verifier,
+            let tls_config = match connector_config(mode, self.ca_file.as_deref()) {
+                Ok(config) => config,
                 Err(why) => {
                     return Observation::fail_permanent(
                         FailureClass::Config,
@@ -176,11 +176,11 @@ impl RedisCheck {
                     "the URL does not change by waiting",
                 );
             };
-            let connector = tokio_rustls::TlsConnector::from(client_config(Arc::new(verifier)));
+            let connector = tokio_rustls::TlsConnector::from(tls_config);
             match connector.connect(name, tcp).await {
                 Ok(tls) => Box::new(tls),
                 Err(err) => {
-                    let reason = match super::tls::rustls_error(&err) {
+                    let reason = match rustls_error(&err) {
                         Some(tls) => super::tls::describe_handshake_error(tls, &target.host),
                         None => format!("TLS handshake failed: {err}"),
                     };

@@ -6,3 +6,4 @@ pub mod errors;
 pub mod http;
 pub mod latency;
 pub mod resolve;
+pub mod tls;
