@@ -189,7 +189,7 @@ impl FlyAppCheck {
             Ok(body) => {
                 blobs.extend(api.keep("fly.app", &body));
                 match body.status {
-                    200 => serde_json::from_slice::<Value>(&body.bytes).unwrap_or(Value::Null),
+                    200 => serde_json::from_slice::<ApiApp>(&body.bytes).unwrap_or_default(),
                     404 if !self.expect.app_exists => {
                         return with_blobs(
                             Observation::pass().with_detail("app_exists", false),
@@ -217,30 +217,28 @@ impl FlyAppCheck {
                 if body.status != 200 {
                     return with_blobs(api.error(body.status, &body.bytes, &app), blobs);
                 }
-                match serde_json::from_slice::<Vec<Value>>(&body.bytes) {
+                match serde_json::from_slice::<Vec<ApiMachine>>(&body.bytes) {
                     Ok(machines) => machines,
-                    Err(err) => {
-                        return with_blobs(
-                            Observation::fail(
-                                FailureClass::Protocol,
-                                format!(
-                                    "machine list of {app} is not a JSON array: {err}{}",
-                                    if body.truncated {
-                                        " (the response passed the 1 MiB body cap)"
-                                    } else {
-                                        ""
-                                    }
-                                ),
+                    Err(err) => return with_blobs(
+                        Observation::fail(
+                            FailureClass::Protocol,
+                            format!(
+                                "machine list of {app} is not a JSON array of machines: {err}{}",
+                                if body.truncated {
+                                    " (the response passed the 1 MiB body cap)"
+                                } else {
+                                    ""
+                                }
                             ),
-                            blobs,
-                        )
-                    }
+                        ),
+                        blobs,
+                    ),
                 }
             }
         };
         let machines: Vec<Machine> = machines
-            .iter()
-            .map(Machine::from_json)
+            .into_iter()
+            .map(Machine::from_api)
             .filter(|m| {
                 self.include_destroyed || !matches!(m.state.as_str(), "destroyed" | "destroying")
             })
@@ -253,13 +251,10 @@ impl FlyAppCheck {
         };
         let started = machines.iter().filter(|m| m.state == "started").count();
         let obs = obs
-            .with_detail(
-                "app",
-                app_info.get("name").cloned().unwrap_or(Value::String(app)),
-            )
+            .with_detail("app", app_info.name.unwrap_or(app))
             .with_detail(
                 "app_status",
-                app_info.get("status").cloned().unwrap_or(Value::Null),
+                app_info.status.map_or(Value::Null, Value::from),
             )
             .with_detail("machines_started", started as u64)
             .with_detail("machines_total", machines.len() as u64)
@@ -565,15 +560,91 @@ impl Api<'_, '_> {
 
 /// fly-go's rule: `message` if present, else `error`, else the raw text.
 fn error_message(body: &[u8]) -> String {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(json) => json
-            .get("message")
-            .or_else(|| json.get("error"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_default(),
+    match serde_json::from_slice::<ApiError>(body) {
+        Ok(err) => err.message.or(err.error).unwrap_or_default(),
         Err(_) => shorten(String::from_utf8_lossy(body).trim(), 200),
     }
+}
+
+/// The Machines API's app object, as far as the check reads it.
+#[derive(Debug, Default, Deserialize)]
+struct ApiApp {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// The Machines API's error body (fly-go reads `message`, then `error`).
+#[derive(Debug, Default, Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// A Machine object, as far as the check reads it; unknown fields are ignored
+/// and missing ones are empty.
+#[derive(Debug, Default, Deserialize)]
+struct ApiMachine {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    config: Option<ApiConfig>,
+    #[serde(default)]
+    incomplete_config: Option<ApiConfig>,
+    #[serde(default)]
+    image_ref: Option<ApiImageRef>,
+    #[serde(default)]
+    checks: Option<Vec<ApiCheck>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ApiConfig {
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ApiImageRef {
+    #[serde(default)]
+    registry: Option<String>,
+    #[serde(default)]
+    repository: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ApiCheck {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    output: Option<String>,
+}
+
+/// `null` where a map is expected reads as an empty map (Go's nil maps).
+fn null_as_default<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
 }
 
 /// What the check needs from a Machine object.
@@ -596,63 +667,51 @@ struct HealthCheck {
 }
 
 impl Machine {
-    fn from_json(json: &Value) -> Self {
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    fn from_api(api: ApiMachine) -> Self {
         // `incomplete_config` stands in for `config` when the host is unreachable.
-        let config = json.get("config").or_else(|| json.get("incomplete_config"));
-        let metadata = config.and_then(|c| c.get("metadata"));
-        let group = metadata
-            .and_then(|m| {
-                m.get("fly_process_group")
-                    .or_else(|| m.get("process_group"))
+        let config = api.config.or(api.incomplete_config).unwrap_or_default();
+        let has_image_ref = api.image_ref.is_some();
+        let image_ref = api.image_ref.unwrap_or_default();
+        let group = config
+            .metadata
+            .get("fly_process_group")
+            .or_else(|| config.metadata.get("process_group"))
+            .cloned();
+        let image = match config.image {
+            Some(image) if !image.is_empty() => image,
+            _ if has_image_ref => format!(
+                "{}/{}:{}",
+                image_ref.registry.as_deref().unwrap_or(""),
+                image_ref.repository.as_deref().unwrap_or(""),
+                image_ref.tag.as_deref().unwrap_or("")
+            ),
+            _ => String::new(),
+        };
+        let release_version = config
+            .metadata
+            .get("fly_release_version")
+            .or_else(|| image_ref.labels.get("fly.version"))
+            .cloned();
+        let checks = api
+            .checks
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| HealthCheck {
+                name: c.name.unwrap_or_default(),
+                status: c.status.unwrap_or_default(),
+                output: c.output.unwrap_or_default(),
             })
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let image_ref = json.get("image_ref");
-        let mut image = text(config.and_then(|c| c.get("image")));
-        if image.is_empty() {
-            if let Some(r) = image_ref {
-                image = format!(
-                    "{}/{}:{}",
-                    text(r.get("registry")),
-                    text(r.get("repository")),
-                    text(r.get("tag"))
-                );
-            }
-        }
-        let release_version = metadata
-            .and_then(|m| m.get("fly_release_version"))
-            .or_else(|| {
-                image_ref
-                    .and_then(|r| r.get("labels"))
-                    .and_then(|l| l.get("fly.version"))
-            })
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let checks = json
-            .get("checks")
-            .and_then(Value::as_array)
-            .map(|checks| {
-                checks
-                    .iter()
-                    .map(|c| HealthCheck {
-                        name: text(c.get("name")),
-                        status: text(c.get("status")),
-                        output: text(c.get("output")),
-                    })
-                    // fly-go drops these fake compatibility checks too.
-                    .filter(|c| !c.name.starts_with("bg_deployments_compat"))
-                    .collect()
-            })
-            .unwrap_or_default();
+            // fly-go drops these fake compatibility checks too.
+            .filter(|c| !c.name.starts_with("bg_deployments_compat"))
+            .collect();
         Machine {
-            id: text(json.get("id")),
-            name: text(json.get("name")),
-            state: text(json.get("state")),
-            region: text(json.get("region")),
+            id: api.id.unwrap_or_default(),
+            name: api.name.unwrap_or_default(),
+            state: api.state.unwrap_or_default(),
+            region: api.region.unwrap_or_default(),
             group,
             image,
-            digest: text(image_ref.and_then(|r| r.get("digest"))),
+            digest: image_ref.digest.unwrap_or_default(),
             release_version,
             checks,
         }
@@ -702,8 +761,34 @@ mod tests {
     }
 
     #[test]
+    fn machines_parse_with_serde_and_tolerate_nulls() {
+        let machines: Vec<ApiMachine> = serde_json::from_value(json!([
+            {"id": "a", "state": "started", "region": "ord",
+             "incomplete_config": {"metadata": {"fly_process_group": "web"}},
+             "image_ref": {"registry": "registry.fly.io", "repository": "app", "tag": "v1",
+                           "digest": "sha256:1", "labels": {"fly.version": "9"}},
+             "checks": [{"name": "bg_deployments_compat_x", "status": "passing"},
+                        {"name": "http", "status": "critical", "output": "down"}]},
+            {"id": "b", "state": "stopped", "config": {"metadata": null}, "checks": null}
+        ]))
+        .unwrap();
+        let machines: Vec<Machine> = machines.into_iter().map(Machine::from_api).collect();
+        assert_eq!(machines[0].group.as_deref(), Some("web"));
+        assert_eq!(machines[0].image, "registry.fly.io/app:v1");
+        assert_eq!(machines[0].release_version.as_deref(), Some("9"));
+        assert_eq!(machines[0].checks.len(), 1);
+        assert_eq!(machines[0].checks[0].output, "down");
+        assert_eq!(machines[1].group_label(), "no group");
+        assert!(machines[1].checks.is_empty());
+        // A machine whose state is not a string is not the Machines API's JSON.
+        assert!(serde_json::from_value::<Vec<ApiMachine>>(json!([{"state": 3}])).is_err());
+    }
+
+    #[test]
     fn not_started_states_are_counted() {
-        let m = |state: &str| Machine::from_json(&json!({"id": "x", "state": state}));
+        let m = |state: &str| {
+            Machine::from_api(serde_json::from_value(json!({"id": "x", "state": state})).unwrap())
+        };
         let machines = [m("stopped"), m("stopped"), m("starting"), m("started")];
         assert_eq!(
             not_started_states(machines.iter()),
