@@ -432,7 +432,8 @@ async fn webhook_listener_accepts_valid_and_rejects_forged_stale_replayed_oversi
             "{name}: {:?}",
             d.reason
         );
-        assert!(!d.summary_line().contains(CANARY));
+        let recorded = format!("{:?} {}", d.reason, serde_json::Value::Object(d.detail()));
+        assert!(!recorded.contains(CANARY), "{recorded}");
     }
 
     // No Content-Length (chunked): the limit still holds while reading.

@@ -79,6 +79,7 @@ pub async fn execute(
         )));
     }
     let redactor = Arc::new(Redactor::new(&secrets.pairs()));
+    crate::evidence::redact::set_log_redactor(redactor.clone());
     for name in redactor.weak_secrets() {
         eprintln!(
             "runproof: warning: secret {name} is too short to be redacted by value; only structural rules (URLs, headers, DSNs) protect it"

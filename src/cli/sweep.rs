@@ -49,6 +49,7 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
         baseline,
     };
     let redactor = Arc::new(Redactor::new(&plan.secrets.pairs()));
+    crate::evidence::redact::set_log_redactor(redactor.clone());
     let cancel = Cancel::new();
     super::signals::install_signal_handlers(&cancel)
         .map_err(|e| CliError::internal(format!("cannot install signal handlers: {e}")))?;

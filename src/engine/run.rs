@@ -166,7 +166,7 @@ struct Journal<'a> {
 
 impl Emit for Journal<'_> {
     fn emit(&mut self, event: Event) -> io::Result<u64> {
-        let seq = self.bundle.append(&event)?;
+        let (seq, event) = self.bundle.record(event)?;
         self.observer.observe(seq, &event);
         Ok(seq)
     }

@@ -100,6 +100,55 @@ pub fn redact_url(url: &str) -> String {
     Redactor::default().redact(url).into_owned()
 }
 
+/// The redactor runproof's own log lines go through: structural rules (URL
+/// passwords, credential headers) until a session registers its redactor.
+static LOG_REDACTOR: std::sync::RwLock<Option<std::sync::Arc<Redactor>>> =
+    std::sync::RwLock::new(None);
+
+/// From now on, log lines are redacted with `redactor` (the session's own).
+pub fn set_log_redactor(redactor: std::sync::Arc<Redactor>) {
+    if let Ok(mut slot) = LOG_REDACTOR.write() {
+        *slot = Some(redactor);
+    }
+}
+
+/// The redactor for log lines.
+pub fn log_redactor() -> std::sync::Arc<Redactor> {
+    LOG_REDACTOR
+        .read()
+        .ok()
+        .and_then(|slot| slot.clone())
+        .unwrap_or_default()
+}
+
+/// A value that went through the journal's redactor: the only form in which
+/// observers, reports and logs receive events. Only the evidence module can
+/// make one (when it writes or reads a journal record), so a renderer cannot
+/// be handed unredacted data by mistake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redacted<T>(T);
+
+impl<T> Redacted<T> {
+    /// Marks `value` as redacted. Callers must have redacted it (or read it
+    /// from a journal, which holds only redacted records).
+    pub(in crate::evidence) fn assume(value: T) -> Self {
+        Redacted(value)
+    }
+
+    /// The redacted value itself.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Redacted<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Replaces registered secret values (and their encodings) with
 /// `[REDACTED:NAME]`, and structurally recognisable credentials with
 /// `[REDACTED]`.

@@ -139,7 +139,7 @@ impl Emit for Emitter<'_, '_> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (bundle, observer) = &mut *guard;
-        let seq = bundle.append(&event)?;
+        let (seq, event) = bundle.record(event)?;
         observer.observe(seq, &event);
         Ok(seq)
     }
