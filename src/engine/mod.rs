@@ -9,8 +9,14 @@ pub mod retry;
 pub mod run;
 pub mod scope;
 
+#[cfg(test)]
+mod tests;
+
 pub use cancel::Cancel;
-pub use run::{run_runbook, Emit, RunOptions, RunOutcome, StepResult, StepRunner};
+pub use run::{
+    drive_runbook, run_runbook, CheckProbe, Emit, Probe, RunOptions, RunOutcome, StepResult,
+    StepRunner,
+};
 pub use scope::RunScope;
 
 use crate::core::record::Event;

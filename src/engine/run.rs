@@ -49,10 +49,32 @@ pub async fn run_runbook(
 ) -> io::Result<RunOutcome> {
     let clients = Clients::new().map_err(io::Error::other)?;
     let blobs = bundle.blobs();
+    let run_id = bundle.run_id().to_string();
+    let runner = StepRunner {
+        probe: &CheckProbe,
+        clients: &clients,
+        blobs: blobs.as_ref(),
+        cancel,
+        run_id: &run_id,
+        owner: runbook.meta.owner.as_deref(),
+    };
+    let mut journal = Journal { bundle, observer };
+    drive_runbook(runbook, secrets, &runner, &mut journal, options).await
+}
+
+/// The run loop itself, for any probe and any journal: what [`run_runbook`]
+/// does once the bundle is open (and what the engine's unit tests drive with
+/// a scripted probe and an in-memory journal).
+pub async fn drive_runbook<P: Probe>(
+    runbook: &Runbook,
+    secrets: &SecretStore,
+    runner: &StepRunner<'_, P>,
+    journal: &mut dyn Emit,
+    options: &RunOptions,
+) -> io::Result<RunOutcome> {
+    let cancel = runner.cancel;
     let started = Instant::now();
     let selected = select_steps(runbook, &options.only);
-    let run_id = bundle.run_id().to_string();
-    let mut journal = Journal { bundle, observer };
 
     journal.emit(Event::RunStart {
         steps: runbook.steps.iter().map(planned_step).collect(),
@@ -64,13 +86,6 @@ pub async fn run_runbook(
         only: options.only.clone(),
     })?;
 
-    let runner = StepRunner {
-        clients: &clients,
-        blobs: blobs.as_ref(),
-        cancel,
-        run_id: &run_id,
-        owner: runbook.meta.owner.as_deref(),
-    };
     let mut scope = RunScope::new(&runbook.vars, secrets);
     let mut verdicts: HashMap<&str, StepVerdict> = HashMap::new();
     let mut halted_by: Option<&str> = None;
@@ -113,7 +128,7 @@ pub async fn run_runbook(
             continue;
         }
 
-        let result = runner.run_step(step, &scope, &mut journal).await?;
+        let result = runner.run_step(step, &scope, journal).await?;
         for (name, value) in result.captures {
             scope.record_capture(&step.id, &name, value);
         }
@@ -220,8 +235,29 @@ fn blocked_reason(step: &Step, verdicts: &HashMap<&str, StepVerdict>) -> Option<
     }
 }
 
+/// Makes one attempt of a step: the check kinds in a real run, a scripted
+/// stand-in in the engine's tests.
+pub trait Probe {
+    /// One attempt; a failing service is a failed observation, never a panic.
+    fn probe(
+        &self,
+        step: &Step,
+        ctx: &ProbeContext<'_>,
+    ) -> impl std::future::Future<Output = Observation>;
+}
+
+/// The real probe: the step's check kind.
+pub struct CheckProbe;
+
+impl Probe for CheckProbe {
+    async fn probe(&self, step: &Step, ctx: &ProbeContext<'_>) -> Observation {
+        step.check.probe(ctx).await
+    }
+}
+
 /// What running a step needs besides the step: shared by runs and sweeps.
-pub struct StepRunner<'a> {
+pub struct StepRunner<'a, P: Probe = CheckProbe> {
+    pub probe: &'a P,
     pub clients: &'a Clients,
     pub blobs: &'a dyn BlobSink,
     pub cancel: &'a Cancel,
@@ -242,7 +278,7 @@ pub struct StepResult {
     pub reason: Option<String>,
 }
 
-impl StepRunner<'_> {
+impl<P: Probe> StepRunner<'_, P> {
     /// Runs one step's attempts under its policy, writing every event from
     /// `step.start` to `step.end` (with the escalation record when the last
     /// attempt fails).
@@ -443,7 +479,7 @@ impl StepRunner<'_> {
                 AttemptVerdict::Interrupted,
                 Observation::fail(FailureClass::Interrupted, "interrupted by signal"),
             ),
-            result = tokio::time::timeout(step.policy.timeout, step.check.probe(&ctx)) => match result {
+            result = tokio::time::timeout(step.policy.timeout, self.probe.probe(step, &ctx)) => match result {
                 Ok(observation) if observation.passed() => (AttemptVerdict::Pass, observation),
                 Ok(observation) => (AttemptVerdict::Fail, observation),
                 Err(_) => (

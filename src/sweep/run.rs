@@ -19,7 +19,7 @@ use super::baseline::Baseline;
 use super::stats::LatencyStats;
 use crate::check::Clients;
 use crate::core::record::{Event, PlannedStep, RunVerdict, StepVerdict};
-use crate::engine::{Cancel, Emit, RunObserver, RunScope, StepRunner};
+use crate::engine::{Cancel, CheckProbe, Emit, RunObserver, RunScope, StepRunner};
 use crate::evidence::BundleWriter;
 use crate::runbook::model::Step;
 use crate::runbook::SecretStore;
@@ -211,6 +211,7 @@ pub async fn run_sweep(
         inner: Mutex::new((bundle, observer)),
     };
     let runner = StepRunner {
+        probe: &CheckProbe,
         clients: &clients,
         blobs: blobs.as_ref(),
         cancel,
