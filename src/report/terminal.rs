@@ -121,11 +121,12 @@ impl RunObserver for TerminalReporter {
                 ));
             }
             Event::Escalation(escalation) => {
+                let last_class = escalation.attempts.last().and_then(|a| a.class);
                 self.line(&format!(
                     "ESCALATED {} after {} attempt(s): {}",
                     escalation.step,
                     escalation.attempts.len(),
-                    escalation.last_reason
+                    failure_text(last_class, &escalation.last_reason)
                 ));
                 if let Some(owner) = &escalation.owner {
                     self.line(&format!("  owner: {owner}"));
