@@ -1,0 +1,1 @@
+//! Pass, fail and message of every predicate.
