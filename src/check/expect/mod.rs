@@ -37,7 +37,7 @@ impl Expected {
 }
 
 /// `json = { PATH = EXPECTED, ... }`: expectations on paths of a JSON
-/// document, in the order written.
+/// document, checked in the order the TOML reader gives (by path).
 #[derive(Debug, Clone, Default)]
 pub struct JsonExpect {
     entries: Vec<JsonEntry>,
