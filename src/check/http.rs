@@ -134,16 +134,6 @@ impl HttpCheck {
                 }
             }
         }
-        if let Some(status) = &self.expect.status {
-            problems.extend(status.problems());
-        }
-        problems.extend(self.expect.json.problems());
-        for expected in self.expect.headers.values() {
-            problems.extend(expected.problems().into_iter().map(|p| p.into_pair()));
-        }
-        for capture in self.capture.values() {
-            problems.extend(capture.problems());
-        }
         problems
     }
 

@@ -80,14 +80,8 @@ impl CaptureSpec {
     }
 
     /// Load-time problems, with spans.
-    pub fn problems(&self) -> Vec<(String, Range<usize>)> {
-        self.parsed
-            .clone()
-            .err()
-            .unwrap_or_default()
-            .into_iter()
-            .map(Problem::into_pair)
-            .collect()
+    pub fn problems(&self) -> Vec<Problem> {
+        self.parsed.clone().err().unwrap_or_default()
     }
 
     /// Whether the capture reads the JSON document.
@@ -284,9 +278,11 @@ fn parse(node: &Spanned<RawValue>) -> Result<Capture, Vec<Problem>> {
 impl<'de> Deserialize<'de> for CaptureSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let node = Spanned::<RawValue>::deserialize(deserializer)?;
-        Ok(CaptureSpec {
-            parsed: parse(&node),
-        })
+        let parsed = parse(&node);
+        if let Err(problems) = &parsed {
+            super::report(problems);
+        }
+        Ok(CaptureSpec { parsed })
     }
 }
 
@@ -347,11 +343,18 @@ mod tests {
     #[test]
     fn problems_are_reported_at_their_key() {
         let messages = |src: &str| -> Vec<String> {
-            spec(src).problems().into_iter().map(|(m, _)| m).collect()
+            spec(src)
+                .problems()
+                .into_iter()
+                .map(|p| match p.help {
+                    Some(help) => format!("{} ({help})", p.message),
+                    None => p.message,
+                })
+                .collect()
         };
         assert_eq!(
             messages("{ headr = 'x' }"),
-            ["unknown key `headr` in capture\nhelp: did you mean `header`?"]
+            ["unknown key `headr` in capture (did you mean `header`?)"]
         );
         assert_eq!(
             messages("{ json = 'a', header = 'b' }"),

@@ -12,8 +12,8 @@ pub mod raw;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
 use std::fmt;
-use std::ops::Range;
 
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -57,13 +57,17 @@ impl JsonExpect {
     }
 
     /// Load-time problems: invalid paths and predicates, with spans.
-    pub fn problems(&self) -> Vec<(String, Range<usize>)> {
+    pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         for entry in &self.entries {
             if let Err(err) = &entry.path {
-                out.push((err.clone(), entry.key.span()));
+                out.push(Problem {
+                    message: err.clone(),
+                    span: entry.key.span(),
+                    help: None,
+                });
             }
-            out.extend(entry.expected.problems().into_iter().map(Problem::into_pair));
+            out.extend(entry.expected.problems());
         }
         out
     }
@@ -99,8 +103,16 @@ impl<'de> Deserialize<'de> for JsonExpect {
                 let mut entries = Vec::new();
                 while let Some(key) = map.next_key::<Spanned<String>>()? {
                     let expected = map.next_value::<Expected>()?;
+                    let path = Path::parse(key.get_ref());
+                    if let Err(err) = &path {
+                        report(&[Problem {
+                            message: err.clone(),
+                            span: key.span(),
+                            help: None,
+                        }]);
+                    }
                     entries.push(JsonEntry {
-                        path: Path::parse(key.get_ref()),
+                        path,
                         key,
                         expected,
                     });
@@ -142,12 +154,11 @@ impl StatusExpect {
     }
 
     /// Load-time problems, with spans.
-    pub fn problems(&self) -> Vec<(String, Range<usize>)> {
+    pub fn problems(&self) -> Vec<Problem> {
         self.problems
             .iter()
             .cloned()
             .chain(self.expected.problems())
-            .map(Problem::into_pair)
             .collect()
     }
 }
@@ -181,6 +192,7 @@ impl<'de> Deserialize<'de> for StatusExpect {
             ),
             _ => code(&node, &mut problems).map(|c| vec![c]),
         };
+        report(&problems);
         Ok(StatusExpect {
             expected: Expected::from_node(&node),
             literal,
@@ -205,4 +217,28 @@ impl Scope for NoScope {
     fn capture(&self, _: &str, _: &str) -> Option<String> {
         None
     }
+}
+
+thread_local! {
+    /// Problems found while a step is deserialized: expectations and
+    /// captures never fail deserialization (that would lose their inner
+    /// spans and hide the step's other errors); they report here instead.
+    static PROBLEMS: RefCell<Option<Vec<Problem>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a deserialization) and returns every problem it reported.
+pub fn collect_problems<T>(f: impl FnOnce() -> T) -> (T, Vec<Problem>) {
+    let previous = PROBLEMS.with(|c| c.borrow_mut().replace(Vec::new()));
+    let value = f();
+    let collected = PROBLEMS.with(|c| std::mem::replace(&mut *c.borrow_mut(), previous));
+    (value, collected.unwrap_or_default())
+}
+
+/// Reports load-time problems to the running [`collect_problems`], if any.
+pub(crate) fn report(problems: &[Problem]) {
+    PROBLEMS.with(|c| {
+        if let Some(seen) = c.borrow_mut().as_mut() {
+            seen.extend(problems.iter().cloned());
+        }
+    });
 }

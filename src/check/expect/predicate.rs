@@ -62,15 +62,6 @@ impl Problem {
         self.help = help;
         self
     }
-
-    /// The `(message, span)` pair a check's `validate` returns; help travels
-    /// after a `\nhelp: ` line, which the loader turns into the caret's help.
-    pub fn into_pair(self) -> (String, Range<usize>) {
-        match self.help {
-            Some(help) => (format!("{}\nhelp: {help}", self.message), self.span),
-            None => (self.message, self.span),
-        }
-    }
 }
 
 /// An operand: a literal, or a string with placeholders rendered when the
@@ -482,7 +473,9 @@ impl Expected {
 impl<'de> Deserialize<'de> for Expected {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let node = Spanned::<RawValue>::deserialize(deserializer)?;
-        Ok(Expected::from_node(&node))
+        let expected = Expected::from_node(&node);
+        super::report(&expected.problems());
+        Ok(expected)
     }
 }
 

@@ -306,5 +306,5 @@ fn invalid_paths_are_load_problems() {
     let expect = json_expect("{ \"$.items[?\" = 1 }");
     let problems = expect.problems();
     assert_eq!(problems.len(), 1);
-    assert!(problems[0].0.starts_with("invalid JSONPath"), "{problems:?}");
+    assert!(problems[0].message.starts_with("invalid JSONPath"), "{problems:?}");
 }
