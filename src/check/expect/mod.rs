@@ -192,9 +192,11 @@ impl<'de> Deserialize<'de> for StatusExpect {
             ),
             _ => code(&node, &mut problems).map(|c| vec![c]),
         };
+        let expected = Expected::from_node(&node);
         report(&problems);
+        report(&expected.problems());
         Ok(StatusExpect {
-            expected: Expected::from_node(&node),
+            expected,
             literal,
             problems,
         })
