@@ -290,7 +290,10 @@ fn position(source: &str, needle: &str) -> String {
 #[test]
 fn lint_rejects_an_unknown_predicate_with_did_you_mean() {
     let (source, stderr) = lint("expect = { json = { count = { gtt = 0 } } }");
-    assert!(stderr.contains("error: unknown predicate `gtt`"), "{stderr}");
+    assert!(
+        stderr.contains("error: unknown predicate `gtt`"),
+        "{stderr}"
+    );
     assert!(stderr.contains(&position(&source, "gtt")), "{stderr}");
     assert!(stderr.contains("^^^ did you mean `gt`?"), "{stderr}");
 
@@ -303,18 +306,60 @@ fn lint_rejects_an_unknown_predicate_with_did_you_mean() {
 #[test]
 fn lint_rejects_mistyped_operands_at_their_position() {
     for (expect, needle, message) in [
-        ("expect = { json = { count = { gt = \"abc\" } } }", "\"abc\"", "`gt` takes a number (or ordered text such as a timestamp), not \"abc\""),
-        ("expect = { json = { items = { len = \"x\" } } }", "\"x\"", "`len` takes a non-negative integer or a predicate table, not a string"),
-        ("expect = { json = { name = { matches = \"(\" } } }", "\"(\"", "invalid regex in `matches`"),
-        ("expect = { json = { \"$.items[?\" = 1 } }", "\"$.items[?\"", "invalid JSONPath `$.items[?` at character"),
-        ("expect = { json = { name = { type = \"strng\" } } }", "\"strng\"", "unknown type `strng`"),
-        ("expect = { status = { ge = true } }", "true", "`ge` takes a number or a string, not a boolean"),
-        ("expect = { headers = { a = { exists = \"no\" } } }", "\"no\"", "`exists` takes `true` or `false`, not a string"),
-        ("capture = { x = { headr = \"location\" } }", "headr", "unknown key `headr` in capture"),
-        ("capture = { x = { regex = \"(\" } }", "\"(\"", "invalid regex in capture"),
+        (
+            "expect = { json = { count = { gt = \"abc\" } } }",
+            "\"abc\"",
+            "`gt` takes a number (or ordered text such as a timestamp), not \"abc\"",
+        ),
+        (
+            "expect = { json = { items = { len = \"x\" } } }",
+            "\"x\"",
+            "`len` takes a non-negative integer or a predicate table, not a string",
+        ),
+        (
+            "expect = { json = { name = { matches = \"(\" } } }",
+            "\"(\"",
+            "invalid regex in `matches`",
+        ),
+        (
+            "expect = { json = { \"$.items[?\" = 1 } }",
+            "\"$.items[?\"",
+            "invalid JSONPath `$.items[?` at character",
+        ),
+        (
+            "expect = { json = { name = { type = \"strng\" } } }",
+            "\"strng\"",
+            "unknown type `strng`",
+        ),
+        (
+            "expect = { status = { ge = true } }",
+            "true",
+            "`ge` takes a number or a string, not a boolean",
+        ),
+        (
+            "expect = { headers = { a = { exists = \"no\" } } }",
+            "\"no\"",
+            "`exists` takes `true` or `false`, not a string",
+        ),
+        (
+            "capture = { x = { headr = \"location\" } }",
+            "headr",
+            "unknown key `headr` in capture",
+        ),
+        (
+            "capture = { x = { regex = \"(\" } }",
+            "\"(\"",
+            "invalid regex in capture",
+        ),
     ] {
         let (source, stderr) = lint(expect);
-        assert!(stderr.contains(&format!("error: {message}")), "{expect}: {stderr}");
-        assert!(stderr.contains(&position(&source, needle)), "{expect}: {stderr}");
+        assert!(
+            stderr.contains(&format!("error: {message}")),
+            "{expect}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&position(&source, needle)),
+            "{expect}: {stderr}"
+        );
     }
 }

@@ -245,7 +245,8 @@ impl HttpCheck {
             match spec.extract(&input) {
                 Ok(value) => {
                     if spec.secret() {
-                        ctx.blobs.register_secret(&format!("capture:{name}"), &value);
+                        ctx.blobs
+                            .register_secret(&format!("capture:{name}"), &value);
                     }
                     observation.captures.push((name.clone(), value));
                 }

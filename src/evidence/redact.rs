@@ -830,4 +830,25 @@ mod tests {
         let plain = "GET http://127.0.0.1:18080/u/1";
         assert!(matches!(r.redact(plain), std::borrow::Cow::Borrowed(_)));
     }
+
+    #[test]
+    fn values_registered_at_run_time_are_redacted_by_every_clone() {
+        let r = Arc::new(redactor());
+        let copy = (*r).clone();
+        let learnt = "runtime-canary-4411";
+        assert_eq!(r.redact(learnt), learnt);
+        r.register("capture:session", learnt);
+        let text = format!("session={learnt} b64={}", STANDARD.encode(learnt));
+        for redactor in [&*r, &copy] {
+            let out = redactor.redact(&text).into_owned();
+            assert!(!out.contains(learnt), "{out}");
+            assert!(!out.contains(&STANDARD.encode(learnt)), "{out}");
+            assert!(out.contains("[REDACTED:capture:session]"), "{out}");
+        }
+        // Secrets known from the start still are.
+        assert!(!r.redact(CANARY).contains(CANARY));
+        // Too short to match safely: ignored rather than mangling text.
+        r.register("capture:short", "ab");
+        assert_eq!(r.redact("abc"), "abc");
+    }
 }

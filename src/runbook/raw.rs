@@ -61,9 +61,11 @@ pub(crate) fn deserialize_collecting<'i, T>(
     // aside; those of the last round are the ones still in the table.
     let mut problems = Vec::new();
     let result = collecting_rounds(node, place, diagnostics, &mut problems, deserialize);
-    diagnostics.extend(problems.into_iter().map(|p| {
-        Diagnostic::new(p.message, p.span).with_optional_help(p.help)
-    }));
+    diagnostics.extend(
+        problems
+            .into_iter()
+            .map(|p| Diagnostic::new(p.message, p.span).with_optional_help(p.help)),
+    );
     result
 }
 

@@ -48,6 +48,9 @@ pub struct Capture {
     pub secret: bool,
 }
 
+/// Looks a header up by (lower-case) name.
+pub type HeaderLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// What a capture reads from.
 pub struct CaptureInput<'a> {
     /// The body or stdout, as read.
@@ -55,7 +58,7 @@ pub struct CaptureInput<'a> {
     /// The same, parsed as JSON (when it is JSON).
     pub json: Option<&'a Value>,
     /// A header's value by name, for checks that have headers.
-    pub header: Option<&'a dyn Fn(&str) -> Option<String>>,
+    pub header: Option<HeaderLookup<'a>>,
     /// The status, for checks that have one.
     pub status: Option<u16>,
     /// What `text` is, for messages: "the response body", "stdout".
@@ -133,8 +136,12 @@ impl CaptureSpec {
                     Group::Index(i) => caps.get(*i),
                     Group::Name(name) => caps.name(name),
                 };
-                m.map(|m| m.as_str().to_string())
-                    .ok_or_else(|| format!("the group of /{}/ did not take part in the match", re.as_str()))
+                m.map(|m| m.as_str().to_string()).ok_or_else(|| {
+                    format!(
+                        "the group of /{}/ did not take part in the match",
+                        re.as_str()
+                    )
+                })
             }
         }
     }
@@ -221,7 +228,10 @@ fn parse(node: &Spanned<RawValue>) -> Result<Capture, Vec<Problem>> {
                 span,
             )),
             ("secret", other) => problems.push(problem(
-                format!("`secret` takes `true` or `false`, not {}", other.type_name()),
+                format!(
+                    "`secret` takes `true` or `false`, not {}",
+                    other.type_name()
+                ),
                 span,
             )),
             (other, _) => problems.push(Problem {
@@ -329,7 +339,10 @@ mod tests {
 
     #[test]
     fn failures_say_why() {
-        assert_eq!(extract("\"nope\"").unwrap_err(), "no value at JSON path `nope`");
+        assert_eq!(
+            extract("\"nope\"").unwrap_err(),
+            "no value at JSON path `nope`"
+        );
         assert_eq!(
             extract("{ header = 'x-nope' }").unwrap_err(),
             "no header `x-nope` in the response"

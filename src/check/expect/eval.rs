@@ -92,8 +92,8 @@ pub fn check(predicate: &Predicate, actual: &Actual<'_>, scope: &dyn Scope) -> R
             return Ok(());
         }
         Predicate::Exists(want) => {
-            let present = actual.value.is_some()
-                && actual.elements.as_ref().is_none_or(|e| !e.is_empty());
+            let present =
+                actual.value.is_some() && actual.elements.as_ref().is_none_or(|e| !e.is_empty());
             return if present == *want {
                 Ok(())
             } else {
@@ -185,14 +185,20 @@ pub fn check(predicate: &Predicate, actual: &Actual<'_>, scope: &dyn Scope) -> R
         }
         Predicate::All(inner) => {
             let Some(elements) = elements(actual, value) else {
-                return Err(fail(format!("{} ({}, not a list)", short(value), type_name(value))));
+                return Err(fail(format!(
+                    "{} ({}, not a list)",
+                    short(value),
+                    type_name(value)
+                )));
             };
             for (location, element) in elements {
                 if let Err(failure) = check(inner, &Actual::one(Some(element)), scope) {
                     return Err(Failure {
-                        element: Some(failure.element.map_or(location.clone(), |inner| {
-                            format!("{location} {inner}")
-                        })),
+                        element: Some(
+                            failure
+                                .element
+                                .map_or(location.clone(), |inner| format!("{location} {inner}")),
+                        ),
                         ..failure
                     });
                 }
@@ -201,7 +207,11 @@ pub fn check(predicate: &Predicate, actual: &Actual<'_>, scope: &dyn Scope) -> R
         }
         Predicate::Any(inner) => {
             let Some(elements) = elements(actual, value) else {
-                return Err(fail(format!("{} ({}, not a list)", short(value), type_name(value))));
+                return Err(fail(format!(
+                    "{} ({}, not a list)",
+                    short(value),
+                    type_name(value)
+                )));
             };
             elements
                 .iter()
@@ -276,7 +286,9 @@ pub fn json_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_eq(x, y))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }

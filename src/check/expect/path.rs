@@ -170,6 +170,9 @@ mod tests {
     #[test]
     fn invalid_jsonpath_says_where() {
         let err = Path::parse("$.items[?").unwrap_err();
-        assert!(err.starts_with("invalid JSONPath `$.items[?` at character"), "{err}");
+        assert!(
+            err.starts_with("invalid JSONPath `$.items[?` at character"),
+            "{err}"
+        );
     }
 }

@@ -238,10 +238,7 @@ fn parse_entry(
     let span = value.span();
     let wrong = |what: &str, problems: &mut Vec<Problem>| {
         problems.push(Problem::new(
-            format!(
-                "`{name}` takes {what}, not {}",
-                value.get_ref().type_name()
-            ),
+            format!("`{name}` takes {what}, not {}", value.get_ref().type_name()),
             span.clone(),
         ));
     };
@@ -399,15 +396,13 @@ fn expect_length(node: &Node, problems: &mut Vec<Problem>) {
 
 fn operand(node: &Node, problems: &mut Vec<Problem>) -> Operand {
     match node.get_ref() {
-        RawValue::String(s) if s.contains("{{") => {
-            match Template::parse_at(s, node.span()) {
-                Ok(t) => Operand::Template(t),
-                Err(err) => {
-                    problems.push(Problem::new(err, node.span()));
-                    Operand::Literal(Value::Null)
-                }
+        RawValue::String(s) if s.contains("{{") => match Template::parse_at(s, node.span()) {
+            Ok(t) => Operand::Template(t),
+            Err(err) => {
+                problems.push(Problem::new(err, node.span()));
+                Operand::Literal(Value::Null)
             }
-        }
+        },
         _ => Operand::Literal(to_json(node.get_ref())),
     }
 }
@@ -419,7 +414,9 @@ pub fn to_json(value: &RawValue) -> Value {
         RawValue::Integer(i) => Value::from(*i),
         RawValue::Float(f) => Value::from(*f),
         RawValue::Bool(b) => Value::Bool(*b),
-        RawValue::Array(items) => Value::Array(items.iter().map(|i| to_json(i.get_ref())).collect()),
+        RawValue::Array(items) => {
+            Value::Array(items.iter().map(|i| to_json(i.get_ref())).collect())
+        }
         RawValue::Table(entries) => Value::Object(
             entries
                 .iter()
@@ -550,14 +547,23 @@ pub(crate) mod tests {
         assert!(problems("{ matches = \"(\" }")[0]
             .0
             .starts_with("invalid regex in `matches`"));
-        assert_eq!(problems("{ exists = 1 }")[0].0, "`exists` takes `true` or `false`, not an integer");
+        assert_eq!(
+            problems("{ exists = 1 }")[0].0,
+            "`exists` takes `true` or `false`, not an integer"
+        );
         assert_eq!(
             problems("{ type = \"numbr\" }")[0].2.as_deref(),
             Some("did you mean `number`?")
         );
-        assert_eq!(problems("{ any_of = [] }")[0].0, "`any_of` is empty: nothing could match");
+        assert_eq!(
+            problems("{ any_of = [] }")[0].0,
+            "`any_of` is empty: nothing could match"
+        );
         assert_eq!(problems("{}")[0].0, "empty predicate table");
-        assert_eq!(problems("{ starts_with = 1 }")[0].0, "`starts_with` takes a string, not an integer");
+        assert_eq!(
+            problems("{ starts_with = 1 }")[0].0,
+            "`starts_with` takes a string, not an integer"
+        );
     }
 
     #[test]

@@ -49,14 +49,22 @@ fn literal_and_eq() {
     pass("{ eq = \"ok\" }", json!("ok"));
     pass("{ eq = { a = [1, 2] } }", json!({"a": [1, 2]}));
     fail("3", Some(json!(4)), "JSON $.x: actual 4, expected 3");
-    fail("{ eq = \"ok\" }", Some(json!("down")), "JSON $.x: actual \"down\", expected \"ok\"");
+    fail(
+        "{ eq = \"ok\" }",
+        Some(json!("down")),
+        "JSON $.x: actual \"down\", expected \"ok\"",
+    );
     fail("3", None, "JSON $.x: actual absent, expected 3");
 }
 
 #[test]
 fn ne() {
     pass("{ ne = 0 }", json!(1));
-    fail("{ ne = 0 }", Some(json!(0)), "JSON $.x: actual 0, expected != 0");
+    fail(
+        "{ ne = 0 }",
+        Some(json!(0)),
+        "JSON $.x: actual 0, expected != 0",
+    );
 }
 
 #[test]
@@ -66,11 +74,30 @@ fn orderings() {
     pass("{ lt = 3.5 }", json!(3));
     pass("{ le = 3 }", json!(3));
     pass("{ ge = 200, lt = 300 }", json!(204));
-    pass("{ gt = \"2025-01-01T00:00:00Z\" }", json!("2026-12-05T23:00:00Z"));
-    fail("{ gt = 5 }", Some(json!(3)), "JSON $.x: actual 3, expected > 5");
-    fail("{ ge = 5 }", Some(json!(3)), "JSON $.x: actual 3, expected >= 5");
-    fail("{ lt = 3 }", Some(json!(3)), "JSON $.x: actual 3, expected < 3");
-    fail("{ le = 2 }", Some(json!(3)), "JSON $.x: actual 3, expected <= 2");
+    pass(
+        "{ gt = \"2025-01-01T00:00:00Z\" }",
+        json!("2026-12-05T23:00:00Z"),
+    );
+    fail(
+        "{ gt = 5 }",
+        Some(json!(3)),
+        "JSON $.x: actual 3, expected > 5",
+    );
+    fail(
+        "{ ge = 5 }",
+        Some(json!(3)),
+        "JSON $.x: actual 3, expected >= 5",
+    );
+    fail(
+        "{ lt = 3 }",
+        Some(json!(3)),
+        "JSON $.x: actual 3, expected < 3",
+    );
+    fail(
+        "{ le = 2 }",
+        Some(json!(3)),
+        "JSON $.x: actual 3, expected <= 2",
+    );
     fail(
         "{ ge = 200, lt = 300 }",
         Some(json!(404)),
@@ -132,7 +159,11 @@ fn contains_on_arrays_and_objects() {
 fn exists() {
     pass("{ exists = true }", json!(null));
     assert_eq!(run("{ exists = false }", None), Ok(()));
-    fail("{ exists = true }", None, "JSON $.x: actual absent, expected to exist");
+    fail(
+        "{ exists = true }",
+        None,
+        "JSON $.x: actual absent, expected to exist",
+    );
     fail(
         "{ exists = false }",
         Some(json!(1)),
@@ -146,8 +177,16 @@ fn empty() {
     pass("{ empty = true }", json!([]));
     pass("{ empty = true }", json!({}));
     pass("{ empty = false }", json!([1]));
-    fail("{ empty = true }", Some(json!([1])), "JSON $.x: actual [1], expected empty");
-    fail("{ empty = false }", Some(json!("")), "JSON $.x: actual \"\", expected not empty");
+    fail(
+        "{ empty = true }",
+        Some(json!([1])),
+        "JSON $.x: actual [1], expected empty",
+    );
+    fail(
+        "{ empty = false }",
+        Some(json!("")),
+        "JSON $.x: actual \"\", expected not empty",
+    );
     fail(
         "{ empty = true }",
         Some(json!(0)),
@@ -266,7 +305,9 @@ fn json_expect(src: &str) -> JsonExpect {
     struct Doc {
         json: JsonExpect,
     }
-    toml::from_str::<Doc>(&format!("json = {src}\n")).unwrap().json
+    toml::from_str::<Doc>(&format!("json = {src}\n"))
+        .unwrap()
+        .json
 }
 
 #[test]
@@ -306,5 +347,8 @@ fn invalid_paths_are_load_problems() {
     let expect = json_expect("{ \"$.items[?\" = 1 }");
     let problems = expect.problems();
     assert_eq!(problems.len(), 1);
-    assert!(problems[0].message.starts_with("invalid JSONPath"), "{problems:?}");
+    assert!(
+        problems[0].message.starts_with("invalid JSONPath"),
+        "{problems:?}"
+    );
 }
