@@ -132,12 +132,7 @@ pub(crate) fn validate_steps(
                 } else {
                     span
                 };
-                // A kind may add help after a `\nhelp: ` line (did you mean…).
-                let diagnostic = match message.split_once("\nhelp: ") {
-                    Some((message, help)) => Diagnostic::new(message, span).with_help(help),
-                    None => Diagnostic::new(message, span),
-                };
-                diagnostics.push(diagnostic);
+                diagnostics.push(Diagnostic::new(message, span));
             }
         }
     }
