@@ -65,6 +65,27 @@ async fn fly_authorization_scheme_follows_token_type() {
 }
 
 #[tokio::test]
+async fn fly_json_predicates_see_the_machines_as_the_api_returns_them() {
+    let fly = support::fly::start().await;
+    let scope = fly_scope(&fly.url, FO1_TOKEN);
+    let pass = fly_spec(
+        "hotdash-chatwoot",
+        "json = { \"$.machines[*].state\" = { all = \"started\", len = 2 } }",
+    );
+    let got = probe(&pass, &scope).await;
+    assert!(got.passed(), "{}", got.reason());
+    let fail = fly_spec(
+        "stopped-worker",
+        "json = { \"$.machines[*].state\" = { all = \"started\" } }",
+    );
+    let got = probe(&fail, &scope).await;
+    assert_eq!(
+        got.reason(),
+        "Fly API JSON $.machines[*].state: element $['machines'][1]['state']: actual \"stopped\", expected \"started\""
+    );
+}
+
+#[tokio::test]
 async fn fly_stopped_worker_names_the_group() {
     let fly = support::fly::start().await;
     let check = fly_spec("stopped-worker", "process_groups = [\"web\", \"worker\"]");

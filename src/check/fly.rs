@@ -75,6 +75,10 @@ pub struct FlyExpect {
     /// The release version (`fly_release_version`) every counted machine must run.
     #[serde(default)]
     pub release_version: Option<String>,
+    /// Predicates on `{ "app": <app>, "machines": [<machine>, ...] }` as the
+    /// Machines API returns them: `"$.machines[*].state" = { all = "started" }`.
+    #[serde(default)]
+    pub json: super::expect::JsonExpect,
 }
 
 impl Default for FlyExpect {
@@ -88,6 +92,7 @@ impl Default for FlyExpect {
             regions: Vec::new(),
             image: None,
             release_version: None,
+            json: super::expect::JsonExpect::default(),
         }
     }
 }
@@ -228,14 +233,25 @@ impl FlyAppCheck {
                 }
             }
         };
+        let counted = |m: &Machine| {
+            self.include_destroyed || !matches!(m.state.as_str(), "destroyed" | "destroying")
+        };
+        let doc = (!self.expect.json.is_empty()).then(|| {
+            let listed: Vec<&Value> = machines
+                .iter()
+                .filter(|m| counted(&Machine::from_json(m)))
+                .collect();
+            json!({ "app": app_info, "machines": listed })
+        });
         let machines: Vec<Machine> = machines
             .iter()
             .map(Machine::from_json)
-            .filter(|m| {
-                self.include_destroyed || !matches!(m.state.as_str(), "destroyed" | "destroying")
-            })
+            .filter(counted)
             .collect();
-        let failures = self.evaluate(&machines);
+        let mut failures = self.evaluate(&machines);
+        if let Some(doc) = &doc {
+            failures.extend(self.expect.json.unmet("Fly API JSON", doc, ctx.scope));
+        }
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {

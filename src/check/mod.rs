@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod dns;
+pub mod expect;
 pub mod fly;
 pub mod http;
 pub mod json;

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, RwLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -163,6 +163,17 @@ pub struct Redactor {
     names: Vec<String>,
     /// Names whose values were too short to be patterns.
     weak: Vec<String>,
+    /// Values registered while the run goes on (secret captures), shared by
+    /// every clone, so that the journal, the blob store and the terminal all
+    /// redact a value from the moment it is registered.
+    runtime: Arc<RwLock<Runtime>>,
+}
+
+/// Secrets learnt at run time and the redactor built from them.
+#[derive(Default)]
+struct Runtime {
+    pairs: Vec<(String, String)>,
+    redactor: Option<Box<Redactor>>,
 }
 
 /// Never prints values (the automaton's debug output would).
@@ -244,7 +255,22 @@ impl Redactor {
             patterns,
             names,
             weak,
+            runtime: Arc::default(),
         }
+    }
+
+    /// Registers a secret found at run time (a `secret = true` capture):
+    /// from now on it is redacted, with its derived values and encodings,
+    /// by this redactor and every clone of it, as `[REDACTED:NAME]`.
+    pub fn register(&self, name: &str, value: &str) {
+        if value.trim().len() < MIN_SECRET_LEN {
+            // Too short to match safely; structural rules still apply.
+            return;
+        }
+        let mut runtime = self.runtime.write().unwrap_or_else(|e| e.into_inner());
+        runtime.pairs.push((name.to_string(), value.to_string()));
+        let redactor = Redactor::new(&runtime.pairs);
+        runtime.redactor = Some(Box::new(redactor));
     }
 
     /// Redacts text. Returns the input unchanged (borrowed, no allocation)
@@ -264,6 +290,14 @@ impl Redactor {
     /// Redacts bytes (bodies, command output); binary content is fine.
     pub fn redact_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
         let valued = self.redact_values(bytes);
+        let valued = {
+            let runtime = self.runtime.read().unwrap_or_else(|e| e.into_inner());
+            match (&runtime.redactor, valued) {
+                (None, valued) => valued,
+                (Some(learnt), Cow::Borrowed(b)) => learnt.redact_values(b),
+                (Some(learnt), Cow::Owned(b)) => Cow::Owned(learnt.redact_values(&b).into_owned()),
+            }
+        };
         match valued {
             Cow::Borrowed(b) => redact_structural(b),
             Cow::Owned(b) => match redact_structural(&b) {
@@ -844,5 +878,26 @@ mod tests {
         // A URL without credentials takes the fast path untouched.
         let plain = "GET http://127.0.0.1:18080/u/1";
         assert!(matches!(r.redact(plain), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn values_registered_at_run_time_are_redacted_by_every_clone() {
+        let r = Arc::new(redactor());
+        let copy = (*r).clone();
+        let learnt = "runtime-canary-4411";
+        assert_eq!(r.redact(learnt), learnt);
+        r.register("capture:session", learnt);
+        let text = format!("session={learnt} b64={}", STANDARD.encode(learnt));
+        for redactor in [&*r, &copy] {
+            let out = redactor.redact(&text).into_owned();
+            assert!(!out.contains(learnt), "{out}");
+            assert!(!out.contains(&STANDARD.encode(learnt)), "{out}");
+            assert!(out.contains("[REDACTED:capture:session]"), "{out}");
+        }
+        // Secrets known from the start still are.
+        assert!(!r.redact(CANARY).contains(CANARY));
+        // Too short to match safely: ignored rather than mangling text.
+        r.register("capture:short", "ab");
+        assert_eq!(r.redact("abc"), "abc");
     }
 }

@@ -427,6 +427,10 @@ pub struct BlobStore {
 }
 
 impl BlobSink for BlobStore {
+    fn register_secret(&self, name: &str, value: &str) {
+        self.redactor.register(name, value);
+    }
+
     fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef> {
         let redacted = self.redactor.redact_bytes(bytes);
         let hex = sha256_hex(&redacted);
