@@ -44,9 +44,10 @@ pub struct RunArgs {
     /// Where bundles are written: <DIR>/<runbook name>/<timestamp>-<run id>/.
     #[arg(long, default_value = "artifacts", value_name = "DIR")]
     pub artifacts: PathBuf,
-    /// Run steps marked `mutating = true`.
-    #[arg(long)]
-    pub allow_mutations: bool,
+    /// Run steps marked `mutating = true`; `=TAG,...` runs only those with
+    /// one of these tags (e.g. `--allow-mutations=qa-writes`).
+    #[arg(long, value_name = "TAGS", num_args = 0..=1, require_equals = true)]
+    pub allow_mutations: Option<Option<String>>,
     /// Refuse to run an expired runbook.
     #[arg(long)]
     pub strict: bool,

@@ -11,7 +11,7 @@ use crate::cli::exit::ExitStatus;
 use crate::core::duration::format_duration;
 use crate::core::record::RunVerdict;
 use crate::core::template::Template;
-use crate::engine::{Cancel, RunOptions, RunScope};
+use crate::engine::{Cancel, Mutations, RunOptions, RunScope};
 use crate::evidence::Redactor;
 use crate::report::{self, TerminalReporter};
 use crate::runbook::{expiry_warning, load_runbook, LoadError, Runbook, SecretStore};
@@ -38,7 +38,7 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
         eprintln!("runproof: warning: {warning}");
     }
     let options = RunOptions {
-        allow_mutations: args.allow_mutations,
+        mutations: mutations(args.allow_mutations.as_ref())?,
         only: args.only.clone(),
     };
     for id in &options.only {
@@ -52,6 +52,61 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let env = |name: &str| std::env::var(name).ok();
     let finished = execute(&runbook, &options, &env, &args.artifacts, args.json).await?;
     Ok(finished.status)
+}
+
+/// The run's last line: the verdict and what each step came to, e.g.
+/// `passed: 3 passed, 12 skipped` or `escalated: 1 escalated, 2 blocked, 4 passed`.
+fn closing_line(outcome: &crate::engine::RunOutcome) -> String {
+    let count = |verdict: &str| outcome.counts.get(verdict).copied().unwrap_or(0);
+    let parts: Vec<String> = [
+        ("escalated", "escalated"),
+        ("blocked", "blocked"),
+        ("interrupted", "interrupted"),
+        ("pass", "passed"),
+        ("skipped", "skipped"),
+    ]
+    .iter()
+    .filter(|(key, _)| count(key) > 0)
+    .map(|(key, label)| format!("{} {label}", count(key)))
+    .collect();
+    let counts = parts.join(", ");
+    match outcome.verdict {
+        RunVerdict::Pass => format!("passed: {counts}"),
+        RunVerdict::Escalated if count("escalated") == 0 => {
+            format!("blocked: {counts} (see the steps marked blocked)")
+        }
+        RunVerdict::Escalated => {
+            format!("escalated: {counts} (see the steps marked escalated/blocked)")
+        }
+        RunVerdict::Halted => {
+            format!("halted after an escalation (on_escalate = \"halt\"): {counts}")
+        }
+        RunVerdict::Interrupted => {
+            format!("interrupted; the bundle is sealed as interrupted: {counts}")
+        }
+    }
+}
+
+/// `--allow-mutations` (every mutating step) or `--allow-mutations=TAG,...`.
+fn mutations(flag: Option<&Option<String>>) -> Result<Mutations, CliError> {
+    Ok(match flag {
+        None => Mutations::Forbidden,
+        Some(None) => Mutations::All,
+        Some(Some(list)) => {
+            let tags: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect();
+            if tags.is_empty() {
+                return Err(CliError::invalid(
+                    "--allow-mutations=: name at least one tag, or give the flag without `=` to allow every mutating step",
+                ));
+            }
+            Mutations::Tagged(tags)
+        }
+    })
 }
 
 /// Runs a loaded runbook into a new bundle under `artifacts`, printing
@@ -131,16 +186,7 @@ pub async fn execute(
         let _ = writeln!(stdout, "{}", redactor.redact(&text));
     } else {
         let table = report::table::render_steps(&summary);
-        let verdict = match outcome.verdict {
-            RunVerdict::Pass => "all steps passed".to_string(),
-            RunVerdict::Escalated => {
-                "escalated: see the steps marked escalated/blocked".to_string()
-            }
-            RunVerdict::Halted => "halted after an escalation (on_escalate = \"halt\")".to_string(),
-            RunVerdict::Interrupted => {
-                "interrupted; the bundle is sealed as interrupted".to_string()
-            }
-        };
+        let verdict = closing_line(&outcome);
         let _ = writeln!(
             stdout,
             "\n{}\n{}: {verdict}",

@@ -20,11 +20,43 @@ use crate::evidence::BundleWriter;
 use crate::runbook::model::{OnEscalate, Runbook, Step};
 use crate::runbook::SecretStore;
 
+/// Which mutating steps may run (`--allow-mutations[=TAG,...]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Mutations {
+    /// None: a read-only run (the default).
+    #[default]
+    Forbidden,
+    /// Every mutating step.
+    All,
+    /// Only mutating steps carrying one of these tags.
+    Tagged(Vec<String>),
+}
+
+impl Mutations {
+    /// Why `step` may not run, when it is mutating and not allowed.
+    fn refusal(&self, step: &Step) -> Option<String> {
+        if !step.mutating {
+            return None;
+        }
+        match self {
+            Mutations::All => None,
+            Mutations::Forbidden => {
+                Some("mutating step: pass --allow-mutations to run it".to_string())
+            }
+            Mutations::Tagged(tags) if step.tags.iter().any(|t| tags.contains(t)) => None,
+            Mutations::Tagged(tags) => Some(format!(
+                "mutating step without an allowed tag (--allow-mutations={})",
+                tags.join(",")
+            )),
+        }
+    }
+}
+
 /// Choices the operator makes on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Run steps marked `mutating = true`.
-    pub allow_mutations: bool,
+    /// Which steps marked `mutating = true` run.
+    pub mutations: Mutations,
     /// Run only these steps (and the steps they depend on).
     pub only: Vec<String>,
 }
@@ -82,7 +114,11 @@ pub async fn drive_runbook<P: Probe>(
             OnEscalate::Continue => "continue".into(),
             OnEscalate::Halt => "halt".into(),
         },
-        allow_mutations: options.allow_mutations,
+        allow_mutations: options.mutations != Mutations::Forbidden,
+        mutation_tags: match &options.mutations {
+            Mutations::Tagged(tags) => tags.clone(),
+            _ => Vec::new(),
+        },
         only: options.only.clone(),
     })?;
 
@@ -108,13 +144,10 @@ pub async fn drive_runbook<P: Probe>(
             ))
         } else if !selected.contains(step.id.as_str()) {
             Some((StepVerdict::Skipped, "not selected by --only".to_string()))
-        } else if step.mutating && !options.allow_mutations {
-            Some((
-                StepVerdict::Skipped,
-                "mutating step: pass --allow-mutations to run it".to_string(),
-            ))
+        } else if let Some(reason) = options.mutations.refusal(step) {
+            Some((StepVerdict::Skipped, reason))
         } else {
-            blocked_reason(step, &verdicts).map(|reason| (StepVerdict::Blocked, reason))
+            dependency_verdict(step, &verdicts)
         };
         if let Some((verdict, reason)) = not_run {
             journal.emit(Event::StepEnd {
@@ -217,21 +250,37 @@ fn select_steps<'a>(runbook: &'a Runbook, only: &[String]) -> HashSet<&'a str> {
     selected
 }
 
-/// Why a step cannot run because of its dependencies, if it cannot.
-fn blocked_reason(step: &Step, verdicts: &HashMap<&str, StepVerdict>) -> Option<String> {
-    let failed: Vec<String> = step
-        .depends_on
-        .iter()
-        .filter_map(|dep| match verdicts.get(dep.as_str()) {
-            Some(StepVerdict::Pass) => None,
-            Some(verdict) => Some(format!("`{dep}` ({})", verdict.as_str())),
-            None => Some(format!("`{dep}` (not run yet)")),
-        })
-        .collect();
-    if failed.is_empty() {
-        None
+/// Whether a step cannot run because of its dependencies: **blocked** when
+/// one of them failed (escalated, blocked, interrupted, not run), **skipped**
+/// when they only were skipped — a read-only run leaves the steps after a
+/// mutating one unrun, which is not a failure of anything.
+fn dependency_verdict(
+    step: &Step,
+    verdicts: &HashMap<&str, StepVerdict>,
+) -> Option<(StepVerdict, String)> {
+    let mut failed = Vec::new();
+    let mut skipped = Vec::new();
+    for dep in &step.depends_on {
+        match verdicts.get(dep.as_str()) {
+            Some(StepVerdict::Pass) => {}
+            Some(StepVerdict::Skipped) => skipped.push(format!("`{dep}` (skipped)")),
+            Some(verdict) => failed.push(format!("`{dep}` ({})", verdict.as_str())),
+            None => failed.push(format!("`{dep}` (not run yet)")),
+        }
+    }
+    if !failed.is_empty() {
+        failed.extend(skipped);
+        Some((
+            StepVerdict::Blocked,
+            format!("depends on {}", failed.join(", ")),
+        ))
+    } else if !skipped.is_empty() {
+        Some((
+            StepVerdict::Skipped,
+            format!("not run: depends on {}", skipped.join(", ")),
+        ))
     } else {
-        Some(format!("depends on {}", failed.join(", ")))
+        None
     }
 }
 

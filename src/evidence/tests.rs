@@ -136,6 +136,7 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
         steps: vec![planned("health"), planned("api"), planned("db")],
         on_escalate: "continue".to_string(),
         allow_mutations: false,
+        mutation_tags: Vec::new(),
         only: Vec::new(),
     })
     .unwrap();
@@ -644,6 +645,7 @@ fn secret_scan_finds_planted_canary_without_printing_it() {
         steps: Vec::new(),
         on_escalate: "continue".to_string(),
         allow_mutations: false,
+        mutation_tags: Vec::new(),
         only: Vec::new(),
     })
     .unwrap();
@@ -716,6 +718,7 @@ fn sweep_with_interleaved_steps_and_listen_deliveries_verify() {
         steps: vec![planned("a"), planned("b")],
         on_escalate: "continue".to_string(),
         allow_mutations: false,
+        mutation_tags: Vec::new(),
         only: Vec::new(),
     })
     .unwrap();
@@ -795,6 +798,7 @@ fn batched_writer_is_fast_and_chains() {
         steps,
         on_escalate: "continue".to_string(),
         allow_mutations: false,
+        mutation_tags: Vec::new(),
         only: Vec::new(),
     })
     .unwrap();
@@ -918,6 +922,7 @@ fn create_refuses_unsafe_names_and_reuse() {
             steps: Vec::new(),
             on_escalate: "halt".to_string(),
             allow_mutations: false,
+            mutation_tags: Vec::new(),
             only: Vec::new(),
         })
         .unwrap();

@@ -198,6 +198,7 @@ pub async fn run_sweep(
             .collect(),
         on_escalate: "continue".into(),
         allow_mutations: false,
+        mutation_tags: Vec::new(),
         only: Vec::new(),
     })?;
 
