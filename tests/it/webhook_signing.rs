@@ -2,8 +2,6 @@
 //! `webhook sign` / `webhook verify` command logic (including the printed curl
 //! snippet, run for real against a local receiver).
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -3,8 +3,6 @@
 //! bound, latency percentiles, Prometheus/JUnit/Markdown outputs, shards,
 //! `--only`, baselines, `--watch` with SIGINT, invalid input and secrets.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
@@ -12,7 +10,7 @@ use std::process::{Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 /// Timing-sensitive tests hold this exclusively; every other test holds it
@@ -26,14 +24,6 @@ fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
 fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
     CPU.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
-
-/// Short retry policy so a failing check costs ~70 ms, not seconds.
-const FAST: &str = r#"
-[defaults]
-retries = 2
-backoff = { initial = "20ms", max = "50ms", jitter = false }
-timeout = "2s"
-"#;
 
 fn check_file(body: &str) -> String {
     format!("{FAST}\n{body}")

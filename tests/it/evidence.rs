@@ -5,24 +5,15 @@
 //! reach the terminal or any byte of a bundle, and concurrent runs never share
 //! a bundle.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use base64::Engine as _;
-use common::*;
 use serde_json::Value;
-
-const FAST: &str = r#"
-[defaults]
-retries = 2
-backoff = { initial = "20ms", max = "50ms", jitter = false }
-timeout = "2s"
-"#;
 
 /// A runbook whose bundle has every kind of file: a pass, a pass after a
 /// retry, an escalation, and command output (blobs).

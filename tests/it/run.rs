@@ -2,18 +2,9 @@
 //! 127.0.0.1 — retries, escalation, halt/continue, blocking, timeouts,
 //! process-group kills, captures, mutations and exit codes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
-
-const FAST: &str = r#"
-[defaults]
-retries = 2
-backoff = { initial = "50ms", max = "200ms", jitter = false }
-timeout = "2s"
-"#;
+use crate::support::*;
 
 fn runbook(name: &str, body: &str) -> String {
     format!("[runbook]\nname = \"{name}\"\nowner = \"sre-oncall\"\n{FAST}\n{body}")

@@ -3,15 +3,13 @@
 //! secrets and `--strict`, and `webhook sign|verify|listen` with the
 //! documented Chatwoot vector (the secret only ever in the environment).
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 const SECRET_ENV: &str = "RUNPROOF_TEST_WEBHOOK_SECRET";
@@ -499,15 +497,6 @@ fn webhook_sign_and_verify_match_the_documented_vector() {
         "no --secret flag exists: {}",
         describe(&output)
     );
-}
-
-/// A free port on 127.0.0.1 (released for the listener to take).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// POSTs `body` with `headers` over HTTP/1.1 and returns the status code.

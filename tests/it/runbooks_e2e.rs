@@ -6,10 +6,6 @@
 //! journal, that secrets appear nowhere, and that `runproof verify` accepts
 //! every bundle.
 
-mod common;
-#[path = "support/platform/mod.rs"]
-mod platform;
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,20 +17,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use common::*;
-
-/// Short policies so the whole file runs in seconds.
-const FAST: &str = r#"
-[defaults]
-retries = 2
-backoff = { initial = "20ms", max = "50ms", jitter = false }
-timeout = "3s"
-"#;
+use crate::support::*;
 
 /// The Fly deploy token of the fixture: two macaroon parts, both canaries.
-const FLY_TOKEN: &str = "FlyV1 fm2_canaryAAA,fm2_canaryBBB";
+const FLY_TOKEN: &str = crate::support::fly::DEPLOY_TOKEN;
+/// The one `Authorization` header the Fly fixture accepts for [`FLY_TOKEN`].
+const FLY_AUTHORIZATION: &str = "FlyV1 fm2_canaryAAA,fm2_canaryBBB";
 /// Password sent to the servers; it must never be printed or stored.
-const PG_CANARY: &str = "pgCanary-e2e-5c0d";
+const PG_CANARY: &str = crate::support::services::PG_PASSWORD;
 /// The Chatwoot webhook secret.
 const WEBHOOK_CANARY: &str = "whCanary-e2e-90b1";
 /// The Chatwoot API access token the stand-in accepts.
@@ -112,22 +102,12 @@ fn last_reason(events: &[Value], step: &str) -> String {
 
 /// Fails if any canary is in the run's stdout or stderr or in any file under `dir`.
 fn assert_nowhere(output: &Output, dir: &Path, canaries: &[&str]) {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let files = files_under(dir);
-    assert!(!files.is_empty(), "nothing under {}", dir.display());
-    for canary in canaries {
-        assert!(!stdout.contains(canary), "{canary} in stdout:\n{stdout}");
-        assert!(!stderr.contains(canary), "{canary} in stderr:\n{stderr}");
-        for file in &files {
-            let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
-            assert!(!text.contains(canary), "{canary} in {}", file.display());
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    platform::closed_port()
+    assert!(
+        !files_under(dir).is_empty(),
+        "nothing under {}",
+        dir.display()
+    );
+    crate::support::canary::assert_nowhere(output, dir, canaries);
 }
 
 /// Waits until something accepts connections on `port`.
@@ -232,10 +212,10 @@ async fn accept_everything() -> SocketAddr {
 
 #[test]
 fn chatwoot_on_fly_runbook_passes_every_step_once() {
-    use platform::tls::{ca, days_from_now, leaf, serve};
+    use crate::support::tls::{ca, days_from_now, leaf, serve};
     let fixtures = Fixtures::new();
-    let fly = fixtures.start(platform::fly::start());
-    let supabase = fixtures.start(platform::supabase::start());
+    let fly = fixtures.start(crate::support::fly::start());
+    let supabase = fixtures.start(crate::support::supabase::start());
     let chatwoot = fixtures.start(stand_in_chatwoot(None, WEBHOOK_CANARY));
     let test_ca = ca();
     let tls_port = fixtures.start(serve(leaf(
@@ -341,7 +321,8 @@ expect = {{ info = {{ role = "master" }}, max_latency = "1s" }}
         ca_file = ca_file.display(),
     );
     let path = ws.write("chatwoot-fly.toml", &runbook);
-    let dsn = format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres");
+    let dsn = crate::support::services::postgres_url("postgres", "");
+    let redis_url = format!("redis://{}/0", crate::support::services::redis().addr());
     let output = ws.run_with_env(
         &path,
         &[],
@@ -349,8 +330,11 @@ expect = {{ info = {{ role = "master" }}, max_latency = "1s" }}
             ("FLY_API_TOKEN", FLY_TOKEN),
             ("FLY_API_BASE_URL", &fly.url),
             ("DATABASE_URL", &dsn),
-            ("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            ("SUPABASE_ANON_KEY", platform::supabase::PUBLISHABLE_KEY),
+            ("REDIS_URL", &redis_url),
+            (
+                "SUPABASE_ANON_KEY",
+                crate::support::supabase::PUBLISHABLE_KEY,
+            ),
         ],
     );
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
@@ -398,7 +382,7 @@ expect = {{ info = {{ role = "master" }}, max_latency = "1s" }}
     let seen = fly.seen.lock().unwrap();
     assert!(!seen.authorizations.is_empty());
     assert!(
-        seen.authorizations.iter().all(|a| a == FLY_TOKEN),
+        seen.authorizations.iter().all(|a| a == FLY_AUTHORIZATION),
         "{:?}",
         seen.authorizations
     );
@@ -437,7 +421,7 @@ hint = "fly status --app {app}"
 #[test]
 fn fly_machine_starting_passes_on_the_third_attempt() {
     let fixtures = Fixtures::new();
-    let fly = fixtures.start(platform::fly::start());
+    let fly = fixtures.start(crate::support::fly::start());
     let ws = Workspace::new();
     let path = ws.write(
         "slow.toml",
@@ -476,7 +460,7 @@ fn fly_machine_starting_passes_on_the_third_attempt() {
 #[test]
 fn fly_stopped_worker_escalates_after_three_attempts_naming_the_group() {
     let fixtures = Fixtures::new();
-    let fly = fixtures.start(platform::fly::start());
+    let fly = fixtures.start(crate::support::fly::start());
     let ws = Workspace::new();
     let path = ws.write(
         "stopped.toml",
@@ -518,7 +502,7 @@ fn fly_stopped_worker_escalates_after_three_attempts_naming_the_group() {
 #[test]
 fn fly_unknown_app_and_bad_token_escalate_after_one_attempt() {
     let fixtures = Fixtures::new();
-    let fly = fixtures.start(platform::fly::start());
+    let fly = fixtures.start(crate::support::fly::start());
     let ws = Workspace::new();
     let path = ws.write(
         "permanent.toml",
@@ -576,7 +560,7 @@ fn fly_unknown_app_and_bad_token_escalate_after_one_attempt() {
 
 #[test]
 fn postgres_wrong_password_escalates_once_without_leaking_it() {
-    use platform::pgwire::{start, Behaviour};
+    use crate::support::pgwire::{start, Behaviour};
     let fixtures = Fixtures::new();
     let fake = fixtures.start(start(Behaviour::WrongPassword));
     let ws = Workspace::new();
@@ -737,11 +721,7 @@ fn webhook_step_passes_against_a_verifying_receiver() {
         ]
     );
     // `show` gives QA the same facts in one line.
-    let shown = common::runproof()
-        .arg("show")
-        .arg(&bundle)
-        .output()
-        .unwrap();
+    let shown = runproof().arg("show").arg(&bundle).output().unwrap();
     assert_eq!(shown.status.code(), Some(0), "{}", describe(&shown));
     let shown_text = String::from_utf8_lossy(&shown.stdout);
     let probe_line = shown_text
@@ -777,7 +757,7 @@ fn webhook_step_passes_against_a_verifying_receiver() {
     let verified = verify(&listen_bundle, &[]);
     assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
     assert_eq!(
-        records(&common::events(&listen_bundle), "delivery", None).len(),
+        records(&crate::support::events(&listen_bundle), "delivery", None).len(),
         4
     );
 

@@ -1,10 +1,10 @@
 //! The `webhook` and `webhook-delivery` checks and the delivery listener,
 //! against real HTTP servers on 127.0.0.1 (random ports).
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::free_port;
+use crate::support::probe::{self as support, context, MapScope, MemoryBlobs};
 use axum::http::StatusCode;
 use axum::Router;
 use runproof::check::{CheckSpec, Clients, Observation, Outcome};
@@ -12,7 +12,6 @@ use runproof::webhook::events::{sample_body, SampleEvent, SampleParams};
 use runproof::webhook::listener::{listen_command, ListenArgs};
 use runproof::webhook::signature::sign;
 use runproof::webhook::{Listener, ListenerConfig};
-use support::{context, free_port, MapScope, MemoryBlobs};
 
 const CANARY: &str = "canary-Wh00k-secret-7d1e";
 
