@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 use serde_json::Value;
@@ -603,7 +603,6 @@ fn webhook_listen_records_deliveries_and_seals_on_sigint() {
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
         0
     );
-    let started = Instant::now();
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let status = child.wait().unwrap();
@@ -614,7 +613,6 @@ fn webhook_listen_records_deliveries_and_seals_on_sigint() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10));
     let all = format!("{}{rest}", lines.concat());
     // Ctrl-C is how a listener is meant to stop: it seals and exits 0.
     assert_eq!(status.code(), Some(0), "stdout:\n{all}\nstderr:\n{stderr}");
