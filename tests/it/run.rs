@@ -93,6 +93,45 @@ fn step_passing_on_third_attempt_records_three_attempts_and_two_backoffs() {
     assert_eq!(junit.matches("<flakyFailure").count(), 2, "{junit}");
 }
 
+/// No `[defaults]`, no step policy: the built-in default of two retries
+/// applies (README: `retries = 2`, backoff from 1 s doubling, jitter on), so a
+/// step that always fails reaches the server exactly three times, with two
+/// backoff records in between.
+#[test]
+fn built_in_default_is_two_retries_with_backoff() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let path = ws.write(
+        "defaults.toml",
+        &format!(
+            "[runbook]\nname = \"defaults\"\nowner = \"sre-oncall\"\n\n\
+             [[step]]\nid = \"down\"\ncheck = \"http\"\nurl = \"{}/flaky/down/1000\"\n",
+            server.url()
+        ),
+    );
+    let output = ws.run(&path, &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert_eq!(server.calls("down"), 3, "one attempt and two retries");
+    let events = events(&bundle_path(&output));
+    assert_eq!(records(&events, "attempt.end", Some("down")).len(), 3);
+    let backoffs = records(&events, "backoff", Some("down"));
+    let after: Vec<u64> = backoffs
+        .iter()
+        .map(|b| b["after_attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(after, [1, 2], "{backoffs:?}");
+    // Doubling from 1 s; jitter adds at most one base delay.
+    for (backoff, base) in backoffs.iter().zip([1000, 2000]) {
+        let delay = backoff["delay_ms"].as_u64().unwrap();
+        assert!(
+            (base..=2 * base).contains(&delay),
+            "delay {delay} ms, base {base} ms: {backoff}"
+        );
+    }
+    assert_eq!(verdict(&events, "down"), "escalated");
+    assert_eq!(records(&events, "escalation", Some("down")).len(), 1);
+}
+
 #[test]
 fn step_failing_every_attempt_escalates_after_exactly_three() {
     let server = TestServer::start();
