@@ -619,7 +619,8 @@ fn webhook_listen_records_deliveries_and_seals_on_sigint() {
     assert!(all.contains("200 accepted delivery=delivery-good"), "{all}");
     assert!(all.contains("401 rejected delivery=delivery-bad"), "{all}");
     assert!(all.contains("1 accepted, 1 rejected"), "{all}");
-    assert!(!all.contains(VECTOR_SECRET) && !stderr.contains(VECTOR_SECRET));
+    crate::support::canary::assert_absent(all.as_bytes(), VECTOR_SECRET, "stdout");
+    crate::support::canary::assert_absent(stderr.as_bytes(), VECTOR_SECRET, "stderr");
 
     let bundle = PathBuf::from(
         all.lines()
@@ -636,12 +637,8 @@ fn webhook_listen_records_deliveries_and_seals_on_sigint() {
         "{journal}"
     );
     for file in files_under(&bundle) {
-        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).to_string();
-        assert!(
-            !text.contains(VECTOR_SECRET),
-            "secret in {}",
-            file.display()
-        );
+        let bytes = std::fs::read(&file).unwrap();
+        crate::support::canary::assert_absent(&bytes, VECTOR_SECRET, &file.display().to_string());
     }
 }
 
@@ -767,7 +764,7 @@ fn exit_codes_are_those_of_the_readme_table() {
                 verify(&bundle, &[])
             }
             130 => {
-                let mut child = runproof()
+                let child = runproof()
                     .arg("run")
                     .arg(&hanging)
                     .arg("--artifacts")

@@ -12,7 +12,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-use base64::Engine as _;
 use serde_json::Value;
 
 /// A runbook whose bundle has every kind of file: a pass, a pass after a
@@ -708,47 +707,23 @@ const CANARY_TOKEN: &str = "cnryTok-4f9e2a7b\"c\\d/e+f=g";
 const CANARY_QUERY: &str = "cnryQry-81c3d5e7+/x";
 const CANARY_PG_PASSWORD: &str = "cnryPg-6a0b2c4d8e";
 
-/// Every form a secret value could leak in.
-fn forms(value: &str) -> Vec<(String, &'static str)> {
-    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let b64_url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let json = serde_json::to_string(value).unwrap();
-    vec![
-        (value.to_string(), "plain"),
-        (
-            b64.encode(value).trim_end_matches('=').to_string(),
-            "base64",
-        ),
-        (b64_url.encode(value), "base64url"),
-        (
-            utf8_percent_encode(value, NON_ALPHANUMERIC).to_string(),
-            "percent-encoded",
-        ),
-        (
-            url::form_urlencoded::byte_serialize(value.as_bytes()).collect(),
-            "form-encoded",
-        ),
-        (json[1..json.len() - 1].to_string(), "JSON-escaped"),
-        // The part before the first character any encoding would touch.
-        (
-            value
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect(),
-            "prefix",
-        ),
-    ]
-}
-
+/// Fails if any canary leaked into `haystack` in any encoding (raw, hex,
+/// base64 at every alignment, percent/form/JSON escaping: see
+/// `support::canary`), or even the part of it before the first character an
+/// encoding would touch.
 fn assert_no_canary(haystack: &[u8], place: &str) {
     for canary in [CANARY_TOKEN, CANARY_QUERY, CANARY_PG_PASSWORD] {
-        for (form, how) in forms(canary) {
-            assert!(
-                !haystack.windows(form.len()).any(|w| w == form.as_bytes()),
-                "the {how} form of a canary secret ({form:?}) leaked into {place}"
-            );
-        }
+        crate::support::canary::assert_absent(haystack, canary, place);
+        let prefix: String = canary
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        assert!(
+            !haystack
+                .windows(prefix.len())
+                .any(|w| w == prefix.as_bytes()),
+            "the prefix of a canary secret ({prefix:?}) leaked into {place}"
+        );
     }
 }
 
