@@ -1,6 +1,6 @@
 //! Platform check kinds against real servers on 127.0.0.1: fixture Fly and
-//! Supabase APIs, the local Postgres and Redis, fake wire servers for the
-//! answers those cannot give, and rcgen certificates behind rustls.
+//! Supabase APIs, the suite's throwaway PostgreSQL (real SCRAM password
+//! checks, TLS) and Redis, fake wire servers for the answers those cannot give, and rcgen certificates behind rustls.
 
 use crate::support;
 use crate::support::free_port as closed_port;

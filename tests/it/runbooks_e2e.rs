@@ -1,6 +1,6 @@
 //! Runbooks using the platform and webhook check kinds, run end to end by the
 //! real `runproof run` binary against servers on 127.0.0.1 only: the Fly
-//! Machines API fixture, the local PostgreSQL and Redis, fake wire servers,
+//! Machines API fixture, the throwaway PostgreSQL and Redis, fake wire servers,
 //! an rcgen TLS server, a stand-in Chatwoot and webhook receivers. Each test
 //! asserts the exit code, per-step verdicts and attempt counts from the
 //! journal, that secrets appear nowhere, and that `runproof verify` accepts

@@ -36,7 +36,7 @@ pub fn forms(canary: &str) -> Vec<(Vec<u8>, String)> {
     ];
     let json = serde_json::to_string(canary).unwrap();
     out.push((
-        json[1..json.len() - 1].as_bytes().to_vec(),
+        json.as_bytes()[1..json.len() - 1].to_vec(),
         "JSON-escaped".to_string(),
     ));
     let engines = [
