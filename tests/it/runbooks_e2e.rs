@@ -12,11 +12,9 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::support::chatwoot;
 use crate::support::*;
 
 /// The Fly deploy token of the fixture: two macaroon parts, both canaries.
@@ -121,93 +119,6 @@ fn wait_for_port(port: u16) {
 
 // ------------------------------------------------------- stand-in Chatwoot
 
-/// A stand-in Chatwoot: `GET /api` answers the health document Chatwoot
-/// serves; `POST /api/v1/accounts/1/conversations/57/messages` (with the
-/// right `api_access_token`) answers 200 and, when `webhook` is given, then
-/// delivers a signed `message_created` with the posted content there, the
-/// way Chatwoot's job queue does.
-async fn stand_in_chatwoot(webhook: Option<SocketAddr>, secret: &'static str) -> SocketAddr {
-    let app = Router::new()
-        .route(
-            "/api",
-            get(|| async {
-                Json(json!({
-                    "version": "4.1.0",
-                    "timestamp": "2026-01-01 00:05:30",
-                    "queue_services": "ok",
-                    "data_services": "ok"
-                }))
-            }),
-        )
-        .route(
-            "/api/v1/accounts/1/conversations/57/messages",
-            post(move |headers: HeaderMap, body: String| async move {
-                if headers.get("api_access_token").map(|v| v.as_bytes())
-                    != Some(CHATWOOT_API_TOKEN.as_bytes())
-                {
-                    return (
-                        StatusCode::UNAUTHORIZED,
-                        Json(json!({"error": "Invalid Access Token"})),
-                    );
-                }
-                let content = serde_json::from_str::<Value>(&body).unwrap()["content"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-                if let Some(webhook) = webhook {
-                    tokio::spawn(deliver(webhook, secret, content));
-                }
-                (
-                    StatusCode::OK,
-                    Json(json!({"id": 9100, "conversation_id": 57})),
-                )
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-/// Posts a Chatwoot-signed `message_created` carrying `content` to `webhook`.
-async fn deliver(webhook: SocketAddr, secret: &str, content: String) {
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let now = jiff::Timestamp::now();
-    let body = json!({
-        "event": "message_created",
-        "id": 9100,
-        "content": content,
-        "created_at": runproof::webhook::events::iso_millis(now),
-        "message_type": "outgoing",
-        "private": false,
-        "account": {"id": 1, "name": "Acme"},
-        "conversation": {"id": 57}
-    })
-    .to_string();
-    let timestamp = now.as_second().to_string();
-    let signature =
-        runproof::webhook::signature::sign(secret.as_bytes(), &timestamp, body.as_bytes());
-    let sent = reqwest::Client::new()
-        .post(format!("http://{webhook}/chatwoot"))
-        .header("Content-Type", "application/json")
-        .header("X-Chatwoot-Signature", signature)
-        .header("X-Chatwoot-Timestamp", timestamp)
-        .header("X-Chatwoot-Delivery", uuid::Uuid::new_v4().to_string())
-        .body(body)
-        .send()
-        .await;
-    assert!(sent.is_ok(), "delivery to {webhook}: {sent:?}");
-}
-
-/// A webhook endpoint that answers 200 to anything: the insecure receiver.
-async fn accept_everything() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new().fallback(|| async { (StatusCode::OK, "thanks") });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
 // ------------------------------------------------------ 1. Chatwoot on Fly
 
 #[test]
@@ -216,7 +127,7 @@ fn chatwoot_on_fly_runbook_passes_every_step_once() {
     let fixtures = Fixtures::new();
     let fly = fixtures.start(crate::support::fly::start());
     let supabase = fixtures.start(crate::support::supabase::start());
-    let chatwoot = fixtures.start(stand_in_chatwoot(None, WEBHOOK_CANARY));
+    let chatwoot = fixtures.start(chatwoot::stand_in(None, WEBHOOK_CANARY, CHATWOOT_API_TOKEN));
     let test_ca = ca();
     let tls_port = fixtures.start(serve(leaf(
         &test_ca,
@@ -768,7 +679,7 @@ fn webhook_step_passes_against_a_verifying_receiver() {
 #[test]
 fn webhook_step_escalates_on_an_accept_all_receiver_and_a_dead_port() {
     let fixtures = Fixtures::new();
-    let insecure = fixtures.start(accept_everything());
+    let insecure = fixtures.start(chatwoot::accept_everything());
     let dead = free_port();
     let ws = Workspace::new();
     let path = ws.write(
@@ -849,9 +760,10 @@ const DELIVERY_ENV: &[(&str, &str)] = &[
 fn webhook_delivery_step_passes_when_the_triggered_message_arrives() {
     let fixtures = Fixtures::new();
     let listen_port = free_port();
-    let chatwoot = fixtures.start(stand_in_chatwoot(
+    let chatwoot = fixtures.start(chatwoot::stand_in(
         Some(format!("127.0.0.1:{listen_port}").parse().unwrap()),
         WEBHOOK_CANARY,
+        CHATWOOT_API_TOKEN,
     ));
     let ws = Workspace::new();
     let path = ws.write(
@@ -879,7 +791,7 @@ fn webhook_delivery_step_passes_when_the_triggered_message_arrives() {
 fn webhook_delivery_step_escalates_after_its_timeout_when_nothing_arrives() {
     let fixtures = Fixtures::new();
     // Chatwoot accepts the message but never delivers the webhook.
-    let chatwoot = fixtures.start(stand_in_chatwoot(None, WEBHOOK_CANARY));
+    let chatwoot = fixtures.start(chatwoot::stand_in(None, WEBHOOK_CANARY, CHATWOOT_API_TOKEN));
     let ws = Workspace::new();
     let path = ws.write(
         "silent.toml",

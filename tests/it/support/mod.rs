@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod canary;
+pub mod chatwoot;
 pub mod fly;
 pub mod pgwire;
 pub mod probe;
