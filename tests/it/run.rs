@@ -93,6 +93,36 @@ fn step_passing_on_third_attempt_records_three_attempts_and_two_backoffs() {
     assert_eq!(junit.matches("<flakyFailure").count(), 2, "{junit}");
 }
 
+/// `max_latency` fails an answer slower than allowed. Deterministic: the
+/// server sleeps 400 ms, so no machine can answer within 100 ms.
+#[test]
+fn answer_slower_than_max_latency_fails_naming_both() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let path = ws.write(
+        "latency.toml",
+        &runbook(
+            "latency",
+            &format!(
+                "[[step]]\nid = \"slow\"\ncheck = \"http\"\nurl = \"{}/slow/400\"\nretries = 0\n\
+                 expect = {{ status = 200, max_latency = \"100ms\" }}\n",
+                server.url()
+            ),
+        ),
+    );
+    let output = ws.run(&path, &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let events = events(&bundle_path(&output));
+    let attempts = records(&events, "attempt.end", Some("slow"));
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["verdict"], "fail", "{}", attempts[0]);
+    let reason = attempts[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("latency ") && reason.contains("exceeds max_latency 100ms"),
+        "{reason}"
+    );
+}
+
 /// No `[defaults]`, no step policy: the built-in default of two retries
 /// applies (README: `retries = 2`, backoff from 1 s doubling, jitter on), so a
 /// step that always fails reaches the server exactly three times, with two

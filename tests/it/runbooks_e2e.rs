@@ -167,7 +167,7 @@ title = "the edge port accepts connections"
 check = "tcp"
 host = "127.0.0.1"
 port = {tls_port}
-expect = {{ max_latency = "1s" }}
+expect = {{ max_latency = "3s" }}
 
 [[step]]
 id = "edge-tls"
@@ -191,7 +191,7 @@ id = "health"
 title = "Chatwoot reports its database and queue healthy"
 check = "http"
 url = "{{{{base}}}}/api"
-expect = {{ status = 200, max_latency = "2s", json = {{ "data_services" = "ok", "queue_services" = "ok" }} }}
+expect = {{ status = 200, max_latency = "3s", json = {{ "data_services" = "ok", "queue_services" = "ok" }} }}
 depends_on = ["fly-app"]
 
 [[step]]
@@ -216,7 +216,7 @@ id = "redis"
 title = "Redis answers PING as a primary"
 check = "redis"
 url = "{{{{secret:REDIS_URL}}}}"
-expect = {{ info = {{ role = "master" }}, max_latency = "1s" }}
+expect = {{ info = {{ role = "master" }}, max_latency = "3s" }}
 "#,
         header = header(
             "chatwoot-fly-e2e",
@@ -522,7 +522,7 @@ id = "{id}"
 check = "webhook"
 url = "{url}"
 secret = "{{{{secret:CHATWOOT_WEBHOOK_SECRET}}}}"
-expect = {{ status = 200, max_latency = "2s", rejects_unsigned = true, rejects_bad_signature = true, rejects_stale = true }}
+expect = {{ status = 200, max_latency = "3s", rejects_unsigned = true, rejects_bad_signature = true, rejects_stale = true }}
 "#
     )
 }
