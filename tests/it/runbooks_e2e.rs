@@ -512,6 +512,43 @@ hint = "reset the database password in the Supabase dashboard"
     assert_nowhere(&output, &bundle, &[PG_CANARY]);
 }
 
+/// The same through the real throwaway PostgreSQL, whose SCRAM check (over
+/// TLS) rejects the password: one attempt, 28P01, the password nowhere.
+#[test]
+fn postgres_real_server_rejects_a_wrong_password_once_without_leaking_it() {
+    let wrong_password = "wrongPw-e2e-91c7";
+    let ws = Workspace::new();
+    let path = ws.write(
+        "pg.toml",
+        &format!(
+            r#"{}
+[[step]]
+id = "db"
+check = "postgres"
+dsn = "{{{{secret:DATABASE_URL}}}}"
+sslmode = "require"
+expect = {{ value = "1" }}
+"#,
+            header("pg-real-wrong-password", "halt", &["DATABASE_URL"])
+        ),
+    );
+    let dsn = format!(
+        "postgres://postgres:{wrong_password}@{}/postgres",
+        crate::support::services::postgres().addr()
+    );
+    let output = ws.run_with_env(&path, &[], &[("DATABASE_URL", &dsn)]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let (bundle, events) = verified_events(&output);
+    let tries = attempts(&events, "db");
+    assert_eq!(tries.len(), 1, "a rejected password must not be retried");
+    assert_eq!(tries[0]["detail"]["sqlstate"], "28P01", "{}", tries[0]);
+    assert_eq!(
+        last_reason(&events, "db"),
+        "authentication failed for user postgres (28P01): password authentication failed for user \"postgres\""
+    );
+    assert_nowhere(&output, &bundle, &[wrong_password, PG_CANARY]);
+}
+
 // ------------------------------------------------------------ 4. webhook
 
 fn webhook_step(id: &str, url: &str) -> String {
