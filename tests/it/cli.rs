@@ -693,7 +693,7 @@ fn readme_exit_codes() -> Vec<(i32, String)> {
 /// The code of every `ExitStatus`; the match is exhaustive, so a new status
 /// does not compile until it is added here (and then must be in the README).
 fn every_exit_status() -> Vec<i32> {
-    use runproof::exit::ExitStatus;
+    use crate::support::api::exit::ExitStatus;
     let all = [
         ExitStatus::Success,
         ExitStatus::Escalated,

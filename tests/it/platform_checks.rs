@@ -11,7 +11,7 @@ use crate::support::services;
 
 use support::fly::{DEPLOY_TOKEN as FM2_TOKEN, PERSONAL_TOKEN as FO1_TOKEN, READONLY_TOKEN};
 
-fn fly_spec(app: &str, expect: &str) -> runproof::check::CheckSpec {
+fn fly_spec(app: &str, expect: &str) -> crate::support::api::check::CheckSpec {
     spec("fly-app", &format!("app = \"{app}\"\n[expect]\n{expect}\n"))
 }
 
@@ -220,7 +220,7 @@ fn pg_addr() -> String {
     services::postgres().addr()
 }
 
-fn pg(_dsn: &str, extra: &str) -> runproof::check::CheckSpec {
+fn pg(_dsn: &str, extra: &str) -> crate::support::api::check::CheckSpec {
     spec(
         "postgres",
         &format!("dsn = \"{{{{secret:DATABASE_URL}}}}\"\n{extra}\n"),
@@ -671,7 +671,11 @@ fn ca_file(ca: &support::tls::TestCa) -> tempfile::NamedTempFile {
     file
 }
 
-fn tls_spec(port: u16, ca: &tempfile::NamedTempFile, extra: &str) -> runproof::check::CheckSpec {
+fn tls_spec(
+    port: u16,
+    ca: &tempfile::NamedTempFile,
+    extra: &str,
+) -> crate::support::api::check::CheckSpec {
     spec(
         "tls",
         &format!(
@@ -849,7 +853,7 @@ fn unknown_keys_are_rejected() {
         ("tls", "host = \"x\"\nmin_days_left = 3"),
     ] {
         let de = toml::de::Deserializer::parse(body).unwrap();
-        let err = runproof::check::CheckSpec::deserialize_kind(kind, de).unwrap_err();
+        let err = crate::support::api::check::CheckSpec::deserialize_kind(kind, de).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{kind}: {err}");
     }
 }

@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use runproof::check::CheckSpec;
-use runproof::runbook::{load_runbook_str_with_env, LoadError, Runbook};
+use crate::support::api::check::CheckSpec;
+use crate::support::api::runbook::{load_runbook_str_with_env, LoadError, Runbook};
 
 /// The only environment these tests see: loading must not depend on the
 /// machine's environment.
@@ -192,7 +192,7 @@ fn valid_runbook_fields_policies_and_capture_dependencies() {
     assert_eq!(runbook.meta.name, "api-flow");
     assert_eq!(
         runbook.meta.on_escalate,
-        runproof::runbook::model::OnEscalate::Halt
+        crate::support::api::runbook::OnEscalate::Halt
     );
     assert_eq!(runbook.defaults.retries, 3);
     assert_eq!(runbook.defaults.timeout, Duration::from_secs(5));
@@ -246,20 +246,20 @@ fn runbook_expiry_warning_counts_days() {
     let runbook = load(Path::new("tests/runbooks/valid/api-flow.toml")).unwrap();
     let date = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
     assert_eq!(
-        runproof::runbook::expiry_warning(&runbook, date("2025-10-25")),
+        crate::support::api::runbook::expiry_warning(&runbook, date("2025-10-25")),
         None
     );
     assert_eq!(
-        runproof::runbook::expiry_warning(&runbook, date("2025-11-25")).as_deref(),
+        crate::support::api::runbook::expiry_warning(&runbook, date("2025-11-25")).as_deref(),
         Some("runbook expired on 2025-10-25 (31 days ago); review it and bump `expires`")
     );
     assert_eq!(
-        runproof::runbook::expiry_warning(&runbook, date("2025-10-26")).as_deref(),
+        crate::support::api::runbook::expiry_warning(&runbook, date("2025-10-26")).as_deref(),
         Some("runbook expired on 2025-10-25 (1 day ago); review it and bump `expires`")
     );
     let minimal = load(Path::new("tests/runbooks/valid/minimal.toml")).unwrap();
     assert_eq!(
-        runproof::runbook::expiry_warning(&minimal, date("2099-01-01")),
+        crate::support::api::runbook::expiry_warning(&minimal, date("2099-01-01")),
         None
     );
 }

@@ -876,7 +876,7 @@ fn markdown_file_is_appended_each_sweep() {
 #[test]
 fn shards_are_disjoint_cover_everything_and_keep_dependencies_together() {
     let _cpu = shared();
-    use runproof::sweep::select::Shard;
+    use crate::support::api::sweep::Shard;
     let server = TestServer::start();
     let ws = Workspace::new();
     let base = server.url();
@@ -1534,14 +1534,15 @@ fn secret_canary_never_leaks_into_any_output() {
 #[test]
 fn example_checks_folder_loads_without_running() {
     let _cpu = shared();
-    use runproof::sweep::input::{input_files, load_input, plan};
+    use crate::support::api::sweep::{input_files, load_input, plan};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks");
     let files = input_files(std::slice::from_ref(&dir)).expect("checks/ has .toml files");
     assert!(!files.is_empty());
     for file in &files {
         let source = std::fs::read_to_string(file).unwrap();
         let env = |_: &str| Some("example-secret".to_string());
-        if let Err(e) = runproof::runbook::load::load_check_file_with_env(file, &source, &env) {
+        if let Err(e) = crate::support::api::runbook::load_check_file_with_env(file, &source, &env)
+        {
             panic!("{} does not load:\n{e}", file.display());
         }
     }

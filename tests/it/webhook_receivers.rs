@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
+use crate::support::api::check::{CheckSpec, Clients, Observation, Outcome};
+use crate::support::api::webhook::sign;
+use crate::support::api::webhook::{listen_command, ListenArgs};
+use crate::support::api::webhook::{sample_body, SampleEvent, SampleParams};
+use crate::support::api::webhook::{Listener, ListenerConfig};
 use crate::support::free_port;
 use crate::support::probe::{self as support, context, MapScope, MemoryBlobs};
-use runproof::check::{CheckSpec, Clients, Observation, Outcome};
-use runproof::webhook::events::{sample_body, SampleEvent, SampleParams};
-use runproof::webhook::listener::{listen_command, ListenArgs};
-use runproof::webhook::signature::sign;
-use runproof::webhook::{Listener, ListenerConfig};
 
 const CANARY: &str = "canary-Wh00k-secret-7d1e";
 
@@ -246,8 +246,8 @@ fn webhook_check_validation() {
         "POST {{base}}/hook (conversation_updated)"
     );
     assert!(
-        runproof::check::KINDS.contains(&"webhook")
-            && runproof::check::KINDS.contains(&"webhook-delivery")
+        crate::support::api::check::KINDS.contains(&"webhook")
+            && crate::support::api::check::KINDS.contains(&"webhook-delivery")
     );
 }
 
@@ -382,7 +382,7 @@ async fn webhook_listener_accepts_valid_and_rejects_forged_stale_replayed_oversi
             {
                 let body = sample(Duration::ZERO);
                 let mut p = Post::signed(CANARY, body.clone(), now());
-                p.signature = Some(runproof::webhook::signature::sign_body_only(
+                p.signature = Some(crate::support::api::webhook::sign_body_only(
                     CANARY.as_bytes(),
                     &body,
                 ));

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use runproof::webhook::command::{sign_command_with, verify_command_with};
-use runproof::webhook::signature::{sign, sign_body_only, verify, SignatureError, DEFAULT_MAX_AGE};
-use runproof::webhook::{Listener, ListenerConfig, SignArgs, VerifyArgs, WebhookError};
+use crate::support::api::webhook::{sign, sign_body_only, verify, SignatureError, DEFAULT_MAX_AGE};
+use crate::support::api::webhook::{sign_command_with, verify_command_with};
+use crate::support::api::webhook::{Listener, ListenerConfig, SignArgs, VerifyArgs, WebhookError};
 
 const SECRET: &str = "test-secret";
 const TS: &str = "1767225600";

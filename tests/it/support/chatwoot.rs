@@ -70,7 +70,7 @@ pub async fn deliver(webhook: SocketAddr, secret: &str, content: String) {
         "event": "message_created",
         "id": 9100,
         "content": content,
-        "created_at": runproof::webhook::events::iso_millis(now),
+        "created_at": crate::support::api::webhook::iso_millis(now),
         "message_type": "outgoing",
         "private": false,
         "account": {"id": 1, "name": "Acme"},
@@ -79,7 +79,7 @@ pub async fn deliver(webhook: SocketAddr, secret: &str, content: String) {
     .to_string();
     let timestamp = now.as_second().to_string();
     let signature =
-        runproof::webhook::signature::sign(secret.as_bytes(), &timestamp, body.as_bytes());
+        crate::support::api::webhook::sign(secret.as_bytes(), &timestamp, body.as_bytes());
     let sent = reqwest::Client::new()
         .post(format!("http://{webhook}/chatwoot"))
         .header("Content-Type", "application/json")

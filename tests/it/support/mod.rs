@@ -5,6 +5,7 @@
 //! and the canary search.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod canary;
 pub mod chatwoot;
 pub mod fly;

@@ -7,8 +7,10 @@ use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use runproof::check::{BlobRef, BlobSink, CheckSpec, Clients, Observation, Outcome, ProbeContext};
-use runproof::runbook::template::Scope;
+use crate::support::api::check::{
+    BlobRef, BlobSink, CheckSpec, Clients, Observation, Outcome, ProbeContext,
+};
+use crate::support::api::runbook::Scope;
 use sha2::{Digest, Sha256};
 
 /// Template values from maps.
