@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use serde_json::Value;
 
-/// Timing-sensitive tests hold this exclusively; every other test holds it
-/// shared, so their processes do not compete for the CPU with a measurement.
+/// Timing-sensitive sweep tests hold this exclusively; the other sweep tests
+/// hold it shared, so their processes do not compete for the CPU with a
+/// measurement. (Tests of other modules do not take it; the timing tests
+/// assert only lower bounds and a 3× regression factor.)
 static CPU: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
