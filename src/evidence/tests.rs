@@ -783,7 +783,7 @@ fn sweep_with_interleaved_steps_and_listen_deliveries_verify() {
 }
 
 #[test]
-fn batched_writer_is_fast_and_chains() {
+fn batched_writer_chains_twenty_thousand_records() {
     let root = tempfile::tempdir().unwrap();
     let redactor = Arc::new(Redactor::new(&[(
         "API_TOKEN".to_string(),
@@ -802,7 +802,6 @@ fn batched_writer_is_fast_and_chains() {
         only: Vec::new(),
     })
     .unwrap();
-    let started = std::time::Instant::now();
     for i in 0..n / 4 {
         let id = format!("check-{i}");
         w.append(&step_start(&id)).unwrap();
@@ -811,11 +810,8 @@ fn batched_writer_is_fast_and_chains() {
             .unwrap();
         w.append(&step_end(&id, StepVerdict::Pass, 1)).unwrap();
     }
-    let elapsed = started.elapsed();
-    let rate = f64::from(n) / elapsed.as_secs_f64();
-    // Release builds do far better; this bound holds even unoptimised.
-    eprintln!("batched writer: {rate:.0} records/s");
-    assert!(rate > 2_000.0, "{rate:.0} records/s");
+    // Speed is not asserted here (a shared CI machine makes any floor flaky);
+    // bench/sweep.sh measures whole sweeps, bundle writing included.
     assert_eq!(w.records(), u64::from(n) + 1);
     w.append(&Event::RunEnd {
         verdict: RunVerdict::Pass,
