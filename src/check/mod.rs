@@ -214,16 +214,18 @@ pub struct Clients {
 impl Clients {
     /// Builds the pools. Fails only if the TLS backend cannot initialise.
     pub fn new() -> Result<Self, reqwest::Error> {
-        let builder = || {
+        let builder = |verify: bool| {
             reqwest::Client::builder()
+                // rustls on ring with the system roots, as the `tls` check uses.
+                .tls_backend_preconfigured(tls::http_client_config(verify))
                 .user_agent(concat!("runproof/", env!("CARGO_PKG_VERSION")))
                 // Redirects are an observation, not something to follow silently.
                 .redirect(reqwest::redirect::Policy::none())
                 .pool_idle_timeout(Duration::from_secs(30))
         };
         Ok(Clients {
-            http_verified: builder().build()?,
-            http_unverified: builder().danger_accept_invalid_certs(true).build()?,
+            http_verified: builder(true).build()?,
+            http_unverified: builder(false).build()?,
         })
     }
 

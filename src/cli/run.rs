@@ -30,7 +30,7 @@ pub struct Finished {
 pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let mut runbook = load(&args.runbook)?;
     apply_vars(&mut runbook, &args.vars)?;
-    if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+    if let Some(warning) = expiry_warning(&runbook, jiff::ZonedDateTime::now().date()) {
         if args.strict {
             return Err(CliError::invalid(format!(
                 "{warning} (refused by --strict)"
@@ -248,7 +248,7 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
     let scope = RunScope::new(&runbook.vars, &no_secrets);
     let meta = &runbook.meta;
     out!("runbook: {} ({})", meta.name, runbook.path.display());
-    if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+    if let Some(warning) = expiry_warning(&runbook, jiff::ZonedDateTime::now().date()) {
         out!("warning: {warning}");
     }
     if let Some(owner) = &meta.owner {
