@@ -207,7 +207,7 @@ async fn deliver(webhook: SocketAddr, secret: &str, content: String) {
     let timestamp = now.as_second().to_string();
     let signature =
         runproof::webhook::signature::sign(secret.as_bytes(), &timestamp, body.as_bytes());
-    let sent = reqwest::Client::new()
+    let sent = common::http_client()
         .post(format!("http://{webhook}/chatwoot"))
         .header("Content-Type", "application/json")
         .header("X-Chatwoot-Signature", signature)
