@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::json::{self, JsonTemplate};
+use super::resolve::{ResolveError, ResolverAddr};
 use super::{Observation, ProbeContext};
 use crate::runbook::duration::HumanDuration;
 use crate::runbook::template::Template;
@@ -23,6 +24,10 @@ pub const BODY_CAP: usize = 1024 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     #[serde(default = "default_method")]
     pub method: String,
     pub url: Template,
@@ -155,7 +160,10 @@ impl HttpCheck {
             )
         })?;
 
-        let mut request = ctx.clients.http(self.verify_tls).request(method, url);
+        let mut request = ctx
+            .clients
+            .http(self.verify_tls, self.resolver)?
+            .request(method, url);
         for (name, value) in &self.headers {
             request = request.header(name.as_str(), ctx.render(value)?);
         }
@@ -177,7 +185,7 @@ impl HttpCheck {
         let mut response = request
             .send()
             .await
-            .map_err(|err| Observation::fail(describe_send_error(&err, self.url.raw())))?;
+            .map_err(|err| send_failure(&err, self.url.raw()))?;
         let time_to_headers = started.elapsed();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -390,6 +398,16 @@ fn literal_url_problem(url: &Template) -> Option<String> {
             url.raw()
         )),
         Ok(_) => None,
+    }
+}
+
+/// A failed request as the attempt's failure: permanent when the host name
+/// does not exist (NXDOMAIN; the DNS failure class attaches here).
+fn send_failure(err: &reqwest::Error, url_template: &str) -> Observation {
+    let reason = describe_send_error(err, url_template);
+    match ResolveError::in_chain(err).and_then(ResolveError::no_retry) {
+        Some(why) => Observation::fail_permanent(reason, why),
+        None => Observation::fail(reason),
     }
 }
 

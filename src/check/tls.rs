@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
+use super::resolve::{ConnectError, ResolveError, ResolverAddr};
 use super::{Observation, ProbeContext};
 use crate::runbook::duration::{format_duration, HumanDuration};
 use crate::runbook::template::Template;
@@ -28,6 +29,10 @@ use crate::runbook::template::Template;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// Host to connect to (a name or an address).
     pub host: Template,
     #[serde(default = "default_port")]
@@ -123,7 +128,7 @@ impl TlsCheck {
         };
         let config = client_config(verifier.clone());
         let started = Instant::now();
-        let stream = match connect_tcp(&host, self.port, ctx).await {
+        let stream = match connect_tcp(&host, self.port, ctx, self.resolver).await {
             Ok(stream) => stream,
             Err(obs) => return obs,
         };
@@ -207,18 +212,35 @@ impl TlsCheck {
 }
 
 /// Connects to host:port within the attempt's timeout, with readable reasons.
+/// Names go through the run's resolver, or the step's own `resolver`.
 pub(super) async fn connect_tcp(
     host: &str,
     port: u16,
     ctx: &ProbeContext<'_>,
+    resolver: Option<ResolverAddr>,
 ) -> Result<TcpStream, Observation> {
-    match tokio::time::timeout(ctx.timeout, TcpStream::connect((host, port))).await {
+    let resolver = ctx.clients.resolver(resolver);
+    match tokio::time::timeout(ctx.timeout, resolver.connect_tcp(host, port)).await {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(err)) => Err(Observation::fail(describe_connect_error(&err, host, port))),
+        Ok(Err(ConnectError::Resolve(err))) => Err(resolve_failure(&err)),
+        Ok(Err(ConnectError::Io(err))) => {
+            Err(Observation::fail(describe_connect_error(&err, host, port)))
+        }
         Err(_) => Err(Observation::fail(format!(
             "timed out connecting to {host}:{port} after {}",
             format_duration(ctx.timeout)
         ))),
+    }
+}
+
+/// A failed name lookup as an attempt's failure. NXDOMAIN (and a malformed
+/// name) is permanent: waiting does not create a name.
+pub(super) fn resolve_failure(err: &ResolveError) -> Observation {
+    let reason = format!("DNS lookup failed: {err}");
+    // NXDOMAIN is permanent; the DNS failure class attaches here.
+    match err.no_retry() {
+        Some(why) => Observation::fail_permanent(reason, why),
+        None => Observation::fail(reason),
     }
 }
 

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::http::OneOrMany;
+use super::resolve::ResolverAddr;
 use super::{Observation, ProbeContext, ProbeRecord};
 use crate::runbook::duration::{format_duration, HumanDuration};
 use crate::runbook::template::Template;
@@ -26,6 +27,10 @@ const BODY_CAP: usize = 64 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// The endpoint Chatwoot delivers to.
     pub url: Template,
     /// The webhook secret: `"{{secret:NAME}}"`.
@@ -197,7 +202,10 @@ impl WebhookCheck {
             probes.push(ProbeKind::Stale);
         }
 
-        let client = ctx.clients.http(self.verify_tls);
+        let client = match ctx.clients.http(self.verify_tls, self.resolver) {
+            Ok(client) => client,
+            Err(obs) => return obs,
+        };
         let mut records = Vec::new();
         let mut failures = Vec::new();
         let mut findings = Vec::new();
@@ -228,7 +236,7 @@ impl WebhookCheck {
                 }
             }
             let (sent, response_body) =
-                send(client, &url, &extra_headers, &headers, &body, ctx.timeout).await;
+                send(&client, &url, &extra_headers, &headers, &body, ctx.timeout).await;
             let mut record = json!({
                 "request": {
                     "method": "POST",

@@ -41,6 +41,7 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let options = RunOptions {
         allow_mutations: args.allow_mutations,
         only: args.only.clone(),
+        resolver: args.resolver,
     };
     for id in &options.only {
         if !runbook.steps.iter().any(|s| &s.id == id) {
