@@ -537,3 +537,51 @@ fn a_bad_resolver_option_is_a_usage_error() {
         describe(&output)
     );
 }
+
+#[test]
+fn sweep_takes_the_resolver_option_too() {
+    let fixture = DnsFixture::start();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let port = server.addr.port();
+    let file = ws.write(
+        "checks.toml",
+        &format!(
+            r#"[defaults]
+retries = 0
+timeout = "5s"
+
+[[check]]
+id = "api"
+check = "http"
+url = "http://v4.runproof.test:{port}/ok"
+
+[[check]]
+id = "mx"
+check = "dns"
+name = "runproof.test"
+record_type = "MX"
+expect = {{ values = ["10 mail.runproof.test"] }}
+"#
+        ),
+    );
+    let output = runproof()
+        .arg("sweep")
+        .arg(&file)
+        .arg("--artifacts")
+        .arg(ws.artifacts())
+        .args(["--resolver", &fixture.resolver()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        fixture.queries_for("v4.runproof.test") >= 1,
+        "{:?}",
+        fixture.seen()
+    );
+    assert!(
+        fixture.queries_for("runproof.test") >= 1,
+        "{:?}",
+        fixture.seen()
+    );
+}
