@@ -207,6 +207,9 @@ fn nxdomain_is_one_attempt_with_a_clear_reason() {
 name = "nx"
 on_escalate = "continue"
 
+[secrets]
+required = ["HOOK_SECRET"]
+
 [defaults]
 retries = 3
 backoff = { initial = "50ms", max = "50ms" }
@@ -234,14 +237,27 @@ id = "in-zone"
 check = "dns"
 name = "absent.runproof.test"
 record_type = "TXT"
+
+[[step]]
+id = "webhook"
+check = "webhook"
+url = "http://hook.absent.runproof.test:8080/webhooks"
+secret = "{{secret:HOOK_SECRET}}"
 "#;
-    let (output, events) = run_with_resolver(&ws, &fixture, runbook);
+    let path = ws.write("runbook.toml", runbook);
+    let output = ws.run_with_env(
+        &path,
+        &["--resolver", &fixture.resolver()],
+        &[("HOOK_SECRET", "hook-secret-value")],
+    );
+    let events = events(&bundle_path(&output));
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     for (step, name) in [
         ("txt", "nothing-here.invalid"),
         ("address", "gone.runproof.invalid"),
         ("tcp", "also-gone.invalid"),
         ("in-zone", "absent.runproof.test"),
+        ("webhook", "hook.absent.runproof.test"),
     ] {
         let attempts = records(&events, "attempt.end", Some(step));
         assert_eq!(attempts.len(), 1, "{step}: retries must be skipped");

@@ -487,10 +487,13 @@ impl Api<'_, '_> {
                     "request failed".to_string()
                 };
                 let chain = error_chain(&err);
-                return Err(Observation::fail(super::scrub(
-                    &format!("Machines API GET {path}: {what} ({chain})"),
-                    self.secrets,
-                )));
+                return Err(super::resolve::request_failure(
+                    super::scrub(
+                        &format!("Machines API GET {path}: {what} ({chain})"),
+                        self.secrets,
+                    ),
+                    &err,
+                ));
             }
         };
         let status = response.status().as_u16();

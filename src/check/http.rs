@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::json::{self, JsonTemplate};
-use super::resolve::{ResolveError, ResolverAddr};
+use super::resolve::ResolverAddr;
 use super::{Observation, ProbeContext};
 use crate::runbook::duration::HumanDuration;
 use crate::runbook::template::Template;
@@ -404,11 +404,7 @@ fn literal_url_problem(url: &Template) -> Option<String> {
 /// A failed request as the attempt's failure: permanent when the host name
 /// does not exist (NXDOMAIN; the DNS failure class attaches here).
 fn send_failure(err: &reqwest::Error, url_template: &str) -> Observation {
-    let reason = describe_send_error(err, url_template);
-    match ResolveError::in_chain(err).and_then(ResolveError::no_retry) {
-        Some(why) => Observation::fail_permanent(reason, why),
-        None => Observation::fail(reason),
-    }
+    super::resolve::request_failure(describe_send_error(err, url_template), err)
 }
 
 /// Why a request failed, in words, without the expanded URL (its query string

@@ -269,6 +269,21 @@ impl Resolver {
     }
 }
 
+/// Why retrying a failed HTTP request cannot help, when its host name does
+/// not exist (NXDOMAIN) or is malformed.
+pub(super) fn no_retry_of(err: &reqwest::Error) -> Option<&'static str> {
+    ResolveError::in_chain(err).and_then(ResolveError::no_retry)
+}
+
+/// `reason` as a failed HTTP attempt: permanent when `err` comes from a host
+/// name that does not exist (NXDOMAIN; the DNS failure class attaches here).
+pub(super) fn request_failure(reason: String, err: &reqwest::Error) -> super::Observation {
+    match no_retry_of(err) {
+        Some(why) => super::Observation::fail_permanent(reason, why),
+        None => super::Observation::fail(reason),
+    }
+}
+
 /// Why [`Resolver::connect_tcp`] failed: the name, or the connection.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

@@ -179,6 +179,10 @@ impl SupabaseCheck {
                         &format!("{label}: {what} ({})", error_chain(&err)),
                         &secrets,
                     ));
+                    // NXDOMAIN is permanent; the DNS failure class attaches here.
+                    if let Some(why) = super::resolve::no_retry_of(&err) {
+                        permanent = Some(why);
+                    }
                     continue;
                 }
             };

@@ -116,6 +116,8 @@ impl ProbeKind {
 struct Sent {
     status: Option<u16>,
     error: Option<String>,
+    /// Set when the host name does not exist (NXDOMAIN): retrying cannot help.
+    no_retry: Option<&'static str>,
     latency: Duration,
 }
 
@@ -210,6 +212,7 @@ impl WebhookCheck {
         let mut failures = Vec::new();
         let mut findings = Vec::new();
         let mut signed_latency = None;
+        let mut unresolvable = None;
         for kind in probes {
             let delivery = uuid::Uuid::new_v4().to_string();
             let timestamp = match kind {
@@ -279,6 +282,7 @@ impl WebhookCheck {
                 (ProbeKind::Signed, None, Some(error)) => {
                     // Nothing answered: the rejection probes would say nothing more.
                     failures.push(format!("POST {}: {error}", self.url.raw()));
+                    unresolvable = sent.no_retry;
                     break;
                 }
                 (ProbeKind::Signed, Some(status), _) => {
@@ -343,6 +347,9 @@ impl WebhookCheck {
                 reasons.join("; "),
                 "an endpoint that accepts forged or replayed deliveries does not start rejecting them by waiting",
             )
+        } else if let (false, Some(why)) = (failures.is_empty(), unresolvable) {
+            // NXDOMAIN is permanent; the DNS failure class attaches here.
+            Observation::fail_permanent(failures.join("; "), why)
         } else if !failures.is_empty() {
             Observation::fail(failures.join("; "))
         } else {
@@ -420,6 +427,7 @@ async fn send(
             return (
                 Sent {
                     status: None,
+                    no_retry: super::resolve::no_retry_of(&err),
                     error: Some(describe_error(err)),
                     latency: started.elapsed(),
                 },
@@ -440,6 +448,7 @@ async fn send(
         Sent {
             status: Some(status),
             error: None,
+            no_retry: None,
             latency,
         },
         Some((kept, truncated)),

@@ -245,9 +245,14 @@ async fn send_trigger(
             response.status().as_u16()
         ))
         .with_detail("trigger_status", response.status().as_u16())),
-        Err(err) => Err(Observation::fail(format!(
-            "{what}: {}",
-            super::webhook::describe_error(err)
-        ))),
+        Err(err) => {
+            // NXDOMAIN is permanent; the DNS failure class attaches here.
+            let no_retry = super::resolve::no_retry_of(&err);
+            let reason = format!("{what}: {}", super::webhook::describe_error(err));
+            Err(match no_retry {
+                Some(why) => Observation::fail_permanent(reason, why),
+                None => Observation::fail(reason),
+            })
+        }
     }
 }
