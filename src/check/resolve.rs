@@ -188,6 +188,7 @@ impl Resolver {
         if let Some(ip) = ip_literal(host) {
             return Ok(vec![ip]);
         }
+        check_name(host)?;
         match self.inner.lookup_ip(host).await {
             Ok(lookup) => {
                 let addrs: Vec<IpAddr> = lookup.iter().collect();
@@ -211,6 +212,7 @@ impl Resolver {
         name: &str,
         record_type: RecordType,
     ) -> Result<Vec<Answer>, ResolveError> {
+        check_name(name)?;
         match self.inner.lookup(name, record_type).await {
             Ok(lookup) => Ok(lookup
                 .answers()
@@ -253,12 +255,6 @@ impl Resolver {
             return ResolveError::NoRecords {
                 name: name.to_string(),
                 record_type: record_type.to_string(),
-            };
-        }
-        if matches!(err, NetError::Proto(_)) && !name.is_ascii() {
-            return ResolveError::InvalidName {
-                name: name.to_string(),
-                reason: err.to_string(),
             };
         }
         ResolveError::Failed {
@@ -304,6 +300,22 @@ impl reqwest::dns::Resolve for Resolver {
                 Box::new(addrs.into_iter().map(|ip| SocketAddr::new(ip, 0)));
             Ok(addrs)
         })
+    }
+}
+
+/// Refuses what no DNS query can carry (empty labels, labels over 63 bytes…),
+/// before anything is sent.
+fn check_name(name: &str) -> Result<(), ResolveError> {
+    match hickory_resolver::proto::rr::Name::from_utf8(name) {
+        Ok(_) if !name.is_empty() => Ok(()),
+        Ok(_) => Err(ResolveError::InvalidName {
+            name: name.to_string(),
+            reason: "the name is empty".to_string(),
+        }),
+        Err(err) => Err(ResolveError::InvalidName {
+            name: name.to_string(),
+            reason: err.to_string(),
+        }),
     }
 }
 
@@ -353,6 +365,20 @@ mod tests {
         let err = "8.8.8.8".parse::<ResolverAddr>().unwrap_err();
         assert!(err.contains("expected IP:port"), "{err}");
         assert!("dns.example:53".parse::<ResolverAddr>().is_err());
+    }
+
+    #[tokio::test]
+    async fn malformed_names_fail_before_any_query() {
+        let resolver = Resolver::with_server("127.0.0.1:9".parse().unwrap());
+        let long = format!("{}.example", "x".repeat(64));
+        for name in ["", long.as_str(), "a..b"] {
+            let err = resolver.lookup_ip(name).await.unwrap_err();
+            assert!(
+                matches!(err, ResolveError::InvalidName { .. }),
+                "{name:?}: {err}"
+            );
+            assert!(err.no_retry().is_some());
+        }
     }
 
     #[test]
