@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::resolve::ResolverAddr;
 use super::{Observation, ProbeContext};
 use crate::core::template::Template;
 
@@ -22,6 +23,10 @@ const BODY_CAP: usize = 1 << 20;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlyAppCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// The app's name.
     pub app: Template,
     /// API token: a deploy/org token (`FlyV1 fm2_…`) or a personal token.
@@ -184,6 +189,7 @@ impl FlyAppCheck {
             base: &base,
             auth: &auth,
             secrets: &secrets,
+            resolver: self.resolver,
         };
 
         let mut blobs = Vec::new();
@@ -472,6 +478,7 @@ struct Api<'a, 'c> {
     base: &'a str,
     auth: &'a str,
     secrets: &'a [&'a str],
+    resolver: Option<ResolverAddr>,
 }
 
 impl Api<'_, '_> {
@@ -480,7 +487,7 @@ impl Api<'_, '_> {
         let response = self
             .ctx
             .clients
-            .http(true)
+            .http(true, self.resolver)?
             .get(&url)
             .header("Authorization", self.auth)
             .header("Accept", "application/json")
@@ -498,10 +505,13 @@ impl Api<'_, '_> {
                     "request failed".to_string()
                 };
                 let chain = error_chain(&err);
-                return Err(Observation::fail_unclassified(super::scrub(
-                    &format!("Machines API GET {path}: {what} ({chain})"),
-                    self.secrets,
-                )));
+                return Err(super::resolve::request_failure(
+                    super::scrub(
+                        &format!("Machines API GET {path}: {what} ({chain})"),
+                        self.secrets,
+                    ),
+                    &err,
+                ));
             }
         };
         let status = response.status().as_u16();

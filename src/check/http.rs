@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::expect::capture::{CaptureInput, CaptureSpec};
 use super::expect::{Actual, Expected, JsonExpect, StatusExpect};
 use super::json::JsonTemplate;
+use super::resolve::ResolverAddr;
 use super::{Failure, FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
 use crate::core::template::{Scope, Template};
@@ -25,6 +26,10 @@ pub const BODY_CAP: usize = 1024 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     #[serde(default = "default_method")]
     pub method: String,
     pub url: Template,
@@ -158,7 +163,10 @@ impl HttpCheck {
             )
         })?;
 
-        let mut request = ctx.clients.http(self.verify_tls).request(method, url);
+        let mut request = ctx
+            .clients
+            .http(self.verify_tls, self.resolver)?
+            .request(method, url);
         for (name, value) in &self.headers {
             request = request.header(name.as_str(), ctx.render(value)?);
         }
@@ -177,9 +185,10 @@ impl HttpCheck {
         }
 
         let started = Instant::now();
-        let mut response = request.send().await.map_err(|err| {
-            Observation::fail_unclassified(describe_send_error(&err, self.url.raw()))
-        })?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|err| send_failure(&err, self.url.raw()))?;
         let time_to_headers = started.elapsed();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -398,6 +407,12 @@ fn literal_url_problem(url: &Template) -> Option<String> {
         )),
         Ok(_) => None,
     }
+}
+
+/// A failed request as the attempt's failure: permanent when the host name
+/// does not exist (NXDOMAIN; the DNS failure class attaches here).
+fn send_failure(err: &reqwest::Error, url_template: &str) -> Observation {
+    super::resolve::request_failure(describe_send_error(err, url_template), err)
 }
 
 /// Why a request failed, in words, without the expanded URL (its query string

@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::resolve::ResolverAddr;
 use super::{scrub, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
@@ -19,6 +20,10 @@ const BODY_CAP: usize = 64 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SupabaseCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// The project URL, `https://<ref>.supabase.co`.
     pub url: Template,
     /// Sent as the `apikey` header on every request.
@@ -149,10 +154,12 @@ impl SupabaseCheck {
         let mut failures = Vec::new();
         let mut permanent = None;
         let mut obs_detail = serde_json::Map::new();
+        let client = match ctx.clients.http(true, self.resolver) {
+            Ok(client) => client,
+            Err(obs) => return obs,
+        };
         for (label, path) in probes {
-            let mut request = ctx
-                .clients
-                .http(true)
+            let mut request = client
                 .get(format!("{base}{path}"))
                 .header("apikey", &apikey)
                 .header("Accept", "application/json")
@@ -173,6 +180,10 @@ impl SupabaseCheck {
                         &format!("{label}: {what} ({})", error_chain(&err)),
                         &secrets,
                     ));
+                    // NXDOMAIN is permanent; the DNS failure class attaches here.
+                    if let Some(why) = super::resolve::no_retry_of(&err) {
+                        permanent = Some(why);
+                    }
                     continue;
                 }
             };

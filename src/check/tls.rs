@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
+use super::resolve::{ConnectError, ResolveError, ResolverAddr};
 use super::{Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
@@ -28,6 +29,10 @@ use crate::core::template::Template;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// Host to connect to (a name or an address).
     pub host: Template,
     #[serde(default = "default_port")]
@@ -126,7 +131,7 @@ impl TlsCheck {
         };
         let config = client_config(verifier.clone());
         let started = Instant::now();
-        let stream = match connect_tcp(&host, self.port, ctx).await {
+        let stream = match connect_tcp(&host, self.port, ctx, self.resolver).await {
             Ok(stream) => stream,
             Err(obs) => return obs,
         };
@@ -213,21 +218,32 @@ impl TlsCheck {
 }
 
 /// Connects to host:port within the attempt's timeout, with readable reasons.
+/// Names go through the run's resolver, or the step's own `resolver`.
 pub(super) async fn connect_tcp(
     host: &str,
     port: u16,
     ctx: &ProbeContext<'_>,
+    resolver: Option<ResolverAddr>,
 ) -> Result<TcpStream, Observation> {
-    match tokio::time::timeout(ctx.timeout, TcpStream::connect((host, port))).await {
+    let resolver = ctx.clients.resolver(resolver);
+    match tokio::time::timeout(ctx.timeout, resolver.connect_tcp(host, port)).await {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(err)) => Err(Observation::fail_unclassified(describe_connect_error(
-            &err, host, port,
-        ))),
+        Ok(Err(ConnectError::Resolve(err))) => Err(resolve_failure(&err)),
+        Ok(Err(ConnectError::Io(err))) => Err(Observation::fail_unclassified(
+            describe_connect_error(&err, host, port),
+        )),
         Err(_) => Err(Observation::fail_unclassified(format!(
             "timed out connecting to {host}:{port} after {}",
             format_duration(ctx.timeout)
         ))),
     }
+}
+
+/// A failed name lookup as an attempt's failure. NXDOMAIN (and a malformed
+/// name) is permanent: waiting does not create a name.
+pub(super) fn resolve_failure(err: &ResolveError) -> Observation {
+    let reason = format!("DNS lookup failed: {err}");
+    err.failure(reason)
 }
 
 /// Turns a connect error into a reason that says which of DNS, refusal or
@@ -366,13 +382,16 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
-/// The ring provider, explicitly: reqwest's rustls uses ring too, and naming it
-/// avoids depending on a process-wide default provider being installed.
+/// The ring provider, explicitly: reqwest's clients are handed configs built
+/// on it too, so nothing depends on a process-wide default provider.
 pub(super) fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
+    // ring is deprecated since rustls 0.23.48 for lacking post-quantum key
+    // exchange; a probe's handshake secures nothing long-lived, and ring
+    // spares every build the C toolchain aws-lc-rs needs.
+    #[allow(deprecated)]
+    let make = || Arc::new(rustls::crypto::ring::default_provider());
+    PROVIDER.get_or_init(make).clone()
 }
 
 /// A client config around `verifier` with safe protocol defaults.
@@ -384,6 +403,29 @@ pub(super) fn client_config(verifier: Arc<Verifier>) -> Arc<ClientConfig> {
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     Arc::new(config)
+}
+
+/// The HTTP clients' TLS config: HTTPS rules against the system roots
+/// (`verify`), or any certificate with its signatures still checked (not),
+/// offering h2 and http/1.1.
+pub(super) fn http_client_config(verify: bool) -> ClientConfig {
+    let mode = if verify {
+        VerifyMode::Full
+    } else {
+        VerifyMode::None
+    };
+    let mut config = match Verifier::new(mode, None, false) {
+        Ok(verifier) => (*client_config(Arc::new(verifier))).clone(),
+        // No system roots: every HTTPS check then fails with an unknown-issuer
+        // reason instead of the whole run refusing to start.
+        Err(_) => ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports the default protocol versions")
+            .with_root_certificates(RootCertStore::empty())
+            .with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config
 }
 
 /// Trust anchors: the CA file when given, else the system store (loaded once).

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::http::OneOrMany;
+use super::resolve::ResolverAddr;
 use super::{Observation, ProbeContext, ProbeRecord};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
@@ -26,6 +27,10 @@ const BODY_CAP: usize = 64 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// The endpoint Chatwoot delivers to.
     pub url: Template,
     /// The webhook secret: `"{{secret:NAME}}"`.
@@ -111,6 +116,8 @@ impl ProbeKind {
 struct Sent {
     status: Option<u16>,
     error: Option<String>,
+    /// Set when the host name does not exist (NXDOMAIN): retrying cannot help.
+    no_retry: Option<&'static str>,
     latency: Duration,
 }
 
@@ -200,11 +207,15 @@ impl WebhookCheck {
             probes.push(ProbeKind::Stale);
         }
 
-        let client = ctx.clients.http(self.verify_tls);
+        let client = match ctx.clients.http(self.verify_tls, self.resolver) {
+            Ok(client) => client,
+            Err(obs) => return obs,
+        };
         let mut records = Vec::new();
         let mut failures = Vec::new();
         let mut findings = Vec::new();
         let mut signed_latency = None;
+        let mut unresolvable = None;
         for kind in probes {
             let delivery = uuid::Uuid::new_v4().to_string();
             let timestamp = match kind {
@@ -231,7 +242,7 @@ impl WebhookCheck {
                 }
             }
             let (sent, response_body) =
-                send(client, &url, &extra_headers, &headers, &body, ctx.timeout).await;
+                send(&client, &url, &extra_headers, &headers, &body, ctx.timeout).await;
             let mut record = json!({
                 "request": {
                     "method": "POST",
@@ -274,6 +285,7 @@ impl WebhookCheck {
                 (ProbeKind::Signed, None, Some(error)) => {
                     // Nothing answered: the rejection probes would say nothing more.
                     failures.push(format!("POST {}: {error}", self.url.raw()));
+                    unresolvable = sent.no_retry;
                     break;
                 }
                 (ProbeKind::Signed, Some(status), _) => {
@@ -338,6 +350,9 @@ impl WebhookCheck {
                 reasons.join("; "),
                 "an endpoint that accepts forged or replayed deliveries does not start rejecting them by waiting",
             )
+        } else if let (false, Some(why)) = (failures.is_empty(), unresolvable) {
+            // NXDOMAIN is permanent; the DNS failure class attaches here.
+            Observation::fail_permanent_unclassified(failures.join("; "), why)
         } else if !failures.is_empty() {
             Observation::fail_unclassified(failures.join("; "))
         } else {
@@ -415,6 +430,7 @@ async fn send(
             return (
                 Sent {
                     status: None,
+                    no_retry: super::resolve::no_retry_of(&err),
                     error: Some(describe_error(err)),
                     latency: started.elapsed(),
                 },
@@ -435,6 +451,7 @@ async fn send(
         Sent {
             status: Some(status),
             error: None,
+            no_retry: None,
             latency,
         },
         Some((kept, truncated)),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::resolve::ResolverAddr;
 use super::webhook::render_secret;
 use super::{Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
@@ -22,6 +23,10 @@ use crate::webhook::listener::{Listener, ListenerConfig};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookDeliveryCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// Where to receive: `127.0.0.1:8787`, or `0.0.0.0:8787` for a remote Chatwoot.
     pub listen: String,
     /// The webhook secret: `"{{secret:NAME}}"`.
@@ -136,7 +141,7 @@ impl WebhookDeliveryCheck {
         let mut observation_detail = vec![("listen", json!(listener.local_addr().to_string()))];
 
         if let Some(trigger) = &self.trigger {
-            match send_trigger(trigger, ctx).await {
+            match send_trigger(trigger, ctx, self.resolver).await {
                 Ok(status) => observation_detail.push(("trigger_status", json!(status))),
                 Err(obs) => {
                     listener.stop().await;
@@ -210,7 +215,11 @@ impl WebhookDeliveryCheck {
 }
 
 /// Sends the trigger; a failure is the attempt's failure.
-async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, Observation> {
+async fn send_trigger(
+    trigger: &Trigger,
+    ctx: &ProbeContext<'_>,
+    resolver: Option<ResolverAddr>,
+) -> Result<u16, Observation> {
     let url = ctx.render(&trigger.url)?;
     let method = reqwest::Method::from_bytes(trigger.method.as_bytes()).map_err(|_| {
         Observation::fail_permanent_unclassified(
@@ -220,7 +229,7 @@ async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, 
     })?;
     let mut request = ctx
         .clients
-        .http(trigger.verify_tls)
+        .http(trigger.verify_tls, resolver)?
         .request(method, url)
         .timeout(ctx.timeout);
     let mut has_content_type = false;
@@ -242,9 +251,14 @@ async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, 
             response.status().as_u16()
         ))
         .with_detail("trigger_status", response.status().as_u16())),
-        Err(err) => Err(Observation::fail_unclassified(format!(
-            "{what}: {}",
-            super::webhook::describe_error(err)
-        ))),
+        Err(err) => {
+            // NXDOMAIN is permanent; the DNS failure class attaches here.
+            let no_retry = super::resolve::no_retry_of(&err);
+            let reason = format!("{what}: {}", super::webhook::describe_error(err));
+            Err(match no_retry {
+                Some(why) => Observation::fail_permanent_unclassified(reason, why),
+                None => Observation::fail_unclassified(reason),
+            })
+        }
     }
 }

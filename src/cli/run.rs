@@ -29,7 +29,7 @@ pub struct Finished {
 pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let mut runbook = load(&args.runbook)?;
     apply_vars(&mut runbook, &args.vars)?;
-    if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+    if let Some(warning) = expiry_warning(&runbook, jiff::ZonedDateTime::now().date()) {
         if args.strict {
             return Err(CliError::invalid(format!(
                 "{warning} (refused by --strict)"
@@ -40,6 +40,7 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let options = RunOptions {
         mutations: mutations(args.allow_mutations.as_ref())?,
         only: args.only.clone(),
+        resolver: args.resolver,
     };
     for id in &options.only {
         if !runbook.steps.iter().any(|s| &s.id == id) {
@@ -253,7 +254,7 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
     let scope = RunScope::new(&runbook.vars, &no_secrets);
     let meta = &runbook.meta;
     out!("runbook: {} ({})", meta.name, runbook.path.display());
-    if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+    if let Some(warning) = expiry_warning(&runbook, jiff::ZonedDateTime::now().date()) {
         out!("warning: {warning}");
     }
     if let Some(owner) = &meta.owner {

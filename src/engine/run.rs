@@ -10,6 +10,7 @@ use super::cancel::Cancel;
 use super::retry::{backoff_schedule, no_retry_reason};
 use super::scope::RunScope;
 use super::RunObserver;
+use crate::check::resolve::ResolverAddr;
 use crate::check::{BlobSink, Clients, Observation, Outcome, ProbeContext};
 use crate::core::record::{
     AttemptSummary, AttemptVerdict, Escalation, Event, PlannedStep, RunVerdict, StepVerdict,
@@ -59,6 +60,8 @@ pub struct RunOptions {
     pub mutations: Mutations,
     /// Run only these steps (and the steps they depend on).
     pub only: Vec<String>,
+    /// The DNS server for every host name (`--resolver`); the system's when `None`.
+    pub resolver: Option<ResolverAddr>,
 }
 
 /// How the run ended.
@@ -79,7 +82,7 @@ pub async fn run_runbook(
     cancel: &Cancel,
     options: &RunOptions,
 ) -> io::Result<RunOutcome> {
-    let clients = Clients::new().map_err(io::Error::other)?;
+    let clients = Clients::with_resolver(options.resolver).map_err(io::Error::other)?;
     let blobs = bundle.blobs();
     let run_id = bundle.run_id().to_string();
     let runner = StepRunner {

@@ -7,7 +7,9 @@ mod support;
 
 mod assertions;
 mod cli;
+mod dns;
 mod evidence;
+mod https_client;
 mod platform_checks;
 mod run;
 mod runbook_diagnostics;

@@ -282,7 +282,7 @@ impl Post {
     }
 
     async fn send(&self, addr: std::net::SocketAddr) -> (u16, String) {
-        let mut request = reqwest::Client::new()
+        let mut request = crate::support::http_client()
             .post(format!("http://{addr}/chatwoot"))
             .header("Content-Type", "application/json")
             .body(self.body.clone());
@@ -427,7 +427,7 @@ async fn webhook_listener_accepts_valid_and_rejects_forged_stale_replayed_oversi
     // No Content-Length (chunked): the limit still holds while reading.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         (0..10).map(|_| Ok(vec![b' '; 1000])).collect();
-    let response = reqwest::Client::new()
+    let response = crate::support::http_client()
         .post(format!("http://{addr}/chatwoot"))
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
             chunks,
@@ -440,7 +440,7 @@ async fn webhook_listener_accepts_valid_and_rejects_forged_stale_replayed_oversi
     assert!(d.body_truncated && d.status == 413);
 
     // Not a POST: 405, recorded too.
-    let response = reqwest::Client::new()
+    let response = crate::support::http_client()
         .get(format!("http://{addr}/chatwoot"))
         .send()
         .await

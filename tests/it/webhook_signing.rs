@@ -167,7 +167,10 @@ fn webhook_verify_error_cases() {
             max_age: Duration::from_secs(300)
         }
     );
-    assert!(stale.to_string().contains("5m1s ago"), "{stale}");
+    assert!(
+        stale.to_string().contains("signed 5 minutes 1 second ago"),
+        "{stale}"
+    );
     assert_eq!(
         check(Some(VECTOR1_SIG), Some(TS), &body, 1767225600 + 300),
         Ok(())
@@ -176,7 +179,16 @@ fn webhook_verify_error_cases() {
     // From the future: says how far.
     let future = check(Some(VECTOR1_SIG), Some(TS), &body, 1767225600 - 120).unwrap_err();
     assert_eq!(future, SignatureError::FromFuture { ahead_secs: 120 });
-    assert!(future.to_string().contains("2m ahead"), "{future}");
+    assert!(future.to_string().contains("2 minutes ahead"), "{future}");
+
+    // A week-old replay reads in days, not in thousands of hours.
+    let week_old = 1767225600 + 8 * 86_400 + 7_322;
+    let old = check(Some(VECTOR1_SIG), Some(TS), &body, week_old).unwrap_err();
+    assert!(
+        old.to_string()
+            .starts_with("stale timestamp: signed 8 days ago, beyond the 5m replay window"),
+        "{old}"
+    );
 
     // Uppercase hex is still the same MAC.
     let upper = format!("sha256={}", VECTOR1_SIG[7..].to_uppercase());
@@ -271,7 +283,7 @@ fn webhook_verify_command_reports_valid_and_invalid() {
     args.now = Some(1767225600 + 12);
     let ok = verify_command_with(&args, &lookup, 0).unwrap();
     assert!(ok.starts_with("valid"), "{ok}");
-    assert!(ok.contains("12s old"), "{ok}");
+    assert!(ok.contains("timestamp 12 seconds old (window 5m)"), "{ok}");
 
     // Without --now the real clock makes the 2026-01-01 vector stale or future,
     // depending on today's date — either way it must not verify.

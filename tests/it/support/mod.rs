@@ -8,6 +8,7 @@
 pub mod api;
 pub mod canary;
 pub mod chatwoot;
+pub mod dns;
 pub mod fly;
 pub mod pgwire;
 pub mod probe;
@@ -385,4 +386,22 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// A plain reqwest client for driving fixtures (reqwest has no process-wide
+/// TLS provider, so `reqwest::Client::new()` would panic).
+pub fn http_client() -> reqwest::Client {
+    // ring, as runproof itself uses (deprecated upstream only for lacking
+    // post-quantum key exchange).
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .expect("a plain HTTP client builds")
 }
