@@ -55,6 +55,9 @@ pub struct CommandExpect {
     pub stderr_contains: Option<String>,
     #[serde(default)]
     pub stderr_regex: Option<String>,
+    /// stdout parsed as JSON: path → expected value or predicate table.
+    #[serde(default)]
+    pub json: super::expect::JsonExpect,
 }
 
 impl CommandCheck {
@@ -210,7 +213,13 @@ impl CommandCheck {
             }
         }
 
-        let failures = self.unmet_expectations(status, &stdout, &stderr);
+        let mut failures = self.unmet_expectations(status, &stdout, &stderr);
+        if !self.expect.json.is_empty() {
+            match serde_json::from_slice::<serde_json::Value>(&stdout) {
+                Ok(doc) => failures.extend(self.expect.json.unmet("stdout JSON", &doc, ctx.scope)),
+                Err(err) => failures.push(format!("stdout is not JSON: {err}")),
+            }
+        }
         if let Some(first) = failures.first() {
             let mut reason = first.clone();
             if failures.len() > 1 {

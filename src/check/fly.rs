@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::resolve::ResolverAddr;
 use super::support::{errors, http};
 use super::{FailureClass, Observation, ProbeContext};
 use crate::core::template::Template;
@@ -23,6 +24,10 @@ const BODY_CAP: usize = http::BODY_CAP;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlyAppCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// The app's name.
     pub app: Template,
     /// API token: a deploy/org token (`FlyV1 fm2_…`) or a personal token.
@@ -76,6 +81,10 @@ pub struct FlyExpect {
     /// The release version (`fly_release_version`) every counted machine must run.
     #[serde(default)]
     pub release_version: Option<String>,
+    /// Predicates on `{ "app": <app>, "machines": [<machine>, ...] }` as the
+    /// Machines API returns them: `"$.machines[*].state" = { all = "started" }`.
+    #[serde(default)]
+    pub json: super::expect::JsonExpect,
 }
 
 impl Default for FlyExpect {
@@ -89,6 +98,7 @@ impl Default for FlyExpect {
             regions: Vec::new(),
             image: None,
             release_version: None,
+            json: super::expect::JsonExpect::default(),
         }
     }
 }
@@ -180,6 +190,7 @@ impl FlyAppCheck {
             base: &base,
             auth: &auth,
             secrets: &secrets,
+            resolver: self.resolver,
         };
 
         let mut blobs = Vec::new();
@@ -189,7 +200,7 @@ impl FlyAppCheck {
             Ok(body) => {
                 blobs.extend(api.keep("fly.app", &body));
                 match body.status {
-                    200 => serde_json::from_slice::<ApiApp>(&body.bytes).unwrap_or_default(),
+                    200 => serde_json::from_slice::<Value>(&body.bytes).unwrap_or(Value::Null),
                     404 if !self.expect.app_exists => {
                         return with_blobs(
                             Observation::pass().with_detail("app_exists", false),
@@ -217,12 +228,21 @@ impl FlyAppCheck {
                 if body.status != 200 {
                     return with_blobs(api.error(body.status, &body.bytes, &app), blobs);
                 }
-                match serde_json::from_slice::<Vec<ApiMachine>>(&body.bytes) {
+                // Kept as JSON for `expect.json`, and read through serde types.
+                let parsed = serde_json::from_slice::<Vec<Value>>(&body.bytes).and_then(|list| {
+                    let typed = list
+                        .iter()
+                        .map(ApiMachine::deserialize)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((list, typed))
+                });
+                match parsed {
                     Ok(machines) => machines,
-                    Err(err) => return with_blobs(
-                        Observation::fail(
-                            FailureClass::Protocol,
-                            format!(
+                    Err(err) => {
+                        return with_blobs(
+                            Observation::fail(
+                                FailureClass::Protocol,
+                                format!(
                                 "machine list of {app} is not a JSON array of machines: {err}{}",
                                 if body.truncated {
                                     " (the response passed the 1 MiB body cap)"
@@ -230,20 +250,33 @@ impl FlyAppCheck {
                                     ""
                                 }
                             ),
-                        ),
-                        blobs,
-                    ),
+                            ),
+                            blobs,
+                        )
+                    }
                 }
             }
         };
-        let machines: Vec<Machine> = machines
+        let (listed, typed) = machines;
+        let counted = |m: &Machine| {
+            self.include_destroyed || !matches!(m.state.as_str(), "destroyed" | "destroying")
+        };
+        let machines: Vec<(Machine, Value)> = typed
             .into_iter()
             .map(Machine::from_api)
-            .filter(|m| {
-                self.include_destroyed || !matches!(m.state.as_str(), "destroyed" | "destroying")
-            })
+            .zip(listed)
+            .filter(|(m, _)| counted(m))
             .collect();
-        let failures = self.evaluate(&machines);
+        let doc = (!self.expect.json.is_empty()).then(|| {
+            let listed: Vec<&Value> = machines.iter().map(|(_, json)| json).collect();
+            json!({ "app": app_info, "machines": listed })
+        });
+        let machines: Vec<Machine> = machines.into_iter().map(|(m, _)| m).collect();
+        let mut failures = self.evaluate(&machines);
+        if let Some(doc) = &doc {
+            failures.extend(self.expect.json.unmet("Fly API JSON", doc, ctx.scope));
+        }
+        let app_info = ApiApp::deserialize(&app_info).unwrap_or_default();
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {
@@ -468,6 +501,7 @@ struct Api<'a, 'c> {
     base: &'a str,
     auth: &'a str,
     secrets: &'a [&'a str],
+    resolver: Option<ResolverAddr>,
 }
 
 impl Api<'_, '_> {
@@ -477,7 +511,7 @@ impl Api<'_, '_> {
         let request = self
             .ctx
             .clients
-            .http(true)
+            .http(true, self.resolver)?
             .get(&url)
             .header("Authorization", self.auth)
             .header("Accept", "application/json")
@@ -504,12 +538,12 @@ impl Api<'_, '_> {
                     "request failed"
                 };
                 let chain = errors::render(&err.error);
-                Err(Observation::fail(
-                    err.class(),
+                Err(super::resolve::request_failure(
                     super::scrub(
                         &format!("Machines API GET {path}: {what} ({chain})"),
                         self.secrets,
                     ),
+                    &err.error,
                 ))
             }
         }

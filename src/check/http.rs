@@ -11,11 +11,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::json::{self, JsonTemplate};
+use super::expect::capture::{CaptureInput, CaptureSpec};
+use super::expect::{Actual, Expected, JsonExpect, StatusExpect};
+use super::json::JsonTemplate;
+use super::resolve::ResolverAddr;
 use super::support::{errors, http, latency};
 use super::{Failure, FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
-use crate::core::template::Template;
+use crate::core::template::{Scope, Template};
 
 /// The most of a response body that is read, kept and checked.
 pub const BODY_CAP: usize = http::BODY_CAP;
@@ -24,6 +27,10 @@ pub const BODY_CAP: usize = http::BODY_CAP;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     #[serde(default = "default_method")]
     pub method: String,
     pub url: Template,
@@ -40,9 +47,10 @@ pub struct HttpCheck {
     pub verify_tls: bool,
     #[serde(default)]
     pub expect: HttpExpect,
-    /// `name = "json.path"`: values for `{{steps.<id>.<name>}}`.
+    /// `name = "json.path"` or `name = { header = "location" }` (see
+    /// [`super::expect::capture`]): values for `{{steps.<id>.<name>}}`.
     #[serde(default)]
-    pub capture: BTreeMap<String, String>,
+    pub capture: BTreeMap<String, CaptureSpec>,
 }
 
 fn default_method() -> String {
@@ -57,22 +65,22 @@ fn default_true() -> bool {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpExpect {
-    /// One status or a list (default: any 2xx).
+    /// One status, a list, or a predicate table (default: any 2xx).
     #[serde(default)]
-    pub status: Option<OneOrMany<u16>>,
+    pub status: Option<StatusExpect>,
     #[serde(default)]
     pub body_contains: Option<String>,
     #[serde(default)]
     pub body_regex: Option<String>,
-    /// JSON path → expected value.
+    /// JSON path → expected value or predicate table.
     #[serde(default)]
-    pub json: BTreeMap<String, toml::Value>,
+    pub json: JsonExpect,
     /// JSON paths that must exist.
     #[serde(default)]
     pub json_exists: Vec<String>,
-    /// Header name → expected value.
+    /// Header name → expected value or predicate table.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Expected>,
     /// Header names that must be present.
     #[serde(default)]
     pub headers_present: Vec<String>,
@@ -158,7 +166,10 @@ impl HttpCheck {
             )
         })?;
 
-        let mut request = ctx.clients.http(self.verify_tls).request(method, url);
+        let mut request = ctx
+            .clients
+            .http(self.verify_tls, self.resolver)?
+            .request(method, url);
         for (name, value) in &self.headers {
             request = request.header(name.as_str(), ctx.render(value)?);
         }
@@ -177,16 +188,18 @@ impl HttpCheck {
                 .body(value.to_string());
         }
 
-        let fetched = http::fetch(request, BODY_CAP).await.map_err(|err| {
-            let reason = describe_send_error(&err.error, self.url.raw());
-            Observation::fail(
-                err.class(),
-                match err.status {
-                    None => reason,
-                    Some(status) => format!("HTTP {status}, then the body broke off: {reason}"),
-                },
-            )
-        })?;
+        let fetched = http::fetch(request, BODY_CAP)
+            .await
+            .map_err(|err| match err.status {
+                None => send_failure(&err.error, self.url.raw()),
+                Some(status) => Observation::fail(
+                    err.class(),
+                    format!(
+                        "HTTP {status}, then the body broke off: {}",
+                        describe_send_error(&err.error, self.url.raw())
+                    ),
+                ),
+            })?;
         let http::Fetched {
             status,
             headers,
@@ -212,6 +225,36 @@ impl HttpCheck {
                 "disabled by the runbook (verify_tls = false)",
             );
         }
+        // Captures first: a secret one is registered with the redactor before
+        // the body that holds it is stored or any record is written.
+        let doc = serde_json::from_slice::<Value>(&body).ok();
+        let header_value = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("<binary>").to_string())
+        };
+        let input = CaptureInput {
+            text: &body,
+            json: doc.as_ref(),
+            header: Some(&header_value),
+            status: Some(status),
+            what: "the response body",
+        };
+        let mut capture_error = None;
+        for (name, spec) in &self.capture {
+            match spec.extract(&input) {
+                Ok(value) => {
+                    if spec.secret() {
+                        ctx.blobs
+                            .register_secret(&format!("capture:{name}"), &value);
+                    }
+                    observation.captures.push((name.clone(), value));
+                }
+                Err(err) => {
+                    capture_error.get_or_insert(format!("cannot capture `{name}`: {err}"));
+                }
+            }
+        }
         if !body.is_empty() {
             match ctx.blobs.put("response.body", &body, truncated) {
                 Ok(blob) => observation.blobs.push(blob),
@@ -221,8 +264,8 @@ impl HttpCheck {
             }
         }
 
-        let parsed_json = || serde_json::from_slice::<Value>(&body).ok();
-        let failures = self.unmet_expectations(status, &headers, &body, latency, &parsed_json);
+        let failures =
+            self.unmet_expectations(status, &headers, &body, latency, doc.as_ref(), ctx.scope);
         if let Some(reason) = failures.first() {
             let reason = if failures.len() > 1 {
                 format!(
@@ -233,7 +276,7 @@ impl HttpCheck {
             } else {
                 reason.clone()
             };
-            let rejected = matches!(status, 401 | 403) && !self.status_expected(status);
+            let rejected = matches!(status, 401 | 403) && !self.status_expected(status, ctx.scope);
             observation.outcome = super::Outcome::Fail(if rejected {
                 Failure::permanent(
                     FailureClass::Auth,
@@ -246,27 +289,13 @@ impl HttpCheck {
             return Ok(observation);
         }
 
+        if let Some(reason) = capture_error {
+            observation.captures.clear();
+            observation.outcome =
+                super::Outcome::Fail(Failure::new(FailureClass::Expectation, reason));
+            return Ok(observation);
+        }
         if !self.capture.is_empty() {
-            let Some(doc) = parsed_json() else {
-                observation.outcome = super::Outcome::Fail(Failure::new(
-                    FailureClass::Expectation,
-                    "cannot capture: the response body is not JSON",
-                ));
-                return Ok(observation);
-            };
-            for (name, path) in &self.capture {
-                match json::lookup(&doc, path) {
-                    Some(Value::String(s)) => observation.captures.push((name.clone(), s.clone())),
-                    Some(Value::Null) | None => {
-                        observation.outcome = super::Outcome::Fail(Failure::new(
-                            FailureClass::Expectation,
-                            format!("cannot capture `{name}`: no value at JSON path `{path}`"),
-                        ));
-                        return Ok(observation);
-                    }
-                    Some(other) => observation.captures.push((name.clone(), other.to_string())),
-                }
-            }
             let names: Vec<Value> = self
                 .capture
                 .keys()
@@ -277,9 +306,9 @@ impl HttpCheck {
         Ok(observation)
     }
 
-    fn status_expected(&self, status: u16) -> bool {
+    fn status_expected(&self, status: u16, scope: &dyn Scope) -> bool {
         match &self.expect.status {
-            Some(expected) => expected.contains(&status),
+            Some(expected) => expected.accepts(status, scope),
             None => (200..300).contains(&status),
         }
     }
@@ -291,21 +320,17 @@ impl HttpCheck {
         headers: &reqwest::header::HeaderMap,
         body: &[u8],
         latency: Duration,
-        parsed_json: &dyn Fn() -> Option<Value>,
+        parsed_json: Option<&Value>,
+        scope: &dyn Scope,
     ) -> Vec<String> {
         let expect = &self.expect;
         let mut failures = Vec::new();
-        if !self.status_expected(status) {
-            let wanted = match &expect.status {
-                Some(OneOrMany::One(s)) => s.to_string(),
-                Some(OneOrMany::Many(list)) => list
-                    .iter()
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" or "),
-                None => "2xx".to_string(),
-            };
-            failures.push(format!("HTTP {status}, want {wanted}"));
+        match &expect.status {
+            Some(expected) => failures.extend(expected.unmet(status, scope)),
+            None if !(200..300).contains(&status) => {
+                failures.push(format!("HTTP {status}, want 2xx"))
+            }
+            None => {}
         }
         let text = String::from_utf8_lossy(body);
         if let Some(needle) = &expect.body_contains {
@@ -321,22 +346,12 @@ impl HttpCheck {
             }
         }
         if !expect.json.is_empty() || !expect.json_exists.is_empty() {
-            match parsed_json() {
+            match parsed_json {
                 None => failures.push("body is not JSON".to_string()),
                 Some(doc) => {
-                    for (path, wanted) in &expect.json {
-                        match json::lookup(&doc, path) {
-                            None => {
-                                failures.push(format!("JSON `{path}` is missing, want {wanted}"))
-                            }
-                            Some(actual) if !json::matches_toml(actual, wanted) => failures.push(
-                                format!("JSON `{path}` is {}, want {wanted}", json::short(actual)),
-                            ),
-                            Some(_) => {}
-                        }
-                    }
+                    failures.extend(expect.json.unmet("JSON", doc, scope));
                     for path in &expect.json_exists {
-                        if json::lookup(&doc, path).is_none() {
+                        if super::json::lookup(doc, path).is_none() {
                             failures.push(format!("JSON `{path}` is missing"));
                         }
                     }
@@ -349,15 +364,13 @@ impl HttpCheck {
             }
         }
         for (name, wanted) in &expect.headers {
-            match headers
+            let actual = headers
                 .get(name.as_str())
-                .map(|v| v.to_str().unwrap_or("<binary>"))
+                .map(|v| Value::String(v.to_str().unwrap_or("<binary>").to_string()));
+            if let Err(message) =
+                wanted.check(&format!("header {name}"), &Actual::owned(actual), scope)
             {
-                None => failures.push(format!("header `{name}` is missing, want {wanted:?}")),
-                Some(actual) if actual != wanted => {
-                    failures.push(format!("header `{name}` is {actual:?}, want {wanted:?}"))
-                }
-                Some(_) => {}
+                failures.push(message);
             }
         }
         failures.extend(latency::exceeded(
@@ -382,6 +395,12 @@ fn literal_url_problem(url: &Template) -> Option<String> {
         )),
         Ok(_) => None,
     }
+}
+
+/// A failed request as the attempt's failure: permanent when the host name
+/// does not exist (NXDOMAIN; the DNS failure class attaches here).
+fn send_failure(err: &reqwest::Error, url_template: &str) -> Observation {
+    super::resolve::request_failure(describe_send_error(err, url_template), err)
 }
 
 /// Why a request failed, in words, without the expanded URL (its query string

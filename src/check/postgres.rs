@@ -25,6 +25,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use tokio_postgres::SimpleQueryMessage;
 
+use super::resolve::ResolverAddr;
 use super::support::tls::{connector_config, VerifyMode};
 use super::tls::{describe_connect_error, is_dns_failure};
 use super::{scrub, support, FailureClass, Observation, ProbeContext};
@@ -35,6 +36,10 @@ use crate::core::template::Template;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// `postgres://user:pass@host:port/db?sslmode=require` or
     /// `host=… user=… password=… dbname=… sslmode=…`; usually a secret.
     pub dsn: Template,
@@ -236,13 +241,48 @@ impl PostgresCheck {
         };
 
         let started = Instant::now();
-        let connected = tokio::time::timeout(ctx.timeout, config.connect(connector)).await;
-        let (client, connection) = match connected {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(err)) => {
-                let obs = classify(&err, &endpoint, mode, &secrets);
-                return describe(resolution_check(obs, &config).await);
+        let connected = tokio::time::timeout(ctx.timeout, async {
+            match named_host(&config) {
+                // A host name: resolved by the run's resolver, and the
+                // connection handed to the driver, which keeps the name for
+                // TLS (SNI, verify-full).
+                Some((host, port)) => {
+                    let stream = super::tls::connect_tcp(&host, port, ctx, self.resolver)
+                        .await
+                        .map_err(Connect::Tcp)?;
+                    let mut make = connector.clone();
+                    let tls =
+                        <MakeRustls as MakeTlsConnect<tokio::net::TcpStream>>::make_tls_connect(
+                            &mut make, &host,
+                        )
+                        .map_err(|err| {
+                            Connect::Tcp(Observation::fail_permanent(
+                                FailureClass::Config,
+                                format!("`{host}` cannot be a TLS server name: {err}"),
+                                "the connection string does not change by waiting",
+                            ))
+                        })?;
+                    let (client, connection) = config
+                        .connect_raw(stream, tls)
+                        .await
+                        .map_err(Connect::Driver)?;
+                    Ok((client, tokio::spawn(connection)))
+                }
+                // IP addresses, several hosts, Unix sockets: the driver connects.
+                None => {
+                    let (client, connection) =
+                        config.connect(connector).await.map_err(Connect::Driver)?;
+                    Ok((client, tokio::spawn(connection)))
+                }
             }
+        })
+        .await;
+        let (client, driver) = match connected {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(Connect::Driver(err))) => {
+                return describe(classify(&err, &endpoint, mode, &secrets))
+            }
+            Ok(Err(Connect::Tcp(obs))) => return describe(scrub_outcome(obs, &secrets)),
             Err(_) => {
                 return describe(Observation::fail(
                     FailureClass::Timeout,
@@ -257,8 +297,7 @@ impl PostgresCheck {
         };
         let connect_latency = started.elapsed();
         let tls = tls_used.load(Ordering::SeqCst);
-        // The connection does the I/O; it ends when the client is dropped.
-        let driver = tokio::spawn(connection);
+        // The connection (`driver`) does the I/O; it ends when the client is dropped.
         let remaining = ctx
             .timeout
             .saturating_sub(started.elapsed())
@@ -356,6 +395,30 @@ impl PostgresCheck {
         }
         obs
     }
+}
+
+/// Why connecting failed: the driver's error, or an attempt already described
+/// (name lookup, TCP).
+enum Connect {
+    Driver(tokio_postgres::Error),
+    Tcp(Observation),
+}
+
+/// The single TCP host and port of `config` when the host is a name (not an
+/// address) and no `hostaddr` is given: the case this check resolves itself.
+fn named_host(config: &tokio_postgres::Config) -> Option<(String, u16)> {
+    let [tokio_postgres::config::Host::Tcp(host)] = config.get_hosts() else {
+        return None;
+    };
+    if !config.get_hostaddrs().is_empty() || super::resolve::ip_literal(host).is_some() {
+        return None;
+    }
+    let port = match config.get_ports() {
+        [] => 5432,
+        [port] => *port,
+        _ => return None,
+    };
+    Some((host.clone(), port))
 }
 
 /// Where the check connects, for reasons and evidence (never the password).
@@ -489,30 +552,6 @@ fn classify(
         )
     };
     Observation::fail(class, scrub(&reason, secrets))
-}
-
-/// A connect failure the driver reports as an uncategorized socket error may
-/// be a name that does not resolve: getaddrinfo's errors carry no kind, so
-/// the resolver is asked again and its typed answer decides.
-async fn resolution_check(mut obs: Observation, config: &tokio_postgres::Config) -> Observation {
-    let super::Outcome::Fail(failure) = &mut obs.outcome else {
-        return obs;
-    };
-    if !matches!(failure.class, FailureClass::Refused | FailureClass::Io) {
-        return obs;
-    }
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    for host in config.get_hosts() {
-        if let tokio_postgres::config::Host::Tcp(name) = host {
-            if name.parse::<std::net::IpAddr>().is_err()
-                && support::resolve::lookup(name, port).await.is_err()
-            {
-                failure.class = FailureClass::Dns;
-                break;
-            }
-        }
-    }
-    obs
 }
 
 fn tls_reason(err: &rustls::Error, at: &Endpoint) -> String {
@@ -773,6 +812,7 @@ mod tests {
     #[test]
     fn literal_passwords_are_flagged() {
         let check = |dsn: &str| PostgresCheck {
+            resolver: None,
             dsn: Template::parse(dsn).unwrap(),
             sslmode: None,
             ca_file: None,

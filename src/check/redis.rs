@@ -12,6 +12,7 @@ use rustls::pki_types::ServerName;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
+use super::resolve::ResolverAddr;
 use super::support::tls::{connector_config, rustls_error, VerifyMode};
 use super::support::{classify, latency};
 use super::tls::connect_tcp;
@@ -23,6 +24,10 @@ use crate::core::template::Template;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS.
     pub url: Template,
     /// The password, when it is not in the URL.
@@ -149,7 +154,7 @@ impl RedisCheck {
     }
 
     async fn converse(&self, target: &Target, ctx: &ProbeContext<'_>) -> Observation {
-        let tcp = match connect_tcp(&target.host, target.port, ctx).await {
+        let tcp = match connect_tcp(&target.host, target.port, ctx, self.resolver).await {
             Ok(tcp) => tcp,
             Err(obs) => return obs,
         };

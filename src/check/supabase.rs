@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::resolve::ResolverAddr;
 use super::support::{errors, http, latency};
 use super::{scrub, FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
@@ -18,6 +19,10 @@ const BODY_CAP: usize = 64 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SupabaseCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// The project URL, `https://<ref>.supabase.co`.
     pub url: Template,
     /// Sent as the `apikey` header on every request.
@@ -151,10 +156,12 @@ impl SupabaseCheck {
         // The attempt's class is the first failure's.
         let mut class = None;
         let mut obs_detail = serde_json::Map::new();
+        let client = match ctx.clients.http(true, self.resolver) {
+            Ok(client) => client,
+            Err(obs) => return obs,
+        };
         for (label, path) in probes {
-            let mut request = ctx
-                .clients
-                .http(true)
+            let mut request = client
                 .get(format!("{base}{path}"))
                 .header("apikey", &apikey)
                 .header("Accept", "application/json")
@@ -177,6 +184,10 @@ impl SupabaseCheck {
                         &format!("{label}: {what} ({})", errors::render(&err.error)),
                         &secrets,
                     ));
+                    // NXDOMAIN is permanent; the DNS failure class attaches here.
+                    if let Some(why) = super::resolve::no_retry_of(&err.error) {
+                        permanent = Some(why);
+                    }
                     continue;
                 }
             };

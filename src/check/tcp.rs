@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
+use super::resolve::ResolverAddr;
 use super::{support, FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
@@ -12,6 +13,10 @@ use crate::core::template::Template;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TcpCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// Host name or address.
     pub host: Template,
     pub port: u16,
@@ -55,7 +60,7 @@ impl TcpCheck {
             Err(obs) => return obs,
         };
         let started = Instant::now();
-        let stream = match super::tls::connect_tcp(&host, self.port, ctx).await {
+        let stream = match super::tls::connect_tcp(&host, self.port, ctx, self.resolver).await {
             Ok(stream) => stream,
             Err(obs) => return obs.with_detail("latency_ms", started.elapsed().as_millis() as u64),
         };

@@ -1,8 +1,8 @@
 //! `tls`: a TLS handshake to host:port with SNI — chain validity, days left,
 //! and the certificate's subject, issuer, SANs and expiry.
 //!
-//! The rustls client setup it shares with `postgres` and `redis` lives in
-//! [`super::support::tls`]; the handshake reason texts live here.
+//! The rustls client setup it shares with `postgres`, `redis` and the HTTP
+//! clients lives in [`super::support::tls`]; the handshake reason texts live here.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
+use super::resolve::{ConnectError, ResolveError, ResolverAddr};
 use super::support::tls::{client_config, Verifier, VerifyMode};
 use super::support::{self, classify};
 use super::{FailureClass, Observation, ProbeContext};
@@ -23,6 +24,10 @@ use crate::core::template::Template;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// Host to connect to (a name or an address).
     pub host: Template,
     #[serde(default = "default_port")]
@@ -123,7 +128,7 @@ impl TlsCheck {
         };
         let config = client_config(verifier.clone());
         let started = Instant::now();
-        let stream = match connect_tcp(&host, self.port, ctx).await {
+        let stream = match connect_tcp(&host, self.port, ctx, self.resolver).await {
             Ok(stream) => stream,
             Err(obs) => return obs,
         };
@@ -216,39 +221,21 @@ impl TlsCheck {
 }
 
 /// Connects to host:port within the attempt's timeout, with readable reasons.
+/// Names go through the run's resolver, or the step's own `resolver`.
 pub(super) async fn connect_tcp(
     host: &str,
     port: u16,
     ctx: &ProbeContext<'_>,
+    resolver: Option<ResolverAddr>,
 ) -> Result<TcpStream, Observation> {
-    // Resolving and connecting are separate steps so that a failure says
-    // which of them failed by its type, not by its text.
-    let connect = async {
-        let addrs = support::resolve::lookup(host, port).await.map_err(|err| {
-            Observation::fail(
-                classify::resolution(&err.source),
-                format!("DNS lookup failed for {host}: {}", err.source),
-            )
-        })?;
-        let mut last_err = None;
-        for addr in addrs {
-            match TcpStream::connect(addr).await {
-                Ok(stream) => return Ok(stream),
-                Err(err) => last_err = Some(err),
-            }
-        }
-        Err(match last_err {
-            Some(err) => {
-                Observation::fail(classify::io(&err), describe_connect_error(&err, host, port))
-            }
-            None => Observation::fail(
-                FailureClass::Dns,
-                format!("DNS lookup failed for {host}: no address"),
-            ),
-        })
-    };
-    match tokio::time::timeout(ctx.timeout, connect).await {
-        Ok(result) => result,
+    let resolver = ctx.clients.resolver(resolver);
+    match tokio::time::timeout(ctx.timeout, resolver.connect_tcp(host, port)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(ConnectError::Resolve(err))) => Err(resolve_failure(&err)),
+        Ok(Err(ConnectError::Io(err))) => Err(Observation::fail(
+            classify::io(&err),
+            describe_connect_error(&err, host, port),
+        )),
         Err(_) => Err(Observation::fail(
             FailureClass::Timeout,
             format!(
@@ -257,6 +244,13 @@ pub(super) async fn connect_tcp(
             ),
         )),
     }
+}
+
+/// A failed name lookup as an attempt's failure. NXDOMAIN (and a malformed
+/// name) is permanent: waiting does not create a name.
+pub(super) fn resolve_failure(err: &ResolveError) -> Observation {
+    let reason = format!("DNS lookup failed: {err}");
+    err.failure(reason)
 }
 
 /// Turns a connect error into a reason that says which of DNS, refusal or

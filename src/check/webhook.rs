@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::http::OneOrMany;
+use super::resolve::ResolverAddr;
 use super::support::{classify, errors, http, latency};
 use super::{FailureClass, Observation, ProbeContext, ProbeRecord};
 use crate::core::duration::HumanDuration;
@@ -27,6 +28,10 @@ const BODY_CAP: usize = 64 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// The endpoint Chatwoot delivers to.
     pub url: Template,
     /// The webhook secret: `"{{secret:NAME}}"`.
@@ -113,6 +118,8 @@ struct Sent {
     status: Option<u16>,
     /// Why nothing answered, and its class.
     error: Option<(FailureClass, String)>,
+    /// Set when the host name does not exist (NXDOMAIN): retrying cannot help.
+    no_retry: Option<&'static str>,
     latency: Duration,
 }
 
@@ -204,13 +211,17 @@ impl WebhookCheck {
             probes.push(ProbeKind::Stale);
         }
 
-        let client = ctx.clients.http(self.verify_tls);
+        let client = match ctx.clients.http(self.verify_tls, self.resolver) {
+            Ok(client) => client,
+            Err(obs) => return obs,
+        };
         let mut records = Vec::new();
         let mut failures = Vec::new();
         // The class of the first failure; a security finding outranks it.
         let mut class = None;
         let mut findings = Vec::new();
         let mut signed_latency = None;
+        let mut unresolvable = None;
         for kind in probes {
             let delivery = uuid::Uuid::new_v4().to_string();
             let timestamp = match kind {
@@ -237,7 +248,7 @@ impl WebhookCheck {
                 }
             }
             let (sent, response_body) =
-                send(client, &url, &extra_headers, &headers, &body, ctx.timeout).await;
+                send(&client, &url, &extra_headers, &headers, &body, ctx.timeout).await;
             let mut record = json!({
                 "request": {
                     "method": "POST",
@@ -281,6 +292,7 @@ impl WebhookCheck {
                     // Nothing answered: the rejection probes would say nothing more.
                     class.get_or_insert(error_class);
                     failures.push(format!("POST {}: {error}", self.url.raw()));
+                    unresolvable = sent.no_retry;
                     break;
                 }
                 (ProbeKind::Signed, Some(status), _) => {
@@ -356,6 +368,13 @@ impl WebhookCheck {
                 FailureClass::Security,
                 reasons.join("; "),
                 "an endpoint that accepts forged or replayed deliveries does not start rejecting them by waiting",
+            )
+        } else if let (false, Some(why)) = (failures.is_empty(), unresolvable) {
+            // NXDOMAIN is permanent; the DNS failure class attaches here.
+            Observation::fail_permanent(
+                class.unwrap_or(FailureClass::Dns),
+                failures.join("; "),
+                why,
             )
         } else if !failures.is_empty() {
             Observation::fail(
@@ -436,6 +455,7 @@ async fn send(
             Sent {
                 status: Some(fetched.status),
                 error: None,
+                no_retry: None,
                 latency: fetched.time_to_headers,
             },
             Some((fetched.body, fetched.truncated)),
@@ -445,6 +465,7 @@ async fn send(
             Sent {
                 status: err.status,
                 error: None,
+                no_retry: None,
                 latency: err.latency,
             },
             None,
@@ -452,6 +473,7 @@ async fn send(
         Err(err) => (
             Sent {
                 status: None,
+                no_retry: super::resolve::no_retry_of(&err.error),
                 error: Some((err.class(), describe_error(err.error))),
                 latency: err.latency,
             },

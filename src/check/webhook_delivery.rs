@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::resolve::ResolverAddr;
 use super::support::http;
 use super::webhook::render_secret;
 use super::{FailureClass, Observation, ProbeContext};
@@ -23,6 +24,10 @@ use crate::webhook::listener::{Listener, ListenerConfig};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookDeliveryCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// Where to receive: `127.0.0.1:8787`, or `0.0.0.0:8787` for a remote Chatwoot.
     pub listen: String,
     /// The webhook secret: `"{{secret:NAME}}"`.
@@ -141,7 +146,7 @@ impl WebhookDeliveryCheck {
         let mut observation_detail = vec![("listen", json!(listener.local_addr().to_string()))];
 
         if let Some(trigger) = &self.trigger {
-            match send_trigger(trigger, ctx).await {
+            match send_trigger(trigger, ctx, self.resolver).await {
                 Ok(status) => observation_detail.push(("trigger_status", json!(status))),
                 Err(obs) => {
                     listener.stop().await;
@@ -214,7 +219,11 @@ impl WebhookDeliveryCheck {
 }
 
 /// Sends the trigger; a failure is the attempt's failure.
-async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, Observation> {
+async fn send_trigger(
+    trigger: &Trigger,
+    ctx: &ProbeContext<'_>,
+    resolver: Option<ResolverAddr>,
+) -> Result<u16, Observation> {
     let url = ctx.render(&trigger.url)?;
     let method = reqwest::Method::from_bytes(trigger.method.as_bytes()).map_err(|_| {
         Observation::fail_permanent(
@@ -225,7 +234,7 @@ async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, 
     })?;
     let mut request = ctx
         .clients
-        .http(trigger.verify_tls)
+        .http(trigger.verify_tls, resolver)?
         .request(method, url)
         .timeout(ctx.timeout);
     let mut has_content_type = false;
@@ -257,10 +266,16 @@ async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, 
         Err(err) if err.status.is_some_and(|s| (200..300).contains(&s)) => {
             Ok(err.status.unwrap_or_default())
         }
-        Err(err) => Err(Observation::fail(
-            err.class(),
-            format!("{what}: {}", super::webhook::describe_error(err.error)),
-        )),
+        // NXDOMAIN is permanent (class `dns`); other errors by their type.
+        Err(err) => {
+            let no_retry = super::resolve::no_retry_of(&err.error);
+            let class = err.class();
+            let reason = format!("{what}: {}", super::webhook::describe_error(err.error));
+            Err(match no_retry {
+                Some(why) => Observation::fail_permanent(class, reason, why),
+                None => Observation::fail(class, reason),
+            })
+        }
     }
 }
 

@@ -43,8 +43,8 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
     let bundle = read_bundle(&args.bundle).map_err(|e| CliError::invalid(e.to_string()))?;
     let header = &bundle.header;
     let mut builder = SummaryBuilder::new(&header.run_id, &header.source.name, &header.started_at);
-    for record in &bundle.records {
-        builder.observe(record.seq, &record.event);
+    for (seq, event) in bundle.events() {
+        builder.observe(seq, &event);
     }
     let summary = builder.finish();
     if args.json {

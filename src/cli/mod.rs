@@ -15,6 +15,7 @@ mod args;
 mod demo;
 pub mod exit;
 mod inspect;
+mod log;
 mod run;
 mod signals;
 mod sweep;
@@ -57,7 +58,7 @@ impl CliError {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    log::init_logging();
     // A sweep drives thousands of connections from one task: on a single
     // thread it skips the cross-thread wake-ups that dominated its profile
     // (0.64 → 0.41 CPU-seconds for 10,000 checks in bench/sweep.sh). Other
@@ -107,16 +108,5 @@ async fn dispatch(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Sweep(args) => sweep::sweep(args).await,
         Command::Webhook(args) => webhook::webhook(args).await,
         Command::Demo(args) => demo::demo(args).await,
-    }
-}
-
-/// Diagnostics for runproof itself go to stderr, off unless `RUNPROOF_LOG`
-/// asks for them (e.g. `RUNPROOF_LOG=debug`).
-fn init_logging() {
-    if let Ok(filter) = std::env::var("RUNPROOF_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .try_init();
     }
 }

@@ -11,7 +11,7 @@ use crate::cli::exit::ExitStatus;
 use crate::core::duration::format_duration;
 use crate::core::record::RunVerdict;
 use crate::core::template::Template;
-use crate::engine::{Cancel, RunOptions, RunScope};
+use crate::engine::{Cancel, Mutations, RunOptions, RunScope};
 use crate::evidence::Redactor;
 use crate::report::{self, TerminalReporter};
 use crate::runbook::{expiry_warning, load_runbook, LoadError, Runbook, SecretStore};
@@ -29,7 +29,7 @@ pub struct Finished {
 pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let mut runbook = load(&args.runbook)?;
     apply_vars(&mut runbook, &args.vars)?;
-    if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+    if let Some(warning) = expiry_warning(&runbook, jiff::ZonedDateTime::now().date()) {
         if args.strict {
             return Err(CliError::invalid(format!(
                 "{warning} (refused by --strict)"
@@ -38,8 +38,9 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
         eprintln!("runproof: warning: {warning}");
     }
     let options = RunOptions {
-        allow_mutations: args.allow_mutations,
+        mutations: mutations(args.allow_mutations.as_ref())?,
         only: args.only.clone(),
+        resolver: args.resolver,
     };
     for id in &options.only {
         if !runbook.steps.iter().any(|s| &s.id == id) {
@@ -52,6 +53,61 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let env = |name: &str| std::env::var(name).ok();
     let finished = execute(&runbook, &options, &env, &args.artifacts, args.json).await?;
     Ok(finished.status)
+}
+
+/// The run's last line: the verdict and what each step came to, e.g.
+/// `passed: 3 passed, 12 skipped` or `escalated: 1 escalated, 2 blocked, 4 passed`.
+fn closing_line(outcome: &crate::engine::RunOutcome) -> String {
+    let count = |verdict: &str| outcome.counts.get(verdict).copied().unwrap_or(0);
+    let parts: Vec<String> = [
+        ("escalated", "escalated"),
+        ("blocked", "blocked"),
+        ("interrupted", "interrupted"),
+        ("pass", "passed"),
+        ("skipped", "skipped"),
+    ]
+    .iter()
+    .filter(|(key, _)| count(key) > 0)
+    .map(|(key, label)| format!("{} {label}", count(key)))
+    .collect();
+    let counts = parts.join(", ");
+    match outcome.verdict {
+        RunVerdict::Pass => format!("passed: {counts}"),
+        RunVerdict::Escalated if count("escalated") == 0 => {
+            format!("blocked: {counts} (see the steps marked blocked)")
+        }
+        RunVerdict::Escalated => {
+            format!("escalated: {counts} (see the steps marked escalated/blocked)")
+        }
+        RunVerdict::Halted => {
+            format!("halted after an escalation (on_escalate = \"halt\"): {counts}")
+        }
+        RunVerdict::Interrupted => {
+            format!("interrupted; the bundle is sealed as interrupted: {counts}")
+        }
+    }
+}
+
+/// `--allow-mutations` (every mutating step) or `--allow-mutations=TAG,...`.
+fn mutations(flag: Option<&Option<String>>) -> Result<Mutations, CliError> {
+    Ok(match flag {
+        None => Mutations::Forbidden,
+        Some(None) => Mutations::All,
+        Some(Some(list)) => {
+            let tags: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect();
+            if tags.is_empty() {
+                return Err(CliError::invalid(
+                    "--allow-mutations=: name at least one tag, or give the flag without `=` to allow every mutating step",
+                ));
+            }
+            Mutations::Tagged(tags)
+        }
+    })
 }
 
 /// Runs a loaded runbook into a new bundle under `artifacts`, printing
@@ -79,6 +135,7 @@ pub async fn execute(
         )));
     }
     let redactor = Arc::new(Redactor::new(&secrets.pairs()));
+    crate::evidence::redact::set_log_redactor(redactor.clone());
     for name in redactor.weak_secrets() {
         eprintln!(
             "runproof: warning: secret {name} is too short to be redacted by value; only structural rules (URLs, headers, DSNs) protect it"
@@ -130,16 +187,7 @@ pub async fn execute(
         let _ = writeln!(stdout, "{}", redactor.redact(&text));
     } else {
         let table = report::table::render_steps(&summary);
-        let verdict = match outcome.verdict {
-            RunVerdict::Pass => "all steps passed".to_string(),
-            RunVerdict::Escalated => {
-                "escalated: see the steps marked escalated/blocked".to_string()
-            }
-            RunVerdict::Halted => "halted after an escalation (on_escalate = \"halt\")".to_string(),
-            RunVerdict::Interrupted => {
-                "interrupted; the bundle is sealed as interrupted".to_string()
-            }
-        };
+        let verdict = closing_line(&outcome);
         let _ = writeln!(
             stdout,
             "\n{}\n{}: {verdict}",
@@ -206,7 +254,7 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
     let scope = RunScope::new(&runbook.vars, &no_secrets);
     let meta = &runbook.meta;
     out!("runbook: {} ({})", meta.name, runbook.path.display());
-    if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+    if let Some(warning) = expiry_warning(&runbook, jiff::ZonedDateTime::now().date()) {
         out!("warning: {warning}");
     }
     if let Some(owner) = &meta.owner {

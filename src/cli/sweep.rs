@@ -47,8 +47,10 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
         concurrency: args.concurrency.unwrap_or_else(default_concurrency),
         samples: args.samples,
         baseline,
+        resolver: args.resolver,
     };
     let redactor = Arc::new(Redactor::new(&plan.secrets.pairs()));
+    crate::evidence::redact::set_log_redactor(redactor.clone());
     let cancel = Cancel::new();
     super::signals::install_signal_handlers(&cancel)
         .map_err(|e| CliError::internal(format!("cannot install signal handlers: {e}")))?;

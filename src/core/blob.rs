@@ -10,6 +10,14 @@ use serde::{Deserialize, Serialize};
 pub trait BlobSink: Send + Sync {
     /// Stores `bytes` (already capped by the caller) and returns its reference.
     fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef>;
+
+    /// Makes `value`, found while the run goes on (a `secret = true`
+    /// capture), a secret named `name` for this sink's redaction and every
+    /// other sink sharing its redactor: call it before anything holding the
+    /// value is stored or recorded. Sinks without redaction ignore it.
+    fn register_secret(&self, name: &str, value: &str) {
+        let _ = (name, value);
+    }
 }
 
 /// A stored blob, as referenced from an `attempt.end` record.

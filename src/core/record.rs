@@ -115,6 +115,9 @@ pub enum Event {
         on_escalate: String,
         #[serde(default)]
         allow_mutations: bool,
+        /// `--allow-mutations=TAG,...`: only mutating steps with these tags ran.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mutation_tags: Vec<String>,
         /// `--only` filter, when given.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         only: Vec<String>,

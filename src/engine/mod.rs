@@ -9,21 +9,29 @@ pub mod retry;
 pub mod run;
 pub mod scope;
 
+#[cfg(test)]
+mod tests;
+
 pub use cancel::Cancel;
-pub use run::{run_runbook, Emit, RunOptions, RunOutcome, StepResult, StepRunner};
+pub use run::{
+    drive_runbook, run_runbook, CheckProbe, Emit, Mutations, Probe, RunOptions, RunOutcome,
+    StepResult, StepRunner,
+};
 pub use scope::RunScope;
 
-use crate::evidence::Event;
+use crate::core::record::Event;
+use crate::evidence::Redacted;
 
-/// Something that follows a run as it happens (progress, summaries).
+/// Something that follows a run as it happens (progress, summaries). It sees
+/// only what the journal wrote: redacted events.
 pub trait RunObserver {
     /// Called after `event` was appended to the journal as record `seq`.
-    fn observe(&mut self, seq: u64, event: &Event);
+    fn observe(&mut self, seq: u64, event: &Redacted<Event>);
 }
 
 /// Fans one event out to several observers.
 impl RunObserver for Vec<&mut dyn RunObserver> {
-    fn observe(&mut self, seq: u64, event: &Event) {
+    fn observe(&mut self, seq: u64, event: &Redacted<Event>) {
         for observer in self.iter_mut() {
             observer.observe(seq, event);
         }

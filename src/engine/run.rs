@@ -10,6 +10,7 @@ use super::cancel::Cancel;
 use super::retry::{backoff_schedule, no_retry_reason};
 use super::scope::RunScope;
 use super::RunObserver;
+use crate::check::resolve::ResolverAddr;
 use crate::check::{BlobSink, Clients, Observation, Outcome, ProbeContext};
 use crate::core::record::{
     AttemptSummary, AttemptVerdict, Escalation, Event, PlannedStep, RunVerdict, StepVerdict,
@@ -20,13 +21,47 @@ use crate::evidence::BundleWriter;
 use crate::runbook::model::{OnEscalate, Runbook, Step};
 use crate::runbook::SecretStore;
 
+/// Which mutating steps may run (`--allow-mutations[=TAG,...]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Mutations {
+    /// None: a read-only run (the default).
+    #[default]
+    Forbidden,
+    /// Every mutating step.
+    All,
+    /// Only mutating steps carrying one of these tags.
+    Tagged(Vec<String>),
+}
+
+impl Mutations {
+    /// Why `step` may not run, when it is mutating and not allowed.
+    fn refusal(&self, step: &Step) -> Option<String> {
+        if !step.mutating {
+            return None;
+        }
+        match self {
+            Mutations::All => None,
+            Mutations::Forbidden => {
+                Some("mutating step: pass --allow-mutations to run it".to_string())
+            }
+            Mutations::Tagged(tags) if step.tags.iter().any(|t| tags.contains(t)) => None,
+            Mutations::Tagged(tags) => Some(format!(
+                "mutating step without an allowed tag (--allow-mutations={})",
+                tags.join(",")
+            )),
+        }
+    }
+}
+
 /// Choices the operator makes on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Run steps marked `mutating = true`.
-    pub allow_mutations: bool,
+    /// Which steps marked `mutating = true` run.
+    pub mutations: Mutations,
     /// Run only these steps (and the steps they depend on).
     pub only: Vec<String>,
+    /// The DNS server for every host name (`--resolver`); the system's when `None`.
+    pub resolver: Option<ResolverAddr>,
 }
 
 /// How the run ended.
@@ -47,12 +82,34 @@ pub async fn run_runbook(
     cancel: &Cancel,
     options: &RunOptions,
 ) -> io::Result<RunOutcome> {
-    let clients = Clients::new().map_err(io::Error::other)?;
+    let clients = Clients::with_resolver(options.resolver).map_err(io::Error::other)?;
     let blobs = bundle.blobs();
+    let run_id = bundle.run_id().to_string();
+    let runner = StepRunner {
+        probe: &CheckProbe,
+        clients: &clients,
+        blobs: blobs.as_ref(),
+        cancel,
+        run_id: &run_id,
+        owner: runbook.meta.owner.as_deref(),
+    };
+    let mut journal = Journal { bundle, observer };
+    drive_runbook(runbook, secrets, &runner, &mut journal, options).await
+}
+
+/// The run loop itself, for any probe and any journal: what [`run_runbook`]
+/// does once the bundle is open (and what the engine's unit tests drive with
+/// a scripted probe and an in-memory journal).
+pub async fn drive_runbook<P: Probe>(
+    runbook: &Runbook,
+    secrets: &SecretStore,
+    runner: &StepRunner<'_, P>,
+    journal: &mut dyn Emit,
+    options: &RunOptions,
+) -> io::Result<RunOutcome> {
+    let cancel = runner.cancel;
     let started = Instant::now();
     let selected = select_steps(runbook, &options.only);
-    let run_id = bundle.run_id().to_string();
-    let mut journal = Journal { bundle, observer };
 
     journal.emit(Event::RunStart {
         steps: runbook.steps.iter().map(planned_step).collect(),
@@ -60,17 +117,14 @@ pub async fn run_runbook(
             OnEscalate::Continue => "continue".into(),
             OnEscalate::Halt => "halt".into(),
         },
-        allow_mutations: options.allow_mutations,
+        allow_mutations: options.mutations != Mutations::Forbidden,
+        mutation_tags: match &options.mutations {
+            Mutations::Tagged(tags) => tags.clone(),
+            _ => Vec::new(),
+        },
         only: options.only.clone(),
     })?;
 
-    let runner = StepRunner {
-        clients: &clients,
-        blobs: blobs.as_ref(),
-        cancel,
-        run_id: &run_id,
-        owner: runbook.meta.owner.as_deref(),
-    };
     let mut scope = RunScope::new(&runbook.vars, secrets);
     let mut verdicts: HashMap<&str, StepVerdict> = HashMap::new();
     let mut halted_by: Option<&str> = None;
@@ -93,13 +147,10 @@ pub async fn run_runbook(
             ))
         } else if !selected.contains(step.id.as_str()) {
             Some((StepVerdict::Skipped, "not selected by --only".to_string()))
-        } else if step.mutating && !options.allow_mutations {
-            Some((
-                StepVerdict::Skipped,
-                "mutating step: pass --allow-mutations to run it".to_string(),
-            ))
+        } else if let Some(reason) = options.mutations.refusal(step) {
+            Some((StepVerdict::Skipped, reason))
         } else {
-            blocked_reason(step, &verdicts).map(|reason| (StepVerdict::Blocked, reason))
+            dependency_verdict(step, &verdicts)
         };
         if let Some((verdict, reason)) = not_run {
             journal.emit(Event::StepEnd {
@@ -113,7 +164,7 @@ pub async fn run_runbook(
             continue;
         }
 
-        let result = runner.run_step(step, &scope, &mut journal).await?;
+        let result = runner.run_step(step, &scope, journal).await?;
         for (name, value) in result.captures {
             scope.record_capture(&step.id, &name, value);
         }
@@ -166,7 +217,7 @@ struct Journal<'a> {
 
 impl Emit for Journal<'_> {
     fn emit(&mut self, event: Event) -> io::Result<u64> {
-        let seq = self.bundle.append(&event)?;
+        let (seq, event) = self.bundle.record(event)?;
         self.observer.observe(seq, &event);
         Ok(seq)
     }
@@ -202,26 +253,63 @@ fn select_steps<'a>(runbook: &'a Runbook, only: &[String]) -> HashSet<&'a str> {
     selected
 }
 
-/// Why a step cannot run because of its dependencies, if it cannot.
-fn blocked_reason(step: &Step, verdicts: &HashMap<&str, StepVerdict>) -> Option<String> {
-    let failed: Vec<String> = step
-        .depends_on
-        .iter()
-        .filter_map(|dep| match verdicts.get(dep.as_str()) {
-            Some(StepVerdict::Pass) => None,
-            Some(verdict) => Some(format!("`{dep}` ({})", verdict.as_str())),
-            None => Some(format!("`{dep}` (not run yet)")),
-        })
-        .collect();
-    if failed.is_empty() {
-        None
+/// Whether a step cannot run because of its dependencies: **blocked** when
+/// one of them failed (escalated, blocked, interrupted, not run), **skipped**
+/// when they only were skipped — a read-only run leaves the steps after a
+/// mutating one unrun, which is not a failure of anything.
+fn dependency_verdict(
+    step: &Step,
+    verdicts: &HashMap<&str, StepVerdict>,
+) -> Option<(StepVerdict, String)> {
+    let mut failed = Vec::new();
+    let mut skipped = Vec::new();
+    for dep in &step.depends_on {
+        match verdicts.get(dep.as_str()) {
+            Some(StepVerdict::Pass) => {}
+            Some(StepVerdict::Skipped) => skipped.push(format!("`{dep}` (skipped)")),
+            Some(verdict) => failed.push(format!("`{dep}` ({})", verdict.as_str())),
+            None => failed.push(format!("`{dep}` (not run yet)")),
+        }
+    }
+    if !failed.is_empty() {
+        failed.extend(skipped);
+        Some((
+            StepVerdict::Blocked,
+            format!("depends on {}", failed.join(", ")),
+        ))
+    } else if !skipped.is_empty() {
+        Some((
+            StepVerdict::Skipped,
+            format!("not run: depends on {}", skipped.join(", ")),
+        ))
     } else {
-        Some(format!("depends on {}", failed.join(", ")))
+        None
+    }
+}
+
+/// Makes one attempt of a step: the check kinds in a real run, a scripted
+/// stand-in in the engine's tests.
+pub trait Probe {
+    /// One attempt; a failing service is a failed observation, never a panic.
+    fn probe(
+        &self,
+        step: &Step,
+        ctx: &ProbeContext<'_>,
+    ) -> impl std::future::Future<Output = Observation>;
+}
+
+/// The real probe: the step's check kind.
+pub struct CheckProbe;
+
+impl Probe for CheckProbe {
+    async fn probe(&self, step: &Step, ctx: &ProbeContext<'_>) -> Observation {
+        step.check.probe(ctx).await
     }
 }
 
 /// What running a step needs besides the step: shared by runs and sweeps.
-pub struct StepRunner<'a> {
+pub struct StepRunner<'a, P: Probe = CheckProbe> {
+    pub probe: &'a P,
     pub clients: &'a Clients,
     pub blobs: &'a dyn BlobSink,
     pub cancel: &'a Cancel,
@@ -242,7 +330,7 @@ pub struct StepResult {
     pub reason: Option<String>,
 }
 
-impl StepRunner<'_> {
+impl<P: Probe> StepRunner<'_, P> {
     /// Runs one step's attempts under its policy, writing every event from
     /// `step.start` to `step.end` (with the escalation record when the last
     /// attempt fails).
@@ -443,7 +531,7 @@ impl StepRunner<'_> {
                 AttemptVerdict::Interrupted,
                 Observation::fail(FailureClass::Interrupted, "interrupted by signal"),
             ),
-            result = tokio::time::timeout(step.policy.timeout, step.check.probe(&ctx)) => match result {
+            result = tokio::time::timeout(step.policy.timeout, self.probe.probe(step, &ctx)) => match result {
                 Ok(observation) if observation.passed() => (AttemptVerdict::Pass, observation),
                 Ok(observation) => (AttemptVerdict::Fail, observation),
                 Err(_) => (

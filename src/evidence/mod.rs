@@ -25,7 +25,7 @@ mod tests;
 
 pub use crate::core::record::{Event, Header, Record};
 pub use read::{read_bundle, Bundle, ReadError};
-pub use redact::{is_sensitive_header, redact_url, Redactor};
+pub use redact::{is_sensitive_header, redact_url, Redacted, Redactor};
 pub use scan::SecretFinding;
 pub use seal::{Seal, SealPredicate, Subject};
 pub use verify::{

@@ -6,8 +6,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::redact::Redacted;
 use super::seal::{Seal, HEADER_FILE, JOURNAL_FILE, SEAL_FILE};
-use crate::core::record::{Header, Record};
+use crate::core::record::{Event, Header, Record};
 
 /// A bundle's parsed contents.
 #[derive(Debug, Clone)]
@@ -19,6 +20,16 @@ pub struct Bundle {
     pub seal: Option<Seal>,
     /// Whether the journal ended in a partial line (skipped).
     pub torn_tail: bool,
+}
+
+impl Bundle {
+    /// The journal's events with their seq, as reports take them: a journal
+    /// holds only redacted records, so these are [`Redacted`].
+    pub fn events(&self) -> impl Iterator<Item = (u64, Redacted<Event>)> + '_ {
+        self.records
+            .iter()
+            .map(|record| (record.seq, Redacted::assume(record.event.clone())))
+    }
 }
 
 /// Why a bundle could not be read.

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, RwLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -100,6 +100,55 @@ pub fn redact_url(url: &str) -> String {
     Redactor::default().redact(url).into_owned()
 }
 
+/// The redactor runproof's own log lines go through: structural rules (URL
+/// passwords, credential headers) until a session registers its redactor.
+static LOG_REDACTOR: std::sync::RwLock<Option<std::sync::Arc<Redactor>>> =
+    std::sync::RwLock::new(None);
+
+/// From now on, log lines are redacted with `redactor` (the session's own).
+pub fn set_log_redactor(redactor: std::sync::Arc<Redactor>) {
+    if let Ok(mut slot) = LOG_REDACTOR.write() {
+        *slot = Some(redactor);
+    }
+}
+
+/// The redactor for log lines.
+pub fn log_redactor() -> std::sync::Arc<Redactor> {
+    LOG_REDACTOR
+        .read()
+        .ok()
+        .and_then(|slot| slot.clone())
+        .unwrap_or_default()
+}
+
+/// A value that went through the journal's redactor: the only form in which
+/// observers, reports and logs receive events. Only the evidence module can
+/// make one (when it writes or reads a journal record), so a renderer cannot
+/// be handed unredacted data by mistake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redacted<T>(T);
+
+impl<T> Redacted<T> {
+    /// Marks `value` as redacted. Callers must have redacted it (or read it
+    /// from a journal, which holds only redacted records).
+    pub(in crate::evidence) fn assume(value: T) -> Self {
+        Redacted(value)
+    }
+
+    /// The redacted value itself.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Redacted<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Replaces registered secret values (and their encodings) with
 /// `[REDACTED:NAME]`, and structurally recognisable credentials with
 /// `[REDACTED]`.
@@ -114,6 +163,17 @@ pub struct Redactor {
     names: Vec<String>,
     /// Names whose values were too short to be patterns.
     weak: Vec<String>,
+    /// Values registered while the run goes on (secret captures), shared by
+    /// every clone, so that the journal, the blob store and the terminal all
+    /// redact a value from the moment it is registered.
+    runtime: Arc<RwLock<Runtime>>,
+}
+
+/// Secrets learnt at run time and the redactor built from them.
+#[derive(Default)]
+struct Runtime {
+    pairs: Vec<(String, String)>,
+    redactor: Option<Box<Redactor>>,
 }
 
 /// Never prints values (the automaton's debug output would).
@@ -195,7 +255,22 @@ impl Redactor {
             patterns,
             names,
             weak,
+            runtime: Arc::default(),
         }
+    }
+
+    /// Registers a secret found at run time (a `secret = true` capture):
+    /// from now on it is redacted, with its derived values and encodings,
+    /// by this redactor and every clone of it, as `[REDACTED:NAME]`.
+    pub fn register(&self, name: &str, value: &str) {
+        if value.trim().len() < MIN_SECRET_LEN {
+            // Too short to match safely; structural rules still apply.
+            return;
+        }
+        let mut runtime = self.runtime.write().unwrap_or_else(|e| e.into_inner());
+        runtime.pairs.push((name.to_string(), value.to_string()));
+        let redactor = Redactor::new(&runtime.pairs);
+        runtime.redactor = Some(Box::new(redactor));
     }
 
     /// Redacts text. Returns the input unchanged (borrowed, no allocation)
@@ -215,6 +290,14 @@ impl Redactor {
     /// Redacts bytes (bodies, command output); binary content is fine.
     pub fn redact_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
         let valued = self.redact_values(bytes);
+        let valued = {
+            let runtime = self.runtime.read().unwrap_or_else(|e| e.into_inner());
+            match (&runtime.redactor, valued) {
+                (None, valued) => valued,
+                (Some(learnt), Cow::Borrowed(b)) => learnt.redact_values(b),
+                (Some(learnt), Cow::Owned(b)) => Cow::Owned(learnt.redact_values(&b).into_owned()),
+            }
+        };
         match valued {
             Cow::Borrowed(b) => redact_structural(b),
             Cow::Owned(b) => match redact_structural(&b) {
@@ -605,23 +688,16 @@ mod tests {
     #[test]
     fn redacts_every_encoding() {
         let r = redactor();
-        let strict = utf8_percent_encode(CANARY, STRICT).to_string();
-        let forms = vec![
-            CANARY.to_string(),
-            strict.clone(),
-            lower_percent_hex(&strict),
-            url::form_urlencoded::byte_serialize(CANARY.as_bytes()).collect::<String>(),
-            serde_json::to_string(CANARY)
-                .unwrap()
-                .trim_matches('"')
-                .to_string(),
-            CANARY.replace('/', "\\/"),
-            STANDARD.encode(CANARY),
-            STANDARD_NO_PAD.encode(CANARY),
-            URL_SAFE.encode(CANARY),
-            URL_SAFE_NO_PAD.encode(CANARY),
-            hex::encode(CANARY),
-            hex::encode_upper(CANARY),
+        // Written out literally, not computed with the encoders under test.
+        let forms = [
+            "canary-S3cr3t/+v@lue=1",
+            "canary-S3cr3t%2F%2Bv%40lue%3D1",
+            "canary-S3cr3t%2f%2bv%40lue%3d1",
+            "canary-S3cr3t\\/+v@lue=1",
+            "Y2FuYXJ5LVMzY3IzdC8rdkBsdWU9MQ==",
+            "Y2FuYXJ5LVMzY3IzdC8rdkBsdWU9MQ",
+            "63616e6172792d5333637233742f2b76406c75653d31",
+            "63616E6172792D5333637233742F2B76406C75653D31",
         ];
         for form in &forms {
             let text = format!("before {form} after");
@@ -765,8 +841,12 @@ mod tests {
     #[test]
     fn json_unicode_escape() {
         let r = Redactor::new(&[("U".to_string(), "pässwörd-ü".to_string())]);
-        let escaped = json_escapes("pässwörd-ü");
-        for form in escaped {
+        // Written out literally, not computed with the escaper under test.
+        for form in [
+            "pässwörd-ü",
+            "p\\u00e4ssw\\u00f6rd-\\u00fc",
+            "p\\u00E4ssw\\u00F6rd-\\u00FC",
+        ] {
             assert_eq!(
                 r.redact(&format!("\"{form}\"")),
                 "\"[REDACTED:U]\"",
@@ -795,5 +875,26 @@ mod tests {
         // A URL without credentials takes the fast path untouched.
         let plain = "GET http://127.0.0.1:18080/u/1";
         assert!(matches!(r.redact(plain), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn values_registered_at_run_time_are_redacted_by_every_clone() {
+        let r = Arc::new(redactor());
+        let copy = (*r).clone();
+        let learnt = "runtime-canary-4411";
+        assert_eq!(r.redact(learnt), learnt);
+        r.register("capture:session", learnt);
+        let text = format!("session={learnt} b64={}", STANDARD.encode(learnt));
+        for redactor in [&*r, &copy] {
+            let out = redactor.redact(&text).into_owned();
+            assert!(!out.contains(learnt), "{out}");
+            assert!(!out.contains(&STANDARD.encode(learnt)), "{out}");
+            assert!(out.contains("[REDACTED:capture:session]"), "{out}");
+        }
+        // Secrets known from the start still are.
+        assert!(!r.redact(CANARY).contains(CANARY));
+        // Too short to match safely: ignored rather than mangling text.
+        r.register("capture:short", "ab");
+        assert_eq!(r.redact("abc"), "abc");
     }
 }

@@ -8,6 +8,7 @@
 //! most one torn final line and no seal, which `verify` reports as an
 //! incomplete (not tampered) bundle.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
@@ -19,7 +20,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use super::redact::Redactor;
+use super::redact::{Redacted, Redactor};
 use super::seal::{
     list_files, sha256_file, sha256_hex, sync_dir, write_durable, Seal, SealPredicate, Subject,
     BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE, STATEMENT_TYPE,
@@ -174,6 +175,28 @@ impl BundleWriter {
 
     /// Appends a record (redacted, chained, synced per policy); returns its seq.
     pub fn append(&mut self, event: &Event) -> io::Result<u64> {
+        self.append_line(event).map(|(seq, _)| seq)
+    }
+
+    /// Appends a record and returns its seq with the event as written: the
+    /// redacted form, which is all that observers and reports may see. This
+    /// is the one redaction point of a run's events.
+    pub fn record(&mut self, event: Event) -> io::Result<(u64, Redacted<Event>)> {
+        let (seq, changed) = self.append_line(&event)?;
+        let event = if changed {
+            // A value was replaced: read back what the journal now holds.
+            serde_json::from_slice(&self.event_json).map_err(|e| {
+                io::Error::other(format!("a redacted record is not valid JSON: {e}"))
+            })?
+        } else {
+            event
+        };
+        Ok((seq, Redacted::assume(event)))
+    }
+
+    /// Writes one record line; also says whether redaction changed the event
+    /// (then `event_json` holds the redacted event).
+    fn append_line(&mut self, event: &Event) -> io::Result<(u64, bool)> {
         let seq = self.seq;
         let elapsed = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         // Strictly increasing even if two records land in the same nanosecond.
@@ -190,8 +213,15 @@ impl BundleWriter {
         self.event_json.clear();
         serde_json::to_writer(&mut self.event_json, event)
             .map_err(|e| io::Error::other(format!("record: {e}")))?;
-        let redacted = self.redactor.redact_bytes(&self.event_json);
-        let body = redacted.as_ref();
+        let redacted = match self.redactor.redact_bytes(&self.event_json) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(bytes) => Some(bytes),
+        };
+        let changed = redacted.is_some();
+        if let Some(bytes) = redacted {
+            self.event_json = bytes;
+        }
+        let body = self.event_json.as_slice();
         if body.first() != Some(&b'{') {
             return Err(io::Error::other(
                 "record event did not serialize to an object",
@@ -252,7 +282,7 @@ impl BundleWriter {
         }
         self.seq += 1;
         self.last_mono = Some(mono);
-        Ok(seq)
+        Ok((seq, changed))
     }
 
     /// Writes buffered records and syncs the journal.
@@ -397,6 +427,10 @@ pub struct BlobStore {
 }
 
 impl BlobSink for BlobStore {
+    fn register_secret(&self, name: &str, value: &str) {
+        self.redactor.register(name, value);
+    }
+
     fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef> {
         let redacted = self.redactor.redact_bytes(bytes);
         let hex = sha256_hex(&redacted);

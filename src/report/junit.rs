@@ -76,7 +76,9 @@ pub fn render_with_regressions(summary: &RunSummary, regressions: &HashMap<&str,
                     let _ = writeln!(
                         body,
                         r#"      <flakyFailure type="{}" message="attempt {}/{max}: {}" time="{:.3}"/>"#,
-                        failed_type(failed.verdict),
+                        failed
+                            .class
+                            .map_or(failed_type(failed.verdict), |c| c.as_str()),
                         failed.attempt,
                         xml(&failed.reason),
                         failed.duration_ms / 1000.0

@@ -1,6 +1,7 @@
 //! `summary.md`: the run for people — a table of steps, then each escalation
 //! with its attempts, last reason and hint. Also suitable for a CI job summary.
 
+use super::summary::failure_text;
 use std::fmt::Write as _;
 
 use super::summary::RunSummary;
@@ -77,7 +78,12 @@ pub fn render(summary: &RunSummary, bundle_name: &str) -> String {
         if let Some(owner) = &escalation.owner {
             let _ = writeln!(out, "- **Owner:** {}", cell(owner));
         }
-        let _ = writeln!(out, "- **Last reason:** {}", cell(&escalation.last_reason));
+        let last_class = escalation.attempts.last().and_then(|a| a.class);
+        let _ = writeln!(
+            out,
+            "- **Last reason:** {}",
+            cell(&failure_text(last_class, &escalation.last_reason))
+        );
         if let Some(hint) = &escalation.hint {
             let _ = writeln!(out, "- **Hint:** {}", cell(hint));
         }
@@ -92,7 +98,7 @@ pub fn render(summary: &RunSummary, bundle_name: &str) -> String {
                 attempt.attempt,
                 step.max_attempts,
                 attempt.seq,
-                attempt.reason.replace("```", "'''")
+                failure_text(attempt.class, &attempt.reason).replace("```", "'''")
             );
         }
         out.push_str("```\n</details>\n");

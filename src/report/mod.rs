@@ -9,4 +9,7 @@ pub mod table;
 pub mod terminal;
 
 pub use summary::{RunSummary, StepSummary, SummaryBuilder};
+
+#[cfg(test)]
+mod tests;
 pub use terminal::TerminalReporter;

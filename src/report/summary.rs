@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::core::record::{AttemptVerdict, Escalation, Event, RunVerdict, StepVerdict};
+use crate::core::FailureClass;
 use crate::engine::RunObserver;
+use crate::evidence::Redacted;
 
 /// A run (or sweep) as reports see it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -35,9 +37,12 @@ pub struct StepSummary {
     pub attempts: u32,
     pub max_attempts: u32,
     pub duration_ms: f64,
-    /// The step's end reason, or the last failed attempt's.
+    /// The step's end reason, or the last failed attempt's (`class: message`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The class of the failure that ended the step, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<FailureClass>,
     /// Every attempt that did not pass.
     pub failed_attempts: Vec<FailedAttempt>,
     /// Latency of each attempt, in order (for percentiles).
@@ -54,6 +59,10 @@ pub struct StepSummary {
 pub struct FailedAttempt {
     pub attempt: u32,
     pub verdict: AttemptVerdict,
+    /// The failure's class (absent in bundles written before classes existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<FailureClass>,
+    /// `class: message`, e.g. `timeout: timed out after 2s`.
     pub reason: String,
     pub duration_ms: f64,
     pub seq: u64,
@@ -138,7 +147,8 @@ impl SummaryBuilder {
 }
 
 impl RunObserver for SummaryBuilder {
-    fn observe(&mut self, seq: u64, event: &Event) {
+    fn observe(&mut self, seq: u64, event: &Redacted<Event>) {
+        let event: &Event = event;
         self.summary.records = seq + 1;
         match event {
             Event::RunStart { steps, .. } => {
@@ -169,16 +179,19 @@ impl RunObserver for SummaryBuilder {
                 verdict,
                 duration_ms,
                 reason,
+                failure,
                 ..
             } => {
                 let s = self.step_mut(step, seq);
                 s.attempts = *attempt;
                 s.attempt_durations_ms.push(*duration_ms);
                 if *verdict != AttemptVerdict::Pass {
+                    let class = failure.map(|f| f.class);
                     s.failed_attempts.push(FailedAttempt {
                         attempt: *attempt,
                         verdict: *verdict,
-                        reason: reason.clone().unwrap_or_default(),
+                        class,
+                        reason: failure_text(class, reason.as_deref().unwrap_or_default()),
                         duration_ms: *duration_ms,
                         seq,
                     });
@@ -199,12 +212,16 @@ impl RunObserver for SummaryBuilder {
                 s.verdict = Some(*verdict);
                 s.attempts = *attempts;
                 s.duration_ms = *duration_ms;
-                s.reason = reason.clone().or_else(|| {
-                    s.failed_attempts
-                        .last()
-                        .filter(|_| *verdict != StepVerdict::Pass)
-                        .map(|a| a.reason.clone())
+                let last_failure = s.failed_attempts.last().filter(|_| {
+                    matches!(verdict, StepVerdict::Escalated | StepVerdict::Interrupted)
                 });
+                s.class = last_failure.and_then(|a| a.class);
+                // An escalated step ends for its last attempt's reason: show
+                // it with its class; other endings (blocked, skipped) say why.
+                s.reason = match (last_failure, *verdict) {
+                    (Some(attempt), StepVerdict::Escalated) => Some(attempt.reason.clone()),
+                    (last, _) => reason.clone().or_else(|| last.map(|a| a.reason.clone())),
+                };
             }
             Event::RunEnd {
                 verdict,
@@ -219,5 +236,13 @@ impl RunObserver for SummaryBuilder {
             | Event::Backoff { .. }
             | Event::Delivery { .. } => {}
         }
+    }
+}
+
+/// `timeout: timed out after 2s`: a failure as people read it, class first.
+pub fn failure_text(class: Option<FailureClass>, message: &str) -> String {
+    match class {
+        Some(class) => format!("{class}: {message}"),
+        None => message.to_string(),
     }
 }

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::summary::failure_text;
 use super::table::format_ms;
 use crate::core::record::{AttemptVerdict, Event, StepVerdict};
 use crate::engine::RunObserver;
+use crate::evidence::Redacted;
 use crate::evidence::Redactor;
 
 /// Prints run events as they happen.
@@ -65,7 +67,8 @@ impl TerminalReporter {
 }
 
 impl RunObserver for TerminalReporter {
-    fn observe(&mut self, _seq: u64, event: &Event) {
+    fn observe(&mut self, _seq: u64, event: &Redacted<Event>) {
+        let event: &Event = event;
         match event {
             Event::RunStart { steps, .. } => {
                 self.total = steps.len();
@@ -93,6 +96,7 @@ impl RunObserver for TerminalReporter {
                 of,
                 verdict,
                 reason,
+                failure,
                 no_retry,
                 ..
             } if *verdict != AttemptVerdict::Pass => {
@@ -101,7 +105,8 @@ impl RunObserver for TerminalReporter {
                     AttemptVerdict::Interrupted => "interrupted",
                     _ => "failed",
                 };
-                let reason = reason.as_deref().unwrap_or("");
+                let reason =
+                    failure_text(failure.map(|f| f.class), reason.as_deref().unwrap_or(""));
                 self.line(&format!(
                     "  {step}: attempt {attempt}/{of} {what}: {reason}"
                 ));
@@ -116,11 +121,12 @@ impl RunObserver for TerminalReporter {
                 ));
             }
             Event::Escalation(escalation) => {
+                let last_class = escalation.attempts.last().and_then(|a| a.class);
                 self.line(&format!(
                     "ESCALATED {} after {} attempt(s): {}",
                     escalation.step,
                     escalation.attempts.len(),
-                    escalation.last_reason
+                    failure_text(last_class, &escalation.last_reason)
                 ));
                 if let Some(owner) = &escalation.owner {
                     self.line(&format!("  owner: {owner}"));
@@ -165,4 +171,43 @@ impl RunObserver for TerminalReporter {
             _ => {}
         }
     }
+}
+
+/// One terminal line for a `delivery` record (`webhook listen`), from the
+/// journal's redacted event; `None` for any other record.
+pub fn delivery_line(event: &Redacted<Event>) -> Option<String> {
+    let Event::Delivery {
+        delivery_id,
+        verdict,
+        status,
+        reason,
+        detail,
+        ..
+    } = &**event
+    else {
+        return None;
+    };
+    let text = |key: &str| detail.get(key).and_then(|v| v.as_str());
+    let number = |key: &str| detail.get(key).and_then(|v| v.as_i64());
+    let mut line = format!(
+        "{} {status} {verdict} delivery={}",
+        text("received_at").unwrap_or("-"),
+        delivery_id.as_deref().unwrap_or("-"),
+    );
+    if let Some(event) = text("event") {
+        line.push_str(&format!(" event={event}"));
+    }
+    if let Some(id) = number("conversation_id") {
+        line.push_str(&format!(" conversation={id}"));
+    }
+    if let Some(id) = number("message_id") {
+        line.push_str(&format!(" message={id}"));
+    }
+    if let Some(ms) = number("latency_ms_since_created_at") {
+        line.push_str(&format!(" latency={ms}ms"));
+    }
+    if let Some(reason) = reason {
+        line.push_str(&format!(" reason=\"{reason}\""));
+    }
+    Some(line)
 }

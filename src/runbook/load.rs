@@ -527,7 +527,8 @@ mod tests {
         let CheckSpec::Http(http) = &runbook.steps[0].check else {
             panic!("http")
         };
-        assert!(http.expect.status.as_ref().unwrap().contains(&204));
+        let status = http.expect.status.as_ref().unwrap();
+        assert!(status.accepts(204, &crate::check::expect::NoScope));
     }
 
     #[test]

@@ -57,6 +57,25 @@ pub(crate) fn deserialize_collecting<'i, T>(
     diagnostics: &mut Vec<Diagnostic>,
     deserialize: impl Fn(ValueDeserializer<'i>) -> Result<T, toml::de::Error>,
 ) -> Option<(T, Vec<Template>)> {
+    // Expectations and captures report their problems (with exact spans)
+    // aside; those of the last round are the ones still in the table.
+    let mut problems = Vec::new();
+    let result = collecting_rounds(node, place, diagnostics, &mut problems, deserialize);
+    diagnostics.extend(
+        problems
+            .into_iter()
+            .map(|p| Diagnostic::new(p.message, p.span).with_optional_help(p.help)),
+    );
+    result
+}
+
+fn collecting_rounds<'i, T>(
+    node: Node<'i>,
+    place: &Place,
+    diagnostics: &mut Vec<Diagnostic>,
+    problems: &mut Vec<crate::check::expect::Problem>,
+    deserialize: impl Fn(ValueDeserializer<'i>) -> Result<T, toml::de::Error>,
+) -> Option<(T, Vec<Template>)> {
     let whole = node.span();
     let mut node = node;
     let mut failed = false;
@@ -65,10 +84,12 @@ pub(crate) fn deserialize_collecting<'i, T>(
     let mut removed_invalid = false;
     // Bounded: each round removes one key, and a table has finitely many.
     for _ in 0..256 {
-        let (result, templates) =
-            collect_templates(|| deserialize(ValueDeserializer::from(node.clone())));
+        let ((result, templates), round_problems) = crate::check::expect::collect_problems(|| {
+            collect_templates(|| deserialize(ValueDeserializer::from(node.clone())))
+        });
+        *problems = round_problems;
         let err = match result {
-            Ok(value) if !failed => return Some((value, templates)),
+            Ok(value) if !failed && problems.is_empty() => return Some((value, templates)),
             Ok(_) => return None,
             Err(err) => err,
         };

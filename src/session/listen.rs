@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::record::{BundleKind, Event, Header, RunVerdict, SourceRef};
 use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
+use crate::report;
 use crate::webhook::listener::{Delivery, Listener, ListenerConfig, DEFAULT_MAX_BODY};
 use crate::webhook::signature::DEFAULT_MAX_AGE;
 use crate::webhook::{secret_from_env, WebhookError};
@@ -72,6 +73,7 @@ pub async fn listen_command(
                 source,
             })?;
     let redactor = Arc::new(Redactor::new(&[(args.secret_env.clone(), secret)]));
+    crate::evidence::redact::set_log_redactor(redactor.clone());
     let header = listen_header(args, listener.local_addr(), redactor.classes());
     let mut writer = BundleWriter::create(&args.out, header, redactor, SyncPolicy::EveryRecord)
         .map_err(WebhookError::Evidence)?;
@@ -91,15 +93,17 @@ pub async fn listen_command(
         let stored = delivery
             .store_body(blobs.as_ref())
             .map_err(WebhookError::Evidence)?;
-        writer
-            .append(&delivery.to_event(stored))
+        let (_, event) = writer
+            .record(delivery.to_event(stored))
             .map_err(WebhookError::Evidence)?;
         if delivery.accepted {
             counts.0 += 1;
         } else {
             counts.1 += 1;
         }
-        print(&delivery.summary_line());
+        if let Some(line) = report::terminal::delivery_line(&event) {
+            print(&line);
+        }
         Ok(())
     };
     tokio::pin!(shutdown);

@@ -161,33 +161,6 @@ impl Delivery {
             self.body_truncated,
         )?])
     }
-
-    /// One line for the terminal.
-    pub fn summary_line(&self) -> String {
-        let mut line = format!(
-            "{} {} {} delivery={}",
-            super::events::iso_millis(self.received_at),
-            self.status,
-            self.verdict(),
-            self.delivery_id.as_deref().unwrap_or("-"),
-        );
-        if let Some(event) = &self.event {
-            line.push_str(&format!(" event={event}"));
-        }
-        if let Some(id) = self.conversation_id {
-            line.push_str(&format!(" conversation={id}"));
-        }
-        if let Some(id) = self.message_id {
-            line.push_str(&format!(" message={id}"));
-        }
-        if let Some(ms) = self.latency_ms_since_created_at {
-            line.push_str(&format!(" latency={ms}ms"));
-        }
-        if let Some(reason) = &self.reason {
-            line.push_str(&format!(" reason=\"{reason}\""));
-        }
-        line
-    }
 }
 
 /// Whether the body holds `marker`, either verbatim or inside a JSON string

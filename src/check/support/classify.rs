@@ -5,7 +5,7 @@ use std::error::Error;
 use std::io::{self, ErrorKind};
 
 use super::errors;
-use super::resolve::ResolveError;
+use crate::check::resolve::ResolveError;
 use crate::core::FailureClass;
 
 /// A local or socket I/O error. A rustls error carried inside (how
@@ -15,8 +15,8 @@ pub fn io(err: &io::Error) -> FailureClass {
         if inner.downcast_ref::<rustls::Error>().is_some() {
             return FailureClass::Tls;
         }
-        if inner.downcast_ref::<ResolveError>().is_some() {
-            return FailureClass::Dns;
+        if let Some(resolve) = inner.downcast_ref::<ResolveError>() {
+            return resolve.class();
         }
     }
     match err.kind() {
@@ -36,17 +36,6 @@ pub fn io(err: &io::Error) -> FailureClass {
             FailureClass::Config
         }
         _ => FailureClass::Io,
-    }
-}
-
-/// An error from a name lookup (`lookup_host`): `dns`, unless it timed out.
-///
-/// `std` reports getaddrinfo failures (NXDOMAIN, no address) with an
-/// uncategorized kind, so the class comes from where the error arose.
-pub fn resolution(err: &io::Error) -> FailureClass {
-    match err.kind() {
-        ErrorKind::TimedOut | ErrorKind::WouldBlock => FailureClass::Timeout,
-        _ => FailureClass::Dns,
     }
 }
 
@@ -72,11 +61,10 @@ pub fn hyper(err: &hyper::Error) -> FailureClass {
 /// a failed name lookup, a TLS error, hyper's verdict, or a socket error.
 pub fn chain(err: &(dyn Error + 'static)) -> Option<FailureClass> {
     for cause in errors::chain(err) {
-        if cause.downcast_ref::<ResolveError>().is_some() {
-            return Some(FailureClass::Dns);
-        }
-        if let Some(class) = hickory(cause) {
-            return Some(class);
+        // The run's hickory resolver hands reqwest and the kinds a typed
+        // error: NXDOMAIN and missing records are `dns`.
+        if let Some(resolve) = cause.downcast_ref::<ResolveError>() {
+            return Some(resolve.class());
         }
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
             return Some(rustls(tls));
@@ -96,27 +84,6 @@ pub fn chain(err: &(dyn Error + 'static)) -> Option<FailureClass> {
             }
         }
     }
-    None
-}
-
-/// HOOK for hickory-resolver: once the crate is a dependency, an error of
-/// resolution through it classifies here, e.g.
-///
-/// ```text
-/// if let Some(err) = cause.downcast_ref::<hickory_resolver::ResolveError>() {
-///     return Some(if err.is_no_records_found() || err.is_nx_domain() {
-///         FailureClass::Dns
-///     } else if matches!(err.proto().map(|p| p.kind()), Some(ProtoErrorKind::Timeout)) {
-///         FailureClass::Timeout
-///     } else {
-///         FailureClass::Dns
-///     });
-/// }
-/// ```
-///
-/// Until then resolution errors arrive as [`ResolveError`] from
-/// [`super::resolve`].
-fn hickory(_cause: &(dyn Error + 'static)) -> Option<FailureClass> {
     None
 }
 

@@ -95,6 +95,14 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// A client with the HTTP clients' TLS setup (reqwest has no default provider here).
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::check::support::tls::http_client_config(true))
+            .build()
+            .unwrap()
+    }
+
     /// Answers one request with a `len`-byte body, written in 64 KiB pieces.
     async fn big_body_server(len: usize) -> u16 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -121,7 +129,7 @@ mod tests {
     #[tokio::test]
     async fn reads_at_most_the_cap() {
         let port = big_body_server(8 * 1024 * 1024).await;
-        let request = reqwest::Client::new().get(format!("http://127.0.0.1:{port}/"));
+        let request = client().get(format!("http://127.0.0.1:{port}/"));
         let got = fetch(request, 100_000).await.unwrap();
         assert_eq!(got.status, 200);
         assert_eq!(got.body.len(), 100_000);
@@ -131,7 +139,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_within_the_cap_is_whole() {
         let port = big_body_server(1000).await;
-        let request = reqwest::Client::new().get(format!("http://127.0.0.1:{port}/"));
+        let request = client().get(format!("http://127.0.0.1:{port}/"));
         let got = fetch(request, 1000).await.unwrap();
         assert_eq!(got.body.len(), 1000);
         assert!(!got.truncated);
@@ -144,7 +152,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let request = reqwest::Client::new().get(format!("http://127.0.0.1:{port}/"));
+        let request = client().get(format!("http://127.0.0.1:{port}/"));
         let err = fetch(request, 10).await.unwrap_err();
         assert_eq!(err.status, None);
         assert_eq!(err.class(), FailureClass::Refused);

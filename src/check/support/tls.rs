@@ -129,13 +129,16 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
-/// The ring provider, explicitly: reqwest's rustls uses ring too, and naming it
-/// avoids depending on a process-wide default provider being installed.
+/// The ring provider, explicitly: reqwest's clients are handed configs built
+/// on it too, so nothing depends on a process-wide default provider.
 pub fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
+    // ring is deprecated since rustls 0.23.48 for lacking post-quantum key
+    // exchange; a probe's handshake secures nothing long-lived, and ring
+    // spares every build the C toolchain aws-lc-rs needs.
+    #[allow(deprecated)]
+    let make = || Arc::new(rustls::crypto::ring::default_provider());
+    PROVIDER.get_or_init(make).clone()
 }
 
 /// A client config around `verifier` with safe protocol defaults.
@@ -147,6 +150,29 @@ pub fn client_config(verifier: Arc<Verifier>) -> Arc<ClientConfig> {
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     Arc::new(config)
+}
+
+/// The HTTP clients' TLS config: HTTPS rules against the system roots
+/// (`verify`), or any certificate with its signatures still checked (not),
+/// offering h2 and http/1.1.
+pub fn http_client_config(verify: bool) -> ClientConfig {
+    let mode = if verify {
+        VerifyMode::Full
+    } else {
+        VerifyMode::None
+    };
+    let mut config = match Verifier::new(mode, None, false) {
+        Ok(verifier) => (*client_config(Arc::new(verifier))).clone(),
+        // No system roots: every HTTPS check then fails with an unknown-issuer
+        // reason instead of the whole run refusing to start.
+        Err(_) => ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports the default protocol versions")
+            .with_root_certificates(RootCertStore::empty())
+            .with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config
 }
 
 /// Trust anchors: the CA file when given, else the system store (loaded once).

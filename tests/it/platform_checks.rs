@@ -1,19 +1,18 @@
 //! Platform check kinds against real servers on 127.0.0.1: fixture Fly and
-//! Supabase APIs, the local Postgres and Redis, fake wire servers for the
-//! answers those cannot give, and rcgen certificates behind rustls.
+//! Supabase APIs, the suite's throwaway PostgreSQL (real SCRAM password
+//! checks, TLS) and Redis, fake wire servers for the answers those cannot give, and rcgen certificates behind rustls.
 
-#[path = "support/platform/mod.rs"]
-mod support;
-
-use runproof::core::FailureClass;
-use support::{closed_port, probe, spec, MapScope};
+use crate::support;
+use crate::support::api::check::FailureClass;
+use crate::support::free_port as closed_port;
+use crate::support::probe::{probe, spec, MapScope};
+use crate::support::services;
 
 // ---------------------------------------------------------------- fly-app
 
-const FM2_TOKEN: &str = "FlyV1 fm2_canaryAAA,fm2_canaryBBB";
-const FO1_TOKEN: &str = "fo1_canaryPERSONAL";
+use support::fly::{DEPLOY_TOKEN as FM2_TOKEN, PERSONAL_TOKEN as FO1_TOKEN, READONLY_TOKEN};
 
-fn fly_spec(app: &str, expect: &str) -> runproof::check::CheckSpec {
+fn fly_spec(app: &str, expect: &str) -> crate::support::api::check::CheckSpec {
     spec("fly-app", &format!("app = \"{app}\"\n[expect]\n{expect}\n"))
 }
 
@@ -45,23 +44,68 @@ async fn fly_all_started_passes_with_machine_summary() {
     got.assert_no_canary("canaryBBB");
 }
 
+/// Raw tokens, as minted: macaroons (`fm2_`, `fm1r_`) must go out as
+/// `FlyV1 <token>` and anything else as `Bearer <token>`; the fixture accepts
+/// only those exact headers, so a wrong choice fails the probe.
 #[tokio::test]
 async fn fly_authorization_scheme_follows_token_type() {
     let fly = support::fly::start().await;
     let check = fly_spec("hotdash-chatwoot", "");
-    assert!(probe(&check, &fly_scope(&fly.url, FM2_TOKEN))
-        .await
-        .passed());
-    assert!(
-        probe(&check, &fly_scope(&fly.url, &format!("Bearer {FO1_TOKEN}")))
+    for (token, header) in [
+        (FM2_TOKEN, "FlyV1 fm2_canaryAAA,fm2_canaryBBB"),
+        (READONLY_TOKEN, "FlyV1 fm1r_canaryREADONLY"),
+        (FO1_TOKEN, "Bearer fo1_canaryPERSONAL"),
+    ] {
+        let got = probe(&check, &fly_scope(&fly.url, token)).await;
+        assert!(got.passed(), "{token}: {}", got.reason());
+        let last = fly.seen.lock().unwrap().authorizations.last().cloned();
+        assert_eq!(last.as_deref(), Some(header), "{token}");
+    }
+    // A token pasted with the scheme `fly tokens create` prints (or with
+    // Fly's documented `Bearer` in front of that) is sent with one scheme.
+    for pasted in [
+        "FlyV1 fm2_canaryAAA,fm2_canaryBBB",
+        "Bearer FlyV1 fm2_canaryAAA,fm2_canaryBBB",
+    ] {
+        let got = probe(&check, &fly_scope(&fly.url, pasted)).await;
+        assert!(got.passed(), "{pasted}: {}", got.reason());
+    }
+    // The fixture really refuses the wrong scheme for a right token.
+    let client = reqwest::Client::new();
+    for wrong in [
+        "Bearer fm2_canaryAAA,fm2_canaryBBB",
+        "FlyV1 fo1_canaryPERSONAL",
+        "FlyV1 fm2_canaryAAA, fm2_canaryBBB",
+    ] {
+        let status = client
+            .get(format!("{}/v1/apps/hotdash-chatwoot", fly.url))
+            .header("authorization", wrong)
+            .send()
             .await
-            .passed()
+            .unwrap()
+            .status();
+        assert_eq!(status, 401, "{wrong}");
+    }
+}
+
+#[tokio::test]
+async fn fly_json_predicates_see_the_machines_as_the_api_returns_them() {
+    let fly = support::fly::start().await;
+    let scope = fly_scope(&fly.url, FO1_TOKEN);
+    let pass = fly_spec(
+        "hotdash-chatwoot",
+        "json = { \"$.machines[*].state\" = { all = \"started\", len = 2 } }",
     );
-    let seen = fly.seen.lock().unwrap();
-    assert_eq!(seen.authorizations[0], "FlyV1 fm2_canaryAAA,fm2_canaryBBB");
+    let got = probe(&pass, &scope).await;
+    assert!(got.passed(), "{}", got.reason());
+    let fail = fly_spec(
+        "stopped-worker",
+        "json = { \"$.machines[*].state\" = { all = \"started\" } }",
+    );
+    let got = probe(&fail, &scope).await;
     assert_eq!(
-        seen.authorizations.last().unwrap(),
-        "Bearer fo1_canaryPERSONAL"
+        got.reason(),
+        "Fly API JSON $.machines[*].state: element $['machines'][1]['state']: actual \"stopped\", expected \"started\""
     );
 }
 
@@ -224,7 +268,7 @@ async fn assert_stopped_reading(server: &support::hostile::HugeBody) {
 }
 
 /// Every stored body is within `cap`, and `count` of them say they were cut.
-fn assert_capped(got: &support::Probed, cap: usize, count: usize) {
+fn assert_capped(got: &support::probe::Probed, cap: usize, count: usize) {
     assert_eq!(got.blobs.len(), count, "blobs stored");
     for (role, bytes) in &got.blobs {
         assert!(bytes.len() <= cap, "{role}: {} bytes", bytes.len());
@@ -236,9 +280,15 @@ fn assert_capped(got: &support::Probed, cap: usize, count: usize) {
 
 // ---------------------------------------------------------------- postgres
 
-const PG_CANARY: &str = "pgCanary-7f3a9";
+/// The throwaway server's real password, which must never be echoed.
+const PG_CANARY: &str = services::PG_PASSWORD;
 
-fn pg(_dsn: &str, extra: &str) -> runproof::check::CheckSpec {
+/// `127.0.0.1:PORT` of the throwaway PostgreSQL.
+fn pg_addr() -> String {
+    services::postgres().addr()
+}
+
+fn pg(_dsn: &str, extra: &str) -> crate::support::api::check::CheckSpec {
     spec(
         "postgres",
         &format!("dsn = \"{{{{secret:DATABASE_URL}}}}\"\n{extra}\n"),
@@ -251,7 +301,10 @@ fn pg_scope(dsn: &str) -> MapScope {
 
 #[tokio::test]
 async fn postgres_select_one_passes() {
-    let dsn = format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres?sslmode=disable");
+    let dsn = format!(
+        "postgres://postgres:{PG_CANARY}@{}/postgres?sslmode=disable",
+        pg_addr()
+    );
     let check = pg(
         &dsn,
         "[expect]\nvalue = \"1\"\nrows = 1\nserver_version_min = \"9.6\"\nmax_latency = \"5s\"",
@@ -273,7 +326,10 @@ async fn postgres_select_one_passes() {
 
 #[tokio::test]
 async fn postgres_key_value_dsn_and_wrong_value() {
-    let dsn = format!("host=127.0.0.1 port=5432 user=postgres password='{PG_CANARY}' dbname=postgres sslmode=disable");
+    let dsn = format!(
+        "host=127.0.0.1 port={} user=postgres password='{PG_CANARY}' dbname=postgres sslmode=disable",
+        services::postgres().port
+    );
     let check = pg(&dsn, "query = \"select 2\"\n[expect]\nvalue = \"1\"");
     let got = probe(&check, &pg_scope(&dsn)).await;
     assert_eq!(got.reason(), "query returned \"2\", expected \"1\"");
@@ -284,7 +340,8 @@ async fn postgres_key_value_dsn_and_wrong_value() {
 #[tokio::test]
 async fn postgres_missing_database_is_3d000() {
     let dsn = format!(
-        "postgres://postgres:{PG_CANARY}@127.0.0.1:5432/runproof_no_such_db?sslmode=disable"
+        "postgres://postgres:{PG_CANARY}@{}/runproof_no_such_db?sslmode=disable",
+        pg_addr()
     );
     let got = probe(&pg(&dsn, ""), &pg_scope(&dsn)).await;
     assert_eq!(
@@ -315,7 +372,10 @@ async fn postgres_refused_port() {
 
 #[tokio::test]
 async fn postgres_require_against_tls_server_is_encrypted() {
-    let dsn = format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres?sslmode=require");
+    let dsn = format!(
+        "postgres://postgres:{PG_CANARY}@{}/postgres?sslmode=require",
+        pg_addr()
+    );
     let got = probe(&pg(&dsn, "[expect]\ntls = true"), &pg_scope(&dsn)).await;
     assert!(got.passed(), "{}", got.reason());
     assert_eq!(got.detail("tls"), true);
@@ -324,17 +384,19 @@ async fn postgres_require_against_tls_server_is_encrypted() {
 
 #[tokio::test]
 async fn postgres_verify_full_rejects_snakeoil_certificate() {
-    let dsn =
-        format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres?sslmode=verify-full");
+    let dsn = format!(
+        "postgres://postgres:{PG_CANARY}@{}/postgres?sslmode=verify-full",
+        pg_addr()
+    );
     let got = probe(&pg(&dsn, ""), &pg_scope(&dsn)).await;
-    // The snakeoil certificate is self-signed and names the machine, not 127.0.0.1.
+    // The throwaway server's certificate is self-signed: no trusted root issued it.
     let reason = got.reason();
     assert!(
         reason.starts_with("certificate is not valid for 127.0.0.1")
             || reason.starts_with("certificate is not trusted (unknown issuer)"),
         "{reason}"
     );
-    assert!(reason.ends_with("(127.0.0.1:5432)"), "{reason}");
+    assert!(reason.ends_with(&format!("({})", pg_addr())), "{reason}");
     // Waiting may see a renewed certificate, so this is retryable.
     assert_eq!(got.class(), Some(FailureClass::Tls));
     assert!(!got.permanent());
@@ -380,6 +442,34 @@ async fn postgres_wrong_password_is_28p01_and_never_echoed() {
     got.assert_no_canary(PG_CANARY);
 }
 
+/// The throwaway server checks passwords with SCRAM: a wrong one meets a real
+/// 28P01, and the right one (the other tests) really had to be right.
+#[tokio::test]
+async fn postgres_real_server_rejects_a_wrong_password_with_28p01() {
+    for sslmode in ["disable", "require"] {
+        let dsn = format!(
+            "postgres://postgres:wrong-{PG_CANARY}@{}/postgres?sslmode={sslmode}",
+            pg_addr()
+        );
+        let got = probe(&pg(&dsn, ""), &pg_scope(&dsn)).await;
+        assert_eq!(
+            got.reason(),
+            "authentication failed for user postgres (28P01): password authentication failed for user \"postgres\"",
+            "sslmode={sslmode}"
+        );
+        assert!(got.permanent());
+        assert_eq!(got.detail("sqlstate"), "28P01");
+        got.assert_no_canary(PG_CANARY);
+    }
+    // The same DSN with the right password passes: the failure above is the password's.
+    let dsn = format!(
+        "postgres://postgres:{PG_CANARY}@{}/postgres?sslmode=require",
+        pg_addr()
+    );
+    let got = probe(&pg(&dsn, ""), &pg_scope(&dsn)).await;
+    assert!(got.passed(), "{}", got.reason());
+}
+
 #[tokio::test]
 async fn postgres_supavisor_tenant_not_found() {
     let fake = support::pgwire::start(support::pgwire::Behaviour::TenantNotFound).await;
@@ -405,7 +495,10 @@ async fn postgres_supavisor_tenant_not_found() {
 
 #[tokio::test]
 async fn postgres_query_error_reports_sqlstate() {
-    let dsn = format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres?sslmode=disable");
+    let dsn = format!(
+        "postgres://postgres:{PG_CANARY}@{}/postgres?sslmode=disable",
+        pg_addr()
+    );
     let got = probe(
         &pg(&dsn, "query = \"select * from runproof_missing_table\""),
         &pg_scope(&dsn),
@@ -421,8 +514,10 @@ async fn postgres_query_error_reports_sqlstate() {
 
 #[tokio::test]
 async fn postgres_invalid_dsn_does_not_echo_it() {
-    let dsn =
-        format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres?bogus_option={PG_CANARY}");
+    let dsn = format!(
+        "postgres://postgres:{PG_CANARY}@{}/postgres?bogus_option={PG_CANARY}",
+        pg_addr()
+    );
     let got = probe(&pg(&dsn, ""), &pg_scope(&dsn)).await;
     assert!(
         got.reason().starts_with("the DSN is not valid"),
@@ -436,20 +531,27 @@ async fn postgres_invalid_dsn_does_not_echo_it() {
 
 // ---------------------------------------------------------------- redis
 
-const REDIS_CANARY: &str = "redisCanary-42c1";
+/// The password-protected throwaway Redis's password.
+const REDIS_CANARY: &str = services::REDIS_PASSWORD;
 
 #[tokio::test]
 async fn redis_ping_passes_with_info_expectation() {
     let check = spec(
         "redis",
-        "url = \"redis://127.0.0.1:6379/0\"\n[expect.info]\nrole = \"master\"",
+        &format!(
+            "url = \"redis://{}/0\"\n[expect.info]\nrole = \"master\"",
+            services::redis().addr()
+        ),
     );
     let got = probe(&check, &MapScope::new()).await;
     assert!(got.passed(), "{}", got.reason());
     assert_eq!(got.detail("role"), "master");
     let wrong = spec(
         "redis",
-        "url = \"redis://127.0.0.1:6379\"\n[expect.info]\nrole = \"slave\"",
+        &format!(
+            "url = \"redis://{}\"\n[expect.info]\nrole = \"slave\"",
+            services::redis().addr()
+        ),
     );
     assert_eq!(
         probe(&wrong, &MapScope::new()).await.reason(),
@@ -498,9 +600,7 @@ async fn redis_wrongpass_is_distinct_and_permanent() {
 
 #[tokio::test]
 async fn redis_private_server_with_password() {
-    let Some(server) = support::resp::start_private(REDIS_CANARY).await else {
-        return;
-    };
+    let server = services::redis_with_password();
     let url_check = spec("redis", "url = \"{{secret:REDIS_URL}}\"");
     let good = format!("redis://:{REDIS_CANARY}@127.0.0.1:{}", server.port);
     let got = probe(&url_check, &MapScope::new().secret("REDIS_URL", &good)).await;
@@ -655,7 +755,10 @@ async fn supabase_huge_responses_are_capped_and_recorded_as_truncated() {
 
 #[tokio::test]
 async fn tcp_open_and_refused() {
-    let open = spec("tcp", "host = \"127.0.0.1\"\nport = 6379");
+    let open = spec(
+        "tcp",
+        &format!("host = \"127.0.0.1\"\nport = {}", services::redis().port),
+    );
     assert!(probe(&open, &MapScope::new()).await.passed());
     let closed = spec(
         "tcp",
@@ -699,7 +802,11 @@ fn ca_file(ca: &support::tls::TestCa) -> tempfile::NamedTempFile {
     file
 }
 
-fn tls_spec(port: u16, ca: &tempfile::NamedTempFile, extra: &str) -> runproof::check::CheckSpec {
+fn tls_spec(
+    port: u16,
+    ca: &tempfile::NamedTempFile,
+    extra: &str,
+) -> crate::support::api::check::CheckSpec {
     spec(
         "tls",
         &format!(
@@ -881,7 +988,7 @@ fn unknown_keys_are_rejected() {
         ("tls", "host = \"x\"\nmin_days_left = 3"),
     ] {
         let de = toml::de::Deserializer::parse(body).unwrap();
-        let err = runproof::check::CheckSpec::deserialize_kind(kind, de).unwrap_err();
+        let err = crate::support::api::check::CheckSpec::deserialize_kind(kind, de).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{kind}: {err}");
     }
 }

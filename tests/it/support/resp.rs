@@ -1,7 +1,5 @@
-//! A fake Redis (RESP) server that refuses every password, and a private
-//! real `redis-server` with `requirepass` when one is installed.
+//! A fake Redis (RESP) server that refuses every password.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -54,65 +52,6 @@ async fn read_command<R: tokio::io::AsyncBufRead + Unpin>(stream: &mut R) -> Opt
         args.push(String::from_utf8_lossy(&buf).into_owned());
     }
     Some(args)
-}
-
-/// A private `redis-server` with a password; killed on drop.
-pub struct PrivateRedis {
-    pub port: u16,
-    child: Child,
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `redis-server --requirepass <password>` on a free loopback port, or
-/// `None` (with a note) when redis-server is not installed.
-pub async fn start_private(password: &str) -> Option<PrivateRedis> {
-    let port = super::closed_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--requirepass",
-            password,
-        ])
-        .args([
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            &std::env::temp_dir().display().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let child = match child {
-        Ok(child) => child,
-        Err(err) => {
-            eprintln!(
-                "note: skipping the private redis-server case: cannot start redis-server ({err})"
-            );
-            return None;
-        }
-    };
-    let server = PrivateRedis { port, child };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Some(server);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("redis-server did not start on port {port}");
 }
 
 /// What [`start_hostile`] answers `PING` with.

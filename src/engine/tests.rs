@@ -1,0 +1,416 @@
+//! The run loop's decisions — retry, escalate, halt, block, skip, interrupt —
+//! driven by a scripted probe into an in-memory journal, on tokio's paused
+//! clock so that backoff and timeouts take no real time.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::*;
+use crate::check::{Clients, Observation, ProbeContext};
+use crate::core::record::{AttemptVerdict, Event, RunVerdict, StepVerdict};
+use crate::core::{BlobRef, BlobSink, FailureClass};
+use crate::runbook::model::Step;
+use crate::runbook::{load_runbook_str, Runbook, SecretStore};
+
+/// What the scripted probe does on one attempt.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Pass,
+    Fail(FailureClass),
+    /// Never answers: the attempt's timeout ends it.
+    Hang,
+}
+
+/// Plays each step's script, one act per attempt (the last act repeats), and
+/// counts the attempts it was asked for.
+#[derive(Default)]
+struct ScriptedProbe {
+    scripts: HashMap<String, Vec<Act>>,
+    calls: Mutex<HashMap<String, u32>>,
+    /// Cancelled when the given step's attempt starts (a signal mid-attempt).
+    cancel_on: Option<(String, Cancel)>,
+}
+
+impl ScriptedProbe {
+    fn with(mut self, step: &str, acts: &[Act]) -> Self {
+        self.scripts.insert(step.to_string(), acts.to_vec());
+        self
+    }
+
+    fn calls(&self, step: &str) -> u32 {
+        self.calls.lock().unwrap().get(step).copied().unwrap_or(0)
+    }
+}
+
+impl Probe for ScriptedProbe {
+    async fn probe(&self, step: &Step, _ctx: &ProbeContext<'_>) -> Observation {
+        let attempt = {
+            let mut calls = self.calls.lock().unwrap();
+            let n = calls.entry(step.id.clone()).or_insert(0);
+            *n += 1;
+            *n as usize
+        };
+        if let Some((id, cancel)) = &self.cancel_on {
+            if id == &step.id {
+                cancel.cancel();
+                std::future::pending::<()>().await;
+            }
+        }
+        let script = self.scripts.get(&step.id).map(Vec::as_slice).unwrap_or(&[]);
+        let act = script
+            .get(attempt - 1)
+            .or(script.last())
+            .copied()
+            .unwrap_or(Act::Pass);
+        match act {
+            Act::Pass => Observation::pass(),
+            Act::Fail(class) => Observation::fail(class, format!("scripted {class}")),
+            Act::Hang => std::future::pending().await,
+        }
+    }
+}
+
+/// The journal, in memory.
+#[derive(Default)]
+struct MemJournal(Vec<Event>);
+
+impl Emit for MemJournal {
+    fn emit(&mut self, event: Event) -> io::Result<u64> {
+        self.0.push(event);
+        Ok(self.0.len() as u64 - 1)
+    }
+}
+
+impl MemJournal {
+    fn step_end(&self, id: &str) -> (StepVerdict, u32, Option<String>) {
+        self.0
+            .iter()
+            .find_map(|e| match e {
+                Event::StepEnd {
+                    step,
+                    verdict,
+                    attempts,
+                    reason,
+                    ..
+                } if step == id => Some((*verdict, *attempts, reason.clone())),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no step.end for {id}"))
+    }
+
+    fn attempt_classes(&self, id: &str) -> Vec<(AttemptVerdict, Option<FailureClass>)> {
+        self.0
+            .iter()
+            .filter_map(|e| match e {
+                Event::AttemptEnd {
+                    step,
+                    verdict,
+                    failure,
+                    ..
+                } if step == id => Some((*verdict, failure.map(|f| f.class))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn backoffs(&self, id: &str) -> usize {
+        self.0
+            .iter()
+            .filter(|e| matches!(e, Event::Backoff { step, .. } if step == id))
+            .count()
+    }
+
+    fn escalations(&self) -> Vec<&crate::core::record::Escalation> {
+        self.0
+            .iter()
+            .filter_map(|e| match e {
+                Event::Escalation(x) => Some(x),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+struct NoBlobs;
+
+impl BlobSink for NoBlobs {
+    fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef> {
+        Ok(BlobRef {
+            role: role.to_string(),
+            digest: format!("sha256:{}", bytes.len()),
+            size: bytes.len() as u64,
+            truncated,
+        })
+    }
+}
+
+/// A runbook of `http` steps (the probe is scripted, so nothing is contacted)
+/// with the built-in default policy unless `extra` says otherwise.
+fn runbook(header_extra: &str, steps: &str) -> Runbook {
+    let source =
+        format!("[runbook]\nname = \"engine-test\"\nowner = \"ops\"\n{header_extra}\n{steps}");
+    load_runbook_str(Path::new("engine-test.toml"), &source)
+        .unwrap_or_else(|e| panic!("test runbook does not load: {e:?}"))
+}
+
+fn http_step(id: &str, extra: &str) -> String {
+    format!(
+        "[[step]]\nid = \"{id}\"\ncheck = \"http\"\nurl = \"http://127.0.0.1:9/{id}\"\n{extra}\n"
+    )
+}
+
+async fn drive(
+    runbook: &Runbook,
+    probe: &ScriptedProbe,
+    cancel: &Cancel,
+    options: &RunOptions,
+) -> (RunOutcome, MemJournal) {
+    let clients = Clients::new().unwrap();
+    let runner = StepRunner {
+        probe,
+        clients: &clients,
+        blobs: &NoBlobs,
+        cancel,
+        run_id: "test-run",
+        owner: runbook.meta.owner.as_deref(),
+    };
+    let mut journal = MemJournal::default();
+    let outcome = drive_runbook(
+        runbook,
+        &SecretStore::default(),
+        &runner,
+        &mut journal,
+        options,
+    )
+    .await
+    .unwrap();
+    (outcome, journal)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_policy_is_two_retries_with_backoff_then_escalation() {
+    let book = runbook("", &http_step("web", ""));
+    let probe = ScriptedProbe::default().with("web", &[Act::Fail(FailureClass::Refused)]);
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    assert_eq!(probe.calls("web"), 3, "one attempt and two retries");
+    assert_eq!(journal.backoffs("web"), 2);
+    assert_eq!(journal.step_end("web").0, StepVerdict::Escalated);
+    assert_eq!(outcome.verdict, RunVerdict::Escalated);
+    let escalations = journal.escalations();
+    assert_eq!(escalations.len(), 1);
+    assert_eq!(escalations[0].owner.as_deref(), Some("ops"));
+    assert_eq!(escalations[0].attempts.len(), 3);
+    assert!(escalations[0]
+        .attempts
+        .iter()
+        .all(|a| a.class == Some(FailureClass::Refused)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_that_passes_on_its_third_attempt_passes_without_escalation() {
+    let book = runbook("", &http_step("web", ""));
+    let probe = ScriptedProbe::default().with(
+        "web",
+        &[
+            Act::Fail(FailureClass::Timeout),
+            Act::Fail(FailureClass::Refused),
+            Act::Pass,
+        ],
+    );
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    assert_eq!(journal.step_end("web"), (StepVerdict::Pass, 3, None));
+    assert_eq!(
+        journal.attempt_classes("web"),
+        [
+            (AttemptVerdict::Fail, Some(FailureClass::Timeout)),
+            (AttemptVerdict::Fail, Some(FailureClass::Refused)),
+            (AttemptVerdict::Pass, None),
+        ]
+    );
+    assert!(journal.escalations().is_empty());
+    assert_eq!(outcome.verdict, RunVerdict::Pass);
+}
+
+#[tokio::test(start_paused = true)]
+async fn classes_that_cannot_heal_are_not_retried() {
+    for class in [
+        FailureClass::Auth,
+        FailureClass::NotFound,
+        FailureClass::Dns,
+        FailureClass::Config,
+        FailureClass::Security,
+    ] {
+        let book = runbook("", &http_step("web", ""));
+        let probe = ScriptedProbe::default().with("web", &[Act::Fail(class)]);
+        let (_, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+        assert_eq!(probe.calls("web"), 1, "{class} must not be retried");
+        assert_eq!(journal.backoffs("web"), 0, "{class}");
+        let escalation = journal.escalations()[0];
+        assert!(escalation.retries_skipped.is_some(), "{class}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_attempt_times_out_with_class_timeout() {
+    let book = runbook("", &http_step("web", "retries = 1\ntimeout = \"2s\""));
+    let probe = ScriptedProbe::default().with("web", &[Act::Hang]);
+    let (_, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    assert_eq!(
+        journal.attempt_classes("web"),
+        [
+            (AttemptVerdict::Timeout, Some(FailureClass::Timeout)),
+            (AttemptVerdict::Timeout, Some(FailureClass::Timeout)),
+        ]
+    );
+    let (verdict, attempts, reason) = journal.step_end("web");
+    assert_eq!((verdict, attempts), (StepVerdict::Escalated, 2));
+    assert_eq!(reason.as_deref(), Some("timed out after 2s"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dependents_of_an_escalated_step_are_blocked_and_others_still_run() {
+    let steps = [
+        http_step("db", "retries = 0"),
+        http_step("app", "depends_on = [\"db\"]"),
+        http_step("cdn", ""),
+    ]
+    .concat();
+    let book = runbook("", &steps);
+    let probe = ScriptedProbe::default().with("db", &[Act::Fail(FailureClass::Auth)]);
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    let (verdict, attempts, reason) = journal.step_end("app");
+    assert_eq!((verdict, attempts), (StepVerdict::Blocked, 0));
+    assert!(reason.unwrap().contains("`db` (escalated)"));
+    assert_eq!(probe.calls("app"), 0);
+    assert_eq!(journal.step_end("cdn").0, StepVerdict::Pass);
+    assert_eq!(outcome.verdict, RunVerdict::Escalated);
+    assert_eq!(outcome.counts.get("blocked"), Some(&1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn halt_skips_every_later_step() {
+    let steps = [http_step("first", "retries = 0"), http_step("second", "")].concat();
+    let book = runbook("on_escalate = \"halt\"", &steps);
+    let probe = ScriptedProbe::default().with("first", &[Act::Fail(FailureClass::Expectation)]);
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    assert_eq!(outcome.verdict, RunVerdict::Halted);
+    let (verdict, _, reason) = journal.step_end("second");
+    assert_eq!(verdict, StepVerdict::Skipped);
+    assert!(reason.unwrap().contains("halted after `first` escalated"));
+    assert_eq!(probe.calls("second"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn mutating_steps_are_skipped_unless_allowed() {
+    let book = runbook("", &http_step("deploy", "mutating = true"));
+    let probe = ScriptedProbe::default();
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    assert_eq!(journal.step_end("deploy").0, StepVerdict::Skipped);
+    assert_eq!(probe.calls("deploy"), 0);
+    assert_eq!(outcome.verdict, RunVerdict::Pass);
+
+    let allowed = RunOptions {
+        mutations: Mutations::All,
+        ..RunOptions::default()
+    };
+    let (_, journal) = drive(&book, &probe, &Cancel::new(), &allowed).await;
+    assert_eq!(journal.step_end("deploy").0, StepVerdict::Pass);
+    assert_eq!(probe.calls("deploy"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_during_an_attempt_records_it_as_interrupted_and_stops_the_run() {
+    let steps = [http_step("slow", ""), http_step("next", "")].concat();
+    let book = runbook("", &steps);
+    let cancel = Cancel::new();
+    let probe = ScriptedProbe {
+        cancel_on: Some(("slow".to_string(), cancel.clone())),
+        ..ScriptedProbe::default()
+    };
+    let (outcome, journal) = drive(&book, &probe, &cancel, &RunOptions::default()).await;
+    assert_eq!(
+        journal.attempt_classes("slow"),
+        [(AttemptVerdict::Interrupted, Some(FailureClass::Interrupted))]
+    );
+    assert_eq!(journal.step_end("slow").0, StepVerdict::Interrupted);
+    assert_eq!(journal.step_end("next").0, StepVerdict::Skipped);
+    assert_eq!(probe.calls("next"), 0);
+    assert_eq!(outcome.verdict, RunVerdict::Interrupted);
+    // Nothing is retried after a signal.
+    assert_eq!(journal.backoffs("slow"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dependents_of_a_skipped_mutating_step_are_skipped_and_the_run_passes() {
+    let steps = [
+        http_step("check", ""),
+        http_step("deploy", "mutating = true\ndepends_on = [\"check\"]"),
+        http_step("verify", "depends_on = [\"deploy\"]"),
+    ]
+    .concat();
+    let book = runbook("", &steps);
+    let probe = ScriptedProbe::default();
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    let (verdict, attempts, reason) = journal.step_end("verify");
+    assert_eq!((verdict, attempts), (StepVerdict::Skipped, 0));
+    assert_eq!(
+        reason.as_deref(),
+        Some("not run: depends on `deploy` (skipped)")
+    );
+    assert_eq!(outcome.verdict, RunVerdict::Pass);
+    assert_eq!(outcome.counts.get("skipped"), Some(&2));
+    assert_eq!(outcome.counts.get("blocked"), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn tagged_mutations_run_only_the_steps_with_an_allowed_tag() {
+    let steps = [
+        http_step("deploy", "mutating = true\ntags = [\"deploy\"]"),
+        http_step("note", "mutating = true\ntags = [\"qa-writes\"]"),
+    ]
+    .concat();
+    let book = runbook("", &steps);
+    let probe = ScriptedProbe::default();
+    let options = RunOptions {
+        mutations: Mutations::Tagged(vec!["qa-writes".to_string()]),
+        ..RunOptions::default()
+    };
+    let (_, journal) = drive(&book, &probe, &Cancel::new(), &options).await;
+    assert_eq!(journal.step_end("note").0, StepVerdict::Pass);
+    let (verdict, _, reason) = journal.step_end("deploy");
+    assert_eq!(verdict, StepVerdict::Skipped);
+    assert!(reason.unwrap().contains("--allow-mutations=qa-writes"));
+    assert_eq!(probe.calls("deploy"), 0);
+    let Event::RunStart {
+        allow_mutations,
+        mutation_tags,
+        ..
+    } = &journal.0[0]
+    else {
+        panic!("run.start first")
+    };
+    assert!(allow_mutations);
+    assert_eq!(mutation_tags, &["qa-writes"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_dependency_blocks_even_when_another_was_skipped() {
+    let steps = [
+        http_step("db", "retries = 0"),
+        http_step("deploy", "mutating = true"),
+        http_step("app", "depends_on = [\"db\", \"deploy\"]"),
+    ]
+    .concat();
+    let book = runbook("", &steps);
+    let probe = ScriptedProbe::default().with("db", &[Act::Fail(FailureClass::Refused)]);
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    let (verdict, _, reason) = journal.step_end("app");
+    assert_eq!(verdict, StepVerdict::Blocked);
+    assert_eq!(
+        reason.as_deref(),
+        Some("depends on `db` (escalated), `deploy` (skipped)")
+    );
+    assert_eq!(outcome.verdict, RunVerdict::Escalated);
+}

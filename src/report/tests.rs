@@ -1,0 +1,268 @@
+//! Snapshot tests of the renderers: one fixed run (a pass, a pass after a
+//! retry, an escalation, a blocked and a skipped step), journaled through a
+//! real bundle writer so the renderers see exactly what reports see — the
+//! redacted events — then rendered as summary.md, junit.xml and the table.
+//! A planted secret holding `&`, `<` and `"` must come out redacted, never
+//! escaped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Map;
+
+use super::summary::{RunSummary, SummaryBuilder};
+use super::{junit, markdown, table};
+use crate::core::record::{
+    AttemptSummary, AttemptVerdict, BundleKind, Escalation, Event, Header, PlannedStep, RunVerdict,
+    SourceRef, StepVerdict,
+};
+use crate::core::{FailureClass, FailureRecord};
+use crate::engine::RunObserver;
+use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
+
+/// A secret with every character XML, HTML and Markdown treat specially.
+const CANARY: &str = "s3cr&t<x>\"pw|`1234";
+
+fn planned(id: &str, depends_on: &[&str], mutating: bool) -> PlannedStep {
+    PlannedStep {
+        id: id.to_string(),
+        kind: "http".to_string(),
+        max_attempts: 3,
+        timeout_ms: 2_000,
+        depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
+        mutating,
+    }
+}
+
+fn attempt(
+    step: &str,
+    n: u32,
+    verdict: AttemptVerdict,
+    failure: Option<(FailureClass, &str)>,
+) -> Vec<Event> {
+    vec![
+        Event::AttemptStart {
+            step: step.into(),
+            attempt: n,
+            of: 3,
+        },
+        Event::AttemptEnd {
+            step: step.into(),
+            attempt: n,
+            of: 3,
+            verdict,
+            duration_ms: 100.0 * n as f64,
+            reason: failure.map(|(_, r)| r.to_string()),
+            failure: failure.map(|(class, _)| FailureRecord { class }),
+            no_retry: None,
+            detail: Map::new(),
+            blobs: Vec::new(),
+        },
+    ]
+}
+
+fn start(step: &str) -> Event {
+    Event::StepStart {
+        step: step.into(),
+        kind: "http".into(),
+        title: None,
+        target: format!("GET https://example.test/{step}"),
+        max_attempts: 3,
+        timeout_ms: 2_000,
+    }
+}
+
+fn end(step: &str, verdict: StepVerdict, attempts: u32, reason: Option<&str>) -> Event {
+    Event::StepEnd {
+        step: step.into(),
+        verdict,
+        attempts,
+        duration_ms: 250.0 * attempts as f64,
+        reason: reason.map(str::to_string),
+    }
+}
+
+fn backoff(step: &str, after: u32) -> Event {
+    Event::Backoff {
+        step: step.into(),
+        after_attempt: after,
+        delay_ms: 1000 * after as u64,
+    }
+}
+
+/// The fixture run's events, in journal order.
+fn events() -> Vec<Event> {
+    let leaked = format!("status 503, want 200; body: token={CANARY}");
+    let mut events = vec![Event::RunStart {
+        steps: vec![
+            planned("health", &[], false),
+            planned("db", &[], false),
+            planned("api", &[], false),
+            planned("worker", &["api"], false),
+            planned("deploy", &[], true),
+        ],
+        on_escalate: "continue".into(),
+        allow_mutations: false,
+        mutation_tags: Vec::new(),
+        only: Vec::new(),
+    }];
+    events.push(start("health"));
+    events.extend(attempt("health", 1, AttemptVerdict::Pass, None));
+    events.push(end("health", StepVerdict::Pass, 1, None));
+
+    events.push(start("db"));
+    events.extend(attempt(
+        "db",
+        1,
+        AttemptVerdict::Timeout,
+        Some((FailureClass::Timeout, "timed out after 2s")),
+    ));
+    events.push(backoff("db", 1));
+    events.extend(attempt("db", 2, AttemptVerdict::Pass, None));
+    events.push(end("db", StepVerdict::Pass, 2, None));
+
+    events.push(start("api"));
+    let mut summaries = Vec::new();
+    for n in 1..=3u32 {
+        let (class, reason) = if n == 1 {
+            (
+                FailureClass::Refused,
+                "connection refused by 10.0.0.1:443".to_string(),
+            )
+        } else {
+            (FailureClass::Expectation, leaked.clone())
+        };
+        events.extend(attempt(
+            "api",
+            n,
+            AttemptVerdict::Fail,
+            Some((class, &reason)),
+        ));
+        summaries.push(AttemptSummary {
+            attempt: n,
+            verdict: AttemptVerdict::Fail,
+            reason,
+            class: Some(class),
+            // The record just pushed: seqs count from run.start = 0.
+            seq: events.len() as u64 - 1,
+        });
+        if n < 3 {
+            events.push(backoff("api", n));
+        }
+    }
+    events.push(Event::Escalation(Escalation {
+        step: "api".into(),
+        owner: Some("platform-oncall".into()),
+        attempts: summaries,
+        last_reason: leaked.clone(),
+        hint: Some("check `fly logs` for the web process".into()),
+        retries_skipped: None,
+        evidence: Vec::new(),
+    }));
+    events.push(end("api", StepVerdict::Escalated, 3, Some(&leaked)));
+    events.push(end(
+        "worker",
+        StepVerdict::Blocked,
+        0,
+        Some("depends on `api` (escalated)"),
+    ));
+    events.push(end(
+        "deploy",
+        StepVerdict::Skipped,
+        0,
+        Some("mutating step: pass --allow-mutations to run it"),
+    ));
+    events.push(Event::RunEnd {
+        verdict: RunVerdict::Escalated,
+        counts: BTreeMap::from([
+            ("blocked".to_string(), 1),
+            ("escalated".to_string(), 1),
+            ("pass".to_string(), 2),
+            ("skipped".to_string(), 1),
+        ]),
+        duration_ms: 4321.0,
+    });
+    events
+}
+
+/// Journals the fixture run and folds what the journal handed out.
+fn summary() -> RunSummary {
+    let dir = tempfile::tempdir().unwrap();
+    let redactor = Arc::new(Redactor::new(&[(
+        "API_TOKEN".to_string(),
+        CANARY.to_string(),
+    )]));
+    let header = Header::new(
+        BundleKind::Run,
+        SourceRef {
+            name: "fixture".into(),
+            path: "fixture.toml".into(),
+            sha256: "0".repeat(64),
+        },
+        vec!["API_TOKEN".into()],
+        redactor.classes(),
+    );
+    let mut writer =
+        BundleWriter::create(dir.path(), header, redactor, SyncPolicy::Batched(64)).unwrap();
+    let mut builder = SummaryBuilder::new("run-0001", "fixture", "2026-12-05T10:00:00.000Z");
+    for event in events() {
+        let (seq, redacted) = writer.record(event).unwrap();
+        builder.observe(seq, &redacted);
+    }
+    builder.finish()
+}
+
+fn assert_no_canary(text: &str) {
+    for form in [
+        CANARY,
+        "s3cr&amp;t",
+        "s3cr&t",
+        "&lt;x&gt;",
+        "pw|`1234",
+        "pw\\|`1234",
+    ] {
+        assert!(!text.contains(form), "secret form {form:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn junit_snapshot() {
+    let text = junit::render(&summary());
+    assert_no_canary(&text);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn summary_markdown_snapshot() {
+    let text = markdown::render(&summary(), "2026-12-05T100000Z-run-0001");
+    assert_no_canary(&text);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn step_table_snapshot() {
+    let text = table::render_steps(&summary());
+    assert_no_canary(&text);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn summary_json_carries_failure_classes() {
+    let summary = summary();
+    let json = serde_json::to_value(&summary).unwrap();
+    assert_no_canary(&json.to_string());
+    let api = &json["steps"][2];
+    assert_eq!(api["id"], "api");
+    assert_eq!(api["class"], "expectation");
+    assert_eq!(api["failed_attempts"][0]["class"], "refused");
+    assert!(api["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("expectation: status 503, want 200"));
+    let db = &json["steps"][1];
+    assert_eq!(db["failed_attempts"][0]["class"], "timeout");
+    assert_eq!(
+        db["failed_attempts"][0]["reason"],
+        "timeout: timed out after 2s"
+    );
+}
