@@ -9,6 +9,7 @@ mod assertions;
 mod cli;
 mod dns;
 mod evidence;
+mod failure_classes;
 mod https_client;
 mod platform_checks;
 mod run;
