@@ -80,7 +80,10 @@ expect = {{ status = 200 }}
     // The others are worth a retry: two attempts each.
     assert_eq!(classes(&events, "refused"), ["refused", "refused"]);
     assert_eq!(classes(&events, "silent"), ["timeout", "timeout"]);
-    assert_eq!(classes(&events, "unavailable"), ["expectation", "expectation"]);
+    assert_eq!(
+        classes(&events, "unavailable"),
+        ["expectation", "expectation"]
+    );
 
     // Escalations carry the class of every attempt.
     for escalation in records(&events, "escalation", None) {

@@ -7,6 +7,7 @@ mod support;
 
 mod assertions;
 mod cli;
+mod confirmations;
 mod dns;
 mod evidence;
 mod failure_classes;
