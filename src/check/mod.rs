@@ -5,6 +5,7 @@
 //! Retries, timeouts, escalation and evidence belong to the engine alone.
 
 pub mod command;
+pub mod confirm;
 pub mod dns;
 pub mod expect;
 pub mod fly;
@@ -46,6 +47,7 @@ pub const KINDS: &[&str] = &[
     "tls",
     "webhook",
     "webhook-delivery",
+    "confirm",
 ];
 
 /// A check's configuration: the kind plus its parameters and expectations.
@@ -63,6 +65,7 @@ pub enum CheckSpec {
     Tcp(tcp::TcpCheck),
     Dns(dns::DnsCheck),
     Tls(tls::TlsCheck),
+    Confirm(confirm::ConfirmCheck),
 }
 
 impl CheckSpec {
@@ -87,6 +90,7 @@ impl CheckSpec {
             "tcp" => CheckSpec::Tcp(tcp::TcpCheck::deserialize(de)?),
             "dns" => CheckSpec::Dns(dns::DnsCheck::deserialize(de)?),
             "tls" => CheckSpec::Tls(tls::TlsCheck::deserialize(de)?),
+            "confirm" => CheckSpec::Confirm(confirm::ConfirmCheck::deserialize(de)?),
             _ => return Ok(None),
         }))
     }
@@ -106,6 +110,7 @@ impl CheckSpec {
             CheckSpec::Tcp(_) => "tcp",
             CheckSpec::Dns(_) => "dns",
             CheckSpec::Tls(_) => "tls",
+            CheckSpec::Confirm(_) => "confirm",
         }
     }
 
@@ -125,6 +130,7 @@ impl CheckSpec {
             CheckSpec::Tcp(c) => c.target(),
             CheckSpec::Dns(c) => c.target(),
             CheckSpec::Tls(c) => c.target(),
+            CheckSpec::Confirm(c) => c.target(),
         }
     }
 
@@ -160,6 +166,7 @@ impl CheckSpec {
             CheckSpec::Tcp(c) => c.validate(),
             CheckSpec::Dns(c) => c.validate(),
             CheckSpec::Tls(c) => c.validate(),
+            CheckSpec::Confirm(c) => c.validate(),
         }
     }
 
@@ -178,6 +185,7 @@ impl CheckSpec {
             CheckSpec::Tcp(c) => c.probe(ctx).await,
             CheckSpec::Dns(c) => c.probe(ctx).await,
             CheckSpec::Tls(c) => c.probe(ctx).await,
+            CheckSpec::Confirm(c) => c.probe(ctx).await,
         }
     }
 }

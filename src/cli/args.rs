@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// Refuse to run an expired runbook.
     #[arg(long)]
     pub strict: bool,
+    /// Confirm a `confirm` step that a person has done, optionally with a
+    /// note (`--confirm admin-token="created by ops"`); repeatable.
+    #[arg(long, value_name = "ID[=NOTE]", value_parser = super::confirm::parse_confirm)]
+    pub confirm: Vec<(String, Option<String>)>,
     /// Run only this step (and what it depends on); repeatable.
     #[arg(long, value_name = "ID")]
     pub only: Vec<String>,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::args::{LintArgs, PlanArgs, RunArgs};
+use super::confirm::CliConfirmer;
 use super::CliError;
 use crate::cli::exit::ExitStatus;
 use crate::core::duration::format_duration;
@@ -39,9 +40,25 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     }
     let options = RunOptions {
         mutations: mutations(args.allow_mutations.as_ref())?,
+        confirmer: Some(Arc::new(CliConfirmer::new(
+            &args.confirm,
+            super::confirm::operator_name(),
+        ))),
         only: args.only.clone(),
         resolver: args.resolver,
     };
+    for (id, _) in &args.confirm {
+        let is_confirm = runbook
+            .steps
+            .iter()
+            .any(|s| &s.id == id && s.check.kind() == "confirm");
+        if !is_confirm {
+            return Err(CliError::invalid(format!(
+                "--confirm {id}: no `confirm` step with that id in {}",
+                args.runbook.display()
+            )));
+        }
+    }
     for id in &options.only {
         if !runbook.steps.iter().any(|s| &s.id == id) {
             return Err(CliError::invalid(format!(
@@ -62,6 +79,7 @@ fn closing_line(outcome: &crate::engine::RunOutcome) -> String {
     let parts: Vec<String> = [
         ("escalated", "escalated"),
         ("blocked", "blocked"),
+        ("unconfirmed", "unconfirmed"),
         ("interrupted", "interrupted"),
         ("pass", "passed"),
         ("skipped", "skipped"),
@@ -73,6 +91,9 @@ fn closing_line(outcome: &crate::engine::RunOutcome) -> String {
     let counts = parts.join(", ");
     match outcome.verdict {
         RunVerdict::Pass => format!("passed: {counts}"),
+        RunVerdict::Unconfirmed => format!(
+            "unconfirmed: {counts}; confirm with --confirm ID (or --confirm ID=\"note\"), or run on a terminal to answer"
+        ),
         RunVerdict::Escalated if count("escalated") == 0 => {
             format!("blocked: {counts} (see the steps marked blocked)")
         }
@@ -173,7 +194,9 @@ pub async fn execute(
 
     let status = match outcome.verdict {
         RunVerdict::Pass => ExitStatus::Success,
-        RunVerdict::Escalated | RunVerdict::Halted => ExitStatus::Escalated,
+        RunVerdict::Escalated | RunVerdict::Halted | RunVerdict::Unconfirmed => {
+            ExitStatus::Escalated
+        }
         RunVerdict::Interrupted => ExitStatus::Interrupted,
     };
     let mut stdout = std::io::stdout().lock();

@@ -102,7 +102,9 @@ fn exit_status(report: &SweepReport) -> ExitStatus {
     match report.verdict {
         RunVerdict::Pass => ExitStatus::Success,
         RunVerdict::Interrupted => ExitStatus::Interrupted,
-        RunVerdict::Escalated | RunVerdict::Halted => ExitStatus::Escalated,
+        RunVerdict::Escalated | RunVerdict::Halted | RunVerdict::Unconfirmed => {
+            ExitStatus::Escalated
+        }
     }
 }
 

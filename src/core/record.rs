@@ -317,6 +317,9 @@ pub enum StepVerdict {
     Skipped,
     /// The run was interrupted during this step.
     Interrupted,
+    /// A `confirm` step nobody confirmed: not an escalation (nobody is
+    /// paged), but its dependents are blocked and the run does not pass.
+    Unconfirmed,
 }
 
 impl StepVerdict {
@@ -328,6 +331,7 @@ impl StepVerdict {
             StepVerdict::Blocked => "blocked",
             StepVerdict::Skipped => "skipped",
             StepVerdict::Interrupted => "interrupted",
+            StepVerdict::Unconfirmed => "unconfirmed",
         }
     }
 }
@@ -344,4 +348,6 @@ pub enum RunVerdict {
     Halted,
     /// SIGINT/SIGTERM.
     Interrupted,
+    /// Nothing escalated, but a confirmation step was not confirmed.
+    Unconfirmed,
 }

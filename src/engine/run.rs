@@ -4,14 +4,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
 use super::retry::{backoff_schedule, no_retry_reason};
 use super::scope::RunScope;
 use super::RunObserver;
+use crate::check::confirm::{ConfirmCheck, Confirmation, Confirmer};
 use crate::check::resolve::ResolverAddr;
-use crate::check::{BlobSink, Clients, Observation, Outcome, ProbeContext};
+use crate::check::{BlobSink, CheckSpec, Clients, Observation, Outcome, ProbeContext};
 use crate::core::record::{
     AttemptSummary, AttemptVerdict, Escalation, Event, PlannedStep, RunVerdict, StepVerdict,
 };
@@ -54,14 +56,26 @@ impl Mutations {
 }
 
 /// Choices the operator makes on the command line.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Which steps marked `mutating = true` run.
     pub mutations: Mutations,
+    /// Who answers `confirm` steps; without one, they end unconfirmed.
+    pub confirmer: Option<Arc<dyn Confirmer>>,
     /// Run only these steps (and the steps they depend on).
     pub only: Vec<String>,
     /// The DNS server for every host name (`--resolver`); the system's when `None`.
     pub resolver: Option<ResolverAddr>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("mutations", &self.mutations)
+            .field("confirmer", &self.confirmer.is_some())
+            .field("only", &self.only)
+            .finish()
+    }
 }
 
 /// How the run ended.
@@ -164,7 +178,12 @@ pub async fn drive_runbook<P: Probe>(
             continue;
         }
 
-        let result = runner.run_step(step, &scope, journal).await?;
+        let result = match &step.check {
+            CheckSpec::Confirm(confirm) => {
+                ask_person(step, confirm, &scope, runner, journal, options).await?
+            }
+            _ => runner.run_step(step, &scope, journal).await?,
+        };
         for (name, value) in result.captures {
             scope.record_capture(&step.id, &name, value);
         }
@@ -187,10 +206,12 @@ pub async fn drive_runbook<P: Probe>(
         RunVerdict::Interrupted
     } else if halted_by.is_some() {
         RunVerdict::Halted
-    } else if verdicts
-        .values()
-        .any(|v| matches!(v, StepVerdict::Escalated | StepVerdict::Blocked))
-    {
+    } else if verdicts.values().any(|v| *v == StepVerdict::Escalated) {
+        RunVerdict::Escalated
+    } else if verdicts.values().any(|v| *v == StepVerdict::Unconfirmed) {
+        // Steps blocked behind an unconfirmed one wait for the same person.
+        RunVerdict::Unconfirmed
+    } else if verdicts.values().any(|v| *v == StepVerdict::Blocked) {
         RunVerdict::Escalated
     } else {
         RunVerdict::Pass
@@ -223,11 +244,145 @@ impl Emit for Journal<'_> {
     }
 }
 
+/// A `confirm` step: one "attempt" that asks the run's confirmer (off the
+/// async threads, since a person may take minutes, and with no attempt
+/// timeout) and records who answered, how and when. Nobody to ask ends the
+/// step as unconfirmed at once: not an escalation, nobody is paged.
+async fn ask_person<P: Probe>(
+    step: &Step,
+    confirm: &ConfirmCheck,
+    scope: &dyn Scope,
+    runner: &StepRunner<'_, P>,
+    journal: &mut dyn Emit,
+    options: &RunOptions,
+) -> io::Result<StepResult> {
+    let started = Instant::now();
+    let prompt = match confirm.prompt.render(scope) {
+        Ok(prompt) => prompt,
+        Err(err) => err.to_string(),
+    };
+    journal.emit(Event::StepStart {
+        step: step.id.clone(),
+        kind: step.check.kind().to_string(),
+        title: step.title.clone(),
+        target: step.check.target(),
+        max_attempts: 1,
+        timeout_ms: 0,
+    })?;
+    journal.emit(Event::AttemptStart {
+        step: step.id.clone(),
+        attempt: 1,
+        of: 1,
+    })?;
+    let answer = match options.confirmer.clone() {
+        None => Confirmation::Unanswered,
+        Some(confirmer) => {
+            let (id, text) = (step.id.clone(), prompt.clone());
+            let asking = tokio::task::spawn_blocking(move || confirmer.confirm(&id, &text));
+            tokio::select! {
+                answer = asking => answer.unwrap_or(Confirmation::Unanswered),
+                _ = runner.cancel.cancelled() => {
+                    let duration_ms = millis(started.elapsed());
+                    journal.emit(Event::AttemptEnd {
+                        step: step.id.clone(),
+                        attempt: 1,
+                        of: 1,
+                        verdict: AttemptVerdict::Interrupted,
+                        duration_ms,
+                        reason: Some("interrupted while waiting for a confirmation".into()),
+                        failure: Some(FailureRecord { class: FailureClass::Interrupted }),
+                        no_retry: None,
+                        detail: Default::default(),
+                        blobs: Vec::new(),
+                    })?;
+                    return finish_person(step, journal, StepVerdict::Interrupted, Some("interrupted while waiting for a confirmation".into()), started);
+                }
+            }
+        }
+    };
+    let mut detail = serde_json::Map::new();
+    detail.insert("prompt".into(), prompt.into());
+    detail.insert(
+        "answered_at".into(),
+        format!("{:.3}", jiff::Timestamp::now()).into(),
+    );
+    let (verdict, reason) = match &answer {
+        Confirmation::Confirmed { by, via, note } => {
+            detail.insert("confirmed_by".into(), by.clone().into());
+            detail.insert("via".into(), (*via).into());
+            if let Some(note) = note {
+                detail.insert("note".into(), note.clone().into());
+            }
+            (StepVerdict::Pass, None)
+        }
+        Confirmation::Declined { by } => {
+            detail.insert("declined_by".into(), by.clone().into());
+            detail.insert("via".into(), "terminal".into());
+            (
+                StepVerdict::Unconfirmed,
+                Some(format!("declined by {by} on the terminal")),
+            )
+        }
+        Confirmation::Unanswered => (
+            StepVerdict::Unconfirmed,
+            Some(format!(
+                "not confirmed: nobody was asked (not a terminal); pass --confirm {} once it is done",
+                step.id
+            )),
+        ),
+    };
+    journal.emit(Event::AttemptEnd {
+        step: step.id.clone(),
+        attempt: 1,
+        of: 1,
+        verdict: if verdict == StepVerdict::Pass {
+            AttemptVerdict::Pass
+        } else {
+            AttemptVerdict::Fail
+        },
+        duration_ms: millis(started.elapsed()),
+        reason: reason.clone(),
+        failure: None,
+        no_retry: None,
+        detail,
+        blobs: Vec::new(),
+    })?;
+    finish_person(step, journal, verdict, reason, started)
+}
+
+fn finish_person(
+    step: &Step,
+    journal: &mut dyn Emit,
+    verdict: StepVerdict,
+    reason: Option<String>,
+    started: Instant,
+) -> io::Result<StepResult> {
+    let duration_ms = millis(started.elapsed());
+    journal.emit(Event::StepEnd {
+        step: step.id.clone(),
+        verdict,
+        attempts: 1,
+        duration_ms,
+        reason: reason.clone(),
+    })?;
+    Ok(StepResult {
+        verdict,
+        captures: Vec::new(),
+        attempt_durations_ms: vec![duration_ms],
+        reason,
+    })
+}
+
 fn planned_step(step: &Step) -> PlannedStep {
+    let confirm = matches!(step.check, CheckSpec::Confirm(_));
     PlannedStep {
         id: step.id.clone(),
         kind: step.check.kind().to_string(),
-        max_attempts: step.policy.max_attempts(),
+        max_attempts: if confirm {
+            1
+        } else {
+            step.policy.max_attempts()
+        },
         timeout_ms: step.policy.timeout.as_millis() as u64,
         depends_on: step.depends_on.clone(),
         mutating: step.mutating,
@@ -491,7 +646,10 @@ impl<P: Probe> StepRunner<'_, P> {
         let last_reason = history.last().map(|a| a.reason.clone()).unwrap_or_default();
         journal.emit(Event::Escalation(Escalation {
             step: step.id.clone(),
-            owner: self.owner.map(str::to_string),
+            owner: step
+                .owner
+                .clone()
+                .or_else(|| self.owner.map(str::to_string)),
             attempts: history,
             last_reason: last_reason.clone(),
             hint: step.hint.clone(),

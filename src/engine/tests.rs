@@ -414,3 +414,75 @@ async fn a_failed_dependency_blocks_even_when_another_was_skipped() {
     );
     assert_eq!(outcome.verdict, RunVerdict::Escalated);
 }
+
+/// Answers every confirmation the same way.
+struct FixedConfirmer(crate::check::confirm::Confirmation);
+
+impl crate::check::confirm::Confirmer for FixedConfirmer {
+    fn confirm(&self, _step: &str, _prompt: &str) -> crate::check::confirm::Confirmation {
+        self.0.clone()
+    }
+}
+
+fn confirm_steps() -> String {
+    "[[step]]\nid = \"token\"\ncheck = \"confirm\"\nprompt = \"create the API token\"\n".to_string()
+        + &http_step("api", "depends_on = [\"token\"]")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_confirmation_records_who_confirmed_and_lets_dependents_run() {
+    use crate::check::confirm::Confirmation;
+    let book = runbook("", &confirm_steps());
+    let probe = ScriptedProbe::default();
+    let options = RunOptions {
+        confirmer: Some(std::sync::Arc::new(FixedConfirmer(
+            Confirmation::Confirmed {
+                by: "dana".into(),
+                via: "--confirm",
+                note: Some("token in vault".into()),
+            },
+        ))),
+        ..RunOptions::default()
+    };
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &options).await;
+    assert_eq!(journal.step_end("token").0, StepVerdict::Pass);
+    let detail = journal
+        .0
+        .iter()
+        .find_map(|e| match e {
+            Event::AttemptEnd { step, detail, .. } if step == "token" => Some(detail.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(detail["confirmed_by"], "dana");
+    assert_eq!(detail["via"], "--confirm");
+    assert_eq!(detail["note"], "token in vault");
+    assert_eq!(detail["prompt"], "create the API token");
+    assert_eq!(journal.step_end("api").0, StepVerdict::Pass);
+    assert_eq!(probe.calls("token"), 0, "a confirmation is never probed");
+    assert_eq!(outcome.verdict, RunVerdict::Pass);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nobody_to_ask_is_unconfirmed_not_escalated_and_blocks_dependents() {
+    let book = runbook("", &confirm_steps());
+    let probe = ScriptedProbe::default();
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    let (verdict, attempts, reason) = journal.step_end("token");
+    assert_eq!((verdict, attempts), (StepVerdict::Unconfirmed, 1));
+    assert!(reason.unwrap().contains("--confirm token"));
+    assert!(journal.escalations().is_empty(), "nobody is paged");
+    assert_eq!(journal.step_end("api").0, StepVerdict::Blocked);
+    assert_eq!(outcome.verdict, RunVerdict::Unconfirmed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_owner_replaces_the_runbook_owner_in_its_escalation() {
+    let book = runbook("", &http_step("db", "retries = 0\nowner = \"dba-oncall\""));
+    let probe = ScriptedProbe::default().with("db", &[Act::Fail(FailureClass::Refused)]);
+    let (_, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    assert_eq!(
+        journal.escalations()[0].owner.as_deref(),
+        Some("dba-oncall")
+    );
+}

@@ -7,8 +7,10 @@ mod support;
 
 mod assertions;
 mod cli;
+mod confirmations;
 mod dns;
 mod evidence;
+mod failure_classes;
 mod https_client;
 mod platform_checks;
 mod run;

@@ -71,7 +71,7 @@ async fn fly_authorization_scheme_follows_token_type() {
         assert!(got.passed(), "{pasted}: {}", got.reason());
     }
     // The fixture really refuses the wrong scheme for a right token.
-    let client = reqwest::Client::new();
+    let client = crate::support::http_client();
     for wrong in [
         "Bearer fm2_canaryAAA,fm2_canaryBBB",
         "FlyV1 fo1_canaryPERSONAL",

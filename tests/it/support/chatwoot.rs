@@ -80,7 +80,7 @@ pub async fn deliver(webhook: SocketAddr, secret: &str, content: String) {
     let timestamp = now.as_second().to_string();
     let signature =
         crate::support::api::webhook::sign(secret.as_bytes(), &timestamp, body.as_bytes());
-    let sent = reqwest::Client::new()
+    let sent = super::http_client()
         .post(format!("http://{webhook}/chatwoot"))
         .header("Content-Type", "application/json")
         .header("X-Chatwoot-Signature", signature)
