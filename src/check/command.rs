@@ -12,8 +12,10 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
+use super::expect::capture::{CaptureInput, CaptureSpec};
+use super::http::OneOrMany;
 use super::{FailureClass, Observation, ProbeContext};
 use crate::core::template::Template;
 
@@ -36,9 +38,26 @@ pub struct CommandCheck {
     /// Pass the whole environment of runproof instead of a minimal one.
     #[serde(default)]
     pub inherit_env: bool,
+    /// Written to the command's standard input through a pipe, then closed
+    /// (`fly secrets import` reads `NAME=value` lines there): secrets reach
+    /// the command without entering any process's argv. Never recorded.
+    #[serde(default)]
+    pub stdin: Option<Template>,
+    /// Exit codes that retrying cannot change; the default, 126 and 127, are
+    /// the shell's "cannot execute" and "command not found".
+    #[serde(default)]
+    pub permanent_exit_codes: Option<Vec<i32>>,
+    /// Values taken from stdout for later steps (`{{steps.ID.NAME}}`): a
+    /// JSON path, `{ json = "$.x" }` or `{ regex = "v(\\d+)" }`, optionally
+    /// with `secret = true`.
+    #[serde(default)]
+    pub capture: BTreeMap<String, CaptureSpec>,
     #[serde(default)]
     pub expect: CommandExpect,
 }
+
+/// Exit codes that mean "retrying cannot help" unless a step says otherwise.
+const DEFAULT_PERMANENT_EXIT_CODES: [i32; 2] = [126, 127];
 
 /// `expect` for `command`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -49,12 +68,14 @@ pub struct CommandExpect {
     pub exit_code: Option<super::http::OneOrMany<i32>>,
     #[serde(default)]
     pub stdout_contains: Option<String>,
+    /// A regex, or a list of regexes that must all match.
     #[serde(default)]
-    pub stdout_regex: Option<String>,
+    pub stdout_regex: Option<OneOrMany<String>>,
     #[serde(default)]
     pub stderr_contains: Option<String>,
+    /// A regex, or a list of regexes that must all match.
     #[serde(default)]
-    pub stderr_regex: Option<String>,
+    pub stderr_regex: Option<OneOrMany<String>>,
     /// stdout parsed as JSON: path → expected value or predicate table.
     #[serde(default)]
     pub json: super::expect::JsonExpect,
@@ -86,12 +107,14 @@ impl CommandCheck {
             _ => {}
         }
         let e = &self.expect;
-        for (key, pattern) in [
+        for (key, patterns) in [
             ("stdout_regex", &e.stdout_regex),
             ("stderr_regex", &e.stderr_regex),
         ] {
-            if let Some(Err(err)) = pattern.as_deref().map(regex::Regex::new) {
-                problems.push((format!("invalid regex in expect.{key}: {err}"), 0..0));
+            for pattern in patterns.iter().flat_map(OneOrMany::as_slice) {
+                if let Err(err) = regex::Regex::new(pattern) {
+                    problems.push((format!("invalid regex in expect.{key}: {err}"), 0..0));
+                }
             }
         }
         problems
@@ -129,7 +152,11 @@ impl CommandCheck {
         let mut command = tokio::process::Command::new(program);
         command
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -176,6 +203,17 @@ impl CommandCheck {
             )
         })?;
         let _group = child.id().map(ProcessGroup);
+        let stdin_bytes = match (&self.stdin, child.stdin.take()) {
+            (Some(template), Some(mut pipe)) => {
+                let text = ctx.render(template)?;
+                // A command that exits without reading its input closes the
+                // pipe: that is its business, not a failed attempt.
+                let _ = pipe.write_all(text.as_bytes()).await;
+                drop(pipe);
+                Some(text.len())
+            }
+            _ => None,
+        };
         let stdout = tokio::spawn(read_capped(child.stdout.take()));
         let stderr = tokio::spawn(read_capped(child.stderr.take()));
         let status = child.wait().await.map_err(|err| {
@@ -194,6 +232,34 @@ impl CommandCheck {
         let mut observation = Observation::pass()
             .with_detail("command", self.target())
             .with_detail("duration_ms", elapsed.as_secs_f64() * 1000.0);
+        if let Some(bytes) = stdin_bytes {
+            observation = observation.with_detail("stdin_bytes", bytes);
+        }
+        let stdout_json = serde_json::from_slice::<serde_json::Value>(&stdout).ok();
+        // Captures first: a secret one must be registered with the redactor
+        // before stdout is stored.
+        let mut capture_error = None;
+        let input = CaptureInput {
+            text: &stdout,
+            json: stdout_json.as_ref(),
+            header: None,
+            status: None,
+            what: "stdout",
+        };
+        for (name, spec) in &self.capture {
+            match spec.extract(&input) {
+                Ok(value) => {
+                    if spec.secret() {
+                        ctx.blobs
+                            .register_secret(&format!("capture:{name}"), &value);
+                    }
+                    observation.captures.push((name.clone(), value));
+                }
+                Err(err) => {
+                    capture_error.get_or_insert(format!("cannot capture `{name}`: {err}"));
+                }
+            }
+        }
         match status.code() {
             Some(code) => observation = observation.with_detail("exit_code", code),
             None => {
@@ -215,10 +281,16 @@ impl CommandCheck {
 
         let mut failures = self.unmet_expectations(status, &stdout, &stderr);
         if !self.expect.json.is_empty() {
-            match serde_json::from_slice::<serde_json::Value>(&stdout) {
-                Ok(doc) => failures.extend(self.expect.json.unmet("stdout JSON", &doc, ctx.scope)),
-                Err(err) => failures.push(format!("stdout is not JSON: {err}")),
+            match &stdout_json {
+                Some(doc) => failures.extend(self.expect.json.unmet("stdout JSON", doc, ctx.scope)),
+                None => failures.push("stdout is not JSON".to_string()),
             }
+        }
+        failures.extend(capture_error);
+        if !self.capture.is_empty() && failures.is_empty() {
+            let names: Vec<serde_json::Value> =
+                self.capture.keys().map(|k| k.as_str().into()).collect();
+            observation = observation.with_detail("captured", names);
         }
         if let Some(first) = failures.first() {
             let mut reason = first.clone();
@@ -233,10 +305,19 @@ impl CommandCheck {
             if let Some(tail) = tail {
                 reason.push_str(&format!("; last output: {tail}"));
             }
-            observation.outcome = super::Outcome::Fail(super::Failure::new(
-                super::FailureClass::Expectation,
-                reason,
-            ));
+            observation.captures.clear();
+            let permanent = self
+                .permanent_exit_codes
+                .as_deref()
+                .unwrap_or(&DEFAULT_PERMANENT_EXIT_CODES);
+            observation.outcome = super::Outcome::Fail(match status.code() {
+                Some(code) if permanent.contains(&code) => super::Failure::permanent(
+                    super::FailureClass::Expectation,
+                    reason,
+                    format!("exit code {code} is one that retrying cannot change (permanent_exit_codes)"),
+                ),
+                _ => super::Failure::new(super::FailureClass::Expectation, reason),
+            });
         }
         Ok(observation)
     }
@@ -287,7 +368,7 @@ impl CommandCheck {
                     failures.push(format!("{name} does not contain {needle:?}"));
                 }
             }
-            if let Some(pattern) = pattern {
+            for pattern in pattern.iter().flat_map(OneOrMany::as_slice) {
                 match regex::Regex::new(pattern) {
                     Ok(re) if re.is_match(&text) => {}
                     Ok(_) => failures.push(format!("{name} does not match /{pattern}/")),

@@ -146,6 +146,7 @@ impl CheckSpec {
     pub fn capture_names(&self) -> Vec<&str> {
         match self {
             CheckSpec::Http(c) => c.capture.keys().map(String::as_str).collect(),
+            CheckSpec::Command(c) => c.capture.keys().map(String::as_str).collect(),
             _ => Vec::new(),
         }
     }

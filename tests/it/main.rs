@@ -7,6 +7,7 @@ mod support;
 
 mod assertions;
 mod cli;
+mod command_steps;
 mod confirmations;
 mod dns;
 mod evidence;
