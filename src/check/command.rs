@@ -320,8 +320,7 @@ async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> (Vec<u8>, bool) 
 fn last_line(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
-    let line: String = line.chars().take(200).collect();
-    Some(line)
+    Some(crate::core::cut::cut(line, 200))
 }
 
 /// Kills the command's whole process group when dropped — on success, on

@@ -377,7 +377,7 @@ impl Reply {
             Reply::Error(text) => format!("-{text}"),
             Reply::Bulk(text) => format!("a {}-byte string", text.len()),
             Reply::Nil => "nil".to_string(),
-            Reply::Other(line) => line.chars().take(80).collect(),
+            Reply::Other(line) => crate::core::cut::cut(line, 80),
         }
     }
 }

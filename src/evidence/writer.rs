@@ -432,7 +432,12 @@ impl BlobSink for BlobStore {
     }
 
     fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef> {
-        let redacted = self.redactor.redact_bytes(bytes);
+        // A capped body may end inside a secret: its prefix is masked too.
+        let redacted = if truncated {
+            self.redactor.redact_truncated_bytes(bytes)
+        } else {
+            self.redactor.redact_bytes(bytes)
+        };
         let hex = sha256_hex(&redacted);
         let size = redacted.len() as u64;
         let blob_ref = BlobRef {
