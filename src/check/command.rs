@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{Observation, ProbeContext};
-use crate::core::template::Template;
+use crate::core::template::{Reference, Template};
 
 /// `check = "command"`: exactly one of `argv` or `shell`.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,8 +36,22 @@ pub struct CommandCheck {
     /// Pass the whole environment of runproof instead of a minimal one.
     #[serde(default)]
     pub inherit_env: bool,
+    /// `secret_in_argv = "accept-risk"`: the tool takes a secret only on its
+    /// command line, and the runbook's author accepts that every local user
+    /// can read it there. Without it, `{{secret:...}}` in `argv`/`shell` is
+    /// a load error. Recorded in every attempt's evidence.
+    #[serde(default)]
+    pub secret_in_argv: Option<SecretInArgv>,
     #[serde(default)]
     pub expect: CommandExpect,
+}
+
+/// The one value of `secret_in_argv`: spelled out so that nobody opts in
+/// by accident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SecretInArgv {
+    #[serde(rename = "accept-risk")]
+    AcceptRisk,
 }
 
 /// `expect` for `command`.
@@ -61,12 +75,39 @@ pub struct CommandExpect {
 }
 
 impl CommandCheck {
+    /// The command as written; `step.start` records it, with the accepted
+    /// risk when the step opted in to a secret on the command line.
     pub(super) fn target(&self) -> String {
-        match (&self.argv, &self.shell) {
+        let command = match (&self.argv, &self.shell) {
             (Some(argv), _) => argv.iter().map(Template::raw).collect::<Vec<_>>().join(" "),
             (None, Some(shell)) => format!("sh -c {}", shell.raw()),
             (None, None) => String::new(),
+        };
+        match self.secret_in_argv {
+            Some(SecretInArgv::AcceptRisk) => {
+                format!("{command} (secret_in_argv = \"accept-risk\")")
+            }
+            None => command,
         }
+    }
+
+    /// Each `{{secret:...}}` of `argv` or `shell` (with its template), unless
+    /// the step accepts the risk: a process's arguments are readable by every
+    /// local user (`ps`, `/proc/PID/cmdline`) and land in audit logs.
+    pub(crate) fn secrets_on_command_line(&self) -> Vec<(&Template, &Reference)> {
+        if self.secret_in_argv.is_some() {
+            return Vec::new();
+        }
+        self.argv
+            .iter()
+            .flatten()
+            .chain(self.shell.as_ref())
+            .flat_map(|t| {
+                t.references()
+                    .filter(|r| matches!(r, Reference::Secret(_)))
+                    .map(move |r| (t, r))
+            })
+            .collect()
     }
 
     pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
@@ -186,6 +227,9 @@ impl CommandCheck {
         let mut observation = Observation::pass()
             .with_detail("command", self.target())
             .with_detail("duration_ms", elapsed.as_secs_f64() * 1000.0);
+        if self.secret_in_argv.is_some() {
+            observation = observation.with_detail("secret_in_argv", "accept-risk");
+        }
         match status.code() {
             Some(code) => observation = observation.with_detail("exit_code", code),
             None => {
