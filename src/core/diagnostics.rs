@@ -156,7 +156,6 @@ fn render_one(out: &mut String, path: &str, source: &str, diagnostic: &Diagnosti
     let _ = writeln!(out, "{line} | {text}");
     match &diagnostic.help {
         Some(help) => {
-            let help = mask_inline_secrets(help);
             let _ = writeln!(out, "{gutter} | {pad}{carets} {help}");
         }
         None => {
