@@ -75,7 +75,7 @@ fn forms(secret: &str) -> Vec<(String, Vec<u8>)> {
             .into_bytes(),
     ));
     let json = serde_json::to_string(secret).unwrap();
-    out.push(("json".into(), json[1..json.len() - 1].as_bytes().to_vec()));
+    out.push(("json".into(), json.as_bytes()[1..json.len() - 1].to_vec()));
     out.push(("json-go".into(), go_json(secret).into_bytes()));
     out.push(("html".into(), html_named(secret).into_bytes()));
     out.push((

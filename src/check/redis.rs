@@ -438,6 +438,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_reply_cut_inside_a_secret_shows_none_of_it() {
+        let secret = "redis-canary-0123456789abcdef";
+        let described = Reply::Other(format!("{}{secret} tail", "x".repeat(60))).describe();
+        assert!(described.ends_with('…'), "{described}");
+        assert_eq!(described.chars().count(), 80);
+        let redactor =
+            crate::evidence::redact::Redactor::new(&[("R".to_string(), secret.to_string())]);
+        let shown = redactor.redact(&described);
+        assert!(!shown.contains(&secret[..6]), "{shown}");
+        assert!(shown.ends_with("[REDACTED:R]…"), "{shown}");
+    }
+
+    #[test]
     fn urls_carry_credentials_and_database() {
         let t = parse_url("rediss://default:p%40ss@cache.example:6380/2").unwrap();
         assert!(t.tls);

@@ -9,7 +9,7 @@
 //! redacted bytes.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, LazyLock, RwLock};
 
@@ -167,6 +167,11 @@ pub struct Redactor {
     patterns: Vec<(usize, bool)>,
     /// Per pattern: its bytes (to recognise a prefix left at a cut point).
     forms: Arc<Vec<Vec<u8>>>,
+    /// Patterns by their first [`MIN_SECRET_LEN`] bytes, so that a cut
+    /// point costs one lookup per candidate start, not one per pattern.
+    heads: Arc<HashMap<[u8; MIN_SECRET_LEN], Vec<usize>>>,
+    /// The longest pattern's length.
+    longest_form: usize,
     /// Registered names, in registration order.
     names: Vec<String>,
     /// Names whose values were too short to be patterns.
@@ -258,10 +263,25 @@ impl Redactor {
                 .build(&pattern_bytes)
                 .ok()
         };
+        let mut heads: HashMap<[u8; MIN_SECRET_LEN], Vec<usize>> = HashMap::new();
+        for (i, form) in pattern_bytes.iter().enumerate() {
+            // Only a form longer than the head can leave a proper prefix.
+            if let Some(head) = form
+                .get(..MIN_SECRET_LEN)
+                .filter(|_| form.len() > MIN_SECRET_LEN)
+            {
+                let mut key = [0u8; MIN_SECRET_LEN];
+                key.copy_from_slice(head);
+                heads.entry(key).or_default().push(i);
+            }
+        }
+        let longest_form = pattern_bytes.iter().map(Vec::len).max().unwrap_or(0);
         Redactor {
             automaton,
             patterns,
             forms: Arc::new(pattern_bytes),
+            heads: Arc::new(heads),
+            longest_form,
             names,
             weak,
             runtime: Arc::default(),
@@ -462,7 +482,11 @@ impl Redactor {
     /// record), and each match is mapped back onto the original bytes.
     /// Text without line breaks skips this pass.
     fn redact_wrapped(&self, bytes: &[u8]) -> Option<Vec<u8>> {
-        if !bytes.iter().any(|&b| matches!(b, b'\n' | b'\r' | b'\\')) {
+        let has_break = bytes.iter().enumerate().any(|(i, &b)| {
+            matches!(b, b'\n' | b'\r')
+                || (b == b'\\' && matches!(bytes.get(i + 1), Some(b'r' | b'n')))
+        });
+        if !has_break {
             return None;
         }
         let mut joined = Vec::with_capacity(bytes.len());
@@ -533,21 +557,28 @@ impl Redactor {
     /// The longest proper prefix (at least [`MIN_SECRET_LEN`] bytes) of a
     /// registered form that ends at `at`, with its name.
     fn longest_prefix_before(&self, bytes: &[u8], at: usize) -> Option<(usize, usize)> {
-        let head = &bytes[..at];
-        let mut best: Option<(usize, usize)> = None;
-        for (form, &(name, _)) in self.forms.iter().zip(&self.patterns) {
-            let longest = (form.len() - 1).min(head.len());
-            for len in (MIN_SECRET_LEN..=longest).rev() {
-                if best.is_some_and(|(b, _)| b >= len) {
-                    break;
-                }
-                if head[at - len] == form[0] && head[at - len..] == form[..len] {
-                    best = Some((len, name));
-                    break;
+        if at < MIN_SECRET_LEN {
+            return None;
+        }
+        // The earliest start that matches is the longest prefix.
+        let earliest = at.saturating_sub(self.longest_form.saturating_sub(1));
+        for start in earliest..=at - MIN_SECRET_LEN {
+            let Ok(head) = <[u8; MIN_SECRET_LEN]>::try_from(&bytes[start..start + MIN_SECRET_LEN])
+            else {
+                continue;
+            };
+            let Some(candidates) = self.heads.get(&head) else {
+                continue;
+            };
+            let len = at - start;
+            for &i in candidates {
+                let form = &self.forms[i];
+                if form.len() > len && form[..len] == bytes[start..at] {
+                    return Some((len, self.patterns[i].0));
                 }
             }
         }
-        best
+        None
     }
 }
 
