@@ -502,6 +502,20 @@ fn secrets_in_argv_are_a_lint_error_unless_the_risk_is_accepted() {
             "{stderr}"
         );
     }
+    // A capture marked `secret = true` is a secret too; a plain one is not.
+    let captures = "[[step]]\nid = \"login\"\ncheck = \"http\"\nurl = \"http://127.0.0.1:1/login\"\ncapture = { token = { json = \"$.token\", secret = true }, user = { json = \"$.user\" } }\n\n";
+    let output = lint(
+        &ws,
+        &format!("{head}{captures}[[step]]\nid = \"push\"\ncheck = \"command\"\nargv = [\"deploy\", \"{{{{steps.login.user}}}}\", \"{{{{steps.login.token}}}}\"]\n"),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr.contains("{{steps.login.token}} on the command line"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("{{steps.login.user}} on"), "{stderr}");
+    assert!(stderr.contains("has 1 error"), "{stderr}");
     // In `env` it is fine.
     let output = lint(
         &ws,

@@ -91,10 +91,14 @@ impl CommandCheck {
         }
     }
 
-    /// Each `{{secret:...}}` of `argv` or `shell` (with its template), unless
-    /// the step accepts the risk: a process's arguments are readable by every
-    /// local user (`ps`, `/proc/PID/cmdline`) and land in audit logs.
-    pub(crate) fn secrets_on_command_line(&self) -> Vec<(&Template, &Reference)> {
+    /// Each `{{secret:...}}` of `argv` or `shell`, and each capture that
+    /// `is_secret_capture(step, name)` says is a secret (with its template),
+    /// unless the step accepts the risk: a process's arguments are readable
+    /// by every local user (`ps`, `/proc/PID/cmdline`) and land in audit logs.
+    pub(crate) fn secrets_on_command_line(
+        &self,
+        is_secret_capture: &dyn Fn(&str, &str) -> bool,
+    ) -> Vec<(&Template, &Reference)> {
         if self.secret_in_argv.is_some() {
             return Vec::new();
         }
@@ -104,7 +108,11 @@ impl CommandCheck {
             .chain(self.shell.as_ref())
             .flat_map(|t| {
                 t.references()
-                    .filter(|r| matches!(r, Reference::Secret(_)))
+                    .filter(|r| match r {
+                        Reference::Secret(_) => true,
+                        Reference::Capture { step, name } => is_secret_capture(step, name),
+                        _ => false,
+                    })
                     .map(move |r| (t, r))
             })
             .collect()

@@ -127,7 +127,13 @@ pub(crate) fn validate_steps(
                 }
             }
             if let CheckSpec::Command(command) = spec {
-                for (template, reference) in command.secrets_on_command_line() {
+                let is_secret_capture = |source: &str, name: &str| {
+                    index
+                        .get(source)
+                        .and_then(|&j| steps[j].spec.as_ref())
+                        .is_some_and(|s| s.secret_capture_names().contains(&name))
+                };
+                for (template, reference) in command.secrets_on_command_line(&is_secret_capture) {
                     let span = reference_span(source, template, reference);
                     diagnostics.push(secret_on_command_line(reference, span));
                 }
