@@ -575,6 +575,25 @@ fn secrets_pasted_inline_are_masked_in_lint_output() {
     // …without showing them.
     assert!(!stderr.contains(PREFIX), "{stderr}");
     assert_outputs_clean("lint", &output);
+
+    // A declared secret's known value (from the environment) is masked
+    // wherever it was pasted, whatever the key.
+    let known = "plain-known-value-4242";
+    let path = ws.write(
+        "known.toml",
+        &format!("[runbook]\nname = \"inline\"\n\n[secrets]\nrequired = [\"KNOWN\"]\n\n[[step]]\nid = \"api\"\ncheck = \"http\"\nurl = \"http://127.0.0.1:1/\"\ntitel = \"uses {known}\"\n"),
+    );
+    let output = runproof()
+        .arg("lint")
+        .arg(&path)
+        .env("KNOWN", known)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown key `titel`"), "{stderr}");
+    assert!(stderr.contains("titel = \"uses ****"), "{stderr}");
+    assert!(!stderr.contains(known), "{stderr}");
 }
 
 fn tool(name: &str) -> Option<PathBuf> {

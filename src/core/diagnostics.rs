@@ -164,6 +164,22 @@ fn render_one(out: &mut String, path: &str, source: &str, diagnostic: &Diagnosti
     }
 }
 
+/// `text` with every occurrence of each value replaced by as many `*` as it
+/// has characters (longest value first, so a value containing another is
+/// masked whole).
+pub fn mask_values(text: &str, values: &[String]) -> String {
+    let mut values: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = text.to_string();
+    for value in values {
+        if out.contains(value.as_str()) {
+            let mask: String = std::iter::repeat_n(MASK, value.chars().count()).collect();
+            out = out.replace(value.as_str(), &mask);
+        }
+    }
+    out
+}
+
 /// Characters of a masked value.
 const MASK: char = '*';
 
