@@ -482,10 +482,8 @@ impl Redactor {
     /// record), and each match is mapped back onto the original bytes.
     /// Text without line breaks skips this pass.
     fn redact_wrapped(&self, bytes: &[u8]) -> Option<Vec<u8>> {
-        let has_break = bytes.iter().enumerate().any(|(i, &b)| {
-            matches!(b, b'\n' | b'\r')
-                || (b == b'\\' && matches!(bytes.get(i + 1), Some(b'r' | b'n')))
-        });
+        let has_break = memchr::memchr3_iter(b'\n', b'\r', b'\\', bytes)
+            .any(|i| bytes[i] != b'\\' || matches!(bytes.get(i + 1), Some(b'r' | b'n')));
         if !has_break {
             return None;
         }
@@ -533,7 +531,7 @@ impl Redactor {
     /// bytes of any registered form right before `…` (the mark every cut in
     /// runproof ends with) or, for truncated blobs, at the very end.
     fn mask_cut_prefixes(&self, bytes: &[u8], cut_at_end: bool) -> Option<Vec<u8>> {
-        let mut cuts: Vec<usize> = memchr_all(bytes, ELLIPSIS);
+        let mut cuts: Vec<usize> = memchr::memmem::find_iter(bytes, ELLIPSIS).collect();
         if cut_at_end {
             // A lossy UTF-8 decoding of a cut body ends in U+FFFD.
             let end = bytes
@@ -580,16 +578,6 @@ impl Redactor {
         }
         None
     }
-}
-
-/// Every start of `needle` in `bytes`.
-fn memchr_all(bytes: &[u8], needle: &[u8]) -> Vec<usize> {
-    if bytes.len() < needle.len() {
-        return Vec::new();
-    }
-    (0..=bytes.len() - needle.len())
-        .filter(|&i| bytes[i] == needle[0] && &bytes[i..i + needle.len()] == needle)
-        .collect()
 }
 
 fn is_base64_byte(b: u8) -> bool {
