@@ -615,7 +615,7 @@ fn run_snippet(shell: &Path, secret: &str, body: &Path) -> Vec<String> {
     std::fs::create_dir(&bin).unwrap();
     let log = dir.path().join("argv.log");
     for name in [
-        "od", "openssl", "cut", "cat", "date", "uuidgen", "tr", "head",
+        "od", "openssl", "cut", "cat", "wc", "date", "uuidgen", "tr", "head",
     ] {
         let Some(real) = tool(name) else { continue };
         let wrapper = format!(

@@ -139,11 +139,9 @@ fn curl_command(args: &SignArgs, url: &str) -> Result<String, WebhookError> {
 body=@BODY@
 ts=@TS@
 delivery=@DELIVERY@
-key=$(printf '%s' "$@NAME@" | od -An -v -tu1)
-set -- $key
-if [ "$#" -gt 64 ]; then key=$(printf '%s' "$@NAME@" | openssl dgst -sha256 -binary | od -An -v -tu1); fi
-pad() { n=0; for b in $key; do printf "\\$(printf '%03o' $((b ^ $1)))"; n=$((n + 1)); done; while [ "$n" -lt 64 ]; do printf "\\$(printf '%03o' "$1")"; n=$((n + 1)); done; }
-sig=$( { pad 92; { pad 54; printf '%s.' "$ts"; cat -- "$body"; } | openssl dgst -sha256 -binary; } | openssl dgst -sha256 -r | cut -d' ' -f1 )
+_rp_key() { if [ $(( $(printf '%s' "$@NAME@" | wc -c) )) -gt 64 ]; then printf '%s' "$@NAME@" | openssl dgst -sha256 -binary; else printf '%s' "$@NAME@"; fi | od -An -v -tu1; }
+_rp_pad() { n=0; for b in $(_rp_key); do printf "\\$(printf '%03o' $((b ^ $1)))"; n=$((n + 1)); done; while [ "$n" -lt 64 ]; do printf "\\$(printf '%03o' "$1")"; n=$((n + 1)); done; }
+sig=$( { _rp_pad 92; { _rp_pad 54; printf '%s.' "$ts"; cat -- "$body"; } | openssl dgst -sha256 -binary; } | openssl dgst -sha256 -r | cut -d' ' -f1 )
 curl -sS -X POST @URL@ \
   -H 'Content-Type: application/json' -H 'Accept: application/json' \
   -H "@H_TS@: $ts" \
