@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use super::expect::capture::{CaptureInput, CaptureSpec};
 use super::http::OneOrMany;
 use super::{FailureClass, Observation, ProbeContext};
-use crate::core::template::Template;
+use crate::core::template::{Reference, Template};
 
 /// `check = "command"`: exactly one of `argv` or `shell`.
 #[derive(Debug, Clone, Deserialize)]
@@ -52,12 +52,25 @@ pub struct CommandCheck {
     /// with `secret = true`.
     #[serde(default)]
     pub capture: BTreeMap<String, CaptureSpec>,
+    /// `secret_in_argv = "accept-risk"`: the tool takes a secret only on its
+    /// command line, and the runbook's author accepts that every local user
+    /// can read it there. Without it, `{{secret:...}}` in `argv`/`shell` is
+    /// a load error. Recorded in every attempt's evidence.
+    #[serde(default)]
+    pub secret_in_argv: Option<SecretInArgv>,
     #[serde(default)]
     pub expect: CommandExpect,
 }
 
 /// Exit codes that mean "retrying cannot help" unless a step says otherwise.
 const DEFAULT_PERMANENT_EXIT_CODES: [i32; 2] = [126, 127];
+/// The one value of `secret_in_argv`: spelled out so that nobody opts in
+/// by accident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SecretInArgv {
+    #[serde(rename = "accept-risk")]
+    AcceptRisk,
+}
 
 /// `expect` for `command`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -82,12 +95,47 @@ pub struct CommandExpect {
 }
 
 impl CommandCheck {
+    /// The command as written; `step.start` records it, with the accepted
+    /// risk when the step opted in to a secret on the command line.
     pub(super) fn target(&self) -> String {
-        match (&self.argv, &self.shell) {
+        let command = match (&self.argv, &self.shell) {
             (Some(argv), _) => argv.iter().map(Template::raw).collect::<Vec<_>>().join(" "),
             (None, Some(shell)) => format!("sh -c {}", shell.raw()),
             (None, None) => String::new(),
+        };
+        match self.secret_in_argv {
+            Some(SecretInArgv::AcceptRisk) => {
+                format!("{command} (secret_in_argv = \"accept-risk\")")
+            }
+            None => command,
         }
+    }
+
+    /// Each `{{secret:...}}` of `argv` or `shell`, and each capture that
+    /// `is_secret_capture(step, name)` says is a secret (with its template),
+    /// unless the step accepts the risk: a process's arguments are readable
+    /// by every local user (`ps`, `/proc/PID/cmdline`) and land in audit logs.
+    pub(crate) fn secrets_on_command_line(
+        &self,
+        is_secret_capture: &dyn Fn(&str, &str) -> bool,
+    ) -> Vec<(&Template, &Reference)> {
+        if self.secret_in_argv.is_some() {
+            return Vec::new();
+        }
+        self.argv
+            .iter()
+            .flatten()
+            .chain(self.shell.as_ref())
+            .flat_map(|t| {
+                t.references()
+                    .filter(|r| match r {
+                        Reference::Secret(_) => true,
+                        Reference::Capture { step, name } => is_secret_capture(step, name),
+                        _ => false,
+                    })
+                    .map(move |r| (t, r))
+            })
+            .collect()
     }
 
     pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
@@ -260,6 +308,9 @@ impl CommandCheck {
                 }
             }
         }
+        if self.secret_in_argv.is_some() {
+            observation = observation.with_detail("secret_in_argv", "accept-risk");
+        }
         match status.code() {
             Some(code) => observation = observation.with_detail("exit_code", code),
             None => {
@@ -409,8 +460,7 @@ async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> (Vec<u8>, bool) 
 fn last_line(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
-    let line: String = line.chars().take(200).collect();
-    Some(line)
+    Some(crate::core::cut::cut(line, 200))
 }
 
 /// Kills the command's whole process group when dropped — on success, on

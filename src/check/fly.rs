@@ -479,13 +479,7 @@ fn not_started_states<'a>(machines: impl Iterator<Item = &'a Machine>) -> String
 }
 
 fn shorten(text: &str, max: usize) -> String {
-    let line = text.lines().next().unwrap_or("");
-    if line.chars().count() > max || text.lines().nth(1).is_some() {
-        let cut: String = line.chars().take(max).collect();
-        format!("{cut}…")
-    } else {
-        line.to_string()
-    }
+    crate::core::cut::cut_line(text, max)
 }
 
 /// A Machines API response, its body read up to [`BODY_CAP`].

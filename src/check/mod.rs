@@ -142,6 +142,19 @@ impl CheckSpec {
         }
     }
 
+    /// Capture names this check defines with `secret = true`.
+    pub fn secret_capture_names(&self) -> Vec<&str> {
+        match self {
+            CheckSpec::Http(c) => c
+                .capture
+                .iter()
+                .filter(|(_, spec)| spec.secret())
+                .map(|(name, _)| name.as_str())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Capture names this check defines, for `{{steps.<id>.<name>}}`.
     pub fn capture_names(&self) -> Vec<&str> {
         match self {

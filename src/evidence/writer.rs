@@ -159,6 +159,13 @@ impl BundleWriter {
         self.seq
     }
 
+    /// Text redacted by the journal's redactor, for a report built beside
+    /// the journal (a sweep's per-check reasons): redacted before any
+    /// renderer cuts or escapes it.
+    pub fn redact(&self, text: &str) -> Redacted<String> {
+        Redacted::assume(self.redactor.redact(text).into_owned())
+    }
+
     /// `sha256:<hex>` of the last record's line; the header's digest while
     /// the journal is empty. Print it as a checkpoint to anchor the bundle.
     pub fn head(&self) -> &str {
@@ -432,7 +439,12 @@ impl BlobSink for BlobStore {
     }
 
     fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef> {
-        let redacted = self.redactor.redact_bytes(bytes);
+        // A capped body may end inside a secret: its prefix is masked too.
+        let redacted = if truncated {
+            self.redactor.redact_truncated_bytes(bytes)
+        } else {
+            self.redactor.redact_bytes(bytes)
+        };
         let hex = sha256_hex(&redacted);
         let size = redacted.len() as u64;
         let blob_ref = BlobRef {

@@ -129,6 +129,18 @@ pub(crate) fn validate_steps(
                     diagnostics.push(undeclared_secret(name, span, secrets));
                 }
             }
+            if let CheckSpec::Command(command) = spec {
+                let is_secret_capture = |source: &str, name: &str| {
+                    index
+                        .get(source)
+                        .and_then(|&j| steps[j].spec.as_ref())
+                        .is_some_and(|s| s.secret_capture_names().contains(&name))
+                };
+                for (template, reference) in command.secrets_on_command_line(&is_secret_capture) {
+                    let span = reference_span(source, template, reference);
+                    diagnostics.push(secret_on_command_line(reference, span));
+                }
+            }
             for (message, span) in spec.validate() {
                 let span = if span.is_empty() && span.start == 0 {
                     anchor.clone()
@@ -190,6 +202,18 @@ fn check_ids(steps: &[RawStep], diagnostics: &mut Vec<Diagnostic>) -> HashMap<St
         }
     }
     index
+}
+
+/// `{{secret:...}}` in a command's `argv`/`shell`: readable by every local
+/// user while the command runs.
+fn secret_on_command_line(reference: &Reference, span: Range<usize>) -> Diagnostic {
+    Diagnostic::new(
+        format!("{reference} on the command line: every local user can read a process's arguments (`ps`, /proc/PID/cmdline) and audit logs keep them"),
+        span,
+    )
+    .with_help(
+        "pass it in `env` (`env = { TOKEN = \"{{secret:NAME}}\" }`, then read `$TOKEN` in the script, or a tool's own variable), or on stdin where the tool reads it there; if the tool accepts it only as an argument, add `secret_in_argv = \"accept-risk\"` to the step (recorded in the evidence)",
+    )
 }
 
 fn undeclared_secret(name: &str, span: Range<usize>, secrets: &SecretsConfig) -> Diagnostic {

@@ -17,6 +17,7 @@ mod platform_checks;
 mod run;
 mod runbook_diagnostics;
 mod runbooks_e2e;
+mod secrets;
 mod sweep;
 mod webhook_receivers;
 mod webhook_signing;
