@@ -97,7 +97,7 @@ pub struct CommandExpect {
 impl CommandCheck {
     /// The command as written; `step.start` records it, with the accepted
     /// risk when the step opted in to a secret on the command line.
-    pub(super) fn target(&self) -> String {
+    pub fn target(&self) -> String {
         let command = match (&self.argv, &self.shell) {
             (Some(argv), _) => argv.iter().map(Template::raw).collect::<Vec<_>>().join(" "),
             (None, Some(shell)) => format!("sh -c {}", shell.raw()),
@@ -166,6 +166,12 @@ impl CommandCheck {
             }
         }
         problems
+    }
+
+    /// Runs the command once, as a probe does: used for a step's `collect`
+    /// diagnostics, whose expectations are only "it ran".
+    pub async fn run(&self, ctx: &ProbeContext<'_>) -> Observation {
+        self.probe(ctx).await
     }
 
     pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {

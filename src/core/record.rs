@@ -276,6 +276,25 @@ pub struct Escalation {
     /// Blobs of the attempts, for the operator to open.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<String>,
+    /// What the step's `collect` commands gathered after its last failed
+    /// attempt ("check the logs, then escalate with logs").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collected: Vec<Collected>,
+}
+
+/// One diagnostic command run for an escalation, and what it printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Collected {
+    /// The command as written (templates unexpanded).
+    pub command: String,
+    /// Its exit code, or why it gave none (timed out, could not start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Its output, named by role: `collected: <command>: stdout`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blobs: Vec<BlobRef>,
 }
 
 /// One attempt as listed in an escalation.

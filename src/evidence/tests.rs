@@ -223,6 +223,7 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
                 hint: Some("check the database's security group".to_string()),
                 retries_skipped: None,
                 evidence: Vec::new(),
+                collected: Vec::new(),
             }))
             .unwrap();
         }

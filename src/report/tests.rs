@@ -158,6 +158,7 @@ fn events() -> Vec<Event> {
         hint: Some("check `fly logs` for the web process".into()),
         retries_skipped: None,
         evidence: Vec::new(),
+        collected: Vec::new(),
     }));
     events.push(end("api", StepVerdict::Escalated, 3, Some(&leaked)));
     events.push(end(

@@ -1,5 +1,6 @@
 //! The validated runbook: what the engine runs. [`super::load`] builds it from TOML.
 
+use crate::check::command::CommandCheck;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -176,6 +177,9 @@ pub struct Step {
     pub hint: Option<String>,
     /// Who this step escalates to; the runbook's `owner` when unset.
     pub owner: Option<String>,
+    /// Read-only commands run after the last failed attempt; their output is
+    /// stored as blobs and named in the escalation (`collect = [{ argv = [...] }]`).
+    pub collect: Vec<CommandCheck>,
     /// Free-form labels (`team=payments`, `critical`); `key=value` tags become
     /// Prometheus labels in sweeps.
     pub tags: Vec<String>,

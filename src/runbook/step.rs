@@ -31,6 +31,7 @@ pub const STEP_KEYS: &[&str] = &[
     "hint",
     "owner",
     "tags",
+    "collect",
 ];
 
 /// At most this many retries per step: more hides a broken service behind a
@@ -191,6 +192,7 @@ fn parse_step(
             "mutating" => step.mutating = deserialize_value(value, diagnostics).unwrap_or(false),
             "hint" => step.hint = deserialize_value(value, diagnostics),
             "owner" => step.owner = deserialize_value(value, diagnostics),
+            "collect" => step.collect = deserialize_value(value, diagnostics).unwrap_or_default(),
             "tags" => step.tags = deserialize_value(value, diagnostics).unwrap_or_default(),
             _ => kind_entries.push((key.clone(), value)),
         }

@@ -2,6 +2,7 @@
 //! template reference resolving at load time, the kind's own checks; and the
 //! expiry warning. The main function here is [`validate_steps`].
 
+use crate::check::command::CommandCheck;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub(crate) struct RawStep {
     pub hint: Option<String>,
     /// Who this step escalates to, instead of the runbook's owner.
     pub owner: Option<String>,
+    /// Read-only commands run after the last failed attempt.
+    pub collect: Vec<CommandCheck>,
     pub tags: Vec<String>,
     /// String values of the kind's keys, to point at names like the `secret`
     /// check's `name`.
@@ -59,6 +62,7 @@ impl RawStep {
             mutating: false,
             hint: None,
             owner: None,
+            collect: Vec::new(),
             tags: Vec::new(),
             string_values: Vec::new(),
             policy: RetryPolicy {
@@ -165,6 +169,7 @@ pub(crate) fn validate_steps(
                 mutating: raw.mutating,
                 hint: raw.hint.clone(),
                 owner: raw.owner.clone(),
+                collect: raw.collect.clone(),
                 tags: raw.tags.clone(),
                 line: raw.line,
             })

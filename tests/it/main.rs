@@ -10,6 +10,7 @@ mod cli;
 mod command_steps;
 mod confirmations;
 mod dns;
+mod escalation_logs;
 mod evidence;
 mod failure_classes;
 mod https_client;
