@@ -164,8 +164,12 @@ pub async fn drive_runbook<P: Probe>(
             Some((StepVerdict::Skipped, "not selected by --only".to_string()))
         } else if let Some(reason) = options.mutations.refusal(step) {
             Some((StepVerdict::Skipped, reason))
+        } else if let Some(verdict) = dependency_verdict(step, &verdicts) {
+            Some(verdict)
         } else {
-            dependency_verdict(step, &verdicts)
+            step.when
+                .unmet(&scope)
+                .map(|why| (StepVerdict::Skipped, format!("not run: {why}")))
         };
         if let Some((verdict, reason)) = not_run {
             journal.emit(Event::StepEnd {

@@ -1,6 +1,7 @@
 //! The validated runbook: what the engine runs. [`super::load`] builds it from TOML.
 
 use crate::check::command::CommandCheck;
+use crate::check::expect::condition::Conditions;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -180,6 +181,9 @@ pub struct Step {
     /// Read-only commands run after the last failed attempt; their output is
     /// stored as blobs and named in the escalation (`collect = [{ argv = [...] }]`).
     pub collect: Vec<CommandCheck>,
+    /// The step runs only when these hold (`when = { "{{steps.q.depth}}" = { gt = 100 } }`);
+    /// otherwise it is skipped with the reason.
+    pub when: Conditions,
     /// Free-form labels (`team=payments`, `critical`); `key=value` tags become
     /// Prometheus labels in sweeps.
     pub tags: Vec<String>,

@@ -2,6 +2,7 @@
 //! overrides) read key by key, the rest handed to the check kind. The main
 //! function here is [`parse_steps`]; cross-step rules are in [`super::validate`].
 
+use crate::check::expect::condition::Conditions;
 use std::ops::Range;
 
 use serde::Deserialize;
@@ -32,6 +33,7 @@ pub const STEP_KEYS: &[&str] = &[
     "owner",
     "tags",
     "collect",
+    "when",
 ];
 
 /// At most this many retries per step: more hides a broken service behind a
@@ -193,6 +195,20 @@ fn parse_step(
             "hint" => step.hint = deserialize_value(value, diagnostics),
             "owner" => step.owner = deserialize_value(value, diagnostics),
             "collect" => step.collect = deserialize_value(value, diagnostics).unwrap_or_default(),
+            "when" => {
+                let place = Place {
+                    label: format!("`when` of {label}"),
+                    anchor: span.clone(),
+                    extra_keys: &[],
+                };
+                if let Some((conditions, templates)) =
+                    deserialize_collecting(value, &place, diagnostics, Conditions::deserialize)
+                {
+                    step.when = conditions;
+                    // `{{steps.X.Y}}` in a condition makes X a dependency.
+                    step.templates.extend(templates);
+                }
+            }
             "tags" => step.tags = deserialize_value(value, diagnostics).unwrap_or_default(),
             _ => kind_entries.push((key.clone(), value)),
         }
@@ -240,7 +256,7 @@ fn parse_step(
     match parsed {
         Some((Some(spec), templates)) => {
             step.spec = Some(spec);
-            step.templates = templates;
+            step.templates.extend(templates);
         }
         Some((None, _)) => diagnostics.push(Diagnostic::new(
             format!("unknown check kind `{kind}`"),

@@ -3,6 +3,7 @@
 //! expiry warning. The main function here is [`validate_steps`].
 
 use crate::check::command::CommandCheck;
+use crate::check::expect::condition::Conditions;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::time::Duration;
@@ -37,6 +38,8 @@ pub(crate) struct RawStep {
     pub owner: Option<String>,
     /// Read-only commands run after the last failed attempt.
     pub collect: Vec<CommandCheck>,
+    /// Conditions under which the step runs.
+    pub when: Conditions,
     pub tags: Vec<String>,
     /// String values of the kind's keys, to point at names like the `secret`
     /// check's `name`.
@@ -63,6 +66,7 @@ impl RawStep {
             hint: None,
             owner: None,
             collect: Vec::new(),
+            when: Conditions::default(),
             tags: Vec::new(),
             string_values: Vec::new(),
             policy: RetryPolicy {
@@ -170,6 +174,7 @@ pub(crate) fn validate_steps(
                 hint: raw.hint.clone(),
                 owner: raw.owner.clone(),
                 collect: raw.collect.clone(),
+                when: raw.when.clone(),
                 tags: raw.tags.clone(),
                 line: raw.line,
             })

@@ -118,3 +118,93 @@ argv = ["sh", "-c", "exit 1"]
     assert_eq!(attempts("declared"), 1, "listed in permanent_exit_codes");
     assert_eq!(attempts("transient"), 3, "other codes are retried");
 }
+
+#[test]
+fn when_runs_a_step_only_when_its_conditions_hold() {
+    let ws = Workspace::new();
+    let runbook = ws.write(
+        "when.toml",
+        r#"[runbook]
+name = "conditions"
+
+[vars]
+env_name = "production"
+
+[defaults]
+retries = 0
+
+[[step]]
+id = "queue"
+check = "command"
+argv = ["sh", "-c", "echo depth=12"]
+capture = { depth = { regex = "depth=(\\d+)" } }
+
+[[step]]
+id = "scale"
+check = "command"
+argv = ["sh", "-c", "echo scaling"]
+when = { "{{steps.queue.depth}}" = { gt = 100 } }
+
+[[step]]
+id = "shallow"
+check = "command"
+argv = ["sh", "-c", "echo fine"]
+when = { "{{steps.queue.depth}}" = { le = 100 }, "{{env_name}}" = { any_of = ["production", "staging"] } }
+"#,
+    );
+    let output = ws.run(&runbook, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let events = events(&bundle_path(&output));
+    let scale = &records(&events, "step.end", Some("scale"))[0];
+    assert_eq!(scale["verdict"], "skipped");
+    let reason = scale["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("condition {{steps.queue.depth}}") && reason.contains("12"),
+        "{reason}"
+    );
+    assert_eq!(
+        records(&events, "step.end", Some("shallow"))[0]["verdict"],
+        "pass"
+    );
+    // The captured value made `queue` a dependency of both.
+    let start = &records(&events, "run.start", None)[0];
+    let planned = start["steps"].as_array().unwrap();
+    assert_eq!(planned[1]["depends_on"][0], "queue", "{start}");
+}
+
+#[test]
+fn lint_knows_the_predicates_of_when() {
+    let ws = Workspace::new();
+    let runbook = ws.write(
+        "bad-when.toml",
+        r#"[runbook]
+name = "bad-when"
+
+[[step]]
+id = "scale"
+check = "command"
+argv = ["true"]
+when = { "{{steps.queue.depth}}" = { gtt = 100 } }
+
+[[step]]
+id = "other"
+check = "command"
+argv = ["true"]
+when = { "{{steps.nowhere.depth}}" = { gt = 100 } }
+"#,
+    );
+    let output = crate::support::runproof()
+        .arg("lint")
+        .arg(&runbook)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown predicate `gtt`"), "{stderr}");
+    assert!(stderr.contains("bad-when.toml:8:38"), "{stderr}");
+    assert!(stderr.contains("bad-when.toml:14:11"), "{stderr}");
+    assert!(
+        stderr.contains("nowhere"),
+        "an unknown step is named: {stderr}"
+    );
+}
