@@ -16,6 +16,7 @@ pub mod secret;
 pub mod supabase;
 pub mod tcp;
 pub mod tls;
+pub mod url_path;
 pub mod webhook;
 pub mod webhook_delivery;
 
