@@ -498,3 +498,69 @@ fn unwritable_artifacts_folder_is_exit_3() {
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot create the evidence bundle"));
 }
+
+/// Command lines of running processes (zombies have none) holding `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(format!("{}: {cmdline}", name.to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+/// A command whose background child calls `setsid` and keeps stdout open is
+/// judged by its exit status at once (not "timed out"), and no process of
+/// the step outlives the run.
+#[test]
+fn command_with_a_setsid_child_holding_stdout_passes_promptly_and_leaves_no_process() {
+    let ws = Workspace::new();
+    // A marker unique to this test run, in both processes' command lines.
+    // The parent sleeps briefly so that its children have left its process
+    // group (`setsid`) before it exits.
+    let marker = format!("3{}.5", std::process::id());
+    let path = ws.write(
+        "setsid.toml",
+        &runbook(
+            "setsid",
+            &format!(
+                r#"
+[[step]]
+id = "daemonizes"
+check = "command"
+shell = "setsid sh -c 'sleep {marker}; echo never' & setsid sleep {marker} >/dev/null 2>&1 & sleep 0.3; echo started"
+timeout = "10s"
+expect = {{ stdout_contains = "started" }}
+"#
+            ),
+        ),
+    );
+    let begun = Instant::now();
+    let output = ws.run(&path, &[]);
+    let took = begun.elapsed();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let bundle = bundle_path(&output);
+    let events = events(&bundle);
+    let attempts = records(&events, "attempt.end", Some("daemonizes"));
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["verdict"], "pass", "{:?}", attempts[0]);
+    assert_eq!(attempts[0]["detail"]["output_cut_off"], true);
+    assert!(attempts[0]["detail"]["descendants_killed"].as_u64().unwrap() >= 2);
+    // Give a SIGKILLed process the moment it needs to leave /proc.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut left = processes_with(&marker);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = processes_with(&marker);
+    }
+    assert!(left.is_empty(), "processes outlived the run: {left:?}");
+}

@@ -11,6 +11,7 @@ pub mod fly;
 pub mod http;
 pub mod json;
 pub mod postgres;
+pub mod reaper;
 pub mod redis;
 pub mod secret;
 pub mod supabase;
