@@ -975,6 +975,9 @@ fn verify_of_a_missing_path_or_a_non_bundle_is_a_usage_error() {
             stderr.contains(says) && stderr.contains(&path.display().to_string()),
             "{path:?}: {stderr}"
         );
-        assert!(!stdout.contains("INVALID") && !stdout.contains("ok"), "{stdout}");
+        assert!(
+            !stdout.contains("INVALID") && !stdout.contains("ok"),
+            "{stdout}"
+        );
     }
 }

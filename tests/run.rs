@@ -554,7 +554,12 @@ expect = {{ stdout_contains = "started" }}
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert_eq!(attempts[0]["verdict"], "pass", "{:?}", attempts[0]);
     assert_eq!(attempts[0]["detail"]["output_cut_off"], true);
-    assert!(attempts[0]["detail"]["descendants_killed"].as_u64().unwrap() >= 2);
+    assert!(
+        attempts[0]["detail"]["descendants_killed"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
     // Give a SIGKILLed process the moment it needs to leave /proc.
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut left = processes_with(&marker);
@@ -563,4 +568,120 @@ expect = {{ stdout_contains = "started" }}
         left = processes_with(&marker);
     }
     assert!(left.is_empty(), "processes outlived the run: {left:?}");
+}
+
+/// A size-limited tmpfs mounted for one test, unmounted when dropped.
+struct SmallTmpfs(std::path::PathBuf);
+
+impl SmallTmpfs {
+    /// Mounts a `size` tmpfs at `dir`. Tests run as root in CI; where mount
+    /// is not permitted the test fails with the reason, never skips.
+    fn mount(dir: &std::path::Path, size: &str) -> SmallTmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let output = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            output.status.success(),
+            "this test needs a size-limited tmpfs (run it as root): mount failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        SmallTmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Free bytes of the file system holding `dir`.
+fn free_bytes(dir: &std::path::Path) -> u64 {
+    let output = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .expect("run df");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df prints the free bytes")
+}
+
+/// Disk full while writing a blob: exit 3 naming the path and the cause;
+/// the closing records and the seal still fit (the reserve), the bundle
+/// verifies and its evidence.error record says what is missing.
+#[test]
+fn disk_full_while_writing_a_blob_exits_3_and_the_bundle_says_what_is_missing() {
+    let ws = Workspace::new();
+    let artifacts = ws.artifacts();
+    let _tmpfs = SmallTmpfs::mount(&artifacts, "2m");
+    // Leave about 1.2 MiB: room for the bundle and its 512 KiB reserve.
+    let filler = free_bytes(&artifacts) - 1200 * 1024;
+    std::fs::write(artifacts.join("filler"), vec![b'f'; filler as usize]).unwrap();
+    // The command fills the disk to the last byte, then prints 1 MiB: the
+    // blob cannot be written, and the closing records and the seal only fit
+    // in the reserve.
+    let hog = artifacts.join("hog");
+    let path = ws.write(
+        "full.toml",
+        &runbook(
+            "full",
+            &format!(
+                r#"
+[[step]]
+id = "loud"
+check = "command"
+shell = "cat /dev/zero > '{hog}' 2>/dev/null; yes 0123456789abcdef | head -c 1100000"
+retries = 0
+"#,
+                hog = hog.display()
+            ),
+        ),
+    );
+    let output = ws.run(&path, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    // All that is free now is what the released 512 KiB reserve left over.
+    assert!(free_bytes(&artifacts) < 512 * 1024, "the disk was full");
+    let bundle = bundle_path(&output);
+    let events = events(&bundle);
+    let errors = records(&events, "evidence.error", None);
+    assert_eq!(errors.len(), 1, "{events:?}");
+    let missing = &errors[0]["missing"][0];
+    assert_eq!(missing["role"], "stdout");
+    assert_eq!(missing["size"], 1_048_576);
+    let missing_path = missing["path"].as_str().unwrap();
+    assert!(missing_path.starts_with("blobs/sha256/"), "{missing_path}");
+    assert!(
+        missing["cause"]
+            .as_str()
+            .unwrap()
+            .contains("No space left on device"),
+        "{missing}"
+    );
+    assert!(
+        stderr.contains(&bundle.join(missing_path).display().to_string())
+            && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    let attempt = records(&events, "attempt.end", Some("loud"))[0];
+    assert!(
+        attempt["detail"]["stdout_blob_error"].is_string(),
+        "{attempt}"
+    );
+    assert_eq!(events.last().unwrap()["type"], "run.end");
+    assert!(bundle.join("seal.json").is_file(), "sealed");
+    assert!(!bundle.join(".tmp-reserve").exists(), "reserve released");
+    let verified = verify(&bundle, &[]);
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
+    assert!(
+        report.contains("evidence missing") && report.contains(missing_path),
+        "{report}"
+    );
 }

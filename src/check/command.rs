@@ -235,8 +235,14 @@ impl CommandCheck {
             ("stderr", &stderr, stderr_truncated),
         ] {
             if !bytes.is_empty() {
-                if let Ok(blob) = ctx.blobs.put(role, bytes, truncated) {
-                    observation.blobs.push(blob);
+                // A failed write is also kept by the bundle (evidence.error,
+                // exit 3); the attempt says which stream it lost.
+                match ctx.blobs.put(role, bytes, truncated) {
+                    Ok(blob) => observation.blobs.push(blob),
+                    Err(err) => {
+                        observation =
+                            observation.with_detail(&format!("{role}_blob_error"), err.to_string())
+                    }
                 }
             }
         }

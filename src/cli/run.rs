@@ -113,13 +113,28 @@ pub async fn execute(
         outcome,
         summary,
         bundle: bundle_dir,
+        missing_evidence,
     } = report.map_err(|e| CliError::internal(e.to_string()))?;
 
-    let status = match outcome.verdict {
+    let mut status = match outcome.verdict {
         RunVerdict::Pass => ExitStatus::Success,
         RunVerdict::Escalated | RunVerdict::Halted => ExitStatus::Escalated,
         RunVerdict::Interrupted => ExitStatus::Interrupted,
     };
+    // Evidence that could not be written is runproof's own failure (exit 3),
+    // whatever the steps did: the bundle says what is missing.
+    if !missing_evidence.is_empty() {
+        status = ExitStatus::Internal;
+        for missing in &missing_evidence {
+            eprintln!(
+                "runproof: error: evidence not written: {}: {} ({} of {} bytes; listed in the bundle's evidence.error record)",
+                bundle_dir.join(&missing.path).display(),
+                missing.cause,
+                missing.role,
+                missing.size
+            );
+        }
+    }
     let mut stdout = std::io::stdout().lock();
     if json {
         let document = serde_json::json!({

@@ -200,6 +200,11 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         blobs: Vec<BlobRef>,
     },
+    /// Evidence that could not be written (a blob on a full disk): what is
+    /// missing and why. Written just before `run.end`, once per run that
+    /// lost any; such a run ends with exit 3.
+    #[serde(rename = "evidence.error")]
+    EvidenceError { missing: Vec<MissingEvidence> },
     #[serde(rename = "run.end")]
     RunEnd {
         verdict: RunVerdict,
@@ -222,6 +227,7 @@ impl Event {
             Event::Escalation(_) => "escalation",
             Event::StepEnd { .. } => "step.end",
             Event::Delivery { .. } => "delivery",
+            Event::EvidenceError { .. } => "evidence.error",
             Event::RunEnd { .. } => "run.end",
         }
     }
@@ -236,9 +242,25 @@ impl Event {
             | Event::Backoff { step, .. }
             | Event::StepEnd { step, .. } => Some(step),
             Event::Escalation(e) => Some(&e.step),
-            Event::RunStart { .. } | Event::RunEnd { .. } | Event::Delivery { .. } => None,
+            Event::RunStart { .. }
+            | Event::RunEnd { .. }
+            | Event::Delivery { .. }
+            | Event::EvidenceError { .. } => None,
         }
     }
+}
+
+/// One piece of evidence that could not be written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingEvidence {
+    /// What it was: `stdout`, `response.body`, …
+    pub role: String,
+    /// Where it should have been, relative to the bundle folder.
+    pub path: String,
+    /// Its size in bytes (after redaction).
+    pub size: u64,
+    /// Why the write failed (`No space left on device (os error 28)`).
+    pub cause: String,
 }
 
 /// A step as announced in `run.start`.

@@ -320,6 +320,15 @@ impl Verifier {
                     }
                     state.ended = Some(*verdict);
                 }
+                Event::EvidenceError { missing } => {
+                    // Not tampering: the run said itself what it lost.
+                    for m in missing {
+                        self.warnings.push(format!(
+                            "evidence missing: {} ({}, {} bytes) could not be written: {} (record seq {seq})",
+                            m.path, m.role, m.size, m.cause
+                        ));
+                    }
+                }
                 Event::Delivery { verdict, .. } => {
                     if verdict != "accepted" && verdict != "rejected" {
                         self.journal_problem(
