@@ -274,6 +274,21 @@ pub struct PlannedStep {
     pub depends_on: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mutating: bool,
+    /// The backoff policy every `backoff` record of the step must follow
+    /// (absent in bundles written before it was recorded: not checked then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<PlannedBackoff>,
+}
+
+/// A step's backoff policy as announced in `run.start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedBackoff {
+    /// Delay before the first retry.
+    pub initial_ms: u64,
+    /// No delay is longer.
+    pub max_ms: u64,
+    /// Whether delays are randomised (then only the bound is checked).
+    pub jitter: bool,
 }
 
 /// The record written when a step's last attempt failed.

@@ -24,7 +24,8 @@ use super::seal::{
     SEAL_PREDICATE_TYPE, STATEMENT_TYPE, TEMP_PREFIX,
 };
 use crate::core::record::{
-    AttemptVerdict, BundleKind, Event, Header, Record, RunVerdict, StepVerdict, FORMAT_VERSION,
+    AttemptVerdict, BundleKind, Event, Header, PlannedBackoff, Record, RunVerdict, StepVerdict,
+    FORMAT_VERSION,
 };
 
 mod files;
