@@ -197,7 +197,18 @@ pub fn lint(args: LintArgs) -> Result<ExitStatus, CliError> {
     let mut failed = Vec::new();
     for path in &args.runbooks {
         match load(path) {
-            Ok(runbook) => out!("ok: {} ({} steps)", path.display(), runbook.steps.len()),
+            Ok(runbook) => {
+                // The same expiry rule as `run`: a warning, an error with --strict.
+                if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+                    if args.strict {
+                        eprintln!("runproof: error: {warning} (refused by --strict)");
+                        failed.push(path.display().to_string());
+                        continue;
+                    }
+                    eprintln!("runproof: warning: {warning}");
+                }
+                out!("ok: {} ({} steps)", path.display(), runbook.steps.len())
+            }
             Err(err) => {
                 eprintln!("{}", err.message);
                 failed.push(path.display().to_string());
@@ -255,18 +266,25 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
         }
         out!("   target:  {target}");
         let policy = &step.policy;
-        out!(
-            "   policy:  {} attempt(s), timeout {} each, backoff {}..{}{}",
-            policy.max_attempts(),
-            format_duration(policy.timeout),
-            policy.backoff.initial,
-            policy.backoff.max,
-            if policy.backoff.jitter {
-                " with jitter"
-            } else {
-                ""
-            }
-        );
+        // The engine's rule (engine::retry): some kinds never retry.
+        match crate::engine::retry::kind_no_retry_reason(step.check.kind()) {
+            Some(why) => out!(
+                "   policy:  1 attempt, never retried ({why}), timeout {}",
+                format_duration(policy.timeout)
+            ),
+            None => out!(
+                "   policy:  {} attempt(s), timeout {} each, backoff {}..{}{}",
+                policy.max_attempts(),
+                format_duration(policy.timeout),
+                policy.backoff.initial,
+                policy.backoff.max,
+                if policy.backoff.jitter {
+                    " with jitter"
+                } else {
+                    ""
+                }
+            ),
+        }
         if !step.depends_on.is_empty() {
             out!("   after:   {}", step.depends_on.join(", "));
         }
