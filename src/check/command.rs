@@ -2,20 +2,25 @@
 //! expectations.
 //!
 //! The command runs in a session of its own (no controlling terminal), with
-//! stdin closed and pagers disabled, so nothing can wait for a person. When
-//! the attempt ends for any reason — done, timed out, interrupted — its whole
-//! process group is killed, children included.
+//! stdin closed and pagers disabled, so nothing can wait for a person. It is
+//! judged by its exit status as soon as it exits: background descendants
+//! that keep its stdout or stderr open get [`PIPE_GRACE`] to finish writing,
+//! then the output is cut off (recorded as `output_cut_off`). When the
+//! attempt ends for any reason — done, timed out, interrupted — its process
+//! group and every descendant, even one that left the group with `setsid`,
+//! is killed ([`super::reaper`]).
 
 use std::collections::BTreeMap;
 
 use std::process::Stdio;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::expect::capture::{CaptureInput, CaptureSpec};
 use super::http::OneOrMany;
+use super::reaper::{self, StepProcesses};
 use super::{FailureClass, Observation, ProbeContext};
 use crate::core::template::{Reference, Template};
 
@@ -231,6 +236,9 @@ impl CommandCheck {
         for (key, value) in &self.env {
             command.env(key, ctx.render(value)?);
         }
+        // Set last, so a runbook's `env` cannot unmark the attempt's processes.
+        let marker = reaper::new_marker();
+        command.env(reaper::ATTEMPT_ENV, &marker);
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
         }
@@ -256,7 +264,7 @@ impl CommandCheck {
                 "the program is missing or not executable",
             )
         })?;
-        let _group = child.id().map(ProcessGroup);
+        let processes = StepProcesses::new(child.id(), marker);
         let stdin_bytes = match (&self.stdin, child.stdin.take()) {
             (Some(template), Some(mut pipe)) => {
                 let text = ctx.render(template)?;
@@ -268,20 +276,42 @@ impl CommandCheck {
             }
             _ => None,
         };
-        let stdout = tokio::spawn(read_capped(child.stdout.take()));
-        let stderr = tokio::spawn(read_capped(child.stderr.take()));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stdout = tokio::spawn(read_capped(child.stdout.take(), stopped.clone()));
+        let stderr = tokio::spawn(read_capped(child.stderr.take(), stopped));
         let status = child.wait().await.map_err(|err| {
             Observation::fail(
                 FailureClass::Io,
                 format!("waiting for the command failed: {err}"),
             )
         })?;
-        // Background children may still hold the pipes open: end the group so
-        // the readers see EOF.
-        drop(_group);
-        let (stdout, stdout_truncated) = stdout.await.unwrap_or_default();
-        let (stderr, stderr_truncated) = stderr.await.unwrap_or_default();
         let elapsed = started.elapsed();
+        // The command is judged by its exit status from here on. Background
+        // descendants may still hold the pipes open: give them a short grace
+        // to finish writing, then kill every process of the attempt so the
+        // readers see EOF; cut the output off if something still holds it.
+        let mut readers = Box::pin(async { (stdout.await, stderr.await) });
+        let mut cut_off = false;
+        let mut killed = 0;
+        let (stdout, stderr) = match tokio::time::timeout(PIPE_GRACE, &mut readers).await {
+            Ok(done) => done,
+            Err(_) => {
+                cut_off = true;
+                killed += processes.kill_all();
+                match tokio::time::timeout(DRAIN, &mut readers).await {
+                    Ok(done) => done,
+                    Err(_) => {
+                        let _ = stop.send(true);
+                        readers.await
+                    }
+                }
+            }
+        };
+        // Descendants that do not hold the pipes (`setsid cmd >/dev/null &`)
+        // must not outlive the step either.
+        killed += processes.kill_all();
+        let (stdout, stdout_truncated) = stdout.unwrap_or_default();
+        let (stderr, stderr_truncated) = stderr.unwrap_or_default();
 
         let mut observation = Observation::pass()
             .with_detail("command", self.target())
@@ -317,6 +347,12 @@ impl CommandCheck {
         if self.secret_in_argv.is_some() {
             observation = observation.with_detail("secret_in_argv", "accept-risk");
         }
+        if cut_off {
+            observation = observation.with_detail("output_cut_off", true);
+        }
+        if killed > 0 {
+            observation = observation.with_detail("descendants_killed", killed as u64);
+        }
         match status.code() {
             Some(code) => observation = observation.with_detail("exit_code", code),
             None => {
@@ -330,8 +366,14 @@ impl CommandCheck {
             ("stderr", &stderr, stderr_truncated),
         ] {
             if !bytes.is_empty() {
-                if let Ok(blob) = ctx.blobs.put(role, bytes, truncated) {
-                    observation.blobs.push(blob);
+                // A failed write is also kept by the bundle (evidence.error,
+                // exit 3); the attempt says which stream it lost.
+                match ctx.blobs.put(role, bytes, truncated) {
+                    Ok(blob) => observation.blobs.push(blob),
+                    Err(err) => {
+                        observation =
+                            observation.with_detail(&format!("{role}_blob_error"), err.to_string())
+                    }
                 }
             }
         }
@@ -441,7 +483,20 @@ impl CommandCheck {
 /// blocks on a full pipe.
 const OUTPUT_CAP: usize = 1024 * 1024;
 
-async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> (Vec<u8>, bool) {
+/// How long after the command exits its pipes may stay open (a background
+/// descendant still writing) before the attempt's processes are killed and
+/// the output is cut off. Documented in the README.
+pub const PIPE_GRACE: Duration = Duration::from_millis(250);
+
+/// After the kill, how long the readers get to drain what is buffered.
+const DRAIN: Duration = Duration::from_millis(100);
+
+/// Reads a stream to its end, keeping [`OUTPUT_CAP`] bytes, or until `stop`
+/// turns true (a process that escaped the kill still holds the pipe).
+async fn read_capped(
+    stream: Option<impl AsyncRead + Unpin>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (Vec<u8>, bool) {
     let Some(mut stream) = stream else {
         return (Vec::new(), false);
     };
@@ -449,7 +504,11 @@ async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> (Vec<u8>, bool) 
     let mut truncated = false;
     let mut buf = [0u8; 16 * 1024];
     loop {
-        match stream.read(&mut buf).await {
+        let read = tokio::select! {
+            read = stream.read(&mut buf) => read,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 let room = OUTPUT_CAP - kept.len();
@@ -467,18 +526,4 @@ fn last_line(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
     Some(crate::core::cut::cut(line, 200))
-}
-
-/// Kills the command's whole process group when dropped — on success, on
-/// timeout (the engine drops the attempt's future) and on interruption.
-struct ProcessGroup(u32);
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) with a negative pid signals the process group the
-        // child leads (setsid made its pgid equal its pid).
-        unsafe {
-            libc::kill(-(self.0 as libc::pid_t), libc::SIGKILL);
-        }
-    }
 }

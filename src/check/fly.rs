@@ -448,7 +448,7 @@ fn token_parts(token: &str) -> Vec<String> {
 }
 
 fn encode(segment: &str) -> String {
-    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+    super::url_path::encode_segment(segment)
 }
 
 fn with_blobs(mut obs: Observation, blobs: Vec<crate::core::BlobRef>) -> Observation {

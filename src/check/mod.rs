@@ -12,6 +12,7 @@ pub mod fly;
 pub mod http;
 pub mod json;
 pub mod postgres;
+pub mod reaper;
 pub mod redis;
 pub mod resolve;
 pub mod secret;
@@ -19,6 +20,7 @@ pub mod supabase;
 pub mod support;
 pub mod tcp;
 pub mod tls;
+pub mod url_path;
 pub mod webhook;
 pub mod webhook_delivery;
 

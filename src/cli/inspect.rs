@@ -5,7 +5,7 @@ use super::CliError;
 use crate::cli::exit::ExitStatus;
 use crate::core::record::{Event, Record};
 use crate::engine::RunObserver;
-use crate::evidence::{read_bundle, verify_bundle, VerifyOptions};
+use crate::evidence::{check_bundle_path, read_bundle, verify_bundle, VerifyOptions};
 use crate::report::{self, SummaryBuilder};
 
 pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
@@ -20,6 +20,8 @@ pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
             }
         }
     }
+    // A path that is no bundle at all is a usage error, not an invalid bundle.
+    check_bundle_path(&args.bundle).map_err(|e| CliError::invalid(e.to_string()))?;
     let report = verify_bundle(&args.bundle, &VerifyOptions { scan_secrets });
     if args.json {
         out!(

@@ -391,6 +391,7 @@ fn planned_step(step: &Step) -> PlannedStep {
         timeout_ms: step.policy.timeout.as_millis() as u64,
         depends_on: step.depends_on.clone(),
         mutating: step.mutating,
+        backoff: Some(step.policy.planned_backoff()),
     }
 }
 

@@ -29,6 +29,7 @@ pub use redact::{is_sensitive_header, redact_url, Redacted, Redactor};
 pub use scan::SecretFinding;
 pub use seal::{Seal, SealPredicate, Subject};
 pub use verify::{
-    verify_bundle, Check, CheckStatus, Problem, Verdict, VerifyOptions, VerifyReport,
+    check_bundle_path, verify_bundle, Check, CheckStatus, NotABundle, Problem, Verdict,
+    VerifyOptions, VerifyReport,
 };
 pub use writer::{BlobStore, BundleWriter, SyncPolicy};

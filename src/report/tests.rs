@@ -31,6 +31,7 @@ fn planned(id: &str, depends_on: &[&str], mutating: bool) -> PlannedStep {
         timeout_ms: 2_000,
         depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
         mutating,
+        backoff: None,
     }
 }
 

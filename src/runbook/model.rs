@@ -159,6 +159,17 @@ impl RetryPolicy {
     pub fn max_attempts(&self) -> u32 {
         self.retries + 1
     }
+
+    /// The backoff part, as recorded in `run.start`.
+    pub fn planned_backoff(&self) -> crate::core::record::PlannedBackoff {
+        let initial = self.backoff.initial.0;
+        crate::core::record::PlannedBackoff {
+            initial_ms: initial.as_millis() as u64,
+            // The schedule never waits past max (or initial, if larger).
+            max_ms: self.backoff.max.0.max(initial).as_millis() as u64,
+            jitter: self.backoff.jitter,
+        }
+    }
 }
 
 /// One `[[step]]`.

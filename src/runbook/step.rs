@@ -227,6 +227,17 @@ fn parse_step(
                     format!("add `check = \"...\"`, one of: {}", KINDS.join(", ")),
                 ),
             );
+            // Without a kind its keys cannot be judged, but one that looks
+            // like `check` misspelt (`chek`) is why the kind is missing.
+            for (key, _) in &kind_entries {
+                let name: &str = key.get_ref().as_ref();
+                if let Some(help) = crate::core::diagnostics::did_you_mean(name, ["check"]) {
+                    diagnostics.push(
+                        Diagnostic::new(format!("unknown key `{name}` in {label}"), key.span())
+                            .with_help(help),
+                    );
+                }
+            }
         }
         return step;
     };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::SessionError;
-use crate::core::record::{BundleKind, Header, SourceRef};
+use crate::core::record::{BundleKind, Header, MissingEvidence, SourceRef};
 use crate::engine::{run_runbook, Cancel, RunObserver, RunOptions, RunOutcome};
 use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
 use crate::report::{self, RunSummary, SummaryBuilder};
@@ -27,6 +27,9 @@ pub struct RunReport {
     pub summary: RunSummary,
     /// The sealed bundle's folder.
     pub bundle: PathBuf,
+    /// Evidence that could not be written (recorded in `evidence.error`):
+    /// the run is then runproof's failure, whatever its verdict.
+    pub missing_evidence: Vec<MissingEvidence>,
 }
 
 impl<'a> RunSession<'a> {
@@ -98,11 +101,13 @@ impl<'a> RunSession<'a> {
         self.bundle
             .write_file("junit.xml", report::junit::render(&summary).as_bytes())
             .map_err(SessionError::Write)?;
+        let missing_evidence = self.bundle.missing_evidence();
         self.bundle.seal().map_err(SessionError::Write)?;
         Ok(RunReport {
             outcome,
             summary,
             bundle: bundle_dir,
+            missing_evidence,
         })
     }
 }

@@ -207,6 +207,7 @@ pub async fn run_sweep(
                 timeout_ms: s.policy.timeout.as_millis() as u64,
                 depends_on: s.depends_on.clone(),
                 mutating: false,
+                backoff: Some(s.policy.planned_backoff()),
             })
             .collect(),
         on_escalate: "continue".into(),
