@@ -96,7 +96,10 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
         (None, _) => "NOT sealed (the run crashed or is still running)".to_string(),
     };
     out!("{} records, {state}\n", summary.records);
-    out!("{}", report::table::render_steps(&summary));
+    out!(
+        "{}",
+        super::style::stdout().table_column(&report::table::render_steps(&summary), 3)
+    );
     for (step, attempt, line) in probe_lines(&bundle.records) {
         out!("probes of {step}, attempt {attempt}: {line}");
     }

@@ -21,6 +21,7 @@ mod run;
 mod schema;
 mod shell;
 mod signals;
+mod style;
 mod sweep;
 mod webhook;
 
@@ -61,6 +62,7 @@ impl CliError {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    style::init(cli.color);
     log::init_logging();
     // Commands that only print what clap knows need no runtime.
     match cli.command {
@@ -101,10 +103,11 @@ fn finish(result: Result<ExitStatus, CliError>) -> ExitCode {
             // secret values. Rendered diagnostics (several lines, each
             // already labelled) are printed as they are.
             if err.message.starts_with("error") || err.message.starts_with("warning") {
-                eprintln!("{}", err.message.trim_end());
+                style::eprint_diagnostics(&err.message);
             } else {
+                let paint = style::stderr();
                 for line in err.message.lines() {
-                    eprintln!("runproof: error: {line}");
+                    eprintln!("{}", paint.diagnostics(&format!("runproof: error: {line}")));
                 }
             }
             err.status.into()

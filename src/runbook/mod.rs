@@ -19,7 +19,8 @@ mod step;
 pub mod validate;
 
 pub use load::{
-    load_runbook, load_runbook_str, load_runbook_str_with_env, load_runbook_with_env, LoadError,
+    is_check_file, load_check_file, load_runbook, load_runbook_str, load_runbook_str_with_env,
+    load_runbook_with_env, LoadError,
 };
 pub use model::{Runbook, Step};
 pub use secrets::{SecretStore, SecretsError};
