@@ -393,3 +393,194 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     files
 }
+
+// ------------------------------------------------------------------ schema
+
+fn schema_validator() -> jsonschema::Validator {
+    let output = runproof().arg("schema").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    jsonschema::draft202012::new(&schema).expect("the schema is itself valid")
+}
+
+/// TOML as an editor sees it for validation: dates become strings.
+fn toml_to_json(value: toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        toml::Value::String(s) => J::String(s),
+        toml::Value::Integer(i) => J::from(i),
+        toml::Value::Float(f) => J::from(f),
+        toml::Value::Boolean(b) => J::Bool(b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(items) => J::Array(items.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(table) => J::Object(
+            table
+                .into_iter()
+                .map(|(k, v)| (k, toml_to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn errors(validator: &jsonschema::Validator, toml_text: &str) -> Vec<String> {
+    let value: toml::Value = toml::from_str(toml_text).expect("valid TOML");
+    let instance = toml_to_json(value);
+    validator
+        .iter_errors(&instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn every_shipped_runbook_and_check_file_validates_against_the_schema() {
+    let validator = schema_validator();
+    let mut files = Vec::new();
+    for dir in ["runbooks", "checks", "src/cli/init"] {
+        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 5, "{files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let problems = errors(&validator, &text);
+        assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
+    }
+}
+
+#[test]
+fn the_schema_rejects_typos_unknown_kinds_and_mixed_files() {
+    let validator = schema_validator();
+    let runbook = "[runbook]\nname = \"x\"\n[[step]]\nid = \"a\"\ncheck = \"http\"\nurl = \"http://127.0.0.1/\"\n";
+    assert!(errors(&validator, runbook).is_empty());
+    for (what, text) in [
+        ("a misspelt step key", format!("{runbook}retires = 2\n")),
+        ("a key of another kind", format!("{runbook}argv = [\"true\"]\n")),
+        ("a misspelt expect key", format!("{runbook}expect = {{ stauts = 200 }}\n")),
+        ("an unknown predicate", format!("{runbook}expect = {{ json = {{ a = {{ greater = 1 }} }} }}\n")),
+        ("a bad duration", format!("{runbook}timeout = \"soon\"\n")),
+        ("too many retries", format!("{runbook}retries = 11\n")),
+        (
+            "an unknown kind",
+            "[runbook]\nname = \"x\"\n[[step]]\nid = \"a\"\ncheck = \"htp\"\n".to_string(),
+        ),
+        (
+            "a misspelt [runbook] key",
+            "[runbook]\nnmae = \"x\"\n[[step]]\nid = \"a\"\ncheck = \"tcp\"\nhost = \"h\"\nport = 1\n".to_string(),
+        ),
+        ("a missing required kind key", "[runbook]\nname = \"x\"\n[[step]]\nid = \"a\"\ncheck = \"http\"\n".to_string()),
+        (
+            "[runbook] in a check file",
+            "[runbook]\nname = \"x\"\n[[check]]\nid = \"a\"\ncheck = \"tcp\"\nhost = \"h\"\nport = 1\n".to_string(),
+        ),
+        ("a misspelt top-level table", format!("{runbook}[default]\nretries = 1\n")),
+    ] {
+        let problems = errors(&validator, &text);
+        assert!(!problems.is_empty(), "{what} passed the schema:\n{text}");
+        // The loader agrees: what the schema rejects, lint rejects.
+        let ws = Workspace::new();
+        let path = ws.write("x.toml", &text);
+        let lint = runproof().arg("lint").arg(&path).output().unwrap();
+        assert_eq!(lint.status.code(), Some(2), "{what}: {}", describe(&lint));
+    }
+}
+
+#[test]
+fn the_schema_describes_keys_and_enumerates_kinds_for_editors() {
+    let output = runproof().arg("schema").output().unwrap();
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let step = &schema["$defs"]["Step"];
+    let kinds = step["properties"]["check"]["enum"].as_array().unwrap();
+    assert!(kinds.iter().any(|k| k == "http") && kinds.iter().any(|k| k == "webhook-delivery"));
+    assert!(step["properties"]["retries"]["description"].is_string());
+    let predicates = &schema["$defs"]["PredicateTable"]["properties"];
+    for name in ["eq", "ge", "matches", "len", "any_of", "all"] {
+        assert!(predicates[name]["description"].is_string(), "{name}");
+    }
+    assert!(schema["$defs"]["HttpCheck"]["properties"]["verify_tls"]["description"].is_string());
+}
+
+// -------------------------------------------------------------------- init
+
+#[test]
+fn init_scaffolds_files_that_lint_clean_and_refuses_to_overwrite() {
+    let ws = Workspace::new();
+    let dir = ws.path().join("new-service");
+    let output = runproof().arg("init").arg(&dir).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    for name in ["runbook.toml", "checks.toml", "runproof.schema.json"] {
+        assert!(dir.join(name).is_file(), "{name} not created");
+    }
+    let runbook = std::fs::read_to_string(dir.join("runbook.toml")).unwrap();
+    assert!(runbook.starts_with("#:schema ./runproof.schema.json"));
+    // Commented: the main keys are explained where they are used.
+    for key in [
+        "on_escalate",
+        "retries",
+        "depends_on",
+        "expect",
+        "capture",
+        "hint",
+    ] {
+        assert!(
+            runbook
+                .lines()
+                .any(|l| l.starts_with('#') && l.contains(key)),
+            "no comment explains {key}"
+        );
+    }
+    let lint = runproof()
+        .arg("lint")
+        .arg(dir.join("runbook.toml"))
+        .arg(dir.join("checks.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(lint.status.code(), Some(0), "{}", describe(&lint));
+    assert!(
+        stdout_of(&lint).contains("check file"),
+        "{}",
+        describe(&lint)
+    );
+    let plan = runproof()
+        .arg("plan")
+        .arg(dir.join("runbook.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{}", describe(&plan));
+    // The written schema is the one `runproof schema` prints.
+    let printed = runproof().arg("schema").output().unwrap();
+    assert_eq!(
+        std::fs::read(dir.join("runproof.schema.json")).unwrap(),
+        printed.stdout
+    );
+    // A second init refuses and changes nothing; --force overwrites.
+    std::fs::write(dir.join("runbook.toml"), "# mine\n").unwrap();
+    let again = runproof().arg("init").arg(&dir).output().unwrap();
+    assert_eq!(again.status.code(), Some(2), "{}", describe(&again));
+    assert!(
+        stderr_of(&again).contains("--force"),
+        "{}",
+        describe(&again)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("runbook.toml")).unwrap(),
+        "# mine\n"
+    );
+    let forced = runproof()
+        .args(["init", "--force"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(forced.status.code(), Some(0), "{}", describe(&forced));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("runbook.toml")).unwrap(),
+        runbook
+    );
+}

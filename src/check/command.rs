@@ -18,7 +18,7 @@ use super::{Observation, ProbeContext};
 use crate::core::template::Template;
 
 /// `check = "command"`: exactly one of `argv` or `shell`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandCheck {
     /// Program and arguments, run without a shell.
@@ -41,7 +41,7 @@ pub struct CommandCheck {
 }
 
 /// `expect` for `command`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandExpect {
     /// Accepted exit codes (default 0).

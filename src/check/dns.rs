@@ -15,7 +15,7 @@ use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
 /// `check = "dns"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnsCheck {
     /// The name to resolve.
@@ -25,7 +25,7 @@ pub struct DnsCheck {
 }
 
 /// Address families a name must resolve to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub enum RecordType {
     /// IPv4.
     A,
@@ -35,7 +35,7 @@ pub enum RecordType {
 }
 
 /// `expect` for `dns`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnsExpect {
     /// Addresses that must all be among the answers.

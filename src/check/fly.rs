@@ -19,7 +19,7 @@ pub const API_URL_ENV: &str = "FLY_API_BASE_URL";
 const BODY_CAP: usize = 1 << 20;
 
 /// `check = "fly-app"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlyAppCheck {
     /// The app's name.
@@ -46,7 +46,7 @@ fn default_true() -> bool {
 }
 
 /// `expect` for `fly-app`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlyExpect {
     /// The app must exist (default); `false` expects it to be gone.
@@ -98,7 +98,7 @@ impl Default for FlyExpect {
 }
 
 /// Process groups and how many started machines each needs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ProcessGroups {
     /// Each listed group needs at least one started machine.
@@ -117,7 +117,7 @@ impl ProcessGroups {
 }
 
 /// Which health-check statuses count as healthy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChecksPolicy {
     /// Every check `passing`.

@@ -22,7 +22,7 @@ use crate::core::template::{Scope, Template};
 pub const BODY_CAP: usize = 1024 * 1024;
 
 /// `check = "http"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     #[serde(default = "default_method")]
@@ -56,7 +56,7 @@ fn default_true() -> bool {
 }
 
 /// `expect` for `http`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpExpect {
     /// One status, a list, or a predicate table (default: any 2xx).
@@ -83,7 +83,7 @@ pub struct HttpExpect {
 }
 
 /// A value or a list of values: `status = 200` or `status = [200, 202]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     One(T),

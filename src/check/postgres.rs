@@ -31,7 +31,7 @@ use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
 /// `check = "postgres"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresCheck {
     /// `postgres://user:pass@host:port/db?sslmode=require` or
@@ -56,7 +56,7 @@ fn default_query() -> Template {
 }
 
 /// libpq's `sslmode` values (`allow` is treated as `prefer`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {
     Disable,
@@ -90,7 +90,7 @@ impl SslMode {
 }
 
 /// `expect` for `postgres`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresExpect {
     /// The first column of the first row, as text.

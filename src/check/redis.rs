@@ -19,7 +19,7 @@ use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
 /// `check = "redis"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisCheck {
     /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS.
@@ -42,7 +42,7 @@ fn default_true() -> bool {
 }
 
 /// `expect` for `redis`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisExpect {
     /// `INFO` field → expected value, e.g. `{ role = "master" }`.

@@ -16,7 +16,7 @@ use crate::core::BlobRef;
 const BODY_CAP: usize = 64 * 1024;
 
 /// `check = "supabase"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SupabaseCheck {
     /// The project URL, `https://<ref>.supabase.co`.
@@ -54,7 +54,7 @@ fn default_select() -> String {
 }
 
 /// `expect` for `supabase`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SupabaseExpect {
     /// Each request must answer within this.

@@ -25,7 +25,7 @@ use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
 /// `check = "tls"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsCheck {
     /// Host to connect to (a name or an address).
@@ -51,7 +51,7 @@ fn default_true() -> bool {
 }
 
 /// `expect` for `tls`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsExpect {
     /// The chain must verify and match the name (default true); `false` only

@@ -23,7 +23,7 @@ use crate::webhook::{HEADER_DELIVERY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 const BODY_CAP: usize = 64 * 1024;
 
 /// `check = "webhook"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookCheck {
     /// The endpoint Chatwoot delivers to.
@@ -57,7 +57,7 @@ fn default_true() -> bool {
 }
 
 /// `expect` for `webhook`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookExpect {
     /// Status of the signed delivery: one or a list (default: any 2xx).

@@ -19,7 +19,7 @@ use crate::webhook::events::CHATWOOT_EVENTS;
 use crate::webhook::listener::{Listener, ListenerConfig};
 
 /// `check = "webhook-delivery"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookDeliveryCheck {
     /// Where to receive: `127.0.0.1:8787`, or `0.0.0.0:8787` for a remote Chatwoot.
@@ -53,7 +53,7 @@ fn default_true() -> bool {
 }
 
 /// `trigger = { url = "...", headers = {...}, body = "..." }`: must answer 2xx.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
     #[serde(default = "default_post")]

@@ -14,6 +14,7 @@ pub mod dotenv;
 pub mod load;
 pub mod model;
 mod raw;
+pub mod schema;
 pub mod secrets;
 mod step;
 pub mod validate;
