@@ -499,7 +499,14 @@ fn the_schema_describes_keys_and_enumerates_kinds_for_editors() {
     let step = &schema["$defs"]["Step"];
     let kinds = step["properties"]["check"]["enum"].as_array().unwrap();
     assert!(kinds.iter().any(|k| k == "http") && kinds.iter().any(|k| k == "webhook-delivery"));
-    assert!(step["properties"]["retries"]["description"].is_string());
+    // Each kind is one closed table holding the common keys too, so that a
+    // misspelt key fails even in validators without `unevaluatedProperties`.
+    let http = &schema["$defs"]["HttpCheck"];
+    assert_eq!(http["additionalProperties"], false);
+    assert_eq!(http["properties"]["check"]["const"], "http");
+    assert!(http["properties"]["retries"]["description"].is_string());
+    assert!(http["properties"]["url"].is_object());
+    assert_eq!(step["oneOf"].as_array().unwrap().len(), kinds.len());
     let predicates = &schema["$defs"]["PredicateTable"]["properties"];
     for name in ["eq", "ge", "matches", "len", "any_of", "all"] {
         assert!(predicates[name]["description"].is_string(), "{name}");

@@ -36,6 +36,7 @@ pub struct CommandCheck {
     /// Pass the whole environment of runproof instead of a minimal one.
     #[serde(default)]
     pub inherit_env: bool,
+    /// What must hold for the check to pass (default: exit code 0).
     #[serde(default)]
     pub expect: CommandExpect,
 }

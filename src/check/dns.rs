@@ -20,6 +20,7 @@ use crate::core::template::Template;
 pub struct DnsCheck {
     /// The name to resolve.
     pub name: Template,
+    /// What the answer must hold (default: at least one record).
     #[serde(default)]
     pub expect: DnsExpect,
 }

@@ -33,6 +33,7 @@ pub struct FlyAppCheck {
     /// Count destroyed and destroying machines too.
     #[serde(default)]
     pub include_destroyed: bool,
+    /// What the app's machines must look like.
     #[serde(default)]
     pub expect: FlyExpect,
 }

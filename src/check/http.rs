@@ -25,9 +25,12 @@ pub const BODY_CAP: usize = 1024 * 1024;
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
+    /// The HTTP method (default GET).
     #[serde(default = "default_method")]
     pub method: String,
+    /// The URL to request; may hold placeholders.
     pub url: Template,
+    /// Request headers; values may hold placeholders (`Bearer {{secret:TOKEN}}`).
     #[serde(default)]
     pub headers: BTreeMap<String, Template>,
     /// A text body.
@@ -39,10 +42,11 @@ pub struct HttpCheck {
     /// TLS certificate verification; turning it off is recorded in evidence.
     #[serde(default = "default_true")]
     pub verify_tls: bool,
+    /// What the response must hold (default: any 2xx status).
     #[serde(default)]
     pub expect: HttpExpect,
-    /// `name = "json.path"` or `name = { header = "location" }` (see
-    /// [`super::expect::capture`]): values for `{{steps.<id>.<name>}}`.
+    /// Values for later steps as `{{steps.<id>.<name>}}`: `name = "json.path"`
+    /// or `name = { header = "location" }` (see `expect::capture`).
     #[serde(default)]
     pub capture: BTreeMap<String, CaptureSpec>,
 }

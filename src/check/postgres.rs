@@ -47,6 +47,7 @@ pub struct PostgresCheck {
     /// The check query, sent with the simple query protocol.
     #[serde(default = "default_query")]
     pub query: Template,
+    /// What the query's answer must hold.
     #[serde(default)]
     pub expect: PostgresExpect,
 }

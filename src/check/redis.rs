@@ -33,6 +33,7 @@ pub struct RedisCheck {
     /// Verify the server certificate for `rediss://` (default true).
     #[serde(default = "default_true")]
     pub verify_tls: bool,
+    /// What the server must answer.
     #[serde(default)]
     pub expect: RedisExpect,
 }

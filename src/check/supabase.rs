@@ -37,6 +37,7 @@ pub struct SupabaseCheck {
     /// The column the REST probe selects (default `id`).
     #[serde(default = "default_select")]
     pub select: String,
+    /// What the project's answers must hold.
     #[serde(default)]
     pub expect: SupabaseExpect,
 }

@@ -14,7 +14,9 @@ use crate::core::template::Template;
 pub struct TcpCheck {
     /// Host name or address.
     pub host: Template,
+    /// The TCP port.
     pub port: u16,
+    /// What the connection must do (default: connect).
     #[serde(default)]
     pub expect: TcpExpect,
 }

@@ -30,6 +30,7 @@ use crate::core::template::Template;
 pub struct TlsCheck {
     /// Host to connect to (a name or an address).
     pub host: Template,
+    /// The port (default 443).
     #[serde(default = "default_port")]
     pub port: u16,
     /// SNI and the name the certificate must be valid for (default: `host`).
@@ -38,6 +39,7 @@ pub struct TlsCheck {
     /// PEM file with the CA certificates to trust instead of the system store.
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// What the certificate must hold.
     #[serde(default)]
     pub expect: TlsExpect,
 }

@@ -42,8 +42,10 @@ pub struct WebhookCheck {
     /// The receiver's replay window, for the stale probe (default 300 s).
     #[serde(default)]
     pub max_age: Option<HumanDuration>,
+    /// TLS certificate verification (default true).
     #[serde(default = "default_true")]
     pub verify_tls: bool,
+    /// What the endpoint must answer to each probe.
     #[serde(default)]
     pub expect: WebhookExpect,
 }

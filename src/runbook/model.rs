@@ -38,6 +38,7 @@ pub struct RunbookMeta {
     /// Who is escalated to.
     #[serde(default)]
     pub owner: Option<String>,
+    /// What the runbook checks, in a sentence.
     #[serde(default)]
     pub description: Option<String>,
     /// When the runbook was last reviewed: a bare date, `2026-01-31`.
@@ -48,14 +49,15 @@ pub struct RunbookMeta {
     #[serde(default)]
     #[schemars(with = "Option<Date>")]
     pub expires: Option<toml::value::Datetime>,
+    /// After an escalation: `continue` with the other steps, or `halt`.
     #[serde(default)]
     pub on_escalate: OnEscalate,
 }
 
-/// A TOML local date (`2026-01-31`, no quotes), for the schema: editors
-/// treat TOML dates as strings in the `date` format.
+/// A bare TOML date, `2026-01-31` (no quotes).
+// Only for the schema: editors check TOML dates as strings in the `date` format.
 #[derive(schemars::JsonSchema)]
-#[schemars(transparent)]
+#[schemars(transparent, extend("format" = "date"))]
 #[allow(dead_code)]
 struct Date(#[schemars(regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))] String);
 

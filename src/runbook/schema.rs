@@ -28,22 +28,41 @@ pub fn schema() -> Value {
         }
     }
     let mut definitions: Map<String, Value> = generator.take_definitions(true);
-    // A kind's table shares the step with the common keys: closing it would
-    // reject `id` and `retries`. The step closes itself instead
-    // (`unevaluatedProperties`), counting the keys its kind's branch allowed.
+    // One closed table per kind: the common keys, `check = "<kind>"` and the
+    // kind's own keys, nothing else. A step must match exactly one, so a
+    // misspelt key fails in every validator (no reliance on
+    // `unevaluatedProperties`), and editors complete the keys of the kind.
+    let common = common_keys(&duration, &backoff);
     let mut branches = Vec::new();
     for (kind, reference) in &kinds {
-        if let Some(name) = def_name(reference) {
-            if let Some(Value::Object(def)) = definitions.get_mut(name) {
-                def.remove("additionalProperties");
-            }
+        let Some(name) = def_name(reference) else {
+            continue;
+        };
+        let Some(Value::Object(def)) = definitions.get_mut(name) else {
+            continue;
+        };
+        let properties = def
+            .entry("properties")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .expect("a struct's properties are an object");
+        for (key, schema) in &common {
+            properties.insert(key.clone(), schema.clone());
         }
-        branches.push(json!({
-            "if": { "properties": { "check": { "const": kind } }, "required": ["check"] },
-            "then": reference,
-        }));
+        properties.insert(
+            "check".into(),
+            json!({ "description": format!("The check kind: `{kind}`."), "const": kind }),
+        );
+        let required = def.entry("required").or_insert_with(|| json!([]));
+        if let Value::Array(required) = required {
+            required.insert(0, json!("check"));
+            required.insert(0, json!("id"));
+        }
+        def.insert("type".into(), json!("object"));
+        def.insert("additionalProperties".into(), json!(false));
+        branches.push(reference.clone());
     }
-    let step = step_schema(&duration, &backoff, branches);
+    let step = step_schema(&common, branches);
     definitions.insert("Step".into(), step);
     definitions.insert("Defaults".into(), defaults_schema(&duration, &backoff));
 
@@ -94,8 +113,8 @@ fn def_name(reference: &Value) -> Option<&str> {
     reference.get("$ref")?.as_str()?.rsplit('/').next()
 }
 
-/// A step (or check): the common keys, then one `if`/`then` branch per kind.
-fn step_schema(duration: &Value, backoff: &Value, branches: Vec<Value>) -> Value {
+/// The keys every step has, whatever its kind.
+fn common_keys(duration: &Value, backoff: &Value) -> Map<String, Value> {
     let mut common = Map::new();
     for key in STEP_KEYS {
         let schema = match *key {
@@ -141,13 +160,17 @@ fn step_schema(duration: &Value, backoff: &Value, branches: Vec<Value>) -> Value
         };
         common.insert((*key).to_string(), schema);
     }
+    common
+}
+
+/// A step (or check): exactly one kind's table.
+fn step_schema(common: &Map<String, Value>, branches: Vec<Value>) -> Value {
     json!({
-        "description": "A step (`[[step]]`) or check (`[[check]]`).",
+        "description": "A step (`[[step]]`) or check (`[[check]]`): `id`, `check` (the kind) and that kind's keys.",
         "type": "object",
-        "properties": common,
+        "properties": { "id": common["id"], "check": common["check"] },
         "required": ["id", "check"],
-        "allOf": branches,
-        "unevaluatedProperties": false,
+        "oneOf": branches,
     })
 }
 
