@@ -86,12 +86,75 @@ fn man_prints_a_roff_page_with_every_command() {
     let page = stdout_of(&output);
     assert!(page.starts_with(".TH"), "{}", &page[..page.len().min(200)]);
     assert!(page.contains(".SH NAME"), "no NAME section");
-    for command in ["run", "lint", "sweep", "verify", "init", "schema"] {
+    // Every command has its own subsection with its options.
+    for command in [
+        "run",
+        "lint",
+        "plan",
+        "sweep",
+        "verify",
+        "init",
+        "schema",
+        "webhook listen",
+    ] {
         assert!(
-            page.contains(&format!("runproof\\-{command}")) || page.contains(command),
-            "no {command} in the page"
+            page.contains(&format!(".SS \"runproof {command}\"")),
+            "no section for {command}"
         );
     }
+    for flag in [
+        "\\-\\-allow\\-mutations",
+        "\\-\\-shard",
+        "\\-\\-secret\\-env",
+        "\\-\\-force",
+    ] {
+        assert!(page.contains(flag), "no {flag} in the page");
+    }
+    // man itself renders it without complaint.
+    let ws = Workspace::new();
+    let path = ws.write("runproof.1", &page);
+    let rendered = std::process::Command::new("man")
+        .arg("-l")
+        .arg(&path)
+        .env("MANWIDTH", "80")
+        .output();
+    if let Ok(rendered) = rendered {
+        // `man` is missing from minimal images; where it exists, it must
+        // render every command's options.
+        if rendered.status.success() {
+            // Bold and underline come as overstrikes (`X\bX`): drop them.
+            let mut text = String::new();
+            for c in stdout_of(&rendered).chars() {
+                if c == '\u{8}' {
+                    text.pop();
+                } else {
+                    text.push(c);
+                }
+            }
+            let text = text.replace('\u{2010}', "-");
+            assert!(text.contains("runproof webhook listen"), "{text}");
+            assert!(text.contains("--allow-mutations"), "{text}");
+        }
+    }
+}
+
+#[test]
+fn clap_help_follows_the_color_flag() {
+    let plain = runproof().arg("--help").output().unwrap();
+    assert!(
+        !stdout_of(&plain).contains('\u{1b}'),
+        "{}",
+        describe(&plain)
+    );
+    let coloured = runproof()
+        .args(["--color", "always", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout_of(&coloured).contains('\u{1b}'),
+        "{}",
+        describe(&coloured)
+    );
 }
 
 // ------------------------------------------------------------ webhook listen

@@ -35,7 +35,7 @@ pub enum ColorWhen {
 pub enum Command {
     /// Run a runbook and write its evidence bundle.
     Run(RunArgs),
-    /// Validate runbooks without running anything.
+    /// Validate runbooks and check files without running anything.
     Lint(LintArgs),
     /// Show every resolved step and its policy (secrets masked); runs nothing.
     Plan(PlanArgs),

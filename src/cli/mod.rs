@@ -27,8 +27,6 @@ mod webhook;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 pub use args::Cli;
 use args::Command;
 
@@ -61,7 +59,7 @@ impl CliError {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_args();
     style::init(cli.color);
     log::init_logging();
     // Commands that only print what clap knows need no runtime.
@@ -92,6 +90,31 @@ pub fn main() -> ExitCode {
     // let them hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     finish(result)
+}
+
+/// Parses the command line; clap's own help and usage errors follow
+/// `--color` too (it is read ahead, since clap colours before it parses).
+fn parse_args() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut said = None;
+    for (i, arg) in args.iter().enumerate() {
+        let arg = arg.to_string_lossy();
+        if let Some(value) = arg.strip_prefix("--color=") {
+            said = Some(value.to_string());
+        } else if arg == "--color" {
+            said = args.get(i + 1).map(|v| v.to_string_lossy().into_owned());
+        } else if arg == "--" {
+            break;
+        }
+    }
+    let color = match said.as_deref() {
+        Some("never") => clap::ColorChoice::Never,
+        Some("always") => clap::ColorChoice::Always,
+        _ => clap::ColorChoice::Auto,
+    };
+    let matches = Cli::command().color(color).get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
 }
 
 /// Prints the error, if any, and maps the result to the exit code.

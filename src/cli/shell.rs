@@ -23,7 +23,88 @@ pub fn man() -> Result<ExitStatus, CliError> {
     clap_mangen::Man::new(Cli::command())
         .render(&mut buffer)
         .map_err(|e| CliError::internal(format!("cannot render the manual page: {e}")))?;
-    write_stdout(title_first(&String::from_utf8_lossy(&buffer)).as_bytes())
+    let mut page = title_first(&String::from_utf8_lossy(&buffer));
+    page.push_str(&commands_section(&Cli::command()));
+    write_stdout(page.as_bytes())
+}
+
+/// A `COMMANDS` section: each subcommand (and each of its own subcommands)
+/// with its usage, description and options, so that one page documents every
+/// flag, as `git help` pages do for their options.
+fn commands_section(cli: &clap::Command) -> String {
+    let mut out = String::from(".SH COMMANDS\n");
+    let mut stack: Vec<(String, &clap::Command)> = cli
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        .map(|c| (format!("runproof {}", c.get_name()), c))
+        .collect();
+    stack.reverse();
+    while let Some((path, command)) = stack.pop() {
+        out.push_str(&format!(".SS \"{}\"\n", roff_escape(&path)));
+        let mut usage = command.clone().bin_name(path.clone());
+        let usage = usage.render_usage().to_string();
+        let usage = usage.trim_start_matches("Usage:").trim();
+        out.push_str(&format!("\\fB{}\\fR\n.PP\n", roff_escape(usage)));
+        if let Some(about) = command.get_long_about().or(command.get_about()) {
+            out.push_str(&format!("{}\n", roff_escape(&about.to_string())));
+        }
+        for arg in command.get_arguments() {
+            if arg.is_hide_set() || matches!(arg.get_id().as_str(), "help" | "version" | "color") {
+                continue;
+            }
+            let mut names = Vec::new();
+            if let Some(short) = arg.get_short() {
+                names.push(format!("-{short}"));
+            }
+            if let Some(long) = arg.get_long() {
+                names.push(format!("--{long}"));
+            }
+            let value = arg
+                .get_value_names()
+                .map(|v| {
+                    v.iter()
+                        .map(|n| format!("<{n}>"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            let head = if names.is_empty() {
+                value
+            } else if arg.get_action().takes_values() {
+                format!("{} {value}", names.join(", "))
+            } else {
+                names.join(", ")
+            };
+            out.push_str(&format!(".TP\n\\fB{}\\fR\n", roff_escape(head.trim())));
+            if let Some(help) = arg.get_long_help().or(arg.get_help()) {
+                out.push_str(&format!("{}\n", roff_escape(&help.to_string())));
+            }
+        }
+        let children: Vec<_> = command
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+            .map(|c| (format!("{path} {}", c.get_name()), c))
+            .collect();
+        stack.extend(children.into_iter().rev());
+    }
+    out
+}
+
+/// Text as roff: backslashes and hyphens escaped, no line starting with a
+/// control character.
+fn roff_escape(text: &str) -> String {
+    text.replace('\\', "\\e")
+        .replace('-', "\\-")
+        .lines()
+        .map(|line| {
+            if line.starts_with('.') || line.starts_with('\'') {
+                format!("\\&{line}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Moves the `.TH` line to the top: clap_mangen puts its string definitions
