@@ -364,6 +364,23 @@ fn color_always_paints_verdicts_and_diagnostics_even_into_a_pipe() {
             file.display()
         );
     }
+    // verify's verdict too.
+    let bundle = walk(&ws.artifacts())
+        .into_iter()
+        .find(|f| f.ends_with("seal.json"))
+        .and_then(|f| f.parent().map(PathBuf::from))
+        .expect("a sealed bundle");
+    let verify = runproof()
+        .args(["--color", "always", "verify"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", describe(&verify));
+    assert!(
+        stdout_of(&verify).starts_with(&format!("{ESC}1m{ESC}32mVERIFIED{ESC}0m:")),
+        "{}",
+        describe(&verify)
+    );
     let bad = ws.write("bad.toml", BAD_CHECKS);
     let output = runproof()
         .args(["lint", "--color=always"])

@@ -27,7 +27,13 @@ pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
             serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
         );
     } else {
-        out!("{}", report.render_text());
+        // The verdict word (VERIFIED, INCOMPLETE, INVALID…) in its colour.
+        let text = report.render_text();
+        let end = text
+            .find(|c: char| !c.is_ascii_uppercase() && c != '_')
+            .unwrap_or(0);
+        let paint = super::style::stdout();
+        out!("{}{}", paint.verdict(&text[..end]), &text[end..]);
     }
     Ok(if report.is_valid() {
         ExitStatus::Success

@@ -163,8 +163,8 @@ fn verdict_style(label: &str) -> Style {
     let first = lower.split_whitespace().next().unwrap_or_default();
     match first {
         "pass" | "passed" | "ok" if lower.contains("after") => WARN,
-        "pass" | "passed" | "ok" => PASS,
-        "blocked" | "skipped" | "skip" | "flaky" => WARN,
+        "pass" | "passed" | "ok" | "verified" => PASS,
+        "blocked" | "skipped" | "skip" | "flaky" | "incomplete" => WARN,
         "interrupted" | "unfinished" => STOPPED,
         _ => FAIL,
     }
@@ -196,6 +196,9 @@ mod tests {
         assert!(paint.verdict("pass after 1 retry").contains("[33m"));
         assert!(paint.verdict("blocked").contains("[33m"));
         assert!(paint.verdict("interrupted").contains("[35m"));
+        assert!(paint.verdict("VERIFIED").contains("[32m"));
+        assert!(paint.verdict("INCOMPLETE").contains("[33m"));
+        assert!(paint.verdict("INVALID").contains("[31m"));
     }
 
     #[test]
