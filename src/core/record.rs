@@ -115,6 +115,9 @@ pub enum Event {
         on_escalate: String,
         #[serde(default)]
         allow_mutations: bool,
+        /// `--allow-mutations=TAG,...`: only mutating steps with these tags ran.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mutation_tags: Vec<String>,
         /// `--only` filter, when given.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         only: Vec<String>,
@@ -314,6 +317,9 @@ pub enum StepVerdict {
     Skipped,
     /// The run was interrupted during this step.
     Interrupted,
+    /// A `confirm` step nobody confirmed: not an escalation (nobody is
+    /// paged), but its dependents are blocked and the run does not pass.
+    Unconfirmed,
 }
 
 impl StepVerdict {
@@ -325,6 +331,7 @@ impl StepVerdict {
             StepVerdict::Blocked => "blocked",
             StepVerdict::Skipped => "skipped",
             StepVerdict::Interrupted => "interrupted",
+            StepVerdict::Unconfirmed => "unconfirmed",
         }
     }
 }
@@ -341,4 +348,6 @@ pub enum RunVerdict {
     Halted,
     /// SIGINT/SIGTERM.
     Interrupted,
+    /// Nothing escalated, but a confirmation step was not confirmed.
+    Unconfirmed,
 }

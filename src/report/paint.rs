@@ -164,7 +164,7 @@ fn verdict_style(label: &str) -> Style {
     match first {
         "pass" | "passed" | "ok" if lower.contains("after") => WARN,
         "pass" | "passed" | "ok" | "verified" => PASS,
-        "blocked" | "skipped" | "skip" | "flaky" | "incomplete" => WARN,
+        "blocked" | "skipped" | "skip" | "flaky" | "incomplete" | "unconfirmed" => WARN,
         "interrupted" | "unfinished" => STOPPED,
         _ => FAIL,
     }

@@ -162,6 +162,7 @@ impl RunObserver for TerminalReporter {
                     StepVerdict::Blocked => "BLOCKED",
                     StepVerdict::Skipped => "SKIP",
                     StepVerdict::Interrupted => "INTERRUPTED",
+                    StepVerdict::Unconfirmed => "WAITING",
                 };
                 let mut text = format!(
                     "{}{} {step}",

@@ -147,6 +147,10 @@ fn common_keys(duration: &Value, backoff: &Value) -> Map<String, Value> {
                 "description": "The step changes something: it runs only with `--allow-mutations`.",
                 "type": "boolean",
             }),
+            "owner" => json!({
+                "description": "Who is escalated to for this step (overrides the runbook's owner).",
+                "type": "string",
+            }),
             "hint" => json!({
                 "description": "Shown in the escalation record: what to look at first.",
                 "type": "string",
@@ -156,6 +160,8 @@ fn common_keys(duration: &Value, backoff: &Value) -> Map<String, Value> {
                 "type": "array",
                 "items": { "type": "string" },
             }),
+            // A key added to STEP_KEYS without a schema here still validates
+            // (any value); the test of described keys catches it.
             _ => json!({}),
         };
         common.insert((*key).to_string(), schema);

@@ -2,12 +2,10 @@
 //! scripts, the manual page, `--color`, `init`, `schema`, check files in
 //! `lint`/`plan`, `sweep --var` and `webhook listen --artifacts`.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Output;
 
-use common::*;
+use crate::support::*;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -592,6 +590,30 @@ fn the_schema_describes_keys_and_enumerates_kinds_for_editors() {
         assert!(predicates[name]["description"].is_string(), "{name}");
     }
     assert!(schema["$defs"]["HttpCheck"]["properties"]["verify_tls"]["description"].is_string());
+    // Every common key of a step is described (a key added to the loader
+    // without a schema entry would show up here).
+    for (key, value) in http["properties"].as_object().unwrap() {
+        assert!(
+            value["description"].is_string()
+                || value["$ref"].is_string()
+                || value["anyOf"].is_array(),
+            "{key}: {value}"
+        );
+    }
+    for key in [
+        "id",
+        "title",
+        "depends_on",
+        "retries",
+        "timeout",
+        "backoff",
+        "mutating",
+        "hint",
+        "owner",
+        "tags",
+    ] {
+        assert!(http["properties"][key]["description"].is_string(), "{key}");
+    }
 }
 
 // -------------------------------------------------------------------- init
