@@ -27,6 +27,8 @@ have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v curl >/dev/null || missing+=(curl)
 command -v openssl >/dev/null || missing+=(openssl)
+# `script` gives the colour tests a terminal (tests/it/shell.rs).
+command -v script >/dev/null || missing+=(bsdutils)
 # As root, PostgreSQL runs as an unprivileged user through setpriv (util-linux).
 command -v setpriv >/dev/null || missing+=(util-linux)
 

@@ -29,7 +29,13 @@ pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
             serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
         );
     } else {
-        out!("{}", report.render_text());
+        // The verdict word (VERIFIED, INCOMPLETE, INVALID…) in its colour.
+        let text = report.render_text();
+        let end = text
+            .find(|c: char| !c.is_ascii_uppercase() && c != '_')
+            .unwrap_or(0);
+        let paint = super::style::stdout();
+        out!("{}{}", paint.verdict(&text[..end]), &text[end..]);
     }
     Ok(if report.is_valid() {
         ExitStatus::Success
@@ -98,7 +104,10 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
         (None, _) => "NOT sealed (the run crashed or is still running)".to_string(),
     };
     out!("{} records, {state}\n", summary.records);
-    out!("{}", report::table::render_steps(&summary));
+    out!(
+        "{}",
+        super::style::stdout().table_column(&report::table::render_steps(&summary), 3)
+    );
     for (step, attempt, line) in probe_lines(&bundle.records) {
         out!("probes of {step}, attempt {attempt}: {line}");
     }

@@ -18,14 +18,14 @@ use crate::webhook::listener::{Delivery, Listener, ListenerConfig, DEFAULT_MAX_B
 use crate::webhook::signature::DEFAULT_MAX_AGE;
 use crate::webhook::{secret_from_env, WebhookError};
 
-/// `runproof webhook listen --addr ADDR --secret-env NAME [--out DIR] [--max-age 300s]`.
+/// `runproof webhook listen --addr ADDR --secret-env NAME [--artifacts DIR] [--max-age 300s]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenArgs {
     /// `127.0.0.1:PORT`.
     pub addr: SocketAddr,
     pub secret_env: String,
     /// The artifacts directory (the CLI's default: `artifacts`).
-    pub out: PathBuf,
+    pub artifacts: PathBuf,
     pub max_age: Duration,
     pub max_body: usize,
 }
@@ -36,7 +36,7 @@ impl ListenArgs {
         ListenArgs {
             addr,
             secret_env: secret_env.into(),
-            out: PathBuf::from("artifacts"),
+            artifacts: PathBuf::from("artifacts"),
             max_age: DEFAULT_MAX_AGE,
             max_body: DEFAULT_MAX_BODY,
         }
@@ -75,8 +75,9 @@ pub async fn listen_command(
     let redactor = Arc::new(Redactor::new(&[(args.secret_env.clone(), secret)]));
     crate::evidence::redact::set_log_redactor(redactor.clone());
     let header = listen_header(args, listener.local_addr(), redactor.classes());
-    let mut writer = BundleWriter::create(&args.out, header, redactor, SyncPolicy::EveryRecord)
-        .map_err(WebhookError::Evidence)?;
+    let mut writer =
+        BundleWriter::create(&args.artifacts, header, redactor, SyncPolicy::EveryRecord)
+            .map_err(WebhookError::Evidence)?;
     let blobs = writer.blobs();
     let started = std::time::Instant::now();
     print(&format!(
