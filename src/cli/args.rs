@@ -233,6 +233,10 @@ pub struct SweepArgs {
     /// Repeat the sweep every DURATION until Ctrl-C; each round is its own bundle.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub watch: Option<std::time::Duration>,
+    /// With --watch: keep the newest N round bundles of this sweep, deleting
+    /// older ones (a day at 60 s is 1,440 bundles).
+    #[arg(long, value_name = "N", default_value_t = 1440, requires = "watch")]
+    pub keep: usize,
     /// Run shard k of n (stable by check id; a check stays with what it depends on).
     #[arg(long, value_name = "k/n")]
     pub shard: Option<String>,

@@ -13,7 +13,7 @@ use crate::engine::Cancel;
 use crate::evidence::Redactor;
 use crate::report;
 use crate::report::paint::Paint;
-use crate::session::sweep::{sweep_round, SweepRound};
+use crate::session::sweep::{prune_rounds, sweep_round, SweepRound};
 use crate::sweep::baseline::Baseline;
 use crate::sweep::input::{load_input, plan, InputError};
 use crate::sweep::run::{SweepOptions, SweepReport};
@@ -99,6 +99,14 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
         // status: nobody is left to read the next one.
         if print_round_line(&args, round, &report, &bundle, &redactor).is_err() {
             return Ok(status);
+        }
+        if let Some(rounds) = std::path::Path::new(&bundle).parent() {
+            if let Err(e) = prune_rounds(rounds, args.keep.max(1)) {
+                eprintln!(
+                    "runproof: warning: cannot prune old rounds in {}: {e}",
+                    rounds.display()
+                );
+            }
         }
         if report.verdict == RunVerdict::Interrupted {
             return Ok(ExitStatus::Interrupted);

@@ -226,3 +226,32 @@ fn metrics(report: &SweepReport) -> Vec<prometheus::CheckMetrics> {
         })
         .collect()
 }
+
+/// `sweep --watch --keep N`: deletes all but the newest `keep` sealed sweep
+/// bundles in `rounds` (one sweep's folder), oldest first by name (bundle
+/// folders start with their UTC timestamp). Only folders holding a sweep
+/// bundle's `runproof.json` and `seal.json` are touched. Returns how many
+/// were deleted.
+pub fn prune_rounds(rounds: &Path, keep: usize) -> std::io::Result<usize> {
+    let mut bundles: Vec<PathBuf> = std::fs::read_dir(rounds)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| is_sealed_sweep_bundle(path))
+        .collect();
+    bundles.sort();
+    let excess = bundles.len().saturating_sub(keep);
+    for old in &bundles[..excess] {
+        std::fs::remove_dir_all(old)?;
+    }
+    Ok(excess)
+}
+
+fn is_sealed_sweep_bundle(path: &Path) -> bool {
+    if !path.join("seal.json").is_file() {
+        return false;
+    }
+    std::fs::read(path.join("runproof.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Header>(&bytes).ok())
+        .is_some_and(|header| header.kind == BundleKind::Sweep)
+}

@@ -1666,3 +1666,41 @@ fn watch_interval_under_one_second_is_rejected() {
         assert!(bundles(&ws, "sweep").is_empty(), "no round ran");
     }
 }
+
+#[test]
+fn watch_keeps_only_the_newest_rounds() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let file = ws.write(
+        "keep.toml",
+        &check_file(&http("a", &format!("{}/ok", server.url()), "")),
+    );
+    let mut child = runproof()
+        .arg("sweep")
+        .arg(&file)
+        .arg("--artifacts")
+        .arg(ws.artifacts())
+        .args(["--name", "kept", "--watch", "1s", "--keep", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sweep --watch --keep");
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    for round in 1..=4 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with(&format!("round {round} ")), "{line:?}");
+    }
+    drop(reader);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let rounds: Vec<_> = std::fs::read_dir(ws.artifacts().join("kept"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    for round in rounds {
+        assert!(verify(&round.path(), &[]).status.success());
+    }
+}
