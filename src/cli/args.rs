@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use super::provenance::ProvenanceArgs;
+
 /// Runbooks as declarative checks, run under a retry policy, leaving sealed
 /// evidence that `runproof verify` checks offline.
 #[derive(Debug, Parser)]
@@ -59,6 +61,8 @@ pub struct RunArgs {
     /// Print the run as one JSON document on stdout (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +164,8 @@ pub struct WebhookListenArgs {
     /// Replay window.
     #[arg(long, default_value = "300s", value_name = "DURATION", value_parser = parse_duration)]
     pub max_age: std::time::Duration,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +215,8 @@ pub struct SweepArgs {
     /// Save this sweep's latency figures as a baseline.
     #[arg(long, value_name = "FILE")]
     pub save_baseline: Option<PathBuf>,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,7 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
         &env,
         &args.artifacts,
         false,
+        &super::provenance::resolve(&Default::default(), Vec::new())?,
     )
     .await?;
     if finished.status == ExitStatus::Interrupted {

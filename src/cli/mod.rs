@@ -16,6 +16,7 @@ mod demo;
 pub mod exit;
 mod inspect;
 mod log;
+mod provenance;
 mod run;
 mod signals;
 mod sweep;

@@ -16,6 +16,7 @@ use crate::evidence::Redactor;
 use crate::report::{self, TerminalReporter};
 use crate::runbook::{expiry_warning, load_runbook, LoadError, Runbook, SecretStore};
 use crate::session::run::{RunReport, RunSession};
+use crate::session::Provenance;
 
 /// Looks up environment values; the demo injects its own token through it.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -49,8 +50,18 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
             )));
         }
     }
+    let overridden = args.vars.iter().map(|(k, _)| k.clone()).collect();
+    let provenance = super::provenance::resolve(&args.provenance, overridden)?;
     let env = |name: &str| std::env::var(name).ok();
-    let finished = execute(&runbook, &options, &env, &args.artifacts, args.json).await?;
+    let finished = execute(
+        &runbook,
+        &options,
+        &env,
+        &args.artifacts,
+        args.json,
+        &provenance,
+    )
+    .await?;
     Ok(finished.status)
 }
 
@@ -62,6 +73,7 @@ pub async fn execute(
     env: EnvLookup<'_>,
     artifacts: &Path,
     json: bool,
+    provenance: &Provenance,
 ) -> Result<Finished, CliError> {
     let base_dir = runbook.path.parent().unwrap_or(Path::new("."));
     let secrets = SecretStore::load(&runbook.secrets, base_dir, env)
@@ -86,7 +98,7 @@ pub async fn execute(
         );
     }
 
-    let session = RunSession::open(runbook, redactor.clone(), artifacts)
+    let session = RunSession::open(runbook, redactor.clone(), artifacts, provenance)
         .map_err(|e| CliError::internal(e.to_string()))?;
     let cancel = Cancel::new();
     super::signals::install_signal_handlers(&cancel)

@@ -8,6 +8,7 @@
 //! - [`record`]: the header and journal record formats (shared with the engine);
 //! - [`writer`]: [`BundleWriter`] and [`BlobStore`], the only code that writes a bundle;
 //! - [`seal`]: the in-toto seal and the digest/crash-safe-write helpers;
+//! - [`sign`]: [`SealSigner`], the SSHSIG signature of the seal (`seal.json.sig`);
 //! - [`read`]: [`read_bundle`], for `show` and reports;
 //! - [`verify`]: [`verify_bundle`], offline verification;
 //! - [`scan`]: the secret scan behind `verify --scan-secrets-from-env`;
@@ -17,6 +18,7 @@ pub mod read;
 pub mod redact;
 pub mod scan;
 pub mod seal;
+pub mod sign;
 pub mod verify;
 pub mod writer;
 
@@ -28,6 +30,7 @@ pub use read::{read_bundle, Bundle, ReadError};
 pub use redact::{is_sensitive_header, redact_url, Redacted, Redactor};
 pub use scan::SecretFinding;
 pub use seal::{Seal, SealPredicate, Subject};
+pub use sign::{SealSigner, SignError, SIGNATURE_FILE, SIGNATURE_NAMESPACE};
 pub use verify::{
     verify_bundle, Check, CheckStatus, Problem, Verdict, VerifyOptions, VerifyReport,
 };

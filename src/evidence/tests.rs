@@ -43,6 +43,7 @@ fn header(kind: BundleKind, redactor: &Redactor) -> Header {
             name: "deploy-api".to_string(),
             path: "runbooks/deploy-api.toml".to_string(),
             sha256: sha256_hex(b"[runbook]\nname = \"deploy-api\"\n"),
+            copy: None,
         },
         runproof_version: "0.1.0".to_string(),
         host: "ci-runner".to_string(),
@@ -50,6 +51,11 @@ fn header(kind: BundleKind, redactor: &Redactor) -> Header {
         started_at: format!("{:.3}", jiff::Timestamp::now()),
         secrets: vec!["API_TOKEN".to_string()],
         redaction: redactor.classes(),
+        operator_source: None,
+        renderer: None,
+        vars: Default::default(),
+        vars_overridden: Vec::new(),
+        signing_key: None,
     }
 }
 
@@ -70,6 +76,7 @@ fn step_start(step: &str) -> Event {
         kind: "http".to_string(),
         title: None,
         target: "GET https://api.example/{{path}}".to_string(),
+        rendered: None,
         max_attempts: 3,
         timeout_ms: 10_000,
     }

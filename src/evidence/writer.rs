@@ -21,6 +21,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use super::redact::{Redacted, Redactor};
+use super::sign::{SealSigner, SIGNATURE_FILE};
 use super::seal::{
     list_files, sha256_file, sha256_hex, sync_dir, write_durable, Seal, SealPredicate, Subject,
     BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE, STATEMENT_TYPE,
@@ -67,6 +68,8 @@ pub struct BundleWriter {
     run_end: Option<(RunVerdict, BTreeMap<String, u32>)>,
     /// Set once the journal is synced for good (seal) so Drop does nothing.
     finished: bool,
+    /// Signs `seal.json` into `seal.json.sig` when set.
+    signer: Option<Arc<SealSigner>>,
 }
 
 impl BundleWriter {
@@ -136,6 +139,7 @@ impl BundleWriter {
             blobs,
             run_end: None,
             finished: false,
+            signer: None,
         })
     }
 
@@ -298,6 +302,11 @@ impl BundleWriter {
         Ok(())
     }
 
+    /// Signs the seal with `signer` (`--sign-key`).
+    pub fn set_signer(&mut self, signer: Option<Arc<SealSigner>>) {
+        self.signer = signer;
+    }
+
     /// Where probes store bodies and output.
     pub fn blobs(&self) -> Arc<BlobStore> {
         self.blobs.clone()
@@ -318,7 +327,7 @@ impl BundleWriter {
         {
             return Err(invalid("not a plain relative path"));
         }
-        if [SEAL_FILE, HEADER_FILE, JOURNAL_FILE, "blobs"].contains(&parts[0]) {
+        if [SEAL_FILE, SIGNATURE_FILE, HEADER_FILE, JOURNAL_FILE, "blobs"].contains(&parts[0]) {
             return Err(invalid("reserved name"));
         }
         let path = self.dir.join(relative);
@@ -334,13 +343,14 @@ impl BundleWriter {
 
     /// Syncs the journal and writes `seal.json` last, listing every other
     /// file with its SHA-256, the record count and the chain head. Returns
-    /// the bundle's folder.
+    /// the bundle's folder. With a signer, `seal.json.sig` is written first,
+    /// so a `seal.json` on disk always has its signature beside it.
     pub fn seal(mut self) -> io::Result<PathBuf> {
         self.flush()?;
         self.journal.sync_all()?;
         let mut subject = Vec::new();
         for name in list_files(&self.dir)? {
-            if name == SEAL_FILE {
+            if name == SEAL_FILE || name == SIGNATURE_FILE {
                 continue;
             }
             let (sha, _) = sha256_file(&self.dir.join(&name))?;
@@ -373,6 +383,10 @@ impl BundleWriter {
         bytes.push(b'\n');
         // The seal holds names and digests only; redaction here would only
         // ever corrupt a digest, so it is written as is.
+        if let Some(signer) = &self.signer {
+            let signature = signer.sign(&bytes).map_err(io::Error::other)?;
+            write_durable(&self.dir.join(SIGNATURE_FILE), signature.as_bytes())?;
+        }
         write_durable(&self.dir.join(SEAL_FILE), &bytes)?;
         self.finished = true;
         Ok(self.dir.clone())

@@ -7,12 +7,15 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::SessionError;
-use crate::core::record::{BundleKind, Header, SourceRef};
+use super::{Provenance, SessionError};
+use crate::core::record::{BundleKind, CopyRef, Header, SourceRef};
 use crate::engine::{run_runbook, Cancel, RunObserver, RunOptions, RunOutcome};
 use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
 use crate::report::{self, RunSummary, SummaryBuilder};
 use crate::runbook::{Runbook, SecretStore};
+
+/// The runbook's redacted copy inside a `run` bundle.
+pub const RUNBOOK_COPY: &str = "runbook.toml";
 
 /// An open `run` bundle, with the runbook already copied in.
 pub struct RunSession<'a> {
@@ -35,16 +38,20 @@ impl<'a> RunSession<'a> {
         runbook: &'a Runbook,
         redactor: Arc<Redactor>,
         artifacts: &Path,
+        provenance: &Provenance,
     ) -> Result<Self, SessionError> {
-        let header = new_header(runbook, &redactor);
+        let mut header = new_header(runbook, &redactor);
+        provenance.stamp(&mut header);
+        header.vars_overridden = provenance.overridden_vars.clone();
         let started_at = header.started_at.clone();
         let mut bundle = BundleWriter::create(artifacts, header, redactor, SyncPolicy::EveryRecord)
             .map_err(|source| SessionError::Create {
                 dir: artifacts.to_path_buf(),
                 source,
             })?;
+        provenance.arm(&mut bundle);
         bundle
-            .write_file("runbook.toml", runbook.source.as_bytes())
+            .write_file(RUNBOOK_COPY, runbook.source.as_bytes())
             .map_err(SessionError::Write)?;
         Ok(RunSession {
             runbook,
@@ -108,11 +115,21 @@ impl<'a> RunSession<'a> {
 }
 
 fn new_header(runbook: &Runbook, redactor: &Redactor) -> Header {
+    // The copy in the bundle is redacted on its way to disk: record both
+    // digests, so QA can match the file they hold against either.
+    let copy = redactor.redact_bytes(runbook.source.as_bytes());
     let source = SourceRef {
         name: runbook.meta.name.clone(),
         path: runbook.path.display().to_string(),
         sha256: hex::encode(Sha256::digest(runbook.source.as_bytes())),
+        copy: Some(CopyRef {
+            path: RUNBOOK_COPY.to_string(),
+            sha256: hex::encode(Sha256::digest(&copy)),
+        }),
     };
     let secrets = runbook.secrets.declared().map(str::to_string).collect();
-    Header::new(BundleKind::Run, source, secrets, redactor.classes())
+    let mut header = Header::new(BundleKind::Run, source, secrets, redactor.classes());
+    header.vars = runbook.vars.clone();
+    header.renderer = Some(report::RENDERER_VERSION.to_string());
+    header
 }
