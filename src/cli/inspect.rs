@@ -5,7 +5,7 @@ use super::CliError;
 use crate::cli::exit::ExitStatus;
 use crate::core::record::{Event, Record};
 use crate::engine::RunObserver;
-use crate::evidence::{read_bundle, verify_bundle, VerifyOptions};
+use crate::evidence::{read_bundle, verify_bundle, AllowedSigners, RunbookFile, VerifyOptions};
 use crate::report::{self, SummaryBuilder};
 
 pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
@@ -20,7 +20,38 @@ pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
             }
         }
     }
-    let report = verify_bundle(&args.bundle, &VerifyOptions { scan_secrets });
+    let allowed_signers = match &args.allowed_signers {
+        Some(path) => Some(
+            AllowedSigners::load(path)
+                .map_err(|e| CliError::invalid(format!("--allowed-signers {e}")))?,
+        ),
+        None => None,
+    };
+    if let Some(signers) = &allowed_signers {
+        for skipped in &signers.skipped {
+            eprintln!("runproof: warning: --allowed-signers {skipped}");
+        }
+    }
+    let runbook = match &args.runbook {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| CliError::invalid(format!("--runbook {}: {e}", path.display())))?;
+            Some(RunbookFile {
+                path: path.display().to_string(),
+                sha256: crate::evidence::seal::sha256_hex(&bytes),
+            })
+        }
+        None => None,
+    };
+    let options = VerifyOptions {
+        scan_secrets,
+        allowed_signers,
+        identity: args.identity.clone(),
+        runbook,
+        expect_head: args.expect_head.clone(),
+    };
+    let mut report = verify_bundle(&args.bundle, &options);
+    crate::session::audit::audit_reports(&mut report);
     if args.json {
         out!(
             "{}",

@@ -55,7 +55,11 @@ fn operator(flag: Option<&str>) -> (String, String) {
     if let Some(name) = flag.and_then(clean) {
         return (name, "--operator".into());
     }
-    if let Some(name) = std::env::var("RUNPROOF_OPERATOR").ok().as_deref().and_then(clean) {
+    if let Some(name) = std::env::var("RUNPROOF_OPERATOR")
+        .ok()
+        .as_deref()
+        .and_then(clean)
+    {
         return (name, "RUNPROOF_OPERATOR".into());
     }
     let git = |key: &str| {

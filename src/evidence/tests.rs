@@ -363,6 +363,7 @@ fn secrets_are_redacted_everywhere() {
     // And the scan, with the canary and patterns, agrees.
     let options = VerifyOptions {
         scan_secrets: vec![("API_TOKEN".to_string(), CANARY.to_string())],
+        ..Default::default()
     };
     let report = verify_bundle(&dir, &options);
     assert_eq!(
@@ -675,6 +676,7 @@ fn secret_scan_finds_planted_canary_without_printing_it() {
     assert_eq!(verify(&dir).verdict, Verdict::Verified);
     let options = VerifyOptions {
         scan_secrets: vec![("PROD_SECRET".to_string(), leak.to_string())],
+        ..Default::default()
     };
     let report = verify_bundle(&dir, &options);
     assert_eq!(

@@ -23,11 +23,15 @@ use super::seal::{
     list_files, sha256_file, sha256_ref, Seal, BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE,
     SEAL_PREDICATE_TYPE, STATEMENT_TYPE, TEMP_PREFIX,
 };
+use super::sign::{SIGNATURE_FILE, SIGNATURE_NAMESPACE};
+use super::signers::AllowedSigners;
 use crate::core::record::{
     AttemptVerdict, BundleKind, Event, Header, Record, RunVerdict, StepVerdict, FORMAT_VERSION,
 };
 
 mod files;
+use files::short;
+mod qa;
 mod render;
 mod semantics;
 
@@ -39,6 +43,36 @@ pub struct VerifyOptions {
     /// list would catch (unredacted auth headers and URL passwords, JWTs,
     /// private keys, `AKIA…`/`ghp_…`/`fm2_…` tokens).
     pub scan_secrets: Vec<(String, String)>,
+    /// `--allowed-signers`: the seal must carry a valid signature by one of
+    /// these keys (in namespace `runproof-seal`).
+    pub allowed_signers: Option<AllowedSigners>,
+    /// `--identity`: ...and the key must be listed for this principal.
+    pub identity: Option<String>,
+    /// `--runbook FILE`: the bundle must have run exactly this file.
+    pub runbook: Option<RunbookFile>,
+    /// `--expect-head`: the chain must end at this `sha256:<hex>`.
+    pub expect_head: Option<String>,
+}
+
+/// A runbook QA holds, to compare with the one a bundle ran.
+#[derive(Debug, Clone)]
+pub struct RunbookFile {
+    /// As given on the command line, for messages.
+    pub path: String,
+    /// SHA-256 hex of its bytes.
+    pub sha256: String,
+}
+
+/// Who signed the seal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignerInfo {
+    /// The principals of the allowed-signers line that holds the key (empty
+    /// when no `--allowed-signers` was given: then the key is only named).
+    pub principals: Vec<String>,
+    /// `SHA256:…` of the signing key.
+    pub fingerprint: String,
+    /// True when the key was found in `--allowed-signers`.
+    pub trusted: bool,
 }
 
 /// The overall outcome.
@@ -137,6 +171,11 @@ pub struct VerifyReport {
     pub secrets: Vec<SecretFinding>,
     /// Worth a look, not failures (orphan blobs, wall clock going backwards…).
     pub warnings: Vec<String>,
+    /// The seal's signer, when `seal.json.sig` verified.
+    pub signer: Option<SignerInfo>,
+    /// `sha256:<hex>` of the journal's last line (the header's digest when
+    /// the journal is empty): the chain's head.
+    pub head: Option<String>,
 }
 
 // Check names, in the order they are reported.
@@ -155,6 +194,12 @@ const BLOBS: &str = "blobs";
 const SEAL: &str = "seal";
 const SUBJECTS: &str = "seal.subjects";
 const UNLISTED: &str = "seal.unlisted";
+const SIGNATURE: &str = "seal.signature";
+const HEAD: &str = "head";
+const RUNBOOK: &str = "runbook";
+/// The reports' agreement with the journal: checked above this module (the
+/// renderers live above `evidence`), reported under this name.
+pub const REPORTS: &str = "reports";
 const SECRETS: &str = "secrets";
 const CHECK_ORDER: &[&str] = &[
     HEADER,
@@ -172,6 +217,10 @@ const CHECK_ORDER: &[&str] = &[
     SEAL,
     SUBJECTS,
     UNLISTED,
+    SIGNATURE,
+    HEAD,
+    RUNBOOK,
+    REPORTS,
     SECRETS,
 ];
 
@@ -297,7 +346,8 @@ impl Verifier {
         };
 
         // 4. Semantics.
-        let run_end = self.check_semantics(&records, header.as_ref(), sealed);
+        let run_end_record = self.check_semantics(&records, header.as_ref(), sealed);
+        let run_end = run_end_record.as_ref().map(|(v, _)| *v);
 
         // 5. Files on disk.
         let files = match list_files(&self.dir) {
@@ -319,6 +369,12 @@ impl Verifier {
                 head.as_deref(),
                 run_end,
             );
+            self.check_seal_claims(
+                seal,
+                header.as_ref(),
+                run_end_record.as_ref().map(|(_, c)| c),
+                records.last().map(|(_, r)| r.t.as_str()),
+            );
         } else if !sealed {
             let why = "no seal.json: the run is unfinished or crashed".to_string();
             for check in [SEAL, SUBJECTS, UNLISTED] {
@@ -333,6 +389,16 @@ impl Verifier {
                     .push("temporary files left by an interrupted write".to_string());
             }
         }
+
+        self.skipped.insert(
+            REPORTS,
+            "not checked here (runproof verify checks them)".to_string(),
+        );
+
+        // 6b. What QA brought: keys, the expected head, the runbook.
+        let signer = self.check_signature(sealed, options);
+        self.check_head(sealed, head.as_deref(), options);
+        self.check_runbook(header.as_ref(), options);
 
         // 7. Secrets.
         let mut secrets = Vec::new();
@@ -363,7 +429,10 @@ impl Verifier {
             secrets = found;
         }
 
-        self.finish(header, sealed, records.len() as u64, run_end, secrets)
+        let mut report = self.finish(header, sealed, records.len() as u64, run_end, secrets);
+        report.signer = signer;
+        report.head = head;
+        report
     }
 
     fn parse_header(&mut self, bytes: &[u8]) -> Option<Header> {
@@ -636,6 +705,8 @@ impl Verifier {
             problems: self.problems,
             secrets,
             warnings: self.warnings,
+            signer: None,
+            head: None,
         }
     }
 }

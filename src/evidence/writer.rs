@@ -21,11 +21,11 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use super::redact::{Redacted, Redactor};
-use super::sign::{SealSigner, SIGNATURE_FILE};
 use super::seal::{
     list_files, sha256_file, sha256_hex, sync_dir, write_durable, Seal, SealPredicate, Subject,
     BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE, STATEMENT_TYPE,
 };
+use super::sign::{SealSigner, SIGNATURE_FILE};
 use crate::core::record::{Event, Header, RunVerdict, FORMAT_VERSION};
 use crate::core::{BlobRef, BlobSink};
 
@@ -86,12 +86,7 @@ impl BundleWriter {
         check_folder_name("run id", &header.run_id)?;
         let parent = artifacts.join(&header.source.name);
         fs::create_dir_all(&parent)?;
-        let started = header
-            .started_at
-            .parse::<jiff::Timestamp>()
-            .unwrap_or_else(|_| jiff::Timestamp::now());
-        let stamp = started.strftime("%Y%m%dT%H%M%SZ").to_string();
-        let dir = parent.join(format!("{stamp}-{}", header.run_id));
+        let dir = parent.join(bundle_leaf(&header));
         fs::create_dir(&dir)?;
         sync_dir(&parent)?;
 
@@ -327,7 +322,15 @@ impl BundleWriter {
         {
             return Err(invalid("not a plain relative path"));
         }
-        if [SEAL_FILE, SIGNATURE_FILE, HEADER_FILE, JOURNAL_FILE, "blobs"].contains(&parts[0]) {
+        if [
+            SEAL_FILE,
+            SIGNATURE_FILE,
+            HEADER_FILE,
+            JOURNAL_FILE,
+            "blobs",
+        ]
+        .contains(&parts[0])
+        {
             return Err(invalid("reserved name"));
         }
         let path = self.dir.join(relative);
@@ -401,6 +404,20 @@ impl Drop for BundleWriter {
             let _ = self.flush();
         }
     }
+}
+
+/// The bundle's folder name, `<UTC timestamp>-<run id>`, from its header.
+pub fn bundle_leaf(header: &Header) -> String {
+    let started = header
+        .started_at
+        .parse::<jiff::Timestamp>()
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    format!("{}-{}", started.strftime("%Y%m%dT%H%M%SZ"), header.run_id)
+}
+
+/// The bundle's path relative to the artifacts folder: `<name>/<leaf>`.
+pub fn bundle_label(header: &Header) -> String {
+    format!("{}/{}", header.source.name, bundle_leaf(header))
 }
 
 /// `fmt::Write` into a byte buffer, for the envelope numbers.

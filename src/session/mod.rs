@@ -5,8 +5,10 @@
 //!
 //! - [`run`]: `runproof run`: a runbook into a `run` bundle.
 //! - [`sweep`]: one round of `runproof sweep` into a `sweep` bundle.
+//! - [`audit`]: `verify`'s check that a bundle's reports agree with its journal.
 //! - [`listen`]: `runproof webhook listen` into a `listen` bundle.
 
+pub mod audit;
 pub mod listen;
 pub mod run;
 pub mod sweep;

@@ -92,14 +92,11 @@ impl<'a> RunSession<'a> {
         };
         let summary = summary.finish();
         let bundle_dir = self.bundle.dir().to_path_buf();
-        let bundle_name = bundle_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let context = report_context(self.bundle.header());
         self.bundle
             .write_file(
                 "summary.md",
-                report::markdown::render(&summary, &bundle_name).as_bytes(),
+                report::markdown::render_run(&summary, &context).as_bytes(),
             )
             .map_err(SessionError::Write)?;
         self.bundle
@@ -132,4 +129,14 @@ fn new_header(runbook: &Runbook, redactor: &Redactor) -> Header {
     header.vars = runbook.vars.clone();
     header.renderer = Some(report::RENDERER_VERSION.to_string());
     header
+}
+
+/// What `summary.md` states beyond the events, all from the header, so that
+/// `verify` can regenerate it.
+pub fn report_context(header: &Header) -> report::markdown::ReportContext {
+    report::markdown::ReportContext {
+        bundle: crate::evidence::bundle_label(header),
+        operator: Some(header.operator.clone()),
+        signing_key: header.signing_key.clone(),
+    }
 }
