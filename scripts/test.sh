@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README: "Run the tests"). Makes sure the services the
 # integration tests talk to run on 127.0.0.1 — PostgreSQL on 5432 (user
-# postgres, trusted from loopback, TLS on) and Redis on 6379 — installing them
-# from Debian's packages when they are missing, then runs the whole suite.
+# postgres, trusted from loopback, TLS on) and Redis on 6379 — and that
+# OpenSSH's ssh-keygen/ssh-agent exist, installing them from Debian's packages
+# when they are missing, then runs the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +71,17 @@ ensure_redis() {
   return 1
 }
 
+# Signing tests check seals with the real `ssh-keygen -Y verify` and sign
+# through a real `ssh-agent`.
+ensure_openssh() {
+  if command -v ssh-keygen >/dev/null && command -v ssh-agent >/dev/null && command -v ssh-add >/dev/null; then
+    return
+  fi
+  echo "test.sh: installing openssh-client"
+  apt_install openssh-client
+}
+
 ensure_postgres
 ensure_redis
+ensure_openssh
 exec cargo test --locked "$@"

@@ -126,8 +126,50 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
         (Some(_), None) => "sealed".to_string(),
         (None, _) => "NOT sealed (the run crashed or is still running)".to_string(),
     };
-    out!("{} records, {state}\n", summary.records);
+    out!("{} records, {state}", summary.records);
+    match (
+        &header.signing_key,
+        bundle.dir.join(crate::evidence::SIGNATURE_FILE).exists(),
+    ) {
+        (Some(key), true) => {
+            out!("seal signed by key {key} (check it: runproof verify --allowed-signers FILE)")
+        }
+        (_, true) => out!("seal signed (check it: runproof verify --allowed-signers FILE)"),
+        (Some(key), false) => out!("seal NOT signed, though the header names key {key}"),
+        (None, false) => out!("seal not signed"),
+    }
+    if !header.vars.is_empty() {
+        let vars: Vec<String> = header
+            .vars
+            .iter()
+            .map(|(k, v)| {
+                let mark = if header.vars_overridden.contains(k) {
+                    " (--var)"
+                } else {
+                    ""
+                };
+                format!("{k}={v}{mark}")
+            })
+            .collect();
+        out!("vars: {}", vars.join(", "));
+    }
+    out!("");
     out!("{}", report::table::render_steps(&summary));
+    // What each step actually checked: vars filled in, secrets masked.
+    for record in &bundle.records {
+        if let Event::StepStart {
+            step,
+            target,
+            rendered,
+            ..
+        } = &record.event
+        {
+            out!(
+                "target of {step}: {}",
+                rendered.as_deref().unwrap_or(target)
+            );
+        }
+    }
     for (step, attempt, line) in probe_lines(&bundle.records) {
         out!("probes of {step}, attempt {attempt}: {line}");
     }
