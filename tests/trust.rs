@@ -829,3 +829,52 @@ fn journal_names_the_url_from_var_and_the_header_every_var() {
         describe(&output)
     );
 }
+
+#[test]
+fn credential_shaped_output_is_a_warning_and_secrets_found_under_strict() {
+    let ws = Workspace::new();
+    let key_base = "0123456789abcdef".repeat(5);
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJxYS1ib3QifQ.c2lnbmF0dXJlLWJ5dGVz";
+    // A deploy script traced with `set -x` echoes its environment.
+    let path = ws.write(
+        "leaky.toml",
+        &format!(
+            r#"[runbook]
+name = "leaky"
+{FAST}
+[[step]]
+id = "deploy"
+check = "command"
+argv = ["sh", "-c", "set -x; SECRET_KEY_BASE={key_base} true; echo token {jwt}; exit 3"]
+retries = 0
+"#
+        ),
+    );
+    let output = ws.run(&path, &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let bundle = bundle_path(&output);
+
+    let (code, out) = verify_text(&bundle, &[]);
+    assert_eq!(code, Some(0), "warnings only without --strict\n{out}");
+    assert!(out.contains("credential-shaped strings"), "{out}");
+    assert!(out.contains("secr…"), "SECRET_KEY_BASE flagged: {out}");
+    assert!(out.contains("jwt…"), "JWT flagged: {out}");
+    assert!(
+        !out.contains(&key_base) && !out.contains(jwt),
+        "never the value: {out}"
+    );
+
+    let (code, out) = verify_text(&bundle, &["--strict"]);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.starts_with("SECRETS FOUND"), "{out}");
+
+    // A clean bundle has nothing to warn about, even under --strict.
+    let clean = ws.write(
+        "clean.toml",
+        &format!("[runbook]\nname = \"clean\"\n{FAST}\n[[step]]\nid = \"ok\"\ncheck = \"command\"\nargv = [\"true\"]\n"),
+    );
+    let bundle = bundle_path(&ws.run(&clean, &[]));
+    let (code, out) = verify_text(&bundle, &["--strict"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("credential-shaped strings in"), "{out}");
+}

@@ -49,6 +49,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
         identity: args.identity.clone(),
         runbook,
         expect_head: args.expect_head.clone(),
+        strict_secrets: args.strict,
     };
     let mut report = verify_bundle(&args.bundle, &options);
     crate::session::audit::audit_reports(&mut report);

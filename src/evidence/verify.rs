@@ -52,6 +52,9 @@ pub struct VerifyOptions {
     pub runbook: Option<RunbookFile>,
     /// `--expect-head`: the chain must end at this `sha256:<hex>`.
     pub expect_head: Option<String>,
+    /// `--strict`: credential-shaped strings found without known values make
+    /// the verdict SECRETS FOUND instead of warnings.
+    pub strict_secrets: bool,
 }
 
 /// A runbook QA holds, to compare with the one a bundle ran.
@@ -171,6 +174,10 @@ pub struct VerifyReport {
     pub secrets: Vec<SecretFinding>,
     /// Worth a look, not failures (orphan blobs, wall clock going backwards…).
     pub warnings: Vec<String>,
+    /// Credential-shaped strings found by pattern (a JWT, a private-key
+    /// block, `password=…`, `SECRET_KEY_BASE=<hex>`…), reported as warnings;
+    /// under `--strict` they are in `secrets` instead.
+    pub credential_warnings: Vec<SecretFinding>,
     /// The seal's signer, when `seal.json.sig` verified.
     pub signer: Option<SignerInfo>,
     /// `sha256:<hex>` of the journal's last line (the header's digest when
@@ -402,8 +409,34 @@ impl Verifier {
 
         // 7. Secrets.
         let mut secrets = Vec::new();
+        let mut credential_warnings = Vec::new();
         if options.scan_secrets.is_empty() {
-            self.skipped.insert(SECRETS, "not requested".to_string());
+            // Without values to look for, credential shapes are still worth
+            // a look: a `set -x` trace or an env dump in a command's output.
+            let (found, errors) = scan_files(&self.dir, &files, &Redactor::new(&[]), true);
+            for error in errors {
+                self.warnings.push(format!("cannot scan {error}"));
+            }
+            if options.strict_secrets {
+                self.details.insert(
+                    SECRETS,
+                    format!(
+                        "{} files scanned for credential patterns (--strict): {} matches",
+                        files.len(),
+                        found.len()
+                    ),
+                );
+                secrets = found;
+            } else {
+                self.skipped.insert(
+                    SECRETS,
+                    format!(
+                        "{} credential-shaped strings (warnings below; --strict fails on them)",
+                        found.len()
+                    ),
+                );
+                credential_warnings = found;
+            }
         } else {
             let redactor = Redactor::new(&options.scan_secrets);
             for weak in redactor.weak_secrets() {
@@ -432,6 +465,7 @@ impl Verifier {
         let mut report = self.finish(header, sealed, records.len() as u64, run_end, secrets);
         report.signer = signer;
         report.head = head;
+        report.credential_warnings = credential_warnings;
         report
     }
 
@@ -705,6 +739,7 @@ impl Verifier {
             problems: self.problems,
             secrets,
             warnings: self.warnings,
+            credential_warnings: Vec::new(),
             signer: None,
             head: None,
         }

@@ -160,6 +160,17 @@ impl VerifyReport {
             out.push_str(&Table::new(rows).with(Style::sharp()).to_string());
             out.push('\n');
         }
+        if !self.credential_warnings.is_empty() {
+            out.push_str("warning: credential-shaped strings in the bundle (rotate them if real; --strict fails on them):\n");
+            let rows = self.credential_warnings.iter().map(|s| SecretRow {
+                file: &s.file,
+                line: s.line,
+                offset: s.offset,
+                preview: &s.preview,
+            });
+            out.push_str(&Table::new(rows).with(Style::sharp()).to_string());
+            out.push('\n');
+        }
         for warning in &self.warnings {
             out.push_str(&format!("warning: {warning}\n"));
         }
