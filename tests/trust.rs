@@ -805,6 +805,17 @@ fn journal_names_the_url_from_var_and_the_header_every_var() {
     let shown = runproof().arg("show").arg(&bundle).output().unwrap();
     let shown = text(&shown);
     assert!(shown.contains("by Jane QA"), "{shown}");
+    assert!(
+        shown.contains(&format!("public_url={} (--var)", server.url())),
+        "{shown}"
+    );
+    // The escalated step's failed attempts, with their evidence by role.
+    assert!(
+        shown.contains("evidence of the failed attempts of down:"),
+        "{shown}"
+    );
+    assert!(shown.contains("response body: blobs/sha256/"), "{shown}");
+    assert!(shown.contains("| status 503"), "{shown}");
     assert!(shown.contains(&format!("{}/json", server.url())), "{shown}");
 
     // summary.md ends with a verify command that works from the artifacts folder.

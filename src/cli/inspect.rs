@@ -196,11 +196,92 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
             out!("  hint: {hint}");
         }
     }
+    // What the failed attempts saw, by role, with an excerpt of each blob
+    // (blobs are redacted before they are written).
+    for (step, lines) in failed_evidence(&bundle) {
+        out!("\nevidence of the failed attempts of {step}:");
+        for line in lines {
+            out!("{line}");
+        }
+    }
     out!(
         "\ncheck integrity with: runproof verify {}",
         args.bundle.display()
     );
     Ok(ExitStatus::Success)
+}
+
+/// Lines per step whose failed attempts stored blobs: each attempt's reason,
+/// then every blob it stored, named by role, with the first lines of its content.
+fn failed_evidence(bundle: &crate::evidence::Bundle) -> Vec<(String, Vec<String>)> {
+    const EXCERPT_BYTES: usize = 400;
+    const EXCERPT_LINES: usize = 6;
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for record in &bundle.records {
+        let Event::AttemptEnd {
+            step,
+            attempt,
+            of,
+            verdict,
+            reason,
+            blobs,
+            ..
+        } = &record.event
+        else {
+            continue;
+        };
+        // Reasons alone are in the table and the escalation already.
+        if *verdict == crate::core::record::AttemptVerdict::Pass || blobs.is_empty() {
+            continue;
+        }
+        let mut lines = vec![format!(
+            "  attempt {attempt}/{of} (seq {}): {}",
+            record.seq,
+            reason.as_deref().unwrap_or("failed")
+        )];
+        for blob in blobs {
+            let hex = blob.digest.trim_start_matches("sha256:");
+            let path = format!("blobs/sha256/{hex}");
+            lines.push(format!(
+                "    {}: {path} ({} bytes{})",
+                role_label(&blob.role),
+                blob.size,
+                if blob.truncated { ", truncated" } else { "" }
+            ));
+            match std::fs::read(bundle.dir.join(&path)) {
+                Ok(bytes) if bytes.contains(&0) => lines.push("      | (binary)".into()),
+                Ok(bytes) => {
+                    let cut = &bytes[..bytes.len().min(EXCERPT_BYTES)];
+                    let text = String::from_utf8_lossy(cut);
+                    for line in text.lines().take(EXCERPT_LINES) {
+                        lines.push(format!("      | {line}"));
+                    }
+                    if bytes.len() > EXCERPT_BYTES || text.lines().count() > EXCERPT_LINES {
+                        lines.push("      | …".into());
+                    }
+                }
+                Err(e) => lines.push(format!("      | (cannot read: {e})")),
+            }
+        }
+        match out.iter_mut().find(|(s, _)| s == step) {
+            Some((_, existing)) => existing.extend(lines),
+            None => out.push((step.clone(), lines)),
+        }
+    }
+    out
+}
+
+/// `response.body` → `response body`; `stdout` stays; a collector's output
+/// (`collect.fly_logs`) → `collected: fly logs`.
+fn role_label(role: &str) -> String {
+    let spaced = |s: &str| s.replace(['.', '_'], " ");
+    match role
+        .strip_prefix("collect.")
+        .or_else(|| role.strip_prefix("collected."))
+    {
+        Some(rest) => format!("collected: {}", spaced(rest)),
+        None => spaced(role),
+    }
 }
 
 /// One line per attempt that sent several requests (a `webhook` step's
