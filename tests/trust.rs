@@ -889,3 +889,62 @@ retries = 0
     assert_eq!(code, Some(0), "{out}");
     assert!(!out.contains("credential-shaped strings in"), "{out}");
 }
+
+#[test]
+fn unusable_sign_keys_are_refused_before_anything_runs() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let path = ws.write("trust.toml", &runbook(&server.url()));
+    let keygen_with = |name: &str, args: &[&str]| {
+        let key = ws.path().join(name);
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-C", "x", "-f"])
+            .arg(&key)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        key
+    };
+    let rsa = keygen_with("rsa", &["-t", "rsa", "-b", "2048", "-N", ""]);
+    let ecdsa = keygen_with("ecdsa", &["-t", "ecdsa", "-N", ""]);
+    let locked = keygen_with("locked", &["-t", "ed25519", "-N", "a passphrase"]);
+    let not_a_key = ws.write("notakey", "hello\n");
+    let ed = keygen(ws.path(), "ed", "x");
+    let cases: Vec<(PathBuf, &str, Vec<(&str, &str)>)> = vec![
+        (rsa, "ed25519 keys only", vec![]),
+        (ecdsa.with_extension("pub"), "ed25519 keys only", vec![]),
+        (locked, "passphrase-protected", vec![]),
+        (
+            not_a_key,
+            "neither an OpenSSH private key nor a public key",
+            vec![],
+        ),
+        (
+            ed.with_extension("pub"),
+            "SSH_AUTH_SOCK is not set",
+            vec![("SSH_AUTH_SOCK", "")],
+        ),
+        (ws.path().join("missing"), "--sign-key", vec![]),
+    ];
+    for (key, needle, env) in cases {
+        let output = ws.run_with_env(&path, &["--sign-key", key.to_str().unwrap()], &env);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{}: {}",
+            key.display(),
+            describe(&output)
+        );
+        assert!(
+            text(&output).contains(needle),
+            "{}: {}",
+            key.display(),
+            describe(&output)
+        );
+    }
+    assert!(
+        !ws.artifacts().exists(),
+        "no bundle is started with a bad key"
+    );
+}

@@ -81,8 +81,24 @@ impl SealSigner {
             }
             return Ok(SealSigner::Key(Box::new(key)));
         }
-        let public = PublicKey::from_openssh(text.trim()).map_err(|_| SignError::NotAKey {
-            path: path.to_path_buf(),
+        let public = PublicKey::from_openssh(text.trim()).map_err(|_| {
+            // Key types this build cannot even parse (ECDSA, FIDO) are still
+            // named, so the message says what to do.
+            match text.split_whitespace().next() {
+                Some(first)
+                    if ["ssh-", "ecdsa-", "sk-"]
+                        .iter()
+                        .any(|p| first.starts_with(p)) =>
+                {
+                    SignError::Algorithm {
+                        path: path.to_path_buf(),
+                        algorithm: first.to_string(),
+                    }
+                }
+                _ => SignError::NotAKey {
+                    path: path.to_path_buf(),
+                },
+            }
         })?;
         if !public.algorithm().is_ed25519() {
             return Err(algorithm_error(public.algorithm()));
