@@ -818,6 +818,18 @@ fn journal_names_the_url_from_var_and_the_header_every_var() {
     assert!(shown.contains("| status 503"), "{shown}");
     assert!(shown.contains(&format!("{}/json", server.url())), "{shown}");
 
+    // A command's rendered target names its argv with vars filled in, and
+    // where it ran.
+    let cmd = ws.write(
+        "cmd.toml",
+        "[runbook]\nname = \"cmd\"\n[vars]\nwho = \"nobody\"\n[[step]]\nid = \"hi\"\ncheck = \"command\"\nargv = [\"echo\", \"{{who}}\"]\ncwd = \"/\"\n",
+    );
+    let cmd_bundle = bundle_path(&ws.run(&cmd, &["--var", "who=world"]));
+    let cmd_events = common::events(&cmd_bundle);
+    let start = records(&cmd_events, "step.start", Some("hi"))[0];
+    assert_eq!(start["target"], "echo {{who}} (cwd /)");
+    assert_eq!(start["rendered"], "echo world (cwd /)");
+
     // summary.md ends with a verify command that works from the artifacts folder.
     let summary = std::fs::read_to_string(bundle.join("summary.md")).unwrap();
     let command = summary

@@ -62,10 +62,15 @@ pub struct CommandExpect {
 
 impl CommandCheck {
     pub(super) fn target(&self) -> String {
-        match (&self.argv, &self.shell) {
+        let command = match (&self.argv, &self.shell) {
             (Some(argv), _) => argv.iter().map(Template::raw).collect::<Vec<_>>().join(" "),
             (None, Some(shell)) => format!("sh -c {}", shell.raw()),
             (None, None) => String::new(),
+        };
+        // Where it ran is part of what ran.
+        match &self.cwd {
+            Some(cwd) => format!("{command} (cwd {cwd})"),
+            None => command,
         }
     }
 
