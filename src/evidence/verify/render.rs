@@ -43,6 +43,22 @@ impl VerifyReport {
         }
     }
 
+    /// Marks a check made outside `evidence` as not applicable, saying why.
+    pub fn skip_check(&mut self, name: &'static str, why: impl Into<String>) {
+        let why = why.into();
+        match self.checks.iter_mut().find(|c| c.name == name) {
+            Some(check) => {
+                check.status = CheckStatus::Skip;
+                check.detail = why;
+            }
+            None => self.checks.push(Check {
+                name,
+                status: CheckStatus::Skip,
+                detail: why,
+            }),
+        }
+    }
+
     /// The one-line verdict.
     pub fn summary_line(&self) -> String {
         let run = self.run_id.as_deref().unwrap_or("?");
