@@ -923,7 +923,8 @@ fn unusable_sign_keys_are_refused_before_anything_runs() {
     let locked = keygen_with("locked", &["-t", "ed25519", "-N", "a passphrase"]);
     let not_a_key = ws.write("notakey", "hello\n");
     let ed = keygen(ws.path(), "ed", "x");
-    let cases: Vec<(PathBuf, &str, Vec<(&str, &str)>)> = vec![
+    type Case<'a> = (PathBuf, &'a str, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
         (rsa, "ed25519 keys only", vec![]),
         (ecdsa.with_extension("pub"), "ed25519 keys only", vec![]),
         (locked, "passphrase-protected", vec![]),
