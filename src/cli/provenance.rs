@@ -36,9 +36,11 @@ pub fn resolve(
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     });
+    let agent = std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from);
     let signer = match sign_key {
         Some(path) => Some(Arc::new(
-            SealSigner::load(&path).map_err(|e| CliError::invalid(e.to_string()))?,
+            SealSigner::load(&path, agent.as_deref())
+                .map_err(|e| CliError::invalid(e.to_string()))?,
         )),
         None => None,
     };

@@ -12,7 +12,8 @@
 //! - [`sign`]: [`SealSigner`], the SSHSIG signature of the seal (`seal.json.sig`);
 //! - [`read`]: [`read_bundle`], for `show` and reports;
 //! - [`verify`]: [`verify_bundle`], offline verification;
-//! - [`scan`]: the secret scan behind `verify --scan-secrets-from-env`;
+//! - [`scan`]: the secret scan behind `verify --scan-secrets-from-env`, and the
+//!   credential-shape warnings (`--strict`);
 //! - [`redact`]: [`Redactor`], in front of every sink.
 
 pub mod read;

@@ -60,8 +60,9 @@ impl std::fmt::Debug for SealSigner {
 
 impl SealSigner {
     /// Loads `path` (see the module docs). With a public key, checks now,
-    /// before anything runs, that the agent holds its private half.
-    pub fn load(path: &Path) -> Result<SealSigner, SignError> {
+    /// before anything runs, that the agent at `agent` (the caller's
+    /// `SSH_AUTH_SOCK`) holds its private half.
+    pub fn load(path: &Path, agent: Option<&Path>) -> Result<SealSigner, SignError> {
         let text = std::fs::read_to_string(path).map_err(|source| SignError::Read {
             path: path.to_path_buf(),
             source,
@@ -103,9 +104,9 @@ impl SealSigner {
         if !public.algorithm().is_ed25519() {
             return Err(algorithm_error(public.algorithm()));
         }
-        let socket = std::env::var_os("SSH_AUTH_SOCK")
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from)
+        let socket = agent
+            .filter(|s| !s.as_os_str().is_empty())
+            .map(Path::to_path_buf)
             .ok_or_else(|| SignError::NoAgent {
                 path: path.to_path_buf(),
             })?;
