@@ -435,6 +435,24 @@ fn forged_bundle_of_issue_11_fails_allowed_signers() {
     // The signature deleted: only a signature requirement catches it —
     // which is what --allowed-signers is for.
     std::fs::remove_file(forged.join("seal.json.sig")).unwrap();
+    // The header still names the key the run signed with.
+    assert_invalid(
+        &forged,
+        &[],
+        &["the header says the seal was signed by"],
+        "forgery, signature removed",
+    );
+    // Removing that claim too means re-chaining from the header on: then
+    // only a signature requirement catches it — which is what
+    // --allowed-signers is for.
+    let mut header = read_json(&forged.join("runproof.json"));
+    header.as_object_mut().unwrap().remove("signing_key");
+    let mut bytes = serde_json::to_vec_pretty(&header).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(forged.join("runproof.json"), bytes).unwrap();
+    forge_journal(&forged, |_| true);
+    regenerate_reports(&forged);
+    reseal(&forged, |_| {});
     let (code, out) = verify_text(&forged, &[]);
     assert_eq!(
         code,
@@ -446,7 +464,7 @@ fn forged_bundle_of_issue_11_fails_allowed_signers() {
         &forged,
         &["--allowed-signers", allowed],
         &["unsigned"],
-        "forgery, signature removed",
+        "forgery, signature and claim removed",
     );
 
     // Re-signed with the forger's own key: not a key QA lists.
@@ -465,6 +483,24 @@ fn forged_bundle_of_issue_11_fails_allowed_signers() {
         &["--allowed-signers", allowed],
         &["not in --allowed-signers"],
         "forgery re-signed",
+    );
+
+    // The honest seal re-signed by another key: the header names the
+    // run's key, so even a plain verify refuses it.
+    let swapped = copy_of(&bundle, ws.path(), "swapped");
+    std::fs::remove_file(swapped.join("seal.json.sig")).unwrap();
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-Y", "sign", "-n", "runproof-seal", "-f"])
+        .arg(&forger)
+        .arg(swapped.join("seal.json"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_invalid(
+        &swapped,
+        &[],
+        &["but the header names"],
+        "signature swapped",
     );
 
     // And with the seal deleted, a signature or an expected head make it

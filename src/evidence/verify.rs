@@ -403,7 +403,7 @@ impl Verifier {
         );
 
         // 6b. What QA brought: keys, the expected head, the runbook.
-        let signer = self.check_signature(sealed, options);
+        let signer = self.check_signature(sealed, header.as_ref(), options);
         self.check_head(sealed, head.as_deref(), options);
         self.check_runbook(header.as_ref(), options);
 

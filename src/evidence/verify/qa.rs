@@ -15,8 +15,11 @@ impl Verifier {
     pub(super) fn check_signature(
         &mut self,
         sealed: bool,
+        header: Option<&Header>,
         options: &VerifyOptions,
     ) -> Option<SignerInfo> {
+        // The header (chained and sealed) says whether the run signed.
+        let claimed = header.and_then(|h| h.signing_key.as_deref());
         let sig_path = self.dir.join(SIGNATURE_FILE);
         let signed = sig_path.exists();
         let required = options.allowed_signers.is_some();
@@ -41,7 +44,14 @@ impl Verifier {
             return None;
         }
         if !signed {
-            if required {
+            if let Some(key) = claimed {
+                self.problem(
+                    SIGNATURE,
+                    SIGNATURE_FILE,
+                    None,
+                    format!("missing: the header says the seal was signed by {key}"),
+                );
+            } else if required {
                 self.problem(
                     SIGNATURE,
                     SIGNATURE_FILE,
@@ -92,6 +102,15 @@ impl Verifier {
         }
         let key = PublicKey::from(sig.public_key().clone());
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        if let Some(claimed) = claimed.filter(|c| *c != fingerprint) {
+            self.problem(
+                SIGNATURE,
+                SIGNATURE_FILE,
+                None,
+                format!("signed by {fingerprint}, but the header names {claimed}"),
+            );
+            return None;
+        }
         if let Err(e) = key.verify(SIGNATURE_NAMESPACE, &seal_bytes, &sig) {
             self.problem(
                 SIGNATURE,
