@@ -125,6 +125,7 @@ pub async fn execute(
         outcome,
         summary,
         bundle: bundle_dir,
+        head,
     } = report.map_err(|e| CliError::internal(e.to_string()))?;
 
     let status = match outcome.verdict {
@@ -136,6 +137,7 @@ pub async fn execute(
     if json {
         let document = serde_json::json!({
             "bundle": bundle_dir.display().to_string(),
+            "head": head,
             "exit_code": status.code(),
             "run": summary,
         });
@@ -159,6 +161,9 @@ pub async fn execute(
             redactor.redact(&table),
             runbook.meta.name
         );
+        // The head, for the CI log: QA checks the bundle against it later
+        // with `verify --expect-head`.
+        let _ = writeln!(stdout, "head: {head}");
         let _ = writeln!(stdout, "bundle: {}", bundle_dir.display());
     }
     Ok(Finished {

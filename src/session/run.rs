@@ -30,6 +30,9 @@ pub struct RunReport {
     pub summary: RunSummary,
     /// The sealed bundle's folder.
     pub bundle: PathBuf,
+    /// `sha256:…` of the journal's last line: what `verify --expect-head`
+    /// takes, for the CI log to keep out of band.
+    pub head: String,
 }
 
 impl<'a> RunSession<'a> {
@@ -102,11 +105,13 @@ impl<'a> RunSession<'a> {
         self.bundle
             .write_file("junit.xml", report::junit::render(&summary).as_bytes())
             .map_err(SessionError::Write)?;
+        let head = self.bundle.head().to_string();
         self.bundle.seal().map_err(SessionError::Write)?;
         Ok(RunReport {
             outcome,
             summary,
             bundle: bundle_dir,
+            head,
         })
     }
 }
