@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{Observation, ProbeContext};
+use super::{FailureClass, Observation, ProbeContext};
 use crate::core::template::Template;
 
 /// `check = "command"`: exactly one of `argv` or `shell`.
@@ -116,14 +116,16 @@ impl CommandCheck {
                 .collect::<Result<_, _>>()?,
             (None, Some(shell)) => vec!["sh".into(), "-c".into(), ctx.render(shell)?],
             (None, None) => {
-                return Err(Observation::fail_permanent_unclassified(
+                return Err(Observation::fail_permanent(
+                    FailureClass::Config,
                     "no command given",
                     "invalid configuration",
                 ))
             }
         };
         let Some((program, args)) = argv.split_first() else {
-            return Err(Observation::fail_permanent_unclassified(
+            return Err(Observation::fail_permanent(
+                FailureClass::Config,
                 "`argv` is empty",
                 "invalid configuration",
             ));
@@ -170,7 +172,10 @@ impl CommandCheck {
 
         let started = Instant::now();
         let mut child = command.spawn().map_err(|err| {
-            Observation::fail_permanent_unclassified(
+            // Whatever the io kind (missing, not executable), a command that
+            // cannot start is a local process failure.
+            Observation::fail_permanent(
+                FailureClass::Io,
                 format!("cannot start `{program}`: {err}"),
                 "the program is missing or not executable",
             )
@@ -179,7 +184,10 @@ impl CommandCheck {
         let stdout = tokio::spawn(read_capped(child.stdout.take()));
         let stderr = tokio::spawn(read_capped(child.stderr.take()));
         let status = child.wait().await.map_err(|err| {
-            Observation::fail_unclassified(format!("waiting for the command failed: {err}"))
+            Observation::fail(
+                FailureClass::Io,
+                format!("waiting for the command failed: {err}"),
+            )
         })?;
         // Background children may still hold the pipes open: end the group so
         // the readers see EOF.

@@ -8,20 +8,26 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{Observation, ProbeContext};
+use super::resolve::ResolverAddr;
+use super::support::{errors, http};
+use super::{FailureClass, Observation, ProbeContext};
 use crate::core::template::Template;
 
 /// The public Machines API.
 pub const DEFAULT_API_URL: &str = "https://api.machines.dev";
 /// Environment variable that overrides [`DEFAULT_API_URL`] (e.g. `http://_api.internal:4280`).
 pub const API_URL_ENV: &str = "FLY_API_BASE_URL";
-/// Largest response body kept as evidence.
-const BODY_CAP: usize = 1 << 20;
+/// Largest response body read, kept as evidence and parsed.
+const BODY_CAP: usize = http::BODY_CAP;
 
 /// `check = "fly-app"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlyAppCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// The app's name.
     pub app: Template,
     /// API token: a deploy/org token (`FlyV1 fm2_…`) or a personal token.
@@ -184,88 +190,104 @@ impl FlyAppCheck {
             base: &base,
             auth: &auth,
             secrets: &secrets,
+            resolver: self.resolver,
         };
 
         let mut blobs = Vec::new();
         let app_path = format!("/v1/apps/{}", encode(&app));
         let app_info = match api.get(&app_path).await {
             Err(obs) => return obs,
-            Ok((status, body)) => {
+            Ok(body) => {
                 blobs.extend(api.keep("fly.app", &body));
-                match status {
-                    200 => serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+                match body.status {
+                    200 => serde_json::from_slice::<Value>(&body.bytes).unwrap_or(Value::Null),
                     404 if !self.expect.app_exists => {
                         return with_blobs(
                             Observation::pass().with_detail("app_exists", false),
                             blobs,
                         );
                     }
-                    _ => return with_blobs(api.error(status, &body, &app), blobs),
+                    status => return with_blobs(api.error(status, &body.bytes, &app), blobs),
                 }
             }
         };
         if !self.expect.app_exists {
             return with_blobs(
-                Observation::fail_unclassified(format!(
-                    "app {app} still exists (expected it to be gone)"
-                )),
+                Observation::fail(
+                    FailureClass::Expectation,
+                    format!("app {app} still exists (expected it to be gone)"),
+                ),
                 blobs,
             );
         }
         let machines_path = format!("{app_path}/machines");
         let machines = match api.get(&machines_path).await {
             Err(obs) => return with_blobs(obs, blobs),
-            Ok((status, body)) => {
+            Ok(body) => {
                 blobs.extend(api.keep("fly.machines", &body));
-                if status != 200 {
-                    return with_blobs(api.error(status, &body, &app), blobs);
+                if body.status != 200 {
+                    return with_blobs(api.error(body.status, &body.bytes, &app), blobs);
                 }
-                match serde_json::from_slice::<Vec<Value>>(&body) {
+                // Kept as JSON for `expect.json`, and read through serde types.
+                let parsed = serde_json::from_slice::<Vec<Value>>(&body.bytes).and_then(|list| {
+                    let typed = list
+                        .iter()
+                        .map(ApiMachine::deserialize)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((list, typed))
+                });
+                match parsed {
                     Ok(machines) => machines,
                     Err(err) => {
                         return with_blobs(
-                            Observation::fail_unclassified(format!(
-                                "machine list of {app} is not a JSON array: {err}"
-                            )),
+                            Observation::fail(
+                                FailureClass::Protocol,
+                                format!(
+                                "machine list of {app} is not a JSON array of machines: {err}{}",
+                                if body.truncated {
+                                    " (the response passed the 1 MiB body cap)"
+                                } else {
+                                    ""
+                                }
+                            ),
+                            ),
                             blobs,
                         )
                     }
                 }
             }
         };
+        let (listed, typed) = machines;
         let counted = |m: &Machine| {
             self.include_destroyed || !matches!(m.state.as_str(), "destroyed" | "destroying")
         };
+        let machines: Vec<(Machine, Value)> = typed
+            .into_iter()
+            .map(Machine::from_api)
+            .zip(listed)
+            .filter(|(m, _)| counted(m))
+            .collect();
         let doc = (!self.expect.json.is_empty()).then(|| {
-            let listed: Vec<&Value> = machines
-                .iter()
-                .filter(|m| counted(&Machine::from_json(m)))
-                .collect();
+            let listed: Vec<&Value> = machines.iter().map(|(_, json)| json).collect();
             json!({ "app": app_info, "machines": listed })
         });
-        let machines: Vec<Machine> = machines
-            .iter()
-            .map(Machine::from_json)
-            .filter(counted)
-            .collect();
+        let machines: Vec<Machine> = machines.into_iter().map(|(m, _)| m).collect();
         let mut failures = self.evaluate(&machines);
         if let Some(doc) = &doc {
             failures.extend(self.expect.json.unmet("Fly API JSON", doc, ctx.scope));
         }
+        let app_info = ApiApp::deserialize(&app_info).unwrap_or_default();
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail_unclassified(failures.join("; "))
+            Observation::fail(FailureClass::Expectation, failures.join("; "))
         };
         let started = machines.iter().filter(|m| m.state == "started").count();
         let obs = obs
-            .with_detail(
-                "app",
-                app_info.get("name").cloned().unwrap_or(Value::String(app)),
-            )
+            .with_detail("app", app_info.name.unwrap_or(app))
             .with_detail(
                 "app_status",
-                app_info.get("status").cloned().unwrap_or(Value::Null),
+                app_info.status.map_or(Value::Null, Value::from),
             )
             .with_detail("machines_started", started as u64)
             .with_detail("machines_total", machines.len() as u64)
@@ -466,62 +488,73 @@ fn shorten(text: &str, max: usize) -> String {
     }
 }
 
+/// A Machines API response, its body read up to [`BODY_CAP`].
+struct Body {
+    status: u16,
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
 /// One request context against the Machines API.
 struct Api<'a, 'c> {
     ctx: &'a ProbeContext<'c>,
     base: &'a str,
     auth: &'a str,
     secrets: &'a [&'a str],
+    resolver: Option<ResolverAddr>,
 }
 
 impl Api<'_, '_> {
-    async fn get(&self, path: &str) -> Result<(u16, Vec<u8>), Observation> {
+    /// GETs `path`, reading at most [`BODY_CAP`] of the body.
+    async fn get(&self, path: &str) -> Result<Body, Observation> {
         let url = format!("{}{path}", self.base);
-        let response = self
+        let request = self
             .ctx
             .clients
-            .http(true)
+            .http(true, self.resolver)?
             .get(&url)
             .header("Authorization", self.auth)
             .header("Accept", "application/json")
-            .timeout(self.ctx.timeout)
-            .send()
-            .await;
-        let response = match response {
-            Ok(response) => response,
+            .timeout(self.ctx.timeout);
+        match http::fetch(request, BODY_CAP).await {
+            Ok(fetched) => Ok(Body {
+                status: fetched.status,
+                bytes: fetched.body,
+                truncated: fetched.truncated,
+            }),
+            Err(err) if err.status.is_some() => Err(Observation::fail(
+                err.class(),
+                format!(
+                    "Machines API GET {path}: reading the response failed: {}",
+                    super::scrub(&errors::render(&err.error), self.secrets)
+                ),
+            )),
             Err(err) => {
-                let what = if err.is_timeout() {
-                    "timed out".to_string()
-                } else if err.is_connect() {
-                    "cannot connect".to_string()
+                let what = if err.error.is_timeout() {
+                    "timed out"
+                } else if err.error.is_connect() {
+                    "cannot connect"
                 } else {
-                    "request failed".to_string()
+                    "request failed"
                 };
-                let chain = error_chain(&err);
-                return Err(Observation::fail_unclassified(super::scrub(
-                    &format!("Machines API GET {path}: {what} ({chain})"),
-                    self.secrets,
-                )));
+                let chain = errors::render(&err.error);
+                Err(super::resolve::request_failure(
+                    super::scrub(
+                        &format!("Machines API GET {path}: {what} ({chain})"),
+                        self.secrets,
+                    ),
+                    &err.error,
+                ))
             }
-        };
-        let status = response.status().as_u16();
-        match response.bytes().await {
-            Ok(body) => Ok((status, body.to_vec())),
-            Err(err) => Err(Observation::fail_unclassified(format!(
-                "Machines API GET {path}: reading the response failed: {}",
-                super::scrub(&error_chain(&err), self.secrets)
-            ))),
         }
     }
 
     /// Stores a body as evidence; a storage failure is noted, not fatal.
-    fn keep(&self, role: &str, body: &[u8]) -> Option<crate::core::BlobRef> {
-        let truncated = body.len() > BODY_CAP;
-        let kept = &body[..body.len().min(BODY_CAP)];
-        let scrubbed = super::scrub(&String::from_utf8_lossy(kept), self.secrets);
+    fn keep(&self, role: &str, body: &Body) -> Option<crate::core::BlobRef> {
+        let scrubbed = super::scrub(&String::from_utf8_lossy(&body.bytes), self.secrets);
         self.ctx
             .blobs
-            .put(role, scrubbed.as_bytes(), truncated)
+            .put(role, scrubbed.as_bytes(), body.truncated)
             .ok()
     }
 
@@ -535,19 +568,25 @@ impl Api<'_, '_> {
         };
         let suffix = super::scrub(&suffix, self.secrets);
         match status {
-            401 => Observation::fail_permanent_unclassified(
+            401 => Observation::fail_permanent(
+                FailureClass::Auth,
                 format!("token rejected (401){suffix}"),
                 "the Machines API refused the token; a new token is needed",
             ),
-            403 => Observation::fail_permanent_unclassified(
+            403 => Observation::fail_permanent(
+                FailureClass::Auth,
                 format!("token may not access app {app} (403){suffix}"),
                 "the token lacks permission for this app",
             ),
-            404 => Observation::fail_permanent_unclassified(
+            404 => Observation::fail_permanent(
+                FailureClass::NotFound,
                 format!("app {app} not found (404){suffix}"),
                 "the app does not exist or the token's organization cannot see it",
             ),
-            _ => Observation::fail_unclassified(format!("Machines API returned {status}{suffix}")),
+            _ => Observation::fail(
+                FailureClass::Expectation,
+                format!("Machines API returned {status}{suffix}"),
+            ),
         }
         .with_detail("status", status)
     }
@@ -555,25 +594,91 @@ impl Api<'_, '_> {
 
 /// fly-go's rule: `message` if present, else `error`, else the raw text.
 fn error_message(body: &[u8]) -> String {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(json) => json
-            .get("message")
-            .or_else(|| json.get("error"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_default(),
+    match serde_json::from_slice::<ApiError>(body) {
+        Ok(err) => err.message.or(err.error).unwrap_or_default(),
         Err(_) => shorten(String::from_utf8_lossy(body).trim(), 200),
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        let _ = write!(text, ": {inner}");
-        source = inner.source();
-    }
-    text
+/// The Machines API's app object, as far as the check reads it.
+#[derive(Debug, Default, Deserialize)]
+struct ApiApp {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// The Machines API's error body (fly-go reads `message`, then `error`).
+#[derive(Debug, Default, Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// A Machine object, as far as the check reads it; unknown fields are ignored
+/// and missing ones are empty.
+#[derive(Debug, Default, Deserialize)]
+struct ApiMachine {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    config: Option<ApiConfig>,
+    #[serde(default)]
+    incomplete_config: Option<ApiConfig>,
+    #[serde(default)]
+    image_ref: Option<ApiImageRef>,
+    #[serde(default)]
+    checks: Option<Vec<ApiCheck>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ApiConfig {
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ApiImageRef {
+    #[serde(default)]
+    registry: Option<String>,
+    #[serde(default)]
+    repository: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ApiCheck {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    output: Option<String>,
+}
+
+/// `null` where a map is expected reads as an empty map (Go's nil maps).
+fn null_as_default<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
 }
 
 /// What the check needs from a Machine object.
@@ -596,63 +701,51 @@ struct HealthCheck {
 }
 
 impl Machine {
-    fn from_json(json: &Value) -> Self {
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    fn from_api(api: ApiMachine) -> Self {
         // `incomplete_config` stands in for `config` when the host is unreachable.
-        let config = json.get("config").or_else(|| json.get("incomplete_config"));
-        let metadata = config.and_then(|c| c.get("metadata"));
-        let group = metadata
-            .and_then(|m| {
-                m.get("fly_process_group")
-                    .or_else(|| m.get("process_group"))
+        let config = api.config.or(api.incomplete_config).unwrap_or_default();
+        let has_image_ref = api.image_ref.is_some();
+        let image_ref = api.image_ref.unwrap_or_default();
+        let group = config
+            .metadata
+            .get("fly_process_group")
+            .or_else(|| config.metadata.get("process_group"))
+            .cloned();
+        let image = match config.image {
+            Some(image) if !image.is_empty() => image,
+            _ if has_image_ref => format!(
+                "{}/{}:{}",
+                image_ref.registry.as_deref().unwrap_or(""),
+                image_ref.repository.as_deref().unwrap_or(""),
+                image_ref.tag.as_deref().unwrap_or("")
+            ),
+            _ => String::new(),
+        };
+        let release_version = config
+            .metadata
+            .get("fly_release_version")
+            .or_else(|| image_ref.labels.get("fly.version"))
+            .cloned();
+        let checks = api
+            .checks
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| HealthCheck {
+                name: c.name.unwrap_or_default(),
+                status: c.status.unwrap_or_default(),
+                output: c.output.unwrap_or_default(),
             })
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let image_ref = json.get("image_ref");
-        let mut image = text(config.and_then(|c| c.get("image")));
-        if image.is_empty() {
-            if let Some(r) = image_ref {
-                image = format!(
-                    "{}/{}:{}",
-                    text(r.get("registry")),
-                    text(r.get("repository")),
-                    text(r.get("tag"))
-                );
-            }
-        }
-        let release_version = metadata
-            .and_then(|m| m.get("fly_release_version"))
-            .or_else(|| {
-                image_ref
-                    .and_then(|r| r.get("labels"))
-                    .and_then(|l| l.get("fly.version"))
-            })
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let checks = json
-            .get("checks")
-            .and_then(Value::as_array)
-            .map(|checks| {
-                checks
-                    .iter()
-                    .map(|c| HealthCheck {
-                        name: text(c.get("name")),
-                        status: text(c.get("status")),
-                        output: text(c.get("output")),
-                    })
-                    // fly-go drops these fake compatibility checks too.
-                    .filter(|c| !c.name.starts_with("bg_deployments_compat"))
-                    .collect()
-            })
-            .unwrap_or_default();
+            // fly-go drops these fake compatibility checks too.
+            .filter(|c| !c.name.starts_with("bg_deployments_compat"))
+            .collect();
         Machine {
-            id: text(json.get("id")),
-            name: text(json.get("name")),
-            state: text(json.get("state")),
-            region: text(json.get("region")),
+            id: api.id.unwrap_or_default(),
+            name: api.name.unwrap_or_default(),
+            state: api.state.unwrap_or_default(),
+            region: api.region.unwrap_or_default(),
             group,
             image,
-            digest: text(image_ref.and_then(|r| r.get("digest"))),
+            digest: image_ref.digest.unwrap_or_default(),
             release_version,
             checks,
         }
@@ -702,8 +795,34 @@ mod tests {
     }
 
     #[test]
+    fn machines_parse_with_serde_and_tolerate_nulls() {
+        let machines: Vec<ApiMachine> = serde_json::from_value(json!([
+            {"id": "a", "state": "started", "region": "ord",
+             "incomplete_config": {"metadata": {"fly_process_group": "web"}},
+             "image_ref": {"registry": "registry.fly.io", "repository": "app", "tag": "v1",
+                           "digest": "sha256:1", "labels": {"fly.version": "9"}},
+             "checks": [{"name": "bg_deployments_compat_x", "status": "passing"},
+                        {"name": "http", "status": "critical", "output": "down"}]},
+            {"id": "b", "state": "stopped", "config": {"metadata": null}, "checks": null}
+        ]))
+        .unwrap();
+        let machines: Vec<Machine> = machines.into_iter().map(Machine::from_api).collect();
+        assert_eq!(machines[0].group.as_deref(), Some("web"));
+        assert_eq!(machines[0].image, "registry.fly.io/app:v1");
+        assert_eq!(machines[0].release_version.as_deref(), Some("9"));
+        assert_eq!(machines[0].checks.len(), 1);
+        assert_eq!(machines[0].checks[0].output, "down");
+        assert_eq!(machines[1].group_label(), "no group");
+        assert!(machines[1].checks.is_empty());
+        // A machine whose state is not a string is not the Machines API's JSON.
+        assert!(serde_json::from_value::<Vec<ApiMachine>>(json!([{"state": 3}])).is_err());
+    }
+
+    #[test]
     fn not_started_states_are_counted() {
-        let m = |state: &str| Machine::from_json(&json!({"id": "x", "state": state}));
+        let m = |state: &str| {
+            Machine::from_api(serde_json::from_value(json!({"id": "x", "state": state})).unwrap())
+        };
         let machines = [m("stopped"), m("stopped"), m("starting"), m("started")];
         assert_eq!(
             not_started_states(machines.iter()),

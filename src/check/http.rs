@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -14,17 +14,23 @@ use serde_json::Value;
 use super::expect::capture::{CaptureInput, CaptureSpec};
 use super::expect::{Actual, Expected, JsonExpect, StatusExpect};
 use super::json::JsonTemplate;
+use super::resolve::ResolverAddr;
+use super::support::{errors, http, latency};
 use super::{Failure, FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
 use crate::core::template::{Scope, Template};
 
 /// The most of a response body that is read, kept and checked.
-pub const BODY_CAP: usize = 1024 * 1024;
+pub const BODY_CAP: usize = http::BODY_CAP;
 
 /// `check = "http"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     #[serde(default = "default_method")]
     pub method: String,
     pub url: Template,
@@ -146,19 +152,24 @@ impl HttpCheck {
     async fn attempt(&self, ctx: &ProbeContext<'_>) -> Result<Observation, Observation> {
         let url_text = ctx.render(&self.url)?;
         let url = reqwest::Url::parse(&url_text).map_err(|err| {
-            Observation::fail_permanent_unclassified(
+            Observation::fail_permanent(
+                FailureClass::Config,
                 format!("invalid URL `{}`: {err}", self.url.raw()),
                 "the URL will not become valid by waiting",
             )
         })?;
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
-            Observation::fail_permanent_unclassified(
+            Observation::fail_permanent(
+                FailureClass::Config,
                 format!("invalid HTTP method `{}`", self.method),
                 "invalid configuration",
             )
         })?;
 
-        let mut request = ctx.clients.http(self.verify_tls).request(method, url);
+        let mut request = ctx
+            .clients
+            .http(self.verify_tls, self.resolver)?
+            .request(method, url);
         for (name, value) in &self.headers {
             request = request.header(name.as_str(), ctx.render(value)?);
         }
@@ -166,7 +177,8 @@ impl HttpCheck {
             request = request.body(ctx.render(body)?);
         } else if let Some(body) = &self.json {
             let value = body.render(ctx.scope).map_err(|err| {
-                Observation::fail_permanent_unclassified(
+                Observation::fail_permanent(
+                    FailureClass::Config,
                     err.to_string(),
                     "a missing value does not appear by waiting",
                 )
@@ -176,37 +188,26 @@ impl HttpCheck {
                 .body(value.to_string());
         }
 
-        let started = Instant::now();
-        let mut response = request.send().await.map_err(|err| {
-            Observation::fail_unclassified(describe_send_error(&err, self.url.raw()))
-        })?;
-        let time_to_headers = started.elapsed();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-
-        let mut body = Vec::new();
-        let mut truncated = false;
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = BODY_CAP - body.len();
-                    if chunk.len() > room {
-                        body.extend_from_slice(&chunk[..room]);
-                        truncated = true;
-                        break;
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    return Err(Observation::fail_unclassified(format!(
+        let fetched = http::fetch(request, BODY_CAP)
+            .await
+            .map_err(|err| match err.status {
+                None => send_failure(&err.error, self.url.raw()),
+                Some(status) => Observation::fail(
+                    err.class(),
+                    format!(
                         "HTTP {status}, then the body broke off: {}",
-                        describe_send_error(&err, self.url.raw())
-                    )))
-                }
-            }
-        }
-        let latency = started.elapsed();
+                        describe_send_error(&err.error, self.url.raw())
+                    ),
+                ),
+            })?;
+        let http::Fetched {
+            status,
+            headers,
+            body,
+            truncated,
+            time_to_headers,
+            latency,
+        } = fetched;
 
         let mut observation = Observation::pass()
             .with_detail("method", self.method.clone())
@@ -372,15 +373,11 @@ impl HttpCheck {
                 failures.push(message);
             }
         }
-        if let Some(max) = expect.max_latency {
-            if latency > max.0 {
-                failures.push(format!(
-                    "latency {}ms exceeds max_latency {}",
-                    latency.as_millis(),
-                    max
-                ));
-            }
-        }
+        failures.extend(latency::exceeded(
+            "the request",
+            latency,
+            expect.max_latency.as_ref(),
+        ));
         failures
     }
 }
@@ -400,17 +397,17 @@ fn literal_url_problem(url: &Template) -> Option<String> {
     }
 }
 
+/// A failed request as the attempt's failure: permanent when the host name
+/// does not exist (NXDOMAIN; the DNS failure class attaches here).
+fn send_failure(err: &reqwest::Error, url_template: &str) -> Observation {
+    super::resolve::request_failure(describe_send_error(err, url_template), err)
+}
+
 /// Why a request failed, in words, without the expanded URL (its query string
 /// may carry a token; reqwest's own message would include it).
 fn describe_send_error(err: &reqwest::Error, url_template: &str) -> String {
-    use std::error::Error as _;
-    let mut causes = Vec::new();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    let detail = causes.join(": ");
+    // The causes only: reqwest's own text carries the expanded URL.
+    let detail = errors::render_causes(err);
     let lower = detail.to_lowercase();
     let kind = if err.is_timeout() {
         "timed out"

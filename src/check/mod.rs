@@ -5,6 +5,7 @@
 //! Retries, timeouts, escalation and evidence belong to the engine alone.
 
 pub mod command;
+pub mod confirm;
 pub mod dns;
 pub mod expect;
 pub mod fly;
@@ -12,13 +13,17 @@ pub mod http;
 pub mod json;
 pub mod postgres;
 pub mod redis;
+pub mod resolve;
 pub mod secret;
 pub mod supabase;
+pub mod support;
 pub mod tcp;
 pub mod tls;
 pub mod webhook;
 pub mod webhook_delivery;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -26,6 +31,7 @@ use serde_json::{Map, Value};
 
 use crate::core::template::{RenderError, Scope, Template};
 pub use crate::core::{BlobRef, BlobSink, Failure, FailureClass};
+use resolve::{Resolver, ResolverAddr};
 
 /// Every check kind's name, as written in `check = "..."`.
 pub const KINDS: &[&str] = &[
@@ -41,6 +47,7 @@ pub const KINDS: &[&str] = &[
     "tls",
     "webhook",
     "webhook-delivery",
+    "confirm",
 ];
 
 /// A check's configuration: the kind plus its parameters and expectations.
@@ -58,6 +65,7 @@ pub enum CheckSpec {
     Tcp(tcp::TcpCheck),
     Dns(dns::DnsCheck),
     Tls(tls::TlsCheck),
+    Confirm(confirm::ConfirmCheck),
 }
 
 impl CheckSpec {
@@ -82,6 +90,7 @@ impl CheckSpec {
             "tcp" => CheckSpec::Tcp(tcp::TcpCheck::deserialize(de)?),
             "dns" => CheckSpec::Dns(dns::DnsCheck::deserialize(de)?),
             "tls" => CheckSpec::Tls(tls::TlsCheck::deserialize(de)?),
+            "confirm" => CheckSpec::Confirm(confirm::ConfirmCheck::deserialize(de)?),
             _ => return Ok(None),
         }))
     }
@@ -101,6 +110,7 @@ impl CheckSpec {
             CheckSpec::Tcp(_) => "tcp",
             CheckSpec::Dns(_) => "dns",
             CheckSpec::Tls(_) => "tls",
+            CheckSpec::Confirm(_) => "confirm",
         }
     }
 
@@ -120,6 +130,7 @@ impl CheckSpec {
             CheckSpec::Tcp(c) => c.target(),
             CheckSpec::Dns(c) => c.target(),
             CheckSpec::Tls(c) => c.target(),
+            CheckSpec::Confirm(c) => c.target(),
         }
     }
 
@@ -155,6 +166,7 @@ impl CheckSpec {
             CheckSpec::Tcp(c) => c.validate(),
             CheckSpec::Dns(c) => c.validate(),
             CheckSpec::Tls(c) => c.validate(),
+            CheckSpec::Confirm(c) => c.validate(),
         }
     }
 
@@ -173,6 +185,7 @@ impl CheckSpec {
             CheckSpec::Tcp(c) => c.probe(ctx).await,
             CheckSpec::Dns(c) => c.probe(ctx).await,
             CheckSpec::Tls(c) => c.probe(ctx).await,
+            CheckSpec::Confirm(c) => c.probe(ctx).await,
         }
     }
 }
@@ -207,34 +220,109 @@ impl ProbeContext<'_> {
     }
 }
 
-/// Connection pools shared by every probe of a run or sweep.
+/// Connection pools and resolvers shared by every probe of a run or sweep.
 pub struct Clients {
+    /// The run's resolver and its HTTP clients.
+    default: Pool,
+    /// Pools for steps that name their own `resolver`, built on first use.
+    chosen: Mutex<HashMap<ResolverAddr, Arc<Pool>>>,
+}
+
+/// One resolver and the two HTTP clients that resolve through it.
+struct Pool {
+    resolver: Resolver,
     http_verified: reqwest::Client,
     http_unverified: reqwest::Client,
 }
 
-impl Clients {
-    /// Builds the pools. Fails only if the TLS backend cannot initialise.
-    pub fn new() -> Result<Self, reqwest::Error> {
-        let builder = || {
+impl Pool {
+    fn new(resolver: Resolver) -> Result<Self, reqwest::Error> {
+        let builder = |verify: bool| {
             reqwest::Client::builder()
                 .user_agent(concat!("runproof/", env!("CARGO_PKG_VERSION")))
+                // rustls on ring with the system roots, as the `tls` check uses.
+                .tls_backend_preconfigured(support::tls::http_client_config(verify))
+                // Host names go through the run's resolver, like every other kind.
+                .dns_resolver(resolver.clone())
                 // Redirects are an observation, not something to follow silently.
                 .redirect(reqwest::redirect::Policy::none())
                 .pool_idle_timeout(Duration::from_secs(30))
         };
+        Ok(Pool {
+            http_verified: builder(true).build()?,
+            http_unverified: builder(false).build()?,
+            resolver,
+        })
+    }
+}
+
+impl Clients {
+    /// Builds the pools on the system resolver. Fails only if the TLS backend
+    /// cannot initialise.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        Clients::with_resolver(None)
+    }
+
+    /// Builds the pools on `server` (`--resolver`), or on the system
+    /// resolver when `None`.
+    pub fn with_resolver(server: Option<ResolverAddr>) -> Result<Self, reqwest::Error> {
+        let resolver = match server {
+            Some(server) => Resolver::with_server(server),
+            None => Resolver::system(),
+        };
         Ok(Clients {
-            http_verified: builder().build()?,
-            http_unverified: builder().danger_accept_invalid_certs(true).build()?,
+            default: Pool::new(resolver)?,
+            chosen: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The pool of a step's own resolver, built on first use.
+    fn pool(&self, server: ResolverAddr) -> Result<Arc<Pool>, Observation> {
+        let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = chosen.get(&server) {
+            return Ok(pool.clone());
+        }
+        let pool = Arc::new(Pool::new(Resolver::with_server(server)).map_err(|err| {
+            Observation::fail_permanent(
+                FailureClass::Config,
+                format!("cannot build an HTTP client for resolver {server}: {err}"),
+                "the client setup does not change by waiting",
+            )
+        })?);
+        chosen.insert(server, pool.clone());
+        Ok(pool)
+    }
+
+    /// The resolver for a step: its own `resolver` when set, else the run's.
+    pub fn resolver(&self, step: Option<ResolverAddr>) -> Resolver {
+        match step {
+            None => self.default.resolver.clone(),
+            Some(server) => match self.pool(server) {
+                Ok(pool) => pool.resolver.clone(),
+                // Only the HTTP clients can fail to build; a resolver alone cannot.
+                Err(_) => Resolver::with_server(server),
+            },
+        }
+    }
+
     /// The HTTP client; `verify_tls = false` only when the runbook opts out.
-    pub fn http(&self, verify_tls: bool) -> &reqwest::Client {
-        if verify_tls {
-            &self.http_verified
-        } else {
-            &self.http_unverified
+    /// `step` is the step's own `resolver`, if any. The error is a finished
+    /// failed attempt.
+    pub fn http(
+        &self,
+        verify_tls: bool,
+        step: Option<ResolverAddr>,
+    ) -> Result<reqwest::Client, Observation> {
+        let pick = |pool: &Pool| {
+            if verify_tls {
+                pool.http_verified.clone()
+            } else {
+                pool.http_unverified.clone()
+            }
+        };
+        match step {
+            None => Ok(pick(&self.default)),
+            Some(server) => self.pool(server).map(|pool| pick(&pool)),
         }
     }
 }
@@ -305,16 +393,6 @@ impl Observation {
             outcome: Outcome::Fail(failure),
             ..Observation::pass()
         }
-    }
-
-    /// Transitional: a failure not yet given its class by its kind.
-    pub fn fail_unclassified(reason: impl Into<String>) -> Self {
-        Observation::fail(FailureClass::Expectation, reason)
-    }
-
-    /// Transitional: a permanent failure not yet given its class by its kind.
-    pub fn fail_permanent_unclassified(reason: impl Into<String>, why: impl Into<String>) -> Self {
-        Observation::fail_permanent(FailureClass::Expectation, reason, why)
     }
 
     /// Adds a fact to the evidence record.

@@ -25,8 +25,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use tokio_postgres::SimpleQueryMessage;
 
-use super::tls::{client_config, describe_connect_error, is_dns_failure, Verifier, VerifyMode};
-use super::{scrub, Observation, ProbeContext};
+use super::resolve::ResolverAddr;
+use super::support::tls::{connector_config, VerifyMode};
+use super::tls::{describe_connect_error, is_dns_failure};
+use super::{scrub, support, FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
@@ -34,6 +36,10 @@ use crate::core::template::Template;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// `postgres://user:pass@host:port/db?sslmode=require` or
     /// `host=… user=… password=… dbname=… sslmode=…`; usually a secret.
     pub dsn: Template,
@@ -165,9 +171,10 @@ impl PostgresCheck {
         let mut config = match config {
             Ok(config) => config,
             Err(err) => {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     scrub(
-                        &format!("the DSN is not valid: {}", error_text(&err)),
+                        &format!("the DSN is not valid: {}", support::errors::render(&err)),
                         &secrets,
                     ),
                     "the connection string does not change by waiting",
@@ -180,7 +187,8 @@ impl PostgresCheck {
                 None => SslMode::Prefer,
                 Some((_, Some(mode))) => mode,
                 Some((other, None)) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        FailureClass::Config,
                         format!("sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"),
                         "the connection string does not change by waiting",
                     )
@@ -199,10 +207,11 @@ impl PostgresCheck {
             SslMode::VerifyCa => VerifyMode::Chain,
             SslMode::VerifyFull => VerifyMode::Full,
         };
-        let verifier = match Verifier::new(verify, ca_file.as_deref(), false) {
-            Ok(verifier) => verifier,
+        let tls_config = match connector_config(verify, ca_file.as_deref()) {
+            Ok(config) => config,
             Err(why) => {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     why,
                     "the CA file does not change by waiting",
                 )
@@ -220,7 +229,7 @@ impl PostgresCheck {
         let endpoint = Endpoint::of(&config);
         let tls_used = Arc::new(AtomicBool::new(false));
         let connector = MakeRustls {
-            config: client_config(Arc::new(verifier)),
+            config: tls_config,
             used: tls_used.clone(),
         };
         let describe = |obs: Observation| {
@@ -232,23 +241,63 @@ impl PostgresCheck {
         };
 
         let started = Instant::now();
-        let connected = tokio::time::timeout(ctx.timeout, config.connect(connector)).await;
-        let (client, connection) = match connected {
+        let connected = tokio::time::timeout(ctx.timeout, async {
+            match named_host(&config) {
+                // A host name: resolved by the run's resolver, and the
+                // connection handed to the driver, which keeps the name for
+                // TLS (SNI, verify-full).
+                Some((host, port)) => {
+                    let stream = super::tls::connect_tcp(&host, port, ctx, self.resolver)
+                        .await
+                        .map_err(Connect::Tcp)?;
+                    let mut make = connector.clone();
+                    let tls =
+                        <MakeRustls as MakeTlsConnect<tokio::net::TcpStream>>::make_tls_connect(
+                            &mut make, &host,
+                        )
+                        .map_err(|err| {
+                            Connect::Tcp(Observation::fail_permanent(
+                                FailureClass::Config,
+                                format!("`{host}` cannot be a TLS server name: {err}"),
+                                "the connection string does not change by waiting",
+                            ))
+                        })?;
+                    let (client, connection) = config
+                        .connect_raw(stream, tls)
+                        .await
+                        .map_err(Connect::Driver)?;
+                    Ok((client, tokio::spawn(connection)))
+                }
+                // IP addresses, several hosts, Unix sockets: the driver connects.
+                None => {
+                    let (client, connection) =
+                        config.connect(connector).await.map_err(Connect::Driver)?;
+                    Ok((client, tokio::spawn(connection)))
+                }
+            }
+        })
+        .await;
+        let (client, driver) = match connected {
             Ok(Ok(pair)) => pair,
-            Ok(Err(err)) => return describe(classify(&err, &endpoint, mode, &secrets)),
+            Ok(Err(Connect::Driver(err))) => {
+                return describe(classify(&err, &endpoint, mode, &secrets))
+            }
+            Ok(Err(Connect::Tcp(obs))) => return describe(scrub_outcome(obs, &secrets)),
             Err(_) => {
-                return describe(Observation::fail_unclassified(format!(
-                    "timed out connecting to {}:{} after {}",
-                    endpoint.host,
-                    endpoint.port,
-                    format_duration(ctx.timeout)
-                )))
+                return describe(Observation::fail(
+                    FailureClass::Timeout,
+                    format!(
+                        "timed out connecting to {}:{} after {}",
+                        endpoint.host,
+                        endpoint.port,
+                        format_duration(ctx.timeout)
+                    ),
+                ))
             }
         };
         let connect_latency = started.elapsed();
         let tls = tls_used.load(Ordering::SeqCst);
-        // The connection does the I/O; it ends when the client is dropped.
-        let driver = tokio::spawn(connection);
+        // The connection (`driver`) does the I/O; it ends when the client is dropped.
         let remaining = ctx
             .timeout
             .saturating_sub(started.elapsed())
@@ -272,10 +321,13 @@ impl PostgresCheck {
             Ok(Ok(pair)) => pair,
             Ok(Err(err)) => return base(classify(&err, &endpoint, mode, &secrets)),
             Err(_) => {
-                return base(Observation::fail_unclassified(format!(
-                    "query did not finish within {}",
-                    format_duration(ctx.timeout)
-                )))
+                return base(Observation::fail(
+                    FailureClass::Timeout,
+                    format!(
+                        "query did not finish within {}",
+                        format_duration(ctx.timeout)
+                    ),
+                ))
             }
         };
         let server_version = first_value(&version).unwrap_or_default();
@@ -312,15 +364,11 @@ impl PostgresCheck {
                 _ => {}
             }
         }
-        if let Some(max) = &self.expect.max_latency {
-            if latency > max.0 {
-                failures.push(format!(
-                    "connect and query took {}, more than {}",
-                    format_duration(latency),
-                    format_duration(max.0)
-                ));
-            }
-        }
+        failures.extend(support::latency::exceeded(
+            "connect and query",
+            latency,
+            self.expect.max_latency.as_ref(),
+        ));
         match self.expect.tls {
             Some(true) if !tls => failures.push(format!(
                 "session is not encrypted (sslmode={})",
@@ -334,7 +382,10 @@ impl PostgresCheck {
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail_unclassified(scrub(&failures.join("; "), &secrets))
+            Observation::fail(
+                FailureClass::Expectation,
+                scrub(&failures.join("; "), &secrets),
+            )
         };
         let mut obs = base(obs)
             .with_detail("server_version", server_version)
@@ -344,6 +395,30 @@ impl PostgresCheck {
         }
         obs
     }
+}
+
+/// Why connecting failed: the driver's error, or an attempt already described
+/// (name lookup, TCP).
+enum Connect {
+    Driver(tokio_postgres::Error),
+    Tcp(Observation),
+}
+
+/// The single TCP host and port of `config` when the host is a name (not an
+/// address) and no `hostaddr` is given: the case this check resolves itself.
+fn named_host(config: &tokio_postgres::Config) -> Option<(String, u16)> {
+    let [tokio_postgres::config::Host::Tcp(host)] = config.get_hosts() else {
+        return None;
+    };
+    if !config.get_hostaddrs().is_empty() || super::resolve::ip_literal(host).is_some() {
+        return None;
+    }
+    let port = match config.get_ports() {
+        [] => 5432,
+        [port] => *port,
+        _ => return None,
+    };
+    Some((host.clone(), port))
 }
 
 /// Where the check connects, for reasons and evidence (never the password).
@@ -387,8 +462,9 @@ fn classify(
     mode: SslMode,
     secrets: &[&str],
 ) -> Observation {
+    let class = support::classify::postgres(err);
     let permanent = |reason: String, why: &str| {
-        Observation::fail_permanent_unclassified(scrub(&reason, secrets), why)
+        Observation::fail_permanent(class, scrub(&reason, secrets), why)
     };
     if let Some(db) = err.as_db_error() {
         let code = db.code().code();
@@ -418,14 +494,15 @@ fn classify(
                 format!("query error ({code}): {message}"),
                 "the query is invalid",
             ),
-            c if *c == SqlState::CANNOT_CONNECT_NOW => {
-                Observation::fail_unclassified(format!("server is not accepting connections yet ({code}): {message}"))
-            }
-            _ => Observation::fail_unclassified(format!("server error ({code}): {message}")),
+            c if *c == SqlState::CANNOT_CONNECT_NOW => Observation::fail(
+                class,
+                format!("server is not accepting connections yet ({code}): {message}"),
+            ),
+            _ => Observation::fail(class, format!("server error ({code}): {message}")),
         };
         return scrub_outcome(obs.with_detail("sqlstate", code), secrets);
     }
-    let chain = error_chain(err);
+    let chain = support::errors::chain(err);
     let top = err.to_string();
     let reason = if let Some(io) = chain.iter().find_map(|e| e.downcast_ref::<io::Error>()) {
         if let Some(tls) = io
@@ -460,21 +537,21 @@ fn classify(
             format!(
                 "authentication failed for user {}: {}",
                 at.user,
-                chain_text(&chain)
+                support::errors::render(err)
             ),
             "the credentials are missing or unusable",
         );
-    } else if is_dns_failure(&chain_text(&chain)) {
+    } else if is_dns_failure(&support::errors::render(err)) {
         format!("DNS lookup failed for {}", at.host)
     } else {
         format!(
             "connection to {}:{} failed: {}",
             at.host,
             at.port,
-            chain_text(&chain)
+            support::errors::render(err)
         )
     };
-    Observation::fail_unclassified(scrub(&reason, secrets))
+    Observation::fail(class, scrub(&reason, secrets))
 }
 
 fn tls_reason(err: &rustls::Error, at: &Endpoint) -> String {
@@ -491,38 +568,6 @@ fn scrub_outcome(mut obs: Observation, secrets: &[&str]) -> Observation {
         failure.message = scrub(&failure.message, secrets);
     }
     obs
-}
-
-/// The error and its sources, looking inside `io::Error`s, which hide their
-/// inner error from `source()`.
-fn error_chain<'a>(
-    err: &'a (dyn std::error::Error + 'static),
-) -> Vec<&'a (dyn std::error::Error + 'static)> {
-    let mut chain = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        chain.push(e);
-        next = match e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => e.source(),
-        };
-    }
-    chain
-}
-
-fn chain_text(chain: &[&(dyn std::error::Error + 'static)]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for e in chain {
-        let text = e.to_string();
-        if parts.last().is_none_or(|last| !last.contains(&text)) {
-            parts.push(text);
-        }
-    }
-    parts.join(": ")
-}
-
-fn error_text(err: &tokio_postgres::Error) -> String {
-    chain_text(&error_chain(err))
 }
 
 fn first_value(messages: &[SimpleQueryMessage]) -> Option<String> {
@@ -767,6 +812,7 @@ mod tests {
     #[test]
     fn literal_passwords_are_flagged() {
         let check = |dsn: &str| PostgresCheck {
+            resolver: None,
             dsn: Template::parse(dsn).unwrap(),
             sslmode: None,
             ca_file: None,

@@ -6,15 +6,17 @@
 //! and shares the rustls setup of the other checks.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use rustls::pki_types::ServerName;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
-use super::tls::{client_config, connect_tcp, Verifier, VerifyMode};
-use super::{scrub, Observation, ProbeContext};
+use super::resolve::ResolverAddr;
+use super::support::tls::{connector_config, rustls_error, VerifyMode};
+use super::support::{classify, latency};
+use super::tls::connect_tcp;
+use super::{scrub, FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
@@ -22,6 +24,10 @@ use crate::core::template::Template;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS.
     pub url: Template,
     /// The password, when it is not in the URL.
@@ -96,7 +102,8 @@ impl RedisCheck {
         let mut target = match parse_url(&url) {
             Ok(target) => target,
             Err(why) => {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     scrub(&why, &[url.as_str()]),
                     "the URL does not change by waiting",
                 )
@@ -115,23 +122,24 @@ impl RedisCheck {
         let latency = started.elapsed();
         let obs = match conversation {
             Ok(obs) => obs,
-            Err(_) => Observation::fail_unclassified(format!(
-                "no answer from {}:{} within {}",
-                target.host,
-                target.port,
-                format_duration(ctx.timeout)
-            )),
+            Err(_) => Observation::fail(
+                FailureClass::Timeout,
+                format!(
+                    "no answer from {}:{} within {}",
+                    target.host,
+                    target.port,
+                    format_duration(ctx.timeout)
+                ),
+            ),
         };
-        let mut obs = match (&obs.outcome, &self.expect.max_latency) {
-            (super::Outcome::Pass, Some(max)) if latency > max.0 => Observation {
-                outcome: super::Outcome::Fail(super::Failure::new(
-                    super::FailureClass::Expectation,
-                    format!(
-                        "took {}, more than {}",
-                        format_duration(latency),
-                        format_duration(max.0)
-                    ),
-                )),
+        let slow = latency::exceeded(
+            "the conversation (connect, AUTH, PING, INFO)",
+            latency,
+            self.expect.max_latency.as_ref(),
+        );
+        let mut obs = match (&obs.outcome, slow) {
+            (super::Outcome::Pass, Some(slow)) => Observation {
+                outcome: super::Outcome::Fail(super::Failure::new(FailureClass::Expectation, slow)),
                 ..obs
             },
             _ => obs,
@@ -146,7 +154,7 @@ impl RedisCheck {
     }
 
     async fn converse(&self, target: &Target, ctx: &ProbeContext<'_>) -> Observation {
-        let tcp = match connect_tcp(&target.host, target.port, ctx).await {
+        let tcp = match connect_tcp(&target.host, target.port, ctx, self.resolver).await {
             Ok(tcp) => tcp,
             Err(obs) => return obs,
         };
@@ -156,33 +164,35 @@ impl RedisCheck {
             } else {
                 VerifyMode::None
             };
-            let verifier = match Verifier::new(mode, self.ca_file.as_deref(), false) {
-                Ok(verifier) => verifier,
+            let tls_config = match connector_config(mode, self.ca_file.as_deref()) {
+                Ok(config) => config,
                 Err(why) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        FailureClass::Config,
                         why,
                         "the CA file does not change by waiting",
                     )
                 }
             };
             let Ok(name) = ServerName::try_from(target.host.clone()) else {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     format!("`{}` is not a valid TLS server name", target.host),
                     "the URL does not change by waiting",
                 );
             };
-            let connector = tokio_rustls::TlsConnector::from(client_config(Arc::new(verifier)));
+            let connector = tokio_rustls::TlsConnector::from(tls_config);
             match connector.connect(name, tcp).await {
                 Ok(tls) => Box::new(tls),
                 Err(err) => {
-                    let reason = match super::tls::rustls_error(&err) {
+                    let reason = match rustls_error(&err) {
                         Some(tls) => super::tls::describe_handshake_error(tls, &target.host),
                         None => format!("TLS handshake failed: {err}"),
                     };
-                    return Observation::fail_unclassified(format!(
-                        "{reason} ({}:{})",
-                        target.host, target.port
-                    ));
+                    return Observation::fail(
+                        classify::io(&err),
+                        format!("{reason} ({}:{})", target.host, target.port),
+                    );
                 }
             }
         } else {
@@ -199,21 +209,23 @@ impl RedisCheck {
             match conn.call(&args).await {
                 Ok(Reply::Simple(_)) => {}
                 Ok(Reply::Error(err)) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        FailureClass::Auth,
                         format!("AUTH rejected: {err}"),
                         "the password is wrong; waiting will not change it",
                     )
                 }
                 Ok(other) => {
-                    return Observation::fail_unclassified(format!(
-                        "unexpected AUTH reply: {}",
-                        other.describe()
-                    ))
+                    return Observation::fail(
+                        FailureClass::Protocol,
+                        format!("unexpected AUTH reply: {}", other.describe()),
+                    )
                 }
                 Err(err) => {
-                    return Observation::fail_unclassified(format!(
-                        "connection lost during AUTH: {err}"
-                    ))
+                    return Observation::fail(
+                        classify::io(&err),
+                        format!("connection lost during AUTH: {err}"),
+                    )
                 }
             }
         }
@@ -222,45 +234,49 @@ impl RedisCheck {
             match conn.call(&["SELECT", &db]).await {
                 Ok(Reply::Simple(_)) => {}
                 Ok(Reply::Error(err)) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        FailureClass::Config,
                         format!("SELECT {db} failed: {err}"),
                         "the database index is invalid",
                     )
                 }
                 Ok(other) => {
-                    return Observation::fail_unclassified(format!(
-                        "unexpected SELECT reply: {}",
-                        other.describe()
-                    ))
+                    return Observation::fail(
+                        FailureClass::Protocol,
+                        format!("unexpected SELECT reply: {}", other.describe()),
+                    )
                 }
                 Err(err) => {
-                    return Observation::fail_unclassified(format!(
-                        "connection lost during SELECT: {err}"
-                    ))
+                    return Observation::fail(
+                        classify::io(&err),
+                        format!("connection lost during SELECT: {err}"),
+                    )
                 }
             }
         }
         match conn.call(&["PING"]).await {
             Ok(Reply::Simple(pong)) if pong == "PONG" => {}
             Ok(Reply::Error(err)) if err.starts_with("NOAUTH") => {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Auth,
                     format!("server requires a password ({err})"),
                     "no password is configured for this check",
                 )
             }
             Ok(Reply::Error(err)) => {
-                return Observation::fail_unclassified(format!("PING failed: {err}"))
+                return Observation::fail(FailureClass::Expectation, format!("PING failed: {err}"))
             }
             Ok(other) => {
-                return Observation::fail_unclassified(format!(
-                    "PING answered {}, expected PONG",
-                    other.describe()
-                ))
+                return Observation::fail(
+                    FailureClass::Protocol,
+                    format!("PING answered {}, expected PONG", other.describe()),
+                )
             }
             Err(err) => {
-                return Observation::fail_unclassified(format!(
-                    "connection lost during PING: {err}"
-                ))
+                return Observation::fail(
+                    classify::io(&err),
+                    format!("connection lost during PING: {err}"),
+                )
             }
         }
         let section = if self.expect.info.is_empty() {
@@ -271,12 +287,13 @@ impl RedisCheck {
         let info = match conn.call(&["INFO", section]).await {
             Ok(Reply::Bulk(text)) => parse_info(&text),
             Ok(Reply::Error(err)) if !self.expect.info.is_empty() => {
-                return Observation::fail_unclassified(format!("INFO failed: {err}"))
+                return Observation::fail(FailureClass::Expectation, format!("INFO failed: {err}"))
             }
             Err(err) if !self.expect.info.is_empty() => {
-                return Observation::fail_unclassified(format!(
-                    "connection lost during INFO: {err}"
-                ))
+                return Observation::fail(
+                    classify::io(&err),
+                    format!("connection lost during INFO: {err}"),
+                )
             }
             _ => BTreeMap::new(),
         };
@@ -293,7 +310,7 @@ impl RedisCheck {
         let obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail_unclassified(failures.join("; "))
+            Observation::fail(FailureClass::Expectation, failures.join("; "))
         };
         let mut obs = obs;
         for field in ["redis_version", "role", "redis_mode"] {
@@ -398,13 +415,25 @@ impl Conn {
     }
 
     async fn read(&mut self) -> std::io::Result<Reply> {
-        let mut line = String::new();
-        if self.0.read_line(&mut line).await? == 0 {
+        // A line is read through a limit, so an endless one costs at most the cap.
+        let mut raw = Vec::new();
+        (&mut self.0)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut raw)
+            .await?;
+        if raw.is_empty() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "server closed the connection",
             ));
         }
+        if !raw.ends_with(b"\n") && raw.len() > MAX_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a reply line ran past {MAX_LINE} bytes"),
+            ));
+        }
+        let line = String::from_utf8_lossy(&raw);
         let line = line.trim_end_matches(['\r', '\n']);
         let (kind, rest) = line.split_at(line.len().min(1));
         let invalid = || {
@@ -421,6 +450,13 @@ impl Conn {
                 let len: i64 = rest.parse().map_err(|_| invalid())?;
                 if len < 0 {
                     Reply::Nil
+                } else if len as u64 > MAX_BULK as u64 {
+                    // Checked before allocating: a hostile length must not
+                    // reserve memory (or abort on an impossible size).
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("a bulk reply of {len} bytes is over the {MAX_BULK}-byte cap"),
+                    ));
                 } else {
                     let mut body = vec![0; len as usize + 2];
                     self.0.read_exact(&mut body).await?;
@@ -432,6 +468,11 @@ impl Conn {
         })
     }
 }
+
+/// The longest reply line read (status, error, or length line).
+const MAX_LINE: usize = 64 * 1024;
+/// The largest bulk reply read (`INFO everything` is a few KiB).
+const MAX_BULK: usize = 4 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

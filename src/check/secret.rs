@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{Observation, ProbeContext};
+use super::{FailureClass, Observation, ProbeContext};
 use crate::core::placeholder::placeholder_reason;
 
 /// `check = "secret"`.
@@ -44,19 +44,22 @@ impl SecretCheck {
         const WHY: &str = "the secret's value does not change while the run waits";
         let name = &self.name;
         let Some(value) = ctx.scope.secret(name) else {
-            return Observation::fail_permanent_unclassified(
+            return Observation::fail_permanent(
+                FailureClass::Config,
                 format!("secret {name} is not set (looked in the environment and the runbook's env files)"),
                 WHY,
             );
         };
         if value.trim().is_empty() {
-            return Observation::fail_permanent_unclassified(
+            return Observation::fail_permanent(
+                FailureClass::Config,
                 format!("secret {name} is empty"),
                 WHY,
             );
         }
         if let Some(rule) = placeholder_reason(&value) {
-            return Observation::fail_permanent_unclassified(
+            return Observation::fail_permanent(
+                FailureClass::Config,
                 format!("secret {name} looks like a placeholder ({rule})"),
                 WHY,
             );
@@ -64,7 +67,8 @@ impl SecretCheck {
         let length = value.chars().count();
         if let Some(min) = self.min_length {
             if length < min {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Expectation,
                     format!("secret {name} is {length} characters long, want at least {min}"),
                     WHY,
                 );
@@ -75,13 +79,15 @@ impl SecretCheck {
             match regex::Regex::new(&anchored) {
                 Ok(re) if re.is_match(&value) => {}
                 Ok(_) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        FailureClass::Expectation,
                         format!("secret {name} does not match the pattern /{pattern}/"),
                         WHY,
                     )
                 }
                 Err(err) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        FailureClass::Config,
                         format!("invalid pattern /{pattern}/: {err}"),
                         WHY,
                     )

@@ -2,13 +2,13 @@
 //! /auth/v1/health` and/or a REST table probe — with the `apikey` header, and
 //! the gateway's documented 401 bodies turned into readable reasons.
 
-use std::time::Instant;
-
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{scrub, Observation, ProbeContext};
-use crate::core::duration::{format_duration, HumanDuration};
+use super::resolve::ResolverAddr;
+use super::support::{errors, http, latency};
+use super::{scrub, FailureClass, Observation, ProbeContext};
+use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
 use crate::core::BlobRef;
 
@@ -19,6 +19,10 @@ const BODY_CAP: usize = 64 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SupabaseCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// The project URL, `https://<ref>.supabase.co`.
     pub url: Template,
     /// Sent as the `apikey` header on every request.
@@ -119,7 +123,8 @@ impl SupabaseCheck {
         let mut secrets = vec![apikey.as_str()];
         if let Some(token) = &bearer {
             if token.starts_with("sb_") {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     "the Bearer value is an `sb_…` key, which is not a JWT; send it as `apikey` only",
                     "the runbook's configuration does not change by waiting",
                 );
@@ -148,11 +153,15 @@ impl SupabaseCheck {
         let mut blobs: Vec<BlobRef> = Vec::new();
         let mut failures = Vec::new();
         let mut permanent = None;
+        // The attempt's class is the first failure's.
+        let mut class = None;
         let mut obs_detail = serde_json::Map::new();
+        let client = match ctx.clients.http(true, self.resolver) {
+            Ok(client) => client,
+            Err(obs) => return obs,
+        };
         for (label, path) in probes {
-            let mut request = ctx
-                .clients
-                .http(true)
+            let mut request = client
                 .get(format!("{base}{path}"))
                 .header("apikey", &apikey)
                 .header("Accept", "application/json")
@@ -160,39 +169,38 @@ impl SupabaseCheck {
             if let Some(token) = &bearer {
                 request = request.bearer_auth(token);
             }
-            let started = Instant::now();
-            let response = match request.send().await {
-                Ok(response) => response,
+            let fetched = match http::fetch(request, BODY_CAP).await {
+                Ok(fetched) => fetched,
                 Err(err) => {
-                    let what = if err.is_timeout() {
+                    let what = if err.error.is_timeout() {
                         "timed out"
+                    } else if err.status.is_some() {
+                        "the response broke off"
                     } else {
                         "cannot connect"
                     };
+                    class.get_or_insert(err.class());
                     failures.push(scrub(
-                        &format!("{label}: {what} ({})", error_chain(&err)),
+                        &format!("{label}: {what} ({})", errors::render(&err.error)),
                         &secrets,
                     ));
+                    // NXDOMAIN is permanent; the DNS failure class attaches here.
+                    if let Some(why) = super::resolve::no_retry_of(&err.error) {
+                        permanent = Some(why);
+                    }
                     continue;
                 }
             };
-            let status = response.status().as_u16();
-            let body = response
-                .bytes()
-                .await
-                .map(|b| b.to_vec())
-                .unwrap_or_default();
-            let latency = started.elapsed();
-            let kept = scrub(
-                &String::from_utf8_lossy(&body[..body.len().min(BODY_CAP)]),
-                &secrets,
-            );
+            let status = fetched.status;
+            let body = fetched.body;
+            let latency = fetched.latency;
+            let kept = scrub(&String::from_utf8_lossy(&body), &secrets);
             let role = if label == "rest" {
                 "supabase.rest"
             } else {
                 "supabase.auth_health"
             };
-            if let Ok(blob) = ctx.blobs.put(role, kept.as_bytes(), body.len() > BODY_CAP) {
+            if let Ok(blob) = ctx.blobs.put(role, kept.as_bytes(), fetched.truncated) {
                 blobs.push(blob);
             }
             let key = if label == "rest" {
@@ -213,10 +221,12 @@ impl SupabaseCheck {
             match status {
                 200..=299 => {}
                 401 => {
+                    class.get_or_insert(FailureClass::Auth);
                     failures.push(format!("{label}: {} (401)", reason_401(&json)));
                     permanent = Some("the gateway rejected the API key; a different key is needed");
                 }
                 403 => {
+                    class.get_or_insert(FailureClass::Auth);
                     failures.push(format!(
                         "{label}: forbidden (403){}",
                         message_suffix(&json, &secrets)
@@ -224,33 +234,37 @@ impl SupabaseCheck {
                     permanent = Some("the key lacks permission for this route");
                 }
                 404 => {
+                    class.get_or_insert(FailureClass::NotFound);
                     failures.push(format!(
                         "{label}: {path} not found (404){}",
                         message_suffix(&json, &secrets)
                     ));
                     permanent = Some("the route or table does not exist");
                 }
-                _ => failures.push(format!(
-                    "{label}: status {status}{}",
-                    message_suffix(&json, &secrets)
-                )),
-            }
-            if let Some(max) = &self.expect.max_latency {
-                if latency > max.0 && (200..300).contains(&status) {
+                _ => {
+                    class.get_or_insert(FailureClass::Expectation);
                     failures.push(format!(
-                        "{label}: took {}, more than {}",
-                        format_duration(latency),
-                        format_duration(max.0)
-                    ));
+                        "{label}: status {status}{}",
+                        message_suffix(&json, &secrets)
+                    ))
+                }
+            }
+            if (200..300).contains(&status) {
+                if let Some(slow) =
+                    latency::exceeded(label, latency, self.expect.max_latency.as_ref())
+                {
+                    class.get_or_insert(FailureClass::Expectation);
+                    failures.push(slow);
                 }
             }
         }
+        let class = class.unwrap_or(FailureClass::Expectation);
         let mut obs = match (failures.is_empty(), permanent) {
             (true, _) => Observation::pass(),
             (false, Some(why)) => {
-                Observation::fail_permanent_unclassified(scrub(&failures.join("; "), &secrets), why)
+                Observation::fail_permanent(class, scrub(&failures.join("; "), &secrets), why)
             }
-            (false, None) => Observation::fail_unclassified(scrub(&failures.join("; "), &secrets)),
+            (false, None) => Observation::fail(class, scrub(&failures.join("; "), &secrets)),
         };
         obs.detail.extend(obs_detail);
         obs.blobs = blobs;
@@ -286,15 +300,4 @@ fn message_suffix(json: &Value, secrets: &[&str]) -> String {
         Some(message) => format!(": {}", scrub(message, secrets)),
         None => String::new(),
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

@@ -4,14 +4,19 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::{Observation, ProbeContext};
-use crate::core::duration::{format_duration, HumanDuration};
+use super::resolve::ResolverAddr;
+use super::{support, FailureClass, Observation, ProbeContext};
+use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
 
 /// `check = "tcp"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TcpCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// Host name or address.
     pub host: Template,
     pub port: u16,
@@ -55,20 +60,16 @@ impl TcpCheck {
             Err(obs) => return obs,
         };
         let started = Instant::now();
-        let stream = match super::tls::connect_tcp(&host, self.port, ctx).await {
+        let stream = match super::tls::connect_tcp(&host, self.port, ctx, self.resolver).await {
             Ok(stream) => stream,
             Err(obs) => return obs.with_detail("latency_ms", started.elapsed().as_millis() as u64),
         };
         let latency = started.elapsed();
         let mut obs = Observation::pass();
-        if let Some(max) = &self.expect.max_latency {
-            if latency > max.0 {
-                obs = Observation::fail_unclassified(format!(
-                    "connecting took {}, more than {}",
-                    format_duration(latency),
-                    format_duration(max.0)
-                ));
-            }
+        if let Some(slow) =
+            support::latency::exceeded("connecting", latency, self.expect.max_latency.as_ref())
+        {
+            obs = Observation::fail(FailureClass::Expectation, slow);
         }
         if let Ok(peer) = stream.peer_addr() {
             obs = obs.with_detail("peer", peer.to_string());

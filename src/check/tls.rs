@@ -1,26 +1,22 @@
 //! `tls`: a TLS handshake to host:port with SNI — chain validity, days left,
 //! and the certificate's subject, issuer, SANs and expiry.
 //!
-//! Also owns the rustls client setup (ring provider, roots from a CA file or
-//! the system store, the `verify-ca`/`require` relaxations) that the
-//! `postgres` and `redis` checks share.
+//! The rustls client setup it shares with `postgres`, `redis` and the HTTP
+//! clients lives in [`super::support::tls`]; the handshake reason texts live here.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::CertificateError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
-use super::{Observation, ProbeContext};
+use super::resolve::{ConnectError, ResolveError, ResolverAddr};
+use super::support::tls::{client_config, Verifier, VerifyMode};
+use super::support::{self, classify};
+use super::{FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
@@ -28,6 +24,10 @@ use crate::core::template::Template;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// Host to connect to (a name or an address).
     pub host: Template,
     #[serde(default = "default_port")]
@@ -109,7 +109,8 @@ impl TlsCheck {
         let server_name = match ServerName::try_from(name.clone()) {
             Ok(server_name) => server_name,
             Err(_) => {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     format!("`{name}` is not a valid TLS server name"),
                     "the runbook's server name does not change by waiting",
                 )
@@ -118,7 +119,8 @@ impl TlsCheck {
         let verifier = match Verifier::new(VerifyMode::Full, self.ca_file.as_deref(), true) {
             Ok(verifier) => Arc::new(verifier),
             Err(why) => {
-                return Observation::fail_permanent_unclassified(
+                return Observation::fail_permanent(
+                    FailureClass::Config,
                     why,
                     "the CA file does not change by waiting",
                 )
@@ -126,7 +128,7 @@ impl TlsCheck {
         };
         let config = client_config(verifier.clone());
         let started = Instant::now();
-        let stream = match connect_tcp(&host, self.port, ctx).await {
+        let stream = match connect_tcp(&host, self.port, ctx, self.resolver).await {
             Ok(stream) => stream,
             Err(obs) => return obs,
         };
@@ -136,17 +138,20 @@ impl TlsCheck {
         let tls = match handshake {
             Ok(Ok(tls)) => tls,
             Ok(Err(err)) => {
-                return Observation::fail_unclassified(format!(
-                    "TLS handshake with {host}:{} failed: {err}",
-                    self.port
-                ))
+                return Observation::fail(
+                    classify::io(&err),
+                    format!("TLS handshake with {host}:{} failed: {err}", self.port),
+                )
             }
             Err(_) => {
-                return Observation::fail_unclassified(format!(
-                    "TLS handshake with {host}:{} timed out after {}",
-                    self.port,
-                    format_duration(ctx.timeout)
-                ))
+                return Observation::fail(
+                    FailureClass::Timeout,
+                    format!(
+                        "TLS handshake with {host}:{} timed out after {}",
+                        self.port,
+                        format_duration(ctx.timeout)
+                    ),
+                )
             }
         };
         let latency = started.elapsed();
@@ -156,25 +161,32 @@ impl TlsCheck {
             .and_then(|v| v.as_str())
             .unwrap_or("unknown");
         let Some(leaf) = session.peer_certificates().and_then(|certs| certs.first()) else {
-            return Observation::fail_unclassified(format!(
-                "{host}:{} sent no certificate",
-                self.port
-            ));
+            return Observation::fail(
+                FailureClass::Tls,
+                format!("{host}:{} sent no certificate", self.port),
+            );
         };
         let facts = match CertFacts::parse(leaf) {
             Ok(facts) => facts,
             Err(why) => {
-                return Observation::fail_unclassified(format!(
-                    "cannot parse the certificate of {host}:{}: {why}",
-                    self.port
-                ))
+                return Observation::fail(
+                    FailureClass::Tls,
+                    format!(
+                        "cannot parse the certificate of {host}:{}: {why}",
+                        self.port
+                    ),
+                )
             }
         };
         let now = jiff::Timestamp::now().as_second();
         let days_left = (facts.not_after - now).div_euclid(86_400);
         let mut failures = Vec::new();
+        // An invalid certificate makes the attempt `tls`; the other
+        // expectations (days left, latency) are `expectation`.
+        let mut class = FailureClass::Expectation;
         if self.expect.valid {
             if let Some(err) = verifier.take_error() {
+                class = classify::rustls(&err);
                 failures.push(describe_cert_error(&err, &name, &facts));
             }
         }
@@ -188,19 +200,15 @@ impl TlsCheck {
                 failures.push(format!("certificate expired on {}", facts.not_after_text()));
             }
         }
-        if let Some(max) = &self.expect.max_latency {
-            if latency > max.0 {
-                failures.push(format!(
-                    "handshake took {}, more than {}",
-                    format_duration(latency),
-                    format_duration(max.0)
-                ));
-            }
-        }
+        failures.extend(support::latency::exceeded(
+            "the handshake",
+            latency,
+            self.expect.max_latency.as_ref(),
+        ));
         let mut obs = if failures.is_empty() {
             Observation::pass()
         } else {
-            Observation::fail_unclassified(failures.join("; "))
+            Observation::fail(class, failures.join("; "))
         };
         obs = obs
             .with_detail("server_name", name)
@@ -213,21 +221,36 @@ impl TlsCheck {
 }
 
 /// Connects to host:port within the attempt's timeout, with readable reasons.
+/// Names go through the run's resolver, or the step's own `resolver`.
 pub(super) async fn connect_tcp(
     host: &str,
     port: u16,
     ctx: &ProbeContext<'_>,
+    resolver: Option<ResolverAddr>,
 ) -> Result<TcpStream, Observation> {
-    match tokio::time::timeout(ctx.timeout, TcpStream::connect((host, port))).await {
+    let resolver = ctx.clients.resolver(resolver);
+    match tokio::time::timeout(ctx.timeout, resolver.connect_tcp(host, port)).await {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(err)) => Err(Observation::fail_unclassified(describe_connect_error(
-            &err, host, port,
-        ))),
-        Err(_) => Err(Observation::fail_unclassified(format!(
-            "timed out connecting to {host}:{port} after {}",
-            format_duration(ctx.timeout)
-        ))),
+        Ok(Err(ConnectError::Resolve(err))) => Err(resolve_failure(&err)),
+        Ok(Err(ConnectError::Io(err))) => Err(Observation::fail(
+            classify::io(&err),
+            describe_connect_error(&err, host, port),
+        )),
+        Err(_) => Err(Observation::fail(
+            FailureClass::Timeout,
+            format!(
+                "timed out connecting to {host}:{port} after {}",
+                format_duration(ctx.timeout)
+            ),
+        )),
     }
+}
+
+/// A failed name lookup as an attempt's failure. NXDOMAIN (and a malformed
+/// name) is permanent: waiting does not create a name.
+pub(super) fn resolve_failure(err: &ResolveError) -> Observation {
+    let reason = format!("DNS lookup failed: {err}");
+    err.failure(reason)
 }
 
 /// Turns a connect error into a reason that says which of DNS, refusal or
@@ -256,162 +279,6 @@ pub(super) fn is_dns_failure(text: &str) -> bool {
     ]
     .iter()
     .any(|needle| text.contains(needle))
-}
-
-/// How much of the server's certificate is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum VerifyMode {
-    /// Encrypt only (libpq `require`): any certificate is accepted.
-    None,
-    /// The chain must lead to a trusted root; the name is not checked (`verify-ca`).
-    Chain,
-    /// Chain and name (`verify-full`, HTTPS rules).
-    Full,
-}
-
-/// A certificate verifier that can relax the checks per [`VerifyMode`], or
-/// (`record_only`) let the handshake finish and keep the verdict, so the `tls`
-/// check can still report an expired certificate's facts.
-#[derive(Debug)]
-pub(super) struct Verifier {
-    chain: Option<Arc<WebPkiServerVerifier>>,
-    check_name: bool,
-    record_only: bool,
-    seen: Mutex<Option<rustls::Error>>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl Verifier {
-    /// Builds a verifier; the error is a readable reason (bad CA file, no roots).
-    pub(super) fn new(
-        mode: VerifyMode,
-        ca_file: Option<&str>,
-        record_only: bool,
-    ) -> Result<Self, String> {
-        let chain = match mode {
-            VerifyMode::None => None,
-            VerifyMode::Chain | VerifyMode::Full => {
-                let roots = root_store(ca_file)?;
-                let verifier =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-                        .build()
-                        .map_err(|err| format!("cannot build the certificate verifier: {err}"))?;
-                Some(verifier)
-            }
-        };
-        Ok(Verifier {
-            chain,
-            check_name: mode == VerifyMode::Full,
-            record_only,
-            seen: Mutex::new(None),
-            algorithms: provider().signature_verification_algorithms,
-        })
-    }
-
-    /// The verification error seen during the handshake, if any (record-only mode).
-    pub(super) fn take_error(&self) -> Option<rustls::Error> {
-        self.seen.lock().ok().and_then(|mut seen| seen.take())
-    }
-}
-
-impl ServerCertVerifier for Verifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some(chain) = &self.chain else {
-            return Ok(ServerCertVerified::assertion());
-        };
-        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
-            Ok(verified) => Ok(verified),
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
-            Err(err) if self.record_only => {
-                if let Ok(mut seen) = self.seen.lock() {
-                    *seen = Some(err);
-                }
-                Ok(ServerCertVerified::assertion())
-            }
-            Err(err) => Err(err),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // Signatures are always checked: without them "encrypted" would mean
-        // nothing even in `require` mode.
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// The ring provider, explicitly: reqwest's rustls uses ring too, and naming it
-/// avoids depending on a process-wide default provider being installed.
-pub(super) fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
-}
-
-/// A client config around `verifier` with safe protocol defaults.
-pub(super) fn client_config(verifier: Arc<Verifier>) -> Arc<ClientConfig> {
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("the ring provider supports the default protocol versions")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-/// Trust anchors: the CA file when given, else the system store (loaded once).
-fn root_store(ca_file: Option<&str>) -> Result<RootCertStore, String> {
-    let mut roots = RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|err| format!("cannot read CA file {path}: {err}"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|err| format!("cannot parse CA file {path}: {err}"))?;
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(format!("CA file {path} holds no usable certificate"));
-            }
-        }
-        None => {
-            static SYSTEM: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-            let certs = SYSTEM.get_or_init(|| rustls_native_certs::load_native_certs().certs);
-            roots.add_parsable_certificates(certs.iter().cloned());
-            if roots.is_empty() {
-                return Err(
-                    "no trusted root certificates found on this system (set `ca_file`)".to_string(),
-                );
-            }
-        }
-    }
-    Ok(roots)
 }
 
 /// Reason text for a certificate verification error.
@@ -480,12 +347,6 @@ fn unwrap_debug_name(text: &str) -> String {
         (Some(start), Some(end)) if start + 2 <= end => text[start + 2..end].to_string(),
         _ => text.to_string(),
     }
-}
-
-/// Finds a rustls error inside an I/O error (how tokio-rustls reports them).
-pub(super) fn rustls_error(err: &std::io::Error) -> Option<&rustls::Error> {
-    err.get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
 }
 
 /// What evidence keeps about a certificate.

@@ -5,15 +5,17 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::http::OneOrMany;
-use super::{Observation, ProbeContext, ProbeRecord};
-use crate::core::duration::{format_duration, HumanDuration};
+use super::resolve::ResolverAddr;
+use super::support::{classify, errors, http, latency};
+use super::{FailureClass, Observation, ProbeContext, ProbeRecord};
+use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
 use crate::webhook::events::{sample_body, SampleEvent, SampleParams};
 use crate::webhook::signature::{self, DEFAULT_MAX_AGE};
@@ -26,6 +28,10 @@ const BODY_CAP: usize = 64 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// The endpoint Chatwoot delivers to.
     pub url: Template,
     /// The webhook secret: `"{{secret:NAME}}"`.
@@ -110,7 +116,10 @@ impl ProbeKind {
 /// What one request got back.
 struct Sent {
     status: Option<u16>,
-    error: Option<String>,
+    /// Why nothing answered, and its class.
+    error: Option<(FailureClass, String)>,
+    /// Set when the host name does not exist (NXDOMAIN): retrying cannot help.
+    no_retry: Option<&'static str>,
     latency: Duration,
 }
 
@@ -171,7 +180,8 @@ impl WebhookCheck {
             Some(path) => match std::fs::read(path) {
                 Ok(bytes) => bytes,
                 Err(err) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        classify::io(&err),
                         format!("cannot read body_file {}: {err}", path.display()),
                         "a missing file does not appear by waiting",
                     )
@@ -180,7 +190,8 @@ impl WebhookCheck {
             None => match self.event.parse::<SampleEvent>() {
                 Ok(event) => sample_body(event, &SampleParams::new(ctx.run_id, now)),
                 Err(err) => {
-                    return Observation::fail_permanent_unclassified(
+                    return Observation::fail_permanent(
+                        FailureClass::Config,
                         err,
                         "the runbook names an unknown event",
                     )
@@ -200,11 +211,17 @@ impl WebhookCheck {
             probes.push(ProbeKind::Stale);
         }
 
-        let client = ctx.clients.http(self.verify_tls);
+        let client = match ctx.clients.http(self.verify_tls, self.resolver) {
+            Ok(client) => client,
+            Err(obs) => return obs,
+        };
         let mut records = Vec::new();
         let mut failures = Vec::new();
+        // The class of the first failure; a security finding outranks it.
+        let mut class = None;
         let mut findings = Vec::new();
         let mut signed_latency = None;
+        let mut unresolvable = None;
         for kind in probes {
             let delivery = uuid::Uuid::new_v4().to_string();
             let timestamp = match kind {
@@ -231,7 +248,7 @@ impl WebhookCheck {
                 }
             }
             let (sent, response_body) =
-                send(client, &url, &extra_headers, &headers, &body, ctx.timeout).await;
+                send(&client, &url, &extra_headers, &headers, &body, ctx.timeout).await;
             let mut record = json!({
                 "request": {
                     "method": "POST",
@@ -247,7 +264,7 @@ impl WebhookCheck {
             if let Some(status) = sent.status {
                 record["status"] = json!(status);
             }
-            if let Some(error) = &sent.error {
+            if let Some((_, error)) = &sent.error {
                 record["error"] = json!(error);
             }
             let mut probe_blobs = Vec::new();
@@ -271,9 +288,11 @@ impl WebhookCheck {
             });
 
             match (kind, sent.status, sent.error) {
-                (ProbeKind::Signed, None, Some(error)) => {
+                (ProbeKind::Signed, None, Some((error_class, error))) => {
                     // Nothing answered: the rejection probes would say nothing more.
+                    class.get_or_insert(error_class);
                     failures.push(format!("POST {}: {error}", self.url.raw()));
+                    unresolvable = sent.no_retry;
                     break;
                 }
                 (ProbeKind::Signed, Some(status), _) => {
@@ -296,7 +315,13 @@ impl WebhookCheck {
                             }
                             None => "a 2xx".to_string(),
                         };
-                        let hint = if matches!(status, 401 | 403) {
+                        let rejected = matches!(status, 401 | 403);
+                        class.get_or_insert(if rejected {
+                            FailureClass::Auth
+                        } else {
+                            FailureClass::Expectation
+                        });
+                        let hint = if rejected {
                             " (the endpoint rejected a correctly signed delivery: wrong secret on either side, or it verifies HMAC(body) without the timestamp prefix)"
                         } else {
                             ""
@@ -313,33 +338,49 @@ impl WebhookCheck {
                     kind.name()
                 )),
                 (_, Some(_), _) => {}
-                (_, None, error) => failures.push(format!(
-                    "the `{}` probe got no answer: {}",
-                    kind.name(),
-                    error.unwrap_or_default()
-                )),
+                (_, None, error) => {
+                    let (error_class, error) =
+                        error.unwrap_or((FailureClass::Protocol, String::new()));
+                    class.get_or_insert(error_class);
+                    failures.push(format!(
+                        "the `{}` probe got no answer: {error}",
+                        kind.name(),
+                    ))
+                }
             }
         }
 
-        if let (Some(latency), Some(max)) = (signed_latency, self.expect.max_latency) {
-            if latency > max.0 {
-                failures.push(format!(
-                    "the signed delivery took {}ms, more than max_latency {}",
-                    latency.as_millis(),
-                    format_duration(max.0)
-                ));
-            }
+        if let Some(slow) = signed_latency.and_then(|latency| {
+            latency::exceeded(
+                "the signed delivery",
+                latency,
+                self.expect.max_latency.as_ref(),
+            )
+        }) {
+            class.get_or_insert(FailureClass::Expectation);
+            failures.push(slow);
         }
 
         let mut observation = if !findings.is_empty() {
             let mut reasons = findings.clone();
             reasons.extend(failures);
-            Observation::fail_permanent_unclassified(
+            Observation::fail_permanent(
+                FailureClass::Security,
                 reasons.join("; "),
                 "an endpoint that accepts forged or replayed deliveries does not start rejecting them by waiting",
             )
+        } else if let (false, Some(why)) = (failures.is_empty(), unresolvable) {
+            // NXDOMAIN is permanent; the DNS failure class attaches here.
+            Observation::fail_permanent(
+                class.unwrap_or(FailureClass::Dns),
+                failures.join("; "),
+                why,
+            )
         } else if !failures.is_empty() {
-            Observation::fail_unclassified(failures.join("; "))
+            Observation::fail(
+                class.unwrap_or(FailureClass::Expectation),
+                failures.join("; "),
+            )
         } else {
             Observation::pass()
         };
@@ -373,7 +414,8 @@ pub(super) fn render_secret(
     secret: &Template,
 ) -> Result<String, Observation> {
     match ctx.render(secret)? {
-        value if value.is_empty() => Err(Observation::fail_permanent_unclassified(
+        value if value.is_empty() => Err(Observation::fail_permanent(
+            FailureClass::Config,
             format!("webhook secret `{}` is empty", secret.raw()),
             "an empty secret does not fill itself",
         )),
@@ -408,37 +450,36 @@ async fn send(
     for (name, value) in extra_headers.iter().chain(headers) {
         request = request.header(name.as_str(), value.as_str());
     }
-    let started = Instant::now();
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(err) => {
-            return (
-                Sent {
-                    status: None,
-                    error: Some(describe_error(err)),
-                    latency: started.elapsed(),
-                },
-                None,
-            )
-        }
-    };
-    let status = response.status().as_u16();
-    let latency = started.elapsed();
-    let bytes = response
-        .bytes()
-        .await
-        .map(|b| b.to_vec())
-        .unwrap_or_default();
-    let truncated = bytes.len() > BODY_CAP;
-    let kept = bytes[..bytes.len().min(BODY_CAP)].to_vec();
-    (
-        Sent {
-            status: Some(status),
-            error: None,
-            latency,
-        },
-        Some((kept, truncated)),
-    )
+    match http::fetch(request, BODY_CAP).await {
+        Ok(fetched) => (
+            Sent {
+                status: Some(fetched.status),
+                error: None,
+                no_retry: None,
+                latency: fetched.time_to_headers,
+            },
+            Some((fetched.body, fetched.truncated)),
+        ),
+        // The status arrived, then the body broke off: the answer still counts.
+        Err(err) if err.status.is_some() => (
+            Sent {
+                status: err.status,
+                error: None,
+                no_retry: None,
+                latency: err.latency,
+            },
+            None,
+        ),
+        Err(err) => (
+            Sent {
+                status: None,
+                no_retry: super::resolve::no_retry_of(&err.error),
+                error: Some((err.class(), describe_error(err.error))),
+                latency: err.latency,
+            },
+            None,
+        ),
+    }
 }
 
 pub(super) fn describe_error(err: reqwest::Error) -> String {
@@ -449,13 +490,8 @@ pub(super) fn describe_error(err: reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let err = err.without_url();
-    let mut text = kind.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    match errors::render_causes(&err.without_url()) {
+        causes if causes.is_empty() => kind.to_string(),
+        causes => format!("{kind}: {causes}"),
     }
-    text
 }

@@ -11,8 +11,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::resolve::ResolverAddr;
+use super::support::http;
 use super::webhook::render_secret;
-use super::{Observation, ProbeContext};
+use super::{FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
 use crate::webhook::events::CHATWOOT_EVENTS;
@@ -22,6 +24,10 @@ use crate::webhook::listener::{Listener, ListenerConfig};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookDeliveryCheck {
+    /// The DNS server (`IP:port`) for this step's host names, instead of
+    /// the run's resolver.
+    #[serde(default)]
+    pub resolver: Option<ResolverAddr>,
     /// Where to receive: `127.0.0.1:8787`, or `0.0.0.0:8787` for a remote Chatwoot.
     pub listen: String,
     /// The webhook secret: `"{{secret:NAME}}"`.
@@ -109,7 +115,8 @@ impl WebhookDeliveryCheck {
 
     pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
         let Ok(addr) = self.listen.parse::<SocketAddr>() else {
-            return Observation::fail_permanent_unclassified(
+            return Observation::fail_permanent(
+                FailureClass::Config,
                 format!("invalid listen address `{}`", self.listen),
                 "the runbook must change",
             );
@@ -129,14 +136,17 @@ impl WebhookDeliveryCheck {
         let mut listener = match Listener::bind(addr, config).await {
             Ok(listener) => listener,
             Err(err) => {
-                return Observation::fail_unclassified(format!("cannot listen on {addr}: {err}"))
+                return Observation::fail(
+                    FailureClass::Io,
+                    format!("cannot listen on {addr}: {err}"),
+                )
             }
         };
         let started = tokio::time::Instant::now();
         let mut observation_detail = vec![("listen", json!(listener.local_addr().to_string()))];
 
         if let Some(trigger) = &self.trigger {
-            match send_trigger(trigger, ctx).await {
+            match send_trigger(trigger, ctx, self.resolver).await {
                 Ok(status) => observation_detail.push(("trigger_status", json!(status))),
                 Err(obs) => {
                     listener.stop().await;
@@ -172,11 +182,10 @@ impl WebhookDeliveryCheck {
                 }
                 obs
             }
-            None => Observation::fail_unclassified(result.explain_miss(
-                &self.event,
-                contains.as_deref(),
-                wait,
-            )),
+            None => Observation::fail(
+                FailureClass::Expectation,
+                result.explain_miss(&self.event, contains.as_deref(), wait),
+            ),
         };
         for (key, value) in observation_detail {
             observation = observation.with_detail(key, value);
@@ -210,17 +219,22 @@ impl WebhookDeliveryCheck {
 }
 
 /// Sends the trigger; a failure is the attempt's failure.
-async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, Observation> {
+async fn send_trigger(
+    trigger: &Trigger,
+    ctx: &ProbeContext<'_>,
+    resolver: Option<ResolverAddr>,
+) -> Result<u16, Observation> {
     let url = ctx.render(&trigger.url)?;
     let method = reqwest::Method::from_bytes(trigger.method.as_bytes()).map_err(|_| {
-        Observation::fail_permanent_unclassified(
+        Observation::fail_permanent(
+            FailureClass::Config,
             format!("invalid trigger method `{}`", trigger.method),
             "the runbook must change",
         )
     })?;
     let mut request = ctx
         .clients
-        .http(trigger.verify_tls)
+        .http(trigger.verify_tls, resolver)?
         .request(method, url)
         .timeout(ctx.timeout);
     let mut has_content_type = false;
@@ -235,16 +249,35 @@ async fn send_trigger(trigger: &Trigger, ctx: &ProbeContext<'_>) -> Result<u16, 
         request = request.body(ctx.render(body)?);
     }
     let what = format!("trigger {} {}", trigger.method, trigger.url.raw());
-    match request.send().await {
-        Ok(response) if response.status().is_success() => Ok(response.status().as_u16()),
-        Ok(response) => Err(Observation::fail_unclassified(format!(
-            "{what} answered {}",
-            response.status().as_u16()
-        ))
-        .with_detail("trigger_status", response.status().as_u16())),
-        Err(err) => Err(Observation::fail_unclassified(format!(
-            "{what}: {}",
-            super::webhook::describe_error(err)
-        ))),
+    // The trigger's answer is only its status; the capped read keeps a
+    // hostile or endless body from costing memory.
+    match http::fetch(request, TRIGGER_BODY_CAP).await {
+        Ok(fetched) if (200..300).contains(&fetched.status) => Ok(fetched.status),
+        Ok(fetched) => Err(Observation::fail(
+            match fetched.status {
+                401 | 403 => FailureClass::Auth,
+                404 => FailureClass::NotFound,
+                _ => FailureClass::Expectation,
+            },
+            format!("{what} answered {}", fetched.status),
+        )
+        .with_detail("trigger_status", fetched.status)),
+        // Accepted, then the body broke off: the trigger was still accepted.
+        Err(err) if err.status.is_some_and(|s| (200..300).contains(&s)) => {
+            Ok(err.status.unwrap_or_default())
+        }
+        // NXDOMAIN is permanent (class `dns`); other errors by their type.
+        Err(err) => {
+            let no_retry = super::resolve::no_retry_of(&err.error);
+            let class = err.class();
+            let reason = format!("{what}: {}", super::webhook::describe_error(err.error));
+            Err(match no_retry {
+                Some(why) => Observation::fail_permanent(class, reason, why),
+                None => Observation::fail(class, reason),
+            })
+        }
     }
 }
+
+/// The most of a trigger's response body that is read (and then dropped).
+const TRIGGER_BODY_CAP: usize = 64 * 1024;

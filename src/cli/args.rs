@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub use super::provenance::ProvenanceArgs;
+use crate::check::resolve::ResolverAddr;
 
 /// Runbooks as declarative checks, run under a retry policy, leaving sealed
 /// evidence that `runproof verify` checks offline.
@@ -46,12 +47,17 @@ pub struct RunArgs {
     /// Where bundles are written: <DIR>/<runbook name>/<timestamp>-<run id>/.
     #[arg(long, default_value = "artifacts", value_name = "DIR")]
     pub artifacts: PathBuf,
-    /// Run steps marked `mutating = true`.
-    #[arg(long)]
-    pub allow_mutations: bool,
+    /// Run steps marked `mutating = true`; `=TAG,...` runs only those with
+    /// one of these tags (e.g. `--allow-mutations=qa-writes`).
+    #[arg(long, value_name = "TAGS", num_args = 0..=1, require_equals = true)]
+    pub allow_mutations: Option<Option<String>>,
     /// Refuse to run an expired runbook.
     #[arg(long)]
     pub strict: bool,
+    /// Confirm a `confirm` step that a person has done, optionally with a
+    /// note (`--confirm admin-token="created by ops"`); repeatable.
+    #[arg(long, value_name = "ID[=NOTE]", value_parser = super::confirm::parse_confirm)]
+    pub confirm: Vec<(String, Option<String>)>,
     /// Run only this step (and what it depends on); repeatable.
     #[arg(long, value_name = "ID")]
     pub only: Vec<String>,
@@ -61,6 +67,10 @@ pub struct RunArgs {
     /// Print the run as one JSON document on stdout (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Resolve host names with this DNS server (IP:port, over UDP and TCP)
+    /// instead of the system configuration.
+    #[arg(long, env = "RUNPROOF_RESOLVER", value_name = "IP:PORT")]
+    pub resolver: Option<ResolverAddr>,
     #[command(flatten)]
     pub provenance: ProvenanceArgs,
 }
@@ -215,6 +225,10 @@ pub struct SweepArgs {
     /// Save this sweep's latency figures as a baseline.
     #[arg(long, value_name = "FILE")]
     pub save_baseline: Option<PathBuf>,
+    /// Resolve host names with this DNS server (IP:port, over UDP and TCP)
+    /// instead of the system configuration.
+    #[arg(long, env = "RUNPROOF_RESOLVER", value_name = "IP:PORT")]
+    pub resolver: Option<ResolverAddr>,
     #[command(flatten)]
     pub provenance: ProvenanceArgs,
 }

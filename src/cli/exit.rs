@@ -54,8 +54,10 @@ impl From<ExitStatus> for std::process::ExitCode {
 mod tests {
     use super::*;
 
+    // README's exit-code table is checked against these codes and the real
+    // binary by the integration test `cli::exit_codes_are_those_of_the_readme_table`.
     #[test]
-    fn codes_match_the_readme() {
+    fn codes_are_stable() {
         let codes: Vec<u8> = [
             ExitStatus::Success,
             ExitStatus::Escalated,

@@ -12,6 +12,7 @@ macro_rules! out {
 }
 
 mod args;
+mod confirm;
 mod demo;
 pub mod exit;
 mod inspect;

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::args::{LintArgs, PlanArgs, RunArgs};
+use super::confirm::CliConfirmer;
 use super::CliError;
 use crate::cli::exit::ExitStatus;
 use crate::core::duration::format_duration;
 use crate::core::record::RunVerdict;
 use crate::core::template::Template;
-use crate::engine::{Cancel, RunOptions, RunScope};
+use crate::engine::{Cancel, Mutations, RunOptions, RunScope};
 use crate::evidence::Redactor;
 use crate::report::{self, TerminalReporter};
 use crate::runbook::{expiry_warning, load_runbook, LoadError, Runbook, SecretStore};
@@ -30,7 +31,7 @@ pub struct Finished {
 pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let mut runbook = load(&args.runbook)?;
     apply_vars(&mut runbook, &args.vars)?;
-    if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+    if let Some(warning) = expiry_warning(&runbook, jiff::ZonedDateTime::now().date()) {
         if args.strict {
             return Err(CliError::invalid(format!(
                 "{warning} (refused by --strict)"
@@ -39,9 +40,26 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
         eprintln!("runproof: warning: {warning}");
     }
     let options = RunOptions {
-        allow_mutations: args.allow_mutations,
+        mutations: mutations(args.allow_mutations.as_ref())?,
+        confirmer: Some(Arc::new(CliConfirmer::new(
+            &args.confirm,
+            super::confirm::operator_name(),
+        ))),
         only: args.only.clone(),
+        resolver: args.resolver,
     };
+    for (id, _) in &args.confirm {
+        let is_confirm = runbook
+            .steps
+            .iter()
+            .any(|s| &s.id == id && s.check.kind() == "confirm");
+        if !is_confirm {
+            return Err(CliError::invalid(format!(
+                "--confirm {id}: no `confirm` step with that id in {}",
+                args.runbook.display()
+            )));
+        }
+    }
     for id in &options.only {
         if !runbook.steps.iter().any(|s| &s.id == id) {
             return Err(CliError::invalid(format!(
@@ -63,6 +81,65 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     )
     .await?;
     Ok(finished.status)
+}
+
+/// The run's last line: the verdict and what each step came to, e.g.
+/// `passed: 3 passed, 12 skipped` or `escalated: 1 escalated, 2 blocked, 4 passed`.
+fn closing_line(outcome: &crate::engine::RunOutcome) -> String {
+    let count = |verdict: &str| outcome.counts.get(verdict).copied().unwrap_or(0);
+    let parts: Vec<String> = [
+        ("escalated", "escalated"),
+        ("blocked", "blocked"),
+        ("unconfirmed", "unconfirmed"),
+        ("interrupted", "interrupted"),
+        ("pass", "passed"),
+        ("skipped", "skipped"),
+    ]
+    .iter()
+    .filter(|(key, _)| count(key) > 0)
+    .map(|(key, label)| format!("{} {label}", count(key)))
+    .collect();
+    let counts = parts.join(", ");
+    match outcome.verdict {
+        RunVerdict::Pass => format!("passed: {counts}"),
+        RunVerdict::Unconfirmed => format!(
+            "unconfirmed: {counts}; confirm with --confirm ID (or --confirm ID=\"note\"), or run on a terminal to answer"
+        ),
+        RunVerdict::Escalated if count("escalated") == 0 => {
+            format!("blocked: {counts} (see the steps marked blocked)")
+        }
+        RunVerdict::Escalated => {
+            format!("escalated: {counts} (see the steps marked escalated/blocked)")
+        }
+        RunVerdict::Halted => {
+            format!("halted after an escalation (on_escalate = \"halt\"): {counts}")
+        }
+        RunVerdict::Interrupted => {
+            format!("interrupted; the bundle is sealed as interrupted: {counts}")
+        }
+    }
+}
+
+/// `--allow-mutations` (every mutating step) or `--allow-mutations=TAG,...`.
+fn mutations(flag: Option<&Option<String>>) -> Result<Mutations, CliError> {
+    Ok(match flag {
+        None => Mutations::Forbidden,
+        Some(None) => Mutations::All,
+        Some(Some(list)) => {
+            let tags: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect();
+            if tags.is_empty() {
+                return Err(CliError::invalid(
+                    "--allow-mutations=: name at least one tag, or give the flag without `=` to allow every mutating step",
+                ));
+            }
+            Mutations::Tagged(tags)
+        }
+    })
 }
 
 /// Runs a loaded runbook into a new bundle under `artifacts`, printing
@@ -130,7 +207,9 @@ pub async fn execute(
 
     let status = match outcome.verdict {
         RunVerdict::Pass => ExitStatus::Success,
-        RunVerdict::Escalated | RunVerdict::Halted => ExitStatus::Escalated,
+        RunVerdict::Escalated | RunVerdict::Halted | RunVerdict::Unconfirmed => {
+            ExitStatus::Escalated
+        }
         RunVerdict::Interrupted => ExitStatus::Interrupted,
     };
     let mut stdout = std::io::stdout().lock();
@@ -145,16 +224,7 @@ pub async fn execute(
         let _ = writeln!(stdout, "{}", redactor.redact(&text));
     } else {
         let table = report::table::render_steps(&summary);
-        let verdict = match outcome.verdict {
-            RunVerdict::Pass => "all steps passed".to_string(),
-            RunVerdict::Escalated => {
-                "escalated: see the steps marked escalated/blocked".to_string()
-            }
-            RunVerdict::Halted => "halted after an escalation (on_escalate = \"halt\")".to_string(),
-            RunVerdict::Interrupted => {
-                "interrupted; the bundle is sealed as interrupted".to_string()
-            }
-        };
+        let verdict = closing_line(&outcome);
         let _ = writeln!(
             stdout,
             "\n{}\n{}: {verdict}",
@@ -224,7 +294,7 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
     let scope = RunScope::new(&runbook.vars, &no_secrets);
     let meta = &runbook.meta;
     out!("runbook: {} ({})", meta.name, runbook.path.display());
-    if let Some(warning) = expiry_warning(&runbook, jiff::Zoned::now().date()) {
+    if let Some(warning) = expiry_warning(&runbook, jiff::ZonedDateTime::now().date()) {
         out!("warning: {warning}");
     }
     if let Some(owner) = &meta.owner {

@@ -47,6 +47,7 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
         concurrency: args.concurrency.unwrap_or_else(default_concurrency),
         samples: args.samples,
         baseline,
+        resolver: args.resolver,
     };
     let redactor = Arc::new(Redactor::new(&plan.secrets.pairs()));
     crate::evidence::redact::set_log_redactor(redactor.clone());
@@ -103,7 +104,9 @@ fn exit_status(report: &SweepReport) -> ExitStatus {
     match report.verdict {
         RunVerdict::Pass => ExitStatus::Success,
         RunVerdict::Interrupted => ExitStatus::Interrupted,
-        RunVerdict::Escalated | RunVerdict::Halted => ExitStatus::Escalated,
+        RunVerdict::Escalated | RunVerdict::Halted | RunVerdict::Unconfirmed => {
+            ExitStatus::Escalated
+        }
     }
 }
 

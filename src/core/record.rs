@@ -153,6 +153,9 @@ pub enum Event {
         on_escalate: String,
         #[serde(default)]
         allow_mutations: bool,
+        /// `--allow-mutations=TAG,...`: only mutating steps with these tags ran.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mutation_tags: Vec<String>,
         /// `--only` filter, when given.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         only: Vec<String>,
@@ -356,6 +359,9 @@ pub enum StepVerdict {
     Skipped,
     /// The run was interrupted during this step.
     Interrupted,
+    /// A `confirm` step nobody confirmed: not an escalation (nobody is
+    /// paged), but its dependents are blocked and the run does not pass.
+    Unconfirmed,
 }
 
 impl StepVerdict {
@@ -367,6 +373,7 @@ impl StepVerdict {
             StepVerdict::Blocked => "blocked",
             StepVerdict::Skipped => "skipped",
             StepVerdict::Interrupted => "interrupted",
+            StepVerdict::Unconfirmed => "unconfirmed",
         }
     }
 }
@@ -383,4 +390,6 @@ pub enum RunVerdict {
     Halted,
     /// SIGINT/SIGTERM.
     Interrupted,
+    /// Nothing escalated, but a confirmation step was not confirmed.
+    Unconfirmed,
 }

@@ -4,13 +4,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
 use super::retry::{backoff_schedule, no_retry_reason};
 use super::scope::RunScope;
 use super::RunObserver;
-use crate::check::{BlobSink, Clients, Observation, Outcome, ProbeContext};
+use crate::check::confirm::{ConfirmCheck, Confirmation, Confirmer};
+use crate::check::resolve::ResolverAddr;
+use crate::check::{BlobSink, CheckSpec, Clients, Observation, Outcome, ProbeContext};
 use crate::core::record::{
     AttemptSummary, AttemptVerdict, Escalation, Event, PlannedStep, RunVerdict, StepVerdict,
 };
@@ -20,13 +23,59 @@ use crate::evidence::BundleWriter;
 use crate::runbook::model::{OnEscalate, Runbook, Step};
 use crate::runbook::SecretStore;
 
+/// Which mutating steps may run (`--allow-mutations[=TAG,...]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Mutations {
+    /// None: a read-only run (the default).
+    #[default]
+    Forbidden,
+    /// Every mutating step.
+    All,
+    /// Only mutating steps carrying one of these tags.
+    Tagged(Vec<String>),
+}
+
+impl Mutations {
+    /// Why `step` may not run, when it is mutating and not allowed.
+    fn refusal(&self, step: &Step) -> Option<String> {
+        if !step.mutating {
+            return None;
+        }
+        match self {
+            Mutations::All => None,
+            Mutations::Forbidden => {
+                Some("mutating step: pass --allow-mutations to run it".to_string())
+            }
+            Mutations::Tagged(tags) if step.tags.iter().any(|t| tags.contains(t)) => None,
+            Mutations::Tagged(tags) => Some(format!(
+                "mutating step without an allowed tag (--allow-mutations={})",
+                tags.join(",")
+            )),
+        }
+    }
+}
+
 /// Choices the operator makes on the command line.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
-    /// Run steps marked `mutating = true`.
-    pub allow_mutations: bool,
+    /// Which steps marked `mutating = true` run.
+    pub mutations: Mutations,
+    /// Who answers `confirm` steps; without one, they end unconfirmed.
+    pub confirmer: Option<Arc<dyn Confirmer>>,
     /// Run only these steps (and the steps they depend on).
     pub only: Vec<String>,
+    /// The DNS server for every host name (`--resolver`); the system's when `None`.
+    pub resolver: Option<ResolverAddr>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("mutations", &self.mutations)
+            .field("confirmer", &self.confirmer.is_some())
+            .field("only", &self.only)
+            .finish()
+    }
 }
 
 /// How the run ended.
@@ -47,7 +96,7 @@ pub async fn run_runbook(
     cancel: &Cancel,
     options: &RunOptions,
 ) -> io::Result<RunOutcome> {
-    let clients = Clients::new().map_err(io::Error::other)?;
+    let clients = Clients::with_resolver(options.resolver).map_err(io::Error::other)?;
     let blobs = bundle.blobs();
     let run_id = bundle.run_id().to_string();
     let runner = StepRunner {
@@ -82,7 +131,11 @@ pub async fn drive_runbook<P: Probe>(
             OnEscalate::Continue => "continue".into(),
             OnEscalate::Halt => "halt".into(),
         },
-        allow_mutations: options.allow_mutations,
+        allow_mutations: options.mutations != Mutations::Forbidden,
+        mutation_tags: match &options.mutations {
+            Mutations::Tagged(tags) => tags.clone(),
+            _ => Vec::new(),
+        },
         only: options.only.clone(),
     })?;
 
@@ -108,13 +161,10 @@ pub async fn drive_runbook<P: Probe>(
             ))
         } else if !selected.contains(step.id.as_str()) {
             Some((StepVerdict::Skipped, "not selected by --only".to_string()))
-        } else if step.mutating && !options.allow_mutations {
-            Some((
-                StepVerdict::Skipped,
-                "mutating step: pass --allow-mutations to run it".to_string(),
-            ))
+        } else if let Some(reason) = options.mutations.refusal(step) {
+            Some((StepVerdict::Skipped, reason))
         } else {
-            blocked_reason(step, &verdicts).map(|reason| (StepVerdict::Blocked, reason))
+            dependency_verdict(step, &verdicts)
         };
         if let Some((verdict, reason)) = not_run {
             journal.emit(Event::StepEnd {
@@ -128,7 +178,12 @@ pub async fn drive_runbook<P: Probe>(
             continue;
         }
 
-        let result = runner.run_step(step, &scope, journal).await?;
+        let result = match &step.check {
+            CheckSpec::Confirm(confirm) => {
+                ask_person(step, confirm, &scope, runner, journal, options).await?
+            }
+            _ => runner.run_step(step, &scope, journal).await?,
+        };
         for (name, value) in result.captures {
             scope.record_capture(&step.id, &name, value);
         }
@@ -151,10 +206,12 @@ pub async fn drive_runbook<P: Probe>(
         RunVerdict::Interrupted
     } else if halted_by.is_some() {
         RunVerdict::Halted
-    } else if verdicts
-        .values()
-        .any(|v| matches!(v, StepVerdict::Escalated | StepVerdict::Blocked))
-    {
+    } else if verdicts.values().any(|v| *v == StepVerdict::Escalated) {
+        RunVerdict::Escalated
+    } else if verdicts.values().any(|v| *v == StepVerdict::Unconfirmed) {
+        // Steps blocked behind an unconfirmed one wait for the same person.
+        RunVerdict::Unconfirmed
+    } else if verdicts.values().any(|v| *v == StepVerdict::Blocked) {
         RunVerdict::Escalated
     } else {
         RunVerdict::Pass
@@ -187,11 +244,150 @@ impl Emit for Journal<'_> {
     }
 }
 
+/// A `confirm` step: one "attempt" that asks the run's confirmer (off the
+/// async threads, since a person may take minutes, and with no attempt
+/// timeout) and records who answered, how and when. Nobody to ask ends the
+/// step as unconfirmed at once: not an escalation, nobody is paged.
+async fn ask_person<P: Probe>(
+    step: &Step,
+    confirm: &ConfirmCheck,
+    scope: &dyn Scope,
+    runner: &StepRunner<'_, P>,
+    journal: &mut dyn Emit,
+    options: &RunOptions,
+) -> io::Result<StepResult> {
+    let started = Instant::now();
+    let prompt = match confirm.prompt.render(scope) {
+        Ok(prompt) => prompt,
+        Err(err) => err.to_string(),
+    };
+    let target = step.check.target();
+    let rendered = crate::core::template::Template::parse(&target)
+        .ok()
+        .map(|t| t.render_masked(scope));
+    journal.emit(Event::StepStart {
+        step: step.id.clone(),
+        kind: step.check.kind().to_string(),
+        title: step.title.clone(),
+        target,
+        rendered,
+        max_attempts: 1,
+        timeout_ms: 0,
+    })?;
+    journal.emit(Event::AttemptStart {
+        step: step.id.clone(),
+        attempt: 1,
+        of: 1,
+    })?;
+    let answer = match options.confirmer.clone() {
+        None => Confirmation::Unanswered,
+        Some(confirmer) => {
+            let (id, text) = (step.id.clone(), prompt.clone());
+            let asking = tokio::task::spawn_blocking(move || confirmer.confirm(&id, &text));
+            tokio::select! {
+                answer = asking => answer.unwrap_or(Confirmation::Unanswered),
+                _ = runner.cancel.cancelled() => {
+                    let duration_ms = millis(started.elapsed());
+                    journal.emit(Event::AttemptEnd {
+                        step: step.id.clone(),
+                        attempt: 1,
+                        of: 1,
+                        verdict: AttemptVerdict::Interrupted,
+                        duration_ms,
+                        reason: Some("interrupted while waiting for a confirmation".into()),
+                        failure: Some(FailureRecord { class: FailureClass::Interrupted }),
+                        no_retry: None,
+                        detail: Default::default(),
+                        blobs: Vec::new(),
+                    })?;
+                    return finish_person(step, journal, StepVerdict::Interrupted, Some("interrupted while waiting for a confirmation".into()), started);
+                }
+            }
+        }
+    };
+    let mut detail = serde_json::Map::new();
+    detail.insert("prompt".into(), prompt.into());
+    detail.insert(
+        "answered_at".into(),
+        format!("{:.3}", jiff::Timestamp::now()).into(),
+    );
+    let (verdict, reason) = match &answer {
+        Confirmation::Confirmed { by, via, note } => {
+            detail.insert("confirmed_by".into(), by.clone().into());
+            detail.insert("via".into(), (*via).into());
+            if let Some(note) = note {
+                detail.insert("note".into(), note.clone().into());
+            }
+            (StepVerdict::Pass, None)
+        }
+        Confirmation::Declined { by } => {
+            detail.insert("declined_by".into(), by.clone().into());
+            detail.insert("via".into(), "terminal".into());
+            (
+                StepVerdict::Unconfirmed,
+                Some(format!("declined by {by} on the terminal")),
+            )
+        }
+        Confirmation::Unanswered => (
+            StepVerdict::Unconfirmed,
+            Some(format!(
+                "not confirmed: nobody was asked (not a terminal); pass --confirm {} once it is done",
+                step.id
+            )),
+        ),
+    };
+    journal.emit(Event::AttemptEnd {
+        step: step.id.clone(),
+        attempt: 1,
+        of: 1,
+        verdict: if verdict == StepVerdict::Pass {
+            AttemptVerdict::Pass
+        } else {
+            AttemptVerdict::Fail
+        },
+        duration_ms: millis(started.elapsed()),
+        reason: reason.clone(),
+        failure: None,
+        no_retry: None,
+        detail,
+        blobs: Vec::new(),
+    })?;
+    finish_person(step, journal, verdict, reason, started)
+}
+
+fn finish_person(
+    step: &Step,
+    journal: &mut dyn Emit,
+    verdict: StepVerdict,
+    reason: Option<String>,
+    started: Instant,
+) -> io::Result<StepResult> {
+    let duration_ms = millis(started.elapsed());
+    journal.emit(Event::StepEnd {
+        step: step.id.clone(),
+        verdict,
+        attempts: 1,
+        duration_ms,
+        reason: reason.clone(),
+    })?;
+    Ok(StepResult {
+        verdict,
+        captures: Vec::new(),
+        attempt_durations_ms: vec![duration_ms],
+        reason,
+    })
+}
+
 fn planned_step(step: &Step) -> PlannedStep {
+    let confirm = matches!(step.check, CheckSpec::Confirm(_));
     PlannedStep {
         id: step.id.clone(),
         kind: step.check.kind().to_string(),
-        max_attempts: step.policy.max_attempts(),
+        max_attempts: if confirm {
+            1
+        } else {
+            step.policy.max_attempts()
+        },
         timeout_ms: step.policy.timeout.as_millis() as u64,
         depends_on: step.depends_on.clone(),
         mutating: step.mutating,
@@ -217,21 +413,37 @@ fn select_steps<'a>(runbook: &'a Runbook, only: &[String]) -> HashSet<&'a str> {
     selected
 }
 
-/// Why a step cannot run because of its dependencies, if it cannot.
-fn blocked_reason(step: &Step, verdicts: &HashMap<&str, StepVerdict>) -> Option<String> {
-    let failed: Vec<String> = step
-        .depends_on
-        .iter()
-        .filter_map(|dep| match verdicts.get(dep.as_str()) {
-            Some(StepVerdict::Pass) => None,
-            Some(verdict) => Some(format!("`{dep}` ({})", verdict.as_str())),
-            None => Some(format!("`{dep}` (not run yet)")),
-        })
-        .collect();
-    if failed.is_empty() {
-        None
+/// Whether a step cannot run because of its dependencies: **blocked** when
+/// one of them failed (escalated, blocked, interrupted, not run), **skipped**
+/// when they only were skipped — a read-only run leaves the steps after a
+/// mutating one unrun, which is not a failure of anything.
+fn dependency_verdict(
+    step: &Step,
+    verdicts: &HashMap<&str, StepVerdict>,
+) -> Option<(StepVerdict, String)> {
+    let mut failed = Vec::new();
+    let mut skipped = Vec::new();
+    for dep in &step.depends_on {
+        match verdicts.get(dep.as_str()) {
+            Some(StepVerdict::Pass) => {}
+            Some(StepVerdict::Skipped) => skipped.push(format!("`{dep}` (skipped)")),
+            Some(verdict) => failed.push(format!("`{dep}` ({})", verdict.as_str())),
+            None => failed.push(format!("`{dep}` (not run yet)")),
+        }
+    }
+    if !failed.is_empty() {
+        failed.extend(skipped);
+        Some((
+            StepVerdict::Blocked,
+            format!("depends on {}", failed.join(", ")),
+        ))
+    } else if !skipped.is_empty() {
+        Some((
+            StepVerdict::Skipped,
+            format!("not run: depends on {}", skipped.join(", ")),
+        ))
     } else {
-        Some(format!("depends on {}", failed.join(", ")))
+        None
     }
 }
 
@@ -447,7 +659,10 @@ impl<P: Probe> StepRunner<'_, P> {
         let last_reason = history.last().map(|a| a.reason.clone()).unwrap_or_default();
         journal.emit(Event::Escalation(Escalation {
             step: step.id.clone(),
-            owner: self.owner.map(str::to_string),
+            owner: step
+                .owner
+                .clone()
+                .or_else(|| self.owner.map(str::to_string)),
             attempts: history,
             last_reason: last_reason.clone(),
             hint: step.hint.clone(),

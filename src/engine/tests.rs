@@ -312,7 +312,7 @@ async fn mutating_steps_are_skipped_unless_allowed() {
     assert_eq!(outcome.verdict, RunVerdict::Pass);
 
     let allowed = RunOptions {
-        allow_mutations: true,
+        mutations: Mutations::All,
         ..RunOptions::default()
     };
     let (_, journal) = drive(&book, &probe, &Cancel::new(), &allowed).await;
@@ -340,4 +340,149 @@ async fn a_signal_during_an_attempt_records_it_as_interrupted_and_stops_the_run(
     assert_eq!(outcome.verdict, RunVerdict::Interrupted);
     // Nothing is retried after a signal.
     assert_eq!(journal.backoffs("slow"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dependents_of_a_skipped_mutating_step_are_skipped_and_the_run_passes() {
+    let steps = [
+        http_step("check", ""),
+        http_step("deploy", "mutating = true\ndepends_on = [\"check\"]"),
+        http_step("verify", "depends_on = [\"deploy\"]"),
+    ]
+    .concat();
+    let book = runbook("", &steps);
+    let probe = ScriptedProbe::default();
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    let (verdict, attempts, reason) = journal.step_end("verify");
+    assert_eq!((verdict, attempts), (StepVerdict::Skipped, 0));
+    assert_eq!(
+        reason.as_deref(),
+        Some("not run: depends on `deploy` (skipped)")
+    );
+    assert_eq!(outcome.verdict, RunVerdict::Pass);
+    assert_eq!(outcome.counts.get("skipped"), Some(&2));
+    assert_eq!(outcome.counts.get("blocked"), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn tagged_mutations_run_only_the_steps_with_an_allowed_tag() {
+    let steps = [
+        http_step("deploy", "mutating = true\ntags = [\"deploy\"]"),
+        http_step("note", "mutating = true\ntags = [\"qa-writes\"]"),
+    ]
+    .concat();
+    let book = runbook("", &steps);
+    let probe = ScriptedProbe::default();
+    let options = RunOptions {
+        mutations: Mutations::Tagged(vec!["qa-writes".to_string()]),
+        ..RunOptions::default()
+    };
+    let (_, journal) = drive(&book, &probe, &Cancel::new(), &options).await;
+    assert_eq!(journal.step_end("note").0, StepVerdict::Pass);
+    let (verdict, _, reason) = journal.step_end("deploy");
+    assert_eq!(verdict, StepVerdict::Skipped);
+    assert!(reason.unwrap().contains("--allow-mutations=qa-writes"));
+    assert_eq!(probe.calls("deploy"), 0);
+    let Event::RunStart {
+        allow_mutations,
+        mutation_tags,
+        ..
+    } = &journal.0[0]
+    else {
+        panic!("run.start first")
+    };
+    assert!(allow_mutations);
+    assert_eq!(mutation_tags, &["qa-writes"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_dependency_blocks_even_when_another_was_skipped() {
+    let steps = [
+        http_step("db", "retries = 0"),
+        http_step("deploy", "mutating = true"),
+        http_step("app", "depends_on = [\"db\", \"deploy\"]"),
+    ]
+    .concat();
+    let book = runbook("", &steps);
+    let probe = ScriptedProbe::default().with("db", &[Act::Fail(FailureClass::Refused)]);
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    let (verdict, _, reason) = journal.step_end("app");
+    assert_eq!(verdict, StepVerdict::Blocked);
+    assert_eq!(
+        reason.as_deref(),
+        Some("depends on `db` (escalated), `deploy` (skipped)")
+    );
+    assert_eq!(outcome.verdict, RunVerdict::Escalated);
+}
+
+/// Answers every confirmation the same way.
+struct FixedConfirmer(crate::check::confirm::Confirmation);
+
+impl crate::check::confirm::Confirmer for FixedConfirmer {
+    fn confirm(&self, _step: &str, _prompt: &str) -> crate::check::confirm::Confirmation {
+        self.0.clone()
+    }
+}
+
+fn confirm_steps() -> String {
+    "[[step]]\nid = \"token\"\ncheck = \"confirm\"\nprompt = \"create the API token\"\n".to_string()
+        + &http_step("api", "depends_on = [\"token\"]")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_confirmation_records_who_confirmed_and_lets_dependents_run() {
+    use crate::check::confirm::Confirmation;
+    let book = runbook("", &confirm_steps());
+    let probe = ScriptedProbe::default();
+    let options = RunOptions {
+        confirmer: Some(std::sync::Arc::new(FixedConfirmer(
+            Confirmation::Confirmed {
+                by: "dana".into(),
+                via: "--confirm",
+                note: Some("token in vault".into()),
+            },
+        ))),
+        ..RunOptions::default()
+    };
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &options).await;
+    assert_eq!(journal.step_end("token").0, StepVerdict::Pass);
+    let detail = journal
+        .0
+        .iter()
+        .find_map(|e| match e {
+            Event::AttemptEnd { step, detail, .. } if step == "token" => Some(detail.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(detail["confirmed_by"], "dana");
+    assert_eq!(detail["via"], "--confirm");
+    assert_eq!(detail["note"], "token in vault");
+    assert_eq!(detail["prompt"], "create the API token");
+    assert_eq!(journal.step_end("api").0, StepVerdict::Pass);
+    assert_eq!(probe.calls("token"), 0, "a confirmation is never probed");
+    assert_eq!(outcome.verdict, RunVerdict::Pass);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nobody_to_ask_is_unconfirmed_not_escalated_and_blocks_dependents() {
+    let book = runbook("", &confirm_steps());
+    let probe = ScriptedProbe::default();
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    let (verdict, attempts, reason) = journal.step_end("token");
+    assert_eq!((verdict, attempts), (StepVerdict::Unconfirmed, 1));
+    assert!(reason.unwrap().contains("--confirm token"));
+    assert!(journal.escalations().is_empty(), "nobody is paged");
+    assert_eq!(journal.step_end("api").0, StepVerdict::Blocked);
+    assert_eq!(outcome.verdict, RunVerdict::Unconfirmed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_owner_replaces_the_runbook_owner_in_its_escalation() {
+    let book = runbook("", &http_step("db", "retries = 0\nowner = \"dba-oncall\""));
+    let probe = ScriptedProbe::default().with("db", &[Act::Fail(FailureClass::Refused)]);
+    let (_, journal) = drive(&book, &probe, &Cancel::new(), &RunOptions::default()).await;
+    assert_eq!(
+        journal.escalations()[0].owner.as_deref(),
+        Some("dba-oncall")
+    );
 }

@@ -688,23 +688,16 @@ mod tests {
     #[test]
     fn redacts_every_encoding() {
         let r = redactor();
-        let strict = utf8_percent_encode(CANARY, STRICT).to_string();
-        let forms = vec![
-            CANARY.to_string(),
-            strict.clone(),
-            lower_percent_hex(&strict),
-            url::form_urlencoded::byte_serialize(CANARY.as_bytes()).collect::<String>(),
-            serde_json::to_string(CANARY)
-                .unwrap()
-                .trim_matches('"')
-                .to_string(),
-            CANARY.replace('/', "\\/"),
-            STANDARD.encode(CANARY),
-            STANDARD_NO_PAD.encode(CANARY),
-            URL_SAFE.encode(CANARY),
-            URL_SAFE_NO_PAD.encode(CANARY),
-            hex::encode(CANARY),
-            hex::encode_upper(CANARY),
+        // Written out literally, not computed with the encoders under test.
+        let forms = [
+            "canary-S3cr3t/+v@lue=1",
+            "canary-S3cr3t%2F%2Bv%40lue%3D1",
+            "canary-S3cr3t%2f%2bv%40lue%3d1",
+            "canary-S3cr3t\\/+v@lue=1",
+            "Y2FuYXJ5LVMzY3IzdC8rdkBsdWU9MQ==",
+            "Y2FuYXJ5LVMzY3IzdC8rdkBsdWU9MQ",
+            "63616e6172792d5333637233742f2b76406c75653d31",
+            "63616E6172792D5333637233742F2B76406C75653D31",
         ];
         for form in &forms {
             let text = format!("before {form} after");
@@ -848,8 +841,12 @@ mod tests {
     #[test]
     fn json_unicode_escape() {
         let r = Redactor::new(&[("U".to_string(), "pässwörd-ü".to_string())]);
-        let escaped = json_escapes("pässwörd-ü");
-        for form in escaped {
+        // Written out literally, not computed with the escaper under test.
+        for form in [
+            "pässwörd-ü",
+            "p\\u00e4ssw\\u00f6rd-\\u00fc",
+            "p\\u00E4ssw\\u00F6rd-\\u00FC",
+        ] {
             assert_eq!(
                 r.redact(&format!("\"{form}\"")),
                 "\"[REDACTED:U]\"",

@@ -207,7 +207,7 @@ fn parse_time(line: usize, text: &str) -> Result<jiff::Timestamp, (usize, String
     .map_err(|_| bad())?;
     let (y, mo, d, h, mi, s) = parts;
     jiff::civil::DateTime::new(y as i16, mo as i8, d as i8, h as i8, mi as i8, s as i8, 0)
-        .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC))
+        .and_then(|dt| dt.to_zoned_datetime(jiff::tz::TimeZone::UTC))
         .map(|z| z.timestamp())
         .map_err(|_| bad())
 }

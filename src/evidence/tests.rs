@@ -143,6 +143,7 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
         steps: vec![planned("health"), planned("api"), planned("db")],
         on_escalate: "continue".to_string(),
         allow_mutations: false,
+        mutation_tags: Vec::new(),
         only: Vec::new(),
     })
     .unwrap();
@@ -652,6 +653,7 @@ fn secret_scan_finds_planted_canary_without_printing_it() {
         steps: Vec::new(),
         on_escalate: "continue".to_string(),
         allow_mutations: false,
+        mutation_tags: Vec::new(),
         only: Vec::new(),
     })
     .unwrap();
@@ -725,6 +727,7 @@ fn sweep_with_interleaved_steps_and_listen_deliveries_verify() {
         steps: vec![planned("a"), planned("b")],
         on_escalate: "continue".to_string(),
         allow_mutations: false,
+        mutation_tags: Vec::new(),
         only: Vec::new(),
     })
     .unwrap();
@@ -789,7 +792,7 @@ fn sweep_with_interleaved_steps_and_listen_deliveries_verify() {
 }
 
 #[test]
-fn batched_writer_is_fast_and_chains() {
+fn batched_writer_chains_twenty_thousand_records() {
     let root = tempfile::tempdir().unwrap();
     let redactor = Arc::new(Redactor::new(&[(
         "API_TOKEN".to_string(),
@@ -804,10 +807,10 @@ fn batched_writer_is_fast_and_chains() {
         steps,
         on_escalate: "continue".to_string(),
         allow_mutations: false,
+        mutation_tags: Vec::new(),
         only: Vec::new(),
     })
     .unwrap();
-    let started = std::time::Instant::now();
     for i in 0..n / 4 {
         let id = format!("check-{i}");
         w.append(&step_start(&id)).unwrap();
@@ -816,11 +819,8 @@ fn batched_writer_is_fast_and_chains() {
             .unwrap();
         w.append(&step_end(&id, StepVerdict::Pass, 1)).unwrap();
     }
-    let elapsed = started.elapsed();
-    let rate = f64::from(n) / elapsed.as_secs_f64();
-    // Release builds do far better; this bound holds even unoptimised.
-    eprintln!("batched writer: {rate:.0} records/s");
-    assert!(rate > 2_000.0, "{rate:.0} records/s");
+    // Speed is not asserted here (a shared CI machine makes any floor flaky);
+    // bench/sweep.sh measures whole sweeps, bundle writing included.
     assert_eq!(w.records(), u64::from(n) + 1);
     w.append(&Event::RunEnd {
         verdict: RunVerdict::Pass,
@@ -927,6 +927,7 @@ fn create_refuses_unsafe_names_and_reuse() {
             steps: Vec::new(),
             on_escalate: "halt".to_string(),
             allow_mutations: false,
+            mutation_tags: Vec::new(),
             only: Vec::new(),
         })
         .unwrap();

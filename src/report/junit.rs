@@ -30,8 +30,10 @@ pub fn render_with_regressions(summary: &RunSummary, regressions: &HashMap<&str,
         .steps
         .iter()
         .filter(|s| {
-            matches!(s.verdict, Some(StepVerdict::Escalated))
-                || regression(&s.id, s.verdict).is_some()
+            matches!(
+                s.verdict,
+                Some(StepVerdict::Escalated | StepVerdict::Unconfirmed)
+            ) || regression(&s.id, s.verdict).is_some()
         })
         .count();
     let errors = summary
@@ -125,6 +127,13 @@ pub fn render_with_regressions(summary: &RunSummary, regressions: &HashMap<&str,
                     body,
                     r#"      <skipped message="{}"/>"#,
                     xml(step.reason.as_deref().unwrap_or(""))
+                );
+            }
+            Some(StepVerdict::Unconfirmed) => {
+                let _ = writeln!(
+                    body,
+                    r#"      <failure type="unconfirmed" message="{}"/>"#,
+                    xml(step.reason.as_deref().unwrap_or("not confirmed"))
                 );
             }
             Some(StepVerdict::Interrupted) | None => {

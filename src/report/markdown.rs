@@ -44,6 +44,10 @@ pub fn render_run(summary: &RunSummary, context: &ReportContext) -> String {
         Some(RunVerdict::Escalated) => format!("FAILED ({escalated} escalated, {blocked} blocked)"),
         Some(RunVerdict::Halted) => format!("HALTED ({escalated} escalated)"),
         Some(RunVerdict::Interrupted) => "INTERRUPTED".to_string(),
+        Some(RunVerdict::Unconfirmed) => format!(
+            "UNCONFIRMED ({} waiting for a person)",
+            count(summary, StepVerdict::Unconfirmed)
+        ),
         None => "UNFINISHED".to_string(),
     };
     let _ = writeln!(out, "### runproof · {} · {headline}\n", cell(&summary.name));

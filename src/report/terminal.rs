@@ -159,6 +159,7 @@ impl RunObserver for TerminalReporter {
                     StepVerdict::Blocked => "BLOCKED",
                     StepVerdict::Skipped => "SKIP",
                     StepVerdict::Interrupted => "INTERRUPTED",
+                    StepVerdict::Unconfirmed => "WAITING",
                 };
                 let mut text = format!("{label:<7} {step}");
                 if *attempts > 0 {

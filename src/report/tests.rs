@@ -104,6 +104,7 @@ fn events() -> Vec<Event> {
         ],
         on_escalate: "continue".into(),
         allow_mutations: false,
+        mutation_tags: Vec::new(),
         only: Vec::new(),
     }];
     events.push(start("health"));

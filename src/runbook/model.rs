@@ -174,6 +174,8 @@ pub struct Step {
     pub mutating: bool,
     /// What the operator should look at when this step escalates.
     pub hint: Option<String>,
+    /// Who this step escalates to; the runbook's `owner` when unset.
+    pub owner: Option<String>,
     /// Free-form labels (`team=payments`, `critical`); `key=value` tags become
     /// Prometheus labels in sweeps.
     pub tags: Vec<String>,

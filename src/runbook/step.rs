@@ -29,6 +29,7 @@ pub const STEP_KEYS: &[&str] = &[
     "backoff",
     "mutating",
     "hint",
+    "owner",
     "tags",
 ];
 
@@ -189,6 +190,7 @@ fn parse_step(
             }
             "mutating" => step.mutating = deserialize_value(value, diagnostics).unwrap_or(false),
             "hint" => step.hint = deserialize_value(value, diagnostics),
+            "owner" => step.owner = deserialize_value(value, diagnostics),
             "tags" => step.tags = deserialize_value(value, diagnostics).unwrap_or_default(),
             _ => kind_entries.push((key.clone(), value)),
         }

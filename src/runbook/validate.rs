@@ -32,6 +32,8 @@ pub(crate) struct RawStep {
     pub backoff: Option<Backoff>,
     pub mutating: bool,
     pub hint: Option<String>,
+    /// Who this step escalates to, instead of the runbook's owner.
+    pub owner: Option<String>,
     pub tags: Vec<String>,
     /// String values of the kind's keys, to point at names like the `secret`
     /// check's `name`.
@@ -56,6 +58,7 @@ impl RawStep {
             backoff: None,
             mutating: false,
             hint: None,
+            owner: None,
             tags: Vec::new(),
             string_values: Vec::new(),
             policy: RetryPolicy {
@@ -149,6 +152,7 @@ pub(crate) fn validate_steps(
                 policy: raw.policy,
                 mutating: raw.mutating,
                 hint: raw.hint.clone(),
+                owner: raw.owner.clone(),
                 tags: raw.tags.clone(),
                 line: raw.line,
             })

@@ -151,6 +151,8 @@ enum Stated {
     Interrupted,
     /// A sweep check that passed every attempt but regressed on latency.
     Regressed,
+    /// A `confirm` step nobody confirmed.
+    Unconfirmed,
 }
 
 fn stated(verdict: Option<StepVerdict>) -> Stated {
@@ -159,6 +161,7 @@ fn stated(verdict: Option<StepVerdict>) -> Stated {
         Some(StepVerdict::Escalated) => Stated::Escalated,
         Some(StepVerdict::Blocked | StepVerdict::Skipped) => Stated::NotRun,
         Some(StepVerdict::Interrupted) | None => Stated::Interrupted,
+        Some(StepVerdict::Unconfirmed) => Stated::Unconfirmed,
     }
 }
 
@@ -215,6 +218,8 @@ fn parse_junit(text: &str) -> (HashMap<String, Case>, Vec<String>, Option<[u32; 
         };
         let state = if body.contains("<failure type=\"regressed\"") {
             Stated::Regressed
+        } else if body.contains("<failure type=\"unconfirmed\"") {
+            Stated::Unconfirmed
         } else if body.contains("<failure") {
             Stated::Escalated
         } else if body.contains("<skipped") {
@@ -296,7 +301,12 @@ fn compare_junit(summary: &RunSummary, text: &str, kind: BundleKind, problems: &
             |f: &dyn Fn(&Stated) -> bool| cases.values().filter(|c| f(&c.state)).count() as u32;
         let expected = [
             journal.len() as u32,
-            count(&|s| matches!(s, Stated::Escalated | Stated::Regressed)),
+            count(&|s| {
+                matches!(
+                    s,
+                    Stated::Escalated | Stated::Regressed | Stated::Unconfirmed
+                )
+            }),
             journal
                 .values()
                 .filter(|(s, _)| *s == Stated::Interrupted)
@@ -327,6 +337,7 @@ fn describe(state: Stated) -> &'static str {
         Stated::NotRun => "not run (blocked/skipped)",
         Stated::Interrupted => "interrupted",
         Stated::Regressed => "regressed",
+        Stated::Unconfirmed => "unconfirmed",
     }
 }
 

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::baseline::Baseline;
 use super::stats::LatencyStats;
+use crate::check::resolve::ResolverAddr;
 use crate::check::Clients;
 use crate::core::record::{Event, PlannedStep, RunVerdict, StepVerdict};
 use crate::engine::{Cancel, CheckProbe, Emit, RunObserver, RunScope, StepRunner};
@@ -47,6 +48,8 @@ pub struct SweepOptions {
     /// Runs of each check (each under the full retry policy).
     pub samples: u32,
     pub baseline: Option<(Baseline, f64)>,
+    /// The DNS server for every host name (`--resolver`); the system's when `None`.
+    pub resolver: Option<ResolverAddr>,
 }
 
 /// How one check came out.
@@ -155,7 +158,7 @@ pub async fn run_sweep(
 ) -> io::Result<SweepReport> {
     let started = Instant::now();
     let started_at = format!("{:.3}", jiff::Timestamp::now());
-    let clients = Clients::new().map_err(io::Error::other)?;
+    let clients = Clients::with_resolver(options.resolver).map_err(io::Error::other)?;
     let blobs = bundle.blobs();
     let run_id = bundle.run_id().to_string();
     let samples = options.samples.max(1);
@@ -198,6 +201,7 @@ pub async fn run_sweep(
             .collect(),
         on_escalate: "continue".into(),
         allow_mutations: false,
+        mutation_tags: Vec::new(),
         only: Vec::new(),
     })?;
 

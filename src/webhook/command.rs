@@ -9,6 +9,7 @@ use super::signature::{self, DEFAULT_MAX_AGE};
 use super::{
     process_env, secret_from_env, WebhookError, HEADER_DELIVERY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
+use crate::core::duration::format_duration;
 
 /// `runproof webhook sign --secret-env NAME [--timestamp T] [--delivery ID] [--curl URL] BODY_FILE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,10 +174,16 @@ pub fn verify_command_with(
         .and_then(|t| t.trim().parse::<i64>().ok())
         .map(|t| now - t)
         .unwrap_or(0);
+    // Within the window the timestamp may also lie up to FUTURE_SKEW ahead.
+    let age = if age >= 0 {
+        format!("{} old", signature::human_age(age.unsigned_abs()))
+    } else {
+        format!("{} ahead", signature::human_age(age.unsigned_abs()))
+    };
     Ok(format!(
-        "valid: signature matches HMAC-SHA256(secret, \"<timestamp>.<body>\") over {} bytes; timestamp {age}s old (window {}s)",
+        "valid: signature matches HMAC-SHA256(secret, \"<timestamp>.<body>\") over {} bytes; timestamp {age} (window {})",
         body.len(),
-        args.max_age.as_secs()
+        format_duration(args.max_age)
     ))
 }
 

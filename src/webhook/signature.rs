@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -44,9 +44,9 @@ pub enum SignatureError {
         /// The header's value, cut to 40 characters.
         found: String,
     },
-    #[error("stale timestamp: signed {} ago, beyond the {} replay window", format_duration(Duration::from_secs(*.age_secs)), format_duration(*.max_age))]
+    #[error("stale timestamp: signed {} ago, beyond the {} replay window", human_age(*.age_secs), format_duration(*.max_age))]
     Stale { age_secs: u64, max_age: Duration },
-    #[error("timestamp from the future: {} ahead of this clock (allowed skew {})", format_duration(Duration::from_secs(*.ahead_secs)), format_duration(FUTURE_SKEW))]
+    #[error("timestamp from the future: {} ahead of this clock (allowed skew {})", human_age(*.ahead_secs), format_duration(FUTURE_SKEW))]
     FromFuture { ahead_secs: u64 },
     #[error("wrong signature{}", if *.body_only_matches { ": the signature matches HMAC(secret, body) without the timestamp prefix; Chatwoot signs \"<timestamp>.<body>\"" } else { " (wrong secret, or the body was changed after signing)" })]
     Mismatch {
@@ -71,6 +71,40 @@ pub fn sign_body_only(secret: &[u8], body: &[u8]) -> String {
     let mut mac = new_mac(secret);
     mac.update(body);
     format!("{PREFIX}{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A signature's age (or lead) in words, rounded to what a reader needs:
+/// `42 seconds`, `6 minutes 40 seconds`, `3 hours 12 minutes`, `1 day 4 hours`,
+/// `8 days`. Exact seconds stop mattering once an age is counted in days.
+pub fn human_age(secs: u64) -> String {
+    use jiff::fmt::friendly::{Designator, Spacing, SpanPrinter};
+    use jiff::{SignedDuration, Span, SpanRound, Unit};
+
+    const HOUR: u64 = 3600;
+    const DAY: u64 = 24 * HOUR;
+    let (largest, smallest) = match secs {
+        s if s < HOUR => (Unit::Minute, Unit::Second),
+        s if s < DAY => (Unit::Hour, Unit::Minute),
+        s if s < 2 * DAY => (Unit::Day, Unit::Hour),
+        _ => (Unit::Day, Unit::Day),
+    };
+    let printer = SpanPrinter::new()
+        .designator(Designator::Verbose)
+        .spacing(Spacing::BetweenUnitsAndDesignators);
+    let seconds = i64::try_from(secs).unwrap_or(i64::MAX);
+    let rounded = Span::try_from(SignedDuration::from_secs(seconds)).and_then(|span| {
+        span.round(
+            SpanRound::new()
+                .largest(largest)
+                .smallest(smallest)
+                .days_are_24_hours(),
+        )
+    });
+    match rounded {
+        Ok(span) => printer.span_to_string(&span),
+        // Beyond jiff's span range (about 19,000 years): still say something true.
+        Err(_) => format!("{} days", secs / DAY),
+    }
 }
 
 fn new_mac(secret: &[u8]) -> HmacSha256 {
@@ -170,6 +204,18 @@ mod tests {
     const SECRET: &[u8] = b"test-secret";
 
     #[test]
+    fn ages_read_in_the_largest_sensible_unit() {
+        assert_eq!(human_age(0), "0 seconds");
+        assert_eq!(human_age(1), "1 second");
+        assert_eq!(human_age(400), "6 minutes 40 seconds");
+        assert_eq!(human_age(3 * 3600 + 12 * 60 + 59), "3 hours 13 minutes");
+        assert_eq!(human_age(86_400 + 4 * 3600 + 10), "1 day 4 hours");
+        // 8134h2m40s: what the old formatter printed for a long-stale replay.
+        assert_eq!(human_age(8134 * 3600 + 2 * 60 + 40), "339 days");
+        assert_eq!(human_age(8 * 86_400 + 7_322), "8 days");
+    }
+
+    #[test]
     fn stale_and_future_messages_say_how_far() {
         let sig = sign(SECRET, "1000", b"{}");
         let stale = verify(
@@ -183,7 +229,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             stale.to_string(),
-            "stale timestamp: signed 5m1s ago, beyond the 5m replay window"
+            "stale timestamp: signed 5 minutes 1 second ago, beyond the 5m replay window"
         );
         let future = verify(
             SECRET,
@@ -196,7 +242,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             future.to_string(),
-            "timestamp from the future: 1m1s ahead of this clock (allowed skew 1m)"
+            "timestamp from the future: 1 minute 1 second ahead of this clock (allowed skew 1m)"
         );
         assert!(verify(
             SECRET,

@@ -353,6 +353,7 @@ impl Verifier {
                             StepVerdict::Blocked,
                             StepVerdict::Skipped,
                             StepVerdict::Interrupted,
+                            StepVerdict::Unconfirmed,
                         ]
                         .iter()
                         .map(|v| v.as_str())

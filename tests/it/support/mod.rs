@@ -1,6 +1,22 @@
-//! Shared helpers for integration tests: the real `runproof` binary, a local
-//! HTTP server on 127.0.0.1 with scripted behaviours, and bundle readers.
+//! Everything the integration tests share: the real `runproof` binary, a
+//! local HTTP server on 127.0.0.1 with scripted behaviours, workspaces and
+//! bundle readers, the one fast retry policy, and (in the submodules) the
+//! fixture servers, the throwaway PostgreSQL and Redis, in-process probing
+//! and the canary search.
 #![allow(dead_code)]
+
+pub mod api;
+pub mod canary;
+pub mod chatwoot;
+pub mod dns;
+pub mod fly;
+pub mod hostile;
+pub mod pgwire;
+pub mod probe;
+pub mod resp;
+pub mod services;
+pub mod supabase;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,6 +31,25 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
+
+/// The retry policy of every test runbook that does not test policies: two
+/// retries with short, jitter-free backoff so a failing step costs ~70 ms.
+/// It is six lines long, leading newline included (diagnostic tests count).
+pub const FAST: &str = r#"
+[defaults]
+retries = 2
+backoff = { initial = "20ms", max = "50ms", jitter = false }
+timeout = "3s"
+"#;
+
+/// A loopback port that was free a moment ago (nothing listens on it now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
 
 /// The binary under test.
 pub fn runproof() -> Command {
@@ -352,4 +387,22 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// A plain reqwest client for driving fixtures (reqwest has no process-wide
+/// TLS provider, so `reqwest::Client::new()` would panic).
+pub fn http_client() -> reqwest::Client {
+    // ring, as runproof itself uses (deprecated upstream only for lacking
+    // post-quantum key exchange).
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .expect("a plain HTTP client builds")
 }

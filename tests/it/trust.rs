@@ -6,12 +6,10 @@
 //! reject others; the journal and header say what was really checked, by
 //! whom.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -868,7 +866,7 @@ fn journal_names_the_url_from_var_and_the_header_every_var() {
         "[runbook]\nname = \"cmd\"\n[vars]\nwho = \"nobody\"\n[[step]]\nid = \"hi\"\ncheck = \"command\"\nargv = [\"echo\", \"{{who}}\"]\ncwd = \"/\"\n",
     );
     let cmd_bundle = bundle_path(&ws.run(&cmd, &["--var", "who=world"]));
-    let cmd_events = common::events(&cmd_bundle);
+    let cmd_events = crate::support::events(&cmd_bundle);
     let start = records(&cmd_events, "step.start", Some("hi"))[0];
     assert_eq!(start["target"], "echo {{who}} (cwd /)");
     assert_eq!(start["rendered"], "echo world (cwd /)");

@@ -1,18 +1,18 @@
 //! Platform check kinds against real servers on 127.0.0.1: fixture Fly and
-//! Supabase APIs, the local Postgres and Redis, fake wire servers for the
-//! answers those cannot give, and rcgen certificates behind rustls.
+//! Supabase APIs, the suite's throwaway PostgreSQL (real SCRAM password
+//! checks, TLS) and Redis, fake wire servers for the answers those cannot give, and rcgen certificates behind rustls.
 
-#[path = "support/platform/mod.rs"]
-mod support;
-
-use support::{closed_port, probe, spec, MapScope};
+use crate::support;
+use crate::support::api::check::FailureClass;
+use crate::support::free_port as closed_port;
+use crate::support::probe::{probe, spec, MapScope};
+use crate::support::services;
 
 // ---------------------------------------------------------------- fly-app
 
-const FM2_TOKEN: &str = "FlyV1 fm2_canaryAAA,fm2_canaryBBB";
-const FO1_TOKEN: &str = "fo1_canaryPERSONAL";
+use support::fly::{DEPLOY_TOKEN as FM2_TOKEN, PERSONAL_TOKEN as FO1_TOKEN, READONLY_TOKEN};
 
-fn fly_spec(app: &str, expect: &str) -> runproof::check::CheckSpec {
+fn fly_spec(app: &str, expect: &str) -> crate::support::api::check::CheckSpec {
     spec("fly-app", &format!("app = \"{app}\"\n[expect]\n{expect}\n"))
 }
 
@@ -44,24 +44,48 @@ async fn fly_all_started_passes_with_machine_summary() {
     got.assert_no_canary("canaryBBB");
 }
 
+/// Raw tokens, as minted: macaroons (`fm2_`, `fm1r_`) must go out as
+/// `FlyV1 <token>` and anything else as `Bearer <token>`; the fixture accepts
+/// only those exact headers, so a wrong choice fails the probe.
 #[tokio::test]
 async fn fly_authorization_scheme_follows_token_type() {
     let fly = support::fly::start().await;
     let check = fly_spec("hotdash-chatwoot", "");
-    assert!(probe(&check, &fly_scope(&fly.url, FM2_TOKEN))
-        .await
-        .passed());
-    assert!(
-        probe(&check, &fly_scope(&fly.url, &format!("Bearer {FO1_TOKEN}")))
+    for (token, header) in [
+        (FM2_TOKEN, "FlyV1 fm2_canaryAAA,fm2_canaryBBB"),
+        (READONLY_TOKEN, "FlyV1 fm1r_canaryREADONLY"),
+        (FO1_TOKEN, "Bearer fo1_canaryPERSONAL"),
+    ] {
+        let got = probe(&check, &fly_scope(&fly.url, token)).await;
+        assert!(got.passed(), "{token}: {}", got.reason());
+        let last = fly.seen.lock().unwrap().authorizations.last().cloned();
+        assert_eq!(last.as_deref(), Some(header), "{token}");
+    }
+    // A token pasted with the scheme `fly tokens create` prints (or with
+    // Fly's documented `Bearer` in front of that) is sent with one scheme.
+    for pasted in [
+        "FlyV1 fm2_canaryAAA,fm2_canaryBBB",
+        "Bearer FlyV1 fm2_canaryAAA,fm2_canaryBBB",
+    ] {
+        let got = probe(&check, &fly_scope(&fly.url, pasted)).await;
+        assert!(got.passed(), "{pasted}: {}", got.reason());
+    }
+    // The fixture really refuses the wrong scheme for a right token.
+    let client = crate::support::http_client();
+    for wrong in [
+        "Bearer fm2_canaryAAA,fm2_canaryBBB",
+        "FlyV1 fo1_canaryPERSONAL",
+        "FlyV1 fm2_canaryAAA, fm2_canaryBBB",
+    ] {
+        let status = client
+            .get(format!("{}/v1/apps/hotdash-chatwoot", fly.url))
+            .header("authorization", wrong)
+            .send()
             .await
-            .passed()
-    );
-    let seen = fly.seen.lock().unwrap();
-    assert_eq!(seen.authorizations[0], "FlyV1 fm2_canaryAAA,fm2_canaryBBB");
-    assert_eq!(
-        seen.authorizations.last().unwrap(),
-        "Bearer fo1_canaryPERSONAL"
-    );
+            .unwrap()
+            .status();
+        assert_eq!(status, 401, "{wrong}");
+    }
 }
 
 #[tokio::test]
@@ -91,6 +115,7 @@ async fn fly_stopped_worker_names_the_group() {
     let check = fly_spec("stopped-worker", "process_groups = [\"web\", \"worker\"]");
     let got = probe(&check, &fly_scope(&fly.url, FO1_TOKEN)).await;
     assert_eq!(got.reason(), "worker: 0 of 1 started (stopped)");
+    assert_eq!(got.class(), Some(FailureClass::Expectation));
     assert!(!got.permanent());
 }
 
@@ -152,6 +177,7 @@ async fn fly_unknown_app_is_permanent_404() {
     let fly = support::fly::start().await;
     let got = probe(&fly_spec("nope-app", ""), &fly_scope(&fly.url, FO1_TOKEN)).await;
     assert_eq!(got.reason(), "app nope-app not found (404): app not found");
+    assert_eq!(got.class(), Some(FailureClass::NotFound));
     assert!(got.permanent());
     let gone = fly_spec("nope-app", "app_exists = false");
     assert!(probe(&gone, &fly_scope(&fly.url, FO1_TOKEN)).await.passed());
@@ -166,6 +192,7 @@ async fn fly_bad_token_is_permanent_401_without_the_token() {
     )
     .await;
     assert_eq!(got.reason(), "token rejected (401): invalid token");
+    assert_eq!(got.class(), Some(FailureClass::Auth));
     assert!(got.permanent());
     got.assert_no_canary("canaryWRONG");
     let forbidden = probe(
@@ -177,6 +204,7 @@ async fn fly_bad_token_is_permanent_401_without_the_token() {
         forbidden.reason(),
         "token may not access app other-org-app (403): unauthorized"
     );
+    assert_eq!(forbidden.class(), Some(FailureClass::Auth));
     assert!(forbidden.permanent());
 }
 
@@ -194,12 +222,14 @@ async fn fly_api_url_in_step_wins_and_unreachable_api_is_retryable() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Refused));
     assert!(!got.permanent());
 }
 
 #[tokio::test]
 async fn fly_missing_token_is_permanent() {
     let got = probe(&fly_spec("x", ""), &MapScope::new()).await;
+    assert_eq!(got.class(), Some(FailureClass::Config));
     assert!(
         got.reason().contains("{{secret:FLY_API_TOKEN}}"),
         "{}",
@@ -208,11 +238,57 @@ async fn fly_missing_token_is_permanent() {
     assert!(got.permanent());
 }
 
+#[tokio::test]
+async fn fly_huge_response_is_capped_and_recorded_as_truncated() {
+    let server = support::hostile::huge_body_server().await;
+    let got = probe(&fly_spec("x", ""), &fly_scope(&server.url, FO1_TOKEN)).await;
+    assert_eq!(
+        got.class(),
+        Some(FailureClass::Protocol),
+        "{}",
+        got.reason()
+    );
+    assert!(
+        got.reason().contains("passed the 1 MiB body cap"),
+        "{}",
+        got.reason()
+    );
+    assert_capped(&got, 1024 * 1024, 2);
+    assert_stopped_reading(&server).await;
+}
+
+/// The client hung up long before the 64 MiB were sent: it did not read them.
+async fn assert_stopped_reading(server: &support::hostile::HugeBody) {
+    for written in server.written_by(2).await {
+        assert!(
+            written < support::hostile::HUGE_BODY / 2,
+            "{written} bytes were taken"
+        );
+    }
+}
+
+/// Every stored body is within `cap`, and `count` of them say they were cut.
+fn assert_capped(got: &support::probe::Probed, cap: usize, count: usize) {
+    assert_eq!(got.blobs.len(), count, "blobs stored");
+    for (role, bytes) in &got.blobs {
+        assert!(bytes.len() <= cap, "{role}: {} bytes", bytes.len());
+        assert!(!bytes.is_empty(), "{role} is empty");
+    }
+    let truncated = got.obs.blobs.iter().filter(|b| b.truncated).count();
+    assert_eq!(truncated, count, "{:?}", got.obs.blobs);
+}
+
 // ---------------------------------------------------------------- postgres
 
-const PG_CANARY: &str = "pgCanary-7f3a9";
+/// The throwaway server's real password, which must never be echoed.
+const PG_CANARY: &str = services::PG_PASSWORD;
 
-fn pg(_dsn: &str, extra: &str) -> runproof::check::CheckSpec {
+/// `127.0.0.1:PORT` of the throwaway PostgreSQL.
+fn pg_addr() -> String {
+    services::postgres().addr()
+}
+
+fn pg(_dsn: &str, extra: &str) -> crate::support::api::check::CheckSpec {
     spec(
         "postgres",
         &format!("dsn = \"{{{{secret:DATABASE_URL}}}}\"\n{extra}\n"),
@@ -225,7 +301,10 @@ fn pg_scope(dsn: &str) -> MapScope {
 
 #[tokio::test]
 async fn postgres_select_one_passes() {
-    let dsn = format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres?sslmode=disable");
+    let dsn = format!(
+        "postgres://postgres:{PG_CANARY}@{}/postgres?sslmode=disable",
+        pg_addr()
+    );
     let check = pg(
         &dsn,
         "[expect]\nvalue = \"1\"\nrows = 1\nserver_version_min = \"9.6\"\nmax_latency = \"5s\"",
@@ -247,23 +326,29 @@ async fn postgres_select_one_passes() {
 
 #[tokio::test]
 async fn postgres_key_value_dsn_and_wrong_value() {
-    let dsn = format!("host=127.0.0.1 port=5432 user=postgres password='{PG_CANARY}' dbname=postgres sslmode=disable");
+    let dsn = format!(
+        "host=127.0.0.1 port={} user=postgres password='{PG_CANARY}' dbname=postgres sslmode=disable",
+        services::postgres().port
+    );
     let check = pg(&dsn, "query = \"select 2\"\n[expect]\nvalue = \"1\"");
     let got = probe(&check, &pg_scope(&dsn)).await;
     assert_eq!(got.reason(), "query returned \"2\", expected \"1\"");
+    assert_eq!(got.class(), Some(FailureClass::Expectation));
     got.assert_no_canary(PG_CANARY);
 }
 
 #[tokio::test]
 async fn postgres_missing_database_is_3d000() {
     let dsn = format!(
-        "postgres://postgres:{PG_CANARY}@127.0.0.1:5432/runproof_no_such_db?sslmode=disable"
+        "postgres://postgres:{PG_CANARY}@{}/runproof_no_such_db?sslmode=disable",
+        pg_addr()
     );
     let got = probe(&pg(&dsn, ""), &pg_scope(&dsn)).await;
     assert_eq!(
         got.reason(),
         "database runproof_no_such_db does not exist (3D000)"
     );
+    assert_eq!(got.class(), Some(FailureClass::NotFound));
     assert!(got.permanent());
     got.assert_no_canary(PG_CANARY);
 }
@@ -280,13 +365,17 @@ async fn postgres_refused_port() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Refused));
     assert!(!got.permanent());
     got.assert_no_canary(PG_CANARY);
 }
 
 #[tokio::test]
 async fn postgres_require_against_tls_server_is_encrypted() {
-    let dsn = format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres?sslmode=require");
+    let dsn = format!(
+        "postgres://postgres:{PG_CANARY}@{}/postgres?sslmode=require",
+        pg_addr()
+    );
     let got = probe(&pg(&dsn, "[expect]\ntls = true"), &pg_scope(&dsn)).await;
     assert!(got.passed(), "{}", got.reason());
     assert_eq!(got.detail("tls"), true);
@@ -295,18 +384,21 @@ async fn postgres_require_against_tls_server_is_encrypted() {
 
 #[tokio::test]
 async fn postgres_verify_full_rejects_snakeoil_certificate() {
-    let dsn =
-        format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres?sslmode=verify-full");
+    let dsn = format!(
+        "postgres://postgres:{PG_CANARY}@{}/postgres?sslmode=verify-full",
+        pg_addr()
+    );
     let got = probe(&pg(&dsn, ""), &pg_scope(&dsn)).await;
-    // The snakeoil certificate is self-signed and names the machine, not 127.0.0.1.
+    // The throwaway server's certificate is self-signed: no trusted root issued it.
     let reason = got.reason();
     assert!(
         reason.starts_with("certificate is not valid for 127.0.0.1")
             || reason.starts_with("certificate is not trusted (unknown issuer)"),
         "{reason}"
     );
-    assert!(reason.ends_with("(127.0.0.1:5432)"), "{reason}");
+    assert!(reason.ends_with(&format!("({})", pg_addr())), "{reason}");
     // Waiting may see a renewed certificate, so this is retryable.
+    assert_eq!(got.class(), Some(FailureClass::Tls));
     assert!(!got.permanent());
     got.assert_no_canary(PG_CANARY);
 }
@@ -326,6 +418,7 @@ async fn postgres_require_against_server_without_tls() {
             fake.port
         )
     );
+    assert_eq!(got.class(), Some(FailureClass::Tls));
     assert!(got.permanent());
 }
 
@@ -343,9 +436,38 @@ async fn postgres_wrong_password_is_28p01_and_never_echoed() {
     );
     assert!(got.permanent());
     assert_eq!(got.detail("sqlstate"), "28P01");
+    assert_eq!(got.class(), Some(FailureClass::Auth));
     // The password did go over the wire (so the test exercised it) but nowhere else.
     assert!(String::from_utf8_lossy(&fake.received.lock().unwrap()).contains(PG_CANARY));
     got.assert_no_canary(PG_CANARY);
+}
+
+/// The throwaway server checks passwords with SCRAM: a wrong one meets a real
+/// 28P01, and the right one (the other tests) really had to be right.
+#[tokio::test]
+async fn postgres_real_server_rejects_a_wrong_password_with_28p01() {
+    for sslmode in ["disable", "require"] {
+        let dsn = format!(
+            "postgres://postgres:wrong-{PG_CANARY}@{}/postgres?sslmode={sslmode}",
+            pg_addr()
+        );
+        let got = probe(&pg(&dsn, ""), &pg_scope(&dsn)).await;
+        assert_eq!(
+            got.reason(),
+            "authentication failed for user postgres (28P01): password authentication failed for user \"postgres\"",
+            "sslmode={sslmode}"
+        );
+        assert!(got.permanent());
+        assert_eq!(got.detail("sqlstate"), "28P01");
+        got.assert_no_canary(PG_CANARY);
+    }
+    // The same DSN with the right password passes: the failure above is the password's.
+    let dsn = format!(
+        "postgres://postgres:{PG_CANARY}@{}/postgres?sslmode=require",
+        pg_addr()
+    );
+    let got = probe(&pg(&dsn, ""), &pg_scope(&dsn)).await;
+    assert!(got.passed(), "{}", got.reason());
 }
 
 #[tokio::test]
@@ -366,13 +488,17 @@ async fn postgres_supavisor_tenant_not_found() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Auth));
     assert!(got.permanent());
     got.assert_no_canary(PG_CANARY);
 }
 
 #[tokio::test]
 async fn postgres_query_error_reports_sqlstate() {
-    let dsn = format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres?sslmode=disable");
+    let dsn = format!(
+        "postgres://postgres:{PG_CANARY}@{}/postgres?sslmode=disable",
+        pg_addr()
+    );
     let got = probe(
         &pg(&dsn, "query = \"select * from runproof_missing_table\""),
         &pg_scope(&dsn),
@@ -383,38 +509,49 @@ async fn postgres_query_error_reports_sqlstate() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::NotFound));
 }
 
 #[tokio::test]
 async fn postgres_invalid_dsn_does_not_echo_it() {
-    let dsn =
-        format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres?bogus_option={PG_CANARY}");
+    let dsn = format!(
+        "postgres://postgres:{PG_CANARY}@{}/postgres?bogus_option={PG_CANARY}",
+        pg_addr()
+    );
     let got = probe(&pg(&dsn, ""), &pg_scope(&dsn)).await;
     assert!(
         got.reason().starts_with("the DSN is not valid"),
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Config));
     assert!(got.permanent());
     got.assert_no_canary(PG_CANARY);
 }
 
 // ---------------------------------------------------------------- redis
 
-const REDIS_CANARY: &str = "redisCanary-42c1";
+/// The password-protected throwaway Redis's password.
+const REDIS_CANARY: &str = services::REDIS_PASSWORD;
 
 #[tokio::test]
 async fn redis_ping_passes_with_info_expectation() {
     let check = spec(
         "redis",
-        "url = \"redis://127.0.0.1:6379/0\"\n[expect.info]\nrole = \"master\"",
+        &format!(
+            "url = \"redis://{}/0\"\n[expect.info]\nrole = \"master\"",
+            services::redis().addr()
+        ),
     );
     let got = probe(&check, &MapScope::new()).await;
     assert!(got.passed(), "{}", got.reason());
     assert_eq!(got.detail("role"), "master");
     let wrong = spec(
         "redis",
-        "url = \"redis://127.0.0.1:6379\"\n[expect.info]\nrole = \"slave\"",
+        &format!(
+            "url = \"redis://{}\"\n[expect.info]\nrole = \"slave\"",
+            services::redis().addr()
+        ),
     );
     assert_eq!(
         probe(&wrong, &MapScope::new()).await.reason(),
@@ -434,6 +571,7 @@ async fn redis_refused_port() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Refused));
     assert!(!got.permanent());
 }
 
@@ -455,15 +593,14 @@ async fn redis_wrongpass_is_distinct_and_permanent() {
         got.reason(),
         "AUTH rejected: WRONGPASS invalid username-password pair or user is disabled."
     );
+    assert_eq!(got.class(), Some(FailureClass::Auth));
     assert!(got.permanent());
     got.assert_no_canary(REDIS_CANARY);
 }
 
 #[tokio::test]
 async fn redis_private_server_with_password() {
-    let Some(server) = support::resp::start_private(REDIS_CANARY).await else {
-        return;
-    };
+    let server = services::redis_with_password();
     let url_check = spec("redis", "url = \"{{secret:REDIS_URL}}\"");
     let good = format!("redis://:{REDIS_CANARY}@127.0.0.1:{}", server.port);
     let got = probe(&url_check, &MapScope::new().secret("REDIS_URL", &good)).await;
@@ -487,7 +624,32 @@ async fn redis_private_server_with_password() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Auth));
     assert!(got.permanent());
+}
+
+#[tokio::test]
+async fn redis_hostile_replies_are_protocol_failures_not_crashes() {
+    use support::resp::{start_hostile, Hostile};
+    for (how, wanted) in [
+        (
+            Hostile::HugeBulkLength,
+            "connection lost during PING: a bulk reply of 9223372036854775000 bytes is over the 4194304-byte cap",
+        ),
+        (
+            Hostile::EndlessErrorLine,
+            "connection lost during PING: a reply line ran past 65536 bytes",
+        ),
+    ] {
+        let port = start_hostile(how).await;
+        let check = spec("redis", &format!("url = \"redis://127.0.0.1:{port}\""));
+        let started = std::time::Instant::now();
+        let got = probe(&check, &MapScope::new()).await;
+        assert_eq!(got.reason(), wanted, "{how:?}");
+        assert_eq!(got.class(), Some(FailureClass::Protocol), "{how:?}");
+        // Judged at once, not by the 5 s attempt timeout.
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "{how:?}");
+    }
 }
 
 // ---------------------------------------------------------------- supabase
@@ -515,6 +677,11 @@ async fn supabase_health_and_table_pass_without_bearer() {
 }
 
 async fn supabase_reason(key: &str, table: Option<&str>) -> (String, bool) {
+    let (reason, permanent, _) = supabase_outcome(key, table).await;
+    (reason, permanent)
+}
+
+async fn supabase_outcome(key: &str, table: Option<&str>) -> (String, bool, Option<FailureClass>) {
     let fixture = support::supabase::start().await;
     let mut toml_text = format!(
         "url = \"{}\"\napikey = \"{{{{secret:SUPABASE_KEY}}}}\"",
@@ -529,7 +696,7 @@ async fn supabase_reason(key: &str, table: Option<&str>) -> (String, bool) {
     )
     .await;
     got.assert_no_canary("canary");
-    (got.reason().to_string(), got.permanent())
+    (got.reason().to_string(), got.permanent(), got.class())
 }
 
 #[tokio::test]
@@ -555,7 +722,9 @@ async fn supabase_401_bodies_become_readable_reasons() {
             true
         )
     );
-    let (missing, permanent) = supabase_reason(PUBLISHABLE_KEY, Some("nope")).await;
+    assert_eq!(supabase_outcome("", None).await.2, Some(FailureClass::Auth));
+    let (missing, permanent, class) = supabase_outcome(PUBLISHABLE_KEY, Some("nope")).await;
+    assert_eq!(class, Some(FailureClass::NotFound));
     assert!(
         missing.starts_with("rest: /rest/v1/nope?select=id&limit=1 not found (404)"),
         "{missing}"
@@ -563,11 +732,33 @@ async fn supabase_401_bodies_become_readable_reasons() {
     assert!(permanent);
 }
 
+#[tokio::test]
+async fn supabase_huge_responses_are_capped_and_recorded_as_truncated() {
+    let server = support::hostile::huge_body_server().await;
+    let url = &server.url;
+    let check = spec(
+        "supabase",
+        &format!("url = \"{url}\"\napikey = \"{{{{secret:SUPABASE_KEY}}}}\"\ntable = \"accounts\""),
+    );
+    let got = probe(
+        &check,
+        &MapScope::new().secret("SUPABASE_KEY", "sb_secret_canaryHUGE"),
+    )
+    .await;
+    // Both answered 200: the check passes on status, with the bodies cut.
+    assert!(got.passed(), "{}", got.reason());
+    assert_capped(&got, 64 * 1024, 2);
+    assert_stopped_reading(&server).await;
+}
+
 // ---------------------------------------------------------------- tcp / dns
 
 #[tokio::test]
 async fn tcp_open_and_refused() {
-    let open = spec("tcp", "host = \"127.0.0.1\"\nport = 6379");
+    let open = spec(
+        "tcp",
+        &format!("host = \"127.0.0.1\"\nport = {}", services::redis().port),
+    );
     assert!(probe(&open, &MapScope::new()).await.passed());
     let closed = spec(
         "tcp",
@@ -579,6 +770,7 @@ async fn tcp_open_and_refused() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Refused));
 }
 
 #[tokio::test]
@@ -610,7 +802,11 @@ fn ca_file(ca: &support::tls::TestCa) -> tempfile::NamedTempFile {
     file
 }
 
-fn tls_spec(port: u16, ca: &tempfile::NamedTempFile, extra: &str) -> runproof::check::CheckSpec {
+fn tls_spec(
+    port: u16,
+    ca: &tempfile::NamedTempFile,
+    extra: &str,
+) -> crate::support::api::check::CheckSpec {
     spec(
         "tls",
         &format!(
@@ -668,6 +864,7 @@ async fn tls_untrusted_without_ca_file() {
         got.reason(),
         "certificate chain is not trusted (issuer CN=runproof test CA)"
     );
+    assert_eq!(got.class(), Some(FailureClass::Tls));
 }
 
 #[tokio::test]
@@ -683,6 +880,7 @@ async fn tls_expired_certificate() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Tls));
     assert!(got.detail("days_left").as_i64().unwrap() < 0);
 }
 
@@ -713,6 +911,7 @@ async fn tls_expiring_within_min_days_left() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Expectation));
 }
 
 #[tokio::test]
@@ -732,6 +931,7 @@ async fn tls_wrong_host_name() {
         got.reason(),
         "certificate is not valid for localhost (it names other.example)"
     );
+    assert_eq!(got.class(), Some(FailureClass::Tls));
 }
 
 // ---------------------------------------------------------------- example runbook
@@ -788,7 +988,7 @@ fn unknown_keys_are_rejected() {
         ("tls", "host = \"x\"\nmin_days_left = 3"),
     ] {
         let de = toml::de::Deserializer::parse(body).unwrap();
-        let err = runproof::check::CheckSpec::deserialize_kind(kind, de).unwrap_err();
+        let err = crate::support::api::check::CheckSpec::deserialize_kind(kind, de).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{kind}: {err}");
     }
 }
@@ -811,6 +1011,7 @@ async fn rediss_verifies_the_certificate_before_speaking() {
         got.reason(),
         format!("certificate is not trusted (unknown issuer) (localhost:{port})")
     );
+    assert_eq!(got.class(), Some(FailureClass::Tls));
     let file = ca_file(&ca);
     let trusted = spec(
         "redis",
@@ -826,5 +1027,6 @@ async fn rediss_verifies_the_certificate_before_speaking() {
         "{}",
         got.reason()
     );
+    assert_eq!(got.class(), Some(FailureClass::Protocol));
     assert_eq!(got.detail("tls"), true);
 }

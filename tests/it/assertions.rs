@@ -4,14 +4,12 @@
 //! a `secret = true` capture never reaches the bundle or the terminal; lint
 //! rejects unknown predicates and mistyped operands at file:line:column.
 
-mod common;
-
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use common::*;
+use crate::support::*;
 
 /// The secret the login endpoint hands out: it must never be written.
 const CANARY: &str = "canary-7f3a9c21e4b8d6-session";

@@ -57,21 +57,23 @@ pub fn days_from_now(days: i64) -> (i32, u8, u8) {
     let date = jiff::Timestamp::now()
         .checked_add(jiff::SignedDuration::from_hours(24 * days))
         .unwrap()
-        .to_zoned(jiff::tz::TimeZone::UTC)
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .date();
     (i32::from(date.year()), date.month() as u8, date.day() as u8)
 }
 
 /// Serves TLS with `leaf` on a loopback port; each connection gets a line and is closed.
 pub async fn serve(leaf: Leaf) -> u16 {
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![leaf.der], leaf.key)
-    .unwrap();
+    // ring, as runproof itself uses (deprecated upstream only for lacking
+    // post-quantum key exchange, which a loopback fixture does not need).
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der], leaf.key)
+        .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

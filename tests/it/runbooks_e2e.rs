@@ -1,14 +1,10 @@
 //! Runbooks using the platform and webhook check kinds, run end to end by the
 //! real `runproof run` binary against servers on 127.0.0.1 only: the Fly
-//! Machines API fixture, the local PostgreSQL and Redis, fake wire servers,
+//! Machines API fixture, the throwaway PostgreSQL and Redis, fake wire servers,
 //! an rcgen TLS server, a stand-in Chatwoot and webhook receivers. Each test
 //! asserts the exit code, per-step verdicts and attempt counts from the
 //! journal, that secrets appear nowhere, and that `runproof verify` accepts
 //! every bundle.
-
-mod common;
-#[path = "support/platform/mod.rs"]
-mod platform;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,25 +12,17 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use common::*;
-
-/// Short policies so the whole file runs in seconds.
-const FAST: &str = r#"
-[defaults]
-retries = 2
-backoff = { initial = "20ms", max = "50ms", jitter = false }
-timeout = "3s"
-"#;
+use crate::support::chatwoot;
+use crate::support::*;
 
 /// The Fly deploy token of the fixture: two macaroon parts, both canaries.
-const FLY_TOKEN: &str = "FlyV1 fm2_canaryAAA,fm2_canaryBBB";
+const FLY_TOKEN: &str = crate::support::fly::DEPLOY_TOKEN;
+/// The one `Authorization` header the Fly fixture accepts for [`FLY_TOKEN`].
+const FLY_AUTHORIZATION: &str = "FlyV1 fm2_canaryAAA,fm2_canaryBBB";
 /// Password sent to the servers; it must never be printed or stored.
-const PG_CANARY: &str = "pgCanary-e2e-5c0d";
+const PG_CANARY: &str = crate::support::services::PG_PASSWORD;
 /// The Chatwoot webhook secret.
 const WEBHOOK_CANARY: &str = "whCanary-e2e-90b1";
 /// The Chatwoot API access token the stand-in accepts.
@@ -112,22 +100,12 @@ fn last_reason(events: &[Value], step: &str) -> String {
 
 /// Fails if any canary is in the run's stdout or stderr or in any file under `dir`.
 fn assert_nowhere(output: &Output, dir: &Path, canaries: &[&str]) {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let files = files_under(dir);
-    assert!(!files.is_empty(), "nothing under {}", dir.display());
-    for canary in canaries {
-        assert!(!stdout.contains(canary), "{canary} in stdout:\n{stdout}");
-        assert!(!stderr.contains(canary), "{canary} in stderr:\n{stderr}");
-        for file in &files {
-            let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
-            assert!(!text.contains(canary), "{canary} in {}", file.display());
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    platform::closed_port()
+    assert!(
+        !files_under(dir).is_empty(),
+        "nothing under {}",
+        dir.display()
+    );
+    crate::support::canary::assert_nowhere(output, dir, canaries);
 }
 
 /// Waits until something accepts connections on `port`.
@@ -141,102 +119,15 @@ fn wait_for_port(port: u16) {
 
 // ------------------------------------------------------- stand-in Chatwoot
 
-/// A stand-in Chatwoot: `GET /api` answers the health document Chatwoot
-/// serves; `POST /api/v1/accounts/1/conversations/57/messages` (with the
-/// right `api_access_token`) answers 200 and, when `webhook` is given, then
-/// delivers a signed `message_created` with the posted content there, the
-/// way Chatwoot's job queue does.
-async fn stand_in_chatwoot(webhook: Option<SocketAddr>, secret: &'static str) -> SocketAddr {
-    let app = Router::new()
-        .route(
-            "/api",
-            get(|| async {
-                Json(json!({
-                    "version": "4.1.0",
-                    "timestamp": "2026-01-01 00:05:30",
-                    "queue_services": "ok",
-                    "data_services": "ok"
-                }))
-            }),
-        )
-        .route(
-            "/api/v1/accounts/1/conversations/57/messages",
-            post(move |headers: HeaderMap, body: String| async move {
-                if headers.get("api_access_token").map(|v| v.as_bytes())
-                    != Some(CHATWOOT_API_TOKEN.as_bytes())
-                {
-                    return (
-                        StatusCode::UNAUTHORIZED,
-                        Json(json!({"error": "Invalid Access Token"})),
-                    );
-                }
-                let content = serde_json::from_str::<Value>(&body).unwrap()["content"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-                if let Some(webhook) = webhook {
-                    tokio::spawn(deliver(webhook, secret, content));
-                }
-                (
-                    StatusCode::OK,
-                    Json(json!({"id": 9100, "conversation_id": 57})),
-                )
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-/// Posts a Chatwoot-signed `message_created` carrying `content` to `webhook`.
-async fn deliver(webhook: SocketAddr, secret: &str, content: String) {
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let now = jiff::Timestamp::now();
-    let body = json!({
-        "event": "message_created",
-        "id": 9100,
-        "content": content,
-        "created_at": runproof::webhook::events::iso_millis(now),
-        "message_type": "outgoing",
-        "private": false,
-        "account": {"id": 1, "name": "Acme"},
-        "conversation": {"id": 57}
-    })
-    .to_string();
-    let timestamp = now.as_second().to_string();
-    let signature =
-        runproof::webhook::signature::sign(secret.as_bytes(), &timestamp, body.as_bytes());
-    let sent = reqwest::Client::new()
-        .post(format!("http://{webhook}/chatwoot"))
-        .header("Content-Type", "application/json")
-        .header("X-Chatwoot-Signature", signature)
-        .header("X-Chatwoot-Timestamp", timestamp)
-        .header("X-Chatwoot-Delivery", uuid::Uuid::new_v4().to_string())
-        .body(body)
-        .send()
-        .await;
-    assert!(sent.is_ok(), "delivery to {webhook}: {sent:?}");
-}
-
-/// A webhook endpoint that answers 200 to anything: the insecure receiver.
-async fn accept_everything() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new().fallback(|| async { (StatusCode::OK, "thanks") });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
 // ------------------------------------------------------ 1. Chatwoot on Fly
 
 #[test]
 fn chatwoot_on_fly_runbook_passes_every_step_once() {
-    use platform::tls::{ca, days_from_now, leaf, serve};
+    use crate::support::tls::{ca, days_from_now, leaf, serve};
     let fixtures = Fixtures::new();
-    let fly = fixtures.start(platform::fly::start());
-    let supabase = fixtures.start(platform::supabase::start());
-    let chatwoot = fixtures.start(stand_in_chatwoot(None, WEBHOOK_CANARY));
+    let fly = fixtures.start(crate::support::fly::start());
+    let supabase = fixtures.start(crate::support::supabase::start());
+    let chatwoot = fixtures.start(chatwoot::stand_in(None, WEBHOOK_CANARY, CHATWOOT_API_TOKEN));
     let test_ca = ca();
     let tls_port = fixtures.start(serve(leaf(
         &test_ca,
@@ -276,7 +167,7 @@ title = "the edge port accepts connections"
 check = "tcp"
 host = "127.0.0.1"
 port = {tls_port}
-expect = {{ max_latency = "1s" }}
+expect = {{ max_latency = "3s" }}
 
 [[step]]
 id = "edge-tls"
@@ -300,7 +191,7 @@ id = "health"
 title = "Chatwoot reports its database and queue healthy"
 check = "http"
 url = "{{{{base}}}}/api"
-expect = {{ status = 200, max_latency = "2s", json = {{ "data_services" = "ok", "queue_services" = "ok" }} }}
+expect = {{ status = 200, max_latency = "3s", json = {{ "data_services" = "ok", "queue_services" = "ok" }} }}
 depends_on = ["fly-app"]
 
 [[step]]
@@ -325,7 +216,7 @@ id = "redis"
 title = "Redis answers PING as a primary"
 check = "redis"
 url = "{{{{secret:REDIS_URL}}}}"
-expect = {{ info = {{ role = "master" }}, max_latency = "1s" }}
+expect = {{ info = {{ role = "master" }}, max_latency = "3s" }}
 "#,
         header = header(
             "chatwoot-fly-e2e",
@@ -341,7 +232,8 @@ expect = {{ info = {{ role = "master" }}, max_latency = "1s" }}
         ca_file = ca_file.display(),
     );
     let path = ws.write("chatwoot-fly.toml", &runbook);
-    let dsn = format!("postgres://postgres:{PG_CANARY}@127.0.0.1:5432/postgres");
+    let dsn = crate::support::services::postgres_url("postgres", "");
+    let redis_url = format!("redis://{}/0", crate::support::services::redis().addr());
     let output = ws.run_with_env(
         &path,
         &[],
@@ -349,8 +241,11 @@ expect = {{ info = {{ role = "master" }}, max_latency = "1s" }}
             ("FLY_API_TOKEN", FLY_TOKEN),
             ("FLY_API_BASE_URL", &fly.url),
             ("DATABASE_URL", &dsn),
-            ("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            ("SUPABASE_ANON_KEY", platform::supabase::PUBLISHABLE_KEY),
+            ("REDIS_URL", &redis_url),
+            (
+                "SUPABASE_ANON_KEY",
+                crate::support::supabase::PUBLISHABLE_KEY,
+            ),
         ],
     );
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
@@ -398,7 +293,7 @@ expect = {{ info = {{ role = "master" }}, max_latency = "1s" }}
     let seen = fly.seen.lock().unwrap();
     assert!(!seen.authorizations.is_empty());
     assert!(
-        seen.authorizations.iter().all(|a| a == FLY_TOKEN),
+        seen.authorizations.iter().all(|a| a == FLY_AUTHORIZATION),
         "{:?}",
         seen.authorizations
     );
@@ -437,7 +332,7 @@ hint = "fly status --app {app}"
 #[test]
 fn fly_machine_starting_passes_on_the_third_attempt() {
     let fixtures = Fixtures::new();
-    let fly = fixtures.start(platform::fly::start());
+    let fly = fixtures.start(crate::support::fly::start());
     let ws = Workspace::new();
     let path = ws.write(
         "slow.toml",
@@ -476,7 +371,7 @@ fn fly_machine_starting_passes_on_the_third_attempt() {
 #[test]
 fn fly_stopped_worker_escalates_after_three_attempts_naming_the_group() {
     let fixtures = Fixtures::new();
-    let fly = fixtures.start(platform::fly::start());
+    let fly = fixtures.start(crate::support::fly::start());
     let ws = Workspace::new();
     let path = ws.write(
         "stopped.toml",
@@ -518,7 +413,7 @@ fn fly_stopped_worker_escalates_after_three_attempts_naming_the_group() {
 #[test]
 fn fly_unknown_app_and_bad_token_escalate_after_one_attempt() {
     let fixtures = Fixtures::new();
-    let fly = fixtures.start(platform::fly::start());
+    let fly = fixtures.start(crate::support::fly::start());
     let ws = Workspace::new();
     let path = ws.write(
         "permanent.toml",
@@ -576,7 +471,7 @@ fn fly_unknown_app_and_bad_token_escalate_after_one_attempt() {
 
 #[test]
 fn postgres_wrong_password_escalates_once_without_leaking_it() {
-    use platform::pgwire::{start, Behaviour};
+    use crate::support::pgwire::{start, Behaviour};
     let fixtures = Fixtures::new();
     let fake = fixtures.start(start(Behaviour::WrongPassword));
     let ws = Workspace::new();
@@ -617,6 +512,43 @@ hint = "reset the database password in the Supabase dashboard"
     assert_nowhere(&output, &bundle, &[PG_CANARY]);
 }
 
+/// The same through the real throwaway PostgreSQL, whose SCRAM check (over
+/// TLS) rejects the password: one attempt, 28P01, the password nowhere.
+#[test]
+fn postgres_real_server_rejects_a_wrong_password_once_without_leaking_it() {
+    let wrong_password = "wrongPw-e2e-91c7";
+    let ws = Workspace::new();
+    let path = ws.write(
+        "pg.toml",
+        &format!(
+            r#"{}
+[[step]]
+id = "db"
+check = "postgres"
+dsn = "{{{{secret:DATABASE_URL}}}}"
+sslmode = "require"
+expect = {{ value = "1" }}
+"#,
+            header("pg-real-wrong-password", "halt", &["DATABASE_URL"])
+        ),
+    );
+    let dsn = format!(
+        "postgres://postgres:{wrong_password}@{}/postgres",
+        crate::support::services::postgres().addr()
+    );
+    let output = ws.run_with_env(&path, &[], &[("DATABASE_URL", &dsn)]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let (bundle, events) = verified_events(&output);
+    let tries = attempts(&events, "db");
+    assert_eq!(tries.len(), 1, "a rejected password must not be retried");
+    assert_eq!(tries[0]["detail"]["sqlstate"], "28P01", "{}", tries[0]);
+    assert_eq!(
+        last_reason(&events, "db"),
+        "authentication failed for user postgres (28P01): password authentication failed for user \"postgres\""
+    );
+    assert_nowhere(&output, &bundle, &[wrong_password, PG_CANARY]);
+}
+
 // ------------------------------------------------------------ 4. webhook
 
 fn webhook_step(id: &str, url: &str) -> String {
@@ -627,7 +559,7 @@ id = "{id}"
 check = "webhook"
 url = "{url}"
 secret = "{{{{secret:CHATWOOT_WEBHOOK_SECRET}}}}"
-expect = {{ status = 200, max_latency = "2s", rejects_unsigned = true, rejects_bad_signature = true, rejects_stale = true }}
+expect = {{ status = 200, max_latency = "3s", rejects_unsigned = true, rejects_bad_signature = true, rejects_stale = true }}
 "#
     )
 }
@@ -737,11 +669,7 @@ fn webhook_step_passes_against_a_verifying_receiver() {
         ]
     );
     // `show` gives QA the same facts in one line.
-    let shown = common::runproof()
-        .arg("show")
-        .arg(&bundle)
-        .output()
-        .unwrap();
+    let shown = runproof().arg("show").arg(&bundle).output().unwrap();
     assert_eq!(shown.status.code(), Some(0), "{}", describe(&shown));
     let shown_text = String::from_utf8_lossy(&shown.stdout);
     let probe_line = shown_text
@@ -777,7 +705,7 @@ fn webhook_step_passes_against_a_verifying_receiver() {
     let verified = verify(&listen_bundle, &[]);
     assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
     assert_eq!(
-        records(&common::events(&listen_bundle), "delivery", None).len(),
+        records(&crate::support::events(&listen_bundle), "delivery", None).len(),
         4
     );
 
@@ -788,7 +716,7 @@ fn webhook_step_passes_against_a_verifying_receiver() {
 #[test]
 fn webhook_step_escalates_on_an_accept_all_receiver_and_a_dead_port() {
     let fixtures = Fixtures::new();
-    let insecure = fixtures.start(accept_everything());
+    let insecure = fixtures.start(chatwoot::accept_everything());
     let dead = free_port();
     let ws = Workspace::new();
     let path = ws.write(
@@ -869,9 +797,10 @@ const DELIVERY_ENV: &[(&str, &str)] = &[
 fn webhook_delivery_step_passes_when_the_triggered_message_arrives() {
     let fixtures = Fixtures::new();
     let listen_port = free_port();
-    let chatwoot = fixtures.start(stand_in_chatwoot(
+    let chatwoot = fixtures.start(chatwoot::stand_in(
         Some(format!("127.0.0.1:{listen_port}").parse().unwrap()),
         WEBHOOK_CANARY,
+        CHATWOOT_API_TOKEN,
     ));
     let ws = Workspace::new();
     let path = ws.write(
@@ -899,7 +828,7 @@ fn webhook_delivery_step_passes_when_the_triggered_message_arrives() {
 fn webhook_delivery_step_escalates_after_its_timeout_when_nothing_arrives() {
     let fixtures = Fixtures::new();
     // Chatwoot accepts the message but never delivers the webhook.
-    let chatwoot = fixtures.start(stand_in_chatwoot(None, WEBHOOK_CANARY));
+    let chatwoot = fixtures.start(chatwoot::stand_in(None, WEBHOOK_CANARY, CHATWOOT_API_TOKEN));
     let ws = Workspace::new();
     let path = ws.write(
         "silent.toml",

@@ -2,16 +2,14 @@
 //! `webhook sign` / `webhook verify` command logic (including the printed curl
 //! snippet, run for real against a local receiver).
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use runproof::cli::exit::ExitStatus;
-use runproof::webhook::command::{sign_command_with, verify_command_with};
-use runproof::webhook::signature::{sign, sign_body_only, verify, SignatureError, DEFAULT_MAX_AGE};
-use runproof::webhook::{Listener, ListenerConfig, SignArgs, VerifyArgs, WebhookError};
+use crate::support::api::exit::ExitStatus;
+use crate::support::api::webhook::{sign, sign_body_only, verify, SignatureError, DEFAULT_MAX_AGE};
+use crate::support::api::webhook::{sign_command_with, verify_command_with};
+use crate::support::api::webhook::{Listener, ListenerConfig, SignArgs, VerifyArgs, WebhookError};
 
 const SECRET: &str = "test-secret";
 const TS: &str = "1767225600";
@@ -169,7 +167,10 @@ fn webhook_verify_error_cases() {
             max_age: Duration::from_secs(300)
         }
     );
-    assert!(stale.to_string().contains("5m1s ago"), "{stale}");
+    assert!(
+        stale.to_string().contains("signed 5 minutes 1 second ago"),
+        "{stale}"
+    );
     assert_eq!(
         check(Some(VECTOR1_SIG), Some(TS), &body, 1767225600 + 300),
         Ok(())
@@ -178,7 +179,16 @@ fn webhook_verify_error_cases() {
     // From the future: says how far.
     let future = check(Some(VECTOR1_SIG), Some(TS), &body, 1767225600 - 120).unwrap_err();
     assert_eq!(future, SignatureError::FromFuture { ahead_secs: 120 });
-    assert!(future.to_string().contains("2m ahead"), "{future}");
+    assert!(future.to_string().contains("2 minutes ahead"), "{future}");
+
+    // A week-old replay reads in days, not in thousands of hours.
+    let week_old = 1767225600 + 8 * 86_400 + 7_322;
+    let old = check(Some(VECTOR1_SIG), Some(TS), &body, week_old).unwrap_err();
+    assert!(
+        old.to_string()
+            .starts_with("stale timestamp: signed 8 days ago, beyond the 5m replay window"),
+        "{old}"
+    );
 
     // Uppercase hex is still the same MAC.
     let upper = format!("sha256={}", VECTOR1_SIG[7..].to_uppercase());
@@ -273,7 +283,7 @@ fn webhook_verify_command_reports_valid_and_invalid() {
     args.now = Some(1767225600 + 12);
     let ok = verify_command_with(&args, &lookup, 0).unwrap();
     assert!(ok.starts_with("valid"), "{ok}");
-    assert!(ok.contains("12s old"), "{ok}");
+    assert!(ok.contains("timestamp 12 seconds old (window 5m)"), "{ok}");
 
     // Without --now the real clock makes the 2026-01-01 vector stale or future,
     // depending on today's date — either way it must not verify.
@@ -343,16 +353,16 @@ fn webhook_curl_snippet_never_contains_the_secret() {
 #[tokio::test]
 async fn webhook_curl_snippet_delivers_a_valid_signature() {
     for tool in ["bash", "curl", "openssl"] {
-        if std::process::Command::new("sh")
+        let found = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!("command -v {tool}"))
             .output()
-            .map(|o| !o.status.success())
-            .unwrap_or(true)
-        {
-            eprintln!("skipping: {tool} not installed");
-            return;
-        }
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "{tool} is not installed: this test runs the printed snippet with it \
+             (scripts/test.sh installs it)"
+        );
     }
     let canary = "canary-curl-Secret-42";
     let mut listener = Listener::bind("127.0.0.1:0".parse().unwrap(), ListenerConfig::new(canary))

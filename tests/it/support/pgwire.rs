@@ -1,6 +1,6 @@
-//! Tiny fake Postgres-wire servers on loopback, for the answers the local
-//! trust-auth server cannot give: no TLS on offer, a rejected password,
-//! Supavisor's `Tenant or user not found`.
+//! Tiny fake Postgres-wire servers on loopback, for the answers the throwaway
+//! server cannot give: no TLS on offer, a cleartext-password exchange (to see
+//! the bytes sent), Supavisor's `Tenant or user not found`.
 
 use std::sync::{Arc, Mutex};
 

@@ -2,14 +2,15 @@
 //! fail with exactly the diagnostics in its `.expected` golden file, and every
 //! file in `tests/runbooks/valid/` must load.
 //!
-//! `UPDATE_GOLDEN=1 cargo test runbook` rewrites the golden files; review the
-//! diff by eye before committing it.
+//! A missing golden file fails the test. `UPDATE_GOLDEN=1 cargo test runbook`
+//! (re)writes the golden files and still fails, naming what it wrote: review
+//! the diff by eye, then run again without it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use runproof::check::CheckSpec;
-use runproof::runbook::{load_runbook_str_with_env, LoadError, Runbook};
+use crate::support::api::check::CheckSpec;
+use crate::support::api::runbook::{load_runbook_str_with_env, LoadError, Runbook};
 
 /// The only environment these tests see: loading must not depend on the
 /// machine's environment.
@@ -40,7 +41,7 @@ fn load(path: &Path) -> Result<Runbook, LoadError> {
 
 #[test]
 fn invalid_runbooks_match_golden_diagnostics() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let update = std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1");
     let files = fixtures("invalid");
     assert!(
         files.len() >= 15,
@@ -68,19 +69,33 @@ fn invalid_runbooks_match_golden_diagnostics() {
             Err(other) => panic!("{}: {other}", path.display()),
         };
         let golden = path.with_extension("expected");
+        let expected = std::fs::read_to_string(&golden).ok();
         if update {
-            std::fs::write(&golden, &rendered).unwrap();
+            if expected.as_deref() != Some(rendered.as_str()) {
+                std::fs::write(&golden, &rendered).unwrap();
+                failures.push(format!(
+                    "{}: written (UPDATE_GOLDEN=1); review it, then rerun without UPDATE_GOLDEN",
+                    golden.display()
+                ));
+            }
             continue;
         }
-        let expected = std::fs::read_to_string(&golden).unwrap_or_else(|_| {
-            format!("(missing {}; run with UPDATE_GOLDEN=1)", golden.display())
-        });
+        let Some(expected) = expected else {
+            failures.push(format!(
+                "{}: missing golden file (UPDATE_GOLDEN=1 writes it)",
+                golden.display()
+            ));
+            continue;
+        };
         if expected != rendered {
             failures.push(format!(
                 "{}: diagnostics differ\n--- expected\n{expected}\n--- actual\n{rendered}",
                 path.display()
             ));
         }
+    }
+    if update {
+        failures.push("UPDATE_GOLDEN=1 never passes: rerun without it".to_string());
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -99,7 +114,21 @@ fn lint_exits_2_with_the_golden_diagnostics() {
             .output()
             .expect("run runproof lint");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let golden = std::fs::read_to_string(path.with_extension("expected")).unwrap_or_default();
+        let golden_path = path.with_extension("expected");
+        let golden = match std::fs::read_to_string(&golden_path) {
+            Ok(text) if !text.trim().is_empty() => text,
+            Ok(_) => {
+                failures.push(format!("{}: empty golden file", golden_path.display()));
+                continue;
+            }
+            Err(err) => {
+                failures.push(format!(
+                    "{}: missing golden file ({err})",
+                    golden_path.display()
+                ));
+                continue;
+            }
+        };
         if output.status.code() != Some(2) {
             failures.push(format!(
                 "{}: exit {:?}, want 2",
@@ -163,7 +192,7 @@ fn valid_runbook_fields_policies_and_capture_dependencies() {
     assert_eq!(runbook.meta.name, "api-flow");
     assert_eq!(
         runbook.meta.on_escalate,
-        runproof::runbook::model::OnEscalate::Halt
+        crate::support::api::runbook::OnEscalate::Halt
     );
     assert_eq!(runbook.defaults.retries, 3);
     assert_eq!(runbook.defaults.timeout, Duration::from_secs(5));
@@ -217,20 +246,20 @@ fn runbook_expiry_warning_counts_days() {
     let runbook = load(Path::new("tests/runbooks/valid/api-flow.toml")).unwrap();
     let date = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
     assert_eq!(
-        runproof::runbook::expiry_warning(&runbook, date("2025-10-25")),
+        crate::support::api::runbook::expiry_warning(&runbook, date("2025-10-25")),
         None
     );
     assert_eq!(
-        runproof::runbook::expiry_warning(&runbook, date("2025-11-25")).as_deref(),
+        crate::support::api::runbook::expiry_warning(&runbook, date("2025-11-25")).as_deref(),
         Some("runbook expired on 2025-10-25 (31 days ago); review it and bump `expires`")
     );
     assert_eq!(
-        runproof::runbook::expiry_warning(&runbook, date("2025-10-26")).as_deref(),
+        crate::support::api::runbook::expiry_warning(&runbook, date("2025-10-26")).as_deref(),
         Some("runbook expired on 2025-10-25 (1 day ago); review it and bump `expires`")
     );
     let minimal = load(Path::new("tests/runbooks/valid/minimal.toml")).unwrap();
     assert_eq!(
-        runproof::runbook::expiry_warning(&minimal, date("2099-01-01")),
+        crate::support::api::runbook::expiry_warning(&minimal, date("2099-01-01")),
         None
     );
 }

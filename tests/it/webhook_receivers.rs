@@ -1,19 +1,15 @@
 //! The `webhook` and `webhook-delivery` checks and the delivery listener,
 //! against real HTTP servers on 127.0.0.1 (random ports).
 
-mod support;
-
-use runproof::core::Failure;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::Router;
-use runproof::check::{CheckSpec, Clients, Observation, Outcome};
-use runproof::session::listen::{listen_command, ListenArgs};
-use runproof::webhook::events::{sample_body, SampleEvent, SampleParams};
-use runproof::webhook::signature::sign;
-use runproof::webhook::{Listener, ListenerConfig};
-use support::{context, free_port, MapScope, MemoryBlobs};
+use crate::support::api::check::{CheckSpec, Clients, Failure, FailureClass, Observation, Outcome};
+use crate::support::api::webhook::sign;
+use crate::support::api::webhook::{listen_command, ListenArgs};
+use crate::support::api::webhook::{sample_body, SampleEvent, SampleParams};
+use crate::support::api::webhook::{Listener, ListenerConfig};
+use crate::support::free_port;
+use crate::support::probe::{self as support, context, MapScope, MemoryBlobs};
 
 const CANARY: &str = "canary-Wh00k-secret-7d1e";
 
@@ -43,14 +39,6 @@ fn reason(obs: &Observation) -> &str {
         Outcome::Pass => "",
         Outcome::Fail(failure) => &failure.message,
     }
-}
-
-async fn accept_everything() -> std::net::SocketAddr {
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    let app = Router::new().fallback(|| async { (StatusCode::OK, "thanks") });
-    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
-    addr
 }
 
 fn webhook_spec(addr: std::net::SocketAddr, expect: &str) -> CheckSpec {
@@ -139,7 +127,7 @@ async fn webhook_check_passes_against_a_verifying_receiver() {
 
 #[tokio::test]
 async fn webhook_check_names_each_probe_an_accept_all_endpoint_accepted() {
-    let addr = accept_everything().await;
+    let addr = crate::support::chatwoot::accept_everything().await;
     let check = webhook_spec(
         addr,
         "rejects_unsigned = true, rejects_bad_signature = true, rejects_stale = true",
@@ -153,12 +141,13 @@ async fn webhook_check_names_each_probe_an_accept_all_endpoint_accepted() {
     let Outcome::Fail(Failure {
         message: reason,
         permanent,
-        ..
+        class,
     }) = &obs.outcome
     else {
         panic!("an accept-all endpoint must fail: {:?}", obs.detail)
     };
     assert!(permanent.is_some());
+    assert_eq!(*class, FailureClass::Security);
     assert!(
         reason.contains("SECURITY: the endpoint accepted an unsigned delivery"),
         "{reason}"
@@ -202,11 +191,12 @@ async fn webhook_check_against_a_down_endpoint_fails_with_a_reason() {
     let Outcome::Fail(Failure {
         message: reason,
         permanent,
-        ..
+        class,
     }) = &obs.outcome
     else {
         panic!("must fail")
     };
+    assert_eq!(*class, FailureClass::Refused);
     assert!(
         permanent.is_none(),
         "a down endpoint may come back: retryable"
@@ -239,12 +229,60 @@ async fn webhook_check_wrong_secret_fails_with_a_hint() {
         "{reason}"
     );
     assert!(reason.contains("wrong secret"), "{reason}");
+    assert!(
+        matches!(&obs.outcome, Outcome::Fail(f) if f.class == FailureClass::Auth),
+        "{:?}",
+        obs.outcome
+    );
     // The receiver's answer (its reason) is kept as a blob.
     assert!(
         blobs.all_text().contains("wrong signature"),
         "{}",
         blobs.all_text()
     );
+}
+
+#[tokio::test]
+async fn webhook_check_caps_a_huge_response_body() {
+    let server = crate::support::hostile::huge_body_server().await;
+    let addr: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
+    // The unsigned probe is accepted too: a security finding, with both bodies cut.
+    let check = webhook_spec(addr, "rejects_unsigned = true");
+    let scope = MapScope::with_secret("CW", CANARY);
+    let blobs = MemoryBlobs::default();
+    let clients = Clients::new().unwrap();
+    let obs = check
+        .probe(&context(&scope, &blobs, &clients, Duration::from_secs(10)))
+        .await;
+    assert!(
+        matches!(&obs.outcome, Outcome::Fail(f) if f.class == FailureClass::Security),
+        "{:?}",
+        obs.outcome
+    );
+    let stored = blobs.stored.lock().unwrap().clone();
+    assert_eq!(stored.len(), 2, "{:?}", blobs.roles());
+    for (role, bytes) in stored.iter() {
+        assert!(
+            !bytes.is_empty() && bytes.len() <= 64 * 1024,
+            "{role}: {}",
+            bytes.len()
+        );
+    }
+    for probe in &obs.probes {
+        assert!(
+            probe.blobs.iter().all(|b| b.truncated),
+            "{}: {:?}",
+            probe.name,
+            probe.blobs
+        );
+    }
+    // The client hung up long before the 64 MiB were sent: it did not read them.
+    for written in server.written_by(2).await {
+        assert!(
+            written < crate::support::hostile::HUGE_BODY / 2,
+            "{written} bytes were taken"
+        );
+    }
 }
 
 #[test]
@@ -268,8 +306,8 @@ fn webhook_check_validation() {
         "POST {{base}}/hook (conversation_updated)"
     );
     assert!(
-        runproof::check::KINDS.contains(&"webhook")
-            && runproof::check::KINDS.contains(&"webhook-delivery")
+        crate::support::api::check::KINDS.contains(&"webhook")
+            && crate::support::api::check::KINDS.contains(&"webhook-delivery")
     );
 }
 
@@ -294,7 +332,7 @@ impl Post {
     }
 
     async fn send(&self, addr: std::net::SocketAddr) -> (u16, String) {
-        let mut request = reqwest::Client::new()
+        let mut request = crate::support::http_client()
             .post(format!("http://{addr}/chatwoot"))
             .header("Content-Type", "application/json")
             .body(self.body.clone());
@@ -404,7 +442,7 @@ async fn webhook_listener_accepts_valid_and_rejects_forged_stale_replayed_oversi
             {
                 let body = sample(Duration::ZERO);
                 let mut p = Post::signed(CANARY, body.clone(), now());
-                p.signature = Some(runproof::webhook::signature::sign_body_only(
+                p.signature = Some(crate::support::api::webhook::sign_body_only(
                     CANARY.as_bytes(),
                     &body,
                 ));
@@ -439,7 +477,7 @@ async fn webhook_listener_accepts_valid_and_rejects_forged_stale_replayed_oversi
     // No Content-Length (chunked): the limit still holds while reading.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         (0..10).map(|_| Ok(vec![b' '; 1000])).collect();
-    let response = reqwest::Client::new()
+    let response = crate::support::http_client()
         .post(format!("http://{addr}/chatwoot"))
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
             chunks,
@@ -452,7 +490,7 @@ async fn webhook_listener_accepts_valid_and_rejects_forged_stale_replayed_oversi
     assert!(d.body_truncated && d.status == 413);
 
     // Not a POST: 405, recorded too.
-    let response = reqwest::Client::new()
+    let response = crate::support::http_client()
         .get(format!("http://{addr}/chatwoot"))
         .send()
         .await
@@ -558,39 +596,6 @@ async fn webhook_listen_command_refuses_an_unset_secret() {
 
 // ------------------------------------------------------- webhook-delivery
 
-/// A stand-in for the Chatwoot API: `POST /api/v1/accounts/1/conversations/57/messages`
-/// answers 200 and then delivers a signed `message_created` with the posted
-/// content to `webhook`, the way Chatwoot's job queue would.
-async fn fake_chatwoot(
-    webhook: std::net::SocketAddr,
-    secret: &'static str,
-) -> std::net::SocketAddr {
-    use axum::routing::post;
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    let app = Router::new().route(
-        "/api/v1/accounts/1/conversations/57/messages",
-        post(move |headers: axum::http::HeaderMap, body: String| async move {
-            if headers.get("api_access_token").map(|v| v.as_bytes()) != Some(b"tok") {
-                return (StatusCode::UNAUTHORIZED, "{\"error\":\"Invalid Access Token\"}".to_string());
-            }
-            let content = serde_json::from_str::<serde_json::Value>(&body).unwrap()["content"].as_str().unwrap().to_string();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let payload = format!(
-                    r#"{{"account":{{"id":1,"name":"Acme"}},"content":{},"conversation":{{"id":57}},"created_at":"{}","id":9100,"message_type":"outgoing","private":false,"event":"message_created"}}"#,
-                    serde_json::to_string(&content).unwrap(),
-                    runproof::webhook::events::iso_millis(jiff::Timestamp::now())
-                );
-                Post::signed(secret, payload.into_bytes(), jiff::Timestamp::now().as_second()).send(webhook).await;
-            });
-            (StatusCode::OK, "{\"id\":9100}".to_string())
-        }),
-    );
-    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
-    addr
-}
-
 fn delivery_spec(port: u16, chatwoot: Option<std::net::SocketAddr>) -> CheckSpec {
     let trigger = match chatwoot {
         Some(addr) => format!(
@@ -626,7 +631,12 @@ fn delivery_scope() -> MapScope {
 #[tokio::test]
 async fn webhook_delivery_passes_when_the_triggered_message_arrives() {
     let port = free_port();
-    let chatwoot = fake_chatwoot(format!("127.0.0.1:{port}").parse().unwrap(), CANARY).await;
+    let chatwoot = crate::support::chatwoot::stand_in(
+        Some(format!("127.0.0.1:{port}").parse().unwrap()),
+        CANARY,
+        "tok",
+    )
+    .await;
     let check = delivery_spec(port, Some(chatwoot));
     assert_eq!(check.kind(), "webhook-delivery");
     assert!(check.validate().is_empty(), "{:?}", check.validate());
@@ -671,9 +681,10 @@ async fn webhook_delivery_fails_without_a_delivery_or_with_only_invalid_ones() {
 
     // Chatwoot signs with another secret: only invalid deliveries, and why.
     let port = free_port();
-    let chatwoot = fake_chatwoot(
-        format!("127.0.0.1:{port}").parse().unwrap(),
+    let chatwoot = crate::support::chatwoot::stand_in(
+        Some(format!("127.0.0.1:{port}").parse().unwrap()),
         "rotated-secret",
+        "tok",
     )
     .await;
     let check = delivery_spec(port, Some(chatwoot));
@@ -693,7 +704,12 @@ async fn webhook_delivery_fails_without_a_delivery_or_with_only_invalid_ones() {
     let mut scope = delivery_scope();
     scope.secrets.insert("CW_API".into(), "bad".into());
     let port = free_port();
-    let chatwoot = fake_chatwoot(format!("127.0.0.1:{port}").parse().unwrap(), CANARY).await;
+    let chatwoot = crate::support::chatwoot::stand_in(
+        Some(format!("127.0.0.1:{port}").parse().unwrap()),
+        CANARY,
+        "tok",
+    )
+    .await;
     let check = delivery_spec(port, Some(chatwoot));
     let obs = check
         .probe(&context(&scope, &blobs, &clients, Duration::from_secs(5)))

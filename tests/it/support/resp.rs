@@ -1,7 +1,5 @@
-//! A fake Redis (RESP) server that refuses every password, and a private
-//! real `redis-server` with `requirepass` when one is installed.
+//! A fake Redis (RESP) server that refuses every password.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -56,61 +54,43 @@ async fn read_command<R: tokio::io::AsyncBufRead + Unpin>(stream: &mut R) -> Opt
     Some(args)
 }
 
-/// A private `redis-server` with a password; killed on drop.
-pub struct PrivateRedis {
-    pub port: u16,
-    child: Child,
+/// What [`start_hostile`] answers `PING` with.
+#[derive(Debug, Clone, Copy)]
+pub enum Hostile {
+    /// `$9223372036854775000`: a bulk length no client can allocate.
+    HugeBulkLength,
+    /// `-ERR xxxx…` with no end of line, until the client hangs up.
+    EndlessErrorLine,
 }
 
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `redis-server --requirepass <password>` on a free loopback port, or
-/// `None` (with a note) when redis-server is not installed.
-pub async fn start_private(password: &str) -> Option<PrivateRedis> {
-    let port = super::closed_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--requirepass",
-            password,
-        ])
-        .args([
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            &std::env::temp_dir().display().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let child = match child {
-        Ok(child) => child,
-        Err(err) => {
-            eprintln!(
-                "note: skipping the private redis-server case: cannot start redis-server ({err})"
-            );
-            return None;
+/// A server that answers the first command with a hostile reply; returns its port.
+pub async fn start_hostile(how: Hostile) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                if read_command(&mut stream).await.is_none() {
+                    return;
+                }
+                let stream = stream.get_mut();
+                match how {
+                    Hostile::HugeBulkLength => {
+                        let _ = stream.write_all(b"$9223372036854775000\r\nabc").await;
+                        // Hold the connection open: the client must not wait for the rest.
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    Hostile::EndlessErrorLine => {
+                        let piece = vec![b'x'; 64 * 1024];
+                        if stream.write_all(b"-ERR ").await.is_err() {
+                            return;
+                        }
+                        while stream.write_all(&piece).await.is_ok() {}
+                    }
+                }
+            });
         }
-    };
-    let server = PrivateRedis { port, child };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Some(server);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("redis-server did not start on port {port}");
+    });
+    port
 }

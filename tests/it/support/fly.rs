@@ -24,8 +24,23 @@ pub struct FlyFixture {
     pub seen: Arc<Mutex<Seen>>,
 }
 
-/// Token values the fixture accepts (everything else is a 401).
-pub const GOOD_TOKENS: &[&str] = &["fm2_canaryAAA,fm2_canaryBBB", "fo1_canaryPERSONAL"];
+/// A deploy token as `fly tokens create deploy` mints it, without the scheme:
+/// two macaroons, comma-separated.
+pub const DEPLOY_TOKEN: &str = "fm2_canaryAAA,fm2_canaryBBB";
+/// A read-only macaroon of the older `fm1r_` form.
+pub const READONLY_TOKEN: &str = "fm1r_canaryREADONLY";
+/// A personal (OAuth) token: not a macaroon.
+pub const PERSONAL_TOKEN: &str = "fo1_canaryPERSONAL";
+
+/// The exact `Authorization` values the fixture accepts — the ones runproof
+/// must build (platforms.md §A1: `FlyV1` and the comma-separated parts for
+/// macaroons, `Bearer` for anything else). Anything else, including a right
+/// token under the wrong scheme or with a doubled scheme, is a 401.
+pub const GOOD_AUTHORIZATIONS: &[&str] = &[
+    "FlyV1 fm2_canaryAAA,fm2_canaryBBB",
+    "FlyV1 fm1r_canaryREADONLY",
+    "Bearer fo1_canaryPERSONAL",
+];
 
 pub async fn start() -> FlyFixture {
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -53,8 +68,7 @@ fn reject(headers: &HeaderMap, seen: &Mutex<Seen>) -> Option<Reply> {
         .unwrap_or("")
         .to_string();
     seen.lock().unwrap().authorizations.push(auth.clone());
-    let token = auth.split_once(' ').map(|(_, t)| t).unwrap_or("");
-    if GOOD_TOKENS.contains(&token) {
+    if GOOD_AUTHORIZATIONS.contains(&auth.as_str()) {
         None
     } else {
         Some(reply(

@@ -1,27 +1,20 @@
-//! Shared helpers for the platform check tests: a map-backed scope, an
-//! in-memory blob sink, a probe runner, and canary assertions. The fixture
-//! servers (all on 127.0.0.1) live in the submodules.
+//! In-process probing for the check-kind tests: a map-backed [`Scope`], an
+//! in-memory [`BlobSink`], a [`ProbeContext`] built from them, a one-attempt
+//! probe runner and its result with canary assertions.
 
-#![allow(dead_code)]
-
-pub mod fly;
-pub mod pgwire;
-pub mod resp;
-pub mod supabase;
-pub mod tls;
-
-use runproof::core::FailureClass;
-use runproof::engine::retry::no_retry_reason;
 use std::collections::HashMap;
 use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use runproof::check::{BlobRef, BlobSink, CheckSpec, Clients, Observation, Outcome, ProbeContext};
-use runproof::core::template::Scope;
+use crate::support::api::check::{
+    no_retry_reason, BlobRef, BlobSink, CheckSpec, Clients, FailureClass, Observation, Outcome,
+    ProbeContext,
+};
+use crate::support::api::runbook::Scope;
 use sha2::{Digest, Sha256};
 
-/// Template values for a test.
+/// Template values from maps.
 #[derive(Default)]
 pub struct MapScope {
     pub vars: HashMap<String, String>,
@@ -32,6 +25,11 @@ pub struct MapScope {
 impl MapScope {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A scope holding one secret.
+    pub fn with_secret(name: &str, value: &str) -> Self {
+        Self::new().secret(name, value)
     }
 
     pub fn secret(mut self, name: &str, value: &str) -> Self {
@@ -65,13 +63,36 @@ impl Scope for MapScope {
     }
 }
 
-/// Keeps blobs in memory so tests can look inside them.
+/// Blobs kept in memory, in the order stored.
 #[derive(Default)]
-pub struct MemBlobs(pub Mutex<Vec<(String, Vec<u8>)>>);
+pub struct MemoryBlobs {
+    pub stored: Mutex<Vec<(String, Vec<u8>)>>,
+}
 
-impl BlobSink for MemBlobs {
+impl MemoryBlobs {
+    /// Every stored blob's bytes, concatenated, as lossy text (for canary checks).
+    pub fn all_text(&self) -> String {
+        self.stored
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(role, bytes)| format!("{role}: {}\n", String::from_utf8_lossy(bytes)))
+            .collect()
+    }
+
+    pub fn roles(&self) -> Vec<String> {
+        self.stored
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(role, _)| role.clone())
+            .collect()
+    }
+}
+
+impl BlobSink for MemoryBlobs {
     fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef> {
-        self.0
+        self.stored
             .lock()
             .unwrap()
             .push((role.to_string(), bytes.to_vec()));
@@ -81,6 +102,25 @@ impl BlobSink for MemBlobs {
             size: bytes.len() as u64,
             truncated,
         })
+    }
+}
+
+pub const RUN_ID: &str = "0190aaaa-0000-7000-8000-00000000feed";
+
+/// A context over `scope` and `blobs` with the given per-attempt timeout.
+pub fn context<'a>(
+    scope: &'a MapScope,
+    blobs: &'a MemoryBlobs,
+    clients: &'a Clients,
+    timeout: Duration,
+) -> ProbeContext<'a> {
+    ProbeContext {
+        scope,
+        blobs,
+        clients,
+        timeout,
+        run_id: RUN_ID,
+        attempt: 1,
     }
 }
 
@@ -131,18 +171,24 @@ impl Probed {
         self.obs.detail.get(key).unwrap_or(&serde_json::Value::Null)
     }
 
-    /// Fails the test if `canary` appears in the reason, the details or any blob.
+    /// Fails the test if `canary` appears, in any encoding
+    /// ([`super::canary::find`]), in the reason, the details or any blob.
     pub fn assert_no_canary(&self, canary: &str) {
-        assert!(
-            !self.reason().contains(canary),
-            "canary in reason: {}",
-            self.reason()
-        );
+        let reason = self.reason().as_bytes();
+        if let Some(form) = super::canary::find(reason, canary) {
+            panic!("canary ({form}) in reason: {}", self.reason());
+        }
         let detail = serde_json::to_string(&self.obs.detail).unwrap();
-        assert!(!detail.contains(canary), "canary in detail: {detail}");
+        if let Some(form) = super::canary::find(detail.as_bytes(), canary) {
+            panic!("canary ({form}) in detail: {detail}");
+        }
         for (role, bytes) in &self.blobs {
-            let text = String::from_utf8_lossy(bytes);
-            assert!(!text.contains(canary), "canary in blob {role}: {text}");
+            if let Some(form) = super::canary::find(bytes, canary) {
+                panic!(
+                    "canary ({form}) in blob {role}: {}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
         }
     }
 }
@@ -153,27 +199,13 @@ pub async fn probe(spec: &CheckSpec, scope: &MapScope) -> Probed {
 }
 
 pub async fn probe_with_timeout(spec: &CheckSpec, scope: &MapScope, timeout: Duration) -> Probed {
-    let blobs = MemBlobs::default();
+    let blobs = MemoryBlobs::default();
     let clients = Clients::new().expect("clients");
-    let ctx = ProbeContext {
-        scope,
-        blobs: &blobs,
-        clients: &clients,
-        timeout,
-        run_id: "test-run",
-        attempt: 1,
-    };
-    let obs = spec.probe(&ctx).await;
-    let blobs = blobs.0.into_inner().unwrap();
+    let obs = spec.probe(&context(scope, &blobs, &clients, timeout)).await;
+    let blobs = blobs.stored.into_inner().unwrap();
     Probed {
         kind: spec.kind(),
         obs,
         blobs,
     }
-}
-
-/// A loopback port nothing listens on: bind, note the port, close.
-pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }

@@ -1,0 +1,160 @@
+//! One capped HTTP call for every HTTP-speaking kind: send, then read at
+//! most a cap of the body as it streams in, so a huge or endless response
+//! costs bounded memory whatever the kind.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+
+use super::classify;
+use crate::core::FailureClass;
+
+/// The most of a response body any kind reads, keeps and checks.
+pub const BODY_CAP: usize = 1024 * 1024;
+
+/// A response, its body read up to the cap.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// At most the cap's worth of the body.
+    pub body: Vec<u8>,
+    /// Whether the body went on past the cap (the rest was not read).
+    pub truncated: bool,
+    /// From sending to the response's headers.
+    pub time_to_headers: Duration,
+    /// From sending to the end of what was read.
+    pub latency: Duration,
+}
+
+/// Why a call failed: before a response, or while its body was read.
+#[derive(Debug)]
+pub struct FetchError {
+    /// The status, when the headers had arrived before the failure.
+    pub status: Option<u16>,
+    pub error: reqwest::Error,
+    /// From sending to the failure.
+    pub latency: Duration,
+}
+
+impl FetchError {
+    /// The failure's class, from the error's types.
+    pub fn class(&self) -> FailureClass {
+        classify::reqwest(&self.error)
+    }
+}
+
+/// Sends `request` and reads at most `cap` bytes of the body.
+pub async fn fetch(request: reqwest::RequestBuilder, cap: usize) -> Result<Fetched, FetchError> {
+    let started = Instant::now();
+    let mut response = request.send().await.map_err(|error| FetchError {
+        status: None,
+        error,
+        latency: started.elapsed(),
+    })?;
+    let time_to_headers = started.elapsed();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    let mut truncated = false;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = cap - body.len();
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    truncated = true;
+                    // Dropping the response closes the connection: the rest
+                    // is never read.
+                    break;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(error) => {
+                return Err(FetchError {
+                    status: Some(status),
+                    error,
+                    latency: started.elapsed(),
+                })
+            }
+        }
+    }
+    Ok(Fetched {
+        status,
+        headers,
+        body,
+        truncated,
+        time_to_headers,
+        latency: started.elapsed(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A client with the HTTP clients' TLS setup (reqwest has no default provider here).
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::check::support::tls::http_client_config(true))
+            .build()
+            .unwrap()
+    }
+
+    /// Answers one request with a `len`-byte body, written in 64 KiB pieces.
+    async fn big_body_server(len: usize) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n");
+            let _ = stream.write_all(head.as_bytes()).await;
+            let piece = vec![b'x'; 64 * 1024];
+            let mut sent = 0;
+            while sent < len {
+                let n = piece.len().min(len - sent);
+                if stream.write_all(&piece[..n]).await.is_err() {
+                    break;
+                }
+                sent += n;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn reads_at_most_the_cap() {
+        let port = big_body_server(8 * 1024 * 1024).await;
+        let request = client().get(format!("http://127.0.0.1:{port}/"));
+        let got = fetch(request, 100_000).await.unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body.len(), 100_000);
+        assert!(got.truncated);
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_cap_is_whole() {
+        let port = big_body_server(1000).await;
+        let request = client().get(format!("http://127.0.0.1:{port}/"));
+        let got = fetch(request, 1000).await.unwrap();
+        assert_eq!(got.body.len(), 1000);
+        assert!(!got.truncated);
+    }
+
+    #[tokio::test]
+    async fn a_refused_port_fails_with_its_class() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let request = client().get(format!("http://127.0.0.1:{port}/"));
+        let err = fetch(request, 10).await.unwrap_err();
+        assert_eq!(err.status, None);
+        assert_eq!(err.class(), FailureClass::Refused);
+    }
+}

@@ -1,0 +1,22 @@
+//! The integration tests, one crate: the real `runproof` binary and library
+//! against servers on 127.0.0.1 only — scripted HTTP servers, fixture
+//! platform APIs, and a throwaway PostgreSQL and Redis the suite starts
+//! itself (see `support::services`).
+
+mod support;
+
+mod assertions;
+mod cli;
+mod confirmations;
+mod dns;
+mod evidence;
+mod failure_classes;
+mod https_client;
+mod platform_checks;
+mod run;
+mod runbook_diagnostics;
+mod runbooks_e2e;
+mod sweep;
+mod trust;
+mod webhook_receivers;
+mod webhook_signing;
