@@ -2,20 +2,27 @@
 //! expectations.
 //!
 //! The command runs in a session of its own (no controlling terminal), with
-//! stdin closed and pagers disabled, so nothing can wait for a person. When
-//! the attempt ends for any reason — done, timed out, interrupted — its whole
-//! process group is killed, children included.
+//! stdin closed and pagers disabled, so nothing can wait for a person. It is
+//! judged by its exit status as soon as it exits: background descendants
+//! that keep its stdout or stderr open get [`PIPE_GRACE`] to finish writing,
+//! then the output is cut off (recorded as `output_cut_off`). When the
+//! attempt ends for any reason — done, timed out, interrupted — its process
+//! group and every descendant, even one that left the group with `setsid`,
+//! is killed ([`super::reaper`]).
 
 use std::collections::BTreeMap;
 
 use std::process::Stdio;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
+use super::expect::capture::{CaptureInput, CaptureSpec};
+use super::http::OneOrMany;
+use super::reaper::{self, StepProcesses};
 use super::{FailureClass, Observation, ProbeContext};
-use crate::core::template::Template;
+use crate::core::template::{Reference, Template};
 
 /// `check = "command"`: exactly one of `argv` or `shell`.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,8 +43,38 @@ pub struct CommandCheck {
     /// Pass the whole environment of runproof instead of a minimal one.
     #[serde(default)]
     pub inherit_env: bool,
+    /// Written to the command's standard input through a pipe, then closed
+    /// (`fly secrets import` reads `NAME=value` lines there): secrets reach
+    /// the command without entering any process's argv. Never recorded.
+    #[serde(default)]
+    pub stdin: Option<Template>,
+    /// Exit codes that retrying cannot change; the default, 126 and 127, are
+    /// the shell's "cannot execute" and "command not found".
+    #[serde(default)]
+    pub permanent_exit_codes: Option<Vec<i32>>,
+    /// Values taken from stdout for later steps (`{{steps.ID.NAME}}`): a
+    /// JSON path, `{ json = "$.x" }` or `{ regex = "v(\\d+)" }`, optionally
+    /// with `secret = true`.
+    #[serde(default)]
+    pub capture: BTreeMap<String, CaptureSpec>,
+    /// `secret_in_argv = "accept-risk"`: the tool takes a secret only on its
+    /// command line, and the runbook's author accepts that every local user
+    /// can read it there. Without it, `{{secret:...}}` in `argv`/`shell` is
+    /// a load error. Recorded in every attempt's evidence.
+    #[serde(default)]
+    pub secret_in_argv: Option<SecretInArgv>,
     #[serde(default)]
     pub expect: CommandExpect,
+}
+
+/// Exit codes that mean "retrying cannot help" unless a step says otherwise.
+const DEFAULT_PERMANENT_EXIT_CODES: [i32; 2] = [126, 127];
+/// The one value of `secret_in_argv`: spelled out so that nobody opts in
+/// by accident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SecretInArgv {
+    #[serde(rename = "accept-risk")]
+    AcceptRisk,
 }
 
 /// `expect` for `command`.
@@ -49,29 +86,66 @@ pub struct CommandExpect {
     pub exit_code: Option<super::http::OneOrMany<i32>>,
     #[serde(default)]
     pub stdout_contains: Option<String>,
+    /// A regex, or a list of regexes that must all match.
     #[serde(default)]
-    pub stdout_regex: Option<String>,
+    pub stdout_regex: Option<OneOrMany<String>>,
     #[serde(default)]
     pub stderr_contains: Option<String>,
+    /// A regex, or a list of regexes that must all match.
     #[serde(default)]
-    pub stderr_regex: Option<String>,
+    pub stderr_regex: Option<OneOrMany<String>>,
     /// stdout parsed as JSON: path → expected value or predicate table.
     #[serde(default)]
     pub json: super::expect::JsonExpect,
 }
 
 impl CommandCheck {
-    pub(super) fn target(&self) -> String {
+    /// The command as written; `step.start` records it, with the accepted
+    /// risk when the step opted in to a secret on the command line.
+    pub fn target(&self) -> String {
         let command = match (&self.argv, &self.shell) {
             (Some(argv), _) => argv.iter().map(Template::raw).collect::<Vec<_>>().join(" "),
             (None, Some(shell)) => format!("sh -c {}", shell.raw()),
             (None, None) => String::new(),
         };
         // Where it ran is part of what ran.
-        match &self.cwd {
+        let command = match &self.cwd {
             Some(cwd) => format!("{command} (cwd {cwd})"),
             None => command,
+        };
+        match self.secret_in_argv {
+            Some(SecretInArgv::AcceptRisk) => {
+                format!("{command} (secret_in_argv = \"accept-risk\")")
+            }
+            None => command,
         }
+    }
+
+    /// Each `{{secret:...}}` of `argv` or `shell`, and each capture that
+    /// `is_secret_capture(step, name)` says is a secret (with its template),
+    /// unless the step accepts the risk: a process's arguments are readable
+    /// by every local user (`ps`, `/proc/PID/cmdline`) and land in audit logs.
+    pub(crate) fn secrets_on_command_line(
+        &self,
+        is_secret_capture: &dyn Fn(&str, &str) -> bool,
+    ) -> Vec<(&Template, &Reference)> {
+        if self.secret_in_argv.is_some() {
+            return Vec::new();
+        }
+        self.argv
+            .iter()
+            .flatten()
+            .chain(self.shell.as_ref())
+            .flat_map(|t| {
+                t.references()
+                    .filter(|r| match r {
+                        Reference::Secret(_) => true,
+                        Reference::Capture { step, name } => is_secret_capture(step, name),
+                        _ => false,
+                    })
+                    .map(move |r| (t, r))
+            })
+            .collect()
     }
 
     pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
@@ -91,15 +165,23 @@ impl CommandCheck {
             _ => {}
         }
         let e = &self.expect;
-        for (key, pattern) in [
+        for (key, patterns) in [
             ("stdout_regex", &e.stdout_regex),
             ("stderr_regex", &e.stderr_regex),
         ] {
-            if let Some(Err(err)) = pattern.as_deref().map(regex::Regex::new) {
-                problems.push((format!("invalid regex in expect.{key}: {err}"), 0..0));
+            for pattern in patterns.iter().flat_map(OneOrMany::as_slice) {
+                if let Err(err) = regex::Regex::new(pattern) {
+                    problems.push((format!("invalid regex in expect.{key}: {err}"), 0..0));
+                }
             }
         }
         problems
+    }
+
+    /// Runs the command once, as a probe does: used for a step's `collect`
+    /// diagnostics, whose expectations are only "it ran".
+    pub async fn run(&self, ctx: &ProbeContext<'_>) -> Observation {
+        self.probe(ctx).await
     }
 
     pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
@@ -134,7 +216,11 @@ impl CommandCheck {
         let mut command = tokio::process::Command::new(program);
         command
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -155,6 +241,9 @@ impl CommandCheck {
         for (key, value) in &self.env {
             command.env(key, ctx.render(value)?);
         }
+        // Set last, so a runbook's `env` cannot unmark the attempt's processes.
+        let marker = reaper::new_marker();
+        command.env(reaper::ATTEMPT_ENV, &marker);
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
         }
@@ -180,25 +269,95 @@ impl CommandCheck {
                 "the program is missing or not executable",
             )
         })?;
-        let _group = child.id().map(ProcessGroup);
-        let stdout = tokio::spawn(read_capped(child.stdout.take()));
-        let stderr = tokio::spawn(read_capped(child.stderr.take()));
+        let processes = StepProcesses::new(child.id(), marker);
+        let stdin_bytes = match (&self.stdin, child.stdin.take()) {
+            (Some(template), Some(mut pipe)) => {
+                let text = ctx.render(template)?;
+                // A command that exits without reading its input closes the
+                // pipe: that is its business, not a failed attempt.
+                let _ = pipe.write_all(text.as_bytes()).await;
+                drop(pipe);
+                Some(text.len())
+            }
+            _ => None,
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stdout = tokio::spawn(read_capped(child.stdout.take(), stopped.clone()));
+        let stderr = tokio::spawn(read_capped(child.stderr.take(), stopped));
         let status = child.wait().await.map_err(|err| {
             Observation::fail(
                 FailureClass::Io,
                 format!("waiting for the command failed: {err}"),
             )
         })?;
-        // Background children may still hold the pipes open: end the group so
-        // the readers see EOF.
-        drop(_group);
-        let (stdout, stdout_truncated) = stdout.await.unwrap_or_default();
-        let (stderr, stderr_truncated) = stderr.await.unwrap_or_default();
         let elapsed = started.elapsed();
+        // The command is judged by its exit status from here on. Background
+        // descendants may still hold the pipes open: give them a short grace
+        // to finish writing, then kill every process of the attempt so the
+        // readers see EOF; cut the output off if something still holds it.
+        let mut readers = Box::pin(async { (stdout.await, stderr.await) });
+        let mut cut_off = false;
+        let mut killed = 0;
+        let (stdout, stderr) = match tokio::time::timeout(PIPE_GRACE, &mut readers).await {
+            Ok(done) => done,
+            Err(_) => {
+                cut_off = true;
+                killed += processes.kill_all();
+                match tokio::time::timeout(DRAIN, &mut readers).await {
+                    Ok(done) => done,
+                    Err(_) => {
+                        let _ = stop.send(true);
+                        readers.await
+                    }
+                }
+            }
+        };
+        // Descendants that do not hold the pipes (`setsid cmd >/dev/null &`)
+        // must not outlive the step either.
+        killed += processes.kill_all();
+        let (stdout, stdout_truncated) = stdout.unwrap_or_default();
+        let (stderr, stderr_truncated) = stderr.unwrap_or_default();
 
         let mut observation = Observation::pass()
             .with_detail("command", self.target())
             .with_detail("duration_ms", elapsed.as_secs_f64() * 1000.0);
+        if let Some(bytes) = stdin_bytes {
+            observation = observation.with_detail("stdin_bytes", bytes);
+        }
+        let stdout_json = serde_json::from_slice::<serde_json::Value>(&stdout).ok();
+        // Captures first: a secret one must be registered with the redactor
+        // before stdout is stored.
+        let mut capture_error = None;
+        let input = CaptureInput {
+            text: &stdout,
+            json: stdout_json.as_ref(),
+            header: None,
+            status: None,
+            what: "stdout",
+        };
+        for (name, spec) in &self.capture {
+            match spec.extract(&input) {
+                Ok(value) => {
+                    if spec.secret() {
+                        ctx.blobs
+                            .register_secret(&format!("capture:{name}"), &value);
+                    }
+                    observation.captures.push((name.clone(), value));
+                }
+                Err(err) => {
+                    capture_error.get_or_insert(format!("cannot capture `{name}`: {err}"));
+                }
+            }
+        }
+        if self.secret_in_argv.is_some() {
+            observation = observation.with_detail("secret_in_argv", "accept-risk");
+        }
+        if cut_off {
+            observation = observation.with_detail("output_cut_off", true);
+        }
+        if killed > 0 {
+            observation = observation.with_detail("descendants_killed", killed as u64);
+        }
         match status.code() {
             Some(code) => observation = observation.with_detail("exit_code", code),
             None => {
@@ -212,18 +371,30 @@ impl CommandCheck {
             ("stderr", &stderr, stderr_truncated),
         ] {
             if !bytes.is_empty() {
-                if let Ok(blob) = ctx.blobs.put(role, bytes, truncated) {
-                    observation.blobs.push(blob);
+                // A failed write is also kept by the bundle (evidence.error,
+                // exit 3); the attempt says which stream it lost.
+                match ctx.blobs.put(role, bytes, truncated) {
+                    Ok(blob) => observation.blobs.push(blob),
+                    Err(err) => {
+                        observation =
+                            observation.with_detail(&format!("{role}_blob_error"), err.to_string())
+                    }
                 }
             }
         }
 
         let mut failures = self.unmet_expectations(status, &stdout, &stderr);
         if !self.expect.json.is_empty() {
-            match serde_json::from_slice::<serde_json::Value>(&stdout) {
-                Ok(doc) => failures.extend(self.expect.json.unmet("stdout JSON", &doc, ctx.scope)),
-                Err(err) => failures.push(format!("stdout is not JSON: {err}")),
+            match &stdout_json {
+                Some(doc) => failures.extend(self.expect.json.unmet("stdout JSON", doc, ctx.scope)),
+                None => failures.push("stdout is not JSON".to_string()),
             }
+        }
+        failures.extend(capture_error);
+        if !self.capture.is_empty() && failures.is_empty() {
+            let names: Vec<serde_json::Value> =
+                self.capture.keys().map(|k| k.as_str().into()).collect();
+            observation = observation.with_detail("captured", names);
         }
         if let Some(first) = failures.first() {
             let mut reason = first.clone();
@@ -238,10 +409,19 @@ impl CommandCheck {
             if let Some(tail) = tail {
                 reason.push_str(&format!("; last output: {tail}"));
             }
-            observation.outcome = super::Outcome::Fail(super::Failure::new(
-                super::FailureClass::Expectation,
-                reason,
-            ));
+            observation.captures.clear();
+            let permanent = self
+                .permanent_exit_codes
+                .as_deref()
+                .unwrap_or(&DEFAULT_PERMANENT_EXIT_CODES);
+            observation.outcome = super::Outcome::Fail(match status.code() {
+                Some(code) if permanent.contains(&code) => super::Failure::permanent(
+                    super::FailureClass::Expectation,
+                    reason,
+                    format!("exit code {code} is one that retrying cannot change (permanent_exit_codes)"),
+                ),
+                _ => super::Failure::new(super::FailureClass::Expectation, reason),
+            });
         }
         Ok(observation)
     }
@@ -292,7 +472,7 @@ impl CommandCheck {
                     failures.push(format!("{name} does not contain {needle:?}"));
                 }
             }
-            if let Some(pattern) = pattern {
+            for pattern in pattern.iter().flat_map(OneOrMany::as_slice) {
                 match regex::Regex::new(pattern) {
                     Ok(re) if re.is_match(&text) => {}
                     Ok(_) => failures.push(format!("{name} does not match /{pattern}/")),
@@ -308,7 +488,20 @@ impl CommandCheck {
 /// blocks on a full pipe.
 const OUTPUT_CAP: usize = 1024 * 1024;
 
-async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> (Vec<u8>, bool) {
+/// How long after the command exits its pipes may stay open (a background
+/// descendant still writing) before the attempt's processes are killed and
+/// the output is cut off. Documented in the README.
+pub const PIPE_GRACE: Duration = Duration::from_millis(250);
+
+/// After the kill, how long the readers get to drain what is buffered.
+const DRAIN: Duration = Duration::from_millis(100);
+
+/// Reads a stream to its end, keeping [`OUTPUT_CAP`] bytes, or until `stop`
+/// turns true (a process that escaped the kill still holds the pipe).
+async fn read_capped(
+    stream: Option<impl AsyncRead + Unpin>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (Vec<u8>, bool) {
     let Some(mut stream) = stream else {
         return (Vec::new(), false);
     };
@@ -316,7 +509,11 @@ async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> (Vec<u8>, bool) 
     let mut truncated = false;
     let mut buf = [0u8; 16 * 1024];
     loop {
-        match stream.read(&mut buf).await {
+        let read = tokio::select! {
+            read = stream.read(&mut buf) => read,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 let room = OUTPUT_CAP - kept.len();
@@ -333,20 +530,5 @@ async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> (Vec<u8>, bool) 
 fn last_line(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
-    let line: String = line.chars().take(200).collect();
-    Some(line)
-}
-
-/// Kills the command's whole process group when dropped — on success, on
-/// timeout (the engine drops the attempt's future) and on interruption.
-struct ProcessGroup(u32);
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) with a negative pid signals the process group the
-        // child leads (setsid made its pgid equal its pid).
-        unsafe {
-            libc::kill(-(self.0 as libc::pid_t), libc::SIGKILL);
-        }
-    }
+    Some(crate::core::cut::cut(line, 200))
 }

@@ -448,7 +448,7 @@ fn token_parts(token: &str) -> Vec<String> {
 }
 
 fn encode(segment: &str) -> String {
-    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+    super::url_path::encode_segment(segment)
 }
 
 fn with_blobs(mut obs: Observation, blobs: Vec<crate::core::BlobRef>) -> Observation {
@@ -479,13 +479,7 @@ fn not_started_states<'a>(machines: impl Iterator<Item = &'a Machine>) -> String
 }
 
 fn shorten(text: &str, max: usize) -> String {
-    let line = text.lines().next().unwrap_or("");
-    if line.chars().count() > max || text.lines().nth(1).is_some() {
-        let cut: String = line.chars().take(max).collect();
-        format!("{cut}…")
-    } else {
-        line.to_string()
-    }
+    crate::core::cut::cut_line(text, max)
 }
 
 /// A Machines API response, its body read up to [`BODY_CAP`].

@@ -96,6 +96,16 @@ pub enum OneOrMany<T> {
     Many(Vec<T>),
 }
 
+impl<T> OneOrMany<T> {
+    /// Every value, one or many.
+    pub fn as_slice(&self) -> &[T] {
+        match self {
+            OneOrMany::One(one) => std::slice::from_ref(one),
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
 impl<T: PartialEq> OneOrMany<T> {
     /// Whether `value` is the one or among the many.
     pub fn contains(&self, value: &T) -> bool {

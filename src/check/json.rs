@@ -56,17 +56,7 @@ pub fn matches_toml(actual: &Value, expected: &toml::Value) -> bool {
 
 /// Renders a JSON value compactly for messages, cut to a readable length.
 pub fn short(value: &Value) -> String {
-    let text = value.to_string();
-    if text.len() > 80 {
-        let cut = text
-            .char_indices()
-            .take_while(|(i, _)| *i < 77)
-            .last()
-            .map_or(0, |(i, c)| i + c.len_utf8());
-        format!("{}...", &text[..cut])
-    } else {
-        text
-    }
+    crate::core::cut::cut(&value.to_string(), 80)
 }
 
 /// A JSON request body whose strings are templates.

@@ -12,6 +12,7 @@ pub mod fly;
 pub mod http;
 pub mod json;
 pub mod postgres;
+pub mod reaper;
 pub mod redis;
 pub mod resolve;
 pub mod secret;
@@ -19,6 +20,7 @@ pub mod supabase;
 pub mod support;
 pub mod tcp;
 pub mod tls;
+pub mod url_path;
 pub mod webhook;
 pub mod webhook_delivery;
 
@@ -142,10 +144,24 @@ impl CheckSpec {
         }
     }
 
+    /// Capture names this check defines with `secret = true`.
+    pub fn secret_capture_names(&self) -> Vec<&str> {
+        match self {
+            CheckSpec::Http(c) => c
+                .capture
+                .iter()
+                .filter(|(_, spec)| spec.secret())
+                .map(|(name, _)| name.as_str())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Capture names this check defines, for `{{steps.<id>.<name>}}`.
     pub fn capture_names(&self) -> Vec<&str> {
         match self {
             CheckSpec::Http(c) => c.capture.keys().map(String::as_str).collect(),
+            CheckSpec::Command(c) => c.capture.keys().map(String::as_str).collect(),
             _ => Vec::new(),
         }
     }

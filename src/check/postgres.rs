@@ -578,11 +578,7 @@ fn first_value(messages: &[SimpleQueryMessage]) -> Option<String> {
 }
 
 fn shorten(text: &str) -> String {
-    if text.chars().count() > 200 {
-        format!("{}…", text.chars().take(200).collect::<String>())
-    } else {
-        text.to_string()
-    }
+    crate::core::cut::cut(text, 200)
 }
 
 /// `"16.4 (Debian 16.4-1)"` → `[16, 4]`; compares as a version.

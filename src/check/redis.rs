@@ -394,7 +394,7 @@ impl Reply {
             Reply::Error(text) => format!("-{text}"),
             Reply::Bulk(text) => format!("a {}-byte string", text.len()),
             Reply::Nil => "nil".to_string(),
-            Reply::Other(line) => line.chars().take(80).collect(),
+            Reply::Other(line) => crate::core::cut::cut(line, 80),
         }
     }
 }
@@ -477,6 +477,19 @@ const MAX_BULK: usize = 4 * 1024 * 1024;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_cut_inside_a_secret_shows_none_of_it() {
+        let secret = "redis-canary-0123456789abcdef";
+        let described = Reply::Other(format!("{}{secret} tail", "x".repeat(60))).describe();
+        assert!(described.ends_with('…'), "{described}");
+        assert_eq!(described.chars().count(), 80);
+        let redactor =
+            crate::evidence::redact::Redactor::new(&[("R".to_string(), secret.to_string())]);
+        let shown = redactor.redact(&described);
+        assert!(!shown.contains(&secret[..6]), "{shown}");
+        assert!(shown.ends_with("[REDACTED:R]…"), "{shown}");
+    }
 
     #[test]
     fn urls_carry_credentials_and_database() {

@@ -136,10 +136,7 @@ impl SupabaseCheck {
             probes.push(("auth health", "/auth/v1/health".to_string()));
         }
         if let Some(table) = &self.table {
-            let encode = |s: &str| {
-                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
-                    .to_string()
-            };
+            let encode = super::url_path::encode_segment;
             probes.push((
                 "rest",
                 format!(

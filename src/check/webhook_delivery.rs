@@ -201,7 +201,10 @@ impl WebhookDeliveryCheck {
             });
             // Keep what was sent: an invalid delivery's body is the evidence of why.
             if !d.body.is_empty() {
-                match ctx.blobs.put("other.request.body", &d.body, false) {
+                match ctx
+                    .blobs
+                    .put("other.request.body", &d.body, d.body_truncated)
+                {
                     Ok(blob) => {
                         entry["body"] = json!(blob.digest);
                         observation.blobs.push(blob);

@@ -80,6 +80,9 @@ pub struct LintArgs {
     /// Runbooks to validate.
     #[arg(required = true)]
     pub runbooks: Vec<PathBuf>,
+    /// Treat warnings (an expired runbook) as errors, as `run --strict` does.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

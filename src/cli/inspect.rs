@@ -5,7 +5,9 @@ use super::CliError;
 use crate::cli::exit::ExitStatus;
 use crate::core::record::{Event, Record};
 use crate::engine::RunObserver;
-use crate::evidence::{read_bundle, verify_bundle, AllowedSigners, RunbookFile, VerifyOptions};
+use crate::evidence::{
+    check_bundle_path, read_bundle, verify_bundle, AllowedSigners, RunbookFile, VerifyOptions,
+};
 use crate::report::{self, SummaryBuilder};
 
 pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
@@ -20,6 +22,8 @@ pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
             }
         }
     }
+    // A path that is no bundle at all is a usage error, not an invalid bundle.
+    check_bundle_path(&args.bundle).map_err(|e| CliError::invalid(e.to_string()))?;
     let allowed_signers = match &args.allowed_signers {
         Some(path) => Some(
             AllowedSigners::load(path)

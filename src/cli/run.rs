@@ -203,15 +203,30 @@ pub async fn execute(
         summary,
         bundle: bundle_dir,
         head,
+        missing_evidence,
     } = report.map_err(|e| CliError::internal(e.to_string()))?;
 
-    let status = match outcome.verdict {
+    let mut status = match outcome.verdict {
         RunVerdict::Pass => ExitStatus::Success,
         RunVerdict::Escalated | RunVerdict::Halted | RunVerdict::Unconfirmed => {
             ExitStatus::Escalated
         }
         RunVerdict::Interrupted => ExitStatus::Interrupted,
     };
+    // Evidence that could not be written is runproof's own failure (exit 3),
+    // whatever the steps did: the bundle says what is missing.
+    if !missing_evidence.is_empty() {
+        status = ExitStatus::Internal;
+        for missing in &missing_evidence {
+            eprintln!(
+                "runproof: error: evidence not written: {}: {} ({} of {} bytes; listed in the bundle's evidence.error record)",
+                bundle_dir.join(&missing.path).display(),
+                missing.cause,
+                missing.role,
+                missing.size
+            );
+        }
+    }
     let mut stdout = std::io::stdout().lock();
     if json {
         let document = serde_json::json!({
@@ -269,7 +284,18 @@ pub fn lint(args: LintArgs) -> Result<ExitStatus, CliError> {
     let mut failed = Vec::new();
     for path in &args.runbooks {
         match load(path) {
-            Ok(runbook) => out!("ok: {} ({} steps)", path.display(), runbook.steps.len()),
+            Ok(runbook) => {
+                // The same expiry rule as `run`: a warning, an error with --strict.
+                if let Some(warning) = expiry_warning(&runbook, jiff::ZonedDateTime::now().date()) {
+                    if args.strict {
+                        eprintln!("runproof: error: {warning} (refused by --strict)");
+                        failed.push(path.display().to_string());
+                        continue;
+                    }
+                    eprintln!("runproof: warning: {warning}");
+                }
+                out!("ok: {} ({} steps)", path.display(), runbook.steps.len())
+            }
             Err(err) => {
                 eprintln!("{}", err.message);
                 failed.push(path.display().to_string());
@@ -327,18 +353,25 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
         }
         out!("   target:  {target}");
         let policy = &step.policy;
-        out!(
-            "   policy:  {} attempt(s), timeout {} each, backoff {}..{}{}",
-            policy.max_attempts(),
-            format_duration(policy.timeout),
-            policy.backoff.initial,
-            policy.backoff.max,
-            if policy.backoff.jitter {
-                " with jitter"
-            } else {
-                ""
-            }
-        );
+        // The engine's rule (engine::retry): some kinds never retry.
+        match crate::engine::retry::kind_no_retry_reason(step.check.kind()) {
+            Some(why) => out!(
+                "   policy:  1 attempt, never retried ({why}), timeout {}",
+                format_duration(policy.timeout)
+            ),
+            None => out!(
+                "   policy:  {} attempt(s), timeout {} each, backoff {}..{}{}",
+                policy.max_attempts(),
+                format_duration(policy.timeout),
+                policy.backoff.initial,
+                policy.backoff.max,
+                if policy.backoff.jitter {
+                    " with jitter"
+                } else {
+                    ""
+                }
+            ),
+        }
         if !step.depends_on.is_empty() {
             out!("   after:   {}", step.depends_on.join(", "));
         }

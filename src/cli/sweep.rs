@@ -31,6 +31,14 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
     if args.regression_factor <= 1.0 {
         return Err(CliError::invalid("--regression-factor must be above 1.0"));
     }
+    if let Some(interval) = args.watch {
+        if interval < MIN_WATCH_INTERVAL {
+            return Err(CliError::invalid(format!(
+                "--watch {}: the interval must be at least 1s (each round writes a bundle)",
+                humantime_like(interval)
+            )));
+        }
+    }
     let input_error = |e: InputError| CliError::invalid(e.to_string());
     let mut input = load_input(&args.paths).map_err(input_error)?;
     let env = |name: &str| std::env::var(name).ok();
@@ -82,21 +90,56 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
         .await
         .map_err(|e| CliError::internal(e.to_string()))?;
         let status = exit_status(&report);
-        if args.watch.is_some() {
-            print_round_line(&args, round, &report, &bundle, &redactor);
-        } else {
-            print_report(&args, &report, &bundle, &redactor);
-        }
         let Some(interval) = args.watch else {
+            print_report(&args, &report, &bundle, &redactor);
             return Ok(status);
         };
+        // The round's bundle is sealed by now. A reader that went away
+        // (`sweep --watch 1s | head -1`) ends the watch with that round's
+        // status: nobody is left to read the next one.
+        if print_round_line(&args, round, &report, &bundle, &redactor).is_err() {
+            return Ok(status);
+        }
         if report.verdict == RunVerdict::Interrupted {
             return Ok(ExitStatus::Interrupted);
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = cancel.cancelled() => return Ok(ExitStatus::Interrupted),
+            _ = stdout_closed() => return Ok(status),
         }
+    }
+}
+
+/// The shortest `--watch` interval: each round writes a sealed bundle, and a
+/// loop with no pause only fills the disk.
+const MIN_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `1.5s`, `250ms`, `0s`: the interval as the user wrote it, near enough.
+fn humantime_like(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Resolves once stdout's reader has gone away (a pipe whose read end is
+/// closed polls as POLLERR, a socket as POLLHUP); never for a terminal or a
+/// file. Checked between rounds so a closed pipe ends the watch promptly.
+async fn stdout_closed() {
+    loop {
+        let mut fd = libc::pollfd {
+            fd: libc::STDOUT_FILENO,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd, zero timeout.
+        let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+        if ready > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -134,18 +177,19 @@ fn print_report(args: &SweepArgs, report: &SweepReport, bundle: &str, redactor: 
     let _ = writeln!(out, "bundle: {bundle}");
 }
 
-/// `--watch`: one compact line per round.
+/// `--watch`: one compact line per round. An error means stdout is closed.
 fn print_round_line(
     args: &SweepArgs,
     round: u64,
     report: &SweepReport,
     bundle: &str,
     redactor: &Redactor,
-) {
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
     if args.json {
         let document = serde_json::json!({ "round": round, "name": args.name, "bundle": bundle, "sweep": report });
-        out!("{}", redactor.redact(&document.to_string()));
-        return;
+        writeln!(out, "{}", redactor.redact(&document.to_string()))?;
+        return out.flush();
     }
     let counts = counts_line(report);
     let worst_p95 = report
@@ -153,11 +197,13 @@ fn print_round_line(
         .iter()
         .filter_map(|c| c.latency.map(|l| l.p95_ms))
         .fold(0.0, f64::max);
-    out!(
+    writeln!(
+        out,
         "round {round} {}: {counts}; worst p95 {}; bundle {bundle}",
         report.started_at,
         report::table::format_latency(worst_p95)
-    );
+    )?;
+    out.flush()
 }
 
 /// Checks are network-bound: several in flight per core.

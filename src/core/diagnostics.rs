@@ -2,8 +2,12 @@
 //! [`Diagnostic`]; [`render_diagnostics`] prints them like rustc or hurl do
 //! (`--> file:line:column`, the offending line, a caret, "did you mean").
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 /// One problem in a runbook.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +146,11 @@ fn render_one(out: &mut String, path: &str, source: &str, diagnostic: &Diagnosti
     let carets = "^".repeat(source[start..end].chars().count().max(1));
     let gutter = " ".repeat(line.to_string().len());
 
-    let _ = writeln!(out, "error: {}", diagnostic.message);
+    // A value pasted inline is masked character for character, so that the
+    // caret still points at the right column.
+    let text = mask_inline_secrets(text);
+    let message = mask_inline_secrets(&diagnostic.message);
+    let _ = writeln!(out, "error: {message}");
     let _ = writeln!(out, "{gutter}--> {path}:{line}:{column}");
     let _ = writeln!(out, "{gutter} |");
     let _ = writeln!(out, "{line} | {text}");
@@ -156,9 +164,100 @@ fn render_one(out: &mut String, path: &str, source: &str, diagnostic: &Diagnosti
     }
 }
 
+/// `text` with every occurrence of each value replaced by as many `*` as it
+/// has characters (longest value first, so a value containing another is
+/// masked whole).
+pub fn mask_values(text: &str, values: &[String]) -> String {
+    let mut values: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = text.to_string();
+    for value in values {
+        if out.contains(value.as_str()) {
+            let mask: String = std::iter::repeat_n(MASK, value.chars().count()).collect();
+            out = out.replace(value.as_str(), &mask);
+        }
+    }
+    out
+}
+
+/// Characters of a masked value.
+const MASK: char = '*';
+
+/// A line of a runbook with credential-shaped values masked: the password of
+/// a URL (`scheme://user:PASSWORD@`), and a literal value of 8+ characters
+/// given to a key named like a credential (`token`, `password`, `secret`,
+/// `key`, `dsn`, `authorization`, `credential`…). Templates
+/// (`{{secret:NAME}}`) and secret names (`FLY_API_TOKEN`) are left alone:
+/// they are what a runbook should hold. Each masked character becomes `*`, so
+/// columns do not move.
+pub fn mask_inline_secrets(text: &str) -> Cow<'_, str> {
+    static RULES: LazyLock<[Regex; 2]> = LazyLock::new(|| {
+        [
+            Regex::new(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@?#]*:(?P<value>[^\s@/?#]+)@")
+                .expect("valid regex"),
+            Regex::new(
+                r#"(?i)[a-z0-9_\-]*(?:token|passw|secret|key|dsn|auth|credential|cookie|private)[a-z0-9_\-]*"?\s*=\s*(?:"(?P<value>[^"\n]{8,})"|'(?P<single>[^'\n]{8,})')"#,
+            )
+            .expect("valid regex"),
+        ]
+    });
+    let mut out = Cow::Borrowed(text);
+    for rule in RULES.iter() {
+        let mut ranges = Vec::new();
+        for captures in rule.captures_iter(&out) {
+            let Some(value) = captures.name("value").or_else(|| captures.name("single")) else {
+                continue;
+            };
+            let v = value.as_str();
+            let is_name = v.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && v.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if v.contains("{{") || v.chars().all(|c| c == MASK) || is_name {
+                continue;
+            }
+            ranges.push(value.range());
+        }
+        if ranges.is_empty() {
+            continue;
+        }
+        let mut masked = String::with_capacity(out.len());
+        let mut at = 0;
+        for range in ranges {
+            masked.push_str(&out[at..range.start]);
+            masked.extend(std::iter::repeat_n(
+                MASK,
+                out[range.clone()].chars().count(),
+            ));
+            at = range.end;
+        }
+        masked.push_str(&out[at..]);
+        out = Cow::Owned(masked);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_secrets_are_masked_in_place() {
+        let line = r#"token = "ghp_canary0123456789", url = "postgres://app:pw-canary-1@db/x", name = "FLY_API_TOKEN", ok = "{{secret:X}}""#;
+        let masked = mask_inline_secrets(line);
+        assert!(!masked.contains("ghp_canary"), "{masked}");
+        assert!(!masked.contains("pw-canary-1"), "{masked}");
+        assert!(masked.contains("FLY_API_TOKEN") && masked.contains("{{secret:X}}"));
+        assert_eq!(masked.chars().count(), line.chars().count());
+        let plain = r#"url = "http://127.0.0.1:8080/health", title = "a long harmless title""#;
+        assert!(matches!(mask_inline_secrets(plain), Cow::Borrowed(_)));
+        // Rendered diagnostics mask the source line, and the caret stays put.
+        let source = "[step]\napi_key = \"sk-live-canary-42\"\n";
+        let diag = Diagnostic::new("unknown key `api_key`", 7..14);
+        let out = render_diagnostics("runbook", "r.toml", source, &[diag]);
+        assert!(!out.contains("sk-live-canary-42"), "{out}");
+        assert!(out.contains("2 | api_key = \"*****************\""), "{out}");
+        assert!(out.contains("  | ^^^^^^^"), "{out}");
+    }
 
     #[test]
     fn line_and_column_are_one_based() {

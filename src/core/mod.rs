@@ -10,8 +10,10 @@
 //! - [`failure`]: typed failures: [`FailureClass`] and [`Failure`].
 //! - [`diagnostics`]: problems with a source position, rendered like a compiler.
 //! - [`placeholder`]: telling a placeholder from a real secret value.
+//! - [`cut`]: shortening text for display, always marked with `…`.
 
 pub mod blob;
+pub mod cut;
 pub mod diagnostics;
 pub mod duration;
 pub mod failure;

@@ -245,6 +245,11 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         blobs: Vec<BlobRef>,
     },
+    /// Evidence that could not be written (a blob on a full disk): what is
+    /// missing and why. Written just before `run.end`, once per run that
+    /// lost any; such a run ends with exit 3.
+    #[serde(rename = "evidence.error")]
+    EvidenceError { missing: Vec<MissingEvidence> },
     #[serde(rename = "run.end")]
     RunEnd {
         verdict: RunVerdict,
@@ -267,6 +272,7 @@ impl Event {
             Event::Escalation(_) => "escalation",
             Event::StepEnd { .. } => "step.end",
             Event::Delivery { .. } => "delivery",
+            Event::EvidenceError { .. } => "evidence.error",
             Event::RunEnd { .. } => "run.end",
         }
     }
@@ -281,9 +287,25 @@ impl Event {
             | Event::Backoff { step, .. }
             | Event::StepEnd { step, .. } => Some(step),
             Event::Escalation(e) => Some(&e.step),
-            Event::RunStart { .. } | Event::RunEnd { .. } | Event::Delivery { .. } => None,
+            Event::RunStart { .. }
+            | Event::RunEnd { .. }
+            | Event::Delivery { .. }
+            | Event::EvidenceError { .. } => None,
         }
     }
+}
+
+/// One piece of evidence that could not be written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingEvidence {
+    /// What it was: `stdout`, `response.body`, …
+    pub role: String,
+    /// Where it should have been, relative to the bundle folder.
+    pub path: String,
+    /// Its size in bytes (after redaction).
+    pub size: u64,
+    /// Why the write failed (`No space left on device (os error 28)`).
+    pub cause: String,
 }
 
 /// A step as announced in `run.start`.
@@ -297,6 +319,21 @@ pub struct PlannedStep {
     pub depends_on: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mutating: bool,
+    /// The backoff policy every `backoff` record of the step must follow
+    /// (absent in bundles written before it was recorded: not checked then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<PlannedBackoff>,
+}
+
+/// A step's backoff policy as announced in `run.start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedBackoff {
+    /// Delay before the first retry.
+    pub initial_ms: u64,
+    /// No delay is longer.
+    pub max_ms: u64,
+    /// Whether delays are randomised (then only the bound is checked).
+    pub jitter: bool,
 }
 
 /// The record written when a step's last attempt failed.
@@ -318,6 +355,25 @@ pub struct Escalation {
     /// Blobs of the attempts, for the operator to open.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<String>,
+    /// What the step's `collect` commands gathered after its last failed
+    /// attempt ("check the logs, then escalate with logs").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collected: Vec<Collected>,
+}
+
+/// One diagnostic command run for an escalation, and what it printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Collected {
+    /// The command as written (templates unexpanded).
+    pub command: String,
+    /// Its exit code, or why it gave none (timed out, could not start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Its output, named by role: `collected: <command>: stdout`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blobs: Vec<BlobRef>,
 }
 
 /// One attempt as listed in an escalation.

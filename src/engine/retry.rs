@@ -1,9 +1,7 @@
 //! The delays between attempts: exponential backoff with optional jitter,
-//! computed by `backon` from a step's [`RetryPolicy`].
+//! computed from a step's [`RetryPolicy`], never longer than its `max`.
 
 use std::time::Duration;
-
-use backon::{BackoffBuilder, ExponentialBuilder};
 
 use crate::core::{Failure, FailureClass};
 use crate::runbook::model::RetryPolicy;
@@ -21,7 +19,7 @@ pub fn no_retry_reason(kind: &str, failure: &Failure) -> Option<String> {
         FailureClass::Config => "the step cannot run as written; retrying will not change it",
         FailureClass::Security => "a security finding is not a transient failure",
         // A secret's value is read once per run: asking again gives the same answer.
-        _ if kind == "secret" => "a secret's value does not change during a run",
+        _ if !kind_retries(kind) => kind_no_retry_reason(kind).unwrap_or("it never retries"),
         FailureClass::Refused
         | FailureClass::Timeout
         | FailureClass::Tls
@@ -33,17 +31,50 @@ pub fn no_retry_reason(kind: &str, failure: &Failure) -> Option<String> {
     Some(why.to_string())
 }
 
-/// The delay before each retry, in order: `policy.retries` values.
+/// The delay before each retry, in order: `policy.retries` values, each at
+/// most `backoff.max` (see [`backoff_schedule_seeded`]).
 pub fn backoff_schedule(policy: &RetryPolicy) -> Vec<Duration> {
-    let mut builder = ExponentialBuilder::default()
-        .with_min_delay(policy.backoff.initial.0)
-        .with_max_delay(policy.backoff.max.0.max(policy.backoff.initial.0))
-        .with_factor(2.0)
-        .with_max_times(policy.retries as usize);
-    if policy.backoff.jitter {
-        builder = builder.with_jitter();
+    backoff_schedule_seeded(policy, fastrand::u64(..))
+}
+
+/// The schedule with jitter drawn from `seed`. The base delay doubles from
+/// `initial` and stops at `max`. Without jitter each delay is the base.
+/// With jitter each delay is drawn uniformly from `[hi/2, hi]` where `hi` is
+/// twice the base but never more than `max`: up to one base delay is added
+/// while below the cap, and at the cap runners still spread over
+/// `[max/2, max]` instead of retrying in lockstep. No delay exceeds `max`,
+/// which `verify` checks against the policy recorded in `run.start`.
+pub fn backoff_schedule_seeded(policy: &RetryPolicy, seed: u64) -> Vec<Duration> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let initial = policy.backoff.initial.0;
+    let max = policy.backoff.max.0.max(initial);
+    let mut base = initial;
+    let mut delays = Vec::with_capacity(policy.retries as usize);
+    for _ in 0..policy.retries {
+        let capped = base.min(max);
+        let delay = if policy.backoff.jitter {
+            let hi = capped.saturating_mul(2).min(max);
+            let lo = (hi / 2).min(capped);
+            lo + (hi - lo).mul_f64(rng.f64())
+        } else {
+            capped
+        };
+        delays.push(delay.min(max));
+        base = base.saturating_mul(2);
     }
-    builder.build().collect()
+    delays
+}
+
+/// Whether a check kind ever retries a failed attempt: `false` for kinds
+/// whose every failure is final (a `secret` is read once per run). The
+/// engine ([`no_retry_reason`]) and `plan` both follow this rule.
+pub fn kind_retries(kind: &str) -> bool {
+    kind != "secret"
+}
+
+/// Why `kind` never retries, when [`kind_retries`] is false.
+pub fn kind_no_retry_reason(kind: &str) -> Option<&'static str> {
+    (!kind_retries(kind)).then_some("a secret's value does not change during a run")
 }
 
 #[cfg(test)]
@@ -77,6 +108,42 @@ mod tests {
     fn one_delay_per_retry() {
         assert_eq!(backoff_schedule(&policy(0, 100, 500, false)).len(), 0);
         assert_eq!(backoff_schedule(&policy(2, 100, 500, true)).len(), 2);
+    }
+
+    #[test]
+    fn jitter_never_exceeds_max_over_many_seeds() {
+        // The reported case: initial 5s, max 15s, 4 retries.
+        for (initial, max) in [(5_000, 15_000), (100, 150), (1_000, 1_000), (7, 10_000)] {
+            let p = policy(8, initial, max, true);
+            for seed in 0..2_000u64 {
+                let delays = backoff_schedule_seeded(&p, seed);
+                assert_eq!(delays.len(), 8);
+                for d in &delays {
+                    assert!(
+                        *d <= Duration::from_millis(max),
+                        "seed {seed}: {delays:?} > {max} ms"
+                    );
+                    assert!(
+                        *d >= Duration::from_millis(initial.min(max) / 2),
+                        "{delays:?}"
+                    );
+                }
+            }
+        }
+        // At the cap, delays still spread out.
+        let at_cap: std::collections::HashSet<Duration> = (0..50)
+            .map(|seed| backoff_schedule_seeded(&policy(6, 1_000, 2_000, true), seed)[5])
+            .collect();
+        assert!(at_cap.len() > 10, "{at_cap:?}");
+    }
+
+    #[test]
+    fn secret_is_the_kind_that_never_retries() {
+        assert!(!kind_retries("secret"));
+        assert!(kind_retries("http") && kind_retries("command"));
+        let failure = Failure::new(FailureClass::Expectation, "x");
+        assert!(no_retry_reason("secret", &failure).is_some());
+        assert!(no_retry_reason("http", &failure).is_none());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::RunObserver;
 use crate::check::confirm::{ConfirmCheck, Confirmation, Confirmer};
 use crate::check::resolve::ResolverAddr;
 use crate::check::{BlobSink, CheckSpec, Clients, Observation, Outcome, ProbeContext};
+use crate::core::record::Collected;
 use crate::core::record::{
     AttemptSummary, AttemptVerdict, Escalation, Event, PlannedStep, RunVerdict, StepVerdict,
 };
@@ -163,8 +164,12 @@ pub async fn drive_runbook<P: Probe>(
             Some((StepVerdict::Skipped, "not selected by --only".to_string()))
         } else if let Some(reason) = options.mutations.refusal(step) {
             Some((StepVerdict::Skipped, reason))
+        } else if let Some(verdict) = dependency_verdict(step, &verdicts) {
+            Some(verdict)
         } else {
-            dependency_verdict(step, &verdicts)
+            step.when
+                .unmet(&scope)
+                .map(|why| (StepVerdict::Skipped, format!("not run: {why}")))
         };
         if let Some((verdict, reason)) = not_run {
             journal.emit(Event::StepEnd {
@@ -391,6 +396,7 @@ fn planned_step(step: &Step) -> PlannedStep {
         timeout_ms: step.policy.timeout.as_millis() as u64,
         depends_on: step.depends_on.clone(),
         mutating: step.mutating,
+        backoff: Some(step.policy.planned_backoff()),
     }
 }
 
@@ -657,6 +663,12 @@ impl<P: Probe> StepRunner<'_, P> {
 
         let attempts = history.len() as u32;
         let last_reason = history.last().map(|a| a.reason.clone()).unwrap_or_default();
+        let collected = self.collect(step, scope).await;
+        evidence.extend(
+            collected
+                .iter()
+                .flat_map(|c| c.blobs.iter().map(|b| b.digest.clone())),
+        );
         journal.emit(Event::Escalation(Escalation {
             step: step.id.clone(),
             owner: step
@@ -668,6 +680,7 @@ impl<P: Probe> StepRunner<'_, P> {
             hint: step.hint.clone(),
             retries_skipped,
             evidence,
+            collected,
         }))?;
         finish(
             journal,
@@ -677,6 +690,54 @@ impl<P: Probe> StepRunner<'_, P> {
             Vec::new(),
             durations,
         )
+    }
+
+    /// Runs the step's `collect` commands, each under the step's timeout, and
+    /// names their output by role. A command that fails is recorded with why;
+    /// it never changes the step's verdict.
+    async fn collect(&self, step: &Step, scope: &dyn Scope) -> Vec<Collected> {
+        let mut collected = Vec::with_capacity(step.collect.len());
+        for command in &step.collect {
+            let ctx = ProbeContext {
+                scope,
+                blobs: self.blobs,
+                clients: self.clients,
+                timeout: step.policy.timeout,
+                run_id: self.run_id,
+                attempt: 0,
+            };
+            let written = command.target();
+            let run = tokio::time::timeout(step.policy.timeout, command.run(&ctx));
+            let (exit_code, error, mut blobs) = tokio::select! {
+                _ = self.cancel.cancelled() => (None, Some("interrupted".to_string()), Vec::new()),
+                result = run => match result {
+                    Ok(observation) => (
+                        observation.detail.get("exit_code").and_then(|c| c.as_i64()).map(|c| c as i32),
+                        match &observation.outcome {
+                            Outcome::Fail(failure) if !observation.detail.contains_key("exit_code") => {
+                                Some(failure.message.clone())
+                            }
+                            _ => None,
+                        },
+                        observation.blobs,
+                    ),
+                    Err(_) => (None, Some(format!(
+                        "timed out after {}",
+                        crate::core::duration::format_duration(step.policy.timeout)
+                    )), Vec::new()),
+                },
+            };
+            for blob in &mut blobs {
+                blob.role = format!("collected: {written}: {}", blob.role);
+            }
+            collected.push(Collected {
+                command: written,
+                exit_code,
+                error,
+                blobs,
+            });
+        }
+        collected
     }
 
     /// One attempt under the step's timeout and the run's cancellation.

@@ -36,7 +36,7 @@ pub use seal::{Seal, SealPredicate, Subject};
 pub use sign::{SealSigner, SignError, SIGNATURE_FILE, SIGNATURE_NAMESPACE};
 pub use signers::{AllowedSigner, AllowedSigners, SignersError};
 pub use verify::{
-    verify_bundle, Check, CheckStatus, Problem, RunbookFile, SignerInfo, Verdict, VerifyOptions,
-    VerifyReport,
+    check_bundle_path, verify_bundle, Check, CheckStatus, NotABundle, Problem, RunbookFile,
+    SignerInfo, Verdict, VerifyOptions, VerifyReport,
 };
 pub use writer::{bundle_label, BlobStore, BundleWriter, SyncPolicy};

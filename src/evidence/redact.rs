@@ -9,7 +9,7 @@
 //! redacted bytes.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, LazyLock, RwLock};
 
@@ -36,6 +36,12 @@ const STRICT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// What Python's `urllib.parse.quote` leaves alone by default (`safe='/'`).
+const PATH_SAFE: &AsciiSet = &STRICT.remove(b'/');
+
+/// The UTF-8 bytes of [`crate::core::cut::ELLIPSIS`], the mark every cut ends with.
+const ELLIPSIS: &[u8] = "\u{2026}".as_bytes();
 
 /// What JavaScript's `encodeURIComponent` leaves alone.
 const URI_COMPONENT: &AsciiSet = &STRICT
@@ -159,6 +165,13 @@ pub struct Redactor {
     /// Per pattern: index into `names`, and whether a match widens to the
     /// surrounding base64 token.
     patterns: Vec<(usize, bool)>,
+    /// Per pattern: its bytes (to recognise a prefix left at a cut point).
+    forms: Arc<Vec<Vec<u8>>>,
+    /// Patterns by their first [`MIN_SECRET_LEN`] bytes, so that a cut
+    /// point costs one lookup per candidate start, not one per pattern.
+    heads: Arc<HashMap<[u8; MIN_SECRET_LEN], Vec<usize>>>,
+    /// The longest pattern's length.
+    longest_form: usize,
     /// Registered names, in registration order.
     names: Vec<String>,
     /// Names whose values were too short to be patterns.
@@ -250,9 +263,25 @@ impl Redactor {
                 .build(&pattern_bytes)
                 .ok()
         };
+        let mut heads: HashMap<[u8; MIN_SECRET_LEN], Vec<usize>> = HashMap::new();
+        for (i, form) in pattern_bytes.iter().enumerate() {
+            // Only a form longer than the head can leave a proper prefix.
+            if let Some(head) = form
+                .get(..MIN_SECRET_LEN)
+                .filter(|_| form.len() > MIN_SECRET_LEN)
+            {
+                let mut key = [0u8; MIN_SECRET_LEN];
+                key.copy_from_slice(head);
+                heads.entry(key).or_default().push(i);
+            }
+        }
+        let longest_form = pattern_bytes.iter().map(Vec::len).max().unwrap_or(0);
         Redactor {
             automaton,
             patterns,
+            forms: Arc::new(pattern_bytes),
+            heads: Arc::new(heads),
+            longest_form,
             names,
             weak,
             runtime: Arc::default(),
@@ -289,13 +318,26 @@ impl Redactor {
 
     /// Redacts bytes (bodies, command output); binary content is fine.
     pub fn redact_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
-        let valued = self.redact_values(bytes);
+        self.redact_cut(bytes, false)
+    }
+
+    /// Redacts bytes that were cut at their end (a body or output stored
+    /// with `truncated = true`): a secret's prefix of [`MIN_SECRET_LEN`]+
+    /// bytes at the very end is masked too.
+    pub fn redact_truncated_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        self.redact_cut(bytes, true)
+    }
+
+    fn redact_cut<'a>(&self, bytes: &'a [u8], cut_at_end: bool) -> Cow<'a, [u8]> {
+        let valued = self.redact_values(bytes, cut_at_end);
         let valued = {
             let runtime = self.runtime.read().unwrap_or_else(|e| e.into_inner());
             match (&runtime.redactor, valued) {
                 (None, valued) => valued,
-                (Some(learnt), Cow::Borrowed(b)) => learnt.redact_values(b),
-                (Some(learnt), Cow::Owned(b)) => Cow::Owned(learnt.redact_values(&b).into_owned()),
+                (Some(learnt), Cow::Borrowed(b)) => learnt.redact_values(b, cut_at_end),
+                (Some(learnt), Cow::Owned(b)) => {
+                    Cow::Owned(learnt.redact_values(&b, cut_at_end).into_owned())
+                }
             }
         };
         match valued {
@@ -321,6 +363,11 @@ impl Redactor {
                     "base64url",
                     "hex",
                     "derived",
+                    "json-html-escapes",
+                    "percent-path",
+                    "html-entities",
+                    "line-wrapped",
+                    "cut-prefix",
                 ]
                 .map(String::from),
             );
@@ -383,22 +430,153 @@ impl Redactor {
         &self.names[index]
     }
 
-    fn redact_values<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
-        let matches = self.find_values(bytes);
-        if matches.is_empty() {
+    /// The value rules in order: whole forms, forms split by line breaks,
+    /// prefixes left at cut points.
+    fn redact_values<'a>(&self, bytes: &'a [u8], cut_at_end: bool) -> Cow<'a, [u8]> {
+        if self.automaton.is_none() {
             return Cow::Borrowed(bytes);
         }
+        let mut out = Cow::Borrowed(bytes);
+        let matches = self.find_values(&out);
+        if !matches.is_empty() {
+            out = Cow::Owned(
+                self.replace(&out, matches.into_iter().map(|m| (m.start, m.end, m.name))),
+            );
+        }
+        if let Some(changed) = self.redact_wrapped(&out) {
+            out = Cow::Owned(changed);
+        }
+        if let Some(changed) = self.mask_cut_prefixes(&out, cut_at_end) {
+            out = Cow::Owned(changed);
+        }
+        out
+    }
+
+    /// `bytes` with each `(start, end, name)` range (ascending, disjoint)
+    /// replaced by `[REDACTED:NAME]`.
+    fn replace(
+        &self,
+        bytes: &[u8],
+        ranges: impl Iterator<Item = (usize, usize, usize)>,
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(bytes.len());
         let mut at = 0;
-        for m in matches {
-            out.extend_from_slice(&bytes[at..m.start]);
+        for (start, end, name) in ranges {
+            if start < at {
+                continue;
+            }
+            out.extend_from_slice(&bytes[at..start]);
             out.extend_from_slice(b"[REDACTED:");
-            out.extend_from_slice(self.names[m.name].as_bytes());
+            out.extend_from_slice(self.names[name].as_bytes());
             out.push(b']');
-            at = m.end;
+            at = end;
         }
         out.extend_from_slice(&bytes[at..]);
-        Cow::Owned(out)
+        out
+    }
+
+    /// A value split across lines (a server wrapping at 76 columns, MIME
+    /// base64, a PEM-style fold): the automaton runs once more over the
+    /// bytes with every CR and LF removed (and the two-byte JSON escapes
+    /// `\r`, `\n`, which is how a line break looks inside a journal
+    /// record), and each match is mapped back onto the original bytes.
+    /// Text without line breaks skips this pass.
+    fn redact_wrapped(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let has_break = memchr::memchr3_iter(b'\n', b'\r', b'\\', bytes)
+            .any(|i| bytes[i] != b'\\' || matches!(bytes.get(i + 1), Some(b'r' | b'n')));
+        if !has_break {
+            return None;
+        }
+        let mut joined = Vec::with_capacity(bytes.len());
+        // (index in `joined`, bytes removed before it in total), one entry
+        // per run of removed bytes.
+        let mut shifts: Vec<(usize, usize)> = Vec::new();
+        let mut removed = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            let skip = match bytes[i] {
+                b'\r' | b'\n' => 1,
+                b'\\' if matches!(bytes.get(i + 1), Some(b'r' | b'n')) => 2,
+                b => {
+                    joined.push(b);
+                    i += 1;
+                    continue;
+                }
+            };
+            removed += skip;
+            i += skip;
+            match shifts.last_mut() {
+                Some(last) if last.0 == joined.len() => last.1 = removed,
+                _ => shifts.push((joined.len(), removed)),
+            }
+        }
+        if shifts.is_empty() {
+            return None;
+        }
+        let original = |at: usize| {
+            let k = shifts.partition_point(|&(pos, _)| pos <= at);
+            at + if k == 0 { 0 } else { shifts[k - 1].1 }
+        };
+        let matches = self.find_values(&joined);
+        if matches.is_empty() {
+            return None;
+        }
+        let ranges = matches
+            .iter()
+            .map(|m| (original(m.start), original(m.end - 1) + 1, m.name));
+        Some(self.replace(bytes, ranges))
+    }
+
+    /// A secret cut in half at a cut point: a prefix of [`MIN_SECRET_LEN`]+
+    /// bytes of any registered form right before `…` (the mark every cut in
+    /// runproof ends with) or, for truncated blobs, at the very end.
+    fn mask_cut_prefixes(&self, bytes: &[u8], cut_at_end: bool) -> Option<Vec<u8>> {
+        let mut cuts: Vec<usize> = memchr::memmem::find_iter(bytes, ELLIPSIS).collect();
+        if cut_at_end {
+            // A lossy UTF-8 decoding of a cut body ends in U+FFFD.
+            let end = bytes
+                .strip_suffix("\u{FFFD}".as_bytes())
+                .unwrap_or(bytes)
+                .len();
+            cuts.push(end);
+        }
+        let mut ranges = Vec::new();
+        for at in cuts {
+            if let Some((len, name)) = self.longest_prefix_before(bytes, at) {
+                ranges.push((at - len, at, name));
+            }
+        }
+        if ranges.is_empty() {
+            return None;
+        }
+        Some(self.replace(bytes, ranges.into_iter()))
+    }
+
+    /// The longest proper prefix (at least [`MIN_SECRET_LEN`] bytes) of a
+    /// registered form that ends at `at`, with its name.
+    fn longest_prefix_before(&self, bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+        if at < MIN_SECRET_LEN {
+            return None;
+        }
+        // The earliest start that matches is the longest prefix.
+        let earliest = at.saturating_sub(self.longest_form.saturating_sub(1));
+        for start in earliest..=at - MIN_SECRET_LEN {
+            let Ok(head) = <[u8; MIN_SECRET_LEN]>::try_from(&bytes[start..start + MIN_SECRET_LEN])
+            else {
+                continue;
+            };
+            let Some(candidates) = self.heads.get(&head) else {
+                continue;
+            };
+            let len = at - start;
+            for &i in candidates {
+                let form = &self.forms[i];
+                if form.len() > len && form[..len] == bytes[start..at] {
+                    return Some((len, self.patterns[i].0));
+                }
+            }
+        }
+        None
     }
 }
 
@@ -479,6 +657,9 @@ fn encoded_forms(value: &[u8]) -> Vec<(Vec<u8>, bool)> {
         let strict = utf8_percent_encode(text, STRICT).to_string();
         forms.push((lower_percent_hex(&strict).into_bytes(), false));
         forms.push((strict.into_bytes(), false));
+        let path = utf8_percent_encode(text, PATH_SAFE).to_string();
+        forms.push((lower_percent_hex(&path).into_bytes(), false));
+        forms.push((path.into_bytes(), false));
         let component = utf8_percent_encode(text, URI_COMPONENT).to_string();
         forms.push((lower_percent_hex(&component).into_bytes(), false));
         forms.push((component.into_bytes(), false));
@@ -495,6 +676,9 @@ fn encoded_forms(value: &[u8]) -> Vec<(Vec<u8>, bool)> {
         }
         for json in json_escapes(text) {
             forms.push((json.into_bytes(), false));
+        }
+        for html in entity_escapes(text) {
+            forms.push((html.into_bytes(), false));
         }
     }
     // base64 of the whole value (padded and not), and of its whole 3-byte
@@ -567,7 +751,90 @@ fn json_escapes(text: &str) -> Vec<String> {
     if let Ok(twice) = serde_json::to_string(&plain) {
         out.push(twice[1..twice.len() - 1].to_string());
     }
+    // Go's encoding/json escapes `<`, `>`, `&` as `\u003c`…; PHP's
+    // JSON_HEX_* flags also `'` and `"`, in upper-case hex.
+    if text.contains(['<', '>', '&', '\'', '"']) {
+        let hex_escape = |chars: &[char], upper: bool| {
+            let mut escaped = String::with_capacity(plain.len() + 16);
+            let mut rest = plain.as_str();
+            while let Some(c) = rest.chars().next() {
+                if c == '\\' {
+                    // Keep serde's own two-character escapes intact, except
+                    // an escaped quote when quotes are hex-escaped too.
+                    let pair: String = rest.chars().take(2).collect();
+                    if pair == "\\\"" && chars.contains(&'"') {
+                        escaped.push_str("\\u0022");
+                    } else {
+                        escaped.push_str(&pair);
+                    }
+                    rest = &rest[pair.len()..];
+                    continue;
+                }
+                if chars.contains(&c) && upper {
+                    escaped.push_str(&format!("\\u{:04X}", c as u32));
+                } else if chars.contains(&c) {
+                    escaped.push_str(&format!("\\u{:04x}", c as u32));
+                } else {
+                    escaped.push(c);
+                }
+                rest = &rest[c.len_utf8()..];
+            }
+            escaped
+        };
+        out.push(hex_escape(&['<', '>', '&'], false));
+        out.push(hex_escape(&['<', '>', '&'], true));
+        out.push(hex_escape(&['<', '>', '&', '\'', '"'], true));
+    }
     out.push(plain);
+    out
+}
+
+/// XML/HTML entity escapings of `text`, one consistent style each: named
+/// entities with the usual choices for quotes (`&quot;`/`&#34;`,
+/// `&#39;`/`&apos;`/`&#x27;`, or quotes left alone as in XML text), and
+/// numeric references in decimal and in either hex case.
+fn entity_escapes(text: &str) -> Vec<String> {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return Vec::new();
+    }
+    let escape = |entity: &dyn Fn(char) -> Option<String>| {
+        let mut out = String::with_capacity(text.len() + 16);
+        for c in text.chars() {
+            match entity(c) {
+                Some(e) => out.push_str(&e),
+                None => out.push(c),
+            }
+        }
+        out
+    };
+    let named = |quot: &'static str, apos: &'static str| {
+        move |c: char| match c {
+            '&' => Some("&amp;".to_string()),
+            '<' => Some("&lt;".to_string()),
+            '>' => Some("&gt;".to_string()),
+            '"' => Some(quot.to_string()),
+            '\'' => Some(apos.to_string()),
+            _ => None,
+        }
+    };
+    let special = |c: char| matches!(c, '&' | '<' | '>' | '"' | '\'');
+    let mut out = Vec::new();
+    for (quot, apos) in [
+        ("&quot;", "&#39;"),
+        ("&quot;", "&apos;"),
+        ("&quot;", "&#x27;"),
+        ("&#34;", "&#39;"),
+        ("\"", "'"),
+    ] {
+        out.push(escape(&named(quot, apos)));
+    }
+    out.push(escape(&|c| special(c).then(|| format!("&#{};", c as u32))));
+    out.push(escape(&|c| {
+        special(c).then(|| format!("&#x{:x};", c as u32))
+    }));
+    out.push(escape(&|c| {
+        special(c).then(|| format!("&#x{:X};", c as u32))
+    }));
     out
 }
 
@@ -896,5 +1163,111 @@ mod tests {
         // Too short to match safely: ignored rather than mangling text.
         r.register("capture:short", "ab");
         assert_eq!(r.redact("abc"), "abc");
+    }
+
+    /// A canary with every character an encoder treats specially, long
+    /// enough for its base64 to wrap.
+    const SPICY: &str =
+        "canary&<tag>\"q\"/path'x+y=z-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGH";
+
+    fn spicy() -> Redactor {
+        Redactor::new(&[("SPICY".to_string(), SPICY.to_string())])
+    }
+
+    #[test]
+    fn encodings_a_server_echoes_back() {
+        let r = spicy();
+        let go_json = serde_json::to_string(SPICY).unwrap();
+        let go_json = go_json[1..go_json.len() - 1]
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026");
+        let python_quote = utf8_percent_encode(SPICY, PATH_SAFE).to_string();
+        let html = SPICY
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#39;");
+        let numeric = SPICY
+            .replace('&', "&#38;")
+            .replace('<', "&#60;")
+            .replace('>', "&#62;")
+            .replace('"', "&#34;")
+            .replace('\'', "&#39;");
+        let hex_entities = SPICY
+            .replace('&', "&#x26;")
+            .replace('<', "&#x3c;")
+            .replace('>', "&#x3e;")
+            .replace('"', "&#x22;")
+            .replace('\'', "&#x27;");
+        assert!(python_quote.contains('/'), "{python_quote}");
+        for form in [go_json, python_quote, html, numeric, hex_entities] {
+            let text = format!("echo: {form} end");
+            assert_eq!(r.redact(&text), "echo: [REDACTED:SPICY] end", "{form}");
+        }
+    }
+
+    #[test]
+    fn values_split_across_lines() {
+        let r = spicy();
+        // Wrapped by a server at a column that falls inside the value.
+        for (at, brk) in [(5, "\n"), (20, "\r\n"), (40, "\\n"), (41, "\\r\\n")] {
+            let text = format!("x {}{brk}{} y", &SPICY[..at], &SPICY[at..]);
+            let out = r.redact(&text).into_owned();
+            assert!(!out.contains(&SPICY[..at]), "{at}: {out}");
+            assert!(!out.contains(&SPICY[at..]), "{at}: {out}");
+            assert!(out.contains("[REDACTED:SPICY]"), "{out}");
+            assert!(out.starts_with("x ") && out.ends_with(" y"), "{out}");
+        }
+        // MIME base64: the payload around the value, wrapped at 76 columns.
+        for prefix in ["", "a", "ab"] {
+            let encoded = STANDARD.encode(format!("{prefix}Subject: {SPICY}\r\nmore text"));
+            let wrapped: Vec<&str> = encoded
+                .as_bytes()
+                .chunks(76)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            for brk in ["\r\n", "\n"] {
+                let mime = wrapped.join(brk);
+                let out = r.redact(&mime).into_owned();
+                for line in &wrapped[1..wrapped.len() - 1] {
+                    assert!(!out.contains(line), "{line} survived: {out}");
+                }
+                assert!(out.contains("[REDACTED:SPICY]"), "{out}");
+            }
+        }
+        // Text with line breaks but no secret is untouched.
+        let plain = "line one\nline two\r\n";
+        assert!(matches!(r.redact(plain), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_prefix_at_a_cut_point_is_masked() {
+        let r = spicy();
+        let json = serde_json::to_string(SPICY).unwrap();
+        let json = &json[1..json.len() - 1];
+        for len in [6, 7, 30, SPICY.len() - 2] {
+            let cut = crate::core::cut::cut(&format!("reason: {SPICY}"), 8 + len + 1);
+            assert!(cut.ends_with('…'), "{cut}");
+            assert_eq!(r.redact(&cut), "reason: [REDACTED:SPICY]…", "{len}");
+            // The same cut inside a journal record (JSON-escaped).
+            let record = serde_json::to_string(&cut).unwrap();
+            let out = r.redact(&record).into_owned();
+            assert!(!out.contains(&json[..6]), "{out}");
+            assert!(out.contains("[REDACTED:SPICY]…"), "{out}");
+        }
+        // Fewer than 6 bytes of the secret is not masked (too common).
+        assert_eq!(r.redact("x canar…"), "x canar…");
+        // A capped body ends inside the secret: masked at the very end.
+        let body = format!("{{\"token\":1,\"v\":\"{}", &SPICY[..20]);
+        let out = r.redact_truncated_bytes(body.as_bytes()).into_owned();
+        assert_eq!(out, b"{\"token\":1,\"v\":\"[REDACTED:SPICY]");
+        // Not truncated: the end is left alone.
+        assert_eq!(r.redact_bytes(body.as_bytes()).as_ref(), body.as_bytes());
+        // A base64 form cut in the middle.
+        let b64 = STANDARD.encode(SPICY);
+        let cut = format!("{}…", &b64[..30]);
+        assert_eq!(r.redact(&cut), "[REDACTED:SPICY]…");
     }
 }

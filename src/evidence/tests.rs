@@ -14,8 +14,8 @@ use super::seal::{list_files, sha256_hex};
 use super::verify::{verify_bundle, Verdict, VerifyOptions, VerifyReport};
 use super::writer::{BundleWriter, SyncPolicy};
 use crate::core::record::{
-    AttemptSummary, AttemptVerdict, BundleKind, Escalation, Event, Header, PlannedStep, RunVerdict,
-    SourceRef, StepVerdict,
+    AttemptSummary, AttemptVerdict, BundleKind, Escalation, Event, Header, PlannedBackoff,
+    PlannedStep, RunVerdict, SourceRef, StepVerdict,
 };
 use crate::core::{BlobRef, BlobSink, FailureClass, FailureRecord};
 
@@ -30,6 +30,8 @@ struct Scenario {
     unsealed: bool,
     /// Write the api step's `probe` record after its attempt has ended.
     probe_after_attempt: bool,
+    /// The api step's backoff delay, in place of 200 ms (max is 1000 ms).
+    backoff_delay_ms: Option<u64>,
 }
 
 fn header(kind: BundleKind, redactor: &Redactor) -> Header {
@@ -67,6 +69,11 @@ fn planned(id: &str) -> PlannedStep {
         timeout_ms: 10_000,
         depends_on: Vec::new(),
         mutating: false,
+        backoff: Some(PlannedBackoff {
+            initial_ms: 100,
+            max_ms: 1_000,
+            jitter: true,
+        }),
     }
 }
 
@@ -180,7 +187,15 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
     if s.probe_after_attempt {
         w.append(&probe).unwrap();
     }
-    w.append(&backoff("api", 1)).unwrap();
+    w.append(&match s.backoff_delay_ms {
+        Some(delay_ms) => Event::Backoff {
+            step: "api".to_string(),
+            after_attempt: 1,
+            delay_ms,
+        },
+        None => backoff("api", 1),
+    })
+    .unwrap();
     w.append(&attempt_start("api", 2)).unwrap();
     if s.interrupted {
         w.append(&attempt_end("api", 2, AttemptVerdict::Interrupted, vec![]))
@@ -230,6 +245,7 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
                 hint: Some("check the database's security group".to_string()),
                 retries_skipped: None,
                 evidence: Vec::new(),
+                collected: Vec::new(),
             }))
             .unwrap();
         }
@@ -615,6 +631,37 @@ fn attempt_above_of_is_invalid() {
             && p.message.contains("exceeds of=3")),
         "{}",
         report.render_text()
+    );
+}
+
+#[test]
+fn backoff_delay_above_the_planned_max_is_invalid() {
+    let root = tempfile::tempdir().unwrap();
+    let at_max = write_bundle(
+        root.path(),
+        Scenario {
+            backoff_delay_ms: Some(1_000),
+            ..Scenario::default()
+        },
+    );
+    assert!(
+        verify(&at_max).is_valid(),
+        "{}",
+        verify(&at_max).render_text()
+    );
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_bundle(
+        root.path(),
+        Scenario {
+            backoff_delay_ms: Some(1_001),
+            ..Scenario::default()
+        },
+    );
+    let report = verify(&dir);
+    assert_invalid_naming(
+        &report,
+        "events.jsonl",
+        "1001 ms exceeds the step's max of 1000 ms",
     );
 }
 

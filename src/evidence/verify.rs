@@ -26,7 +26,8 @@ use super::seal::{
 use super::sign::{SIGNATURE_FILE, SIGNATURE_NAMESPACE};
 use super::signers::AllowedSigners;
 use crate::core::record::{
-    AttemptVerdict, BundleKind, Event, Header, Record, RunVerdict, StepVerdict, FORMAT_VERSION,
+    AttemptVerdict, BundleKind, Event, Header, PlannedBackoff, Record, RunVerdict, StepVerdict,
+    FORMAT_VERSION,
 };
 
 mod files;
@@ -233,6 +234,54 @@ const CHECK_ORDER: &[&str] = &[
 
 /// Problems kept per check; the rest are counted.
 const MAX_PROBLEMS_PER_CHECK: usize = 25;
+
+/// Why a path given to `verify` is not a bundle at all: a usage error, not
+/// an invalid bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum NotABundle {
+    #[error("{0}: no such bundle (the path does not exist)")]
+    Missing(PathBuf),
+    #[error("{path}: cannot read: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}: not a bundle folder (it is not a directory)")]
+    NotADirectory(PathBuf),
+    #[error("{0}: not a bundle folder (it holds no {HEADER_FILE}, {JOURNAL_FILE} or {SEAL_FILE})")]
+    NoBundleFiles(PathBuf),
+}
+
+/// Checks that `dir` is a bundle folder before [`verify_bundle`] judges it:
+/// it exists, is a directory and holds at least one of the header, the
+/// journal or the seal. A folder with some but not all of them is a bundle
+/// that `verify` reports as invalid or incomplete; one with none of them was
+/// never a bundle.
+pub fn check_bundle_path(dir: &Path) -> Result<(), NotABundle> {
+    let meta = match fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(NotABundle::Missing(dir.to_path_buf()))
+        }
+        Err(source) => {
+            return Err(NotABundle::Unreadable {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    if !meta.is_dir() {
+        return Err(NotABundle::NotADirectory(dir.to_path_buf()));
+    }
+    let any = [HEADER_FILE, JOURNAL_FILE, SEAL_FILE]
+        .iter()
+        .any(|name| fs::symlink_metadata(dir.join(name)).is_ok());
+    if any {
+        Ok(())
+    } else {
+        Err(NotABundle::NoBundleFiles(dir.to_path_buf()))
+    }
+}
 
 /// Verifies the bundle in `dir`. Never panics and never fails: every
 /// problem, including unreadable files, is part of the report.

@@ -26,7 +26,7 @@ use super::seal::{
     BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE, STATEMENT_TYPE,
 };
 use super::sign::{SealSigner, SIGNATURE_FILE};
-use crate::core::record::{Event, Header, RunVerdict, FORMAT_VERSION};
+use crate::core::record::{Event, Header, MissingEvidence, RunVerdict, FORMAT_VERSION};
 use crate::core::{BlobRef, BlobSink};
 
 /// When journal appends reach the disk.
@@ -41,6 +41,16 @@ pub enum SyncPolicy {
 /// Buffered journal bytes are written out past this size even between syncs,
 /// so a huge batch never sits in memory.
 const MAX_BUFFERED: usize = 1 << 20;
+
+/// Room reserved when the bundle opens, released just before the closing
+/// records (`evidence.error`, `run.end`), the reports and the seal are
+/// written, so that they still fit when a blob filled the disk. 512 KiB
+/// holds them for runs of a few hundred steps; a larger run's reports may
+/// not fit, and that write then fails with exit 3 like any other.
+pub const RESERVE_BYTES: u64 = 512 * 1024;
+
+/// The reserve's name: temporary, so a crashed run's leftover only warns.
+const RESERVE_FILE: &str = ".tmp-reserve";
 
 /// An open bundle being written by one run.
 pub struct BundleWriter {
@@ -66,6 +76,8 @@ pub struct BundleWriter {
     last_mono: Option<u64>,
     blobs: Arc<BlobStore>,
     run_end: Option<(RunVerdict, BTreeMap<String, u32>)>,
+    /// The reserved room, until released.
+    reserve: Option<PathBuf>,
     /// Set once the journal is synced for good (seal) so Drop does nothing.
     finished: bool,
     /// Signs `seal.json` into `seal.json.sig` when set.
@@ -108,12 +120,23 @@ impl BundleWriter {
             .create_new(true)
             .open(dir.join(JOURNAL_FILE))?;
         journal.sync_all()?;
+        let reserve = dir.join(RESERVE_FILE);
+        reserve_room(&reserve, RESERVE_BYTES).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{}: cannot reserve {RESERVE_BYTES} bytes for the closing records: {e}",
+                    reserve.display()
+                ),
+            )
+        })?;
         sync_dir(&dir)?;
 
         let blobs = Arc::new(BlobStore {
             dir: dir.clone(),
             redactor: redactor.clone(),
             known: Mutex::new(HashSet::new()),
+            missing: Mutex::new(Vec::new()),
         });
         Ok(BundleWriter {
             dir,
@@ -133,6 +156,7 @@ impl BundleWriter {
             last_mono: None,
             blobs,
             run_end: None,
+            reserve: Some(reserve),
             finished: false,
             signer: None,
         })
@@ -156,6 +180,13 @@ impl BundleWriter {
     /// Records appended so far (the next record's seq).
     pub fn records(&self) -> u64 {
         self.seq
+    }
+
+    /// Text redacted by the journal's redactor, for a report built beside
+    /// the journal (a sweep's per-check reasons): redacted before any
+    /// renderer cuts or escapes it.
+    pub fn redact(&self, text: &str) -> Redacted<String> {
+        Redacted::assume(self.redactor.redact(text).into_owned())
     }
 
     /// `sha256:<hex>` of the last record's line; the header's digest while
@@ -193,9 +224,27 @@ impl BundleWriter {
         Ok((seq, Redacted::assume(event)))
     }
 
+    /// Evidence that could not be written so far (blobs that failed).
+    pub fn missing_evidence(&self) -> Vec<MissingEvidence> {
+        self.blobs.missing()
+    }
+
+    /// Frees the room reserved at open, for the closing records and seal.
+    fn release_reserve(&mut self) {
+        release(&mut self.reserve);
+    }
+
     /// Writes one record line; also says whether redaction changed the event
     /// (then `event_json` holds the redacted event).
     fn append_line(&mut self, event: &Event) -> io::Result<(u64, bool)> {
+        if matches!(event, Event::RunEnd { .. }) {
+            // The closing records must fit even on a full disk.
+            self.release_reserve();
+            let missing = self.blobs.missing();
+            if !missing.is_empty() {
+                self.append_line(&Event::EvidenceError { missing })?;
+            }
+        }
         let seq = self.seq;
         let elapsed = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         // Strictly increasing even if two records land in the same nanosecond.
@@ -258,7 +307,7 @@ impl BundleWriter {
         match self.sync {
             SyncPolicy::EveryRecord => {
                 self.line.push(b'\n');
-                self.journal.write_all(&self.line)?;
+                write_journal(&mut self.journal, &self.line, &mut self.reserve)?;
                 self.journal.sync_data()?;
             }
             SyncPolicy::Batched(n) => {
@@ -268,7 +317,7 @@ impl BundleWriter {
                 if self.pending_records >= n.max(1) {
                     self.flush()?;
                 } else if self.pending.len() >= MAX_BUFFERED {
-                    self.journal.write_all(&self.pending)?;
+                    write_journal(&mut self.journal, &self.pending, &mut self.reserve)?;
                     self.pending.clear();
                 }
             }
@@ -287,7 +336,7 @@ impl BundleWriter {
     /// Writes buffered records and syncs the journal.
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.pending.is_empty() {
-            self.journal.write_all(&self.pending)?;
+            write_journal(&mut self.journal, &self.pending, &mut self.reserve)?;
             self.pending.clear();
         }
         if self.pending_records > 0 || self.sync == SyncPolicy::EveryRecord {
@@ -349,6 +398,7 @@ impl BundleWriter {
     /// the bundle's folder. With a signer, `seal.json.sig` is written first,
     /// so a `seal.json` on disk always has its signature beside it.
     pub fn seal(mut self) -> io::Result<PathBuf> {
+        self.release_reserve();
         self.flush()?;
         self.journal.sync_all()?;
         let mut subject = Vec::new();
@@ -420,6 +470,57 @@ pub fn bundle_label(header: &Header) -> String {
     format!("{}/{}", header.source.name, bundle_leaf(header))
 }
 
+/// Removes the reserve file, once.
+fn release(reserve: &mut Option<PathBuf>) {
+    if let Some(path) = reserve.take() {
+        let _ = fs::remove_file(&path);
+    }
+}
+
+/// Appends `bytes` to the journal. When the disk is full (something else
+/// filled it), the reserve is given up so the journal can go on and the
+/// run still reaches `run.end` and the seal; a line is never left torn by a
+/// retry, since the bytes already written are not written again.
+fn write_journal(
+    journal: &mut File,
+    bytes: &[u8],
+    reserve: &mut Option<PathBuf>,
+) -> io::Result<()> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match journal.write(&bytes[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && reserve.is_some() => {
+                release(reserve);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Allocates `len` bytes at `path` for real (not a sparse file), so the room
+/// is there to give back later.
+fn reserve_room(path: &Path, len: u64) -> io::Result<()> {
+    let file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    let result = (|| {
+        // SAFETY: posix_fallocate on a descriptor we own; no memory is
+        // passed. glibc falls back to writing blocks where the file system
+        // lacks fallocate.
+        let err = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+        if err != 0 {
+            return Err(io::Error::from_raw_os_error(err));
+        }
+        file.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    result
+}
+
 /// `fmt::Write` into a byte buffer, for the envelope numbers.
 struct LineWriter<'a>(&'a mut Vec<u8>);
 
@@ -455,6 +556,15 @@ pub struct BlobStore {
     redactor: Arc<Redactor>,
     /// Digests already durable in this bundle.
     known: Mutex<HashSet<String>>,
+    /// Blobs that could not be written, for the `evidence.error` record.
+    missing: Mutex<Vec<MissingEvidence>>,
+}
+
+impl BlobStore {
+    /// Blobs that could not be written so far.
+    pub fn missing(&self) -> Vec<MissingEvidence> {
+        self.missing.lock().map(|m| m.clone()).unwrap_or_default()
+    }
 }
 
 impl BlobSink for BlobStore {
@@ -463,7 +573,12 @@ impl BlobSink for BlobStore {
     }
 
     fn put(&self, role: &str, bytes: &[u8], truncated: bool) -> io::Result<BlobRef> {
-        let redacted = self.redactor.redact_bytes(bytes);
+        // A capped body may end inside a secret: its prefix is masked too.
+        let redacted = if truncated {
+            self.redactor.redact_truncated_bytes(bytes)
+        } else {
+            self.redactor.redact_bytes(bytes)
+        };
         let hex = sha256_hex(&redacted);
         let size = redacted.len() as u64;
         let blob_ref = BlobRef {
@@ -477,14 +592,33 @@ impl BlobSink for BlobStore {
             return Ok(blob_ref);
         }
         let dir = self.dir.join(BLOB_DIR);
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir)?;
-            sync_dir(&self.dir.join("blobs"))?;
-            sync_dir(&self.dir)?;
+        let path = dir.join(&hex);
+        let written = (|| {
+            if !dir.is_dir() {
+                fs::create_dir_all(&dir)?;
+                sync_dir(&self.dir.join("blobs"))?;
+                sync_dir(&self.dir)?;
+            }
+            // Two tasks storing the same bytes at once both write a temporary
+            // file and rename it over the same name: same content, no harm.
+            write_durable(&path, &redacted)
+        })();
+        if let Err(err) = written {
+            // Lost evidence is runproof's failure: remembered here, recorded
+            // before run.end and turned into exit 3 by the session's caller.
+            if let Ok(mut missing) = self.missing.lock() {
+                missing.push(MissingEvidence {
+                    role: role.to_string(),
+                    path: format!("{BLOB_DIR}/{hex}"),
+                    size,
+                    cause: err.to_string(),
+                });
+            }
+            return Err(io::Error::new(
+                err.kind(),
+                format!("{}: {err}", path.display()),
+            ));
         }
-        // Two tasks storing the same bytes at once both write a temporary
-        // file and rename it over the same name: same content, no harm.
-        write_durable(&dir.join(&hex), &redacted)?;
         if let Ok(mut known) = self.known.lock() {
             known.insert(hex);
         }

@@ -120,6 +120,29 @@ pub fn render_run(summary: &RunSummary, context: &ReportContext) -> String {
         if let Some(why) = &escalation.retries_skipped {
             let _ = writeln!(out, "- **Retries skipped:** {}", cell(why));
         }
+        for collected in &escalation.collected {
+            let outcome = match (&collected.exit_code, &collected.error) {
+                (Some(code), _) => format!("exit {code}"),
+                (None, Some(error)) => error.clone(),
+                (None, None) => "no exit code".to_string(),
+            };
+            let blobs: Vec<String> = collected
+                .blobs
+                .iter()
+                .map(|b| format!("`{}` ({} bytes)", b.digest, b.size))
+                .collect();
+            let _ = writeln!(
+                out,
+                "- **Collected:** `{}` ({}){}",
+                cell(&collected.command).replace('`', "'"),
+                cell(&outcome),
+                if blobs.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", blobs.join(", "))
+                }
+            );
+        }
         out.push_str("\n```text\n");
         for attempt in &escalation.attempts {
             let _ = writeln!(

@@ -234,6 +234,7 @@ impl RunObserver for SummaryBuilder {
             Event::AttemptStart { .. }
             | Event::Probe { .. }
             | Event::Backoff { .. }
+            | Event::EvidenceError { .. }
             | Event::Delivery { .. } => {}
         }
     }

@@ -55,14 +55,10 @@ pub fn format_ms(ms: f64) -> String {
     }
 }
 
-/// Cuts text to `max` characters, marking the cut.
+/// The first line of text, cut to `max` characters and marked with `…`
+/// (through [`crate::core::cut`], the crate's one cut rule).
 pub fn shorten(text: &str, max: usize) -> String {
-    let line = text.lines().next().unwrap_or_default();
-    if line.chars().count() <= max && line.len() == text.len() {
-        return line.to_string();
-    }
-    let cut: String = line.chars().take(max.saturating_sub(1)).collect();
-    format!("{cut}…")
+    crate::core::cut::cut_line(text, max)
 }
 
 #[derive(Tabled)]

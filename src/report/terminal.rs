@@ -138,6 +138,18 @@ impl RunObserver for TerminalReporter {
                 if let Some(owner) = &escalation.owner {
                     self.line(&format!("  owner: {owner}"));
                 }
+                for collected in &escalation.collected {
+                    let outcome = match (&collected.exit_code, &collected.error) {
+                        (Some(code), _) => format!("exit {code}"),
+                        (None, Some(error)) => error.clone(),
+                        (None, None) => "no exit code".to_string(),
+                    };
+                    self.line(&format!(
+                        "  collected: {} ({outcome}, {} blob(s))",
+                        collected.command,
+                        collected.blobs.len()
+                    ));
+                }
                 if let Some(hint) = &escalation.hint {
                     self.line(&format!("  hint:  {hint}"));
                 }

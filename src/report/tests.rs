@@ -31,6 +31,7 @@ fn planned(id: &str, depends_on: &[&str], mutating: bool) -> PlannedStep {
         timeout_ms: 2_000,
         depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
         mutating,
+        backoff: None,
     }
 }
 
@@ -159,6 +160,7 @@ fn events() -> Vec<Event> {
         hint: Some("check `fly logs` for the web process".into()),
         retries_skipped: None,
         evidence: Vec::new(),
+        collected: Vec::new(),
     }));
     events.push(end("api", StepVerdict::Escalated, 3, Some(&leaked)));
     events.push(end(

@@ -17,10 +17,13 @@ use super::model::{CheckFile, Defaults, Runbook, RunbookMeta, SecretsConfig, Ste
 use super::raw::{
     as_table, deserialize_collecting, deserialize_value, is_list_of_tables, Node, Place,
 };
+use super::secrets::SecretStore;
 use super::step::{check_retries, check_timeout, parse_backoff, parse_steps};
 pub use super::step::{MAX_RETRIES, STEP_KEYS};
 use super::validate::{self, RawStep};
-use crate::core::diagnostics::{closest, did_you_mean, render_diagnostics, Diagnostic};
+use crate::core::diagnostics::{
+    closest, did_you_mean, mask_values, render_diagnostics, Diagnostic,
+};
 use crate::core::duration::HumanDuration;
 
 /// Why a runbook could not be loaded.
@@ -82,10 +85,10 @@ pub fn load_runbook_str_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Runbook, LoadError> {
     let parsed = parse_document(source, env, Document::Runbook)
-        .map_err(|diagnostics| invalid(Document::Runbook, path, source, diagnostics))?;
+        .map_err(|diagnostics| invalid(Document::Runbook, path, source, diagnostics, env))?;
     let meta = parsed
         .meta
-        .ok_or_else(|| invalid(Document::Runbook, path, source, Vec::new()))?;
+        .ok_or_else(|| invalid(Document::Runbook, path, source, Vec::new(), env))?;
     Ok(Runbook {
         path: path.to_path_buf(),
         source: source.to_string(),
@@ -111,7 +114,7 @@ pub fn load_check_file_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<CheckFile, LoadError> {
     let parsed = parse_document(source, env, Document::Checks)
-        .map_err(|diagnostics| invalid(Document::Checks, path, source, diagnostics))?;
+        .map_err(|diagnostics| invalid(Document::Checks, path, source, diagnostics, env))?;
     Ok(CheckFile {
         path: path.to_path_buf(),
         source: source.to_string(),
@@ -127,16 +130,50 @@ fn invalid(
     path: &Path,
     source: &str,
     diagnostics: Vec<Diagnostic>,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> LoadError {
     let noun = match document {
         Document::Runbook => "runbook",
         Document::Checks => "check file",
     };
     let rendered = render_diagnostics(noun, &path.display().to_string(), source, &diagnostics);
+    // A secret pasted inline would be printed with the line it is on.
+    let rendered = mask_values(&rendered, &declared_secret_values(path, source, env));
     LoadError::Invalid {
         diagnostics,
         rendered,
     }
+}
+
+/// The values (6 bytes or longer) of the secrets `source` declares, read
+/// like a run reads them (env files, then the environment). Best effort: a
+/// document whose `[secrets]` does not parse declares none.
+fn declared_secret_values(
+    path: &Path,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    let Ok(table) = source.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let Some(Ok(config)) = table
+        .get("secrets")
+        .cloned()
+        .map(|s| s.try_into::<SecretsConfig>())
+    else {
+        return Vec::new();
+    };
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    SecretStore::load(&config, base, env)
+        .map(|store| {
+            store
+                .pairs()
+                .into_iter()
+                .map(|(_, value)| value)
+                .filter(|value| value.len() >= crate::evidence::redact::MIN_SECRET_LEN)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The two kinds of file that hold checks.

@@ -1,5 +1,7 @@
 //! The validated runbook: what the engine runs. [`super::load`] builds it from TOML.
 
+use crate::check::command::CommandCheck;
+use crate::check::expect::condition::Conditions;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -157,6 +159,17 @@ impl RetryPolicy {
     pub fn max_attempts(&self) -> u32 {
         self.retries + 1
     }
+
+    /// The backoff part, as recorded in `run.start`.
+    pub fn planned_backoff(&self) -> crate::core::record::PlannedBackoff {
+        let initial = self.backoff.initial.0;
+        crate::core::record::PlannedBackoff {
+            initial_ms: initial.as_millis() as u64,
+            // The schedule never waits past max (or initial, if larger).
+            max_ms: self.backoff.max.0.max(initial).as_millis() as u64,
+            jitter: self.backoff.jitter,
+        }
+    }
 }
 
 /// One `[[step]]`.
@@ -176,6 +189,12 @@ pub struct Step {
     pub hint: Option<String>,
     /// Who this step escalates to; the runbook's `owner` when unset.
     pub owner: Option<String>,
+    /// Read-only commands run after the last failed attempt; their output is
+    /// stored as blobs and named in the escalation (`collect = [{ argv = [...] }]`).
+    pub collect: Vec<CommandCheck>,
+    /// The step runs only when these hold (`when = { "{{steps.q.depth}}" = { gt = 100 } }`);
+    /// otherwise it is skipped with the reason.
+    pub when: Conditions,
     /// Free-form labels (`team=payments`, `critical`); `key=value` tags become
     /// Prometheus labels in sweeps.
     pub tags: Vec<String>,

@@ -2,6 +2,7 @@
 //! overrides) read key by key, the rest handed to the check kind. The main
 //! function here is [`parse_steps`]; cross-step rules are in [`super::validate`].
 
+use crate::check::expect::condition::Conditions;
 use std::ops::Range;
 
 use serde::Deserialize;
@@ -31,6 +32,8 @@ pub const STEP_KEYS: &[&str] = &[
     "hint",
     "owner",
     "tags",
+    "collect",
+    "when",
 ];
 
 /// At most this many retries per step: more hides a broken service behind a
@@ -191,6 +194,21 @@ fn parse_step(
             "mutating" => step.mutating = deserialize_value(value, diagnostics).unwrap_or(false),
             "hint" => step.hint = deserialize_value(value, diagnostics),
             "owner" => step.owner = deserialize_value(value, diagnostics),
+            "collect" => step.collect = deserialize_value(value, diagnostics).unwrap_or_default(),
+            "when" => {
+                let place = Place {
+                    label: format!("`when` of {label}"),
+                    anchor: span.clone(),
+                    extra_keys: &[],
+                };
+                if let Some((conditions, templates)) =
+                    deserialize_collecting(value, &place, diagnostics, Conditions::deserialize)
+                {
+                    step.when = conditions;
+                    // `{{steps.X.Y}}` in a condition makes X a dependency.
+                    step.templates.extend(templates);
+                }
+            }
             "tags" => step.tags = deserialize_value(value, diagnostics).unwrap_or_default(),
             _ => kind_entries.push((key.clone(), value)),
         }
@@ -209,6 +227,17 @@ fn parse_step(
                     format!("add `check = \"...\"`, one of: {}", KINDS.join(", ")),
                 ),
             );
+            // Without a kind its keys cannot be judged, but one that looks
+            // like `check` misspelt (`chek`) is why the kind is missing.
+            for (key, _) in &kind_entries {
+                let name: &str = key.get_ref().as_ref();
+                if let Some(help) = crate::core::diagnostics::did_you_mean(name, ["check"]) {
+                    diagnostics.push(
+                        Diagnostic::new(format!("unknown key `{name}` in {label}"), key.span())
+                            .with_help(help),
+                    );
+                }
+            }
         }
         return step;
     };
@@ -238,7 +267,7 @@ fn parse_step(
     match parsed {
         Some((Some(spec), templates)) => {
             step.spec = Some(spec);
-            step.templates = templates;
+            step.templates.extend(templates);
         }
         Some((None, _)) => diagnostics.push(Diagnostic::new(
             format!("unknown check kind `{kind}`"),

@@ -2,6 +2,8 @@
 //! template reference resolving at load time, the kind's own checks; and the
 //! expiry warning. The main function here is [`validate_steps`].
 
+use crate::check::command::CommandCheck;
+use crate::check::expect::condition::Conditions;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::time::Duration;
@@ -34,6 +36,10 @@ pub(crate) struct RawStep {
     pub hint: Option<String>,
     /// Who this step escalates to, instead of the runbook's owner.
     pub owner: Option<String>,
+    /// Read-only commands run after the last failed attempt.
+    pub collect: Vec<CommandCheck>,
+    /// Conditions under which the step runs.
+    pub when: Conditions,
     pub tags: Vec<String>,
     /// String values of the kind's keys, to point at names like the `secret`
     /// check's `name`.
@@ -59,6 +65,8 @@ impl RawStep {
             mutating: false,
             hint: None,
             owner: None,
+            collect: Vec::new(),
+            when: Conditions::default(),
             tags: Vec::new(),
             string_values: Vec::new(),
             policy: RetryPolicy {
@@ -129,6 +137,18 @@ pub(crate) fn validate_steps(
                     diagnostics.push(undeclared_secret(name, span, secrets));
                 }
             }
+            if let CheckSpec::Command(command) = spec {
+                let is_secret_capture = |source: &str, name: &str| {
+                    index
+                        .get(source)
+                        .and_then(|&j| steps[j].spec.as_ref())
+                        .is_some_and(|s| s.secret_capture_names().contains(&name))
+                };
+                for (template, reference) in command.secrets_on_command_line(&is_secret_capture) {
+                    let span = reference_span(source, template, reference);
+                    diagnostics.push(secret_on_command_line(reference, span));
+                }
+            }
             for (message, span) in spec.validate() {
                 let span = if span.is_empty() && span.start == 0 {
                     anchor.clone()
@@ -153,6 +173,8 @@ pub(crate) fn validate_steps(
                 mutating: raw.mutating,
                 hint: raw.hint.clone(),
                 owner: raw.owner.clone(),
+                collect: raw.collect.clone(),
+                when: raw.when.clone(),
                 tags: raw.tags.clone(),
                 line: raw.line,
             })
@@ -190,6 +212,18 @@ fn check_ids(steps: &[RawStep], diagnostics: &mut Vec<Diagnostic>) -> HashMap<St
         }
     }
     index
+}
+
+/// `{{secret:...}}` in a command's `argv`/`shell`: readable by every local
+/// user while the command runs.
+fn secret_on_command_line(reference: &Reference, span: Range<usize>) -> Diagnostic {
+    Diagnostic::new(
+        format!("{reference} on the command line: every local user can read a process's arguments (`ps`, /proc/PID/cmdline) and audit logs keep them"),
+        span,
+    )
+    .with_help(
+        "pass it in `env` (`env = { TOKEN = \"{{secret:NAME}}\" }`, then read `$TOKEN` in the script, or a tool's own variable), or on stdin where the tool reads it there; if the tool accepts it only as an argument, add `secret_in_argv = \"accept-risk\"` to the step (recorded in the evidence)",
+    )
 }
 
 fn undeclared_secret(name: &str, span: Range<usize>, secrets: &SecretsConfig) -> Diagnostic {

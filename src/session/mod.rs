@@ -65,4 +65,31 @@ pub enum SessionError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The bundle is sealed, but evidence in it could not be written; its
+    /// `evidence.error` record lists the same.
+    #[error("{}", missing_message(.bundle, .missing))]
+    MissingEvidence {
+        bundle: PathBuf,
+        missing: Vec<crate::core::record::MissingEvidence>,
+    },
+}
+
+/// One line per missing blob: the full path and the cause.
+fn missing_message(
+    bundle: &std::path::Path,
+    missing: &[crate::core::record::MissingEvidence],
+) -> String {
+    missing
+        .iter()
+        .map(|m| {
+            format!(
+                "evidence not written: {}: {} ({} of {} bytes; listed in the bundle's evidence.error record)",
+                bundle.join(&m.path).display(),
+                m.cause,
+                m.role,
+                m.size
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

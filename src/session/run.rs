@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::{Provenance, SessionError};
-use crate::core::record::{BundleKind, CopyRef, Header, SourceRef};
+use crate::core::record::{BundleKind, CopyRef, Header, MissingEvidence, SourceRef};
 use crate::engine::{run_runbook, Cancel, RunObserver, RunOptions, RunOutcome};
 use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
 use crate::report::{self, RunSummary, SummaryBuilder};
@@ -33,6 +33,9 @@ pub struct RunReport {
     /// `sha256:…` of the journal's last line: what `verify --expect-head`
     /// takes, for the CI log to keep out of band.
     pub head: String,
+    /// Evidence that could not be written (recorded in `evidence.error`):
+    /// the run is then runproof's failure, whatever its verdict.
+    pub missing_evidence: Vec<MissingEvidence>,
 }
 
 impl<'a> RunSession<'a> {
@@ -106,12 +109,14 @@ impl<'a> RunSession<'a> {
             .write_file("junit.xml", report::junit::render(&summary).as_bytes())
             .map_err(SessionError::Write)?;
         let head = self.bundle.head().to_string();
+        let missing_evidence = self.bundle.missing_evidence();
         self.bundle.seal().map_err(SessionError::Write)?;
         Ok(RunReport {
             outcome,
             summary,
             bundle: bundle_dir,
             head,
+            missing_evidence,
         })
     }
 }

@@ -117,6 +117,8 @@ pub async fn sweep_round(
     bundle
         .write_file("junit.xml", junit.as_bytes())
         .map_err(write_failed)?;
+    let missing = bundle.missing_evidence();
+    let bundle_dir = bundle.dir().to_path_buf();
     bundle.seal().map_err(write_failed)?;
 
     let output_failed =
@@ -159,6 +161,13 @@ pub async fn sweep_round(
         baseline
             .save(path)
             .map_err(|e| output_failed("--save-baseline", path, e))?;
+    }
+    if !missing.is_empty() {
+        // Sealed, outputs written: now report the lost evidence (exit 3).
+        return Err(SessionError::MissingEvidence {
+            bundle: bundle_dir,
+            missing,
+        });
     }
     Ok((report, bundle_label))
 }

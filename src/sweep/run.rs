@@ -132,6 +132,16 @@ struct SharedJournal<'a> {
     inner: Mutex<(&'a mut BundleWriter, &'a mut dyn RunObserver)>,
 }
 
+impl SharedJournal<'_> {
+    fn redact(&self, text: &str) -> String {
+        let guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.0.redact(text).into_inner()
+    }
+}
+
 struct Emitter<'s, 'a>(&'s SharedJournal<'a>);
 
 impl Emit for Emitter<'_, '_> {
@@ -197,6 +207,7 @@ pub async fn run_sweep(
                 timeout_ms: s.policy.timeout.as_millis() as u64,
                 depends_on: s.depends_on.clone(),
                 mutating: false,
+                backoff: Some(s.policy.planned_backoff()),
             })
             .collect(),
         on_escalate: "continue".into(),
@@ -370,7 +381,10 @@ async fn sweep_check(
             }
             _ => {
                 report.verdict = CheckVerdict::Fail;
-                report.reason = result.reason;
+                // Redacted now, like the journal's copy: the Markdown, JUnit
+                // and JSON renderers escape it, and escaping first would hide
+                // a secret (`&` → `&amp;`) from the redactor.
+                report.reason = result.reason.map(|r| journal.redact(&r));
                 break;
             }
         }

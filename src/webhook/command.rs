@@ -128,21 +128,43 @@ fn curl_command(args: &SignArgs, url: &str) -> Result<String, WebhookError> {
         // A fresh id per run of the snippet: a fixed one would be a replay.
         None => "$(cat /proc/sys/kernel/random/uuid 2>/dev/null || uuidgen)".to_string(),
     };
-    Ok(format!(
-        "# Signs at run time with the secret in ${name} (never written here): HMAC-SHA256 of \"<timestamp>.<body>\".\n\
-         : \"${{{name}:?set {name} to the webhook secret}}\"\n\
-         body={body}\n\
-         ts={timestamp}\n\
-         delivery={delivery}\n\
-         sig=$( {{ printf '%s.' \"$ts\"; cat -- \"$body\"; }} | openssl dgst -sha256 -hmac \"${name}\" -r | cut -d' ' -f1 )\n\
-         curl -sS -X POST {url} \\\n  \
-         -H 'Content-Type: application/json' -H 'Accept: application/json' \\\n  \
-         -H \"{HEADER_TIMESTAMP}: $ts\" \\\n  \
-         -H \"{HEADER_SIGNATURE}: sha256=$sig\" \\\n  \
-         -H \"{HEADER_DELIVERY}: $delivery\" \\\n  \
-         --data-binary @\"$body\"\n",
-        url = shell_quote(parsed.as_str()),
-    ))
+    // HMAC-SHA256 from its definition, H((K^opad) || H((K^ipad) || m)),
+    // with two plain `openssl dgst` passes: `openssl dgst -hmac KEY` and
+    // `openssl mac -macopt key:KEY` take the key only on their command line
+    // (OpenSSL 3 has no env: or file: form for MAC keys), where every user
+    // of the machine can read it. Here the key's bytes go from the shell
+    // (`printf` is a builtin) through a pipe into `od`, and the padded keys
+    // are written by the builtin too: no process ever has it in its argv.
+    let script = r#"# Signs at run time with the secret in $@NAME@ (never written here, and never an argument of any process): HMAC-SHA256 of "<timestamp>.<body>".
+: "${@NAME@:?set @NAME@ to the webhook secret}"
+body=@BODY@
+ts=@TS@
+delivery=@DELIVERY@
+_rp_key() { if [ $(( $(printf '%s' "$@NAME@" | wc -c) )) -gt 64 ]; then printf '%s' "$@NAME@" | openssl dgst -sha256 -binary; else printf '%s' "$@NAME@"; fi | od -An -v -tu1; }
+_rp_pad() { n=0; for b in $(_rp_key); do printf "\\$(printf '%03o' $((b ^ $1)))"; n=$((n + 1)); done; while [ "$n" -lt 64 ]; do printf "\\$(printf '%03o' "$1")"; n=$((n + 1)); done; }
+sig=$( { _rp_pad 92; { _rp_pad 54; printf '%s.' "$ts"; cat -- "$body"; } | openssl dgst -sha256 -binary; } | openssl dgst -sha256 -r | cut -d' ' -f1 )
+curl -sS -X POST @URL@ \
+  -H 'Content-Type: application/json' -H 'Accept: application/json' \
+  -H "@H_TS@: $ts" \
+  -H "@H_SIG@: sha256=$sig" \
+  -H "@H_DELIVERY@: $delivery" \
+  --data-binary @"$body"
+"#;
+    let url = shell_quote(parsed.as_str());
+    // One pass, so that a path or URL containing `@TS@` stays as written.
+    let placeholder = regex::Regex::new("@([A-Z_]+)@").expect("valid regex");
+    let filled = placeholder.replace_all(script, |c: &regex::Captures<'_>| match &c[1] {
+        "NAME" => name.to_string(),
+        "BODY" => body.clone(),
+        "TS" => timestamp.clone(),
+        "DELIVERY" => delivery.clone(),
+        "URL" => url.clone(),
+        "H_TS" => HEADER_TIMESTAMP.to_string(),
+        "H_SIG" => HEADER_SIGNATURE.to_string(),
+        "H_DELIVERY" => HEADER_DELIVERY.to_string(),
+        _ => c[0].to_string(),
+    });
+    Ok(filled.into_owned())
 }
 
 /// Verifies with the secret from the process environment. `Ok` holds the

@@ -187,7 +187,7 @@ fn parse_signature(value: &str) -> Result<Vec<u8>, SignatureError> {
 
 fn parse_timestamp(value: &str) -> Result<i64, SignatureError> {
     let malformed = || SignatureError::MalformedTimestamp {
-        found: value.chars().take(40).collect(),
+        found: crate::core::cut::cut(value, 40),
     };
     // Digits only: `+5`, `1e9` or ` 12` would parse elsewhere but are not what
     // Chatwoot sends, and the exact text is part of the signed string.

@@ -281,6 +281,85 @@ fn strict_refuses_an_expired_runbook() {
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
 }
 
+/// `lint` warns of an expired runbook as `run` does; `--strict` refuses it.
+#[test]
+fn lint_warns_of_an_expired_runbook_and_strict_refuses_it() {
+    let ws = Workspace::new();
+    let old = ws.write(
+        "old.toml",
+        "[runbook]\nname = \"old\"\nexpires = 2020-01-01\n[[step]]\nid = \"a\"\ncheck = \"command\"\nargv = [\"true\"]\n",
+    );
+    let fresh = ws.write(
+        "fresh.toml",
+        "[runbook]\nname = \"fresh\"\nexpires = 2999-01-01\n[[step]]\nid = \"a\"\ncheck = \"command\"\nargv = [\"true\"]\n",
+    );
+    let lint = |extra: &[&str], path: &std::path::Path| {
+        runproof()
+            .arg("lint")
+            .args(extra)
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let output = lint(&[], &old);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        stderr_of(&output).contains("warning")
+            && stderr_of(&output).contains("expired on 2020-01-01"),
+        "{}",
+        describe(&output)
+    );
+    let output = lint(&["--strict"], &old);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr_of(&output).contains("expired on 2020-01-01"),
+        "{}",
+        describe(&output)
+    );
+    let output = lint(&["--strict"], &fresh);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        !stderr_of(&output).contains("expired"),
+        "{}",
+        describe(&output)
+    );
+}
+
+/// `plan` says what the engine will do: a `secret` step is never retried.
+#[test]
+fn plan_says_a_secret_step_is_never_retried() {
+    let ws = Workspace::new();
+    let path = ws.write(
+        "plan.toml",
+        r#"[runbook]
+name = "plan"
+[secrets]
+required = ["API_TOKEN"]
+[defaults]
+retries = 2
+
+[[step]]
+id = "token"
+check = "secret"
+name = "API_TOKEN"
+
+[[step]]
+id = "api"
+check = "http"
+url = "http://127.0.0.1:9/"
+"#,
+    );
+    let output = runproof().arg("plan").arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let token = stdout.split("2. api").next().unwrap();
+    assert!(token.contains("1. token [secret]"), "{stdout}");
+    assert!(token.contains("1 attempt, never retried"), "{stdout}");
+    assert!(!token.contains("3 attempt(s)"), "{stdout}");
+    let api = stdout.split("2. api").nth(1).unwrap();
+    assert!(api.contains("3 attempt(s)"), "{stdout}");
+}
+
 // ---------------------------------------------------------------- demo, show
 
 #[test]

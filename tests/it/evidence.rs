@@ -941,3 +941,33 @@ fn concurrent_runs_of_one_runbook_get_their_own_bundles() {
         3
     );
 }
+
+/// A path that is no bundle is a usage error (exit 2) that says so, never
+/// an INVALID verdict with a table of "ok" rows.
+#[test]
+fn verify_of_a_missing_path_or_a_non_bundle_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-bundle");
+    let file = tmp.path().join("plain.txt");
+    std::fs::write(&file, "not a bundle").unwrap();
+    let empty = tmp.path().join("empty-folder");
+    std::fs::create_dir(&empty).unwrap();
+    for (path, says) in [
+        (&missing, "no such bundle"),
+        (&file, "not a bundle folder"),
+        (&empty, "not a bundle folder"),
+    ] {
+        let output = verify(path, &[]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{path:?}\n{stdout}{stderr}");
+        assert!(
+            stderr.contains(says) && stderr.contains(&path.display().to_string()),
+            "{path:?}: {stderr}"
+        );
+        assert!(
+            !stdout.contains("INVALID") && !stdout.contains("ok"),
+            "{stdout}"
+        );
+    }
+}

@@ -7,8 +7,10 @@ mod support;
 
 mod assertions;
 mod cli;
+mod command_steps;
 mod confirmations;
 mod dns;
+mod escalation_logs;
 mod evidence;
 mod failure_classes;
 mod https_client;
@@ -16,6 +18,7 @@ mod platform_checks;
 mod run;
 mod runbook_diagnostics;
 mod runbooks_e2e;
+mod secrets;
 mod sweep;
 mod trust;
 mod webhook_receivers;

@@ -89,6 +89,22 @@ async fn fly_authorization_scheme_follows_token_type() {
 }
 
 #[tokio::test]
+async fn fly_app_path_keeps_unreserved_characters() {
+    let fly = support::fly::start().await;
+    let check = fly_spec("hotdash-chatwoot", "process_groups = [\"web\", \"worker\"]");
+    let got = probe(&check, &fly_scope(&fly.url, FO1_TOKEN)).await;
+    assert!(got.passed(), "{}", got.reason());
+    let seen = fly.seen.lock().unwrap();
+    assert_eq!(
+        seen.raw_paths,
+        [
+            "/v1/apps/hotdash-chatwoot",
+            "/v1/apps/hotdash-chatwoot/machines"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn fly_json_predicates_see_the_machines_as_the_api_returns_them() {
     let fly = support::fly::start().await;
     let scope = fly_scope(&fly.url, FO1_TOKEN);

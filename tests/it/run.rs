@@ -2,7 +2,7 @@
 //! 127.0.0.1 — retries, escalation, halt/continue, blocking, timeouts,
 //! process-group kills, captures, mutations and exit codes.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::*;
 
@@ -556,4 +556,191 @@ fn unwritable_artifacts_folder_is_exit_3() {
         .unwrap();
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot create the evidence bundle"));
+}
+
+/// Command lines of running processes (zombies have none) holding `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(format!("{}: {cmdline}", name.to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+/// A command whose background child calls `setsid` and keeps stdout open is
+/// judged by its exit status at once (not "timed out"), and no process of
+/// the step outlives the run.
+#[test]
+fn command_with_a_setsid_child_holding_stdout_passes_promptly_and_leaves_no_process() {
+    let ws = Workspace::new();
+    // A marker unique to this test run, in both processes' command lines.
+    // The parent sleeps briefly so that its children have left its process
+    // group (`setsid`) before it exits.
+    let marker = format!("3{}.5", std::process::id());
+    let path = ws.write(
+        "setsid.toml",
+        &runbook(
+            "setsid",
+            &format!(
+                r#"
+[[step]]
+id = "daemonizes"
+check = "command"
+shell = "setsid sh -c 'sleep {marker}; echo never' & setsid sleep {marker} >/dev/null 2>&1 & sleep 0.3; echo started"
+timeout = "10s"
+expect = {{ stdout_contains = "started" }}
+"#
+            ),
+        ),
+    );
+    let begun = Instant::now();
+    let output = ws.run(&path, &[]);
+    let took = begun.elapsed();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let bundle = bundle_path(&output);
+    let events = events(&bundle);
+    let attempts = records(&events, "attempt.end", Some("daemonizes"));
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["verdict"], "pass", "{:?}", attempts[0]);
+    assert_eq!(attempts[0]["detail"]["output_cut_off"], true);
+    assert!(
+        attempts[0]["detail"]["descendants_killed"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
+    // Give a SIGKILLed process the moment it needs to leave /proc.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut left = processes_with(&marker);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = processes_with(&marker);
+    }
+    assert!(left.is_empty(), "processes outlived the run: {left:?}");
+}
+
+/// A size-limited tmpfs mounted for one test, unmounted when dropped.
+struct SmallTmpfs(std::path::PathBuf);
+
+impl SmallTmpfs {
+    /// Mounts a `size` tmpfs at `dir`. Tests run as root in CI; where mount
+    /// is not permitted the test fails with the reason, never skips.
+    fn mount(dir: &std::path::Path, size: &str) -> SmallTmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let output = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            output.status.success(),
+            "this test needs a size-limited tmpfs (run it as root): mount failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        SmallTmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Free bytes of the file system holding `dir`.
+fn free_bytes(dir: &std::path::Path) -> u64 {
+    let output = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .expect("run df");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df prints the free bytes")
+}
+
+/// Disk full while writing a blob: exit 3 naming the path and the cause;
+/// the closing records and the seal still fit (the reserve), the bundle
+/// verifies and its evidence.error record says what is missing.
+#[test]
+fn disk_full_while_writing_a_blob_exits_3_and_the_bundle_says_what_is_missing() {
+    let ws = Workspace::new();
+    let artifacts = ws.artifacts();
+    let _tmpfs = SmallTmpfs::mount(&artifacts, "2m");
+    // Leave about 1.2 MiB: room for the bundle and its 512 KiB reserve.
+    let filler = free_bytes(&artifacts) - 1200 * 1024;
+    std::fs::write(artifacts.join("filler"), vec![b'f'; filler as usize]).unwrap();
+    // The command fills the disk to the last byte, then prints 1 MiB: the
+    // blob cannot be written, and the closing records and the seal only fit
+    // in the reserve.
+    let hog = artifacts.join("hog");
+    let path = ws.write(
+        "full.toml",
+        &runbook(
+            "full",
+            &format!(
+                r#"
+[[step]]
+id = "loud"
+check = "command"
+shell = "cat /dev/zero > '{hog}' 2>/dev/null; yes 0123456789abcdef | head -c 1100000"
+retries = 0
+"#,
+                hog = hog.display()
+            ),
+        ),
+    );
+    let output = ws.run(&path, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    // All that is free now is what the released 512 KiB reserve left over.
+    assert!(free_bytes(&artifacts) < 512 * 1024, "the disk was full");
+    let bundle = bundle_path(&output);
+    let events = events(&bundle);
+    let errors = records(&events, "evidence.error", None);
+    assert_eq!(errors.len(), 1, "{events:?}");
+    let missing = &errors[0]["missing"][0];
+    assert_eq!(missing["role"], "stdout");
+    assert_eq!(missing["size"], 1_048_576);
+    let missing_path = missing["path"].as_str().unwrap();
+    assert!(missing_path.starts_with("blobs/sha256/"), "{missing_path}");
+    assert!(
+        missing["cause"]
+            .as_str()
+            .unwrap()
+            .contains("No space left on device"),
+        "{missing}"
+    );
+    assert!(
+        stderr.contains(&bundle.join(missing_path).display().to_string())
+            && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    let attempt = records(&events, "attempt.end", Some("loud"))[0];
+    assert!(
+        attempt["detail"]["stdout_blob_error"].is_string(),
+        "{attempt}"
+    );
+    assert_eq!(events.last().unwrap()["type"], "run.end");
+    assert!(bundle.join("seal.json").is_file(), "sealed");
+    assert!(!bundle.join(".tmp-reserve").exists(), "reserve released");
+    let verified = verify(&bundle, &[]);
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
+    assert!(
+        report.contains("evidence missing") && report.contains(missing_path),
+        "{report}"
+    );
 }

@@ -1564,3 +1564,105 @@ fn example_checks_folder_loads_without_running() {
         "key=value tags"
     );
 }
+
+/// `sweep --watch 1s | head -1`: once the reader is gone the watch ends by
+/// itself, promptly, with the last round's status and every bundle sealed.
+#[test]
+fn watch_ends_when_its_reader_closes_stdout() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let file = ws.write(
+        "watch.toml",
+        &check_file(&http("a", &format!("{}/ok", server.url()), "")),
+    );
+    let mut child = runproof()
+        .arg("sweep")
+        .arg(&file)
+        .arg("--artifacts")
+        .arg(ws.artifacts())
+        .args(["--watch", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sweep --watch");
+    // Read one line, as `head -1` does, then close the pipe.
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.starts_with("round 1 "), "{first:?}");
+    drop(reader);
+    let closed = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if closed.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sweep --watch still running 10 s after its stdout closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr);
+    assert_eq!(status.code(), Some(0), "the round passed; stderr {stderr}");
+    assert!(
+        closed.elapsed() < Duration::from_secs(3),
+        "ended {:?} after the pipe closed",
+        closed.elapsed()
+    );
+    let on_disk = bundles(&ws, "sweep");
+    assert!(!on_disk.is_empty() && on_disk.len() <= 2, "{on_disk:?}");
+    for bundle in &on_disk {
+        assert!(
+            bundle.join("seal.json").is_file(),
+            "{} not sealed",
+            bundle.display()
+        );
+        assert_verifies(bundle);
+    }
+}
+
+/// A watch interval under one second would loop as fast as it can, writing
+/// a bundle per round: a usage error.
+#[test]
+fn watch_interval_under_one_second_is_rejected() {
+    let _cpu = shared();
+    let ws = Workspace::new();
+    let file = ws.write(
+        "watch.toml",
+        &check_file(&http("a", "http://127.0.0.1:9/ok", "")),
+    );
+    for interval in ["0s", "500ms"] {
+        let mut child = runproof()
+            .arg("sweep")
+            .arg(&file)
+            .arg("--artifacts")
+            .arg(ws.artifacts())
+            .args(["--watch", interval])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sweep --watch");
+        // Without the check this would loop forever: stop it after 10 s.
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{interval}: {}",
+            describe(&output)
+        );
+        assert!(
+            stderr.contains("--watch") && stderr.contains("at least 1s"),
+            "{interval}: {stderr}"
+        );
+        assert!(bundles(&ws, "sweep").is_empty(), "no round ran");
+    }
+}

@@ -4,6 +4,7 @@
 //! one grammar of `capture` entries.
 
 pub mod capture;
+pub mod condition;
 pub mod eval;
 pub mod path;
 pub mod predicate;

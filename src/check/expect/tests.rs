@@ -330,7 +330,7 @@ fn list_paths_name_the_failing_element() {
         expect.unmet("JSON", &doc, &Captures),
         [
             "JSON $.count: actual 3, expected > 5",
-            "JSON $.items: actual length 3 ([{\"id\":1,\"state\":\"started\"},{\"id\":2,\"state\":\"stopped\"},{\"id\":-3,\"state\":\"star...), expected length 2",
+            "JSON $.items: actual length 3 ([{\"id\":1,\"state\":\"started\"},{\"id\":2,\"state\":\"stopped\"},{\"id\":-3,\"state\":\"starte…), expected length 2",
             "JSON $.items[*].id: element $['items'][2]['id']: actual -3, expected > 0",
             "JSON $.items[?@.state == 'gone']: actual length 0 ([]), expected length > 0",
         ]

@@ -34,6 +34,12 @@ impl Verifier {
                         }
                     })
                     .map(|d| (d, None))
+                    .chain(
+                        e.collected
+                            .iter()
+                            .flat_map(|c| &c.blobs)
+                            .map(|b| (b.digest.clone(), Some(b.size))),
+                    )
                     .collect(),
                 _ => Vec::new(),
             };

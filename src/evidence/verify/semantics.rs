@@ -10,6 +10,8 @@ use super::*;
 struct StepState {
     /// `max_attempts` announced in `run.start`.
     planned: Option<u32>,
+    /// The backoff policy announced in `run.start` (absent in old bundles).
+    backoff: Option<PlannedBackoff>,
     /// Seq of `step.start`.
     started: Option<u64>,
     /// `max_attempts` from `step.start`.
@@ -86,6 +88,7 @@ impl Verifier {
                             );
                         }
                         state.planned = Some(p.max_attempts);
+                        state.backoff = p.backoff;
                         planned.push(p.id.clone());
                         depends.insert(p.id.clone(), p.depends_on.clone());
                     }
@@ -190,7 +193,7 @@ impl Verifier {
                 Event::Backoff {
                     step,
                     after_attempt,
-                    ..
+                    delay_ms,
                 } => {
                     let state = steps.entry(step.clone()).or_default();
                     let issue = if state.started.is_none() || state.ended.is_some() {
@@ -205,7 +208,9 @@ impl Verifier {
                     } else if state.last_verdict == Some(AttemptVerdict::Pass) {
                         Some("backoff after a passing attempt".to_string())
                     } else {
-                        None
+                        state
+                            .backoff
+                            .and_then(|policy| backoff_issue(&policy, *delay_ms))
                     };
                     if let Some(issue) = issue {
                         self.journal_problem(ATTEMPTS, line, at, format!("step {step:?}: {issue}"));
@@ -327,6 +332,15 @@ impl Verifier {
                         );
                     }
                     state.ended = Some(*verdict);
+                }
+                Event::EvidenceError { missing } => {
+                    // Not tampering: the run said itself what it lost.
+                    for m in missing {
+                        self.warnings.push(format!(
+                            "evidence missing: {} ({}, {} bytes) could not be written: {} (record seq {seq})",
+                            m.path, m.role, m.size, m.cause
+                        ));
+                    }
                 }
                 Event::Delivery { verdict, .. } => {
                     if verdict != "accepted" && verdict != "rejected" {
@@ -519,4 +533,27 @@ fn policy_issues(state: &StepState, attempt: u32, of: u32) -> Vec<String> {
         }
     }
     issues
+}
+
+/// What is wrong with a recorded delay under the step's policy, if anything:
+/// no delay exceeds `max` (jitter included), and none is shorter than the
+/// schedule allows (half of `initial` with jitter, `initial` without).
+fn backoff_issue(policy: &PlannedBackoff, delay_ms: u64) -> Option<String> {
+    let max = policy.max_ms.max(policy.initial_ms);
+    let min = if policy.jitter {
+        policy.initial_ms / 2
+    } else {
+        policy.initial_ms
+    };
+    if delay_ms > max {
+        Some(format!(
+            "backoff delay {delay_ms} ms exceeds the step's max of {max} ms"
+        ))
+    } else if delay_ms < min {
+        Some(format!(
+            "backoff delay {delay_ms} ms is shorter than the step's policy allows ({min} ms)"
+        ))
+    } else {
+        None
+    }
 }

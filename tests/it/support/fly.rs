@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -17,6 +17,8 @@ pub struct Seen {
     pub authorizations: Vec<String>,
     /// Machine-list polls per app.
     pub polls: HashMap<String, u32>,
+    /// Every request path as sent on the wire (before any decoding).
+    pub raw_paths: Vec<String>,
 }
 
 pub struct FlyFixture {
@@ -60,8 +62,19 @@ fn reply(status: StatusCode, body: Value) -> Reply {
     (status, [("fly-request-id", "01FIXTURE")], Json(body))
 }
 
-/// Checks the token the way the API would; `None` when it is accepted.
-fn reject(headers: &HeaderMap, seen: &Mutex<Seen>) -> Option<Reply> {
+/// Checks the raw path and the token the way the API would; `None` when
+/// the request is accepted. A path that percent-encodes an RFC 3986
+/// unreserved character (`%2D` for `-`) names no app: a real router may not
+/// decode it, so the fixture answers 404 as for a wrong name.
+fn reject(uri: &Uri, headers: &HeaderMap, seen: &Mutex<Seen>) -> Option<Reply> {
+    let raw = uri.path().to_string();
+    seen.lock().unwrap().raw_paths.push(raw.clone());
+    if encodes_unreserved(&raw) {
+        return Some(reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("app not found (path {raw} encodes an unreserved character)")}),
+        ));
+    }
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -80,10 +93,11 @@ fn reject(headers: &HeaderMap, seen: &Mutex<Seen>) -> Option<Reply> {
 
 async fn get_app(
     State(seen): State<Arc<Mutex<Seen>>>,
+    uri: Uri,
     Path(app): Path<String>,
     headers: HeaderMap,
 ) -> Reply {
-    if let Some(rejected) = reject(&headers, &seen) {
+    if let Some(rejected) = reject(&uri, &headers, &seen) {
         return rejected;
     }
     match app.as_str() {
@@ -99,10 +113,11 @@ async fn get_app(
 
 async fn list_machines(
     State(seen): State<Arc<Mutex<Seen>>>,
+    uri: Uri,
     Path(app): Path<String>,
     headers: HeaderMap,
 ) -> Reply {
-    if let Some(rejected) = reject(&headers, &seen) {
+    if let Some(rejected) = reject(&uri, &headers, &seen) {
         return rejected;
     }
     let poll = {
@@ -115,6 +130,18 @@ async fn list_machines(
         Some(machines) => reply(StatusCode::OK, Value::Array(machines)),
         None => reply(StatusCode::NOT_FOUND, json!({"error": "app not found"})),
     }
+}
+
+/// Whether `path` holds `%XX` for a letter, digit, `-`, `.`, `_` or `~`.
+fn encodes_unreserved(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .is_some_and(|c| c.is_ascii_alphanumeric() || b"-._~".contains(&c))
+    })
 }
 
 /// A Machine object shaped like the documented example.
