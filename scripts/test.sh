@@ -32,6 +32,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 # through a real `ssh-agent`.
 { command -v ssh-keygen && command -v ssh-agent && command -v ssh-add; } >/dev/null ||
   missing+=(openssh-client)
+# `script` gives the colour tests a terminal (tests/it/shell.rs).
+command -v script >/dev/null || missing+=(bsdutils)
 # As root, PostgreSQL runs as an unprivileged user through setpriv (util-linux).
 command -v setpriv >/dev/null || missing+=(util-linux)
 

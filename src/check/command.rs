@@ -25,7 +25,7 @@ use super::{FailureClass, Observation, ProbeContext};
 use crate::core::template::{Reference, Template};
 
 /// `check = "command"`: exactly one of `argv` or `shell`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandCheck {
     /// Program and arguments, run without a shell.
@@ -63,6 +63,7 @@ pub struct CommandCheck {
     /// a load error. Recorded in every attempt's evidence.
     #[serde(default)]
     pub secret_in_argv: Option<SecretInArgv>,
+    /// What must hold for the check to pass (default: exit code 0).
     #[serde(default)]
     pub expect: CommandExpect,
 }
@@ -71,14 +72,14 @@ pub struct CommandCheck {
 const DEFAULT_PERMANENT_EXIT_CODES: [i32; 2] = [126, 127];
 /// The one value of `secret_in_argv`: spelled out so that nobody opts in
 /// by accident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub enum SecretInArgv {
     #[serde(rename = "accept-risk")]
     AcceptRisk,
 }
 
 /// `expect` for `command`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandExpect {
     /// Accepted exit codes (default 0).

@@ -9,7 +9,7 @@ use super::{FailureClass, Observation, ProbeContext};
 use crate::core::template::Template;
 
 /// `check = "confirm"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmCheck {
     /// What the person must have done, as a question or an instruction.

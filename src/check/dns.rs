@@ -20,7 +20,7 @@ use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
 /// `check = "dns"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnsCheck {
     /// The DNS server (`IP:port`) to ask, instead of the run's resolver.
@@ -32,12 +32,13 @@ pub struct DnsCheck {
     /// addresses (A and AAAA) are looked up.
     #[serde(default, alias = "type")]
     pub record_type: Option<QueryType>,
+    /// What the answer must hold (default: at least one record).
     #[serde(default)]
     pub expect: DnsExpect,
 }
 
 /// Address families a name must resolve to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub enum RecordType {
     /// IPv4.
     A,
@@ -47,7 +48,7 @@ pub enum RecordType {
 }
 
 /// The record types `record_type` can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub enum QueryType {
     A,
     #[serde(rename = "AAAA")]
@@ -80,7 +81,7 @@ impl QueryType {
 }
 
 /// `expect` for `dns`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnsExpect {
     /// Addresses that must all be among the answers.

@@ -21,7 +21,7 @@ pub const API_URL_ENV: &str = "FLY_API_BASE_URL";
 const BODY_CAP: usize = http::BODY_CAP;
 
 /// `check = "fly-app"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlyAppCheck {
     /// The DNS server (`IP:port`) for this step's host names, instead of
@@ -39,6 +39,7 @@ pub struct FlyAppCheck {
     /// Count destroyed and destroying machines too.
     #[serde(default)]
     pub include_destroyed: bool,
+    /// What the app's machines must look like.
     #[serde(default)]
     pub expect: FlyExpect,
 }
@@ -52,7 +53,7 @@ fn default_true() -> bool {
 }
 
 /// `expect` for `fly-app`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlyExpect {
     /// The app must exist (default); `false` expects it to be gone.
@@ -104,7 +105,7 @@ impl Default for FlyExpect {
 }
 
 /// Process groups and how many started machines each needs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ProcessGroups {
     /// Each listed group needs at least one started machine.
@@ -123,7 +124,7 @@ impl ProcessGroups {
 }
 
 /// Which health-check statuses count as healthy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChecksPolicy {
     /// Every check `passing`.

@@ -24,16 +24,19 @@ use crate::core::template::{Scope, Template};
 pub const BODY_CAP: usize = http::BODY_CAP;
 
 /// `check = "http"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     /// The DNS server (`IP:port`) for this step's host names, instead of
     /// the run's resolver.
     #[serde(default)]
     pub resolver: Option<ResolverAddr>,
+    /// The HTTP method (default GET).
     #[serde(default = "default_method")]
     pub method: String,
+    /// The URL to request; may hold placeholders.
     pub url: Template,
+    /// Request headers; values may hold placeholders (`Bearer {{secret:TOKEN}}`).
     #[serde(default)]
     pub headers: BTreeMap<String, Template>,
     /// A text body.
@@ -45,10 +48,11 @@ pub struct HttpCheck {
     /// TLS certificate verification; turning it off is recorded in evidence.
     #[serde(default = "default_true")]
     pub verify_tls: bool,
+    /// What the response must hold (default: any 2xx status).
     #[serde(default)]
     pub expect: HttpExpect,
-    /// `name = "json.path"` or `name = { header = "location" }` (see
-    /// [`super::expect::capture`]): values for `{{steps.<id>.<name>}}`.
+    /// Values for later steps as `{{steps.<id>.<name>}}`: `name = "json.path"`
+    /// or `name = { header = "location" }` (see `expect::capture`).
     #[serde(default)]
     pub capture: BTreeMap<String, CaptureSpec>,
 }
@@ -62,7 +66,7 @@ fn default_true() -> bool {
 }
 
 /// `expect` for `http`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpExpect {
     /// One status, a list, or a predicate table (default: any 2xx).
@@ -89,7 +93,7 @@ pub struct HttpExpect {
 }
 
 /// A value or a list of values: `status = 200` or `status = [200, 202]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     One(T),

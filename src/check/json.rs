@@ -135,6 +135,18 @@ impl JsonTemplate {
     }
 }
 
+impl schemars::JsonSchema for JsonTemplate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "JsonBody".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A JSON body written as TOML; strings may hold placeholders."
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for JsonTemplate {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = serde_spanned::Spanned::<toml::Value>::deserialize(deserializer)?;

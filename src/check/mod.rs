@@ -97,6 +97,33 @@ impl CheckSpec {
         }))
     }
 
+    /// The JSON Schema of the parameters of the kind named `kind` (a `$ref`
+    /// into the generator's definitions), from the same types
+    /// [`CheckSpec::deserialize_kind`] reads; `None` when no such kind exists.
+    pub fn kind_schema(
+        kind: &str,
+        generator: &mut schemars::SchemaGenerator,
+    ) -> Option<schemars::Schema> {
+        Some(match kind {
+            "http" => generator.subschema_for::<http::HttpCheck>(),
+            "secret" => generator.subschema_for::<secret::SecretCheck>(),
+            "command" => generator.subschema_for::<command::CommandCheck>(),
+            "webhook" => generator.subschema_for::<webhook::WebhookCheck>(),
+            "webhook-delivery" => {
+                generator.subschema_for::<webhook_delivery::WebhookDeliveryCheck>()
+            }
+            "fly-app" => generator.subschema_for::<fly::FlyAppCheck>(),
+            "postgres" => generator.subschema_for::<postgres::PostgresCheck>(),
+            "supabase" => generator.subschema_for::<supabase::SupabaseCheck>(),
+            "redis" => generator.subschema_for::<redis::RedisCheck>(),
+            "tcp" => generator.subschema_for::<tcp::TcpCheck>(),
+            "dns" => generator.subschema_for::<dns::DnsCheck>(),
+            "tls" => generator.subschema_for::<tls::TlsCheck>(),
+            "confirm" => generator.subschema_for::<confirm::ConfirmCheck>(),
+            _ => return None,
+        })
+    }
+
     /// The kind's name.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -33,7 +33,7 @@ use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
 /// `check = "postgres"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresCheck {
     /// The DNS server (`IP:port`) for this step's host names, instead of
@@ -53,6 +53,7 @@ pub struct PostgresCheck {
     /// The check query, sent with the simple query protocol.
     #[serde(default = "default_query")]
     pub query: Template,
+    /// What the query's answer must hold.
     #[serde(default)]
     pub expect: PostgresExpect,
 }
@@ -62,7 +63,7 @@ fn default_query() -> Template {
 }
 
 /// libpq's `sslmode` values (`allow` is treated as `prefer`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {
     Disable,
@@ -96,7 +97,7 @@ impl SslMode {
 }
 
 /// `expect` for `postgres`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresExpect {
     /// The first column of the first row, as text.

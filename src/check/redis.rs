@@ -21,7 +21,7 @@ use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
 /// `check = "redis"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisCheck {
     /// The DNS server (`IP:port`) for this step's host names, instead of
@@ -39,6 +39,7 @@ pub struct RedisCheck {
     /// Verify the server certificate for `rediss://` (default true).
     #[serde(default = "default_true")]
     pub verify_tls: bool,
+    /// What the server must answer.
     #[serde(default)]
     pub expect: RedisExpect,
 }
@@ -48,7 +49,7 @@ fn default_true() -> bool {
 }
 
 /// `expect` for `redis`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisExpect {
     /// `INFO` field → expected value, e.g. `{ role = "master" }`.

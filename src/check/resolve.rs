@@ -38,6 +38,19 @@ impl fmt::Display for ResolverAddr {
     }
 }
 
+impl schemars::JsonSchema for ResolverAddr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ResolverAddr".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A DNS server to ask instead of the run's resolver: IP:port, e.g. 127.0.0.1:53 or [::1]:53.",
+            "type": "string"
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for ResolverAddr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;

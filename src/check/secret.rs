@@ -7,7 +7,7 @@ use super::{FailureClass, Observation, ProbeContext};
 use crate::core::placeholder::placeholder_reason;
 
 /// `check = "secret"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretCheck {
     /// The secret's name, as declared in `[secrets]`.

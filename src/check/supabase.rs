@@ -16,7 +16,7 @@ use crate::core::BlobRef;
 const BODY_CAP: usize = 64 * 1024;
 
 /// `check = "supabase"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SupabaseCheck {
     /// The DNS server (`IP:port`) for this step's host names, instead of
@@ -41,6 +41,7 @@ pub struct SupabaseCheck {
     /// The column the REST probe selects (default `id`).
     #[serde(default = "default_select")]
     pub select: String,
+    /// What the project's answers must hold.
     #[serde(default)]
     pub expect: SupabaseExpect,
 }
@@ -58,7 +59,7 @@ fn default_select() -> String {
 }
 
 /// `expect` for `supabase`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SupabaseExpect {
     /// Each request must answer within this.

@@ -10,7 +10,7 @@ use crate::core::duration::HumanDuration;
 use crate::core::template::Template;
 
 /// `check = "tcp"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TcpCheck {
     /// The DNS server (`IP:port`) for this step's host names, instead of
@@ -19,13 +19,15 @@ pub struct TcpCheck {
     pub resolver: Option<ResolverAddr>,
     /// Host name or address.
     pub host: Template,
+    /// The TCP port.
     pub port: u16,
+    /// What the connection must do (default: connect).
     #[serde(default)]
     pub expect: TcpExpect,
 }
 
 /// `expect` for `tcp`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TcpExpect {
     #[serde(default)]

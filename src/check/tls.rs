@@ -21,7 +21,7 @@ use crate::core::duration::{format_duration, HumanDuration};
 use crate::core::template::Template;
 
 /// `check = "tls"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsCheck {
     /// The DNS server (`IP:port`) for this step's host names, instead of
@@ -30,6 +30,7 @@ pub struct TlsCheck {
     pub resolver: Option<ResolverAddr>,
     /// Host to connect to (a name or an address).
     pub host: Template,
+    /// The port (default 443).
     #[serde(default = "default_port")]
     pub port: u16,
     /// SNI and the name the certificate must be valid for (default: `host`).
@@ -38,6 +39,7 @@ pub struct TlsCheck {
     /// PEM file with the CA certificates to trust instead of the system store.
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// What the certificate must hold.
     #[serde(default)]
     pub expect: TlsExpect,
 }
@@ -51,7 +53,7 @@ fn default_true() -> bool {
 }
 
 /// `expect` for `tls`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsExpect {
     /// The chain must verify and match the name (default true); `false` only

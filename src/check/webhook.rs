@@ -25,7 +25,7 @@ use crate::webhook::{HEADER_DELIVERY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 const BODY_CAP: usize = 64 * 1024;
 
 /// `check = "webhook"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookCheck {
     /// The DNS server (`IP:port`) for this step's host names, instead of
@@ -48,8 +48,10 @@ pub struct WebhookCheck {
     /// The receiver's replay window, for the stale probe (default 300 s).
     #[serde(default)]
     pub max_age: Option<HumanDuration>,
+    /// TLS certificate verification (default true).
     #[serde(default = "default_true")]
     pub verify_tls: bool,
+    /// What the endpoint must answer to each probe.
     #[serde(default)]
     pub expect: WebhookExpect,
 }
@@ -63,7 +65,7 @@ fn default_true() -> bool {
 }
 
 /// `expect` for `webhook`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookExpect {
     /// Status of the signed delivery: one or a list (default: any 2xx).

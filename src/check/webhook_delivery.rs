@@ -21,7 +21,7 @@ use crate::webhook::events::CHATWOOT_EVENTS;
 use crate::webhook::listener::{Listener, ListenerConfig};
 
 /// `check = "webhook-delivery"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookDeliveryCheck {
     /// The DNS server (`IP:port`) for this step's host names, instead of
@@ -59,7 +59,7 @@ fn default_true() -> bool {
 }
 
 /// `trigger = { url = "...", headers = {...}, body = "..." }`: must answer 2xx.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
     #[serde(default = "default_post")]

@@ -16,15 +16,29 @@ use crate::check::resolve::ResolverAddr;
 2 invalid runbook or usage, 3 runproof itself failed, 4 verification failed, 130 interrupted."
 )]
 pub struct Cli {
+    /// When to colour output: `auto` colours a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--color auto|always|never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when writing to a terminal and NO_COLOR is not set.
+    Auto,
+    /// Always colour (even into a pipe).
+    Always,
+    /// Never colour.
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a runbook and write its evidence bundle.
     Run(RunArgs),
-    /// Validate runbooks without running anything.
+    /// Validate runbooks and check files without running anything.
     Lint(LintArgs),
     /// Show every resolved step and its policy (secrets masked); runs nothing.
     Plan(PlanArgs),
@@ -38,6 +52,34 @@ pub enum Command {
     Webhook(WebhookArgs),
     /// Run the built-in demo against local targets, then verify its bundle.
     Demo(DemoArgs),
+    /// Scaffold a commented runbook and check file to start from.
+    Init(InitArgs),
+    /// Print the JSON Schema of runbooks and check files (for editors).
+    Schema(SchemaArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff).
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The folder to create the files in (created when missing).
+    #[arg(default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -77,8 +119,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct LintArgs {
-    /// Runbooks to validate.
-    #[arg(required = true)]
+    /// Runbooks or check files to validate (a file with `[[check]]` is linted as a check file).
+    #[arg(required = true, value_name = "FILE")]
     pub runbooks: Vec<PathBuf>,
     /// Treat warnings (an expired runbook) as errors, as `run --strict` does.
     #[arg(long)]
@@ -87,7 +129,8 @@ pub struct LintArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The runbook (TOML).
+    /// The runbook or check file (TOML).
+    #[arg(value_name = "FILE")]
     pub runbook: PathBuf,
     /// Override a `[vars]` value; repeatable.
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -171,9 +214,9 @@ pub struct WebhookListenArgs {
     /// Environment variable holding the webhook secret.
     #[arg(long, value_name = "NAME")]
     pub secret_env: String,
-    /// Where the listener's bundle is written.
-    #[arg(long, default_value = "artifacts", value_name = "DIR")]
-    pub out: PathBuf,
+    /// Where the listener's bundle is written: <DIR>/webhook-listener/<timestamp>-<run id>/.
+    #[arg(long, alias = "out", default_value = "artifacts", value_name = "DIR")]
+    pub artifacts: PathBuf,
     /// Replay window.
     #[arg(long, default_value = "300s", value_name = "DURATION", value_parser = parse_duration)]
     pub max_age: std::time::Duration,
@@ -204,6 +247,9 @@ pub struct SweepArgs {
     /// Where bundles are written: <DIR>/<name>/<timestamp>-<run id>/.
     #[arg(long, default_value = "artifacts", value_name = "DIR")]
     pub artifacts: PathBuf,
+    /// Override a `[vars]` value in every check file that declares it; repeatable.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub vars: Vec<(String, String)>,
     /// Names the sweep (and its bundle folder).
     #[arg(long, default_value = "sweep", value_name = "NAME")]
     pub name: String,

@@ -63,7 +63,13 @@ pub fn verify(args: VerifyArgs) -> Result<ExitStatus, CliError> {
             serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
         );
     } else {
-        out!("{}", report.render_text());
+        // The verdict word (VERIFIED, INCOMPLETE, INVALID…) in its colour.
+        let text = report.render_text();
+        let end = text
+            .find(|c: char| !c.is_ascii_uppercase() && c != '_')
+            .unwrap_or(0);
+        let paint = super::style::stdout();
+        out!("{}{}", paint.verdict(&text[..end]), &text[end..]);
     }
     Ok(if report.is_valid() {
         ExitStatus::Success
@@ -159,7 +165,10 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
         out!("vars: {}", vars.join(", "));
     }
     out!("");
-    out!("{}", report::table::render_steps(&summary));
+    out!(
+        "{}",
+        super::style::stdout().table_column(&report::table::render_steps(&summary), 3)
+    );
     // What each step actually checked: vars filled in, secrets masked.
     for record in &bundle.records {
         if let Event::StepStart {

@@ -15,17 +15,19 @@ mod args;
 mod confirm;
 mod demo;
 pub mod exit;
+mod init;
 mod inspect;
 mod log;
 mod provenance;
 mod run;
+mod schema;
+mod shell;
 mod signals;
+mod style;
 mod sweep;
 mod webhook;
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 pub use args::Cli;
 use args::Command;
@@ -59,12 +61,19 @@ impl CliError {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_args();
+    style::init(cli.color);
     log::init_logging();
     // Descendants of a `command` step that daemonize (`setsid … &`) reparent
     // to runproof rather than to init, so the step can find and kill them.
     if let Err(err) = crate::check::reaper::become_subreaper() {
         tracing::debug!("cannot become a child subreaper: {err}");
+    }
+    // Commands that only print what clap knows need no runtime.
+    match cli.command {
+        Command::Completions(args) => return finish(shell::completions(args)),
+        Command::Man => return finish(shell::man()),
+        _ => {}
     }
     // A sweep drives thousands of connections from one task: on a single
     // thread it skips the cross-thread wake-ups that dominated its profile
@@ -87,6 +96,36 @@ pub fn main() -> ExitCode {
     // Probes may leave sockets or timers behind after cancellation; do not
     // let them hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    finish(result)
+}
+
+/// Parses the command line; clap's own help and usage errors follow
+/// `--color` too (it is read ahead, since clap colours before it parses).
+fn parse_args() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut said = None;
+    for (i, arg) in args.iter().enumerate() {
+        let arg = arg.to_string_lossy();
+        if let Some(value) = arg.strip_prefix("--color=") {
+            said = Some(value.to_string());
+        } else if arg == "--color" {
+            said = args.get(i + 1).map(|v| v.to_string_lossy().into_owned());
+        } else if arg == "--" {
+            break;
+        }
+    }
+    let color = match said.as_deref() {
+        Some("never") => clap::ColorChoice::Never,
+        Some("always") => clap::ColorChoice::Always,
+        _ => clap::ColorChoice::Auto,
+    };
+    let matches = Cli::command().color(color).get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
+/// Prints the error, if any, and maps the result to the exit code.
+fn finish(result: Result<ExitStatus, CliError>) -> ExitCode {
     match result {
         Ok(status) => status.into(),
         Err(err) => {
@@ -94,10 +133,11 @@ pub fn main() -> ExitCode {
             // secret values. Rendered diagnostics (several lines, each
             // already labelled) are printed as they are.
             if err.message.starts_with("error") || err.message.starts_with("warning") {
-                eprintln!("{}", err.message.trim_end());
+                style::eprint_diagnostics(&err.message);
             } else {
+                let paint = style::stderr();
                 for line in err.message.lines() {
-                    eprintln!("runproof: error: {line}");
+                    eprintln!("{}", paint.diagnostics(&format!("runproof: error: {line}")));
                 }
             }
             err.status.into()
@@ -115,5 +155,9 @@ async fn dispatch(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Sweep(args) => sweep::sweep(args).await,
         Command::Webhook(args) => webhook::webhook(args).await,
         Command::Demo(args) => demo::demo(args).await,
+        Command::Init(args) => init::init(args),
+        Command::Schema(args) => schema::schema(args),
+        Command::Completions(args) => shell::completions(args),
+        Command::Man => shell::man(),
     }
 }

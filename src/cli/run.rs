@@ -14,8 +14,13 @@ use crate::core::record::RunVerdict;
 use crate::core::template::Template;
 use crate::engine::{Cancel, Mutations, RunOptions, RunScope};
 use crate::evidence::Redactor;
+use crate::report::paint::Paint;
 use crate::report::{self, TerminalReporter};
-use crate::runbook::{expiry_warning, load_runbook, LoadError, Runbook, SecretStore};
+use crate::runbook::model::CheckFile;
+use crate::runbook::{
+    expiry_warning, is_check_file, load_check_file, load_runbook, LoadError, Runbook, SecretStore,
+    Step,
+};
 use crate::session::run::{RunReport, RunSession};
 use crate::session::Provenance;
 
@@ -37,7 +42,7 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
                 "{warning} (refused by --strict)"
             )));
         }
-        eprintln!("runproof: warning: {warning}");
+        super::style::eprint_diagnostics(&format!("runproof: warning: {warning}"));
     }
     let options = RunOptions {
         mutations: mutations(args.allow_mutations.as_ref())?,
@@ -85,7 +90,8 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
 
 /// The run's last line: the verdict and what each step came to, e.g.
 /// `passed: 3 passed, 12 skipped` or `escalated: 1 escalated, 2 blocked, 4 passed`.
-fn closing_line(outcome: &crate::engine::RunOutcome) -> String {
+/// Verdict words are coloured when `paint` is on.
+fn closing_line(outcome: &crate::engine::RunOutcome, paint: Paint) -> String {
     let count = |verdict: &str| outcome.counts.get(verdict).copied().unwrap_or(0);
     let parts: Vec<String> = [
         ("escalated", "escalated"),
@@ -97,25 +103,38 @@ fn closing_line(outcome: &crate::engine::RunOutcome) -> String {
     ]
     .iter()
     .filter(|(key, _)| count(key) > 0)
-    .map(|(key, label)| format!("{} {label}", count(key)))
+    .map(|(key, label)| format!("{} {}", count(key), paint.verdict(label)))
     .collect();
     let counts = parts.join(", ");
     match outcome.verdict {
-        RunVerdict::Pass => format!("passed: {counts}"),
+        RunVerdict::Pass => format!("{}: {counts}", paint.verdict("passed")),
         RunVerdict::Unconfirmed => format!(
-            "unconfirmed: {counts}; confirm with --confirm ID (or --confirm ID=\"note\"), or run on a terminal to answer"
+            "{}: {counts}; confirm with --confirm ID (or --confirm ID=\"note\"), or run on a terminal to answer",
+            paint.verdict("unconfirmed")
         ),
         RunVerdict::Escalated if count("escalated") == 0 => {
-            format!("blocked: {counts} (see the steps marked blocked)")
+            format!(
+                "{}: {counts} (see the steps marked blocked)",
+                paint.verdict("blocked")
+            )
         }
         RunVerdict::Escalated => {
-            format!("escalated: {counts} (see the steps marked escalated/blocked)")
+            format!(
+                "{}: {counts} (see the steps marked escalated/blocked)",
+                paint.verdict("escalated")
+            )
         }
         RunVerdict::Halted => {
-            format!("halted after an escalation (on_escalate = \"halt\"): {counts}")
+            format!(
+                "{} after an escalation (on_escalate = \"halt\"): {counts}",
+                paint.verdict("halted")
+            )
         }
         RunVerdict::Interrupted => {
-            format!("interrupted; the bundle is sealed as interrupted: {counts}")
+            format!(
+                "{}; the bundle is sealed as interrupted: {counts}",
+                paint.verdict("interrupted")
+            )
         }
     }
 }
@@ -156,7 +175,9 @@ pub async fn execute(
     let secrets = SecretStore::load(&runbook.secrets, base_dir, env)
         .map_err(|e| CliError::invalid(e.to_string()))?;
     for file in secrets.missing_files() {
-        eprintln!("runproof: warning: env file {file} does not exist; reading secrets from the environment only");
+        super::style::eprint_diagnostics(&format!(
+            "runproof: warning: env file {file} does not exist; reading secrets from the environment only"
+        ));
     }
     let missing = secrets.missing_required();
     if !missing.is_empty() {
@@ -170,9 +191,9 @@ pub async fn execute(
     let redactor = Arc::new(Redactor::new(&secrets.pairs()));
     crate::evidence::redact::set_log_redactor(redactor.clone());
     for name in redactor.weak_secrets() {
-        eprintln!(
+        super::style::eprint_diagnostics(&format!(
             "runproof: warning: secret {name} is too short to be redacted by value; only structural rules (URLs, headers, DSNs) protect it"
-        );
+        ));
     }
 
     let session = RunSession::open(runbook, redactor.clone(), artifacts, provenance)
@@ -187,7 +208,12 @@ pub async fn execute(
         (Box::new(std::io::stdout()), std::io::stdout().is_terminal())
     };
     let spinner = is_tty && std::io::stderr().is_terminal();
-    let mut terminal = TerminalReporter::new(redactor.clone(), out, spinner);
+    let paint = if json {
+        super::style::stderr()
+    } else {
+        super::style::stdout()
+    };
+    let mut terminal = TerminalReporter::new(redactor.clone(), out, spinner).with_paint(paint);
     terminal.line(&format!(
         "runproof: running {} ({} steps), evidence in {}",
         runbook.meta.name,
@@ -238,8 +264,9 @@ pub async fn execute(
         let text = serde_json::to_string_pretty(&document).unwrap_or_default();
         let _ = writeln!(stdout, "{}", redactor.redact(&text));
     } else {
-        let table = report::table::render_steps(&summary);
-        let verdict = closing_line(&outcome);
+        let paint = super::style::stdout();
+        let table = paint.table_column(&report::table::render_steps(&summary), 3);
+        let verdict = closing_line(&outcome, paint);
         let _ = writeln!(
             stdout,
             "\n{}\n{}: {verdict}",
@@ -280,11 +307,33 @@ pub fn apply_vars(runbook: &mut Runbook, vars: &[(String, String)]) -> Result<()
     Ok(())
 }
 
+/// A file given to `lint` or `plan`: a runbook, or a sweep's check file
+/// (recognised by its `[[check]]` entries).
+enum Loaded {
+    Runbook(Runbook),
+    Checks(CheckFile),
+}
+
+/// Loads `path` as a runbook or as a check file, whichever it is.
+fn load_any(path: &Path) -> Result<Loaded, CliError> {
+    let source = std::fs::read_to_string(path)
+        .map_err(|e| CliError::invalid(format!("cannot read {}: {e}", path.display())))?;
+    if !is_check_file(&source) {
+        return load(path).map(Loaded::Runbook);
+    }
+    load_check_file(path, &source)
+        .map(Loaded::Checks)
+        .map_err(|err| match err {
+            LoadError::Invalid { rendered, .. } => CliError::invalid(rendered),
+            other => CliError::invalid(other.to_string()),
+        })
+}
+
 pub fn lint(args: LintArgs) -> Result<ExitStatus, CliError> {
     let mut failed = Vec::new();
     for path in &args.runbooks {
-        match load(path) {
-            Ok(runbook) => {
+        match load_any(path) {
+            Ok(Loaded::Runbook(runbook)) => {
                 // The same expiry rule as `run`: a warning, an error with --strict.
                 if let Some(warning) = expiry_warning(&runbook, jiff::ZonedDateTime::now().date()) {
                     if args.strict {
@@ -296,8 +345,13 @@ pub fn lint(args: LintArgs) -> Result<ExitStatus, CliError> {
                 }
                 out!("ok: {} ({} steps)", path.display(), runbook.steps.len())
             }
+            Ok(Loaded::Checks(file)) => out!(
+                "ok: {} (check file, {} checks)",
+                path.display(),
+                file.checks.len()
+            ),
             Err(err) => {
-                eprintln!("{}", err.message);
+                super::style::eprint_diagnostics(&err.message);
                 failed.push(path.display().to_string());
             }
         }
@@ -306,18 +360,29 @@ pub fn lint(args: LintArgs) -> Result<ExitStatus, CliError> {
         Ok(ExitStatus::Success)
     } else {
         Err(CliError::invalid(format!(
-            "invalid runbook: {}",
+            "invalid file{}: {}",
+            if failed.len() == 1 { "" } else { "s" },
             failed.join(", ")
         )))
     }
 }
 
 pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
-    let mut runbook = load(&args.runbook)?;
+    let runbook = match load_any(&args.runbook)? {
+        Loaded::Runbook(runbook) => runbook,
+        Loaded::Checks(mut file) => {
+            apply_check_vars(std::slice::from_mut(&mut file), &args.vars)?;
+            out!("check file: {}", file.path.display());
+            let declared: Vec<&str> = file.secrets.declared().collect();
+            if !declared.is_empty() {
+                out!("secrets: {}", declared.join(", "));
+            }
+            print_steps(&file.checks, &file.vars);
+            return Ok(ExitStatus::Success);
+        }
+    };
+    let mut runbook = runbook;
     apply_vars(&mut runbook, &args.vars)?;
-    // Secrets are never read for a plan: placeholders stay masked.
-    let no_secrets = SecretStore::default();
-    let scope = RunScope::new(&runbook.vars, &no_secrets);
     let meta = &runbook.meta;
     out!("runbook: {} ({})", meta.name, runbook.path.display());
     if let Some(warning) = expiry_warning(&runbook, jiff::ZonedDateTime::now().date()) {
@@ -337,7 +402,40 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
     if !declared.is_empty() {
         out!("secrets: {}", declared.join(", "));
     }
-    for (i, step) in runbook.steps.iter().enumerate() {
+    print_steps(&runbook.steps, &runbook.vars);
+    Ok(ExitStatus::Success)
+}
+
+/// Applies `--var KEY=VALUE` to every check file that declares the key; a key
+/// no file declares is an error (a typo would otherwise change nothing).
+pub fn apply_check_vars(
+    files: &mut [CheckFile],
+    vars: &[(String, String)],
+) -> Result<(), CliError> {
+    for (key, value) in vars {
+        let mut used = false;
+        for file in files.iter_mut() {
+            if let Some(slot) = file.vars.get_mut(key) {
+                *slot = value.clone();
+                used = true;
+            }
+        }
+        if !used {
+            return Err(CliError::invalid(format!(
+                "--var {key}: no check file has a var `{key}` in [vars]"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The numbered steps (or checks) of a plan, targets rendered with secrets
+/// masked.
+fn print_steps(steps: &[Step], vars: &std::collections::BTreeMap<String, String>) {
+    // Secrets are never read for a plan: placeholders stay masked.
+    let no_secrets = SecretStore::default();
+    let scope = RunScope::new(vars, &no_secrets);
+    for (i, step) in steps.iter().enumerate() {
         let target = Template::parse(&step.check.target())
             .map(|t| t.render_masked(&scope))
             .unwrap_or_else(|_| step.check.target());
@@ -375,9 +473,11 @@ pub fn plan(args: PlanArgs) -> Result<ExitStatus, CliError> {
         if !step.depends_on.is_empty() {
             out!("   after:   {}", step.depends_on.join(", "));
         }
+        if !step.tags.is_empty() {
+            out!("   tags:    {}", step.tags.join(", "));
+        }
         if let Some(hint) = &step.hint {
             out!("   hint:    {hint}");
         }
     }
-    Ok(ExitStatus::Success)
 }

@@ -12,6 +12,7 @@ use crate::core::record::RunVerdict;
 use crate::engine::Cancel;
 use crate::evidence::Redactor;
 use crate::report;
+use crate::report::paint::Paint;
 use crate::session::sweep::{sweep_round, SweepRound};
 use crate::sweep::baseline::Baseline;
 use crate::sweep::input::{load_input, plan, InputError};
@@ -41,6 +42,7 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
     }
     let input_error = |e: InputError| CliError::invalid(e.to_string());
     let mut input = load_input(&args.paths).map_err(input_error)?;
+    super::run::apply_check_vars(&mut input.files, &args.vars)?;
     let env = |name: &str| std::env::var(name).ok();
     let (plan, secret_names) = plan(&mut input, &args.only, shard, &env).map_err(input_error)?;
     let baseline = match &args.baseline {
@@ -164,8 +166,9 @@ fn print_report(args: &SweepArgs, report: &SweepReport, bundle: &str, redactor: 
         );
         return;
     }
-    let table = report::table::render_checks(report);
-    let counts = counts_line(report);
+    let paint = super::style::stdout();
+    let table = paint.table_column(&report::table::render_checks(report), 2);
+    let counts = counts_line(report, paint);
     let _ = writeln!(out, "{}", redactor.redact(&table));
     let _ = writeln!(
         out,
@@ -191,7 +194,7 @@ fn print_round_line(
         writeln!(out, "{}", redactor.redact(&document.to_string()))?;
         return out.flush();
     }
-    let counts = counts_line(report);
+    let counts = counts_line(report, super::style::stdout());
     let worst_p95 = report
         .checks
         .iter()
@@ -214,12 +217,12 @@ fn default_concurrency() -> usize {
     (cores * 8).clamp(16, 128)
 }
 
-/// "12 pass, 1 fail, 2 blocked"
-fn counts_line(report: &SweepReport) -> String {
+/// "12 pass, 1 fail, 2 blocked" (verdicts coloured on a terminal)
+fn counts_line(report: &SweepReport, paint: Paint) -> String {
     report
         .counts
         .iter()
-        .map(|(verdict, n)| format!("{n} {verdict}"))
+        .map(|(verdict, n)| format!("{n} {}", paint.verdict(&verdict.to_string())))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -84,6 +84,22 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+impl schemars::JsonSchema for HumanDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // The same grammar as `parse`: number-unit parts, units ms, s, m, h.
+        schemars::json_schema!({
+            "description": "A duration: numbers with units ms, s, m, h, e.g. \"500ms\", \"10s\", \"1m30s\".",
+            "type": "string",
+            "pattern": "^\\s*([0-9]+(ms|s|m|h))+\\s*$",
+            "examples": ["500ms", "10s", "2m", "1m30s"]
+        })
+    }
+}
+
 impl Serialize for HumanDuration {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.to_string())

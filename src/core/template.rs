@@ -266,6 +266,19 @@ fn register(template: &Template) {
     });
 }
 
+impl schemars::JsonSchema for Template {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Template".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Text that may hold placeholders: {{var}}, {{secret:NAME}}, {{env:NAME}}, {{steps.ID.NAME}}.",
+            "type": "string"
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Template {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = serde_spanned::Spanned::<String>::deserialize(deserializer)?;

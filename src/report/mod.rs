@@ -3,6 +3,7 @@
 
 pub mod junit;
 pub mod markdown;
+pub mod paint;
 pub mod prometheus;
 pub mod summary;
 pub mod table;

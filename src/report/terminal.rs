@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::paint::Paint;
 use super::summary::failure_text;
 use super::table::format_ms;
 use crate::core::record::{AttemptVerdict, Event, StepVerdict};
@@ -22,6 +23,7 @@ pub struct TerminalReporter {
     spinner: Option<ProgressBar>,
     total: usize,
     done: usize,
+    paint: Paint,
 }
 
 impl TerminalReporter {
@@ -43,7 +45,14 @@ impl TerminalReporter {
             spinner,
             total: 0,
             done: 0,
+            paint: Paint::default(),
         }
+    }
+
+    /// Colours verdict words (only for a terminal that wants colour).
+    pub fn with_paint(mut self, paint: Paint) -> Self {
+        self.paint = paint;
+        self
     }
 
     /// Prints one line (redacted) without tearing the spinner.
@@ -130,7 +139,8 @@ impl RunObserver for TerminalReporter {
             Event::Escalation(escalation) => {
                 let last_class = escalation.attempts.last().and_then(|a| a.class);
                 self.line(&format!(
-                    "ESCALATED {} after {} attempt(s): {}",
+                    "{} {} after {} attempt(s): {}",
+                    self.paint.verdict("ESCALATED"),
                     escalation.step,
                     escalation.attempts.len(),
                     failure_text(last_class, &escalation.last_reason)
@@ -173,7 +183,11 @@ impl RunObserver for TerminalReporter {
                     StepVerdict::Interrupted => "INTERRUPTED",
                     StepVerdict::Unconfirmed => "WAITING",
                 };
-                let mut text = format!("{label:<7} {step}");
+                let mut text = format!(
+                    "{}{} {step}",
+                    self.paint.verdict(label),
+                    " ".repeat(7usize.saturating_sub(label.len()))
+                );
                 if *attempts > 0 {
                     text.push_str(&format!(
                         " ({attempts} attempt{}, {})",

@@ -125,6 +125,24 @@ pub fn load_check_file_with_env(
     })
 }
 
+/// Whether `source` is a check file (a sweep's input: `[[check]]` and no
+/// `[runbook]` or `[[step]]`) rather than a runbook. Text that is not valid
+/// TOML counts as a check file when a line starts with `[[check]]`, so that
+/// its syntax error is reported under the right name.
+pub fn is_check_file(source: &str) -> bool {
+    match DeTable::parse(source) {
+        Ok(root) => {
+            let root = root.get_ref();
+            root.contains_key("check")
+                && !root.contains_key("runbook")
+                && !root.contains_key("step")
+        }
+        Err(_) => source
+            .lines()
+            .any(|line| line.trim_start().starts_with("[[check]]")),
+    }
+}
+
 fn invalid(
     document: Document,
     path: &Path,
@@ -277,7 +295,7 @@ fn parse_document(
                 }
             }
             key_name if key_name == list_key => {
-                tables.steps = parse_steps(source, key.span(), node, diagnostics)
+                tables.steps = parse_steps(source, key.span(), node, list_key, diagnostics)
             }
             other => {
                 if let Some(meant) = closest(other, document.top_level().iter().copied()) {
@@ -365,7 +383,10 @@ fn unknown_top_level(
             .with_help("check files have no [runbook] table; give each `[[check]]` its own keys");
     }
     if STEP_KEYS.contains(&name) {
-        return diagnostic.with_help(format!("step keys belong under a `{list}` header"));
+        return diagnostic.with_help(format!(
+            "{} keys belong under a `{list}` header",
+            document.list_key()
+        ));
     }
     match closest(name, document.top_level().iter().copied()) {
         Some(key) if key == document.list_key() => {

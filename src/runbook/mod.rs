@@ -14,12 +14,14 @@ pub mod dotenv;
 pub mod load;
 pub mod model;
 mod raw;
+pub mod schema;
 pub mod secrets;
 mod step;
 pub mod validate;
 
 pub use load::{
-    load_runbook, load_runbook_str, load_runbook_str_with_env, load_runbook_with_env, LoadError,
+    is_check_file, load_check_file, load_runbook, load_runbook_str, load_runbook_str_with_env,
+    load_runbook_with_env, LoadError,
 };
 pub use model::{Runbook, Step};
 pub use secrets::{SecretStore, SecretsError};

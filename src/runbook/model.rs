@@ -32,7 +32,7 @@ pub struct Runbook {
 }
 
 /// `[runbook]`: who owns it and how a run reacts to escalation.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunbookMeta {
     /// Names the bundle folder; letters, digits, `-`, `_`, `.`.
@@ -40,20 +40,33 @@ pub struct RunbookMeta {
     /// Who is escalated to.
     #[serde(default)]
     pub owner: Option<String>,
+    /// What the runbook checks, in a sentence.
     #[serde(default)]
     pub description: Option<String>,
-    /// `YYYY-MM-DD`.
+    /// When the runbook was last reviewed: a bare date, `2026-01-31`.
     #[serde(default)]
+    #[schemars(with = "Option<Date>")]
     pub last_reviewed: Option<toml::value::Datetime>,
-    /// `YYYY-MM-DD`; past it runproof warns, and `--strict` refuses to run.
+    /// A bare date, `2027-01-31`; past it runproof warns, and `--strict` refuses to run.
     #[serde(default)]
+    #[schemars(with = "Option<Date>")]
     pub expires: Option<toml::value::Datetime>,
+    /// After an escalation: `continue` with the other steps, or `halt`.
     #[serde(default)]
     pub on_escalate: OnEscalate,
 }
 
+/// A bare TOML date, `2026-01-31` (no quotes).
+// Only for the schema: editors check TOML dates as strings in the `date` format.
+#[derive(schemars::JsonSchema)]
+#[schemars(transparent, extend("format" = "date"))]
+#[allow(dead_code)]
+struct Date(#[schemars(regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))] String);
+
 /// What a run does after a step escalates.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OnEscalate {
     /// Log the escalation and go on with the steps that do not depend on it.
@@ -64,7 +77,7 @@ pub enum OnEscalate {
 }
 
 /// `[secrets]`: where secret values come from.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsConfig {
     /// Dotenv files (`KEY=value`), relative to the runbook's folder. The
@@ -108,7 +121,7 @@ impl Default for Defaults {
 }
 
 /// Exponential backoff between attempts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Backoff {
     /// Delay before the first retry.

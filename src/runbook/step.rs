@@ -106,6 +106,7 @@ pub(crate) fn parse_steps(
     source: &str,
     key_span: Range<usize>,
     node: &Node<'_>,
+    noun: &'static str,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<RawStep> {
     let items = match node.get_ref() {
@@ -113,17 +114,20 @@ pub(crate) fn parse_steps(
         DeValue::Table(_) => {
             diagnostics.push(
                 Diagnostic::new(
-                    "`[step]` declares a single table, not a list of steps",
+                    format!("`[{noun}]` declares a single table, not a list of {noun}s"),
                     key_span,
                 )
-                .with_help("write each step under its own `[[step]]` header (double brackets)"),
+                .with_help(format!(
+                    "write each {noun} under its own `[[{noun}]]` header (double brackets)"
+                )),
             );
             return Vec::new();
         }
         _ => {
             diagnostics.push(
-                Diagnostic::new("`step` must be a list of tables", key_span)
-                    .with_help("write each step under its own `[[step]]` header"),
+                Diagnostic::new(format!("`{noun}` must be a list of tables"), key_span).with_help(
+                    format!("write each {noun} under its own `[[{noun}]]` header"),
+                ),
             );
             return Vec::new();
         }
@@ -132,11 +136,18 @@ pub(crate) fn parse_steps(
     items
         .iter()
         .filter_map(|item| match item.get_ref() {
-            DeValue::Table(table) => {
-                Some(parse_step(&line_starts, item.span(), table, diagnostics))
-            }
+            DeValue::Table(table) => Some(parse_step(
+                &line_starts,
+                item.span(),
+                table,
+                noun,
+                diagnostics,
+            )),
             _ => {
-                diagnostics.push(Diagnostic::new("each step must be a table", item.span()));
+                diagnostics.push(Diagnostic::new(
+                    format!("each {noun} must be a table"),
+                    item.span(),
+                ));
                 None
             }
         })
@@ -147,14 +158,15 @@ fn parse_step(
     line_starts: &[usize],
     header: Range<usize>,
     table: &DeTable<'_>,
+    noun: &'static str,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> RawStep {
     let line = line_of(line_starts, header.start);
-    let mut step = RawStep::new(header.clone(), line);
+    let mut step = RawStep::new(header.clone(), line, noun);
     let mut kind_entries = Vec::new();
     let label = match table.get("id").and_then(|id| id.get_ref().as_str()) {
-        Some(id) => format!("step `{id}`"),
-        None => format!("the step on line {line}"),
+        Some(id) => format!("{noun} `{id}`"),
+        None => format!("the {noun} on line {line}"),
     };
 
     // Read the common keys one by one, so that one bad value does not hide
@@ -215,9 +227,9 @@ fn parse_step(
     }
     if step.id.is_none() && !table.contains_key("id") {
         diagnostics.push(
-            Diagnostic::new("step has no `id`", header.clone()).with_help(
-                "add `id = \"...\"`: ids name steps in `depends_on`, templates and the evidence",
-            ),
+            Diagnostic::new(format!("{noun} has no `id`"), header.clone()).with_help(format!(
+                "add `id = \"...\"`: ids name {noun}s in `depends_on`, templates and the evidence"
+            )),
         );
     }
     let Some((kind, kind_span)) = step.check.clone() else {

@@ -16,6 +16,8 @@ use crate::core::template::{Reference, Template};
 /// One `[[step]]` as read, before cross-step validation.
 #[derive(Debug, Clone)]
 pub(crate) struct RawStep {
+    /// What the file calls it: "step" (runbooks) or "check" (check files).
+    pub noun: &'static str,
     /// The `[[step]]` header.
     pub header: Range<usize>,
     /// 1-based line of the header.
@@ -48,9 +50,10 @@ pub(crate) struct RawStep {
 }
 
 impl RawStep {
-    pub(crate) fn new(header: Range<usize>, line: usize) -> Self {
+    pub(crate) fn new(header: Range<usize>, line: usize, noun: &'static str) -> Self {
         let defaults = Defaults::default();
         RawStep {
+            noun,
             header,
             line,
             id: None,
@@ -88,8 +91,8 @@ impl RawStep {
 
     fn label(&self) -> String {
         match &self.id {
-            Some((id, _)) => format!("step `{id}`"),
-            None => format!("the step on line {}", self.line),
+            Some((id, _)) => format!("{} `{id}`", self.noun),
+            None => format!("the {} on line {}", self.noun, self.line),
         }
     }
 
@@ -188,13 +191,14 @@ fn check_ids(steps: &[RawStep], diagnostics: &mut Vec<Diagnostic>) -> HashMap<St
     let mut index: HashMap<String, usize> = HashMap::new();
     for (i, step) in steps.iter().enumerate() {
         let Some((id, span)) = &step.id else { continue };
+        let noun = step.noun;
         let valid = !id.is_empty()
             && id
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !valid {
             diagnostics.push(
-                Diagnostic::new(format!("step id `{id}` is not a valid id"), span.clone())
+                Diagnostic::new(format!("{noun} id `{id}` is not a valid id"), span.clone())
                     .with_help(
                         "use letters, digits, `_` and `-` only (ids appear in `{{steps.ID.NAME}}`)",
                     ),
@@ -202,8 +206,8 @@ fn check_ids(steps: &[RawStep], diagnostics: &mut Vec<Diagnostic>) -> HashMap<St
         }
         match index.get(id) {
             Some(&first) => diagnostics.push(
-                Diagnostic::new(format!("duplicate step id `{id}`"), span.clone()).with_help(
-                    format!("first used by the step on line {}", steps[first].line),
+                Diagnostic::new(format!("duplicate {noun} id `{id}`"), span.clone()).with_help(
+                    format!("first used by the {noun} on line {}", steps[first].line),
                 ),
             ),
             None => {
@@ -316,31 +320,32 @@ fn check_capture(
     reference: &Reference,
     span: Range<usize>,
 ) -> Result<bool, Diagnostic> {
+    let noun = steps[i].noun;
     let Some(&j) = index.get(source_id) else {
         let earlier = steps[..i].iter().filter_map(RawStep::id);
         return Err(Diagnostic::new(
-            format!("`{reference}` names unknown step `{source_id}`"),
+            format!("`{reference}` names unknown {noun} `{source_id}`"),
             span,
         )
         .with_optional_help(did_you_mean(source_id, earlier)));
     };
     if j == i {
         return Err(Diagnostic::new(
-            format!("`{reference}` uses a capture of its own step"),
+            format!("`{reference}` uses a capture of its own {noun}"),
             span,
         )
-        .with_help("captures are available to later steps only"));
+        .with_help(format!("captures are available to later {noun}s only")));
     }
     if j > i {
         return Err(Diagnostic::new(
             format!(
-                "`{reference}` uses step `{source_id}`, which comes later (line {})",
+                "`{reference}` uses {noun} `{source_id}`, which comes later (line {})",
                 steps[j].line
             ),
             span,
         )
         .with_help(format!(
-            "captures come from earlier steps; move `{source_id}` above this step"
+            "captures come from earlier {noun}s; move `{source_id}` above this {noun}"
         )));
     }
     let Some(spec) = &steps[j].spec else {
@@ -352,15 +357,16 @@ fn check_capture(
     }
     let help = did_you_mean(name, names.iter().copied()).unwrap_or_else(|| {
         if names.is_empty() {
-            format!("step `{source_id}` captures nothing")
+            format!("{noun} `{source_id}` captures nothing")
         } else {
-            format!("step `{source_id}` captures: {}", names.join(", "))
+            format!("{noun} `{source_id}` captures: {}", names.join(", "))
         }
     });
-    Err(
-        Diagnostic::new(format!("step `{source_id}` has no capture `{name}`"), span)
-            .with_help(help),
+    Err(Diagnostic::new(
+        format!("{noun} `{source_id}` has no capture `{name}`"),
+        span,
     )
+    .with_help(help))
 }
 
 /// Narrows a template's span to the placeholder itself when the source text
@@ -404,7 +410,7 @@ fn check_dependencies(
                 Some(&j) => edges[i].push((j, span.clone())),
                 None => diagnostics.push(
                     Diagnostic::new(
-                        format!("{} depends on unknown step `{dep}`", step.label()),
+                        format!("{} depends on unknown {} `{dep}`", step.label(), step.noun),
                         span.clone(),
                     )
                     .with_optional_help(did_you_mean(dep, steps.iter().filter_map(RawStep::id))),
@@ -438,7 +444,10 @@ fn check_dependencies(
                 ),
                 span,
             )
-            .with_help("no step in a cycle could ever run; remove one of these dependencies"),
+            .with_help(format!(
+                "no {} in a cycle could ever run; remove one of these dependencies",
+                steps[first].noun
+            )),
         );
     }
 }

@@ -18,14 +18,14 @@ use crate::webhook::listener::{Delivery, Listener, ListenerConfig, DEFAULT_MAX_B
 use crate::webhook::signature::DEFAULT_MAX_AGE;
 use crate::webhook::{secret_from_env, WebhookError};
 
-/// `runproof webhook listen --addr ADDR --secret-env NAME [--out DIR] [--max-age 300s]`.
+/// `runproof webhook listen --addr ADDR --secret-env NAME [--artifacts DIR] [--max-age 300s]`.
 #[derive(Debug, Clone)]
 pub struct ListenArgs {
     /// `127.0.0.1:PORT`.
     pub addr: SocketAddr,
     pub secret_env: String,
     /// The artifacts directory (the CLI's default: `artifacts`).
-    pub out: PathBuf,
+    pub artifacts: PathBuf,
     pub max_age: Duration,
     pub max_body: usize,
     /// Operator and seal signer.
@@ -38,7 +38,7 @@ impl ListenArgs {
         ListenArgs {
             addr,
             secret_env: secret_env.into(),
-            out: PathBuf::from("artifacts"),
+            artifacts: PathBuf::from("artifacts"),
             max_age: DEFAULT_MAX_AGE,
             max_body: DEFAULT_MAX_BODY,
             provenance: super::Provenance::default(),
@@ -79,8 +79,9 @@ pub async fn listen_command(
     crate::evidence::redact::set_log_redactor(redactor.clone());
     let mut header = listen_header(args, listener.local_addr(), redactor.classes());
     args.provenance.stamp(&mut header);
-    let mut writer = BundleWriter::create(&args.out, header, redactor, SyncPolicy::EveryRecord)
-        .map_err(WebhookError::Evidence)?;
+    let mut writer =
+        BundleWriter::create(&args.artifacts, header, redactor, SyncPolicy::EveryRecord)
+            .map_err(WebhookError::Evidence)?;
     args.provenance.arm(&mut writer);
     let blobs = writer.blobs();
     let started = std::time::Instant::now();

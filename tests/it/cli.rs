@@ -648,7 +648,7 @@ fn webhook_listen_records_deliveries_and_seals_on_sigint() {
             &format!("127.0.0.1:{port}"),
             "--secret-env",
             SECRET_ENV,
-            "--out",
+            "--artifacts",
         ])
         .arg(ws.artifacts())
         .env(SECRET_ENV, VECTOR_SECRET)

@@ -19,6 +19,7 @@ mod run;
 mod runbook_diagnostics;
 mod runbooks_e2e;
 mod secrets;
+mod shell;
 mod sweep;
 mod trust;
 mod webhook_receivers;

@@ -522,7 +522,7 @@ async fn webhook_listen_command_records_every_delivery_and_seals() {
     let out = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut args = ListenArgs::new(format!("127.0.0.1:{port}").parse().unwrap(), "CW_SECRET");
-    args.out = out.path().to_path_buf();
+    args.artifacts = out.path().to_path_buf();
     let lookup = |name: &str| (name == "CW_SECRET").then(|| CANARY.to_string());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod path;
 pub mod predicate;
 pub mod raw;
+mod schema;
 
 #[cfg(test)]
 mod tests;
