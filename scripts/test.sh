@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README: "Run the tests"). The integration tests start
 # their own throwaway PostgreSQL and Redis (tests/it/support/services.rs) and
-# run curl and openssl; this script only installs the Debian packages that
-# provide those programs when they are missing, then runs the whole suite.
+# run curl, openssl and OpenSSH's ssh-keygen/ssh-agent/ssh-add (signed seals);
+# this script only installs the Debian packages that provide those programs
+# when they are missing, then runs the whole suite.
 # It never configures or starts the machine's own servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,10 @@ have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v curl >/dev/null || missing+=(curl)
 command -v openssl >/dev/null || missing+=(openssl)
+# Signed seals are checked with the real `ssh-keygen -Y verify` and signed
+# through a real `ssh-agent`.
+{ command -v ssh-keygen && command -v ssh-agent && command -v ssh-add; } >/dev/null ||
+  missing+=(openssh-client)
 # `script` gives the colour tests a terminal (tests/it/shell.rs).
 command -v script >/dev/null || missing+=(bsdutils)
 # As root, PostgreSQL runs as an unprivileged user through setpriv (util-linux).

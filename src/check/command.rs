@@ -109,6 +109,11 @@ impl CommandCheck {
             (None, Some(shell)) => format!("sh -c {}", shell.raw()),
             (None, None) => String::new(),
         };
+        // Where it ran is part of what ran.
+        let command = match &self.cwd {
+            Some(cwd) => format!("{command} (cwd {cwd})"),
+            None => command,
+        };
         match self.secret_in_argv {
             Some(SecretInArgv::AcceptRisk) => {
                 format!("{command} (secret_in_argv = \"accept-risk\")")

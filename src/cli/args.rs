@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use super::provenance::ProvenanceArgs;
 use crate::check::resolve::ResolverAddr;
 
 /// Runbooks as declarative checks, run under a retry policy, leaving sealed
@@ -112,6 +113,8 @@ pub struct RunArgs {
     /// instead of the system configuration.
     #[arg(long, env = "RUNPROOF_RESOLVER", value_name = "IP:PORT")]
     pub resolver: Option<ResolverAddr>,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +220,8 @@ pub struct WebhookListenArgs {
     /// Replay window.
     #[arg(long, default_value = "300s", value_name = "DURATION", value_parser = parse_duration)]
     pub max_age: std::time::Duration,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +282,8 @@ pub struct SweepArgs {
     /// instead of the system configuration.
     #[arg(long, env = "RUNPROOF_RESOLVER", value_name = "IP:PORT")]
     pub resolver: Option<ResolverAddr>,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -290,6 +297,33 @@ pub struct VerifyArgs {
     /// its encodings); repeatable.
     #[arg(long = "scan-secrets-from-env", value_name = "NAME")]
     pub scan_secrets_from_env: Vec<String>,
+    /// Require seal.json.sig to be a valid signature by a key listed in FILE
+    /// (ssh-keygen's allowed_signers format); names the signer.
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+    /// With --allowed-signers: the key must be listed for this principal.
+    #[arg(long, value_name = "ID", requires = "allowed_signers")]
+    pub identity: Option<String>,
+    /// Require the bundle to have run exactly this runbook file.
+    #[arg(long, value_name = "FILE")]
+    pub runbook: Option<PathBuf>,
+    /// Require the journal to end at this head (sha256:<hex>, from the run's
+    /// checkpoint line or the seal QA was given out of band).
+    #[arg(long, value_name = "sha256:HEX", value_parser = parse_head)]
+    pub expect_head: Option<String>,
+    /// Treat credential-shaped strings found in the bundle as SECRETS FOUND
+    /// (exit 4) instead of warnings.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+fn parse_head(text: &str) -> Result<String, String> {
+    let hex = text.strip_prefix("sha256:").unwrap_or(text);
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(format!("sha256:{}", hex.to_ascii_lowercase()))
+    } else {
+        Err(format!("`{text}` is not sha256:<64 hex digits>"))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,7 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
         &env,
         &args.artifacts,
         false,
+        &super::provenance::resolve(&Default::default(), Vec::new())?,
     )
     .await?;
     if finished.status == ExitStatus::Interrupted {
@@ -63,7 +64,8 @@ pub async fn demo(args: DemoArgs) -> Result<ExitStatus, CliError> {
         "\nrunproof demo: verifying the bundle offline, as QA would (runproof verify {})",
         finished.bundle.display()
     );
-    let report = verify_bundle(&finished.bundle, &VerifyOptions::default());
+    let mut report = verify_bundle(&finished.bundle, &VerifyOptions::default());
+    crate::session::audit::audit_reports(&mut report);
     out!("{}", report.render_text());
     if report.is_valid() {
         out!(

@@ -18,6 +18,7 @@ pub mod exit;
 mod init;
 mod inspect;
 mod log;
+mod provenance;
 mod run;
 mod schema;
 mod shell;

@@ -22,6 +22,7 @@ use crate::runbook::{
     Step,
 };
 use crate::session::run::{RunReport, RunSession};
+use crate::session::Provenance;
 
 /// Looks up environment values; the demo injects its own token through it.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -72,8 +73,18 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
             )));
         }
     }
+    let overridden = args.vars.iter().map(|(k, _)| k.clone()).collect();
+    let provenance = super::provenance::resolve(&args.provenance, overridden)?;
     let env = |name: &str| std::env::var(name).ok();
-    let finished = execute(&runbook, &options, &env, &args.artifacts, args.json).await?;
+    let finished = execute(
+        &runbook,
+        &options,
+        &env,
+        &args.artifacts,
+        args.json,
+        &provenance,
+    )
+    .await?;
     Ok(finished.status)
 }
 
@@ -158,6 +169,7 @@ pub async fn execute(
     env: EnvLookup<'_>,
     artifacts: &Path,
     json: bool,
+    provenance: &Provenance,
 ) -> Result<Finished, CliError> {
     let base_dir = runbook.path.parent().unwrap_or(Path::new("."));
     let secrets = SecretStore::load(&runbook.secrets, base_dir, env)
@@ -184,7 +196,7 @@ pub async fn execute(
         ));
     }
 
-    let session = RunSession::open(runbook, redactor.clone(), artifacts)
+    let session = RunSession::open(runbook, redactor.clone(), artifacts, provenance)
         .map_err(|e| CliError::internal(e.to_string()))?;
     let cancel = Cancel::new();
     super::signals::install_signal_handlers(&cancel)
@@ -216,6 +228,7 @@ pub async fn execute(
         outcome,
         summary,
         bundle: bundle_dir,
+        head,
         missing_evidence,
     } = report.map_err(|e| CliError::internal(e.to_string()))?;
 
@@ -244,6 +257,7 @@ pub async fn execute(
     if json {
         let document = serde_json::json!({
             "bundle": bundle_dir.display().to_string(),
+            "head": head,
             "exit_code": status.code(),
             "run": summary,
         });
@@ -259,6 +273,9 @@ pub async fn execute(
             redactor.redact(&table),
             runbook.meta.name
         );
+        // The head, for the CI log: QA checks the bundle against it later
+        // with `verify --expect-head`.
+        let _ = writeln!(stdout, "head: {head}");
         let _ = writeln!(stdout, "bundle: {}", bundle_dir.display());
     }
     Ok(Finished {

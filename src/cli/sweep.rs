@@ -61,6 +61,7 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
     };
     let redactor = Arc::new(Redactor::new(&plan.secrets.pairs()));
     crate::evidence::redact::set_log_redactor(redactor.clone());
+    let provenance = super::provenance::resolve(&args.provenance, Vec::new())?;
     let cancel = Cancel::new();
     super::signals::install_signal_handlers(&cancel)
         .map_err(|e| CliError::internal(format!("cannot install signal handlers: {e}")))?;
@@ -77,6 +78,7 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             prometheus: args.prometheus.as_deref(),
             markdown: args.markdown.as_deref(),
             save_baseline: args.save_baseline.as_deref(),
+            provenance: &provenance,
         };
         let (report, bundle) = sweep_round(
             &round_config,

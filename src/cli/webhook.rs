@@ -42,6 +42,7 @@ pub async fn webhook(args: WebhookArgs) -> Result<ExitStatus, CliError> {
             let mut listen = ListenArgs::new(a.addr, a.secret_env);
             listen.artifacts = a.artifacts;
             listen.max_age = a.max_age;
+            listen.provenance = super::provenance::resolve(&a.provenance, Vec::new())?;
             let summary = session::listen::listen_command(
                 &listen,
                 &webhook::process_env,

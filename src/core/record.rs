@@ -27,14 +27,34 @@ pub struct Header {
     pub source: SourceRef,
     pub runproof_version: String,
     pub host: String,
-    /// `$USER` or the `--operator` given.
+    /// Who ran it: `--operator`, `RUNPROOF_OPERATOR`, the git identity or
+    /// the user name (see `operator_source`).
     pub operator: String,
+    /// Where `operator` came from: `--operator`, `RUNPROOF_OPERATOR`, `git`,
+    /// `USER` (absent in bundles written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_source: Option<String>,
     /// RFC 3339 UTC.
     pub started_at: String,
     /// Names, never values, of the secrets this run could use.
     pub secrets: Vec<String>,
     /// Redaction classes applied before anything was written.
     pub redaction: Vec<String>,
+    /// Version of the report renderers that wrote `summary.md` and
+    /// `junit.xml`: when it is the verifier's own, `verify` regenerates the
+    /// reports and compares them byte for byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renderer: Option<String>,
+    /// Every `[vars]` value the run used (after `--var`), redacted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+    /// The vars of `vars` set by `--var` rather than the runbook.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars_overridden: Vec<String>,
+    /// `SHA256:…` fingerprint of the key that signs the seal, when signed.
+    /// A claim for `show`: `verify` trusts only `--allowed-signers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
 }
 
 impl Header {
@@ -56,9 +76,14 @@ impl Header {
             runproof_version: env!("CARGO_PKG_VERSION").into(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             operator: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            operator_source: None,
             started_at: format!("{:.3}", jiff::Timestamp::now()),
             secrets,
             redaction,
+            renderer: None,
+            vars: BTreeMap::new(),
+            vars_overridden: Vec::new(),
+            signing_key: None,
         }
     }
 }
@@ -79,8 +104,21 @@ pub struct SourceRef {
     pub name: String,
     /// Path as given on the command line.
     pub path: String,
-    /// SHA-256 hex of the file's bytes (for a sweep: of the sorted list of
-    /// `<path> <sha256>` lines of its check files).
+    /// SHA-256 hex of the file's bytes *as written* (for a sweep: of the
+    /// sorted list of `<path> <sha256>` lines of its check files).
+    pub sha256: String,
+    /// The redacted copy kept in the bundle (`runbook.toml`) and its SHA-256,
+    /// which differs from `sha256` when redaction changed a byte (absent in
+    /// older bundles and for sweeps and listeners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyRef>,
+}
+
+/// A file of the bundle with the SHA-256 it was written with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyRef {
+    /// Path relative to the bundle.
+    pub path: String,
     pub sha256: String,
 }
 
@@ -130,6 +168,10 @@ pub enum Event {
         title: Option<String>,
         /// The target as written (templates unexpanded).
         target: String,
+        /// The target with every var filled in and secrets masked: what was
+        /// actually checked (absent in older bundles).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rendered: Option<String>,
         max_attempts: u32,
         timeout_ms: u64,
     },

@@ -266,11 +266,16 @@ async fn ask_person<P: Probe>(
         Ok(prompt) => prompt,
         Err(err) => err.to_string(),
     };
+    let target = step.check.target();
+    let rendered = crate::core::template::Template::parse(&target)
+        .ok()
+        .map(|t| t.render_masked(scope));
     journal.emit(Event::StepStart {
         step: step.id.clone(),
         kind: step.check.kind().to_string(),
         title: step.title.clone(),
-        target: step.check.target(),
+        target,
+        rendered,
         max_attempts: 1,
         timeout_ms: 0,
     })?;
@@ -505,11 +510,19 @@ impl<P: Probe> StepRunner<'_, P> {
         let policy = step.policy;
         let max_attempts = policy.max_attempts();
         let started = Instant::now();
+        let target = step.check.target();
+        // What was actually checked: vars, env and captures filled in,
+        // secrets left as `{{secret:NAME}}` (the journal's redaction is a
+        // second line of defence, not the first).
+        let rendered = crate::core::template::Template::parse(&target)
+            .ok()
+            .map(|t| t.render_masked(scope));
         journal.emit(Event::StepStart {
             step: step.id.clone(),
             kind: step.check.kind().to_string(),
             title: step.title.clone(),
-            target: step.check.target(),
+            target,
+            rendered,
             max_attempts,
             timeout_ms: policy.timeout.as_millis() as u64,
         })?;

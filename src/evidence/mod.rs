@@ -8,15 +8,20 @@
 //! - [`record`]: the header and journal record formats (shared with the engine);
 //! - [`writer`]: [`BundleWriter`] and [`BlobStore`], the only code that writes a bundle;
 //! - [`seal`]: the in-toto seal and the digest/crash-safe-write helpers;
+//! - [`signers`]: [`AllowedSigners`], the `allowed_signers` file `verify` checks a signature against;
+//! - [`sign`]: [`SealSigner`], the SSHSIG signature of the seal (`seal.json.sig`);
 //! - [`read`]: [`read_bundle`], for `show` and reports;
 //! - [`verify`]: [`verify_bundle`], offline verification;
-//! - [`scan`]: the secret scan behind `verify --scan-secrets-from-env`;
+//! - [`scan`]: the secret scan behind `verify --scan-secrets-from-env`, and the
+//!   credential-shape warnings (`--strict`);
 //! - [`redact`]: [`Redactor`], in front of every sink.
 
 pub mod read;
 pub mod redact;
 pub mod scan;
 pub mod seal;
+pub mod sign;
+pub mod signers;
 pub mod verify;
 pub mod writer;
 
@@ -28,8 +33,10 @@ pub use read::{read_bundle, Bundle, ReadError};
 pub use redact::{is_sensitive_header, redact_url, Redacted, Redactor};
 pub use scan::SecretFinding;
 pub use seal::{Seal, SealPredicate, Subject};
+pub use sign::{SealSigner, SignError, SIGNATURE_FILE, SIGNATURE_NAMESPACE};
+pub use signers::{AllowedSigner, AllowedSigners, SignersError};
 pub use verify::{
-    check_bundle_path, verify_bundle, Check, CheckStatus, NotABundle, Problem, Verdict,
-    VerifyOptions, VerifyReport,
+    check_bundle_path, verify_bundle, Check, CheckStatus, NotABundle, Problem, RunbookFile,
+    SignerInfo, Verdict, VerifyOptions, VerifyReport,
 };
-pub use writer::{BlobStore, BundleWriter, SyncPolicy};
+pub use writer::{bundle_label, BlobStore, BundleWriter, SyncPolicy};

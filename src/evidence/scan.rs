@@ -37,6 +37,11 @@ fn detectors() -> &'static [(&'static str, Regex)] {
                 r#"(?i)\b(?:proxy-)?authorization"?\s*:\s*"?(?:(?:basic|bearer|token|flyv1)\s+)?(?P<value>[^\s"\\][^\r\n"\\]*)"#,
             ),
             ("dsn-password", r#"(?i)\bpassword\s*=\s*(?P<value>[^\s&;'"\\]+)"#),
+            // A Rails/Phoenix key base echoed by `set -x` or an env dump.
+            (
+                "secret-key-base",
+                r#"(?i)\bSECRET_KEY_BASE['"]?\s*[=:]\s*['"]?(?P<value>[0-9a-f]{64,})"#,
+            ),
             ("fly-token", r"(?P<value>\b(?:fm2|fm1r|fm1a|fo1)_[A-Za-z0-9+/=_\-]{16,})"),
             ("github-token", r"(?P<value>\b(?:ghp|gho|ghs|ghu)_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,})"),
             ("aws-access-key", r"(?P<value>\bAKIA[0-9A-Z]{16}\b)"),

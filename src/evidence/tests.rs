@@ -45,6 +45,7 @@ fn header(kind: BundleKind, redactor: &Redactor) -> Header {
             name: "deploy-api".to_string(),
             path: "runbooks/deploy-api.toml".to_string(),
             sha256: sha256_hex(b"[runbook]\nname = \"deploy-api\"\n"),
+            copy: None,
         },
         runproof_version: "0.1.0".to_string(),
         host: "ci-runner".to_string(),
@@ -52,6 +53,11 @@ fn header(kind: BundleKind, redactor: &Redactor) -> Header {
         started_at: format!("{:.3}", jiff::Timestamp::now()),
         secrets: vec!["API_TOKEN".to_string()],
         redaction: redactor.classes(),
+        operator_source: None,
+        renderer: None,
+        vars: Default::default(),
+        vars_overridden: Vec::new(),
+        signing_key: None,
     }
 }
 
@@ -77,6 +83,7 @@ fn step_start(step: &str) -> Event {
         kind: "http".to_string(),
         title: None,
         target: "GET https://api.example/{{path}}".to_string(),
+        rendered: None,
         max_attempts: 3,
         timeout_ms: 10_000,
     }
@@ -373,6 +380,7 @@ fn secrets_are_redacted_everywhere() {
     // And the scan, with the canary and patterns, agrees.
     let options = VerifyOptions {
         scan_secrets: vec![("API_TOKEN".to_string(), CANARY.to_string())],
+        ..Default::default()
     };
     let report = verify_bundle(&dir, &options);
     assert_eq!(
@@ -717,6 +725,7 @@ fn secret_scan_finds_planted_canary_without_printing_it() {
     assert_eq!(verify(&dir).verdict, Verdict::Verified);
     let options = VerifyOptions {
         scan_secrets: vec![("PROD_SECRET".to_string(), leak.to_string())],
+        ..Default::default()
     };
     let report = verify_bundle(&dir, &options);
     assert_eq!(

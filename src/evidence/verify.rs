@@ -23,12 +23,16 @@ use super::seal::{
     list_files, sha256_file, sha256_ref, Seal, BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE,
     SEAL_PREDICATE_TYPE, STATEMENT_TYPE, TEMP_PREFIX,
 };
+use super::sign::{SIGNATURE_FILE, SIGNATURE_NAMESPACE};
+use super::signers::AllowedSigners;
 use crate::core::record::{
     AttemptVerdict, BundleKind, Event, Header, PlannedBackoff, Record, RunVerdict, StepVerdict,
     FORMAT_VERSION,
 };
 
 mod files;
+use files::short;
+mod qa;
 mod render;
 mod semantics;
 
@@ -40,6 +44,39 @@ pub struct VerifyOptions {
     /// list would catch (unredacted auth headers and URL passwords, JWTs,
     /// private keys, `AKIA…`/`ghp_…`/`fm2_…` tokens).
     pub scan_secrets: Vec<(String, String)>,
+    /// `--allowed-signers`: the seal must carry a valid signature by one of
+    /// these keys (in namespace `runproof-seal`).
+    pub allowed_signers: Option<AllowedSigners>,
+    /// `--identity`: ...and the key must be listed for this principal.
+    pub identity: Option<String>,
+    /// `--runbook FILE`: the bundle must have run exactly this file.
+    pub runbook: Option<RunbookFile>,
+    /// `--expect-head`: the chain must end at this `sha256:<hex>`.
+    pub expect_head: Option<String>,
+    /// `--strict`: credential-shaped strings found without known values make
+    /// the verdict SECRETS FOUND instead of warnings.
+    pub strict_secrets: bool,
+}
+
+/// A runbook QA holds, to compare with the one a bundle ran.
+#[derive(Debug, Clone)]
+pub struct RunbookFile {
+    /// As given on the command line, for messages.
+    pub path: String,
+    /// SHA-256 hex of its bytes.
+    pub sha256: String,
+}
+
+/// Who signed the seal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignerInfo {
+    /// The principals of the allowed-signers line that holds the key (empty
+    /// when no `--allowed-signers` was given: then the key is only named).
+    pub principals: Vec<String>,
+    /// `SHA256:…` of the signing key.
+    pub fingerprint: String,
+    /// True when the key was found in `--allowed-signers`.
+    pub trusted: bool,
 }
 
 /// The overall outcome.
@@ -138,6 +175,15 @@ pub struct VerifyReport {
     pub secrets: Vec<SecretFinding>,
     /// Worth a look, not failures (orphan blobs, wall clock going backwards…).
     pub warnings: Vec<String>,
+    /// Credential-shaped strings found by pattern (a JWT, a private-key
+    /// block, `password=…`, `SECRET_KEY_BASE=<hex>`…), reported as warnings;
+    /// under `--strict` they are in `secrets` instead.
+    pub credential_warnings: Vec<SecretFinding>,
+    /// The seal's signer, when `seal.json.sig` verified.
+    pub signer: Option<SignerInfo>,
+    /// `sha256:<hex>` of the journal's last line (the header's digest when
+    /// the journal is empty): the chain's head.
+    pub head: Option<String>,
 }
 
 // Check names, in the order they are reported.
@@ -156,6 +202,12 @@ const BLOBS: &str = "blobs";
 const SEAL: &str = "seal";
 const SUBJECTS: &str = "seal.subjects";
 const UNLISTED: &str = "seal.unlisted";
+const SIGNATURE: &str = "seal.signature";
+const HEAD: &str = "head";
+const RUNBOOK: &str = "runbook";
+/// The reports' agreement with the journal: checked above this module (the
+/// renderers live above `evidence`), reported under this name.
+pub const REPORTS: &str = "reports";
 const SECRETS: &str = "secrets";
 const CHECK_ORDER: &[&str] = &[
     HEADER,
@@ -173,6 +225,10 @@ const CHECK_ORDER: &[&str] = &[
     SEAL,
     SUBJECTS,
     UNLISTED,
+    SIGNATURE,
+    HEAD,
+    RUNBOOK,
+    REPORTS,
     SECRETS,
 ];
 
@@ -346,7 +402,8 @@ impl Verifier {
         };
 
         // 4. Semantics.
-        let run_end = self.check_semantics(&records, header.as_ref(), sealed);
+        let run_end_record = self.check_semantics(&records, header.as_ref(), sealed);
+        let run_end = run_end_record.as_ref().map(|(v, _)| *v);
 
         // 5. Files on disk.
         let files = match list_files(&self.dir) {
@@ -368,6 +425,12 @@ impl Verifier {
                 head.as_deref(),
                 run_end,
             );
+            self.check_seal_claims(
+                seal,
+                header.as_ref(),
+                run_end_record.as_ref().map(|(_, c)| c),
+                records.last().map(|(_, r)| r.t.as_str()),
+            );
         } else if !sealed {
             let why = "no seal.json: the run is unfinished or crashed".to_string();
             for check in [SEAL, SUBJECTS, UNLISTED] {
@@ -383,10 +446,46 @@ impl Verifier {
             }
         }
 
+        self.skipped.insert(
+            REPORTS,
+            "not checked here (runproof verify checks them)".to_string(),
+        );
+
+        // 6b. What QA brought: keys, the expected head, the runbook.
+        let signer = self.check_signature(sealed, header.as_ref(), options);
+        self.check_head(sealed, head.as_deref(), options);
+        self.check_runbook(header.as_ref(), options);
+
         // 7. Secrets.
         let mut secrets = Vec::new();
+        let mut credential_warnings = Vec::new();
         if options.scan_secrets.is_empty() {
-            self.skipped.insert(SECRETS, "not requested".to_string());
+            // Without values to look for, credential shapes are still worth
+            // a look: a `set -x` trace or an env dump in a command's output.
+            let (found, errors) = scan_files(&self.dir, &files, &Redactor::new(&[]), true);
+            for error in errors {
+                self.warnings.push(format!("cannot scan {error}"));
+            }
+            if options.strict_secrets {
+                self.details.insert(
+                    SECRETS,
+                    format!(
+                        "{} files scanned for credential patterns (--strict): {} matches",
+                        files.len(),
+                        found.len()
+                    ),
+                );
+                secrets = found;
+            } else {
+                self.skipped.insert(
+                    SECRETS,
+                    format!(
+                        "{} credential-shaped strings (warnings below; --strict fails on them)",
+                        found.len()
+                    ),
+                );
+                credential_warnings = found;
+            }
         } else {
             let redactor = Redactor::new(&options.scan_secrets);
             for weak in redactor.weak_secrets() {
@@ -412,7 +511,11 @@ impl Verifier {
             secrets = found;
         }
 
-        self.finish(header, sealed, records.len() as u64, run_end, secrets)
+        let mut report = self.finish(header, sealed, records.len() as u64, run_end, secrets);
+        report.signer = signer;
+        report.head = head;
+        report.credential_warnings = credential_warnings;
+        report
     }
 
     fn parse_header(&mut self, bytes: &[u8]) -> Option<Header> {
@@ -685,6 +788,9 @@ impl Verifier {
             problems: self.problems,
             secrets,
             warnings: self.warnings,
+            credential_warnings: Vec::new(),
+            signer: None,
+            head: None,
         }
     }
 }

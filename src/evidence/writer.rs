@@ -25,6 +25,7 @@ use super::seal::{
     list_files, sha256_file, sha256_hex, sync_dir, write_durable, Seal, SealPredicate, Subject,
     BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE, STATEMENT_TYPE,
 };
+use super::sign::{SealSigner, SIGNATURE_FILE};
 use crate::core::record::{Event, Header, MissingEvidence, RunVerdict, FORMAT_VERSION};
 use crate::core::{BlobRef, BlobSink};
 
@@ -79,6 +80,8 @@ pub struct BundleWriter {
     reserve: Option<PathBuf>,
     /// Set once the journal is synced for good (seal) so Drop does nothing.
     finished: bool,
+    /// Signs `seal.json` into `seal.json.sig` when set.
+    signer: Option<Arc<SealSigner>>,
 }
 
 impl BundleWriter {
@@ -95,12 +98,7 @@ impl BundleWriter {
         check_folder_name("run id", &header.run_id)?;
         let parent = artifacts.join(&header.source.name);
         fs::create_dir_all(&parent)?;
-        let started = header
-            .started_at
-            .parse::<jiff::Timestamp>()
-            .unwrap_or_else(|_| jiff::Timestamp::now());
-        let stamp = started.strftime("%Y%m%dT%H%M%SZ").to_string();
-        let dir = parent.join(format!("{stamp}-{}", header.run_id));
+        let dir = parent.join(bundle_leaf(&header));
         fs::create_dir(&dir)?;
         sync_dir(&parent)?;
 
@@ -160,6 +158,7 @@ impl BundleWriter {
             run_end: None,
             reserve: Some(reserve),
             finished: false,
+            signer: None,
         })
     }
 
@@ -347,6 +346,11 @@ impl BundleWriter {
         Ok(())
     }
 
+    /// Signs the seal with `signer` (`--sign-key`).
+    pub fn set_signer(&mut self, signer: Option<Arc<SealSigner>>) {
+        self.signer = signer;
+    }
+
     /// Where probes store bodies and output.
     pub fn blobs(&self) -> Arc<BlobStore> {
         self.blobs.clone()
@@ -367,7 +371,15 @@ impl BundleWriter {
         {
             return Err(invalid("not a plain relative path"));
         }
-        if [SEAL_FILE, HEADER_FILE, JOURNAL_FILE, "blobs"].contains(&parts[0]) {
+        if [
+            SEAL_FILE,
+            SIGNATURE_FILE,
+            HEADER_FILE,
+            JOURNAL_FILE,
+            "blobs",
+        ]
+        .contains(&parts[0])
+        {
             return Err(invalid("reserved name"));
         }
         let path = self.dir.join(relative);
@@ -383,14 +395,15 @@ impl BundleWriter {
 
     /// Syncs the journal and writes `seal.json` last, listing every other
     /// file with its SHA-256, the record count and the chain head. Returns
-    /// the bundle's folder.
+    /// the bundle's folder. With a signer, `seal.json.sig` is written first,
+    /// so a `seal.json` on disk always has its signature beside it.
     pub fn seal(mut self) -> io::Result<PathBuf> {
         self.release_reserve();
         self.flush()?;
         self.journal.sync_all()?;
         let mut subject = Vec::new();
         for name in list_files(&self.dir)? {
-            if name == SEAL_FILE {
+            if name == SEAL_FILE || name == SIGNATURE_FILE {
                 continue;
             }
             let (sha, _) = sha256_file(&self.dir.join(&name))?;
@@ -423,6 +436,10 @@ impl BundleWriter {
         bytes.push(b'\n');
         // The seal holds names and digests only; redaction here would only
         // ever corrupt a digest, so it is written as is.
+        if let Some(signer) = &self.signer {
+            let signature = signer.sign(&bytes).map_err(io::Error::other)?;
+            write_durable(&self.dir.join(SIGNATURE_FILE), signature.as_bytes())?;
+        }
         write_durable(&self.dir.join(SEAL_FILE), &bytes)?;
         self.finished = true;
         Ok(self.dir.clone())
@@ -437,6 +454,20 @@ impl Drop for BundleWriter {
             let _ = self.flush();
         }
     }
+}
+
+/// The bundle's folder name, `<UTC timestamp>-<run id>`, from its header.
+pub fn bundle_leaf(header: &Header) -> String {
+    let started = header
+        .started_at
+        .parse::<jiff::Timestamp>()
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    format!("{}-{}", started.strftime("%Y%m%dT%H%M%SZ"), header.run_id)
+}
+
+/// The bundle's path relative to the artifacts folder: `<name>/<leaf>`.
+pub fn bundle_label(header: &Header) -> String {
+    format!("{}/{}", header.source.name, bundle_leaf(header))
 }
 
 /// Removes the reserve file, once.

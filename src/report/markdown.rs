@@ -10,6 +10,32 @@ use crate::core::record::{RunVerdict, StepVerdict};
 
 /// Renders the summary as GitHub-flavoured Markdown.
 pub fn render(summary: &RunSummary, bundle_name: &str) -> String {
+    render_run(
+        summary,
+        &ReportContext {
+            bundle: bundle_name.to_string(),
+            ..ReportContext::default()
+        },
+    )
+}
+
+/// What `summary.md` says about the bundle beyond the run's events; all of
+/// it is in the bundle's header, so `verify` can regenerate the report.
+#[derive(Debug, Clone, Default)]
+pub struct ReportContext {
+    /// The bundle's path relative to the artifacts folder
+    /// (`<name>/<timestamp>-<run id>`).
+    pub bundle: String,
+    /// Who ran it.
+    pub operator: Option<String>,
+    /// `SHA256:…` of the key that signs the seal.
+    pub signing_key: Option<String>,
+}
+
+/// Renders a run's `summary.md`, ending with the command that verifies the
+/// bundle from the artifacts folder.
+pub fn render_run(summary: &RunSummary, context: &ReportContext) -> String {
+    let bundle_name = context.bundle.as_str();
     let mut out = String::new();
     let escalated = count(summary, StepVerdict::Escalated);
     let blocked = count(summary, StepVerdict::Blocked);
@@ -130,10 +156,20 @@ pub fn render(summary: &RunSummary, bundle_name: &str) -> String {
         }
         out.push_str("```\n</details>\n");
     }
+    let mut facts = vec![
+        format!("Bundle `{bundle_name}`"),
+        format!("{} records", summary.records),
+    ];
+    if let Some(operator) = &context.operator {
+        facts.push(format!("run by {}", cell(operator)));
+    }
+    if let Some(key) = &context.signing_key {
+        facts.push(format!("seal signed by `{key}`"));
+    }
+    let _ = writeln!(out, "\n{}", facts.join(" · "));
     let _ = writeln!(
         out,
-        "\nBundle `{bundle_name}` · {} records · verify with `runproof verify {bundle_name}`",
-        summary.records
+        "\nVerify it from the artifacts folder:\n\n```sh\nrunproof verify {bundle_name}\n```"
     );
     out
 }

@@ -11,6 +11,11 @@ pub mod terminal;
 
 pub use summary::{RunSummary, StepSummary, SummaryBuilder};
 
+/// Version of the renderers of `summary.md` and `junit.xml`, recorded in a
+/// bundle's header. `verify` regenerates a bundle's reports byte for byte only
+/// when it matches; bump the revision whenever either output changes.
+pub const RENDERER_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/r1");
+
 #[cfg(test)]
 mod tests;
 pub use terminal::TerminalReporter;

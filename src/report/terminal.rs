@@ -85,7 +85,14 @@ impl RunObserver for TerminalReporter {
                     bar.set_length(self.total as u64);
                 }
             }
-            Event::StepStart { step, target, .. } => {
+            Event::StepStart {
+                step,
+                target,
+                rendered,
+                ..
+            } => {
+                // What is being checked, vars filled in (secrets stay masked).
+                let target = rendered.as_deref().unwrap_or(target);
                 if let Some(bar) = &self.spinner {
                     bar.set_message(
                         self.redactor

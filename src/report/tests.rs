@@ -68,6 +68,7 @@ fn start(step: &str) -> Event {
         kind: "http".into(),
         title: None,
         target: format!("GET https://example.test/{step}"),
+        rendered: None,
         max_attempts: 3,
         timeout_ms: 2_000,
     }
@@ -199,6 +200,7 @@ fn summary() -> RunSummary {
         SourceRef {
             name: "fixture".into(),
             path: "fixture.toml".into(),
+            copy: None,
             sha256: "0".repeat(64),
         },
         vec!["API_TOKEN".into()],

@@ -19,7 +19,7 @@ use crate::webhook::signature::DEFAULT_MAX_AGE;
 use crate::webhook::{secret_from_env, WebhookError};
 
 /// `runproof webhook listen --addr ADDR --secret-env NAME [--artifacts DIR] [--max-age 300s]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ListenArgs {
     /// `127.0.0.1:PORT`.
     pub addr: SocketAddr,
@@ -28,6 +28,8 @@ pub struct ListenArgs {
     pub artifacts: PathBuf,
     pub max_age: Duration,
     pub max_body: usize,
+    /// Operator and seal signer.
+    pub provenance: super::Provenance,
 }
 
 impl ListenArgs {
@@ -39,6 +41,7 @@ impl ListenArgs {
             artifacts: PathBuf::from("artifacts"),
             max_age: DEFAULT_MAX_AGE,
             max_body: DEFAULT_MAX_BODY,
+            provenance: super::Provenance::default(),
         }
     }
 }
@@ -74,10 +77,12 @@ pub async fn listen_command(
             })?;
     let redactor = Arc::new(Redactor::new(&[(args.secret_env.clone(), secret)]));
     crate::evidence::redact::set_log_redactor(redactor.clone());
-    let header = listen_header(args, listener.local_addr(), redactor.classes());
+    let mut header = listen_header(args, listener.local_addr(), redactor.classes());
+    args.provenance.stamp(&mut header);
     let mut writer =
         BundleWriter::create(&args.artifacts, header, redactor, SyncPolicy::EveryRecord)
             .map_err(WebhookError::Evidence)?;
+    args.provenance.arm(&mut writer);
     let blobs = writer.blobs();
     let started = std::time::Instant::now();
     print(&format!(
@@ -153,6 +158,7 @@ fn listen_header(args: &ListenArgs, bound: SocketAddr, redaction: Vec<String>) -
         name: "webhook-listen".to_string(),
         path: bound.to_string(),
         sha256: hex::encode(Sha256::digest(config_line.as_bytes())),
+        copy: None,
     };
     Header::new(
         BundleKind::Listen,

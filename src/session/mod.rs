@@ -5,13 +5,48 @@
 //!
 //! - [`run`]: `runproof run`: a runbook into a `run` bundle.
 //! - [`sweep`]: one round of `runproof sweep` into a `sweep` bundle.
+//! - [`audit`]: `verify`'s check that a bundle's reports agree with its journal.
 //! - [`listen`]: `runproof webhook listen` into a `listen` bundle.
 
+pub mod audit;
 pub mod listen;
 pub mod run;
 pub mod sweep;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::core::record::Header;
+use crate::evidence::{BundleWriter, SealSigner};
+
+/// What the command line says about who ran a session and who vouches for
+/// its evidence: recorded in the header, and the seal signed.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    /// The operator's name and where it came from (`--operator`,
+    /// `RUNPROOF_OPERATOR`, `git`, `USER`); `None` keeps the header's default.
+    pub operator: Option<(String, String)>,
+    /// Signs `seal.json` (`--sign-key`).
+    pub signer: Option<Arc<SealSigner>>,
+    /// The `[vars]` set by `--var`.
+    pub overridden_vars: Vec<String>,
+}
+
+impl Provenance {
+    /// Writes the operator and signing key into a new bundle's header.
+    pub(crate) fn stamp(&self, header: &mut Header) {
+        if let Some((name, source)) = &self.operator {
+            header.operator = name.clone();
+            header.operator_source = Some(source.clone());
+        }
+        header.signing_key = self.signer.as_ref().map(|s| s.fingerprint());
+    }
+
+    /// Hands the signer to the bundle, which signs its seal.
+    pub(crate) fn arm(&self, bundle: &mut BundleWriter) {
+        bundle.set_signer(self.signer.clone());
+    }
+}
 
 /// Why a session could not keep its evidence: runproof's own failure, never
 /// the checked service's.

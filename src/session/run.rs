@@ -7,12 +7,15 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::SessionError;
-use crate::core::record::{BundleKind, Header, MissingEvidence, SourceRef};
+use super::{Provenance, SessionError};
+use crate::core::record::{BundleKind, CopyRef, Header, MissingEvidence, SourceRef};
 use crate::engine::{run_runbook, Cancel, RunObserver, RunOptions, RunOutcome};
 use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
 use crate::report::{self, RunSummary, SummaryBuilder};
 use crate::runbook::{Runbook, SecretStore};
+
+/// The runbook's redacted copy inside a `run` bundle.
+pub const RUNBOOK_COPY: &str = "runbook.toml";
 
 /// An open `run` bundle, with the runbook already copied in.
 pub struct RunSession<'a> {
@@ -27,6 +30,9 @@ pub struct RunReport {
     pub summary: RunSummary,
     /// The sealed bundle's folder.
     pub bundle: PathBuf,
+    /// `sha256:…` of the journal's last line: what `verify --expect-head`
+    /// takes, for the CI log to keep out of band.
+    pub head: String,
     /// Evidence that could not be written (recorded in `evidence.error`):
     /// the run is then runproof's failure, whatever its verdict.
     pub missing_evidence: Vec<MissingEvidence>,
@@ -38,16 +44,20 @@ impl<'a> RunSession<'a> {
         runbook: &'a Runbook,
         redactor: Arc<Redactor>,
         artifacts: &Path,
+        provenance: &Provenance,
     ) -> Result<Self, SessionError> {
-        let header = new_header(runbook, &redactor);
+        let mut header = new_header(runbook, &redactor);
+        provenance.stamp(&mut header);
+        header.vars_overridden = provenance.overridden_vars.clone();
         let started_at = header.started_at.clone();
         let mut bundle = BundleWriter::create(artifacts, header, redactor, SyncPolicy::EveryRecord)
             .map_err(|source| SessionError::Create {
                 dir: artifacts.to_path_buf(),
                 source,
             })?;
+        provenance.arm(&mut bundle);
         bundle
-            .write_file("runbook.toml", runbook.source.as_bytes())
+            .write_file(RUNBOOK_COPY, runbook.source.as_bytes())
             .map_err(SessionError::Write)?;
         Ok(RunSession {
             runbook,
@@ -88,36 +98,55 @@ impl<'a> RunSession<'a> {
         };
         let summary = summary.finish();
         let bundle_dir = self.bundle.dir().to_path_buf();
-        let bundle_name = bundle_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let context = report_context(self.bundle.header());
         self.bundle
             .write_file(
                 "summary.md",
-                report::markdown::render(&summary, &bundle_name).as_bytes(),
+                report::markdown::render_run(&summary, &context).as_bytes(),
             )
             .map_err(SessionError::Write)?;
         self.bundle
             .write_file("junit.xml", report::junit::render(&summary).as_bytes())
             .map_err(SessionError::Write)?;
+        let head = self.bundle.head().to_string();
         let missing_evidence = self.bundle.missing_evidence();
         self.bundle.seal().map_err(SessionError::Write)?;
         Ok(RunReport {
             outcome,
             summary,
             bundle: bundle_dir,
+            head,
             missing_evidence,
         })
     }
 }
 
 fn new_header(runbook: &Runbook, redactor: &Redactor) -> Header {
+    // The copy in the bundle is redacted on its way to disk: record both
+    // digests, so QA can match the file they hold against either.
+    let copy = redactor.redact_bytes(runbook.source.as_bytes());
     let source = SourceRef {
         name: runbook.meta.name.clone(),
         path: runbook.path.display().to_string(),
         sha256: hex::encode(Sha256::digest(runbook.source.as_bytes())),
+        copy: Some(CopyRef {
+            path: RUNBOOK_COPY.to_string(),
+            sha256: hex::encode(Sha256::digest(&copy)),
+        }),
     };
     let secrets = runbook.secrets.declared().map(str::to_string).collect();
-    Header::new(BundleKind::Run, source, secrets, redactor.classes())
+    let mut header = Header::new(BundleKind::Run, source, secrets, redactor.classes());
+    header.vars = runbook.vars.clone();
+    header.renderer = Some(report::RENDERER_VERSION.to_string());
+    header
+}
+
+/// What `summary.md` states beyond the events, all from the header, so that
+/// `verify` can regenerate it.
+pub fn report_context(header: &Header) -> report::markdown::ReportContext {
+    report::markdown::ReportContext {
+        bundle: crate::evidence::bundle_label(header),
+        operator: Some(header.operator.clone()),
+        signing_key: header.signing_key.clone(),
+    }
 }

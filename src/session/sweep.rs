@@ -33,6 +33,8 @@ pub struct SweepRound<'a> {
     pub prometheus: Option<&'a Path>,
     pub markdown: Option<&'a Path>,
     pub save_baseline: Option<&'a Path>,
+    /// Operator and seal signer.
+    pub provenance: &'a super::Provenance,
 }
 
 /// One round: a bundle, the sweep, the bundle's reports, the seal, then the
@@ -55,13 +57,16 @@ pub async fn sweep_round(
             .collect::<Vec<_>>()
             .join(" "),
         sha256: input.digest.clone(),
+        copy: None,
     };
-    let header = Header::new(
+    let mut header = Header::new(
         BundleKind::Sweep,
         source,
         secret_names.to_vec(),
         redactor.classes(),
     );
+    args.provenance.stamp(&mut header);
+    header.renderer = Some(report::RENDERER_VERSION.to_string());
     let started_at = header.started_at.clone();
     let mut bundle = BundleWriter::create(
         args.artifacts,
@@ -73,6 +78,7 @@ pub async fn sweep_round(
         dir: args.artifacts.to_path_buf(),
         source,
     })?;
+    args.provenance.arm(&mut bundle);
     let write_failed = SessionError::Write;
     for (i, file) in input.files.iter().enumerate() {
         let name = file

@@ -629,6 +629,17 @@ fn signed_headers(body: &Path, delivery: &str) -> Vec<(String, String)> {
 fn webhook_listen_records_deliveries_and_seals_on_sigint() {
     let ws = Workspace::new();
     let port = free_port();
+    // The listener signs its seal too (key from RUNPROOF_SIGN_KEY).
+    let key = ws.path().join("listen_key");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "listener", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen (scripts/test.sh installs openssh-client)");
+    assert!(keygen.success());
+    let allowed = ws.path().join("allowed_signers");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    std::fs::write(&allowed, format!("listener {public}")).unwrap();
     let mut child = runproof()
         .args([
             "webhook",
@@ -641,6 +652,7 @@ fn webhook_listen_records_deliveries_and_seals_on_sigint() {
         ])
         .arg(ws.artifacts())
         .env(SECRET_ENV, VECTOR_SECRET)
+        .env("RUNPROOF_SIGN_KEY", &key)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -708,8 +720,21 @@ fn webhook_listen_records_deliveries_and_seals_on_sigint() {
             .unwrap_or_else(|| panic!("no bundle line:\n{all}"))
             .trim(),
     );
-    let output = verify(&bundle, &[]);
+    let output = verify(
+        &bundle,
+        &[
+            "--allowed-signers",
+            allowed.to_str().unwrap(),
+            "--identity",
+            "listener",
+        ],
+    );
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("signed by listener"),
+        "{}",
+        describe(&output)
+    );
     let journal = std::fs::read_to_string(bundle.join("events.jsonl")).unwrap();
     assert!(
         journal.contains("delivery-good") && journal.contains("delivery-bad"),

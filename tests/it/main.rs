@@ -21,5 +21,6 @@ mod runbooks_e2e;
 mod secrets;
 mod shell;
 mod sweep;
+mod trust;
 mod webhook_receivers;
 mod webhook_signing;

@@ -234,6 +234,7 @@ impl Verifier {
                 continue;
             }
             if name == SEAL_FILE
+                || name == SIGNATURE_FILE
                 || name
                     .split('/')
                     .any(|c| c.is_empty() || c == "." || c == "..")
@@ -281,7 +282,7 @@ impl Verifier {
             ),
         );
         for file in files {
-            if file != SEAL_FILE && !listed.contains(file.as_str()) {
+            if file != SEAL_FILE && file != SIGNATURE_FILE && !listed.contains(file.as_str()) {
                 self.problem(UNLISTED, file, None, "present but not listed in the seal");
             }
         }
@@ -294,6 +295,6 @@ fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn short(digest: &str) -> String {
+pub(super) fn short(digest: &str) -> String {
     digest.chars().take(7 + 12).collect::<String>() + "…"
 }

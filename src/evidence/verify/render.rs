@@ -12,14 +12,66 @@ impl VerifyReport {
         )
     }
 
+    /// Sets the result of a check made outside `evidence` (the reports'
+    /// agreement with the journal, which needs the renderers): `problems`
+    /// fail it and make the verdict INVALID; none pass it with `detail`.
+    pub fn set_check(&mut self, name: &'static str, detail: String, problems: Vec<Problem>) {
+        let (status, detail) = match problems.first() {
+            Some(first) => (
+                CheckStatus::Fail,
+                match problems.len() {
+                    1 => format!("{}: {}", first.location(), first.message),
+                    n => format!("{}: {} (+{} more)", first.location(), first.message, n - 1),
+                },
+            ),
+            None => (CheckStatus::Pass, detail),
+        };
+        match self.checks.iter_mut().find(|c| c.name == name) {
+            Some(check) => {
+                check.status = status;
+                check.detail = detail;
+            }
+            None => self.checks.push(Check {
+                name,
+                status,
+                detail,
+            }),
+        }
+        if !problems.is_empty() {
+            self.problems.extend(problems);
+            self.verdict = Verdict::Invalid;
+        }
+    }
+
+    /// Marks a check made outside `evidence` as not applicable, saying why.
+    pub fn skip_check(&mut self, name: &'static str, why: impl Into<String>) {
+        let why = why.into();
+        match self.checks.iter_mut().find(|c| c.name == name) {
+            Some(check) => {
+                check.status = CheckStatus::Skip;
+                check.detail = why;
+            }
+            None => self.checks.push(Check {
+                name,
+                status: CheckStatus::Skip,
+                detail: why,
+            }),
+        }
+    }
+
     /// The one-line verdict.
     pub fn summary_line(&self) -> String {
         let run = self.run_id.as_deref().unwrap_or("?");
         match &self.verdict {
-            Verdict::Verified => format!("VERIFIED: run {run}, {} records, sealed", self.records),
+            Verdict::Verified => format!(
+                "VERIFIED: run {run}, {} records, sealed{}",
+                self.records,
+                self.signed_by()
+            ),
             Verdict::VerifiedInterrupted => format!(
-                "VERIFIED (interrupted): run {run}, {} records, sealed; the run was interrupted and is recorded up to that point",
-                self.records
+                "VERIFIED (interrupted): run {run}, {} records, sealed{}; the run was interrupted and is recorded up to that point",
+                self.records,
+                self.signed_by()
             ),
             Verdict::Incomplete { valid_through_seq } => match valid_through_seq {
                 Some(seq) => format!(
@@ -46,6 +98,24 @@ impl VerifyReport {
                     files.len()
                 )
             }
+        }
+    }
+
+    /// `, signed by ID (SHA256:…)`, or what is known of an unchecked key.
+    fn signed_by(&self) -> String {
+        match &self.signer {
+            Some(s) if s.trusted => {
+                format!(
+                    ", signed by {} ({})",
+                    s.principals.join(", "),
+                    s.fingerprint
+                )
+            }
+            Some(s) => format!(
+                ", signed by key {} (not checked: pass --allowed-signers)",
+                s.fingerprint
+            ),
+            None => ", unsigned".to_string(),
         }
     }
 
@@ -98,6 +168,17 @@ impl VerifyReport {
         }
         if !self.secrets.is_empty() {
             let rows = self.secrets.iter().map(|s| SecretRow {
+                file: &s.file,
+                line: s.line,
+                offset: s.offset,
+                preview: &s.preview,
+            });
+            out.push_str(&Table::new(rows).with(Style::sharp()).to_string());
+            out.push('\n');
+        }
+        if !self.credential_warnings.is_empty() {
+            out.push_str("warning: credential-shaped strings in the bundle (rotate them if real; --strict fails on them):\n");
+            let rows = self.credential_warnings.iter().map(|s| SecretRow {
                 file: &s.file,
                 line: s.line,
                 offset: s.offset,

@@ -35,8 +35,12 @@ impl Verifier {
         records: &[(u64, Record)],
         header: Option<&Header>,
         sealed: bool,
-    ) -> Option<RunVerdict> {
+    ) -> Option<(RunVerdict, BTreeMap<String, u32>)> {
         let mut steps: BTreeMap<String, StepState> = BTreeMap::new();
+        // step -> its depends_on, from run.start; (line, seq, step) of every
+        // step.end that says blocked.
+        let mut depends: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut blocked: Vec<(u64, u64, String)> = Vec::new();
         let mut planned: Vec<String> = Vec::new();
         let mut run_start_seen = false;
         let mut run_end: Option<(RunVerdict, BTreeMap<String, u32>)> = None;
@@ -86,6 +90,7 @@ impl Verifier {
                         state.planned = Some(p.max_attempts);
                         state.backoff = p.backoff;
                         planned.push(p.id.clone());
+                        depends.insert(p.id.clone(), p.depends_on.clone());
                     }
                 }
                 Event::StepStart {
@@ -259,6 +264,9 @@ impl Verifier {
                     ..
                 } => {
                     *verdict_counts.entry(verdict.as_str()).or_default() += 1;
+                    if *verdict == StepVerdict::Blocked {
+                        blocked.push((line, seq, step.clone()));
+                    }
                     let state = steps.entry(step.clone()).or_default();
                     let mut step_issues = Vec::new();
                     let mut escalation_issues = Vec::new();
@@ -447,6 +455,32 @@ impl Verifier {
             );
         }
 
+        // A step is blocked only by a dependency that did not pass: one
+        // whose dependencies all passed was made to look blocked.
+        for (line, seq, step) in blocked {
+            let Some(deps) = depends.get(&step) else {
+                continue;
+            };
+            let passed = |d: &String| {
+                steps
+                    .get(d)
+                    .is_some_and(|s| s.ended == Some(StepVerdict::Pass))
+            };
+            if deps.iter().all(passed) {
+                let why = if deps.is_empty() {
+                    "it depends on no step".to_string()
+                } else {
+                    format!("every step it depends on passed ({})", deps.join(", "))
+                };
+                self.journal_problem(
+                    STEPS,
+                    line,
+                    Some(seq),
+                    format!("step {step:?} is recorded as blocked, but {why}"),
+                );
+            }
+        }
+
         let counts: Vec<String> = verdict_counts
             .iter()
             .map(|(k, v)| format!("{v} {k}"))
@@ -478,7 +512,7 @@ impl Verifier {
             COMPLETE,
             "every planned step ended; run.end present".to_string(),
         );
-        run_end.map(|(v, _)| v)
+        run_end
     }
 }
 

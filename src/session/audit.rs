@@ -1,0 +1,439 @@
+//! Reports cannot lie: `summary.md` and `junit.xml` of a bundle must agree
+//! with its journal. This needs both the journal reader (`evidence`) and the
+//! renderers (`report`), so it lives here, above both; `runproof verify`
+//! calls [`audit_reports`] after [`crate::evidence::verify_bundle`].
+//!
+//! Two levels: what the reports *state* — each step's verdict, attempt count,
+//! escalation, and the totals — is always compared; when the bundle was
+//! written by this very renderer version (`renderer` in the header), the
+//! reports are also regenerated from the journal and compared byte for byte.
+//! A newer runproof thus never calls an honest older bundle INVALID.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use regex::Regex;
+
+use crate::core::record::{BundleKind, StepVerdict};
+use crate::evidence::verify::REPORTS;
+use crate::evidence::{read_bundle, Problem, Redactor, VerifyReport};
+use crate::report::{self, RunSummary, StepSummary, SummaryBuilder};
+
+const SUMMARY: &str = "summary.md";
+const JUNIT: &str = "junit.xml";
+
+/// Compares the bundle's reports with its journal and records the result as
+/// the `reports` check of `report` (a failure makes it INVALID).
+pub fn audit_reports(report: &mut VerifyReport) {
+    let dir = report.dir.clone();
+    let Ok(bundle) = read_bundle(&dir) else {
+        // verify_bundle has already said why the bundle cannot be read.
+        report.skip_check(REPORTS, "the bundle cannot be read");
+        return;
+    };
+    let header = &bundle.header;
+    if header.kind == BundleKind::Listen {
+        report.skip_check(REPORTS, "a listener writes no reports");
+        return;
+    }
+    let present = |name: &str| dir.join(name).is_file();
+    if !present(SUMMARY) && !present(JUNIT) {
+        if bundle.seal.is_some() {
+            report.set_check(
+                REPORTS,
+                String::new(),
+                vec![problem(SUMMARY, "a sealed bundle without its reports")],
+            );
+        } else {
+            report.skip_check(REPORTS, "no reports yet (unfinished run)");
+        }
+        return;
+    }
+    let mut builder = SummaryBuilder::new(&header.run_id, &header.source.name, &header.started_at);
+    for (seq, event) in bundle.events() {
+        crate::engine::RunObserver::observe(&mut builder, seq, &event);
+    }
+    let summary = builder.finish();
+
+    let mut problems = Vec::new();
+    let mut compared = Vec::new();
+    if let Some(junit) = read(&dir, JUNIT, &mut problems) {
+        compare_junit(&summary, &junit, header.kind, &mut problems);
+        compared.push(JUNIT);
+    }
+    if let Some(markdown) = read(&dir, SUMMARY, &mut problems) {
+        if header.kind == BundleKind::Run {
+            compare_markdown(&summary, &markdown, &mut problems);
+        }
+        compared.push(SUMMARY);
+    }
+    let same_renderer = header.renderer.as_deref() == Some(report::RENDERER_VERSION)
+        && header.kind == BundleKind::Run;
+    let how = if same_renderer && problems.is_empty() {
+        // Structural redaction rules only: the journal's events are already
+        // redacted, and the reports went through the same rules on write.
+        let redactor = Redactor::new(&[]);
+        let context = super::run::report_context(header);
+        let regenerated = [
+            (SUMMARY, report::markdown::render_run(&summary, &context)),
+            (JUNIT, report::junit::render(&summary)),
+        ];
+        for (name, text) in regenerated {
+            let Ok(written) = std::fs::read(dir.join(name)) else {
+                continue;
+            };
+            let expected = redactor.redact(&text);
+            if written != expected.as_bytes() {
+                problems.push(problem(
+                    name,
+                    format!(
+                        "differs from the report regenerated from the journal (renderer {}), first at line {}",
+                        report::RENDERER_VERSION,
+                        first_difference(&written, expected.as_bytes())
+                    ),
+                ));
+            }
+        }
+        "regenerated from the journal and identical"
+    } else {
+        "state the journal's verdicts, attempts and totals"
+    };
+    report.set_check(
+        REPORTS,
+        format!("{} {how}", compared.join(" and ")),
+        problems,
+    );
+}
+
+fn problem(file: &str, message: impl Into<String>) -> Problem {
+    Problem {
+        check: REPORTS,
+        file: file.to_string(),
+        line: None,
+        seq: None,
+        message: message.into(),
+    }
+}
+
+fn read(dir: &Path, name: &str, problems: &mut Vec<Problem>) -> Option<String> {
+    match std::fs::read(dir.join(name)) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Some(text),
+            Err(_) => {
+                problems.push(problem(name, "not UTF-8"));
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            problems.push(problem(name, format!("cannot read: {e}")));
+            None
+        }
+    }
+}
+
+fn first_difference(a: &[u8], b: &[u8]) -> usize {
+    let at = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    a[..at].iter().filter(|&&c| c == b'\n').count() + 1
+}
+
+/// What a report can say about a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stated {
+    Pass,
+    Escalated,
+    /// Blocked or skipped: JUnit cannot tell them apart.
+    NotRun,
+    Interrupted,
+    /// A sweep check that passed every attempt but regressed on latency.
+    Regressed,
+    /// A `confirm` step nobody confirmed.
+    Unconfirmed,
+}
+
+fn stated(verdict: Option<StepVerdict>) -> Stated {
+    match verdict {
+        Some(StepVerdict::Pass) => Stated::Pass,
+        Some(StepVerdict::Escalated) => Stated::Escalated,
+        Some(StepVerdict::Blocked | StepVerdict::Skipped) => Stated::NotRun,
+        Some(StepVerdict::Interrupted) | None => Stated::Interrupted,
+        Some(StepVerdict::Unconfirmed) => Stated::Unconfirmed,
+    }
+}
+
+/// The journal's steps as JUnit lists them: a sweep's samples (`ID#k`) fold
+/// into one testcase per check, decided by the first sample that did not pass.
+fn journal_cases(summary: &RunSummary, kind: BundleKind) -> BTreeMap<String, (Stated, u32)> {
+    let mut cases: BTreeMap<String, Vec<&StepSummary>> = BTreeMap::new();
+    for step in &summary.steps {
+        let id = match kind {
+            BundleKind::Sweep => step
+                .id
+                .split_once('#')
+                .map_or(step.id.as_str(), |(id, _)| id),
+            _ => step.id.as_str(),
+        };
+        cases.entry(id.to_string()).or_default().push(step);
+    }
+    cases
+        .into_iter()
+        .map(|(id, samples)| {
+            let decisive = samples
+                .iter()
+                .find(|s| s.verdict != Some(StepVerdict::Pass))
+                .or(samples.last())
+                .expect("at least one sample");
+            (id, (stated(decisive.verdict), decisive.attempts))
+        })
+        .collect()
+}
+
+/// One `<testcase>` as stated in `junit.xml`.
+struct Case {
+    state: Stated,
+    /// From `passed on attempt N/M` or `escalated after N/M attempts`.
+    attempts: Option<u32>,
+}
+
+fn parse_junit(text: &str) -> (HashMap<String, Case>, Vec<String>, Option<[u32; 4]>) {
+    let case_re = Regex::new(r#"(?s)<testcase\b([^>]*?)(/>|>(.*?)</testcase>)"#).expect("valid");
+    let name_re = Regex::new(r#"\bname="([^"]*)""#).expect("valid");
+    let attempts_re =
+        Regex::new(r"(?:passed on attempt|escalated after) (\d+)/\d+").expect("valid");
+    let totals_re = Regex::new(
+        r#"<testsuites\b[^>]*?\btests="(\d+)"[^>]*?\bfailures="(\d+)"[^>]*?\berrors="(\d+)"[^>]*?\bskipped="(\d+)""#,
+    )
+    .expect("valid");
+    let mut cases = HashMap::new();
+    let mut order = Vec::new();
+    for m in case_re.captures_iter(text) {
+        let attrs = m.get(1).map_or("", |a| a.as_str());
+        let body = m.get(3).map_or("", |b| b.as_str());
+        let Some(name) = name_re.captures(attrs).map(|c| unescape(&c[1])) else {
+            continue;
+        };
+        let state = if body.contains("<failure type=\"regressed\"") {
+            Stated::Regressed
+        } else if body.contains("<failure type=\"unconfirmed\"") {
+            Stated::Unconfirmed
+        } else if body.contains("<failure") {
+            Stated::Escalated
+        } else if body.contains("<skipped") {
+            Stated::NotRun
+        } else if body.contains("<error") {
+            Stated::Interrupted
+        } else {
+            Stated::Pass
+        };
+        let attempts = attempts_re
+            .captures(body)
+            .and_then(|c| c[1].parse().ok())
+            .or((state == Stated::Pass && !body.contains("passed on attempt")).then_some(1));
+        order.push(name.clone());
+        cases.insert(name, Case { state, attempts });
+    }
+    let totals = totals_re.captures(text).and_then(|c| {
+        let n = |i: usize| c[i].parse::<u32>().ok();
+        Some([n(1)?, n(2)?, n(3)?, n(4)?])
+    });
+    (cases, order, totals)
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&#10;", "\n")
+        .replace("&amp;", "&")
+}
+
+fn compare_junit(summary: &RunSummary, text: &str, kind: BundleKind, problems: &mut Vec<Problem>) {
+    let journal = journal_cases(summary, kind);
+    let (cases, order, totals) = parse_junit(text);
+    if order.len() != cases.len() {
+        problems.push(problem(JUNIT, "a testcase is listed twice"));
+    }
+    for (id, (state, attempts)) in &journal {
+        let Some(case) = cases.get(id) else {
+            problems.push(problem(
+                JUNIT,
+                format!("step {id:?} of the journal is missing"),
+            ));
+            continue;
+        };
+        // A regression fails a check whose attempts all passed: only a
+        // passing step may be reported as regressed.
+        let agrees = case.state == *state
+            || (case.state == Stated::Regressed
+                && *state == Stated::Pass
+                && kind == BundleKind::Sweep);
+        if !agrees {
+            problems.push(problem(
+                JUNIT,
+                format!(
+                    "step {id:?}: the report says {}, the journal {}",
+                    describe(case.state),
+                    describe(*state)
+                ),
+            ));
+        } else if let Some(n) = case.attempts.filter(|n| n != attempts) {
+            if kind == BundleKind::Run {
+                problems.push(problem(
+                    JUNIT,
+                    format!("step {id:?}: the report says {n} attempts, the journal {attempts}"),
+                ));
+            }
+        }
+    }
+    for id in order.iter().filter(|id| !journal.contains_key(*id)) {
+        problems.push(problem(
+            JUNIT,
+            format!("testcase {id:?} is not a step of the journal"),
+        ));
+    }
+    if let Some([tests, failures, errors, skipped]) = totals {
+        let count =
+            |f: &dyn Fn(&Stated) -> bool| cases.values().filter(|c| f(&c.state)).count() as u32;
+        let expected = [
+            journal.len() as u32,
+            count(&|s| {
+                matches!(
+                    s,
+                    Stated::Escalated | Stated::Regressed | Stated::Unconfirmed
+                )
+            }),
+            journal
+                .values()
+                .filter(|(s, _)| *s == Stated::Interrupted)
+                .count() as u32,
+            journal
+                .values()
+                .filter(|(s, _)| *s == Stated::NotRun)
+                .count() as u32,
+        ];
+        if [tests, failures, errors, skipped] != expected {
+            problems.push(problem(
+                JUNIT,
+                format!(
+                    "totals tests={tests} failures={failures} errors={errors} skipped={skipped}; the journal gives {} {} {} {}",
+                    expected[0], expected[1], expected[2], expected[3]
+                ),
+            ));
+        }
+    } else {
+        problems.push(problem(JUNIT, "no <testsuites> totals"));
+    }
+}
+
+fn describe(state: Stated) -> &'static str {
+    match state {
+        Stated::Pass => "pass",
+        Stated::Escalated => "escalated",
+        Stated::NotRun => "not run (blocked/skipped)",
+        Stated::Interrupted => "interrupted",
+        Stated::Regressed => "regressed",
+        Stated::Unconfirmed => "unconfirmed",
+    }
+}
+
+/// `summary.md` of a run: the headline and the step table.
+fn compare_markdown(summary: &RunSummary, text: &str, problems: &mut Vec<Problem>) {
+    let row_re =
+        Regex::new(r"^\| (\d+) \| (.*?) \| [^|]* \| (.*?) \| ([^|]*) \| [^|]* \|$").expect("valid");
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(c) = row_re.captures(line) {
+            rows.push((
+                c[2].replace("\\|", "|").replace("&lt;", "<"),
+                c[3].trim_matches('*').to_string(),
+                c[4].trim().to_string(),
+            ));
+        }
+    }
+    if rows.len() != summary.steps.len() {
+        problems.push(problem(
+            SUMMARY,
+            format!(
+                "lists {} steps, the journal {}",
+                rows.len(),
+                summary.steps.len()
+            ),
+        ));
+    }
+    for step in &summary.steps {
+        let Some((_, verdict, attempts)) = rows.iter().find(|(id, _, _)| *id == step.id) else {
+            problems.push(problem(
+                SUMMARY,
+                format!("step {:?} of the journal is missing", step.id),
+            ));
+            continue;
+        };
+        let expected_attempts = if step.attempts == 0 {
+            "-".to_string()
+        } else {
+            format!("{}/{}", step.attempts, step.max_attempts)
+        };
+        if *verdict != step.verdict_label() {
+            problems.push(problem(
+                SUMMARY,
+                format!(
+                    "step {:?}: the report says {verdict}, the journal {}",
+                    step.id,
+                    step.verdict_label()
+                ),
+            ));
+        } else if *attempts != expected_attempts {
+            problems.push(problem(
+                SUMMARY,
+                format!(
+                    "step {:?}: the report says {attempts} attempts, the journal {expected_attempts}",
+                    step.id
+                ),
+            ));
+        }
+        let escalated_in_report = text.contains(&format!(
+            "{} — escalated",
+            step.id.replace('|', "\\|").replace('<', "&lt;")
+        ));
+        if escalated_in_report != step.escalation.is_some() {
+            problems.push(problem(
+                SUMMARY,
+                format!(
+                    "step {:?}: the report {} an escalation, the journal {}",
+                    step.id,
+                    if escalated_in_report {
+                        "shows"
+                    } else {
+                        "omits"
+                    },
+                    if step.escalation.is_some() {
+                        "has one"
+                    } else {
+                        "has none"
+                    }
+                ),
+            ));
+        }
+    }
+    let headline = text.lines().next().unwrap_or("");
+    let claims_pass = headline.ends_with("· PASSED");
+    let passed = summary.verdict == Some(crate::core::record::RunVerdict::Pass);
+    if claims_pass != passed {
+        problems.push(problem(
+            SUMMARY,
+            format!(
+                "headline {:?} does not match the run's verdict ({})",
+                headline,
+                summary
+                    .verdict
+                    .map(|v| format!("{v:?}").to_lowercase())
+                    .unwrap_or_else(|| "unfinished".into())
+            ),
+        ));
+    }
+}
