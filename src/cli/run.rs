@@ -51,6 +51,13 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
         ))),
         only: args.only.clone(),
         resolver: args.resolver,
+        resume: match &args.resume {
+            Some(dir) => Some(
+                crate::session::resume::load_resume(dir, &runbook)
+                    .map_err(|e| CliError::invalid(e.to_string()))?,
+            ),
+            None => None,
+        },
     };
     for (id, _) in &args.confirm {
         let is_confirm = runbook
@@ -184,7 +191,8 @@ pub async fn execute(
         ));
     }
 
-    let session = RunSession::open(runbook, redactor.clone(), artifacts)
+    let resumed_from = options.resume.as_ref().map(|r| r.from.clone());
+    let session = RunSession::open_resumed(runbook, redactor.clone(), artifacts, resumed_from)
         .map_err(|e| CliError::internal(e.to_string()))?;
     let cancel = Cancel::new();
     super::signals::install_signal_handlers(&cancel)
@@ -208,6 +216,18 @@ pub async fn execute(
         runbook.steps.len(),
         session.dir().display()
     ));
+    if let Some(resume) = &options.resume {
+        terminal.line(&format!(
+            "runproof: resuming run {} ({}): {} step(s) passed there and are not run again",
+            resume.from.run_id,
+            resume.from.path,
+            runbook
+                .steps
+                .iter()
+                .filter(|s| resume.earlier_pass(s).is_some())
+                .count()
+        ));
+    }
     let report = session
         .drive(&secrets, &mut terminal, &cancel, options)
         .await;

@@ -52,6 +52,7 @@ fn header(kind: BundleKind, redactor: &Redactor) -> Header {
         started_at: format!("{:.3}", jiff::Timestamp::now()),
         secrets: vec!["API_TOKEN".to_string()],
         redaction: redactor.classes(),
+        resumed_from: None,
     }
 }
 
@@ -122,6 +123,7 @@ fn step_end(step: &str, verdict: StepVerdict, attempts: u32) -> Event {
         attempts,
         duration_ms: 40.0,
         reason: None,
+        earlier: None,
     }
 }
 

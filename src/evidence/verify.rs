@@ -24,8 +24,8 @@ use super::seal::{
     SEAL_PREDICATE_TYPE, STATEMENT_TYPE, TEMP_PREFIX,
 };
 use crate::core::record::{
-    AttemptVerdict, BundleKind, Event, Header, PlannedBackoff, Record, RunVerdict, StepVerdict,
-    FORMAT_VERSION,
+    AttemptVerdict, BundleKind, EarlierPass, Event, Header, PlannedBackoff, Record, ResumedFrom,
+    RunVerdict, StepVerdict, FORMAT_VERSION,
 };
 
 mod files;

@@ -4,10 +4,12 @@
 //! maps the result to an exit code.
 //!
 //! - [`run`]: `runproof run`: a runbook into a `run` bundle.
+//! - [`resume`]: `run --resume`: the earlier bundle a run continues.
 //! - [`sweep`]: one round of `runproof sweep` into a `sweep` bundle.
 //! - [`listen`]: `runproof webhook listen` into a `listen` bundle.
 
 pub mod listen;
+pub mod resume;
 pub mod run;
 pub mod sweep;
 

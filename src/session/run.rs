@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::SessionError;
-use crate::core::record::{BundleKind, Header, MissingEvidence, SourceRef};
+use crate::core::record::{BundleKind, Header, MissingEvidence, ResumedFrom, SourceRef};
 use crate::engine::{run_runbook, Cancel, RunObserver, RunOptions, RunOutcome};
 use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
 use crate::report::{self, RunSummary, SummaryBuilder};
@@ -39,7 +39,19 @@ impl<'a> RunSession<'a> {
         redactor: Arc<Redactor>,
         artifacts: &Path,
     ) -> Result<Self, SessionError> {
-        let header = new_header(runbook, &redactor);
+        Self::open_resumed(runbook, redactor, artifacts, None)
+    }
+
+    /// [`RunSession::open`] for a run that continues an earlier one: the
+    /// header records which (`resumed_from`).
+    pub fn open_resumed(
+        runbook: &'a Runbook,
+        redactor: Arc<Redactor>,
+        artifacts: &Path,
+        resumed_from: Option<ResumedFrom>,
+    ) -> Result<Self, SessionError> {
+        let mut header = new_header(runbook, &redactor);
+        header.resumed_from = resumed_from;
         let started_at = header.started_at.clone();
         let mut bundle = BundleWriter::create(artifacts, header, redactor, SyncPolicy::EveryRecord)
             .map_err(|source| SessionError::Create {
@@ -112,12 +124,18 @@ impl<'a> RunSession<'a> {
     }
 }
 
-fn new_header(runbook: &Runbook, redactor: &Redactor) -> Header {
-    let source = SourceRef {
+/// What a run bundle's header says about its runbook: name, path and the
+/// SHA-256 of its bytes (what `--resume` compares).
+pub fn source_ref(runbook: &Runbook) -> SourceRef {
+    SourceRef {
         name: runbook.meta.name.clone(),
         path: runbook.path.display().to_string(),
         sha256: hex::encode(Sha256::digest(runbook.source.as_bytes())),
-    };
+    }
+}
+
+fn new_header(runbook: &Runbook, redactor: &Redactor) -> Header {
+    let source = source_ref(runbook);
     let secrets = runbook.secrets.declared().map(str::to_string).collect();
     Header::new(BundleKind::Run, source, secrets, redactor.classes())
 }
