@@ -14,8 +14,8 @@ mod tests;
 
 pub use cancel::Cancel;
 pub use run::{
-    drive_runbook, run_runbook, CheckProbe, Emit, Mutations, Probe, Resume, RunOptions,
-    RunOutcome, StepResult, StepRunner,
+    drive_runbook, run_runbook, CheckProbe, Emit, Mutations, Probe, Resume, RunOptions, RunOutcome,
+    StepResult, StepRunner,
 };
 pub use scope::RunScope;
 

@@ -274,7 +274,12 @@ fn resume_refuses_a_bundle_that_does_not_verify_or_match() {
             &path,
             &["--allow-mutations", "--resume", bundle.to_str().unwrap()],
         );
-        assert_eq!(output.status.code(), Some(2), "{why}: {}", describe(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{why}: {}",
+            describe(&output)
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("--resume"), "{why}: {stderr}");
         assert!(stderr.contains(why), "{why}: {stderr}");
