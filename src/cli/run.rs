@@ -85,7 +85,8 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
 }
 
 /// The run's last line: the verdict and what each step came to, e.g.
-/// `passed: 3 passed, 12 skipped` or `escalated: 1 escalated, 2 blocked, 4 passed`.
+/// `passed: 3 passed, 12 skipped` or `escalated: 1 escalated, 2 blocked, 4 passed`;
+/// a resumed run says how many passed earlier (`5 passed (2 earlier, not run again)`).
 /// Verdict words are coloured when `paint` is on.
 fn closing_line(outcome: &crate::engine::RunOutcome, paint: Paint) -> String {
     let count = |verdict: &str| outcome.counts.get(verdict).copied().unwrap_or(0);
@@ -99,7 +100,14 @@ fn closing_line(outcome: &crate::engine::RunOutcome, paint: Paint) -> String {
     ]
     .iter()
     .filter(|(key, _)| count(key) > 0)
-    .map(|(key, label)| format!("{} {}", count(key), paint.verdict(label)))
+    .map(|(key, label)| {
+        let earlier = if *key == "pass" && outcome.passed_earlier > 0 {
+            format!(" ({} earlier, not run again)", outcome.passed_earlier)
+        } else {
+            String::new()
+        };
+        format!("{} {}{earlier}", count(key), paint.verdict(label))
+    })
     .collect();
     let counts = parts.join(", ");
     match outcome.verdict {
@@ -262,11 +270,14 @@ pub async fn execute(
     }
     let mut stdout = std::io::stdout().lock();
     if json {
-        let document = serde_json::json!({
+        let mut document = serde_json::json!({
             "bundle": bundle_dir.display().to_string(),
             "exit_code": status.code(),
             "run": summary,
         });
+        if let Some(resume) = &options.resume {
+            document["resumed_from"] = serde_json::json!(resume.from);
+        }
         let text = serde_json::to_string_pretty(&document).unwrap_or_default();
         let _ = writeln!(stdout, "{}", redactor.redact(&text));
     } else {

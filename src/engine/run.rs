@@ -110,6 +110,9 @@ pub struct RunOutcome {
     pub verdict: RunVerdict,
     /// Steps per verdict.
     pub counts: BTreeMap<String, u32>,
+    /// Of the passed steps, those that passed in the resumed run and were
+    /// not run again.
+    pub passed_earlier: u32,
 }
 
 /// Runs every step of `runbook`, recording each event in `bundle` before
@@ -172,6 +175,7 @@ pub async fn drive_runbook<P: Probe>(
     // Steps passed earlier and not run again whose captured values this run
     // therefore lacks, with the earlier run's id.
     let mut without_captures: HashMap<&str, &str> = HashMap::new();
+    let mut passed_earlier = 0;
 
     for step in &runbook.steps {
         // A signal between two steps stops the run before the next one starts.
@@ -190,6 +194,7 @@ pub async fn drive_runbook<P: Probe>(
                 earlier: Some(earlier.clone()),
             })?;
             verdicts.insert(&step.id, StepVerdict::Pass);
+            passed_earlier += 1;
             if !step.check.capture_names().is_empty() {
                 without_captures.insert(&step.id, &earlier.run_id);
             }
@@ -276,7 +281,11 @@ pub async fn drive_runbook<P: Probe>(
         counts: counts.clone(),
         duration_ms: millis(started.elapsed()),
     })?;
-    Ok(RunOutcome { verdict, counts })
+    Ok(RunOutcome {
+        verdict,
+        counts,
+        passed_earlier,
+    })
 }
 
 /// Where the engine sends events: the journal first, then observers.

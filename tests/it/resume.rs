@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// Five steps: `health`, a mutating `deploy`, a read-only `version` that
+/// Six steps: `health`, a mutating `deploy`, a `signoff` confirmation, a
+/// read-only `version` that
 /// captures the call number, `migrate` that fails its first three calls
 /// (three attempts: it escalates the first time, and the run halts), and
 /// `check` that uses `version`'s capture in its URL.
@@ -32,6 +33,11 @@ id = "deploy"
 check = "http"
 mutating = true
 url = "{base}/flaky/deploy/0"
+
+[[step]]
+id = "signoff"
+check = "confirm"
+prompt = "Is the deploy announced?"
 
 [[step]]
 id = "version"
@@ -83,7 +89,7 @@ fn resume_records_earlier_passes_and_runs_the_rest() {
     let ws = Workspace::new();
     let path = ws.write("deploy.toml", &deployment(&server.url()));
 
-    let first = ws.run(&path, &["--allow-mutations"]);
+    let first = ws.run(&path, &["--allow-mutations", "--confirm", "signoff"]);
     assert_eq!(first.status.code(), Some(1), "{}", describe(&first));
     let earlier = bundle_path(&first);
     let earlier_events = events(&earlier);
@@ -107,6 +113,10 @@ fn resume_records_earlier_passes_and_runs_the_rest() {
     let stdout = String::from_utf8_lossy(&second.stdout);
     assert!(stdout.contains("resuming run"), "{stdout}");
     assert!(stdout.contains("passed earlier in run"), "{stdout}");
+    assert!(
+        stdout.contains("passed: 6 passed (3 earlier, not run again)"),
+        "{stdout}"
+    );
 
     // Not run again, the mutating one above all: the server saw no second hit.
     assert_eq!(server.calls("health"), 1);
@@ -125,7 +135,8 @@ fn resume_records_earlier_passes_and_runs_the_rest() {
     assert_eq!(resumed_from["seal_head"], head.as_str());
 
     let events = events(&resumed);
-    for step in ["health", "deploy"] {
+    // The confirmation was given earlier: no second --confirm is needed.
+    for step in ["health", "deploy", "signoff"] {
         let end = records(&events, "step.end", Some(step))[0];
         assert_eq!(end["verdict"], "pass", "{end}");
         assert_eq!(end["attempts"], 0, "{end}");
@@ -149,7 +160,7 @@ fn resume_records_earlier_passes_and_runs_the_rest() {
     let verified = verify(&resumed, &[]);
     assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
     let text = String::from_utf8_lossy(&verified.stdout);
-    assert!(text.contains("2 passed earlier in run"), "{text}");
+    assert!(text.contains("3 passed earlier in run"), "{text}");
 }
 
 #[test]
@@ -188,16 +199,18 @@ depends_on = ["gate"]
     let earlier = bundle_path(&first);
     assert_eq!(verdict(&events(&earlier), "use"), "blocked");
 
-    let second = ws.run(
-        &path,
-        &["--allow-mutations", "--resume", earlier.to_str().unwrap()],
-    );
+    // Without --allow-mutations: the mutating step that passed earlier is
+    // recorded as passed earlier, not skipped.
+    let second = ws.run(&path, &["--resume", earlier.to_str().unwrap(), "--json"]);
     assert_eq!(second.status.code(), Some(1), "{}", describe(&second));
     assert_eq!(server.calls("create"), 1, "the mutating step ran again");
     assert_eq!(server.calls("gate"), 4);
-    let resumed = bundle_path(&second);
+    let doc: Value = serde_json::from_slice(&second.stdout).expect("one JSON document");
+    assert_eq!(doc["resumed_from"]["run_id"], header(&earlier)["run_id"]);
+    let resumed = std::path::PathBuf::from(doc["bundle"].as_str().unwrap());
     let events = events(&resumed);
     assert_eq!(verdict(&events, "create"), "pass");
+    assert!(records(&events, "step.end", Some("create"))[0]["earlier"].is_object());
     assert_eq!(verdict(&events, "gate"), "pass");
     let end = records(&events, "step.end", Some("use"))[0];
     assert_eq!(end["verdict"], "blocked", "{end}");
