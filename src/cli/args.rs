@@ -106,6 +106,11 @@ pub struct RunArgs {
     /// Override a `[vars]` value; repeatable.
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub vars: Vec<(String, String)>,
+    /// Continue a halted or escalated run: steps that passed in this earlier
+    /// bundle (which must verify and have run the same runbook) are recorded
+    /// as passed earlier, not run again; the rest run as usual.
+    #[arg(long, value_name = "BUNDLE")]
+    pub resume: Option<PathBuf>,
     /// Print the run as one JSON document on stdout (progress goes to stderr).
     #[arg(long)]
     pub json: bool,

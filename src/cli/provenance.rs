@@ -48,6 +48,7 @@ pub fn resolve(
         operator: Some(operator(args.operator.as_deref())),
         signer,
         overridden_vars,
+        resumed_from: None,
     })
 }
 

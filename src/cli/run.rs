@@ -52,6 +52,13 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
         ))),
         only: args.only.clone(),
         resolver: args.resolver,
+        resume: match &args.resume {
+            Some(dir) => Some(
+                crate::session::resume::load_resume(dir, &runbook)
+                    .map_err(|e| CliError::invalid(e.to_string()))?,
+            ),
+            None => None,
+        },
     };
     for (id, _) in &args.confirm {
         let is_confirm = runbook
@@ -89,7 +96,8 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
 }
 
 /// The run's last line: the verdict and what each step came to, e.g.
-/// `passed: 3 passed, 12 skipped` or `escalated: 1 escalated, 2 blocked, 4 passed`.
+/// `passed: 3 passed, 12 skipped` or `escalated: 1 escalated, 2 blocked, 4 passed`;
+/// a resumed run says how many passed earlier (`5 passed (2 earlier, not run again)`).
 /// Verdict words are coloured when `paint` is on.
 fn closing_line(outcome: &crate::engine::RunOutcome, paint: Paint) -> String {
     let count = |verdict: &str| outcome.counts.get(verdict).copied().unwrap_or(0);
@@ -103,7 +111,14 @@ fn closing_line(outcome: &crate::engine::RunOutcome, paint: Paint) -> String {
     ]
     .iter()
     .filter(|(key, _)| count(key) > 0)
-    .map(|(key, label)| format!("{} {}", count(key), paint.verdict(label)))
+    .map(|(key, label)| {
+        let earlier = if *key == "pass" && outcome.passed_earlier > 0 {
+            format!(" ({} earlier, not run again)", outcome.passed_earlier)
+        } else {
+            String::new()
+        };
+        format!("{} {}{earlier}", count(key), paint.verdict(label))
+    })
     .collect();
     let counts = parts.join(", ");
     match outcome.verdict {
@@ -196,7 +211,9 @@ pub async fn execute(
         ));
     }
 
-    let session = RunSession::open(runbook, redactor.clone(), artifacts, provenance)
+    let mut provenance = provenance.clone();
+    provenance.resumed_from = options.resume.as_ref().map(|r| r.from.clone());
+    let session = RunSession::open(runbook, redactor.clone(), artifacts, &provenance)
         .map_err(|e| CliError::internal(e.to_string()))?;
     let cancel = Cancel::new();
     super::signals::install_signal_handlers(&cancel)
@@ -220,6 +237,18 @@ pub async fn execute(
         runbook.steps.len(),
         session.dir().display()
     ));
+    if let Some(resume) = &options.resume {
+        terminal.line(&format!(
+            "runproof: resuming run {} ({}): {} step(s) passed there and are not run again",
+            resume.from.run_id,
+            resume.from.path,
+            runbook
+                .steps
+                .iter()
+                .filter(|s| resume.earlier_pass(s).is_some())
+                .count()
+        ));
+    }
     let report = session
         .drive(&secrets, &mut terminal, &cancel, options)
         .await;
@@ -255,12 +284,15 @@ pub async fn execute(
     }
     let mut stdout = std::io::stdout().lock();
     if json {
-        let document = serde_json::json!({
+        let mut document = serde_json::json!({
             "bundle": bundle_dir.display().to_string(),
             "head": head,
             "exit_code": status.code(),
             "run": summary,
         });
+        if let Some(resume) = &options.resume {
+            document["resumed_from"] = serde_json::json!(resume.from);
+        }
         let text = serde_json::to_string_pretty(&document).unwrap_or_default();
         let _ = writeln!(stdout, "{}", redactor.redact(&text));
     } else {

@@ -55,6 +55,32 @@ pub struct Header {
     /// A claim for `show`: `verify` trusts only `--allowed-signers`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<String>,
+    /// `run --resume BUNDLE`: the earlier run this one continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<ResumedFrom>,
+}
+
+/// The earlier bundle a resumed run continues (`run --resume BUNDLE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumedFrom {
+    /// The earlier run's `run_id`.
+    pub run_id: String,
+    /// Its seal's `head`: `sha256:<hex>` of its last journal line.
+    pub seal_head: String,
+    /// The bundle folder as given on the command line.
+    pub path: String,
+}
+
+/// A step that passed in the earlier run and was not run again: the link
+/// recorded in its `step.end`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierPass {
+    /// The earlier run's `run_id` (the header's `resumed_from.run_id`).
+    pub run_id: String,
+    /// The earlier seal's `head` (the header's `resumed_from.seal_head`).
+    pub seal_head: String,
+    /// Seq of the step's passing `step.end` in the earlier journal.
+    pub seq: u64,
 }
 
 impl Header {
@@ -84,6 +110,7 @@ impl Header {
             vars: BTreeMap::new(),
             vars_overridden: Vec::new(),
             signing_key: None,
+            resumed_from: None,
         }
     }
 }
@@ -227,6 +254,10 @@ pub enum Event {
         duration_ms: f64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// Set when the step passed in the run this one resumes and was not
+        /// run again (verdict `pass`, 0 attempts, no `step.start`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        earlier: Option<EarlierPass>,
     },
     /// A webhook delivery received by `runproof webhook listen` (or a
     /// `webhook-delivery` step): verdict, ids and latency, body as a blob.

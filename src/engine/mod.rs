@@ -14,7 +14,7 @@ mod tests;
 
 pub use cancel::Cancel;
 pub use run::{
-    drive_runbook, run_runbook, CheckProbe, Emit, Mutations, Probe, RunOptions, RunOutcome,
+    drive_runbook, run_runbook, CheckProbe, Emit, Mutations, Probe, Resume, RunOptions, RunOutcome,
     StepResult, StepRunner,
 };
 pub use scope::RunScope;

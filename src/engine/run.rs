@@ -16,7 +16,8 @@ use crate::check::resolve::ResolverAddr;
 use crate::check::{BlobSink, CheckSpec, Clients, Observation, Outcome, ProbeContext};
 use crate::core::record::Collected;
 use crate::core::record::{
-    AttemptSummary, AttemptVerdict, Escalation, Event, PlannedStep, RunVerdict, StepVerdict,
+    AttemptSummary, AttemptVerdict, EarlierPass, Escalation, Event, PlannedStep, ResumedFrom,
+    RunVerdict, StepVerdict,
 };
 use crate::core::template::Scope;
 use crate::core::{FailureClass, FailureRecord};
@@ -67,6 +68,29 @@ pub struct RunOptions {
     pub only: Vec<String>,
     /// The DNS server for every host name (`--resolver`); the system's when `None`.
     pub resolver: Option<ResolverAddr>,
+    /// `--resume BUNDLE`: steps that passed in the earlier run are recorded
+    /// as passed earlier instead of running again.
+    pub resume: Option<Resume>,
+}
+
+/// What a resumed run takes from the earlier one (`run --resume BUNDLE`),
+/// read from a bundle that verified and ran the same runbook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The earlier run, for the new bundle's header.
+    pub from: ResumedFrom,
+    /// Step id -> where the step passed in the earlier journal.
+    pub passed: HashMap<String, EarlierPass>,
+}
+
+impl Resume {
+    /// The earlier pass to record for `step` instead of running it, if any.
+    /// A read-only step that captures values runs again: captured values are
+    /// never recorded in a bundle, and its dependents may need them.
+    pub fn earlier_pass(&self, step: &Step) -> Option<&EarlierPass> {
+        let rerun = !step.mutating && !step.check.capture_names().is_empty();
+        self.passed.get(&step.id).filter(|_| !rerun)
+    }
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -75,6 +99,7 @@ impl std::fmt::Debug for RunOptions {
             .field("mutations", &self.mutations)
             .field("confirmer", &self.confirmer.is_some())
             .field("only", &self.only)
+            .field("resume", &self.resume.as_ref().map(|r| &r.from.run_id))
             .finish()
     }
 }
@@ -85,6 +110,9 @@ pub struct RunOutcome {
     pub verdict: RunVerdict,
     /// Steps per verdict.
     pub counts: BTreeMap<String, u32>,
+    /// Of the passed steps, those that passed in the resumed run and were
+    /// not run again.
+    pub passed_earlier: u32,
 }
 
 /// Runs every step of `runbook`, recording each event in `bundle` before
@@ -144,10 +172,34 @@ pub async fn drive_runbook<P: Probe>(
     let mut verdicts: HashMap<&str, StepVerdict> = HashMap::new();
     let mut halted_by: Option<&str> = None;
     let mut interrupted = false;
+    // Steps passed earlier and not run again whose captured values this run
+    // therefore lacks, with the earlier run's id.
+    let mut without_captures: HashMap<&str, &str> = HashMap::new();
+    let mut passed_earlier = 0;
 
     for step in &runbook.steps {
         // A signal between two steps stops the run before the next one starts.
         interrupted |= cancel.is_cancelled();
+        let earlier = options.resume.as_ref().and_then(|r| r.earlier_pass(step));
+        if let (Some(earlier), false) = (earlier, interrupted) {
+            journal.emit(Event::StepEnd {
+                step: step.id.clone(),
+                verdict: StepVerdict::Pass,
+                attempts: 0,
+                duration_ms: 0.0,
+                reason: Some(format!(
+                    "passed earlier in run {} (its step.end, seq {}); not run again",
+                    earlier.run_id, earlier.seq
+                )),
+                earlier: Some(earlier.clone()),
+            })?;
+            verdicts.insert(&step.id, StepVerdict::Pass);
+            passed_earlier += 1;
+            if !step.check.capture_names().is_empty() {
+                without_captures.insert(&step.id, &earlier.run_id);
+            }
+            continue;
+        }
         let not_run = if interrupted {
             Some((
                 StepVerdict::Skipped,
@@ -166,6 +218,8 @@ pub async fn drive_runbook<P: Probe>(
             Some((StepVerdict::Skipped, reason))
         } else if let Some(verdict) = dependency_verdict(step, &verdicts) {
             Some(verdict)
+        } else if let Some(reason) = captures_unavailable(step, &without_captures) {
+            Some((StepVerdict::Blocked, reason))
         } else {
             step.when
                 .unmet(&scope)
@@ -178,6 +232,7 @@ pub async fn drive_runbook<P: Probe>(
                 attempts: 0,
                 duration_ms: 0.0,
                 reason: Some(reason),
+                earlier: None,
             })?;
             verdicts.insert(&step.id, verdict);
             continue;
@@ -226,7 +281,11 @@ pub async fn drive_runbook<P: Probe>(
         counts: counts.clone(),
         duration_ms: millis(started.elapsed()),
     })?;
-    Ok(RunOutcome { verdict, counts })
+    Ok(RunOutcome {
+        verdict,
+        counts,
+        passed_earlier,
+    })
 }
 
 /// Where the engine sends events: the journal first, then observers.
@@ -374,6 +433,7 @@ fn finish_person(
         attempts: 1,
         duration_ms,
         reason: reason.clone(),
+        earlier: None,
     })?;
     Ok(StepResult {
         verdict,
@@ -451,6 +511,28 @@ fn dependency_verdict(
     } else {
         None
     }
+}
+
+/// Why a step cannot run on resume: it uses values captured by a step that
+/// passed in the earlier run and was not run again (a mutating one), and
+/// captured values are never recorded in a bundle.
+fn captures_unavailable(step: &Step, without_captures: &HashMap<&str, &str>) -> Option<String> {
+    let missing: Vec<String> = step
+        .uses_captures_of
+        .iter()
+        .filter_map(|source| {
+            without_captures
+                .get(source.as_str())
+                .map(|run| format!("`{source}` (passed earlier in run {run})"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "uses values captured by {}, which is not run again on resume: captured values are not recorded in a bundle, so they are not available; run the runbook without --resume to capture them again",
+        missing.join(", ")
+    ))
 }
 
 /// Makes one attempt of a step: the check kinds in a real run, a scripted
@@ -544,6 +626,7 @@ impl<P: Probe> StepRunner<'_, P> {
                 attempts,
                 duration_ms: millis(started.elapsed()),
                 reason: reason.clone(),
+                earlier: None,
             })?;
             Ok(StepResult {
                 verdict,

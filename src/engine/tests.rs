@@ -486,3 +486,76 @@ async fn a_step_owner_replaces_the_runbook_owner_in_its_escalation() {
         Some("dba-oncall")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_records_earlier_passes_reruns_read_only_captures_and_blocks_unrun_ones() {
+    let capture = "capture = { v = { header = \"x-v\" } }";
+    let steps = [
+        http_step("deploy", &format!("mutating = true\n{capture}")),
+        http_step("probe", capture),
+        http_step("plain", ""),
+        "[[step]]\nid = \"use-deploy\"\ncheck = \"http\"\nurl = \"http://127.0.0.1:9/{{steps.deploy.v}}\"\n".to_string(),
+        "[[step]]\nid = \"use-probe\"\ncheck = \"http\"\nurl = \"http://127.0.0.1:9/{{steps.probe.v}}\"\n".to_string(),
+    ]
+    .concat();
+    let book = runbook("", &steps);
+    let from = crate::core::record::ResumedFrom {
+        run_id: "earlier-run".to_string(),
+        seal_head: "sha256:abc".to_string(),
+        path: "artifacts/earlier".to_string(),
+    };
+    let link = |seq| crate::core::record::EarlierPass {
+        run_id: from.run_id.clone(),
+        seal_head: from.seal_head.clone(),
+        seq,
+    };
+    let options = RunOptions {
+        resume: Some(Resume {
+            from: from.clone(),
+            passed: HashMap::from([
+                ("deploy".to_string(), link(4)),
+                ("probe".to_string(), link(8)),
+                ("plain".to_string(), link(12)),
+            ]),
+        }),
+        ..RunOptions::default()
+    };
+    let probe = ScriptedProbe::default();
+    let (outcome, journal) = drive(&book, &probe, &Cancel::new(), &options).await;
+
+    // Passed earlier: not run again (the mutating one even without
+    // --allow-mutations), recorded with the link.
+    for (id, seq) in [("deploy", 4), ("plain", 12)] {
+        assert_eq!(probe.calls(id), 0, "{id}");
+        let end = journal
+            .0
+            .iter()
+            .find_map(|e| match e {
+                Event::StepEnd {
+                    step,
+                    verdict,
+                    attempts,
+                    earlier,
+                    ..
+                } if step == id => Some((*verdict, *attempts, earlier.clone())),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(end, (StepVerdict::Pass, 0, Some(link(seq))), "{id}");
+    }
+    // A read-only step that captures runs again for its values.
+    assert_eq!(probe.calls("probe"), 1);
+    assert_eq!(journal.step_end("use-probe").0, StepVerdict::Pass);
+    // The mutating step's captures are not available: its user is blocked.
+    let (verdict, attempts, reason) = journal.step_end("use-deploy");
+    assert_eq!((verdict, attempts), (StepVerdict::Blocked, 0));
+    let reason = reason.unwrap();
+    assert!(
+        reason.contains("`deploy` (passed earlier in run earlier-run)")
+            && reason.contains("not available"),
+        "{reason}"
+    );
+    assert_eq!(probe.calls("use-deploy"), 0);
+    assert_eq!(outcome.passed_earlier, 2);
+    assert_eq!(outcome.verdict, RunVerdict::Escalated);
+}

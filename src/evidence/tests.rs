@@ -14,8 +14,8 @@ use super::seal::{list_files, sha256_hex};
 use super::verify::{verify_bundle, Verdict, VerifyOptions, VerifyReport};
 use super::writer::{BundleWriter, SyncPolicy};
 use crate::core::record::{
-    AttemptSummary, AttemptVerdict, BundleKind, Escalation, Event, Header, PlannedBackoff,
-    PlannedStep, RunVerdict, SourceRef, StepVerdict,
+    AttemptSummary, AttemptVerdict, BundleKind, EarlierPass, Escalation, Event, Header,
+    PlannedBackoff, PlannedStep, ResumedFrom, RunVerdict, SourceRef, StepVerdict,
 };
 use crate::core::{BlobRef, BlobSink, FailureClass, FailureRecord};
 
@@ -58,6 +58,7 @@ fn header(kind: BundleKind, redactor: &Redactor) -> Header {
         vars: Default::default(),
         vars_overridden: Vec::new(),
         signing_key: None,
+        resumed_from: None,
     }
 }
 
@@ -129,6 +130,7 @@ fn step_end(step: &str, verdict: StepVerdict, attempts: u32) -> Event {
         attempts,
         duration_ms: 40.0,
         reason: None,
+        earlier: None,
     }
 }
 
@@ -982,4 +984,138 @@ fn create_refuses_unsafe_names_and_reuse() {
     let bundle = read_bundle(w.dir()).unwrap();
     assert_eq!(bundle.records[0].prev, header_digest);
     assert!(w.checkpoint().contains("seq=0"));
+}
+
+/// A resumed run: `health` passed in the earlier run (a `step.end` pass
+/// with 0 attempts and `link`, unless `health_ran`), `db` passes now.
+fn write_resumed(
+    root: &Path,
+    resumed_from: Option<ResumedFrom>,
+    link: Option<EarlierPass>,
+    health_ran: bool,
+) -> PathBuf {
+    let redactor = Arc::new(Redactor::new(&[]));
+    let mut header = header(BundleKind::Run, &redactor);
+    header.resumed_from = resumed_from;
+    let mut w = BundleWriter::create(root, header, redactor, SyncPolicy::EveryRecord).unwrap();
+    w.append(&Event::RunStart {
+        steps: vec![planned("health"), planned("db")],
+        on_escalate: "continue".to_string(),
+        allow_mutations: false,
+        mutation_tags: Vec::new(),
+        only: Vec::new(),
+    })
+    .unwrap();
+    let mut attempts = 0;
+    if health_ran {
+        w.append(&step_start("health")).unwrap();
+        w.append(&attempt_start("health", 1)).unwrap();
+        w.append(&attempt_end("health", 1, AttemptVerdict::Pass, vec![]))
+            .unwrap();
+        attempts = 1;
+    }
+    w.append(&Event::StepEnd {
+        step: "health".to_string(),
+        verdict: StepVerdict::Pass,
+        attempts,
+        duration_ms: 0.0,
+        reason: Some("passed earlier".to_string()),
+        earlier: link,
+    })
+    .unwrap();
+    w.append(&step_start("db")).unwrap();
+    w.append(&attempt_start("db", 1)).unwrap();
+    w.append(&attempt_end("db", 1, AttemptVerdict::Pass, vec![]))
+        .unwrap();
+    w.append(&step_end("db", StepVerdict::Pass, 1)).unwrap();
+    w.append(&Event::RunEnd {
+        verdict: RunVerdict::Pass,
+        counts: BTreeMap::from([("pass".to_string(), 2)]),
+        duration_ms: 10.0,
+    })
+    .unwrap();
+    w.seal().unwrap()
+}
+
+fn earlier_run() -> (ResumedFrom, EarlierPass) {
+    let from = ResumedFrom {
+        run_id: "01a248bf-7c4b-712d-8846-040dcf78436c".to_string(),
+        seal_head: format!("sha256:{}", sha256_hex(b"earlier head")),
+        path: "artifacts/deploy-api/earlier".to_string(),
+    };
+    let link = EarlierPass {
+        run_id: from.run_id.clone(),
+        seal_head: from.seal_head.clone(),
+        seq: 4,
+    };
+    (from, link)
+}
+
+fn steps_problems(report: &VerifyReport) -> Vec<String> {
+    report
+        .problems
+        .iter()
+        .filter(|p| p.check == "steps")
+        .map(|p| p.message.clone())
+        .collect()
+}
+
+#[test]
+fn a_pass_linked_to_the_resumed_run_verifies_without_attempts() {
+    let root = tempfile::tempdir().unwrap();
+    let (from, link) = earlier_run();
+    let dir = write_resumed(root.path(), Some(from), Some(link), false);
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "{}",
+        report.render_text()
+    );
+    let text = report.render_text();
+    assert!(
+        text.contains("1 passed earlier in run 01a248bf-7c4b"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_earlier_link_must_match_the_header_and_stand_for_a_step_not_run() {
+    let (from, link) = earlier_run();
+    let cases: Vec<(Option<ResumedFrom>, Option<EarlierPass>, bool, &str)> = vec![
+        (None, Some(link.clone()), false, "the header resumes no run"),
+        (
+            Some(from.clone()),
+            Some(EarlierPass {
+                seal_head: format!("sha256:{}", sha256_hex(b"another head")),
+                ..link.clone()
+            }),
+            false,
+            "but the header resumes run",
+        ),
+        (
+            Some(from.clone()),
+            Some(link.clone()),
+            true,
+            "passed earlier, but it ran again in this run",
+        ),
+        // Without a link, a pass needs a passing attempt, resumed or not.
+        (
+            Some(from.clone()),
+            None,
+            false,
+            "verdict pass, but the last attempt did not pass",
+        ),
+    ];
+    for (resumed_from, link, ran, message) in cases {
+        let root = tempfile::tempdir().unwrap();
+        let dir = write_resumed(root.path(), resumed_from, link, ran);
+        let report = verify(&dir);
+        assert_invalid_naming(&report, "events.jsonl", message);
+        let problems = steps_problems(&report);
+        assert!(
+            problems.iter().any(|p| p.contains(message)),
+            "{message}: {problems:?}"
+        );
+    }
 }

@@ -26,8 +26,8 @@ use super::seal::{
 use super::sign::{SIGNATURE_FILE, SIGNATURE_NAMESPACE};
 use super::signers::AllowedSigners;
 use crate::core::record::{
-    AttemptVerdict, BundleKind, Event, Header, PlannedBackoff, Record, RunVerdict, StepVerdict,
-    FORMAT_VERSION,
+    AttemptVerdict, BundleKind, EarlierPass, Event, Header, PlannedBackoff, Record, ResumedFrom,
+    RunVerdict, StepVerdict, FORMAT_VERSION,
 };
 
 mod files;

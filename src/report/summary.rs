@@ -207,6 +207,7 @@ impl RunObserver for SummaryBuilder {
                 attempts,
                 duration_ms,
                 reason,
+                ..
             } => {
                 let s = self.step_mut(step, seq);
                 s.verdict = Some(*verdict);

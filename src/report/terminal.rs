@@ -170,6 +170,7 @@ impl RunObserver for TerminalReporter {
                 attempts,
                 duration_ms,
                 reason,
+                earlier,
             } => {
                 self.done += 1;
                 if let Some(bar) = &self.spinner {
@@ -195,7 +196,8 @@ impl RunObserver for TerminalReporter {
                         format_ms(*duration_ms)
                     ));
                 }
-                if *verdict != StepVerdict::Pass {
+                // A step that passed in the resumed run says so.
+                if *verdict != StepVerdict::Pass || earlier.is_some() {
                     if let Some(reason) = reason {
                         text.push_str(&format!(": {reason}"));
                     }

@@ -81,6 +81,7 @@ fn end(step: &str, verdict: StepVerdict, attempts: u32, reason: Option<&str>) ->
         attempts,
         duration_ms: 250.0 * attempts as f64,
         reason: reason.map(str::to_string),
+        earlier: None,
     }
 }
 

@@ -211,6 +211,10 @@ pub struct Step {
     /// Free-form labels (`team=payments`, `critical`); `key=value` tags become
     /// Prometheus labels in sweeps.
     pub tags: Vec<String>,
+    /// Steps whose captures this step's templates (and `when`) use, in the
+    /// order first used: a resumed run blocks the step when one of them was
+    /// not run again.
+    pub uses_captures_of: Vec<String>,
     /// 1-based line of the step's `[[step]]` header, for messages.
     pub line: usize,
 }

@@ -179,10 +179,26 @@ pub(crate) fn validate_steps(
                 collect: raw.collect.clone(),
                 when: raw.when.clone(),
                 tags: raw.tags.clone(),
+                uses_captures_of: capture_sources(&raw.templates),
                 line: raw.line,
             })
         })
         .collect()
+}
+
+/// The steps whose captures `templates` use, each once, in order.
+fn capture_sources(templates: &[Template]) -> Vec<String> {
+    let mut sources: Vec<String> = Vec::new();
+    for template in templates {
+        for reference in template.references() {
+            if let Reference::Capture { step, .. } = reference {
+                if !sources.contains(step) {
+                    sources.push(step.clone());
+                }
+            }
+        }
+    }
+    sources
 }
 
 /// Ids must be unique and usable in `{{steps.ID.NAME}}`. Returns each id's

@@ -4,12 +4,14 @@
 //! maps the result to an exit code.
 //!
 //! - [`run`]: `runproof run`: a runbook into a `run` bundle.
+//! - [`resume`]: `run --resume`: the earlier bundle a run continues.
 //! - [`sweep`]: one round of `runproof sweep` into a `sweep` bundle.
 //! - [`audit`]: `verify`'s check that a bundle's reports agree with its journal.
 //! - [`listen`]: `runproof webhook listen` into a `listen` bundle.
 
 pub mod audit;
 pub mod listen;
+pub mod resume;
 pub mod run;
 pub mod sweep;
 
@@ -30,6 +32,8 @@ pub struct Provenance {
     pub signer: Option<Arc<SealSigner>>,
     /// The `[vars]` set by `--var`.
     pub overridden_vars: Vec<String>,
+    /// `run --resume BUNDLE`: the earlier run this one continues.
+    pub resumed_from: Option<crate::core::record::ResumedFrom>,
 }
 
 impl Provenance {

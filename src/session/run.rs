@@ -49,6 +49,7 @@ impl<'a> RunSession<'a> {
         let mut header = new_header(runbook, &redactor);
         provenance.stamp(&mut header);
         header.vars_overridden = provenance.overridden_vars.clone();
+        header.resumed_from = provenance.resumed_from.clone();
         let started_at = header.started_at.clone();
         let mut bundle = BundleWriter::create(artifacts, header, redactor, SyncPolicy::EveryRecord)
             .map_err(|source| SessionError::Create {
@@ -121,18 +122,27 @@ impl<'a> RunSession<'a> {
     }
 }
 
+/// What a run bundle's header says about its runbook: name, path and the
+/// SHA-256 of its bytes as written (what `--resume` compares).
+pub fn source_ref(runbook: &Runbook) -> SourceRef {
+    SourceRef {
+        name: runbook.meta.name.clone(),
+        path: runbook.path.display().to_string(),
+        sha256: hex::encode(Sha256::digest(runbook.source.as_bytes())),
+        copy: None,
+    }
+}
+
 fn new_header(runbook: &Runbook, redactor: &Redactor) -> Header {
     // The copy in the bundle is redacted on its way to disk: record both
     // digests, so QA can match the file they hold against either.
     let copy = redactor.redact_bytes(runbook.source.as_bytes());
     let source = SourceRef {
-        name: runbook.meta.name.clone(),
-        path: runbook.path.display().to_string(),
-        sha256: hex::encode(Sha256::digest(runbook.source.as_bytes())),
         copy: Some(CopyRef {
             path: RUNBOOK_COPY.to_string(),
             sha256: hex::encode(Sha256::digest(&copy)),
         }),
+        ..source_ref(runbook)
     };
     let secrets = runbook.secrets.declared().map(str::to_string).collect();
     let mut header = Header::new(BundleKind::Run, source, secrets, redactor.classes());

@@ -352,6 +352,7 @@ async fn sweep_check(
                 attempts: 0,
                 duration_ms: 0.0,
                 reason: Some(reason.clone()),
+                earlier: None,
             })?;
         }
         report.verdict = verdict;

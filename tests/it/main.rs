@@ -15,6 +15,7 @@ mod evidence;
 mod failure_classes;
 mod https_client;
 mod platform_checks;
+mod resume;
 mod run;
 mod runbook_diagnostics;
 mod runbooks_e2e;

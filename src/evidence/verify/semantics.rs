@@ -47,6 +47,7 @@ impl Verifier {
         let mut verdict_counts: BTreeMap<&'static str, u32> = BTreeMap::new();
         let mut escalations = 0u32;
         let mut attempts_total = 0u32;
+        let mut passed_earlier = 0u32;
 
         for (line, record) in records {
             let (line, seq) = (*line, record.seq);
@@ -261,6 +262,7 @@ impl Verifier {
                     step,
                     verdict,
                     attempts,
+                    earlier,
                     ..
                 } => {
                     *verdict_counts.entry(verdict.as_str()).or_default() += 1;
@@ -288,7 +290,18 @@ impl Verifier {
                         ));
                     }
                     let last_passed = state.last_verdict == Some(AttemptVerdict::Pass);
+                    if let Some(earlier) = earlier {
+                        passed_earlier += 1;
+                        step_issues.extend(earlier_issues(
+                            earlier,
+                            *verdict,
+                            state,
+                            header.and_then(|h| h.resumed_from.as_ref()),
+                        ));
+                    }
                     match verdict {
+                        // Passed in the resumed run: checked above.
+                        StepVerdict::Pass if earlier.is_some() => {}
                         StepVerdict::Pass if !last_passed => step_issues
                             .push("verdict pass, but the last attempt did not pass".to_string()),
                         StepVerdict::Pass => {}
@@ -306,6 +319,7 @@ impl Verifier {
                     }
                     if matches!(verdict, StepVerdict::Pass | StepVerdict::Escalated)
                         && state.started.is_none()
+                        && earlier.is_none()
                     {
                         step_issues.push("step.end without step.start".to_string());
                     }
@@ -485,10 +499,17 @@ impl Verifier {
             .iter()
             .map(|(k, v)| format!("{v} {k}"))
             .collect();
+        let resumed = match header.and_then(|h| h.resumed_from.as_ref()) {
+            Some(from) => format!(
+                "; {passed_earlier} passed earlier in run {} (not run again)",
+                from.run_id
+            ),
+            None => String::new(),
+        };
         self.details.insert(
             STEPS,
             format!(
-                "{} planned, {} ended ({})",
+                "{} planned, {} ended ({}){resumed}",
                 planned.len(),
                 verdict_counts.values().sum::<u32>(),
                 counts.join(", ")
@@ -514,6 +535,42 @@ impl Verifier {
         );
         run_end
     }
+}
+
+/// What is wrong with a `step.end` that says the step passed in the run this
+/// one resumes: it must be a pass with no attempts in this run, and link to
+/// the run (and seal head) the header says was resumed. The earlier bundle
+/// itself is not at hand offline; the link names it for whoever has it.
+fn earlier_issues(
+    earlier: &EarlierPass,
+    verdict: StepVerdict,
+    state: &StepState,
+    resumed_from: Option<&ResumedFrom>,
+) -> Vec<String> {
+    let mut issues = Vec::new();
+    if verdict != StepVerdict::Pass {
+        issues.push(format!(
+            "links to an earlier pass, but the verdict is {}",
+            verdict.as_str()
+        ));
+    }
+    if state.started.is_some() || state.last_attempt > 0 {
+        issues.push("passed earlier, but it ran again in this run".to_string());
+    }
+    match resumed_from {
+        None => issues.push(format!(
+            "passed earlier in run {}, but the header resumes no run",
+            earlier.run_id
+        )),
+        Some(from) if from.run_id != earlier.run_id || from.seal_head != earlier.seal_head => {
+            issues.push(format!(
+                "passed earlier in run {} (head {}), but the header resumes run {} (head {})",
+                earlier.run_id, earlier.seal_head, from.run_id, from.seal_head
+            ))
+        }
+        Some(_) => {}
+    }
+    issues
 }
 
 /// `attempt <= of`, and `of` matches the policy announced for the step.
