@@ -25,6 +25,9 @@ struct StepState {
     attempt_ends: BTreeMap<u32, u64>,
     escalation: Option<u64>,
     ended: Option<StepVerdict>,
+    /// The step passed in the run this one resumed, and did not run here:
+    /// its captured values are not available to its dependents.
+    passed_earlier: bool,
 }
 
 impl Verifier {
@@ -270,6 +273,7 @@ impl Verifier {
                         blocked.push((line, seq, step.clone()));
                     }
                     let state = steps.entry(step.clone()).or_default();
+                    state.passed_earlier = earlier.is_some();
                     let mut step_issues = Vec::new();
                     let mut escalation_issues = Vec::new();
                     if state.ended.is_some() {
@@ -470,7 +474,9 @@ impl Verifier {
         }
 
         // A step is blocked only by a dependency that did not pass: one
-        // whose dependencies all passed was made to look blocked.
+        // whose dependencies all passed here was made to look blocked. (A
+        // dependency that passed in the resumed run may block: the values it
+        // captured there are not available.)
         for (line, seq, step) in blocked {
             let Some(deps) = depends.get(&step) else {
                 continue;
@@ -478,7 +484,7 @@ impl Verifier {
             let passed = |d: &String| {
                 steps
                     .get(d)
-                    .is_some_and(|s| s.ended == Some(StepVerdict::Pass))
+                    .is_some_and(|s| s.ended == Some(StepVerdict::Pass) && !s.passed_earlier)
             };
             if deps.iter().all(passed) {
                 let why = if deps.is_empty() {
