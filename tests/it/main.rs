@@ -11,6 +11,7 @@ mod command_steps;
 mod confirmations;
 mod dns;
 mod escalation_logs;
+mod notify;
 mod evidence;
 mod failure_classes;
 mod https_client;
