@@ -13,9 +13,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
-use super::model::{
-    CheckFile, Defaults, NotifyConfig, Runbook, RunbookMeta, SecretsConfig, Step,
-};
+use super::model::{CheckFile, Defaults, NotifyConfig, Runbook, RunbookMeta, SecretsConfig, Step};
 use super::raw::{
     as_table, deserialize_collecting, deserialize_value, is_list_of_tables, Node, Place,
 };
@@ -230,7 +228,7 @@ struct Parsed {
     vars: BTreeMap<String, String>,
     defaults: Defaults,
     steps: Vec<Step>,
-    notify: Option<NotifyConfig>,
+    notify: Option<Box<NotifyConfig>>,
 }
 
 /// Everything [`parse_runbook`] read from the top-level tables.
@@ -240,7 +238,7 @@ struct Tables {
     vars: BTreeMap<String, String>,
     defaults: Defaults,
     steps: Vec<RawStep>,
-    notify: Option<NotifyConfig>,
+    notify: Option<Box<NotifyConfig>>,
 }
 
 fn parse_document(
@@ -320,7 +318,7 @@ fn parse_document(
                         );
                     }
                     notify_templates = templates;
-                    tables.notify = Some(notify);
+                    tables.notify = Some(Box::new(notify));
                 }
             }
             key_name if key_name == list_key => {
@@ -398,9 +396,7 @@ fn check_notify_references(
                 Reference::Var(name) if !var_names.contains(name) => {
                     Some(format!("var `{name}` is not defined in [vars]"))
                 }
-                Reference::Capture { .. } => {
-                    Some("[notify] cannot use step captures".to_string())
-                }
+                Reference::Capture { .. } => Some("[notify] cannot use step captures".to_string()),
                 _ => None,
             };
             if let Some(message) = problem {

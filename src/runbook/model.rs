@@ -30,8 +30,9 @@ pub struct Runbook {
     pub defaults: Defaults,
     /// `[[step]]`, in file order.
     pub steps: Vec<Step>,
-    /// `[notify]`: where escalations are sent; `None` when absent.
-    pub notify: Option<NotifyConfig>,
+    /// `[notify]`: where escalations are sent; `None` when absent (boxed:
+    /// most runbooks have none).
+    pub notify: Option<Box<NotifyConfig>>,
 }
 
 /// `[notify]`: each escalation, redacted, sent to a Slack incoming webhook,
@@ -91,9 +92,34 @@ pub struct PagerDutyTarget {
     /// The Events API endpoint; default `https://events.pagerduty.com/v2/enqueue`.
     #[serde(default)]
     pub url: Option<Template>,
-    /// `critical`, `error`, `warning` or `info`; default `error`.
+    /// The incident's severity; default `error`.
     #[serde(default)]
-    pub severity: Option<String>,
+    pub severity: Severity,
+}
+
+/// A PagerDuty event's severity.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    #[default]
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    /// The lowercase name PagerDuty expects.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
 }
 
 /// `[runbook]`: who owns it and how a run reacts to escalation.

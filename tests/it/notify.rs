@@ -113,9 +113,10 @@ fn hmac_hex(secret: &str, timestamp: &str, body: &[u8]) -> String {
 /// older than five minutes, and refuse a signature it has already seen.
 fn check_signature(state: &ReceiverState, headers: &HeaderMap, body: &[u8]) -> u16 {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(timestamp), Some(signature)) =
-        (header("x-runproof-timestamp"), header("x-runproof-signature"))
-    else {
+    let (Some(timestamp), Some(signature)) = (
+        header("x-runproof-timestamp"),
+        header("x-runproof-signature"),
+    ) else {
         return 401;
     };
     if signature != format!("sha256={}", hmac_hex(SIGNING_SECRET, timestamp, body)) {
@@ -345,14 +346,19 @@ url = "{pd}"
     // The journal: one delivered attempt per target, after the step's end
     // and before run.end; the routing key and signing secret never in it.
     let notes = records(&events, "notify", Some("migrate"));
-    let mut targets: Vec<&str> = notes.iter().map(|n| n["target"].as_str().unwrap()).collect();
+    let mut targets: Vec<&str> = notes
+        .iter()
+        .map(|n| n["target"].as_str().unwrap())
+        .collect();
     targets.sort();
     assert_eq!(targets, ["pagerduty", "slack", "webhook"], "{notes:?}");
     assert!(notes.iter().all(|n| n["delivered"] == true), "{notes:?}");
     let seq_of = |e: &Value| e["seq"].as_u64().unwrap();
     let step_end = seq_of(records(&events, "step.end", Some("migrate"))[0]);
     let run_end = seq_of(records(&events, "run.end", None)[0]);
-    assert!(notes.iter().all(|n| seq_of(n) > step_end && seq_of(n) < run_end));
+    assert!(notes
+        .iter()
+        .all(|n| seq_of(n) > step_end && seq_of(n) < run_end));
     let journal = std::fs::read(bundle.join("events.jsonl")).unwrap();
     assert_absent(&journal, ROUTING_KEY, "journal");
     assert_absent(&journal, SIGNING_SECRET, "journal");
@@ -390,7 +396,11 @@ url = "{pd}"
         .iter()
         .map(|r| json(&r.body)["dedup_key"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(keys.len(), 1, "a re-sent event keeps its dedup key: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        1,
+        "a re-sent event keeps its dedup key: {keys:?}"
+    );
 
     let notes = records(&events, "notify", Some("migrate"));
     let summary: Vec<(u64, u64, bool, u64)> = notes
@@ -431,7 +441,10 @@ secret = "{{{{secret:HOOK_SECRET}}}}"
     );
     let started = std::time::Instant::now();
     let output = run(&ws, &runbook(&notify));
-    assert!(started.elapsed().as_secs() < 30, "a dead receiver is not waited on");
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "a dead receiver is not waited on"
+    );
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let bundle = bundle_path(&output);
     let events = events(&bundle);

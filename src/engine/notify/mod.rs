@@ -99,7 +99,11 @@ fn read_tail(dir: &Path, digest: &str) -> Option<String> {
         start += 1;
     }
     let text = String::from_utf8_lossy(&bytes[start..]).into_owned();
-    Some(if start > 0 { format!("…{text}") } else { text })
+    Some(if start > 0 {
+        format!("…{text}")
+    } else {
+        text
+    })
 }
 
 /// Sends notices to the `[notify]` targets.
@@ -207,17 +211,15 @@ impl<'a> Notifier<'a> {
             }));
         }
         if let Some(hook) = &self.config.webhook {
-            planned.push(
-                render("webhook", "url", &hook.url).and_then(|url| {
-                    let secret = render("webhook", "secret", &hook.secret)?;
-                    Ok(Delivery {
-                        target: "webhook",
-                        url,
-                        body: json(payload::generic(notice)),
-                        signing: Some(secret),
-                    })
-                }),
-            );
+            planned.push(render("webhook", "url", &hook.url).and_then(|url| {
+                let secret = render("webhook", "secret", &hook.secret)?;
+                Ok(Delivery {
+                    target: "webhook",
+                    url,
+                    body: json(payload::generic(notice)),
+                    signing: Some(secret),
+                })
+            }));
         }
         if let Some(pd) = &self.config.pagerduty {
             planned.push(
@@ -226,7 +228,7 @@ impl<'a> Notifier<'a> {
                         Some(url) => render("pagerduty", "url", url)?,
                         None => PAGERDUTY_URL.to_string(),
                     };
-                    let severity = pd.severity.as_deref().unwrap_or("error");
+                    let severity = pd.severity.as_str();
                     Ok(Delivery {
                         target: "pagerduty",
                         url,
@@ -260,10 +262,7 @@ impl<'a> Notifier<'a> {
                 Some(fetched.status),
                 Some(format!("the receiver answered HTTP {}", fetched.status)),
             ),
-            Err(err) => (
-                err.status,
-                Some(errors::render(&err.error.without_url())),
-            ),
+            Err(err) => (err.status, Some(errors::render(&err.error.without_url()))),
         }
     }
 }

@@ -353,7 +353,12 @@ impl Verifier {
                         issues.push(format!("notify marked delivered with status {status:?}"));
                     }
                     for issue in issues {
-                        self.journal_problem(ESCALATIONS, line, at, format!("step {step:?}: {issue}"));
+                        self.journal_problem(
+                            ESCALATIONS,
+                            line,
+                            at,
+                            format!("step {step:?}: {issue}"),
+                        );
                     }
                 }
                 Event::Delivery { verdict, .. } => {
