@@ -143,6 +143,10 @@ async fn receive(
     body: Bytes,
 ) -> StatusCode {
     let path = uri.path().to_string();
+    if path == "/hang" {
+        // A receiver that accepts the connection and never answers.
+        tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+    }
     let scripted = state
         .script
         .lock()
@@ -419,6 +423,18 @@ url = "{pd}"
         [(1, 3, false, 500), (2, 3, false, 500), (3, 3, true, 202)]
     );
     assert!(notes[0]["error"].as_str().unwrap().contains("HTTP 500"));
+    // The operator sees each attempt on the terminal.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(
+            "migrate: notify pagerduty: attempt 1/3 failed: the receiver answered HTTP 500"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("migrate: notify pagerduty: sent (HTTP 202)"),
+        "{stdout}"
+    );
     // Backoff between attempts: the second try came at least 500 ms later.
     let t = |n: &Value| n["mono_ns"].as_u64().unwrap();
     assert!(t(notes[1]) - t(notes[0]) >= 500_000_000, "{notes:?}");
@@ -460,6 +476,30 @@ secret = "{{{{secret:HOOK_SECRET}}}}"
     assert_eq!(events.last().unwrap()["type"], "run.end");
     let verified = verify(&bundle, &[]);
     assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
+
+    // A receiver that never answers is cut off by the per-request timeout.
+    let hanging = Receiver::start();
+    let notify = format!(
+        "[notify]\nretries = 0\ntimeout = \"1s\"\n[notify.slack]\nurl = \"{}\"\n",
+        hanging.url("/hang")
+    );
+    let started = std::time::Instant::now();
+    let output = run(&ws, &runbook(&notify));
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "the timeout bounds the wait"
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let hang_events = events_of(&output);
+    let notes = records(&hang_events, "notify", Some("migrate"));
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["delivered"], false);
+    assert!(
+        notes[0]["error"].as_str().unwrap().contains("timed out"),
+        "{notes:?}"
+    );
+    let ms = notes[0]["duration_ms"].as_f64().unwrap();
+    assert!((900.0..5000.0).contains(&ms), "{ms}");
 
     // A passing run notifies nobody and exits 0.
     let receiver = Receiver::start();
