@@ -208,6 +208,9 @@ pub async fn drive_runbook<P: Probe>(
             // its verdict, and a dead receiver costs bounded time.
             if let Some(notifier) = &notifier {
                 notifier.deliver(&notice, &scope, journal, cancel).await?;
+                // A signal that cut a delivery short interrupts the run, even
+                // after its last step.
+                interrupted |= cancel.is_cancelled();
             }
         }
         match verdict {

@@ -144,8 +144,15 @@ async fn receive(
 ) -> StatusCode {
     let path = uri.path().to_string();
     if path == "/hang" {
-        // A receiver that accepts the connection and never answers.
+        // A receiver that takes the request and never answers.
+        state.requests.lock().unwrap().push(Received {
+            path,
+            headers,
+            body: body.to_vec(),
+            answered: 0,
+        });
         tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+        return StatusCode::OK;
     }
     let scripted = state
         .script
@@ -547,4 +554,56 @@ fn lint_knows_the_notify_keys_with_did_you_mean() {
         stderr.contains("secret `SLACK_URL` is not declared"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_signal_during_a_delivery_ends_it_at_once_and_the_bundle_verifies() {
+    let hanging = Receiver::start();
+    let ws = Workspace::new();
+    let notify = format!(
+        "[notify]\nretries = 2\ntimeout = \"60s\"\n[notify.slack]\nurl = \"{}\"\n",
+        hanging.url("/hang")
+    );
+    let path = ws.write("runbook.toml", &runbook(&notify));
+    let mut child = runproof()
+        .arg("run")
+        .arg(&path)
+        .arg("--artifacts")
+        .arg(ws.artifacts())
+        .env("API_TOKEN", CANARY)
+        .env("HOOK_SECRET", SIGNING_SECRET)
+        .env("PD_ROUTING_KEY", ROUTING_KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn runproof");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while hanging.requests("/hang").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no delivery arrived");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let signalled = std::time::Instant::now();
+    // SAFETY: kill(2) on the pid of our own child, not yet reaped.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        signalled.elapsed().as_secs() < 10,
+        "the run did not wait out the 60s request timeout"
+    );
+    let events = events_of(&output);
+    let notes = records(&events, "notify", Some("migrate"));
+    assert_eq!(notes.len(), 1, "no retry after a signal: {notes:?}");
+    assert_eq!(notes[0]["delivered"], false);
+    assert_eq!(
+        notes[0]["error"], "interrupted before the receiver answered",
+        "{notes:?}"
+    );
+    assert_eq!(verdict(&events, "migrate"), "escalated");
+    assert_eq!(hanging.requests("/hang").len(), 1);
+    let verified = verify(&bundle_path(&output), &[]);
+    assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
+    assert_eq!(output.status.code(), Some(130), "{}", describe(&output));
 }

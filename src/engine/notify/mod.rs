@@ -165,7 +165,13 @@ impl<'a> Notifier<'a> {
             let mut delay = FIRST_BACKOFF;
             for attempt in 1..=of {
                 let started = Instant::now();
-                let (status, error) = self.send(&delivery).await;
+                // A signal ends the run promptly, not after the request's timeout.
+                let (status, error) = tokio::select! {
+                    sent = self.send(&delivery) => sent,
+                    _ = cancel.cancelled() => {
+                        (None, Some("interrupted before the receiver answered".to_string()))
+                    }
+                };
                 let delivered = error.is_none();
                 journal.emit(Event::Notify {
                     step: step.clone(),
