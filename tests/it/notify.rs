@@ -565,7 +565,7 @@ fn a_signal_during_a_delivery_ends_it_at_once_and_the_bundle_verifies() {
         hanging.url("/hang")
     );
     let path = ws.write("runbook.toml", &runbook(&notify));
-    let mut child = runproof()
+    let child = runproof()
         .arg("run")
         .arg(&path)
         .arg("--artifacts")
