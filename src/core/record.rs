@@ -276,6 +276,28 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         blobs: Vec<BlobRef>,
     },
+    /// One delivery attempt of an escalation's notification (`[notify]`):
+    /// written after the step's `step.end`, before `run.end`. A failed
+    /// notification never changes the step's verdict.
+    #[serde(rename = "notify")]
+    Notify {
+        /// The escalated step the notification is about.
+        step: String,
+        /// `slack`, `webhook` or `pagerduty`.
+        target: String,
+        /// 1-based, of `of`.
+        attempt: u32,
+        of: u32,
+        /// Whether the receiver accepted it (a 2xx answer).
+        delivered: bool,
+        /// The HTTP status the receiver answered, when it answered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// Why the attempt failed, when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        duration_ms: f64,
+    },
     /// Evidence that could not be written (a blob on a full disk): what is
     /// missing and why. Written just before `run.end`, once per run that
     /// lost any; such a run ends with exit 3.
@@ -303,6 +325,7 @@ impl Event {
             Event::Escalation(_) => "escalation",
             Event::StepEnd { .. } => "step.end",
             Event::Delivery { .. } => "delivery",
+            Event::Notify { .. } => "notify",
             Event::EvidenceError { .. } => "evidence.error",
             Event::RunEnd { .. } => "run.end",
         }
@@ -316,7 +339,8 @@ impl Event {
             | Event::AttemptEnd { step, .. }
             | Event::Probe { step, .. }
             | Event::Backoff { step, .. }
-            | Event::StepEnd { step, .. } => Some(step),
+            | Event::StepEnd { step, .. }
+            | Event::Notify { step, .. } => Some(step),
             Event::Escalation(e) => Some(&e.step),
             Event::RunStart { .. }
             | Event::RunEnd { .. }

@@ -5,6 +5,7 @@
 //! [`RunObserver`] (the terminal reporter, the summary builder) sees them.
 
 pub mod cancel;
+pub mod notify;
 pub mod retry;
 pub mod run;
 pub mod scope;

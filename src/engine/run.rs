@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
+use super::notify::{Notice, Notifier};
 use super::retry::{backoff_schedule, no_retry_reason};
 use super::scope::RunScope;
 use super::RunObserver;
@@ -136,7 +137,11 @@ pub async fn run_runbook(
         run_id: &run_id,
         owner: runbook.meta.owner.as_deref(),
     };
-    let mut journal = Journal { bundle, observer };
+    let mut journal = Journal {
+        bundle,
+        observer,
+        notice: None,
+    };
     drive_runbook(runbook, secrets, &runner, &mut journal, options).await
 }
 
@@ -169,6 +174,10 @@ pub async fn drive_runbook<P: Probe>(
     })?;
 
     let mut scope = RunScope::new(&runbook.vars, secrets);
+    let notifier = match &runbook.notify {
+        Some(config) => Some(Notifier::new(config).map_err(io::Error::other)?),
+        None => None,
+    };
     let mut verdicts: HashMap<&str, StepVerdict> = HashMap::new();
     let mut halted_by: Option<&str> = None;
     let mut interrupted = false;
@@ -249,6 +258,16 @@ pub async fn drive_runbook<P: Probe>(
         }
         let verdict = result.verdict;
         verdicts.insert(&step.id, verdict);
+        if let Some(notice) = journal.take_notice() {
+            // After the step's own records: a notification never changes
+            // its verdict, and a dead receiver costs bounded time.
+            if let Some(notifier) = &notifier {
+                notifier.deliver(&notice, &scope, journal, cancel).await?;
+                // A signal that cut a delivery short interrupts the run, even
+                // after its last step.
+                interrupted |= cancel.is_cancelled();
+            }
+        }
         match verdict {
             StepVerdict::Interrupted => interrupted = true,
             StepVerdict::Escalated if runbook.meta.on_escalate == OnEscalate::Halt => {
@@ -292,19 +311,34 @@ pub async fn drive_runbook<P: Probe>(
 pub trait Emit {
     /// Records `event` and returns its journal seq.
     fn emit(&mut self, event: Event) -> io::Result<u64>;
+
+    /// The notice of the last escalation recorded, built from its redacted
+    /// record, once (`None` for a journal that keeps no bundle).
+    fn take_notice(&mut self) -> Option<Notice> {
+        None
+    }
 }
 
 /// Appends to the journal, then tells the observer.
 struct Journal<'a> {
     bundle: &'a mut BundleWriter,
     observer: &'a mut dyn RunObserver,
+    /// The last escalation, for `[notify]`.
+    notice: Option<Notice>,
 }
 
 impl Emit for Journal<'_> {
     fn emit(&mut self, event: Event) -> io::Result<u64> {
         let (seq, event) = self.bundle.record(event)?;
+        if let Some(notice) = Notice::from_record(&event, self.bundle) {
+            self.notice = Some(notice);
+        }
         self.observer.observe(seq, &event);
         Ok(seq)
+    }
+
+    fn take_notice(&mut self) -> Option<Notice> {
+        self.notice.take()
     }
 }
 

@@ -32,6 +32,9 @@ struct Scenario {
     probe_after_attempt: bool,
     /// The api step's backoff delay, in place of 200 ms (max is 1000 ms).
     backoff_delay_ms: Option<u64>,
+    /// Write `notify` records (after db's `step.end`): for this step, with
+    /// `delivered` and `status`.
+    notify: Option<(&'static str, bool, Option<u16>)>,
 }
 
 fn header(kind: BundleKind, redactor: &Redactor) -> Header {
@@ -253,6 +256,19 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
         }
         w.append(&step_end("db", StepVerdict::Escalated, attempts))
             .unwrap();
+        if let Some((step, delivered, status)) = s.notify {
+            w.append(&Event::Notify {
+                step: step.to_string(),
+                target: "pagerduty".to_string(),
+                attempt: 1,
+                of: 3,
+                delivered,
+                status,
+                error: (!delivered).then(|| "the receiver answered HTTP 500".to_string()),
+                duration_ms: 3.5,
+            })
+            .unwrap();
+        }
         w.append(&Event::RunEnd {
             verdict: RunVerdict::Escalated,
             counts: BTreeMap::from([("pass".to_string(), 2), ("escalated".to_string(), 1)]),
@@ -683,6 +699,56 @@ fn probe_record_outside_its_attempt_is_invalid() {
         "events.jsonl",
         "probe for attempt 1 outside an attempt",
     );
+}
+
+#[test]
+fn notify_records_of_an_escalated_step_verify() {
+    let root = tempfile::tempdir().unwrap();
+    for case in [
+        ("db", false, Some(500)),
+        ("db", true, Some(202)),
+        ("db", false, None),
+    ] {
+        let dir = write_bundle(
+            root.path(),
+            Scenario {
+                notify: Some(case),
+                ..Scenario::default()
+            },
+        );
+        let report = verify(&dir);
+        assert_eq!(
+            report.verdict,
+            Verdict::Verified,
+            "{case:?}: {}",
+            report.render_text()
+        );
+    }
+}
+
+#[test]
+fn notify_for_a_step_that_did_not_escalate_or_delivered_without_2xx_is_invalid() {
+    for (case, what) in [
+        (("api", true, Some(202)), "did not escalate"),
+        (("db", true, Some(500)), "delivered with status"),
+        (("db", true, None), "delivered with status"),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let dir = write_bundle(
+            root.path(),
+            Scenario {
+                notify: Some(case),
+                ..Scenario::default()
+            },
+        );
+        let report = verify(&dir);
+        assert_invalid_naming(&report, "events.jsonl", &format!("{case:?}"));
+        assert!(
+            report.render_text().contains(what),
+            "{case:?}: {}",
+            report.render_text()
+        );
+    }
 }
 
 #[test]

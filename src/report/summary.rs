@@ -236,7 +236,8 @@ impl RunObserver for SummaryBuilder {
             | Event::Probe { .. }
             | Event::Backoff { .. }
             | Event::EvidenceError { .. }
-            | Event::Delivery { .. } => {}
+            | Event::Delivery { .. }
+            | Event::Notify { .. } => {}
         }
     }
 }

@@ -204,6 +204,23 @@ impl RunObserver for TerminalReporter {
                 }
                 self.line(&text);
             }
+            Event::Notify {
+                step,
+                target,
+                attempt,
+                of,
+                delivered,
+                status,
+                error,
+                ..
+            } => {
+                let outcome = match (delivered, status, error) {
+                    (true, Some(status), _) => format!("sent (HTTP {status})"),
+                    (_, _, Some(error)) => format!("attempt {attempt}/{of} failed: {error}"),
+                    _ => format!("attempt {attempt}/{of} failed"),
+                };
+                self.line(&format!("  {step}: notify {target}: {outcome}"));
+            }
             _ => {}
         }
     }

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
-use super::model::{CheckFile, Defaults, Runbook, RunbookMeta, SecretsConfig, Step};
+use super::model::{CheckFile, Defaults, NotifyConfig, Runbook, RunbookMeta, SecretsConfig, Step};
 use super::raw::{
     as_table, deserialize_collecting, deserialize_value, is_list_of_tables, Node, Place,
 };
@@ -42,7 +42,7 @@ pub enum LoadError {
     },
 }
 
-const TOP_LEVEL: &[&str] = &["runbook", "secrets", "vars", "defaults", "step"];
+const TOP_LEVEL: &[&str] = &["runbook", "secrets", "vars", "defaults", "notify", "step"];
 const CHECKS_TOP_LEVEL: &[&str] = &["secrets", "vars", "defaults", "check"];
 const RUNBOOK_KEYS: &[&str] = &[
     "name",
@@ -97,6 +97,7 @@ pub fn load_runbook_str_with_env(
         vars: parsed.vars,
         defaults: parsed.defaults,
         steps: parsed.steps,
+        notify: parsed.notify,
     })
 }
 
@@ -227,6 +228,7 @@ struct Parsed {
     vars: BTreeMap<String, String>,
     defaults: Defaults,
     steps: Vec<Step>,
+    notify: Option<Box<NotifyConfig>>,
 }
 
 /// Everything [`parse_runbook`] read from the top-level tables.
@@ -236,6 +238,7 @@ struct Tables {
     vars: BTreeMap<String, String>,
     defaults: Defaults,
     steps: Vec<RawStep>,
+    notify: Option<Box<NotifyConfig>>,
 }
 
 fn parse_document(
@@ -256,6 +259,7 @@ fn parse_document(
         vars: BTreeMap::new(),
         defaults: Defaults::default(),
         steps: Vec::new(),
+        notify: None,
     };
     let mut meta_seen = false;
     // Names written in [vars] and whether [secrets] was readable: references
@@ -265,6 +269,7 @@ fn parse_document(
     let mut secrets_known = true;
     // Tables written under a misspelt name: "missing" would repeat the error.
     let mut misspelt = std::collections::BTreeSet::new();
+    let mut notify_templates = Vec::new();
     for (key, node) in root.iter() {
         match key.get_ref().as_ref() {
             "runbook" if document == Document::Runbook => {
@@ -294,6 +299,28 @@ fn parse_document(
                     tables.defaults = defaults;
                 }
             }
+            "notify" if document == Document::Runbook => {
+                let place = table_place("[notify]", node);
+                if let Some((notify, templates)) = deserialize_collecting(
+                    node.clone(),
+                    &place,
+                    diagnostics,
+                    NotifyConfig::deserialize,
+                ) {
+                    if notify.slack.is_none()
+                        && notify.webhook.is_none()
+                        && notify.pagerduty.is_none()
+                    {
+                        diagnostics.push(
+                            Diagnostic::new("[notify] names no target", key.span()).with_help(
+                                "add `[notify.slack]`, `[notify.webhook]` or `[notify.pagerduty]`",
+                            ),
+                        );
+                    }
+                    notify_templates = templates;
+                    tables.notify = Some(Box::new(notify));
+                }
+            }
             key_name if key_name == list_key => {
                 tables.steps = parse_steps(source, key.span(), node, list_key, diagnostics)
             }
@@ -304,6 +331,9 @@ fn parse_document(
                 diagnostics.push(unknown_top_level(other, key.span(), node, document));
             }
         }
+    }
+    if secrets_known {
+        check_notify_references(&notify_templates, &tables.secrets, &var_names, diagnostics);
     }
     // Policies are built once `[defaults]` is known, wherever it stands.
     for step in &mut tables.steps {
@@ -344,7 +374,36 @@ fn parse_document(
         vars: tables.vars,
         defaults: tables.defaults,
         steps,
+        notify: tables.notify,
     })
+}
+
+/// `[notify]` templates may name declared secrets, vars and the environment;
+/// captures belong to steps, not to the run's notifications.
+fn check_notify_references(
+    templates: &[crate::core::template::Template],
+    secrets: &SecretsConfig,
+    var_names: &std::collections::BTreeSet<String>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    use crate::core::template::Reference;
+    for template in templates {
+        for reference in template.references() {
+            let problem = match reference {
+                Reference::Secret(name) if !secrets.declared().any(|d| d == name) => {
+                    Some(format!("secret `{name}` is not declared in [secrets]"))
+                }
+                Reference::Var(name) if !var_names.contains(name) => {
+                    Some(format!("var `{name}` is not defined in [vars]"))
+                }
+                Reference::Capture { .. } => Some("[notify] cannot use step captures".to_string()),
+                _ => None,
+            };
+            if let Some(message) = problem {
+                diagnostics.push(Diagnostic::new(message, template.span()));
+            }
+        }
+    }
 }
 
 fn syntax_error(err: &toml::de::Error) -> Diagnostic {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::CheckSpec;
 use crate::core::duration::HumanDuration;
+use crate::core::template::Template;
 
 /// A loaded, validated runbook.
 #[derive(Debug, Clone)]
@@ -29,6 +30,96 @@ pub struct Runbook {
     pub defaults: Defaults,
     /// `[[step]]`, in file order.
     pub steps: Vec<Step>,
+    /// `[notify]`: where escalations are sent; `None` when absent (boxed:
+    /// most runbooks have none).
+    pub notify: Option<Box<NotifyConfig>>,
+}
+
+/// `[notify]`: each escalation, redacted, sent to a Slack incoming webhook,
+/// a signed JSON webhook and/or PagerDuty Events API v2.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Retries of a failed delivery (with backoff), per target; default 2.
+    #[serde(default = "default_notify_retries")]
+    pub retries: u32,
+    /// Per-request timeout; default `5s`.
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: HumanDuration,
+    /// A Slack incoming webhook.
+    #[serde(default)]
+    pub slack: Option<SlackTarget>,
+    /// A generic JSON webhook, signed with `X-Runproof-Signature`.
+    #[serde(default)]
+    pub webhook: Option<WebhookTarget>,
+    /// PagerDuty Events API v2.
+    #[serde(default)]
+    pub pagerduty: Option<PagerDutyTarget>,
+}
+
+fn default_notify_retries() -> u32 {
+    2
+}
+
+fn default_notify_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+
+/// `[notify.slack]`.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlackTarget {
+    /// The incoming webhook URL (a secret: `{{secret:SLACK_WEBHOOK_URL}}`).
+    pub url: Template,
+}
+
+/// `[notify.webhook]`.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    /// Where the JSON is POSTed.
+    pub url: Template,
+    /// The HMAC-SHA256 signing secret (`{{secret:NAME}}`).
+    pub secret: Template,
+}
+
+/// `[notify.pagerduty]`.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyTarget {
+    /// The integration's routing key (`{{secret:PD_ROUTING_KEY}}`).
+    pub routing_key: Template,
+    /// The Events API endpoint; default `https://events.pagerduty.com/v2/enqueue`.
+    #[serde(default)]
+    pub url: Option<Template>,
+    /// The incident's severity; default `error`.
+    #[serde(default)]
+    pub severity: Severity,
+}
+
+/// A PagerDuty event's severity.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    #[default]
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    /// The lowercase name PagerDuty expects.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
 }
 
 /// `[runbook]`: who owns it and how a run reacts to escalation.

@@ -9,7 +9,7 @@ use schemars::generate::SchemaSettings;
 use schemars::SchemaGenerator;
 use serde_json::{json, Map, Value};
 
-use super::model::{Backoff, RunbookMeta, SecretsConfig};
+use super::model::{Backoff, NotifyConfig, RunbookMeta, SecretsConfig};
 use super::step::{MAX_RETRIES, STEP_KEYS};
 use crate::check::{CheckSpec, KINDS};
 use crate::core::duration::HumanDuration;
@@ -19,6 +19,7 @@ pub fn schema() -> Value {
     let mut generator: SchemaGenerator = SchemaSettings::draft2020_12().into_generator();
     let meta = generator.subschema_for::<RunbookMeta>().to_value();
     let secrets = generator.subschema_for::<SecretsConfig>().to_value();
+    let notify = generator.subschema_for::<NotifyConfig>().to_value();
     let backoff = generator.subschema_for::<Backoff>().to_value();
     let duration = generator.subschema_for::<HumanDuration>().to_value();
     let mut kinds = Vec::new();
@@ -88,6 +89,7 @@ pub fn schema() -> Value {
                 "additionalProperties": { "type": "string" },
             },
             "defaults": { "$ref": "#/$defs/Defaults" },
+            "notify": notify,
             "step": list("step"),
             "check": list("check"),
         },
@@ -101,7 +103,7 @@ pub fn schema() -> Value {
             {
                 "description": "a check file",
                 "required": ["check"],
-                "properties": { "runbook": false, "step": false },
+                "properties": { "runbook": false, "step": false, "notify": false },
             },
         ],
         "$defs": definitions,

@@ -14,6 +14,7 @@ mod escalation_logs;
 mod evidence;
 mod failure_classes;
 mod https_client;
+mod notify;
 mod platform_checks;
 mod resume;
 mod run;

@@ -360,6 +360,33 @@ impl Verifier {
                         ));
                     }
                 }
+                Event::Notify {
+                    step,
+                    attempt,
+                    of,
+                    delivered,
+                    status,
+                    ..
+                } => {
+                    let mut issues = Vec::new();
+                    if steps.get(step).is_none_or(|s| s.escalation.is_none()) {
+                        issues.push("notification for a step that did not escalate".to_string());
+                    }
+                    if *attempt == 0 || attempt > of {
+                        issues.push(format!("notify attempt {attempt} of {of}"));
+                    }
+                    if *delivered && !status.is_some_and(|s| (200..300).contains(&s)) {
+                        issues.push(format!("notify marked delivered with status {status:?}"));
+                    }
+                    for issue in issues {
+                        self.journal_problem(
+                            ESCALATIONS,
+                            line,
+                            at,
+                            format!("step {step:?}: {issue}"),
+                        );
+                    }
+                }
                 Event::Delivery { verdict, .. } => {
                     if verdict != "accepted" && verdict != "rejected" {
                         self.journal_problem(
