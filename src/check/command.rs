@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::expect::capture::{CaptureInput, CaptureSpec};
+use super::expect::capture::{capture_all, CaptureInput, CaptureSpec};
 use super::http::OneOrMany;
 use super::reaper::{self, StepProcesses};
 use super::{FailureClass, Observation, ProbeContext};
@@ -328,7 +328,6 @@ impl CommandCheck {
         let stdout_json = serde_json::from_slice::<serde_json::Value>(&stdout).ok();
         // Captures first: a secret one must be registered with the redactor
         // before stdout is stored.
-        let mut capture_error = None;
         let input = CaptureInput {
             text: &stdout,
             json: stdout_json.as_ref(),
@@ -336,20 +335,8 @@ impl CommandCheck {
             status: None,
             what: "stdout",
         };
-        for (name, spec) in &self.capture {
-            match spec.extract(&input) {
-                Ok(value) => {
-                    if spec.secret() {
-                        ctx.blobs
-                            .register_secret(&format!("capture:{name}"), &value);
-                    }
-                    observation.captures.push((name.clone(), value));
-                }
-                Err(err) => {
-                    capture_error.get_or_insert(format!("cannot capture `{name}`: {err}"));
-                }
-            }
-        }
+        let capture_error =
+            capture_all(&self.capture, &input, ctx.blobs, &mut observation.captures);
         if self.secret_in_argv.is_some() {
             observation = observation.with_detail("secret_in_argv", "accept-risk");
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::expect::capture::{CaptureInput, CaptureSpec};
+use super::expect::capture::{capture_all, CaptureInput, CaptureSpec};
 use super::expect::{Actual, Expected, JsonExpect, StatusExpect};
 use super::json::JsonTemplate;
 use super::resolve::ResolverAddr;
@@ -254,21 +254,8 @@ impl HttpCheck {
             status: Some(status),
             what: "the response body",
         };
-        let mut capture_error = None;
-        for (name, spec) in &self.capture {
-            match spec.extract(&input) {
-                Ok(value) => {
-                    if spec.secret() {
-                        ctx.blobs
-                            .register_secret(&format!("capture:{name}"), &value);
-                    }
-                    observation.captures.push((name.clone(), value));
-                }
-                Err(err) => {
-                    capture_error.get_or_insert(format!("cannot capture `{name}`: {err}"));
-                }
-            }
-        }
+        let capture_error =
+            capture_all(&self.capture, &input, ctx.blobs, &mut observation.captures);
         if !body.is_empty() {
             match ctx.blobs.put("response.body", &body, truncated) {
                 Ok(blob) => observation.blobs.push(blob),

@@ -296,6 +296,33 @@ impl<'de> Deserialize<'de> for CaptureSpec {
     }
 }
 
+/// Takes every capture of a step from `input` into `captures`, in name
+/// order. A secret one is registered with the redactor (through `blobs`)
+/// before the caller stores anything that holds it. Returns the first
+/// capture that failed, as the attempt's reason.
+pub fn capture_all(
+    specs: &std::collections::BTreeMap<String, CaptureSpec>,
+    input: &CaptureInput<'_>,
+    blobs: &dyn crate::core::BlobSink,
+    captures: &mut Vec<(String, String)>,
+) -> Option<String> {
+    let mut first_error = None;
+    for (name, spec) in specs {
+        match spec.extract(input) {
+            Ok(value) => {
+                if spec.secret() {
+                    blobs.register_secret(&format!("capture:{name}"), &value);
+                }
+                captures.push((name.clone(), value));
+            }
+            Err(err) => {
+                first_error.get_or_insert(format!("cannot capture `{name}`: {err}"));
+            }
+        }
+    }
+    first_error
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
