@@ -359,19 +359,8 @@ async fn ask_person<P: Probe>(
         Ok(prompt) => prompt,
         Err(err) => err.to_string(),
     };
-    let target = step.check.target();
-    let rendered = crate::core::template::Template::parse(&target)
-        .ok()
-        .map(|t| t.render_masked(scope));
-    journal.emit(Event::StepStart {
-        step: step.id.clone(),
-        kind: step.check.kind().to_string(),
-        title: step.title.clone(),
-        target,
-        rendered,
-        max_attempts: 1,
-        timeout_ms: 0,
-    })?;
+    // A person has no attempt timeout.
+    journal.emit(step_start(step, scope, 1, 0))?;
     journal.emit(Event::AttemptStart {
         step: step.id.clone(),
         attempt: 1,
@@ -451,6 +440,25 @@ async fn ask_person<P: Probe>(
         blobs: Vec::new(),
     })?;
     finish_person(step, journal, verdict, reason, started)
+}
+
+/// A step's `step.start`, with its target as written and as checked: vars,
+/// env and captures filled in, secrets left as `{{secret:NAME}}` (the
+/// journal's redaction is a second line of defence, not the first).
+fn step_start(step: &Step, scope: &dyn Scope, max_attempts: u32, timeout_ms: u64) -> Event {
+    let target = step.check.target();
+    let rendered = crate::core::template::Template::parse(&target)
+        .ok()
+        .map(|t| t.render_masked(scope));
+    Event::StepStart {
+        step: step.id.clone(),
+        kind: step.check.kind().to_string(),
+        title: step.title.clone(),
+        target,
+        rendered,
+        max_attempts,
+        timeout_ms,
+    }
 }
 
 fn finish_person(
@@ -626,22 +634,12 @@ impl<P: Probe> StepRunner<'_, P> {
         let policy = step.policy;
         let max_attempts = policy.max_attempts();
         let started = Instant::now();
-        let target = step.check.target();
-        // What was actually checked: vars, env and captures filled in,
-        // secrets left as `{{secret:NAME}}` (the journal's redaction is a
-        // second line of defence, not the first).
-        let rendered = crate::core::template::Template::parse(&target)
-            .ok()
-            .map(|t| t.render_masked(scope));
-        journal.emit(Event::StepStart {
-            step: step.id.clone(),
-            kind: step.check.kind().to_string(),
-            title: step.title.clone(),
-            target,
-            rendered,
+        journal.emit(step_start(
+            step,
+            scope,
             max_attempts,
-            timeout_ms: policy.timeout.as_millis() as u64,
-        })?;
+            policy.timeout.as_millis() as u64,
+        ))?;
 
         let mut delays = backoff_schedule(&policy).into_iter();
         let mut history: Vec<AttemptSummary> = Vec::new();
