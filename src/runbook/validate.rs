@@ -6,6 +6,7 @@ use crate::check::command::CommandCheck;
 use crate::check::expect::condition::Conditions;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::model::{Backoff, Defaults, RetryPolicy, Runbook, SecretsConfig, Step};
@@ -180,6 +181,8 @@ pub(crate) fn validate_steps(
                 when: raw.when.clone(),
                 tags: raw.tags.clone(),
                 line: raw.line,
+                // Set by the loader, which knows the file.
+                base_dir: PathBuf::new(),
             })
         })
         .collect()

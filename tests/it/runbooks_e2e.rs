@@ -626,15 +626,21 @@ fn webhook_step_passes_against_a_verifying_receiver() {
     let path = ws.write(
         "webhook.toml",
         &format!(
-            "{}{}",
+            "{}{}{}",
             header("webhook-verifying", "halt", &["CHATWOOT_WEBHOOK_SECRET"]),
             webhook_step(
                 "webhook",
                 &format!("http://127.0.0.1:{}/webhooks/chatwoot", receiver.port)
-            )
+            ),
+            // The signed delivery reaches the receiver's logic: a change.
+            "mutating = true\n",
         ),
     );
-    let output = ws.run_with_env(&path, &[], &[("CHATWOOT_WEBHOOK_SECRET", WEBHOOK_CANARY)]);
+    let output = ws.run_with_env(
+        &path,
+        &["--allow-mutations"],
+        &[("CHATWOOT_WEBHOOK_SECRET", WEBHOOK_CANARY)],
+    );
     let listened = receiver.stop();
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let (bundle, events) = verified_events(&output);
@@ -711,6 +717,101 @@ fn webhook_step_passes_against_a_verifying_receiver() {
 
     assert_nowhere(&output, &bundle, &[WEBHOOK_CANARY]);
     assert_nowhere(&listened, &listen_bundle, &[WEBHOOK_CANARY]);
+}
+
+#[test]
+fn webhook_step_in_a_read_only_run_sends_only_the_rejection_probes() {
+    let ws = Workspace::new();
+    let receiver = ListenProcess::start(&ws);
+    let url = format!("http://127.0.0.1:{}/webhooks/chatwoot", receiver.port);
+    let path = ws.write(
+        "webhook-ro.toml",
+        &format!(
+            r#"{header}{asked}
+[[step]]
+id = "none-asked"
+check = "webhook"
+url = "{url}"
+secret = "{{{{secret:CHATWOOT_WEBHOOK_SECRET}}}}"
+expect = {{ status = 200 }}
+"#,
+            header = header(
+                "webhook-read-only",
+                "continue",
+                &["CHATWOOT_WEBHOOK_SECRET"]
+            ),
+            asked = webhook_step("asked", &url),
+        ),
+    );
+    let output = ws.run_with_env(&path, &[], &[("CHATWOOT_WEBHOOK_SECRET", WEBHOOK_CANARY)]);
+    let listened = receiver.stop();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let (bundle, events) = verified_events(&output);
+    for step in ["asked", "none-asked"] {
+        assert_eq!(verdict(&events, step), "pass", "{step}");
+        // The signed delivery is recorded as not sent, and why.
+        let probes = records(&events, "probe", Some(step));
+        let names: Vec<&str> = probes
+            .iter()
+            .map(|p| p["probe"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["signed", "unsigned", "bad_signature", "stale"],
+            "{step}"
+        );
+        assert_eq!(probes[0]["detail"]["sent"], false, "{step}");
+        assert!(probes[0]["detail"].get("status").is_none(), "{step}");
+        assert!(
+            probes[0]["detail"]["not_sent"]
+                .as_str()
+                .unwrap()
+                .contains("read-only run"),
+            "{step}"
+        );
+        assert!(
+            probes[1..].iter().all(|p| p["detail"]["status"] == 401),
+            "{step}"
+        );
+        let detail = &attempts(&events, step)[0]["detail"];
+        assert_eq!(
+            detail["probes"],
+            serde_json::json!(["unsigned", "bad_signature", "stale"]),
+            "{step}"
+        );
+        assert!(
+            detail["signed_delivery"]
+                .as_str()
+                .unwrap()
+                .starts_with("not sent"),
+            "{detail}"
+        );
+    }
+    // The operator reads it on the terminal and in `show`.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("asked: attempt 1: signed delivery not sent: a read-only run"),
+        "{stdout}"
+    );
+    let shown = runproof().arg("show").arg(&bundle).output().unwrap();
+    let shown_text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown_text
+            .contains("probes of asked, attempt 1: signed not sent (read-only run), unsigned 401"),
+        "{shown_text}"
+    );
+
+    // Counted at the receiver: six forgeries, nothing that reached its logic.
+    let listen_stdout = String::from_utf8_lossy(&listened.stdout);
+    assert!(
+        listen_stdout.contains("listener stopped: 0 accepted, 6 rejected"),
+        "{listen_stdout}"
+    );
+    let listen_events = crate::support::events(&bundle_path(&listened));
+    let deliveries = records(&listen_events, "delivery", None);
+    assert_eq!(deliveries.len(), 6);
+    assert!(deliveries.iter().all(|d| d["verdict"] == "rejected"));
+    assert_nowhere(&output, &bundle, &[WEBHOOK_CANARY]);
 }
 
 #[test]
