@@ -960,6 +960,70 @@ fn webhook_delivery_step_escalates_after_its_timeout_when_nothing_arrives() {
     assert_nowhere(&output, &bundle, &[WEBHOOK_CANARY, CHATWOOT_API_TOKEN]);
 }
 
+/// A delivery that arrives only after the first attempt gave up waiting (in
+/// the backoff before the second): `retrigger` says whether the retry posts
+/// the message again.
+fn late_delivery_run(retrigger: bool) -> (Workspace, Output, usize) {
+    let fixtures = Fixtures::new();
+    let listen_port = free_port();
+    let (chatwoot, calls) = fixtures.start(chatwoot::slow_stand_in(
+        format!("127.0.0.1:{listen_port}").parse().unwrap(),
+        WEBHOOK_CANARY,
+        CHATWOOT_API_TOKEN,
+        Duration::from_millis(900),
+    ));
+    let ws = Workspace::new();
+    // Attempt 1 waits ~720 ms of its 800 ms; the delivery comes at ~900 ms,
+    // during the 400 ms backoff; attempt 2 starts at ~1.1 s.
+    let runbook = delivery_runbook(chatwoot, listen_port, "800ms").replace(
+        "retries = 0\n",
+        &format!(
+            "retries = 1\nbackoff = {{ initial = \"400ms\", max = \"400ms\", jitter = false }}\nretrigger = {retrigger}\n"
+        ),
+    );
+    let path = ws.write("late.toml", &runbook);
+    let output = ws.run_with_env(&path, &[], DELIVERY_ENV);
+    let calls = calls.load(std::sync::atomic::Ordering::SeqCst);
+    (ws, output, calls)
+}
+
+#[test]
+fn webhook_delivery_retry_waits_again_without_firing_the_trigger_twice() {
+    let (_ws, output, trigger_calls) = late_delivery_run(false);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let (bundle, events) = verified_events(&output);
+    assert_eq!(attempt_verdicts(&events, "delivered"), ["fail", "pass"]);
+    assert_eq!(trigger_calls, 1, "the retry posted the message again");
+    let first = &attempts(&events, "delivered")[0]["detail"];
+    assert_eq!(first["trigger"], "sent in attempt 1", "{first}");
+    let second = &attempts(&events, "delivered")[1]["detail"];
+    assert_eq!(second["trigger_status"], 200, "{second}");
+    assert!(
+        second["trigger"]
+            .as_str()
+            .unwrap()
+            .contains("accepted in attempt 1 (200); not sent again"),
+        "{second}"
+    );
+    // Latency from the trigger, in milliseconds: the delivery came ~900 ms
+    // after the message was posted, not after attempt 2 began.
+    let latency = second["latency_ms_since_trigger"].as_i64().unwrap();
+    assert!((850..5000).contains(&latency), "{second}");
+    assert_eq!(second["message_id"], 9100, "{second}");
+    assert_nowhere(&output, &bundle, &[WEBHOOK_CANARY, CHATWOOT_API_TOKEN]);
+}
+
+#[test]
+fn webhook_delivery_retrigger_fires_the_trigger_on_every_attempt() {
+    let (_ws, output, trigger_calls) = late_delivery_run(true);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let (_, events) = verified_events(&output);
+    assert_eq!(attempt_verdicts(&events, "delivered"), ["fail", "pass"]);
+    assert_eq!(trigger_calls, 2);
+    let second = &attempts(&events, "delivered")[1]["detail"];
+    assert_eq!(second["trigger"], "sent in attempt 2", "{second}");
+}
+
 // ------------------------------------------------------ 5. example runbook
 
 #[test]
