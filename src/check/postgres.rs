@@ -196,9 +196,12 @@ impl PostgresCheck {
                 }
             },
         };
+        // The runbook's `ca_file` is taken from the runbook's folder; a DSN's
+        // `sslrootcert` from the working directory, as libpq does.
         let ca_file = self
             .ca_file
-            .clone()
+            .as_ref()
+            .map(|f| ctx.path(f).to_string_lossy().into_owned())
             .or(split.sslrootcert.filter(|f| f != "system"));
         let verify = match mode {
             SslMode::Disable | SslMode::Prefer => VerifyMode::None,

@@ -165,7 +165,11 @@ impl RedisCheck {
             } else {
                 VerifyMode::None
             };
-            let tls_config = match connector_config(mode, self.ca_file.as_deref()) {
+            let ca_file = self
+                .ca_file
+                .as_ref()
+                .map(|f| ctx.path(f).to_string_lossy().into_owned());
+            let tls_config = match connector_config(mode, ca_file.as_deref()) {
                 Ok(config) => config,
                 Err(why) => {
                     return Observation::fail_permanent(

@@ -118,7 +118,11 @@ impl TlsCheck {
                 )
             }
         };
-        let verifier = match Verifier::new(VerifyMode::Full, self.ca_file.as_deref(), true) {
+        let ca_file = self
+            .ca_file
+            .as_ref()
+            .map(|f| ctx.path(f).to_string_lossy().into_owned());
+        let verifier = match Verifier::new(VerifyMode::Full, ca_file.as_deref(), true) {
             Ok(verifier) => Arc::new(verifier),
             Err(why) => {
                 return Observation::fail_permanent(

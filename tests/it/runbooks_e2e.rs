@@ -1024,6 +1024,93 @@ fn webhook_delivery_retrigger_fires_the_trigger_on_every_attempt() {
     assert_eq!(second["trigger"], "sent in attempt 2", "{second}");
 }
 
+/// `cwd`, `body_file` and `ca_file` written relative to the runbook's folder
+/// work when runproof runs from somewhere else.
+#[test]
+fn relative_paths_are_taken_from_the_runbooks_folder() {
+    use crate::support::tls::{ca, days_from_now, leaf, serve};
+    let fixtures = Fixtures::new();
+    let test_ca = ca();
+    let tls_port = fixtures.start(serve(leaf(
+        &test_ca,
+        &["localhost"],
+        days_from_now(-1),
+        days_from_now(90),
+    )));
+    let ws = Workspace::new();
+    let receiver = ListenProcess::start(&ws);
+    let book_dir = ws.path().join("book");
+    std::fs::create_dir_all(book_dir.join("data")).unwrap();
+    std::fs::write(book_dir.join("data/note.txt"), "read-through-cwd-6194\n").unwrap();
+    std::fs::write(
+        book_dir.join("delivery.json"),
+        r#"{"event":"message_created","id":1,"content":"from-body-file-6194"}"#,
+    )
+    .unwrap();
+    std::fs::write(book_dir.join("edge-ca.pem"), &test_ca.pem).unwrap();
+    let elsewhere = ws.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let runbook = format!(
+        r#"{header}
+[[step]]
+id = "note"
+check = "command"
+argv = ["cat", "note.txt"]
+cwd = "data"
+expect = {{ exit_code = 0, stdout_regex = "read-through-cwd-6194" }}
+
+[[step]]
+id = "body"
+check = "webhook"
+url = "http://127.0.0.1:{port}/webhooks/chatwoot"
+secret = "{{{{secret:CHATWOOT_WEBHOOK_SECRET}}}}"
+body_file = "delivery.json"
+expect = {{ status = 200 }}
+
+[[step]]
+id = "edge-tls"
+check = "tls"
+host = "127.0.0.1"
+port = {tls_port}
+server_name = "localhost"
+ca_file = "edge-ca.pem"
+"#,
+        header = header("relative-paths", "continue", &["CHATWOOT_WEBHOOK_SECRET"]),
+        port = receiver.port,
+    );
+    std::fs::write(book_dir.join("book.toml"), runbook).unwrap();
+    let output = runproof()
+        .current_dir(&elsewhere)
+        .arg("run")
+        .arg(book_dir.join("book.toml"))
+        .arg("--artifacts")
+        .arg(ws.artifacts())
+        .arg("--allow-mutations")
+        .env("CHATWOOT_WEBHOOK_SECRET", WEBHOOK_CANARY)
+        .output()
+        .unwrap();
+    let listened = receiver.stop();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let (bundle, events) = verified_events(&output);
+    for step in ["note", "body", "edge-tls"] {
+        assert_eq!(attempt_verdicts(&events, step), ["pass"], "{step}");
+    }
+    // The receiver got the file's bytes as the signed delivery.
+    let listen_stdout = String::from_utf8_lossy(&listened.stdout);
+    assert!(
+        listen_stdout.contains("listener stopped: 1 accepted, 0 rejected"),
+        "{listen_stdout}"
+    );
+    let signed = &records(&events, "probe", Some("body"))[0];
+    let expected = std::fs::read(book_dir.join("delivery.json")).unwrap();
+    assert_eq!(
+        signed["detail"]["request"]["body_sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&expected)),
+        "{signed}"
+    );
+    assert_nowhere(&output, &bundle, &[WEBHOOK_CANARY]);
+}
+
 // ------------------------------------------------------ 5. example runbook
 
 #[test]
