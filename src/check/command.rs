@@ -34,7 +34,7 @@ pub struct CommandCheck {
     /// A `sh -c` script.
     #[serde(default)]
     pub shell: Option<Template>,
-    /// Working directory (relative to where runproof runs).
+    /// Working directory, relative to the runbook's folder.
     #[serde(default)]
     pub cwd: Option<String>,
     /// Extra environment; pass secrets here, never in argv (argv shows in `ps`).

@@ -47,7 +47,7 @@ pub struct PostgresCheck {
     #[serde(default)]
     pub sslmode: Option<SslMode>,
     /// PEM CA file for `verify-ca`/`verify-full` (default: the DSN's
-    /// `sslrootcert`, else the system store).
+    /// `sslrootcert`, else the system store); relative to the runbook's folder.
     #[serde(default)]
     pub ca_file: Option<String>,
     /// The check query, sent with the simple query protocol.

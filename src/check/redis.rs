@@ -33,7 +33,8 @@ pub struct RedisCheck {
     /// The password, when it is not in the URL.
     #[serde(default)]
     pub password: Option<Template>,
-    /// PEM CA file for `rediss://` (default: the system store).
+    /// PEM CA file for `rediss://` (default: the system store), relative to
+    /// the runbook's folder.
     #[serde(default)]
     pub ca_file: Option<String>,
     /// Verify the server certificate for `rediss://` (default true).

@@ -36,7 +36,8 @@ pub struct TlsCheck {
     /// SNI and the name the certificate must be valid for (default: `host`).
     #[serde(default)]
     pub server_name: Option<Template>,
-    /// PEM file with the CA certificates to trust instead of the system store.
+    /// PEM file with the CA certificates to trust instead of the system store,
+    /// relative to the runbook's folder.
     #[serde(default)]
     pub ca_file: Option<String>,
     /// What the certificate must hold.

@@ -39,7 +39,8 @@ pub struct WebhookCheck {
     /// The sample event to send (default `message_created`).
     #[serde(default = "default_event")]
     pub event: String,
-    /// Send this file's bytes instead of a sample (read at probe time).
+    /// Send this file's bytes instead of a sample (read at probe time),
+    /// relative to the runbook's folder.
     #[serde(default)]
     pub body_file: Option<PathBuf>,
     /// Extra request headers (e.g. a gateway's auth); recorded by name only.
