@@ -18,6 +18,7 @@ use super::support::tls::{client_config, Verifier, VerifyMode};
 use super::support::{self, classify};
 use super::{FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
+use crate::core::numeric::Numeric;
 use crate::core::template::Template;
 
 /// `check = "tls"`.
@@ -30,9 +31,9 @@ pub struct TlsCheck {
     pub resolver: Option<ResolverAddr>,
     /// Host to connect to (a name or an address).
     pub host: Template,
-    /// The port (default 443).
+    /// The port (default 443): a number, or a template such as `"{{port}}"`.
     #[serde(default = "default_port")]
-    pub port: u16,
+    pub port: Numeric<u16>,
     /// SNI and the name the certificate must be valid for (default: `host`).
     #[serde(default)]
     pub server_name: Option<Template>,
@@ -45,8 +46,8 @@ pub struct TlsCheck {
     pub expect: TlsExpect,
 }
 
-fn default_port() -> u16 {
-    443
+fn default_port() -> Numeric<u16> {
+    Numeric::Literal(443)
 }
 
 fn default_true() -> bool {
@@ -98,6 +99,10 @@ impl TlsCheck {
     }
 
     pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
+        let port = match render_port(&self.port, ctx) {
+            Ok(port) => port,
+            Err(obs) => return obs,
+        };
         let host = match ctx.render(&self.host) {
             Ok(host) => host,
             Err(obs) => return obs,
@@ -135,7 +140,7 @@ impl TlsCheck {
         };
         let config = client_config(verifier.clone());
         let started = Instant::now();
-        let stream = match connect_tcp(&host, self.port, ctx, self.resolver).await {
+        let stream = match connect_tcp(&host, port, ctx, self.resolver).await {
             Ok(stream) => stream,
             Err(obs) => return obs,
         };
@@ -147,7 +152,7 @@ impl TlsCheck {
             Ok(Err(err)) => {
                 return Observation::fail(
                     classify::io(&err),
-                    format!("TLS handshake with {host}:{} failed: {err}", self.port),
+                    format!("TLS handshake with {host}:{} failed: {err}", port),
                 )
             }
             Err(_) => {
@@ -155,7 +160,7 @@ impl TlsCheck {
                     FailureClass::Timeout,
                     format!(
                         "TLS handshake with {host}:{} timed out after {}",
-                        self.port,
+                        port,
                         format_duration(ctx.timeout)
                     ),
                 )
@@ -170,7 +175,7 @@ impl TlsCheck {
         let Some(leaf) = session.peer_certificates().and_then(|certs| certs.first()) else {
             return Observation::fail(
                 FailureClass::Tls,
-                format!("{host}:{} sent no certificate", self.port),
+                format!("{host}:{} sent no certificate", port),
             );
         };
         let facts = match CertFacts::parse(leaf) {
@@ -178,10 +183,7 @@ impl TlsCheck {
             Err(why) => {
                 return Observation::fail(
                     FailureClass::Tls,
-                    format!(
-                        "cannot parse the certificate of {host}:{}: {why}",
-                        self.port
-                    ),
+                    format!("cannot parse the certificate of {host}:{}: {why}", port),
                 )
             }
         };
@@ -427,5 +429,23 @@ fn ip_text(bytes: &[u8]) -> String {
         4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(bytes).expect("4 bytes")).to_string(),
         16 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).expect("16 bytes")).to_string(),
         _ => hex::encode(bytes),
+    }
+}
+
+/// A `port` rendered and converted; a value that is not a port fails the
+/// attempt for good (waiting does not change it).
+pub(super) fn render_port(port: &Numeric<u16>, ctx: &ProbeContext<'_>) -> Result<u16, Observation> {
+    match port.render("port", ctx.scope) {
+        Ok(0) => Err(Observation::fail_permanent(
+            FailureClass::Config,
+            format!("`port = \"{port}\"` rendered to 0, which is not a valid port"),
+            "the runbook or its vars must change",
+        )),
+        Ok(port) => Ok(port),
+        Err(why) => Err(Observation::fail_permanent(
+            FailureClass::Config,
+            why,
+            "the runbook or its vars must change",
+        )),
     }
 }

@@ -31,8 +31,9 @@ pub struct WebhookDeliveryCheck {
     /// the run's resolver.
     #[serde(default)]
     pub resolver: Option<ResolverAddr>,
-    /// Where to receive: `127.0.0.1:8787`, or `0.0.0.0:8787` for a remote Chatwoot.
-    pub listen: String,
+    /// Where to receive: `127.0.0.1:8787`, or `0.0.0.0:8787` for a remote
+    /// Chatwoot; a template such as `"{{listen}}"` is read when the step runs.
+    pub listen: Template,
     /// The webhook secret: `"{{secret:NAME}}"`.
     pub secret: Template,
     /// The event to wait for (default `message_created`).
@@ -120,15 +121,18 @@ pub struct Trigger {
 
 impl WebhookDeliveryCheck {
     pub(super) fn target(&self) -> String {
-        format!("receive {} on {}", self.event, self.listen)
+        format!("receive {} on {}", self.event, self.listen.raw())
     }
 
     pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
         let mut problems = Vec::new();
-        if self.listen.parse::<SocketAddr>().is_err() {
+        // A template is checked once rendered, when the step runs.
+        if self.listen.references().next().is_none()
+            && self.listen.raw().parse::<SocketAddr>().is_err()
+        {
             problems.push((
-                format!("webhook-delivery listen must be an IP address and port such as `127.0.0.1:8787`, not `{}`", self.listen),
-                0..0,
+                format!("webhook-delivery listen must be an IP address and port such as `127.0.0.1:8787`, not `{}`", self.listen.raw()),
+                self.listen.span(),
             ));
         }
         if !CHATWOOT_EVENTS.contains(&self.event.as_str()) {
@@ -157,11 +161,23 @@ impl WebhookDeliveryCheck {
     }
 
     pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
-        let Ok(addr) = self.listen.parse::<SocketAddr>() else {
+        let listen = match ctx.render(&self.listen) {
+            Ok(listen) => listen,
+            Err(obs) => return obs,
+        };
+        let Ok(addr) = listen.trim().parse::<SocketAddr>() else {
+            let shown = if self.listen.uses_secret() {
+                String::new()
+            } else {
+                format!(" (`{listen}`)")
+            };
             return Observation::fail_permanent(
                 FailureClass::Config,
-                format!("invalid listen address `{}`", self.listen),
-                "the runbook must change",
+                format!(
+                    "listen = `{}`{shown} is not an IP address and port such as `127.0.0.1:8787`",
+                    self.listen.raw()
+                ),
+                "the runbook or its vars must change",
             );
         };
         let secret = match render_secret(ctx, &self.secret) {

@@ -1111,6 +1111,68 @@ ca_file = "edge-ca.pem"
     assert_nowhere(&output, &bundle, &[WEBHOOK_CANARY]);
 }
 
+/// `port` and `listen` written as templates are rendered when the step runs;
+/// a port var that is not a number fails once, naming key and template.
+#[test]
+fn port_and_listen_take_templates() {
+    let fixtures = Fixtures::new();
+    let listen_port = free_port();
+    let chatwoot = fixtures.start(chatwoot::stand_in(
+        Some(format!("127.0.0.1:{listen_port}").parse().unwrap()),
+        WEBHOOK_CANARY,
+        CHATWOOT_API_TOKEN,
+    ));
+    let runbook = delivery_runbook(chatwoot, listen_port, "3s")
+        .replace(
+            &format!("listen = \"127.0.0.1:{listen_port}\""),
+            "listen = \"{{listen}}\"",
+        )
+        .replace(
+            "[vars]\n",
+            &format!(
+                "[vars]\nlisten = \"127.0.0.1:{listen_port}\"\nport = \"{}\"\nword = \"https\"\n",
+                chatwoot.port()
+            ),
+        )
+        .replace("on_escalate = \"halt\"", "on_escalate = \"continue\"");
+    assert!(runbook.contains("listen = \"{{listen}}\""), "{runbook}");
+    let runbook = format!(
+        r#"{runbook}
+[[step]]
+id = "tcp"
+check = "tcp"
+host = "127.0.0.1"
+port = "{{{{port}}}}"
+
+[[step]]
+id = "bad-port"
+check = "tcp"
+host = "127.0.0.1"
+port = "{{{{word}}}}"
+"#
+    );
+    let ws = Workspace::new();
+    let path = ws.write("templated.toml", &runbook);
+    let lint = runproof().arg("lint").arg(&path).output().unwrap();
+    assert_eq!(lint.status.code(), Some(0), "{}", describe(&lint));
+    let output = ws.run_with_env(&path, &[], DELIVERY_ENV);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let (_, events) = verified_events(&output);
+    assert_eq!(verdict(&events, "delivered"), "pass");
+    let detail = &attempts(&events, "delivered")[0]["detail"];
+    assert_eq!(detail["listen"], format!("127.0.0.1:{listen_port}"), "{detail}");
+    assert_eq!(verdict(&events, "tcp"), "pass");
+    assert_eq!(
+        attempts(&events, "tcp")[0]["detail"]["peer"],
+        chatwoot.to_string()
+    );
+    assert_eq!(attempt_verdicts(&events, "bad-port"), ["fail"]);
+    assert_eq!(
+        last_reason(&events, "bad-port"),
+        "`port = \"{{word}}\"` rendered to `https`, which is not a valid port"
+    );
+}
+
 // ------------------------------------------------------ 5. example runbook
 
 #[test]
