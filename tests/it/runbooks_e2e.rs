@@ -1160,7 +1160,11 @@ port = "{{{{word}}}}"
     let (_, events) = verified_events(&output);
     assert_eq!(verdict(&events, "delivered"), "pass");
     let detail = &attempts(&events, "delivered")[0]["detail"];
-    assert_eq!(detail["listen"], format!("127.0.0.1:{listen_port}"), "{detail}");
+    assert_eq!(
+        detail["listen"],
+        format!("127.0.0.1:{listen_port}"),
+        "{detail}"
+    );
     assert_eq!(verdict(&events, "tcp"), "pass");
     assert_eq!(
         attempts(&events, "tcp")[0]["detail"]["peer"],
