@@ -368,6 +368,61 @@ fn fly_machine_starting_passes_on_the_third_attempt() {
     assert_nowhere(&output, &bundle, &["canaryAAA", "canaryBBB"]);
 }
 
+/// "The release I just deployed is the one running": `release_version` and
+/// `image` take captured values.
+#[test]
+fn fly_release_version_and_image_take_captures() {
+    let fixtures = Fixtures::new();
+    let fly = fixtures.start(crate::support::fly::start());
+    let ws = Workspace::new();
+    let deploy = r#"
+[[step]]
+id = "deploy"
+check = "command"
+argv = ["echo", "release v7 image deployment-01J0ABC"]
+capture = { version = { regex = "release v(\\d+)" }, image = { regex = "image (\\S+)" } }
+"#;
+    let path = ws.write(
+        "release.toml",
+        &format!(
+            "{}{deploy}{}{}",
+            header("fly-release", "continue", &["FLY_API_TOKEN"]),
+            fly_step(
+                "running",
+                "hotdash-chatwoot",
+                &fly.url,
+                "FLY_API_TOKEN",
+                "release_version = \"{{steps.deploy.version}}\", image = \"{{steps.deploy.image}}\""
+            ),
+            fly_step(
+                "stale",
+                "hotdash-chatwoot",
+                &fly.url,
+                "FLY_API_TOKEN",
+                "release_version = \"{{steps.deploy.version}}0\""
+            )
+        )
+        .replace("retries = 2", "retries = 0"),
+    );
+    let output = ws.run_with_env(&path, &[], &[("FLY_API_TOKEN", FLY_TOKEN)]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let (_, events) = verified_events(&output);
+    assert_eq!(verdict(&events, "deploy"), "pass");
+    assert_eq!(verdict(&events, "running"), "pass", "{}", describe(&output));
+    assert_eq!(verdict(&events, "stale"), "escalated");
+    let reason = last_reason(&events, "stale");
+    assert!(reason.contains("expected 70"), "{reason}");
+    // The capture made the step depend on `deploy`.
+    let plan = &records(&events, "run.start", None)[0]["steps"];
+    let running = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "running")
+        .unwrap();
+    assert_eq!(running["depends_on"], serde_json::json!(["deploy"]));
+}
+
 #[test]
 fn fly_stopped_worker_escalates_after_three_attempts_naming_the_group() {
     let fixtures = Fixtures::new();
