@@ -1285,6 +1285,11 @@ fn example_chatwoot_fly_runbook_lints_and_plans_without_secrets() {
             ] {
                 assert!(text.contains(step), "{step} missing from the plan: {text}");
             }
+            // The plan says what a read-only run sends to the agent.
+            assert!(
+                text.contains("sends:   the signed delivery only with --allow-mutations"),
+                "{text}"
+            );
         }
     }
 }
