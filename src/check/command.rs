@@ -34,7 +34,7 @@ pub struct CommandCheck {
     /// A `sh -c` script.
     #[serde(default)]
     pub shell: Option<Template>,
-    /// Working directory (relative to where runproof runs).
+    /// Working directory, relative to the runbook's folder.
     #[serde(default)]
     pub cwd: Option<String>,
     /// Extra environment; pass secrets here, never in argv (argv shows in `ps`).
@@ -246,7 +246,20 @@ impl CommandCheck {
         let marker = reaper::new_marker();
         command.env(reaper::ATTEMPT_ENV, &marker);
         if let Some(cwd) = &self.cwd {
-            command.current_dir(cwd);
+            // Relative to the runbook's folder, like `env_files`.
+            let dir = ctx.path(cwd);
+            // Checked here: spawn would blame the program for a missing folder.
+            if !dir.is_dir() {
+                return Err(Observation::fail_permanent(
+                    FailureClass::Config,
+                    format!(
+                        "cwd `{cwd}` ({}) is not a folder; a relative cwd is taken from the runbook's folder",
+                        dir.display()
+                    ),
+                    "a missing folder does not appear by waiting",
+                ));
+            }
+            command.current_dir(dir);
         }
         // SAFETY: setsid is async-signal-safe and runs in the forked child
         // before exec. A new session means no controlling terminal (nothing can

@@ -76,12 +76,14 @@ pub struct FlyExpect {
     /// Every counted machine must be in one of these regions.
     #[serde(default)]
     pub regions: Vec<String>,
-    /// A substring every counted machine's image reference or digest must contain.
+    /// A substring every counted machine's image reference or digest must
+    /// contain; may be a template (`"{{steps.deploy.image}}"`).
     #[serde(default)]
-    pub image: Option<String>,
-    /// The release version (`fly_release_version`) every counted machine must run.
+    pub image: Option<Template>,
+    /// The release version (`fly_release_version`) every counted machine must
+    /// run; may be a template (`"{{steps.release.version}}"`).
     #[serde(default)]
-    pub release_version: Option<String>,
+    pub release_version: Option<Template>,
     /// Predicates on `{ "app": <app>, "machines": [<machine>, ...] }` as the
     /// Machines API returns them: `"$.machines[*].state" = { all = "started" }`.
     #[serde(default)]
@@ -170,6 +172,19 @@ impl FlyAppCheck {
             Ok(token) => token,
             Err(obs) => return obs,
         };
+        // Rendered before any request: a missing capture fails at once.
+        let mut wanted = Wanted::default();
+        for (template, slot) in [
+            (&self.expect.image, &mut wanted.image),
+            (&self.expect.release_version, &mut wanted.release_version),
+        ] {
+            if let Some(template) = template {
+                match ctx.render(template) {
+                    Ok(value) => *slot = Some(value),
+                    Err(obs) => return obs,
+                }
+            }
+        }
         let base = match &self.api_url {
             Some(url) => match ctx.render(url) {
                 Ok(url) => url,
@@ -273,7 +288,7 @@ impl FlyAppCheck {
             json!({ "app": app_info, "machines": listed })
         });
         let machines: Vec<Machine> = machines.into_iter().map(|(m, _)| m).collect();
-        let mut failures = self.evaluate(&machines);
+        let mut failures = self.evaluate(&machines, &wanted);
         if let Some(doc) = &doc {
             failures.extend(self.expect.json.unmet("Fly API JSON", doc, ctx.scope));
         }
@@ -300,7 +315,7 @@ impl FlyAppCheck {
     }
 
     /// Every unmet expectation, as readable reasons, in a stable order.
-    fn evaluate(&self, machines: &[Machine]) -> Vec<String> {
+    fn evaluate(&self, machines: &[Machine], wanted: &Wanted) -> Vec<String> {
         let expect = &self.expect;
         let mut failures = Vec::new();
         if expect.no_failed {
@@ -385,7 +400,7 @@ impl FlyAppCheck {
                 ));
             }
         }
-        if let Some(image) = &expect.image {
+        if let Some(image) = &wanted.image {
             for m in machines
                 .iter()
                 .filter(|m| !m.image.contains(image.as_str()) && !m.digest.contains(image.as_str()))
@@ -396,7 +411,7 @@ impl FlyAppCheck {
                 ));
             }
         }
-        if let Some(version) = &expect.release_version {
+        if let Some(version) = &wanted.release_version {
             for m in machines
                 .iter()
                 .filter(|m| m.release_version.as_deref() != Some(version.as_str()))
@@ -410,6 +425,13 @@ impl FlyAppCheck {
         }
         failures
     }
+}
+
+/// `expect.image` and `expect.release_version`, rendered for one attempt.
+#[derive(Debug, Default)]
+struct Wanted {
+    image: Option<String>,
+    release_version: Option<String>,
 }
 
 /// The `Authorization` value for a token, following fly-go: any scheme

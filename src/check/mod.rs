@@ -25,6 +25,7 @@ pub mod webhook;
 pub mod webhook_delivery;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -246,11 +247,31 @@ pub struct ProbeContext<'a> {
     pub timeout: Duration,
     /// The run's id, for markers that let receivers tell probes from traffic.
     pub run_id: &'a str,
-    /// 1-based attempt number.
+    /// 1-based attempt number (0 for a step's `collect` commands).
     pub attempt: u32,
+    /// The step's id: the key of what a kind keeps across the attempts of
+    /// one step (the `webhook-delivery` receiver and its trigger).
+    pub step: &'a str,
+    /// Whether this step may not change anything: a run without
+    /// `--allow-mutations` (or whose tags do not cover the step), and every
+    /// sweep. The `webhook` check then sends only its rejection probes.
+    pub read_only: bool,
+    /// The folder relative paths (`cwd`, `body_file`, `ca_file`) are taken
+    /// from: the runbook's (or check file's); empty means the working directory.
+    pub base_dir: &'a Path,
 }
 
 impl ProbeContext<'_> {
+    /// `path` taken from the runbook's folder when it is relative.
+    pub fn path(&self, path: impl AsRef<Path>) -> PathBuf {
+        let path = path.as_ref();
+        if path.is_relative() && !self.base_dir.as_os_str().is_empty() {
+            self.base_dir.join(path)
+        } else {
+            path.to_path_buf()
+        }
+    }
+
     /// Renders a template, turning a missing value into a non-retryable failure.
     pub fn render(&self, template: &Template) -> Result<String, Observation> {
         template.render(self.scope).map_err(|err: RenderError| {
@@ -269,6 +290,8 @@ pub struct Clients {
     default: Pool,
     /// Pools for steps that name their own `resolver`, built on first use.
     chosen: Mutex<HashMap<ResolverAddr, Arc<Pool>>>,
+    /// `webhook-delivery` receivers kept between the attempts of a step.
+    pub(crate) waiting: webhook_delivery::Waiting,
 }
 
 /// One resolver and the two HTTP clients that resolve through it.
@@ -316,7 +339,15 @@ impl Clients {
         Ok(Clients {
             default: Pool::new(resolver)?,
             chosen: Mutex::new(HashMap::new()),
+            waiting: webhook_delivery::Waiting::default(),
         })
+    }
+
+    /// Drops what the step `step` kept between its attempts (a
+    /// `webhook-delivery` receiver frees its port). The engine calls it when
+    /// the step ends.
+    pub fn end_step(&self, step: &str) {
+        self.waiting.end(step);
     }
 
     /// The pool of a step's own resolver, built on first use.

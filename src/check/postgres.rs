@@ -47,7 +47,7 @@ pub struct PostgresCheck {
     #[serde(default)]
     pub sslmode: Option<SslMode>,
     /// PEM CA file for `verify-ca`/`verify-full` (default: the DSN's
-    /// `sslrootcert`, else the system store).
+    /// `sslrootcert`, else the system store); relative to the runbook's folder.
     #[serde(default)]
     pub ca_file: Option<String>,
     /// The check query, sent with the simple query protocol.
@@ -196,9 +196,12 @@ impl PostgresCheck {
                 }
             },
         };
+        // The runbook's `ca_file` is taken from the runbook's folder; a DSN's
+        // `sslrootcert` from the working directory, as libpq does.
         let ca_file = self
             .ca_file
-            .clone()
+            .as_ref()
+            .map(|f| ctx.path(f).to_string_lossy().into_owned())
             .or(split.sslrootcert.filter(|f| f != "system"));
         let verify = match mode {
             SslMode::Disable | SslMode::Prefer => VerifyMode::None,

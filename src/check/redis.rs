@@ -33,7 +33,8 @@ pub struct RedisCheck {
     /// The password, when it is not in the URL.
     #[serde(default)]
     pub password: Option<Template>,
-    /// PEM CA file for `rediss://` (default: the system store).
+    /// PEM CA file for `rediss://` (default: the system store), relative to
+    /// the runbook's folder.
     #[serde(default)]
     pub ca_file: Option<String>,
     /// Verify the server certificate for `rediss://` (default true).
@@ -165,7 +166,11 @@ impl RedisCheck {
             } else {
                 VerifyMode::None
             };
-            let tls_config = match connector_config(mode, self.ca_file.as_deref()) {
+            let ca_file = self
+                .ca_file
+                .as_ref()
+                .map(|f| ctx.path(f).to_string_lossy().into_owned());
+            let tls_config = match connector_config(mode, ca_file.as_deref()) {
                 Ok(config) => config,
                 Err(why) => {
                     return Observation::fail_permanent(

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::resolve::ResolverAddr;
 use super::{support, FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
+use crate::core::numeric::Numeric;
 use crate::core::template::Template;
 
 /// `check = "tcp"`.
@@ -19,8 +20,8 @@ pub struct TcpCheck {
     pub resolver: Option<ResolverAddr>,
     /// Host name or address.
     pub host: Template,
-    /// The TCP port.
-    pub port: u16,
+    /// The TCP port: a number, or a template such as `"{{port}}"`.
+    pub port: Numeric<u16>,
     /// What the connection must do (default: connect).
     #[serde(default)]
     pub expect: TcpExpect,
@@ -47,7 +48,7 @@ impl TcpCheck {
                 self.host.span(),
             ));
         }
-        if self.port == 0 {
+        if self.port.literal() == Some(0) {
             problems.push((
                 "`port` must be between 1 and 65535".to_string(),
                 self.host.span(),
@@ -61,8 +62,12 @@ impl TcpCheck {
             Ok(host) => host,
             Err(obs) => return obs,
         };
+        let port = match super::tls::render_port(&self.port, ctx) {
+            Ok(port) => port,
+            Err(obs) => return obs,
+        };
         let started = Instant::now();
-        let stream = match super::tls::connect_tcp(&host, self.port, ctx, self.resolver).await {
+        let stream = match super::tls::connect_tcp(&host, port, ctx, self.resolver).await {
             Ok(stream) => stream,
             Err(obs) => return obs.with_detail("latency_ms", started.elapsed().as_millis() as u64),
         };

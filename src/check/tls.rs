@@ -18,6 +18,7 @@ use super::support::tls::{client_config, Verifier, VerifyMode};
 use super::support::{self, classify};
 use super::{FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
+use crate::core::numeric::Numeric;
 use crate::core::template::Template;
 
 /// `check = "tls"`.
@@ -30,13 +31,14 @@ pub struct TlsCheck {
     pub resolver: Option<ResolverAddr>,
     /// Host to connect to (a name or an address).
     pub host: Template,
-    /// The port (default 443).
+    /// The port (default 443): a number, or a template such as `"{{port}}"`.
     #[serde(default = "default_port")]
-    pub port: u16,
+    pub port: Numeric<u16>,
     /// SNI and the name the certificate must be valid for (default: `host`).
     #[serde(default)]
     pub server_name: Option<Template>,
-    /// PEM file with the CA certificates to trust instead of the system store.
+    /// PEM file with the CA certificates to trust instead of the system store,
+    /// relative to the runbook's folder.
     #[serde(default)]
     pub ca_file: Option<String>,
     /// What the certificate must hold.
@@ -44,8 +46,8 @@ pub struct TlsCheck {
     pub expect: TlsExpect,
 }
 
-fn default_port() -> u16 {
-    443
+fn default_port() -> Numeric<u16> {
+    Numeric::Literal(443)
 }
 
 fn default_true() -> bool {
@@ -97,6 +99,10 @@ impl TlsCheck {
     }
 
     pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
+        let port = match render_port(&self.port, ctx) {
+            Ok(port) => port,
+            Err(obs) => return obs,
+        };
         let host = match ctx.render(&self.host) {
             Ok(host) => host,
             Err(obs) => return obs,
@@ -118,7 +124,11 @@ impl TlsCheck {
                 )
             }
         };
-        let verifier = match Verifier::new(VerifyMode::Full, self.ca_file.as_deref(), true) {
+        let ca_file = self
+            .ca_file
+            .as_ref()
+            .map(|f| ctx.path(f).to_string_lossy().into_owned());
+        let verifier = match Verifier::new(VerifyMode::Full, ca_file.as_deref(), true) {
             Ok(verifier) => Arc::new(verifier),
             Err(why) => {
                 return Observation::fail_permanent(
@@ -130,7 +140,7 @@ impl TlsCheck {
         };
         let config = client_config(verifier.clone());
         let started = Instant::now();
-        let stream = match connect_tcp(&host, self.port, ctx, self.resolver).await {
+        let stream = match connect_tcp(&host, port, ctx, self.resolver).await {
             Ok(stream) => stream,
             Err(obs) => return obs,
         };
@@ -142,7 +152,7 @@ impl TlsCheck {
             Ok(Err(err)) => {
                 return Observation::fail(
                     classify::io(&err),
-                    format!("TLS handshake with {host}:{} failed: {err}", self.port),
+                    format!("TLS handshake with {host}:{} failed: {err}", port),
                 )
             }
             Err(_) => {
@@ -150,7 +160,7 @@ impl TlsCheck {
                     FailureClass::Timeout,
                     format!(
                         "TLS handshake with {host}:{} timed out after {}",
-                        self.port,
+                        port,
                         format_duration(ctx.timeout)
                     ),
                 )
@@ -165,7 +175,7 @@ impl TlsCheck {
         let Some(leaf) = session.peer_certificates().and_then(|certs| certs.first()) else {
             return Observation::fail(
                 FailureClass::Tls,
-                format!("{host}:{} sent no certificate", self.port),
+                format!("{host}:{} sent no certificate", port),
             );
         };
         let facts = match CertFacts::parse(leaf) {
@@ -173,10 +183,7 @@ impl TlsCheck {
             Err(why) => {
                 return Observation::fail(
                     FailureClass::Tls,
-                    format!(
-                        "cannot parse the certificate of {host}:{}: {why}",
-                        self.port
-                    ),
+                    format!("cannot parse the certificate of {host}:{}: {why}", port),
                 )
             }
         };
@@ -422,5 +429,23 @@ fn ip_text(bytes: &[u8]) -> String {
         4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(bytes).expect("4 bytes")).to_string(),
         16 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).expect("16 bytes")).to_string(),
         _ => hex::encode(bytes),
+    }
+}
+
+/// A `port` rendered and converted; a value that is not a port fails the
+/// attempt for good (waiting does not change it).
+pub(super) fn render_port(port: &Numeric<u16>, ctx: &ProbeContext<'_>) -> Result<u16, Observation> {
+    match port.render("port", ctx.scope) {
+        Ok(0) => Err(Observation::fail_permanent(
+            FailureClass::Config,
+            format!("`port = \"{port}\"` rendered to 0, which is not a valid port"),
+            "the runbook or its vars must change",
+        )),
+        Ok(port) => Ok(port),
+        Err(why) => Err(Observation::fail_permanent(
+            FailureClass::Config,
+            why,
+            "the runbook or its vars must change",
+        )),
     }
 }

@@ -39,7 +39,8 @@ pub struct WebhookCheck {
     /// The sample event to send (default `message_created`).
     #[serde(default = "default_event")]
     pub event: String,
-    /// Send this file's bytes instead of a sample (read at probe time).
+    /// Send this file's bytes instead of a sample (read at probe time),
+    /// relative to the runbook's folder.
     #[serde(default)]
     pub body_file: Option<PathBuf>,
     /// Extra request headers (e.g. a gateway's auth); recorded by name only.
@@ -125,7 +126,34 @@ struct Sent {
     latency: Duration,
 }
 
+/// Why a read-only attempt sent no signed delivery (recorded as the attempt's
+/// `signed_delivery` and the `signed` probe's `not_sent`).
+pub const NOT_SENT: &str = "not sent: a read-only run (a correctly signed delivery reaches the receiver's real logic); only rejection probes were sent; run with --allow-mutations to send it";
+
 impl WebhookCheck {
+    /// The requests of one attempt, in order: the signed delivery and the
+    /// rejection probes asked for; read-only, only the rejection probes — all
+    /// three when none is asked for, since a correct receiver drops each.
+    fn probes(&self, read_only: bool) -> Vec<ProbeKind> {
+        let mut probes = Vec::new();
+        if !read_only {
+            probes.push(ProbeKind::Signed);
+        }
+        let asked = [
+            (self.expect.rejects_unsigned, ProbeKind::Unsigned),
+            (self.expect.rejects_bad_signature, ProbeKind::BadSignature),
+            (self.expect.rejects_stale, ProbeKind::Stale),
+        ];
+        let none_asked = asked.iter().all(|(asked, _)| !asked);
+        probes.extend(
+            asked
+                .into_iter()
+                .filter(|(asked, _)| *asked || (read_only && none_asked))
+                .map(|(_, kind)| kind),
+        );
+        probes
+    }
+
     pub(super) fn target(&self) -> String {
         match &self.body_file {
             Some(path) => format!("POST {} ({})", self.url.raw(), path.display()),
@@ -179,7 +207,7 @@ impl WebhookCheck {
         }
         let now = jiff::Timestamp::now();
         let body = match &self.body_file {
-            Some(path) => match std::fs::read(path) {
+            Some(path) => match std::fs::read(ctx.path(path)) {
                 Ok(bytes) => bytes,
                 Err(err) => {
                     return Observation::fail_permanent(
@@ -202,29 +230,31 @@ impl WebhookCheck {
         };
 
         let max_age = self.max_age.map_or(DEFAULT_MAX_AGE, |d| d.0);
-        let mut probes = vec![ProbeKind::Signed];
-        if self.expect.rejects_unsigned {
-            probes.push(ProbeKind::Unsigned);
-        }
-        if self.expect.rejects_bad_signature {
-            probes.push(ProbeKind::BadSignature);
-        }
-        if self.expect.rejects_stale {
-            probes.push(ProbeKind::Stale);
-        }
+        let probes = self.probes(ctx.read_only);
 
         let client = match ctx.clients.http(self.verify_tls, self.resolver) {
             Ok(client) => client,
             Err(obs) => return obs,
         };
         let mut records = Vec::new();
+        if ctx.read_only {
+            // Said where QA reads the probes: the step passed without it.
+            let mut detail = serde_json::Map::new();
+            detail.insert("sent".into(), json!(false));
+            detail.insert("not_sent".into(), json!(NOT_SENT));
+            records.push(ProbeRecord {
+                name: ProbeKind::Signed.name().to_string(),
+                detail,
+                blobs: Vec::new(),
+            });
+        }
         let mut failures = Vec::new();
         // The class of the first failure; a security finding outranks it.
         let mut class = None;
         let mut findings = Vec::new();
         let mut signed_latency = None;
         let mut unresolvable = None;
-        for kind in probes {
+        for (index, kind) in probes.into_iter().enumerate() {
             let delivery = uuid::Uuid::new_v4().to_string();
             let timestamp = match kind {
                 ProbeKind::Stale => now.as_second() - max_age.as_secs() as i64 - 60,
@@ -290,8 +320,9 @@ impl WebhookCheck {
             });
 
             match (kind, sent.status, sent.error) {
-                (ProbeKind::Signed, None, Some((error_class, error))) => {
-                    // Nothing answered: the rejection probes would say nothing more.
+                (_, None, Some((error_class, error))) if index == 0 => {
+                    // Nothing answered the first request: the others would
+                    // say nothing more.
                     class.get_or_insert(error_class);
                     failures.push(format!("POST {}: {error}", self.url.raw()));
                     unresolvable = sent.no_retry;
@@ -395,8 +426,15 @@ impl WebhookCheck {
             )
             .with_detail(
                 "probes",
-                json!(records.iter().map(|r| r.name.as_str()).collect::<Vec<_>>()),
+                json!(records
+                    .iter()
+                    .filter(|r| r.detail.get("sent") != Some(&json!(false)))
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()),
             );
+        if ctx.read_only {
+            observation = observation.with_detail("signed_delivery", NOT_SENT);
+        }
         if let Some(latency) = signed_latency {
             observation = observation.with_detail("latency_ms", latency.as_millis() as u64);
         }

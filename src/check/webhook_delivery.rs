@@ -1,11 +1,14 @@
-//! `webhook-delivery`: run the delivery receiver for one attempt and pass
-//! when a valid Chatwoot delivery of the expected event (optionally containing
-//! a marker) arrives in time. An optional `trigger` request is sent once the
-//! receiver is up — e.g. posting a message through the Chatwoot API — so the
-//! delivery it causes cannot arrive before anyone listens.
+//! `webhook-delivery`: run the delivery receiver and pass when a valid
+//! Chatwoot delivery of the expected event (optionally containing a marker)
+//! arrives in time. An optional `trigger` request is sent once the receiver is
+//! up — e.g. posting a message through the Chatwoot API — so the delivery it
+//! causes cannot arrive before anyone listens. The receiver and the trigger's
+//! outcome are kept between the attempts of a step ([`Waiting`]): a retry
+//! waits again for the same delivery instead of posting a second message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -28,8 +31,9 @@ pub struct WebhookDeliveryCheck {
     /// the run's resolver.
     #[serde(default)]
     pub resolver: Option<ResolverAddr>,
-    /// Where to receive: `127.0.0.1:8787`, or `0.0.0.0:8787` for a remote Chatwoot.
-    pub listen: String,
+    /// Where to receive: `127.0.0.1:8787`, or `0.0.0.0:8787` for a remote
+    /// Chatwoot; a template such as `"{{listen}}"` is read when the step runs.
+    pub listen: Template,
     /// The webhook secret: `"{{secret:NAME}}"`.
     pub secret: Template,
     /// The event to wait for (default `message_created`).
@@ -44,6 +48,46 @@ pub struct WebhookDeliveryCheck {
     /// A request sent once the receiver is listening.
     #[serde(default)]
     pub trigger: Option<Trigger>,
+    /// Send the trigger again on every retry (default false: a retry keeps
+    /// the receiver and waits again for what the accepted trigger caused).
+    #[serde(default)]
+    pub retrigger: bool,
+}
+
+/// Receivers kept between the attempts of a step, by step id: a retry
+/// finds the listener still bound (deliveries that arrived meanwhile are
+/// queued) and knows whether the trigger was already accepted.
+#[derive(Default)]
+pub struct Waiting {
+    steps: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Kept>>>>>,
+}
+
+impl Waiting {
+    /// The step's slot, created empty on first use.
+    fn slot(&self, step: &str) -> Arc<tokio::sync::Mutex<Option<Kept>>> {
+        let mut steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
+        steps.entry(step.to_string()).or_default().clone()
+    }
+
+    /// Forgets the step's receiver; dropping it frees the port.
+    pub(crate) fn end(&self, step: &str) {
+        let mut steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
+        steps.remove(step);
+    }
+}
+
+/// One step's receiver and what its trigger did.
+struct Kept {
+    listener: Listener,
+    triggered: Option<Triggered>,
+}
+
+/// An accepted trigger.
+#[derive(Clone, Copy)]
+struct Triggered {
+    status: u16,
+    attempt: u32,
+    at: jiff::Timestamp,
 }
 
 fn default_event() -> String {
@@ -77,15 +121,18 @@ pub struct Trigger {
 
 impl WebhookDeliveryCheck {
     pub(super) fn target(&self) -> String {
-        format!("receive {} on {}", self.event, self.listen)
+        format!("receive {} on {}", self.event, self.listen.raw())
     }
 
     pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
         let mut problems = Vec::new();
-        if self.listen.parse::<SocketAddr>().is_err() {
+        // A template is checked once rendered, when the step runs.
+        if self.listen.references().next().is_none()
+            && self.listen.raw().parse::<SocketAddr>().is_err()
+        {
             problems.push((
-                format!("webhook-delivery listen must be an IP address and port such as `127.0.0.1:8787`, not `{}`", self.listen),
-                0..0,
+                format!("webhook-delivery listen must be an IP address and port such as `127.0.0.1:8787`, not `{}`", self.listen.raw()),
+                self.listen.span(),
             ));
         }
         if !CHATWOOT_EVENTS.contains(&self.event.as_str()) {
@@ -114,11 +161,23 @@ impl WebhookDeliveryCheck {
     }
 
     pub(super) async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
-        let Ok(addr) = self.listen.parse::<SocketAddr>() else {
+        let listen = match ctx.render(&self.listen) {
+            Ok(listen) => listen,
+            Err(obs) => return obs,
+        };
+        let Ok(addr) = listen.trim().parse::<SocketAddr>() else {
+            let shown = if self.listen.uses_secret() {
+                String::new()
+            } else {
+                format!(" (`{listen}`)")
+            };
             return Observation::fail_permanent(
                 FailureClass::Config,
-                format!("invalid listen address `{}`", self.listen),
-                "the runbook must change",
+                format!(
+                    "listen = `{}`{shown} is not an IP address and port such as `127.0.0.1:8787`",
+                    self.listen.raw()
+                ),
+                "the runbook or its vars must change",
             );
         };
         let secret = match render_secret(ctx, &self.secret) {
@@ -129,28 +188,71 @@ impl WebhookDeliveryCheck {
             Ok(contains) => contains,
             Err(obs) => return obs,
         };
-        let mut config = ListenerConfig::new(secret.into_bytes());
-        if let Some(max_age) = self.max_age {
-            config.max_age = max_age.0;
+        // The previous attempt's receiver, unless this is the step's first
+        // attempt (a new sample of a sweep starts afresh too).
+        let slot = ctx.clients.waiting.slot(ctx.step);
+        let mut kept = slot.lock().await;
+        if ctx.attempt <= 1 {
+            if let Some(mut old) = kept.take() {
+                old.listener.stop().await;
+            }
         }
-        let mut listener = match Listener::bind(addr, config).await {
-            Ok(listener) => listener,
-            Err(err) => {
-                return Observation::fail(
-                    FailureClass::Io,
-                    format!("cannot listen on {addr}: {err}"),
-                )
+        let started = tokio::time::Instant::now();
+        let kept = match &mut *kept {
+            Some(kept) => kept,
+            empty => {
+                let mut config = ListenerConfig::new(secret.into_bytes());
+                if let Some(max_age) = self.max_age {
+                    config.max_age = max_age.0;
+                }
+                match Listener::bind(addr, config).await {
+                    Ok(listener) => empty.insert(Kept {
+                        listener,
+                        triggered: None,
+                    }),
+                    Err(err) => {
+                        return Observation::fail(
+                            FailureClass::Io,
+                            format!("cannot listen on {addr}: {err}"),
+                        )
+                    }
+                }
             }
         };
-        let started = tokio::time::Instant::now();
-        let mut observation_detail = vec![("listen", json!(listener.local_addr().to_string()))];
+        let mut observation_detail =
+            vec![("listen", json!(kept.listener.local_addr().to_string()))];
 
         if let Some(trigger) = &self.trigger {
-            match send_trigger(trigger, ctx, self.resolver).await {
-                Ok(status) => observation_detail.push(("trigger_status", json!(status))),
-                Err(obs) => {
-                    listener.stop().await;
-                    return obs;
+            match kept.triggered {
+                Some(earlier) if !self.retrigger => {
+                    observation_detail.push(("trigger_status", json!(earlier.status)));
+                    observation_detail.push((
+                        "trigger",
+                        json!(format!(
+                            "accepted in attempt {} ({}); not sent again (retrigger = false)",
+                            earlier.attempt, earlier.status
+                        )),
+                    ));
+                }
+                _ => {
+                    let at = jiff::Timestamp::now();
+                    match send_trigger(trigger, ctx, self.resolver).await {
+                        Ok(status) => {
+                            kept.triggered = Some(Triggered {
+                                status,
+                                attempt: ctx.attempt,
+                                at,
+                            });
+                            observation_detail.push(("trigger_status", json!(status)));
+                            observation_detail.push((
+                                "trigger",
+                                json!(format!("sent in attempt {}", ctx.attempt)),
+                            ));
+                        }
+                        // The receiver stays for the retry, which sends the
+                        // trigger again: this one was not accepted.
+                        Err(obs) => return obs,
+                    }
                 }
             }
         }
@@ -162,10 +264,14 @@ impl WebhookDeliveryCheck {
             .timeout
             .saturating_sub(margin)
             .saturating_sub(started.elapsed());
-        let result = listener
+        let result = kept
+            .listener
             .wait_for(&self.event, contains.as_deref(), wait)
             .await;
-        listener.stop().await;
+        let triggered = kept.triggered;
+        if result.matched.is_some() {
+            kept.listener.stop().await;
+        }
 
         let mut observation = match &result.matched {
             Some(delivery) => {
@@ -175,6 +281,15 @@ impl WebhookDeliveryCheck {
                 }
                 if let Some(id) = &delivery.delivery_id {
                     obs = obs.with_detail("delivery_id", id.clone());
+                }
+                // Measured from the trigger's send, in milliseconds: the
+                // signature timestamp has one-second resolution.
+                if let Some(triggered) = triggered {
+                    let since = delivery.received_at.duration_since(triggered.at);
+                    obs = obs.with_detail(
+                        "latency_ms_since_trigger",
+                        since.as_millis_f64().max(0.0).round() as i64,
+                    );
                 }
                 match delivery.store_body(ctx.blobs) {
                     Ok(blobs) => obs.blobs = blobs,

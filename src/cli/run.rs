@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::args::{LintArgs, PlanArgs, RunArgs};
 use super::confirm::CliConfirmer;
 use super::CliError;
+use crate::check::CheckSpec;
 use crate::cli::exit::ExitStatus;
 use crate::core::duration::format_duration;
 use crate::core::record::RunVerdict;
@@ -507,6 +508,16 @@ fn print_steps(steps: &[Step], vars: &std::collections::BTreeMap<String, String>
         }
         if !step.tags.is_empty() {
             out!("   tags:    {}", step.tags.join(", "));
+        }
+        // What a read-only run sends, so nobody learns it from the receiver.
+        match &step.check {
+            CheckSpec::Webhook(_) => out!(
+                "   sends:   the signed delivery only with --allow-mutations (an allowed tag); read-only, only the rejection probes"
+            ),
+            CheckSpec::WebhookDelivery(d) if d.trigger.is_some() && !d.retrigger => {
+                out!("   sends:   the trigger once; a retry waits again for the delivery")
+            }
+            _ => {}
         }
         if let Some(hint) = &step.hint {
             out!("   hint:    {hint}");

@@ -7,6 +7,7 @@
 //! - [`blob`]: [`BlobSink`] and [`BlobRef`], how evidence bodies are stored.
 //! - [`template`]: `{{...}}` templates and the [`Scope`](template::Scope) they render in.
 //! - [`duration`]: human durations (`"5s"`).
+//! - [`numeric`]: numbers that may be written as templates (`port = "{{port}}"`).
 //! - [`failure`]: typed failures: [`FailureClass`] and [`Failure`].
 //! - [`diagnostics`]: problems with a source position, rendered like a compiler.
 //! - [`placeholder`]: telling a placeholder from a real secret value.
@@ -17,6 +18,7 @@ pub mod cut;
 pub mod diagnostics;
 pub mod duration;
 pub mod failure;
+pub mod numeric;
 pub mod placeholder;
 pub mod record;
 pub mod template;

@@ -39,6 +39,17 @@ pub enum Mutations {
 }
 
 impl Mutations {
+    /// Whether `step` may change things: every step with `--allow-mutations`,
+    /// only the steps carrying an allowed tag with `--allow-mutations=TAG`,
+    /// none in a read-only run. Decides [`ProbeContext::read_only`].
+    pub fn permits(&self, step: &Step) -> bool {
+        match self {
+            Mutations::Forbidden => false,
+            Mutations::All => true,
+            Mutations::Tagged(tags) => step.tags.iter().any(|t| tags.contains(t)),
+        }
+    }
+
     /// Why `step` may not run, when it is mutating and not allowed.
     fn refusal(&self, step: &Step) -> Option<String> {
         if !step.mutating {
@@ -136,6 +147,7 @@ pub async fn run_runbook(
         cancel,
         run_id: &run_id,
         owner: runbook.meta.owner.as_deref(),
+        mutations: options.mutations.clone(),
     };
     let mut journal = Journal {
         bundle,
@@ -606,6 +618,9 @@ pub struct StepRunner<'a, P: Probe = CheckProbe> {
     pub run_id: &'a str,
     /// Named in escalation records.
     pub owner: Option<&'a str>,
+    /// Which steps may change things (the run's `--allow-mutations`; a sweep
+    /// is read-only): sets each attempt's [`ProbeContext::read_only`].
+    pub mutations: Mutations,
 }
 
 /// A finished step.
@@ -652,6 +667,8 @@ impl<P: Probe> StepRunner<'_, P> {
                       reason: Option<String>,
                       captures,
                       durations: Vec<f64>| {
+            // A kept receiver frees its port before the next step.
+            self.clients.end_step(&step.id);
             journal.emit(Event::StepEnd {
                 step: step.id.clone(),
                 verdict,
@@ -813,14 +830,7 @@ impl<P: Probe> StepRunner<'_, P> {
     async fn collect(&self, step: &Step, scope: &dyn Scope) -> Vec<Collected> {
         let mut collected = Vec::with_capacity(step.collect.len());
         for command in &step.collect {
-            let ctx = ProbeContext {
-                scope,
-                blobs: self.blobs,
-                clients: self.clients,
-                timeout: step.policy.timeout,
-                run_id: self.run_id,
-                attempt: 0,
-            };
+            let ctx = self.context(step, scope, 0);
             let written = command.target();
             let run = tokio::time::timeout(step.policy.timeout, command.run(&ctx));
             let (exit_code, error, mut blobs) = tokio::select! {
@@ -855,6 +865,26 @@ impl<P: Probe> StepRunner<'_, P> {
         collected
     }
 
+    /// What a probe of `step` sees in attempt `attempt` (0: `collect`).
+    fn context<'s>(
+        &'s self,
+        step: &'s Step,
+        scope: &'s dyn Scope,
+        attempt: u32,
+    ) -> ProbeContext<'s> {
+        ProbeContext {
+            scope,
+            blobs: self.blobs,
+            clients: self.clients,
+            timeout: step.policy.timeout,
+            run_id: self.run_id,
+            attempt,
+            step: &step.id,
+            read_only: !self.mutations.permits(step),
+            base_dir: &step.base_dir,
+        }
+    }
+
     /// One attempt under the step's timeout and the run's cancellation.
     async fn attempt_once(
         &self,
@@ -862,14 +892,7 @@ impl<P: Probe> StepRunner<'_, P> {
         scope: &dyn Scope,
         attempt: u32,
     ) -> (AttemptVerdict, Observation) {
-        let ctx = ProbeContext {
-            scope,
-            blobs: self.blobs,
-            clients: self.clients,
-            timeout: step.policy.timeout,
-            run_id: self.run_id,
-            attempt,
-        };
+        let ctx = self.context(step, scope, attempt);
         // Dropping the probe future on timeout or cancellation is what stops it:
         // sockets close, and the command check kills its process group on drop.
         tokio::select! {

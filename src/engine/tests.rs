@@ -29,6 +29,8 @@ enum Act {
 struct ScriptedProbe {
     scripts: HashMap<String, Vec<Act>>,
     calls: Mutex<HashMap<String, u32>>,
+    /// What each step's last attempt was told: `ProbeContext::read_only`.
+    read_only: Mutex<HashMap<String, bool>>,
     /// Cancelled when the given step's attempt starts (a signal mid-attempt).
     cancel_on: Option<(String, Cancel)>,
 }
@@ -45,7 +47,11 @@ impl ScriptedProbe {
 }
 
 impl Probe for ScriptedProbe {
-    async fn probe(&self, step: &Step, _ctx: &ProbeContext<'_>) -> Observation {
+    async fn probe(&self, step: &Step, ctx: &ProbeContext<'_>) -> Observation {
+        self.read_only
+            .lock()
+            .unwrap()
+            .insert(step.id.clone(), ctx.read_only);
         let attempt = {
             let mut calls = self.calls.lock().unwrap();
             let n = calls.entry(step.id.clone()).or_insert(0);
@@ -175,6 +181,7 @@ async fn drive(
         cancel,
         run_id: "test-run",
         owner: runbook.meta.owner.as_deref(),
+        mutations: options.mutations.clone(),
     };
     let mut journal = MemJournal::default();
     let outcome = drive_runbook(
@@ -558,4 +565,32 @@ async fn a_resumed_run_records_earlier_passes_reruns_read_only_captures_and_bloc
     assert_eq!(probe.calls("use-deploy"), 0);
     assert_eq!(outcome.passed_earlier, 2);
     assert_eq!(outcome.verdict, RunVerdict::Escalated);
+}
+
+#[tokio::test(start_paused = true)]
+async fn probes_are_read_only_unless_the_run_allows_the_step_to_change_things() {
+    let book = runbook(
+        "",
+        &format!(
+            "{}{}",
+            http_step("plain", ""),
+            http_step("qa", "tags = [\"qa-writes\"]")
+        ),
+    );
+    for (mutations, plain, qa) in [
+        (Mutations::Forbidden, true, true),
+        (Mutations::All, false, false),
+        (Mutations::Tagged(vec!["qa-writes".into()]), true, false),
+        (Mutations::Tagged(vec!["deploy".into()]), true, true),
+    ] {
+        let probe = ScriptedProbe::default();
+        let options = RunOptions {
+            mutations: mutations.clone(),
+            ..RunOptions::default()
+        };
+        drive(&book, &probe, &Cancel::new(), &options).await;
+        let seen = probe.read_only.lock().unwrap().clone();
+        assert_eq!(seen["plain"], plain, "{mutations:?}");
+        assert_eq!(seen["qa"], qa, "{mutations:?}");
+    }
 }

@@ -130,6 +130,21 @@ impl RunObserver for TerminalReporter {
                     self.line(&format!("  {step}: not retrying: {why}"));
                 }
             }
+            // A request deliberately not sent (the `webhook` check's signed
+            // delivery in a read-only run): the PASS line alone would hide it.
+            Event::Probe {
+                step,
+                attempt,
+                probe,
+                detail,
+                ..
+            } => {
+                if let Some(why) = detail.get("not_sent").and_then(|v| v.as_str()) {
+                    self.line(&format!(
+                        "  {step}: attempt {attempt}: {probe} delivery {why}"
+                    ));
+                }
+            }
             Event::Backoff { step, delay_ms, .. } => {
                 self.line(&format!(
                     "  {step}: retrying in {}",

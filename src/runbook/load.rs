@@ -96,7 +96,7 @@ pub fn load_runbook_str_with_env(
         secrets: parsed.secrets,
         vars: parsed.vars,
         defaults: parsed.defaults,
-        steps: parsed.steps,
+        steps: anchored(parsed.steps, path),
         notify: parsed.notify,
     })
 }
@@ -122,8 +122,18 @@ pub fn load_check_file_with_env(
         secrets: parsed.secrets,
         vars: parsed.vars,
         defaults: parsed.defaults,
-        checks: parsed.steps,
+        checks: anchored(parsed.steps, path),
     })
+}
+
+/// Gives each step the folder of `path`, which its relative paths are taken
+/// from (like `env_files`).
+fn anchored(mut steps: Vec<Step>, path: &Path) -> Vec<Step> {
+    let base = path.parent().unwrap_or(Path::new(""));
+    for step in &mut steps {
+        step.base_dir = base.to_path_buf();
+    }
+    steps
 }
 
 /// Whether `source` is a check file (a sweep's input: `[[check]]` and no

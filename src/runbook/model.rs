@@ -308,6 +308,9 @@ pub struct Step {
     pub uses_captures_of: Vec<String>,
     /// 1-based line of the step's `[[step]]` header, for messages.
     pub line: usize,
+    /// The folder of the file the step was read from (empty for the working
+    /// directory): relative `cwd`, `body_file` and `ca_file` are taken from it.
+    pub base_dir: PathBuf,
 }
 
 /// A sweep input file: `[[check]]` entries with the same kinds, templating,

@@ -273,11 +273,14 @@ fn parse_step(
         anchor: kind_span.clone(),
         extra_keys: STEP_KEYS,
     };
-    let parsed = deserialize_collecting(kind_table, &place, diagnostics, |de| {
+    let parsed = deserialize_collecting(kind_table.clone(), &place, diagnostics, |de| {
         CheckSpec::deserialize_kind(&kind, de)
     });
     match parsed {
         Some((Some(spec), templates)) => {
+            if let Some(kind_table) = as_table(&kind_table) {
+                untemplated_placeholders(kind_table, &templates, &place.label, diagnostics);
+            }
             step.spec = Some(spec);
             step.templates.extend(templates);
         }
@@ -288,4 +291,52 @@ fn parse_step(
         None => {}
     }
     step
+}
+
+/// A `{{...}}` in a string the kind reads as plain text (an event name, a
+/// file name…) would be used as written: an error at its position. The kind's templates were collected while it was deserialized,
+/// so a string that none of them covers does not take placeholders.
+fn untemplated_placeholders(
+    table: &DeTable<'_>,
+    templates: &[crate::core::template::Template],
+    label: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    fn strings<'a>(value: &'a Spanned<DeValue<'_>>, out: &mut Vec<(&'a str, Range<usize>)>) {
+        match value.get_ref() {
+            DeValue::String(text) => out.push((text.as_ref(), value.span())),
+            DeValue::Table(table) => table.values().for_each(|v| strings(v, out)),
+            DeValue::Array(array) => array.iter().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let covered = |span: &Range<usize>| {
+        templates.iter().map(|t| t.span()).any(|t| {
+            t.start <= span.start && span.end <= t.end
+                || span.start <= t.start && t.end <= span.end && !t.is_empty()
+        })
+    };
+    for (key, value) in table.iter() {
+        // `expect` values belong to the assertions work, which renders
+        // templates there; until then they compare as written.
+        if key.get_ref() == "expect" {
+            continue;
+        }
+        let mut found = Vec::new();
+        strings(value, &mut found);
+        for (text, span) in found {
+            if text.contains("{{") && text.contains("}}") && !covered(&span) {
+                diagnostics.push(
+                    Diagnostic::new(
+                        format!(
+                            "`{}` in {label} does not take templates: `{text}` would be used as written",
+                            key.get_ref()
+                        ),
+                        span,
+                    )
+                    .with_help("write the value itself, or put the template in a key that renders it (see the check reference)"),
+                );
+            }
+        }
+    }
 }

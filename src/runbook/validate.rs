@@ -6,6 +6,7 @@ use crate::check::command::CommandCheck;
 use crate::check::expect::condition::Conditions;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::model::{Backoff, Defaults, RetryPolicy, Runbook, SecretsConfig, Step};
@@ -181,6 +182,8 @@ pub(crate) fn validate_steps(
                 tags: raw.tags.clone(),
                 uses_captures_of: capture_sources(&raw.templates),
                 line: raw.line,
+                // Set by the loader, which knows the file.
+                base_dir: PathBuf::new(),
             })
         })
         .collect()

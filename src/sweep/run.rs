@@ -20,7 +20,7 @@ use super::stats::LatencyStats;
 use crate::check::resolve::ResolverAddr;
 use crate::check::Clients;
 use crate::core::record::{Event, PlannedStep, RunVerdict, StepVerdict};
-use crate::engine::{Cancel, CheckProbe, Emit, RunObserver, RunScope, StepRunner};
+use crate::engine::{Cancel, CheckProbe, Emit, Mutations, RunObserver, RunScope, StepRunner};
 use crate::evidence::BundleWriter;
 use crate::runbook::model::Step;
 use crate::runbook::SecretStore;
@@ -232,6 +232,8 @@ pub async fn run_sweep(
         cancel,
         run_id: &run_id,
         owner: None,
+        // A sweep changes nothing: its `webhook` checks send only rejection probes.
+        mutations: Mutations::Forbidden,
     };
     let mut verdicts: HashMap<&str, CheckVerdict> = HashMap::new();
     let mut reports: Vec<Option<CheckReport>> = vec![None; plan.checks.len()];

@@ -208,3 +208,31 @@ when = { "{{steps.nowhere.depth}}" = { gt = 100 } }
         "an unknown step is named: {stderr}"
     );
 }
+
+#[test]
+fn a_missing_cwd_is_named_and_not_retried() {
+    let ws = Workspace::new();
+    let runbook = ws.write(
+        "missing-cwd.toml",
+        r#"[runbook]
+name = "missing-cwd"
+
+[[step]]
+id = "in-nowhere"
+check = "command"
+argv = ["true"]
+cwd = "no-such-folder"
+retries = 2
+"#,
+    );
+    let output = ws.run(&runbook, &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let events = events(&bundle_path(&output));
+    let attempts = records(&events, "attempt.end", Some("in-nowhere"));
+    assert_eq!(attempts.len(), 1, "a missing folder is not retried");
+    let reason = attempts[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("cwd `no-such-folder`"), "{reason}");
+    assert!(reason.contains("is not a folder"), "{reason}");
+    // Not blamed on the program.
+    assert!(!reason.contains("cannot start"), "{reason}");
+}

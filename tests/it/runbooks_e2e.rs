@@ -368,6 +368,61 @@ fn fly_machine_starting_passes_on_the_third_attempt() {
     assert_nowhere(&output, &bundle, &["canaryAAA", "canaryBBB"]);
 }
 
+/// "The release I just deployed is the one running": `release_version` and
+/// `image` take captured values.
+#[test]
+fn fly_release_version_and_image_take_captures() {
+    let fixtures = Fixtures::new();
+    let fly = fixtures.start(crate::support::fly::start());
+    let ws = Workspace::new();
+    let deploy = r#"
+[[step]]
+id = "deploy"
+check = "command"
+argv = ["echo", "release v7 image deployment-01J0ABC"]
+capture = { version = { regex = "release v(\\d+)" }, image = { regex = "image (\\S+)" } }
+"#;
+    let path = ws.write(
+        "release.toml",
+        &format!(
+            "{}{deploy}{}{}",
+            header("fly-release", "continue", &["FLY_API_TOKEN"]),
+            fly_step(
+                "running",
+                "hotdash-chatwoot",
+                &fly.url,
+                "FLY_API_TOKEN",
+                "release_version = \"{{steps.deploy.version}}\", image = \"{{steps.deploy.image}}\""
+            ),
+            fly_step(
+                "stale",
+                "hotdash-chatwoot",
+                &fly.url,
+                "FLY_API_TOKEN",
+                "release_version = \"{{steps.deploy.version}}0\""
+            )
+        )
+        .replace("retries = 2", "retries = 0"),
+    );
+    let output = ws.run_with_env(&path, &[], &[("FLY_API_TOKEN", FLY_TOKEN)]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let (_, events) = verified_events(&output);
+    assert_eq!(verdict(&events, "deploy"), "pass");
+    assert_eq!(verdict(&events, "running"), "pass", "{}", describe(&output));
+    assert_eq!(verdict(&events, "stale"), "escalated");
+    let reason = last_reason(&events, "stale");
+    assert!(reason.contains("expected 70"), "{reason}");
+    // The capture made the step depend on `deploy`.
+    let plan = &records(&events, "run.start", None)[0]["steps"];
+    let running = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "running")
+        .unwrap();
+    assert_eq!(running["depends_on"], serde_json::json!(["deploy"]));
+}
+
 #[test]
 fn fly_stopped_worker_escalates_after_three_attempts_naming_the_group() {
     let fixtures = Fixtures::new();
@@ -626,15 +681,21 @@ fn webhook_step_passes_against_a_verifying_receiver() {
     let path = ws.write(
         "webhook.toml",
         &format!(
-            "{}{}",
+            "{}{}{}",
             header("webhook-verifying", "halt", &["CHATWOOT_WEBHOOK_SECRET"]),
             webhook_step(
                 "webhook",
                 &format!("http://127.0.0.1:{}/webhooks/chatwoot", receiver.port)
-            )
+            ),
+            // The signed delivery reaches the receiver's logic: a change.
+            "mutating = true\n",
         ),
     );
-    let output = ws.run_with_env(&path, &[], &[("CHATWOOT_WEBHOOK_SECRET", WEBHOOK_CANARY)]);
+    let output = ws.run_with_env(
+        &path,
+        &["--allow-mutations"],
+        &[("CHATWOOT_WEBHOOK_SECRET", WEBHOOK_CANARY)],
+    );
     let listened = receiver.stop();
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let (bundle, events) = verified_events(&output);
@@ -711,6 +772,101 @@ fn webhook_step_passes_against_a_verifying_receiver() {
 
     assert_nowhere(&output, &bundle, &[WEBHOOK_CANARY]);
     assert_nowhere(&listened, &listen_bundle, &[WEBHOOK_CANARY]);
+}
+
+#[test]
+fn webhook_step_in_a_read_only_run_sends_only_the_rejection_probes() {
+    let ws = Workspace::new();
+    let receiver = ListenProcess::start(&ws);
+    let url = format!("http://127.0.0.1:{}/webhooks/chatwoot", receiver.port);
+    let path = ws.write(
+        "webhook-ro.toml",
+        &format!(
+            r#"{header}{asked}
+[[step]]
+id = "none-asked"
+check = "webhook"
+url = "{url}"
+secret = "{{{{secret:CHATWOOT_WEBHOOK_SECRET}}}}"
+expect = {{ status = 200 }}
+"#,
+            header = header(
+                "webhook-read-only",
+                "continue",
+                &["CHATWOOT_WEBHOOK_SECRET"]
+            ),
+            asked = webhook_step("asked", &url),
+        ),
+    );
+    let output = ws.run_with_env(&path, &[], &[("CHATWOOT_WEBHOOK_SECRET", WEBHOOK_CANARY)]);
+    let listened = receiver.stop();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let (bundle, events) = verified_events(&output);
+    for step in ["asked", "none-asked"] {
+        assert_eq!(verdict(&events, step), "pass", "{step}");
+        // The signed delivery is recorded as not sent, and why.
+        let probes = records(&events, "probe", Some(step));
+        let names: Vec<&str> = probes
+            .iter()
+            .map(|p| p["probe"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["signed", "unsigned", "bad_signature", "stale"],
+            "{step}"
+        );
+        assert_eq!(probes[0]["detail"]["sent"], false, "{step}");
+        assert!(probes[0]["detail"].get("status").is_none(), "{step}");
+        assert!(
+            probes[0]["detail"]["not_sent"]
+                .as_str()
+                .unwrap()
+                .contains("read-only run"),
+            "{step}"
+        );
+        assert!(
+            probes[1..].iter().all(|p| p["detail"]["status"] == 401),
+            "{step}"
+        );
+        let detail = &attempts(&events, step)[0]["detail"];
+        assert_eq!(
+            detail["probes"],
+            serde_json::json!(["unsigned", "bad_signature", "stale"]),
+            "{step}"
+        );
+        assert!(
+            detail["signed_delivery"]
+                .as_str()
+                .unwrap()
+                .starts_with("not sent"),
+            "{detail}"
+        );
+    }
+    // The operator reads it on the terminal and in `show`.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("asked: attempt 1: signed delivery not sent: a read-only run"),
+        "{stdout}"
+    );
+    let shown = runproof().arg("show").arg(&bundle).output().unwrap();
+    let shown_text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown_text
+            .contains("probes of asked, attempt 1: signed not sent (read-only run), unsigned 401"),
+        "{shown_text}"
+    );
+
+    // Counted at the receiver: six forgeries, nothing that reached its logic.
+    let listen_stdout = String::from_utf8_lossy(&listened.stdout);
+    assert!(
+        listen_stdout.contains("listener stopped: 0 accepted, 6 rejected"),
+        "{listen_stdout}"
+    );
+    let listen_events = crate::support::events(&bundle_path(&listened));
+    let deliveries = records(&listen_events, "delivery", None);
+    assert_eq!(deliveries.len(), 6);
+    assert!(deliveries.iter().all(|d| d["verdict"] == "rejected"));
+    assert_nowhere(&output, &bundle, &[WEBHOOK_CANARY]);
 }
 
 #[test]
@@ -859,6 +1015,223 @@ fn webhook_delivery_step_escalates_after_its_timeout_when_nothing_arrives() {
     assert_nowhere(&output, &bundle, &[WEBHOOK_CANARY, CHATWOOT_API_TOKEN]);
 }
 
+/// A delivery that arrives only after the first attempt gave up waiting (in
+/// the backoff before the second): `retrigger` says whether the retry posts
+/// the message again.
+fn late_delivery_run(retrigger: bool) -> (Workspace, Output, usize) {
+    let fixtures = Fixtures::new();
+    let listen_port = free_port();
+    let (chatwoot, calls) = fixtures.start(chatwoot::slow_stand_in(
+        format!("127.0.0.1:{listen_port}").parse().unwrap(),
+        WEBHOOK_CANARY,
+        CHATWOOT_API_TOKEN,
+        Duration::from_millis(900),
+    ));
+    let ws = Workspace::new();
+    // Attempt 1 waits ~720 ms of its 800 ms; the delivery comes at ~900 ms,
+    // during the 400 ms backoff; attempt 2 starts at ~1.1 s.
+    let runbook = delivery_runbook(chatwoot, listen_port, "800ms").replace(
+        "retries = 0\n",
+        &format!(
+            "retries = 1\nbackoff = {{ initial = \"400ms\", max = \"400ms\", jitter = false }}\nretrigger = {retrigger}\n"
+        ),
+    );
+    let path = ws.write("late.toml", &runbook);
+    let output = ws.run_with_env(&path, &[], DELIVERY_ENV);
+    let calls = calls.load(std::sync::atomic::Ordering::SeqCst);
+    (ws, output, calls)
+}
+
+#[test]
+fn webhook_delivery_retry_waits_again_without_firing_the_trigger_twice() {
+    let (_ws, output, trigger_calls) = late_delivery_run(false);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let (bundle, events) = verified_events(&output);
+    assert_eq!(attempt_verdicts(&events, "delivered"), ["fail", "pass"]);
+    assert_eq!(trigger_calls, 1, "the retry posted the message again");
+    let first = &attempts(&events, "delivered")[0]["detail"];
+    assert_eq!(first["trigger"], "sent in attempt 1", "{first}");
+    let second = &attempts(&events, "delivered")[1]["detail"];
+    assert_eq!(second["trigger_status"], 200, "{second}");
+    assert!(
+        second["trigger"]
+            .as_str()
+            .unwrap()
+            .contains("accepted in attempt 1 (200); not sent again"),
+        "{second}"
+    );
+    // Latency from the trigger, in milliseconds: the delivery came ~900 ms
+    // after the message was posted, not after attempt 2 began.
+    let latency = second["latency_ms_since_trigger"].as_i64().unwrap();
+    assert!((850..5000).contains(&latency), "{second}");
+    assert_eq!(second["message_id"], 9100, "{second}");
+    assert_nowhere(&output, &bundle, &[WEBHOOK_CANARY, CHATWOOT_API_TOKEN]);
+}
+
+#[test]
+fn webhook_delivery_retrigger_fires_the_trigger_on_every_attempt() {
+    let (_ws, output, trigger_calls) = late_delivery_run(true);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let (_, events) = verified_events(&output);
+    assert_eq!(attempt_verdicts(&events, "delivered"), ["fail", "pass"]);
+    assert_eq!(trigger_calls, 2);
+    let second = &attempts(&events, "delivered")[1]["detail"];
+    assert_eq!(second["trigger"], "sent in attempt 2", "{second}");
+}
+
+/// `cwd`, `body_file` and `ca_file` written relative to the runbook's folder
+/// work when runproof runs from somewhere else.
+#[test]
+fn relative_paths_are_taken_from_the_runbooks_folder() {
+    use crate::support::tls::{ca, days_from_now, leaf, serve};
+    let fixtures = Fixtures::new();
+    let test_ca = ca();
+    let tls_port = fixtures.start(serve(leaf(
+        &test_ca,
+        &["localhost"],
+        days_from_now(-1),
+        days_from_now(90),
+    )));
+    let ws = Workspace::new();
+    let receiver = ListenProcess::start(&ws);
+    let book_dir = ws.path().join("book");
+    std::fs::create_dir_all(book_dir.join("data")).unwrap();
+    std::fs::write(book_dir.join("data/note.txt"), "read-through-cwd-6194\n").unwrap();
+    std::fs::write(
+        book_dir.join("delivery.json"),
+        r#"{"event":"message_created","id":1,"content":"from-body-file-6194"}"#,
+    )
+    .unwrap();
+    std::fs::write(book_dir.join("edge-ca.pem"), &test_ca.pem).unwrap();
+    let elsewhere = ws.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let runbook = format!(
+        r#"{header}
+[[step]]
+id = "note"
+check = "command"
+argv = ["cat", "note.txt"]
+cwd = "data"
+expect = {{ exit_code = 0, stdout_regex = "read-through-cwd-6194" }}
+
+[[step]]
+id = "body"
+check = "webhook"
+url = "http://127.0.0.1:{port}/webhooks/chatwoot"
+secret = "{{{{secret:CHATWOOT_WEBHOOK_SECRET}}}}"
+body_file = "delivery.json"
+expect = {{ status = 200 }}
+
+[[step]]
+id = "edge-tls"
+check = "tls"
+host = "127.0.0.1"
+port = {tls_port}
+server_name = "localhost"
+ca_file = "edge-ca.pem"
+"#,
+        header = header("relative-paths", "continue", &["CHATWOOT_WEBHOOK_SECRET"]),
+        port = receiver.port,
+    );
+    std::fs::write(book_dir.join("book.toml"), runbook).unwrap();
+    let output = runproof()
+        .current_dir(&elsewhere)
+        .arg("run")
+        .arg(book_dir.join("book.toml"))
+        .arg("--artifacts")
+        .arg(ws.artifacts())
+        .arg("--allow-mutations")
+        .env("CHATWOOT_WEBHOOK_SECRET", WEBHOOK_CANARY)
+        .output()
+        .unwrap();
+    let listened = receiver.stop();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let (bundle, events) = verified_events(&output);
+    for step in ["note", "body", "edge-tls"] {
+        assert_eq!(attempt_verdicts(&events, step), ["pass"], "{step}");
+    }
+    // The receiver got the file's bytes as the signed delivery.
+    let listen_stdout = String::from_utf8_lossy(&listened.stdout);
+    assert!(
+        listen_stdout.contains("listener stopped: 1 accepted, 0 rejected"),
+        "{listen_stdout}"
+    );
+    let signed = &records(&events, "probe", Some("body"))[0];
+    let expected = std::fs::read(book_dir.join("delivery.json")).unwrap();
+    assert_eq!(
+        signed["detail"]["request"]["body_sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&expected)),
+        "{signed}"
+    );
+    assert_nowhere(&output, &bundle, &[WEBHOOK_CANARY]);
+}
+
+/// `port` and `listen` written as templates are rendered when the step runs;
+/// a port var that is not a number fails once, naming key and template.
+#[test]
+fn port_and_listen_take_templates() {
+    let fixtures = Fixtures::new();
+    let listen_port = free_port();
+    let chatwoot = fixtures.start(chatwoot::stand_in(
+        Some(format!("127.0.0.1:{listen_port}").parse().unwrap()),
+        WEBHOOK_CANARY,
+        CHATWOOT_API_TOKEN,
+    ));
+    let runbook = delivery_runbook(chatwoot, listen_port, "3s")
+        .replace(
+            &format!("listen = \"127.0.0.1:{listen_port}\""),
+            "listen = \"{{listen}}\"",
+        )
+        .replace(
+            "[vars]\n",
+            &format!(
+                "[vars]\nlisten = \"127.0.0.1:{listen_port}\"\nport = \"{}\"\nword = \"https\"\n",
+                chatwoot.port()
+            ),
+        )
+        .replace("on_escalate = \"halt\"", "on_escalate = \"continue\"");
+    assert!(runbook.contains("listen = \"{{listen}}\""), "{runbook}");
+    let runbook = format!(
+        r#"{runbook}
+[[step]]
+id = "tcp"
+check = "tcp"
+host = "127.0.0.1"
+port = "{{{{port}}}}"
+
+[[step]]
+id = "bad-port"
+check = "tcp"
+host = "127.0.0.1"
+port = "{{{{word}}}}"
+"#
+    );
+    let ws = Workspace::new();
+    let path = ws.write("templated.toml", &runbook);
+    let lint = runproof().arg("lint").arg(&path).output().unwrap();
+    assert_eq!(lint.status.code(), Some(0), "{}", describe(&lint));
+    let output = ws.run_with_env(&path, &[], DELIVERY_ENV);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let (_, events) = verified_events(&output);
+    assert_eq!(verdict(&events, "delivered"), "pass");
+    let detail = &attempts(&events, "delivered")[0]["detail"];
+    assert_eq!(
+        detail["listen"],
+        format!("127.0.0.1:{listen_port}"),
+        "{detail}"
+    );
+    assert_eq!(verdict(&events, "tcp"), "pass");
+    assert_eq!(
+        attempts(&events, "tcp")[0]["detail"]["peer"],
+        chatwoot.to_string()
+    );
+    assert_eq!(attempt_verdicts(&events, "bad-port"), ["fail"]);
+    assert_eq!(
+        last_reason(&events, "bad-port"),
+        "`port = \"{{word}}\"` rendered to `https`, which is not a valid port"
+    );
+}
+
 // ------------------------------------------------------ 5. example runbook
 
 #[test]
@@ -912,6 +1285,11 @@ fn example_chatwoot_fly_runbook_lints_and_plans_without_secrets() {
             ] {
                 assert!(text.contains(step), "{step} missing from the plan: {text}");
             }
+            // The plan says what a read-only run sends to the agent.
+            assert!(
+                text.contains("sends:   the signed delivery only with --allow-mutations"),
+                "{text}"
+            );
         }
     }
 }

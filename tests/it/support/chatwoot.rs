@@ -3,6 +3,8 @@
 //! does) and an insecure webhook receiver that accepts anything.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -20,6 +22,30 @@ pub async fn stand_in(
     secret: &'static str,
     api_token: &'static str,
 ) -> SocketAddr {
+    serve(webhook, secret, api_token, None, Arc::default()).await
+}
+
+/// Like [`stand_in`], but each accepted message is delivered `delay` later
+/// (a slow job queue; a delivery nobody receives is dropped), and the
+/// messages API counts its calls in the returned counter.
+pub async fn slow_stand_in(
+    webhook: SocketAddr,
+    secret: &'static str,
+    api_token: &'static str,
+    delay: Duration,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let addr = serve(Some(webhook), secret, api_token, Some(delay), calls.clone()).await;
+    (addr, calls)
+}
+
+async fn serve(
+    webhook: Option<SocketAddr>,
+    secret: &'static str,
+    api_token: &'static str,
+    delay: Option<Duration>,
+    calls: Arc<AtomicUsize>,
+) -> SocketAddr {
     let app = Router::new()
         .route(
             "/api",
@@ -35,6 +61,7 @@ pub async fn stand_in(
         .route(
             "/api/v1/accounts/1/conversations/57/messages",
             post(move |headers: HeaderMap, body: String| async move {
+                calls.fetch_add(1, Ordering::SeqCst);
                 if headers.get("api_access_token").map(|v| v.as_bytes())
                     != Some(api_token.as_bytes())
                 {
@@ -47,8 +74,17 @@ pub async fn stand_in(
                     .as_str()
                     .unwrap()
                     .to_string();
-                if let Some(webhook) = webhook {
-                    tokio::spawn(deliver(webhook, secret, content));
+                match (webhook, delay) {
+                    (Some(webhook), None) => {
+                        tokio::spawn(deliver(webhook, secret, content));
+                    }
+                    (Some(webhook), Some(delay)) => {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = send(webhook, secret, content).await;
+                        });
+                    }
+                    (None, _) => {}
                 }
                 (
                     StatusCode::OK,
@@ -65,6 +101,16 @@ pub async fn stand_in(
 /// Posts a Chatwoot-signed `message_created` carrying `content` to `webhook`.
 pub async fn deliver(webhook: SocketAddr, secret: &str, content: String) {
     tokio::time::sleep(Duration::from_millis(50)).await;
+    let sent = send(webhook, secret, content).await;
+    assert!(sent.is_ok(), "delivery to {webhook}: {sent:?}");
+}
+
+/// Sends one signed `message_created` carrying `content` to `webhook`.
+async fn send(
+    webhook: SocketAddr,
+    secret: &str,
+    content: String,
+) -> Result<reqwest::Response, reqwest::Error> {
     let now = jiff::Timestamp::now();
     let body = json!({
         "event": "message_created",
@@ -80,7 +126,7 @@ pub async fn deliver(webhook: SocketAddr, secret: &str, content: String) {
     let timestamp = now.as_second().to_string();
     let signature =
         crate::support::api::webhook::sign(secret.as_bytes(), &timestamp, body.as_bytes());
-    let sent = super::http_client()
+    super::http_client()
         .post(format!("http://{webhook}/chatwoot"))
         .header("Content-Type", "application/json")
         .header("X-Chatwoot-Signature", signature)
@@ -88,8 +134,7 @@ pub async fn deliver(webhook: SocketAddr, secret: &str, content: String) {
         .header("X-Chatwoot-Delivery", uuid::Uuid::new_v4().to_string())
         .body(body)
         .send()
-        .await;
-    assert!(sent.is_ok(), "delivery to {webhook}: {sent:?}");
+        .await
 }
 
 /// A webhook endpoint that answers 200 to anything: the insecure receiver.

@@ -121,6 +121,9 @@ pub fn context<'a>(
         timeout,
         run_id: RUN_ID,
         attempt: 1,
+        step: "probe-test",
+        read_only: false,
+        base_dir: std::path::Path::new(""),
     }
 }
 
