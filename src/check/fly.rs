@@ -84,10 +84,30 @@ pub struct FlyExpect {
     /// run; may be a template (`"{{steps.release.version}}"`).
     #[serde(default)]
     pub release_version: Option<Template>,
+    /// The size of every counted machine of a process group:
+    /// `guest = { web = { memory_mb = { ge = 1024 }, cpus = 2 }, worker = { cpu_kind = "shared" } }`
+    /// (literals or predicate tables, on `config.guest`).
+    #[serde(default)]
+    pub guest: BTreeMap<String, GuestExpect>,
     /// Predicates on `{ "app": <app>, "machines": [<machine>, ...] }` as the
     /// Machines API returns them: `"$.machines[*].state" = { all = "started" }`.
     #[serde(default)]
     pub json: super::expect::JsonExpect,
+}
+
+/// What the machines of one process group must be sized as.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuestExpect {
+    /// `config.guest.memory_mb`.
+    #[serde(default)]
+    pub memory_mb: Option<super::expect::Expected>,
+    /// `config.guest.cpus`.
+    #[serde(default)]
+    pub cpus: Option<super::expect::Expected>,
+    /// `config.guest.cpu_kind` (`shared`, `performance`).
+    #[serde(default)]
+    pub cpu_kind: Option<super::expect::Expected>,
 }
 
 impl Default for FlyExpect {
@@ -96,6 +116,7 @@ impl Default for FlyExpect {
             app_exists: true,
             min_started: None,
             process_groups: None,
+            guest: BTreeMap::new(),
             no_failed: true,
             checks: ChecksPolicy::default(),
             regions: Vec::new(),
@@ -289,6 +310,7 @@ impl FlyAppCheck {
         });
         let machines: Vec<Machine> = machines.into_iter().map(|(m, _)| m).collect();
         let mut failures = self.evaluate(&machines, &wanted);
+        failures.extend(self.unmet_guest(&machines, ctx.scope));
         if let Some(doc) = &doc {
             failures.extend(self.expect.json.unmet("Fly API JSON", doc, ctx.scope));
         }
@@ -312,6 +334,49 @@ impl FlyAppCheck {
                 machines.iter().map(Machine::summary).collect::<Vec<_>>(),
             );
         with_blobs(obs, blobs)
+    }
+
+    /// `expect.guest`: every counted machine of each named group has the size
+    /// asked for; a group with no machine is a failure too.
+    fn unmet_guest(
+        &self,
+        machines: &[Machine],
+        scope: &dyn crate::core::template::Scope,
+    ) -> Vec<String> {
+        use super::expect::Actual;
+        let mut failures = Vec::new();
+        for (group, want) in &self.expect.guest {
+            let members: Vec<&Machine> = machines
+                .iter()
+                .filter(|m| m.group.as_deref() == Some(group.as_str()))
+                .collect();
+            if members.is_empty() {
+                failures.push(format!("{group}: no machines to check the size of"));
+            }
+            for m in members {
+                let fields = [
+                    (
+                        "memory_mb",
+                        &want.memory_mb,
+                        m.guest.memory_mb.map(Value::from),
+                    ),
+                    ("cpus", &want.cpus, m.guest.cpus.map(Value::from)),
+                    (
+                        "cpu_kind",
+                        &want.cpu_kind,
+                        m.guest.cpu_kind.clone().map(Value::from),
+                    ),
+                ];
+                for (field, expected, actual) in fields {
+                    let Some(expected) = expected else { continue };
+                    let label = format!("{group} machine {} guest.{field}", m.id);
+                    if let Err(message) = expected.check(&label, &Actual::owned(actual), scope) {
+                        failures.push(message);
+                    }
+                }
+            }
+        }
+        failures
     }
 
     /// Every unmet expectation, as readable reasons, in a stable order.
@@ -661,8 +726,21 @@ struct ApiMachine {
 struct ApiConfig {
     #[serde(default)]
     image: Option<String>,
+    #[serde(default)]
+    guest: Option<ApiGuest>,
     #[serde(default, deserialize_with = "null_as_default")]
     metadata: BTreeMap<String, String>,
+}
+
+/// `config.guest`: the machine's size.
+#[derive(Debug, Default, Clone, Deserialize)]
+struct ApiGuest {
+    #[serde(default)]
+    cpu_kind: Option<String>,
+    #[serde(default)]
+    cpus: Option<u64>,
+    #[serde(default)]
+    memory_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -709,6 +787,7 @@ struct Machine {
     digest: String,
     release_version: Option<String>,
     checks: Vec<HealthCheck>,
+    guest: ApiGuest,
 }
 
 struct HealthCheck {
@@ -738,6 +817,7 @@ impl Machine {
             ),
             _ => String::new(),
         };
+        let guest = config.guest.clone().unwrap_or_default();
         let release_version = config
             .metadata
             .get("fly_release_version")
@@ -756,6 +836,7 @@ impl Machine {
             .filter(|c| !c.name.starts_with("bg_deployments_compat"))
             .collect();
         Machine {
+            guest,
             id: api.id.unwrap_or_default(),
             name: api.name.unwrap_or_default(),
             state: api.state.unwrap_or_default(),

@@ -1046,3 +1046,31 @@ async fn rediss_verifies_the_certificate_before_speaking() {
     assert_eq!(got.class(), Some(FailureClass::Protocol));
     assert_eq!(got.detail("tls"), true);
 }
+
+#[tokio::test]
+async fn fly_guest_sizes_are_checked_per_process_group() {
+    let fly = support::fly::start().await;
+    let scope = fly_scope(&fly.url, FO1_TOKEN);
+    let pass = fly_spec(
+        "hotdash-chatwoot",
+        "guest = { web = { memory_mb = { ge = 256 }, cpus = 1, cpu_kind = \"shared\" } }",
+    );
+    let got = probe(&pass, &scope).await;
+    assert!(got.passed(), "{}", got.reason());
+
+    let too_small = fly_spec(
+        "hotdash-chatwoot",
+        "guest = { web = { memory_mb = { ge = 1024 } }, nowhere = { cpus = 1 } }",
+    );
+    let got = probe(&too_small, &scope).await;
+    let reason = got.reason();
+    assert!(
+        reason.contains("guest.memory_mb: actual 256, expected >= 1024"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("nowhere: no machines to check the size of"),
+        "{reason}"
+    );
+    assert_eq!(got.class(), Some(FailureClass::Expectation));
+}
