@@ -84,6 +84,10 @@ pub struct FlyExpect {
     /// run; may be a template (`"{{steps.release.version}}"`).
     #[serde(default)]
     pub release_version: Option<Template>,
+    /// Names (never values) of secrets the app must have, read from
+    /// `GET /v1/apps/{app}/secrets`: `secrets = ["SECRET_KEY_BASE", "DATABASE_URL"]`.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// The size of every counted machine of a process group:
     /// `guest = { web = { memory_mb = { ge = 1024 }, cpus = 2 }, worker = { cpu_kind = "shared" } }`
     /// (literals or predicate tables, on `config.guest`).
@@ -117,6 +121,7 @@ impl Default for FlyExpect {
             min_started: None,
             process_groups: None,
             guest: BTreeMap::new(),
+            secrets: Vec::new(),
             no_failed: true,
             checks: ChecksPolicy::default(),
             regions: Vec::new(),
@@ -311,6 +316,34 @@ impl FlyAppCheck {
         let machines: Vec<Machine> = machines.into_iter().map(|(m, _)| m).collect();
         let mut failures = self.evaluate(&machines, &wanted);
         failures.extend(self.unmet_guest(&machines, ctx.scope));
+        let mut secret_names = None;
+        if !self.expect.secrets.is_empty() {
+            let secrets_path = format!("{app_path}/secrets");
+            match api.get(&secrets_path).await {
+                Err(obs) => return with_blobs(obs, blobs),
+                // The answer holds names and digests, never values; still,
+                // only the names are kept (no blob of it is stored).
+                Ok(body) if body.status == 200 => {
+                    let names = secret_names_of(&body.bytes);
+                    let missing: Vec<&str> = self
+                        .expect
+                        .secrets
+                        .iter()
+                        .filter(|want| !names.contains(want))
+                        .map(String::as_str)
+                        .collect();
+                    if !missing.is_empty() {
+                        failures.push(format!(
+                            "secret{} not set on the app: {}",
+                            if missing.len() == 1 { "" } else { "s" },
+                            missing.join(", ")
+                        ));
+                    }
+                    secret_names = Some(names);
+                }
+                Ok(body) => return with_blobs(api.error(body.status, &body.bytes, &app), blobs),
+            }
+        }
         if let Some(doc) = &doc {
             failures.extend(self.expect.json.unmet("Fly API JSON", doc, ctx.scope));
         }
@@ -321,6 +354,10 @@ impl FlyAppCheck {
             Observation::fail(FailureClass::Expectation, failures.join("; "))
         };
         let started = machines.iter().filter(|m| m.state == "started").count();
+        let obs = match secret_names {
+            Some(names) => obs.with_detail("secret_names", names),
+            None => obs,
+        };
         let obs = obs
             .with_detail("app", app_info.name.unwrap_or(app))
             .with_detail(
@@ -774,6 +811,26 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
+}
+
+/// The secret names in an answer of `GET /v1/apps/{app}/secrets`: a list of
+/// objects, bare or under `secrets`, each naming its secret in `name` (or
+/// `label`, as some API versions call it). Anything else is ignored.
+fn secret_names_of(bytes: &[u8]) -> Vec<String> {
+    let doc: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let list = match &doc {
+        Value::Array(list) => list.as_slice(),
+        Value::Object(map) => map
+            .get("secrets")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice),
+        _ => &[],
+    };
+    list.iter()
+        .filter_map(|s| s.get("name").or_else(|| s.get("label")))
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
 }
 
 /// What the check needs from a Machine object.

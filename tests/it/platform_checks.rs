@@ -1074,3 +1074,32 @@ async fn fly_guest_sizes_are_checked_per_process_group() {
     );
     assert_eq!(got.class(), Some(FailureClass::Expectation));
 }
+
+#[tokio::test]
+async fn fly_secret_names_are_checked_never_values() {
+    let fly = support::fly::start().await;
+    let scope = fly_scope(&fly.url, FO1_TOKEN);
+    let present = fly_spec(
+        "hotdash-chatwoot",
+        "secrets = [\"SECRET_KEY_BASE\", \"DATABASE_URL\"]",
+    );
+    let got = probe(&present, &scope).await;
+    assert!(got.passed(), "{}", got.reason());
+    assert_eq!(
+        got.detail("secret_names"),
+        &serde_json::json!(["SECRET_KEY_BASE", "DATABASE_URL"])
+    );
+    let missing = fly_spec(
+        "hotdash-chatwoot",
+        "secrets = [\"SECRET_KEY_BASE\", \"REDIS_URL\"]",
+    );
+    let got = probe(&missing, &scope).await;
+    assert_eq!(got.reason(), "secret not set on the app: REDIS_URL");
+    // Digests are the API's answer too: none is kept.
+    let detail = serde_json::to_string(&got.obs.detail).unwrap();
+    assert!(!detail.contains("5b1f0c2a9e"), "{detail}");
+    assert!(got
+        .blobs
+        .iter()
+        .all(|(_, b)| !String::from_utf8_lossy(b).contains("5b1f0c2a9e")));
+}

@@ -49,6 +49,7 @@ pub async fn start() -> FlyFixture {
     let app = Router::new()
         .route("/v1/apps/{app}", get(get_app))
         .route("/v1/apps/{app}/machines", get(list_machines))
+        .route("/v1/apps/{app}/secrets", get(list_secrets))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -109,6 +110,29 @@ async fn get_app(
         ),
         _ => reply(StatusCode::NOT_FOUND, json!({"error": "app not found"})),
     }
+}
+
+/// The app's secrets: names and digests, never values (as `fly secrets
+/// list` shows them). `hotdash-chatwoot` lacks `REDIS_URL`.
+async fn list_secrets(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    uri: Uri,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    if let Some(rejected) = reject(&uri, &headers, &seen) {
+        return rejected;
+    }
+    if machines_for(&app, 0).is_none() {
+        return reply(StatusCode::NOT_FOUND, json!({"error": "app not found"}));
+    }
+    reply(
+        StatusCode::OK,
+        json!({"secrets": [
+            {"name": "SECRET_KEY_BASE", "digest": "5b1f0c2a9e", "created_at": "2026-11-20T10:00:00Z"},
+            {"name": "DATABASE_URL", "digest": "9c3e7d11aa", "created_at": "2026-11-20T10:00:00Z"},
+        ]}),
+    )
 }
 
 async fn list_machines(
