@@ -105,6 +105,19 @@ pub struct CheckReport {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_p95_ms: Option<f64>,
+    /// With `--samples K`: how many samples ran and how many of them failed
+    /// (every sample is taken, even after a failed one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples: Option<SampleCounts>,
+}
+
+/// Samples taken of one check, and failed.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SampleCounts {
+    pub taken: u32,
+    pub failed: u32,
+    /// `failed / taken`.
+    pub failure_rate: f64,
 }
 
 /// A finished sweep.
@@ -319,6 +332,7 @@ async fn sweep_check(
         latency: None,
         reason: None,
         baseline_p95_ms: None,
+        samples: None,
     };
     let failed_deps: Vec<String> = check
         .step
@@ -365,7 +379,9 @@ async fn sweep_check(
     let scope = RunScope::new(&plan.vars[check.vars], &plan.secrets);
     let mut latencies = Vec::with_capacity(steps.len());
     let mut retried = false;
+    let (mut taken, mut failed) = (0u32, 0u32);
     for step in steps {
+        taken += 1;
         let result = runner.run_step(step, &scope, &mut Emitter(journal)).await?;
         let attempts = result.attempt_durations_ms.len() as u32;
         report.attempts = attempts;
@@ -383,12 +399,28 @@ async fn sweep_check(
                 break;
             }
             _ => {
-                report.verdict = CheckVerdict::Fail;
-                // Redacted now, like the journal's copy: the Markdown, JUnit
-                // and JSON renderers escape it, and escaping first would hide
-                // a secret (`&` → `&amp;`) from the redactor.
-                report.reason = result.reason.map(|r| journal.redact(&r));
-                break;
+                failed += 1;
+                if report.verdict != CheckVerdict::Fail {
+                    report.verdict = CheckVerdict::Fail;
+                    // Redacted now, like the journal's copy: the Markdown,
+                    // JUnit and JSON renderers escape it, and escaping first
+                    // would hide a secret (`&` → `&amp;`) from the redactor.
+                    report.reason = result.reason.map(|r| journal.redact(&r));
+                }
+                // The other samples are still taken: a failure rate says
+                // more than the first failure alone.
+            }
+        }
+    }
+    if steps.len() > 1 {
+        report.samples = Some(SampleCounts {
+            taken,
+            failed,
+            failure_rate: f64::from(failed) / f64::from(taken.max(1)),
+        });
+        if failed > 0 {
+            if let Some(reason) = &mut report.reason {
+                *reason = format!("{failed} of {taken} samples failed; first: {reason}");
             }
         }
     }

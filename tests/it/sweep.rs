@@ -1704,3 +1704,38 @@ fn watch_keeps_only_the_newest_rounds() {
         assert!(verify(&round.path(), &[]).status.success());
     }
 }
+
+#[test]
+fn every_sample_is_taken_after_a_failed_one_and_the_failure_rate_reported() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    // Fails twice, then answers: with no retries, samples 1 and 2 fail.
+    let file = ws.write(
+        "samples.toml",
+        &check_file(&http(
+            "shaky",
+            &format!("{}/flaky/shaky/2", server.url()),
+            "retries = 0",
+        )),
+    );
+    let output = sweep(&ws, &[&file], &["--samples", "5", "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let doc = json_doc(&output);
+    let checks = checks_by_id(&doc);
+    let shaky = &checks["shaky"];
+    assert_eq!(shaky["verdict"], "fail", "{shaky}");
+    assert_eq!(shaky["samples"]["taken"], 5, "{shaky}");
+    assert_eq!(shaky["samples"]["failed"], 2, "{shaky}");
+    assert_eq!(shaky["samples"]["failure_rate"], 0.4, "{shaky}");
+    assert!(
+        shaky["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 of 5 samples failed; first: "),
+        "{shaky}"
+    );
+    // The three passing samples gave latency figures.
+    assert_eq!(shaky["latency"]["samples"], 3, "{shaky}");
+    let bundle = Path::new(doc["bundle"].as_str().unwrap());
+    assert!(verify(bundle, &[]).status.success());
+}
