@@ -2,7 +2,7 @@
 //! `--watch` interval), each into its own sealed bundle, and write the
 //! requested outputs.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::sync::Arc;
 
 use super::args::SweepArgs;
@@ -58,6 +58,8 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
         samples: args.samples,
         baseline,
         resolver: args.resolver,
+        // A bar only for a person watching: not into a pipe or a file.
+        progress: !args.json && std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
     };
     let redactor = Arc::new(Redactor::new(&plan.secrets.pairs()));
     crate::evidence::redact::set_log_redactor(redactor.clone());

@@ -50,6 +50,8 @@ pub struct SweepOptions {
     pub baseline: Option<(Baseline, f64)>,
     /// The DNS server for every host name (`--resolver`); the system's when `None`.
     pub resolver: Option<ResolverAddr>,
+    /// Draw a progress bar on stderr (the CLI decides: only on a terminal).
+    pub progress: bool,
 }
 
 /// How one check came out.
@@ -229,11 +231,20 @@ pub async fn run_sweep(
         only: Vec::new(),
     })?;
 
-    let progress = ProgressBar::new(plan.checks.len() as u64);
+    // Hidden unless the CLI saw a terminal: drawing costs nothing then.
+    let progress = if options.progress {
+        ProgressBar::new(plan.checks.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     progress.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} checks, {per_sec}, {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} checks, {msg}, {per_sec}, ETA {eta} ({elapsed})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    progress.set_message("0 failing");
+    let failing = std::sync::atomic::AtomicU64::new(0);
 
     let journal = SharedJournal {
         inner: Mutex::new((bundle, observer)),
@@ -260,9 +271,16 @@ pub async fn run_sweep(
             let runner = &runner;
             let snapshot = &snapshot;
             let progress = &progress;
+            let failing = &failing;
             async move {
                 let report =
                     sweep_check(plan, check, steps, runner, journal, snapshot, options).await;
+                if let Ok(report) = &report {
+                    if !report.verdict.healthy() && report.verdict != CheckVerdict::Regressed {
+                        let n = failing.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        progress.set_message(format!("{n} failing"));
+                    }
+                }
                 progress.inc(1);
                 report.map(|r| (index, r))
             }

@@ -693,3 +693,35 @@ fn init_scaffolds_files_that_lint_clean_and_refuses_to_overwrite() {
         runbook
     );
 }
+
+#[test]
+fn a_sweep_shows_progress_on_a_terminal_and_none_in_a_pipe() {
+    let ws = Workspace::new();
+    // A refused port with one retry: the check takes over a second (its
+    // backoff), so the bar is drawn while it runs.
+    let file = ws.write(
+        "progress.toml",
+        "[[check]]\nid = \"closed\"\ncheck = \"tcp\"\nhost = \"127.0.0.1\"\nport = 1\nretries = 1\n",
+    );
+    let args = format!(
+        "sweep '{}' --artifacts '{}'",
+        file.display(),
+        ws.path().join("artifacts").display()
+    );
+    let shown = on_a_terminal(&args, None);
+    assert!(shown.contains("1 failing"), "{shown:?}");
+    assert!(shown.contains("ETA"), "{shown:?}");
+    let piped = runproof()
+        .args(["sweep"])
+        .arg(&file)
+        .arg("--artifacts")
+        .arg(ws.path().join("artifacts"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&piped.stdout),
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert!(!text.contains("ETA"), "{text:?}");
+}
