@@ -385,3 +385,28 @@ fn a_wrong_database_password_escalates_as_auth() {
     let canaries: Vec<&str> = canaries.iter().map(String::as_str).collect();
     crate::support::canary::assert_nowhere(&output, &d.ws.artifacts(), &canaries);
 }
+
+#[test]
+fn plan_shows_every_mutation_tagged_without_any_secret() {
+    let output = runproof()
+        .arg("plan")
+        .arg(runbook())
+        .env_remove("FLY_API_TOKEN")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for step in DEPLOY {
+        let block = stdout
+            .split("\n\n")
+            .find(|b| b.contains(&format!(" {step} [command] (mutating)")))
+            .unwrap_or_else(|| panic!("{step} not planned as mutating:\n{stdout}"));
+        assert!(block.contains("tags:    deploy"), "{block}");
+    }
+    assert_eq!(
+        stdout.matches("(mutating)").count(),
+        DEPLOY.len(),
+        "{stdout}"
+    );
+}
