@@ -108,6 +108,12 @@ fn every_example_runbook_lints() {
         runbooks.iter().any(|p| p.ends_with("demo.toml")),
         "{runbooks:?}"
     );
+    assert!(
+        runbooks
+            .iter()
+            .any(|p| p.ends_with("chatwoot-fly-deploy.toml")),
+        "{runbooks:?}"
+    );
     for runbook in &runbooks {
         let text = std::fs::read_to_string(runbook).unwrap();
         let mut command = runproof();

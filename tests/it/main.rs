@@ -9,6 +9,7 @@ mod assertions;
 mod cli;
 mod command_steps;
 mod confirmations;
+mod deploy_runbook;
 mod dns;
 mod escalation_logs;
 mod evidence;
