@@ -52,6 +52,11 @@ struct FlowRun {
 }
 
 fn run_flow(agent: Agent, extra: &[&str]) -> FlowRun {
+    run_flow_with_token(agent, API_TOKEN, extra)
+}
+
+/// Like [`run_flow`], with `token` as the operator's `CHATWOOT_API_TOKEN`.
+fn run_flow_with_token(agent: Agent, token: &str, extra: &[&str]) -> FlowRun {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -94,7 +99,7 @@ fn run_flow(agent: Agent, extra: &[&str]) -> FlowRun {
         &shipped_runbook(),
         &args,
         &[
-            ("CHATWOOT_API_TOKEN", API_TOKEN),
+            ("CHATWOOT_API_TOKEN", token),
             ("CHATWOOT_WEBHOOK_SECRET", WEBHOOK_SECRET),
         ],
     );
@@ -104,7 +109,11 @@ fn run_flow(agent: Agent, extra: &[&str]) -> FlowRun {
     let events = events(&bundle);
     // Secrets: not in the terminal, not in any file of the artifacts folder
     // (the profile document Chatwoot returns holds the token itself).
-    assert_nowhere(&output, &ws.artifacts(), &[API_TOKEN, WEBHOOK_SECRET]);
+    assert_nowhere(
+        &output,
+        &ws.artifacts(),
+        &[API_TOKEN, token, WEBHOOK_SECRET],
+    );
     FlowRun {
         seen: api.seen(),
         output,
@@ -279,4 +288,46 @@ fn an_agent_accepting_forged_deliveries_escalates_as_security() {
     let last = escalation[0]["last_reason"].as_str().unwrap();
     assert!(last.contains("unsigned"), "{last}");
     assert!(bundle.exists());
+}
+
+#[test]
+fn a_wrong_api_token_escalates_at_the_profile_and_blocks_every_write() {
+    let wrong = "cwWrongCanary-flow-0d9e44b1";
+    let run = run_flow_with_token(Agent::Verifying, wrong, &["--allow-mutations=qa-writes"]);
+    let FlowRun {
+        output,
+        seen,
+        events,
+        ..
+    } = &run;
+    assert_eq!(output.status.code(), Some(1), "{}", describe(output));
+    assert_eq!(verdict(events, "profile"), "escalated");
+    let attempts = records(events, "attempt.end", Some("profile"));
+    assert_eq!(attempts.len(), 1, "a rejected token is not retried");
+    assert_eq!(attempts[0]["failure"]["class"], "auth", "{}", attempts[0]);
+    let escalation = records(events, "escalation", Some("profile"));
+    let why = escalation[0]["last_reason"].as_str().unwrap();
+    assert!(why.starts_with("HTTP 401, want 200"), "{why}");
+    assert!(escalation[0]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("Invalid Access Token"));
+    for step in [
+        "create-conversation",
+        "private-note",
+        "conversation",
+        "assign",
+        "delivered",
+    ] {
+        assert_eq!(
+            verdict(events, step),
+            "blocked",
+            "{step}: {}",
+            describe(output)
+        );
+    }
+    // Chatwoot's own answer to a wrong token, and nothing was written.
+    assert_eq!(seen.requests, ["GET /api/v1/profile"], "{seen:?}");
+    assert_eq!(seen.unauthorized, 1);
+    assert!(seen.conversations.is_empty() && seen.messages.is_empty());
 }
