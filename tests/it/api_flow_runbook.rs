@@ -144,9 +144,20 @@ fn read_only_run_passes_skips_every_write_and_sends_only_gets() {
         output,
         seen,
         events,
+        bundle,
         ..
     } = &run;
     assert_eq!(output.status.code(), Some(0), "{}", describe(output));
+    // The profile document (which holds the token) is kept, redacted: the
+    // canary check in `run_flow` has something to find.
+    let profile = records(events, "attempt.end", Some("profile"));
+    let digest = profile[0]["blobs"][0]["digest"].as_str().unwrap();
+    let blob = bundle
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let body = std::fs::read_to_string(blob).unwrap();
+    assert!(body.contains("\"access_token\""), "{body}");
+    assert!(body.contains("REDACTED"), "{body}");
     for step in ["api-token", "profile", "agent-rejects-forgeries"] {
         assert_eq!(
             verdict(events, step),
