@@ -104,16 +104,17 @@ fn every_example_runbook_lints() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     runbooks.sort();
-    assert!(
-        runbooks.iter().any(|p| p.ends_with("demo.toml")),
-        "{runbooks:?}"
-    );
-    assert!(
-        runbooks
-            .iter()
-            .any(|p| p.ends_with("chatwoot-fly-deploy.toml")),
-        "{runbooks:?}"
-    );
+    for shipped in [
+        "demo.toml",
+        "chatwoot-fly.toml",
+        "chatwoot-fly-deploy.toml",
+        "chatwoot-api-flow.toml",
+    ] {
+        assert!(
+            runbooks.iter().any(|p| p.ends_with(shipped)),
+            "{shipped} missing: {runbooks:?}"
+        );
+    }
     for runbook in &runbooks {
         let text = std::fs::read_to_string(runbook).unwrap();
         let mut command = runproof();

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod api_flow_runbook;
 mod assertions;
 mod cli;
 mod command_steps;

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod canary;
 pub mod chatwoot;
+pub mod chatwoot_api;
 pub mod dns;
 pub mod fly;
 pub mod hostile;
