@@ -128,7 +128,7 @@ struct Sent {
 
 /// Why a read-only attempt sent no signed delivery (recorded as the attempt's
 /// `signed_delivery` and the `signed` probe's `not_sent`).
-pub const NOT_SENT: &str = "not sent: a read-only run (a correctly signed delivery reaches the receiver's real logic); only rejection probes were sent; run with --allow-mutations to send it";
+pub const NOT_SENT: &str = "not sent: the run does not allow this step to change things (a correctly signed delivery reaches the receiver's real logic); only rejection probes were sent; allow it with --allow-mutations (or a tag of this step with --allow-mutations=TAG)";
 
 impl WebhookCheck {
     /// The requests of one attempt, in order: the signed delivery and the

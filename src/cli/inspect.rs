@@ -314,7 +314,9 @@ fn probe_lines(records: &[Record]) -> Vec<(String, u32, String)> {
             continue;
         };
         let outcome = match (detail.get("status"), detail.get("error")) {
-            _ if detail.contains_key("not_sent") => "not sent (read-only run)".to_string(),
+            _ if detail.contains_key("not_sent") => {
+                "not sent (the run does not allow this step to change things)".to_string()
+            }
             (Some(status), _) => status.to_string(),
             (None, Some(serde_json::Value::String(error))) => format!("no answer: {error}"),
             _ => "no answer".to_string(),

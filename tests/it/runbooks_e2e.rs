@@ -821,7 +821,7 @@ expect = {{ status = 200 }}
             probes[0]["detail"]["not_sent"]
                 .as_str()
                 .unwrap()
-                .contains("read-only run"),
+                .contains("does not allow this step to change things"),
             "{step}"
         );
         assert!(
@@ -845,14 +845,14 @@ expect = {{ status = 200 }}
     // The operator reads it on the terminal and in `show`.
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("asked: attempt 1: signed delivery not sent: a read-only run"),
+        stdout.contains("asked: attempt 1: signed delivery not sent: the run does not allow this step to change things"),
         "{stdout}"
     );
     let shown = runproof().arg("show").arg(&bundle).output().unwrap();
     let shown_text = String::from_utf8_lossy(&shown.stdout);
     assert!(
         shown_text
-            .contains("probes of asked, attempt 1: signed not sent (read-only run), unsigned 401"),
+            .contains("probes of asked, attempt 1: signed not sent (the run does not allow this step to change things), unsigned 401"),
         "{shown_text}"
     );
 
