@@ -65,20 +65,6 @@ fn text(output: &Output) -> String {
     )
 }
 
-/// Copies a bundle folder recursively into `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A fresh copy of `bundle` under `scratch/name`.
 fn copy_of(bundle: &Path, scratch: &Path, name: &str) -> PathBuf {
     let copy = scratch.join(name);

@@ -127,19 +127,6 @@ fn assert_invalid(bundle: &Path, extra: &[&str], needles: &[&str], what: &str) {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 fn copy_of(bundle: &Path, scratch: &Path, name: &str) -> PathBuf {
     let copy = scratch.join(name);
     copy_dir(bundle, &copy);

@@ -407,3 +407,17 @@ pub fn http_client() -> reqwest::Client {
         .build()
         .expect("a plain HTTP client builds")
 }
+
+/// Copies a bundle folder recursively into `to` (for tampering with a copy).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
