@@ -32,9 +32,31 @@ impl Expected {
     /// Checks the expectation against `actual`; the message starts with `label`.
     pub fn check(&self, label: &str, actual: &Actual<'_>, scope: &dyn Scope) -> Result<(), String> {
         match self.predicate() {
-            Some(predicate) => eval::check(predicate, actual, scope).map_err(|f| f.message(label)),
+            Some(predicate) => eval::check(predicate, actual, scope).map_err(|f| {
+                // The label names what was checked (a path, a condition's
+                // template) and stays as written; the rest gets values.
+                let message = f.message(label);
+                match message.strip_prefix(label) {
+                    Some(rest) => format!("{label}{}", with_values(rest.to_string(), scope)),
+                    None => with_values(message, scope),
+                }
+            }),
             None => Err(format!("{label}: the expectation is invalid")),
         }
+    }
+}
+
+/// A failure message with the values its template operands had: the
+/// comparison used `1`, so the reason says `1`, not `{{account_id}}`.
+/// Secrets stay `{{secret:NAME}}`; a captured secret's value is registered
+/// with the journal's redactor before any reason holding it is written.
+fn with_values(message: String, scope: &dyn Scope) -> String {
+    if !message.contains("{{") {
+        return message;
+    }
+    match crate::core::template::Template::parse(&message) {
+        Ok(template) => template.render_masked(scope),
+        Err(_) => message,
     }
 }
 

@@ -291,7 +291,7 @@ fn templates_compare_with_captured_values() {
     fail(
         "{ eq = \"{{steps.create.loc}}\" }",
         Some(json!("/items/4")),
-        "JSON $.x: actual \"/items/4\", expected \"{{steps.create.loc}}\"",
+        "JSON $.x: actual \"/items/4\", expected \"/items/3\"",
     );
     fail(
         "{ eq = \"{{steps.create.nope}}\" }",
