@@ -136,14 +136,6 @@ impl VerifyReport {
             check: &'a str,
             problem: &'a str,
         }
-        #[derive(Tabled)]
-        struct SecretRow<'a> {
-            file: &'a str,
-            line: u64,
-            offset: u64,
-            #[tabled(rename = "secret (masked)")]
-            preview: &'a str,
-        }
         let mut out = self.summary_line();
         out.push('\n');
         let rows = self.checks.iter().map(|c| CheckRow {
@@ -167,25 +159,11 @@ impl VerifyReport {
             out.push('\n');
         }
         if !self.secrets.is_empty() {
-            let rows = self.secrets.iter().map(|s| SecretRow {
-                file: &s.file,
-                line: s.line,
-                offset: s.offset,
-                preview: &s.preview,
-            });
-            out.push_str(&Table::new(rows).with(Style::sharp()).to_string());
-            out.push('\n');
+            push_findings(&mut out, &self.secrets);
         }
         if !self.credential_warnings.is_empty() {
             out.push_str("warning: credential-shaped strings in the bundle (rotate them if real; --strict fails on them):\n");
-            let rows = self.credential_warnings.iter().map(|s| SecretRow {
-                file: &s.file,
-                line: s.line,
-                offset: s.offset,
-                preview: &s.preview,
-            });
-            out.push_str(&Table::new(rows).with(Style::sharp()).to_string());
-            out.push('\n');
+            push_findings(&mut out, &self.credential_warnings);
         }
         for warning in &self.warnings {
             out.push_str(&format!("warning: {warning}\n"));
@@ -202,4 +180,25 @@ impl VerifyReport {
         }
         value
     }
+}
+
+#[derive(Tabled)]
+struct SecretRow<'a> {
+    file: &'a str,
+    line: u64,
+    offset: u64,
+    #[tabled(rename = "secret (masked)")]
+    preview: &'a str,
+}
+
+/// A table of secret findings (file, line, offset, masked preview).
+fn push_findings(out: &mut String, findings: &[SecretFinding]) {
+    let rows = findings.iter().map(|s| SecretRow {
+        file: &s.file,
+        line: s.line,
+        offset: s.offset,
+        preview: &s.preview,
+    });
+    out.push_str(&Table::new(rows).with(Style::sharp()).to_string());
+    out.push('\n');
 }
