@@ -13,6 +13,7 @@ use crate::engine::Cancel;
 use crate::evidence::Redactor;
 use crate::report;
 use crate::report::paint::Paint;
+use crate::session::alerts::CheckStates;
 use crate::session::sweep::{prune_rounds, sweep_round, SweepRound};
 use crate::sweep::baseline::Baseline;
 use crate::sweep::input::{load_input, plan, InputError};
@@ -69,6 +70,8 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
         .map_err(|e| CliError::internal(format!("cannot install signal handlers: {e}")))?;
 
     let mut round = 0u64;
+    // Which checks were failing, across rounds: `[notify]` hears of changes.
+    let mut states = CheckStates::default();
     loop {
         round += 1;
         let round_config = SweepRound {
@@ -89,6 +92,7 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             &secret_names,
             &options,
             &redactor,
+            &mut states,
             &cancel,
         )
         .await
@@ -187,7 +191,31 @@ fn print_report(args: &SweepArgs, report: &SweepReport, bundle: &str, redactor: 
         report.checks.len(),
         report.duration_ms / 1000.0
     );
+    if let Some(line) = notifications_line(report) {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(out, "bundle: {bundle}");
+}
+
+/// "notified: 2 changes, 4 deliveries; 1 undelivered (see the bundle's
+/// notify records)", when the check files have a `[notify]` and something
+/// changed.
+fn notifications_line(report: &SweepReport) -> Option<String> {
+    let n = report.notifications.filter(|n| n.changes > 0)?;
+    let mut line = format!(
+        "notified: {} change{} of state, {} deliver{}",
+        n.changes,
+        if n.changes == 1 { "" } else { "s" },
+        n.delivered,
+        if n.delivered == 1 { "y" } else { "ies" }
+    );
+    if n.undelivered > 0 {
+        line.push_str(&format!(
+            "; {} undelivered (see the bundle's notify records)",
+            n.undelivered
+        ));
+    }
+    Some(line)
 }
 
 /// `--watch`: one compact line per round. An error means stdout is closed.
@@ -210,9 +238,12 @@ fn print_round_line(
         .iter()
         .filter_map(|c| c.latency.map(|l| l.p95_ms))
         .fold(0.0, f64::max);
+    let notified = notifications_line(report)
+        .map(|line| format!("; {line}"))
+        .unwrap_or_default();
     writeln!(
         out,
-        "round {round} {}: {counts}; worst p95 {}; bundle {bundle}",
+        "round {round} {}: {counts}; worst p95 {}{notified}; bundle {bundle}",
         report.started_at,
         report::table::format_latency(worst_p95)
     )?;

@@ -276,13 +276,17 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         blobs: Vec<BlobRef>,
     },
-    /// One delivery attempt of an escalation's notification (`[notify]`):
-    /// written after the step's `step.end`, before `run.end`. A failed
-    /// notification never changes the step's verdict.
+    /// One delivery attempt of a notification (`[notify]`): in a run, of a
+    /// step's escalation, written after its `step.end`; in a sweep, of a
+    /// check's change of state (`change`). Always before `run.end`. A failed
+    /// notification never changes a verdict.
     #[serde(rename = "notify")]
     Notify {
-        /// The escalated step the notification is about.
+        /// The escalated step, or the sweep's check, it is about.
         step: String,
+        /// In a sweep: `failing` or `recovered`, the change it reports.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        change: Option<StateChange>,
         /// `slack`, `webhook` or `pagerduty`.
         target: String,
         /// 1-based, of `of`.
@@ -454,6 +458,25 @@ pub enum AttemptVerdict {
     Timeout,
     /// Cancelled by SIGINT/SIGTERM.
     Interrupted,
+}
+
+/// A sweep check's change of state between rounds, as `[notify]` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateChange {
+    /// It failed, and had not been failing (or this is the first round).
+    Failing,
+    /// It passed after failing in an earlier round.
+    Recovered,
+}
+
+impl StateChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateChange::Failing => "failing",
+            StateChange::Recovered => "recovered",
+        }
+    }
 }
 
 /// How a step ended.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
-use super::notify::{Notice, Notifier};
+use super::notify::{Message, Notice, Notifier};
 use super::retry::{backoff_schedule, no_retry_reason};
 use super::scope::RunScope;
 use super::RunObserver;
@@ -274,7 +274,9 @@ pub async fn drive_runbook<P: Probe>(
             // After the step's own records: a notification never changes
             // its verdict, and a dead receiver costs bounded time.
             if let Some(notifier) = &notifier {
-                notifier.deliver(&notice, &scope, journal, cancel).await?;
+                notifier
+                    .deliver(&Message::escalation(&notice), &scope, journal, cancel)
+                    .await?;
                 // A signal that cut a delivery short interrupts the run, even
                 // after its last step.
                 interrupted |= cancel.is_cancelled();

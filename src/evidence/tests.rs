@@ -15,7 +15,7 @@ use super::verify::{verify_bundle, Verdict, VerifyOptions, VerifyReport};
 use super::writer::{BundleWriter, SyncPolicy};
 use crate::core::record::{
     AttemptSummary, AttemptVerdict, BundleKind, EarlierPass, Escalation, Event, Header,
-    PlannedBackoff, PlannedStep, ResumedFrom, RunVerdict, SourceRef, StepVerdict,
+    PlannedBackoff, PlannedStep, ResumedFrom, RunVerdict, SourceRef, StateChange, StepVerdict,
 };
 use crate::core::{BlobRef, BlobSink, FailureClass, FailureRecord};
 
@@ -35,6 +35,8 @@ struct Scenario {
     /// Write `notify` records (after db's `step.end`): for this step, with
     /// `delivered` and `status`.
     notify: Option<(&'static str, bool, Option<u16>)>,
+    /// The bundle is a sweep's, and the `notify` record reports this change.
+    sweep_change: Option<StateChange>,
 }
 
 fn header(kind: BundleKind, redactor: &Redactor) -> Header {
@@ -146,7 +148,14 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
     )]));
     let mut w = BundleWriter::create(
         root,
-        header(BundleKind::Run, &redactor),
+        header(
+            if s.sweep_change.is_some() {
+                BundleKind::Sweep
+            } else {
+                BundleKind::Run
+            },
+            &redactor,
+        ),
         redactor,
         SyncPolicy::EveryRecord,
     )
@@ -259,6 +268,7 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
         if let Some((step, delivered, status)) = s.notify {
             w.append(&Event::Notify {
                 step: step.to_string(),
+                change: s.sweep_change,
                 target: "pagerduty".to_string(),
                 attempt: 1,
                 of: 3,
@@ -748,6 +758,48 @@ fn notify_for_a_step_that_did_not_escalate_or_delivered_without_2xx_is_invalid()
             "{case:?}: {}",
             report.render_text()
         );
+    }
+}
+
+#[test]
+fn a_sweeps_change_notifications_must_match_the_checks_outcome() {
+    // In the scenario `api` passes after retries and `db` escalates.
+    for (check, change, valid) in [
+        ("db", StateChange::Failing, true),
+        ("api", StateChange::Recovered, true),
+        ("*", StateChange::Failing, true),
+        ("db", StateChange::Recovered, false),
+        ("api", StateChange::Failing, false),
+        ("gone", StateChange::Recovered, false),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let dir = write_bundle(
+            root.path(),
+            Scenario {
+                notify: Some((check, true, Some(202))),
+                sweep_change: Some(change),
+                ..Scenario::default()
+            },
+        );
+        let report = verify(&dir);
+        let what = format!("{check} {change:?}");
+        if valid {
+            assert_eq!(
+                report.verdict,
+                Verdict::Verified,
+                "{what}: {}",
+                report.render_text()
+            );
+        } else {
+            assert_invalid_naming(&report, "events.jsonl", &what);
+            assert!(
+                report
+                    .render_text()
+                    .contains(&format!("\"{}\" notification", change.as_str())),
+                "{what}: {}",
+                report.render_text()
+            );
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use super::sign::{SIGNATURE_FILE, SIGNATURE_NAMESPACE};
 use super::signers::AllowedSigners;
 use crate::core::record::{
     AttemptVerdict, BundleKind, EarlierPass, Event, Header, PlannedBackoff, Record, ResumedFrom,
-    RunVerdict, StepVerdict, FORMAT_VERSION,
+    RunVerdict, StateChange, StepVerdict, FORMAT_VERSION,
 };
 
 mod files;

@@ -43,7 +43,7 @@ pub enum LoadError {
 }
 
 const TOP_LEVEL: &[&str] = &["runbook", "secrets", "vars", "defaults", "notify", "step"];
-const CHECKS_TOP_LEVEL: &[&str] = &["secrets", "vars", "defaults", "check"];
+const CHECKS_TOP_LEVEL: &[&str] = &["secrets", "vars", "defaults", "notify", "check"];
 const RUNBOOK_KEYS: &[&str] = &[
     "name",
     "owner",
@@ -122,6 +122,7 @@ pub fn load_check_file_with_env(
         secrets: parsed.secrets,
         vars: parsed.vars,
         defaults: parsed.defaults,
+        notify: parsed.notify,
         checks: anchored(parsed.steps, path),
     })
 }
@@ -309,7 +310,7 @@ fn parse_document(
                     tables.defaults = defaults;
                 }
             }
-            "notify" if document == Document::Runbook => {
+            "notify" => {
                 let place = table_place("[notify]", node);
                 if let Some((notify, templates)) = deserialize_collecting(
                     node.clone(),

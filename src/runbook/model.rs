@@ -322,6 +322,8 @@ pub struct CheckFile {
     pub secrets: SecretsConfig,
     pub vars: BTreeMap<String, String>,
     pub defaults: Defaults,
+    /// `[notify]`: where this file's checks' changes of state are sent.
+    pub notify: Option<Box<NotifyConfig>>,
     /// Each `[[check]]`, as a step.
     pub checks: Vec<Step>,
 }

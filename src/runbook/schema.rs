@@ -103,7 +103,7 @@ pub fn schema() -> Value {
             {
                 "description": "a check file",
                 "required": ["check"],
-                "properties": { "runbook": false, "step": false, "notify": false },
+                "properties": { "runbook": false, "step": false },
             },
         ],
         "$defs": definitions,

@@ -6,9 +6,11 @@
 //! - [`run`]: `runproof run`: a runbook into a `run` bundle.
 //! - [`resume`]: `run --resume`: the earlier bundle a run continues.
 //! - [`sweep`]: one round of `runproof sweep` into a `sweep` bundle.
+//! - [`alerts`]: a sweep's changes of state, sent to `[notify]`.
 //! - [`audit`]: `verify`'s check that a bundle's reports agree with its journal.
 //! - [`listen`]: `runproof webhook listen` into a `listen` bundle.
 
+pub mod alerts;
 pub mod audit;
 pub mod listen;
 pub mod resume;

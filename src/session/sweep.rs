@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::alerts::{notify_changes, CheckStates};
 use super::SessionError;
 use crate::core::record::{BundleKind, Header, SourceRef, StepVerdict};
 use crate::engine::Cancel;
@@ -15,7 +16,7 @@ use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
 use crate::report::{self, prometheus, RunSummary, StepSummary, SummaryBuilder};
 use crate::sweep::baseline::{write_atomically, Baseline};
 use crate::sweep::input::SweepInput;
-use crate::sweep::run::{run_sweep, SweepOptions, SweepPlan, SweepReport};
+use crate::sweep::run::{record_end, run_sweep, SweepOptions, SweepPlan, SweepReport};
 
 /// Journal records between syncs in a sweep: an interrupted sweep verifies up
 /// to its last synced record, without paying an fsync per check.
@@ -46,6 +47,7 @@ pub async fn sweep_round(
     secret_names: &[String],
     options: &SweepOptions,
     redactor: &Arc<Redactor>,
+    states: &mut CheckStates,
     cancel: &Cancel,
 ) -> Result<(SweepReport, String), SessionError> {
     let source = SourceRef {
@@ -92,9 +94,13 @@ pub async fn sweep_round(
     }
     let mut summary = SummaryBuilder::new(bundle.run_id(), args.name, &started_at);
     summary.reserve_steps(plan.checks.len() * args.samples.max(1) as usize);
-    let report = run_sweep(plan, options, &mut bundle, &mut summary, cancel)
+    let mut report = run_sweep(plan, options, &mut bundle, &mut summary, cancel)
         .await
         .map_err(write_failed)?;
+    report.notifications = notify_changes(states, args.name, plan, &report, &mut bundle, cancel)
+        .await
+        .map_err(write_failed)?;
+    record_end(&report, &mut bundle, &mut summary).map_err(write_failed)?;
     let summary = summary.finish();
     let bundle_dir = bundle.dir().to_path_buf();
     let bundle_label = bundle_dir.display().to_string();

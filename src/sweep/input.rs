@@ -123,9 +123,11 @@ pub fn plan(
     let total = input.files.iter().map(|f| f.checks.len()).sum();
     let mut all: Vec<SweepCheck> = Vec::with_capacity(total);
     let mut vars: Vec<BTreeMap<String, String>> = Vec::new();
+    let mut notify = Vec::new();
     let mut secrets_config = SecretsConfig::default();
     for (file_index, file) in input.files.iter_mut().enumerate() {
         vars.push(file.vars.clone());
+        notify.push(file.notify.take());
         for name in &file.secrets.optional {
             if !secrets_config.optional.contains(name) {
                 secrets_config.optional.push(name.clone());
@@ -209,6 +211,7 @@ pub fn plan(
         SweepPlan {
             checks,
             vars,
+            notify,
             secrets,
         },
         names,

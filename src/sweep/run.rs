@@ -22,7 +22,7 @@ use crate::check::Clients;
 use crate::core::record::{Event, PlannedStep, RunVerdict, StepVerdict};
 use crate::engine::{Cancel, CheckProbe, Emit, Mutations, RunObserver, RunScope, StepRunner};
 use crate::evidence::BundleWriter;
-use crate::runbook::model::Step;
+use crate::runbook::model::{NotifyConfig, Step};
 use crate::runbook::SecretStore;
 
 /// One check to sweep.
@@ -38,6 +38,8 @@ pub struct SweepCheck {
 pub struct SweepPlan {
     pub checks: Vec<SweepCheck>,
     pub vars: Vec<BTreeMap<String, String>>,
+    /// Each file's `[notify]`, by the same index as [`SweepPlan::vars`].
+    pub notify: Vec<Option<Box<NotifyConfig>>>,
     pub secrets: SecretStore,
 }
 
@@ -131,6 +133,20 @@ pub struct SweepReport {
     pub verdict: RunVerdict,
     pub counts: BTreeMap<String, u32>,
     pub checks: Vec<CheckReport>,
+    /// What `[notify]` was told of this round's changes of state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
+}
+
+/// A round's notifications (`[notify]` in the check files).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Notifications {
+    /// Checks that started failing or recovered.
+    pub changes: usize,
+    /// Deliveries a receiver accepted.
+    pub delivered: usize,
+    /// Deliveries that failed their last attempt (each is in the journal).
+    pub undelivered: usize,
 }
 
 impl SweepReport {
@@ -173,7 +189,8 @@ impl Emit for Emitter<'_, '_> {
     }
 }
 
-/// Runs the sweep into `bundle`. `observer` sees every event after the journal.
+/// Runs the sweep into `bundle`, short of `run.end` ([`record_end`]). `observer`
+/// sees every event after the journal.
 pub async fn run_sweep(
     plan: &SweepPlan,
     options: &SweepOptions,
@@ -315,11 +332,6 @@ pub async fn run_sweep(
         RunVerdict::Escalated
     };
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    Emitter(&journal).emit(Event::RunEnd {
-        verdict,
-        counts: counts.clone(),
-        duration_ms,
-    })?;
     Ok(SweepReport {
         run_id,
         started_at,
@@ -327,7 +339,24 @@ pub async fn run_sweep(
         verdict,
         counts,
         checks,
+        notifications: None,
     })
+}
+
+/// Ends the sweep's journal with `run.end`, after whatever the session
+/// records about the checks' results (notifications).
+pub fn record_end(
+    report: &SweepReport,
+    bundle: &mut BundleWriter,
+    observer: &mut dyn RunObserver,
+) -> io::Result<()> {
+    let (seq, event) = bundle.record(Event::RunEnd {
+        verdict: report.verdict,
+        counts: report.counts.clone(),
+        duration_ms: report.duration_ms,
+    })?;
+    observer.observe(seq, &event);
+    Ok(())
 }
 
 /// Runs one check's samples (or records why it cannot run).

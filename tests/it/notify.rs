@@ -607,3 +607,235 @@ fn a_signal_during_a_delivery_ends_it_at_once_and_the_bundle_verifies() {
     assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
     assert_eq!(output.status.code(), Some(130), "{}", describe(&output));
 }
+
+/// A check file whose `api` check passes only while `flag` exists (its
+/// failure reason carries the canary), with a `steady` check beside it.
+fn watched_checks(notify: &str, flag: &std::path::Path) -> String {
+    format!(
+        r#"[secrets]
+required = ["API_TOKEN", "HOOK_SECRET", "PD_ROUTING_KEY"]
+
+[defaults]
+retries = 0
+timeout = "5s"
+
+{notify}
+
+[[check]]
+id = "api"
+check = "command"
+argv = ["sh", "-c", "test -f \"$FLAG\" || {{ echo down token=$TOKEN >&2; exit 1; }}"]
+env = {{ FLAG = "{flag}", TOKEN = "{{{{secret:API_TOKEN}}}}" }}
+
+[[check]]
+id = "steady"
+check = "command"
+argv = ["true"]
+"#,
+        flag = flag.display()
+    )
+}
+
+fn hook_and_pagerduty(receiver: &Receiver) -> String {
+    format!(
+        r#"[notify]
+retries = 0
+[notify.webhook]
+url = "{hook}"
+secret = "{{{{secret:HOOK_SECRET}}}}"
+[notify.pagerduty]
+routing_key = "{{{{secret:PD_ROUTING_KEY}}}}"
+url = "{pd}"
+"#,
+        hook = receiver.url("/hook"),
+        pd = receiver.url("/v2/enqueue"),
+    )
+}
+
+const SECRETS: [(&str, &str); 3] = [
+    ("API_TOKEN", CANARY),
+    ("HOOK_SECRET", SIGNING_SECRET),
+    ("PD_ROUTING_KEY", ROUTING_KEY),
+];
+
+/// Polls until `receiver` got `n` requests on `path` (or panics after 40 s).
+fn wait_requests(receiver: &Receiver, path: &str, n: usize) -> Vec<Received> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let got = receiver.requests(path);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path}: {} of {n} requests within 40 s: {got:?}",
+            got.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sweep_watch_notifies_a_check_failing_then_recovered_once_each() {
+    use crate::sweep::{bundles, Watch};
+    let receiver = Receiver::start();
+    let ws = Workspace::new();
+    let flag = ws.path().join("api-is-up");
+    let file = ws.write(
+        "checks.toml",
+        &watched_checks(&hook_and_pagerduty(&receiver), &flag),
+    );
+    let mut watch =
+        Watch::start_with_env(&ws, &file, &["--watch", "1s", "--name", "edge"], &SECRETS);
+    // Round 1: `api` fails: one "failing" notification on each target.
+    watch.wait_rounds(1, std::time::Duration::from_secs(40));
+    wait_requests(&receiver, "/v2/enqueue", 1);
+    std::fs::write(&flag, "up").unwrap();
+    // A later round sees it pass: one "recovered", resolving the same incident.
+    wait_requests(&receiver, "/v2/enqueue", 2);
+    // Another round with nothing new to say, then stop.
+    let seen = watch.rounds_seen();
+    watch.wait_rounds(seen + 1, std::time::Duration::from_secs(40));
+    watch.interrupt();
+    let (code, lines, stderr) = watch.finish(std::time::Duration::from_secs(30));
+    assert_eq!(code, Some(130), "{lines:?}\n{stderr}");
+    let noted: Vec<&String> = lines.iter().filter(|l| l.contains("; notified: ")).collect();
+    assert_eq!(noted.len(), 2, "the failing round and the recovered one: {lines:?}");
+    assert!(
+        noted.iter().all(|l| l.contains("notified: 1 change of state, 2 deliveries;")),
+        "{noted:?}"
+    );
+
+    let pagerduty = receiver.requests("/v2/enqueue");
+    let pd: Vec<Value> = pagerduty.iter().map(|r| json(&r.body)).collect();
+    assert_eq!(
+        pd.len(),
+        2,
+        "one trigger, one resolve, no repeats: {pagerduty:?}"
+    );
+    assert_eq!(pd[0]["event_action"], "trigger");
+    assert_eq!(pd[1]["event_action"], "resolve");
+    assert_eq!(pd[0]["dedup_key"], "runproof:sweep:edge:api");
+    assert_eq!(
+        pd[1]["dedup_key"], pd[0]["dedup_key"],
+        "the recovery resolves the incident its failure opened"
+    );
+    assert_eq!(pd[0]["routing_key"], ROUTING_KEY);
+    assert_eq!(pd[0]["payload"]["component"], "api");
+    let summary = pd[0]["payload"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("api") && summary.contains("down token="),
+        "{summary}"
+    );
+    assert!(summary.contains("[REDACTED"), "{summary}");
+
+    let hooks = receiver.requests("/hook");
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    assert!(
+        hooks.iter().all(|h| h.answered == 200),
+        "signed and fresh: {hooks:?}"
+    );
+    let delivered: Vec<Value> = hooks.iter().map(|h| json(&h.body)).collect();
+    assert_eq!(delivered[0]["event"], "check.failing");
+    assert_eq!(delivered[1]["event"], "check.recovered");
+    assert!(
+        delivered
+            .iter()
+            .all(|e| e["check"] == "api" && e["sweep"] == "edge"),
+        "{delivered:?}"
+    );
+    assert!(delivered[0]["failing_since"].is_null(), "{delivered:?}");
+    assert!(
+        delivered[1]["failing_since"].is_string(),
+        "a recovery says since when: {delivered:?}"
+    );
+
+    for r in receiver.state.requests.lock().unwrap().iter() {
+        assert_absent(&r.body, CANARY, &format!("{} body", r.path));
+    }
+    // Each round's bundle verifies; the two with notifications record every
+    // delivery attempt with the change it reported.
+    let mut changes = Vec::new();
+    for bundle in bundles(&ws, "edge") {
+        let verified = verify(&bundle, &[]);
+        assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
+        for record in events(&bundle).iter().filter(|e| e["type"] == "notify") {
+            changes.push((
+                record["step"].as_str().unwrap().to_string(),
+                record["change"].as_str().unwrap().to_string(),
+                record["target"].as_str().unwrap().to_string(),
+                record["delivered"].as_bool().unwrap(),
+            ));
+        }
+        for file in crate::support::files_under(&bundle) {
+            assert_absent(
+                &std::fs::read(&file).unwrap(),
+                CANARY,
+                &file.display().to_string(),
+            );
+        }
+    }
+    assert_eq!(
+        changes,
+        [
+            ("api", "failing", "webhook", true),
+            ("api", "failing", "pagerduty", true),
+            ("api", "recovered", "webhook", true),
+            ("api", "recovered", "pagerduty", true),
+        ]
+        .map(|(s, c, t, d)| (s.to_string(), c.to_string(), t.to_string(), d))
+    );
+}
+
+#[test]
+fn a_round_with_many_failures_sends_twenty_then_one_digest() {
+    let receiver = Receiver::start();
+    let ws = Workspace::new();
+    let checks: String = (1..=23)
+        .map(|i| {
+            format!("[[check]]\nid = \"down-{i:02}\"\ncheck = \"command\"\nargv = [\"false\"]\n\n")
+        })
+        .collect();
+    let file = ws.write(
+        "many.toml",
+        &format!(
+            "[secrets]\nrequired = [\"HOOK_SECRET\"]\n\n[defaults]\nretries = 0\n\n[notify]\n[notify.webhook]\nurl = \"{}\"\nsecret = \"{{{{secret:HOOK_SECRET}}}}\"\n\n{checks}",
+            receiver.url("/hook")
+        ),
+    );
+    let output = runproof()
+        .env("HOOK_SECRET", SIGNING_SECRET)
+        .arg("sweep")
+        .arg(&file)
+        .arg("--artifacts")
+        .arg(ws.artifacts())
+        .output()
+        .expect("run sweep");
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("notified: 23 changes of state, 21 deliveries\n"),
+        "{stdout}"
+    );
+    let hooks = receiver.requests("/hook");
+    assert_eq!(hooks.len(), 21, "20 one by one, then one digest");
+    let bodies: Vec<Value> = hooks.iter().map(|h| json(&h.body)).collect();
+    let mut named: Vec<&str> = bodies[..20]
+        .iter()
+        .map(|b| b["check"].as_str().unwrap())
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        (1..=20).map(|i| format!("down-{i:02}")).collect::<Vec<_>>()
+    );
+    assert_eq!(bodies[20]["check"], "*");
+    assert_eq!(bodies[20]["event"], "check.failing");
+    assert_eq!(
+        bodies[20]["reason"],
+        "3 more checks changed state: 3 failing (down-21, down-22, down-23)"
+    );
+    let bundle = crate::sweep::bundles(&ws, "sweep").pop().expect("a bundle");
+    let verified = verify(&bundle, &[]);
+    assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
+}

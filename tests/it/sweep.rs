@@ -1137,15 +1137,25 @@ fn baseline_flags_a_slower_check_as_regressed() {
 }
 
 /// A running `runproof sweep --watch`, with its stdout lines as they come.
-struct Watch {
+pub(crate) struct Watch {
     child: std::process::Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Watch {
-    fn start(ws: &Workspace, file: &Path, extra: &[&str]) -> Watch {
+    pub(crate) fn start(ws: &Workspace, file: &Path, extra: &[&str]) -> Watch {
+        Watch::start_with_env(ws, file, extra, &[])
+    }
+
+    pub(crate) fn start_with_env(
+        ws: &Workspace,
+        file: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Watch {
         let mut child = runproof()
+            .envs(env.iter().copied())
             .arg("sweep")
             .arg(file)
             .arg("--artifacts")
@@ -1175,7 +1185,7 @@ impl Watch {
     }
 
     /// Waits for `n` round lines (or panics after `patience`).
-    fn wait_rounds(&mut self, n: usize, patience: Duration) {
+    pub(crate) fn wait_rounds(&mut self, n: usize, patience: Duration) {
         let deadline = Instant::now() + patience;
         while self.seen.iter().filter(|l| l.starts_with("round ")).count() < n {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -1190,18 +1200,18 @@ impl Watch {
     }
 
     /// Round lines seen so far.
-    fn rounds_seen(&self) -> usize {
+    pub(crate) fn rounds_seen(&self) -> usize {
         self.seen.iter().filter(|l| l.starts_with("round ")).count()
     }
 
-    fn interrupt(&self) {
+    pub(crate) fn interrupt(&self) {
         // SAFETY: kill(2) on our own child's pid, with a valid signal.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
         assert_eq!(rc, 0, "kill -INT");
     }
 
     /// Waits for exit (at most `patience`), then collects the rest of stdout.
-    fn finish(mut self, patience: Duration) -> (Option<i32>, Vec<String>, String) {
+    pub(crate) fn finish(mut self, patience: Duration) -> (Option<i32>, Vec<String>, String) {
         let deadline = Instant::now() + patience;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -1226,7 +1236,7 @@ impl Watch {
 }
 
 /// Every bundle folder under `<artifacts>/<name>/`.
-fn bundles(ws: &Workspace, name: &str) -> Vec<PathBuf> {
+pub(crate) fn bundles(ws: &Workspace, name: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(ws.artifacts().join(name))
         .map(|rd| {
             rd.map(|e| e.unwrap().path())

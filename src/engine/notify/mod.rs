@@ -1,7 +1,8 @@
-//! Notifications on escalation (`[notify]`): each escalation, as the journal
-//! redacted it, sent to Slack, a signed JSON webhook and/or PagerDuty, every
-//! delivery attempt recorded as a `notify` record. A failed notification is
-//! retried with backoff and recorded; it never changes the step's verdict.
+//! Notifications (`[notify]`): a run's escalations and a sweep's changes of
+//! state, as the journal redacted them, sent to Slack, a signed JSON webhook
+//! and/or PagerDuty, every delivery attempt recorded as a `notify` record. A
+//! failed notification is retried with backoff and recorded; it never
+//! changes a verdict.
 
 pub mod payload;
 
@@ -14,7 +15,7 @@ use serde_json::Value;
 use super::cancel::Cancel;
 use super::run::Emit;
 use crate::check::support::{errors, http, tls};
-use crate::core::record::{Escalation, Event};
+use crate::core::record::{Escalation, Event, StateChange};
 use crate::core::template::{Scope, Template};
 use crate::evidence::{BundleWriter, Redacted};
 use crate::runbook::model::NotifyConfig;
@@ -106,7 +107,44 @@ fn read_tail(dir: &Path, digest: &str) -> Option<String> {
     })
 }
 
-/// Sends notices to the `[notify]` targets.
+/// What one notification says, as each target wants it; built only from
+/// redacted content ([`Notice`] for a run, [`payload::CheckChange`] for a sweep).
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The step or check it is about: the `notify` record's `step`.
+    pub subject: String,
+    /// A sweep's change of state; `None` for a run's escalation.
+    pub change: Option<StateChange>,
+    pub generic: Value,
+    pub slack: Value,
+    pub pagerduty: payload::PagerDutyEvent,
+}
+
+impl Message {
+    /// The notification of a run's escalation.
+    pub fn escalation(notice: &Notice) -> Message {
+        Message {
+            subject: notice.escalation.step.clone(),
+            change: None,
+            generic: payload::generic(notice),
+            slack: payload::slack(notice),
+            pagerduty: payload::pagerduty(notice),
+        }
+    }
+
+    /// The notification of a sweep check's change of state.
+    pub fn check_change(change: &payload::CheckChange) -> Message {
+        Message {
+            subject: change.check.clone(),
+            change: Some(change.change),
+            generic: payload::change_generic(change),
+            slack: payload::change_slack(change),
+            pagerduty: payload::change_pagerduty(change),
+        }
+    }
+}
+
+/// Sends notifications to the `[notify]` targets.
 pub struct Notifier<'a> {
     config: &'a NotifyConfig,
     client: reqwest::Client,
@@ -134,22 +172,24 @@ impl<'a> Notifier<'a> {
         Ok(Notifier { config, client })
     }
 
-    /// Sends `notice` to every target, one after another, recording each
+    /// Sends `message` to every target, one after another, recording each
     /// attempt in `journal`. Only an evidence write failure is an `Err`.
     pub async fn deliver(
         &self,
-        notice: &Notice,
+        message: &Message,
         scope: &dyn Scope,
         journal: &mut dyn Emit,
         cancel: &Cancel,
     ) -> io::Result<()> {
-        let step = notice.escalation.step.clone();
-        for planned in self.plan(notice, scope) {
+        let step = message.subject.clone();
+        let change = message.change;
+        for planned in self.plan(message, scope) {
             let delivery = match planned {
                 Ok(delivery) => delivery,
                 Err((target, error)) => {
                     journal.emit(Event::Notify {
                         step: step.clone(),
+                        change,
                         target: target.into(),
                         attempt: 1,
                         of: 1,
@@ -175,6 +215,7 @@ impl<'a> Notifier<'a> {
                 let delivered = error.is_none();
                 journal.emit(Event::Notify {
                     step: step.clone(),
+                    change,
                     target: delivery.target.into(),
                     attempt,
                     of,
@@ -199,7 +240,7 @@ impl<'a> Notifier<'a> {
     /// Each configured target's request, or why it cannot be built.
     fn plan(
         &self,
-        notice: &Notice,
+        message: &Message,
         scope: &dyn Scope,
     ) -> Vec<Result<Delivery, (&'static str, String)>> {
         let render = |target: &'static str, what: &str, t: &Template| {
@@ -212,7 +253,7 @@ impl<'a> Notifier<'a> {
             planned.push(render("slack", "url", &slack.url).map(|url| Delivery {
                 target: "slack",
                 url,
-                body: json(payload::slack(notice)),
+                body: json(message.slack.clone()),
                 signing: None,
             }));
         }
@@ -222,7 +263,7 @@ impl<'a> Notifier<'a> {
                 Ok(Delivery {
                     target: "webhook",
                     url,
-                    body: json(payload::generic(notice)),
+                    body: json(message.generic.clone()),
                     signing: Some(secret),
                 })
             }));
@@ -238,7 +279,7 @@ impl<'a> Notifier<'a> {
                     Ok(Delivery {
                         target: "pagerduty",
                         url,
-                        body: json(payload::pagerduty(notice, &key, severity)),
+                        body: json(message.pagerduty.body(&key, severity)),
                         signing: None,
                     })
                 }),

@@ -63,7 +63,16 @@ impl Verifier {
                     format!("{} after run.end", record.event.type_name()),
                 );
             }
-            if let Some(step) = record.event.step() {
+            // A sweep's change notification names a check (`ID`, its samples
+            // are steps `ID#k`) or a digest (`*`): checked on its own below.
+            let names_a_check = matches!(
+                record.event,
+                Event::Notify {
+                    change: Some(_),
+                    ..
+                }
+            );
+            if let Some(step) = record.event.step().filter(|_| !names_a_check) {
                 if run_start_seen && steps.get(step).is_none_or(|s| s.planned.is_none()) {
                     self.journal_problem(
                         STEPS,
@@ -362,6 +371,7 @@ impl Verifier {
                 }
                 Event::Notify {
                     step,
+                    change,
                     attempt,
                     of,
                     delivered,
@@ -369,8 +379,47 @@ impl Verifier {
                     ..
                 } => {
                     let mut issues = Vec::new();
-                    if steps.get(step).is_none_or(|s| s.escalation.is_none()) {
-                        issues.push("notification for a step that did not escalate".to_string());
+                    let is_sweep = header.is_some_and(|h| h.kind == BundleKind::Sweep);
+                    match change {
+                        None if steps.get(step).is_none_or(|s| s.escalation.is_none()) => {
+                            issues.push("notification for a step that did not escalate".to_string())
+                        }
+                        None => {}
+                        Some(_) if !is_sweep => issues.push(
+                            "a change-of-state notification outside a sweep bundle".to_string(),
+                        ),
+                        // A digest of a round's many changes names no one check.
+                        Some(_) if step == "*" => {}
+                        Some(change) => {
+                            // The check's steps: `ID`, or `ID#1`… with `--samples`.
+                            // (`#` sorts before every id character: they follow `ID`.)
+                            let samples: Vec<&StepState> = steps
+                                .range::<str, _>((
+                                    std::ops::Bound::Included(step.as_str()),
+                                    std::ops::Bound::Unbounded,
+                                ))
+                                .take_while(|(id, _)| {
+                                    *id == step
+                                        || id
+                                            .strip_prefix(step.as_str())
+                                            .is_some_and(|rest| rest.starts_with('#'))
+                                })
+                                .map(|(_, s)| s)
+                                .collect();
+                            let escalated = samples.iter().any(|s| s.escalation.is_some());
+                            let passed = samples.iter().any(|s| s.ended == Some(StepVerdict::Pass));
+                            match change {
+                                StateChange::Failing if !escalated => issues.push(
+                                    "\"failing\" notification for a check that did not escalate"
+                                        .to_string(),
+                                ),
+                                StateChange::Recovered if escalated || !passed => issues.push(
+                                    "\"recovered\" notification for a check that did not pass"
+                                        .to_string(),
+                                ),
+                                _ => {}
+                            }
+                        }
                     }
                     if *attempt == 0 || attempt > of {
                         issues.push(format!("notify attempt {attempt} of {of}"));

@@ -1,0 +1,228 @@
+//! A sweep's notifications: the checks whose state changed since the previous
+//! round (`--watch`; in a first round, and in a sweep without `--watch`,
+//! every failing check is a change), each sent to the `[notify]` of the file
+//! it came from and recorded in the round's journal.
+
+use std::collections::HashMap;
+use std::io;
+
+use crate::core::record::{Event, StateChange};
+use crate::engine::notify::payload::{CheckChange, DIGEST_SUBJECT};
+use crate::engine::notify::{Message, Notifier};
+use crate::engine::{Cancel, Emit, RunScope};
+use crate::evidence::BundleWriter;
+use crate::sweep::run::{CheckReport, CheckVerdict, Notifications, SweepPlan, SweepReport};
+
+/// The most changes one file's `[notify]` is sent one by one in a round; the
+/// rest go out as one digest (a network outage that fails 10,000 checks
+/// should page once, not 10,000 times, and not hold up the next round).
+pub const MAX_CHANGES_PER_ROUND: usize = 20;
+
+/// Which checks were failing after the last round, and since when.
+#[derive(Debug, Default)]
+pub struct CheckStates {
+    failing: HashMap<String, String>,
+}
+
+impl CheckStates {
+    /// The changes `report` brings, in report order; the states move on. A
+    /// blocked or interrupted check says nothing about its own health, so it
+    /// keeps the state it had.
+    fn advance<'r>(&mut self, report: &'r SweepReport) -> Vec<(&'r CheckReport, StateChange)> {
+        let mut changes = Vec::new();
+        for check in &report.checks {
+            match check.verdict {
+                CheckVerdict::Fail => {
+                    if !self.failing.contains_key(&check.id) {
+                        self.failing
+                            .insert(check.id.clone(), report.started_at.clone());
+                        changes.push((check, StateChange::Failing));
+                    }
+                }
+                CheckVerdict::Pass | CheckVerdict::Flaky | CheckVerdict::Regressed => {
+                    if self.failing.contains_key(&check.id) {
+                        changes.push((check, StateChange::Recovered));
+                    }
+                }
+                CheckVerdict::Blocked | CheckVerdict::Interrupted => {}
+            }
+        }
+        changes
+    }
+
+    /// Forgets a recovered check's failure; returns when it began.
+    fn recovered(&mut self, check: &str) -> Option<String> {
+        self.failing.remove(check)
+    }
+}
+
+/// Sends the round's changes to each file's `[notify]`, recording every
+/// delivery attempt in `bundle`; `None` when no file has a `[notify]`. Only
+/// an evidence write failure is an `Err`.
+pub async fn notify_changes(
+    states: &mut CheckStates,
+    sweep: &str,
+    plan: &SweepPlan,
+    report: &SweepReport,
+    bundle: &mut BundleWriter,
+    cancel: &Cancel,
+) -> io::Result<Option<Notifications>> {
+    if plan.notify.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let changes = states.advance(report);
+    let mut outcome = Notifications {
+        changes: changes.len(),
+        ..Notifications::default()
+    };
+    let file_of: HashMap<&str, usize> = plan
+        .checks
+        .iter()
+        .map(|c| (c.step.id.as_str(), c.vars))
+        .collect();
+    // Per file: each change with when its failure began (for a recovery).
+    let mut by_file: Vec<Vec<Change>> = vec![Vec::new(); plan.notify.len()];
+    for (check, change) in changes {
+        let since = match change {
+            StateChange::Recovered => states.recovered(&check.id),
+            StateChange::Failing => None,
+        };
+        if let Some(list) = file_of
+            .get(check.id.as_str())
+            .and_then(|&file| by_file.get_mut(file))
+        {
+            list.push(Change {
+                check,
+                change,
+                since,
+            });
+        }
+    }
+    let header = bundle.header().clone();
+    let bundle_label = bundle.dir().display().to_string();
+    let base = |check: &str, change: StateChange| CheckChange {
+        sweep: sweep.to_string(),
+        check: check.to_string(),
+        kind: String::new(),
+        change,
+        reason: None,
+        attempts: 0,
+        failing_since: None,
+        run_id: header.run_id.clone(),
+        bundle: bundle_label.clone(),
+        host: header.host.clone(),
+    };
+    for (file, changes) in by_file.iter().enumerate() {
+        let Some(config) = plan.notify.get(file).and_then(|n| n.as_deref()) else {
+            continue;
+        };
+        if changes.is_empty() || cancel.is_cancelled() {
+            continue;
+        }
+        let notifier = Notifier::new(config).map_err(io::Error::other)?;
+        let scope = RunScope::new(&plan.vars[file], &plan.secrets);
+        let mut journal = Journal(bundle, &mut outcome);
+        let (one_by_one, rest) = changes.split_at(changes.len().min(MAX_CHANGES_PER_ROUND));
+        for c in one_by_one {
+            let message = Message::check_change(&CheckChange {
+                kind: c.check.kind.to_string(),
+                // Redacted when the sweep recorded it; once more costs little.
+                reason: c
+                    .check
+                    .reason
+                    .as_deref()
+                    .map(|r| journal.0.redact(r).into_inner()),
+                attempts: c.check.attempts,
+                failing_since: c.since.clone(),
+                ..base(&c.check.id, c.change)
+            });
+            notifier
+                .deliver(&message, &scope, &mut journal, cancel)
+                .await?;
+            if cancel.is_cancelled() {
+                return Ok(Some(outcome));
+            }
+        }
+        if !rest.is_empty() {
+            let message = Message::check_change(&CheckChange {
+                reason: Some(digest_text(rest)),
+                ..base(DIGEST_SUBJECT, digest_change(rest))
+            });
+            notifier
+                .deliver(&message, &scope, &mut journal, cancel)
+                .await?;
+        }
+    }
+    Ok(Some(outcome))
+}
+
+/// One check's change in a round.
+#[derive(Clone)]
+struct Change<'r> {
+    check: &'r CheckReport,
+    change: StateChange,
+    since: Option<String>,
+}
+
+/// A digest is a failure when any of its changes is (it may page); a
+/// recovery only when all are.
+fn digest_change(changes: &[Change]) -> StateChange {
+    if changes.iter().any(|c| c.change == StateChange::Failing) {
+        StateChange::Failing
+    } else {
+        StateChange::Recovered
+    }
+}
+
+/// `23 more checks changed state: 20 failing (a, b, c, …), 3 recovered (x, y, z)`.
+fn digest_text(changes: &[Change]) -> String {
+    const NAMED: usize = 10;
+    let part = |wanted: StateChange| {
+        let ids: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.change == wanted)
+            .map(|c| c.check.id.as_str())
+            .collect();
+        if ids.is_empty() {
+            return None;
+        }
+        let mut named = ids[..ids.len().min(NAMED)].join(", ");
+        if ids.len() > NAMED {
+            named.push_str(", …");
+        }
+        Some(format!("{} {} ({named})", ids.len(), wanted.as_str()))
+    };
+    let parts: Vec<String> = [StateChange::Failing, StateChange::Recovered]
+        .into_iter()
+        .filter_map(part)
+        .collect();
+    format!(
+        "{} more check{} changed state: {}",
+        changes.len(),
+        if changes.len() == 1 { "" } else { "s" },
+        parts.join(", ")
+    )
+}
+
+/// Appends to the round's journal (a sweep's notifications come after its
+/// checks, on one task: no lock needed), counting how deliveries ended.
+struct Journal<'b>(&'b mut BundleWriter, &'b mut Notifications);
+
+impl Emit for Journal<'_> {
+    fn emit(&mut self, event: Event) -> io::Result<u64> {
+        if let Event::Notify {
+            delivered,
+            attempt,
+            of,
+            ..
+        } = &event
+        {
+            if *delivered {
+                self.1.delivered += 1;
+            } else if attempt == of {
+                self.1.undelivered += 1;
+            }
+        }
+        self.0.record(event).map(|(seq, _)| seq)
+    }
+}
