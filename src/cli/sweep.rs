@@ -84,12 +84,12 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             markdown: args.markdown.as_deref(),
             save_baseline: args.save_baseline.as_deref(),
             provenance: &provenance,
+            secret_names: &secret_names,
         };
         let (report, bundle) = sweep_round(
             &round_config,
             &input,
             &plan,
-            &secret_names,
             &options,
             &redactor,
             &mut states,

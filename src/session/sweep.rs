@@ -36,6 +36,8 @@ pub struct SweepRound<'a> {
     pub save_baseline: Option<&'a Path>,
     /// Operator and seal signer.
     pub provenance: &'a super::Provenance,
+    /// The secrets the check files declare (named in the header).
+    pub secret_names: &'a [String],
 }
 
 /// One round: a bundle, the sweep, the bundle's reports, the seal, then the
@@ -44,7 +46,6 @@ pub async fn sweep_round(
     args: &SweepRound<'_>,
     input: &SweepInput,
     plan: &SweepPlan,
-    secret_names: &[String],
     options: &SweepOptions,
     redactor: &Arc<Redactor>,
     states: &mut CheckStates,
@@ -64,7 +65,7 @@ pub async fn sweep_round(
     let mut header = Header::new(
         BundleKind::Sweep,
         source,
-        secret_names.to_vec(),
+        args.secret_names.to_vec(),
         redactor.classes(),
     );
     args.provenance.stamp(&mut header);
