@@ -19,10 +19,10 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::expect::capture::{capture_all, CaptureInput, CaptureSpec};
-use super::http::OneOrMany;
+use super::expect::{literal_regex_problem, Operand};
 use super::reaper::{self, StepProcesses};
 use super::{FailureClass, Observation, ProbeContext};
-use crate::core::template::{Reference, Template};
+use crate::core::template::{Reference, Scope, Template, Templates};
 
 /// `check = "command"`: exactly one of `argv` or `shell`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -85,16 +85,18 @@ pub struct CommandExpect {
     /// Accepted exit codes (default 0).
     #[serde(default)]
     pub exit_code: Option<super::http::OneOrMany<i32>>,
+    /// Text stdout must contain (templates allowed).
     #[serde(default)]
-    pub stdout_contains: Option<String>,
-    /// A regex, or a list of regexes that must all match.
+    pub stdout_contains: Option<Template>,
+    /// A regex, or a list of regexes that must all match (templates allowed).
     #[serde(default)]
-    pub stdout_regex: Option<OneOrMany<String>>,
+    pub stdout_regex: Option<Templates>,
+    /// Text stderr must contain (templates allowed).
     #[serde(default)]
-    pub stderr_contains: Option<String>,
-    /// A regex, or a list of regexes that must all match.
+    pub stderr_contains: Option<Template>,
+    /// A regex, or a list of regexes that must all match (templates allowed).
     #[serde(default)]
-    pub stderr_regex: Option<OneOrMany<String>>,
+    pub stderr_regex: Option<Templates>,
     /// stdout parsed as JSON: path → expected value or predicate table.
     #[serde(default)]
     pub json: super::expect::JsonExpect,
@@ -170,9 +172,9 @@ impl CommandCheck {
             ("stdout_regex", &e.stdout_regex),
             ("stderr_regex", &e.stderr_regex),
         ] {
-            for pattern in patterns.iter().flat_map(OneOrMany::as_slice) {
-                if let Err(err) = regex::Regex::new(pattern) {
-                    problems.push((format!("invalid regex in expect.{key}: {err}"), 0..0));
+            for pattern in patterns.iter().flat_map(Templates::as_slice) {
+                if let Some(problem) = literal_regex_problem(&format!("expect.{key}"), pattern) {
+                    problems.push((problem, pattern.span()));
                 }
             }
         }
@@ -384,7 +386,7 @@ impl CommandCheck {
             }
         }
 
-        let mut failures = self.unmet_expectations(status, &stdout, &stderr);
+        let mut failures = self.unmet_expectations(status, &stdout, &stderr, ctx.scope);
         if !self.expect.json.is_empty() {
             match &stdout_json {
                 Some(doc) => failures.extend(self.expect.json.unmet("stdout JSON", doc, ctx.scope)),
@@ -432,6 +434,7 @@ impl CommandCheck {
         status: std::process::ExitStatus,
         stdout: &[u8],
         stderr: &[u8],
+        scope: &dyn Scope,
     ) -> Vec<String> {
         let e = &self.expect;
         let mut failures = Vec::new();
@@ -469,15 +472,19 @@ impl CommandCheck {
         for (name, bytes, contains, pattern) in streams {
             let text = String::from_utf8_lossy(bytes);
             if let Some(needle) = contains {
-                if !text.contains(needle.as_str()) {
-                    failures.push(format!("{name} does not contain {needle:?}"));
+                match Operand::render(&format!("expect.{name}_contains"), needle, scope) {
+                    Ok(needle) if text.contains(needle.value.as_str()) => {}
+                    Ok(needle) => {
+                        failures.push(format!("{name} does not contain {:?}", needle.shown))
+                    }
+                    Err(err) => failures.push(err),
                 }
             }
-            for pattern in pattern.iter().flat_map(OneOrMany::as_slice) {
-                match regex::Regex::new(pattern) {
-                    Ok(re) if re.is_match(&text) => {}
-                    Ok(_) => failures.push(format!("{name} does not match /{pattern}/")),
-                    Err(err) => failures.push(format!("invalid regex /{pattern}/: {err}")),
+            for pattern in pattern.iter().flat_map(Templates::as_slice) {
+                match Operand::regex(&format!("expect.{name}_regex"), pattern, scope) {
+                    Ok((re, _)) if re.is_match(&text) => {}
+                    Ok((_, shown)) => failures.push(format!("{name} does not match /{shown}/")),
+                    Err(err) => failures.push(err),
                 }
             }
         }

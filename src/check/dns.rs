@@ -13,11 +13,12 @@ use std::time::Instant;
 use hickory_resolver::proto::rr::RecordType as WireType;
 use serde::Deserialize;
 
+use super::expect::Operand;
 use super::resolve::{ResolveError, ResolverAddr};
 use super::support::latency;
 use super::{FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
-use crate::core::template::Template;
+use crate::core::template::{Scope, Template};
 
 /// `check = "dns"`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -95,11 +96,13 @@ pub struct DnsExpect {
     /// the final dot: `"mail.example.com"` (CNAME), `"10 mail.example.com"`
     /// (MX), the whole text (TXT), `0 issue "letsencrypt.org"` (CAA).
     /// Names compare case-insensitively.
+    /// Templates allowed.
     #[serde(default)]
-    pub values: Vec<String>,
-    /// Text some answer must contain (e.g. `"v=spf1"` in a TXT record).
+    pub values: Vec<Template>,
+    /// Text some answer must contain (e.g. `"v=spf1"` in a TXT record;
+    /// templates allowed).
     #[serde(default)]
-    pub contains: Option<String>,
+    pub contains: Option<Template>,
     #[serde(default)]
     pub max_latency: Option<HumanDuration>,
 }
@@ -191,7 +194,7 @@ impl DnsCheck {
         let mut failures = Vec::new();
         match self.record_type {
             None => self.check_addresses(&name, &answers, &mut failures),
-            Some(kind) => self.check_records(&name, kind, &answers, &mut failures),
+            Some(kind) => self.check_records(&name, kind, &answers, ctx.scope, &mut failures),
         }
         failures.extend(latency::exceeded(
             "resolving",
@@ -270,6 +273,7 @@ impl DnsCheck {
         name: &str,
         kind: QueryType,
         answers: &[String],
+        scope: &dyn Scope,
         failures: &mut Vec<String>,
     ) {
         let label = kind.wire();
@@ -285,13 +289,17 @@ impl DnsCheck {
             let addrs: BTreeSet<IpAddr> = answers.iter().filter_map(|a| a.parse().ok()).collect();
             self.check_expected_addresses(name, &addrs, answers, failures);
         }
-        let missing: Vec<&str> = self
-            .expect
-            .values
-            .iter()
-            .filter(|want| !answers.iter().any(|have| same_value(kind, want, have)))
-            .map(String::as_str)
-            .collect();
+        let mut missing: Vec<String> = Vec::new();
+        for want in &self.expect.values {
+            match Operand::render("expect.values", want, scope) {
+                Ok(want)
+                    if answers
+                        .iter()
+                        .any(|have| same_value(kind, &want.value, have)) => {}
+                Ok(want) => missing.push(want.shown),
+                Err(err) => failures.push(err),
+            }
+        }
         if !missing.is_empty() {
             failures.push(format!(
                 "{name} has no {label} answer {} ({got})",
@@ -303,10 +311,16 @@ impl DnsCheck {
             ));
         }
         if let Some(needle) = &self.expect.contains {
-            if !answers.iter().any(|have| have.contains(needle.as_str())) {
-                failures.push(format!(
-                    "no {label} answer of {name} contains `{needle}` ({got})"
-                ));
+            match Operand::render("expect.contains", needle, scope) {
+                Ok(needle)
+                    if answers
+                        .iter()
+                        .any(|have| have.contains(needle.value.as_str())) => {}
+                Ok(needle) => failures.push(format!(
+                    "no {label} answer of {name} contains `{}` ({got})",
+                    needle.shown
+                )),
+                Err(err) => failures.push(err),
             }
         }
     }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::resolve::ResolverAddr;
 use super::support::{errors, http};
 use super::{FailureClass, Observation, ProbeContext};
+use crate::core::numeric::Numeric;
 use crate::core::template::Template;
 
 /// The public Machines API.
@@ -62,7 +63,7 @@ pub struct FlyExpect {
     /// At least this many machines `started`, across groups (default 1 when
     /// `process_groups` is not given).
     #[serde(default)]
-    pub min_started: Option<u32>,
+    pub min_started: Option<Numeric<u32>>,
     /// `["web", "worker"]` (each needs one started machine) or
     /// `{ web = 2, worker = 1 }` (minimum started per group).
     #[serde(default)]
@@ -75,7 +76,7 @@ pub struct FlyExpect {
     pub checks: ChecksPolicy,
     /// Every counted machine must be in one of these regions.
     #[serde(default)]
-    pub regions: Vec<String>,
+    pub regions: Vec<Template>,
     /// A substring every counted machine's image reference or digest must
     /// contain; may be a template (`"{{steps.deploy.image}}"`).
     #[serde(default)]
@@ -87,7 +88,7 @@ pub struct FlyExpect {
     /// Names (never values) of secrets the app must have, read from
     /// `GET /v1/apps/{app}/secrets`: `secrets = ["SECRET_KEY_BASE", "DATABASE_URL"]`.
     #[serde(default)]
-    pub secrets: Vec<String>,
+    pub secrets: Vec<Template>,
     /// The size of every counted machine of a process group:
     /// `guest = { web = { memory_mb = { ge = 1024 }, cpus = 2 }, worker = { cpu_kind = "shared" } }`
     /// (literals or predicate tables, on `config.guest`).
@@ -200,6 +201,23 @@ impl FlyAppCheck {
         };
         // Rendered before any request: a missing capture fails at once.
         let mut wanted = Wanted::default();
+        for (templates, slot) in [
+            (&self.expect.regions, &mut wanted.regions),
+            (&self.expect.secrets, &mut wanted.secrets),
+        ] {
+            for template in templates {
+                match ctx.render(template) {
+                    Ok(value) => slot.push(value),
+                    Err(obs) => return obs,
+                }
+            }
+        }
+        if let Some(min) = &self.expect.min_started {
+            match ctx.number("expect.min_started", min) {
+                Ok(min) => wanted.min_started = Some(min),
+                Err(obs) => return obs,
+            }
+        }
         for (template, slot) in [
             (&self.expect.image, &mut wanted.image),
             (&self.expect.release_version, &mut wanted.release_version),
@@ -325,8 +343,7 @@ impl FlyAppCheck {
                 // only the names are kept (no blob of it is stored).
                 Ok(body) if body.status == 200 => {
                     let names = secret_names_of(&body.bytes);
-                    let missing: Vec<&str> = self
-                        .expect
+                    let missing: Vec<&str> = wanted
                         .secrets
                         .iter()
                         .filter(|want| !names.contains(want))
@@ -433,7 +450,7 @@ impl FlyAppCheck {
                 ));
             }
         }
-        let min_started = expect.min_started.or(if expect.process_groups.is_none() {
+        let min_started = wanted.min_started.or(if expect.process_groups.is_none() {
             Some(1)
         } else {
             None
@@ -489,16 +506,16 @@ impl FlyAppCheck {
                 }
             }
         }
-        if !expect.regions.is_empty() {
+        if !wanted.regions.is_empty() {
             for m in machines
                 .iter()
-                .filter(|m| !expect.regions.contains(&m.region))
+                .filter(|m| !wanted.regions.contains(&m.region))
             {
                 failures.push(format!(
                     "machine {} is in {}, not in {}",
                     m.id,
                     m.region,
-                    expect.regions.join(", ")
+                    wanted.regions.join(", ")
                 ));
             }
         }
@@ -529,9 +546,14 @@ impl FlyAppCheck {
     }
 }
 
-/// `expect.image` and `expect.release_version`, rendered for one attempt.
+/// `expect.min_started`, `regions`, `secrets`, `image` and
+/// `release_version`, rendered for one attempt.
 #[derive(Debug, Default)]
 struct Wanted {
+    min_started: Option<u32>,
+    regions: Vec<String>,
+    /// Secret names (never values).
+    secrets: Vec<String>,
     image: Option<String>,
     release_version: Option<String>,
 }

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::expect::capture::{capture_all, CaptureInput, CaptureSpec};
-use super::expect::{Actual, Expected, JsonExpect, StatusExpect};
+use super::expect::{
+    literal_regex_problem, template_refused, Actual, Expected, JsonExpect, Operand, StatusExpect,
+};
 use super::json::JsonTemplate;
 use super::resolve::ResolverAddr;
 use super::support::{errors, http, latency};
@@ -72,10 +74,12 @@ pub struct HttpExpect {
     /// One status, a list, or a predicate table (default: any 2xx).
     #[serde(default)]
     pub status: Option<StatusExpect>,
+    /// Text the body must contain (templates allowed).
     #[serde(default)]
-    pub body_contains: Option<String>,
+    pub body_contains: Option<Template>,
+    /// A regex the body must match (templates allowed).
     #[serde(default)]
-    pub body_regex: Option<String>,
+    pub body_regex: Option<Template>,
     /// JSON path → expected value or predicate table.
     #[serde(default)]
     pub json: JsonExpect,
@@ -147,11 +151,20 @@ impl HttpCheck {
                 self.url.span(),
             ));
         }
-        for (label, pattern) in [("expect.body_regex", &self.expect.body_regex)] {
-            if let Some(pattern) = pattern {
-                if let Err(err) = regex::Regex::new(pattern) {
-                    problems.push((format!("invalid regex in {label}: {err}"), self.url.span()));
-                }
+        for (key, texts) in [
+            ("expect.json_exists", &self.expect.json_exists),
+            ("expect.headers_present", &self.expect.headers_present),
+        ] {
+            problems.extend(
+                texts
+                    .iter()
+                    .filter_map(|text| template_refused(key, text))
+                    .map(|problem| (problem, self.url.span())),
+            );
+        }
+        if let Some(pattern) = &self.expect.body_regex {
+            if let Some(problem) = literal_regex_problem("expect.body_regex", pattern) {
+                problems.push((problem, pattern.span()));
             }
         }
         problems
@@ -335,15 +348,17 @@ impl HttpCheck {
         }
         let text = String::from_utf8_lossy(body);
         if let Some(needle) = &expect.body_contains {
-            if !text.contains(needle.as_str()) {
-                failures.push(format!("body does not contain {needle:?}"));
+            match Operand::render("expect.body_contains", needle, scope) {
+                Ok(needle) if text.contains(needle.value.as_str()) => {}
+                Ok(needle) => failures.push(format!("body does not contain {:?}", needle.shown)),
+                Err(err) => failures.push(err),
             }
         }
         if let Some(pattern) = &expect.body_regex {
-            match regex::Regex::new(pattern) {
-                Ok(re) if re.is_match(&text) => {}
-                Ok(_) => failures.push(format!("body does not match /{pattern}/")),
-                Err(err) => failures.push(format!("invalid regex /{pattern}/: {err}")),
+            match Operand::regex("expect.body_regex", pattern, scope) {
+                Ok((re, _)) if re.is_match(&text) => {}
+                Ok((_, shown)) => failures.push(format!("body does not match /{shown}/")),
+                Err(err) => failures.push(err),
             }
         }
         if !expect.json.is_empty() || !expect.json_exists.is_empty() {

@@ -32,6 +32,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::core::numeric::Numeric;
 use crate::core::template::{RenderError, Scope, Template};
 pub use crate::core::{BlobRef, BlobSink, Failure, FailureClass};
 use resolve::{Resolver, ResolverAddr};
@@ -279,6 +280,21 @@ impl ProbeContext<'_> {
                 FailureClass::Config,
                 err.to_string(),
                 "a missing value does not appear by waiting",
+            )
+        })
+    }
+
+    /// A number that may be a template (`min_started = "{{replicas}}"`): a
+    /// rendered value that is not a number fails the attempt for good.
+    pub fn number<T>(&self, key: &str, value: &Numeric<T>) -> Result<T, Observation>
+    where
+        T: Copy + std::str::FromStr + std::fmt::Display,
+    {
+        value.render(key, self.scope).map_err(|why| {
+            Observation::fail_permanent(
+                FailureClass::Config,
+                why,
+                "the runbook or its vars must change",
             )
         })
     }

@@ -25,11 +25,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use tokio_postgres::SimpleQueryMessage;
 
+use super::expect::Operand;
 use super::resolve::ResolverAddr;
 use super::support::tls::{connector_config, VerifyMode};
 use super::tls::{describe_connect_error, is_dns_failure};
 use super::{scrub, support, FailureClass, Observation, ProbeContext};
 use crate::core::duration::{format_duration, HumanDuration};
+use crate::core::numeric::Numeric;
 use crate::core::template::Template;
 
 /// `check = "postgres"`.
@@ -100,12 +102,12 @@ impl SslMode {
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresExpect {
-    /// The first column of the first row, as text.
+    /// The first column of the first row, as text (templates allowed).
     #[serde(default)]
-    pub value: Option<String>,
+    pub value: Option<Template>,
     /// The number of rows returned.
     #[serde(default)]
-    pub rows: Option<usize>,
+    pub rows: Option<Numeric<usize>>,
     /// Lowest acceptable server version, e.g. `"15"` or `"15.4"`.
     #[serde(default)]
     pub server_version_min: Option<String>,
@@ -124,7 +126,10 @@ impl PostgresCheck {
     pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
         let mut problems = Vec::new();
         if let Some(min) = &self.expect.server_version_min {
-            if parse_version(min).is_none() {
+            if let Some(problem) = super::expect::template_refused("expect.server_version_min", min)
+            {
+                problems.push((problem, self.dsn.span()));
+            } else if parse_version(min).is_none() {
                 problems.push((
                     format!("`expect.server_version_min` `{min}` is not a version like \"15\" or \"15.4\""),
                     self.dsn.span(),
@@ -343,18 +348,25 @@ impl PostgresCheck {
 
         let mut failures = Vec::new();
         if let Some(expected) = &self.expect.value {
-            if value.as_deref() != Some(expected.as_str()) {
-                failures.push(format!(
-                    "query returned {}, expected {expected:?}",
+            match Operand::render("expect.value", expected, ctx.scope) {
+                Ok(expected) if value.as_deref() == Some(expected.value.as_str()) => {}
+                Ok(expected) => failures.push(format!(
+                    "query returned {}, expected {:?}",
                     value
                         .as_deref()
-                        .map_or("no value".to_string(), |v| format!("{:?}", shorten(v)))
-                ));
+                        .map_or("no value".to_string(), |v| format!("{:?}", shorten(v))),
+                    expected.shown
+                )),
+                Err(err) => failures.push(err),
             }
         }
-        if let Some(expected) = self.expect.rows {
-            if rows != expected {
-                failures.push(format!("query returned {rows} rows, expected {expected}"));
+        if let Some(expected) = &self.expect.rows {
+            match expected.render("expect.rows", ctx.scope) {
+                Ok(expected) if rows == expected => {}
+                Ok(expected) => {
+                    failures.push(format!("query returned {rows} rows, expected {expected}"))
+                }
+                Err(why) => failures.push(why),
             }
         }
         if let Some(min) = &self.expect.server_version_min {

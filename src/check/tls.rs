@@ -64,7 +64,7 @@ pub struct TlsExpect {
     pub valid: bool,
     /// Fail when the certificate expires sooner than this many days.
     #[serde(default)]
-    pub min_days_left: Option<u32>,
+    pub min_days_left: Option<Numeric<u32>>,
     #[serde(default)]
     pub max_latency: Option<HumanDuration>,
 }
@@ -199,7 +199,14 @@ impl TlsCheck {
                 failures.push(describe_cert_error(&err, &name, &facts));
             }
         }
-        if let Some(min) = self.expect.min_days_left {
+        let min_days_left = match &self.expect.min_days_left {
+            Some(min) => match ctx.number("expect.min_days_left", min) {
+                Ok(min) => Some(min),
+                Err(obs) => return obs,
+            },
+            None => None,
+        };
+        if let Some(min) = min_days_left {
             if days_left < i64::from(min) && facts.not_after > now {
                 failures.push(format!(
                     "certificate expires in {days_left} days ({}); at least {min} required",

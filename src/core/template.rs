@@ -287,6 +287,76 @@ impl<'de> Deserialize<'de> for Template {
     }
 }
 
+/// One template or a list of them: `stdout_regex = "a"` or `["a", "b"]`.
+/// (Not an untagged enum: serde buffers those, and the buffer loses the
+/// spans that point lint's errors at the right place.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templates(pub Vec<Template>);
+
+impl Templates {
+    pub fn as_slice(&self) -> &[Template] {
+        &self.0
+    }
+}
+
+impl schemars::JsonSchema for Templates {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Templates".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let one = generator.subschema_for::<Template>();
+        schemars::json_schema!({
+            "description": "One text, or a list of texts that must all hold.",
+            "anyOf": [one.clone(), { "type": "array", "items": one }]
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Templates {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// A single string (its span comes from around it) or a list
+        /// (each element deserialized as a spanned [`Template`]).
+        enum Written {
+            One(String),
+            Many(Vec<Template>),
+        }
+        impl<'de> Deserialize<'de> for Written {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Visitor;
+                impl<'de> serde::de::Visitor<'de> for Visitor {
+                    type Value = Written;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a string or a list of strings")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Written, E> {
+                        Ok(Written::One(text.to_string()))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Written, A::Error> {
+                        let mut all = Vec::new();
+                        while let Some(template) = seq.next_element::<Template>()? {
+                            all.push(template);
+                        }
+                        Ok(Written::Many(all))
+                    }
+                }
+                deserializer.deserialize_any(Visitor)
+            }
+        }
+        let spanned = serde_spanned::Spanned::<Written>::deserialize(deserializer)?;
+        let span = spanned.span();
+        match spanned.into_inner() {
+            Written::One(text) => Template::parse_at(&text, span)
+                .map(|t| Templates(vec![t]))
+                .map_err(serde::de::Error::custom),
+            Written::Many(all) => Ok(Templates(all)),
+        }
+    }
+}
+
 impl Serialize for Template {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.raw)

@@ -141,7 +141,13 @@ fn collecting_rounds<'i, T>(
         let help = parse_unknown(message, "unknown variant `").and_then(|(variant, expected)| {
             did_you_mean(&variant, expected.iter().map(String::as_str))
         });
-        diagnostics.push(Diagnostic::new(readable(message), span.clone()).with_optional_help(help));
+        let diagnostic = match (string_at(&node, &span), find_path(&node, &span)) {
+            (Some(text), Some(path)) if is_template(text) && !path.is_empty() => {
+                template_refused(Some(&path.join(".")), span.clone())
+            }
+            _ => Diagnostic::new(readable(message), span.clone()).with_optional_help(help),
+        };
+        diagnostics.push(diagnostic);
         match find_path(&node, &span) {
             Some(path) if !path.is_empty() => {
                 remove_path(&mut node, &path);
@@ -224,6 +230,37 @@ pub(crate) fn find_path(node: &Node<'_>, span: &Range<usize>) -> Option<Vec<Stri
     }
 }
 
+/// A placeholder where the key wants a literal number, duration or choice:
+/// said as such, rather than "invalid type: string".
+fn template_refused(key: Option<&str>, span: Range<usize>) -> Diagnostic {
+    let what = key.map_or("this key".to_string(), |key| format!("`{key}`"));
+    Diagnostic::new(format!("{what} cannot take a template"), span).with_help(
+        "its value is fixed when the file is loaded (a step's retry policy is announced before \
+         the run starts); write it literally",
+    )
+}
+
+/// Whether `text` is a well-formed template with a placeholder (a malformed
+/// one keeps the parser's own error).
+fn is_template(text: &str) -> bool {
+    Template::parse(text).is_ok_and(|t| t.references().next().is_some())
+}
+
+/// The string written exactly at `span`, if one is.
+fn string_at<'a>(node: &'a Node<'_>, span: &Range<usize>) -> Option<&'a str> {
+    if node.span() == *span {
+        return match node.get_ref() {
+            DeValue::String(text) => Some(text.as_ref()),
+            _ => None,
+        };
+    }
+    match node.get_ref() {
+        DeValue::Table(table) => table.iter().find_map(|(_, value)| string_at(value, span)),
+        DeValue::Array(array) => array.iter().find_map(|item| string_at(item, span)),
+        _ => None,
+    }
+}
+
 /// Removes the entry at `path` (as returned by [`find_path`]).
 pub(crate) fn remove_path(node: &mut Node<'_>, path: &[String]) {
     let Some((first, rest)) = path.split_first() else {
@@ -249,12 +286,13 @@ pub(crate) fn deserialize_value<'i, T: serde::Deserialize<'i>>(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<T> {
     let whole = node.span();
-    T::deserialize(ValueDeserializer::from(node))
+    T::deserialize(ValueDeserializer::from(node.clone()))
         .map_err(|err| {
-            diagnostics.push(Diagnostic::new(
-                readable(err.message()),
-                err.span().unwrap_or(whole),
-            ))
+            let span = err.span().unwrap_or(whole);
+            diagnostics.push(match string_at(&node, &span) {
+                Some(text) if is_template(text) => template_refused(None, span),
+                _ => Diagnostic::new(readable(err.message()), span),
+            })
         })
         .ok()
 }

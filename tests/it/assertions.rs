@@ -361,3 +361,138 @@ fn lint_rejects_mistyped_operands_at_their_position() {
         );
     }
 }
+
+/// Text and number keys of `expect` take templates: vars, captures and
+/// secrets are rendered for each attempt; a failure shows the value compared
+/// (a secret stays `{{secret:NAME}}`); a template that renders to no number
+/// or an invalid regex fails the attempt with the key named.
+#[test]
+fn templates_render_in_text_and_number_expectations() {
+    const TOKEN: &str = "tmplCanary-5e1d7f93";
+    let ws = Workspace::new();
+    let dsn = crate::support::services::postgres_url("postgres", "sslmode=disable");
+    let source = r#"[runbook]
+name = "templated-expect"
+
+[secrets]
+required = ["TOKEN", "PG_DSN"]
+
+[vars]
+release = "v42"
+two = "2"
+not_a_number = "two"
+
+[defaults]
+retries = 0
+timeout = "10s"
+
+[[step]]
+id = "release"
+check = "command"
+argv = ["printf", "release=v42 build=7"]
+capture = { build = { regex = 'build=(\d+)' } }
+
+[[step]]
+id = "text"
+check = "command"
+argv = ["sh", "-c", "printf 'release=v42 build=7 token=%s' \"$T\"; printf 'warn v42' >&2"]
+env = { T = "{{secret:TOKEN}}" }
+depends_on = ["release"]
+expect = { stdout_contains = "release={{release}}", stdout_regex = ["build={{steps.release.build}}", "token={{secret:TOKEN}}$"], stderr_contains = "{{release}}" }
+
+[[step]]
+id = "rows"
+check = "postgres"
+dsn = "{{secret:PG_DSN}}"
+query = "select x from generate_series(1, 2) as x"
+expect = { rows = "{{two}}", value = "1" }
+
+[[step]]
+id = "text-fails"
+check = "command"
+argv = ["printf", "release=v41"]
+expect = { stdout_contains = "release={{release}}" }
+
+[[step]]
+id = "secret-fails"
+check = "command"
+argv = ["printf", "nothing here"]
+expect = { stdout_contains = "{{secret:TOKEN}}" }
+
+[[step]]
+id = "rows-not-a-number"
+check = "postgres"
+dsn = "{{secret:PG_DSN}}"
+query = "select 1"
+expect = { rows = "{{not_a_number}}" }
+
+[[step]]
+id = "bad-regex"
+check = "command"
+argv = ["true"]
+expect = { stdout_regex = "({{release}}" }
+"#;
+    let path = ws.write("templated.toml", source);
+    let lint = runproof().arg("lint").arg(&path).output().unwrap();
+    assert_eq!(lint.status.code(), Some(0), "{}", describe(&lint));
+    let output = ws.run_with_env(&path, &[], &[("TOKEN", TOKEN), ("PG_DSN", &dsn)]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let events = events(&bundle_path(&output));
+    for step in ["release", "text", "rows"] {
+        assert_eq!(
+            verdict(&events, step),
+            "pass",
+            "{step}: {}",
+            describe(&output)
+        );
+    }
+    let reason = |step: &str| {
+        assert_eq!(verdict(&events, step), "escalated", "{step}");
+        records(&events, "escalation", Some(step))[0]["last_reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        reason("text-fails").starts_with("stdout does not contain \"release=v42\""),
+        "{}",
+        reason("text-fails")
+    );
+    assert!(
+        reason("secret-fails").starts_with("stdout does not contain \"{{secret:TOKEN}}\""),
+        "{}",
+        reason("secret-fails")
+    );
+    assert!(
+        reason("rows-not-a-number")
+            .starts_with("`expect.rows = \"{{not_a_number}}\"` rendered to `two`"),
+        "{}",
+        reason("rows-not-a-number")
+    );
+    assert!(
+        reason("bad-regex").starts_with("invalid regex in `expect.stdout_regex` /(v42/"),
+        "{}",
+        reason("bad-regex")
+    );
+    crate::support::canary::assert_nowhere(&output, &ws.artifacts(), &[TOKEN]);
+}
+
+/// Keys whose value is fixed at load time refuse a template at its position.
+#[test]
+fn lint_refuses_a_template_in_a_policy_key() {
+    let ws = Workspace::new();
+    let source = "[runbook]\nname = \"x\"\n\n[vars]\nn = \"2\"\n\n[[step]]\nid = \"a\"\ncheck = \"command\"\nargv = [\"true\"]\nretries = \"{{n}}\"\n\n[[step]]\nid = \"b\"\ncheck = \"http\"\nurl = \"http://127.0.0.1:9/\"\nexpect = { json_exists = [\"$.items[{{n}}]\"] }\n";
+    let path = ws.write("policy.toml", source);
+    let output = runproof().arg("lint").arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error: this key cannot take a template"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("policy.toml:11:11"), "{stderr}");
+    assert!(
+        stderr.contains("error: `expect.json_exists` cannot take a template (`$.items[{{n}}]` would be compared as written)"),
+        "{stderr}"
+    );
+}

@@ -699,10 +699,19 @@ fn sweep_watch_notifies_a_check_failing_then_recovered_once_each() {
     watch.interrupt();
     let (code, lines, stderr) = watch.finish(std::time::Duration::from_secs(30));
     assert_eq!(code, Some(130), "{lines:?}\n{stderr}");
-    let noted: Vec<&String> = lines.iter().filter(|l| l.contains("; notified: ")).collect();
-    assert_eq!(noted.len(), 2, "the failing round and the recovered one: {lines:?}");
+    let noted: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("; notified: "))
+        .collect();
+    assert_eq!(
+        noted.len(),
+        2,
+        "the failing round and the recovered one: {lines:?}"
+    );
     assert!(
-        noted.iter().all(|l| l.contains("notified: 1 change of state, 2 deliveries;")),
+        noted
+            .iter()
+            .all(|l| l.contains("notified: 1 change of state, 2 deliveries;")),
         "{noted:?}"
     );
 

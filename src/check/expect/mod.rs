@@ -26,7 +26,65 @@ pub use eval::{Actual, Failure};
 pub use path::Path;
 pub use predicate::{Expected, Predicate, Problem};
 
-use crate::core::template::Scope;
+use crate::core::template::{Scope, Template};
+
+/// A text an expectation compares with (`body_contains =
+/// "{{steps.create.id}}"`), rendered for one attempt.
+#[derive(Debug, Clone)]
+pub struct Operand {
+    pub value: String,
+    /// How a failure message shows it: the value, with secrets kept as
+    /// `{{secret:NAME}}`.
+    pub shown: String,
+}
+
+impl Operand {
+    /// The operand's value; the error names the key (`expect.body_contains:
+    /// no value for {{steps.create.id}}`).
+    pub fn render(key: &str, template: &Template, scope: &dyn Scope) -> Result<Operand, String> {
+        let value = template
+            .render(scope)
+            .map_err(|err| format!("`{key}`: {err}"))?;
+        let shown = if template.references().next().is_none() {
+            value.clone()
+        } else {
+            template.render_masked(scope)
+        };
+        Ok(Operand { value, shown })
+    }
+
+    /// A regex operand, compiled after rendering; the error says which key
+    /// and why (a template can render to an invalid pattern).
+    pub fn regex(
+        key: &str,
+        template: &Template,
+        scope: &dyn Scope,
+    ) -> Result<(regex::Regex, String), String> {
+        let operand = Operand::render(key, template, scope)?;
+        regex::Regex::new(&operand.value)
+            .map(|re| (re, operand.shown.clone()))
+            .map_err(|err| format!("invalid regex in `{key}` /{}/: {err}", operand.shown))
+    }
+}
+
+/// `Some(problem)` when a key that compares its text as written holds a
+/// placeholder (it would never be rendered).
+pub fn template_refused(key: &str, text: &str) -> Option<String> {
+    Template::parse(text)
+        .is_ok_and(|t| t.references().next().is_some())
+        .then(|| format!("`{key}` cannot take a template (`{text}` would be compared as written)"))
+}
+
+/// A regex written without placeholders is checked when the file is loaded;
+/// one with placeholders when it is rendered.
+pub fn literal_regex_problem(key: &str, template: &Template) -> Option<String> {
+    if template.references().next().is_some() {
+        return None;
+    }
+    regex::Regex::new(template.raw())
+        .err()
+        .map(|err| format!("invalid regex in {key}: {err}"))
+}
 
 impl Expected {
     /// Checks the expectation against `actual`; the message starts with `label`.
