@@ -81,6 +81,7 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             markdown: args.markdown.as_deref(),
             save_baseline: args.save_baseline.as_deref(),
             provenance: &provenance,
+            shard,
         };
         let (report, bundle) = sweep_round(
             &round_config,

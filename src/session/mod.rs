@@ -7,10 +7,12 @@
 //! - [`resume`]: `run --resume`: the earlier bundle a run continues.
 //! - [`sweep`]: one round of `runproof sweep` into a `sweep` bundle.
 //! - [`audit`]: `verify`'s check that a bundle's reports agree with its journal.
+//! - [`report`]: `runproof report`: verify bundles and bring them together.
 //! - [`listen`]: `runproof webhook listen` into a `listen` bundle.
 
 pub mod audit;
 pub mod listen;
+pub mod report;
 pub mod resume;
 pub mod run;
 pub mod sweep;
