@@ -58,6 +58,9 @@ pub fn report(args: ReportArgs) -> Result<ExitStatus, CliError> {
         eprintln!("wrote {}", path.display());
         Ok(())
     };
+    if let Some(path) = &args.html {
+        write("--html", path, &crate::report::html::render(&set))?;
+    }
     if let Some(path) = &args.junit {
         write("--junit", path, &merged::junit(&set))?;
     }

@@ -41,7 +41,11 @@ impl SourceBundle {
     /// with `--allowed-signers`; otherwise the key is named and the report
     /// says it was not checked against a trust list.
     pub fn signer_text(&self) -> String {
-        let signed = self.bundle.dir.join(crate::evidence::SIGNATURE_FILE).exists();
+        let signed = self
+            .bundle
+            .dir
+            .join(crate::evidence::SIGNATURE_FILE)
+            .exists();
         match (&self.verify.signer, self.trust_list) {
             (Some(signer), _) if signer.trusted => format!(
                 "signed by {} ({}), an allowed signer",

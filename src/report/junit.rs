@@ -33,7 +33,11 @@ pub fn render_suites(suites: &[(&RunSummary, &HashMap<&str, &str>)]) -> String {
         bodies.push(render_suite(summary, regressions, &counts));
     }
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(out, r#"<testsuites name="runproof" {}>"#, total.attributes());
+    let _ = writeln!(
+        out,
+        r#"<testsuites name="runproof" {}>"#,
+        total.attributes()
+    );
     for body in bodies {
         out.push_str(&body);
     }

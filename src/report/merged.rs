@@ -60,7 +60,9 @@ fn source_json(source: &SourceBundle) -> Value {
 pub fn markdown(set: &BundleSet) -> String {
     let mut out = String::new();
     if !set.all_valid() {
-        out.push_str("> **INVALID** — at least one bundle did not verify; do not trust this report.\n\n");
+        out.push_str(
+            "> **INVALID** — at least one bundle did not verify; do not trust this report.\n\n",
+        );
     }
     let _ = writeln!(
         out,
@@ -77,7 +79,10 @@ pub fn markdown(set: &BundleSet) -> String {
             "| `{}` | `{}` | {} | {} | `{}` | {} |",
             source.path.replace('`', "'"),
             header.run_id,
-            header.shard.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            header
+                .shard
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
             source.verify.verdict.label(),
             source.seal_head(),
             source.signer_text().replace('|', "\\|")

@@ -17,7 +17,9 @@ pub enum ReportError {
     #[error(transparent)]
     NotABundle(#[from] crate::evidence::NotABundle),
     /// The bundle did not verify and invalid bundles are not allowed.
-    #[error("{path}: {verdict}: {reasons}\n(pass --allow-invalid to render it under an INVALID banner)")]
+    #[error(
+        "{path}: {verdict}: {reasons}\n(pass --allow-invalid to render it under an INVALID banner)"
+    )]
     Invalid {
         path: String,
         verdict: &'static str,
