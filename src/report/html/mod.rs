@@ -51,10 +51,10 @@ pub fn render(set: &BundleSet) -> String {
         suite_section(&mut out, set, suite, n, &mut budget);
     }
     out.push_str("</main>\n");
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<footer><p>Made by runproof {} from the bundles' journals. Check a bundle \
-         yourself with <code>runproof verify BUNDLE --allowed-signers FILE</code>.</p></footer>\n",
+         yourself with <code>runproof verify BUNDLE --allowed-signers FILE</code>.</p></footer>",
         env!("CARGO_PKG_VERSION")
     );
     let _ = write!(out, "<script>\n{JS}</script>\n</body>\n</html>\n");
