@@ -157,6 +157,26 @@ fn merged_junit_of_three_shards_has_exactly_the_checks_of_the_unsharded_sweep() 
         .collect();
     assert_eq!(success.len(), 17, "{prom_text}");
     assert_eq!(success.iter().filter(|l| l.ends_with(" 0")).count(), 4);
+    // The sweep's page at phone width: no horizontal scroll, readable.
+    let html = out.join("report.html");
+    let output = report(&given, &["--html", html.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let result = probe(&html, false);
+    assert!(
+        result["scrollWidth"].as_u64().unwrap() <= 390,
+        "{}",
+        result["scrollWidth"]
+    );
+    assert!(
+        result["contrastFailures"].as_array().unwrap().is_empty(),
+        "{result}"
+    );
+    assert_eq!(
+        result["steps"].as_array().unwrap().len(),
+        17,
+        "a card per check"
+    );
+
     let md_text = std::fs::read_to_string(&md).unwrap();
     for source in &shards {
         let run_id = source.file_name().unwrap().to_str().unwrap();
@@ -216,11 +236,11 @@ fn an_invalid_bundle_is_refused_with_its_reason_unless_allowed() {
     copy_dir(&good, &bad);
     let journal = bad.join("events.jsonl");
     let text = std::fs::read_to_string(&journal).unwrap();
-    std::fs::write(
-        &journal,
-        text.replacen("\"verdict\":\"fail\"", "\"verdict\":\"pass\"", 1),
-    )
-    .unwrap();
+    // A forged journal may carry anything: a hostile step id must render as text.
+    let tampered = text
+        .replacen("\"verdict\":\"fail\"", "\"verdict\":\"pass\"", 1)
+        .replace("\"svc-0\"", "\"<script>alert(1)</script>&x\"");
+    std::fs::write(&journal, tampered).unwrap();
 
     let refused = report(&[&bad], &[]);
     assert_eq!(refused.status.code(), Some(4), "{}", describe(&refused));
@@ -240,6 +260,16 @@ fn an_invalid_bundle_is_refused_with_its_reason_unless_allowed() {
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<p class=\"banner\" role=\"alert\"><strong>INVALID</strong>"));
     assert!(page.contains("id=\"verify-verdict\">INVALID<"));
+    assert!(
+        !page.contains("<script>alert(1)"),
+        "a step id was rendered as markup"
+    );
+    assert!(page.contains("<code>&lt;script&gt;alert(1)&lt;/script&gt;&amp;x</code>"));
+    assert_eq!(
+        page.matches("<script").count(),
+        1,
+        "the report's own script only"
+    );
 
     // Unsigned: the report says so; signed without --allowed-signers it
     // names the key as not checked against a trust list (see trust.rs for
@@ -358,6 +388,33 @@ fn wrapper(width: u32) -> String {
     )
 }
 
+const PHONE: View = View {
+    width: 390,
+    height: 2000,
+    dark: false,
+};
+
+/// Opens a copy of the report `html` with [`PROBE`] appended, framed 390 px
+/// wide, and returns what the probe measured.
+fn probe(html: &Path, dark: bool) -> Value {
+    let dir = html.parent().unwrap();
+    let page = std::fs::read_to_string(html).unwrap();
+    std::fs::write(
+        dir.join("probe-report.html"),
+        page.replace("</body>", &format!("{PROBE}</body>")),
+    )
+    .unwrap();
+    let probe_page = dir.join("probe.html");
+    std::fs::write(&probe_page, wrapper(PHONE.width)).unwrap();
+    let dom = dump_dom(&probe_page, View { dark, ..PHONE });
+    let json = element_text(&dom, "pre", "probe-result")
+        .unwrap_or_else(|| panic!("the probe wrote no result:\n{dom}"));
+    let result: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(result["dark"], dark, "prefers-color-scheme took effect");
+    assert_eq!(result["innerWidth"], PHONE.width);
+    result
+}
+
 /// Frames `report.html` with scripts disabled (a sandbox without
 /// `allow-scripts`) and writes its `<main>` into `<pre id="probe-result">`.
 const NO_SCRIPT_WRAPPER: &str = r#"<!DOCTYPE html><html><body>
@@ -430,26 +487,10 @@ env = {{ S = "{{{{secret:CANARY}}}}" }}
         "the run retried: {attempts} attempts, {backoffs} backoffs"
     );
 
-    std::fs::write(
-        ws.path().join("probe-report.html"),
-        page.replace("</body>", &format!("{PROBE}</body>")),
-    )
-    .unwrap();
-    let probe_page = ws.path().join("probe.html");
-    std::fs::write(&probe_page, wrapper(390)).unwrap();
-    let phone = View {
-        width: 390,
-        height: 2000,
-        dark: false,
-    };
+    let phone = PHONE;
     let mut results = Vec::new();
     for dark in [false, true] {
-        let dom = dump_dom(&probe_page, View { dark, ..phone });
-        let json = element_text(&dom, "pre", "probe-result")
-            .unwrap_or_else(|| panic!("the probe wrote no result:\n{dom}"));
-        let result: Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(result["dark"], dark, "prefers-color-scheme took effect");
-        assert_eq!(result["innerWidth"], 390);
+        let result = probe(&html, dark);
         assert!(
             result["scrollWidth"].as_u64().unwrap() <= 390,
             "horizontal scroll at 390 px: {}",
