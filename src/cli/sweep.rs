@@ -82,6 +82,7 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             save_baseline: args.save_baseline.as_deref(),
             provenance: &provenance,
             shard,
+            only: &args.only,
         };
         let (report, bundle) = sweep_round(
             &round_config,

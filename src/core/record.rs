@@ -65,11 +65,15 @@ pub struct Header {
 }
 
 /// The part of a sharded sweep a bundle ran (`--shard index/count`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardRef {
     /// 1-based.
     pub index: u32,
     pub count: u32,
+    /// `--only` globs the sweep was narrowed by before it was split: shards
+    /// of different selections do not add up to one sweep.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<String>,
 }
 
 impl std::fmt::Display for ShardRef {

@@ -158,10 +158,10 @@ pub enum MergeError {
 /// own; the sharded ones must be the complete set of shards of one sweep and
 /// become one suite (placed where the first shard was named).
 pub fn merge(sources: Vec<SourceBundle>) -> Result<BundleSet, MergeError> {
-    let sharded: Vec<(usize, ShardRef)> = sources
+    let sharded: Vec<(usize, &ShardRef)> = sources
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| s.bundle.header.shard.map(|shard| (i, shard)))
+        .filter_map(|(i, s)| s.bundle.header.shard.as_ref().map(|shard| (i, shard)))
         .collect();
     let mut suites = Vec::new();
     let mut shard_suite: Option<Suite> = None;
@@ -181,20 +181,26 @@ pub fn merge(sources: Vec<SourceBundle>) -> Result<BundleSet, MergeError> {
                     "the sweep was split {} ways, not {}",
                     shard.count, first_shard.count
                 ))
+            } else if shard.only != first_shard.only {
+                Some(format!(
+                    "it ran another selection (--only {}, not {})",
+                    only_text(&shard.only),
+                    only_text(&first_shard.only)
+                ))
             } else {
                 None
             };
             if let Some(why) = why {
                 return Err(MergeError::Foreign {
                     path: sources[i].path.clone(),
-                    shard,
+                    shard: shard.clone(),
                     first: sources[first].path.clone(),
                     why,
                 });
             }
             if let Some(&earlier) = by_index.get(&shard.index) {
                 return Err(MergeError::Twice {
-                    shard,
+                    shard: shard.clone(),
                     first: sources[earlier].path.clone(),
                     second: sources[i].path.clone(),
                 });
@@ -211,6 +217,7 @@ pub fn merge(sources: Vec<SourceBundle>) -> Result<BundleSet, MergeError> {
                 shard: ShardRef {
                     index: missing,
                     count: first_shard.count,
+                    only: first_shard.only.clone(),
                 },
                 given: given.join(", "),
             });
@@ -265,6 +272,14 @@ fn merge_summaries(summaries: Vec<RunSummary>) -> RunSummary {
     merged.run_id = run_ids.join(",");
     merged.verdict = verdict;
     merged
+}
+
+fn only_text(only: &[String]) -> String {
+    if only.is_empty() {
+        "(all checks)".to_string()
+    } else {
+        only.join(",")
+    }
 }
 
 /// The first 12 hex digits of a digest, enough to tell inputs apart.

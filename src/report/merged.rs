@@ -43,7 +43,7 @@ fn source_json(source: &SourceBundle) -> Value {
         "kind": header.kind,
         "name": header.source.name,
         "input_sha256": header.source.sha256,
-        "shard": header.shard.map(|s| s.to_string()),
+        "shard": header.shard.as_ref().map(|s| s.to_string()),
         "started_at": header.started_at,
         "operator": header.operator,
         "verify": source.verify.verdict.label(),
@@ -81,6 +81,7 @@ pub fn markdown(set: &BundleSet) -> String {
             header.run_id,
             header
                 .shard
+                .as_ref()
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "-".into()),
             source.verify.verdict.label(),

@@ -37,6 +37,8 @@ pub struct SweepRound<'a> {
     pub provenance: &'a super::Provenance,
     /// `--shard k/n`, recorded in the header so `report` can merge shards.
     pub shard: Option<crate::sweep::select::Shard>,
+    /// `--only`, recorded with the shard.
+    pub only: &'a [String],
 }
 
 /// One round: a bundle, the sweep, the bundle's reports, the seal, then the
@@ -71,6 +73,7 @@ pub async fn sweep_round(
     header.shard = args.shard.map(|s| crate::core::record::ShardRef {
         index: s.index,
         count: s.count,
+        only: args.only.to_vec(),
     });
     header.renderer = Some(report::RENDERER_VERSION.to_string());
     let started_at = header.started_at.clone();

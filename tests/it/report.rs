@@ -223,6 +223,15 @@ fn shards_missing_doubled_or_foreign_are_refused_by_name() {
     assert_eq!(other_split.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&other_split.stderr).contains("split 3 ways, not 2"));
 
+    let narrowed = sweep_bundle(&ws, &file, "e", &["--shard", "2/2", "--only", "svc-*"]);
+    let other_selection = report(&[&s1, &narrowed], &[]);
+    assert_eq!(other_selection.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&other_selection.stderr);
+    assert!(
+        text.contains("another selection (--only svc-*, not (all checks))"),
+        "{text}"
+    );
+
     let complete = report(&[&s2, &s1], &[]);
     assert_eq!(complete.status.code(), Some(0), "{}", describe(&complete));
 }

@@ -103,6 +103,7 @@ fn source_item(out: &mut String, source: &SourceBundle) {
     };
     let shard = header
         .shard
+        .as_ref()
         .map(|s| format!(" · shard {s}"))
         .unwrap_or_default();
     let verdict_class = if source.is_valid() { "ok" } else { "invalid" };
