@@ -198,9 +198,9 @@ pub fn esc(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            // Control characters other than tab and newline have no business
-            // in a page (and some are not allowed in HTML).
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
+            // Control characters other than line breaks and tabs have no
+            // business in a page (and some are not allowed in HTML).
+            c if c.is_control() && !matches!(c, '\n' | '\r' | '\t') => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
