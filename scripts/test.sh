@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README: "Run the tests"). The integration tests start
 # their own throwaway PostgreSQL and Redis (tests/it/support/services.rs) and
-# run curl, openssl and OpenSSH's ssh-keygen/ssh-agent/ssh-add (signed seals);
+# run curl, openssl, OpenSSH's ssh-keygen/ssh-agent/ssh-add (signed seals) and
+# headless Chromium (the HTML report);
 # this script only installs the Debian packages that provide those programs
 # when they are missing, then runs the whole suite.
 # It never configures or starts the machine's own servers.
@@ -34,6 +35,8 @@ command -v openssl >/dev/null || missing+=(openssl)
   missing+=(openssh-client)
 # `script` gives the colour tests a terminal (tests/it/shell.rs).
 command -v script >/dev/null || missing+=(bsdutils)
+# The HTML report is checked in headless Chromium (tests/it/report.rs).
+{ command -v chromium || command -v chromium-browser; } >/dev/null || missing+=(chromium)
 # As root, PostgreSQL runs as an unprivileged user through setpriv (util-linux).
 command -v setpriv >/dev/null || missing+=(util-linux)
 

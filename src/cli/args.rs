@@ -46,6 +46,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show a bundle's run as a table, for QA.
     Show(ShowArgs),
+    /// Verify bundles, then render them as one HTML, JUnit, JSON, Markdown
+    /// or Prometheus report (the shards of a sweep merge back into one).
+    Report(ReportArgs),
     /// Sweep many checks concurrently, with latency figures and metrics.
     Sweep(SweepArgs),
     /// Sign, verify and receive Chatwoot webhooks.
@@ -338,6 +341,38 @@ pub struct ShowArgs {
     /// Print the run as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The bundle folders: one run, several runs, or every shard of a sweep.
+    #[arg(required = true, value_name = "BUNDLE")]
+    pub bundles: Vec<PathBuf>,
+    /// Write a self-contained HTML report (no network, works without JavaScript).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write one JUnit XML file with every test case.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write one JSON document: sources, verify verdicts, signers, runs.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write a Markdown summary (printed to stdout when no output is named).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Write a Prometheus textfile (node_exporter textfile collector).
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+    /// Check each seal's signature against the keys in FILE (ssh-keygen's
+    /// allowed_signers format): the report then names a signer QA trusts.
+    /// Without it the report says the signature was not checked against a
+    /// trust list.
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+    /// Render bundles that do not verify, under a visible INVALID banner
+    /// (the exit status is still 4).
+    #[arg(long)]
+    pub allow_invalid: bool,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -19,6 +19,7 @@ mod init;
 mod inspect;
 mod log;
 mod provenance;
+mod report;
 mod run;
 mod schema;
 mod shell;
@@ -152,6 +153,7 @@ async fn dispatch(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Plan(args) => run::plan(args),
         Command::Verify(args) => inspect::verify(args),
         Command::Show(args) => inspect::show(args),
+        Command::Report(args) => report::report(args),
         Command::Sweep(args) => sweep::sweep(args).await,
         Command::Webhook(args) => webhook::webhook(args).await,
         Command::Demo(args) => demo::demo(args).await,

@@ -85,6 +85,8 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             save_baseline: args.save_baseline.as_deref(),
             provenance: &provenance,
             secret_names: &secret_names,
+            shard,
+            only: &args.only,
         };
         let (report, bundle) = sweep_round(
             &round_config,

@@ -58,6 +58,28 @@ pub struct Header {
     /// `run --resume BUNDLE`: the earlier run this one continues.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_from: Option<ResumedFrom>,
+    /// `sweep --shard k/n`: the part of the sweep this bundle ran. `report`
+    /// merges the shards of one sweep (same `source.sha256`) back together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRef>,
+}
+
+/// The part of a sharded sweep a bundle ran (`--shard index/count`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRef {
+    /// 1-based.
+    pub index: u32,
+    pub count: u32,
+    /// `--only` globs the sweep was narrowed by before it was split: shards
+    /// of different selections do not add up to one sweep.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<String>,
+}
+
+impl std::fmt::Display for ShardRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 /// The earlier bundle a resumed run continues (`run --resume BUNDLE`).
@@ -111,6 +133,7 @@ impl Header {
             vars_overridden: Vec::new(),
             signing_key: None,
             resumed_from: None,
+            shard: None,
         }
     }
 }

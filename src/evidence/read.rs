@@ -30,6 +30,36 @@ impl Bundle {
             .iter()
             .map(|record| (record.seq, Redacted::assume(record.event.clone())))
     }
+
+    /// The journal's events with their seq and monotonic time since the run
+    /// started (nanoseconds), for timelines.
+    pub fn timed_events(&self) -> impl Iterator<Item = (u64, u64, Redacted<Event>)> + '_ {
+        self.records.iter().map(|record| {
+            (
+                record.seq,
+                record.mono_ns,
+                Redacted::assume(record.event.clone()),
+            )
+        })
+    }
+
+    /// Up to `cap` bytes of the blob `sha256:<hex>` (blobs are redacted
+    /// before they are written) and whether the file holds more. `None` when
+    /// the digest is malformed or the file cannot be read.
+    pub fn blob_excerpt(&self, digest: &str, cap: u64) -> Option<(Vec<u8>, bool)> {
+        use std::io::Read as _;
+        let hex = digest.strip_prefix("sha256:")?;
+        // A journal names the file: never let it point outside the blob folder.
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let file = fs::File::open(self.dir.join("blobs/sha256").join(hex)).ok()?;
+        let mut bytes = Vec::new();
+        file.take(cap + 1).read_to_end(&mut bytes).ok()?;
+        let more = bytes.len() as u64 > cap;
+        bytes.truncate(cap as usize);
+        Some((bytes, more))
+    }
 }
 
 /// Why a bundle could not be read.

@@ -64,6 +64,7 @@ fn header(kind: BundleKind, redactor: &Redactor) -> Header {
         vars_overridden: Vec::new(),
         signing_key: None,
         resumed_from: None,
+        shard: None,
     }
 }
 

@@ -19,43 +19,110 @@ pub fn render(summary: &RunSummary) -> String {
 /// in the journal, yet fails the sweep (exit 1), so it is a failure here too
 /// and CI shows the same verdict as the exit code.
 pub fn render_with_regressions(summary: &RunSummary, regressions: &HashMap<&str, &str>) -> String {
+    render_suites(&[(summary, regressions)])
+}
+
+/// One JUnit document with a `<testsuite>` per summary (`runproof report`
+/// over several bundles); the `<testsuites>` totals add them up.
+pub fn render_suites(suites: &[(&RunSummary, &HashMap<&str, &str>)]) -> String {
+    let mut total = Counts::default();
+    let mut bodies = Vec::with_capacity(suites.len());
+    for (summary, regressions) in suites {
+        let counts = Counts::of(summary, regressions);
+        total.add(&counts);
+        bodies.push(render_suite(summary, regressions, &counts));
+    }
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        r#"<testsuites name="runproof" {}>"#,
+        total.attributes()
+    );
+    for body in bodies {
+        out.push_str(&body);
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+/// A suite's testcase totals and time.
+#[derive(Debug, Default)]
+struct Counts {
+    tests: usize,
+    failures: usize,
+    errors: usize,
+    skipped: usize,
+    seconds: f64,
+}
+
+impl Counts {
+    fn of(summary: &RunSummary, regressions: &HashMap<&str, &str>) -> Counts {
+        let regressed = |id: &str, verdict: Option<StepVerdict>| {
+            verdict == Some(StepVerdict::Pass) && regressions.contains_key(id)
+        };
+        let steps = &summary.steps;
+        Counts {
+            tests: steps.len(),
+            failures: steps
+                .iter()
+                .filter(|s| {
+                    matches!(
+                        s.verdict,
+                        Some(StepVerdict::Escalated | StepVerdict::Unconfirmed)
+                    ) || regressed(&s.id, s.verdict)
+                })
+                .count(),
+            errors: steps
+                .iter()
+                .filter(|s| matches!(s.verdict, Some(StepVerdict::Interrupted) | None))
+                .count(),
+            skipped: steps
+                .iter()
+                .filter(|s| matches!(s.verdict, Some(StepVerdict::Blocked | StepVerdict::Skipped)))
+                .count(),
+            seconds: summary.duration_ms / 1000.0,
+        }
+    }
+
+    fn add(&mut self, other: &Counts) {
+        self.tests += other.tests;
+        self.failures += other.failures;
+        self.errors += other.errors;
+        self.skipped += other.skipped;
+        self.seconds += other.seconds;
+    }
+
+    fn attributes(&self) -> String {
+        let Counts {
+            tests,
+            failures,
+            errors,
+            skipped,
+            seconds,
+        } = self;
+        format!(
+            r#"tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}" time="{seconds:.3}""#
+        )
+    }
+}
+
+fn render_suite(
+    summary: &RunSummary,
+    regressions: &HashMap<&str, &str>,
+    counts: &Counts,
+) -> String {
     let regression = |id: &str, verdict: Option<StepVerdict>| {
         regressions
             .get(id)
             .copied()
             .filter(|_| verdict == Some(StepVerdict::Pass))
     };
-    let tests = summary.steps.len();
-    let failures = summary
-        .steps
-        .iter()
-        .filter(|s| {
-            matches!(
-                s.verdict,
-                Some(StepVerdict::Escalated | StepVerdict::Unconfirmed)
-            ) || regression(&s.id, s.verdict).is_some()
-        })
-        .count();
-    let errors = summary
-        .steps
-        .iter()
-        .filter(|s| matches!(s.verdict, Some(StepVerdict::Interrupted) | None))
-        .count();
-    let skipped = summary
-        .steps
-        .iter()
-        .filter(|s| matches!(s.verdict, Some(StepVerdict::Blocked | StepVerdict::Skipped)))
-        .count();
-    let time = summary.duration_ms / 1000.0;
     let name = xml(&summary.name);
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let counts = format!(
-        r#"tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}" time="{time:.3}""#
-    );
-    let _ = writeln!(out, r#"<testsuites name="runproof" {counts}>"#);
+    let mut out = String::new();
     let _ = writeln!(
         out,
-        r#"  <testsuite name="{name}" {counts} timestamp="{}">"#,
+        r#"  <testsuite name="{name}" {} timestamp="{}">"#,
+        counts.attributes(),
         xml(&summary.started_at)
     );
     let _ = writeln!(
@@ -153,7 +220,7 @@ pub fn render_with_regressions(summary: &RunSummary, regressions: &HashMap<&str,
             let _ = write!(out, ">\n{body}    </testcase>\n");
         }
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
+    out.push_str("  </testsuite>\n");
     out
 }
 

@@ -1,8 +1,14 @@
 //! Reports derived from run events — never from the engine's internals:
 //! [`summary`] folds events into a per-step model; the other modules render it.
+//! [`bundle_set`] brings verified bundles together for `runproof report`;
+//! [`merged`] renders them as one JUnit/JSON/Markdown/Prometheus output;
+//! [`html`] as one self-contained page.
 
+pub mod bundle_set;
+pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod merged;
 pub mod paint;
 pub mod prometheus;
 pub mod summary;

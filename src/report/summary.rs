@@ -68,6 +68,53 @@ pub struct FailedAttempt {
     pub seq: u64,
 }
 
+impl RunSummary {
+    /// The summary with one step per check. With `sweep --samples K` the
+    /// journal holds steps `ID#1`…`ID#K`; JUnit wants one testcase per check,
+    /// so the samples fold into the first one that did not pass (else the
+    /// last), keeping every sample's failed attempts (JUnit `flakyFailure`s).
+    /// Checks keep the order of their first sample (the plan's).
+    pub fn per_check(self) -> RunSummary {
+        // One sample per check: the journal's steps are the checks already.
+        if !self.steps.iter().any(|s| s.id.contains('#')) {
+            return self;
+        }
+        let mut order: Vec<&str> = Vec::new();
+        let mut by_check: HashMap<&str, Vec<&StepSummary>> = HashMap::new();
+        for step in &self.steps {
+            // Check ids cannot contain `#` (letters, digits, `_`, `-`).
+            let id = step
+                .id
+                .split_once('#')
+                .map_or(step.id.as_str(), |(id, _)| id);
+            let samples = by_check.entry(id).or_default();
+            if samples.is_empty() {
+                order.push(id);
+            }
+            samples.push(step);
+        }
+        let steps = order
+            .iter()
+            .filter_map(|id| {
+                let samples = &by_check[id];
+                let decisive = samples
+                    .iter()
+                    .find(|s| s.verdict != Some(StepVerdict::Pass))
+                    .or(samples.last())?;
+                let mut step = (*decisive).clone();
+                step.id = id.to_string();
+                step.duration_ms = samples.iter().map(|s| s.duration_ms).sum();
+                step.failed_attempts = samples
+                    .iter()
+                    .flat_map(|s| s.failed_attempts.iter().cloned())
+                    .collect();
+                Some(step)
+            })
+            .collect();
+        RunSummary { steps, ..self }
+    }
+}
+
 impl StepSummary {
     /// "pass", "pass after 2 retries", "escalated", … for tables.
     pub fn verdict_label(&self) -> String {

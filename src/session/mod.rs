@@ -8,11 +8,13 @@
 //! - [`sweep`]: one round of `runproof sweep` into a `sweep` bundle.
 //! - [`alerts`]: a sweep's changes of state, sent to `[notify]`.
 //! - [`audit`]: `verify`'s check that a bundle's reports agree with its journal.
+//! - [`report`]: `runproof report`: verify bundles and bring them together.
 //! - [`listen`]: `runproof webhook listen` into a `listen` bundle.
 
 pub mod alerts;
 pub mod audit;
 pub mod listen;
+pub mod report;
 pub mod resume;
 pub mod run;
 pub mod sweep;

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use super::alerts::{notify_changes, CheckStates};
 use super::SessionError;
-use crate::core::record::{BundleKind, Header, SourceRef, StepVerdict};
+use crate::core::record::{BundleKind, Header, SourceRef};
 use crate::engine::Cancel;
 use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
-use crate::report::{self, prometheus, RunSummary, StepSummary, SummaryBuilder};
+use crate::report::{self, prometheus, SummaryBuilder};
 use crate::sweep::baseline::{write_atomically, Baseline};
 use crate::sweep::input::SweepInput;
 use crate::sweep::run::{record_end, run_sweep, SweepOptions, SweepPlan, SweepReport};
@@ -38,6 +38,10 @@ pub struct SweepRound<'a> {
     pub provenance: &'a super::Provenance,
     /// The secrets the check files declare (named in the header).
     pub secret_names: &'a [String],
+    /// `--shard k/n`, recorded in the header so `report` can merge shards.
+    pub shard: Option<crate::sweep::select::Shard>,
+    /// `--only`, recorded with the shard.
+    pub only: &'a [String],
 }
 
 /// One round: a bundle, the sweep, the bundle's reports, the seal, then the
@@ -69,6 +73,11 @@ pub async fn sweep_round(
         redactor.classes(),
     );
     args.provenance.stamp(&mut header);
+    header.shard = args.shard.map(|s| crate::core::record::ShardRef {
+        index: s.index,
+        count: s.count,
+        only: args.only.to_vec(),
+    });
     header.renderer = Some(report::RENDERER_VERSION.to_string());
     let started_at = header.started_at.clone();
     let mut bundle = BundleWriter::create(
@@ -117,7 +126,7 @@ pub async fn sweep_round(
             )
         })
         .collect();
-    let junit = report::junit::render_with_regressions(&per_check(summary, &report), &regressions);
+    let junit = report::junit::render_with_regressions(&summary.per_check(), &regressions);
     bundle
         .write_file("summary.md", markdown.as_bytes())
         .map_err(write_failed)?;
@@ -177,46 +186,6 @@ pub async fn sweep_round(
         });
     }
     Ok((report, bundle_label))
-}
-
-/// The summary with one step per check, in plan order. With `--samples K` the
-/// journal holds steps `ID#1`…`ID#K`; JUnit wants one testcase per check, so
-/// the samples fold into the first one that did not pass (else the last),
-/// keeping every sample's failed attempts (JUnit `flakyFailure`s).
-fn per_check(summary: RunSummary, report: &SweepReport) -> RunSummary {
-    // One sample per check: the journal's steps are the checks already.
-    if !summary.steps.iter().any(|s| s.id.contains('#')) {
-        return summary;
-    }
-    let mut by_check: HashMap<&str, Vec<&StepSummary>> = HashMap::new();
-    for step in &summary.steps {
-        // Check ids cannot contain `#` (letters, digits, `_`, `-`).
-        let id = step
-            .id
-            .split_once('#')
-            .map_or(step.id.as_str(), |(id, _)| id);
-        by_check.entry(id).or_default().push(step);
-    }
-    let steps = report
-        .checks
-        .iter()
-        .filter_map(|check| {
-            let samples = by_check.get(check.id.as_str())?;
-            let decisive = samples
-                .iter()
-                .find(|s| s.verdict != Some(StepVerdict::Pass))
-                .or(samples.last())?;
-            let mut step = (*decisive).clone();
-            step.id = check.id.clone();
-            step.duration_ms = samples.iter().map(|s| s.duration_ms).sum();
-            step.failed_attempts = samples
-                .iter()
-                .flat_map(|s| s.failed_attempts.iter().cloned())
-                .collect();
-            Some(step)
-        })
-        .collect();
-    RunSummary { steps, ..summary }
 }
 
 fn metrics(report: &SweepReport) -> Vec<prometheus::CheckMetrics> {

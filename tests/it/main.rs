@@ -18,6 +18,7 @@ mod failure_classes;
 mod https_client;
 mod notify;
 mod platform_checks;
+mod report;
 mod resume;
 mod run;
 mod runbook_diagnostics;

@@ -753,6 +753,25 @@ fn webhook_step_passes_against_a_verifying_receiver() {
             "stale 401"
         ]
     );
+    // ...and so does the HTML report, with each probe's answer.
+    let html = bundle.with_extension("html");
+    let reported = runproof()
+        .arg("report")
+        .arg(&bundle)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert_eq!(reported.status.code(), Some(0), "{}", describe(&reported));
+    let page = std::fs::read_to_string(&html).unwrap();
+    for answer in [
+        "<li>signed: 200 (",
+        "<li>unsigned: 401",
+        "<li>bad_signature: 401",
+        "<li>stale: 401",
+    ] {
+        assert!(page.contains(answer), "the report shows {answer}");
+    }
 
     // The receiver saw one genuine delivery and three forgeries, and sealed
     // its own bundle on interrupt.

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod browser;
 pub mod canary;
 pub mod chatwoot;
 pub mod chatwoot_api;
