@@ -313,20 +313,7 @@ fn probe_lines(records: &[Record]) -> Vec<(String, u32, String)> {
         else {
             continue;
         };
-        let outcome = match (detail.get("status"), detail.get("error")) {
-            _ if detail.contains_key("not_sent") => {
-                "not sent (the run does not allow this step to change things)".to_string()
-            }
-            (Some(status), _) => status.to_string(),
-            (None, Some(serde_json::Value::String(error))) => format!("no answer: {error}"),
-            _ => "no answer".to_string(),
-        };
-        let latency = detail
-            .get("latency_ms")
-            .and_then(serde_json::Value::as_f64)
-            .map(|ms| format!(" ({ms} ms)"))
-            .unwrap_or_default();
-        let entry = format!("{probe} {outcome}{latency}");
+        let entry = format!("{probe} {}", crate::report::summary::probe_outcome(detail));
         // Sweeps interleave checks: look the attempt up rather than assume
         // its probes are adjacent.
         match lines

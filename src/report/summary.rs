@@ -296,3 +296,22 @@ pub fn failure_text(class: Option<FailureClass>, message: &str) -> String {
         None => message.to_string(),
     }
 }
+
+/// What a webhook probe's receiver answered, from its `probe` record's
+/// detail: `200 (3.1 ms)`, `401`, `no answer: …`, or why it was not sent.
+pub fn probe_outcome(detail: &serde_json::Map<String, serde_json::Value>) -> String {
+    let outcome = match (detail.get("status"), detail.get("error")) {
+        _ if detail.contains_key("not_sent") => {
+            "not sent (the run does not allow this step to change things)".to_string()
+        }
+        (Some(status), _) => status.to_string(),
+        (None, Some(serde_json::Value::String(error))) => format!("no answer: {error}"),
+        _ => "no answer".to_string(),
+    };
+    let latency = detail
+        .get("latency_ms")
+        .and_then(serde_json::Value::as_f64)
+        .map(|ms| format!(" ({ms} ms)"))
+        .unwrap_or_default();
+    format!("{outcome}{latency}")
+}

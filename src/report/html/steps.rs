@@ -156,22 +156,9 @@ impl<'a> StepRecords<'a> {
     }
 }
 
-/// `signed 200 (3.1 ms)`, `unsigned 401`, `stale no answer: …`.
+/// `signed: 200 (3.1 ms)`, `unsigned: 401`, `stale: no answer: …`.
 fn probe_line(probe: &str, detail: &serde_json::Map<String, serde_json::Value>) -> String {
-    let outcome = match (detail.get("status"), detail.get("error")) {
-        _ if detail.contains_key("not_sent") => {
-            "not sent (the run does not allow this step to change things)".to_string()
-        }
-        (Some(status), _) => status.to_string(),
-        (None, Some(serde_json::Value::String(error))) => format!("no answer: {error}"),
-        _ => "no answer".to_string(),
-    };
-    let latency = detail
-        .get("latency_ms")
-        .and_then(serde_json::Value::as_f64)
-        .map(|ms| format!(" ({ms} ms)"))
-        .unwrap_or_default();
-    format!("{probe}: {outcome}{latency}")
+    format!("{probe}: {}", crate::report::summary::probe_outcome(detail))
 }
 
 fn step_class(verdict: Option<StepVerdict>) -> &'static str {
