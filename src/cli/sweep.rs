@@ -71,7 +71,12 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
 
     let mut round = 0u64;
     // Which checks were failing, across rounds: `[notify]` hears of changes.
-    let mut states = CheckStates::default();
+    // A watch carries on from where an earlier watch of this sweep stopped.
+    let mut states = if args.watch.is_some() && plan.notify.iter().any(Option::is_some) {
+        CheckStates::continuing(&args.artifacts.join(&args.name))
+    } else {
+        CheckStates::default()
+    };
     loop {
         round += 1;
         let round_config = SweepRound {

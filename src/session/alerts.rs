@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::path::Path;
 
 use crate::core::record::{Event, StateChange};
 use crate::engine::notify::payload::{CheckChange, DIGEST_SUBJECT};
 use crate::engine::notify::{Message, Notifier};
 use crate::engine::{Cancel, Emit, RunScope};
-use crate::evidence::BundleWriter;
+use crate::evidence::{read_bundle, BundleWriter};
 use crate::sweep::run::{CheckReport, CheckVerdict, Notifications, SweepPlan, SweepReport};
 
 /// The most changes one file's `[notify]` is sent one by one in a round; the
@@ -22,29 +23,70 @@ pub const MAX_CHANGES_PER_ROUND: usize = 20;
 #[derive(Debug, Default)]
 pub struct CheckStates {
     failing: HashMap<String, String>,
+    /// Checks that were failing when an earlier watch of this sweep stopped
+    /// (its newest sealed round), until this watch's first round: one that
+    /// passes then is announced as recovered; one that still fails is
+    /// announced again (a receiver may have missed it; PagerDuty dedups).
+    inherited: HashMap<String, String>,
 }
 
 impl CheckStates {
+    /// States that continue the newest sealed round in `rounds` (the
+    /// sweep's bundle folder), if there is one that can be read.
+    pub fn continuing(rounds: &Path) -> CheckStates {
+        let mut states = CheckStates::default();
+        let newest = super::sweep::sealed_rounds(rounds)
+            .ok()
+            .and_then(|mut rounds| rounds.pop());
+        let Some(bundle) = newest.and_then(|dir| read_bundle(&dir).ok()) else {
+            return states;
+        };
+        for (_, event) in bundle.events() {
+            if let Event::Escalation(escalation) = &*event {
+                // With `--samples`, steps are `ID#k`.
+                let check = escalation
+                    .step
+                    .split_once('#')
+                    .map_or(escalation.step.as_str(), |(id, _)| id);
+                states
+                    .inherited
+                    .insert(check.to_string(), bundle.header.started_at.clone());
+            }
+        }
+        states
+    }
+
     /// The changes `report` brings, in report order; the states move on. A
     /// blocked or interrupted check says nothing about its own health, so it
     /// keeps the state it had.
     fn advance<'r>(&mut self, report: &'r SweepReport) -> Vec<(&'r CheckReport, StateChange)> {
+        let mut inherited = std::mem::take(&mut self.inherited);
         let mut changes = Vec::new();
         for check in &report.checks {
             match check.verdict {
                 CheckVerdict::Fail => {
                     if !self.failing.contains_key(&check.id) {
-                        self.failing
-                            .insert(check.id.clone(), report.started_at.clone());
+                        let since = inherited
+                            .remove(&check.id)
+                            .unwrap_or_else(|| report.started_at.clone());
+                        self.failing.insert(check.id.clone(), since);
                         changes.push((check, StateChange::Failing));
                     }
                 }
                 CheckVerdict::Pass | CheckVerdict::Flaky | CheckVerdict::Regressed => {
+                    if let Some(since) = inherited.remove(&check.id) {
+                        self.failing.insert(check.id.clone(), since);
+                    }
                     if self.failing.contains_key(&check.id) {
                         changes.push((check, StateChange::Recovered));
                     }
                 }
-                CheckVerdict::Blocked | CheckVerdict::Interrupted => {}
+                // Says nothing of its own health: an inherited failure waits.
+                CheckVerdict::Blocked | CheckVerdict::Interrupted => {
+                    if let Some(since) = inherited.remove(&check.id) {
+                        self.failing.insert(check.id.clone(), since);
+                    }
+                }
             }
         }
         changes

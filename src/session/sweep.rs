@@ -215,17 +215,24 @@ fn metrics(report: &SweepReport) -> Vec<prometheus::CheckMetrics> {
 /// bundle's `runproof.json` and `seal.json` are touched. Returns how many
 /// were deleted.
 pub fn prune_rounds(rounds: &Path, keep: usize) -> std::io::Result<usize> {
+    let bundles = sealed_rounds(rounds)?;
+    let excess = bundles.len().saturating_sub(keep);
+    for old in &bundles[..excess] {
+        std::fs::remove_dir_all(old)?;
+    }
+    Ok(excess)
+}
+
+/// The sealed sweep bundles in `rounds`, oldest first (their names start
+/// with the round's UTC time).
+pub fn sealed_rounds(rounds: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut bundles: Vec<PathBuf> = std::fs::read_dir(rounds)?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| is_sealed_sweep_bundle(path))
         .collect();
     bundles.sort();
-    let excess = bundles.len().saturating_sub(keep);
-    for old in &bundles[..excess] {
-        std::fs::remove_dir_all(old)?;
-    }
-    Ok(excess)
+    Ok(bundles)
 }
 
 fn is_sealed_sweep_bundle(path: &Path) -> bool {

@@ -848,3 +848,62 @@ fn a_round_with_many_failures_sends_twenty_then_one_digest() {
     let verified = verify(&bundle, &[]);
     assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
 }
+
+#[test]
+fn a_restarted_watch_announces_the_recovery_of_a_check_failing_when_it_stopped() {
+    use crate::sweep::Watch;
+    let receiver = Receiver::start();
+    let ws = Workspace::new();
+    let flag = ws.path().join("api-is-up");
+    let file = ws.write(
+        "checks.toml",
+        &watched_checks(&hook_and_pagerduty(&receiver), &flag),
+    );
+    let args = ["--watch", "1s", "--name", "edge"];
+    // The first watch sees `api` fail, says so, and is stopped.
+    let mut first = Watch::start_with_env(&ws, &file, &args, &SECRETS);
+    first.wait_rounds(1, std::time::Duration::from_secs(40));
+    wait_requests(&receiver, "/v2/enqueue", 1);
+    first.interrupt();
+    first.finish(std::time::Duration::from_secs(30));
+    // `api` comes back while nothing watches; a new watch's first round
+    // resolves the incident the first watch opened.
+    std::fs::write(&flag, "up").unwrap();
+    let mut second = Watch::start_with_env(&ws, &file, &args, &SECRETS);
+    second.wait_rounds(1, std::time::Duration::from_secs(40));
+    second.interrupt();
+    second.finish(std::time::Duration::from_secs(30));
+
+    let pd: Vec<Value> = receiver
+        .requests("/v2/enqueue")
+        .iter()
+        .map(|r| json(&r.body))
+        .collect();
+    let actions: Vec<(&str, &str)> = pd
+        .iter()
+        .map(|e| {
+            (
+                e["event_action"].as_str().unwrap(),
+                e["dedup_key"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("trigger", "runproof:sweep:edge:api"),
+            ("resolve", "runproof:sweep:edge:api")
+        ]
+    );
+    let hooks: Vec<Value> = receiver
+        .requests("/hook")
+        .iter()
+        .map(|h| json(&h.body))
+        .collect();
+    assert_eq!(hooks[1]["event"], "check.recovered");
+    // The failure began in the first watch's round.
+    let first_round = std::path::Path::new(hooks[0]["bundle"].as_str().unwrap());
+    let header: Value =
+        serde_json::from_slice(&std::fs::read(first_round.join("runproof.json")).unwrap()).unwrap();
+    assert_eq!(hooks[1]["failing_since"], header["started_at"], "{hooks:?}");
+}
