@@ -405,6 +405,10 @@ pub struct PlannedStep {
     /// (absent in bundles written before it was recorded: not checked then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<PlannedBackoff>,
+    /// The step's or check's `tags` (a sweep's Prometheus labels come from
+    /// them, also when `runproof report` rebuilds the metrics from the journal).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// A step's backoff policy as announced in `run.start`.

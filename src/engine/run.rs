@@ -513,6 +513,7 @@ fn planned_step(step: &Step) -> PlannedStep {
         depends_on: step.depends_on.clone(),
         mutating: step.mutating,
         backoff: Some(step.policy.planned_backoff()),
+        tags: step.tags.clone(),
     }
 }
 

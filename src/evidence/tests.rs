@@ -81,6 +81,7 @@ fn planned(id: &str) -> PlannedStep {
             max_ms: 1_000,
             jitter: true,
         }),
+        tags: Vec::new(),
     }
 }
 

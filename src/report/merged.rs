@@ -113,6 +113,23 @@ pub fn prometheus(set: &BundleSet) -> String {
     let mut finished_unix = 0f64;
     for suite in &set.suites {
         let summary = &suite.summary;
+        // Tags as `run.start` announced them (samples `ID#k` share the check's).
+        let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for source in set.sources_of(suite) {
+            // `run.start` is the first record.
+            let Some((_, event)) = source.bundle.events().next() else {
+                continue;
+            };
+            if let crate::core::record::Event::RunStart { steps, .. } = &*event {
+                for planned in steps.iter().filter(|p| !p.tags.is_empty()) {
+                    let check = planned
+                        .id
+                        .split_once('#')
+                        .map_or(planned.id.as_str(), |(id, _)| id);
+                    tags.insert(check.to_string(), planned.tags.clone());
+                }
+            }
+        }
         let started = summary
             .started_at
             .parse::<jiff::Timestamp>()
@@ -123,7 +140,7 @@ pub fn prometheus(set: &BundleSet) -> String {
             let metrics = CheckMetrics {
                 id: step.id.clone(),
                 kind: step.kind.clone(),
-                tags: Vec::new(),
+                tags: tags.get(&step.id).cloned().unwrap_or_default(),
                 success: match step.verdict {
                     Some(StepVerdict::Blocked | StepVerdict::Skipped) => None,
                     verdict => Some(verdict == Some(StepVerdict::Pass)),

@@ -32,6 +32,7 @@ fn planned(id: &str, depends_on: &[&str], mutating: bool) -> PlannedStep {
         depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
         mutating,
         backoff: None,
+        tags: Vec::new(),
     }
 }
 

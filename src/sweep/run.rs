@@ -240,6 +240,7 @@ pub async fn run_sweep(
                 depends_on: s.depends_on.clone(),
                 mutating: false,
                 backoff: Some(s.policy.planned_backoff()),
+                tags: s.tags.clone(),
             })
             .collect(),
         on_escalate: "continue".into(),

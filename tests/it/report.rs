@@ -29,7 +29,7 @@ fn checks(ws: &Workspace, name: &str, n: usize) -> PathBuf {
     for i in 0..n {
         let program = if i % 5 == 0 { "false" } else { "true" };
         body.push_str(&format!(
-            "\n[[check]]\nid = \"{name}-{i}\"\ncheck = \"command\"\nargv = [\"{program}\"]\n"
+            "\n[[check]]\nid = \"{name}-{i}\"\ncheck = \"command\"\nargv = [\"{program}\"]\ntags = [\"team={name}\", \"critical\"]\n"
         ));
     }
     ws.write(&format!("{name}.toml"), &body)
@@ -156,6 +156,11 @@ fn merged_junit_of_three_shards_has_exactly_the_checks_of_the_unsharded_sweep() 
         .filter(|l| l.starts_with("runproof_check_success{"))
         .collect();
     assert_eq!(success.len(), 17, "{prom_text}");
+    // Labels from the checks' tags, as the journal's `run.start` recorded them.
+    assert!(
+        success.iter().all(|l| l.contains("team=\"svc\"")),
+        "{prom_text}"
+    );
     assert_eq!(success.iter().filter(|l| l.ends_with(" 0")).count(), 4);
     // The sweep's page at phone width: no horizontal scroll, readable.
     let html = out.join("report.html");
