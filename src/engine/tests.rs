@@ -182,6 +182,7 @@ async fn drive(
         run_id: "test-run",
         owner: runbook.meta.owner.as_deref(),
         mutations: options.mutations.clone(),
+        compact: false,
     };
     let mut journal = MemJournal::default();
     let outcome = drive_runbook(
