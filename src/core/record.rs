@@ -219,7 +219,8 @@ pub enum Event {
         title: Option<String>,
         /// The target as written (templates unexpanded).
         target: String,
-        /// The target as checked, secrets masked.
+        /// The target as checked, secrets masked; absent when it is
+        /// `target` itself (nothing to fill in).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rendered: Option<String>,
         max_attempts: u32,

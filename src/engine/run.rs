@@ -866,6 +866,9 @@ impl<P: Probe> StepRunner<'_, P> {
             unreachable!("the opening record is always a step.start")
         };
         self.clients.end_step(&step.id);
+        // `rendered` only where it says more than `target` (fewer bytes to
+        // write, redact and hash for a sweep's untemplated URLs).
+        let rendered = rendered.filter(|r| *r != target);
         journal.emit(Event::StepPass {
             step: id,
             kind,
