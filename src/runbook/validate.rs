@@ -165,13 +165,14 @@ pub(crate) fn validate_steps(
     }
     check_dependencies(steps, &index, diagnostics);
 
-    // Sized once (see `parse_steps`).
+    // Sized once (see `parse_steps`). The raw steps are not read after
+    // this, so their check specs move (not copy) into the steps.
     let mut valid = Vec::with_capacity(steps.len());
-    valid.extend(steps.iter().filter_map(|raw| {
+    valid.extend(steps.iter_mut().filter_map(|raw| {
         Some(Step {
             id: raw.id()?.to_string(),
-            title: raw.title.clone(),
-            check: raw.spec.clone()?,
+            title: raw.title.take(),
+            check: raw.spec.take()?,
             depends_on: raw.depends_on.iter().map(|(d, _)| d.clone()).collect(),
             policy: raw.policy,
             mutating: raw.mutating,
