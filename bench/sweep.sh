@@ -1,27 +1,38 @@
 #!/usr/bin/env bash
-# Benchmark: `runproof sweep` (with its full sealed evidence bundle) against
-# `curl --parallel --parallel-max 64` (bodies to tmpfs, then grep), both
-# sweeping N distinct URLs on a private loopback nginx, run alternately.
+# Benchmark: `runproof sweep` (with its full sealed evidence bundle on the
+# real disk, synced as in production) against `curl --parallel
+# --parallel-max 64` (status by --fail, bodies counted by grep), both sweeping
+# N distinct URLs on a private loopback nginx with a bearer token header per
+# request, in two layouts (one check file; files of 1,000 checks), with
+# runproof's default retry policy, run alternately.
 #
-#   bench/sweep.sh                       # N = 1,000 10,000 100,000, 5 runs each
-#   BENCH_N="1000 10000" BENCH_RUNS=3 bench/sweep.sh
+#   bench/sweep.sh                       # N = 10,000 100,000, 3 runs each
+#   BENCH_N="10000 100000 1000000" BENCH_RUNS=3 bench/sweep.sh
 #
-# Knobs (environment): BENCH_N, BENCH_RUNS (5), BENCH_CONCURRENCY (64),
-# BENCH_PORT (18080), BENCH_NGINX_WORKERS (1), BENCH_WRK (1: measure the
-# target's ceiling with wrk first), BENCH_TOOLS ("runproof curl"; "curl"
-# alone measures only the peer), BENCH_KEEP (0: 1 keeps the temp folder).
+# Knobs (environment): BENCH_N, BENCH_RUNS (3), BENCH_LAYOUTS ("one many"),
+# BENCH_CONCURRENCY (64), BENCH_PORT (18080), BENCH_NGINX_WORKERS (1),
+# BENCH_WRK (1: measure the target's ceiling with wrk first), BENCH_TOOLS
+# ("runproof curl"; "curl" alone measures only the peer), BENCH_RUNPROOF (a
+# runproof binary to measure instead of building one), BENCH_BEFORE (a second
+# runproof binary, e.g. an older build, run alternately with the others as
+# "before"), BENCH_DISK (folder on the real disk for the bundles; default
+# target/bench-artifacts), BENCH_KEEP (0: 1 keeps the temp folders).
 # See bench/README.md.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH_N=${BENCH_N:-"1000 10000 100000"}
-BENCH_RUNS=${BENCH_RUNS:-5}
+BENCH_N=${BENCH_N:-"10000 100000"}
+BENCH_RUNS=${BENCH_RUNS:-3}
+BENCH_LAYOUTS=${BENCH_LAYOUTS:-"one many"}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-64}
 BENCH_PORT=${BENCH_PORT:-18080}
 BENCH_NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
 BENCH_WRK=${BENCH_WRK:-1}
 BENCH_TOOLS=${BENCH_TOOLS:-"runproof curl"}
 BENCH_KEEP=${BENCH_KEEP:-0}
+BENCH_RUNPROOF=${BENCH_RUNPROOF:-}
+BENCH_BEFORE=${BENCH_BEFORE:-}
+BENCH_DISK=${BENCH_DISK:-"$ROOT/target/bench-artifacts"}
 # The issue's hurl figure (8.0.1, --test --jobs 64, N = 10,000): printed as a
 # reference only, hurl is not installed or run here.
 HURL_REFERENCE_CPS=10000
@@ -61,16 +72,24 @@ NGINX=$(nginx_bin)
 [[ -n $NGINX ]] || die "nginx did not install"
 curl --help all 2>/dev/null | grep -q -- '--parallel-max' || die "this curl has no --parallel (needs 7.66+)"
 
-# --- scratch space on tmpfs; everything is removed on exit ------------------
+# --- scratch space on tmpfs (nginx, check files); bundles on the real disk --
 if [[ -d /dev/shm && -w /dev/shm ]]; then SCRATCH_PARENT=/dev/shm; else SCRATCH_PARENT=${TMPDIR:-/tmp}; fi
 WORK=$(mktemp -d "$SCRATCH_PARENT/runproof-bench.XXXXXX")
+mkdir -p "$BENCH_DISK"
+DISK=$(mktemp -d "$BENCH_DISK/run.XXXXXX")
+DISK_FS=$(stat -f -c %T "$DISK")
+[[ $DISK_FS != tmpfs && $DISK_FS != ramfs ]] ||
+    { say "bench: FAIL: BENCH_DISK ($DISK) is on $DISK_FS, not a real disk"; exit 1; }
+# The token every check sends; a fresh random value per run, never printed.
+BENCH_TOKEN="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+export BENCH_TOKEN
 NGINX_PID=""
 cleanup() {
     if [[ -n $NGINX_PID ]] && kill -0 "$NGINX_PID" 2>/dev/null; then
         kill -QUIT "$NGINX_PID" 2>/dev/null || true
         wait "$NGINX_PID" 2>/dev/null || true
     fi
-    if [[ $BENCH_KEEP == 1 ]]; then say "bench: kept $WORK"; else rm -rf "$WORK"; fi
+    if [[ $BENCH_KEEP == 1 ]]; then say "bench: kept $WORK and $DISK"; else rm -rf "$WORK" "$DISK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -105,29 +124,43 @@ if [[ $BENCH_WRK == 1 ]] && command -v wrk >/dev/null; then
 fi
 
 # --- 3. build runproof --------------------------------------------------------
-RUNPROOF="$ROOT/target/release/runproof"
+RUNPROOF=${BENCH_RUNPROOF:-"$ROOT/target/release/runproof"}
 if wants runproof; then
-    say "bench: cargo build --release"
-    (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
+    if [[ -z $BENCH_RUNPROOF ]]; then
+        say "bench: cargo build --release"
+        (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
+    fi
     "$RUNPROOF" sweep --help >/dev/null 2>&1 ||
         die "this runproof has no 'sweep' command (BENCH_TOOLS=curl measures only the peer)"
 fi
+if [[ -n $BENCH_BEFORE ]]; then
+    "$BENCH_BEFORE" sweep --help >/dev/null 2>&1 || die "BENCH_BEFORE ($BENCH_BEFORE) has no 'sweep' command"
+    BENCH_TOOLS="$BENCH_TOOLS before"
+fi
 
-# Writes N checks as TOML files of 1,000 checks each into $1/checks, and the
-# matching curl config (url/output pairs, so argv stays small) into $1/curl.cfg.
+# Writes N checks into $1/checks: layout "one" is a single file, "many" is
+# files of 1,000 checks each. No [defaults]: the default policy (two
+# retries). Every check sends `Authorization: Bearer {{secret:BENCH_TOKEN}}`.
+# Also the matching curl config (the same header, then one url per check, so
+# argv stays small) in $1/curl.cfg.
 generate() {
-    local dir=$1 n=$2
-    mkdir -p "$dir/checks" "$dir/bodies"
-    awk -v n="$n" -v port="$BENCH_PORT" -v dir="$dir" 'BEGIN {
-        per = 1000
+    local dir=$1 n=$2 layout=$3
+    mkdir -p "$dir/checks"
+    {
+        printf 'header = "Authorization: Bearer %s"\n' "$BENCH_TOKEN"
+        awk -v n="$n" -v port="$BENCH_PORT" 'BEGIN {
+            for (i = 1; i <= n; i++) printf "url = \"http://127.0.0.1:%d/u/%d\"\n", port, i
+        }'
+    } >"$dir/curl.cfg"
+    awk -v n="$n" -v port="$BENCH_PORT" -v dir="$dir" -v layout="$layout" 'BEGIN {
+        per = (layout == "one") ? n : 1000
         for (i = 1; i <= n; i++) {
             if ((i - 1) % per == 0) {
                 if (f) close(f)
                 f = sprintf("%s/checks/part-%05d.toml", dir, int((i - 1) / per))
-                print "[defaults]\nretries = 0\ntimeout = \"10s\"\n" > f
+                print "[secrets]\nrequired = [\"BENCH_TOKEN\"]\n" > f
             }
-            printf "[[check]]\nid = \"c%07d\"\ncheck = \"http\"\nurl = \"http://127.0.0.1:%d/u/%d\"\nexpect = { status = 200, body_contains = \"ok\" }\n\n", i, port, i > f
-            printf "url = \"http://127.0.0.1:%d/u/%d\"\noutput = \"%s/bodies/%d\"\n", port, i, dir, i > (dir "/curl.cfg")
+            printf "[[check]]\nid = \"c%07d\"\ncheck = \"http\"\nurl = \"http://127.0.0.1:%d/u/%d\"\nheaders = { Authorization = \"Bearer {{secret:BENCH_TOKEN}}\" }\nexpect = { status = 200, body_contains = \"ok\" }\n\n", i, port, i > f
         }
         close(f)
     }'
@@ -147,95 +180,104 @@ measure() {
     return "$status"
 }
 
-# The peer: fetch every URL, body to a tmpfs file, status checked by --fail,
-# then count the bodies containing "ok". Timed as one unit.
+# The peer: fetch every URL with the token header, status checked by --fail
+# (any non-2xx fails the run), every body ("ok\n") to one pipe, and the lines
+# that are exactly "ok" counted. Timed as one unit.
 curl_sweep() {
     local dir=$1
+    set -o pipefail
     curl --parallel --parallel-max "$BENCH_CONCURRENCY" --fail --silent --show-error \
-        -K "$dir/curl.cfg" &&
-        grep -rlF ok "$dir/bodies" | wc -l >"$dir/count"
+        -K "$dir/curl.cfg" | grep -cx ok >"$dir/count"
 }
 export -f curl_sweep
 export BENCH_CONCURRENCY
 
 median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-VERIFY_N=""
-for n in $BENCH_N; do [[ $n == 10000 ]] && VERIFY_N=$n; done
-[[ -n $VERIFY_N ]] || VERIFY_N=${BENCH_N##* }
-VERIFY_TEXT="" VERIFY_STATUS="" BUNDLE_RECORDS="" BUNDLE_BYTES="" BUNDLE_FILES=""
-
 RESULTS="$WORK/results"
+VERIFY="$WORK/verify"
 : >"$RESULTS"
+: >"$VERIFY"
 for n in $BENCH_N; do
-    dir="$WORK/n$n"
-    art="$WORK/artifacts-$n"
-    generate "$dir" "$n"
-    say "bench: N=$n: $(find "$dir/checks" -name '*.toml' | wc -l) check files, $BENCH_RUNS runs of each tool, alternating"
-    : >"$dir/rp.wall" && : >"$dir/rp.rss" && : >"$dir/curl.wall" && : >"$dir/curl.rss"
-    for run in $(seq "$BENCH_RUNS"); do
-        if wants runproof; then
-            rm -rf "$art"
-            measure "$RUNPROOF" sweep "$dir/checks" --concurrency "$BENCH_CONCURRENCY" \
-                --artifacts "$art" >/dev/null 2>"$dir/rp.err" ||
-                die "runproof sweep exited $? at N=$n run $run: $(tail -5 "$dir/rp.err")"
-            echo "$WALL" >>"$dir/rp.wall" && echo "$RSS" >>"$dir/rp.rss"
-            say "  run $run runproof: ${WALL}s ${RSS}KB"
-        fi
-        if wants curl; then
-            rm -rf "$dir/bodies" "$dir/count" && mkdir -p "$dir/bodies"
-            measure bash -c 'curl_sweep "$1"' _ "$dir" 2>"$dir/curl.err" ||
-                die "curl sweep failed at N=$n run $run: $(tail -5 "$dir/curl.err")"
-            count=$(cat "$dir/count")
-            [[ $count -eq $n ]] || die "curl: $count of $n bodies contain ok at N=$n run $run"
-            echo "$WALL" >>"$dir/curl.wall" && echo "$RSS" >>"$dir/curl.rss"
-            say "  run $run curl:     ${WALL}s ${RSS}KB ($count/$n ok)"
-        fi
-    done
-    rp_wall=- rp_rss=- curl_wall=- curl_rss=-
-    wants runproof && rp_wall=$(median <"$dir/rp.wall") && rp_rss=$(median <"$dir/rp.rss")
-    wants curl && curl_wall=$(median <"$dir/curl.wall") && curl_rss=$(median <"$dir/curl.rss")
-    echo "$n $rp_wall $rp_rss $curl_wall $curl_rss" >>"$RESULTS"
+    for layout in $BENCH_LAYOUTS; do
+        dir="$WORK/$layout-$n"
+        generate "$dir" "$n" "$layout"
+        say "bench: N=$n layout=$layout: $(find "$dir/checks" -name '*.toml' | wc -l) check file(s), $BENCH_RUNS runs of each tool, alternating"
+        for tool in runproof before curl; do : >"$dir/$tool.wall" && : >"$dir/$tool.rss"; done
+        for run in $(seq "$BENCH_RUNS"); do
+            for tool in $BENCH_TOOLS; do
+                case $tool in
+                runproof | before)
+                    bin=$RUNPROOF
+                    [[ $tool == before ]] && bin=$BENCH_BEFORE
+                    art="$DISK/$tool-$layout-$n"
+                    rm -rf "$art" && sync
+                    measure "$bin" sweep "$dir/checks" --concurrency "$BENCH_CONCURRENCY" \
+                        --artifacts "$art" >/dev/null 2>"$dir/$tool.err" ||
+                        die "$tool sweep exited $? at N=$n $layout run $run: $(tail -5 "$dir/$tool.err")"
+                    ;;
+                curl)
+                    rm -f "$dir/count"
+                    measure bash -c 'curl_sweep "$1"' _ "$dir" 2>"$dir/curl.err" ||
+                        die "curl sweep failed at N=$n run $run: $(tail -5 "$dir/curl.err")"
+                    count=$(cat "$dir/count")
+                    [[ $count -eq $n ]] || die "curl: $count of $n bodies are ok at N=$n run $run"
+                    ;;
+                esac
+                echo "$WALL" >>"$dir/$tool.wall" && echo "$RSS" >>"$dir/$tool.rss"
+                say "  run $run $(printf '%-8s' "$tool"): ${WALL}s ${RSS}KB"
+            done
+        done
+        row="$layout $n"
+        for tool in runproof curl before; do
+            if wants "$tool"; then
+                row="$row $(median <"$dir/$tool.wall") $(median <"$dir/$tool.rss")"
+            else
+                row="$row - -"
+            fi
+        done
+        echo "$row" >>"$RESULTS"
 
-    if wants runproof && [[ $n == "$VERIFY_N" ]]; then
-        seal=$(find "$art" -name seal.json -print -quit)
-        [[ -n $seal ]] || die "no seal.json under the N=$n artifacts"
-        bundle=$(dirname "$seal")
-        BUNDLE_RECORDS=$(wc -l <"$bundle/events.jsonl" 2>/dev/null || echo "?")
-        BUNDLE_BYTES=$(du -sb "$bundle" | cut -f1)
-        BUNDLE_FILES=$(find "$bundle" -type f | wc -l)
-        VERIFY_STATUS=0
-        VERIFY_TEXT=$("$RUNPROOF" verify "$bundle" 2>&1) || VERIFY_STATUS=$?
-    fi
-    [[ $BENCH_KEEP == 1 ]] || rm -rf "$art" "$dir"
+        if wants runproof; then
+            # The last run's bundle: it must verify; verify's own time and memory.
+            seal=$(find "$DISK/runproof-$layout-$n" -name seal.json -print -quit)
+            [[ -n $seal ]] || die "no seal.json under the N=$n $layout artifacts"
+            bundle=$(dirname "$seal")
+            records=$(wc -l <"$bundle/events.jsonl")
+            bytes=$(du -sb "$bundle" | cut -f1)
+            files=$(find "$bundle" -type f | wc -l)
+            status=0
+            measure "$RUNPROOF" verify "$bundle" >"$dir/verify.out" 2>&1 || status=$?
+            echo "$layout $n $status $WALL $RSS $records $files $bytes" >>"$VERIFY"
+            [[ $status == 0 ]] || die "runproof verify rejected the N=$n $layout bundle: $(head -20 "$dir/verify.out")"
+        fi
+        [[ $BENCH_KEEP == 1 ]] || rm -rf "$dir" "$DISK/runproof-$layout-$n" "$DISK/before-$layout-$n"
+    done
 done
 
 # --- 5. the comparison ------------------------------------------------------
 echo
-echo "runproof sweep vs curl --parallel: N distinct URLs on loopback nginx, concurrency $BENCH_CONCURRENCY, median of $BENCH_RUNS"
-echo "machine: $(nproc) CPUs, ${CPU_MODEL:-unknown}; target: $("$NGINX" -v 2>&1 | sed 's/.*: //'), $BENCH_NGINX_WORKERS worker(s)${WRK_RPS:+, wrk ceiling $WRK_RPS req/s}"
+echo "runproof sweep vs curl --parallel: N distinct URLs, bearer token header, loopback nginx, concurrency $BENCH_CONCURRENCY, median of $BENCH_RUNS"
+echo "runproof: default policy (2 retries), sealed bundle on $DISK_FS; machine: $(nproc) CPUs, ${CPU_MODEL:-unknown}"
+echo "target: $("$NGINX" -v 2>&1 | sed 's/.*: //'), $BENCH_NGINX_WORKERS worker(s)${WRK_RPS:+, wrk ceiling $WRK_RPS req/s}"
 echo
-awk -v hurl="$HURL_REFERENCE_CPS" '
+awk -v wrk="${WRK_RPS:-0}" '
 function cps(n, w) { return (w == "-" || w <= 0) ? "-" : sprintf("%d", n / w) }
 function mb(k) { return k == "-" ? "-" : sprintf("%.1f", k / 1024) }
+function us(n, w) { return (w == "-") ? "-" : sprintf("%.1f", w / n * 1e6) }
 BEGIN {
-    fmt = "%9s | %9s %9s %8s | %9s %9s %8s | %6s | %9s\n"
-    printf fmt, "N", "runproof", "checks/s", "RSS MB", "curl", "checks/s", "RSS MB", "ratio", "vs hurl"
-    printf fmt, "", "wall s", "", "", "wall s", "", "", "c/r", "(10k/s)"
+    fmt = "%-6s %9s | %9s %9s %7s %8s | %9s %7s | %7s | %9s %7s | %6s\n"
+    printf fmt, "layout", "N", "runproof", "checks/s", "us/chk", "RSS MB", "curl", "RSS MB", "rp/curl", "before", "RSS MB", "%wrk"
 }
 {
-    ratio = ($2 == "-" || $4 == "-") ? "-" : sprintf("%.2f", $4 / $2)
-    vh = ($2 == "-") ? "-" : sprintf("%.1fx", ($1 / $2) / hurl)
-    printf fmt, $1, $2, cps($1, $2), mb($3), $4, cps($1, $4), mb($5), ratio, vh
+    ratio = ($3 == "-" || $5 == "-") ? "-" : sprintf("%.2f", $3 / $5)
+    pw = ($3 == "-" || wrk <= 0) ? "-" : sprintf("%.0f%%", 100 * ($2 / $3) / wrk)
+    printf fmt, $1, $2, $3, cps($2, $3), us($2, $3), mb($4), $5, mb($6), ratio, $7, mb($8), pw
 }' "$RESULTS"
 echo
-echo "ratio = curl wall / runproof wall (> 1: runproof is faster). hurl 8.0.1 --test --jobs 64: $HURL_REFERENCE_CPS checks/s at N = 10,000 (reference from the issue, not measured here)."
+echo "rp/curl = runproof wall / curl wall (target <= 0.50). us/chk: runproof wall per check (flat = linear)."
 if wants runproof; then
     echo
-    echo "runproof scaling (wall per check; flat = linear):"
-    awk '$2 != "-" {printf "  N = %7d: %8.2f us/check\n", $1, $2 / $1 * 1e6}' "$RESULTS"
-    echo
-    echo "runproof verify on the N = $VERIFY_N bundle: exit $VERIFY_STATUS; $BUNDLE_RECORDS records, $BUNDLE_FILES files, $BUNDLE_BYTES bytes"
-    printf '%s\n' "$VERIFY_TEXT" | head -20 | sed 's/^/  /'
-    [[ $VERIFY_STATUS == 0 ]] || die "runproof verify did not accept the bundle"
+    echo "runproof verify of each layout's last bundle:"
+    awk '{printf "  %-4s N = %7d: exit %s, %.2f s, %.1f MB RSS; %d records, %d files, %d bytes\n", $1, $2, $3, $4, $5 / 1024, $6, $7, $8}' "$VERIFY"
 fi

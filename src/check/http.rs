@@ -39,8 +39,12 @@ pub struct HttpCheck {
     /// The URL to request; may hold placeholders.
     pub url: Template,
     /// Request headers; values may hold placeholders (`Bearer {{secret:TOKEN}}`).
-    #[serde(default)]
-    pub headers: BTreeMap<String, Template>,
+    /// A table in TOML, kept sorted by name in a vector sized to fit: a
+    /// one-entry `BTreeMap` allocates a node of about 1 KB, and a sweep holds
+    /// one per check.
+    #[serde(default, deserialize_with = "sorted_headers")]
+    #[schemars(with = "BTreeMap<String, Template>")]
+    pub headers: Vec<(String, Template)>,
     /// A text body.
     #[serde(default)]
     pub body: Option<Template>,
@@ -57,6 +61,15 @@ pub struct HttpCheck {
     /// or `name = { header = "location" }` (see `expect::capture`).
     #[serde(default)]
     pub capture: BTreeMap<String, CaptureSpec>,
+}
+
+/// Request headers read as a table, sorted by name (as the map was).
+fn sorted_headers<'de, D>(deserializer: D) -> Result<Vec<(String, Template)>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let map = BTreeMap::<String, Template>::deserialize(deserializer)?;
+    Ok(map.into_iter().collect())
 }
 
 fn default_method() -> String {

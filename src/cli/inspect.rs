@@ -176,6 +176,12 @@ pub fn show(args: ShowArgs) -> Result<ExitStatus, CliError> {
             target,
             rendered,
             ..
+        }
+        | Event::StepPass {
+            step,
+            target,
+            rendered,
+            ..
         } = &record.event
         {
             out!(

@@ -227,6 +227,34 @@ pub enum Event {
     },
     #[serde(rename = "attempt.start")]
     AttemptStart { step: String, attempt: u32, of: u32 },
+    /// A step that passed on its first attempt, in one record: it stands for
+    /// `step.start`, `attempt.start` (1 of `max_attempts`), a passing
+    /// `attempt.end` and `step.end` (pass, 1 attempt), and `verify` checks it
+    /// under the same policy. Written by sweeps only (a runbook run keeps the
+    /// four records, so a crash mid-step shows the step as started); a first
+    /// attempt that fails, is interrupted or sends several probes is written
+    /// in the long form.
+    #[serde(rename = "step.pass")]
+    StepPass {
+        step: String,
+        kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        /// The target as written (templates unexpanded).
+        target: String,
+        /// The target as checked, secrets masked; absent when it is
+        /// `target` itself (nothing to fill in).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rendered: Option<String>,
+        max_attempts: u32,
+        timeout_ms: u64,
+        /// The attempt's duration.
+        duration_ms: f64,
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
+        detail: Map<String, Value>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        blobs: Vec<BlobRef>,
+    },
     #[serde(rename = "attempt.end")]
     AttemptEnd {
         step: String,
@@ -346,6 +374,7 @@ impl Event {
             Event::RunStart { .. } => "run.start",
             Event::StepStart { .. } => "step.start",
             Event::AttemptStart { .. } => "attempt.start",
+            Event::StepPass { .. } => "step.pass",
             Event::AttemptEnd { .. } => "attempt.end",
             Event::Probe { .. } => "probe",
             Event::Backoff { .. } => "backoff",
@@ -363,6 +392,7 @@ impl Event {
         match self {
             Event::StepStart { step, .. }
             | Event::AttemptStart { step, .. }
+            | Event::StepPass { step, .. }
             | Event::AttemptEnd { step, .. }
             | Event::Probe { step, .. }
             | Event::Backoff { step, .. }

@@ -148,6 +148,7 @@ pub async fn run_runbook(
         run_id: &run_id,
         owner: runbook.meta.owner.as_deref(),
         mutations: options.mutations.clone(),
+        compact: false,
     };
     let mut journal = Journal {
         bundle,
@@ -624,6 +625,13 @@ pub struct StepRunner<'a, P: Probe = CheckProbe> {
     /// Which steps may change things (the run's `--allow-mutations`; a sweep
     /// is read-only): sets each attempt's [`ProbeContext::read_only`].
     pub mutations: Mutations,
+    /// Write a step that passes on its first attempt as one `step.pass`
+    /// record instead of four (sweeps). Its `step.start` and
+    /// `attempt.start` are then written only once the first attempt has
+    /// ended (in the long form when it did not pass), so a crash during a
+    /// first attempt leaves no trace of that step; a runbook run keeps the
+    /// long form, where a crash shows the step as started.
+    pub compact: bool,
 }
 
 /// A finished step.
@@ -652,12 +660,14 @@ impl<P: Probe> StepRunner<'_, P> {
         let policy = step.policy;
         let max_attempts = policy.max_attempts();
         let started = Instant::now();
-        journal.emit(step_start(
-            step,
-            scope,
-            max_attempts,
-            policy.timeout.as_millis() as u64,
-        ))?;
+        let opening = step_start(step, scope, max_attempts, policy.timeout.as_millis() as u64);
+        // Compact: held back until the first attempt says which form it takes.
+        let mut deferred = if self.compact {
+            Some(opening)
+        } else {
+            journal.emit(opening)?;
+            None
+        };
 
         let mut delays = backoff_schedule(&policy).into_iter();
         let mut history: Vec<AttemptSummary> = Vec::new();
@@ -689,15 +699,25 @@ impl<P: Probe> StepRunner<'_, P> {
         };
 
         for attempt in 1..=max_attempts {
-            journal.emit(Event::AttemptStart {
+            let attempt_start = Event::AttemptStart {
                 step: step.id.clone(),
                 attempt,
                 of: max_attempts,
-            })?;
+            };
+            if deferred.is_none() {
+                journal.emit(attempt_start.clone())?;
+            }
             let attempt_started = Instant::now();
             let (verdict, observation) = self.attempt_once(step, scope, attempt).await;
             let duration_ms = millis(attempt_started.elapsed());
             durations.push(duration_ms);
+            if let Some(opening) = deferred.take() {
+                if verdict == AttemptVerdict::Pass && observation.probes.is_empty() {
+                    return self.finish_compact(step, journal, opening, observation, durations);
+                }
+                journal.emit(opening)?;
+                journal.emit(attempt_start)?;
+            }
 
             let failure = match &observation.outcome {
                 Outcome::Pass => None,
@@ -825,6 +845,51 @@ impl<P: Probe> StepRunner<'_, P> {
             Vec::new(),
             durations,
         )
+    }
+
+    /// Writes a first-attempt pass as one `step.pass` record.
+    fn finish_compact(
+        &self,
+        step: &Step,
+        journal: &mut dyn Emit,
+        opening: Event,
+        observation: Observation,
+        durations: Vec<f64>,
+    ) -> io::Result<StepResult> {
+        let Event::StepStart {
+            step: id,
+            kind,
+            title,
+            target,
+            rendered,
+            max_attempts,
+            timeout_ms,
+        } = opening
+        else {
+            unreachable!("the opening record is always a step.start")
+        };
+        self.clients.end_step(&step.id);
+        // `rendered` only where it says more than `target` (fewer bytes to
+        // write, redact and hash for a sweep's untemplated URLs).
+        let rendered = rendered.filter(|r| *r != target);
+        journal.emit(Event::StepPass {
+            step: id,
+            kind,
+            title,
+            target,
+            rendered,
+            max_attempts,
+            timeout_ms,
+            duration_ms: durations.first().copied().unwrap_or_default(),
+            detail: observation.detail,
+            blobs: observation.blobs,
+        })?;
+        Ok(StepResult {
+            verdict: StepVerdict::Pass,
+            captures: observation.captures,
+            attempt_durations_ms: durations,
+            reason: None,
+        })
     }
 
     /// Runs the step's `collect` commands, each under the step's timeout, and

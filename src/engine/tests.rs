@@ -182,6 +182,7 @@ async fn drive(
         run_id: "test-run",
         owner: runbook.meta.owner.as_deref(),
         mutations: options.mutations.clone(),
+        compact: false,
     };
     let mut journal = MemJournal::default();
     let outcome = drive_runbook(
@@ -593,4 +594,64 @@ async fn probes_are_read_only_unless_the_run_allows_the_step_to_change_things() 
         assert_eq!(seen["plain"], plain, "{mutations:?}");
         assert_eq!(seen["qa"], qa, "{mutations:?}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_compact_runner_writes_a_first_attempt_pass_as_one_record_and_anything_else_in_full() {
+    let book = runbook(
+        "",
+        &format!("{}{}", http_step("ok", ""), http_step("flap", "")),
+    );
+    let probe =
+        ScriptedProbe::default().with("flap", &[Act::Fail(FailureClass::Refused), Act::Pass]);
+    let clients = Clients::new().unwrap();
+    let cancel = Cancel::new();
+    let runner = StepRunner {
+        probe: &probe,
+        clients: &clients,
+        blobs: &NoBlobs,
+        cancel: &cancel,
+        run_id: "test-run",
+        owner: None,
+        mutations: Mutations::Forbidden,
+        compact: true,
+    };
+    let vars = std::collections::BTreeMap::new();
+    let secrets = SecretStore::default();
+    let scope = RunScope::new(&vars, &secrets);
+    let mut journal = MemJournal::default();
+    for step in &book.steps {
+        let result = runner.run_step(step, &scope, &mut journal).await.unwrap();
+        assert_eq!(result.verdict, StepVerdict::Pass);
+    }
+    let types: Vec<(&str, &str)> = journal
+        .0
+        .iter()
+        .map(|e| (e.type_name(), e.step().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("step.pass", "ok"),
+            ("step.start", "flap"),
+            ("attempt.start", "flap"),
+            ("attempt.end", "flap"),
+            ("backoff", "flap"),
+            ("attempt.start", "flap"),
+            ("attempt.end", "flap"),
+            ("step.end", "flap"),
+        ]
+    );
+    let Event::StepPass {
+        max_attempts,
+        target,
+        rendered,
+        ..
+    } = &journal.0[0]
+    else {
+        unreachable!()
+    };
+    assert_eq!(*max_attempts, 3, "the default policy, as step.start has it");
+    assert_eq!(target, "GET http://127.0.0.1:9/ok");
+    assert_eq!(rendered, &None, "equal to the target");
 }

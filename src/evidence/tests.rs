@@ -1239,3 +1239,214 @@ fn an_earlier_link_must_match_the_header_and_stand_for_a_step_not_run() {
         );
     }
 }
+
+fn step_pass(step: &str, max_attempts: u32) -> Event {
+    Event::StepPass {
+        step: step.to_string(),
+        kind: "http".to_string(),
+        title: None,
+        target: "GET http://127.0.0.1/{{path}}".to_string(),
+        rendered: Some("GET http://127.0.0.1/u/1".to_string()),
+        max_attempts,
+        timeout_ms: 10_000,
+        duration_ms: 1.25,
+        detail: Map::from_iter([("status".to_string(), serde_json::json!(200))]),
+        blobs: Vec::new(),
+    }
+}
+
+/// A sweep as `sweep` writes it: `check-0` … passing on their first attempt
+/// as one `step.pass` each, `slow` passing on its second attempt in the long
+/// form; batched (group-committed) journal. Unsealed when `seal` is false.
+fn write_compact_sweep(root: &Path, checks: u32, seal: bool) -> PathBuf {
+    let redactor = Arc::new(Redactor::new(&[(
+        "API_TOKEN".to_string(),
+        CANARY.to_string(),
+    )]));
+    let mut h = header(BundleKind::Sweep, &redactor);
+    h.source.name = "sweep".to_string();
+    let mut w = BundleWriter::create(root, h, redactor, SyncPolicy::Batched(8)).unwrap();
+    let mut steps: Vec<PlannedStep> = (0..checks)
+        .map(|i| planned(&format!("check-{i}")))
+        .collect();
+    steps.push(planned("slow"));
+    w.append(&Event::RunStart {
+        steps,
+        on_escalate: "continue".to_string(),
+        allow_mutations: false,
+        mutation_tags: Vec::new(),
+        only: Vec::new(),
+    })
+    .unwrap();
+    w.append(&step_start("slow")).unwrap();
+    w.append(&attempt_start("slow", 1)).unwrap();
+    for i in 0..checks {
+        w.append(&step_pass(&format!("check-{i}"), 3)).unwrap();
+    }
+    w.append(&attempt_end("slow", 1, AttemptVerdict::Fail, vec![]))
+        .unwrap();
+    w.append(&backoff("slow", 1)).unwrap();
+    w.append(&attempt_start("slow", 2)).unwrap();
+    w.append(&attempt_end("slow", 2, AttemptVerdict::Pass, vec![]))
+        .unwrap();
+    w.append(&step_end("slow", StepVerdict::Pass, 2)).unwrap();
+    if !seal {
+        // Dropped unsealed: buffered records still reach the disk.
+        let dir = w.dir().to_path_buf();
+        drop(w);
+        return dir;
+    }
+    w.append(&Event::RunEnd {
+        verdict: RunVerdict::Pass,
+        counts: BTreeMap::from([("pass".to_string(), checks), ("flaky".to_string(), 1)]),
+        duration_ms: 1.0,
+    })
+    .unwrap();
+    w.seal().unwrap()
+}
+
+#[test]
+fn a_sweep_with_compact_step_pass_records_verifies() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_compact_sweep(root.path(), 20, true);
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "{}",
+        report.render_text()
+    );
+    let text = report.render_text();
+    assert!(text.contains("22 attempts"), "{text}");
+}
+
+#[test]
+fn a_tampered_step_pass_record_is_invalid() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_compact_sweep(root.path(), 5, true);
+    let mut lines = journal_lines(&dir);
+    let i = lines
+        .iter()
+        .position(|l| l.contains("\"step.pass\"") && l.contains("check-3"))
+        .unwrap();
+    lines[i] = lines[i].replace("\"duration_ms\":1.25", "\"duration_ms\":0.25");
+    write_journal(&dir, &lines);
+    assert_invalid_naming(&verify(&dir), "events.jsonl", "tampered step.pass");
+}
+
+/// Writes a sealed sweep whose only check is recorded by `records`.
+fn sealed_sweep_of(root: &Path, records: &[Event]) -> PathBuf {
+    let redactor = Arc::new(Redactor::new(&[]));
+    let mut h = header(BundleKind::Sweep, &redactor);
+    h.source.name = "sweep".to_string();
+    let mut w = BundleWriter::create(root, h, redactor, SyncPolicy::Batched(64)).unwrap();
+    w.append(&Event::RunStart {
+        steps: vec![planned("api")],
+        on_escalate: "continue".to_string(),
+        allow_mutations: false,
+        mutation_tags: Vec::new(),
+        only: Vec::new(),
+    })
+    .unwrap();
+    for record in records {
+        w.append(record).unwrap();
+    }
+    w.append(&Event::RunEnd {
+        verdict: RunVerdict::Pass,
+        counts: BTreeMap::from([("pass".to_string(), 1)]),
+        duration_ms: 1.0,
+    })
+    .unwrap();
+    w.seal().unwrap()
+}
+
+#[test]
+fn a_step_pass_record_is_held_to_the_planned_policy() {
+    // Well-formed: verified.
+    let root = tempfile::tempdir().unwrap();
+    let dir = sealed_sweep_of(root.path(), &[step_pass("api", 3)]);
+    assert_eq!(verify(&dir).verdict, Verdict::Verified);
+
+    // A policy other than the one planned (here: no retries, where
+    // run.start announced three attempts) is a journal problem.
+    let root = tempfile::tempdir().unwrap();
+    let dir = sealed_sweep_of(root.path(), &[step_pass("api", 1)]);
+    let report = verify(&dir);
+    assert_invalid_naming(&report, "events.jsonl", "step.pass off policy");
+    assert!(
+        report.render_text().contains("differs from run.start's 3"),
+        "{}",
+        report.render_text()
+    );
+
+    // A step.pass cannot stand beside the long form of the same step.
+    let root = tempfile::tempdir().unwrap();
+    let dir = sealed_sweep_of(
+        root.path(),
+        &[step_pass("api", 3), step_end("api", StepVerdict::Pass, 1)],
+    );
+    assert_invalid_naming(&verify(&dir), "events.jsonl", "step.pass and step.end");
+    let root = tempfile::tempdir().unwrap();
+    let dir = sealed_sweep_of(
+        root.path(),
+        &[
+            step_start("api"),
+            attempt_start("api", 1),
+            attempt_end("api", 1, AttemptVerdict::Fail, vec![]),
+            step_pass("api", 3),
+        ],
+    );
+    let report = verify(&dir);
+    assert_invalid_naming(&report, "events.jsonl", "step.pass after a failed attempt");
+    assert!(
+        report.render_text().contains("already started"),
+        "{}",
+        report.render_text()
+    );
+}
+
+#[test]
+fn a_compact_sweep_journal_cut_mid_group_verifies_up_to_its_last_complete_record() {
+    let root = tempfile::tempdir().unwrap();
+    // Unsealed, as a crash leaves it: run.start, then 2 + 20 + 5 records.
+    let dir = write_compact_sweep(root.path(), 20, false);
+    let lines = journal_lines(&dir);
+    assert_eq!(lines.len(), 28);
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Incomplete {
+            valid_through_seq: Some(27)
+        },
+        "{}",
+        report.render_text()
+    );
+
+    // The group of 8 being committed when the crash came is cut at a record
+    // boundary: the journal is valid through the last whole record.
+    write_journal(&dir, &lines[..13]);
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Incomplete {
+            valid_through_seq: Some(12)
+        },
+        "{}",
+        report.render_text()
+    );
+
+    // ... and mid-record: the torn line is reported, the rest still verifies.
+    let mut bytes = fs::read(dir.join("events.jsonl")).unwrap();
+    bytes.extend_from_slice(&lines[13].as_bytes()[..lines[13].len() / 2]);
+    fs::write(dir.join("events.jsonl"), &bytes).unwrap();
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Incomplete {
+            valid_through_seq: Some(12)
+        },
+        "{}",
+        report.render_text()
+    );
+    assert!(report.warnings.iter().any(|w| w.contains("torn")));
+}

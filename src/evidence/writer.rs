@@ -42,6 +42,11 @@ pub enum SyncPolicy {
 /// so a huge batch never sits in memory.
 const MAX_BUFFERED: usize = 1 << 20;
 
+/// Batched mode: a record appended this long after the last sync is synced
+/// with its group at once, so slow checks do not leave a group unsynced
+/// for long (group commit bounded by count and by time).
+const MAX_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Room reserved when the bundle opens, released just before the closing
 /// records (`evidence.error`, `run.end`), the reports and the seal are
 /// written, so that they still fit when a blob filled the disk. 512 KiB
@@ -61,9 +66,15 @@ pub struct BundleWriter {
     redactor: Arc<Redactor>,
     sync: SyncPolicy,
     journal: File,
+    /// SHA-256 of every byte written to the journal so far: the seal lists
+    /// the journal's digest without reading the file back (the journal is
+    /// created empty and only ever appended to, by this writer).
+    journal_sha: Sha256,
     /// Lines not yet written (batched mode).
     pending: Vec<u8>,
     pending_records: u32,
+    /// When the journal was last synced (batched mode).
+    last_sync: Instant,
     /// Scratch buffers reused for every record.
     line: Vec<u8>,
     event_json: Vec<u8>,
@@ -145,8 +156,10 @@ impl BundleWriter {
             redactor,
             sync,
             journal,
+            journal_sha: Sha256::new(),
             pending: Vec::new(),
             pending_records: 0,
+            last_sync: Instant::now(),
             line: Vec::with_capacity(512),
             event_json: Vec::with_capacity(512),
             time: String::with_capacity(32),
@@ -307,17 +320,28 @@ impl BundleWriter {
         match self.sync {
             SyncPolicy::EveryRecord => {
                 self.line.push(b'\n');
-                write_journal(&mut self.journal, &self.line, &mut self.reserve)?;
+                write_journal(
+                    &mut self.journal,
+                    &mut self.journal_sha,
+                    &self.line,
+                    &mut self.reserve,
+                )?;
                 self.journal.sync_data()?;
             }
             SyncPolicy::Batched(n) => {
                 self.pending.extend_from_slice(&self.line);
                 self.pending.push(b'\n');
                 self.pending_records += 1;
-                if self.pending_records >= n.max(1) {
+                if self.pending_records >= n.max(1) || self.last_sync.elapsed() >= MAX_SYNC_INTERVAL
+                {
                     self.flush()?;
                 } else if self.pending.len() >= MAX_BUFFERED {
-                    write_journal(&mut self.journal, &self.pending, &mut self.reserve)?;
+                    write_journal(
+                        &mut self.journal,
+                        &mut self.journal_sha,
+                        &self.pending,
+                        &mut self.reserve,
+                    )?;
                     self.pending.clear();
                 }
             }
@@ -336,13 +360,19 @@ impl BundleWriter {
     /// Writes buffered records and syncs the journal.
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.pending.is_empty() {
-            write_journal(&mut self.journal, &self.pending, &mut self.reserve)?;
+            write_journal(
+                &mut self.journal,
+                &mut self.journal_sha,
+                &self.pending,
+                &mut self.reserve,
+            )?;
             self.pending.clear();
         }
         if self.pending_records > 0 || self.sync == SyncPolicy::EveryRecord {
             self.journal.sync_data()?;
         }
         self.pending_records = 0;
+        self.last_sync = Instant::now();
         Ok(())
     }
 
@@ -406,7 +436,11 @@ impl BundleWriter {
             if name == SEAL_FILE || name == SIGNATURE_FILE {
                 continue;
             }
-            let (sha, _) = sha256_file(&self.dir.join(&name))?;
+            let sha = if name == JOURNAL_FILE {
+                hex::encode(self.journal_sha.clone().finalize())
+            } else {
+                sha256_file(&self.dir.join(&name))?.0
+            };
             subject.push(Subject {
                 name,
                 digest: BTreeMap::from([("sha256".to_string(), sha)]),
@@ -483,9 +517,12 @@ fn release(reserve: &mut Option<PathBuf>) {
 /// retry, since the bytes already written are not written again.
 fn write_journal(
     journal: &mut File,
+    journal_sha: &mut Sha256,
     bytes: &[u8],
     reserve: &mut Option<PathBuf>,
 ) -> io::Result<()> {
+    // Hashed as handed over: on error the run fails (no seal is written).
+    journal_sha.update(bytes);
     let mut written = 0;
     while written < bytes.len() {
         match journal.write(&bytes[written..]) {

@@ -220,6 +220,27 @@ impl RunObserver for SummaryBuilder {
                 s.title = title.clone();
                 s.max_attempts = *max_attempts;
             }
+            Event::StepPass {
+                step,
+                kind,
+                title,
+                max_attempts,
+                duration_ms,
+                ..
+            } => {
+                // The four records of a first-attempt pass, folded as one.
+                let s = self.step_mut(step, seq);
+                s.seq_range.0 = seq;
+                s.kind.clone_from(kind);
+                s.title.clone_from(title);
+                s.max_attempts = *max_attempts;
+                s.attempts = 1;
+                s.attempt_durations_ms.push(*duration_ms);
+                s.verdict = Some(StepVerdict::Pass);
+                s.duration_ms = *duration_ms;
+                s.class = None;
+                s.reason = None;
+            }
             Event::AttemptEnd {
                 step,
                 attempt,

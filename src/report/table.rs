@@ -72,9 +72,49 @@ struct CheckRow {
     reason: String,
 }
 
-/// One row per check of a sweep, failures first.
+/// Up to this many checks, the sweep table lists every one.
+const TABLE_ALL: usize = 100;
+/// Past [`TABLE_ALL`]: at most this many checks that did not pass plainly
+/// (fail, regressed, blocked, interrupted, flaky), then the slowest passes.
+const TABLE_NOT_PASSING: usize = 50;
+const TABLE_SLOWEST: usize = 10;
+
+/// One row per check of a sweep, failures first. A large sweep shows its
+/// failures (up to 50) and its 10 slowest passing checks by p95, then one
+/// line counting the rest: a terminal cannot show 100,000 rows, and every
+/// check is in the bundle's `summary.md`, JUnit and `--json`.
 pub fn render_checks(report: &crate::sweep::run::SweepReport) -> String {
-    let rows = report.sorted_for_display().into_iter().map(|c| CheckRow {
+    use crate::sweep::run::CheckVerdict;
+    let sorted = report.sorted_for_display();
+    if sorted.len() <= TABLE_ALL {
+        return check_table(sorted);
+    }
+    let (passing, mut shown): (Vec<_>, Vec<_>) = sorted
+        .into_iter()
+        .partition(|c| c.verdict == CheckVerdict::Pass);
+    let not_passing = shown.len();
+    shown.truncate(TABLE_NOT_PASSING);
+    let p95 = |c: &&crate::sweep::run::CheckReport| c.latency.map_or(0.0, |l| l.p95_ms);
+    let mut slowest = passing.clone();
+    let k = TABLE_SLOWEST.min(slowest.len());
+    if k > 0 && k < slowest.len() {
+        slowest.select_nth_unstable_by(k - 1, |a, b| p95(b).total_cmp(&p95(a)));
+    }
+    slowest.truncate(k);
+    slowest.sort_by(|a, b| p95(b).total_cmp(&p95(a)).then_with(|| a.id.cmp(&b.id)));
+    let hidden = report.checks.len() - shown.len() - slowest.len();
+    shown.extend(slowest);
+    let mut text = check_table(shown);
+    text.push_str(&format!(
+        "\n… {hidden} more checks not shown ({} passing, {} not passing); every check is in the bundle's summary.md and junit.xml",
+        passing.len().saturating_sub(k),
+        not_passing - not_passing.min(TABLE_NOT_PASSING),
+    ));
+    text
+}
+
+fn check_table(checks: Vec<&crate::sweep::run::CheckReport>) -> String {
+    let rows = checks.into_iter().map(|c| CheckRow {
         check: c.id.clone(),
         kind: c.kind.to_string(),
         verdict: c.verdict.as_str().to_string(),

@@ -272,3 +272,118 @@ fn summary_json_carries_failure_classes() {
         "timeout: timed out after 2s"
     );
 }
+
+#[test]
+fn a_step_pass_record_folds_into_one_passing_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let redactor = Arc::new(Redactor::new(&[]));
+    let header = Header::new(
+        BundleKind::Sweep,
+        SourceRef {
+            name: "sweep".into(),
+            path: "checks".into(),
+            copy: None,
+            sha256: "0".repeat(64),
+        },
+        Vec::new(),
+        redactor.classes(),
+    );
+    let mut writer =
+        BundleWriter::create(dir.path(), header, redactor, SyncPolicy::Batched(64)).unwrap();
+    let mut builder = SummaryBuilder::new("run", "sweep", "t");
+    let events = [
+        Event::RunStart {
+            steps: vec![planned("a", &[], false), planned("b", &[], false)],
+            on_escalate: "continue".into(),
+            allow_mutations: false,
+            mutation_tags: Vec::new(),
+            only: Vec::new(),
+        },
+        Event::StepPass {
+            step: "a".into(),
+            kind: "http".into(),
+            title: Some("front page".into()),
+            target: "GET https://example.test/a".into(),
+            rendered: None,
+            max_attempts: 3,
+            timeout_ms: 2_000,
+            duration_ms: 12.5,
+            detail: Map::new(),
+            blobs: Vec::new(),
+        },
+        start("b"),
+    ];
+    for event in events {
+        let (seq, redacted) = writer.record(event).unwrap();
+        builder.observe(seq, &redacted);
+    }
+    let summary = builder.finish();
+    let a = &summary.steps[0];
+    assert_eq!(a.id, "a");
+    assert_eq!(a.verdict, Some(StepVerdict::Pass));
+    assert_eq!((a.attempts, a.max_attempts), (1, 3));
+    assert_eq!(a.attempt_durations_ms, vec![12.5]);
+    assert_eq!(a.duration_ms, 12.5);
+    assert_eq!(a.title.as_deref(), Some("front page"));
+    assert_eq!(a.seq_range, (1, 1));
+    assert_eq!(a.verdict_label(), "pass");
+    assert_eq!(summary.steps[1].verdict, None);
+}
+
+#[test]
+fn a_large_sweep_table_shows_failures_and_the_slowest_passes_then_counts_the_rest() {
+    use crate::sweep::run::{CheckReport, CheckVerdict, SweepReport};
+    use crate::sweep::stats::LatencyStats;
+    let check = |i: usize, verdict: CheckVerdict| CheckReport {
+        id: format!("c{i:04}"),
+        kind: "http",
+        tags: Vec::new(),
+        verdict,
+        attempts: 1,
+        attempts_total: 1,
+        latency: LatencyStats::from_samples(&[i as f64]),
+        reason: (verdict == CheckVerdict::Fail).then(|| "status 500, want 200".to_string()),
+        baseline_p95_ms: None,
+        samples: None,
+    };
+    let mut checks: Vec<CheckReport> = (0..1000).map(|i| check(i, CheckVerdict::Pass)).collect();
+    checks[17] = check(17, CheckVerdict::Fail);
+    checks[400] = check(400, CheckVerdict::Flaky);
+    let report = SweepReport {
+        run_id: "r".into(),
+        started_at: "t".into(),
+        duration_ms: 1.0,
+        verdict: RunVerdict::Escalated,
+        counts: BTreeMap::new(),
+        checks,
+    };
+    let text = table::render_checks(&report);
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("│ c0")).collect();
+    assert_eq!(rows.len(), 12, "{text}");
+    assert!(
+        rows[0].contains("c0017") && rows[0].contains("fail"),
+        "{text}"
+    );
+    assert!(
+        rows[1].contains("c0400") && rows[1].contains("flaky"),
+        "{text}"
+    );
+    // The ten slowest passes, slowest first.
+    assert!(
+        rows[2].contains("c0999") && rows[11].contains("c0990"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("… 988 more checks not shown (988 passing, 0 not passing); every check is in the bundle's summary.md and junit.xml"),
+        "{text}"
+    );
+
+    // A small sweep lists every check.
+    let small = SweepReport {
+        checks: report.checks[..100].to_vec(),
+        ..report
+    };
+    let text = table::render_checks(&small);
+    assert_eq!(text.lines().filter(|l| l.contains("│ c0")).count(), 100);
+    assert!(!text.contains("not shown"));
+}

@@ -133,25 +133,26 @@ pub(crate) fn parse_steps(
         }
     };
     let line_starts = line_starts(source);
-    items
-        .iter()
-        .filter_map(|item| match item.get_ref() {
-            DeValue::Table(table) => Some(parse_step(
-                &line_starts,
+    // Sized once: `collect` from `filter_map` would grow by doubling, and a
+    // sweep's file may hold 100,000 steps of about 1 KB each.
+    let mut steps = Vec::with_capacity(items.len());
+    steps.extend(items.iter().filter_map(|item| match item.get_ref() {
+        DeValue::Table(table) => Some(parse_step(
+            &line_starts,
+            item.span(),
+            table,
+            noun,
+            diagnostics,
+        )),
+        _ => {
+            diagnostics.push(Diagnostic::new(
+                format!("each {noun} must be a table"),
                 item.span(),
-                table,
-                noun,
-                diagnostics,
-            )),
-            _ => {
-                diagnostics.push(Diagnostic::new(
-                    format!("each {noun} must be a table"),
-                    item.span(),
-                ));
-                None
-            }
-        })
-        .collect()
+            ));
+            None
+        }
+    }));
+    steps
 }
 
 fn parse_step(

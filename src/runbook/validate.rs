@@ -165,28 +165,29 @@ pub(crate) fn validate_steps(
     }
     check_dependencies(steps, &index, diagnostics);
 
-    steps
-        .iter()
-        .filter_map(|raw| {
-            Some(Step {
-                id: raw.id()?.to_string(),
-                title: raw.title.clone(),
-                check: raw.spec.clone()?,
-                depends_on: raw.depends_on.iter().map(|(d, _)| d.clone()).collect(),
-                policy: raw.policy,
-                mutating: raw.mutating,
-                hint: raw.hint.clone(),
-                owner: raw.owner.clone(),
-                collect: raw.collect.clone(),
-                when: raw.when.clone(),
-                tags: raw.tags.clone(),
-                uses_captures_of: capture_sources(&raw.templates),
-                line: raw.line,
-                // Set by the loader, which knows the file.
-                base_dir: PathBuf::new(),
-            })
+    // Sized once (see `parse_steps`). The raw steps are not read after
+    // this, so their check specs move (not copy) into the steps.
+    let mut valid = Vec::with_capacity(steps.len());
+    valid.extend(steps.iter_mut().filter_map(|raw| {
+        Some(Step {
+            id: raw.id()?.to_string(),
+            title: raw.title.take(),
+            check: raw.spec.take()?,
+            depends_on: raw.depends_on.iter().map(|(d, _)| d.clone()).collect(),
+            policy: raw.policy,
+            mutating: raw.mutating,
+            hint: raw.hint.clone(),
+            owner: raw.owner.clone(),
+            collect: raw.collect.clone(),
+            when: raw.when.clone(),
+            tags: raw.tags.clone(),
+            uses_captures_of: capture_sources(&raw.templates),
+            line: raw.line,
+            // Set by the loader, which knows the file.
+            base_dir: PathBuf::new(),
         })
-        .collect()
+    }));
+    valid
 }
 
 /// The steps whose captures `templates` use, each once, in order.

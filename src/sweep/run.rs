@@ -276,6 +276,8 @@ pub async fn run_sweep(
         owner: None,
         // A sweep changes nothing: its `webhook` checks send only rejection probes.
         mutations: Mutations::Forbidden,
+        // One record per first-attempt pass: a sweep's common case.
+        compact: true,
     };
     let mut verdicts: HashMap<&str, CheckVerdict> = HashMap::new();
     let mut reports: Vec<Option<CheckReport>> = vec![None; plan.checks.len()];

@@ -357,8 +357,16 @@ fn secrets_canary_never_leaves_a_sweep_in_any_encoding() {
     let checks = ws.write(
         "checks.toml",
         &format!(
-            "[secrets]\nrequired = [\"CANARY\"]\n\n{}",
-            leaky_steps("check", &server.url())
+            "[secrets]\nrequired = [\"CANARY\"]\n\n{}{}",
+            leaky_steps("check", &server.url()),
+            // The benchmark's shape: a bearer token header, default policy,
+            // passing on its first attempt (one compact `step.pass` record).
+            format_args!(
+                "\n[[check]]\nid = \"bearer\"\ncheck = \"http\"\nurl = \"{}/echo?token={{{{secret:CANARY}}}}\"\n\
+                 headers = {{ Authorization = \"Bearer {{{{secret:CANARY}}}}\" }}\n\
+                 expect = {{ status = 200, body_contains = \"go-json\" }}\n",
+                server.url()
+            )
         ),
     );
     let out = |name: &str| ws.path().join(name);
@@ -393,6 +401,24 @@ fn secrets_canary_never_leaves_a_sweep_in_any_encoding() {
     assert!(stdout.contains("mismatch"), "{stdout}");
     let files = assert_files_clean(&ws.artifacts());
     assert!(files >= 6, "only {files} files in the sweep's bundle");
+    // The checks that passed on their first attempt went through the
+    // compact path (one `step.pass` record, its echoed body as a blob).
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let events = events(Path::new(doc["bundle"].as_str().unwrap()));
+    for step in ["echo", "bearer", "big-body"] {
+        let pass = records(&events, "step.pass", Some(step));
+        assert_eq!(pass.len(), 1, "{step}: {events:?}");
+        assert!(records(&events, "attempt.start", Some(step)).is_empty());
+    }
+    let bearer = records(&events, "step.pass", Some("bearer"))[0];
+    // What was checked: the secret as its template (`rendered` is left out
+    // when it equals `target`).
+    let checked = bearer["rendered"].as_str().or(bearer["target"].as_str());
+    assert!(checked.unwrap().contains("{{secret:CANARY}}"), "{bearer}");
+    assert!(!records(&events, "step.pass", Some("echo"))[0]["blobs"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 }
 
 /// The suite's throwaway PostgreSQL (real password authentication).

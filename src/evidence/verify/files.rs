@@ -16,6 +16,7 @@ impl Verifier {
         for (line, record) in records {
             let refs: Vec<(String, Option<u64>)> = match &record.event {
                 Event::AttemptEnd { blobs, .. }
+                | Event::StepPass { blobs, .. }
                 | Event::Probe { blobs, .. }
                 | Event::Delivery { blobs, .. } => blobs
                     .iter()

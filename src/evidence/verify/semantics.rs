@@ -138,6 +138,43 @@ impl Verifier {
                     state.started = Some(seq);
                     state.max_attempts = Some(*max_attempts);
                 }
+                Event::StepPass {
+                    step, max_attempts, ..
+                } => {
+                    // step.start + attempt 1 + a passing attempt.end +
+                    // step.end, held to the same rules as the long form.
+                    attempts_total += 1;
+                    *verdict_counts
+                        .entry(StepVerdict::Pass.as_str())
+                        .or_default() += 1;
+                    let state = steps.entry(step.clone()).or_default();
+                    let mut issues = Vec::new();
+                    if state.started.is_some() || state.last_attempt > 0 {
+                        issues.push("step.pass for a step that already started".to_string());
+                    } else if state.ended.is_some() {
+                        issues.push("step.pass after its step.end".to_string());
+                    }
+                    if state.escalation.is_some() {
+                        issues.push("step.pass for a step with an escalation record".to_string());
+                    }
+                    if let Some(planned) = state.planned {
+                        if planned != *max_attempts {
+                            issues.push(format!(
+                                "max_attempts {max_attempts} differs from run.start's {planned}"
+                            ));
+                        }
+                    }
+                    issues.extend(policy_issues(state, 1, *max_attempts));
+                    for issue in issues {
+                        self.journal_problem(ATTEMPTS, line, at, format!("step {step:?}: {issue}"));
+                    }
+                    state.started = Some(seq);
+                    state.max_attempts = Some(*max_attempts);
+                    state.last_attempt = 1;
+                    state.last_verdict = Some(AttemptVerdict::Pass);
+                    state.attempt_ends.insert(1, seq);
+                    state.ended = Some(StepVerdict::Pass);
+                }
                 Event::AttemptStart { step, attempt, of } => {
                     attempts_total += 1;
                     let state = steps.entry(step.clone()).or_default();
