@@ -356,6 +356,7 @@ fn a_large_sweep_table_shows_failures_and_the_slowest_passes_then_counts_the_res
         verdict: RunVerdict::Escalated,
         counts: BTreeMap::new(),
         checks,
+        notifications: None,
     };
     let text = table::render_checks(&report);
     let rows: Vec<&str> = text.lines().filter(|l| l.contains("│ c0")).collect();

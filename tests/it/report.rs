@@ -166,6 +166,13 @@ fn merged_junit_of_three_shards_has_exactly_the_checks_of_the_unsharded_sweep() 
     let html = out.join("report.html");
     let output = report(&given, &["--html", html.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    // Each passing check's one `step.pass` record is one timeline mark.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(
+        page.matches("class=\"mark attempt-pass\"").count(),
+        13,
+        "one mark per passing check"
+    );
     let result = probe(&html, false);
     assert!(
         result["scrollWidth"].as_u64().unwrap() <= 390,

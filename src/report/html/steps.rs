@@ -68,6 +68,7 @@ impl<'a> StepRecords<'a> {
             for (_, event) in source.bundle.events() {
                 let step_id = match &*event {
                     Event::StepStart { step, .. }
+                    | Event::StepPass { step, .. }
                     | Event::AttemptEnd { step, .. }
                     | Event::Probe { step, .. } => step.clone(),
                     _ => continue,
@@ -85,6 +86,29 @@ impl<'a> StepRecords<'a> {
                     Event::StepStart {
                         target, rendered, ..
                     } => view.target = Some(rendered.unwrap_or(target)),
+                    // A sweep's first-attempt pass, in one record.
+                    Event::StepPass {
+                        target,
+                        rendered,
+                        max_attempts,
+                        duration_ms,
+                        blobs,
+                        ..
+                    } => {
+                        view.target = Some(rendered.unwrap_or(target));
+                        view.attempts.push(AttemptView {
+                            step: step_id,
+                            attempt: 1,
+                            of: max_attempts,
+                            verdict: AttemptVerdict::Pass,
+                            duration_ms,
+                            reason: None,
+                            class: None,
+                            no_retry: None,
+                            blobs,
+                            probes: Vec::new(),
+                        });
+                    }
                     Event::AttemptEnd {
                         attempt,
                         of,

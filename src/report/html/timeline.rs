@@ -92,6 +92,25 @@ pub fn render(out: &mut String, source: &SourceBundle, name_source: bool) {
                     label,
                 });
             }
+            // A sweep's first-attempt pass: its one attempt ended now.
+            Event::StepPass {
+                step,
+                max_attempts,
+                duration_ms,
+                ..
+            } => {
+                let row = row_of(step);
+                rows[row].marks.push(Mark {
+                    kind: MarkKind::Attempt(AttemptVerdict::Pass),
+                    start_ms: (at - duration_ms).max(0.0),
+                    end_ms: at,
+                    label: format!(
+                        "{step}: attempt 1/{max_attempts} {} in {}",
+                        verdict_word(AttemptVerdict::Pass),
+                        format_ms(*duration_ms)
+                    ),
+                });
+            }
             Event::Backoff {
                 step,
                 after_attempt,
