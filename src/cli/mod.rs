@@ -18,6 +18,7 @@ pub mod exit;
 mod init;
 mod inspect;
 mod log;
+mod progress;
 mod provenance;
 mod report;
 mod run;

@@ -60,7 +60,10 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
         baseline,
         resolver: args.resolver,
         // A bar only for a person watching: not into a pipe or a file.
-        progress: !args.json && std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
+        progress: (!args.json
+            && std::io::stdout().is_terminal()
+            && std::io::stderr().is_terminal())
+        .then(|| Arc::new(super::progress::TerminalProgress::new()) as _),
     };
     let redactor = Arc::new(Redactor::new(&plan.secrets.pairs()));
     crate::evidence::redact::set_log_redactor(redactor.clone());

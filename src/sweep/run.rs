@@ -8,11 +8,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::stream::{self, StreamExt};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::baseline::Baseline;
@@ -44,7 +43,7 @@ pub struct SweepPlan {
 }
 
 /// How to sweep.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SweepOptions {
     pub concurrency: usize,
     /// Runs of each check (each under the full retry policy).
@@ -52,8 +51,31 @@ pub struct SweepOptions {
     pub baseline: Option<(Baseline, f64)>,
     /// The DNS server for every host name (`--resolver`); the system's when `None`.
     pub resolver: Option<ResolverAddr>,
-    /// Draw a progress bar on stderr (the CLI decides: only on a terminal).
-    pub progress: bool,
+    /// Told of each finished check (the CLI draws a bar on a terminal).
+    pub progress: Option<Arc<dyn SweepProgress>>,
+}
+
+impl std::fmt::Debug for SweepOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SweepOptions")
+            .field("concurrency", &self.concurrency)
+            .field("samples", &self.samples)
+            .field("baseline", &self.baseline)
+            .field("resolver", &self.resolver)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// Someone following a sweep as it goes (a progress bar). Called from the
+/// sweep's task as checks finish: keep it cheap, it is on the hot path.
+pub trait SweepProgress: Send + Sync {
+    /// A round of `checks` checks starts.
+    fn start(&self, checks: u64);
+    /// One check finished (`report` is redacted, like the journal).
+    fn check_done(&self, report: &CheckReport);
+    /// The round is over (interrupted or not).
+    fn finish(&self);
 }
 
 /// How one check came out.
@@ -249,20 +271,10 @@ pub async fn run_sweep(
         only: Vec::new(),
     })?;
 
-    // Hidden unless the CLI saw a terminal: drawing costs nothing then.
-    let progress = if options.progress {
-        ProgressBar::new(plan.checks.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    progress.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} checks, {msg}, {per_sec}, ETA {eta} ({elapsed})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    progress.set_message("0 failing");
-    let failing = std::sync::atomic::AtomicU64::new(0);
+    let progress = options.progress.as_deref();
+    if let Some(progress) = progress {
+        progress.start(plan.checks.len() as u64);
+    }
 
     let journal = SharedJournal {
         inner: Mutex::new((bundle, observer)),
@@ -290,18 +302,12 @@ pub async fn run_sweep(
             let journal = &journal;
             let runner = &runner;
             let snapshot = &snapshot;
-            let progress = &progress;
-            let failing = &failing;
             async move {
                 let report =
                     sweep_check(plan, check, steps, runner, journal, snapshot, options).await;
-                if let Ok(report) = &report {
-                    if !report.verdict.healthy() && report.verdict != CheckVerdict::Regressed {
-                        let n = failing.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                        progress.set_message(format!("{n} failing"));
-                    }
+                if let (Ok(report), Some(progress)) = (&report, progress) {
+                    progress.check_done(report);
                 }
-                progress.inc(1);
                 report.map(|r| (index, r))
             }
         });
@@ -314,7 +320,9 @@ pub async fn run_sweep(
             reports[index] = Some(report);
         }
     }
-    progress.finish_and_clear();
+    if let Some(progress) = progress {
+        progress.finish();
+    }
 
     // `filter_map` (unlike `flatten`) lets `collect` reuse the allocation of
     // `reports` in place, since `Option<CheckReport>` has the same layout:
