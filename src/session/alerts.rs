@@ -117,6 +117,10 @@ pub async fn notify_changes(
         changes: changes.len(),
         ..Notifications::default()
     };
+    if changes.is_empty() {
+        // The common round: nothing to look up, nothing to send.
+        return Ok(Some(outcome));
+    }
     let file_of: HashMap<&str, usize> = plan
         .checks
         .iter()
