@@ -4,7 +4,7 @@
 //! A [`Template`] keeps its raw text: evidence records the template, never the
 //! expansion, so secret values only ever exist in memory.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ops::Range;
 
@@ -108,7 +108,7 @@ impl Template {
     /// nested in values that are deserialized whole (JSON bodies).
     pub fn parse_at(raw: &str, span: Range<usize>) -> Result<Self, String> {
         let mut template = Template::parse(raw)?;
-        template.span = span;
+        template.span = file_span(span);
         register(&template);
         Ok(template)
     }
@@ -248,6 +248,31 @@ thread_local! {
     /// check every placeholder of a step without each check kind listing its
     /// template fields by hand.
     static COLLECTOR: RefCell<Option<Vec<Template>>> = const { RefCell::new(None) };
+    /// Where the text being deserialized starts in its file.
+    static SPAN_OFFSET: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `f` (a deserialization of text that starts `offset` bytes into the
+/// file) so that the templates it produces have spans in the whole file: the
+/// loader parses a large check file section by section.
+pub fn with_span_offset<T>(offset: usize, f: impl FnOnce() -> T) -> T {
+    let previous = SPAN_OFFSET.with(|o| o.replace(offset));
+    let value = f();
+    SPAN_OFFSET.with(|o| o.set(previous));
+    value
+}
+
+/// The offset [`with_span_offset`] set (0 outside it); spans read from the
+/// parsed section are shifted by it to compare with templates' spans.
+pub fn span_offset() -> usize {
+    SPAN_OFFSET.with(Cell::get)
+}
+
+/// `span` of the text being deserialized, as a span of the whole file (see
+/// [`with_span_offset`]), for spans a parsed value keeps.
+pub fn file_span(span: Range<usize>) -> Range<usize> {
+    let offset = span_offset();
+    span.start + offset..span.end + offset
 }
 
 /// Runs `f` (a deserialization) and returns every [`Template`] it produced.

@@ -16,6 +16,7 @@ pub mod model;
 mod raw;
 pub mod schema;
 pub mod secrets;
+mod sections;
 mod step;
 pub mod validate;
 

@@ -16,7 +16,7 @@ use super::raw::{
 };
 use super::validate::RawStep;
 use crate::check::{CheckSpec, KINDS};
-use crate::core::diagnostics::{did_you_mean, line_of, line_starts, Diagnostic};
+use crate::core::diagnostics::{did_you_mean, line_of, Diagnostic};
 use crate::core::duration::HumanDuration;
 
 /// Keys every step has, whatever its kind; all other keys belong to the kind.
@@ -102,8 +102,12 @@ pub(crate) fn check_backoff(
     }
 }
 
+/// Reads the `[[step]]` list `node`. Its spans are `offset` bytes short of
+/// the file's (a section parsed on its own, or 0); `line_starts` are the
+/// whole file's, so the steps' spans and lines are the file's.
 pub(crate) fn parse_steps(
-    source: &str,
+    line_starts: &[usize],
+    offset: usize,
     key_span: Range<usize>,
     node: &Node<'_>,
     noun: &'static str,
@@ -132,18 +136,17 @@ pub(crate) fn parse_steps(
             return Vec::new();
         }
     };
-    let line_starts = line_starts(source);
     // Sized once: `collect` from `filter_map` would grow by doubling, and a
     // sweep's file may hold 100,000 steps of about 1 KB each.
     let mut steps = Vec::with_capacity(items.len());
     steps.extend(items.iter().filter_map(|item| match item.get_ref() {
-        DeValue::Table(table) => Some(parse_step(
-            &line_starts,
-            item.span(),
-            table,
-            noun,
-            diagnostics,
-        )),
+        DeValue::Table(table) => {
+            let header = item.span();
+            let line = line_of(line_starts, header.start + offset);
+            let mut step = parse_step(line, header, table, noun, diagnostics);
+            step.shift_spans(offset);
+            Some(step)
+        }
         _ => {
             diagnostics.push(Diagnostic::new(
                 format!("each {noun} must be a table"),
@@ -156,13 +159,12 @@ pub(crate) fn parse_steps(
 }
 
 fn parse_step(
-    line_starts: &[usize],
+    line: usize,
     header: Range<usize>,
     table: &DeTable<'_>,
     noun: &'static str,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> RawStep {
-    let line = line_of(line_starts, header.start);
     let mut step = RawStep::new(header.clone(), line, noun);
     let mut kind_entries = Vec::new();
     let label = match table.get("id").and_then(|id| id.get_ref().as_str()) {
@@ -311,7 +313,10 @@ fn untemplated_placeholders(
             _ => {}
         }
     }
+    // Templates' spans are the file's; the table's may be its section's.
+    let offset = crate::core::template::span_offset();
     let covered = |span: &Range<usize>| {
+        let span = span.start + offset..span.end + offset;
         templates.iter().map(|t| t.span()).any(|t| {
             t.start <= span.start && span.end <= t.end
                 || span.start <= t.start && t.end <= span.end && !t.is_empty()

@@ -51,6 +51,27 @@ pub(crate) struct RawStep {
 }
 
 impl RawStep {
+    /// Moves the spans read from a section parsed on its own (`offset` bytes
+    /// into the file) to the file's. Templates already have the file's spans
+    /// (see [`crate::core::template::with_span_offset`]).
+    pub(crate) fn shift_spans(&mut self, offset: usize) {
+        if offset == 0 {
+            return;
+        }
+        let shift = |span: &mut Range<usize>| *span = span.start + offset..span.end + offset;
+        shift(&mut self.header);
+        for (_, span) in self.id.iter_mut().chain(self.check.iter_mut()) {
+            shift(span);
+        }
+        for (_, span) in self
+            .depends_on
+            .iter_mut()
+            .chain(self.string_values.iter_mut())
+        {
+            shift(span);
+        }
+    }
+
     pub(crate) fn new(header: Range<usize>, line: usize, noun: &'static str) -> Self {
         let defaults = Defaults::default();
         RawStep {

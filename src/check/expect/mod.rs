@@ -193,9 +193,11 @@ impl<'de> Deserialize<'de> for JsonExpect {
                             help: None,
                         }]);
                     }
+                    // Kept with the check: the file's span, not its section's.
+                    let span = crate::core::template::file_span(key.span());
                     entries.push(JsonEntry {
                         path,
-                        key,
+                        key: Spanned::new(span, key.into_inner()),
                         expected,
                     });
                 }

@@ -446,7 +446,7 @@ impl Expected {
     /// Parses a spanned node.
     pub fn from_node(node: &Node) -> Self {
         Expected {
-            span: node.span(),
+            span: crate::core::template::file_span(node.span()),
             parsed: parse(node),
         }
     }

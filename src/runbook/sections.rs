@@ -1,0 +1,258 @@
+//! Splitting a check file's text at its top-level table headers, so that a
+//! large file can be parsed one table (one `[[check]]`) at a time. The split
+//! is conservative: anything it is not sure about gives `None`, and the
+//! caller parses the file whole.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+/// One top-level table: its name and where its text stands (from its header
+/// to the next section's header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Section<'a> {
+    pub name: &'a str,
+    pub range: Range<usize>,
+}
+
+/// The sections of `source`: each `[[check]]` (with its `[check.…]`
+/// sub-tables) and each other top-level `[name]` (with its `[name.…]`
+/// sub-tables). `None` when the file has key/values before the first header,
+/// another array of tables, a table written twice, a quoted or spaced header,
+/// or an unterminated string or array: the whole-file parser judges those.
+pub(crate) fn split(source: &str) -> Option<Vec<Section<'_>>> {
+    let mut sections: Vec<Section<'_>> = Vec::new();
+    let mut tables = BTreeSet::new();
+    let mut values = ValueScanner::default();
+    let mut offset = 0;
+    for line in source.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        if values.inside() {
+            values.scan(line)?;
+            continue;
+        }
+        let trimmed = line.trim_start();
+        if !trimmed.starts_with('[') {
+            let blank = trimmed.is_empty() || trimmed.starts_with('#');
+            if sections.is_empty() && !blank {
+                return None;
+            }
+            values.scan(line)?;
+            continue;
+        }
+        let header = Header::read(trimmed)?;
+        let current = sections.last().map(|s| s.name);
+        if header.dotted && current == Some(header.name) {
+            // `[check.expect]`, `[notify.slack]`: part of the table above.
+            continue;
+        }
+        let new_section = match (header.array, header.name) {
+            (true, "check") if !header.dotted => true,
+            (false, name) if name != "check" => tables.insert(name),
+            _ => false,
+        };
+        if !new_section {
+            return None;
+        }
+        if let Some(last) = sections.last_mut() {
+            last.range.end = start;
+        }
+        sections.push(Section {
+            name: header.name,
+            range: start..source.len(),
+        });
+    }
+    if values.inside() {
+        return None;
+    }
+    Some(sections)
+}
+
+/// A table header line: `[name]`, `[name.sub]`, `[[name]]`, `[[name.sub]]`
+/// with bare keys only, optionally followed by a comment.
+struct Header<'a> {
+    array: bool,
+    /// The first key of the path.
+    name: &'a str,
+    dotted: bool,
+}
+
+impl<'a> Header<'a> {
+    fn read(line: &'a str) -> Option<Self> {
+        let (array, rest) = match line.strip_prefix("[[") {
+            Some(rest) => (true, rest),
+            None => (false, line.strip_prefix('[')?),
+        };
+        let close = if array { "]]" } else { "]" };
+        let end = rest.find(']')?;
+        let (path, after) = rest.split_at(end);
+        let after = after.strip_prefix(close)?.trim_start();
+        if !(after.is_empty() || after.starts_with('#')) {
+            return None;
+        }
+        let bare = |key: &str| {
+            !key.is_empty()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !path.split('.').all(bare) {
+            return None;
+        }
+        let (name, dotted) = match path.split_once('.') {
+            Some((name, _)) => (name, true),
+            None => (path, false),
+        };
+        Some(Header {
+            array,
+            name,
+            dotted,
+        })
+    }
+}
+
+/// Whether the text read so far ends inside a value that spans lines (a
+/// multi-line string, an array): a line there that looks like a header is not
+/// one.
+#[derive(Default)]
+struct ValueScanner {
+    string: Option<Quote>,
+    /// Open `[` and `{` outside strings.
+    depth: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    Basic,
+    Literal,
+    MultiBasic,
+    MultiLiteral,
+}
+
+impl ValueScanner {
+    fn inside(&self) -> bool {
+        self.depth > 0 || self.string.is_some()
+    }
+
+    /// Reads one line (with its line ending); `None` on what it cannot
+    /// follow (a one-line string that does not end on its line, a stray
+    /// closing bracket).
+    fn scan(&mut self, line: &str) -> Option<()> {
+        let bytes = line.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let rest = &bytes[i..];
+            match self.string {
+                Some(Quote::Basic | Quote::MultiBasic) if rest[0] == b'\\' => i += 2,
+                Some(Quote::Basic) if rest[0] == b'"' => {
+                    self.string = None;
+                    i += 1;
+                }
+                Some(Quote::Literal) if rest[0] == b'\'' => {
+                    self.string = None;
+                    i += 1;
+                }
+                Some(Quote::Basic | Quote::Literal) if rest[0] == b'\n' => return None,
+                Some(Quote::MultiBasic) if rest.starts_with(b"\"\"\"") => {
+                    self.string = None;
+                    i += closing_quotes(rest, b'"');
+                }
+                Some(Quote::MultiLiteral) if rest.starts_with(b"'''") => {
+                    self.string = None;
+                    i += closing_quotes(rest, b'\'');
+                }
+                Some(_) => i += 1,
+                None => match rest[0] {
+                    b'#' => break,
+                    b'"' if rest.starts_with(b"\"\"\"") => {
+                        self.string = Some(Quote::MultiBasic);
+                        i += 3;
+                    }
+                    b'\'' if rest.starts_with(b"'''") => {
+                        self.string = Some(Quote::MultiLiteral);
+                        i += 3;
+                    }
+                    b'"' => {
+                        self.string = Some(Quote::Basic);
+                        i += 1;
+                    }
+                    b'\'' => {
+                        self.string = Some(Quote::Literal);
+                        i += 1;
+                    }
+                    b'[' | b'{' => {
+                        self.depth += 1;
+                        i += 1;
+                    }
+                    b']' | b'}' => {
+                        self.depth = self.depth.checked_sub(1)?;
+                        i += 1;
+                    }
+                    _ => i += 1,
+                },
+            }
+        }
+        match self.string {
+            Some(Quote::Basic | Quote::Literal) => None,
+            _ => Some(()),
+        }
+    }
+}
+
+/// How many quotes close a multi-line string at the start of `rest`: three,
+/// plus up to two that belong to its content (`""""` ends with one `"`).
+fn closing_quotes(rest: &[u8], quote: u8) -> usize {
+    3 + rest[3..]
+        .iter()
+        .take(2)
+        .take_while(|&&b| b == quote)
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(source: &str) -> Option<Vec<&str>> {
+        split(source).map(|sections| sections.iter().map(|s| s.name).collect())
+    }
+
+    #[test]
+    fn splits_at_top_level_headers_and_keeps_sub_tables() {
+        let source = "# c\n[secrets]\nrequired = ['T']\n[[check]]\nid = 'a'\n[check.expect]\nstatus = 200\n[[check]] # b\nid = 'b'\n[defaults]\nretries = 1\n";
+        let sections = split(source).unwrap();
+        let names: Vec<_> = sections.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["secrets", "check", "check", "defaults"]);
+        assert_eq!(
+            &source[sections[1].range.clone()],
+            "[[check]]\nid = 'a'\n[check.expect]\nstatus = 200\n"
+        );
+        assert_eq!(sections[3].range.end, source.len());
+    }
+
+    #[test]
+    fn a_header_inside_a_multi_line_string_or_array_is_not_one() {
+        let source = "[[check]]\nshell = \"\"\"\n[[check]]\n\"\"\"\nb = '''\n[x]\n'''\nc = [\n[1],\n]\n[[check]]\n";
+        assert_eq!(names(source).unwrap(), ["check", "check"]);
+        // Escaped quotes and a closing `""""` do not end the string early.
+        let source = "[[check]]\na = \"\"\"x\\\"\"\"\n[[check]]\n\"\"\"\"\n[[check]]\n";
+        assert_eq!(names(source).unwrap(), ["check", "check"]);
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_the_whole_file_parser() {
+        for source in [
+            "a = 1\n[[check]]\n",
+            "[[check]]\n[defaults]\n[defaults]\n",
+            "[check.x]\n[[check]]\n",
+            "[[step]]\n",
+            "[ check ]\n",
+            "[\"quoted\"]\n",
+            "[[check]]\na = \"\"\"\n",
+            "[[check]]\na = 'x\n",
+            "[[check]]\na = ]\n",
+        ] {
+            assert_eq!(names(source), None, "{source:?}");
+        }
+    }
+}
