@@ -336,13 +336,7 @@ impl BundleWriter {
                 {
                     self.flush()?;
                 } else if self.pending.len() >= MAX_BUFFERED {
-                    write_journal(
-                        &mut self.journal,
-                        &mut self.journal_sha,
-                        &self.pending,
-                        &mut self.reserve,
-                    )?;
-                    self.pending.clear();
+                    self.write_pending()?;
                 }
             }
         }
@@ -357,16 +351,22 @@ impl BundleWriter {
         Ok((seq, changed))
     }
 
+    /// Writes the buffered records to the journal (not synced).
+    fn write_pending(&mut self) -> io::Result<()> {
+        write_journal(
+            &mut self.journal,
+            &mut self.journal_sha,
+            &self.pending,
+            &mut self.reserve,
+        )?;
+        self.pending.clear();
+        Ok(())
+    }
+
     /// Writes buffered records and syncs the journal.
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.pending.is_empty() {
-            write_journal(
-                &mut self.journal,
-                &mut self.journal_sha,
-                &self.pending,
-                &mut self.reserve,
-            )?;
-            self.pending.clear();
+            self.write_pending()?;
         }
         if self.pending_records > 0 || self.sync == SyncPolicy::EveryRecord {
             self.journal.sync_data()?;
