@@ -517,6 +517,21 @@ pub enum AttemptVerdict {
     Interrupted,
 }
 
+/// A sweep's journal step for sample `k` of a check (`--samples K`):
+/// `ID#k`. Check ids cannot contain `#` (letters, digits, `_`, `-`).
+pub fn sample_step_id(check: &str, k: u32) -> String {
+    format!("{check}#{k}")
+}
+
+/// The check a sweep's journal step belongs to, and its sample number when
+/// it is one (`ID#k`); a step without a sample is the check itself.
+pub fn check_of_step(step: &str) -> (&str, Option<&str>) {
+    match step.split_once('#') {
+        Some((check, k)) => (check, Some(k)),
+        None => (step, None),
+    }
+}
+
 /// A sweep check's change of state between rounds, as `[notify]` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

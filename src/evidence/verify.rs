@@ -26,8 +26,8 @@ use super::seal::{
 use super::sign::{SIGNATURE_FILE, SIGNATURE_NAMESPACE};
 use super::signers::AllowedSigners;
 use crate::core::record::{
-    AttemptVerdict, BundleKind, EarlierPass, Event, Header, PlannedBackoff, Record, ResumedFrom,
-    RunVerdict, StateChange, StepVerdict, FORMAT_VERSION,
+    check_of_step, AttemptVerdict, BundleKind, EarlierPass, Event, Header, PlannedBackoff, Record,
+    ResumedFrom, RunVerdict, StateChange, StepVerdict, FORMAT_VERSION,
 };
 
 mod files;

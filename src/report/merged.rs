@@ -122,10 +122,7 @@ pub fn prometheus(set: &BundleSet) -> String {
             };
             if let crate::core::record::Event::RunStart { steps, .. } = &*event {
                 for planned in steps.iter().filter(|p| !p.tags.is_empty()) {
-                    let check = planned
-                        .id
-                        .split_once('#')
-                        .map_or(planned.id.as_str(), |(id, _)| id);
+                    let check = crate::core::record::check_of_step(&planned.id).0;
                     tags.insert(check.to_string(), planned.tags.clone());
                 }
             }

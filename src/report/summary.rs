@@ -82,11 +82,7 @@ impl RunSummary {
         let mut order: Vec<&str> = Vec::new();
         let mut by_check: HashMap<&str, Vec<&StepSummary>> = HashMap::new();
         for step in &self.steps {
-            // Check ids cannot contain `#` (letters, digits, `_`, `-`).
-            let id = step
-                .id
-                .split_once('#')
-                .map_or(step.id.as_str(), |(id, _)| id);
+            let id = crate::core::record::check_of_step(&step.id).0;
             let samples = by_check.entry(id).or_default();
             if samples.is_empty() {
                 order.push(id);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
-use crate::core::record::{Event, StateChange};
+use crate::core::record::{check_of_step, Event, StateChange};
 use crate::engine::notify::payload::{CheckChange, DIGEST_SUBJECT};
 use crate::engine::notify::{Message, Notifier};
 use crate::engine::{Cancel, Emit, RunScope};
@@ -43,11 +43,7 @@ impl CheckStates {
         };
         for (_, event) in bundle.events() {
             if let Event::Escalation(escalation) = &*event {
-                // With `--samples`, steps are `ID#k`.
-                let check = escalation
-                    .step
-                    .split_once('#')
-                    .map_or(escalation.step.as_str(), |(id, _)| id);
+                let check = check_of_step(&escalation.step).0;
                 states
                     .inherited
                     .insert(check.to_string(), bundle.header.started_at.clone());

@@ -171,10 +171,7 @@ fn journal_cases(summary: &RunSummary, kind: BundleKind) -> BTreeMap<String, (St
     let mut cases: BTreeMap<String, Vec<&StepSummary>> = BTreeMap::new();
     for step in &summary.steps {
         let id = match kind {
-            BundleKind::Sweep => step
-                .id
-                .split_once('#')
-                .map_or(step.id.as_str(), |(id, _)| id),
+            BundleKind::Sweep => crate::core::record::check_of_step(&step.id).0,
             _ => step.id.as_str(),
         };
         cases.entry(id.to_string()).or_default().push(step);

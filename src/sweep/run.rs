@@ -238,7 +238,7 @@ pub async fn run_sweep(
                 (1..=samples)
                     .map(|k| {
                         let mut step = check.step.clone();
-                        step.id = format!("{}#{k}", check.step.id);
+                        step.id = crate::core::record::sample_step_id(&check.step.id, k);
                         step
                     })
                     .collect()

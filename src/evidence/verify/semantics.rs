@@ -435,12 +435,7 @@ impl Verifier {
                                     std::ops::Bound::Included(step.as_str()),
                                     std::ops::Bound::Unbounded,
                                 ))
-                                .take_while(|(id, _)| {
-                                    *id == step
-                                        || id
-                                            .strip_prefix(step.as_str())
-                                            .is_some_and(|rest| rest.starts_with('#'))
-                                })
+                                .take_while(|(id, _)| check_of_step(id).0 == step)
                                 .map(|(_, s)| s)
                                 .collect();
                             let escalated = samples.iter().any(|s| s.escalation.is_some());

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::esc;
-use crate::core::record::{AttemptVerdict, Event, StepVerdict};
+use crate::core::record::{check_of_step, AttemptVerdict, Event, StepVerdict};
 use crate::core::BlobRef;
 use crate::report::bundle_set::{BundleSet, SourceBundle, Suite};
 use crate::report::table::format_ms;
@@ -73,10 +73,7 @@ impl<'a> StepRecords<'a> {
                     | Event::Probe { step, .. } => step.clone(),
                     _ => continue,
                 };
-                let check = step_id
-                    .split_once('#')
-                    .map_or(step_id.as_str(), |(id, _)| id)
-                    .to_string();
+                let check = check_of_step(&step_id).0.to_string();
                 let view = steps.entry(check).or_insert_with(|| StepView {
                     source,
                     target: None,
@@ -323,10 +320,9 @@ fn attempt_item(
         AttemptVerdict::Timeout => "timed out",
         AttemptVerdict::Interrupted => "interrupted",
     };
-    let sample = a
-        .step
-        .split_once('#')
-        .map(|(_, k)| format!("sample {k}, "))
+    let sample = check_of_step(&a.step)
+        .1
+        .map(|k| format!("sample {k}, "))
         .unwrap_or_default();
     let _ = write!(
         out,
