@@ -198,8 +198,16 @@ pub struct Record {
 pub enum Event {
     #[serde(rename = "run.start")]
     RunStart {
-        /// Every step the run knows of, with its policy, in file order.
+        /// Every step the run knows of, with its policy, in file order; or,
+        /// when `planned` is given, the first of them (the rest follow in
+        /// `plan` records).
         steps: Vec<PlannedStep>,
+        /// How many steps the run announces in all, here and in `plan`
+        /// records. Given by sweeps, which announce their checks in chunks so
+        /// that no record grows with the number of checks; absent when
+        /// `steps` is the whole plan (runbook runs, older bundles).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        planned: Option<u64>,
         on_escalate: String,
         #[serde(default)]
         allow_mutations: bool,
@@ -210,6 +218,11 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         only: Vec<String>,
     },
+    /// More of the plan announced in `run.start`: the next steps, each
+    /// announced before its first record. A sweep writes one per chunk of
+    /// checks as it reaches them.
+    #[serde(rename = "plan")]
+    Plan { steps: Vec<PlannedStep> },
     #[serde(rename = "step.start")]
     StepStart {
         step: String,
@@ -372,6 +385,7 @@ impl Event {
     pub fn type_name(&self) -> &'static str {
         match self {
             Event::RunStart { .. } => "run.start",
+            Event::Plan { .. } => "plan",
             Event::StepStart { .. } => "step.start",
             Event::AttemptStart { .. } => "attempt.start",
             Event::StepPass { .. } => "step.pass",
@@ -400,6 +414,7 @@ impl Event {
             | Event::Notify { step, .. } => Some(step),
             Event::Escalation(e) => Some(&e.step),
             Event::RunStart { .. }
+            | Event::Plan { .. }
             | Event::RunEnd { .. }
             | Event::Delivery { .. }
             | Event::EvidenceError { .. } => None,

@@ -173,6 +173,7 @@ pub async fn drive_runbook<P: Probe>(
     let selected = select_steps(runbook, &options.only);
 
     journal.emit(Event::RunStart {
+        planned: None,
         steps: runbook.steps.iter().map(planned_step).collect(),
         on_escalate: match runbook.meta.on_escalate {
             OnEscalate::Continue => "continue".into(),

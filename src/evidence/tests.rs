@@ -163,6 +163,7 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
     )
     .expect("create bundle");
     w.append(&Event::RunStart {
+        planned: None,
         steps: vec![planned("health"), planned("api"), planned("db")],
         on_escalate: "continue".to_string(),
         allow_mutations: false,
@@ -819,6 +820,7 @@ fn secret_scan_finds_planted_canary_without_printing_it() {
     )
     .unwrap();
     w.append(&Event::RunStart {
+        planned: None,
         steps: Vec::new(),
         on_escalate: "continue".to_string(),
         allow_mutations: false,
@@ -893,6 +895,7 @@ fn sweep_with_interleaved_steps_and_listen_deliveries_verify() {
     )
     .unwrap();
     w.append(&Event::RunStart {
+        planned: None,
         steps: vec![planned("a"), planned("b")],
         on_escalate: "continue".to_string(),
         allow_mutations: false,
@@ -973,6 +976,7 @@ fn batched_writer_chains_twenty_thousand_records() {
     let n = 20_000u32;
     let steps: Vec<PlannedStep> = (0..n / 4).map(|i| planned(&format!("check-{i}"))).collect();
     w.append(&Event::RunStart {
+        planned: None,
         steps,
         on_escalate: "continue".to_string(),
         allow_mutations: false,
@@ -1093,6 +1097,7 @@ fn create_refuses_unsafe_names_and_reuse() {
     assert_eq!(w.head(), header_digest);
     let seq = w
         .append(&Event::RunStart {
+            planned: None,
             steps: Vec::new(),
             on_escalate: "halt".to_string(),
             allow_mutations: false,
@@ -1119,6 +1124,7 @@ fn write_resumed(
     header.resumed_from = resumed_from;
     let mut w = BundleWriter::create(root, header, redactor, SyncPolicy::EveryRecord).unwrap();
     w.append(&Event::RunStart {
+        planned: None,
         steps: vec![planned("health"), planned("db")],
         on_escalate: "continue".to_string(),
         allow_mutations: false,
@@ -1271,6 +1277,7 @@ fn write_compact_sweep(root: &Path, checks: u32, seal: bool) -> PathBuf {
         .collect();
     steps.push(planned("slow"));
     w.append(&Event::RunStart {
+        planned: None,
         steps,
         on_escalate: "continue".to_string(),
         allow_mutations: false,
@@ -1341,6 +1348,7 @@ fn sealed_sweep_of(root: &Path, records: &[Event]) -> PathBuf {
     h.source.name = "sweep".to_string();
     let mut w = BundleWriter::create(root, h, redactor, SyncPolicy::Batched(64)).unwrap();
     w.append(&Event::RunStart {
+        planned: None,
         steps: vec![planned("api")],
         on_escalate: "continue".to_string(),
         allow_mutations: false,
@@ -1449,4 +1457,119 @@ fn a_compact_sweep_journal_cut_mid_group_verifies_up_to_its_last_complete_record
         report.render_text()
     );
     assert!(report.warnings.iter().any(|w| w.contains("torn")));
+}
+
+/// One line of a sweep journal announced in chunks: a `plan` record naming
+/// these steps, or a `step.pass` of one step.
+enum PlanOp<'a> {
+    Plan(&'a [&'a str]),
+    Pass(&'a str),
+}
+
+/// A sealed sweep whose `run.start` announces `total` steps (or none, as a
+/// runbook run does) and names none itself; `ops` follow.
+fn write_sweep_planned_in_chunks(root: &Path, total: Option<u64>, ops: &[PlanOp<'_>]) -> PathBuf {
+    let redactor = Arc::new(Redactor::new(&[]));
+    let mut w = BundleWriter::create(
+        root,
+        header(BundleKind::Sweep, &redactor),
+        redactor,
+        SyncPolicy::Batched(8),
+    )
+    .unwrap();
+    w.append(&Event::RunStart {
+        planned: total,
+        steps: Vec::new(),
+        on_escalate: "continue".to_string(),
+        allow_mutations: false,
+        mutation_tags: Vec::new(),
+        only: Vec::new(),
+    })
+    .unwrap();
+    let mut passed = 0;
+    for op in ops {
+        match op {
+            PlanOp::Plan(ids) => w.append(&Event::Plan {
+                steps: ids.iter().map(|id| planned(id)).collect(),
+            }),
+            PlanOp::Pass(id) => {
+                passed += 1;
+                w.append(&step_pass(id, 3))
+            }
+        }
+        .unwrap();
+    }
+    w.append(&Event::RunEnd {
+        verdict: RunVerdict::Pass,
+        counts: BTreeMap::from([("pass".to_string(), passed)]),
+        duration_ms: 1.0,
+    })
+    .unwrap();
+    w.seal().unwrap()
+}
+
+#[test]
+fn a_sweep_may_announce_its_steps_in_plan_records_and_each_is_checked() {
+    use PlanOp::{Pass, Plan};
+    let root = tempfile::tempdir().unwrap();
+    let valid = write_sweep_planned_in_chunks(
+        &root.path().join("valid"),
+        Some(3),
+        &[
+            Plan(&["a", "b"]),
+            Pass("a"),
+            Pass("b"),
+            Plan(&["c"]),
+            Pass("c"),
+        ],
+    );
+    let report = verify(&valid);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "{}",
+        report.render_text()
+    );
+    assert!(
+        report.render_text().contains("3 planned"),
+        "{}",
+        report.render_text()
+    );
+
+    let cases: [(&str, Option<u64>, &[PlanOp<'_>], &str); 4] = [
+        (
+            "no-total",
+            None,
+            &[Plan(&["a"]), Pass("a")],
+            "plan record without a run.start that announces a total",
+        ),
+        (
+            "late",
+            Some(2),
+            &[Plan(&["a"]), Pass("a"), Pass("b"), Plan(&["b"])],
+            "step \"b\" planned after its first record",
+        ),
+        (
+            "twice",
+            Some(2),
+            &[Plan(&["a"]), Pass("a"), Plan(&["a"])],
+            "step \"a\" planned twice",
+        ),
+        (
+            "short",
+            Some(3),
+            &[Plan(&["a", "b"]), Pass("a"), Pass("b")],
+            "run.start announces 3 steps; run.start and the plan records name 2",
+        ),
+    ];
+    for (name, total, ops, message) in cases {
+        let dir = write_sweep_planned_in_chunks(&root.path().join(name), total, ops);
+        let report = verify(&dir);
+        assert_invalid_naming(&report, "events.jsonl", message);
+        assert!(
+            report.problems.iter().any(|p| p.message.contains(message)),
+            "{name}: {}",
+            report.render_text()
+        );
+    }
 }

@@ -116,11 +116,12 @@ pub fn prometheus(set: &BundleSet) -> String {
         // Tags as `run.start` announced them (samples `ID#k` share the check's).
         let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for source in set.sources_of(suite) {
-            // `run.start` is the first record.
-            let Some((_, event)) = source.bundle.events().next() else {
-                continue;
-            };
-            if let crate::core::record::Event::RunStart { steps, .. } = &*event {
+            // `run.start` and the `plan` records announce the steps.
+            for (_, event) in source.bundle.events() {
+                use crate::core::record::Event;
+                let (Event::RunStart { steps, .. } | Event::Plan { steps }) = &*event else {
+                    continue;
+                };
                 for planned in steps.iter().filter(|p| !p.tags.is_empty()) {
                     let check = crate::core::record::check_of_step(&planned.id).0;
                     tags.insert(check.to_string(), planned.tags.clone());

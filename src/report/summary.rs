@@ -194,7 +194,7 @@ impl RunObserver for SummaryBuilder {
         let event: &Event = event;
         self.summary.records = seq + 1;
         match event {
-            Event::RunStart { steps, .. } => {
+            Event::RunStart { steps, .. } | Event::Plan { steps } => {
                 self.summary.steps.reserve_exact(steps.len());
                 self.index.reserve(steps.len());
                 for planned in steps {

@@ -79,8 +79,8 @@ impl RunObserver for TerminalReporter {
     fn observe(&mut self, _seq: u64, event: &Redacted<Event>) {
         let event: &Event = event;
         match event {
-            Event::RunStart { steps, .. } => {
-                self.total = steps.len();
+            Event::RunStart { steps, planned, .. } => {
+                self.total = planned.map_or(steps.len(), |n| n as usize);
                 if let Some(bar) = &self.spinner {
                     bar.set_length(self.total as u64);
                 }

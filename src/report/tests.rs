@@ -98,6 +98,7 @@ fn backoff(step: &str, after: u32) -> Event {
 fn events() -> Vec<Event> {
     let leaked = format!("status 503, want 200; body: token={CANARY}");
     let mut events = vec![Event::RunStart {
+        planned: None,
         steps: vec![
             planned("health", &[], false),
             planned("db", &[], false),
@@ -293,6 +294,7 @@ fn a_step_pass_record_folds_into_one_passing_attempt() {
     let mut builder = SummaryBuilder::new("run", "sweep", "t");
     let events = [
         Event::RunStart {
+            planned: None,
             steps: vec![planned("a", &[], false), planned("b", &[], false)],
             on_escalate: "continue".into(),
             allow_mutations: false,

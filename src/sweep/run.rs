@@ -252,6 +252,7 @@ pub async fn run_sweep(
         }
     };
     bundle.append(&Event::RunStart {
+        planned: None,
         steps: (0..plan.checks.len())
             .flat_map(steps_of)
             .map(|s| PlannedStep {

@@ -46,6 +46,8 @@ impl Verifier {
         let mut blocked: Vec<(u64, u64, String)> = Vec::new();
         let mut planned: Vec<String> = Vec::new();
         let mut run_start_seen = false;
+        // `run.start`'s total of steps announced there and in `plan` records.
+        let mut announced_total: Option<u64> = None;
         let mut run_end: Option<(RunVerdict, BTreeMap<String, u32>)> = None;
         let mut verdict_counts: BTreeMap<&'static str, u32> = BTreeMap::new();
         let mut escalations = 0u32;
@@ -78,30 +80,44 @@ impl Verifier {
                         STEPS,
                         line,
                         at,
-                        format!("step {step:?} was not announced in run.start"),
+                        format!("step {step:?} was not announced in run.start or a plan record before it"),
                     );
                 }
             }
             match &record.event {
-                Event::RunStart { steps: plan, .. } => {
+                Event::RunStart {
+                    steps: plan,
+                    planned: total,
+                    ..
+                } => {
                     if run_start_seen {
                         self.journal_problem(STEPS, line, at, "second run.start");
                     } else if seq != 0 {
                         self.journal_problem(STEPS, line, at, "run.start is not the first record");
                     }
                     run_start_seen = true;
+                    announced_total = *total;
                     for p in plan {
-                        let state = steps.entry(p.id.clone()).or_default();
-                        if state.planned.is_some() {
-                            self.journal_problem(
-                                STEPS,
-                                line,
-                                at,
-                                format!("step {:?} planned twice", p.id),
-                            );
+                        if let Some(issue) = announce(&mut steps, p) {
+                            self.journal_problem(STEPS, line, at, issue);
                         }
-                        state.planned = Some(p.max_attempts);
-                        state.backoff = p.backoff;
+                        planned.push(p.id.clone());
+                        depends.insert(p.id.clone(), p.depends_on.clone());
+                    }
+                }
+                Event::Plan { steps: plan } => {
+                    if !run_start_seen || announced_total.is_none() {
+                        self.journal_problem(
+                            STEPS,
+                            line,
+                            at,
+                            "plan record without a run.start that announces a total",
+                        );
+                    }
+                    for p in plan {
+                        if let Some(issue) = announce(&mut steps, p) {
+                            self.journal_problem(STEPS, line, at, issue);
+                        }
                         planned.push(p.id.clone());
                         depends.insert(p.id.clone(), p.depends_on.clone());
                     }
@@ -561,6 +577,19 @@ impl Verifier {
                     "sealed bundle without a run.end record",
                 );
             }
+            if let Some(total) = announced_total {
+                if total != planned.len() as u64 {
+                    self.journal_problem(
+                        COMPLETE,
+                        last_line,
+                        None,
+                        format!(
+                            "run.start announces {total} steps; run.start and the plan records name {}",
+                            planned.len()
+                        ),
+                    );
+                }
+            }
             for id in &planned {
                 let state = &steps[id];
                 // An interrupted run stops before later steps start; those
@@ -649,6 +678,25 @@ impl Verifier {
         );
         run_end
     }
+}
+
+/// Records a step announced by `run.start` or a `plan` record; what is wrong
+/// with announcing it there, if anything.
+fn announce(
+    steps: &mut BTreeMap<String, StepState>,
+    p: &crate::core::record::PlannedStep,
+) -> Option<String> {
+    let state = steps.entry(p.id.clone()).or_default();
+    let issue = if state.planned.is_some() {
+        Some(format!("step {:?} planned twice", p.id))
+    } else if state.started.is_some() || state.ended.is_some() {
+        Some(format!("step {:?} planned after its first record", p.id))
+    } else {
+        None
+    };
+    state.planned = Some(p.max_attempts);
+    state.backoff = p.backoff;
+    issue
 }
 
 /// What is wrong with a `step.end` that says the step passed in the run this
