@@ -15,6 +15,7 @@ use crate::report;
 use crate::report::paint::Paint;
 use crate::session::alerts::CheckStates;
 use crate::session::sweep::{prune_rounds, sweep_round, SweepRound};
+use crate::session::SessionError;
 use crate::sweep::baseline::Baseline;
 use crate::sweep::input::{load_input, plan, InputError};
 use crate::sweep::run::{SweepOptions, SweepReport};
@@ -106,7 +107,10 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             &cancel,
         )
         .await
-        .map_err(|e| CliError::internal(e.to_string()))?;
+        .map_err(|e| match e {
+            SessionError::InputChanged(_) => CliError::invalid(e.to_string()),
+            e => CliError::internal(e.to_string()),
+        })?;
         let status = exit_status(&report);
         let Some(interval) = args.watch else {
             print_report(&args, &report, &bundle, &redactor);

@@ -117,11 +117,9 @@ pub async fn notify_changes(
         // The common round: nothing to look up, nothing to send.
         return Ok(Some(outcome));
     }
-    let file_of: HashMap<&str, usize> = plan
-        .checks
-        .iter()
-        .map(|c| (c.step.id.as_str(), c.vars))
-        .collect();
+    let changed: std::collections::HashSet<&str> =
+        changes.iter().map(|(check, _)| check.id.as_str()).collect();
+    let file_of = plan.files_of(&changed);
     // Per file: each change with when its failure began (for a recovery).
     let mut by_file: Vec<Vec<Change>> = vec![Vec::new(); plan.notify.len()];
     for (check, change) in changes {

@@ -67,6 +67,9 @@ pub enum SessionError {
     },
     #[error("cannot write the evidence bundle: {0}")]
     Write(std::io::Error),
+    /// A check file changed while a sweep that streams its checks ran.
+    #[error("{0}")]
+    InputChanged(std::io::Error),
     #[error("cannot write {what} {}: {source}", .path.display())]
     Output {
         what: &'static str,

@@ -91,19 +91,26 @@ pub async fn sweep_round(
         source,
     })?;
     args.provenance.arm(&mut bundle);
-    let write_failed = SessionError::Write;
+    let write_failed = |e: std::io::Error| {
+        if crate::sweep::plan::InputChanged::is(&e) {
+            SessionError::InputChanged(e)
+        } else {
+            SessionError::Write(e)
+        }
+    };
     for (i, file) in input.files.iter().enumerate() {
         let name = file
             .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let source = input.source(i).map_err(write_failed)?;
         bundle
-            .write_file(&format!("inputs/{i:03}-{name}"), file.source.as_bytes())
+            .write_file(&format!("inputs/{i:03}-{name}"), source.as_bytes())
             .map_err(write_failed)?;
     }
     let mut summary = SummaryBuilder::new(bundle.run_id(), args.name, &started_at);
-    summary.reserve_steps(plan.checks.len() * args.samples.max(1) as usize);
+    summary.reserve_steps(plan.len * args.samples.max(1) as usize);
     let mut report = run_sweep(plan, options, &mut bundle, &mut summary, cancel)
         .await
         .map_err(write_failed)?;

@@ -1,13 +1,17 @@
 //! What a sweep reads: files and folders of check definitions
-//! (`checks/*.toml`), narrowed by `--only` and `--shard`.
+//! (`checks/*.toml`), validated, narrowed by `--only` and `--shard` into a
+//! [`SweepPlan`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::run::{SweepCheck, SweepPlan};
-use super::select::{glob_matches, Shard};
+use super::plan::{
+    hold_max_checks, FileIndex, InputChanged, PlanFile, Selection, SweepCheck, SweepPlan,
+};
+use super::select::Shard;
 use crate::runbook::load::load_check_file;
 use crate::runbook::model::{CheckFile, SecretsConfig};
 use crate::runbook::{LoadError, SecretStore};
@@ -26,9 +30,41 @@ pub enum InputError {
 
 /// The loaded input before selection.
 pub struct SweepInput {
+    /// Every file, validated. When the input is too large to hold (see
+    /// [`hold_max_checks`]), each file's `checks` and `source` are dropped
+    /// once validated and [`SweepInput::indexes`] stands for them.
     pub files: Vec<CheckFile>,
+    /// Each file's ids and dependencies.
+    pub indexes: Vec<FileIndex>,
+    /// SHA-256 hex of each file's bytes.
+    pub hashes: Vec<String>,
+    /// Whether `files` hold their checks and sources.
+    pub held: bool,
     /// SHA-256 hex over the sorted `<path> <sha256>` lines of the files.
     pub digest: String,
+}
+
+impl SweepInput {
+    /// The text of file `i` as it was validated (read again when not held;
+    /// an error when it changed since).
+    pub fn source(&self, i: usize) -> std::io::Result<Cow<'_, str>> {
+        let file = &self.files[i];
+        if self.held {
+            return Ok(Cow::Borrowed(&file.source));
+        }
+        let changed = |why: String| {
+            std::io::Error::other(InputChanged(format!(
+                "{}: {why}; the sweep validated it when it started (run it again)",
+                file.path.display()
+            )))
+        };
+        let source = std::fs::read_to_string(&file.path)
+            .map_err(|e| changed(format!("cannot be read again: {e}")))?;
+        if hex::encode(Sha256::digest(source.as_bytes())) != self.hashes[i] {
+            return Err(changed("changed during the sweep".to_string()));
+        }
+        Ok(Cow::Owned(source))
+    }
 }
 
 /// Every `.toml` file named, or inside a named folder (not recursive), sorted.
@@ -66,64 +102,131 @@ pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
 }
 
 /// Loads every file; all diagnostics of all files are reported together.
+/// Holds the checks when there are at most [`hold_max_checks`] of them.
 pub fn load_input(paths: &[PathBuf]) -> Result<SweepInput, InputError> {
-    let mut files = Vec::new();
+    load_input_holding(paths, hold_max_checks())
+}
+
+/// [`load_input`], holding at most `hold_max` checks.
+pub fn load_input_holding(paths: &[PathBuf], hold_max: usize) -> Result<SweepInput, InputError> {
+    let mut input = SweepInput {
+        files: Vec::new(),
+        indexes: Vec::new(),
+        hashes: Vec::new(),
+        held: true,
+        digest: String::new(),
+    };
     let mut problems = Vec::new();
-    let mut lines = Vec::new();
+    let mut total = 0;
     for path in input_files(paths)? {
         let source = std::fs::read_to_string(&path).map_err(|source| InputError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        lines.push(format!(
-            "{} {}",
-            path.display(),
-            hex::encode(Sha256::digest(source.as_bytes()))
-        ));
+        let sha256 = hex::encode(Sha256::digest(source.as_bytes()));
         match load_check_file(&path, &source) {
-            Ok(file) => files.push(file),
+            Ok(mut file) => {
+                total += file.checks.len();
+                input.indexes.push(FileIndex::of(&file.checks));
+                input.hashes.push(sha256);
+                if input.held && total > hold_max {
+                    input.held = false;
+                    input.files.iter_mut().for_each(drop_checks);
+                }
+                if !input.held {
+                    drop_checks(&mut file);
+                }
+                input.files.push(file);
+            }
             Err(LoadError::Invalid { rendered, .. }) => problems.push(rendered),
             Err(other) => problems.push(other.to_string()),
         }
     }
-    let mut seen: HashMap<&str, &Path> = HashMap::new();
-    for file in &files {
-        for step in &file.checks {
-            if let Some(first) = seen.insert(&step.id, &file.path) {
-                problems.push(format!(
-                    "error: check id `{}` appears in {} and {}; ids must be unique across a sweep",
-                    step.id,
-                    first.display(),
-                    file.path.display()
-                ));
-            }
-        }
-    }
+    problems.extend(duplicate_ids(&input));
     if !problems.is_empty() {
         return Err(InputError::Invalid(problems.join("\n")));
     }
+    let mut lines: Vec<String> = input
+        .files
+        .iter()
+        .zip(&input.hashes)
+        .map(|(file, sha256)| format!("{} {sha256}", file.path.display()))
+        .collect();
     lines.sort();
-    Ok(SweepInput {
-        digest: hex::encode(Sha256::digest(lines.join("\n").as_bytes())),
-        files,
-    })
+    input.digest = hex::encode(Sha256::digest(lines.join("\n").as_bytes()));
+    Ok(input)
+}
+
+/// Frees what a streamed sweep reads again from the file.
+fn drop_checks(file: &mut CheckFile) {
+    file.checks = Vec::new();
+    file.source = String::new();
+}
+
+/// "check id `x` appears in a.toml and b.toml" for each id found in two
+/// files (each file has checked its own ids). Compares 8-byte hashes first,
+/// so that a million ids need 16 MB, not a map of strings.
+fn duplicate_ids(input: &SweepInput) -> Vec<String> {
+    let hash = |id: &str| {
+        let digest = Sha256::digest(id.as_bytes());
+        u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+    };
+    let mut hashes: Vec<(u64, u32)> = Vec::new();
+    for (file, index) in input.indexes.iter().enumerate() {
+        hashes.extend(index.ids().map(|id| (hash(id), file as u32)));
+    }
+    hashes.sort_unstable();
+    let mut suspects: HashSet<u64> = HashSet::new();
+    for pair in hashes.windows(2) {
+        if pair[0].0 == pair[1].0 && pair[0].1 != pair[1].1 {
+            suspects.insert(pair[0].0);
+        }
+    }
+    drop(hashes);
+    if suspects.is_empty() {
+        return Vec::new();
+    }
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    let mut problems = Vec::new();
+    for (file, index) in input.indexes.iter().enumerate() {
+        for id in index.ids().filter(|id| suspects.contains(&hash(id))) {
+            match first.get(id) {
+                Some(&earlier) if earlier != file => problems.push(format!(
+                    "error: check id `{id}` appears in {} and {}; ids must be unique across a sweep",
+                    input.files[earlier].path.display(),
+                    input.files[file].path.display()
+                )),
+                Some(_) => {}
+                None => {
+                    first.insert(id, file);
+                }
+            }
+        }
+    }
+    problems
 }
 
 /// Narrows the input to a plan: `only` globs select checks (with what they
-/// depend on); `shard` keeps one stable part. The checks move from `input`
-/// into the plan (a sweep may hold 100,000 of them: no copies); the input keeps
-/// its paths and sources for the bundle. A check and the checks it depends
-/// on always share a shard, so blocking still works when a sweep is split.
+/// depend on); `shard` keeps one stable part (see [`Selection`]). Held checks
+/// move from `input` into the plan (no copies); the input keeps its paths
+/// and sources for the bundle.
 pub fn plan(
     input: &mut SweepInput,
     only: &[String],
     shard: Option<Shard>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(SweepPlan, Vec<String>), InputError> {
-    let total = input.files.iter().map(|f| f.checks.len()).sum();
-    let mut all: Vec<SweepCheck> = Vec::with_capacity(total);
+    let selection = Selection::new(&input.indexes, only, shard).map_err(InputError::Invalid)?;
+    let len = input
+        .indexes
+        .iter()
+        .flat_map(FileIndex::ids)
+        .filter(|id| selection.keeps(id))
+        .count();
+    let mut held = input.held.then(|| Vec::with_capacity(len));
     let mut vars: Vec<BTreeMap<String, String>> = Vec::new();
     let mut notify = Vec::new();
+    let mut files = Vec::new();
     let mut secrets_config = SecretsConfig::default();
     for (file_index, file) in input.files.iter_mut().enumerate() {
         vars.push(file.vars.clone());
@@ -138,42 +241,22 @@ pub fn plan(
                 secrets_config.required.push(name.clone());
             }
         }
-        for step in std::mem::take(&mut file.checks) {
-            all.push(SweepCheck {
-                step,
-                vars: file_index,
-            });
+        if let Some(held) = &mut held {
+            held.extend(
+                std::mem::take(&mut file.checks)
+                    .into_iter()
+                    .filter(|step| selection.keeps(&step.id))
+                    .map(|step| SweepCheck {
+                        step,
+                        vars: file_index,
+                    }),
+            );
         }
-    }
-    let by_id: HashMap<&str, &SweepCheck> = all.iter().map(|c| (c.step.id.as_str(), c)).collect();
-
-    let mut keep: HashSet<String> = if only.is_empty() {
-        all.iter().map(|c| c.step.id.clone()).collect()
-    } else {
-        let mut selected = HashSet::new();
-        let mut pending: Vec<&str> = all
-            .iter()
-            .filter(|c| only.iter().any(|g| glob_matches(g, &c.step.id)))
-            .map(|c| c.step.id.as_str())
-            .collect();
-        if pending.is_empty() {
-            return Err(InputError::Invalid(format!(
-                "--only {}: matches no check",
-                only.join(" ")
-            )));
-        }
-        while let Some(id) = pending.pop() {
-            if selected.insert(id.to_string()) {
-                if let Some(check) = by_id.get(id) {
-                    pending.extend(check.step.depends_on.iter().map(String::as_str));
-                }
-            }
-        }
-        selected
-    };
-    if let Some(shard) = shard {
-        let keys = shard_keys(&all);
-        keep.retain(|id| shard.contains(keys.get(id.as_str()).copied().unwrap_or(id)));
+        files.push(PlanFile {
+            path: file.path.clone(),
+            sha256: input.hashes[file_index].clone(),
+            index: std::mem::take(&mut input.indexes[file_index]),
+        });
     }
 
     // Secrets: every file's env files, resolved against that file's folder.
@@ -203,58 +286,16 @@ pub fn plan(
         .optional
         .retain(|name| !required.contains(name));
     let names: Vec<String> = secrets_config.declared().map(str::to_string).collect();
-    let checks = all
-        .into_iter()
-        .filter(|c| keep.contains(&c.step.id))
-        .collect();
     Ok((
         SweepPlan {
-            checks,
+            held,
+            files,
+            selection,
+            len,
             vars,
             notify,
             secrets,
         },
         names,
     ))
-}
-
-/// The id each check is sharded by: the smallest id of its dependency
-/// component (checks linked by `depends_on`, in either direction). Sharding by
-/// the component, not by the check's own roots, keeps a check that depends on
-/// two roots in the same shard as both of them (and as its dependants).
-fn shard_keys(all: &[SweepCheck]) -> HashMap<&str, &str> {
-    fn find(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    let index: HashMap<&str, usize> = all
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.step.id.as_str(), i))
-        .collect();
-    let mut parent: Vec<usize> = (0..all.len()).collect();
-    for (i, check) in all.iter().enumerate() {
-        for dep in &check.step.depends_on {
-            if let Some(&j) = index.get(dep.as_str()) {
-                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                parent[a.max(b)] = a.min(b);
-            }
-        }
-    }
-    let mut smallest: HashMap<usize, &str> = HashMap::new();
-    for (i, check) in all.iter().enumerate() {
-        let root = find(&mut parent, i);
-        let id = check.step.id.as_str();
-        smallest
-            .entry(root)
-            .and_modify(|s| *s = (*s).min(id))
-            .or_insert(id);
-    }
-    all.iter()
-        .enumerate()
-        .map(|(i, check)| (check.step.id.as_str(), smallest[&find(&mut parent, i)]))
-        .collect()
 }

@@ -3,6 +3,7 @@
 
 pub mod baseline;
 pub mod input;
+pub mod plan;
 pub mod run;
 pub mod select;
 pub mod stats;

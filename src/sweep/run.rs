@@ -6,7 +6,8 @@
 //! `stream::iter(checks).map(run_check).buffer_unordered(concurrency)`.
 //! All checks share one journal; appends are short and synchronous.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -18,29 +19,12 @@ use super::baseline::Baseline;
 use super::stats::LatencyStats;
 use crate::check::resolve::ResolverAddr;
 use crate::check::Clients;
-use crate::core::record::{Event, PlannedStep, RunVerdict, StepVerdict};
+use crate::core::record::{sample_step_id, Event, PlannedStep, RunVerdict, StepVerdict};
 use crate::engine::{Cancel, CheckProbe, Emit, Mutations, RunObserver, RunScope, StepRunner};
 use crate::evidence::BundleWriter;
-use crate::runbook::model::{NotifyConfig, Step};
-use crate::runbook::SecretStore;
+use crate::runbook::model::Step;
 
-/// One check to sweep.
-#[derive(Debug, Clone)]
-pub struct SweepCheck {
-    pub step: Step,
-    /// Index into [`SweepPlan::vars`]: the `[vars]` of the file it came from.
-    pub vars: usize,
-}
-
-/// Everything a sweep runs, after loading, `--only` and `--shard`.
-#[derive(Debug, Clone, Default)]
-pub struct SweepPlan {
-    pub checks: Vec<SweepCheck>,
-    pub vars: Vec<BTreeMap<String, String>>,
-    /// Each file's `[notify]`, by the same index as [`SweepPlan::vars`].
-    pub notify: Vec<Option<Box<NotifyConfig>>>,
-    pub secrets: SecretStore,
-}
+pub use super::plan::{SweepCheck, SweepPlan};
 
 /// How to sweep.
 #[derive(Clone)]
@@ -226,46 +210,11 @@ pub async fn run_sweep(
     let blobs = bundle.blobs();
     let run_id = bundle.run_id().to_string();
     let samples = options.samples.max(1);
-
-    // With one sample (the default) each check runs as its own step, with no
-    // copy; with K samples each runs K times as `id#1`…`id#K`.
-    let sample_copies: Vec<Vec<Step>> = if samples == 1 {
-        Vec::new()
-    } else {
-        plan.checks
-            .iter()
-            .map(|check| {
-                (1..=samples)
-                    .map(|k| {
-                        let mut step = check.step.clone();
-                        step.id = crate::core::record::sample_step_id(&check.step.id, k);
-                        step
-                    })
-                    .collect()
-            })
-            .collect()
-    };
-    let steps_of = |index: usize| -> &[Step] {
-        match sample_copies.get(index) {
-            Some(copies) => copies,
-            None => std::slice::from_ref(&plan.checks[index].step),
-        }
-    };
+    // The steps are announced in `plan` records as the sweep reaches them:
+    // `run.start` gives only their number.
     bundle.append(&Event::RunStart {
-        planned: None,
-        steps: (0..plan.checks.len())
-            .flat_map(steps_of)
-            .map(|s| PlannedStep {
-                id: s.id.clone(),
-                kind: s.check.kind().to_string(),
-                max_attempts: s.policy.max_attempts(),
-                timeout_ms: s.policy.timeout.as_millis() as u64,
-                depends_on: s.depends_on.clone(),
-                mutating: false,
-                backoff: Some(s.policy.planned_backoff()),
-                tags: s.tags.clone(),
-            })
-            .collect(),
+        steps: Vec::new(),
+        planned: Some(plan.len as u64 * u64::from(samples)),
         on_escalate: "continue".into(),
         allow_mutations: false,
         mutation_tags: Vec::new(),
@@ -274,7 +223,7 @@ pub async fn run_sweep(
 
     let progress = options.progress.as_deref();
     if let Some(progress) = progress {
-        progress.start(plan.checks.len() as u64);
+        progress.start(plan.len as u64);
     }
 
     let journal = SharedJournal {
@@ -292,44 +241,80 @@ pub async fn run_sweep(
         // One record per first-attempt pass: a sweep's common case.
         compact: true,
     };
-    let mut verdicts: HashMap<&str, CheckVerdict> = HashMap::new();
-    let mut reports: Vec<Option<CheckReport>> = vec![None; plan.checks.len()];
+    // Only the verdicts of checks that others depend on are kept.
+    let depended: HashSet<&str> = plan
+        .files
+        .iter()
+        .flat_map(|f| f.index.depends.iter())
+        .flat_map(|(_, deps)| deps.iter().map(String::as_str))
+        .collect();
+    let mut verdicts: HashMap<String, CheckVerdict> = HashMap::new();
+    let mut reports: Vec<(usize, CheckReport)> = Vec::with_capacity(plan.len);
 
-    for level in dependency_levels(plan) {
-        let snapshot = verdicts.clone();
-        let runs = level.into_iter().map(|index| {
-            let check = &plan.checks[index];
-            let steps = steps_of(index);
-            let journal = &journal;
-            let runner = &runner;
-            let snapshot = &snapshot;
+    // First the checks that depend on no other check of the plan, streamed
+    // file by file; the others are set aside, then run in dependency levels
+    // so that the children of a failed check are reported blocked.
+    let mut announcer = Announcer::new(plan, &journal, samples);
+    let no_verdicts = HashMap::new();
+    {
+        let runs = stream::iter(announcer.by_ref()).map(|next| {
+            let (journal, runner, verdicts) = (&journal, &runner, &no_verdicts);
             async move {
+                let (position, check) = next?;
                 let report =
-                    sweep_check(plan, check, steps, runner, journal, snapshot, options).await;
-                if let (Ok(report), Some(progress)) = (&report, progress) {
-                    progress.check_done(report);
-                }
-                report.map(|r| (index, r))
+                    sweep_one(plan, &check, samples, runner, journal, verdicts, options).await?;
+                Ok::<_, io::Error>((position, report))
             }
         });
-        // Reports are stored as checks finish, not collected per level first:
-        // a large level would otherwise hold every report twice.
-        let mut finished = stream::iter(runs).buffer_unordered(options.concurrency.max(1));
+        let mut finished = runs.buffer_unordered(options.concurrency.max(1));
         while let Some(result) = finished.next().await {
-            let (index, report) = result?;
-            verdicts.insert(&plan.checks[index].step.id, report.verdict);
-            reports[index] = Some(report);
+            let (position, report) = result?;
+            if let Some(progress) = progress {
+                progress.check_done(&report);
+            }
+            if depended.contains(report.id.as_str()) {
+                verdicts.insert(report.id.clone(), report.verdict);
+            }
+            reports.push((position, report));
+        }
+    }
+    for level in dependency_levels(std::mem::take(&mut announcer.dependants)) {
+        for chunk in level.chunks(PLAN_CHUNK) {
+            announce(&journal, chunk.iter().map(|(_, check)| &**check), samples)?;
+        }
+        let snapshot = &verdicts;
+        let runs = level.iter().map(|(position, check)| {
+            let (journal, runner) = (&journal, &runner);
+            async move {
+                let report =
+                    sweep_one(plan, check, samples, runner, journal, snapshot, options).await?;
+                Ok::<_, io::Error>((*position, report))
+            }
+        });
+        let mut finished = stream::iter(runs).buffer_unordered(options.concurrency.max(1));
+        let mut done = Vec::new();
+        while let Some(result) = finished.next().await {
+            let (position, report) = result?;
+            if let Some(progress) = progress {
+                progress.check_done(&report);
+            }
+            done.push((position, report));
+        }
+        drop(finished);
+        for (position, report) in done {
+            if depended.contains(report.id.as_str()) {
+                verdicts.insert(report.id.clone(), report.verdict);
+            }
+            reports.push((position, report));
         }
     }
     if let Some(progress) = progress {
         progress.finish();
     }
 
-    // `filter_map` (unlike `flatten`) lets `collect` reuse the allocation of
-    // `reports` in place, since `Option<CheckReport>` has the same layout:
-    // one vector of N reports at the end of a sweep instead of two.
-    #[allow(clippy::filter_map_identity)]
-    let checks: Vec<CheckReport> = reports.into_iter().filter_map(|r| r).collect();
+    // In the order of the check files, whatever order they finished in.
+    reports.sort_unstable_by_key(|(position, _)| *position);
+    let checks: Vec<CheckReport> = reports.into_iter().map(|(_, report)| report).collect();
     let mut counts = BTreeMap::new();
     for check in &checks {
         *counts
@@ -378,7 +363,7 @@ async fn sweep_check(
     steps: &[Step],
     runner: &StepRunner<'_>,
     journal: &SharedJournal<'_>,
-    verdicts: &HashMap<&str, CheckVerdict>,
+    verdicts: &HashMap<String, CheckVerdict>,
     options: &SweepOptions,
 ) -> io::Result<CheckReport> {
     let mut report = CheckReport {
@@ -499,19 +484,157 @@ async fn sweep_check(
     Ok(report)
 }
 
-/// Check indexes grouped so that every check comes after the checks it
-/// depends on (dependencies outside the plan are ignored).
-fn dependency_levels(plan: &SweepPlan) -> Vec<Vec<usize>> {
-    let index: HashMap<&str, usize> = plan
-        .checks
+/// Steps announced per `plan` record.
+const PLAN_CHUNK: usize = 1_000;
+
+/// A check and its place in the plan (file order), for ordering reports.
+type Placed<'p> = (usize, Cow<'p, SweepCheck>);
+
+/// The checks that depend on no other check of the plan, in file order,
+/// each announced in a `plan` record (a chunk at a time) before it is
+/// handed out; the others are set aside in `dependants`.
+struct Announcer<'p, 'j, 'a> {
+    plan: &'p SweepPlan,
+    batches: Box<dyn Iterator<Item = io::Result<Vec<Cow<'p, SweepCheck>>>> + Send + 'p>,
+    /// The rest of the current batch, not yet announced.
+    batch: std::vec::IntoIter<Cow<'p, SweepCheck>>,
+    /// Announced, not yet handed out.
+    ready: std::collections::VecDeque<Placed<'p>>,
+    journal: &'j SharedJournal<'a>,
+    samples: u32,
+    position: usize,
+    dependants: Vec<Placed<'p>>,
+}
+
+impl<'p, 'j, 'a> Announcer<'p, 'j, 'a> {
+    fn new(plan: &'p SweepPlan, journal: &'j SharedJournal<'a>, samples: u32) -> Self {
+        Announcer {
+            plan,
+            batches: plan.batches(),
+            batch: Vec::new().into_iter(),
+            ready: std::collections::VecDeque::new(),
+            journal,
+            samples,
+            position: 0,
+            dependants: Vec::new(),
+        }
+    }
+
+    /// Announces the next chunk of checks; false when there are none left.
+    fn fill(&mut self) -> io::Result<bool> {
+        while self.ready.is_empty() {
+            if self.batch.len() == 0 {
+                match self.batches.next() {
+                    Some(batch) => self.batch = batch?.into_iter(),
+                    None => return Ok(false),
+                }
+            }
+            for check in self.batch.by_ref() {
+                let position = self.position;
+                self.position += 1;
+                let selection = &self.plan.selection;
+                if check.step.depends_on.iter().any(|dep| selection.keeps(dep)) {
+                    self.dependants.push((position, check));
+                    continue;
+                }
+                self.ready.push_back((position, check));
+                if self.ready.len() == PLAN_CHUNK {
+                    break;
+                }
+            }
+            let checks = self.ready.iter().map(|(_, check)| &**check);
+            announce(self.journal, checks, self.samples)?;
+        }
+        Ok(true)
+    }
+}
+
+impl<'p> Iterator for Announcer<'p, '_, '_> {
+    type Item = io::Result<Placed<'p>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.fill() {
+            Ok(true) => self.ready.pop_front().map(Ok),
+            Ok(false) => None,
+            // Once: the sweep stops at the first error it is handed.
+            Err(e) => {
+                self.batches = Box::new(std::iter::empty());
+                self.batch = Vec::new().into_iter();
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Writes a `plan` record announcing the steps of `checks` (each sample of
+/// each with `--samples`); nothing for no checks.
+fn announce<'c>(
+    journal: &SharedJournal<'_>,
+    checks: impl Iterator<Item = &'c SweepCheck>,
+    samples: u32,
+) -> io::Result<()> {
+    let mut steps = Vec::new();
+    for check in checks {
+        let step = &check.step;
+        let planned = |id: String| PlannedStep {
+            id,
+            kind: step.check.kind().to_string(),
+            max_attempts: step.policy.max_attempts(),
+            timeout_ms: step.policy.timeout.as_millis() as u64,
+            depends_on: step.depends_on.clone(),
+            mutating: false,
+            backoff: Some(step.policy.planned_backoff()),
+            tags: step.tags.clone(),
+        };
+        if samples == 1 {
+            steps.push(planned(step.id.clone()));
+        } else {
+            steps.extend((1..=samples).map(|k| planned(sample_step_id(&step.id, k))));
+        }
+    }
+    if steps.is_empty() {
+        return Ok(());
+    }
+    Emitter(journal).emit(Event::Plan { steps }).map(|_| ())
+}
+
+/// Runs one check: as its own step, or with `--samples K` as `ID#1`…`ID#K`.
+async fn sweep_one(
+    plan: &SweepPlan,
+    check: &SweepCheck,
+    samples: u32,
+    runner: &StepRunner<'_>,
+    journal: &SharedJournal<'_>,
+    verdicts: &HashMap<String, CheckVerdict>,
+    options: &SweepOptions,
+) -> io::Result<CheckReport> {
+    if samples == 1 {
+        let steps = std::slice::from_ref(&check.step);
+        return sweep_check(plan, check, steps, runner, journal, verdicts, options).await;
+    }
+    let steps: Vec<Step> = (1..=samples)
+        .map(|k| {
+            let mut step = check.step.clone();
+            step.id = sample_step_id(&check.step.id, k);
+            step
+        })
+        .collect();
+    sweep_check(plan, check, &steps, runner, journal, verdicts, options).await
+}
+
+/// The checks set aside because they depend on others, grouped so that
+/// every check comes after the checks it depends on (dependencies outside
+/// the plan are ignored).
+fn dependency_levels(checks: Vec<Placed<'_>>) -> Vec<Vec<Placed<'_>>> {
+    let index: HashMap<&str, usize> = checks
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.step.id.as_str(), i))
+        .map(|(i, (_, c))| (c.step.id.as_str(), i))
         .collect();
-    let mut level = vec![usize::MAX; plan.checks.len()];
+    let mut level = vec![usize::MAX; checks.len()];
     fn depth(
         i: usize,
-        plan: &SweepPlan,
+        checks: &[Placed<'_>],
         index: &HashMap<&str, usize>,
         level: &mut [usize],
         guard: usize,
@@ -520,30 +643,32 @@ fn dependency_levels(plan: &SweepPlan) -> Vec<Vec<usize>> {
             return level[i];
         }
         // The loader rejects cycles; the guard only stops a runaway recursion.
-        let d = if guard > plan.checks.len() {
+        let d = if guard > checks.len() {
             0
         } else {
-            plan.checks[i]
+            checks[i]
+                .1
                 .step
                 .depends_on
                 .iter()
                 .filter_map(|dep| index.get(dep.as_str()))
-                .map(|&j| depth(j, plan, index, level, guard + 1) + 1)
+                .map(|&j| depth(j, checks, index, level, guard + 1) + 1)
                 .max()
                 .unwrap_or(0)
         };
         level[i] = d;
         d
     }
-    for i in 0..plan.checks.len() {
-        depth(i, plan, &index, &mut level, 0);
+    for i in 0..checks.len() {
+        depth(i, &checks, &index, &mut level, 0);
     }
-    let mut levels: Vec<Vec<usize>> = Vec::new();
-    for (i, &d) in level.iter().enumerate() {
+    drop(index);
+    let mut levels: Vec<Vec<Placed<'_>>> = Vec::new();
+    for (check, d) in checks.into_iter().zip(level) {
         if levels.len() <= d {
-            levels.resize(d + 1, Vec::new());
+            levels.resize_with(d + 1, Vec::new);
         }
-        levels[d].push(i);
+        levels[d].push(check);
     }
     levels
 }

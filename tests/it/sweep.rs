@@ -1562,14 +1562,18 @@ fn example_checks_folder_loads_without_running() {
     let mut input = load_input(std::slice::from_ref(&dir)).unwrap_or_else(|e| panic!("{e}"));
     let env = |_: &str| Some("example-secret".to_string());
     let (plan, _) = plan(&mut input, &[], None, &env).unwrap_or_else(|e| panic!("{e}"));
-    let kinds: BTreeSet<&str> = plan.checks.iter().map(|c| c.step.check.kind()).collect();
+    let checks = plan
+        .held
+        .as_deref()
+        .expect("a small sweep holds its checks");
+    let kinds: BTreeSet<&str> = checks.iter().map(|c| c.step.check.kind()).collect();
     assert!(kinds.contains("http") && kinds.contains("tcp"), "{kinds:?}");
     assert!(
-        plan.checks.iter().any(|c| !c.step.depends_on.is_empty()),
+        checks.iter().any(|c| !c.step.depends_on.is_empty()),
         "a dependency chain"
     );
     assert!(
-        plan.checks
+        checks
             .iter()
             .any(|c| c.step.tags.iter().any(|t| t.contains('='))),
         "key=value tags"
@@ -1749,4 +1753,180 @@ fn every_sample_is_taken_after_a_failed_one_and_the_failure_rate_reported() {
     assert_eq!(shaky["latency"]["samples"], 3, "{shaky}");
     let bundle = Path::new(doc["bundle"].as_str().unwrap());
     assert!(verify(bundle, &[]).status.success());
+}
+
+/// Streams every check (`RUNPROOF_SWEEP_HOLD=0`): each file is read again as
+/// the sweep reaches it instead of being held.
+const STREAMED: [(&str, &str); 1] = [("RUNPROOF_SWEEP_HOLD", "0")];
+
+/// id → (verdict, attempts) of a `--json` document.
+fn outcomes(doc: &Value) -> BTreeMap<String, (String, u64)> {
+    checks_by_id(doc)
+        .into_iter()
+        .map(|(id, c)| {
+            let verdict = c["verdict"].as_str().unwrap().to_string();
+            (id, (verdict, c["attempts"].as_u64().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_streamed_sweep_reports_what_a_held_one_does_and_announces_each_check_before_it_runs() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let dir = mixed_folder(&ws, &server);
+    let held = sweep(&ws, &[&dir], &["--json"]);
+    // A fresh server: `flap` fails only the first time a server sees it.
+    let (server, ws) = (TestServer::start(), Workspace::new());
+    let dir = mixed_folder(&ws, &server);
+    let streamed = sweep_with_env(&ws, &[&dir], &["--json"], &STREAMED);
+    assert_eq!(streamed.status.code(), Some(1), "{}", describe(&streamed));
+    let (held, streamed) = (json_doc(&held), json_doc(&streamed));
+    assert_eq!(outcomes(&streamed), outcomes(&held));
+    assert_eq!(outcomes(&streamed).len(), 6);
+    assert_eq!(streamed["sweep"]["counts"], held["sweep"]["counts"]);
+
+    let bundle = PathBuf::from(streamed["bundle"].as_str().unwrap());
+    assert_verifies(&bundle);
+    let journal = events(&bundle);
+    // run.start gives the number; plan records name each step once, before
+    // the step's first record.
+    assert_eq!(journal[0]["type"], "run.start");
+    assert_eq!(journal[0]["planned"], 6, "{}", journal[0]);
+    assert_eq!(journal[0]["steps"], serde_json::json!([]));
+    let mut announced: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, event) in journal.iter().enumerate() {
+        if event["type"] == "plan" {
+            for step in event["steps"].as_array().unwrap() {
+                let id = step["id"].as_str().unwrap().to_string();
+                assert!(announced.insert(id, i).is_none(), "announced twice");
+            }
+        } else if let Some(step) = event["step"].as_str() {
+            let at = announced
+                .get(step)
+                .unwrap_or_else(|| panic!("{step} not announced before {event}"));
+            assert!(*at < i);
+        }
+    }
+    assert_eq!(announced.len(), 6, "{announced:?}");
+    // Dependants are announced after the checks they depend on ended.
+    let first_record = |id: &str| {
+        journal
+            .iter()
+            .position(|e| e["step"] == id && e["type"] != "plan")
+            .unwrap()
+    };
+    assert!(announced["blocked"] > first_record("fail"));
+    assert!(announced["blocked-deep"] > first_record("blocked"));
+
+    // With samples: each sample is announced, and the bundle verifies.
+    let sampled = sweep_with_env(&ws, &[&dir], &["--json", "--samples", "2"], &STREAMED);
+    let sampled = json_doc(&sampled);
+    let bundle = PathBuf::from(sampled["bundle"].as_str().unwrap());
+    assert_verifies(&bundle);
+    assert_eq!(events(&bundle)[0]["planned"], 12);
+}
+
+#[test]
+fn a_streamed_sweep_selects_the_same_checks_with_only_and_shard() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let mut files = Vec::new();
+    for f in 0..3 {
+        let mut body = String::new();
+        body += &http(&format!("gw-{f}"), &format!("{base}/ok"), "");
+        body += &http(
+            &format!("api-{f}"),
+            &format!("{base}/ok"),
+            &format!("depends_on = [\"gw-{f}\"]"),
+        );
+        for i in 0..6 {
+            body += &http(&format!("svc-{f}-{i}"), &format!("{base}/ok"), "");
+        }
+        files.push((format!("f{f}.toml"), check_file(&body)));
+    }
+    let files: Vec<(&str, String)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let dir = checks_dir(&ws, &files);
+    let runs: [&[&str]; 5] = [
+        &["--only", "api-*"],
+        &["--only", "svc-1-*", "--only", "api-2"],
+        &["--shard", "1/3"],
+        &["--shard", "2/3"],
+        &["--shard", "3/3", "--only", "*-2*"],
+    ];
+    for args in runs {
+        let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let held = sweep(&ws, &[&dir], &args);
+        let streamed = sweep_with_env(&ws, &[&dir], &args, &STREAMED);
+        assert_eq!(
+            streamed.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            describe(&streamed)
+        );
+        let (held, streamed) = (json_doc(&held), json_doc(&streamed));
+        assert_eq!(ids(&streamed), ids(&held), "{args:?}");
+        let bundle = PathBuf::from(streamed["bundle"].as_str().unwrap());
+        assert_verifies(&bundle);
+        assert_eq!(events(&bundle)[0]["planned"], ids(&held).len(), "{args:?}");
+    }
+    // `--only api-*` pulls in what each api check depends on.
+    let only = sweep_with_env(&ws, &[&dir], &["--only", "api-*", "--json"], &STREAMED);
+    assert_eq!(
+        ids(&json_doc(&only)),
+        ["api-0", "api-1", "api-2", "gw-0", "gw-1", "gw-2"]
+            .map(String::from)
+            .into()
+    );
+}
+
+#[test]
+fn a_streamed_sweep_refuses_duplicate_ids_across_files_and_a_file_changed_between_rounds() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let dup = checks_dir(
+        &ws,
+        &[
+            (
+                "a.toml",
+                check_file(&http("api", "http://127.0.0.1:9/a", "")),
+            ),
+            (
+                "b.toml",
+                check_file(&http("api", "http://127.0.0.1:9/b", "")),
+            ),
+        ],
+    );
+    let output = sweep_with_env(&ws, &[&dup], &[], &STREAMED);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("check id `api` appears in")
+            && stderr.contains("a.toml")
+            && stderr.contains("b.toml"),
+        "{stderr}"
+    );
+
+    let file = ws.write(
+        "watched.toml",
+        &check_file(&http("a", &format!("{}/ok", server.url()), "")),
+    );
+    let mut watch = Watch::start_with_env(&ws, &file, &["--watch", "1s"], &STREAMED);
+    watch.wait_rounds(1, Duration::from_secs(30));
+    // Edited after it was validated: later rounds must not run it unvalidated.
+    std::fs::write(
+        &file,
+        check_file(&http("a", "http://127.0.0.1:9/edited", "")),
+    )
+    .unwrap();
+    let (code, lines, stderr) = watch.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(2), "stdout {lines:?}\nstderr {stderr}");
+    assert!(
+        stderr.contains("watched.toml") && stderr.contains("changed during the sweep"),
+        "{stderr}"
+    );
 }

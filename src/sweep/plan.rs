@@ -1,0 +1,365 @@
+//! The sweep's plan: which checks run (`--only`, `--shard`) and where their
+//! steps come from. A small sweep holds its checks; a large one keeps only
+//! each file's ids and dependencies and reads each file again as the sweep
+//! reaches it, so that memory does not grow with the number of checks.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use super::select::{glob_matches, Shard};
+use crate::runbook::load::load_check_file;
+use crate::runbook::model::{NotifyConfig, Step};
+use crate::runbook::SecretStore;
+
+/// Above this many checks in all, a sweep streams its checks from the files
+/// instead of holding them (about 3 KB each when held). Below it, one load is
+/// cheaper than two. `RUNPROOF_SWEEP_HOLD` sets another bound (0 streams
+/// every sweep).
+pub const HOLD_MAX_CHECKS: usize = 20_000;
+
+/// The bound in effect: [`HOLD_MAX_CHECKS`] unless `RUNPROOF_SWEEP_HOLD`
+/// says otherwise.
+pub fn hold_max_checks() -> usize {
+    std::env::var("RUNPROOF_SWEEP_HOLD")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(HOLD_MAX_CHECKS)
+}
+
+/// One check to sweep.
+#[derive(Debug, Clone)]
+pub struct SweepCheck {
+    pub step: Step,
+    /// Index into [`SweepPlan::vars`]: the `[vars]` of the file it came from.
+    pub vars: usize,
+}
+
+/// What a sweep remembers of one check file without holding its checks.
+#[derive(Debug, Clone, Default)]
+pub struct FileIndex {
+    /// Every check id of the file, in file order, each ended by `\n` (ids
+    /// cannot hold one): one allocation per file instead of one per check.
+    pub ids: String,
+    /// The checks that depend on others: (id, `depends_on`).
+    pub depends: Vec<(String, Vec<String>)>,
+}
+
+impl FileIndex {
+    /// The index of `steps`.
+    pub fn of(steps: &[Step]) -> FileIndex {
+        let mut index = FileIndex {
+            ids: String::with_capacity(steps.iter().map(|s| s.id.len() + 1).sum()),
+            depends: Vec::new(),
+        };
+        for step in steps {
+            index.ids.push_str(&step.id);
+            index.ids.push('\n');
+            if !step.depends_on.is_empty() {
+                index
+                    .depends
+                    .push((step.id.clone(), step.depends_on.clone()));
+            }
+        }
+        index
+    }
+
+    /// The file's check ids, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.ids.split_terminator('\n')
+    }
+}
+
+/// Which checks of the input run: `--only` with what the selected checks
+/// depend on, then `--shard`. Decided per id, so that streamed checks can be
+/// selected as they are read.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    only: Vec<String>,
+    /// Checks pulled in by `--only` because a selected check depends on them.
+    required: HashSet<String>,
+    shard: Option<Shard>,
+    /// Checks linked by `depends_on` are sharded by the smallest id of their
+    /// component; every other check by its own id.
+    shard_keys: HashMap<String, String>,
+}
+
+impl Selection {
+    /// The selection over `files`; an error when `--only` matches nothing.
+    pub fn new(files: &[FileIndex], only: &[String], shard: Option<Shard>) -> Result<Self, String> {
+        let depends: HashMap<&str, &[String]> = files
+            .iter()
+            .flat_map(|f| f.depends.iter())
+            .map(|(id, deps)| (id.as_str(), deps.as_slice()))
+            .collect();
+        let mut selection = Selection {
+            only: only.to_vec(),
+            shard,
+            ..Selection::default()
+        };
+        if !only.is_empty() {
+            let mut matched = false;
+            let mut pending: Vec<&str> = Vec::new();
+            for id in files.iter().flat_map(FileIndex::ids) {
+                if only.iter().any(|g| glob_matches(g, id)) {
+                    matched = true;
+                    pending.extend(
+                        depends
+                            .get(id)
+                            .into_iter()
+                            .flat_map(|d| d.iter())
+                            .map(String::as_str),
+                    );
+                }
+            }
+            if !matched {
+                return Err(format!("--only {}: matches no check", only.join(" ")));
+            }
+            while let Some(id) = pending.pop() {
+                if selection.required.insert(id.to_string()) {
+                    pending.extend(
+                        depends
+                            .get(id)
+                            .into_iter()
+                            .flat_map(|d| d.iter())
+                            .map(String::as_str),
+                    );
+                }
+            }
+        }
+        if shard.is_some() {
+            selection.shard_keys = shard_keys(&depends);
+        }
+        Ok(selection)
+    }
+
+    /// Whether the check `id` runs in this sweep.
+    pub fn keeps(&self, id: &str) -> bool {
+        let selected = self.only.is_empty()
+            || self.required.contains(id)
+            || self.only.iter().any(|g| glob_matches(g, id));
+        selected
+            && self.shard.is_none_or(|shard| {
+                shard.contains(self.shard_keys.get(id).map_or(id, String::as_str))
+            })
+    }
+}
+
+/// The id each linked check is sharded by: the smallest id of its dependency
+/// component (checks linked by `depends_on`, in either direction). Sharding by
+/// the component, not by the check's own roots, keeps a check that depends on
+/// two roots in the same shard as both of them (and as its dependants).
+fn shard_keys(depends: &HashMap<&str, &[String]>) -> HashMap<String, String> {
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    fn number<'a>(
+        id: &'a str,
+        index: &mut HashMap<&'a str, usize>,
+        ids: &mut Vec<&'a str>,
+    ) -> usize {
+        *index.entry(id).or_insert_with(|| {
+            ids.push(id);
+            ids.len() - 1
+        })
+    }
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut ids: Vec<&str> = Vec::new();
+    // Sorted: the same components and keys whatever the hash order.
+    let mut edges: Vec<(&str, &[String])> = depends.iter().map(|(k, v)| (*k, *v)).collect();
+    edges.sort_unstable_by_key(|(id, _)| *id);
+    let mut links = Vec::new();
+    for (id, deps) in edges {
+        let i = number(id, &mut index, &mut ids);
+        for dep in deps {
+            links.push((i, number(dep, &mut index, &mut ids)));
+        }
+    }
+    let mut parent: Vec<usize> = (0..ids.len()).collect();
+    for (i, j) in links {
+        let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+        parent[a.max(b)] = a.min(b);
+    }
+    let mut smallest: HashMap<usize, &str> = HashMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let root = find(&mut parent, i);
+        smallest
+            .entry(root)
+            .and_modify(|s| *s = (*s).min(id))
+            .or_insert(id);
+    }
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| (id.to_string(), smallest[&find(&mut parent, i)].to_string()))
+        .collect()
+}
+
+/// A check file that changed (or vanished) after the sweep validated it:
+/// the sweep stops rather than run checks nobody validated.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputChanged(pub String);
+
+impl InputChanged {
+    /// Whether `error` is one.
+    pub fn is(error: &io::Error) -> bool {
+        error.get_ref().is_some_and(|e| e.is::<InputChanged>())
+    }
+}
+
+/// A check file a streamed plan reads again.
+#[derive(Debug, Clone)]
+pub struct PlanFile {
+    pub path: PathBuf,
+    /// SHA-256 hex of the bytes that were validated: a file changed since is
+    /// refused rather than swept unvalidated.
+    pub sha256: String,
+    pub index: FileIndex,
+}
+
+/// Everything a sweep runs, after loading, `--only` and `--shard`.
+#[derive(Debug, Clone, Default)]
+pub struct SweepPlan {
+    /// The checks, when the sweep is small enough to hold them (see
+    /// [`HOLD_MAX_CHECKS`]); `None` when they are read from [`Self::files`]
+    /// as the sweep goes.
+    pub held: Option<Vec<SweepCheck>>,
+    /// Every input file, by the same index as [`SweepPlan::vars`].
+    pub files: Vec<PlanFile>,
+    pub selection: Selection,
+    /// How many checks run.
+    pub len: usize,
+    pub vars: Vec<BTreeMap<String, String>>,
+    /// Each file's `[notify]`, by the same index as [`SweepPlan::vars`].
+    pub notify: Vec<Option<Box<NotifyConfig>>>,
+    pub secrets: SecretStore,
+}
+
+impl SweepPlan {
+    /// The checks that run, file by file in order, each file's as one batch:
+    /// the held ones, or each file read again and validated as it is
+    /// reached. An error when a file can no longer be read or has changed.
+    pub fn batches(
+        &self,
+    ) -> Box<dyn Iterator<Item = io::Result<Vec<Cow<'_, SweepCheck>>>> + Send + '_> {
+        if let Some(held) = &self.held {
+            return Box::new(std::iter::once(Ok(held
+                .iter()
+                .map(Cow::Borrowed)
+                .collect())));
+        }
+        Box::new(
+            self.files
+                .iter()
+                .enumerate()
+                .map(move |(file_index, file)| self.read_file(file_index, file)),
+        )
+    }
+
+    fn read_file(
+        &self,
+        file_index: usize,
+        file: &PlanFile,
+    ) -> io::Result<Vec<Cow<'_, SweepCheck>>> {
+        let changed = |why: String| {
+            io::Error::other(InputChanged(format!(
+                "{}: {why}; the sweep validated it when it started (run it again)",
+                file.path.display()
+            )))
+        };
+        let source = std::fs::read_to_string(&file.path)
+            .map_err(|e| changed(format!("cannot be read again: {e}")))?;
+        if hex::encode(Sha256::digest(source.as_bytes())) != file.sha256 {
+            return Err(changed("changed during the sweep".to_string()));
+        }
+        let loaded = load_check_file(&file.path, &source)
+            .map_err(|_| changed("no longer loads".to_string()))?;
+        Ok(loaded
+            .checks
+            .into_iter()
+            .filter(|step| self.selection.keeps(&step.id))
+            .map(|step| {
+                Cow::Owned(SweepCheck {
+                    step,
+                    vars: file_index,
+                })
+            })
+            .collect())
+    }
+
+    /// The file each of `ids` comes from.
+    pub fn files_of<'a>(&self, ids: &HashSet<&'a str>) -> HashMap<&'a str, usize> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for (file_index, file) in self.files.iter().enumerate() {
+            for id in file.index.ids() {
+                if let Some(wanted) = ids.get(id) {
+                    found.insert(*wanted, file_index);
+                }
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(checks: &[(&str, &[&str])]) -> FileIndex {
+        FileIndex {
+            ids: checks.iter().map(|(id, _)| format!("{id}\n")).collect(),
+            depends: checks
+                .iter()
+                .filter(|(_, deps)| !deps.is_empty())
+                .map(|(id, deps)| (id.to_string(), deps.iter().map(|d| d.to_string()).collect()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn only_keeps_what_the_selected_checks_depend_on_transitively() {
+        let files = [
+            index(&[("db", &[]), ("api", &["db"]), ("other", &[])]),
+            index(&[("ui", &["api"])]),
+        ];
+        let selection = Selection::new(&files, &["ui".to_string()], None).unwrap();
+        let kept: Vec<&str> = files
+            .iter()
+            .flat_map(FileIndex::ids)
+            .filter(|id| selection.keeps(id))
+            .collect();
+        assert_eq!(kept, ["db", "api", "ui"]);
+        assert!(Selection::new(&files, &["nope*".to_string()], None).is_err());
+    }
+
+    #[test]
+    fn a_dependency_component_lands_in_one_shard() {
+        let files = [index(&[
+            ("a", &[]),
+            ("b", &[]),
+            ("c", &["a", "b"]),
+            ("d", &["c"]),
+        ])];
+        for count in 2..6 {
+            let mut owners = Vec::new();
+            for k in 1..=count {
+                let shard = Shard { index: k, count };
+                let selection = Selection::new(&files, &[], Some(shard)).unwrap();
+                if selection.keeps("a") {
+                    owners.push(k);
+                    for id in ["b", "c", "d"] {
+                        assert!(selection.keeps(id), "{id} left shard {k}/{count}");
+                    }
+                }
+            }
+            assert_eq!(owners.len(), 1, "one shard of {count} holds the component");
+        }
+    }
+}
