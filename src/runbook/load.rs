@@ -335,6 +335,196 @@ fn parse_checks_by_section(source: &str, env: &dyn Fn(&str) -> Option<String>) -
     reader.finish(source, has_list, env, diagnostics).ok()
 }
 
+/// Checks per chunk of [`CheckChunks`].
+pub const CHUNK_CHECKS: usize = 1_000;
+
+/// A large valid check file read a chunk of checks at a time, so that a
+/// sweep never holds every check of it: its other tables (`[secrets]`,
+/// `[vars]`, `[defaults]`, `[notify]`, wherever they stand) are read first,
+/// then each call of [`CheckChunks::next_chunk`] parses, validates and builds
+/// the next [`CHUNK_CHECKS`] checks.
+///
+/// Only for files whose checks stand alone: [`CheckChunks::open`] gives
+/// `None` for a small file or one the section splitter is unsure of, and a
+/// chunk fails for any diagnostic, a `depends_on`, or a capture reference
+/// (rules that span checks). The caller then reads the file whole, which
+/// reports every problem where it is: this path never says anything of its
+/// own. Ids repeated in two chunks are the caller's to find (see
+/// [`CheckChunks::ids_unique`]).
+pub struct CheckChunks {
+    source: String,
+    /// Each check section: byte range and the 1-based line of its header.
+    checks: std::vec::IntoIter<(Range<usize>, usize)>,
+    reader: Reader,
+    env: EnvLookup,
+}
+
+/// How a chunked read looks up `{{env:NAME}}` (owned: chunks outlive the
+/// caller's closure).
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send>;
+
+/// A chunk of a [`CheckChunks`] could not be read on its own: read the file
+/// whole instead.
+#[derive(Debug)]
+pub struct ReadWhole;
+
+impl CheckChunks {
+    /// The file's tables other than its checks, read; the source back when
+    /// the file is to be read whole.
+    pub fn open(source: String, env: EnvLookup) -> Result<CheckChunks, String> {
+        match Self::tables(&source) {
+            Some((reader, checks)) => Ok(CheckChunks {
+                source,
+                checks: checks.into_iter(),
+                reader,
+                env,
+            }),
+            None => Err(source),
+        }
+    }
+
+    /// The source, to read it whole after all.
+    pub fn into_source(self) -> String {
+        self.source
+    }
+
+    /// The tables other than checks, read, and each check section.
+    #[allow(clippy::type_complexity)]
+    fn tables(source: &str) -> Option<(Reader, Vec<(Range<usize>, usize)>)> {
+        if source.len() < SECTIONED_MIN_BYTES {
+            return None;
+        }
+        let sections = sections::split(source)?;
+        let mut reader = Reader::new(Document::Checks);
+        let mut diagnostics = Vec::new();
+        let mut checks = Vec::new();
+        let (mut line, mut counted) = (1, 0);
+        for section in &sections {
+            line += source[counted..section.range.start].matches('\n').count();
+            counted = section.range.start;
+            match section.name {
+                "check" => {
+                    checks.push((section.range.clone(), line));
+                    continue;
+                }
+                "runbook" | "step" => return None,
+                _ => {}
+            }
+            let root = DeTable::parse(&source[section.range.clone()])
+                .ok()?
+                .into_inner();
+            let mut entries = root.iter();
+            let (key, node) = entries.next()?;
+            if entries.next().is_some() || key.get_ref().as_ref() != section.name {
+                return None;
+            }
+            let offset = section.range.start;
+            with_span_offset(offset, || {
+                reader.table(key, node, &[0], offset, &mut diagnostics)
+            });
+        }
+        if checks.is_empty() {
+            return None;
+        }
+        if reader.secrets_known {
+            check_notify_references(
+                &reader.notify_templates,
+                &reader.tables.secrets,
+                &reader.var_names,
+                &mut diagnostics,
+            );
+        }
+        if !diagnostics.is_empty() {
+            return None;
+        }
+        Some((reader, checks))
+    }
+
+    /// The file's `[secrets]`, `[vars]`, `[defaults]` and `[notify]`, with
+    /// no checks (they come in chunks).
+    pub fn file(&self, path: &Path) -> CheckFile {
+        let tables = &self.reader.tables;
+        CheckFile {
+            path: path.to_path_buf(),
+            source: String::new(),
+            secrets: tables.secrets.clone(),
+            vars: tables.vars.clone(),
+            defaults: tables.defaults,
+            notify: tables.notify.clone(),
+            checks: Vec::new(),
+        }
+    }
+
+    /// The next checks, built and validated; `None` after the last.
+    pub fn next_chunk(&mut self, path: &Path) -> Option<Result<Vec<Step>, ReadWhole>> {
+        let chunk: Vec<(Range<usize>, usize)> = self.checks.by_ref().take(CHUNK_CHECKS).collect();
+        if chunk.is_empty() {
+            return None;
+        }
+        Some(self.read(&chunk).map(|steps| anchored(steps, path)))
+    }
+
+    fn read(&mut self, chunk: &[(Range<usize>, usize)]) -> Result<Vec<Step>, ReadWhole> {
+        let mut diagnostics = Vec::new();
+        let mut raw = Vec::with_capacity(chunk.len());
+        for (range, line) in chunk {
+            let root = DeTable::parse(&self.source[range.clone()])
+                .map_err(|_| ReadWhole)?
+                .into_inner();
+            let mut entries = root.iter();
+            let (key, node) = entries.next().ok_or(ReadWhole)?;
+            if entries.next().is_some() || key.get_ref().as_ref() != "check" {
+                return Err(ReadWhole);
+            }
+            let offset = range.start;
+            let mut steps = with_span_offset(offset, || {
+                parse_steps(&[0], offset, key.span(), node, "check", &mut diagnostics)
+            });
+            for step in &mut steps {
+                step.line = *line;
+            }
+            raw.extend(steps);
+        }
+        if !diagnostics.is_empty() {
+            return Err(ReadWhole);
+        }
+        for step in &mut raw {
+            step.apply_defaults(&self.reader.tables.defaults);
+        }
+        let reader = &self.reader;
+        let steps = validate::validate_steps(
+            &self.source,
+            &mut raw,
+            &reader.var_names,
+            reader.secrets_known.then_some(&reader.tables.secrets),
+            &*self.env,
+            &mut diagnostics,
+        );
+        let self_contained = steps
+            .iter()
+            .all(|s| s.depends_on.is_empty() && s.uses_captures_of.is_empty());
+        if !diagnostics.is_empty() || !self_contained || steps.len() != raw.len() {
+            return Err(ReadWhole);
+        }
+        Ok(steps)
+    }
+
+    /// Whether `ids` (every id read from the chunks) has no repeat: checked
+    /// on 8-byte hashes, so a million ids cost 8 MB. A repeat (or a hash
+    /// collision) means: read the file whole, which names both places.
+    pub fn ids_unique<'a>(ids: impl Iterator<Item = &'a str>) -> bool {
+        use sha2::{Digest, Sha256};
+        let mut hashes: Vec<u64> = ids
+            .map(|id| {
+                let digest = Sha256::digest(id.as_bytes());
+                u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+            })
+            .collect();
+        hashes.sort_unstable();
+        hashes.windows(2).all(|pair| pair[0] != pair[1])
+    }
+}
+
 /// The top-level tables of a document, read one by one, and what they say.
 struct Reader {
     document: Document,
@@ -888,6 +1078,90 @@ mod tests {
             format!("{last:?}")
         );
         assert!(is_check_file(&source));
+    }
+
+    /// A large file whose checks stand alone (no `depends_on`, no
+    /// captures), with sub-tables, multi-line strings and `[defaults]` last.
+    fn self_contained_check_file(checks: usize) -> String {
+        let mut source = String::from(
+            "# generated\n[secrets]\nrequired = ['BENCH_TOKEN']\n\n[vars]\nhost = '127.0.0.1'\n",
+        );
+        for n in 0..checks {
+            source.push_str(&format!(
+                "\n[[check]]\nid = 'c{n}'\ncheck = 'http'\nurl = 'http://{{{{host}}}}:18080/u/{n}'\n\
+                 headers = {{ Authorization = 'Bearer {{{{secret:BENCH_TOKEN}}}}' }}\ntags = ['n={n}']\n"
+            ));
+            if n % 7 == 2 {
+                source.push_str("hint = \"\"\"\n[[check]]\nid = 'not-a-check'\n\"\"\"\n");
+            }
+            if n % 3 == 0 {
+                source.push_str("[check.expect]\nstatus = 200\nbody_contains = 'ok'\n");
+            }
+        }
+        source.push_str("\n[defaults]\nretries = 3\ntimeout = '7s'\n");
+        assert!(source.len() > SECTIONED_MIN_BYTES, "{}", source.len());
+        source
+    }
+
+    fn all_chunks(source: String) -> Result<Vec<Step>, ReadWhole> {
+        let mut chunks = CheckChunks::open(source, Box::new(|_| None)).expect("read in chunks");
+        let mut steps = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(chunk) = chunks.next_chunk(Path::new("t.toml")) {
+            let chunk = chunk?;
+            sizes.push(chunk.len());
+            steps.extend(chunk);
+        }
+        assert!(sizes.iter().all(|&n| n <= CHUNK_CHECKS), "{sizes:?}");
+        Ok(steps)
+    }
+
+    #[test]
+    fn a_large_self_contained_check_file_read_in_chunks_gives_the_same_checks_as_read_whole() {
+        let checks = 2_500;
+        let source = self_contained_check_file(checks);
+        let env = |_: &str| None;
+        let whole = load_check_file_with_env(Path::new("t.toml"), &source, &env).unwrap();
+        let chunked = all_chunks(source.clone()).unwrap();
+        assert_eq!(chunked.len(), checks);
+        assert_eq!(format!("{chunked:?}"), format!("{:?}", whole.checks));
+        let last = chunked.last().unwrap();
+        assert_eq!(
+            last.policy.retries, 3,
+            "[defaults] after the checks applies"
+        );
+        assert_eq!(last.line, whole.checks.last().unwrap().line);
+        let file = CheckChunks::open(source, Box::new(|_| None))
+            .ok()
+            .unwrap()
+            .file(Path::new("t.toml"));
+        assert_eq!(file.vars, whole.vars);
+        assert_eq!(
+            format!("{:?}", file.secrets),
+            format!("{:?}", whole.secrets)
+        );
+        assert!(file.checks.is_empty() && file.source.is_empty());
+    }
+
+    #[test]
+    fn a_chunk_is_read_whole_when_checks_depend_on_others_or_anything_is_wrong() {
+        // depends_on and captures span checks: not for chunks.
+        assert!(all_chunks(large_check_file(2_000)).is_err());
+        // A problem deep in the file: the whole-file reader reports it.
+        let broken = self_contained_check_file(2_000).replace("id = 'c1500'", "id = 'c 1500'");
+        assert!(all_chunks(broken).is_err());
+        let unknown =
+            self_contained_check_file(2_000).replace("[vars]", "[vars]\nx = 1\ny = { z = 1 }");
+        assert!(CheckChunks::open(unknown, Box::new(|_| None)).is_err());
+        // Small files are read whole.
+        let small = "[[check]]\nid = 'a'\ncheck = 'tcp'\nhost = 'h'\nport = 1\n".to_string();
+        assert_eq!(
+            CheckChunks::open(small.clone(), Box::new(|_| None)).err(),
+            Some(small)
+        );
+        // An id in two chunks is for the caller to find.
+        assert!(CheckChunks::ids_unique(["a", "b", "c"].into_iter()));
+        assert!(!CheckChunks::ids_unique(["a", "b", "a"].into_iter()));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::plan::{
     hold_max_checks, FileIndex, InputChanged, PlanFile, Selection, SweepCheck, SweepPlan,
 };
 use super::select::Shard;
-use crate::runbook::load::load_check_file;
+use crate::runbook::load::{load_check_file, CheckChunks};
 use crate::runbook::model::{CheckFile, SecretsConfig};
 use crate::runbook::{LoadError, SecretStore};
 
@@ -40,6 +40,9 @@ pub struct SweepInput {
     pub hashes: Vec<String>,
     /// Whether `files` hold their checks and sources.
     pub held: bool,
+    /// Whether each file was read in chunks ([`CheckChunks`]; it is read
+    /// again the same way).
+    pub chunked: Vec<bool>,
     /// SHA-256 hex over the sorted `<path> <sha256>` lines of the files.
     pub digest: String,
 }
@@ -114,6 +117,7 @@ pub fn load_input_holding(paths: &[PathBuf], hold_max: usize) -> Result<SweepInp
         indexes: Vec::new(),
         hashes: Vec::new(),
         held: true,
+        chunked: Vec::new(),
         digest: String::new(),
     };
     let mut problems = Vec::new();
@@ -124,11 +128,20 @@ pub fn load_input_holding(paths: &[PathBuf], hold_max: usize) -> Result<SweepInp
             source,
         })?;
         let sha256 = hex::encode(Sha256::digest(source.as_bytes()));
+        let source = match load_in_chunks(&path, source, &mut input, &mut total, hold_max) {
+            Ok(()) => {
+                input.hashes.push(sha256);
+                input.chunked.push(true);
+                continue;
+            }
+            Err(source) => source,
+        };
         match load_check_file(&path, &source) {
             Ok(mut file) => {
                 total += file.checks.len();
                 input.indexes.push(FileIndex::of(&file.checks));
                 input.hashes.push(sha256);
+                input.chunked.push(false);
                 if input.held && total > hold_max {
                     input.held = false;
                     input.files.iter_mut().for_each(drop_checks);
@@ -155,6 +168,60 @@ pub fn load_input_holding(paths: &[PathBuf], hold_max: usize) -> Result<SweepInp
     lines.sort();
     input.digest = hex::encode(Sha256::digest(lines.join("\n").as_bytes()));
     Ok(input)
+}
+
+/// Validates a large file chunk by chunk ([`CheckChunks`]), adding it to
+/// `input` without ever holding all its checks unless the input is held.
+/// Gives the source back when the file is to be read whole instead (small,
+/// unusual, checks that depend on others, an id used twice, any problem).
+fn load_in_chunks(
+    path: &Path,
+    source: String,
+    input: &mut SweepInput,
+    total: &mut usize,
+    hold_max: usize,
+) -> Result<(), String> {
+    let mut chunks = CheckChunks::open(source, process_env())?;
+    let mut file = chunks.file(path);
+    let mut index = FileIndex::default();
+    let total_before = *total;
+    let mut whole = false;
+    while let Some(chunk) = chunks.next_chunk(path) {
+        let Ok(steps) = chunk else {
+            whole = true;
+            break;
+        };
+        *total += steps.len();
+        index.add(&steps);
+        if input.held && *total > hold_max {
+            input.held = false;
+            input.files.iter_mut().for_each(drop_checks);
+            file.checks = Vec::new();
+        }
+        if input.held {
+            file.checks.extend(steps);
+        }
+    }
+    if whole || !CheckChunks::ids_unique(index.ids()) {
+        // The whole-file reader judges it. (Files held before it may have
+        // been dropped meanwhile: they are read again, which is as correct.)
+        *total = total_before;
+        return Err(chunks.into_source());
+    }
+    tracing::debug!(
+        "{}: validated in chunks of {} checks",
+        path.display(),
+        crate::runbook::load::CHUNK_CHECKS
+    );
+    file.checks.shrink_to_fit();
+    input.indexes.push(index);
+    input.files.push(file);
+    Ok(())
+}
+
+/// `{{env:NAME}}` from the process environment, as [`load_check_file`] reads it.
+pub(crate) fn process_env() -> crate::runbook::load::EnvLookup {
+    Box::new(|name| std::env::var(name).ok())
 }
 
 /// Frees what a streamed sweep reads again from the file.
@@ -255,6 +322,7 @@ pub fn plan(
         files.push(PlanFile {
             path: file.path.clone(),
             sha256: input.hashes[file_index].clone(),
+            chunked: input.chunked[file_index],
             index: std::mem::take(&mut input.indexes[file_index]),
         });
     }

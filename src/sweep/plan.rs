@@ -10,8 +10,9 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+use super::input::process_env;
 use super::select::{glob_matches, Shard};
-use crate::runbook::load::load_check_file;
+use crate::runbook::load::{load_check_file, CheckChunks};
 use crate::runbook::model::{NotifyConfig, Step};
 use crate::runbook::SecretStore;
 
@@ -55,6 +56,13 @@ impl FileIndex {
             ids: String::with_capacity(steps.iter().map(|s| s.id.len() + 1).sum()),
             depends: Vec::new(),
         };
+        index.add(steps);
+        index
+    }
+
+    /// Adds `steps` (the next of the file).
+    pub fn add(&mut self, steps: &[Step]) {
+        let index = self;
         for step in steps {
             index.ids.push_str(&step.id);
             index.ids.push('\n');
@@ -64,7 +72,6 @@ impl FileIndex {
                     .push((step.id.clone(), step.depends_on.clone()));
             }
         }
-        index
     }
 
     /// The file's check ids, in order.
@@ -201,6 +208,9 @@ fn shard_keys(depends: &HashMap<&str, &[String]>) -> HashMap<String, String> {
         .collect()
 }
 
+/// Batches of checks read from a file.
+type Batches<'p> = Box<dyn Iterator<Item = io::Result<Vec<Cow<'p, SweepCheck>>>> + Send + 'p>;
+
 /// A check file that changed (or vanished) after the sweep validated it:
 /// the sweep stops rather than run checks nobody validated.
 #[derive(Debug, thiserror::Error)]
@@ -221,6 +231,8 @@ pub struct PlanFile {
     /// SHA-256 hex of the bytes that were validated: a file changed since is
     /// refused rather than swept unvalidated.
     pub sha256: String,
+    /// Read in chunks of checks ([`CheckChunks`]), not whole.
+    pub chunked: bool,
     pub index: FileIndex,
 }
 
@@ -259,39 +271,63 @@ impl SweepPlan {
             self.files
                 .iter()
                 .enumerate()
-                .map(move |(file_index, file)| self.read_file(file_index, file)),
+                .flat_map(move |(file_index, file)| self.read_file(file_index, file)),
         )
     }
 
-    fn read_file(
-        &self,
-        file_index: usize,
-        file: &PlanFile,
-    ) -> io::Result<Vec<Cow<'_, SweepCheck>>> {
+    /// File `file_index` read again: one batch, or one per chunk of checks
+    /// for a file read in chunks.
+    fn read_file<'p>(&'p self, file_index: usize, file: &'p PlanFile) -> Batches<'p> {
         let changed = |why: String| {
             io::Error::other(InputChanged(format!(
                 "{}: {why}; the sweep validated it when it started (run it again)",
                 file.path.display()
             )))
         };
-        let source = std::fs::read_to_string(&file.path)
-            .map_err(|e| changed(format!("cannot be read again: {e}")))?;
+        let source = match std::fs::read_to_string(&file.path) {
+            Ok(source) => source,
+            Err(e) => {
+                return Box::new(std::iter::once(Err(changed(format!(
+                    "cannot be read again: {e}"
+                )))))
+            }
+        };
         if hex::encode(Sha256::digest(source.as_bytes())) != file.sha256 {
-            return Err(changed("changed during the sweep".to_string()));
+            return Box::new(std::iter::once(Err(changed(
+                "changed during the sweep".to_string(),
+            ))));
         }
-        let loaded = load_check_file(&file.path, &source)
-            .map_err(|_| changed("no longer loads".to_string()))?;
-        Ok(loaded
-            .checks
-            .into_iter()
-            .filter(|step| self.selection.keeps(&step.id))
-            .map(|step| {
-                Cow::Owned(SweepCheck {
-                    step,
-                    vars: file_index,
+        let selected = move |steps: Vec<Step>| -> Vec<Cow<'p, SweepCheck>> {
+            steps
+                .into_iter()
+                .filter(|step| self.selection.keeps(&step.id))
+                .map(|step| {
+                    Cow::Owned(SweepCheck {
+                        step,
+                        vars: file_index,
+                    })
                 })
-            })
-            .collect())
+                .collect()
+        };
+        if file.chunked {
+            let Ok(mut chunks) = CheckChunks::open(source, process_env()) else {
+                return Box::new(std::iter::once(Err(changed(
+                    "no longer reads in chunks".to_string(),
+                ))));
+            };
+            return Box::new(std::iter::from_fn(move || {
+                let chunk = chunks.next_chunk(&file.path)?;
+                Some(
+                    chunk
+                        .map(selected)
+                        .map_err(|_| changed("no longer loads".to_string())),
+                )
+            }));
+        }
+        let batch = load_check_file(&file.path, &source)
+            .map(|loaded| selected(loaded.checks))
+            .map_err(|_| changed("no longer loads".to_string()));
+        Box::new(std::iter::once(batch))
     }
 
     /// The file each of `ids` comes from.

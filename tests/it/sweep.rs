@@ -1930,3 +1930,65 @@ fn a_streamed_sweep_refuses_duplicate_ids_across_files_and_a_file_changed_betwee
         "{stderr}"
     );
 }
+
+/// A check file over 256 KiB whose checks stand alone: read in chunks of
+/// 1,000 when streamed.
+fn large_check_file(server: &TestServer, checks: usize, duplicate: Option<usize>) -> String {
+    let base = server.url();
+    let mut body = String::new();
+    for n in 0..checks {
+        let id = match duplicate {
+            Some(d) if n == checks - 1 => format!("c{d}"),
+            _ => format!("c{n}"),
+        };
+        body += &http(
+            &id,
+            &format!("{base}/ok"),
+            "expect = { status = 200 }\ntags = [\"team=web\", \"padding=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]",
+        );
+    }
+    let text = check_file(&body);
+    assert!(text.len() > 256 * 1024, "{}", text.len());
+    text
+}
+
+#[test]
+fn a_large_file_streamed_in_chunks_runs_every_check_once_and_a_late_duplicate_is_named() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let checks = 2_100;
+    let file = ws.write("large.toml", &large_check_file(&server, checks, None));
+    let env = [STREAMED[0], ("RUNPROOF_LOG", "runproof=debug")];
+    let output = sweep_with_env(&ws, &[&file], &["--json"], &env);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("large.toml: validated in chunks of 1000 checks"),
+        "{}",
+        describe(&output)
+    );
+    let doc = json_doc(&output);
+    assert_eq!(ids(&doc).len(), checks);
+    let bundle = PathBuf::from(doc["bundle"].as_str().unwrap());
+    assert_verifies(&bundle);
+    let journal = events(&bundle);
+    assert_eq!(journal[0]["planned"], checks);
+    let plans: Vec<usize> = records(&journal, "plan", None)
+        .iter()
+        .map(|p| p["steps"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(plans.iter().sum::<usize>(), checks);
+    assert!(plans.iter().all(|&n| n <= 1_000), "{plans:?}");
+
+    // The same id twice, 2,000 checks apart (in different chunks): the file
+    // is then read whole, which names both lines.
+    let dup = ws.write("dup.toml", &large_check_file(&server, checks, Some(3)));
+    let output = sweep_with_env(&ws, &[&dup], &[], &STREAMED);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("duplicate check id `c3`") && stderr.contains("dup.toml:"),
+        "{stderr}"
+    );
+}
