@@ -1469,6 +1469,15 @@ enum PlanOp<'a> {
 /// A sealed sweep whose `run.start` announces `total` steps (or none, as a
 /// runbook run does) and names none itself; `ops` follow.
 fn write_sweep_planned_in_chunks(root: &Path, total: Option<u64>, ops: &[PlanOp<'_>]) -> PathBuf {
+    write_sweep_planned_in_chunks_ending(root, total, ops, RunVerdict::Pass)
+}
+
+fn write_sweep_planned_in_chunks_ending(
+    root: &Path,
+    total: Option<u64>,
+    ops: &[PlanOp<'_>],
+    verdict: RunVerdict,
+) -> PathBuf {
     let redactor = Arc::new(Redactor::new(&[]));
     let mut w = BundleWriter::create(
         root,
@@ -1500,12 +1509,48 @@ fn write_sweep_planned_in_chunks(root: &Path, total: Option<u64>, ops: &[PlanOp<
         .unwrap();
     }
     w.append(&Event::RunEnd {
-        verdict: RunVerdict::Pass,
+        verdict,
         counts: BTreeMap::from([("pass".to_string(), passed)]),
         duration_ms: 1.0,
     })
     .unwrap();
     w.seal().unwrap()
+}
+
+#[test]
+fn an_interrupted_sweep_may_announce_fewer_steps_than_planned_but_a_finished_one_may_not() {
+    use PlanOp::{Pass, Plan};
+    let root = tempfile::tempdir().unwrap();
+    let ops = [Plan(&["a", "b"][..]), Pass("a"), Pass("b")];
+    let interrupted = write_sweep_planned_in_chunks_ending(
+        &root.path().join("interrupted"),
+        Some(1_000),
+        &ops,
+        RunVerdict::Interrupted,
+    );
+    let report = verify(&interrupted);
+    assert_eq!(
+        report.verdict,
+        Verdict::VerifiedInterrupted,
+        "{}",
+        report.render_text()
+    );
+    let more = [Plan(&["a", "b", "c"][..]), Pass("a"), Pass("b"), Pass("c")];
+    let too_many = write_sweep_planned_in_chunks_ending(
+        &root.path().join("more"),
+        Some(2),
+        &more,
+        RunVerdict::Interrupted,
+    );
+    let report = verify(&too_many);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.message.contains("run.start announces 2 steps")),
+        "{}",
+        report.render_text()
+    );
 }
 
 #[test]

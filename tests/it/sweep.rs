@@ -1992,3 +1992,62 @@ fn a_large_file_streamed_in_chunks_runs_every_check_once_and_a_late_duplicate_is
         "{stderr}"
     );
 }
+
+#[test]
+fn an_interrupted_streamed_sweep_stops_reading_files_and_counts_the_rest_as_interrupted() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let mut first = http(
+        "stuck",
+        &format!("{base}/hang/stuck"),
+        "timeout = \"30s\"\nretries = 0",
+    );
+    first += &http("quick", &format!("{base}/ok"), "");
+    let later = |f: usize| {
+        (0..5)
+            .map(|i| http(&format!("later-{f}-{i}"), &format!("{base}/ok"), ""))
+            .collect::<String>()
+    };
+    let dir = checks_dir(
+        &ws,
+        &[
+            ("a.toml", check_file(&first)),
+            ("b.toml", check_file(&later(1))),
+            ("c.toml", check_file(&later(2))),
+        ],
+    );
+    let watch = Watch::start_with_env(
+        &ws,
+        &dir,
+        &["--watch", "1s", "--concurrency", "1"],
+        &STREAMED,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.hits("stuck") == 0 {
+        assert!(Instant::now() < deadline, "the hanging check never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    watch.interrupt();
+    let (code, lines, stderr) = watch.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(130), "stdout {lines:?}\nstderr {stderr}");
+    let on_disk = bundles(&ws, "sweep");
+    assert_eq!(on_disk.len(), 1, "{on_disk:?}");
+    assert_verifies(&on_disk[0]);
+    let journal = events(&on_disk[0]);
+    assert_eq!(journal[0]["planned"], 12);
+    let announced: BTreeSet<String> = records(&journal, "plan", None)
+        .iter()
+        .flat_map(|p| p["steps"].as_array().unwrap().iter())
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    // Only the first file was read: the others were never reached.
+    assert_eq!(announced, ["quick", "stuck"].map(String::from).into());
+    let end = journal.last().unwrap();
+    assert_eq!(end["verdict"], "interrupted", "{end}");
+    let counts = end["counts"].as_object().unwrap();
+    let total: u64 = counts.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(total, 12, "{end}");
+    assert!(counts["interrupted"].as_u64().unwrap() >= 10, "{end}");
+}
