@@ -6,3 +6,4 @@ pub mod input;
 pub mod run;
 pub mod select;
 pub mod stats;
+pub mod tally;

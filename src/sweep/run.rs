@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::baseline::Baseline;
 use super::stats::LatencyStats;
+use super::tally::SweepTally;
 use crate::check::resolve::ResolverAddr;
 use crate::check::Clients;
 use crate::core::record::{Event, PlannedStep, RunVerdict, StepVerdict};
@@ -79,7 +80,7 @@ pub trait SweepProgress: Send + Sync {
 }
 
 /// How one check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckVerdict {
     /// Failed every attempt of a sample (escalated).
@@ -92,6 +93,7 @@ pub enum CheckVerdict {
     Interrupted,
     /// Passed, but only after retries.
     Flaky,
+    #[default]
     Pass,
 }
 
@@ -114,9 +116,13 @@ impl CheckVerdict {
 }
 
 /// One check's result, as reports show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CheckReport {
     pub id: String,
+    /// Index into [`SweepPlan::vars`] and [`SweepPlan::notify`]: the file
+    /// the check came from.
+    #[serde(skip)]
+    pub file: usize,
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -146,7 +152,9 @@ pub struct SampleCounts {
     pub failure_rate: f64,
 }
 
-/// A finished sweep.
+/// A finished sweep. Each check went to the [`SweepSink`] as it finished;
+/// what is left is the [`SweepTally`], whose size does not grow with the
+/// number of checks.
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepReport {
     pub run_id: String,
@@ -154,7 +162,11 @@ pub struct SweepReport {
     pub duration_ms: f64,
     pub verdict: RunVerdict,
     pub counts: BTreeMap<String, u32>,
-    pub checks: Vec<CheckReport>,
+    /// Percentiles over the checks' median latencies (a sketch: within 0.4%).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyStats>,
+    #[serde(skip)]
+    pub tally: SweepTally,
     /// What `[notify]` was told of this round's changes of state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Notifications>,
@@ -171,18 +183,20 @@ pub struct Notifications {
     pub undelivered: usize,
 }
 
-impl SweepReport {
-    /// Checks sorted for people: failures first, then by id.
-    pub fn sorted_for_display(&self) -> Vec<&CheckReport> {
-        let mut checks: Vec<&CheckReport> = self.checks.iter().collect();
-        checks.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.id.cmp(&b.id)));
-        checks
-    }
+/// Where a sweep's checks go as they finish: the session's streamed
+/// reports. It also observes every journal event (after the journal, like
+/// any [`RunObserver`]), so a report can fold a check's steps into one entry
+/// and hand it out when [`SweepSink::check_done`] says the check is over.
+pub trait SweepSink: RunObserver {
+    /// One check finished; its steps' events have all been observed.
+    /// `listed` says whether [`SweepTally`] keeps it in detail (see
+    /// [`SweepTally::add`]). An `Err` ends the sweep (a bundle write failed).
+    fn check_done(&mut self, check: &CheckReport, listed: bool) -> io::Result<()>;
 }
 
 /// The journal shared by every check of the sweep.
 struct SharedJournal<'a> {
-    inner: Mutex<(&'a mut BundleWriter, &'a mut dyn RunObserver)>,
+    inner: Mutex<(&'a mut BundleWriter, &'a mut dyn SweepSink)>,
 }
 
 impl SharedJournal<'_> {
@@ -211,13 +225,13 @@ impl Emit for Emitter<'_, '_> {
     }
 }
 
-/// Runs the sweep into `bundle`, short of `run.end` ([`record_end`]). `observer`
-/// sees every event after the journal.
+/// Runs the sweep into `bundle`, short of `run.end` ([`record_end`]). `sink`
+/// sees every event after the journal, and each check as it finishes.
 pub async fn run_sweep(
     plan: &SweepPlan,
     options: &SweepOptions,
     bundle: &mut BundleWriter,
-    observer: &mut dyn RunObserver,
+    sink: &mut dyn SweepSink,
     cancel: &Cancel,
 ) -> io::Result<SweepReport> {
     let started = Instant::now();
@@ -278,7 +292,7 @@ pub async fn run_sweep(
     }
 
     let journal = SharedJournal {
-        inner: Mutex::new((bundle, observer)),
+        inner: Mutex::new((bundle, sink)),
     };
     let runner = StepRunner {
         probe: &CheckProbe,
@@ -293,7 +307,7 @@ pub async fn run_sweep(
         compact: true,
     };
     let mut verdicts: HashMap<&str, CheckVerdict> = HashMap::new();
-    let mut reports: Vec<Option<CheckReport>> = vec![None; plan.checks.len()];
+    let mut tally = SweepTally::default();
 
     for level in dependency_levels(plan) {
         let snapshot = verdicts.clone();
@@ -312,33 +326,27 @@ pub async fn run_sweep(
                 report.map(|r| (index, r))
             }
         });
-        // Reports are stored as checks finish, not collected per level first:
-        // a large level would otherwise hold every report twice.
+        // Each report goes to the sink as its check finishes and is then
+        // dropped: only the tally stays.
         let mut finished = stream::iter(runs).buffer_unordered(options.concurrency.max(1));
         while let Some(result) = finished.next().await {
             let (index, report) = result?;
             verdicts.insert(&plan.checks[index].step.id, report.verdict);
-            reports[index] = Some(report);
+            let listed = tally.add(&report);
+            let mut guard = journal
+                .inner
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            guard.1.check_done(&report, listed)?;
         }
     }
     if let Some(progress) = progress {
         progress.finish();
     }
 
-    // `filter_map` (unlike `flatten`) lets `collect` reuse the allocation of
-    // `reports` in place, since `Option<CheckReport>` has the same layout:
-    // one vector of N reports at the end of a sweep instead of two.
-    #[allow(clippy::filter_map_identity)]
-    let checks: Vec<CheckReport> = reports.into_iter().filter_map(|r| r).collect();
-    let mut counts = BTreeMap::new();
-    for check in &checks {
-        *counts
-            .entry(check.verdict.as_str().to_string())
-            .or_insert(0) += 1;
-    }
     let verdict = if cancel.is_cancelled() {
         RunVerdict::Interrupted
-    } else if checks.iter().all(|c| c.verdict.healthy()) {
+    } else if tally.healthy() == tally.total() {
         RunVerdict::Pass
     } else {
         RunVerdict::Escalated
@@ -349,8 +357,9 @@ pub async fn run_sweep(
         started_at,
         duration_ms,
         verdict,
-        counts,
-        checks,
+        counts: tally.counts(),
+        latency: tally.latency(),
+        tally,
         notifications: None,
     })
 }
@@ -383,6 +392,7 @@ async fn sweep_check(
 ) -> io::Result<CheckReport> {
     let mut report = CheckReport {
         id: check.step.id.clone(),
+        file: check.vars,
         kind: check.step.check.kind(),
         tags: check.step.tags.clone(),
         verdict: CheckVerdict::Pass,
