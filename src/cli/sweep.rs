@@ -15,10 +15,11 @@ use crate::report;
 use crate::report::paint::Paint;
 use crate::session::alerts::CheckStates;
 use crate::session::sweep::{prune_rounds, sweep_round, SweepRound};
+use crate::session::sweep_sink::RoundListener;
 use crate::session::SessionError;
 use crate::sweep::baseline::Baseline;
 use crate::sweep::input::{load_input, plan, InputError};
-use crate::sweep::run::{SweepOptions, SweepReport};
+use crate::sweep::run::{CheckReport, SweepOptions, SweepReport};
 use crate::sweep::select::Shard;
 
 pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
@@ -97,6 +98,11 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             shard,
             only: &args.only,
         };
+        // `--json`: the document goes out as checks finish (one line per
+        // round with `--watch`).
+        let mut json = args
+            .json
+            .then(|| JsonStream::new(&args.name, args.watch.map(|_| round), redactor.clone()));
         let (report, bundle) = sweep_round(
             &round_config,
             &input,
@@ -104,6 +110,7 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             &options,
             &redactor,
             &mut states,
+            json.as_mut().map(|j| j as &mut dyn RoundListener),
             &cancel,
         )
         .await
@@ -113,13 +120,22 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
         })?;
         let status = exit_status(&report);
         let Some(interval) = args.watch else {
-            print_report(&args, &report, &bundle, &redactor);
+            match json {
+                Some(json) => {
+                    let _ = json.finish(&report);
+                }
+                None => print_report(&args, &report, &bundle, &redactor),
+            }
             return Ok(status);
         };
         // The round's bundle is sealed by now. A reader that went away
         // (`sweep --watch 1s | head -1`) ends the watch with that round's
         // status: nobody is left to read the next one.
-        if print_round_line(&args, round, &report, &bundle, &redactor).is_err() {
+        let printed = match json {
+            Some(json) => json.finish(&report),
+            None => print_round_line(round, &report, &bundle),
+        };
+        if printed.is_err() {
             return Ok(status);
         }
         if let Some(rounds) = std::path::Path::new(&bundle).parent() {
@@ -185,15 +201,6 @@ fn exit_status(report: &SweepReport) -> ExitStatus {
 
 fn print_report(args: &SweepArgs, report: &SweepReport, bundle: &str, redactor: &Redactor) {
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let document = serde_json::json!({ "name": args.name, "bundle": bundle, "sweep": report });
-        let _ = writeln!(
-            out,
-            "{}",
-            redactor.redact(&serde_json::to_string_pretty(&document).unwrap_or_default())
-        );
-        return;
-    }
     let paint = super::style::stdout();
     let table = paint.table_column(&report::table::render_checks(report), 2);
     let counts = counts_line(report, paint);
@@ -202,7 +209,7 @@ fn print_report(args: &SweepArgs, report: &SweepReport, bundle: &str, redactor: 
         out,
         "{}: {} checks in {:.2}s ({counts})",
         args.name,
-        report.checks.len(),
+        report.tally.total(),
         report.duration_ms / 1000.0
     );
     if let Some(line) = notifications_line(report) {
@@ -233,25 +240,10 @@ fn notifications_line(report: &SweepReport) -> Option<String> {
 }
 
 /// `--watch`: one compact line per round. An error means stdout is closed.
-fn print_round_line(
-    args: &SweepArgs,
-    round: u64,
-    report: &SweepReport,
-    bundle: &str,
-    redactor: &Redactor,
-) -> std::io::Result<()> {
+fn print_round_line(round: u64, report: &SweepReport, bundle: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let document = serde_json::json!({ "round": round, "name": args.name, "bundle": bundle, "sweep": report });
-        writeln!(out, "{}", redactor.redact(&document.to_string()))?;
-        return out.flush();
-    }
     let counts = counts_line(report, super::style::stdout());
-    let worst_p95 = report
-        .checks
-        .iter()
-        .filter_map(|c| c.latency.map(|l| l.p95_ms))
-        .fold(0.0, f64::max);
+    let worst_p95 = report.tally.worst_p95_ms().unwrap_or(0.0);
     let notified = notifications_line(report)
         .map(|line| format!("; {line}"))
         .unwrap_or_default();
@@ -280,4 +272,112 @@ fn counts_line(report: &SweepReport, paint: Paint) -> String {
         .map(|(verdict, n)| format!("{n} {}", paint.verdict(&verdict.to_string())))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `--json` on stdout, written as checks finish so that a sweep never holds
+/// every check: `{"name", "bundle", "sweep": {"checks": [...], then the
+/// sweep's other fields}}`. Pretty-printed for one round; one line per round
+/// with `--watch` (then it starts with `"round"`). Every piece is redacted
+/// before it is written. A failed write (stdout closed) stops the stream,
+/// never the sweep.
+struct JsonStream {
+    name: String,
+    /// `--watch`: the round, and one compact line.
+    round: Option<u64>,
+    redactor: Arc<Redactor>,
+    out: std::io::BufWriter<std::io::Stdout>,
+    checks: u64,
+    failed: Option<std::io::Error>,
+}
+
+impl JsonStream {
+    fn new(name: &str, round: Option<u64>, redactor: Arc<Redactor>) -> JsonStream {
+        JsonStream {
+            name: name.to_string(),
+            round,
+            redactor,
+            out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+            checks: 0,
+            failed: None,
+        }
+    }
+
+    fn pretty(&self) -> bool {
+        self.round.is_none()
+    }
+
+    fn write(&mut self, text: &str) {
+        if self.failed.is_none() {
+            if let Err(err) = self.out.write_all(self.redactor.redact(text).as_bytes()) {
+                self.failed = Some(err);
+            }
+        }
+    }
+
+    /// Ends the document with the sweep's fields (all but its checks, which
+    /// are out already) and flushes it; an `Err` means stdout is closed.
+    fn finish(mut self, report: &SweepReport) -> std::io::Result<()> {
+        let fields = match serde_json::to_value(report) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        };
+        let mut text = String::new();
+        if self.pretty() {
+            text.push_str(if self.checks > 0 { "\n    ]" } else { "]" });
+            for (key, value) in &fields {
+                let value = serde_json::to_string_pretty(value).unwrap_or_default();
+                text.push_str(&format!(
+                    ",\n    {}: {}",
+                    serde_json::Value::from(key.as_str()),
+                    value.replace('\n', "\n    ")
+                ));
+            }
+            text.push_str("\n  }\n}\n");
+        } else {
+            text.push(']');
+            for (key, value) in &fields {
+                text.push_str(&format!(
+                    ",{}:{value}",
+                    serde_json::Value::from(key.as_str())
+                ));
+            }
+            text.push_str("}}\n");
+        }
+        self.write(&text);
+        if let Some(err) = self.failed.take() {
+            return Err(err);
+        }
+        self.out.flush()
+    }
+}
+
+impl RoundListener for JsonStream {
+    fn begin(&mut self, bundle: &str) {
+        let name = serde_json::Value::from(self.name.as_str());
+        let bundle = serde_json::Value::from(bundle);
+        let head = match self.round {
+            None => format!(
+                "{{\n  \"name\": {name},\n  \"bundle\": {bundle},\n  \"sweep\": {{\n    \"checks\": ["
+            ),
+            Some(round) => format!(
+                "{{\"round\":{round},\"name\":{name},\"bundle\":{bundle},\"sweep\":{{\"checks\":["
+            ),
+        };
+        self.write(&head);
+    }
+
+    fn check(&mut self, check: &CheckReport) {
+        let separator = if self.checks == 0 { "" } else { "," };
+        self.checks += 1;
+        let text = if self.pretty() {
+            let body = serde_json::to_string_pretty(check).unwrap_or_default();
+            format!("{separator}\n      {}", body.replace('\n', "\n      "))
+        } else {
+            format!(
+                "{separator}{}",
+                serde_json::to_string(check).unwrap_or_default()
+            )
+        };
+        self.write(&text);
+    }
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use super::summary::RunSummary;
 use super::table::format_ms;
 use crate::core::record::{RunVerdict, StepVerdict};
+use crate::sweep::run::{CheckReport, SweepReport};
 
 /// Renders the summary as GitHub-flavoured Markdown.
 pub fn render(summary: &RunSummary, bundle_name: &str) -> String {
@@ -189,47 +190,104 @@ fn cell(text: &str) -> String {
         .replace('\n', " ")
 }
 
-/// A sweep as Markdown, for a CI job summary (`>> $GITHUB_STEP_SUMMARY`).
-pub fn render_sweep(report: &crate::sweep::run::SweepReport, name: &str, bundle: &str) -> String {
-    use super::table::format_latency;
-    let mut out = String::new();
-    let total = report.checks.len();
-    let healthy = report.checks.iter().filter(|c| c.verdict.healthy()).count();
-    let status = if healthy == total { "PASSED" } else { "FAILED" };
-    let _ = writeln!(
-        out,
-        "### runproof sweep · {} · {status} ({healthy}/{total} healthy)\n",
-        cell(name)
-    );
-    out.push_str("| Check | Kind | Verdict | Attempts | p50 | p95 | Reason |\n");
-    out.push_str("|-------|------|---------|---------:|----:|----:|--------|\n");
-    for c in report.sorted_for_display() {
-        let verdict = if c.verdict.healthy() {
-            c.verdict.as_str().to_string()
-        } else {
-            format!("**{}**", c.verdict.as_str())
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            cell(&c.id),
-            cell(c.kind),
-            verdict,
-            c.attempts_total,
-            c.latency
-                .map(|l| format_latency(l.p50_ms))
-                .unwrap_or_else(|| "-".into()),
-            c.latency
-                .map(|l| format_latency(l.p95_ms))
-                .unwrap_or_else(|| "-".into()),
-            cell(c.reason.as_deref().unwrap_or(""))
-        );
+/// A sweep's `summary.md` (and `--markdown`, for a CI job summary:
+/// `>> $GITHUB_STEP_SUMMARY`), written as checks finish: one table, with the
+/// checks that did not pass plainly first (failures first, then by id; the
+/// first [`LISTED_MAX`](crate::sweep::tally::LISTED_MAX) of them, kept by the
+/// tally), then every other check in the order it finished.
+pub struct MarkdownStream {
+    spooled: super::spool::Spooled,
+    row: String,
+}
+
+const SWEEP_TABLE_HEAD: &str = "| Check | Kind | Verdict | Attempts | p50 | p95 | Reason |\n\
+                                |-------|------|---------|---------:|----:|----:|--------|\n";
+
+impl MarkdownStream {
+    /// A stream into `spooled`'s targets (one section).
+    pub fn new(spooled: super::spool::Spooled) -> MarkdownStream {
+        MarkdownStream {
+            spooled,
+            row: String::new(),
+        }
     }
+
+    /// One finished check; a `listed` one is written at the end, in the
+    /// tally's list, instead.
+    pub fn check(&mut self, check: &CheckReport, listed: bool) {
+        if listed {
+            return;
+        }
+        self.row.clear();
+        sweep_row(&mut self.row, check);
+        self.spooled.write(0, &self.row);
+    }
+
+    /// Writes the files: headline, the listed checks, the streamed rows, the
+    /// note on checks not listed first, the run line.
+    pub fn finish(
+        self,
+        report: &SweepReport,
+        name: &str,
+        bundle: &str,
+    ) -> Vec<(std::path::PathBuf, std::io::Error)> {
+        use super::spool::Part;
+        let tally = &report.tally;
+        let (healthy, total) = (tally.healthy(), tally.total());
+        let status = if healthy == total { "PASSED" } else { "FAILED" };
+        let mut head = String::new();
+        let _ = writeln!(
+            head,
+            "### runproof sweep · {} · {status} ({healthy}/{total} healthy)\n",
+            cell(name)
+        );
+        head.push_str(SWEEP_TABLE_HEAD);
+        for check in tally.not_passing() {
+            sweep_row(&mut head, check);
+        }
+        let mut tail = String::new();
+        if tally.unlisted() > 0 {
+            let _ = writeln!(
+                tail,
+                "\nThe first {} checks that did not pass are listed first; {} more are among the others, in the order they finished.",
+                tally.not_passing().len(),
+                tally.unlisted()
+            );
+        }
+        let _ = writeln!(
+            tail,
+            "\nRun `{}` · bundle `{}`\n",
+            report.run_id,
+            cell(bundle)
+        );
+        self.spooled
+            .finish(&[Part::Text(&head), Part::Section(0), Part::Text(&tail)])
+    }
+}
+
+/// One check's row of the sweep table.
+fn sweep_row(out: &mut String, c: &CheckReport) {
+    use super::table::format_latency;
+    let verdict = if c.verdict.healthy() {
+        c.verdict.as_str().to_string()
+    } else {
+        format!("**{}**", c.verdict.as_str())
+    };
+    let latency = |p: fn(&crate::sweep::stats::LatencyStats) -> f64| {
+        c.latency
+            .as_ref()
+            .map(|l| format_latency(p(l)))
+            .unwrap_or_else(|| "-".into())
+    };
     let _ = writeln!(
         out,
-        "\nRun `{}` · bundle `{}`\n",
-        report.run_id,
-        cell(bundle)
+        "| {} | {} | {} | {} | {} | {} | {} |",
+        cell(&c.id),
+        cell(c.kind),
+        verdict,
+        c.attempts_total,
+        latency(|l| l.p50_ms),
+        latency(|l| l.p95_ms),
+        cell(c.reason.as_deref().unwrap_or(""))
     );
-    out
 }

@@ -11,11 +11,12 @@ pub mod markdown;
 pub mod merged;
 pub mod paint;
 pub mod prometheus;
+pub mod spool;
 pub mod summary;
 pub mod table;
 pub mod terminal;
 
-pub use summary::{RunSummary, StepSummary, SummaryBuilder};
+pub use summary::{RunSummary, StepFolds, StepSummary, SummaryBuilder};
 
 /// Version of the renderers of `summary.md` and `junit.xml`, recorded in a
 /// bundle's header. `verify` regenerates a bundle's reports byte for byte only

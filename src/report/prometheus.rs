@@ -23,73 +23,48 @@ pub struct CheckMetrics {
     pub regressed: bool,
 }
 
-/// Renders the whole textfile.
-pub fn render(checks: &[CheckMetrics], finished_unix: f64) -> String {
-    let mut out = String::new();
-    family(
-        &mut out,
+/// The families of per-check samples: name and help.
+const FAMILIES: [(&str, &str); 5] = [
+    (
         "runproof_check_success",
         "1 if the check passed (also after retries), 0 if it failed; absent when blocked.",
-    );
-    for c in checks {
-        if let Some(success) = c.success {
-            sample(
-                &mut out,
-                "runproof_check_success",
-                c,
-                if success { 1.0 } else { 0.0 },
-            );
-        }
-    }
-    family(
-        &mut out,
+    ),
+    (
         "runproof_check_blocked",
         "1 if the check was not run because a check it depends on failed.",
-    );
-    for c in checks {
-        sample(
-            &mut out,
-            "runproof_check_blocked",
-            c,
-            if c.success.is_none() { 1.0 } else { 0.0 },
-        );
-    }
-    family(
-        &mut out,
+    ),
+    (
         "runproof_check_duration_seconds",
         "Median latency of the check's samples (the attempt that decided each sample).",
-    );
-    for c in checks {
-        if let Some(seconds) = c.duration_seconds {
-            sample(&mut out, "runproof_check_duration_seconds", c, seconds);
-        }
-    }
-    family(
-        &mut out,
+    ),
+    (
         "runproof_check_attempts",
         "Attempts the check used (1 = no retry).",
-    );
-    for c in checks.iter().filter(|c| c.attempts > 0) {
-        sample(
-            &mut out,
-            "runproof_check_attempts",
-            c,
-            f64::from(c.attempts),
-        );
-    }
-    family(
-        &mut out,
+    ),
+    (
         "runproof_check_latency_regressed",
         "1 if the check's p95 latency grew beyond the baseline factor.",
-    );
-    for c in checks.iter().filter(|c| c.success.is_some()) {
-        sample(
-            &mut out,
-            "runproof_check_latency_regressed",
-            c,
-            if c.regressed { 1.0 } else { 0.0 },
-        );
+    ),
+];
+
+/// Appends `c`'s sample of family `f` (an index into [`FAMILIES`]), if it has one.
+fn family_sample(out: &mut String, f: usize, c: &CheckMetrics) {
+    let name = FAMILIES[f].0;
+    let value = match f {
+        0 => c.success.map(|success| if success { 1.0 } else { 0.0 }),
+        1 => Some(if c.success.is_none() { 1.0 } else { 0.0 }),
+        2 => c.duration_seconds,
+        3 => (c.attempts > 0).then(|| f64::from(c.attempts)),
+        _ => c.success.map(|_| if c.regressed { 1.0 } else { 0.0 }),
+    };
+    if let Some(value) = value {
+        sample(out, name, c, value);
     }
+}
+
+/// The family of the sweep's end time, the file's last lines.
+fn timestamp_family(finished_unix: f64) -> String {
+    let mut out = String::new();
     family(
         &mut out,
         "runproof_sweep_last_timestamp_seconds",
@@ -100,6 +75,73 @@ pub fn render(checks: &[CheckMetrics], finished_unix: f64) -> String {
         "runproof_sweep_last_timestamp_seconds {finished_unix:.3}"
     );
     out
+}
+
+/// Renders the whole textfile.
+pub fn render(checks: &[CheckMetrics], finished_unix: f64) -> String {
+    let mut out = String::new();
+    for (f, (name, help)) in FAMILIES.iter().enumerate() {
+        family(&mut out, name, help);
+        for c in checks {
+            family_sample(&mut out, f, c);
+        }
+    }
+    out.push_str(&timestamp_family(finished_unix));
+    out
+}
+
+/// A sweep's `--prometheus` textfile, written as checks finish: each family
+/// is spooled on its own (the format wants a family's samples together),
+/// and the file is replaced atomically at the end.
+pub struct PrometheusStream {
+    spooled: super::spool::Spooled,
+    line: String,
+}
+
+impl PrometheusStream {
+    /// A stream into a [`Spooled`](super::spool::Spooled) of
+    /// [`PrometheusStream::SECTIONS`] sections.
+    pub fn new(spooled: super::spool::Spooled) -> PrometheusStream {
+        PrometheusStream {
+            spooled,
+            line: String::new(),
+        }
+    }
+
+    /// Sections the spool needs: one per family.
+    pub const SECTIONS: usize = FAMILIES.len();
+
+    /// One check's samples.
+    pub fn check(&mut self, c: &CheckMetrics) {
+        for f in 0..FAMILIES.len() {
+            self.line.clear();
+            family_sample(&mut self.line, f, c);
+            if !self.line.is_empty() {
+                self.spooled.write(f, &self.line);
+            }
+        }
+    }
+
+    /// Writes the file: each family's header and samples, then the end time.
+    pub fn finish(self, finished_unix: f64) -> Vec<(std::path::PathBuf, std::io::Error)> {
+        use super::spool::Part;
+        let headers: Vec<String> = FAMILIES
+            .iter()
+            .map(|(name, help)| {
+                let mut out = String::new();
+                family(&mut out, name, help);
+                out
+            })
+            .collect();
+        let end = timestamp_family(finished_unix);
+        let mut parts = Vec::new();
+        for (f, header) in headers.iter().enumerate() {
+            parts.push(Part::Text(header));
+            parts.push(Part::Section(f));
+        }
+        parts.push(Part::Text(&end));
+        self.spooled.finish(&parts)
+    }
 }
 
 fn family(out: &mut String, name: &str, help: &str) {

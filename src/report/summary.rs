@@ -91,24 +91,28 @@ impl RunSummary {
         }
         let steps = order
             .iter()
-            .filter_map(|id| {
-                let samples = &by_check[id];
-                let decisive = samples
-                    .iter()
-                    .find(|s| s.verdict != Some(StepVerdict::Pass))
-                    .or(samples.last())?;
-                let mut step = (*decisive).clone();
-                step.id = id.to_string();
-                step.duration_ms = samples.iter().map(|s| s.duration_ms).sum();
-                step.failed_attempts = samples
-                    .iter()
-                    .flat_map(|s| s.failed_attempts.iter().cloned())
-                    .collect();
-                Some(step)
-            })
+            .filter_map(|id| fold_samples(id, &by_check[id]))
             .collect();
         RunSummary { steps, ..self }
     }
+}
+
+/// One check's samples (`ID#1`…`ID#K`) as one step: the first sample that
+/// did not pass (else the last), with the time of all and every sample's
+/// failed attempts. `None` without samples.
+pub fn fold_samples(id: &str, samples: &[&StepSummary]) -> Option<StepSummary> {
+    let decisive = samples
+        .iter()
+        .find(|s| s.verdict != Some(StepVerdict::Pass))
+        .or(samples.last())?;
+    let mut step = (*decisive).clone();
+    step.id = id.to_string();
+    step.duration_ms = samples.iter().map(|s| s.duration_ms).sum();
+    step.failed_attempts = samples
+        .iter()
+        .flat_map(|s| s.failed_attempts.iter().cloned())
+        .collect();
+    Some(step)
 }
 
 impl StepSummary {
@@ -203,91 +207,6 @@ impl RunObserver for SummaryBuilder {
                     step.max_attempts = planned.max_attempts;
                 }
             }
-            Event::StepStart {
-                step,
-                kind,
-                title,
-                max_attempts,
-                ..
-            } => {
-                let s = self.step_mut(step, seq);
-                s.seq_range.0 = seq;
-                s.kind = kind.clone();
-                s.title = title.clone();
-                s.max_attempts = *max_attempts;
-            }
-            Event::StepPass {
-                step,
-                kind,
-                title,
-                max_attempts,
-                duration_ms,
-                ..
-            } => {
-                // The four records of a first-attempt pass, folded as one.
-                let s = self.step_mut(step, seq);
-                s.seq_range.0 = seq;
-                s.kind.clone_from(kind);
-                s.title.clone_from(title);
-                s.max_attempts = *max_attempts;
-                s.attempts = 1;
-                s.attempt_durations_ms.push(*duration_ms);
-                s.verdict = Some(StepVerdict::Pass);
-                s.duration_ms = *duration_ms;
-                s.class = None;
-                s.reason = None;
-            }
-            Event::AttemptEnd {
-                step,
-                attempt,
-                verdict,
-                duration_ms,
-                reason,
-                failure,
-                ..
-            } => {
-                let s = self.step_mut(step, seq);
-                s.attempts = *attempt;
-                s.attempt_durations_ms.push(*duration_ms);
-                if *verdict != AttemptVerdict::Pass {
-                    let class = failure.map(|f| f.class);
-                    s.failed_attempts.push(FailedAttempt {
-                        attempt: *attempt,
-                        verdict: *verdict,
-                        class,
-                        reason: failure_text(class, reason.as_deref().unwrap_or_default()),
-                        duration_ms: *duration_ms,
-                        seq,
-                    });
-                }
-            }
-            Event::Escalation(escalation) => {
-                self.step_mut(&escalation.step, seq).escalation =
-                    Some(Box::new(escalation.clone()));
-            }
-            Event::StepEnd {
-                step,
-                verdict,
-                attempts,
-                duration_ms,
-                reason,
-                ..
-            } => {
-                let s = self.step_mut(step, seq);
-                s.verdict = Some(*verdict);
-                s.attempts = *attempts;
-                s.duration_ms = *duration_ms;
-                let last_failure = s.failed_attempts.last().filter(|_| {
-                    matches!(verdict, StepVerdict::Escalated | StepVerdict::Interrupted)
-                });
-                s.class = last_failure.and_then(|a| a.class);
-                // An escalated step ends for its last attempt's reason: show
-                // it with its class; other endings (blocked, skipped) say why.
-                s.reason = match (last_failure, *verdict) {
-                    (Some(attempt), StepVerdict::Escalated) => Some(attempt.reason.clone()),
-                    (last, _) => reason.clone().or_else(|| last.map(|a| a.reason.clone())),
-                };
-            }
             Event::RunEnd {
                 verdict,
                 duration_ms,
@@ -296,13 +215,164 @@ impl RunObserver for SummaryBuilder {
                 self.summary.verdict = Some(*verdict);
                 self.summary.duration_ms = *duration_ms;
             }
-            Event::AttemptStart { .. }
-            | Event::Probe { .. }
-            | Event::Backoff { .. }
-            | Event::EvidenceError { .. }
-            | Event::Delivery { .. }
-            | Event::Notify { .. } => {}
+            event => {
+                if let Some(id) = step_of(event) {
+                    let step = self.step_mut(id, seq);
+                    fold_step(step, seq, event);
+                }
+            }
         }
+    }
+}
+
+/// The steps of a sweep that are still running, folded from their events:
+/// [`StepFolds::take_check`] hands a check's summary out when it ends and
+/// forgets it. Unlike [`SummaryBuilder`], which keeps every step of a run,
+/// this holds only the checks in flight (at most the concurrency).
+#[derive(Debug, Default)]
+pub struct StepFolds {
+    steps: HashMap<String, StepSummary>,
+}
+
+impl StepFolds {
+    /// Folds one event (events of no step are ignored).
+    pub fn observe(&mut self, seq: u64, event: &Event) {
+        let Some(id) = step_of(event) else {
+            return;
+        };
+        let step = match self.steps.get_mut(id) {
+            Some(step) => step,
+            None => self.steps.entry(id.to_string()).or_insert(StepSummary {
+                id: id.to_string(),
+                seq_range: (seq, seq),
+                ..StepSummary::default()
+            }),
+        };
+        step.seq_range.1 = seq;
+        fold_step(step, seq, event);
+    }
+
+    /// The finished check `id`, its `samples` steps (`ID#1`…`ID#K` when
+    /// `samples` > 1) folded into one as [`RunSummary::per_check`] does;
+    /// `None` when no event of it was seen.
+    pub fn take_check(&mut self, id: &str, samples: u32) -> Option<StepSummary> {
+        if samples <= 1 {
+            return self.steps.remove(id);
+        }
+        let taken: Vec<StepSummary> = (1..=samples)
+            .filter_map(|k| {
+                self.steps
+                    .remove(&crate::core::record::sample_step_id(id, k))
+            })
+            .collect();
+        let refs: Vec<&StepSummary> = taken.iter().collect();
+        fold_samples(id, &refs)
+    }
+
+    /// Steps in flight.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+/// The step an event folds into ([`fold_step`]), if any.
+pub fn step_of(event: &Event) -> Option<&str> {
+    match event {
+        Event::StepStart { step, .. }
+        | Event::StepPass { step, .. }
+        | Event::AttemptEnd { step, .. }
+        | Event::StepEnd { step, .. } => Some(step),
+        Event::Escalation(escalation) => Some(&escalation.step),
+        _ => None,
+    }
+}
+
+/// Folds one of a step's events (see [`step_of`]) into its summary `s`;
+/// `seq` is the event's journal seq. The caller keeps `s.seq_range.1`.
+pub fn fold_step(s: &mut StepSummary, seq: u64, event: &Event) {
+    match event {
+        Event::StepStart {
+            kind,
+            title,
+            max_attempts,
+            ..
+        } => {
+            s.seq_range.0 = seq;
+            s.kind = kind.clone();
+            s.title = title.clone();
+            s.max_attempts = *max_attempts;
+        }
+        Event::StepPass {
+            kind,
+            title,
+            max_attempts,
+            duration_ms,
+            ..
+        } => {
+            // The four records of a first-attempt pass, folded as one.
+            s.seq_range.0 = seq;
+            s.kind.clone_from(kind);
+            s.title.clone_from(title);
+            s.max_attempts = *max_attempts;
+            s.attempts = 1;
+            s.attempt_durations_ms.push(*duration_ms);
+            s.verdict = Some(StepVerdict::Pass);
+            s.duration_ms = *duration_ms;
+            s.class = None;
+            s.reason = None;
+        }
+        Event::AttemptEnd {
+            attempt,
+            verdict,
+            duration_ms,
+            reason,
+            failure,
+            ..
+        } => {
+            s.attempts = *attempt;
+            s.attempt_durations_ms.push(*duration_ms);
+            if *verdict != AttemptVerdict::Pass {
+                let class = failure.map(|f| f.class);
+                s.failed_attempts.push(FailedAttempt {
+                    attempt: *attempt,
+                    verdict: *verdict,
+                    class,
+                    reason: failure_text(class, reason.as_deref().unwrap_or_default()),
+                    duration_ms: *duration_ms,
+                    seq,
+                });
+            }
+        }
+        Event::Escalation(escalation) => {
+            s.escalation = Some(Box::new(escalation.clone()));
+        }
+        Event::StepEnd {
+            verdict,
+            attempts,
+            duration_ms,
+            reason,
+            ..
+        } => {
+            s.verdict = Some(*verdict);
+            s.attempts = *attempts;
+            s.duration_ms = *duration_ms;
+            let last_failure = s
+                .failed_attempts
+                .last()
+                .filter(|_| matches!(verdict, StepVerdict::Escalated | StepVerdict::Interrupted));
+            s.class = last_failure.and_then(|a| a.class);
+            // An escalated step ends for its last attempt's reason: show
+            // it with its class; other endings (blocked, skipped) say why.
+            s.reason = match (last_failure, *verdict) {
+                (Some(attempt), StepVerdict::Escalated) => Some(attempt.reason.clone()),
+                (last, _) => reason.clone().or_else(|| last.map(|a| a.reason.clone())),
+            };
+        }
+        _ => {}
     }
 }
 

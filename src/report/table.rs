@@ -72,43 +72,34 @@ struct CheckRow {
     reason: String,
 }
 
-/// Up to this many checks, the sweep table lists every one.
-const TABLE_ALL: usize = 100;
-/// Past [`TABLE_ALL`]: at most this many checks that did not pass plainly
-/// (fail, regressed, blocked, interrupted, flaky), then the slowest passes.
+/// Past [`ALL_MAX`](crate::sweep::tally::ALL_MAX) checks: at most this many
+/// that did not pass plainly (fail, regressed, blocked, interrupted, flaky),
+/// then the tally's slowest passes.
 const TABLE_NOT_PASSING: usize = 50;
-const TABLE_SLOWEST: usize = 10;
 
-/// One row per check of a sweep, failures first. A large sweep shows its
-/// failures (up to 50) and its 10 slowest passing checks by p95, then one
-/// line counting the rest: a terminal cannot show 100,000 rows, and every
-/// check is in the bundle's `summary.md`, JUnit and `--json`.
+/// One row per check of a sweep, failures first. A small sweep lists every
+/// check; a large one its failures (up to 50) and its 10 slowest passing
+/// checks by p95, from the tally, then one line counting the rest: a
+/// terminal cannot show 100,000 rows, and every check is in the bundle's
+/// `summary.md` and JUnit.
 pub fn render_checks(report: &crate::sweep::run::SweepReport) -> String {
     use crate::sweep::run::CheckVerdict;
-    let sorted = report.sorted_for_display();
-    if sorted.len() <= TABLE_ALL {
-        return check_table(sorted);
+    let tally = &report.tally;
+    if let Some(all) = tally.all() {
+        return check_table(all);
     }
-    let (passing, mut shown): (Vec<_>, Vec<_>) = sorted
-        .into_iter()
-        .partition(|c| c.verdict == CheckVerdict::Pass);
-    let not_passing = shown.len();
+    let mut shown = tally.not_passing();
     shown.truncate(TABLE_NOT_PASSING);
-    let p95 = |c: &&crate::sweep::run::CheckReport| c.latency.map_or(0.0, |l| l.p95_ms);
-    let mut slowest = passing.clone();
-    let k = TABLE_SLOWEST.min(slowest.len());
-    if k > 0 && k < slowest.len() {
-        slowest.select_nth_unstable_by(k - 1, |a, b| p95(b).total_cmp(&p95(a)));
-    }
-    slowest.truncate(k);
-    slowest.sort_by(|a, b| p95(b).total_cmp(&p95(a)).then_with(|| a.id.cmp(&b.id)));
-    let hidden = report.checks.len() - shown.len() - slowest.len();
+    let slowest = tally.slowest();
+    let passing = tally.count(CheckVerdict::Pass);
+    let not_passing = tally.total() - passing;
+    let hidden_passing = passing - slowest.len() as u64;
+    let hidden_not_passing = not_passing - shown.len() as u64;
     shown.extend(slowest);
     let mut text = check_table(shown);
     text.push_str(&format!(
-        "\n… {hidden} more checks not shown ({} passing, {} not passing); every check is in the bundle's summary.md and junit.xml",
-        passing.len().saturating_sub(k),
-        not_passing - not_passing.min(TABLE_NOT_PASSING),
+        "\n… {} more checks not shown ({hidden_passing} passing, {hidden_not_passing} not passing); every check is in the bundle's summary.md and junit.xml",
+        hidden_passing + hidden_not_passing,
     ));
     text
 }

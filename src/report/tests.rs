@@ -336,30 +336,37 @@ fn a_step_pass_record_folds_into_one_passing_attempt() {
 fn a_large_sweep_table_shows_failures_and_the_slowest_passes_then_counts_the_rest() {
     use crate::sweep::run::{CheckReport, CheckVerdict, SweepReport};
     use crate::sweep::stats::LatencyStats;
+    use crate::sweep::tally::SweepTally;
     let check = |i: usize, verdict: CheckVerdict| CheckReport {
         id: format!("c{i:04}"),
         kind: "http",
-        tags: Vec::new(),
         verdict,
         attempts: 1,
         attempts_total: 1,
         latency: LatencyStats::from_samples(&[i as f64]),
         reason: (verdict == CheckVerdict::Fail).then(|| "status 500, want 200".to_string()),
-        baseline_p95_ms: None,
-        samples: None,
+        ..CheckReport::default()
     };
     let mut checks: Vec<CheckReport> = (0..1000).map(|i| check(i, CheckVerdict::Pass)).collect();
     checks[17] = check(17, CheckVerdict::Fail);
     checks[400] = check(400, CheckVerdict::Flaky);
-    let report = SweepReport {
-        run_id: "r".into(),
-        started_at: "t".into(),
-        duration_ms: 1.0,
-        verdict: RunVerdict::Escalated,
-        counts: BTreeMap::new(),
-        checks,
-        notifications: None,
+    let report_of = |checks: &[CheckReport]| {
+        let mut tally = SweepTally::default();
+        for check in checks {
+            tally.add(check);
+        }
+        SweepReport {
+            run_id: "r".into(),
+            started_at: "t".into(),
+            duration_ms: 1.0,
+            verdict: RunVerdict::Escalated,
+            counts: BTreeMap::new(),
+            latency: None,
+            tally,
+            notifications: None,
+        }
     };
+    let report = report_of(&checks);
     let text = table::render_checks(&report);
     let rows: Vec<&str> = text.lines().filter(|l| l.contains("│ c0")).collect();
     assert_eq!(rows.len(), 12, "{text}");
@@ -382,11 +389,101 @@ fn a_large_sweep_table_shows_failures_and_the_slowest_passes_then_counts_the_res
     );
 
     // A small sweep lists every check.
-    let small = SweepReport {
-        checks: report.checks[..100].to_vec(),
-        ..report
-    };
+    let small = report_of(&checks[..100]);
     let text = table::render_checks(&small);
     assert_eq!(text.lines().filter(|l| l.contains("│ c0")).count(), 100);
     assert!(!text.contains("not shown"));
+}
+
+/// Issue 12: the streamed `summary.md` lists every check exactly once, also
+/// past the tally's list of 1,000 checks that did not pass, and says how
+/// many of those follow among the others.
+#[test]
+fn streamed_sweep_markdown_lists_every_check_once_past_the_listed_cap() {
+    use crate::report::markdown::MarkdownStream;
+    use crate::report::spool::{Mode, Spooled};
+    use crate::sweep::run::{CheckReport, CheckVerdict, SweepReport};
+    use crate::sweep::tally::{SweepTally, LISTED_MAX};
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("summary.md");
+    let redactor = std::sync::Arc::new(crate::evidence::Redactor::new(&[]));
+    let mut spooled = Spooled::new(redactor, 1);
+    spooled.add_target(&target, Mode::Replace).unwrap();
+    let mut stream = MarkdownStream::new(spooled);
+    let mut tally = SweepTally::default();
+    let total: usize = 1_300;
+    for i in 0..total {
+        let verdict = if i.is_multiple_of(13) {
+            CheckVerdict::Pass
+        } else {
+            CheckVerdict::Fail
+        };
+        let check = CheckReport {
+            id: format!("c{i:04}"),
+            kind: "http",
+            verdict,
+            ..CheckReport::default()
+        };
+        let listed = tally.add(&check);
+        stream.check(&check, listed);
+    }
+    let failing = tally.count(CheckVerdict::Fail);
+    let report = SweepReport {
+        run_id: "r".into(),
+        started_at: "t".into(),
+        duration_ms: 1.0,
+        verdict: RunVerdict::Escalated,
+        counts: tally.counts(),
+        latency: None,
+        tally,
+        notifications: None,
+    };
+    assert!(stream.finish(&report, "big", "bundle").is_empty());
+    let text = std::fs::read_to_string(&target).unwrap();
+    let ids: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("| c"))
+        .map(|l| &l[2..7])
+        .collect();
+    assert_eq!(ids.len(), total, "one row per check");
+    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), total, "no check twice");
+    assert!(ids[..LISTED_MAX].iter().all(|id| {
+        let i: usize = id[1..].parse().unwrap();
+        !i.is_multiple_of(13)
+    }));
+    assert!(
+        text.contains(&format!(
+            "The first {LISTED_MAX} checks that did not pass are listed first; {} more are among the others",
+            failing - LISTED_MAX as u64
+        )),
+        "{text}"
+    );
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(leftovers, 1, "no spool left");
+}
+
+/// The streamed JUnit states the same totals and testcases as the
+/// whole-document renderer (only the order of testcases may differ).
+#[test]
+fn streamed_junit_matches_the_whole_document() {
+    use crate::report::junit::JunitStream;
+    use crate::report::spool::{Mode, Spooled};
+    let summary = summary();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("junit.xml");
+    let redactor = std::sync::Arc::new(crate::evidence::Redactor::new(&[]));
+    let mut spooled = Spooled::new(redactor, 1);
+    spooled.add_target(&target, Mode::Replace).unwrap();
+    let mut stream = JunitStream::new(spooled, &summary.name);
+    for step in &summary.steps {
+        stream.case(step, None);
+    }
+    assert!(stream
+        .finish(&summary.run_id, &summary.started_at, summary.duration_ms)
+        .is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        junit::render(&summary)
+    );
 }

@@ -12,17 +12,23 @@ use crate::engine::notify::payload::{CheckChange, DIGEST_SUBJECT};
 use crate::engine::notify::{Message, Notifier};
 use crate::engine::{Cancel, Emit, RunScope};
 use crate::evidence::{read_bundle, BundleWriter};
-use crate::sweep::run::{CheckReport, CheckVerdict, Notifications, SweepPlan, SweepReport};
+use crate::sweep::run::{CheckReport, CheckVerdict, Notifications, SweepPlan};
 
 /// The most changes one file's `[notify]` is sent one by one in a round; the
 /// rest go out as one digest (a network outage that fails 10,000 checks
 /// should page once, not 10,000 times, and not hold up the next round).
 pub const MAX_CHANGES_PER_ROUND: usize = 20;
 
-/// Which checks were failing after the last round, and since when.
+/// Which checks were failing after the last round, and since when. A round
+/// tells it of each check as it finishes ([`CheckStates::observe`]); it keeps
+/// only the failing checks and the round's changes, never every check.
 #[derive(Debug, Default)]
 pub struct CheckStates {
     failing: HashMap<String, String>,
+    /// The current round's changes, in the order checks finished.
+    changes: Vec<Change>,
+    /// When the current round started (a new failure's `failing_since`).
+    round_started_at: String,
     /// Checks that were failing when an earlier watch of this sweep stopped
     /// (its newest sealed round), until this watch's first round: one that
     /// passes then is announced as recovered; one that still fails is
@@ -52,63 +58,76 @@ impl CheckStates {
         states
     }
 
-    /// The changes `report` brings, in report order; the states move on. A
-    /// blocked or interrupted check says nothing about its own health, so it
-    /// keeps the state it had.
-    fn advance<'r>(&mut self, report: &'r SweepReport) -> Vec<(&'r CheckReport, StateChange)> {
-        let mut inherited = std::mem::take(&mut self.inherited);
-        let mut changes = Vec::new();
-        for check in &report.checks {
-            match check.verdict {
-                CheckVerdict::Fail => {
-                    if !self.failing.contains_key(&check.id) {
-                        let since = inherited
-                            .remove(&check.id)
-                            .unwrap_or_else(|| report.started_at.clone());
-                        self.failing.insert(check.id.clone(), since);
-                        changes.push((check, StateChange::Failing));
-                    }
-                }
-                CheckVerdict::Pass | CheckVerdict::Flaky | CheckVerdict::Regressed => {
-                    if let Some(since) = inherited.remove(&check.id) {
-                        self.failing.insert(check.id.clone(), since);
-                    }
-                    if self.failing.contains_key(&check.id) {
-                        changes.push((check, StateChange::Recovered));
-                    }
-                }
-                // Says nothing of its own health: an inherited failure waits.
-                CheckVerdict::Blocked | CheckVerdict::Interrupted => {
-                    if let Some(since) = inherited.remove(&check.id) {
-                        self.failing.insert(check.id.clone(), since);
-                    }
-                }
-            }
-        }
-        changes
+    /// A round that started at `started_at` begins.
+    pub fn begin_round(&mut self, started_at: &str) {
+        self.changes.clear();
+        self.round_started_at = started_at.to_string();
     }
 
-    /// Forgets a recovered check's failure; returns when it began.
-    fn recovered(&mut self, check: &str) -> Option<String> {
-        self.failing.remove(check)
+    /// One of the round's checks finished: records the change it brings, if
+    /// any, and moves its state on. A blocked or interrupted check says
+    /// nothing about its own health, so it keeps the state it had.
+    pub fn observe(&mut self, check: &CheckReport) {
+        let inherited = self.inherited.remove(&check.id);
+        let change = match check.verdict {
+            CheckVerdict::Fail => {
+                if self.failing.contains_key(&check.id) {
+                    return;
+                }
+                let since = inherited.unwrap_or_else(|| self.round_started_at.clone());
+                self.failing.insert(check.id.clone(), since);
+                StateChange::Failing
+            }
+            CheckVerdict::Pass | CheckVerdict::Flaky | CheckVerdict::Regressed => {
+                // Recovered: the failure is forgotten, and when it began is
+                // told with the recovery.
+                let Some(since) = inherited.or_else(|| self.failing.remove(&check.id)) else {
+                    return;
+                };
+                self.failing.remove(&check.id);
+                self.changes
+                    .push(Change::of(check, StateChange::Recovered, Some(since)));
+                return;
+            }
+            // Says nothing of its own health: an inherited failure waits.
+            CheckVerdict::Blocked | CheckVerdict::Interrupted => {
+                if let Some(since) = inherited {
+                    self.failing.insert(check.id.clone(), since);
+                }
+                return;
+            }
+        };
+        self.changes.push(Change::of(check, change, None));
+    }
+
+    /// Ends the round: its changes. Checks inherited from an earlier watch
+    /// that this round did not run are forgotten (as they always were).
+    fn end_round(&mut self) -> Vec<Change> {
+        self.inherited.clear();
+        std::mem::take(&mut self.changes)
     }
 }
 
-/// Sends the round's changes to each file's `[notify]`, recording every
-/// delivery attempt in `bundle`; `None` when no file has a `[notify]`. Only
-/// an evidence write failure is an `Err`.
+/// Whether any check file has a `[notify]`: only then does a round track
+/// states ([`CheckStates::observe`]) and call [`notify_changes`].
+pub fn wants_notify(plan: &SweepPlan) -> bool {
+    plan.notify.iter().any(Option::is_some)
+}
+
+/// Sends the round's changes (told to `states` as checks finished) to each
+/// file's `[notify]`, recording every delivery attempt in `bundle`; `None`
+/// when no file has a `[notify]`. Only an evidence write failure is an `Err`.
 pub async fn notify_changes(
     states: &mut CheckStates,
     sweep: &str,
     plan: &SweepPlan,
-    report: &SweepReport,
     bundle: &mut BundleWriter,
     cancel: &Cancel,
 ) -> io::Result<Option<Notifications>> {
-    if plan.notify.iter().all(Option::is_none) {
+    if !wants_notify(plan) {
         return Ok(None);
     }
-    let changes = states.advance(report);
+    let changes = states.end_round();
     let mut outcome = Notifications {
         changes: changes.len(),
         ..Notifications::default()
@@ -117,25 +136,11 @@ pub async fn notify_changes(
         // The common round: nothing to look up, nothing to send.
         return Ok(Some(outcome));
     }
-    let changed: std::collections::HashSet<&str> =
-        changes.iter().map(|(check, _)| check.id.as_str()).collect();
-    let file_of = plan.files_of(&changed);
-    // Per file: each change with when its failure began (for a recovery).
+    // Per file: each change.
     let mut by_file: Vec<Vec<Change>> = vec![Vec::new(); plan.notify.len()];
-    for (check, change) in changes {
-        let since = match change {
-            StateChange::Recovered => states.recovered(&check.id),
-            StateChange::Failing => None,
-        };
-        if let Some(list) = file_of
-            .get(check.id.as_str())
-            .and_then(|&file| by_file.get_mut(file))
-        {
-            list.push(Change {
-                check,
-                change,
-                since,
-            });
+    for change in changes {
+        if let Some(list) = by_file.get_mut(change.file) {
+            list.push(change);
         }
     }
     let header = bundle.header().clone();
@@ -165,16 +170,15 @@ pub async fn notify_changes(
         let (one_by_one, rest) = changes.split_at(changes.len().min(MAX_CHANGES_PER_ROUND));
         for c in one_by_one {
             let message = Message::check_change(&CheckChange {
-                kind: c.check.kind.to_string(),
+                kind: c.kind.to_string(),
                 // Redacted when the sweep recorded it; once more costs little.
                 reason: c
-                    .check
                     .reason
                     .as_deref()
                     .map(|r| journal.0.redact(r).into_inner()),
-                attempts: c.check.attempts,
+                attempts: c.attempts,
                 failing_since: c.since.clone(),
-                ..base(&c.check.id, c.change)
+                ..base(&c.id, c.change)
             });
             notifier
                 .deliver(&message, &scope, &mut journal, cancel)
@@ -196,12 +200,32 @@ pub async fn notify_changes(
     Ok(Some(outcome))
 }
 
-/// One check's change in a round.
-#[derive(Clone)]
-struct Change<'r> {
-    check: &'r CheckReport,
+/// One check's change in a round: what a notification says of it.
+#[derive(Debug, Clone)]
+struct Change {
+    id: String,
+    kind: &'static str,
+    reason: Option<String>,
+    attempts: u32,
+    /// The file the check came from (whose `[notify]` is told).
+    file: usize,
     change: StateChange,
+    /// When a recovered check's failure began.
     since: Option<String>,
+}
+
+impl Change {
+    fn of(check: &CheckReport, change: StateChange, since: Option<String>) -> Change {
+        Change {
+            id: check.id.clone(),
+            kind: check.kind,
+            reason: check.reason.clone(),
+            attempts: check.attempts,
+            file: check.file,
+            change,
+            since,
+        }
+    }
 }
 
 /// A digest is a failure when any of its changes is (it may page); a
@@ -221,7 +245,7 @@ fn digest_text(changes: &[Change]) -> String {
         let ids: Vec<&str> = changes
             .iter()
             .filter(|c| c.change == wanted)
-            .map(|c| c.check.id.as_str())
+            .map(|c| c.id.as_str())
             .collect();
         if ids.is_empty() {
             return None;

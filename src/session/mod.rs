@@ -6,6 +6,7 @@
 //! - [`run`]: `runproof run`: a runbook into a `run` bundle.
 //! - [`resume`]: `run --resume`: the earlier bundle a run continues.
 //! - [`sweep`]: one round of `runproof sweep` into a `sweep` bundle.
+//! - [`sweep_sink`]: where a round's checks go as they finish (its reports).
 //! - [`alerts`]: a sweep's changes of state, sent to `[notify]`.
 //! - [`audit`]: `verify`'s check that a bundle's reports agree with its journal.
 //! - [`report`]: `runproof report`: verify bundles and bring them together.
@@ -18,6 +19,7 @@ pub mod report;
 pub mod resume;
 pub mod run;
 pub mod sweep;
+pub mod sweep_sink;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,20 +1,19 @@
 //! One round of `runproof sweep` as a session: open a `sweep` bundle with
-//! the check files copied in, run the sweep, write the bundle's reports, seal,
-//! then write the files the operator asked for (JUnit, Prometheus, Markdown,
-//! a latency baseline).
+//! the check files copied in, run the sweep while its reports stream to
+//! their files (the bundle's `junit.xml` and `summary.md`, and the JUnit,
+//! Prometheus, Markdown and baseline files the operator asked for: see
+//! [`sweep_sink`](super::sweep_sink)), then seal.
 
-use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::alerts::{notify_changes, CheckStates};
+use super::alerts::{notify_changes, wants_notify, CheckStates};
+use super::sweep_sink::{RoundListener, RoundSink, SinkTargets};
 use super::SessionError;
 use crate::core::record::{BundleKind, Header, SourceRef};
 use crate::engine::Cancel;
 use crate::evidence::{BundleWriter, Redactor, SyncPolicy};
-use crate::report::{self, prometheus, SummaryBuilder};
-use crate::sweep::baseline::{write_atomically, Baseline};
+use crate::report;
 use crate::sweep::input::SweepInput;
 use crate::sweep::run::{record_end, run_sweep, SweepOptions, SweepPlan, SweepReport};
 
@@ -44,8 +43,10 @@ pub struct SweepRound<'a> {
     pub only: &'a [String],
 }
 
-/// One round: a bundle, the sweep, the bundle's reports, the seal, then the
-/// files the operator asked for.
+/// One round: a bundle, the sweep with its reports streamed to their files,
+/// the seal. `listener` (the CLI's `--json`) hears of each check as it
+/// finishes.
+#[allow(clippy::too_many_arguments)]
 pub async fn sweep_round(
     args: &SweepRound<'_>,
     input: &SweepInput,
@@ -53,6 +54,7 @@ pub async fn sweep_round(
     options: &SweepOptions,
     redactor: &Arc<Redactor>,
     states: &mut CheckStates,
+    listener: Option<&mut dyn RoundListener>,
     cancel: &Cancel,
 ) -> Result<(SweepReport, String), SessionError> {
     let source = SourceRef {
@@ -109,81 +111,52 @@ pub async fn sweep_round(
             .write_file(&format!("inputs/{i:03}-{name}"), source.as_bytes())
             .map_err(write_failed)?;
     }
-    let mut summary = SummaryBuilder::new(bundle.run_id(), args.name, &started_at);
-    summary.reserve_steps(plan.len * args.samples.max(1) as usize);
-    let mut report = run_sweep(plan, options, &mut bundle, &mut summary, cancel)
-        .await
-        .map_err(write_failed)?;
-    report.notifications = notify_changes(states, args.name, plan, &report, &mut bundle, cancel)
-        .await
-        .map_err(write_failed)?;
-    record_end(&report, &mut bundle, &mut summary).map_err(write_failed)?;
-    let summary = summary.finish();
     let bundle_dir = bundle.dir().to_path_buf();
     let bundle_label = bundle_dir.display().to_string();
-    let markdown = report::markdown::render_sweep(&report, args.name, &bundle_label);
-    let regressions: HashMap<&str, &str> = report
-        .checks
-        .iter()
-        .filter(|c| c.verdict == crate::sweep::run::CheckVerdict::Regressed)
-        .map(|c| {
-            (
-                c.id.as_str(),
-                c.reason.as_deref().unwrap_or("latency regressed"),
-            )
-        })
-        .collect();
-    let junit = report::junit::render_with_regressions(&summary.per_check(), &regressions);
-    bundle
-        .write_file("summary.md", markdown.as_bytes())
+    let notify = wants_notify(plan);
+    if notify {
+        states.begin_round(&started_at);
+    }
+    let targets = SinkTargets {
+        bundle_dir: &bundle_dir,
+        samples: args.samples,
+        junit: args.junit,
+        prometheus: args.prometheus,
+        markdown: args.markdown,
+        save_baseline: args.save_baseline,
+    };
+    let mut sink = RoundSink::new(
+        &targets,
+        args.name,
+        redactor,
+        notify.then_some(&mut *states),
+        listener,
+    )
+    .map_err(write_failed)?;
+    sink.begin(&bundle_label);
+    let mut report = run_sweep(plan, options, &mut bundle, &mut sink, cancel)
+        .await
         .map_err(write_failed)?;
-    bundle
-        .write_file("junit.xml", junit.as_bytes())
+    // The states go back from the sink to `[notify]`, which sends the
+    // round's changes and records them before `run.end`.
+    report.notifications = match sink.release_states() {
+        Some(states) => notify_changes(states, args.name, plan, &mut bundle, cancel)
+            .await
+            .map_err(write_failed)?,
+        None => None,
+    };
+    record_end(&report, &mut bundle, &mut sink).map_err(write_failed)?;
+    let output_errors = sink
+        .finish(&report, args.name, &bundle_label)
         .map_err(write_failed)?;
     let missing = bundle.missing_evidence();
-    let bundle_dir = bundle.dir().to_path_buf();
     bundle.seal().map_err(write_failed)?;
-
-    let output_failed =
-        |what: &'static str, path: &Path, source: std::io::Error| SessionError::Output {
-            what,
-            path: path.to_path_buf(),
-            source,
-        };
-    if let Some(path) = args.junit {
-        write_atomically(path, redactor.redact(&junit).as_bytes())
-            .map_err(|e| output_failed("--junit", path, e))?;
-    }
-    if let Some(path) = args.prometheus {
-        let text = prometheus::render(
-            &metrics(&report),
-            jiff::Timestamp::now().as_millisecond() as f64 / 1000.0,
-        );
-        write_atomically(path, redactor.redact(&text).as_bytes())
-            .map_err(|e| output_failed("--prometheus", path, e))?;
-    }
-    if let Some(path) = args.markdown {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| output_failed("--markdown", path, e))?;
-        file.write_all(redactor.redact(&markdown).as_bytes())
-            .map_err(|e| output_failed("--markdown", path, e))?;
-    }
-    if let Some(path) = args.save_baseline {
-        let baseline = Baseline {
-            version: 1,
-            created_at: report.started_at.clone(),
-            checks: report
-                .checks
-                .iter()
-                .filter_map(|c| c.latency.map(|l| (c.id.clone(), l)))
-                .collect(),
-        };
-        baseline
-            .save(path)
-            .map_err(|e| output_failed("--save-baseline", path, e))?;
+    if let Some(error) = output_errors.into_iter().next() {
+        return Err(SessionError::Output {
+            what: error.what,
+            path: error.path,
+            source: error.source,
+        });
     }
     if !missing.is_empty() {
         // Sealed, outputs written: now report the lost evidence (exit 3).
@@ -193,27 +166,6 @@ pub async fn sweep_round(
         });
     }
     Ok((report, bundle_label))
-}
-
-fn metrics(report: &SweepReport) -> Vec<prometheus::CheckMetrics> {
-    use crate::sweep::run::CheckVerdict;
-    report
-        .checks
-        .iter()
-        .filter(|c| c.verdict != CheckVerdict::Interrupted)
-        .map(|c| prometheus::CheckMetrics {
-            id: c.id.clone(),
-            kind: c.kind.to_string(),
-            tags: c.tags.clone(),
-            success: match c.verdict {
-                CheckVerdict::Blocked => None,
-                verdict => Some(verdict.healthy() || verdict == CheckVerdict::Regressed),
-            },
-            duration_seconds: c.latency.map(|l| l.p50_ms / 1000.0),
-            attempts: c.attempts,
-            regressed: c.verdict == CheckVerdict::Regressed,
-        })
-        .collect()
 }
 
 /// `sweep --watch --keep N`: deletes all but the newest `keep` sealed sweep

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::baseline::Baseline;
 use super::stats::LatencyStats;
+use super::tally::SweepTally;
 use crate::check::resolve::ResolverAddr;
 use crate::check::Clients;
 use crate::core::record::{sample_step_id, Event, PlannedStep, RunVerdict, StepVerdict};
@@ -63,7 +64,7 @@ pub trait SweepProgress: Send + Sync {
 }
 
 /// How one check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckVerdict {
     /// Failed every attempt of a sample (escalated).
@@ -76,6 +77,7 @@ pub enum CheckVerdict {
     Interrupted,
     /// Passed, but only after retries.
     Flaky,
+    #[default]
     Pass,
 }
 
@@ -98,9 +100,13 @@ impl CheckVerdict {
 }
 
 /// One check's result, as reports show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CheckReport {
     pub id: String,
+    /// Index into [`SweepPlan::vars`] and [`SweepPlan::notify`]: the file
+    /// the check came from.
+    #[serde(skip)]
+    pub file: usize,
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -130,7 +136,9 @@ pub struct SampleCounts {
     pub failure_rate: f64,
 }
 
-/// A finished sweep.
+/// A finished sweep. Each check went to the [`SweepSink`] as it finished;
+/// what is left is the [`SweepTally`], whose size does not grow with the
+/// number of checks.
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepReport {
     pub run_id: String,
@@ -138,7 +146,11 @@ pub struct SweepReport {
     pub duration_ms: f64,
     pub verdict: RunVerdict,
     pub counts: BTreeMap<String, u32>,
-    pub checks: Vec<CheckReport>,
+    /// Percentiles over the checks' median latencies (a sketch: within 0.4%).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyStats>,
+    #[serde(skip)]
+    pub tally: SweepTally,
     /// What `[notify]` was told of this round's changes of state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Notifications>,
@@ -155,18 +167,20 @@ pub struct Notifications {
     pub undelivered: usize,
 }
 
-impl SweepReport {
-    /// Checks sorted for people: failures first, then by id.
-    pub fn sorted_for_display(&self) -> Vec<&CheckReport> {
-        let mut checks: Vec<&CheckReport> = self.checks.iter().collect();
-        checks.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.id.cmp(&b.id)));
-        checks
-    }
+/// Where a sweep's checks go as they finish: the session's streamed
+/// reports. It also observes every journal event (after the journal, like
+/// any [`RunObserver`]), so a report can fold a check's steps into one entry
+/// and hand it out when [`SweepSink::check_done`] says the check is over.
+pub trait SweepSink: RunObserver {
+    /// One check finished; its steps' events have all been observed.
+    /// `listed` says whether [`SweepTally`] keeps it in detail (see
+    /// [`SweepTally::add`]). An `Err` ends the sweep (a bundle write failed).
+    fn check_done(&mut self, check: &CheckReport, listed: bool) -> io::Result<()>;
 }
 
 /// The journal shared by every check of the sweep.
 struct SharedJournal<'a> {
-    inner: Mutex<(&'a mut BundleWriter, &'a mut dyn RunObserver)>,
+    inner: Mutex<(&'a mut BundleWriter, &'a mut dyn SweepSink)>,
 }
 
 impl SharedJournal<'_> {
@@ -195,13 +209,13 @@ impl Emit for Emitter<'_, '_> {
     }
 }
 
-/// Runs the sweep into `bundle`, short of `run.end` ([`record_end`]). `observer`
-/// sees every event after the journal.
+/// Runs the sweep into `bundle`, short of `run.end` ([`record_end`]). `sink`
+/// sees every event after the journal, and each check as it finishes.
 pub async fn run_sweep(
     plan: &SweepPlan,
     options: &SweepOptions,
     bundle: &mut BundleWriter,
-    observer: &mut dyn RunObserver,
+    sink: &mut dyn SweepSink,
     cancel: &Cancel,
 ) -> io::Result<SweepReport> {
     let started = Instant::now();
@@ -227,7 +241,7 @@ pub async fn run_sweep(
     }
 
     let journal = SharedJournal {
-        inner: Mutex::new((bundle, observer)),
+        inner: Mutex::new((bundle, sink)),
     };
     let runner = StepRunner {
         probe: &CheckProbe,
@@ -249,7 +263,26 @@ pub async fn run_sweep(
         .flat_map(|(_, deps)| deps.iter().map(String::as_str))
         .collect();
     let mut verdicts: HashMap<String, CheckVerdict> = HashMap::new();
-    let mut reports: Vec<(usize, CheckReport)> = Vec::with_capacity(plan.len);
+    let mut tally = SweepTally::default();
+    // Each report goes to the sink as its check finishes and is then
+    // dropped: only the tally (and the verdicts dependants need) stays.
+    let finish = |report: CheckReport,
+                  verdicts: &mut HashMap<String, CheckVerdict>,
+                  tally: &mut SweepTally|
+     -> io::Result<()> {
+        if let Some(progress) = progress {
+            progress.check_done(&report);
+        }
+        if depended.contains(report.id.as_str()) {
+            verdicts.insert(report.id.clone(), report.verdict);
+        }
+        let listed = tally.add(&report);
+        let mut guard = journal
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.1.check_done(&report, listed)
+    };
 
     // First the checks that depend on no other check of the plan, streamed
     // file by file; the others are set aside, then run in dependency levels
@@ -260,22 +293,13 @@ pub async fn run_sweep(
         let runs = stream::iter(announcer.by_ref()).map(|next| {
             let (journal, runner, verdicts) = (&journal, &runner, &no_verdicts);
             async move {
-                let (position, check) = next?;
-                let report =
-                    sweep_one(plan, &check, samples, runner, journal, verdicts, options).await?;
-                Ok::<_, io::Error>((position, report))
+                let (_, check) = next?;
+                sweep_one(plan, &check, samples, runner, journal, verdicts, options).await
             }
         });
         let mut finished = runs.buffer_unordered(options.concurrency.max(1));
         while let Some(result) = finished.next().await {
-            let (position, report) = result?;
-            if let Some(progress) = progress {
-                progress.check_done(&report);
-            }
-            if depended.contains(report.id.as_str()) {
-                verdicts.insert(report.id.clone(), report.verdict);
-            }
-            reports.push((position, report));
+            finish(result?, &mut verdicts, &mut tally)?;
         }
     }
     for level in dependency_levels(std::mem::take(&mut announcer.dependants)) {
@@ -283,46 +307,27 @@ pub async fn run_sweep(
             announce(&journal, chunk.iter().map(|(_, check)| &**check), samples)?;
         }
         let snapshot = &verdicts;
-        let runs = level.iter().map(|(position, check)| {
+        let runs = level.iter().map(|check| {
             let (journal, runner) = (&journal, &runner);
-            async move {
-                let report =
-                    sweep_one(plan, check, samples, runner, journal, snapshot, options).await?;
-                Ok::<_, io::Error>((*position, report))
-            }
+            sweep_one(plan, &check.1, samples, runner, journal, snapshot, options)
         });
         let mut finished = stream::iter(runs).buffer_unordered(options.concurrency.max(1));
         let mut done = Vec::new();
         while let Some(result) = finished.next().await {
-            let (position, report) = result?;
-            if let Some(progress) = progress {
-                progress.check_done(&report);
-            }
-            done.push((position, report));
+            done.push(result?);
         }
         drop(finished);
-        for (position, report) in done {
-            if depended.contains(report.id.as_str()) {
-                verdicts.insert(report.id.clone(), report.verdict);
-            }
-            reports.push((position, report));
+        for report in done {
+            finish(report, &mut verdicts, &mut tally)?;
         }
     }
     if let Some(progress) = progress {
         progress.finish();
     }
 
-    // In the order of the check files, whatever order they finished in.
-    reports.sort_unstable_by_key(|(position, _)| *position);
-    let checks: Vec<CheckReport> = reports.into_iter().map(|(_, report)| report).collect();
-    let mut counts = BTreeMap::new();
-    for check in &checks {
-        *counts
-            .entry(check.verdict.as_str().to_string())
-            .or_insert(0) += 1;
-    }
+    let mut counts = tally.counts();
     // Checks an interruption kept from being read at all.
-    let not_reached = plan.len.saturating_sub(checks.len());
+    let not_reached = (plan.len as u64).saturating_sub(tally.total());
     if not_reached > 0 {
         *counts
             .entry(CheckVerdict::Interrupted.as_str().to_string())
@@ -330,7 +335,7 @@ pub async fn run_sweep(
     }
     let verdict = if cancel.is_cancelled() {
         RunVerdict::Interrupted
-    } else if checks.iter().all(|c| c.verdict.healthy()) {
+    } else if tally.healthy() == tally.total() {
         RunVerdict::Pass
     } else {
         RunVerdict::Escalated
@@ -342,7 +347,8 @@ pub async fn run_sweep(
         duration_ms,
         verdict,
         counts,
-        checks,
+        latency: tally.latency(),
+        tally,
         notifications: None,
     })
 }
@@ -375,6 +381,7 @@ async fn sweep_check(
 ) -> io::Result<CheckReport> {
     let mut report = CheckReport {
         id: check.step.id.clone(),
+        file: check.vars,
         kind: check.step.check.kind(),
         tags: check.step.tags.clone(),
         verdict: CheckVerdict::Pass,

@@ -1755,6 +1755,175 @@ fn every_sample_is_taken_after_a_failed_one_and_the_failure_rate_reported() {
     assert!(verify(bundle, &[]).status.success());
 }
 
+/// Issue 12: a sweep's reports are streamed to their files as checks finish
+/// (the sweep keeps only a tally). Every streamed file must still list every
+/// check exactly once, and none may carry the secret — not the spools either.
+#[test]
+fn streamed_reports_list_every_check_once_and_leak_no_canary() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let canary = "sk-canary-streamed-4e5d6c7b";
+    let mut body = String::from("[secrets]\nrequired = [\"SWEEP_TOKEN\"]\n");
+    let (passing, failing, blocked) = (180, 30, 10);
+    let mut all = BTreeSet::new();
+    for i in 0..passing {
+        let id = format!("ok-{i:03}");
+        body.push_str(&http(
+            &id,
+            &format!("{base}/ok"),
+            "headers = { Authorization = \"Bearer {{secret:SWEEP_TOKEN}}\" }",
+        ));
+        all.insert(id);
+    }
+    for i in 0..failing {
+        // The secret is in the URL, so in every failure's reason.
+        let id = format!("down-{i:03}");
+        body.push_str(&http(
+            &id,
+            &format!("{base}/status/503?token={{{{secret:SWEEP_TOKEN}}}}"),
+            "retries = 0",
+        ));
+        all.insert(id);
+    }
+    for i in 0..blocked {
+        let id = format!("child-{i:03}");
+        body.push_str(&http(
+            &id,
+            &format!("{base}/ok"),
+            "depends_on = [\"down-000\"]",
+        ));
+        all.insert(id);
+    }
+    let file = ws.write("many.toml", &check_file(&body));
+    let out_dir = ws.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let path = |name: &str| out_dir.join(name);
+    let output = sweep_with_env(
+        &ws,
+        &[&file],
+        &[
+            "--json",
+            "--junit",
+            path("j.xml").to_str().unwrap(),
+            "--markdown",
+            path("s.md").to_str().unwrap(),
+            "--prometheus",
+            path("m.prom").to_str().unwrap(),
+            "--save-baseline",
+            path("b.json").to_str().unwrap(),
+        ],
+        &[("SWEEP_TOKEN", canary)],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let total = all.len();
+
+    let doc = json_doc(&output);
+    let listed: Vec<&str> = doc["sweep"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), total, "--json lists each check once");
+    assert_eq!(
+        listed
+            .iter()
+            .copied()
+            .map(String::from)
+            .collect::<BTreeSet<_>>(),
+        all
+    );
+    assert_eq!(doc["sweep"]["counts"]["blocked"], blocked);
+    assert!(
+        doc["sweep"]["latency"]["p95_ms"].as_f64().is_some(),
+        "the sketch's percentiles"
+    );
+
+    let bundle = bundles(&ws, "sweep").pop().expect("a bundle");
+    for junit in [bundle.join("junit.xml"), path("j.xml")] {
+        let text = std::fs::read_to_string(&junit).unwrap();
+        let names: Vec<String> = text
+            .lines()
+            .filter_map(|l| {
+                l.trim()
+                    .strip_prefix("<testcase classname=\"sweep\" name=\"")
+            })
+            .map(|rest| rest.split('"').next().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names.len(),
+            total,
+            "{}: one testcase per check",
+            junit.display()
+        );
+        assert_eq!(names.into_iter().collect::<BTreeSet<_>>(), all);
+        assert!(
+            text.contains(&format!(r#"<testsuites name="runproof" tests="{total}" failures="{failing}" errors="0" skipped="{blocked}""#)),
+            "{text}"
+        );
+    }
+    for markdown in [bundle.join("summary.md"), path("s.md")] {
+        let text = std::fs::read_to_string(&markdown).unwrap();
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| Check "))
+            .map(|l| l[2..].split(" | ").next().unwrap())
+            .collect();
+        assert_eq!(
+            rows.len(),
+            total,
+            "{}: one row per check\n{text}",
+            markdown.display()
+        );
+        assert_eq!(
+            rows.iter()
+                .copied()
+                .map(String::from)
+                .collect::<BTreeSet<_>>(),
+            all
+        );
+        // People read failures first.
+        assert!(rows[0].starts_with("down-"), "{text}");
+        assert!(
+            text.contains(&format!("FAILED ({passing}/{total} healthy)")),
+            "{text}"
+        );
+    }
+    let prom = std::fs::read_to_string(path("m.prom")).unwrap();
+    let (_, samples) = parse_prometheus(&prom);
+    let blocked_samples: BTreeSet<String> = samples
+        .iter()
+        .filter(|s| s.name == "runproof_check_blocked")
+        .map(|s| s.labels["check"].clone())
+        .collect();
+    assert_eq!(blocked_samples, all, "one blocked sample per check");
+    let baseline: Value =
+        serde_json::from_str(&std::fs::read_to_string(path("b.json")).unwrap()).unwrap();
+    assert_eq!(
+        baseline["checks"].as_object().unwrap().len(),
+        passing,
+        "every passing check has a baseline"
+    );
+
+    // No secret anywhere, and no spool or temp file left behind.
+    crate::support::canary::assert_absent(&output.stdout, canary, "stdout");
+    crate::support::canary::assert_absent(&output.stderr, canary, "stderr");
+    for file in files_under(ws.path()) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !name.starts_with(".tmp-"),
+            "left behind: {}",
+            file.display()
+        );
+        let bytes = std::fs::read(&file).unwrap();
+        crate::support::canary::assert_absent(&bytes, canary, &file.display().to_string());
+    }
+    let out = runproof().arg("verify").arg(&bundle).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+}
+
 /// Streams every check (`RUNPROOF_SWEEP_HOLD=0`): each file is read again as
 /// the sweep reaches it instead of being held.
 const STREAMED: [(&str, &str); 1] = [("RUNPROOF_SWEEP_HOLD", "0")];
