@@ -5,7 +5,7 @@
 //! endless response costs bounded memory; the cap is recorded.
 
 use std::collections::BTreeMap;
-
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -61,6 +61,12 @@ pub struct HttpCheck {
     /// or `name = { header = "location" }` (see `expect::capture`).
     #[serde(default)]
     pub capture: BTreeMap<String, CaptureSpec>,
+    /// The URL parsed once, by [`HttpCheck::validate`] at load time, when it
+    /// has no placeholders: every attempt then uses it instead of rendering
+    /// and parsing the same text again (a sweep's hot path).
+    #[serde(skip)]
+    #[schemars(skip)]
+    literal_url: OnceLock<reqwest::Url>,
 }
 
 /// Request headers read as a table, sorted by name (as the map was).
@@ -139,7 +145,14 @@ impl<T: PartialEq> OneOrMany<T> {
 
 impl HttpCheck {
     pub(super) fn target(&self) -> String {
-        format!("{} {}", self.method, self.url.raw())
+        // Built by hand: `format!` costs more than the two copies (once per
+        // attempt of every check of a sweep).
+        let url = self.url.raw();
+        let mut target = String::with_capacity(self.method.len() + 1 + url.len());
+        target.push_str(&self.method);
+        target.push(' ');
+        target.push_str(url);
+        target
     }
 
     pub(super) fn validate(&self) -> Vec<(String, std::ops::Range<usize>)> {
@@ -155,8 +168,12 @@ impl HttpCheck {
                 self.url.span(),
             ));
         }
-        if let Some(problem) = literal_url_problem(&self.url) {
-            problems.push((problem, self.url.span()));
+        match literal_url(&self.url) {
+            Some(Err(problem)) => problems.push((problem, self.url.span())),
+            Some(Ok(url)) => {
+                let _ = self.literal_url.set(url);
+            }
+            None => {}
         }
         if self.body.is_some() && self.json.is_some() {
             problems.push((
@@ -190,14 +207,19 @@ impl HttpCheck {
     }
 
     async fn attempt(&self, ctx: &ProbeContext<'_>) -> Result<Observation, Observation> {
-        let url_text = ctx.render(&self.url)?;
-        let url = reqwest::Url::parse(&url_text).map_err(|err| {
-            Observation::fail_permanent(
-                FailureClass::Config,
-                format!("invalid URL `{}`: {err}", self.url.raw()),
-                "the URL will not become valid by waiting",
-            )
-        })?;
+        let url = match self.literal_url.get() {
+            Some(url) => url.clone(),
+            None => {
+                let url_text = ctx.render(&self.url)?;
+                reqwest::Url::parse(&url_text).map_err(|err| {
+                    Observation::fail_permanent(
+                        FailureClass::Config,
+                        format!("invalid URL `{}`: {err}", self.url.raw()),
+                        "the URL will not become valid by waiting",
+                    )
+                })?
+            }
+        };
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
             Observation::fail_permanent(
                 FailureClass::Config,
@@ -267,7 +289,16 @@ impl HttpCheck {
         }
         // Captures first: a secret one is registered with the redactor before
         // the body that holds it is stored or any record is written.
-        let doc = serde_json::from_slice::<Value>(&body).ok();
+        // Parsed only when something reads it (a capture or a JSON
+        // expectation): most checks look at the status and the text.
+        let wants_json = !self.capture.is_empty()
+            || !self.expect.json.is_empty()
+            || !self.expect.json_exists.is_empty();
+        let doc = if wants_json {
+            serde_json::from_slice::<Value>(&body).ok()
+        } else {
+            None
+        };
         let header_value = |name: &str| {
             headers
                 .get(name)
@@ -411,19 +442,21 @@ impl HttpCheck {
     }
 }
 
-/// A load-time problem with a URL that has no placeholders.
-fn literal_url_problem(url: &Template) -> Option<String> {
+/// A URL that has no placeholders, parsed at load time: the URL, or the
+/// problem with it. `None` for a URL with placeholders (known only at run
+/// time).
+fn literal_url(url: &Template) -> Option<Result<reqwest::Url, String>> {
     if url.references().next().is_some() {
         return None;
     }
-    match reqwest::Url::parse(url.raw()) {
-        Err(err) => Some(format!("invalid URL `{}`: {err}", url.raw())),
-        Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => Some(format!(
+    Some(match reqwest::Url::parse(url.raw()) {
+        Err(err) => Err(format!("invalid URL `{}`: {err}", url.raw())),
+        Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => Err(format!(
             "URL `{}` must start with http:// or https://",
             url.raw()
         )),
-        Ok(_) => None,
-    }
+        Ok(parsed) => Ok(parsed),
+    })
 }
 
 /// A failed request as the attempt's failure: permanent when the host name
