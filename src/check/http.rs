@@ -5,7 +5,7 @@
 //! endless response costs bounded memory; the cap is recorded.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -61,12 +61,6 @@ pub struct HttpCheck {
     /// or `name = { header = "location" }` (see `expect::capture`).
     #[serde(default)]
     pub capture: BTreeMap<String, CaptureSpec>,
-    /// The URL parsed once, by [`HttpCheck::validate`] at load time, when it
-    /// has no placeholders: every attempt then uses it instead of rendering
-    /// and parsing the same text again (a sweep's hot path).
-    #[serde(skip)]
-    #[schemars(skip)]
-    literal_url: OnceLock<reqwest::Url>,
 }
 
 /// Request headers read as a table, sorted by name (as the map was).
@@ -168,12 +162,8 @@ impl HttpCheck {
                 self.url.span(),
             ));
         }
-        match literal_url(&self.url) {
-            Some(Err(problem)) => problems.push((problem, self.url.span())),
-            Some(Ok(url)) => {
-                let _ = self.literal_url.set(url);
-            }
-            None => {}
+        if let Some(problem) = literal_url_problem(&self.url) {
+            problems.push((problem, self.url.span()));
         }
         if self.body.is_some() && self.json.is_some() {
             problems.push((
@@ -207,19 +197,24 @@ impl HttpCheck {
     }
 
     async fn attempt(&self, ctx: &ProbeContext<'_>) -> Result<Observation, Observation> {
-        let url = match self.literal_url.get() {
-            Some(url) => url.clone(),
-            None => {
-                let url_text = ctx.render(&self.url)?;
-                reqwest::Url::parse(&url_text).map_err(|err| {
-                    Observation::fail_permanent(
-                        FailureClass::Config,
-                        format!("invalid URL `{}`: {err}", self.url.raw()),
-                        "the URL will not become valid by waiting",
-                    )
-                })?
-            }
+        // A URL without placeholders is parsed as written: no rendered copy.
+        // (Keeping the URL parsed at load time would save this parse too, at
+        // about 230 bytes per check for the whole sweep: not worth it while
+        // the plan is held in memory.)
+        let rendered;
+        let url_text = if self.url.references().next().is_none() {
+            self.url.raw()
+        } else {
+            rendered = ctx.render(&self.url)?;
+            rendered.as_str()
         };
+        let url = reqwest::Url::parse(url_text).map_err(|err| {
+            Observation::fail_permanent(
+                FailureClass::Config,
+                format!("invalid URL `{}`: {err}", self.url.raw()),
+                "the URL will not become valid by waiting",
+            )
+        })?;
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
             Observation::fail_permanent(
                 FailureClass::Config,
@@ -442,21 +437,19 @@ impl HttpCheck {
     }
 }
 
-/// A URL that has no placeholders, parsed at load time: the URL, or the
-/// problem with it. `None` for a URL with placeholders (known only at run
-/// time).
-fn literal_url(url: &Template) -> Option<Result<reqwest::Url, String>> {
+/// A load-time problem with a URL that has no placeholders.
+fn literal_url_problem(url: &Template) -> Option<String> {
     if url.references().next().is_some() {
         return None;
     }
-    Some(match reqwest::Url::parse(url.raw()) {
-        Err(err) => Err(format!("invalid URL `{}`: {err}", url.raw())),
-        Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => Err(format!(
+    match reqwest::Url::parse(url.raw()) {
+        Err(err) => Some(format!("invalid URL `{}`: {err}", url.raw())),
+        Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => Some(format!(
             "URL `{}` must start with http:// or https://",
             url.raw()
         )),
-        Ok(parsed) => Ok(parsed),
-    })
+        Ok(_) => None,
+    }
 }
 
 /// A failed request as the attempt's failure: permanent when the host name
