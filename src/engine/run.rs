@@ -463,9 +463,15 @@ async fn ask_person<P: Probe>(
 /// journal's redaction is a second line of defence, not the first).
 fn step_start(step: &Step, scope: &dyn Scope, max_attempts: u32, timeout_ms: u64) -> Event {
     let target = step.check.target();
-    let rendered = crate::core::template::Template::parse(&target)
-        .ok()
-        .map(|t| t.render_masked(scope));
+    // Text without a placeholder renders as itself: no parse needed (most
+    // of a sweep's targets are plain URLs).
+    let rendered = if target.contains("{{") {
+        crate::core::template::Template::parse(&target)
+            .ok()
+            .map(|t| t.render_masked(scope))
+    } else {
+        Some(target.clone())
+    };
     Event::StepStart {
         step: step.id.clone(),
         kind: step.check.kind().to_string(),
@@ -700,13 +706,13 @@ impl<P: Probe> StepRunner<'_, P> {
         };
 
         for attempt in 1..=max_attempts {
-            let attempt_start = Event::AttemptStart {
+            let attempt_start = || Event::AttemptStart {
                 step: step.id.clone(),
                 attempt,
                 of: max_attempts,
             };
             if deferred.is_none() {
-                journal.emit(attempt_start.clone())?;
+                journal.emit(attempt_start())?;
             }
             let attempt_started = Instant::now();
             let (verdict, observation) = self.attempt_once(step, scope, attempt).await;
@@ -717,7 +723,7 @@ impl<P: Probe> StepRunner<'_, P> {
                     return self.finish_compact(step, journal, opening, observation, durations);
                 }
                 journal.emit(opening)?;
-                journal.emit(attempt_start)?;
+                journal.emit(attempt_start())?;
             }
 
             let failure = match &observation.outcome {

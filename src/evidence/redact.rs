@@ -531,7 +531,11 @@ impl Redactor {
     /// bytes of any registered form right before `…` (the mark every cut in
     /// runproof ends with) or, for truncated blobs, at the very end.
     fn mask_cut_prefixes(&self, bytes: &[u8], cut_at_end: bool) -> Option<Vec<u8>> {
-        let mut cuts: Vec<usize> = memchr::memmem::find_iter(bytes, ELLIPSIS).collect();
+        // Built once: a searcher built per call costs more than searching
+        // a short record.
+        static CUT_MARK: LazyLock<memchr::memmem::Finder<'static>> =
+            LazyLock::new(|| memchr::memmem::Finder::new(ELLIPSIS));
+        let mut cuts: Vec<usize> = CUT_MARK.find_iter(bytes).collect();
         if cut_at_end {
             // A lossy UTF-8 decoding of a cut body ends in U+FFFD.
             let end = bytes
@@ -841,13 +845,7 @@ fn entity_escapes(text: &str) -> Vec<String> {
 /// The structural rules, applied to all text whether or not any value is
 /// registered.
 fn redact_structural(bytes: &[u8]) -> Cow<'_, [u8]> {
-    static TRIGGER: LazyLock<AhoCorasick> = LazyLock::new(|| {
-        AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .build(TRIGGERS)
-            .expect("valid triggers")
-    });
-    if !TRIGGER.is_match(bytes) {
+    if !has_trigger(bytes) {
         return Cow::Borrowed(bytes);
     }
     let mut out = Cow::Borrowed(bytes);
@@ -857,6 +855,69 @@ fn redact_structural(bytes: &[u8]) -> Cow<'_, [u8]> {
         }
     }
     out
+}
+
+/// Whether any of [`TRIGGERS`] occurs in `bytes`, ASCII case-insensitively.
+///
+/// Every journal record and stored body goes through this, and almost none
+/// holds a trigger, so it is the redactor's most common question. An
+/// ASCII-case-insensitive Aho-Corasick automaton answers it one byte at a
+/// time (it gets no prefilter); this gives the same answer about ten times
+/// faster: `@` by `memchr`, and the words by a SIMD (Teddy) search over an
+/// ASCII-lower-cased copy, made in fixed chunks that overlap by one byte less
+/// than the longest word, so a word that straddles two chunks is whole in
+/// one of them. Lower-casing maps only `A`-`Z`, exactly the bytes the
+/// case-insensitive automaton folds, so both find the same occurrences.
+fn has_trigger(bytes: &[u8]) -> bool {
+    /// Bytes lower-cased and searched at a time.
+    const CHUNK: usize = 4096;
+    static WORDS: LazyLock<Option<aho_corasick::packed::Searcher>> =
+        LazyLock::new(|| aho_corasick::packed::Searcher::new(trigger_words().map(str::as_bytes)));
+    if memchr::memchr(b'@', bytes).is_some() {
+        return true;
+    }
+    let Some(words) = WORDS.as_ref() else {
+        // No packed searcher on this target: the automaton gives the answer.
+        return trigger_automaton().is_match(bytes);
+    };
+    thread_local! {
+        /// The lower-cased chunk, reused (a fresh zeroed array per call
+        /// would cost more than the search for a short text).
+        static LOWER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let overlap = trigger_words().map(str::len).max().unwrap_or(1) - 1;
+    LOWER.with_borrow_mut(|lower| {
+        let mut start = 0;
+        loop {
+            let end = (start + CHUNK).min(bytes.len());
+            lower.clear();
+            lower.extend(bytes[start..end].iter().map(u8::to_ascii_lowercase));
+            if words.find(lower.as_slice()).is_some() {
+                return true;
+            }
+            if end == bytes.len() {
+                return false;
+            }
+            start = end - overlap;
+        }
+    })
+}
+
+/// The triggers other than `@` (which `memchr` finds), all lower case.
+fn trigger_words() -> impl Iterator<Item = &'static str> {
+    TRIGGERS.iter().copied().filter(|t| *t != "@")
+}
+
+/// Every trigger, ASCII case-insensitively, one byte at a time: the
+/// reference [`has_trigger`] must agree with (and its fallback).
+fn trigger_automaton() -> &'static AhoCorasick {
+    static TRIGGER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+        AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .build(TRIGGERS)
+            .expect("valid triggers")
+    });
+    &TRIGGER
 }
 
 /// One structural rule: a regex whose `value` group is replaced.
@@ -1269,5 +1330,139 @@ mod tests {
         let b64 = STANDARD.encode(SPICY);
         let cut = format!("{}…", &b64[..30]);
         assert_eq!(r.redact(&cut), "[REDACTED:SPICY]…");
+    }
+
+    /// The chunk size of `has_trigger`'s lower-cased copy.
+    const SCAN_CHUNK: usize = 4096;
+
+    /// Text with no trigger in any case: `has_trigger` must say so, and it
+    /// is what the tests below hide triggers in.
+    fn filler(len: usize) -> Vec<u8> {
+        b"{\"step\":\"c0000001\",\"kind\":\"http\",\"digest\":\"sha256:0af3\",\"n\":12} "
+            .iter()
+            .copied()
+            .cycle()
+            .take(len)
+            .collect()
+    }
+
+    #[test]
+    fn triggers_are_lower_case_ascii() {
+        // `has_trigger` lower-cases the text, not the words.
+        for t in TRIGGERS {
+            assert!(
+                t.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()),
+                "{t}"
+            );
+        }
+    }
+
+    /// The fast trigger scan finds every trigger, in any case, at every
+    /// place around its chunk boundaries (where a word is split between two
+    /// lower-cased chunks), and agrees with the automaton it replaces.
+    #[test]
+    fn trigger_scan_finds_words_split_across_its_chunks() {
+        let base = filler(3 * SCAN_CHUNK);
+        assert!(!has_trigger(&base));
+        assert!(!trigger_automaton().is_match(&base));
+        for trigger in TRIGGERS {
+            let upper = trigger.to_ascii_uppercase();
+            let mixed: String = trigger
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 2 == 1 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            for word in [trigger.to_string(), upper, mixed] {
+                // Across the first boundary, and across the second one
+                // (chunks start `overlap` bytes before the previous end).
+                let around = [SCAN_CHUNK, 2 * SCAN_CHUNK - 7];
+                for boundary in around {
+                    for at in boundary - word.len() - 2..boundary + 2 {
+                        let mut text = base.clone();
+                        text[at..at + word.len()].copy_from_slice(word.as_bytes());
+                        assert!(has_trigger(&text), "{word} at {at}");
+                        assert!(trigger_automaton().is_match(&text), "{word} at {at}");
+                    }
+                }
+                // At the very end, and in short texts (no SIMD search).
+                let mut text = base.clone();
+                text.extend_from_slice(word.as_bytes());
+                assert!(has_trigger(&text), "{word} at the end");
+                assert!(has_trigger(word.as_bytes()), "{word} alone");
+                assert!(has_trigger(format!("a{word}").as_bytes()), "a{word}");
+            }
+        }
+    }
+
+    /// Random texts over the triggers' own letters (so near-misses abound):
+    /// the fast scan and the automaton always give the same answer.
+    #[test]
+    fn trigger_scan_agrees_with_the_automaton() {
+        let alphabet = b"pasSWORDdtokenKyigcrthuiz@ {}\":x0";
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut hits, mut misses) = (0, 0);
+        for round in 0..4000 {
+            let len = [3, 9, 17, 40, 700, SCAN_CHUNK + 9][round % 6];
+            let text: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let want = trigger_automaton().is_match(&text);
+            assert_eq!(
+                has_trigger(&text),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+            if want {
+                hits += 1;
+            } else {
+                misses += 1;
+            }
+        }
+        // Both answers were exercised.
+        assert!(hits > 100 && misses > 100, "{hits} hits, {misses} misses");
+    }
+
+    /// End to end: credentials whose trigger word straddles the scan's chunk
+    /// boundary are still redacted (header, query key with `&`, JSON key),
+    /// and so is a registered value holding `&` and `<` placed there.
+    #[test]
+    fn secrets_across_the_scan_chunk_boundary_are_redacted() {
+        let r = Redactor::new(&[("AMP".to_string(), "s3cr&t<value>9".to_string())]);
+        let cases = [
+            ("Authorization: Bearer tok-VALUE-1234", "tok-VALUE-1234"),
+            ("?a=1&token=abc&def=2", "abc"),
+            ("{\"password\":\"hunter2hunter\"}", "hunter2hunter"),
+            ("see s3cr&t<value>9 here", "s3cr&t<value>9"),
+            (
+                "see s3cr&amp;t&lt;value&gt;9 here",
+                "s3cr&amp;t&lt;value&gt;9",
+            ),
+        ];
+        for (credential, secret) in cases {
+            for at in SCAN_CHUNK - credential.len()..SCAN_CHUNK + 2 {
+                // A line break before it: the header rule wants a word start.
+                let mut text = filler(at - 1);
+                text.push(b'\n');
+                text.extend_from_slice(credential.as_bytes());
+                text.extend(filler(600));
+                let out = r.redact_bytes(&text);
+                let out = String::from_utf8_lossy(&out);
+                assert!(!out.contains(secret), "{credential:?} at {at}");
+                assert!(out.contains("[REDACTED"), "{credential:?} at {at}");
+            }
+        }
     }
 }

@@ -78,7 +78,9 @@ pub struct BundleWriter {
     /// Scratch buffers reused for every record.
     line: Vec<u8>,
     event_json: Vec<u8>,
-    time: String,
+    /// Each record's `t`, formatted without redoing the calendar for every
+    /// record of the same second.
+    clock: RecordClock,
     /// Next seq, which is also the number of records written.
     seq: u64,
     /// `sha256:<hex>` of the last line (of the header before record 0).
@@ -162,7 +164,7 @@ impl BundleWriter {
             last_sync: Instant::now(),
             line: Vec::with_capacity(512),
             event_json: Vec::with_capacity(512),
-            time: String::with_capacity(32),
+            clock: RecordClock::default(),
             seq: 0,
             head,
             started: Instant::now(),
@@ -265,8 +267,7 @@ impl BundleWriter {
             Some(last) if elapsed <= last => last + 1,
             _ => elapsed,
         };
-        self.time.clear();
-        let _ = write!(self.time, "{:.3}", jiff::Timestamp::now());
+        let time = self.clock.format(jiff::Timestamp::now());
 
         // The envelope (seq, prev, run, t, mono_ns) holds no secrets and must
         // not be touched by redaction (a hex-looking value could otherwise
@@ -298,8 +299,7 @@ impl BundleWriter {
         serde_json::to_writer(&mut self.line, &self.header.run_id).map_err(io::Error::other)?;
         let _ = write!(
             LineWriter(&mut self.line),
-            ",\"t\":\"{}\",\"mono_ns\":{mono}",
-            self.time
+            ",\"t\":\"{time}\",\"mono_ns\":{mono}"
         );
         if body.len() > 2 {
             self.line.push(b',');
@@ -558,6 +558,47 @@ fn reserve_room(path: &Path, len: u64) -> io::Result<()> {
     result
 }
 
+/// A record's time as `{:.3}` formats a [`jiff::Timestamp`]
+/// (`2026-01-02T03:04:05.678Z`), with the text up to the second kept from
+/// the previous record: the calendar arithmetic and formatting run once a
+/// second instead of once a record.
+#[derive(Default)]
+struct RecordClock {
+    /// The second the text is for, and the text up to that second.
+    second: Option<i64>,
+    prefix: String,
+    text: String,
+}
+
+impl RecordClock {
+    fn format(&mut self, now: jiff::Timestamp) -> &str {
+        let second = now.as_second();
+        let millis = now.subsec_millisecond();
+        self.text.clear();
+        if second < 0 || millis < 0 {
+            // Before 1970 the parts have signs; never the case for `now`.
+            let _ = write!(self.text, "{now:.3}");
+            return &self.text;
+        }
+        if self.second != Some(second) {
+            self.prefix.clear();
+            let whole = jiff::Timestamp::from_second(second).unwrap_or(now);
+            let _ = write!(self.prefix, "{whole:.3}");
+            // `….000Z` → `…`: the fraction and the zone are written per record.
+            self.prefix.truncate(self.prefix.len().saturating_sub(5));
+            self.second = Some(second);
+        }
+        self.text.push_str(&self.prefix);
+        let millis = millis as u32;
+        self.text.push('.');
+        for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+            self.text.push(char::from(b'0' + digit as u8));
+        }
+        self.text.push('Z');
+        &self.text
+    }
+}
+
 /// `fmt::Write` into a byte buffer, for the envelope numbers.
 struct LineWriter<'a>(&'a mut Vec<u8>);
 
@@ -616,20 +657,28 @@ impl BlobSink for BlobStore {
         } else {
             self.redactor.redact_bytes(bytes)
         };
-        let hex = sha256_hex(&redacted);
+        // `sha256:<hex>` written straight into one string (every check of a
+        // sweep stores a body).
+        let mut digest = String::with_capacity(7 + 64);
+        digest.push_str("sha256:");
+        let mut hex_digits = [0u8; 64];
+        hex::encode_to_slice(Sha256::digest(&redacted), &mut hex_digits)
+            .map_err(io::Error::other)?;
+        digest.push_str(std::str::from_utf8(&hex_digits).map_err(io::Error::other)?);
         let size = redacted.len() as u64;
         let blob_ref = BlobRef {
             role: role.to_string(),
-            digest: format!("sha256:{hex}"),
+            digest,
             size,
             truncated,
         };
-        let seen = self.known.lock().map(|k| k.contains(&hex)).unwrap_or(false);
+        let hex = &blob_ref.digest["sha256:".len()..];
+        let seen = self.known.lock().map(|k| k.contains(hex)).unwrap_or(false);
         if seen {
             return Ok(blob_ref);
         }
         let dir = self.dir.join(BLOB_DIR);
-        let path = dir.join(&hex);
+        let path = dir.join(hex);
         let written = (|| {
             if !dir.is_dir() {
                 fs::create_dir_all(&dir)?;
@@ -657,8 +706,43 @@ impl BlobSink for BlobStore {
             ));
         }
         if let Ok(mut known) = self.known.lock() {
-            known.insert(hex);
+            known.insert(hex.to_string());
         }
         Ok(blob_ref)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecordClock;
+
+    /// The cached clock writes exactly what `{:.3}` of the timestamp writes,
+    /// within a second, across seconds, days and years, and going back.
+    #[test]
+    fn record_clock_matches_jiff() {
+        let mut clock = RecordClock::default();
+        let nanos: [i128; 12] = [
+            0,
+            999_999_999,
+            1_000_000_000,
+            1_767_225_599_999_000_000, // 2025-12-31T23:59:59.999
+            1_767_225_600_000_000_000, // 2026-01-01T00:00:00.000
+            1_767_225_600_000_999_999,
+            1_767_225_600_001_000_000,
+            1_767_225_600_099_500_000,
+            1_767_225_600_100_000_000,
+            1_767_225_601_500_000_000,
+            1_767_225_600_700_000_000, // an earlier second again
+            4_102_444_800_123_456_789, // 2100
+        ];
+        for n in nanos {
+            let t = jiff::Timestamp::from_nanosecond(n).unwrap();
+            assert_eq!(clock.format(t), format!("{t:.3}"), "at {n} ns");
+        }
+        let now = jiff::Timestamp::now();
+        assert_eq!(clock.format(now), format!("{now:.3}"));
+        // Before 1970 the slow path gives the same text as well.
+        let old = jiff::Timestamp::from_nanosecond(-1_500_000_000).unwrap();
+        assert_eq!(clock.format(old), format!("{old:.3}"));
     }
 }

@@ -12,6 +12,9 @@ use crate::core::FailureClass;
 /// The most of a response body any kind reads, keeps and checks.
 pub const BODY_CAP: usize = 1024 * 1024;
 
+/// The most a body buffer is sized to up front from an announced length.
+const PRESIZE_MAX: usize = 64 * 1024;
+
 /// A response, its body read up to the cap.
 #[derive(Debug)]
 pub struct Fetched {
@@ -54,8 +57,18 @@ pub async fn fetch(request: reqwest::RequestBuilder, cap: usize) -> Result<Fetch
     })?;
     let time_to_headers = started.elapsed();
     let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let mut body = Vec::new();
+    // Taken, not copied: reading the body does not need them (no content
+    // decoding is enabled), and a copy costs allocations per request.
+    let headers = std::mem::take(response.headers_mut());
+    // Sized once when the length is announced, instead of grown chunk by
+    // chunk; an announced length is not trusted beyond a modest start.
+    let announced = response.content_length().unwrap_or(0);
+    let mut body = Vec::with_capacity(
+        usize::try_from(announced)
+            .unwrap_or(cap)
+            .min(cap)
+            .min(PRESIZE_MAX),
+    );
     let mut truncated = false;
     loop {
         match response.chunk().await {
