@@ -29,7 +29,7 @@ pub mod writer;
 mod tests;
 
 pub use crate::core::record::{Event, Header, Record};
-pub use read::{read_bundle, Bundle, ReadError};
+pub use read::{read_bundle, read_head, read_records, Bundle, BundleHead, ReadError};
 pub use redact::{is_sensitive_header, redact_url, Redacted, Redactor};
 pub use scan::SecretFinding;
 pub use seal::{Seal, SealPredicate, Subject};

@@ -124,6 +124,76 @@ pub fn read_bundle(dir: &Path) -> Result<Bundle, ReadError> {
     })
 }
 
+/// A bundle's header and seal, without its journal: read the records one at
+/// a time with [`read_records`].
+#[derive(Debug, Clone)]
+pub struct BundleHead {
+    pub header: Header,
+    pub seal: Option<Seal>,
+}
+
+/// Reads the header and the seal if present, as [`read_bundle`] does.
+pub fn read_head(dir: &Path) -> Result<BundleHead, ReadError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        fs::read(&path).map_err(|source| ReadError::Io { path, source })
+    };
+    let header_bytes = read(HEADER_FILE)?;
+    let header: Header = serde_json::from_slice(&header_bytes).map_err(|e| ReadError::Header {
+        path: dir.join(HEADER_FILE),
+        message: e.to_string(),
+    })?;
+    let seal_path = dir.join(SEAL_FILE);
+    let seal = if seal_path.exists() {
+        let bytes = read(SEAL_FILE)?;
+        Some(serde_json::from_slice(&bytes).map_err(|e| ReadError::Seal {
+            path: seal_path,
+            message: e.to_string(),
+        })?)
+    } else {
+        None
+    };
+    Ok(BundleHead { header, seal })
+}
+
+/// Hands every complete journal record to `each`, in order, holding one line
+/// at a time; a torn final line is skipped, as [`read_bundle`] skips it.
+pub fn read_records(dir: &Path, mut each: impl FnMut(Record)) -> Result<(), ReadError> {
+    let path = dir.join(JOURNAL_FILE);
+    let io = |source| ReadError::Io {
+        path: path.clone(),
+        source,
+    };
+    let file = fs::File::open(&path).map_err(io)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut buf = Vec::new();
+    let mut line = 0u64;
+    loop {
+        line += 1;
+        match read_capped_line(&mut reader, &mut buf, MAX_LINE).map_err(io)? {
+            CappedLine::Eof | CappedLine::Torn => return Ok(()),
+            CappedLine::TooLong => {
+                return Err(ReadError::Record {
+                    path,
+                    line,
+                    message: format!("longer than {MAX_LINE} bytes"),
+                })
+            }
+            CappedLine::Line => {
+                let record = serde_json::from_slice(&buf).map_err(|e| ReadError::Record {
+                    path: path.clone(),
+                    line,
+                    message: e.to_string(),
+                })?;
+                each(record);
+                if buf.capacity() > 1 << 20 {
+                    buf = Vec::new();
+                }
+            }
+        }
+    }
+}
+
 /// Splits a journal into complete lines (without their LF) and the bytes
 /// after the last LF, if any (a torn tail).
 pub(crate) fn split_lines(journal: &[u8]) -> (Vec<&[u8]>, Option<&[u8]>) {
@@ -132,4 +202,45 @@ pub(crate) fn split_lines(journal: &[u8]) -> (Vec<&[u8]>, Option<&[u8]>) {
     // ends cleanly, the torn bytes otherwise.
     let last = lines.pop().filter(|tail| !tail.is_empty());
     (lines, last)
+}
+
+/// The longest journal or report line read into memory (1 GiB). A bundle is
+/// untrusted input: a line without an end must cost at most this much. Old
+/// sweep bundles list every check in `run.start` (about 130 MB for a million
+/// checks), so the cap is far above any honest line.
+pub(crate) const MAX_LINE: usize = 1 << 30;
+
+/// One line read by [`read_capped_line`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CappedLine {
+    /// No more bytes.
+    Eof,
+    /// A complete line, now in the buffer without its LF.
+    Line,
+    /// Bytes after the last LF (a torn tail), now in the buffer.
+    Torn,
+    /// A line longer than the cap: the buffer holds its first `cap + 1`
+    /// bytes; the rest of it is still unread.
+    TooLong,
+}
+
+/// Reads one LF-terminated line into `buf` (cleared first), at most `cap`
+/// bytes of it: a line without an end never costs more than the cap.
+pub(crate) fn read_capped_line(
+    reader: &mut impl std::io::BufRead,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<CappedLine> {
+    use std::io::{BufRead as _, Read as _};
+    buf.clear();
+    reader.take(cap as u64 + 1).read_until(b'\n', buf)?;
+    Ok(match buf.last() {
+        None => CappedLine::Eof,
+        Some(b'\n') => {
+            buf.pop();
+            CappedLine::Line
+        }
+        Some(_) if buf.len() > cap => CappedLine::TooLong,
+        Some(_) => CappedLine::Torn,
+    })
 }

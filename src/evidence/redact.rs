@@ -425,6 +425,11 @@ impl Redactor {
         out
     }
 
+    /// The length of the longest byte form searched for (0: none).
+    pub(crate) fn longest_form(&self) -> usize {
+        self.longest_form
+    }
+
     /// The name of a match from [`Redactor::find_values`].
     pub(crate) fn name(&self, index: usize) -> &str {
         &self.names[index]

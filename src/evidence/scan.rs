@@ -60,6 +60,15 @@ fn mask(name: &str, len: usize) -> String {
     format!("{head}… ({len} bytes)")
 }
 
+/// New bytes scanned at a time, in whole lines: a bundle's journal of a
+/// million records is far too large to hold at once. (Tiny under test, so
+/// that every scan in the tests crosses windows.)
+const WINDOW: usize = if cfg!(test) { 64 } else { 4 << 20 };
+/// A window grows to end at a line end, up to this much; a longer line is
+/// cut (the credential patterns do not span lines, but a match across such a
+/// cut could be missed).
+const MAX_WINDOW: usize = if cfg!(test) { 1 << 16 } else { 64 << 20 };
+
 /// Scans `files` (relative to `dir`). Unreadable files come back as errors.
 pub(crate) fn scan_files(
     dir: &Path,
@@ -70,21 +79,63 @@ pub(crate) fn scan_files(
     let mut findings = Vec::new();
     let mut errors = Vec::new();
     for file in files {
-        let bytes = match fs::read(dir.join(file)) {
-            Ok(b) => b,
-            Err(e) => {
-                errors.push(format!("{file}: {e}"));
-                continue;
+        if let Err(e) = scan_file(dir, file, redactor, patterns, &mut findings) {
+            errors.push(format!("{file}: {e}"));
+        }
+    }
+    (findings, errors)
+}
+
+/// Scans one file window by window. Each window is whole lines and starts
+/// with the last bytes of the one before, as many as a value may have before
+/// its last byte, so a value across windows is found; a match lying wholly
+/// in those repeated bytes was reported with the window before.
+fn scan_file(
+    dir: &Path,
+    file: &str,
+    redactor: &Redactor,
+    patterns: bool,
+    findings: &mut Vec<SecretFinding>,
+) -> std::io::Result<()> {
+    use std::io::Read as _;
+    let mut reader = fs::File::open(dir.join(file))?;
+    let carry = redactor.longest_form().saturating_sub(1);
+    // `buf` holds the repeated bytes, then the new ones; `base` is the file
+    // offset of its first byte and `line` that byte's line.
+    let mut buf: Vec<u8> = Vec::new();
+    let (mut base, mut line) = (0u64, 1u64);
+    let mut reported = 0usize;
+    let mut eof = false;
+    loop {
+        let mut searched = reported;
+        let end = loop {
+            while !eof && buf.len() < searched + WINDOW {
+                let old = buf.len();
+                buf.resize(old + WINDOW, 0);
+                let n = reader.read(&mut buf[old..])?;
+                buf.truncate(old + n);
+                eof = n == 0;
             }
+            if eof {
+                break buf.len();
+            }
+            if let Some(at) = buf[searched..].iter().rposition(|&b| b == b'\n') {
+                break searched + at + 1;
+            }
+            if buf.len() - reported >= MAX_WINDOW {
+                break buf.len();
+            }
+            searched = buf.len();
         };
+        let window = &buf[..end];
         let mut hits: Vec<(usize, usize, String)> = redactor
-            .find_values(&bytes)
+            .find_values(window)
             .into_iter()
             .map(|m| (m.start, m.end - m.start, redactor.name(m.name).to_string()))
             .collect();
         if patterns {
             for (name, regex) in detectors() {
-                for caps in regex.captures_iter(&bytes) {
+                for caps in regex.captures_iter(window) {
                     let Some(value) = caps.name("value") else {
                         continue;
                     };
@@ -96,22 +147,31 @@ pub(crate) fn scan_files(
                 }
             }
         }
+        hits.retain(|(start, len, _)| start + len > reported);
         hits.sort();
-        let mut line = 1u64;
+        let mut at_line = line;
         let mut counted = 0usize;
         for (offset, len, name) in hits {
-            line += bytes[counted..offset]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count() as u64;
+            at_line += count_lines(&window[counted..offset]);
             counted = offset;
             findings.push(SecretFinding {
-                file: file.clone(),
-                line,
-                offset: offset as u64,
+                file: file.to_string(),
+                line: at_line,
+                offset: base + offset as u64,
                 preview: mask(&name, len),
             });
         }
+        if eof && end == buf.len() {
+            return Ok(());
+        }
+        let drop = end.saturating_sub(carry);
+        line += count_lines(&buf[..drop]);
+        base += drop as u64;
+        buf.drain(..drop);
+        reported = end - drop;
     }
-    (findings, errors)
+}
+
+fn count_lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }

@@ -1618,3 +1618,204 @@ fn a_sweep_may_announce_its_steps_in_plan_records_and_each_is_checked() {
         );
     }
 }
+
+/// A sealed sweep of `n` checks `s0`… announced in plan records of 1,000 and
+/// passing in order, with `odd` (one attempt allowed) planned first; then
+/// `tail` and run.end. Verify replays it one record at a time and keeps only
+/// a residue of each ended step: these journals are long enough that the
+/// residues are merged many times under test.
+fn write_long_sweep(root: &Path, n: u32, tail: &[Event]) -> PathBuf {
+    let redactor = Arc::new(Redactor::new(&[]));
+    let mut w = BundleWriter::create(
+        root,
+        header(BundleKind::Sweep, &redactor),
+        redactor,
+        SyncPolicy::Batched(256),
+    )
+    .unwrap();
+    w.append(&Event::RunStart {
+        planned: Some(u64::from(n) + 1),
+        steps: Vec::new(),
+        on_escalate: "continue".to_string(),
+        allow_mutations: false,
+        mutation_tags: Vec::new(),
+        only: Vec::new(),
+    })
+    .unwrap();
+    let mut odd = planned("odd");
+    odd.max_attempts = 1;
+    w.append(&Event::Plan { steps: vec![odd] }).unwrap();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        w.append(&Event::Plan {
+            steps: chunk.iter().map(|i| planned(&format!("s{i}"))).collect(),
+        })
+        .unwrap();
+        for i in chunk {
+            w.append(&step_pass(&format!("s{i}"), 3)).unwrap();
+        }
+    }
+    for record in tail {
+        w.append(record).unwrap();
+    }
+    w.append(&Event::RunEnd {
+        verdict: RunVerdict::Pass,
+        counts: BTreeMap::from([("pass".to_string(), n)]),
+        duration_ms: 1.0,
+    })
+    .unwrap();
+    w.seal().unwrap()
+}
+
+fn problems_of(report: &VerifyReport, check: &str) -> Vec<String> {
+    report
+        .problems
+        .iter()
+        .filter(|p| p.check == check)
+        .map(|p| format!("{}: {}", p.location(), p.message))
+        .collect()
+}
+
+#[test]
+fn a_long_sweep_journal_verifies_and_its_steps_are_counted() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_long_sweep(root.path(), 10_000, &[step_pass("odd", 1)]);
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "{}",
+        report.render_text()
+    );
+    let text = report.render_text();
+    assert!(text.contains("10001 planned, 10001 ended"), "{text}");
+}
+
+#[test]
+fn a_step_ended_twice_far_apart_is_invalid() {
+    let root = tempfile::tempdir().unwrap();
+    // s0 passed 10,000 records earlier: its state is long gone, its residue
+    // is not.
+    let dir = write_long_sweep(
+        root.path(),
+        10_000,
+        &[step_pass("odd", 1), step_end("s0", StepVerdict::Pass, 1)],
+    );
+    let report = verify(&dir);
+    assert_eq!(report.verdict, Verdict::Invalid, "{}", report.render_text());
+    let steps = problems_of(&report, "steps");
+    assert!(
+        steps
+            .iter()
+            .any(|p| p.contains("step \"s0\": step ended twice")),
+        "{steps:?}"
+    );
+    // The second end is located on the journal's second-to-last line.
+    let lines = journal_lines(&dir).len() as u64;
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.line == Some(lines - 1) && p.message.contains("ended twice")),
+        "{}",
+        report.render_text()
+    );
+
+    // And a second step.pass of it, as a replayed record would be.
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_long_sweep(
+        root.path(),
+        10_000,
+        &[step_pass("odd", 1), step_pass("s17", 3)],
+    );
+    let attempts = problems_of(&verify(&dir), "attempts");
+    assert!(
+        attempts
+            .iter()
+            .any(|p| p.contains("step \"s17\": step.pass for a step that already started")),
+        "{attempts:?}"
+    );
+}
+
+#[test]
+fn a_step_pass_off_the_policy_planned_ten_thousand_records_before_is_invalid() {
+    let root = tempfile::tempdir().unwrap();
+    // `odd` was planned with one attempt before every other step.
+    let dir = write_long_sweep(root.path(), 10_000, &[step_pass("odd", 3)]);
+    let report = verify(&dir);
+    assert_eq!(report.verdict, Verdict::Invalid, "{}", report.render_text());
+    let attempts = problems_of(&report, "attempts");
+    assert!(
+        attempts
+            .iter()
+            .any(|p| p.contains("step \"odd\": max_attempts 3 differs from run.start's 1")),
+        "{attempts:?}"
+    );
+}
+
+#[test]
+fn a_problem_in_the_last_records_of_a_long_journal_is_found() {
+    // A step nobody announced, just before run.end.
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_long_sweep(
+        root.path(),
+        10_000,
+        &[step_pass("odd", 1), step_pass("ghost", 3)],
+    );
+    let steps = problems_of(&verify(&dir), "steps");
+    assert!(
+        steps
+            .iter()
+            .any(|p| p.contains("step \"ghost\" was not announced")),
+        "{steps:?}"
+    );
+
+    // A planned step that never ran: found only once the journal has ended.
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_long_sweep(root.path(), 10_000, &[]);
+    let report = verify(&dir);
+    assert_eq!(
+        problems_of(&report, "completeness"),
+        vec![format!(
+            "events.jsonl:{}: planned step \"odd\" has no step.end in a sealed bundle",
+            journal_lines(&dir).len()
+        )],
+        "{}",
+        report.render_text()
+    );
+
+    // The last line changed: the seal's head no longer matches.
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_long_sweep(root.path(), 10_000, &[step_pass("odd", 1)]);
+    let mut lines = journal_lines(&dir);
+    let last = lines.len() - 1;
+    lines[last] = lines[last].replace("\"duration_ms\":1.0", "\"duration_ms\":2.0");
+    write_journal(&dir, &lines);
+    let report = verify(&dir);
+    assert_invalid_naming(&report, "seal.json", "last line changed");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.message.contains("seal head does not match")),
+        "{}",
+        report.render_text()
+    );
+}
+
+#[test]
+fn a_journal_line_over_the_cap_or_torn_is_reported_without_holding_it() {
+    use super::read::{read_capped_line, CappedLine};
+    let text = b"one\ntwo-is-long\nthree";
+    let mut reader = std::io::BufReader::new(&text[..]);
+    let mut buf = Vec::new();
+    let mut read = |cap| {
+        let r = read_capped_line(&mut reader, &mut buf, cap).unwrap();
+        (r, String::from_utf8_lossy(&buf).into_owned())
+    };
+    assert_eq!(read(8), (CappedLine::Line, "one".to_string()));
+    // Over the cap: the first cap + 1 bytes, the rest left unread.
+    assert_eq!(read(8), (CappedLine::TooLong, "two-is-lo".to_string()));
+    assert_eq!(read(8), (CappedLine::Line, "ng".to_string()));
+    assert_eq!(read(8), (CappedLine::Torn, "three".to_string()));
+    assert_eq!(read(8), (CappedLine::Eof, String::new()));
+}

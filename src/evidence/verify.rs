@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
-use super::read::split_lines;
+use super::read::{read_capped_line, CappedLine, MAX_LINE};
 use super::redact::Redactor;
 use super::scan::{scan_files, SecretFinding};
 use super::seal::{
@@ -370,40 +370,108 @@ impl Verifier {
             None
         };
 
-        // 3. Journal integrity.
-        let journal = match fs::read(self.dir.join(JOURNAL_FILE)) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                self.problem(LINES, JOURNAL_FILE, None, format!("cannot read: {e}"));
-                Vec::new()
+        // 3 and 4. Journal integrity and semantics, one line at a time: a
+        // journal of a million records is never held in memory.
+        let problems_before = self.problems.len();
+        let warnings_before = self.warnings.len();
+        let mut chain = Chain::new(header_digest.clone());
+        let mut replay = semantics::Replay::new(header.as_ref());
+        let mut blob_refs = files::BlobRefs::default();
+        let mut last_t: Option<String> = None;
+        let mut torn: Option<(u64, u64)> = None;
+        match fs::File::open(self.dir.join(JOURNAL_FILE)) {
+            Err(e) => self.problem(LINES, JOURNAL_FILE, None, format!("cannot read: {e}")),
+            Ok(file) => {
+                let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+                let mut buf = Vec::new();
+                loop {
+                    let line_no = chain.lines + 1;
+                    let read = match read_capped_line(&mut reader, &mut buf, MAX_LINE) {
+                        Ok(read) => read,
+                        Err(e) => {
+                            self.journal_problem(LINES, line_no, None, format!("cannot read: {e}"));
+                            break;
+                        }
+                    };
+                    match read {
+                        CappedLine::Eof => break,
+                        CappedLine::Torn => {
+                            torn = Some((line_no, buf.len() as u64));
+                            break;
+                        }
+                        CappedLine::TooLong => match finish_long_line(&mut reader, &buf) {
+                            Ok((digest, size, true)) => {
+                                self.journal_problem(
+                                    RECORDS,
+                                    line_no,
+                                    None,
+                                    format!("a line of {size} bytes, over the {MAX_LINE}-byte cap: not read as a record"),
+                                );
+                                chain.skip(digest);
+                            }
+                            Ok((_, size, false)) => {
+                                torn = Some((line_no, size));
+                                break;
+                            }
+                            Err(e) => {
+                                self.journal_problem(
+                                    LINES,
+                                    line_no,
+                                    None,
+                                    format!("cannot read: {e}"),
+                                );
+                                break;
+                            }
+                        },
+                        CappedLine::Line => {
+                            if let Some(record) = chain.line(&mut self, &buf, header.as_ref()) {
+                                replay.record(&mut self, line_no, &record);
+                                blob_refs.record(&mut self, line_no, &record);
+                                last_t = Some(record.t);
+                            }
+                            // An old sweep's run.start is one line of every
+                            // check: do not keep its room for the rest.
+                            if buf.capacity() > 1 << 20 {
+                                buf = Vec::new();
+                            }
+                        }
+                    }
+                }
             }
-        };
-        let (lines, tail) = split_lines(&journal);
-        if let Some(tail) = tail {
-            let line = lines.len() as u64 + 1;
+        }
+        if let Some((line, size)) = torn {
             if sealed {
                 self.journal_problem(
                     LINES,
                     line,
                     None,
-                    format!("journal ends in a partial line ({} bytes without LF) in a sealed bundle: truncated", tail.len()),
+                    format!("journal ends in a partial line ({size} bytes without LF) in a sealed bundle: truncated"),
                 );
+                // Reported first, as before the lines it follows were read.
+                if let Some(p) = self.problems.pop() {
+                    if p.check == LINES {
+                        self.problems.insert(problems_before, p);
+                    } else {
+                        self.problems.push(p);
+                    }
+                }
             } else {
-                self.warnings.push(format!(
-                    "{JOURNAL_FILE}:{line}: torn final line ({} bytes) ignored: the run crashed mid-append",
-                    tail.len()
-                ));
+                self.warnings.insert(
+                    warnings_before,
+                    format!("{JOURNAL_FILE}:{line}: torn final line ({size} bytes) ignored: the run crashed mid-append"),
+                );
             }
         }
-        let records = self.check_journal(&lines, header.as_ref(), header_digest.as_deref());
-        let head = match lines.last() {
-            Some(line) => Some(sha256_ref(line)),
-            None => header_digest.clone(),
-        };
-
-        // 4. Semantics.
-        let run_end_record = self.check_semantics(&records, header.as_ref(), sealed);
+        chain.finish(&mut self);
+        let lines = chain.lines;
+        let records = chain.records;
+        let head = chain.prev.clone();
+        let run_end_record = replay.finish(&mut self, sealed);
         let run_end = run_end_record.as_ref().map(|(v, _)| *v);
+        // Problems in the order of the checks that found them (the journal's
+        // own, then the steps', then the blobs'), as when they ran one after
+        // the other over a journal held in memory.
+        self.problems[problems_before..].sort_by_key(|p| phase(p.check));
 
         // 5. Files on disk.
         let files = match list_files(&self.dir) {
@@ -413,7 +481,7 @@ impl Verifier {
                 Vec::new()
             }
         };
-        self.check_blobs(&records, &files, sealed);
+        self.check_blobs(blob_refs, &files, sealed);
 
         // 6. Seal.
         if let Some(seal) = &seal {
@@ -421,7 +489,7 @@ impl Verifier {
                 seal,
                 &files,
                 header.as_ref(),
-                lines.len() as u64,
+                lines,
                 head.as_deref(),
                 run_end,
             );
@@ -429,7 +497,7 @@ impl Verifier {
                 seal,
                 header.as_ref(),
                 run_end_record.as_ref().map(|(_, c)| c),
-                records.last().map(|(_, r)| r.t.as_str()),
+                last_t.as_deref(),
             );
         } else if !sealed {
             let why = "no seal.json: the run is unfinished or crashed".to_string();
@@ -511,7 +579,7 @@ impl Verifier {
             secrets = found;
         }
 
-        let mut report = self.finish(header, sealed, records.len() as u64, run_end, secrets);
+        let mut report = self.finish(header, sealed, records, run_end, secrets);
         report.signer = signer;
         report.head = head;
         report.credential_warnings = credential_warnings;
@@ -587,130 +655,6 @@ impl Verifier {
                 None
             }
         }
-    }
-
-    /// Parses every line and checks seq, chain, run id and mono_ns.
-    /// Returns the parsed records with their 1-based line numbers.
-    fn check_journal(
-        &mut self,
-        lines: &[&[u8]],
-        header: Option<&Header>,
-        header_digest: Option<&str>,
-    ) -> Vec<(u64, Record)> {
-        let mut records = Vec::with_capacity(lines.len());
-        let mut prev: Option<String> = header_digest.map(str::to_string);
-        let mut last_mono: Option<u64> = None;
-        let mut last_t: Option<jiff::Timestamp> = None;
-        let mut warned_clock = false;
-        // After a gap, expectations resync to the seq found, so one removed
-        // line is one problem, not one per following line.
-        let mut expected_seq = 0u64;
-        for (index, line) in lines.iter().enumerate() {
-            let line_no = index as u64 + 1;
-            let digest = sha256_ref(line);
-            match serde_json::from_slice::<Record>(line) {
-                Err(e) => {
-                    self.journal_problem(
-                        RECORDS,
-                        line_no,
-                        None,
-                        format!("not a journal record: {e}"),
-                    );
-                    expected_seq += 1;
-                }
-                Ok(record) => {
-                    let at = Some(record.seq);
-                    if record.v != FORMAT_VERSION {
-                        self.journal_problem(
-                            RECORDS,
-                            line_no,
-                            at,
-                            format!("unknown record version {}", record.v),
-                        );
-                    }
-                    if record.seq != expected_seq {
-                        self.journal_problem(
-                            SEQ,
-                            line_no,
-                            at,
-                            format!("seq {} where {expected_seq} was expected (a record removed, added or moved)", record.seq),
-                        );
-                    }
-                    expected_seq = record.seq.saturating_add(1);
-                    match &prev {
-                        Some(p) if *p == record.prev => {}
-                        Some(_) if index == 0 => {
-                            self.journal_problem(
-                                CHAIN,
-                                line_no,
-                                at,
-                                "prev does not match the digest of runproof.json",
-                            );
-                        }
-                        Some(_) => self.journal_problem(
-                            CHAIN,
-                            line_no,
-                            at,
-                            format!("prev does not match the digest of line {index}"),
-                        ),
-                        None => {}
-                    }
-                    if let Some(h) = header {
-                        if record.run != h.run_id {
-                            self.journal_problem(
-                                RUN_ID,
-                                line_no,
-                                at,
-                                "run differs from the header's run_id",
-                            );
-                        }
-                    }
-                    if let Some(last) = last_mono {
-                        if record.mono_ns <= last {
-                            self.journal_problem(
-                                MONO,
-                                line_no,
-                                at,
-                                format!("mono_ns {} not after {last}", record.mono_ns),
-                            );
-                        }
-                    }
-                    last_mono = Some(record.mono_ns);
-                    match record.t.parse::<jiff::Timestamp>() {
-                        Ok(t) => {
-                            if last_t.is_some_and(|last| t < last) && !warned_clock {
-                                warned_clock = true;
-                                self.warnings
-                                    .push(format!("{JOURNAL_FILE}:{line_no}: wall clock went backwards (t is self-asserted)"));
-                            }
-                            last_t = Some(t);
-                        }
-                        Err(_) => self.journal_problem(
-                            RECORDS,
-                            line_no,
-                            at,
-                            "t is not an RFC 3339 timestamp",
-                        ),
-                    }
-                    records.push((line_no, record));
-                }
-            }
-            prev = Some(digest);
-        }
-        let n = lines.len();
-        self.details.insert(LINES, format!("{n} complete lines"));
-        self.details
-            .insert(RECORDS, format!("{} records parse", records.len()));
-        self.details
-            .insert(SEQ, format!("0..{} contiguous", n.saturating_sub(1)));
-        self.details.insert(
-            CHAIN,
-            "every prev matches; record 0 chains to runproof.json".to_string(),
-        );
-        self.details
-            .insert(RUN_ID, "every record belongs to this run".to_string());
-        self.details.insert(MONO, "strictly increasing".to_string());
-        records
     }
 
     fn finish(
@@ -792,6 +736,200 @@ impl Verifier {
             signer: None,
             head: None,
         }
+    }
+}
+
+/// The journal's integrity, checked line by line: each line parses, seq
+/// counts up, prev chains to the line before (line 1 to the header), the run
+/// id is the header's, mono_ns increases.
+struct Chain {
+    /// `sha256:<hex>` of the last line (the header's digest before line 1).
+    prev: Option<String>,
+    /// Complete lines so far.
+    lines: u64,
+    /// Records that parsed.
+    records: u64,
+    last_mono: Option<u64>,
+    last_t: Option<jiff::Timestamp>,
+    warned_clock: bool,
+    // After a gap, expectations resync to the seq found, so one removed
+    // line is one problem, not one per following line.
+    expected_seq: u64,
+}
+
+impl Chain {
+    fn new(header_digest: Option<String>) -> Self {
+        Chain {
+            prev: header_digest,
+            lines: 0,
+            records: 0,
+            last_mono: None,
+            last_t: None,
+            warned_clock: false,
+            expected_seq: 0,
+        }
+    }
+
+    /// Checks the next complete line; returns its record if it parses.
+    fn line(&mut self, v: &mut Verifier, line: &[u8], header: Option<&Header>) -> Option<Record> {
+        let index = self.lines;
+        let line_no = index + 1;
+        self.lines += 1;
+        let mut parsed = None;
+        let digest = sha256_ref(line);
+        match serde_json::from_slice::<Record>(line) {
+            Err(e) => {
+                v.journal_problem(RECORDS, line_no, None, format!("not a journal record: {e}"));
+                self.expected_seq += 1;
+            }
+            Ok(record) => {
+                let at = Some(record.seq);
+                if record.v != FORMAT_VERSION {
+                    v.journal_problem(
+                        RECORDS,
+                        line_no,
+                        at,
+                        format!("unknown record version {}", record.v),
+                    );
+                }
+                if record.seq != self.expected_seq {
+                    v.journal_problem(
+                        SEQ,
+                        line_no,
+                        at,
+                        format!(
+                            "seq {} where {} was expected (a record removed, added or moved)",
+                            record.seq, self.expected_seq
+                        ),
+                    );
+                }
+                self.expected_seq = record.seq.saturating_add(1);
+                match &self.prev {
+                    Some(p) if *p == record.prev => {}
+                    Some(_) if index == 0 => {
+                        v.journal_problem(
+                            CHAIN,
+                            line_no,
+                            at,
+                            "prev does not match the digest of runproof.json",
+                        );
+                    }
+                    Some(_) => v.journal_problem(
+                        CHAIN,
+                        line_no,
+                        at,
+                        format!("prev does not match the digest of line {index}"),
+                    ),
+                    None => {}
+                }
+                if let Some(h) = header {
+                    if record.run != h.run_id {
+                        v.journal_problem(
+                            RUN_ID,
+                            line_no,
+                            at,
+                            "run differs from the header's run_id",
+                        );
+                    }
+                }
+                if let Some(last) = self.last_mono {
+                    if record.mono_ns <= last {
+                        v.journal_problem(
+                            MONO,
+                            line_no,
+                            at,
+                            format!("mono_ns {} not after {last}", record.mono_ns),
+                        );
+                    }
+                }
+                self.last_mono = Some(record.mono_ns);
+                match record.t.parse::<jiff::Timestamp>() {
+                    Ok(t) => {
+                        if self.last_t.is_some_and(|last| t < last) && !self.warned_clock {
+                            self.warned_clock = true;
+                            v.warnings
+                                .push(format!("{JOURNAL_FILE}:{line_no}: wall clock went backwards (t is self-asserted)"));
+                        }
+                        self.last_t = Some(t);
+                    }
+                    Err(_) => {
+                        v.journal_problem(RECORDS, line_no, at, "t is not an RFC 3339 timestamp")
+                    }
+                }
+                parsed = Some(record);
+            }
+        }
+        self.prev = Some(digest);
+        if parsed.is_some() {
+            self.records += 1;
+        }
+        parsed
+    }
+
+    /// A line not read as a record (over the cap): it still links the chain.
+    fn skip(&mut self, digest: String) {
+        self.lines += 1;
+        self.expected_seq += 1;
+        self.prev = Some(digest);
+    }
+
+    fn finish(&self, v: &mut Verifier) {
+        let n = self.lines;
+        v.details.insert(LINES, format!("{n} complete lines"));
+        v.details
+            .insert(RECORDS, format!("{} records parse", self.records));
+        v.details
+            .insert(SEQ, format!("0..{} contiguous", n.saturating_sub(1)));
+        v.details.insert(
+            CHAIN,
+            "every prev matches; record 0 chains to runproof.json".to_string(),
+        );
+        v.details
+            .insert(RUN_ID, "every record belongs to this run".to_string());
+        v.details.insert(MONO, "strictly increasing".to_string());
+    }
+}
+
+/// The rest of a line over the cap, hashed without holding it: its digest
+/// (`sha256:<hex>`), its size, and whether it ended in LF.
+fn finish_long_line(
+    reader: &mut impl std::io::BufRead,
+    head: &[u8],
+) -> std::io::Result<(String, u64, bool)> {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(head);
+    let mut size = head.len() as u64;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((String::new(), size, false));
+        }
+        let (part, ended) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(at) => (&chunk[..at], true),
+            None => (chunk, false),
+        };
+        hasher.update(part);
+        size += part.len() as u64;
+        let used = part.len() + usize::from(ended);
+        reader.consume(used);
+        if ended {
+            return Ok((
+                format!("sha256:{}", hex::encode(hasher.finalize())),
+                size,
+                true,
+            ));
+        }
+    }
+}
+
+/// The order checks ran in when the journal was read whole: integrity, then
+/// the replay, then the blobs.
+fn phase(check: &str) -> u8 {
+    match check {
+        STEPS | ATTEMPTS | ESCALATIONS | COMPLETE => 1,
+        BLOBS => 2,
+        _ => 0,
     }
 }
 

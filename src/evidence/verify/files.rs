@@ -3,72 +3,81 @@
 
 use super::*;
 
-impl Verifier {
-    /// Every referenced blob exists and matches; every file under `blobs/`
-    /// is named by its digest.
-    pub(super) fn check_blobs(
-        &mut self,
-        records: &[(u64, Record)],
-        files: &[String],
-        sealed: bool,
-    ) {
-        let mut referenced: BTreeMap<String, (u64, u64, Option<u64>)> = BTreeMap::new();
-        for (line, record) in records {
-            let refs: Vec<(String, Option<u64>)> = match &record.event {
-                Event::AttemptEnd { blobs, .. }
-                | Event::StepPass { blobs, .. }
-                | Event::Probe { blobs, .. }
-                | Event::Delivery { blobs, .. } => blobs
-                    .iter()
-                    .map(|b| (b.digest.clone(), Some(b.size)))
-                    .collect(),
-                Event::Escalation(e) => e
-                    .evidence
-                    .iter()
-                    .filter_map(|d| {
-                        // Digests (`sha256:<hex>`) or paths (`blobs/sha256/<hex>`).
-                        if d.starts_with("sha256:") {
-                            Some(d.clone())
-                        } else {
-                            d.strip_prefix("blobs/sha256/")
-                                .map(|hex| format!("sha256:{hex}"))
-                        }
-                    })
-                    .map(|d| (d, None))
-                    .chain(
-                        e.collected
-                            .iter()
-                            .flat_map(|c| &c.blobs)
-                            .map(|b| (b.digest.clone(), Some(b.size))),
-                    )
-                    .collect(),
-                _ => Vec::new(),
-            };
-            for (digest, size) in refs {
-                let Some(hex) = digest.strip_prefix("sha256:").filter(|h| is_sha256_hex(h)) else {
-                    self.journal_problem(
-                        BLOBS,
-                        *line,
-                        Some(record.seq),
-                        format!("blob digest {digest:?} is not sha256:<hex>"),
-                    );
-                    continue;
-                };
-                let entry = referenced
-                    .entry(hex.to_string())
-                    .or_insert((*line, record.seq, size));
-                if let (Some(a), Some(b)) = (entry.2, size) {
-                    if a != b {
-                        self.journal_problem(
-                            BLOBS,
-                            *line,
-                            Some(record.seq),
-                            format!("blob {hex} referenced with two sizes"),
-                        );
+/// The blobs the journal references, collected one record at a time: the
+/// first (line, seq) and size of each, by hex digest.
+#[derive(Default)]
+pub(super) struct BlobRefs {
+    referenced: BTreeMap<String, (u64, u64, Option<u64>)>,
+}
+
+impl BlobRefs {
+    /// Notes the blobs `record` references; a malformed digest is a problem.
+    pub(super) fn record(&mut self, v: &mut Verifier, line: u64, record: &Record) {
+        let refs: Vec<(String, Option<u64>)> = match &record.event {
+            Event::AttemptEnd { blobs, .. }
+            | Event::StepPass { blobs, .. }
+            | Event::Probe { blobs, .. }
+            | Event::Delivery { blobs, .. } => blobs
+                .iter()
+                .map(|b| (b.digest.clone(), Some(b.size)))
+                .collect(),
+            Event::Escalation(e) => e
+                .evidence
+                .iter()
+                .filter_map(|d| {
+                    // Digests (`sha256:<hex>`) or paths (`blobs/sha256/<hex>`).
+                    if d.starts_with("sha256:") {
+                        Some(d.clone())
+                    } else {
+                        d.strip_prefix("blobs/sha256/")
+                            .map(|hex| format!("sha256:{hex}"))
                     }
+                })
+                .map(|d| (d, None))
+                .chain(
+                    e.collected
+                        .iter()
+                        .flat_map(|c| &c.blobs)
+                        .map(|b| (b.digest.clone(), Some(b.size))),
+                )
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (digest, size) in refs {
+            let Some(hex) = digest.strip_prefix("sha256:").filter(|h| is_sha256_hex(h)) else {
+                v.journal_problem(
+                    BLOBS,
+                    line,
+                    Some(record.seq),
+                    format!("blob digest {digest:?} is not sha256:<hex>"),
+                );
+                continue;
+            };
+            // Most records reference a blob already seen: look up first.
+            let Some(entry) = self.referenced.get(hex) else {
+                self.referenced
+                    .insert(hex.to_string(), (line, record.seq, size));
+                continue;
+            };
+            if let (Some(a), Some(b)) = (entry.2, size) {
+                if a != b {
+                    v.journal_problem(
+                        BLOBS,
+                        line,
+                        Some(record.seq),
+                        format!("blob {hex} referenced with two sizes"),
+                    );
                 }
             }
         }
+    }
+}
+
+impl Verifier {
+    /// Every referenced blob exists and matches; every file under `blobs/`
+    /// is named by its digest.
+    pub(super) fn check_blobs(&mut self, refs: BlobRefs, files: &[String], sealed: bool) {
+        let referenced = refs.referenced;
         let present: BTreeSet<&str> = files
             .iter()
             .filter_map(|f| f.strip_prefix(BLOB_DIR).and_then(|r| r.strip_prefix('/')))
