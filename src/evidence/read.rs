@@ -85,16 +85,11 @@ pub enum ReadError {
 
 /// Reads the header, every complete journal record and the seal if present.
 pub fn read_bundle(dir: &Path) -> Result<Bundle, ReadError> {
-    let read = |name: &str| {
-        let path = dir.join(name);
-        fs::read(&path).map_err(|source| ReadError::Io { path, source })
-    };
-    let header_bytes = read(HEADER_FILE)?;
-    let header: Header = serde_json::from_slice(&header_bytes).map_err(|e| ReadError::Header {
-        path: dir.join(HEADER_FILE),
-        message: e.to_string(),
+    let BundleHead { header, seal } = read_head(dir)?;
+    let journal = fs::read(dir.join(JOURNAL_FILE)).map_err(|source| ReadError::Io {
+        path: dir.join(JOURNAL_FILE),
+        source,
     })?;
-    let journal = read(JOURNAL_FILE)?;
     let (lines, tail) = split_lines(&journal);
     let mut records = Vec::with_capacity(lines.len());
     for (index, line) in lines.iter().enumerate() {
@@ -105,16 +100,6 @@ pub fn read_bundle(dir: &Path) -> Result<Bundle, ReadError> {
         })?;
         records.push(record);
     }
-    let seal_path = dir.join(SEAL_FILE);
-    let seal = if seal_path.exists() {
-        let bytes = read(SEAL_FILE)?;
-        Some(serde_json::from_slice(&bytes).map_err(|e| ReadError::Seal {
-            path: seal_path,
-            message: e.to_string(),
-        })?)
-    } else {
-        None
-    };
     Ok(Bundle {
         dir: dir.to_path_buf(),
         header,

@@ -1011,6 +1011,12 @@ mod tests {
     /// first, checks with sub-tables, dependencies, templates and a
     /// multi-line string holding a `[[check]]` line, `[defaults]` last.
     fn large_check_file(checks: usize) -> String {
+        generated_check_file(checks, true)
+    }
+
+    /// The same without what spans checks (`depends_on`, captures) when
+    /// `linked` is false.
+    fn generated_check_file(checks: usize, linked: bool) -> String {
         let mut source = String::from(
             "# generated\n[secrets]\nrequired = ['BENCH_TOKEN']\n\n[vars]\nhost = '127.0.0.1'\n",
         );
@@ -1019,17 +1025,17 @@ mod tests {
                 "\n[[check]]\nid = 'c{n}'\ncheck = 'http'\nurl = 'http://{{{{host}}}}:18080/u/{n}'\n\
                  headers = {{ Authorization = 'Bearer {{{{secret:BENCH_TOKEN}}}}' }}\ntags = ['n={n}']\n"
             ));
-            if n % 5 == 1 {
+            if linked && n % 5 == 1 {
                 source.push_str(&format!("depends_on = ['c{}']\n", n - 1));
             }
             if n % 7 == 2 {
                 source.push_str("hint = \"\"\"\n[[check]]\nid = 'not-a-check'\n\"\"\"\n");
             }
-            if n % 11 == 4 {
+            if linked && n % 11 == 4 {
                 source.push_str(
                     "capture = { v = 'id' }\nexpect = { status = { ge = 200, lt = 300 }, json = { count = { gt = 0 }, \"$.items[*].id\" = { all = { gt = 0 } } }, headers = { \"content-type\" = { contains = 'json' } } }\n",
                 );
-            } else if n % 11 == 5 {
+            } else if linked && n % 11 == 5 {
                 let from = n - 1;
                 source.push_str(&format!(
                     "when = {{ \"{{{{steps.c{from}.v}}}}\" = {{ gt = 100 }} }}\njson = {{ a = \"{{{{steps.c{from}.v}}}}\", b = [1, 'x'] }}\n"
@@ -1083,24 +1089,7 @@ mod tests {
     /// A large file whose checks stand alone (no `depends_on`, no
     /// captures), with sub-tables, multi-line strings and `[defaults]` last.
     fn self_contained_check_file(checks: usize) -> String {
-        let mut source = String::from(
-            "# generated\n[secrets]\nrequired = ['BENCH_TOKEN']\n\n[vars]\nhost = '127.0.0.1'\n",
-        );
-        for n in 0..checks {
-            source.push_str(&format!(
-                "\n[[check]]\nid = 'c{n}'\ncheck = 'http'\nurl = 'http://{{{{host}}}}:18080/u/{n}'\n\
-                 headers = {{ Authorization = 'Bearer {{{{secret:BENCH_TOKEN}}}}' }}\ntags = ['n={n}']\n"
-            ));
-            if n % 7 == 2 {
-                source.push_str("hint = \"\"\"\n[[check]]\nid = 'not-a-check'\n\"\"\"\n");
-            }
-            if n % 3 == 0 {
-                source.push_str("[check.expect]\nstatus = 200\nbody_contains = 'ok'\n");
-            }
-        }
-        source.push_str("\n[defaults]\nretries = 3\ntimeout = '7s'\n");
-        assert!(source.len() > SECTIONED_MIN_BYTES, "{}", source.len());
-        source
+        generated_check_file(checks, false)
     }
 
     fn all_chunks(source: String) -> Result<Vec<Step>, ReadWhole> {

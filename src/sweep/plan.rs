@@ -107,19 +107,21 @@ impl Selection {
             shard,
             ..Selection::default()
         };
+        // What `id` depends on directly.
+        let deps_of = |id: &str| {
+            depends
+                .get(id)
+                .into_iter()
+                .flat_map(|d| d.iter())
+                .map(String::as_str)
+        };
         if !only.is_empty() {
             let mut matched = false;
             let mut pending: Vec<&str> = Vec::new();
             for id in files.iter().flat_map(FileIndex::ids) {
                 if only.iter().any(|g| glob_matches(g, id)) {
                     matched = true;
-                    pending.extend(
-                        depends
-                            .get(id)
-                            .into_iter()
-                            .flat_map(|d| d.iter())
-                            .map(String::as_str),
-                    );
+                    pending.extend(deps_of(id));
                 }
             }
             if !matched {
@@ -127,13 +129,7 @@ impl Selection {
             }
             while let Some(id) = pending.pop() {
                 if selection.required.insert(id.to_string()) {
-                    pending.extend(
-                        depends
-                            .get(id)
-                            .into_iter()
-                            .flat_map(|d| d.iter())
-                            .map(String::as_str),
-                    );
+                    pending.extend(deps_of(id));
                 }
             }
         }
