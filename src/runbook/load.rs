@@ -302,6 +302,17 @@ fn parse_document(
 /// test fixture — keep the single-parse path exactly as it was.
 const SECTIONED_MIN_BYTES: usize = 256 * 1024;
 
+/// One section's text parsed; `None` unless it holds exactly one table,
+/// named as its header says.
+fn parse_section<'a>(text: &'a str, name: &str) -> Option<DeTable<'a>> {
+    let root = DeTable::parse(text).ok()?.into_inner();
+    let mut entries = root.iter();
+    let named = entries
+        .next()
+        .is_some_and(|(key, _)| key.get_ref().as_ref() == name);
+    (named && entries.next().is_none()).then_some(root)
+}
+
 /// Reads a valid check file one top-level table at a time, so that only one
 /// section's TOML tree exists at once. `None` when the file cannot be split
 /// safely or has any problem at all: the caller then reads it whole, which
@@ -315,15 +326,8 @@ fn parse_checks_by_section(source: &str, env: &dyn Fn(&str) -> Option<String>) -
     let mut has_list = false;
     for section in sections {
         let offset = section.range.start;
-        let root = DeTable::parse(&source[section.range.clone()])
-            .ok()?
-            .into_inner();
-        // A section holds its one table, named as its header says.
-        let mut entries = root.iter();
-        let (key, node) = entries.next()?;
-        if entries.next().is_some() || key.get_ref().as_ref() != section.name {
-            return None;
-        }
+        let root = parse_section(&source[section.range.clone()], section.name)?;
+        let (key, node) = root.iter().next()?;
         has_list |= section.name == "check";
         with_span_offset(offset, || {
             reader.table(key, node, &line_starts, offset, &mut diagnostics)
@@ -410,14 +414,8 @@ impl CheckChunks {
                 "runbook" | "step" => return None,
                 _ => {}
             }
-            let root = DeTable::parse(&source[section.range.clone()])
-                .ok()?
-                .into_inner();
-            let mut entries = root.iter();
-            let (key, node) = entries.next()?;
-            if entries.next().is_some() || key.get_ref().as_ref() != section.name {
-                return None;
-            }
+            let root = parse_section(&source[section.range.clone()], section.name)?;
+            let (key, node) = root.iter().next()?;
             let offset = section.range.start;
             with_span_offset(offset, || {
                 reader.table(key, node, &[0], offset, &mut diagnostics)
@@ -468,14 +466,8 @@ impl CheckChunks {
         let mut diagnostics = Vec::new();
         let mut raw = Vec::with_capacity(chunk.len());
         for (range, line) in chunk {
-            let root = DeTable::parse(&self.source[range.clone()])
-                .map_err(|_| ReadWhole)?
-                .into_inner();
-            let mut entries = root.iter();
-            let (key, node) = entries.next().ok_or(ReadWhole)?;
-            if entries.next().is_some() || key.get_ref().as_ref() != "check" {
-                return Err(ReadWhole);
-            }
+            let root = parse_section(&self.source[range.clone()], "check").ok_or(ReadWhole)?;
+            let (key, node) = root.iter().next().ok_or(ReadWhole)?;
             let offset = range.start;
             let mut steps = with_span_offset(offset, || {
                 parse_steps(&[0], offset, key.span(), node, "check", &mut diagnostics)

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::plan::{
-    hold_max_checks, FileIndex, InputChanged, PlanFile, Selection, SweepCheck, SweepPlan,
+    hold_max_checks, read_validated, FileIndex, PlanFile, Selection, SweepCheck, SweepPlan,
 };
 use super::select::Shard;
 use crate::runbook::load::{load_check_file, CheckChunks};
@@ -55,17 +55,7 @@ impl SweepInput {
         if self.held {
             return Ok(Cow::Borrowed(&file.source));
         }
-        let changed = |why: String| {
-            std::io::Error::other(InputChanged(format!(
-                "{}: {why}; the sweep validated it when it started (run it again)",
-                file.path.display()
-            )))
-        };
-        let source = std::fs::read_to_string(&file.path)
-            .map_err(|e| changed(format!("cannot be read again: {e}")))?;
-        if hex::encode(Sha256::digest(source.as_bytes())) != self.hashes[i] {
-            return Err(changed("changed during the sweep".to_string()));
-        }
+        let source = read_validated(&file.path, &self.hashes[i])?;
         Ok(Cow::Owned(source))
     }
 }

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -218,6 +218,25 @@ impl InputChanged {
     pub fn is(error: &io::Error) -> bool {
         error.get_ref().is_some_and(|e| e.is::<InputChanged>())
     }
+
+    /// "`path`: `why`; the sweep validated it when it started (run it again)"
+    pub fn error(path: &Path, why: &str) -> io::Error {
+        io::Error::other(InputChanged(format!(
+            "{}: {why}; the sweep validated it when it started (run it again)",
+            path.display()
+        )))
+    }
+}
+
+/// The text of a check file, read again: an [`InputChanged`] error when it
+/// cannot be read or its SHA-256 is no longer `sha256` (hex).
+pub fn read_validated(path: &Path, sha256: &str) -> io::Result<String> {
+    let source = std::fs::read_to_string(path)
+        .map_err(|e| InputChanged::error(path, &format!("cannot be read again: {e}")))?;
+    if hex::encode(Sha256::digest(source.as_bytes())) != sha256 {
+        return Err(InputChanged::error(path, "changed during the sweep"));
+    }
+    Ok(source)
 }
 
 /// A check file a streamed plan reads again.
@@ -274,25 +293,11 @@ impl SweepPlan {
     /// File `file_index` read again: one batch, or one per chunk of checks
     /// for a file read in chunks.
     fn read_file<'p>(&'p self, file_index: usize, file: &'p PlanFile) -> Batches<'p> {
-        let changed = |why: String| {
-            io::Error::other(InputChanged(format!(
-                "{}: {why}; the sweep validated it when it started (run it again)",
-                file.path.display()
-            )))
-        };
-        let source = match std::fs::read_to_string(&file.path) {
+        let changed = |why: &str| InputChanged::error(&file.path, why);
+        let source = match read_validated(&file.path, &file.sha256) {
             Ok(source) => source,
-            Err(e) => {
-                return Box::new(std::iter::once(Err(changed(format!(
-                    "cannot be read again: {e}"
-                )))))
-            }
+            Err(e) => return Box::new(std::iter::once(Err(e))),
         };
-        if hex::encode(Sha256::digest(source.as_bytes())) != file.sha256 {
-            return Box::new(std::iter::once(Err(changed(
-                "changed during the sweep".to_string(),
-            ))));
-        }
         let selected = move |steps: Vec<Step>| -> Vec<Cow<'p, SweepCheck>> {
             steps
                 .into_iter()
@@ -307,22 +312,16 @@ impl SweepPlan {
         };
         if file.chunked {
             let Ok(mut chunks) = CheckChunks::open(source, process_env()) else {
-                return Box::new(std::iter::once(Err(changed(
-                    "no longer reads in chunks".to_string(),
-                ))));
+                return Box::new(std::iter::once(Err(changed("no longer reads in chunks"))));
             };
             return Box::new(std::iter::from_fn(move || {
                 let chunk = chunks.next_chunk(&file.path)?;
-                Some(
-                    chunk
-                        .map(selected)
-                        .map_err(|_| changed("no longer loads".to_string())),
-                )
+                Some(chunk.map(selected).map_err(|_| changed("no longer loads")))
             }));
         }
         let batch = load_check_file(&file.path, &source)
             .map(|loaded| selected(loaded.checks))
-            .map_err(|_| changed("no longer loads".to_string()));
+            .map_err(|_| changed("no longer loads"));
         Box::new(std::iter::once(batch))
     }
 

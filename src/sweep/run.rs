@@ -293,7 +293,7 @@ pub async fn run_sweep(
         let runs = stream::iter(announcer.by_ref()).map(|next| {
             let (journal, runner, verdicts) = (&journal, &runner, &no_verdicts);
             async move {
-                let (_, check) = next?;
+                let check = next?;
                 sweep_one(plan, &check, samples, runner, journal, verdicts, options).await
             }
         });
@@ -304,14 +304,16 @@ pub async fn run_sweep(
     }
     for level in dependency_levels(std::mem::take(&mut announcer.dependants)) {
         for chunk in level.chunks(PLAN_CHUNK) {
-            announce(&journal, chunk.iter().map(|(_, check)| &**check), samples)?;
+            announce(&journal, chunk.iter().map(|check| &**check), samples)?;
         }
         let snapshot = &verdicts;
         let runs = level.iter().map(|check| {
             let (journal, runner) = (&journal, &runner);
-            sweep_one(plan, &check.1, samples, runner, journal, snapshot, options)
+            sweep_one(plan, check, samples, runner, journal, snapshot, options)
         });
         let mut finished = stream::iter(runs).buffer_unordered(options.concurrency.max(1));
+        // The level's checks read `verdicts` while they run: their own
+        // verdicts go in once the level is over.
         let mut done = Vec::new();
         while let Some(result) = finished.next().await {
             done.push(result?);
@@ -501,8 +503,9 @@ async fn sweep_check(
 /// Steps announced per `plan` record.
 const PLAN_CHUNK: usize = 1_000;
 
-/// A check and its place in the plan (file order), for ordering reports.
-type Placed<'p> = (usize, Cow<'p, SweepCheck>);
+/// A check of the plan: borrowed from a held plan, owned when read again
+/// from its file.
+type Placed<'p> = Cow<'p, SweepCheck>;
 
 /// The checks that depend on no other check of the plan, in file order,
 /// each announced in a `plan` record (a chunk at a time) before it is
@@ -516,7 +519,6 @@ struct Announcer<'p, 'j, 'a> {
     ready: std::collections::VecDeque<Placed<'p>>,
     journal: &'j SharedJournal<'a>,
     samples: u32,
-    position: usize,
     dependants: Vec<Placed<'p>>,
     cancel: &'j Cancel,
 }
@@ -535,7 +537,6 @@ impl<'p, 'j, 'a> Announcer<'p, 'j, 'a> {
             ready: std::collections::VecDeque::new(),
             journal,
             samples,
-            position: 0,
             dependants: Vec::new(),
             cancel,
         }
@@ -558,19 +559,17 @@ impl<'p, 'j, 'a> Announcer<'p, 'j, 'a> {
                 }
             }
             for check in self.batch.by_ref() {
-                let position = self.position;
-                self.position += 1;
                 let selection = &self.plan.selection;
                 if check.step.depends_on.iter().any(|dep| selection.keeps(dep)) {
-                    self.dependants.push((position, check));
+                    self.dependants.push(check);
                     continue;
                 }
-                self.ready.push_back((position, check));
+                self.ready.push_back(check);
                 if self.ready.len() == PLAN_CHUNK {
                     break;
                 }
             }
-            let checks = self.ready.iter().map(|(_, check)| &**check);
+            let checks = self.ready.iter().map(|check| &**check);
             announce(self.journal, checks, self.samples)?;
         }
         Ok(true)
@@ -657,7 +656,7 @@ fn dependency_levels(checks: Vec<Placed<'_>>) -> Vec<Vec<Placed<'_>>> {
     let index: HashMap<&str, usize> = checks
         .iter()
         .enumerate()
-        .map(|(i, (_, c))| (c.step.id.as_str(), i))
+        .map(|(i, c)| (c.step.id.as_str(), i))
         .collect();
     let mut level = vec![usize::MAX; checks.len()];
     fn depth(
@@ -675,7 +674,6 @@ fn dependency_levels(checks: Vec<Placed<'_>>) -> Vec<Vec<Placed<'_>>> {
             0
         } else {
             checks[i]
-                .1
                 .step
                 .depends_on
                 .iter()
