@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::alerts::{notify_changes, wants_notify, CheckStates};
-use super::sweep_sink::{RoundListener, RoundSink, SinkTargets};
+use super::sweep_sink::{RoundListener, RoundSink};
 use super::SessionError;
 use crate::core::record::{BundleKind, Header, SourceRef};
 use crate::engine::Cancel;
@@ -117,17 +117,9 @@ pub async fn sweep_round(
     if notify {
         states.begin_round(&started_at);
     }
-    let targets = SinkTargets {
-        bundle_dir: &bundle_dir,
-        samples: args.samples,
-        junit: args.junit,
-        prometheus: args.prometheus,
-        markdown: args.markdown,
-        save_baseline: args.save_baseline,
-    };
     let mut sink = RoundSink::new(
-        &targets,
-        args.name,
+        args,
+        &bundle_dir,
         redactor,
         notify.then_some(&mut *states),
         listener,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::alerts::CheckStates;
+use super::sweep::SweepRound;
 use crate::core::record::Event;
 use crate::engine::RunObserver;
 use crate::evidence::{Redacted, Redactor};
@@ -35,16 +36,6 @@ pub(super) struct OutputError {
     pub source: std::io::Error,
 }
 
-/// What one round's finished files are asked of.
-pub(super) struct SinkTargets<'a> {
-    pub bundle_dir: &'a Path,
-    pub samples: u32,
-    pub junit: Option<&'a Path>,
-    pub prometheus: Option<&'a Path>,
-    pub markdown: Option<&'a Path>,
-    pub save_baseline: Option<&'a Path>,
-}
-
 /// The round's [`SweepSink`].
 pub(super) struct RoundSink<'a, 'l> {
     folds: StepFolds,
@@ -65,8 +56,8 @@ impl<'a, 'l> RoundSink<'a, 'l> {
     /// Creates the round's spools. A bundle file that cannot be started is
     /// an `Err`; an operator's file is reported after the seal, as before.
     pub fn new(
-        targets: &SinkTargets<'_>,
-        name: &str,
+        round: &SweepRound<'_>,
+        bundle_dir: &Path,
         redactor: &Arc<Redactor>,
         states: Option<&'a mut CheckStates>,
         listener: Option<&'a mut (dyn RoundListener + 'l)>,
@@ -84,21 +75,21 @@ impl<'a, 'l> RoundSink<'a, 'l> {
             }
         };
         let mut junit = Spooled::new(redactor.clone(), 1);
-        junit.add_target(&targets.bundle_dir.join("junit.xml"), Mode::Replace)?;
-        if let Some(path) = targets.junit {
+        junit.add_target(&bundle_dir.join("junit.xml"), Mode::Replace)?;
+        if let Some(path) = round.junit {
             operator(&mut junit, path, Mode::Replace, "--junit");
         }
         let mut markdown = Spooled::new(redactor.clone(), 1);
-        markdown.add_target(&targets.bundle_dir.join("summary.md"), Mode::Replace)?;
-        if let Some(path) = targets.markdown {
+        markdown.add_target(&bundle_dir.join("summary.md"), Mode::Replace)?;
+        if let Some(path) = round.markdown {
             operator(&mut markdown, path, Mode::Append, "--markdown");
         }
-        let prometheus = targets.prometheus.map(|path| {
+        let prometheus = round.prometheus.map(|path| {
             let mut spooled = Spooled::new(redactor.clone(), PrometheusStream::SECTIONS);
             operator(&mut spooled, path, Mode::Replace, "--prometheus");
             PrometheusStream::new(spooled)
         });
-        let baseline = targets.save_baseline.map(|path| {
+        let baseline = round.save_baseline.map(|path| {
             let mut spooled = Spooled::new(redactor.clone(), 1);
             operator(&mut spooled, path, Mode::Replace, "--save-baseline");
             BaselineStream {
@@ -109,8 +100,8 @@ impl<'a, 'l> RoundSink<'a, 'l> {
         });
         Ok(RoundSink {
             folds: StepFolds::default(),
-            samples: targets.samples.max(1),
-            junit: JunitStream::new(junit, name),
+            samples: round.samples.max(1),
+            junit: JunitStream::new(junit, round.name),
             markdown: MarkdownStream::new(markdown),
             prometheus,
             baseline,
