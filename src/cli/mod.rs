@@ -77,16 +77,10 @@ pub fn main() -> ExitCode {
         Command::Man => return finish(shell::man()),
         _ => {}
     }
-    // A sweep drives thousands of connections from one task: on a single
-    // thread it skips the cross-thread wake-ups that dominated its profile
-    // (0.64 → 0.41 CPU-seconds for 10,000 checks in bench/sweep.sh). Other
-    // commands keep worker threads, so that a second Ctrl-C aborts at once
-    // even while the main task is busy sealing.
-    let mut builder = if matches!(cli.command, Command::Sweep(_)) {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
+    // Worker threads, so that a second Ctrl-C aborts at once even while the
+    // main task is busy sealing. A sweep runs its checks on threads of its
+    // own, each a single-threaded runtime (see `sweep::run`).
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

@@ -22,7 +22,7 @@ use crate::sweep::run::{CheckReport, CheckVerdict, SweepReport, SweepSink};
 
 /// Told of a round as it goes: the CLI's `--json` on stdout. It handles its
 /// own write errors (a closed stdout must not stop the sweep's evidence).
-pub trait RoundListener {
+pub trait RoundListener: Send {
     /// The round's bundle was created (`bundle` as the CLI shows it).
     fn begin(&mut self, bundle: &str);
     /// One check finished (redacted, like the journal).

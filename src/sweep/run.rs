@@ -2,9 +2,11 @@
 //! the same retry policy and evidence as a runbook step, in dependency levels
 //! so that the children of a failed check are reported blocked, not failed.
 //!
-//! The concurrent core: for each dependency level,
-//! `stream::iter(checks).map(run_check).buffer_unordered(concurrency)`.
-//! All checks share one journal; appends are short and synchronous.
+//! The concurrent core ([`Workers`]): one thread per core, each a
+//! single-threaded runtime running `buffer_unordered(its share of the
+//! concurrency)` over checks pulled from one shared source, for the
+//! independent checks and then for each dependency level. All checks share
+//! one journal behind a lock; appends are short and synchronous.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -171,7 +173,7 @@ pub struct Notifications {
 /// reports. It also observes every journal event (after the journal, like
 /// any [`RunObserver`]), so a report can fold a check's steps into one entry
 /// and hand it out when [`SweepSink::check_done`] says the check is over.
-pub trait SweepSink: RunObserver {
+pub trait SweepSink: RunObserver + Send {
     /// One check finished; its steps' events have all been observed.
     /// `listed` says whether [`SweepTally`] keeps it in detail (see
     /// [`SweepTally::add`]). An `Err` ends the sweep (a bundle write failed).
@@ -220,7 +222,6 @@ pub async fn run_sweep(
 ) -> io::Result<SweepReport> {
     let started = Instant::now();
     let started_at = format!("{:.3}", jiff::Timestamp::now());
-    let clients = Clients::with_resolver(options.resolver).map_err(io::Error::other)?;
     let blobs = bundle.blobs();
     let run_id = bundle.run_id().to_string();
     let samples = options.samples.max(1);
@@ -243,17 +244,15 @@ pub async fn run_sweep(
     let journal = SharedJournal {
         inner: Mutex::new((bundle, sink)),
     };
-    let runner = StepRunner {
-        probe: &CheckProbe,
-        clients: &clients,
+    let workers = Workers {
+        threads: sweep_threads(options.concurrency),
+        plan,
+        options,
+        samples,
+        journal: &journal,
         blobs: blobs.as_ref(),
         cancel,
         run_id: &run_id,
-        owner: None,
-        // A sweep changes nothing: its `webhook` checks send only rejection probes.
-        mutations: Mutations::Forbidden,
-        // One record per first-attempt pass: a sweep's common case.
-        compact: true,
     };
     // Only the verdicts of checks that others depend on are kept.
     let depended: HashSet<&str> = plan
@@ -262,21 +261,24 @@ pub async fn run_sweep(
         .flat_map(|f| f.index.depends.iter())
         .flat_map(|(_, deps)| deps.iter().map(String::as_str))
         .collect();
-    let mut verdicts: HashMap<String, CheckVerdict> = HashMap::new();
-    let mut tally = SweepTally::default();
+    let results = Mutex::new((
+        HashMap::<String, CheckVerdict>::new(),
+        SweepTally::default(),
+    ));
     // Each report goes to the sink as its check finishes and is then
     // dropped: only the tally (and the verdicts dependants need) stays.
-    let finish = |report: CheckReport,
-                  verdicts: &mut HashMap<String, CheckVerdict>,
-                  tally: &mut SweepTally|
-     -> io::Result<()> {
+    let finish = |report: CheckReport| -> io::Result<()> {
         if let Some(progress) = progress {
             progress.check_done(&report);
         }
-        if depended.contains(report.id.as_str()) {
-            verdicts.insert(report.id.clone(), report.verdict);
-        }
-        let listed = tally.add(&report);
+        let listed = {
+            let mut results = results.lock().unwrap_or_else(|p| p.into_inner());
+            let (verdicts, tally) = &mut *results;
+            if depended.contains(report.id.as_str()) {
+                verdicts.insert(report.id.clone(), report.verdict);
+            }
+            tally.add(&report)
+        };
         let mut guard = journal
             .inner
             .lock()
@@ -287,42 +289,33 @@ pub async fn run_sweep(
     // First the checks that depend on no other check of the plan, streamed
     // file by file; the others are set aside, then run in dependency levels
     // so that the children of a failed check are reported blocked.
-    let mut announcer = Announcer::new(plan, &journal, samples, cancel);
+    let announcer = Mutex::new(Announcer::new(plan, &journal, samples, cancel));
     let no_verdicts = HashMap::new();
-    {
-        let runs = stream::iter(announcer.by_ref()).map(|next| {
-            let (journal, runner, verdicts) = (&journal, &runner, &no_verdicts);
-            async move {
-                let check = next?;
-                sweep_one(plan, &check, samples, runner, journal, verdicts, options).await
-            }
-        });
-        let mut finished = runs.buffer_unordered(options.concurrency.max(1));
-        while let Some(result) = finished.next().await {
-            finish(result?, &mut verdicts, &mut tally)?;
-        }
-    }
-    for level in dependency_levels(std::mem::take(&mut announcer.dependants)) {
+    workers.run(&announcer, &no_verdicts, &finish)?;
+    let dependants = std::mem::take(
+        &mut announcer
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .dependants,
+    );
+    for level in dependency_levels(dependants) {
         for chunk in level.chunks(PLAN_CHUNK) {
             announce(&journal, chunk.iter().map(|check| &**check), samples)?;
         }
-        let snapshot = &verdicts;
-        let runs = level.iter().map(|check| {
-            let (journal, runner) = (&journal, &runner);
-            sweep_one(plan, check, samples, runner, journal, snapshot, options)
-        });
-        let mut finished = stream::iter(runs).buffer_unordered(options.concurrency.max(1));
-        // The level's checks read `verdicts` while they run: their own
+        // The level's checks read the verdicts while they run: their own
         // verdicts go in once the level is over.
-        let mut done = Vec::new();
-        while let Some(result) = finished.next().await {
-            done.push(result?);
-        }
-        drop(finished);
-        for report in done {
-            finish(report, &mut verdicts, &mut tally)?;
+        let snapshot = results.lock().unwrap_or_else(|p| p.into_inner()).0.clone();
+        let done = Mutex::new(Vec::new());
+        let source = Mutex::new(level.into_iter().map(Ok));
+        workers.run(&source, &snapshot, &|report| {
+            done.lock().unwrap_or_else(|p| p.into_inner()).push(report);
+            Ok(())
+        })?;
+        for report in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            finish(report)?;
         }
     }
+    let (_, tally) = results.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(progress) = progress {
         progress.finish();
     }
@@ -353,6 +346,166 @@ pub async fn run_sweep(
         tally,
         notifications: None,
     })
+}
+
+/// Threads a sweep runs on unless `RUNPROOF_SWEEP_THREADS` says otherwise:
+/// one per core, at most [`MAX_SWEEP_THREADS`].
+pub const MAX_SWEEP_THREADS: usize = 4;
+
+/// How many threads sweep with `concurrency` checks in flight in all: one
+/// per core (at most [`MAX_SWEEP_THREADS`]), never more than checks in
+/// flight; `RUNPROOF_SWEEP_THREADS` sets the number (benchmarks, tests).
+fn sweep_threads(concurrency: usize) -> usize {
+    let wanted = std::env::var("RUNPROOF_SWEEP_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_SWEEP_THREADS)
+        });
+    wanted.min(concurrency.max(1))
+}
+
+/// The sweep's threads. Each runs its own single-threaded runtime with its
+/// own clients (connection pools) and its share of the concurrency, pulling
+/// checks from one shared source: a probe, its connection task and its
+/// timers stay on one thread (cross-thread wake-ups per request cost more
+/// than they bought on one multi-threaded runtime), while the cores share
+/// the checks. The journal is one, behind its lock.
+struct Workers<'w, 'a> {
+    threads: usize,
+    plan: &'w SweepPlan,
+    options: &'w SweepOptions,
+    samples: u32,
+    journal: &'w SharedJournal<'a>,
+    blobs: &'w dyn crate::core::BlobSink,
+    cancel: &'w Cancel,
+    run_id: &'w str,
+}
+
+impl Workers<'_, '_> {
+    /// Runs every check `source` hands out, each seeing `verdicts`, and
+    /// hands each report to `done`. Blocks until all have finished, or the
+    /// first error (from the source, a journal write or `done`) stops the
+    /// threads taking new checks; that error is returned.
+    fn run<'p, I>(
+        &self,
+        source: &Mutex<I>,
+        verdicts: &HashMap<String, CheckVerdict>,
+        done: &(dyn Fn(CheckReport) -> io::Result<()> + Sync),
+    ) -> io::Result<()>
+    where
+        I: Iterator<Item = io::Result<Placed<'p>>> + Send,
+    {
+        let failure: Mutex<Option<io::Error>> = Mutex::new(None);
+        let stopped = std::sync::atomic::AtomicBool::new(false);
+        let concurrency = self.options.concurrency.max(1);
+        let threads = self.threads.clamp(1, concurrency);
+        tracing::debug!("sweeping on {threads} thread(s), {concurrency} checks in flight in all");
+        let fail = |error: io::Error| {
+            stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+            failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(error);
+        };
+        let work = |share: usize| {
+            let outcome = self.run_thread(share, source, verdicts, done, &stopped);
+            if let Err(error) = outcome {
+                fail(error);
+            }
+        };
+        let spawn_all = || {
+            std::thread::scope(|scope| {
+                for i in 0..threads {
+                    // The concurrency split as evenly as it goes.
+                    let share = concurrency / threads + usize::from(i < concurrency % threads);
+                    let work = &work;
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("sweep-{i}"))
+                        .spawn_scoped(scope, move || work(share));
+                    if let Err(error) = spawned {
+                        fail(error);
+                        break;
+                    }
+                }
+            })
+        };
+        // The calling runtime's other tasks (the signal handler) move to its
+        // other threads while this one waits for the sweep's.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(spawn_all)
+            }
+            _ => spawn_all(),
+        }
+        match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// One thread: its runtime and clients, and up to `share` checks in
+    /// flight until the source runs dry or `stopped` is set.
+    fn run_thread<'p, I>(
+        &self,
+        share: usize,
+        source: &Mutex<I>,
+        verdicts: &HashMap<String, CheckVerdict>,
+        done: &(dyn Fn(CheckReport) -> io::Result<()> + Sync),
+        stopped: &std::sync::atomic::AtomicBool,
+    ) -> io::Result<()>
+    where
+        I: Iterator<Item = io::Result<Placed<'p>>> + Send,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let clients = Clients::with_resolver(self.options.resolver).map_err(io::Error::other)?;
+        let runner = StepRunner {
+            probe: &CheckProbe,
+            clients: &clients,
+            blobs: self.blobs,
+            cancel: self.cancel,
+            run_id: self.run_id,
+            owner: None,
+            // A sweep changes nothing: its `webhook` checks send only rejection probes.
+            mutations: Mutations::Forbidden,
+            // One record per first-attempt pass: a sweep's common case.
+            compact: true,
+        };
+        let next = std::iter::from_fn(|| {
+            if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                return None;
+            }
+            source.lock().unwrap_or_else(|p| p.into_inner()).next()
+        });
+        runtime.block_on(async {
+            let runs = stream::iter(next).map(|check| {
+                let runner = &runner;
+                async move {
+                    let check = check?;
+                    sweep_one(
+                        self.plan,
+                        &check,
+                        self.samples,
+                        runner,
+                        self.journal,
+                        verdicts,
+                        self.options,
+                    )
+                    .await
+                }
+            });
+            let mut finished = runs.buffer_unordered(share.max(1));
+            while let Some(result) = finished.next().await {
+                result.and_then(done)?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Ends the sweep's journal with `run.end`, after whatever the session

@@ -2220,3 +2220,87 @@ fn an_interrupted_streamed_sweep_stops_reading_files_and_counts_the_rest_as_inte
     assert_eq!(total, 12, "{end}");
     assert!(counts["interrupted"].as_u64().unwrap() >= 10, "{end}");
 }
+
+#[test]
+fn a_sweep_on_several_threads_runs_each_check_once_in_one_verifying_chain() {
+    let _cpu = shared();
+    // The mixed verdicts (with dependants, run level by level) on one thread
+    // and on four: the same outcomes.
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let dir = mixed_folder(&ws, &server);
+    let one = sweep_with_env(
+        &ws,
+        &[&dir],
+        &["--json"],
+        &[("RUNPROOF_SWEEP_THREADS", "1")],
+    );
+    let (server, ws) = (TestServer::start(), Workspace::new());
+    let dir = mixed_folder(&ws, &server);
+    let env = [
+        ("RUNPROOF_SWEEP_THREADS", "4"),
+        ("RUNPROOF_LOG", "runproof=debug"),
+    ];
+    let four = sweep_with_env(&ws, &[&dir], &["--json"], &env);
+    assert_eq!(four.status.code(), Some(1), "{}", describe(&four));
+    let stderr = String::from_utf8_lossy(&four.stderr);
+    assert!(
+        stderr.contains("sweeping on 4 thread(s)"),
+        "the sweep did not run on 4 threads: {stderr}"
+    );
+    let (one, four) = (json_doc(&one), json_doc(&four));
+    assert_eq!(outcomes(&four), outcomes(&one));
+    assert_eq!(four["sweep"]["counts"], one["sweep"]["counts"]);
+    assert_verifies(Path::new(four["bundle"].as_str().unwrap()));
+
+    // Many checks, streamed from several files, shared by four threads:
+    // every check runs once, every step is announced once before its first
+    // record, and the journal is one chain that verifies.
+    let ws = Workspace::new();
+    let base = server.url();
+    let files: Vec<(String, String)> = (0..3)
+        .map(|f| {
+            let body: String = (0..150)
+                .map(|n| http(&format!("f{f}-c{n}"), &format!("{base}/ok"), ""))
+                .collect();
+            (format!("part-{f}.toml"), check_file(&body))
+        })
+        .collect();
+    let files: Vec<(&str, String)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let dir = checks_dir(&ws, &files);
+    let env = [
+        ("RUNPROOF_SWEEP_THREADS", "4"),
+        STREAMED[0],
+        ("RUNPROOF_LOG", "runproof=debug"),
+    ];
+    let output = sweep_with_env(&ws, &[&dir], &["--json", "--concurrency", "16"], &env);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("sweeping on 4 thread(s)"));
+    let doc = json_doc(&output);
+    let outcomes = outcomes(&doc);
+    assert_eq!(outcomes.len(), 450);
+    assert!(outcomes
+        .values()
+        .all(|(verdict, attempts)| verdict == "pass" && *attempts == 1));
+    let bundle = PathBuf::from(doc["bundle"].as_str().unwrap());
+    assert_verifies(&bundle);
+    let journal = events(&bundle);
+    let mut announced = BTreeSet::new();
+    let mut passed = BTreeSet::new();
+    for event in &journal {
+        if event["type"] == "plan" {
+            for step in event["steps"].as_array().unwrap() {
+                assert!(announced.insert(step["id"].as_str().unwrap().to_string()));
+            }
+        } else if let Some(step) = event["step"].as_str() {
+            assert!(
+                announced.contains(step),
+                "{step} not announced before {event}"
+            );
+            if event["type"] == "step.pass" {
+                assert!(passed.insert(step.to_string()), "{step} passed twice");
+            }
+        }
+    }
+    assert_eq!(passed.len(), 450);
+}
