@@ -14,7 +14,8 @@
 //! - [`verify`]: [`verify_bundle`], offline verification;
 //! - [`scan`]: the secret scan behind `verify --scan-secrets-from-env`, and the
 //!   credential-shape warnings (`--strict`);
-//! - [`redact`]: [`Redactor`], in front of every sink.
+//! - [`redact`]: [`Redactor`], in front of every sink;
+//! - `syncer`: the batched journal's `fdatasync`, on a thread of its own.
 
 pub mod read;
 pub mod redact;
@@ -22,6 +23,7 @@ pub mod scan;
 pub mod seal;
 pub mod sign;
 pub mod signers;
+mod syncer;
 pub mod verify;
 pub mod writer;
 

@@ -26,6 +26,7 @@ use super::seal::{
     BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE, STATEMENT_TYPE,
 };
 use super::sign::{SealSigner, SIGNATURE_FILE};
+use super::syncer::Syncer;
 use crate::core::record::{Event, Header, MissingEvidence, RunVerdict, FORMAT_VERSION};
 use crate::core::{BlobRef, BlobSink};
 
@@ -75,6 +76,8 @@ pub struct BundleWriter {
     pending_records: u32,
     /// When the journal was last synced (batched mode).
     last_sync: Instant,
+    /// Syncs each batch in the background (batched mode).
+    syncer: Option<Syncer>,
     /// Scratch buffers reused for every record.
     line: Vec<u8>,
     event_json: Vec<u8>,
@@ -151,6 +154,10 @@ impl BundleWriter {
             known: Mutex::new(HashSet::new()),
             missing: Mutex::new(Vec::new()),
         });
+        let syncer = match sync {
+            SyncPolicy::Batched(_) => Some(Syncer::new(journal.try_clone()?)?),
+            SyncPolicy::EveryRecord => None,
+        };
         Ok(BundleWriter {
             dir,
             _lock: lock,
@@ -162,6 +169,7 @@ impl BundleWriter {
             pending: Vec::new(),
             pending_records: 0,
             last_sync: Instant::now(),
+            syncer,
             line: Vec::with_capacity(512),
             event_json: Vec::with_capacity(512),
             clock: RecordClock::default(),
@@ -334,7 +342,7 @@ impl BundleWriter {
                 self.pending_records += 1;
                 if self.pending_records >= n.max(1) || self.last_sync.elapsed() >= MAX_SYNC_INTERVAL
                 {
-                    self.flush()?;
+                    self.commit_group()?;
                 } else if self.pending.len() >= MAX_BUFFERED {
                     self.write_pending()?;
                 }
@@ -360,6 +368,20 @@ impl BundleWriter {
             &mut self.reserve,
         )?;
         self.pending.clear();
+        Ok(())
+    }
+
+    /// Batched mode: writes the group's records and has them synced in the
+    /// background ([`Syncer`]): the appends that follow do not wait for the
+    /// disk. A failed background sync fails the next group (or the seal).
+    fn commit_group(&mut self) -> io::Result<()> {
+        self.write_pending()?;
+        match &self.syncer {
+            Some(syncer) => syncer.request()?,
+            None => self.journal.sync_data()?,
+        }
+        self.pending_records = 0;
+        self.last_sync = Instant::now();
         Ok(())
     }
 
@@ -430,6 +452,9 @@ impl BundleWriter {
     pub fn seal(mut self) -> io::Result<PathBuf> {
         self.release_reserve();
         self.flush()?;
+        if let Some(syncer) = self.syncer.take() {
+            syncer.finish()?;
+        }
         self.journal.sync_all()?;
         let mut subject = Vec::new();
         for name in list_files(&self.dir)? {

@@ -102,9 +102,14 @@ impl CheckStates {
 
     /// Ends the round: its changes. Checks inherited from an earlier watch
     /// that this round did not run are forgotten (as they always were).
+    /// The round's changes, by file and check id: the same order (and the
+    /// same 20 sent one by one) whatever order the sweep's threads finished
+    /// the checks in.
     fn end_round(&mut self) -> Vec<Change> {
         self.inherited.clear();
-        std::mem::take(&mut self.changes)
+        let mut changes = std::mem::take(&mut self.changes);
+        changes.sort_by(|a, b| (a.file, &a.id).cmp(&(b.file, &b.id)));
+        changes
     }
 }
 
