@@ -4,6 +4,7 @@
 pub mod baseline;
 pub mod input;
 pub mod plan;
+mod prefetch;
 pub mod run;
 pub mod select;
 pub mod stats;

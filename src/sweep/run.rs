@@ -18,6 +18,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::baseline::Baseline;
+use super::prefetch::Prefetch;
 use super::stats::LatencyStats;
 use super::tally::SweepTally;
 use crate::check::resolve::ResolverAddr;
@@ -289,9 +290,31 @@ pub async fn run_sweep(
     // First the checks that depend on no other check of the plan, streamed
     // file by file; the others are set aside, then run in dependency levels
     // so that the children of a failed check are reported blocked.
-    let announcer = Mutex::new(Announcer::new(plan, &journal, samples, cancel));
+    // A streamed plan's next batches are read and validated on a thread of
+    // their own while the sweep's threads probe the current ones.
+    let prefetch = Prefetch::new(PREFETCH_BATCHES);
+    let streamed = plan.held.is_none();
+    let batches: Batches<'_> = if streamed {
+        Box::new(std::iter::from_fn(|| prefetch.pop()))
+    } else {
+        plan.batches()
+    };
+    let announcer = Mutex::new(Announcer::new(plan, batches, &journal, samples, cancel));
     let no_verdicts = HashMap::new();
-    workers.run(&announcer, &no_verdicts, &finish)?;
+    let feed = || {
+        for batch in plan.batches() {
+            if !prefetch.push(batch) {
+                return;
+            }
+        }
+        prefetch.close();
+    };
+    let stop = || prefetch.stop();
+    let feeder = streamed.then_some(Feeder {
+        feed: &feed,
+        stop: &stop,
+    });
+    workers.run(&announcer, &no_verdicts, &finish, feeder)?;
     let dependants = std::mem::take(
         &mut announcer
             .into_inner()
@@ -307,10 +330,11 @@ pub async fn run_sweep(
         let snapshot = results.lock().unwrap_or_else(|p| p.into_inner()).0.clone();
         let done = Mutex::new(Vec::new());
         let source = Mutex::new(level.into_iter().map(Ok));
-        workers.run(&source, &snapshot, &|report| {
+        let keep = |report| {
             done.lock().unwrap_or_else(|p| p.into_inner()).push(report);
             Ok(())
-        })?;
+        };
+        workers.run(&source, &snapshot, &keep, None)?;
         for report in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
             finish(report)?;
         }
@@ -368,6 +392,18 @@ fn sweep_threads(concurrency: usize) -> usize {
     wanted.min(concurrency.max(1))
 }
 
+/// Batches a streamed sweep reads ahead (each one file, or 1,000 checks of
+/// a large file).
+const PREFETCH_BATCHES: usize = 2;
+
+/// A producer run beside the sweep's threads ([`Workers::run`]): `feed`
+/// on a thread of its own, `stop` once the sweep's threads are done, so
+/// that a `feed` waiting to hand over more returns.
+struct Feeder<'f> {
+    feed: &'f (dyn Fn() + Sync),
+    stop: &'f (dyn Fn() + Sync),
+}
+
 /// The sweep's threads. Each runs its own single-threaded runtime with its
 /// own clients (connection pools) and its share of the concurrency, pulling
 /// checks from one shared source: a probe, its connection task and its
@@ -395,6 +431,7 @@ impl Workers<'_, '_> {
         source: &Mutex<I>,
         verdicts: &HashMap<String, CheckVerdict>,
         done: &(dyn Fn(CheckReport) -> io::Result<()> + Sync),
+        feeder: Option<Feeder<'_>>,
     ) -> io::Result<()>
     where
         I: Iterator<Item = io::Result<Placed<'p>>> + Send,
@@ -419,6 +456,17 @@ impl Workers<'_, '_> {
         };
         let spawn_all = || {
             std::thread::scope(|scope| {
+                if let Some(feeder) = &feeder {
+                    let feed = feeder.feed;
+                    let spawned = std::thread::Builder::new()
+                        .name("sweep-reader".into())
+                        .spawn_scoped(scope, feed);
+                    if let Err(error) = spawned {
+                        fail(error);
+                        return;
+                    }
+                }
+                let mut handles = Vec::with_capacity(threads);
                 for i in 0..threads {
                     // The concurrency split as evenly as it goes.
                     let share = concurrency / threads + usize::from(i < concurrency % threads);
@@ -426,10 +474,22 @@ impl Workers<'_, '_> {
                     let spawned = std::thread::Builder::new()
                         .name(format!("sweep-{i}"))
                         .spawn_scoped(scope, move || work(share));
-                    if let Err(error) = spawned {
-                        fail(error);
-                        break;
+                    match spawned {
+                        Ok(handle) => handles.push(handle),
+                        Err(error) => {
+                            fail(error);
+                            break;
+                        }
                     }
+                }
+                let panics: Vec<_> = handles.into_iter().filter_map(|h| h.join().err()).collect();
+                // The sweep's threads are done: a reader still waiting to
+                // hand over a batch stops (the scope then joins it).
+                if let Some(feeder) = &feeder {
+                    (feeder.stop)();
+                }
+                if let Some(panic) = panics.into_iter().next() {
+                    std::panic::resume_unwind(panic);
                 }
             })
         };
@@ -660,32 +720,37 @@ const PLAN_CHUNK: usize = 1_000;
 /// from its file.
 type Placed<'p> = Cow<'p, SweepCheck>;
 
+/// The plan's checks as the announcer takes them: [`SweepPlan::batches`],
+/// or the same batches read ahead on a thread of their own ([`Prefetch`]).
+type Batches<'b> = Box<dyn Iterator<Item = io::Result<Vec<Placed<'b>>>> + Send + 'b>;
+
 /// The checks that depend on no other check of the plan, in file order,
 /// each announced in a `plan` record (a chunk at a time) before it is
 /// handed out; the others are set aside in `dependants`.
 struct Announcer<'p, 'j, 'a> {
     plan: &'p SweepPlan,
-    batches: Box<dyn Iterator<Item = io::Result<Vec<Cow<'p, SweepCheck>>>> + Send + 'p>,
+    batches: Batches<'j>,
     /// The rest of the current batch, not yet announced.
-    batch: std::vec::IntoIter<Cow<'p, SweepCheck>>,
+    batch: std::vec::IntoIter<Placed<'j>>,
     /// Announced, not yet handed out.
-    ready: std::collections::VecDeque<Placed<'p>>,
+    ready: std::collections::VecDeque<Placed<'j>>,
     journal: &'j SharedJournal<'a>,
     samples: u32,
-    dependants: Vec<Placed<'p>>,
+    dependants: Vec<Placed<'j>>,
     cancel: &'j Cancel,
 }
 
 impl<'p, 'j, 'a> Announcer<'p, 'j, 'a> {
     fn new(
         plan: &'p SweepPlan,
+        batches: Batches<'j>,
         journal: &'j SharedJournal<'a>,
         samples: u32,
         cancel: &'j Cancel,
     ) -> Self {
         Announcer {
             plan,
-            batches: plan.batches(),
+            batches,
             batch: Vec::new().into_iter(),
             ready: std::collections::VecDeque::new(),
             journal,
@@ -729,8 +794,8 @@ impl<'p, 'j, 'a> Announcer<'p, 'j, 'a> {
     }
 }
 
-impl<'p> Iterator for Announcer<'p, '_, '_> {
-    type Item = io::Result<Placed<'p>>;
+impl<'j> Iterator for Announcer<'_, 'j, '_> {
+    type Item = io::Result<Placed<'j>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         match self.fill() {
