@@ -40,6 +40,9 @@ pub struct SweepInput {
     pub hashes: Vec<String>,
     /// Whether `files` hold their checks and sources.
     pub held: bool,
+    /// The most checks held at once while loading (0 when the input was
+    /// streamed from the start).
+    pub peak_held: usize,
     /// Whether each file was read in chunks ([`CheckChunks`]; it is read
     /// again the same way).
     pub chunked: Vec<bool>,
@@ -100,19 +103,42 @@ pub fn load_input(paths: &[PathBuf]) -> Result<SweepInput, InputError> {
     load_input_holding(paths, hold_max_checks())
 }
 
+/// Above this many bytes of input in all, the `[[check]]` headers are
+/// counted before anything is loaded (see [`count_check_headers`]): an input
+/// that will not be held is streamed from its first check, instead of being
+/// held until the bound is passed (20,000 checks held then dropped). Below
+/// it, the count costs more than it saves.
+const ESTIMATE_MIN_BYTES: u64 = 1024 * 1024;
+
 /// [`load_input`], holding at most `hold_max` checks.
 pub fn load_input_holding(paths: &[PathBuf], hold_max: usize) -> Result<SweepInput, InputError> {
+    load_input_estimating(paths, hold_max, ESTIMATE_MIN_BYTES)
+}
+
+/// [`load_input_holding`], counting headers first above `estimate_min_bytes`.
+fn load_input_estimating(
+    paths: &[PathBuf],
+    hold_max: usize,
+    estimate_min_bytes: u64,
+) -> Result<SweepInput, InputError> {
     let mut input = SweepInput {
         files: Vec::new(),
         indexes: Vec::new(),
         hashes: Vec::new(),
         held: true,
+        peak_held: 0,
         chunked: Vec::new(),
         digest: String::new(),
     };
     let mut problems = Vec::new();
     let mut total = 0;
-    for path in input_files(paths)? {
+    let files = input_files(paths)?;
+    // Only a memory strategy: the switch below still streams an input whose
+    // real count passes the bound, whatever the estimate said.
+    if estimated_checks(&files, estimate_min_bytes)? > hold_max {
+        input.held = false;
+    }
+    for path in files {
         let source = std::fs::read_to_string(&path).map_err(|source| InputError::Io {
             path: path.display().to_string(),
             source,
@@ -138,6 +164,8 @@ pub fn load_input_holding(paths: &[PathBuf], hold_max: usize) -> Result<SweepInp
                 }
                 if !input.held {
                     drop_checks(&mut file);
+                } else {
+                    input.peak_held = total;
                 }
                 input.files.push(file);
             }
@@ -190,6 +218,7 @@ fn load_in_chunks(
         }
         if input.held {
             file.checks.extend(steps);
+            input.peak_held = *total;
         }
     }
     if whole || !CheckChunks::ids_unique(index.ids()) {
@@ -207,6 +236,47 @@ fn load_in_chunks(
     input.indexes.push(index);
     input.files.push(file);
     Ok(())
+}
+
+/// How many checks `files` hold at most, by their `[[check]]` header lines
+/// (a header inside a multi-line string counts too: an upper bound, never
+/// parsed); 0 when they hold at most `min_bytes` in all.
+fn estimated_checks(files: &[PathBuf], min_bytes: u64) -> Result<usize, InputError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| InputError::Io { path, source }
+    };
+    let mut bytes = 0;
+    for path in files {
+        bytes += std::fs::metadata(path).map_err(io(path))?.len();
+    }
+    if bytes <= min_bytes {
+        return Ok(0);
+    }
+    let mut count = 0;
+    for path in files {
+        let file = std::fs::File::open(path).map_err(io(path))?;
+        count += count_check_headers(file).map_err(io(path))?;
+    }
+    Ok(count)
+}
+
+/// Lines whose first non-blank text is `[[check]]` (or `[[ check ]]`), read
+/// a window at a time: memory does not grow with the file.
+pub fn count_check_headers(reader: impl std::io::Read) -> std::io::Result<usize> {
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+    let mut count = 0;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if std::io::BufRead::read_until(&mut reader, b'\n', &mut line)? == 0 {
+            return Ok(count);
+        }
+        let trimmed = line.trim_ascii_start();
+        if trimmed.starts_with(b"[[check]]") || trimmed.starts_with(b"[[ check ]]") {
+            count += 1;
+        }
+    }
 }
 
 /// `{{env:NAME}}` from the process environment, as [`load_check_file`] reads it.
@@ -356,4 +426,75 @@ pub fn plan(
         },
         names,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `files` files of `per` checks each, in a new folder.
+    fn folder(files: usize, per: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for f in 0..files {
+            let mut text = String::from("[vars]\nhost = '127.0.0.1'\n");
+            for c in 0..per {
+                text.push_str(&format!(
+                    "\n[[check]]\nid = 'f{f}c{c}'\ncheck = 'tcp'\nhost = '{{{{host}}}}'\nport = {}\n",
+                    1000 + c
+                ));
+            }
+            // One header inside a string: counted, never parsed as one.
+            text.push_str(&format!("\n[[ check ]]\nid = 'last{f}'\ncheck = 'tcp'\nhost = 'h'\nport = 1\nhint = '''\n[[check]]\n'''\n"));
+            std::fs::write(dir.path().join(format!("f{f}.toml")), text).unwrap();
+        }
+        dir
+    }
+
+    fn ids(input: &SweepInput) -> Vec<String> {
+        input
+            .indexes
+            .iter()
+            .flat_map(|i| i.ids().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn counting_headers_first_streams_a_large_input_from_its_first_check() {
+        let dir = folder(4, 3);
+        let paths = [dir.path().to_path_buf()];
+        // Held until the bound is passed, as before (no estimate).
+        let late = load_input_estimating(&paths, 5, u64::MAX).unwrap();
+        // Counted first: never holds a check.
+        let early = load_input_estimating(&paths, 5, 0).unwrap();
+        assert!(!late.held && !early.held);
+        assert!(late.peak_held > 0, "{}", late.peak_held);
+        assert_eq!(early.peak_held, 0);
+        assert!(early.files.iter().all(|f| f.checks.is_empty()));
+        assert_eq!(ids(&early), ids(&late));
+        assert_eq!(ids(&early).len(), 16);
+        assert_eq!(early.hashes, late.hashes);
+        assert_eq!(early.digest, late.digest);
+        // Under the bound the count changes nothing: held.
+        let held = load_input_estimating(&paths, 100, 0).unwrap();
+        assert!(held.held);
+        assert_eq!(held.peak_held, 16);
+        assert_eq!(ids(&held), ids(&late));
+    }
+
+    #[test]
+    fn an_estimate_under_the_real_count_still_switches_to_streaming() {
+        // The estimate is 0 under the size threshold: the real count decides.
+        let dir = folder(3, 4);
+        let input = load_input_estimating(&[dir.path().to_path_buf()], 6, u64::MAX).unwrap();
+        assert!(!input.held);
+        assert!(input.files.iter().all(|f| f.checks.is_empty()));
+    }
+
+    #[test]
+    fn check_headers_are_counted_by_line() {
+        let text =
+            "[[check]]\n  [[ check ]] # x\n[[checks]]\n[check.expect]\nid = '[[check]]'\n[[check]]";
+        // `[[checks]]` starts with `[[check` but not `[[check]]`.
+        assert_eq!(count_check_headers(text.as_bytes()).unwrap(), 3);
+    }
 }
