@@ -139,19 +139,14 @@ fn load_input_estimating(
         input.held = false;
     }
     for path in files {
+        if load_in_chunks(&path, &mut input, &mut total, hold_max) {
+            continue;
+        }
         let source = std::fs::read_to_string(&path).map_err(|source| InputError::Io {
             path: path.display().to_string(),
             source,
         })?;
         let sha256 = hex::encode(Sha256::digest(source.as_bytes()));
-        let source = match load_in_chunks(&path, source, &mut input, &mut total, hold_max) {
-            Ok(()) => {
-                input.hashes.push(sha256);
-                input.chunked.push(true);
-                continue;
-            }
-            Err(source) => source,
-        };
         match load_check_file(&path, &source) {
             Ok(mut file) => {
                 total += file.checks.len();
@@ -188,18 +183,15 @@ fn load_input_estimating(
     Ok(input)
 }
 
-/// Validates a large file chunk by chunk ([`CheckChunks`]), adding it to
-/// `input` without ever holding all its checks unless the input is held.
-/// Gives the source back when the file is to be read whole instead (small,
-/// unusual, checks that depend on others, an id used twice, any problem).
-fn load_in_chunks(
-    path: &Path,
-    source: String,
-    input: &mut SweepInput,
-    total: &mut usize,
-    hold_max: usize,
-) -> Result<(), String> {
-    let mut chunks = CheckChunks::open(source, process_env())?;
+/// Validates a large file chunk by chunk ([`CheckChunks`], reading it from
+/// disk), adding it to `input` without ever holding its text, nor all its
+/// checks unless the input is held. False when the file is to be read whole
+/// instead (small, unusual, checks that depend on others, an id used twice,
+/// any problem, changed while it was read).
+fn load_in_chunks(path: &Path, input: &mut SweepInput, total: &mut usize, hold_max: usize) -> bool {
+    let Ok(Some(mut chunks)) = CheckChunks::open(path, process_env()) else {
+        return false;
+    };
     let mut file = chunks.file(path);
     let mut index = FileIndex::default();
     let total_before = *total;
@@ -225,7 +217,7 @@ fn load_in_chunks(
         // The whole-file reader judges it. (Files held before it may have
         // been dropped meanwhile: they are read again, which is as correct.)
         *total = total_before;
-        return Err(chunks.into_source());
+        return false;
     }
     tracing::debug!(
         "{}: validated in chunks of {} checks",
@@ -234,8 +226,10 @@ fn load_in_chunks(
     );
     file.checks.shrink_to_fit();
     input.indexes.push(index);
+    input.hashes.push(chunks.sha256().to_string());
+    input.chunked.push(true);
     input.files.push(file);
-    Ok(())
+    true
 }
 
 /// How many checks `files` hold at most, by their `[[check]]` header lines

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::input::process_env;
 use super::select::{glob_matches, Shard};
-use crate::runbook::load::{load_check_file, CheckChunks};
+use crate::runbook::load::{load_check_file, CheckChunks, ReadWhole};
 use crate::runbook::model::{NotifyConfig, Step};
 use crate::runbook::SecretStore;
 
@@ -228,13 +228,16 @@ impl InputChanged {
     }
 }
 
+/// Why a file whose SHA-256 is no longer the validated one is refused.
+pub(crate) const CHANGED: &str = "changed during the sweep";
+
 /// The text of a check file, read again: an [`InputChanged`] error when it
 /// cannot be read or its SHA-256 is no longer `sha256` (hex).
 pub fn read_validated(path: &Path, sha256: &str) -> io::Result<String> {
     let source = std::fs::read_to_string(path)
         .map_err(|e| InputChanged::error(path, &format!("cannot be read again: {e}")))?;
     if hex::encode(Sha256::digest(source.as_bytes())) != sha256 {
-        return Err(InputChanged::error(path, "changed during the sweep"));
+        return Err(InputChanged::error(path, CHANGED));
     }
     Ok(source)
 }
@@ -294,10 +297,6 @@ impl SweepPlan {
     /// for a file read in chunks.
     fn read_file<'p>(&'p self, file_index: usize, file: &'p PlanFile) -> Batches<'p> {
         let changed = |why: &str| InputChanged::error(&file.path, why);
-        let source = match read_validated(&file.path, &file.sha256) {
-            Ok(source) => source,
-            Err(e) => return Box::new(std::iter::once(Err(e))),
-        };
         let selected = move |steps: Vec<Step>| -> Vec<Cow<'p, SweepCheck>> {
             steps
                 .into_iter()
@@ -311,14 +310,33 @@ impl SweepPlan {
                 .collect()
         };
         if file.chunked {
-            let Ok(mut chunks) = CheckChunks::open(source, process_env()) else {
-                return Box::new(std::iter::once(Err(changed("no longer reads in chunks"))));
+            let mut chunks = match CheckChunks::open(&file.path, process_env()) {
+                Ok(Some(chunks)) if chunks.sha256() == file.sha256 => chunks,
+                Ok(Some(_)) => return Box::new(std::iter::once(Err(changed(CHANGED)))),
+                Ok(None) => {
+                    return Box::new(std::iter::once(Err(changed("no longer reads in chunks"))))
+                }
+                Err(e) => {
+                    return Box::new(std::iter::once(Err(changed(&format!(
+                        "cannot be read again: {e}"
+                    )))))
+                }
             };
+            // Each chunk is read from the file as the sweep reaches it; the
+            // last one is refused when the file's hash is no longer the one
+            // validated (see `CheckChunks`).
             return Box::new(std::iter::from_fn(move || {
                 let chunk = chunks.next_chunk(&file.path)?;
-                Some(chunk.map(selected).map_err(|_| changed("no longer loads")))
+                Some(chunk.map(selected).map_err(|e| match e {
+                    ReadWhole::Changed => changed(CHANGED),
+                    ReadWhole::Unusual => changed("no longer loads"),
+                }))
             }));
         }
+        let source = match read_validated(&file.path, &file.sha256) {
+            Ok(source) => source,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
         let batch = load_check_file(&file.path, &source)
             .map(|loaded| selected(loaded.checks))
             .map_err(|_| changed("no longer loads"));
