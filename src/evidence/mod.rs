@@ -18,6 +18,7 @@
 
 pub mod read;
 pub mod redact;
+pub mod redact_stream;
 pub mod scan;
 pub mod seal;
 pub mod sign;

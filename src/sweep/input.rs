@@ -2,14 +2,13 @@
 //! (`checks/*.toml`), validated, narrowed by `--only` and `--shard` into a
 //! [`SweepPlan`].
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::plan::{
-    hold_max_checks, read_validated, FileIndex, PlanFile, Selection, SweepCheck, SweepPlan,
+    hold_max_checks, open_validated, FileIndex, PlanFile, Selection, SweepCheck, SweepPlan,
 };
 use super::select::Shard;
 use crate::runbook::load::{load_check_file, CheckChunks};
@@ -51,15 +50,15 @@ pub struct SweepInput {
 }
 
 impl SweepInput {
-    /// The text of file `i` as it was validated (read again when not held;
-    /// an error when it changed since).
-    pub fn source(&self, i: usize) -> std::io::Result<Cow<'_, str>> {
+    /// The bytes of file `i` as they were validated: held, or read again
+    /// from the file as a stream that fails at its end when the file changed
+    /// since (see [`open_validated`]).
+    pub fn reader(&self, i: usize) -> std::io::Result<Box<dyn std::io::Read + '_>> {
         let file = &self.files[i];
-        if self.held {
-            return Ok(Cow::Borrowed(&file.source));
+        if self.held && !self.chunked[i] {
+            return Ok(Box::new(file.source.as_bytes()));
         }
-        let source = read_validated(&file.path, &self.hashes[i])?;
-        Ok(Cow::Owned(source))
+        Ok(Box::new(open_validated(&file.path, &self.hashes[i])?))
     }
 }
 

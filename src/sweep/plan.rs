@@ -242,6 +242,43 @@ pub fn read_validated(path: &Path, sha256: &str) -> io::Result<String> {
     Ok(source)
 }
 
+/// A check file opened again to be read as a stream: at its end, an
+/// [`InputChanged`] error instead of the end when its SHA-256 is no longer
+/// `sha256` (what was read before came from a changed file: whoever reads
+/// it must not keep it).
+pub fn open_validated(path: &Path, sha256: &str) -> io::Result<impl io::Read + use<>> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| InputChanged::error(path, &format!("cannot be read again: {e}")))?;
+    Ok(ValidatedReader {
+        file,
+        hasher: Sha256::new(),
+        sha256: sha256.to_string(),
+        path: path.to_path_buf(),
+    })
+}
+
+/// See [`open_validated`].
+struct ValidatedReader {
+    file: std::fs::File,
+    hasher: Sha256,
+    sha256: String,
+    path: PathBuf,
+}
+
+impl io::Read for ValidatedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.file.read(buf)?;
+        if read == 0 && !buf.is_empty() {
+            if hex::encode(self.hasher.clone().finalize()) != self.sha256 {
+                return Err(InputChanged::error(&self.path, CHANGED));
+            }
+        } else {
+            self.hasher.update(&buf[..read]);
+        }
+        Ok(read)
+    }
+}
+
 /// A check file a streamed plan reads again.
 #[derive(Debug, Clone)]
 pub struct PlanFile {
