@@ -23,7 +23,11 @@ pub const WINDOW: usize = 1 << 20;
 const CUTS_TRIED: usize = 16;
 
 /// Copies `reader` to `out`, redacted, a [`WINDOW`] at a time.
-pub fn redact_stream(redactor: &Redactor, reader: impl Read, out: &mut impl Write) -> io::Result<()> {
+pub fn redact_stream(
+    redactor: &Redactor,
+    reader: impl Read,
+    out: &mut impl Write,
+) -> io::Result<()> {
     // The margin after a cut holds any value form (four times over, for
     // encodings widened around it) and any realistic structural match.
     let margin = (WINDOW / 4).max(4 * redactor.longest_form());

@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 use super::redact::{Redacted, Redactor};
 use super::seal::{
     list_files, sha256_file, sha256_hex, sync_dir, write_durable, write_durable_with, Seal,
-    SealPredicate, Subject,
-    BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE, STATEMENT_TYPE,
+    SealPredicate, Subject, BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE,
+    STATEMENT_TYPE,
 };
 use super::sign::{SealSigner, SIGNATURE_FILE};
 use crate::core::record::{Event, Header, MissingEvidence, RunVerdict, FORMAT_VERSION};

@@ -331,7 +331,11 @@ impl SweepPlan {
     }
 
     /// File `file_index` read again: one batch, or one per chunk of checks
-    /// for a file read in chunks.
+    /// for a file read in chunks. A file read whole is refused before its
+    /// batch when it changed; a file read in chunks is streamed from disk,
+    /// so a change is found when it is opened (its hash) or, at the latest,
+    /// at its end: the error then comes after batches read from the changed
+    /// file, and the sweep stops there as for any [`InputChanged`].
     fn read_file<'p>(&'p self, file_index: usize, file: &'p PlanFile) -> Batches<'p> {
         let changed = |why: &str| InputChanged::error(&file.path, why);
         let selected = move |steps: Vec<Step>| -> Vec<Cow<'p, SweepCheck>> {
@@ -407,6 +411,77 @@ mod tests {
                 .map(|(id, deps)| (id.to_string(), deps.iter().map(|d| d.to_string()).collect()))
                 .collect(),
         }
+    }
+
+    /// A file of `checks` standalone checks, large enough to be read in
+    /// chunks.
+    fn chunked_file(checks: usize) -> (tempfile::NamedTempFile, String) {
+        let mut text = String::from("[vars]\nhost = '127.0.0.1'\n");
+        for n in 0..checks {
+            text.push_str(&format!(
+                "\n[[check]]\nid = 'c{n}'\ncheck = 'tcp'\nhost = '{{{{host}}}}'\nport = {}\nhint = '{}'\n",
+                1 + n % 60_000,
+                "padding ".repeat(12)
+            ));
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &text).unwrap();
+        (file, text)
+    }
+
+    fn plan_of(path: &Path, sha256: &str) -> SweepPlan {
+        SweepPlan {
+            files: vec![PlanFile {
+                path: path.to_path_buf(),
+                sha256: sha256.to_string(),
+                chunked: true,
+                index: FileIndex::default(),
+            }],
+            vars: vec![BTreeMap::new()],
+            ..SweepPlan::default()
+        }
+    }
+
+    #[test]
+    fn a_chunked_file_changed_during_the_sweep_ends_its_batches_with_input_changed() {
+        let (file, text) = chunked_file(2_500);
+        let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+        let plan = plan_of(file.path(), &sha256);
+        let sizes: Vec<usize> = plan.batches().map(|b| b.unwrap().len()).collect();
+        assert_eq!(sizes, [1_000, 1_000, 500]);
+
+        // Changed after the first batch was handed out: the end refuses it.
+        let mut batches = plan.batches();
+        assert_eq!(batches.next().unwrap().unwrap().len(), 1_000);
+        std::fs::write(file.path(), text.replace("port = 2400\n", "port = 2401\n")).unwrap();
+        let rest: Vec<_> = batches.collect();
+        let last = rest.last().unwrap().as_ref().unwrap_err();
+        assert!(InputChanged::is(last), "{last}");
+        assert!(last.to_string().contains(CHANGED), "{last}");
+
+        // Changed before it is reached: refused when opened, no batch.
+        let errors: Vec<_> = plan.batches().collect();
+        assert_eq!(errors.len(), 1);
+        assert!(InputChanged::is(errors[0].as_ref().unwrap_err()));
+    }
+
+    #[test]
+    fn a_validated_stream_fails_at_its_end_when_the_file_changed() {
+        use std::io::Read;
+        let (file, text) = chunked_file(10);
+        let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+        let mut read = String::new();
+        open_validated(file.path(), &sha256)
+            .unwrap()
+            .read_to_string(&mut read)
+            .unwrap();
+        assert!(read == text);
+        std::fs::write(file.path(), text.replace("c9", "c8")).unwrap();
+        let error = open_validated(file.path(), &sha256)
+            .unwrap()
+            .read_to_string(&mut String::new())
+            .unwrap_err();
+        assert!(InputChanged::is(&error), "{error}");
     }
 
     #[test]

@@ -277,7 +277,6 @@ impl CheckChunks {
         if splitter.finish().is_none() || read_table(table.take(), &mut reader).is_none() {
             return Ok(None);
         }
-        drop(read_table);
         if checks == 0 {
             return Ok(None);
         }
