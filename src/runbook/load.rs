@@ -957,6 +957,7 @@ mod tests {
             chunks.sha256(),
             hex::encode(Sha256::digest(source.as_bytes()))
         );
+        assert_eq!(chunks.checks(), checks);
         let file = chunks.file(Path::new("t.toml"));
         assert_eq!(file.vars, whole.vars);
         assert_eq!(
@@ -1036,8 +1037,8 @@ mod tests {
         // A file that is not there is an error.
         assert!(CheckChunks::open(Path::new("/nonexistent/t.toml"), Box::new(|_| None)).is_err());
         // An id in two chunks is for the caller to find.
-        assert!(CheckChunks::ids_unique(["a", "b", "c"].into_iter()));
-        assert!(!CheckChunks::ids_unique(["a", "b", "a"].into_iter()));
+        assert!(CheckChunks::ids_unique(["a", "b", "c"].into_iter(), 3));
+        assert!(!CheckChunks::ids_unique(["a", "b", "a"].into_iter(), 3));
     }
 
     #[test]

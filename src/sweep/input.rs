@@ -200,6 +200,13 @@ fn load_in_chunks(path: &Path, input: &mut SweepInput, total: &mut usize, hold_m
             whole = true;
             break;
         };
+        if index.is_empty() && !steps.is_empty() {
+            // Sized once from the first chunk and the count of checks: a
+            // string grown by doubling would peak at twice its size (and
+            // three times, copied) at a million ids.
+            let per_id = steps.iter().map(|s| s.id.len() + 1).sum::<usize>() / steps.len();
+            index.ids.reserve((per_id + 1) * chunks.checks());
+        }
         *total += steps.len();
         index.add(&steps);
         if input.held && *total > hold_max {
@@ -212,7 +219,7 @@ fn load_in_chunks(path: &Path, input: &mut SweepInput, total: &mut usize, hold_m
             input.peak_held = *total;
         }
     }
-    if whole || !CheckChunks::ids_unique(index.ids()) {
+    if whole || !CheckChunks::ids_unique(index.ids(), index.len()) {
         // The whole-file reader judges it. (Files held before it may have
         // been dropped meanwhile: they are read again, which is as correct.)
         *total = total_before;
@@ -224,6 +231,7 @@ fn load_in_chunks(path: &Path, input: &mut SweepInput, total: &mut usize, hold_m
         crate::runbook::load::CHUNK_CHECKS
     );
     file.checks.shrink_to_fit();
+    index.ids.shrink_to_fit();
     input.indexes.push(index);
     input.hashes.push(chunks.sha256().to_string());
     input.chunked.push(true);
@@ -295,7 +303,8 @@ fn duplicate_ids(input: &SweepInput) -> Vec<String> {
         let digest = Sha256::digest(id.as_bytes());
         u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
     };
-    let mut hashes: Vec<(u64, u32)> = Vec::new();
+    let mut hashes: Vec<(u64, u32)> =
+        Vec::with_capacity(input.indexes.iter().map(FileIndex::len).sum());
     for (file, index) in input.indexes.iter().enumerate() {
         hashes.extend(index.ids().map(|id| (hash(id), file as u32)));
     }

@@ -74,6 +74,16 @@ impl FileIndex {
         }
     }
 
+    /// How many ids the file has.
+    pub fn len(&self) -> usize {
+        memchr::memchr_iter(b'\n', self.ids.as_bytes()).count()
+    }
+
+    /// Whether the file has no id.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
     /// The file's check ids, in order.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.ids.split_terminator('\n')

@@ -52,6 +52,8 @@ pub struct CheckChunks {
     env: EnvLookup,
     /// SHA-256 hex of the file as `open` read it.
     sha256: String,
+    /// Its check sections, counted by `open`.
+    checks: usize,
     /// The chunk pass, opened at the first chunk.
     pass: Option<ChunkPass>,
     /// The file to read the checks from.
@@ -206,17 +208,23 @@ impl CheckChunks {
             return Ok(None);
         }
         let mut lines = Lines::open(path)?;
-        let Some(reader) = Self::tables(&mut lines)? else {
+        let Some((reader, checks)) = Self::tables(&mut lines)? else {
             return Ok(None);
         };
         Ok(Some(CheckChunks {
             reader,
             env,
             sha256: lines.sha256(),
+            checks,
             pass: None,
             path: path.to_path_buf(),
             done: false,
         }))
+    }
+
+    /// How many checks the file has (its `[[check]]` sections).
+    pub fn checks(&self) -> usize {
+        self.checks
     }
 
     /// SHA-256 hex of the file as [`CheckChunks::open`] read it.
@@ -226,7 +234,7 @@ impl CheckChunks {
 
     /// Reads every line: the tables other than checks are parsed as they
     /// end (only one table's text is held at a time), the checks counted.
-    fn tables(lines: &mut Lines) -> io::Result<Option<Reader>> {
+    fn tables(lines: &mut Lines) -> io::Result<Option<(Reader, usize)>> {
         /// A table other than checks: its name, text and offset.
         type Table = (String, String, usize);
         let mut reader = Reader::new(Document::Checks);
@@ -288,7 +296,7 @@ impl CheckChunks {
                 &mut diagnostics,
             );
         }
-        Ok(diagnostics.is_empty().then_some(reader))
+        Ok(diagnostics.is_empty().then_some((reader, checks)))
     }
 
     /// The file's `[secrets]`, `[vars]`, `[defaults]` and `[notify]`, with
@@ -351,16 +359,16 @@ impl CheckChunks {
         Ok(Some(steps))
     }
 
-    /// Whether `ids` (every id read from the chunks) has no repeat: checked
-    /// on 8-byte hashes, so a million ids cost 8 MB. A repeat (or a hash
-    /// collision) means: read the file whole, which names both places.
-    pub fn ids_unique<'a>(ids: impl Iterator<Item = &'a str>) -> bool {
-        let mut hashes: Vec<u64> = ids
-            .map(|id| {
-                let digest = Sha256::digest(id.as_bytes());
-                u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-            })
-            .collect();
+    /// Whether `ids` (every id read from the chunks, `count` of them) has
+    /// no repeat: checked on 8-byte hashes, so a million ids cost 8 MB. A
+    /// repeat (or a hash collision) means: read the file whole, which names
+    /// both places.
+    pub fn ids_unique<'a>(ids: impl Iterator<Item = &'a str>, count: usize) -> bool {
+        let mut hashes: Vec<u64> = Vec::with_capacity(count);
+        hashes.extend(ids.map(|id| {
+            let digest = Sha256::digest(id.as_bytes());
+            u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+        }));
         hashes.sort_unstable();
         hashes.windows(2).all(|pair| pair[0] != pair[1])
     }
