@@ -14,7 +14,9 @@
 //! - [`verify`]: [`verify_bundle`], offline verification;
 //! - [`scan`]: the secret scan behind `verify --scan-secrets-from-env`, and the
 //!   credential-shape warnings (`--strict`);
-//! - [`redact`]: [`Redactor`], in front of every sink.
+//! - [`redact`]: [`Redactor`], in front of every sink;
+//! - [`redact_stream`]: a stream redacted a window at a time, as if whole
+//!   (the copies of large sweep inputs).
 
 pub mod read;
 pub mod redact;

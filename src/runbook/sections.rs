@@ -1,5 +1,6 @@
 //! Splitting a check file's text at its top-level table headers, so that a
-//! large file can be parsed one table (one `[[check]]`) at a time. The split
+//! large file can be parsed one table (one `[[check]]`) at a time: all of it
+//! in memory ([`split`]) or line by line as it is read ([`Splitter`]). The split
 //! is conservative: anything it is not sure about gives `None`, and the
 //! caller parses the file whole.
 
@@ -271,6 +272,44 @@ mod tests {
         // Escaped quotes and a closing `""""` do not end the string early.
         let source = "[[check]]\na = \"\"\"x\\\"\"\"\n[[check]]\n\"\"\"\"\n[[check]]\n";
         assert_eq!(names(source).unwrap(), ["check", "check"]);
+    }
+
+    #[test]
+    fn the_splitter_fed_line_by_line_names_each_header_line() {
+        use Line::{Body, Header};
+        let mut splitter = Splitter::default();
+        let lines = [
+            "# c\n",
+            "[[check]]\n",
+            "hint = '''\n",
+            "[[check]]\n",
+            "'''\n",
+            "[check.expect]\n",
+            "[vars]\n",
+            "[[check]]",
+        ];
+        let kinds: Vec<_> = lines.iter().map(|l| splitter.line(l)).collect();
+        let body = Some(Body);
+        assert_eq!(
+            kinds,
+            [
+                body,
+                Some(Header("check")),
+                body,
+                body,
+                body,
+                body,
+                Some(Header("vars")),
+                Some(Header("check")),
+            ]
+        );
+        assert_eq!(splitter.finish(), Some(()));
+        // A table written twice: the splitter gives up.
+        assert_eq!(splitter.line("[vars]\n"), None);
+        let mut open = Splitter::default();
+        assert_eq!(open.line("[[check]]\n"), Some(Header("check")));
+        assert_eq!(open.line("a = \"\"\"\n"), Some(Body));
+        assert_eq!(open.finish(), None);
     }
 
     #[test]
