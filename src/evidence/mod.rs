@@ -15,10 +15,13 @@
 //! - [`scan`]: the secret scan behind `verify --scan-secrets-from-env`, and the
 //!   credential-shape warnings (`--strict`);
 //! - [`redact`]: [`Redactor`], in front of every sink;
+//! - [`redact_stream`]: a stream redacted a window at a time, as if whole
+//!   (the copies of large sweep inputs);
 //! - `syncer`: the batched journal's `fdatasync`, on a thread of its own.
 
 pub mod read;
 pub mod redact;
+pub mod redact_stream;
 pub mod scan;
 pub mod seal;
 pub mod sign;

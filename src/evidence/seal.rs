@@ -144,6 +144,16 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 /// directory, `sync_all`, `rename`, then fsync the directory. Readers see
 /// either nothing or the whole file.
 pub(crate) fn write_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_durable_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_durable`] of what `write` writes to the temporary file (a
+/// stream): on any error the temporary file is removed and `path` is left
+/// as it was.
+pub(crate) fn write_durable_with(
+    path: &Path,
+    write: impl FnOnce(&mut fs::File) -> io::Result<()>,
+) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let parent = path
         .parent()
@@ -162,7 +172,7 @@ pub(crate) fn write_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .write(true)
             .create_new(true)
             .open(&temp)?;
-        file.write_all(bytes)?;
+        write(&mut file)?;
         file.sync_all()?;
         drop(file);
         fs::rename(&temp, path)?;

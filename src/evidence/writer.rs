@@ -22,8 +22,9 @@ use sha2::{Digest, Sha256};
 
 use super::redact::{Redacted, Redactor};
 use super::seal::{
-    list_files, sha256_file, sha256_hex, sync_dir, write_durable, Seal, SealPredicate, Subject,
-    BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE, STATEMENT_TYPE,
+    list_files, sha256_file, sha256_hex, sync_dir, write_durable, write_durable_with, Seal,
+    SealPredicate, Subject, BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE,
+    STATEMENT_TYPE,
 };
 use super::sign::{SealSigner, SIGNATURE_FILE};
 use super::syncer::Syncer;
@@ -412,6 +413,30 @@ impl BundleWriter {
     /// `reports/…`), redacted and crash-safe. The journal, header, seal and
     /// blobs have their own writers and are refused here.
     pub fn write_file(&mut self, relative: &str, bytes: &[u8]) -> io::Result<()> {
+        let path = self.derived_path(relative)?;
+        let redacted = self.redactor.redact_bytes(bytes);
+        write_durable(&path, &redacted)
+    }
+
+    /// [`BundleWriter::write_file`] of what `reader` reads (a large input
+    /// file), redacted a window at a time: the same bytes as redacting it
+    /// whole, in memory that does not grow with it (see
+    /// [`redact_stream`](super::redact_stream)). An error from `reader`
+    /// (e.g. the file changed) leaves no file.
+    pub fn write_file_from(&mut self, relative: &str, reader: impl io::Read) -> io::Result<()> {
+        let path = self.derived_path(relative)?;
+        let redactor = &self.redactor;
+        write_durable_with(&path, |file| {
+            let mut out = io::BufWriter::new(file);
+            super::redact_stream::redact_stream(redactor, reader, &mut out)?;
+            out.flush()
+        })
+    }
+
+    /// Where the derived file `relative` goes (its folder created): an
+    /// error for a path out of the bundle or a name reserved for the
+    /// journal, header, seal and blobs.
+    fn derived_path(&self, relative: &str) -> io::Result<PathBuf> {
         let invalid =
             |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{relative:?}: {why}"));
         let parts: Vec<&str> = relative.split('/').collect();
@@ -441,8 +466,7 @@ impl BundleWriter {
                 sync_dir(&self.dir)?;
             }
         }
-        let redacted = self.redactor.redact_bytes(bytes);
-        write_durable(&path, &redacted)
+        Ok(path)
     }
 
     /// Syncs the journal and writes `seal.json` last, listing every other

@@ -339,183 +339,8 @@ fn parse_checks_by_section(source: &str, env: &dyn Fn(&str) -> Option<String>) -
     reader.finish(source, has_list, env, diagnostics).ok()
 }
 
-/// Checks per chunk of [`CheckChunks`].
-pub const CHUNK_CHECKS: usize = 1_000;
-
-/// A large valid check file read a chunk of checks at a time, so that a
-/// sweep never holds every check of it: its other tables (`[secrets]`,
-/// `[vars]`, `[defaults]`, `[notify]`, wherever they stand) are read first,
-/// then each call of [`CheckChunks::next_chunk`] parses, validates and builds
-/// the next [`CHUNK_CHECKS`] checks.
-///
-/// Only for files whose checks stand alone: [`CheckChunks::open`] gives
-/// `None` for a small file or one the section splitter is unsure of, and a
-/// chunk fails for any diagnostic, a `depends_on`, or a capture reference
-/// (rules that span checks). The caller then reads the file whole, which
-/// reports every problem where it is: this path never says anything of its
-/// own. Ids repeated in two chunks are the caller's to find (see
-/// [`CheckChunks::ids_unique`]).
-pub struct CheckChunks {
-    source: String,
-    /// Each check section: byte range and the 1-based line of its header.
-    checks: std::vec::IntoIter<(Range<usize>, usize)>,
-    reader: Reader,
-    env: EnvLookup,
-}
-
-/// How a chunked read looks up `{{env:NAME}}` (owned: chunks outlive the
-/// caller's closure).
-pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send>;
-
-/// A chunk of a [`CheckChunks`] could not be read on its own: read the file
-/// whole instead.
-#[derive(Debug)]
-pub struct ReadWhole;
-
-impl CheckChunks {
-    /// The file's tables other than its checks, read; the source back when
-    /// the file is to be read whole.
-    pub fn open(source: String, env: EnvLookup) -> Result<CheckChunks, String> {
-        match Self::tables(&source) {
-            Some((reader, checks)) => Ok(CheckChunks {
-                source,
-                checks: checks.into_iter(),
-                reader,
-                env,
-            }),
-            None => Err(source),
-        }
-    }
-
-    /// The source, to read it whole after all.
-    pub fn into_source(self) -> String {
-        self.source
-    }
-
-    /// The tables other than checks, read, and each check section.
-    #[allow(clippy::type_complexity)]
-    fn tables(source: &str) -> Option<(Reader, Vec<(Range<usize>, usize)>)> {
-        if source.len() < SECTIONED_MIN_BYTES {
-            return None;
-        }
-        let sections = sections::split(source)?;
-        let mut reader = Reader::new(Document::Checks);
-        let mut diagnostics = Vec::new();
-        let mut checks = Vec::new();
-        let (mut line, mut counted) = (1, 0);
-        for section in &sections {
-            line += source[counted..section.range.start].matches('\n').count();
-            counted = section.range.start;
-            match section.name {
-                "check" => {
-                    checks.push((section.range.clone(), line));
-                    continue;
-                }
-                "runbook" | "step" => return None,
-                _ => {}
-            }
-            let root = parse_section(&source[section.range.clone()], section.name)?;
-            let (key, node) = root.iter().next()?;
-            let offset = section.range.start;
-            with_span_offset(offset, || {
-                reader.table(key, node, &[0], offset, &mut diagnostics)
-            });
-        }
-        if checks.is_empty() {
-            return None;
-        }
-        if reader.secrets_known {
-            check_notify_references(
-                &reader.notify_templates,
-                &reader.tables.secrets,
-                &reader.var_names,
-                &mut diagnostics,
-            );
-        }
-        if !diagnostics.is_empty() {
-            return None;
-        }
-        Some((reader, checks))
-    }
-
-    /// The file's `[secrets]`, `[vars]`, `[defaults]` and `[notify]`, with
-    /// no checks (they come in chunks).
-    pub fn file(&self, path: &Path) -> CheckFile {
-        let tables = &self.reader.tables;
-        CheckFile {
-            path: path.to_path_buf(),
-            source: String::new(),
-            secrets: tables.secrets.clone(),
-            vars: tables.vars.clone(),
-            defaults: tables.defaults,
-            notify: tables.notify.clone(),
-            checks: Vec::new(),
-        }
-    }
-
-    /// The next checks, built and validated; `None` after the last.
-    pub fn next_chunk(&mut self, path: &Path) -> Option<Result<Vec<Step>, ReadWhole>> {
-        let chunk: Vec<(Range<usize>, usize)> = self.checks.by_ref().take(CHUNK_CHECKS).collect();
-        if chunk.is_empty() {
-            return None;
-        }
-        Some(self.read(&chunk).map(|steps| anchored(steps, path)))
-    }
-
-    fn read(&mut self, chunk: &[(Range<usize>, usize)]) -> Result<Vec<Step>, ReadWhole> {
-        let mut diagnostics = Vec::new();
-        let mut raw = Vec::with_capacity(chunk.len());
-        for (range, line) in chunk {
-            let root = parse_section(&self.source[range.clone()], "check").ok_or(ReadWhole)?;
-            let (key, node) = root.iter().next().ok_or(ReadWhole)?;
-            let offset = range.start;
-            let mut steps = with_span_offset(offset, || {
-                parse_steps(&[0], offset, key.span(), node, "check", &mut diagnostics)
-            });
-            for step in &mut steps {
-                step.line = *line;
-            }
-            raw.extend(steps);
-        }
-        if !diagnostics.is_empty() {
-            return Err(ReadWhole);
-        }
-        for step in &mut raw {
-            step.apply_defaults(&self.reader.tables.defaults);
-        }
-        let reader = &self.reader;
-        let steps = validate::validate_steps(
-            &self.source,
-            &mut raw,
-            &reader.var_names,
-            reader.secrets_known.then_some(&reader.tables.secrets),
-            &*self.env,
-            &mut diagnostics,
-        );
-        let self_contained = steps
-            .iter()
-            .all(|s| s.depends_on.is_empty() && s.uses_captures_of.is_empty());
-        if !diagnostics.is_empty() || !self_contained || steps.len() != raw.len() {
-            return Err(ReadWhole);
-        }
-        Ok(steps)
-    }
-
-    /// Whether `ids` (every id read from the chunks) has no repeat: checked
-    /// on 8-byte hashes, so a million ids cost 8 MB. A repeat (or a hash
-    /// collision) means: read the file whole, which names both places.
-    pub fn ids_unique<'a>(ids: impl Iterator<Item = &'a str>) -> bool {
-        use sha2::{Digest, Sha256};
-        let mut hashes: Vec<u64> = ids
-            .map(|id| {
-                let digest = Sha256::digest(id.as_bytes());
-                u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-            })
-            .collect();
-        hashes.sort_unstable();
-        hashes.windows(2).all(|pair| pair[0] != pair[1])
-    }
-}
+mod chunks;
+pub use chunks::{CheckChunks, EnvLookup, ReadWhole, CHUNK_CHECKS};
 
 /// The top-level tables of a document, read one by one, and what they say.
 struct Reader {
@@ -1084,8 +909,20 @@ mod tests {
         generated_check_file(checks, false)
     }
 
+    /// `source` written to a file of its own.
+    fn on_disk(source: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), source).unwrap();
+        file
+    }
+
+    fn open_chunks(file: &tempfile::NamedTempFile) -> Option<CheckChunks> {
+        CheckChunks::open(file.path(), Box::new(|_| None)).unwrap()
+    }
+
     fn all_chunks(source: String) -> Result<Vec<Step>, ReadWhole> {
-        let mut chunks = CheckChunks::open(source, Box::new(|_| None)).expect("read in chunks");
+        let file = on_disk(&source);
+        let mut chunks = open_chunks(&file).expect("read in chunks");
         let mut steps = Vec::new();
         let mut sizes = Vec::new();
         while let Some(chunk) = chunks.next_chunk(Path::new("t.toml")) {
@@ -1094,6 +931,7 @@ mod tests {
             steps.extend(chunk);
         }
         assert!(sizes.iter().all(|&n| n <= CHUNK_CHECKS), "{sizes:?}");
+        assert!(sizes.len() > 1, "{sizes:?}");
         Ok(steps)
     }
 
@@ -1112,10 +950,15 @@ mod tests {
             "[defaults] after the checks applies"
         );
         assert_eq!(last.line, whole.checks.last().unwrap().line);
-        let file = CheckChunks::open(source, Box::new(|_| None))
-            .ok()
-            .unwrap()
-            .file(Path::new("t.toml"));
+        let on_disk = on_disk(&source);
+        let chunks = open_chunks(&on_disk).unwrap();
+        use sha2::{Digest, Sha256};
+        assert_eq!(
+            chunks.sha256(),
+            hex::encode(Sha256::digest(source.as_bytes()))
+        );
+        assert_eq!(chunks.checks(), checks);
+        let file = chunks.file(Path::new("t.toml"));
         assert_eq!(file.vars, whole.vars);
         assert_eq!(
             format!("{:?}", file.secrets),
@@ -1125,24 +968,77 @@ mod tests {
     }
 
     #[test]
+    fn templates_in_chunks_keep_the_spans_of_the_whole_file() {
+        // Spans are file offsets: a chunk's templates point where the whole
+        // file's do (the chunk's text starts elsewhere in memory).
+        let source = self_contained_check_file(2_100);
+        let env = |_: &str| None;
+        let whole = load_check_file_with_env(Path::new("t.toml"), &source, &env).unwrap();
+        let chunked = all_chunks(source).unwrap();
+        let url = |step: &Step| match &step.check {
+            crate::check::CheckSpec::Http(http) => format!("{:?}", http.url),
+            _ => String::new(),
+        };
+        for i in [0, 999, 1_000, 2_099] {
+            assert_eq!(url(&chunked[i]), url(&whole.checks[i]), "check {i}");
+            assert!(url(&chunked[i]).contains(".."), "{}", url(&chunked[i]));
+        }
+    }
+
+    #[test]
+    fn a_file_changed_after_it_was_opened_is_refused_at_its_end_at_the_latest() {
+        let source = self_contained_check_file(2_500);
+        let file = on_disk(&source);
+        let mut chunks = open_chunks(&file).unwrap();
+        let first = chunks.next_chunk(Path::new("t.toml")).unwrap().unwrap();
+        assert_eq!(first.len(), CHUNK_CHECKS);
+        // Same length, same sections, one byte different near the end.
+        let changed = source.replace("u/2400'", "u/2401'");
+        assert_ne!(changed, source);
+        std::fs::write(file.path(), &changed).unwrap();
+        let mut results = Vec::new();
+        while let Some(chunk) = chunks.next_chunk(Path::new("t.toml")) {
+            results.push(chunk.map(|c| c.len()));
+        }
+        assert_eq!(
+            results.last(),
+            Some(&Err(ReadWhole::Changed)),
+            "{results:?}"
+        );
+        // Opened again, the file reads in chunks with its new hash.
+        let again = open_chunks(&file).unwrap();
+        assert_ne!(again.sha256(), chunks.sha256());
+    }
+
+    #[test]
     fn a_chunk_is_read_whole_when_checks_depend_on_others_or_anything_is_wrong() {
         // depends_on and captures span checks: not for chunks.
-        assert!(all_chunks(large_check_file(2_000)).is_err());
+        assert_eq!(
+            all_chunks(large_check_file(2_000)).err(),
+            Some(ReadWhole::Unusual)
+        );
         // A problem deep in the file: the whole-file reader reports it.
         let broken = self_contained_check_file(2_000).replace("id = 'c1500'", "id = 'c 1500'");
-        assert!(all_chunks(broken).is_err());
+        assert_eq!(all_chunks(broken).err(), Some(ReadWhole::Unusual));
         let unknown =
             self_contained_check_file(2_000).replace("[vars]", "[vars]\nx = 1\ny = { z = 1 }");
-        assert!(CheckChunks::open(unknown, Box::new(|_| None)).is_err());
+        assert!(open_chunks(&on_disk(&unknown)).is_none());
+        // Not UTF-8, or a section the splitter is unsure of: read whole.
+        let mut latin1 = self_contained_check_file(2_000).into_bytes();
+        latin1.extend_from_slice(b"# caf\xe9\n");
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &latin1).unwrap();
+        assert!(open_chunks(&file).is_none());
+        let twice = self_contained_check_file(2_000) + "\n[vars]\nz = 'a'\n";
+        assert!(open_chunks(&on_disk(&twice)).is_none());
         // Small files are read whole.
-        let small = "[[check]]\nid = 'a'\ncheck = 'tcp'\nhost = 'h'\nport = 1\n".to_string();
-        assert_eq!(
-            CheckChunks::open(small.clone(), Box::new(|_| None)).err(),
-            Some(small)
-        );
+        let small = "[[check]]\nid = 'a'\ncheck = 'tcp'\nhost = 'h'\nport = 1\n";
+        assert!(open_chunks(&on_disk(small)).is_none());
+        // A file that is not there is an error.
+        assert!(CheckChunks::open(Path::new("/nonexistent/t.toml"), Box::new(|_| None)).is_err());
         // An id in two chunks is for the caller to find.
-        assert!(CheckChunks::ids_unique(["a", "b", "c"].into_iter()));
-        assert!(!CheckChunks::ids_unique(["a", "b", "a"].into_iter()));
+        assert!(CheckChunks::ids_unique(["a", "b", "c"].into_iter(), 3));
+        assert!(!CheckChunks::ids_unique(["a", "b", "a"].into_iter(), 3));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Splitting a check file's text at its top-level table headers, so that a
-//! large file can be parsed one table (one `[[check]]`) at a time. The split
+//! large file can be parsed one table (one `[[check]]`) at a time: all of it
+//! in memory ([`split`]) or line by line as it is read ([`Splitter`]). The split
 //! is conservative: anything it is not sure about gives `None`, and the
 //! caller parses the file whole.
 
@@ -21,51 +22,85 @@ pub(crate) struct Section<'a> {
 /// or an unterminated string or array: the whole-file parser judges those.
 pub(crate) fn split(source: &str) -> Option<Vec<Section<'_>>> {
     let mut sections: Vec<Section<'_>> = Vec::new();
-    let mut tables = BTreeSet::new();
-    let mut values = ValueScanner::default();
+    let mut splitter = Splitter::default();
     let mut offset = 0;
     for line in source.split_inclusive('\n') {
         let start = offset;
         offset += line.len();
-        if values.inside() {
-            values.scan(line)?;
-            continue;
+        if let Line::Header(name) = splitter.line(line)? {
+            if let Some(last) = sections.last_mut() {
+                last.range.end = start;
+            }
+            sections.push(Section {
+                name,
+                range: start..source.len(),
+            });
+        }
+    }
+    splitter.finish()?;
+    Some(sections)
+}
+
+/// What one line of a file is to [`Splitter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Line<'l> {
+    /// The header of a new section, named: the section starts at this line.
+    Header(&'l str),
+    /// Part of the current section (or blank before the first).
+    Body,
+}
+
+/// [`split`] one line at a time, for a file read as a stream: the same
+/// rules, fed the lines in order (each with its line ending).
+#[derive(Default)]
+pub(crate) struct Splitter {
+    values: ValueScanner,
+    /// The tables other than `check` seen so far (each may be written once).
+    tables: BTreeSet<String>,
+    /// The name of the current section (`None` before the first header).
+    current: Option<String>,
+}
+
+impl Splitter {
+    /// The next line; `None` when the file cannot be split safely (the
+    /// splitter is then of no further use).
+    pub(crate) fn line<'l>(&mut self, line: &'l str) -> Option<Line<'l>> {
+        if self.values.inside() {
+            self.values.scan(line)?;
+            return Some(Line::Body);
         }
         let trimmed = line.trim_start();
         if !trimmed.starts_with('[') {
             let blank = trimmed.is_empty() || trimmed.starts_with('#');
-            if sections.is_empty() && !blank {
+            if self.current.is_none() && !blank {
                 return None;
             }
-            values.scan(line)?;
-            continue;
+            self.values.scan(line)?;
+            return Some(Line::Body);
         }
         let header = Header::read(trimmed)?;
-        let current = sections.last().map(|s| s.name);
-        if header.dotted && current == Some(header.name) {
+        if header.dotted && self.current.as_deref() == Some(header.name) {
             // `[check.expect]`, `[notify.slack]`: part of the table above.
-            continue;
+            return Some(Line::Body);
         }
         let new_section = match (header.array, header.name) {
             (true, "check") if !header.dotted => true,
-            (false, name) if name != "check" => tables.insert(name),
+            (false, name) if name != "check" => self.tables.insert(name.to_string()),
             _ => false,
         };
         if !new_section {
             return None;
         }
-        if let Some(last) = sections.last_mut() {
-            last.range.end = start;
+        if self.current.as_deref() != Some(header.name) {
+            self.current = Some(header.name.to_string());
         }
-        sections.push(Section {
-            name: header.name,
-            range: start..source.len(),
-        });
+        Some(Line::Header(header.name))
     }
-    if values.inside() {
-        return None;
+
+    /// After the last line: `None` when the file ends inside a value.
+    pub(crate) fn finish(&self) -> Option<()> {
+        (!self.values.inside()).then_some(())
     }
-    Some(sections)
 }
 
 /// A table header line: `[name]`, `[name.sub]`, `[[name]]`, `[[name.sub]]`
@@ -237,6 +272,44 @@ mod tests {
         // Escaped quotes and a closing `""""` do not end the string early.
         let source = "[[check]]\na = \"\"\"x\\\"\"\"\n[[check]]\n\"\"\"\"\n[[check]]\n";
         assert_eq!(names(source).unwrap(), ["check", "check"]);
+    }
+
+    #[test]
+    fn the_splitter_fed_line_by_line_names_each_header_line() {
+        use Line::{Body, Header};
+        let mut splitter = Splitter::default();
+        let lines = [
+            "# c\n",
+            "[[check]]\n",
+            "hint = '''\n",
+            "[[check]]\n",
+            "'''\n",
+            "[check.expect]\n",
+            "[vars]\n",
+            "[[check]]",
+        ];
+        let kinds: Vec<_> = lines.iter().map(|l| splitter.line(l)).collect();
+        let body = Some(Body);
+        assert_eq!(
+            kinds,
+            [
+                body,
+                Some(Header("check")),
+                body,
+                body,
+                body,
+                body,
+                Some(Header("vars")),
+                Some(Header("check")),
+            ]
+        );
+        assert_eq!(splitter.finish(), Some(()));
+        // A table written twice: the splitter gives up.
+        assert_eq!(splitter.line("[vars]\n"), None);
+        let mut open = Splitter::default();
+        assert_eq!(open.line("[[check]]\n"), Some(Header("check")));
+        assert_eq!(open.line("a = \"\"\"\n"), Some(Body));
+        assert_eq!(open.finish(), None);
     }
 
     #[test]

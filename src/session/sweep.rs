@@ -106,9 +106,11 @@ pub async fn sweep_round(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let source = input.source(i).map_err(write_failed)?;
+        // Streamed, redacted a window at a time: a file of a million checks
+        // is never held (nor its redacted copy).
+        let source = input.reader(i).map_err(write_failed)?;
         bundle
-            .write_file(&format!("inputs/{i:03}-{name}"), source.as_bytes())
+            .write_file_from(&format!("inputs/{i:03}-{name}"), source)
             .map_err(write_failed)?;
     }
     let bundle_dir = bundle.dir().to_path_buf();

@@ -2,14 +2,13 @@
 //! (`checks/*.toml`), validated, narrowed by `--only` and `--shard` into a
 //! [`SweepPlan`].
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::plan::{
-    hold_max_checks, read_validated, FileIndex, PlanFile, Selection, SweepCheck, SweepPlan,
+    hold_max_checks, open_validated, FileIndex, PlanFile, Selection, SweepCheck, SweepPlan,
 };
 use super::select::Shard;
 use crate::runbook::load::{load_check_file, CheckChunks};
@@ -40,6 +39,9 @@ pub struct SweepInput {
     pub hashes: Vec<String>,
     /// Whether `files` hold their checks and sources.
     pub held: bool,
+    /// The most checks held at once while loading (0 when the input was
+    /// streamed from the start).
+    pub peak_held: usize,
     /// Whether each file was read in chunks ([`CheckChunks`]; it is read
     /// again the same way).
     pub chunked: Vec<bool>,
@@ -48,15 +50,15 @@ pub struct SweepInput {
 }
 
 impl SweepInput {
-    /// The text of file `i` as it was validated (read again when not held;
-    /// an error when it changed since).
-    pub fn source(&self, i: usize) -> std::io::Result<Cow<'_, str>> {
+    /// The bytes of file `i` as they were validated: held, or read again
+    /// from the file as a stream that fails at its end when the file changed
+    /// since (see [`open_validated`]).
+    pub fn reader(&self, i: usize) -> std::io::Result<Box<dyn std::io::Read + '_>> {
         let file = &self.files[i];
-        if self.held {
-            return Ok(Cow::Borrowed(&file.source));
+        if self.held && !self.chunked[i] {
+            return Ok(Box::new(file.source.as_bytes()));
         }
-        let source = read_validated(&file.path, &self.hashes[i])?;
-        Ok(Cow::Owned(source))
+        Ok(Box::new(open_validated(&file.path, &self.hashes[i])?))
     }
 }
 
@@ -100,32 +102,50 @@ pub fn load_input(paths: &[PathBuf]) -> Result<SweepInput, InputError> {
     load_input_holding(paths, hold_max_checks())
 }
 
+/// Above this many bytes of input in all, the `[[check]]` headers are
+/// counted before anything is loaded (see [`count_check_headers`]): an input
+/// that will not be held is streamed from its first check, instead of being
+/// held until the bound is passed (20,000 checks held then dropped). Below
+/// it, the count costs more than it saves.
+const ESTIMATE_MIN_BYTES: u64 = 1024 * 1024;
+
 /// [`load_input`], holding at most `hold_max` checks.
 pub fn load_input_holding(paths: &[PathBuf], hold_max: usize) -> Result<SweepInput, InputError> {
+    load_input_estimating(paths, hold_max, ESTIMATE_MIN_BYTES)
+}
+
+/// [`load_input_holding`], counting headers first above `estimate_min_bytes`.
+fn load_input_estimating(
+    paths: &[PathBuf],
+    hold_max: usize,
+    estimate_min_bytes: u64,
+) -> Result<SweepInput, InputError> {
     let mut input = SweepInput {
         files: Vec::new(),
         indexes: Vec::new(),
         hashes: Vec::new(),
         held: true,
+        peak_held: 0,
         chunked: Vec::new(),
         digest: String::new(),
     };
     let mut problems = Vec::new();
     let mut total = 0;
-    for path in input_files(paths)? {
+    let files = input_files(paths)?;
+    // Only a memory strategy: the switch below still streams an input whose
+    // real count passes the bound, whatever the estimate said.
+    if estimated_checks(&files, estimate_min_bytes)? > hold_max {
+        input.held = false;
+    }
+    for path in files {
+        if load_in_chunks(&path, &mut input, &mut total, hold_max) {
+            continue;
+        }
         let source = std::fs::read_to_string(&path).map_err(|source| InputError::Io {
             path: path.display().to_string(),
             source,
         })?;
         let sha256 = hex::encode(Sha256::digest(source.as_bytes()));
-        let source = match load_in_chunks(&path, source, &mut input, &mut total, hold_max) {
-            Ok(()) => {
-                input.hashes.push(sha256);
-                input.chunked.push(true);
-                continue;
-            }
-            Err(source) => source,
-        };
         match load_check_file(&path, &source) {
             Ok(mut file) => {
                 total += file.checks.len();
@@ -138,6 +158,8 @@ pub fn load_input_holding(paths: &[PathBuf], hold_max: usize) -> Result<SweepInp
                 }
                 if !input.held {
                     drop_checks(&mut file);
+                } else {
+                    input.peak_held = total;
                 }
                 input.files.push(file);
             }
@@ -160,18 +182,15 @@ pub fn load_input_holding(paths: &[PathBuf], hold_max: usize) -> Result<SweepInp
     Ok(input)
 }
 
-/// Validates a large file chunk by chunk ([`CheckChunks`]), adding it to
-/// `input` without ever holding all its checks unless the input is held.
-/// Gives the source back when the file is to be read whole instead (small,
-/// unusual, checks that depend on others, an id used twice, any problem).
-fn load_in_chunks(
-    path: &Path,
-    source: String,
-    input: &mut SweepInput,
-    total: &mut usize,
-    hold_max: usize,
-) -> Result<(), String> {
-    let mut chunks = CheckChunks::open(source, process_env())?;
+/// Validates a large file chunk by chunk ([`CheckChunks`], reading it from
+/// disk), adding it to `input` without ever holding its text, nor all its
+/// checks unless the input is held. False when the file is to be read whole
+/// instead (small, unusual, checks that depend on others, an id used twice,
+/// any problem, changed while it was read).
+fn load_in_chunks(path: &Path, input: &mut SweepInput, total: &mut usize, hold_max: usize) -> bool {
+    let Ok(Some(mut chunks)) = CheckChunks::open(path, process_env()) else {
+        return false;
+    };
     let mut file = chunks.file(path);
     let mut index = FileIndex::default();
     let total_before = *total;
@@ -181,6 +200,13 @@ fn load_in_chunks(
             whole = true;
             break;
         };
+        if index.is_empty() && !steps.is_empty() {
+            // Sized once from the first chunk and the count of checks: a
+            // string grown by doubling would peak at twice its size (and
+            // three times, copied) at a million ids.
+            let per_id = steps.iter().map(|s| s.id.len() + 1).sum::<usize>() / steps.len();
+            index.ids.reserve((per_id + 1) * chunks.checks());
+        }
         *total += steps.len();
         index.add(&steps);
         if input.held && *total > hold_max {
@@ -190,13 +216,14 @@ fn load_in_chunks(
         }
         if input.held {
             file.checks.extend(steps);
+            input.peak_held = *total;
         }
     }
-    if whole || !CheckChunks::ids_unique(index.ids()) {
+    if whole || !CheckChunks::ids_unique(index.ids(), index.len()) {
         // The whole-file reader judges it. (Files held before it may have
         // been dropped meanwhile: they are read again, which is as correct.)
         *total = total_before;
-        return Err(chunks.into_source());
+        return false;
     }
     tracing::debug!(
         "{}: validated in chunks of {} checks",
@@ -204,9 +231,53 @@ fn load_in_chunks(
         crate::runbook::load::CHUNK_CHECKS
     );
     file.checks.shrink_to_fit();
+    index.ids.shrink_to_fit();
     input.indexes.push(index);
+    input.hashes.push(chunks.sha256().to_string());
+    input.chunked.push(true);
     input.files.push(file);
-    Ok(())
+    true
+}
+
+/// How many checks `files` hold at most, by their `[[check]]` header lines
+/// (a header inside a multi-line string counts too: an upper bound, never
+/// parsed); 0 when they hold at most `min_bytes` in all.
+fn estimated_checks(files: &[PathBuf], min_bytes: u64) -> Result<usize, InputError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| InputError::Io { path, source }
+    };
+    let mut bytes = 0;
+    for path in files {
+        bytes += std::fs::metadata(path).map_err(io(path))?.len();
+    }
+    if bytes <= min_bytes {
+        return Ok(0);
+    }
+    let mut count = 0;
+    for path in files {
+        let file = std::fs::File::open(path).map_err(io(path))?;
+        count += count_check_headers(file).map_err(io(path))?;
+    }
+    Ok(count)
+}
+
+/// Lines whose first non-blank text is `[[check]]` (or `[[ check ]]`), read
+/// a window at a time: memory does not grow with the file.
+pub fn count_check_headers(reader: impl std::io::Read) -> std::io::Result<usize> {
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+    let mut count = 0;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if std::io::BufRead::read_until(&mut reader, b'\n', &mut line)? == 0 {
+            return Ok(count);
+        }
+        let trimmed = line.trim_ascii_start();
+        if trimmed.starts_with(b"[[check]]") || trimmed.starts_with(b"[[ check ]]") {
+            count += 1;
+        }
+    }
 }
 
 /// `{{env:NAME}}` from the process environment, as [`load_check_file`] reads it.
@@ -224,11 +295,16 @@ fn drop_checks(file: &mut CheckFile) {
 /// files (each file has checked its own ids). Compares 8-byte hashes first,
 /// so that a million ids need 16 MB, not a map of strings.
 fn duplicate_ids(input: &SweepInput) -> Vec<String> {
+    if input.indexes.len() < 2 {
+        // One file has checked its own ids (16 bytes per check saved).
+        return Vec::new();
+    }
     let hash = |id: &str| {
         let digest = Sha256::digest(id.as_bytes());
         u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
     };
-    let mut hashes: Vec<(u64, u32)> = Vec::new();
+    let mut hashes: Vec<(u64, u32)> =
+        Vec::with_capacity(input.indexes.iter().map(FileIndex::len).sum());
     for (file, index) in input.indexes.iter().enumerate() {
         hashes.extend(index.ids().map(|id| (hash(id), file as u32)));
     }
@@ -356,4 +432,75 @@ pub fn plan(
         },
         names,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `files` files of `per` checks each, in a new folder.
+    fn folder(files: usize, per: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for f in 0..files {
+            let mut text = String::from("[vars]\nhost = '127.0.0.1'\n");
+            for c in 0..per {
+                text.push_str(&format!(
+                    "\n[[check]]\nid = 'f{f}c{c}'\ncheck = 'tcp'\nhost = '{{{{host}}}}'\nport = {}\n",
+                    1000 + c
+                ));
+            }
+            // One header inside a string: counted, never parsed as one.
+            text.push_str(&format!("\n[[ check ]]\nid = 'last{f}'\ncheck = 'tcp'\nhost = 'h'\nport = 1\nhint = '''\n[[check]]\n'''\n"));
+            std::fs::write(dir.path().join(format!("f{f}.toml")), text).unwrap();
+        }
+        dir
+    }
+
+    fn ids(input: &SweepInput) -> Vec<String> {
+        input
+            .indexes
+            .iter()
+            .flat_map(|i| i.ids().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn counting_headers_first_streams_a_large_input_from_its_first_check() {
+        let dir = folder(4, 3);
+        let paths = [dir.path().to_path_buf()];
+        // Held until the bound is passed, as before (no estimate).
+        let late = load_input_estimating(&paths, 5, u64::MAX).unwrap();
+        // Counted first: never holds a check.
+        let early = load_input_estimating(&paths, 5, 0).unwrap();
+        assert!(!late.held && !early.held);
+        assert!(late.peak_held > 0, "{}", late.peak_held);
+        assert_eq!(early.peak_held, 0);
+        assert!(early.files.iter().all(|f| f.checks.is_empty()));
+        assert_eq!(ids(&early), ids(&late));
+        assert_eq!(ids(&early).len(), 16);
+        assert_eq!(early.hashes, late.hashes);
+        assert_eq!(early.digest, late.digest);
+        // Under the bound the count changes nothing: held.
+        let held = load_input_estimating(&paths, 100, 0).unwrap();
+        assert!(held.held);
+        assert_eq!(held.peak_held, 16);
+        assert_eq!(ids(&held), ids(&late));
+    }
+
+    #[test]
+    fn an_estimate_under_the_real_count_still_switches_to_streaming() {
+        // The estimate is 0 under the size threshold: the real count decides.
+        let dir = folder(3, 4);
+        let input = load_input_estimating(&[dir.path().to_path_buf()], 6, u64::MAX).unwrap();
+        assert!(!input.held);
+        assert!(input.files.iter().all(|f| f.checks.is_empty()));
+    }
+
+    #[test]
+    fn check_headers_are_counted_by_line() {
+        let text =
+            "[[check]]\n  [[ check ]] # x\n[[checks]]\n[check.expect]\nid = '[[check]]'\n[[check]]";
+        // `[[checks]]` starts with `[[check` but not `[[check]]`.
+        assert_eq!(count_check_headers(text.as_bytes()).unwrap(), 3);
+    }
 }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::input::process_env;
 use super::select::{glob_matches, Shard};
-use crate::runbook::load::{load_check_file, CheckChunks};
+use crate::runbook::load::{load_check_file, CheckChunks, ReadWhole};
 use crate::runbook::model::{NotifyConfig, Step};
 use crate::runbook::SecretStore;
 
@@ -72,6 +72,16 @@ impl FileIndex {
                     .push((step.id.clone(), step.depends_on.clone()));
             }
         }
+    }
+
+    /// How many ids the file has.
+    pub fn len(&self) -> usize {
+        memchr::memchr_iter(b'\n', self.ids.as_bytes()).count()
+    }
+
+    /// Whether the file has no id.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
     }
 
     /// The file's check ids, in order.
@@ -228,15 +238,55 @@ impl InputChanged {
     }
 }
 
+/// Why a file whose SHA-256 is no longer the validated one is refused.
+pub(crate) const CHANGED: &str = "changed during the sweep";
+
 /// The text of a check file, read again: an [`InputChanged`] error when it
 /// cannot be read or its SHA-256 is no longer `sha256` (hex).
 pub fn read_validated(path: &Path, sha256: &str) -> io::Result<String> {
     let source = std::fs::read_to_string(path)
         .map_err(|e| InputChanged::error(path, &format!("cannot be read again: {e}")))?;
     if hex::encode(Sha256::digest(source.as_bytes())) != sha256 {
-        return Err(InputChanged::error(path, "changed during the sweep"));
+        return Err(InputChanged::error(path, CHANGED));
     }
     Ok(source)
+}
+
+/// A check file opened again to be read as a stream: at its end, an
+/// [`InputChanged`] error instead of the end when its SHA-256 is no longer
+/// `sha256` (what was read before came from a changed file: whoever reads
+/// it must not keep it).
+pub fn open_validated(path: &Path, sha256: &str) -> io::Result<impl io::Read + use<>> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| InputChanged::error(path, &format!("cannot be read again: {e}")))?;
+    Ok(ValidatedReader {
+        file,
+        hasher: Sha256::new(),
+        sha256: sha256.to_string(),
+        path: path.to_path_buf(),
+    })
+}
+
+/// See [`open_validated`].
+struct ValidatedReader {
+    file: std::fs::File,
+    hasher: Sha256,
+    sha256: String,
+    path: PathBuf,
+}
+
+impl io::Read for ValidatedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.file.read(buf)?;
+        if read == 0 && !buf.is_empty() {
+            if hex::encode(self.hasher.clone().finalize()) != self.sha256 {
+                return Err(InputChanged::error(&self.path, CHANGED));
+            }
+        } else {
+            self.hasher.update(&buf[..read]);
+        }
+        Ok(read)
+    }
 }
 
 /// A check file a streamed plan reads again.
@@ -291,13 +341,13 @@ impl SweepPlan {
     }
 
     /// File `file_index` read again: one batch, or one per chunk of checks
-    /// for a file read in chunks.
+    /// for a file read in chunks. A file read whole is refused before its
+    /// batch when it changed; a file read in chunks is streamed from disk,
+    /// so a change is found when it is opened (its hash) or, at the latest,
+    /// at its end: the error then comes after batches read from the changed
+    /// file, and the sweep stops there as for any [`InputChanged`].
     fn read_file<'p>(&'p self, file_index: usize, file: &'p PlanFile) -> Batches<'p> {
         let changed = |why: &str| InputChanged::error(&file.path, why);
-        let source = match read_validated(&file.path, &file.sha256) {
-            Ok(source) => source,
-            Err(e) => return Box::new(std::iter::once(Err(e))),
-        };
         let selected = move |steps: Vec<Step>| -> Vec<Cow<'p, SweepCheck>> {
             steps
                 .into_iter()
@@ -311,14 +361,33 @@ impl SweepPlan {
                 .collect()
         };
         if file.chunked {
-            let Ok(mut chunks) = CheckChunks::open(source, process_env()) else {
-                return Box::new(std::iter::once(Err(changed("no longer reads in chunks"))));
+            let mut chunks = match CheckChunks::open(&file.path, process_env()) {
+                Ok(Some(chunks)) if chunks.sha256() == file.sha256 => chunks,
+                Ok(Some(_)) => return Box::new(std::iter::once(Err(changed(CHANGED)))),
+                Ok(None) => {
+                    return Box::new(std::iter::once(Err(changed("no longer reads in chunks"))))
+                }
+                Err(e) => {
+                    return Box::new(std::iter::once(Err(changed(&format!(
+                        "cannot be read again: {e}"
+                    )))))
+                }
             };
+            // Each chunk is read from the file as the sweep reaches it; the
+            // last one is refused when the file's hash is no longer the one
+            // validated (see `CheckChunks`).
             return Box::new(std::iter::from_fn(move || {
                 let chunk = chunks.next_chunk(&file.path)?;
-                Some(chunk.map(selected).map_err(|_| changed("no longer loads")))
+                Some(chunk.map(selected).map_err(|e| match e {
+                    ReadWhole::Changed => changed(CHANGED),
+                    ReadWhole::Unusual => changed("no longer loads"),
+                }))
             }));
         }
+        let source = match read_validated(&file.path, &file.sha256) {
+            Ok(source) => source,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
         let batch = load_check_file(&file.path, &source)
             .map(|loaded| selected(loaded.checks))
             .map_err(|_| changed("no longer loads"));
@@ -352,6 +421,77 @@ mod tests {
                 .map(|(id, deps)| (id.to_string(), deps.iter().map(|d| d.to_string()).collect()))
                 .collect(),
         }
+    }
+
+    /// A file of `checks` standalone checks, large enough to be read in
+    /// chunks.
+    fn chunked_file(checks: usize) -> (tempfile::NamedTempFile, String) {
+        let mut text = String::from("[vars]\nhost = '127.0.0.1'\n");
+        for n in 0..checks {
+            text.push_str(&format!(
+                "\n[[check]]\nid = 'c{n}'\ncheck = 'tcp'\nhost = '{{{{host}}}}'\nport = {}\nhint = '{}'\n",
+                1 + n % 60_000,
+                "padding ".repeat(12)
+            ));
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &text).unwrap();
+        (file, text)
+    }
+
+    fn plan_of(path: &Path, sha256: &str) -> SweepPlan {
+        SweepPlan {
+            files: vec![PlanFile {
+                path: path.to_path_buf(),
+                sha256: sha256.to_string(),
+                chunked: true,
+                index: FileIndex::default(),
+            }],
+            vars: vec![BTreeMap::new()],
+            ..SweepPlan::default()
+        }
+    }
+
+    #[test]
+    fn a_chunked_file_changed_during_the_sweep_ends_its_batches_with_input_changed() {
+        let (file, text) = chunked_file(2_500);
+        let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+        let plan = plan_of(file.path(), &sha256);
+        let sizes: Vec<usize> = plan.batches().map(|b| b.unwrap().len()).collect();
+        assert_eq!(sizes, [1_000, 1_000, 500]);
+
+        // Changed after the first batch was handed out: the end refuses it.
+        let mut batches = plan.batches();
+        assert_eq!(batches.next().unwrap().unwrap().len(), 1_000);
+        std::fs::write(file.path(), text.replace("port = 2400\n", "port = 2401\n")).unwrap();
+        let rest: Vec<_> = batches.collect();
+        let last = rest.last().unwrap().as_ref().unwrap_err();
+        assert!(InputChanged::is(last), "{last}");
+        assert!(last.to_string().contains(CHANGED), "{last}");
+
+        // Changed before it is reached: refused when opened, no batch.
+        let errors: Vec<_> = plan.batches().collect();
+        assert_eq!(errors.len(), 1);
+        assert!(InputChanged::is(errors[0].as_ref().unwrap_err()));
+    }
+
+    #[test]
+    fn a_validated_stream_fails_at_its_end_when_the_file_changed() {
+        use std::io::Read;
+        let (file, text) = chunked_file(10);
+        let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+        let mut read = String::new();
+        open_validated(file.path(), &sha256)
+            .unwrap()
+            .read_to_string(&mut read)
+            .unwrap();
+        assert!(read == text);
+        std::fs::write(file.path(), text.replace("c9", "c8")).unwrap();
+        let error = open_validated(file.path(), &sha256)
+            .unwrap()
+            .read_to_string(&mut String::new())
+            .unwrap_err();
+        assert!(InputChanged::is(&error), "{error}");
     }
 
     #[test]

@@ -2127,7 +2127,8 @@ fn a_large_file_streamed_in_chunks_runs_every_check_once_and_a_late_duplicate_is
     let server = TestServer::start();
     let ws = Workspace::new();
     let checks = 2_100;
-    let file = ws.write("large.toml", &large_check_file(&server, checks, None));
+    let text = large_check_file(&server, checks, None);
+    let file = ws.write("large.toml", &text);
     let env = [STREAMED[0], ("RUNPROOF_LOG", "runproof=debug")];
     let output = sweep_with_env(&ws, &[&file], &["--json"], &env);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
@@ -2141,6 +2142,9 @@ fn a_large_file_streamed_in_chunks_runs_every_check_once_and_a_late_duplicate_is
     assert_eq!(ids(&doc).len(), checks);
     let bundle = PathBuf::from(doc["bundle"].as_str().unwrap());
     assert_verifies(&bundle);
+    // The input's copy, streamed into the bundle, is the file.
+    let copy = std::fs::read_to_string(bundle.join("inputs/000-large.toml")).unwrap();
+    assert!(copy == text, "the copy differs from the file");
     let journal = events(&bundle);
     assert_eq!(journal[0]["planned"], checks);
     let plans: Vec<usize> = records(&journal, "plan", None)
@@ -2149,6 +2153,13 @@ fn a_large_file_streamed_in_chunks_runs_every_check_once_and_a_late_duplicate_is
         .collect();
     assert_eq!(plans.iter().sum::<usize>(), checks);
     assert!(plans.iter().all(|&n| n <= 1_000), "{plans:?}");
+
+    // Held (2,100 checks), read in chunks all the same: its copy too.
+    let output = sweep(&ws, &[&file], &["--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let bundle = PathBuf::from(json_doc(&output)["bundle"].as_str().unwrap());
+    let copy = std::fs::read_to_string(bundle.join("inputs/000-large.toml")).unwrap();
+    assert!(copy == text, "the held copy differs from the file");
 
     // The same id twice, 2,000 checks apart (in different chunks): the file
     // is then read whole, which names both lines.

@@ -1,0 +1,425 @@
+//! A large check file read from disk a chunk of checks at a time
+//! ([`CheckChunks`]): neither the file's text nor all its checks are ever
+//! held, so a sweep of one file of a million checks runs in the memory of a
+//! thousand.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::ops::Range;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::{
+    anchored, check_notify_references, parse_section, Document, Reader, SECTIONED_MIN_BYTES,
+};
+use crate::core::template::with_span_offset;
+use crate::runbook::model::{CheckFile, Step};
+use crate::runbook::sections::{Line, Splitter};
+use crate::runbook::step::parse_steps;
+use crate::runbook::validate;
+
+/// Checks per chunk of [`CheckChunks`].
+pub const CHUNK_CHECKS: usize = 1_000;
+
+/// Bytes read from the file at a time.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// A large valid check file read a chunk of checks at a time, so that a
+/// sweep never holds every check of it, nor its text: [`CheckChunks::open`]
+/// reads the file once, line by line, splitting it into sections (the rules
+/// of [`crate::runbook::sections::split`]), reading its other tables
+/// (`[secrets]`, `[vars]`, `[defaults]`, `[notify]`, wherever they stand)
+/// and hashing it; then each call of [`CheckChunks::next_chunk`] reads the
+/// next [`CHUNK_CHECKS`] check sections from the file, in order, and parses,
+/// validates and builds them.
+///
+/// Only for files whose checks stand alone: `open` gives `None` for a small
+/// file or one the section splitter is unsure of, and a chunk fails for any
+/// diagnostic, a `depends_on`, or a capture reference (rules that span
+/// checks). The caller then reads the file whole, which reports every
+/// problem where it is: this path never says anything of its own. Ids
+/// repeated in two chunks are the caller's to find (see
+/// [`CheckChunks::ids_unique`]).
+///
+/// The chunks are read from the file as it is when they are reached: the
+/// chunk pass hashes what it reads, and the last chunk is refused
+/// ([`ReadWhole::Changed`]) when the file's SHA-256 is not the one `open`
+/// computed. A change is so detected at the end of the file at the latest;
+/// the chunks handed out before came from the changed file.
+pub struct CheckChunks {
+    reader: Reader,
+    env: EnvLookup,
+    /// SHA-256 hex of the file as `open` read it.
+    sha256: String,
+    /// Its check sections, counted by `open`.
+    checks: usize,
+    /// The chunk pass, opened at the first chunk.
+    pass: Option<ChunkPass>,
+    /// The file to read the checks from.
+    path: std::path::PathBuf,
+    done: bool,
+}
+
+/// How a chunked read looks up `{{env:NAME}}` (owned: chunks outlive the
+/// caller's closure).
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send>;
+
+/// A chunk of a [`CheckChunks`] could not be read on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadWhole {
+    /// Something only the whole-file reader judges (a diagnostic, a
+    /// dependency, a capture): read the file whole instead.
+    Unusual,
+    /// The file is no longer what `open` read (its hash, its sections, its
+    /// encoding, or it cannot be read).
+    Changed,
+}
+
+/// A file read line by line, each line hashed and numbered.
+struct Lines {
+    file: BufReader<File>,
+    hasher: Sha256,
+    /// The line just read, with its line ending.
+    bytes: Vec<u8>,
+    /// Byte offset and 1-based number of the line just read.
+    offset: usize,
+    number: usize,
+    /// Where the next line starts.
+    next_offset: usize,
+    next_number: usize,
+}
+
+impl Lines {
+    fn open(path: &Path) -> io::Result<Lines> {
+        Ok(Lines {
+            file: BufReader::with_capacity(READ_BUFFER, File::open(path)?),
+            hasher: Sha256::new(),
+            bytes: Vec::new(),
+            offset: 0,
+            number: 1,
+            next_offset: 0,
+            next_number: 1,
+        })
+    }
+
+    /// The next line with its offset and line number, `Ok(None)` at the
+    /// end, `Err(InvalidData)` when it is not UTF-8.
+    fn next(&mut self) -> io::Result<Option<(&str, usize, usize)>> {
+        self.bytes.clear();
+        let read = self.file.read_until(b'\n', &mut self.bytes)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.hasher.update(&self.bytes);
+        self.offset = self.next_offset;
+        self.number = self.next_number;
+        self.next_offset += read;
+        self.next_number += usize::from(self.bytes.last() == Some(&b'\n'));
+        std::str::from_utf8(&self.bytes)
+            .map(|line| Some((line, self.offset, self.number)))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// SHA-256 hex of every line read.
+    fn sha256(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+}
+
+/// The second read of the file, which hands out the check sections.
+struct ChunkPass {
+    lines: Lines,
+    splitter: Splitter,
+    /// Whether the lines read belong to a check section.
+    in_check: bool,
+    /// The header line of the first check of the next chunk (read to find
+    /// where this chunk ends): its text, offset and line number.
+    pending: Option<(String, usize, usize)>,
+    /// The chunk's sections' text, one after the other (reused).
+    text: String,
+    /// Per check section: its range in `text`, its offset in the file and
+    /// the line of its header.
+    sections: Vec<(Range<usize>, usize, usize)>,
+}
+
+impl ChunkPass {
+    fn start_check(&mut self, line: &str, offset: usize, number: usize) {
+        self.close_section();
+        let start = self.text.len();
+        self.text.push_str(line);
+        self.sections.push((start..start, offset, number));
+        self.in_check = true;
+    }
+
+    /// Ends the current check section where the text stands.
+    fn close_section(&mut self) {
+        if let Some(last) = self.sections.last_mut().filter(|_| self.in_check) {
+            last.0.end = self.text.len();
+        }
+        self.in_check = false;
+    }
+
+    /// Reads the next [`CHUNK_CHECKS`] check sections into `text`; whether
+    /// the file ended.
+    fn fill(&mut self) -> Result<bool, ReadWhole> {
+        self.text.clear();
+        self.sections.clear();
+        self.in_check = false;
+        if let Some((line, offset, number)) = self.pending.take() {
+            self.start_check(&line, offset, number);
+        }
+        loop {
+            let (line, offset, number) = match self.lines.next() {
+                Ok(Some(line)) => line,
+                Ok(None) => {
+                    self.close_section();
+                    self.splitter.finish().ok_or(ReadWhole::Changed)?;
+                    return Ok(true);
+                }
+                Err(_) => return Err(ReadWhole::Changed),
+            };
+            match self.splitter.line(line).ok_or(ReadWhole::Changed)? {
+                Line::Header("check") if self.sections.len() == CHUNK_CHECKS => {
+                    self.pending = Some((line.to_string(), offset, number));
+                    self.close_section();
+                    return Ok(false);
+                }
+                Line::Header("check") => {
+                    // `line` borrows the reader: copied before it is reused.
+                    let line = line.to_string();
+                    self.start_check(&line, offset, number);
+                }
+                Line::Header(_) => self.close_section(),
+                Line::Body if self.in_check => self.text.push_str(line),
+                Line::Body => {}
+            }
+        }
+    }
+}
+
+impl CheckChunks {
+    /// Reads the file at `path` once: its tables other than its checks, its
+    /// sections and its SHA-256. `Ok(None)` when the file is to be read whole
+    /// (small, unusual, not UTF-8, any problem); an error when it cannot be
+    /// read.
+    pub fn open(path: &Path, env: EnvLookup) -> io::Result<Option<CheckChunks>> {
+        if std::fs::metadata(path)?.len() < SECTIONED_MIN_BYTES as u64 {
+            return Ok(None);
+        }
+        let mut lines = Lines::open(path)?;
+        let Some((reader, checks)) = Self::tables(&mut lines)? else {
+            return Ok(None);
+        };
+        Ok(Some(CheckChunks {
+            reader,
+            env,
+            sha256: lines.sha256(),
+            checks,
+            pass: None,
+            path: path.to_path_buf(),
+            done: false,
+        }))
+    }
+
+    /// How many checks the file has (its `[[check]]` sections).
+    pub fn checks(&self) -> usize {
+        self.checks
+    }
+
+    /// SHA-256 hex of the file as [`CheckChunks::open`] read it.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Reads every line: the tables other than checks are parsed as they
+    /// end (only one table's text is held at a time), the checks counted.
+    fn tables(lines: &mut Lines) -> io::Result<Option<(Reader, usize)>> {
+        /// A table other than checks: its name, text and offset.
+        type Table = (String, String, usize);
+        let mut reader = Reader::new(Document::Checks);
+        let mut diagnostics = Vec::new();
+        let mut splitter = Splitter::default();
+        let mut table: Option<Table> = None;
+        let mut checks = 0usize;
+        let mut read_table = |table: Option<Table>, reader: &mut Reader| -> Option<()> {
+            let Some((name, text, offset)) = table else {
+                return Some(());
+            };
+            let root = parse_section(&text, &name)?;
+            let (key, node) = root.iter().next()?;
+            with_span_offset(offset, || {
+                reader.table(key, node, &[0], offset, &mut diagnostics)
+            });
+            Some(())
+        };
+        loop {
+            let (line, offset) = match lines.next() {
+                Ok(Some((line, offset, _))) => (line, offset),
+                Ok(None) => break,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let Some(kind) = splitter.line(line) else {
+                return Ok(None);
+            };
+            match kind {
+                Line::Header(name) => {
+                    let text = (name != "check").then(|| line.to_string());
+                    if read_table(table.take(), &mut reader).is_none() {
+                        return Ok(None);
+                    }
+                    match name {
+                        "check" => checks += 1,
+                        "runbook" | "step" => return Ok(None),
+                        _ => table = text.map(|text| (name.to_string(), text, offset)),
+                    }
+                }
+                Line::Body => {
+                    if let Some((_, text, _)) = &mut table {
+                        text.push_str(line);
+                    }
+                }
+            }
+        }
+        if splitter.finish().is_none() || read_table(table.take(), &mut reader).is_none() {
+            return Ok(None);
+        }
+        if checks == 0 {
+            return Ok(None);
+        }
+        if reader.secrets_known {
+            check_notify_references(
+                &reader.notify_templates,
+                &reader.tables.secrets,
+                &reader.var_names,
+                &mut diagnostics,
+            );
+        }
+        Ok(diagnostics.is_empty().then_some((reader, checks)))
+    }
+
+    /// The file's `[secrets]`, `[vars]`, `[defaults]` and `[notify]`, with
+    /// no checks (they come in chunks).
+    pub fn file(&self, path: &Path) -> CheckFile {
+        let tables = &self.reader.tables;
+        CheckFile {
+            path: path.to_path_buf(),
+            source: String::new(),
+            secrets: tables.secrets.clone(),
+            vars: tables.vars.clone(),
+            defaults: tables.defaults,
+            notify: tables.notify.clone(),
+            checks: Vec::new(),
+        }
+    }
+
+    /// The next checks, read from the file, built and validated; `None`
+    /// after the last.
+    pub fn next_chunk(&mut self, path: &Path) -> Option<Result<Vec<Step>, ReadWhole>> {
+        if self.done {
+            return None;
+        }
+        let chunk = self.read_chunk();
+        if !matches!(chunk, Ok(Some(_))) {
+            // Once the end is reached or anything failed, no more chunks.
+            self.done = true;
+            self.pass = None;
+        }
+        chunk
+            .transpose()
+            .map(|steps| steps.map(|s| anchored(s, path)))
+    }
+
+    fn read_chunk(&mut self) -> Result<Option<Vec<Step>>, ReadWhole> {
+        if self.pass.is_none() {
+            self.pass = Some(ChunkPass {
+                lines: Lines::open(&self.path).map_err(|_| ReadWhole::Changed)?,
+                splitter: Splitter::default(),
+                in_check: false,
+                pending: None,
+                text: String::new(),
+                sections: Vec::new(),
+            });
+        }
+        let pass = self.pass.as_mut().expect("opened above");
+        let ended = pass.fill()?;
+        if ended && pass.lines.sha256() != self.sha256 {
+            return Err(ReadWhole::Changed);
+        }
+        if pass.sections.is_empty() {
+            return Ok(None);
+        }
+        let pass = self.pass.as_ref().expect("opened above");
+        let steps = read_checks(&self.reader, &*self.env, &pass.text, &pass.sections)?;
+        if ended {
+            // The last chunk: the next call ends.
+            self.done = true;
+        }
+        Ok(Some(steps))
+    }
+
+    /// Whether `ids` (every id read from the chunks, `count` of them) has
+    /// no repeat: checked on 8-byte hashes, so a million ids cost 8 MB. A
+    /// repeat (or a hash collision) means: read the file whole, which names
+    /// both places.
+    pub fn ids_unique<'a>(ids: impl Iterator<Item = &'a str>, count: usize) -> bool {
+        let mut hashes: Vec<u64> = Vec::with_capacity(count);
+        hashes.extend(ids.map(|id| {
+            let digest = Sha256::digest(id.as_bytes());
+            u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+        }));
+        hashes.sort_unstable();
+        hashes.windows(2).all(|pair| pair[0] != pair[1])
+    }
+}
+
+/// The checks of one chunk: each section of `text` parsed as the file's
+/// (its spans shifted by the section's offset in the file), then validated
+/// together.
+fn read_checks(
+    tables: &Reader,
+    env: &dyn Fn(&str) -> Option<String>,
+    text: &str,
+    sections: &[(Range<usize>, usize, usize)],
+) -> Result<Vec<Step>, ReadWhole> {
+    let mut diagnostics = Vec::new();
+    let mut raw = Vec::with_capacity(sections.len());
+    for (range, offset, line) in sections {
+        let section = text.get(range.clone()).ok_or(ReadWhole::Unusual)?;
+        let root = parse_section(section, "check").ok_or(ReadWhole::Unusual)?;
+        let (key, node) = root.iter().next().ok_or(ReadWhole::Unusual)?;
+        let offset = *offset;
+        let mut steps = with_span_offset(offset, || {
+            parse_steps(&[0], offset, key.span(), node, "check", &mut diagnostics)
+        });
+        for step in &mut steps {
+            step.line = *line;
+        }
+        raw.extend(steps);
+    }
+    if !diagnostics.is_empty() {
+        return Err(ReadWhole::Unusual);
+    }
+    for step in &mut raw {
+        step.apply_defaults(&tables.tables.defaults);
+    }
+    // The source serves only to narrow the spans of diagnostics, and a chunk
+    // with any diagnostic is read whole: no text is given (every span is
+    // then out of its range and kept as it is, never sliced).
+    let steps = validate::validate_steps(
+        "",
+        &mut raw,
+        &tables.var_names,
+        tables.secrets_known.then_some(&tables.tables.secrets),
+        env,
+        &mut diagnostics,
+    );
+    let self_contained = steps
+        .iter()
+        .all(|s| s.depends_on.is_empty() && s.uses_captures_of.is_empty());
+    if !diagnostics.is_empty() || !self_contained || steps.len() != raw.len() {
+        return Err(ReadWhole::Unusual);
+    }
+    Ok(steps)
+}
