@@ -137,35 +137,43 @@ fn load_input_estimating(
     if estimated_checks(&files, estimate_min_bytes)? > hold_max {
         input.held = false;
     }
-    for path in files {
-        if load_in_chunks(&path, &mut input, &mut total, hold_max) {
-            continue;
-        }
-        let source = std::fs::read_to_string(&path).map_err(|source| InputError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let sha256 = hex::encode(Sha256::digest(source.as_bytes()));
-        match load_check_file(&path, &source) {
-            Ok(mut file) => {
-                total += file.checks.len();
-                input.indexes.push(FileIndex::of(&file.checks));
-                input.hashes.push(sha256);
-                input.chunked.push(false);
-                if input.held && total > hold_max {
-                    input.held = false;
-                    input.files.iter_mut().for_each(drop_checks);
-                }
-                if !input.held {
-                    drop_checks(&mut file);
-                } else {
-                    input.peak_held = total;
-                }
-                input.files.push(file);
+    // Files are validated on several threads (the sweep has not started:
+    // the other cores are idle), then taken in order.
+    let hold = input.held;
+    for (path, loaded) in files.iter().zip(load_files(&files, hold)) {
+        let loaded = match loaded {
+            Loaded::File(loaded) => loaded,
+            Loaded::Problem(problem) => {
+                problems.push(problem);
+                continue;
             }
-            Err(LoadError::Invalid { rendered, .. }) => problems.push(rendered),
-            Err(other) => problems.push(other.to_string()),
+            Loaded::Unreadable(source) => {
+                return Err(InputError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        let LoadedFile {
+            mut file,
+            index,
+            sha256,
+            chunked,
+        } = *loaded;
+        total += index.len();
+        input.indexes.push(index);
+        input.hashes.push(sha256);
+        input.chunked.push(chunked);
+        if input.held && total > hold_max {
+            input.held = false;
+            input.files.iter_mut().for_each(drop_checks);
         }
+        if !input.held {
+            drop_checks(&mut file);
+        } else {
+            input.peak_held = total;
+        }
+        input.files.push(file);
     }
     problems.extend(duplicate_ids(&input));
     if !problems.is_empty() {
@@ -182,24 +190,112 @@ fn load_input_estimating(
     Ok(input)
 }
 
-/// Validates a large file chunk by chunk ([`CheckChunks`], reading it from
-/// disk), adding it to `input` without ever holding its text, nor all its
-/// checks unless the input is held. False when the file is to be read whole
-/// instead (small, unusual, checks that depend on others, an id used twice,
-/// any problem, changed while it was read).
-fn load_in_chunks(path: &Path, input: &mut SweepInput, total: &mut usize, hold_max: usize) -> bool {
+/// One input file, validated.
+enum Loaded {
+    File(Box<LoadedFile>),
+    /// Its diagnostics, rendered.
+    Problem(String),
+    Unreadable(std::io::Error),
+}
+
+struct LoadedFile {
+    /// Its checks only when `hold` was asked for.
+    file: CheckFile,
+    index: FileIndex,
+    sha256: String,
+    chunked: bool,
+}
+
+/// Validates every file of `files`, on up to one thread per core (at most
+/// four), each taking the next file not yet taken; the results in file
+/// order. Each file keeps its checks only when `hold`.
+fn load_files(files: &[PathBuf], hold: bool) -> Vec<Loaded> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(super::run::MAX_SWEEP_THREADS)
+        .min(files.len());
+    if threads <= 1 {
+        return files.iter().map(|path| load_file(path, hold)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Loaded>>> = files.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = files.get(i) else { break };
+                let loaded = load_file(path, hold);
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(loaded);
+            });
+        }
+    });
+    release_freed_memory();
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .expect("every file was loaded")
+        })
+        .collect()
+}
+
+/// Gives back to the system what the loading threads freed: their malloc
+/// arenas outlive them, and the sweep's threads would not reuse that memory
+/// (57 MB against 41 MB peak at 100,000 checks in files of 1,000).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's own
+    // arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Validates one file: chunk by chunk when it is large and its checks stand
+/// alone ([`CheckChunks`], reading it from disk without ever holding its
+/// text), else read whole.
+fn load_file(path: &Path, hold: bool) -> Loaded {
+    if let Some(loaded) = load_in_chunks(path, hold) {
+        return Loaded::File(Box::new(loaded));
+    }
+    let source = match std::fs::read_to_string(path) {
+        Ok(source) => source,
+        Err(error) => return Loaded::Unreadable(error),
+    };
+    let sha256 = hex::encode(Sha256::digest(source.as_bytes()));
+    match load_check_file(path, &source) {
+        Ok(mut file) => {
+            let index = FileIndex::of(&file.checks);
+            if !hold {
+                drop_checks(&mut file);
+            }
+            Loaded::File(Box::new(LoadedFile {
+                file,
+                index,
+                sha256,
+                chunked: false,
+            }))
+        }
+        Err(LoadError::Invalid { rendered, .. }) => Loaded::Problem(rendered),
+        Err(other) => Loaded::Problem(other.to_string()),
+    }
+}
+
+/// A large file validated chunk by chunk ([`CheckChunks`], from disk),
+/// keeping its checks only when `hold`; `None` when the file is to be read
+/// whole instead (small, unusual, checks that depend on others, an id used
+/// twice, any problem, changed while it was read).
+fn load_in_chunks(path: &Path, hold: bool) -> Option<LoadedFile> {
     let Ok(Some(mut chunks)) = CheckChunks::open(path, process_env()) else {
-        return false;
+        return None;
     };
     let mut file = chunks.file(path);
     let mut index = FileIndex::default();
-    let total_before = *total;
-    let mut whole = false;
     while let Some(chunk) = chunks.next_chunk(path) {
-        let Ok(steps) = chunk else {
-            whole = true;
-            break;
-        };
+        let steps = chunk.ok()?;
         if index.is_empty() && !steps.is_empty() {
             // Sized once from the first chunk and the count of checks: a
             // string grown by doubling would peak at twice its size (and
@@ -207,23 +303,14 @@ fn load_in_chunks(path: &Path, input: &mut SweepInput, total: &mut usize, hold_m
             let per_id = steps.iter().map(|s| s.id.len() + 1).sum::<usize>() / steps.len();
             index.ids.reserve((per_id + 1) * chunks.checks());
         }
-        *total += steps.len();
         index.add(&steps);
-        if input.held && *total > hold_max {
-            input.held = false;
-            input.files.iter_mut().for_each(drop_checks);
-            file.checks = Vec::new();
-        }
-        if input.held {
+        if hold {
             file.checks.extend(steps);
-            input.peak_held = *total;
         }
     }
-    if whole || !CheckChunks::ids_unique(index.ids(), index.len()) {
-        // The whole-file reader judges it. (Files held before it may have
-        // been dropped meanwhile: they are read again, which is as correct.)
-        *total = total_before;
-        return false;
+    if !CheckChunks::ids_unique(index.ids(), index.len()) {
+        // The whole-file reader judges it (and names both places).
+        return None;
     }
     tracing::debug!(
         "{}: validated in chunks of {} checks",
@@ -232,11 +319,12 @@ fn load_in_chunks(path: &Path, input: &mut SweepInput, total: &mut usize, hold_m
     );
     file.checks.shrink_to_fit();
     index.ids.shrink_to_fit();
-    input.indexes.push(index);
-    input.hashes.push(chunks.sha256().to_string());
-    input.chunked.push(true);
-    input.files.push(file);
-    true
+    Some(LoadedFile {
+        file,
+        index,
+        sha256: chunks.sha256().to_string(),
+        chunked: true,
+    })
 }
 
 /// How many checks `files` hold at most, by their `[[check]]` header lines
@@ -454,6 +542,47 @@ mod tests {
             std::fs::write(dir.path().join(format!("f{f}.toml")), text).unwrap();
         }
         dir
+    }
+
+    #[test]
+    fn files_validated_on_several_threads_come_back_in_file_order_with_their_problems() {
+        let dir = folder(7, 5);
+        // Two broken files: their diagnostics come in file order.
+        for broken in [2, 5] {
+            let path = dir.path().join(format!("f{broken}.toml"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, text.replace("port = 1002", "port = 'x'")).unwrap();
+        }
+        let files = input_files(&[dir.path().to_path_buf()]).unwrap();
+        let summary = |loaded: &[Loaded]| -> Vec<String> {
+            loaded
+                .iter()
+                .map(|l| match l {
+                    Loaded::File(f) => format!("{} {}", f.sha256, f.index.ids),
+                    Loaded::Problem(p) => p.clone(),
+                    Loaded::Unreadable(e) => e.to_string(),
+                })
+                .collect()
+        };
+        let parallel = load_files(&files, true);
+        let one_by_one: Vec<Loaded> = files.iter().map(|p| load_file(p, true)).collect();
+        assert_eq!(summary(&parallel), summary(&one_by_one));
+        let problems: Vec<usize> = parallel
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| matches!(l, Loaded::Problem(_)))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(problems, [2, 5]);
+        let error = load_input_holding(&[dir.path().to_path_buf()], 1_000)
+            .err()
+            .expect("two files are invalid")
+            .to_string();
+        let (at2, at5) = (
+            error.find("f2.toml").unwrap(),
+            error.find("f5.toml").unwrap(),
+        );
+        assert!(at2 < at5, "{error}");
     }
 
     fn ids(input: &SweepInput) -> Vec<String> {
