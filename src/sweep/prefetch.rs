@@ -60,6 +60,18 @@ impl<T> Prefetch<T> {
         self.changed.notify_all();
     }
 
+    /// Producer: a guard that closes the queue when dropped, however the
+    /// producer ends.
+    pub fn closed_on_drop(&self) -> impl Drop + '_ {
+        struct Close<'q, T>(&'q Prefetch<T>);
+        impl<T> Drop for Close<'_, T> {
+            fn drop(&mut self) {
+                self.0.close();
+            }
+        }
+        Close(self)
+    }
+
     /// Consumers: the next item, waiting for the producer; `None` once it
     /// closed the queue and every item was taken, or after [`Self::stop`].
     pub fn pop(&self) -> Option<T> {
@@ -102,6 +114,21 @@ mod tests {
             std::iter::from_fn(|| queue.pop()).collect::<Vec<_>>()
         });
         assert_eq!(taken, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_producer_that_panics_still_ends_the_queue() {
+        let queue = Prefetch::new(2);
+        std::thread::scope(|scope| {
+            let producer = scope.spawn(|| {
+                let _closed = queue.closed_on_drop();
+                queue.push(1);
+                panic!("the producer failed");
+            });
+            assert_eq!(queue.pop(), Some(1));
+            assert_eq!(queue.pop(), None, "the consumer must not wait for ever");
+            assert!(producer.join().is_err());
+        });
     }
 
     #[test]

@@ -302,12 +302,14 @@ pub async fn run_sweep(
     let announcer = Mutex::new(Announcer::new(plan, batches, &journal, samples, cancel));
     let no_verdicts = HashMap::new();
     let feed = || {
+        // Closed however the reading ends (a panic too): a sweep thread
+        // waiting for the next batch must not wait for ever.
+        let _closed = prefetch.closed_on_drop();
         for batch in plan.batches() {
             if !prefetch.push(batch) {
                 return;
             }
         }
-        prefetch.close();
     };
     let stop = || prefetch.stop();
     let feeder = streamed.then_some(Feeder {
