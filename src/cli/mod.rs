@@ -106,9 +106,7 @@ pub fn main() -> ExitCode {
 fn fewer_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        let sweep_threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(crate::sweep::run::MAX_SWEEP_THREADS);
+        let sweep_threads = crate::sweep::run::threads_per_machine();
         let arenas = libc::c_int::try_from(sweep_threads + 2).unwrap_or(4);
         // SAFETY: mallopt only sets an allocator parameter; called before
         // any other thread exists.

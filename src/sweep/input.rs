@@ -212,10 +212,7 @@ struct LoadedFile {
 fn load_files(files: &[PathBuf], hold: bool) -> Vec<Loaded> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(super::run::MAX_SWEEP_THREADS)
-        .min(files.len());
+    let threads = super::run::threads_per_machine().min(files.len());
     if threads <= 1 {
         return files.iter().map(|path| load_file(path, hold)).collect();
     }

@@ -376,7 +376,15 @@ pub async fn run_sweep(
 
 /// Threads a sweep runs on unless `RUNPROOF_SWEEP_THREADS` says otherwise:
 /// one per core, at most [`MAX_SWEEP_THREADS`].
-pub const MAX_SWEEP_THREADS: usize = 4;
+const MAX_SWEEP_THREADS: usize = 4;
+
+/// One thread per core, at most [`MAX_SWEEP_THREADS`]: the threads of a
+/// sweep, and of its first pass over the input.
+pub fn threads_per_machine() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_SWEEP_THREADS)
+}
 
 /// How many threads sweep with `concurrency` checks in flight in all: one
 /// per core (at most [`MAX_SWEEP_THREADS`]), never more than checks in
@@ -386,11 +394,7 @@ fn sweep_threads(concurrency: usize) -> usize {
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map_or(1, usize::from)
-                .min(MAX_SWEEP_THREADS)
-        });
+        .unwrap_or_else(threads_per_machine);
     wanted.min(concurrency.max(1))
 }
 
@@ -441,7 +445,8 @@ impl Workers<'_, '_> {
         let failure: Mutex<Option<io::Error>> = Mutex::new(None);
         let stopped = std::sync::atomic::AtomicBool::new(false);
         let concurrency = self.options.concurrency.max(1);
-        let threads = self.threads.clamp(1, concurrency);
+        // At least 1 and at most `concurrency` ([`sweep_threads`]).
+        let threads = self.threads;
         tracing::debug!("sweeping on {threads} thread(s), {concurrency} checks in flight in all");
         let fail = |error: io::Error| {
             stopped.store(true, std::sync::atomic::Ordering::SeqCst);
