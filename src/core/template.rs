@@ -36,7 +36,8 @@ impl fmt::Display for Reference {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
-    Literal(String),
+    /// Text between placeholders: a range of the raw text (no copy).
+    Literal(Range<usize>),
     Ref(Reference),
 }
 
@@ -45,6 +46,8 @@ enum Part {
 pub struct Template {
     raw: String,
     span: Range<usize>,
+    /// Empty when the text has no placeholder (most do not): the raw text
+    /// is then the whole template, and parsing it allocates nothing more.
     parts: Vec<Part>,
 }
 
@@ -80,24 +83,30 @@ fn why_missing(reference: &Reference) -> &'static str {
 impl Template {
     /// Parses raw text; `span` is where it stands in the runbook (for diagnostics).
     pub fn parse(raw: &str) -> Result<Self, String> {
+        Template::parse_owned(raw.to_string())
+    }
+
+    /// [`Template::parse`], keeping `raw` itself.
+    fn parse_owned(raw: String) -> Result<Self, String> {
         let mut parts = Vec::new();
-        let mut rest = raw;
-        while let Some(open) = rest.find("{{") {
-            if open > 0 {
-                parts.push(Part::Literal(rest[..open].to_string()));
+        let mut at = 0;
+        while let Some(found) = raw[at..].find("{{") {
+            let open = at + found;
+            if open > at {
+                parts.push(Part::Literal(at..open));
             }
-            let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or_else(|| {
+            let inner = open + 2;
+            let close = raw[inner..].find("}}").ok_or_else(|| {
                 format!("unclosed placeholder in `{raw}`: `{{{{` has no matching `}}}}`")
-            })?;
-            parts.push(Part::Ref(parse_reference(after[..close].trim())?));
-            rest = &after[close + 2..];
+            })? + inner;
+            parts.push(Part::Ref(parse_reference(raw[inner..close].trim())?));
+            at = close + 2;
         }
-        if !rest.is_empty() {
-            parts.push(Part::Literal(rest.to_string()));
+        if !parts.is_empty() && at < raw.len() {
+            parts.push(Part::Literal(at..raw.len()));
         }
         Ok(Template {
-            raw: raw.to_string(),
+            raw,
             span: 0..0,
             parts,
         })
@@ -107,7 +116,12 @@ impl Template {
     /// the collector, as if it had been deserialized on its own. For strings
     /// nested in values that are deserialized whole (JSON bodies).
     pub fn parse_at(raw: &str, span: Range<usize>) -> Result<Self, String> {
-        let mut template = Template::parse(raw)?;
+        Template::parse_owned_at(raw.to_string(), span)
+    }
+
+    /// [`Template::parse_at`], keeping `raw` itself.
+    fn parse_owned_at(raw: String, span: Range<usize>) -> Result<Self, String> {
+        let mut template = Template::parse_owned(raw)?;
         template.span = file_span(span);
         register(&template);
         Ok(template)
@@ -115,16 +129,10 @@ impl Template {
 
     /// A template with no placeholders.
     pub fn literal(text: impl Into<String>) -> Self {
-        let text = text.into();
-        let parts = if text.is_empty() {
-            Vec::new()
-        } else {
-            vec![Part::Literal(text.clone())]
-        };
         Template {
-            raw: text,
+            raw: text.into(),
             span: 0..0,
-            parts,
+            parts: Vec::new(),
         }
     }
 
@@ -154,10 +162,13 @@ impl Template {
     /// Expands every placeholder. The result may hold secret values: use it for
     /// the request only, and record [`Template::raw`] instead.
     pub fn render(&self, scope: &dyn Scope) -> Result<String, RenderError> {
+        if self.parts.is_empty() {
+            return Ok(self.raw.clone());
+        }
         let mut out = String::with_capacity(self.raw.len());
         for part in &self.parts {
             match part {
-                Part::Literal(text) => out.push_str(text),
+                Part::Literal(range) => out.push_str(&self.raw[range.clone()]),
                 Part::Ref(reference) => {
                     let value = match reference {
                         Reference::Var(name) => scope.var(name),
@@ -182,10 +193,13 @@ impl Template {
     /// Expands everything but secrets, which stay as `{{secret:NAME}}`: what
     /// `runproof plan` shows.
     pub fn render_masked(&self, scope: &dyn Scope) -> String {
+        if self.parts.is_empty() {
+            return self.raw.clone();
+        }
         let mut out = String::with_capacity(self.raw.len());
         for part in &self.parts {
             match part {
-                Part::Literal(text) => out.push_str(text),
+                Part::Literal(range) => out.push_str(&self.raw[range.clone()]),
                 Part::Ref(Reference::Secret(name)) => {
                     out.push_str(&format!("{{{{secret:{name}}}}}"))
                 }
@@ -275,7 +289,8 @@ pub fn file_span(span: Range<usize>) -> Range<usize> {
     span.start + offset..span.end + offset
 }
 
-/// Runs `f` (a deserialization) and returns every [`Template`] it produced.
+/// Runs `f` (a deserialization) and returns every [`Template`] with a
+/// placeholder that it produced (see `register`).
 pub fn collect_templates<T>(f: impl FnOnce() -> T) -> (T, Vec<Template>) {
     let previous = COLLECTOR.with(|c| c.borrow_mut().replace(Vec::new()));
     let value = f();
@@ -283,7 +298,14 @@ pub fn collect_templates<T>(f: impl FnOnce() -> T) -> (T, Vec<Template>) {
     (value, collected.unwrap_or_default())
 }
 
+/// Only templates with a placeholder are collected: the loader reads the
+/// placeholders, and the strings it checks for stray `{{`s are covered by
+/// such templates (a string holding `{{` parses into one or fails), so
+/// copying the others (most of a sweep's URLs) would be work for nothing.
 fn register(template: &Template) {
+    if template.parts.is_empty() {
+        return;
+    }
     COLLECTOR.with(|c| {
         if let Some(seen) = c.borrow_mut().as_mut() {
             seen.push(template.clone());
@@ -308,7 +330,7 @@ impl<'de> Deserialize<'de> for Template {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = serde_spanned::Spanned::<String>::deserialize(deserializer)?;
         let span = spanned.span();
-        Template::parse_at(spanned.get_ref(), span).map_err(serde::de::Error::custom)
+        Template::parse_owned_at(spanned.into_inner(), span).map_err(serde::de::Error::custom)
     }
 }
 
@@ -469,5 +491,36 @@ mod tests {
         let t = Template::parse("no placeholders").unwrap();
         assert_eq!(t.references().count(), 0);
         assert_eq!(t.render(&scope()).unwrap(), "no placeholders");
+        assert_eq!(t.render_masked(&scope()), "no placeholders");
+        assert_eq!(t, Template::literal("no placeholders"));
+    }
+
+    #[test]
+    fn text_around_and_between_placeholders_is_kept_exactly() {
+        for (raw, rendered) in [
+            ("{{app}}", "hotdash"),
+            ("a{{app}}", "ahotdash"),
+            ("{{app}}z", "hotdashz"),
+            ("{{app}}{{app}}", "hotdashhotdash"),
+            ("é {{app}} ü {{ env:REGION }} }} {", "é hotdash ü ord }} {"),
+            ("}}{{app}}", "}}hotdash"),
+            ("", ""),
+        ] {
+            let t = Template::parse(raw).unwrap();
+            assert_eq!(t.render(&scope()).unwrap(), rendered, "{raw}");
+            assert_eq!(t.raw(), raw);
+        }
+    }
+
+    #[test]
+    fn only_templates_with_a_placeholder_are_collected() {
+        let ((), collected) = collect_templates(|| {
+            for (raw, at) in [("plain", 0), ("Bearer {{secret:TOKEN}}", 10), ("}}", 40)] {
+                Template::parse_at(raw, at..at + raw.len()).unwrap();
+            }
+        });
+        let raws: Vec<&str> = collected.iter().map(Template::raw).collect();
+        assert_eq!(raws, ["Bearer {{secret:TOKEN}}"]);
+        assert_eq!(collected[0].span(), 10..33);
     }
 }

@@ -714,15 +714,13 @@ fn parse_defaults(node: &Node<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<
         let span = value.span();
         match key.get_ref().as_ref() {
             "retries" => {
-                if let Some(retries) = deserialize_value::<u32>(value.clone(), diagnostics) {
+                if let Some(retries) = deserialize_value::<u32>(value, diagnostics) {
                     check_retries(retries, Some(span), diagnostics);
                     defaults.retries = retries;
                 }
             }
             "timeout" => {
-                if let Some(timeout) =
-                    deserialize_value::<HumanDuration>(value.clone(), diagnostics)
-                {
+                if let Some(timeout) = deserialize_value::<HumanDuration>(value, diagnostics) {
                     check_timeout(timeout.0, Some(span), diagnostics);
                     defaults.timeout = timeout.0;
                 }
@@ -807,6 +805,29 @@ mod tests {
             diags[0].help.as_deref(),
             Some("step keys belong under a `[[step]]` header")
         );
+    }
+
+    #[test]
+    fn every_problem_of_a_kind_is_reported_though_its_table_is_read_once() {
+        // The kind's table is handed to the deserializer without a copy; a
+        // problem makes the loader build it again to find the others.
+        let msgs = messages(
+            "[runbook]\nname = 'x'\n[secrets]\nrequired = ['A']\n\
+             [[step]]\nid = 'a'\ncheck = 'http'\nurl = 'http://127.0.0.1/'\nmethd = 'GET'\nverify_tls = 'no'\nexpect = { staus = 200 }\n\
+             [[step]]\nid = 'b'\ncheck = 'secret'\nname = 'B'\n\
+             [[step]]\nid = 'c'\ncheck = 'webhook'\nurl = 'http://127.0.0.1/'\nsecret = '{{secret:A}}'\nevent = 'x{{y}}'\n",
+        );
+        assert_eq!(msgs.len(), 6, "{msgs:?}");
+        assert_eq!(msgs[0], "unknown key `methd` in step `a`");
+        assert_eq!(msgs[1], "invalid type: string \"no\", expected a boolean");
+        assert_eq!(msgs[2], "unknown key `staus` in `expect` of step `a`");
+        assert_eq!(msgs[3], "secret `B` is not declared in [secrets]");
+        assert!(msgs[4..]
+            .iter()
+            .any(|m| m.starts_with("unknown webhook event `x{{y}}`")));
+        assert!(msgs[4..]
+            .iter()
+            .any(|m| m.starts_with("`event` in step `c` does not take templates")));
     }
 
     #[test]

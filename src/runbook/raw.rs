@@ -69,6 +69,26 @@ pub(crate) fn deserialize_collecting<'i, T>(
     result
 }
 
+/// [`deserialize_collecting`] for a node the caller can build again: the
+/// first round consumes `node` (no copy of the tree), and only when it finds
+/// a problem is `rebuild` called, for the rounds that report every problem.
+/// A sweep parses each of its checks this way, twice.
+pub(crate) fn deserialize_collecting_rebuilt<'i, T>(
+    node: Node<'i>,
+    rebuild: impl FnOnce() -> Node<'i>,
+    place: &Place,
+    diagnostics: &mut Vec<Diagnostic>,
+    deserialize: impl Fn(ValueDeserializer<'i>) -> Result<T, toml::de::Error>,
+) -> Option<(T, Vec<Template>)> {
+    let ((result, templates), problems) = crate::check::expect::collect_problems(|| {
+        collect_templates(|| deserialize(ValueDeserializer::from(node)))
+    });
+    match result {
+        Ok(value) if problems.is_empty() => Some((value, templates)),
+        _ => deserialize_collecting(rebuild(), place, diagnostics, deserialize),
+    }
+}
+
 fn collecting_rounds<'i, T>(
     node: Node<'i>,
     place: &Place,
@@ -282,14 +302,14 @@ pub(crate) fn remove_path(node: &mut Node<'_>, path: &[String]) {
 
 /// Deserializes one scalar-ish value; a problem becomes a diagnostic.
 pub(crate) fn deserialize_value<'i, T: serde::Deserialize<'i>>(
-    node: Node<'i>,
+    node: &Node<'i>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<T> {
     let whole = node.span();
     T::deserialize(ValueDeserializer::from(node.clone()))
         .map_err(|err| {
             let span = err.span().unwrap_or(whole);
-            diagnostics.push(match string_at(&node, &span) {
+            diagnostics.push(match string_at(node, &span) {
                 Some(text) if is_template(text) => template_refused(None, span),
                 _ => Diagnostic::new(readable(err.message()), span),
             })
@@ -309,10 +329,11 @@ pub(crate) fn table_node<'i>(
     Spanned::new(span, DeValue::Table(table))
 }
 
-/// Every string value directly in `table`, with its span.
-pub(crate) fn string_values(table: &DeTable<'_>) -> Vec<(String, Range<usize>)> {
-    table
-        .iter()
+/// Every string value directly among `entries`, with its span.
+pub(crate) fn string_values<'t, 'i: 't, K: 't>(
+    entries: impl Iterator<Item = (K, &'t Node<'i>)>,
+) -> Vec<(String, Range<usize>)> {
+    entries
         .filter_map(|(_, v)| v.get_ref().as_str().map(|s| (s.to_string(), v.span())))
         .collect()
 }

@@ -7,12 +7,12 @@ use std::ops::Range;
 
 use serde::Deserialize;
 use serde_spanned::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::{DeString, DeTable, DeValue};
 
 use super::model::Backoff;
 use super::raw::{
-    as_table, deserialize_collecting, deserialize_value, is_list_of_tables, string_values,
-    table_node, Node, Place,
+    deserialize_collecting, deserialize_collecting_rebuilt, deserialize_value, is_list_of_tables,
+    string_values, table_node, Node, Place,
 };
 use super::validate::RawStep;
 use crate::check::{CheckSpec, KINDS};
@@ -158,6 +158,16 @@ pub(crate) fn parse_steps(
     steps
 }
 
+/// The entries of a step's table that belong to its kind (every key but
+/// [`STEP_KEYS`]), in order.
+fn kind_entries<'t, 'i>(
+    table: &'t DeTable<'i>,
+) -> impl Iterator<Item = (&'t Spanned<DeString<'i>>, &'t Node<'i>)> {
+    table
+        .iter()
+        .filter(|(key, _)| !STEP_KEYS.contains(&key.get_ref().as_ref()))
+}
+
 fn parse_step(
     line: usize,
     header: Range<usize>,
@@ -166,7 +176,6 @@ fn parse_step(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> RawStep {
     let mut step = RawStep::new(header.clone(), line, noun);
-    let mut kind_entries = Vec::new();
     let label = match table.get("id").and_then(|id| id.get_ref().as_str()) {
         Some(id) => format!("{noun} `{id}`"),
         None => format!("the {noun} on line {line}"),
@@ -176,7 +185,6 @@ fn parse_step(
     // the next; collect the rest for the kind.
     for (key, value) in table.iter() {
         let span = value.span();
-        let value = value.clone();
         match key.get_ref().as_ref() {
             "id" => step.id = deserialize_value::<String>(value, diagnostics).map(|id| (id, span)),
             "title" => step.title = deserialize_value(value, diagnostics),
@@ -204,7 +212,7 @@ fn parse_step(
                 }
             }
             "backoff" => {
-                step.backoff = parse_backoff(&value, &format!("`backoff` of {label}"), diagnostics)
+                step.backoff = parse_backoff(value, &format!("`backoff` of {label}"), diagnostics)
             }
             "mutating" => step.mutating = deserialize_value(value, diagnostics).unwrap_or(false),
             "hint" => step.hint = deserialize_value(value, diagnostics),
@@ -216,16 +224,20 @@ fn parse_step(
                     anchor: span.clone(),
                     extra_keys: &[],
                 };
-                if let Some((conditions, templates)) =
-                    deserialize_collecting(value, &place, diagnostics, Conditions::deserialize)
-                {
+                if let Some((conditions, templates)) = deserialize_collecting(
+                    value.clone(),
+                    &place,
+                    diagnostics,
+                    Conditions::deserialize,
+                ) {
                     step.when = conditions;
                     // `{{steps.X.Y}}` in a condition makes X a dependency.
                     step.templates.extend(templates);
                 }
             }
             "tags" => step.tags = deserialize_value(value, diagnostics).unwrap_or_default(),
-            _ => kind_entries.push((key.clone(), value)),
+            // The kind's keys: copied once below, when the kind is known.
+            _ => {}
         }
     }
     if step.id.is_none() && !table.contains_key("id") {
@@ -244,7 +256,7 @@ fn parse_step(
             );
             // Without a kind its keys cannot be judged, but one that looks
             // like `check` misspelt (`chek`) is why the kind is missing.
-            for (key, _) in &kind_entries {
+            for (key, _) in kind_entries(table) {
                 let name: &str = key.get_ref().as_ref();
                 if let Some(help) = crate::core::diagnostics::did_you_mean(name, ["check"]) {
                     diagnostics.push(
@@ -266,9 +278,16 @@ fn parse_step(
         return step;
     }
 
-    let kind_table = table_node(kind_entries, header.clone());
-    if let Some(kind_table) = as_table(&kind_table) {
-        step.string_values = string_values(kind_table);
+    // The kind's keys, copied once and handed over: the deserializer takes
+    // its tree by value, and a sweep reads every check twice.
+    let kind_table = || {
+        let entries = kind_entries(table).map(|(key, value)| (key.clone(), value.clone()));
+        table_node(entries, header.clone())
+    };
+    if kind == "secret" {
+        // Only the `secret` kind names a secret to point at (see
+        // `CheckSpec::named_secrets`).
+        step.string_values = string_values(kind_entries(table));
     }
     let place = Place {
         label,
@@ -276,14 +295,13 @@ fn parse_step(
         anchor: kind_span.clone(),
         extra_keys: STEP_KEYS,
     };
-    let parsed = deserialize_collecting(kind_table.clone(), &place, diagnostics, |de| {
-        CheckSpec::deserialize_kind(&kind, de)
-    });
+    let parsed =
+        deserialize_collecting_rebuilt(kind_table(), kind_table, &place, diagnostics, |de| {
+            CheckSpec::deserialize_kind(&kind, de)
+        });
     match parsed {
         Some((Some(spec), templates)) => {
-            if let Some(kind_table) = as_table(&kind_table) {
-                untemplated_placeholders(kind_table, &templates, &place.label, diagnostics);
-            }
+            untemplated_placeholders(kind_entries(table), &templates, &place.label, diagnostics);
             step.spec = Some(spec);
             step.templates.extend(templates);
         }
@@ -299,8 +317,8 @@ fn parse_step(
 /// A `{{...}}` in a string the kind reads as plain text (an event name, a
 /// file name…) would be used as written: an error at its position. The kind's templates were collected while it was deserialized,
 /// so a string that none of them covers does not take placeholders.
-fn untemplated_placeholders(
-    table: &DeTable<'_>,
+fn untemplated_placeholders<'t, 'i: 't>(
+    entries: impl Iterator<Item = (&'t Spanned<DeString<'i>>, &'t Node<'i>)>,
     templates: &[crate::core::template::Template],
     label: &str,
     diagnostics: &mut Vec<Diagnostic>,
@@ -322,7 +340,7 @@ fn untemplated_placeholders(
                 || span.start <= t.start && t.end <= span.end && !t.is_empty()
         })
     };
-    for (key, value) in table.iter() {
+    for (key, value) in entries {
         // `expect` values belong to the assertions work, which renders
         // templates there; until then they compare as written.
         if key.get_ref() == "expect" {

@@ -187,21 +187,24 @@ pub(crate) fn validate_steps(
     check_dependencies(steps, &index, diagnostics);
 
     // Sized once (see `parse_steps`). The raw steps are not read after
-    // this, so their check specs move (not copy) into the steps.
+    // this, so what they hold moves (not copies) into the steps.
     let mut valid = Vec::with_capacity(steps.len());
     valid.extend(steps.iter_mut().filter_map(|raw| {
+        if raw.id.is_none() || raw.spec.is_none() {
+            return None;
+        }
         Some(Step {
-            id: raw.id()?.to_string(),
+            id: raw.id.take()?.0,
             title: raw.title.take(),
             check: raw.spec.take()?,
-            depends_on: raw.depends_on.iter().map(|(d, _)| d.clone()).collect(),
+            depends_on: raw.depends_on.drain(..).map(|(d, _)| d).collect(),
             policy: raw.policy,
             mutating: raw.mutating,
-            hint: raw.hint.clone(),
-            owner: raw.owner.clone(),
-            collect: raw.collect.clone(),
-            when: raw.when.clone(),
-            tags: raw.tags.clone(),
+            hint: raw.hint.take(),
+            owner: raw.owner.take(),
+            collect: std::mem::take(&mut raw.collect),
+            when: std::mem::take(&mut raw.when),
+            tags: std::mem::take(&mut raw.tags),
             uses_captures_of: capture_sources(&raw.templates),
             line: raw.line,
             // Set by the loader, which knows the file.
