@@ -968,6 +968,9 @@ impl<P: Probe> StepRunner<'_, P> {
         attempt: u32,
     ) -> (AttemptVerdict, Observation) {
         let ctx = self.context(step, scope, attempt);
+        // Boxed: a probe's future is as large as the largest kind's (about
+        // 6 KB), and the timeout and the select would each move it again.
+        let probe = Box::pin(self.probe.probe(step, &ctx));
         // Dropping the probe future on timeout or cancellation is what stops it:
         // sockets close, and the command check kills its process group on drop.
         tokio::select! {
@@ -976,7 +979,7 @@ impl<P: Probe> StepRunner<'_, P> {
                 AttemptVerdict::Interrupted,
                 Observation::fail(FailureClass::Interrupted, "interrupted by signal"),
             ),
-            result = tokio::time::timeout(step.policy.timeout, self.probe.probe(step, &ctx)) => match result {
+            result = tokio::time::timeout(step.policy.timeout, probe) => match result {
                 Ok(observation) if observation.passed() => (AttemptVerdict::Pass, observation),
                 Ok(observation) => (AttemptVerdict::Fail, observation),
                 Err(_) => (

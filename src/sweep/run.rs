@@ -554,7 +554,9 @@ impl Workers<'_, '_> {
                 let runner = &runner;
                 async move {
                     let check = check?;
-                    sweep_one(
+                    // Boxed: the check's future (about 7 KB) would otherwise
+                    // be moved whole into the set of futures in flight.
+                    Box::pin(sweep_one(
                         self.plan,
                         &check,
                         self.samples,
@@ -562,7 +564,7 @@ impl Workers<'_, '_> {
                         self.journal,
                         verdicts,
                         self.options,
-                    )
+                    ))
                     .await
                 }
             });
