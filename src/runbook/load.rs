@@ -1062,6 +1062,43 @@ mod tests {
         assert!(!CheckChunks::ids_unique(["a", "b", "a"].into_iter(), 3));
     }
 
+    /// Every chunk of `source` through [`CheckChunks::each_chunk_on_threads`]:
+    /// the checks in the order handed out, or the error.
+    fn chunks_on_threads(source: &str, threads: usize) -> Result<Vec<Step>, ReadWhole> {
+        let file = on_disk(source);
+        let mut chunks = open_chunks(&file).expect("read in chunks");
+        let mut steps = Vec::new();
+        chunks
+            .each_chunk_on_threads(Path::new("t.toml"), threads, |c| c, |c| steps.extend(c))
+            .map(|()| steps)
+    }
+
+    #[test]
+    fn chunks_parsed_on_several_threads_come_out_as_read_one_by_one() {
+        let source = self_contained_check_file(5_500);
+        let serial = format!("{:?}", all_chunks(source.clone()).unwrap());
+        for threads in [1, 2, 3] {
+            let parallel = chunks_on_threads(&source, threads).unwrap();
+            assert_eq!(parallel.len(), 5_500);
+            assert!(format!("{parallel:?}") == serial, "{threads} threads");
+        }
+        // A problem in a chunk ends it as it ends the serial read.
+        let broken = source.replace("id = 'c4500'", "id = 'c 4500'");
+        assert_eq!(
+            chunks_on_threads(&broken, 2).err(),
+            Some(ReadWhole::Unusual)
+        );
+        // A file changed after it was opened is refused at its end.
+        let file = on_disk(&source);
+        let mut chunks = open_chunks(&file).unwrap();
+        std::fs::write(file.path(), source.replace("u/5400'", "u/5401'")).unwrap();
+        let mut handed = 0;
+        let result =
+            chunks.each_chunk_on_threads(Path::new("t.toml"), 2, |c| c.len(), |n| handed += n);
+        assert_eq!(result, Err(ReadWhole::Changed));
+        assert!(handed < 5_500, "{handed}");
+    }
+
     #[test]
     fn a_syntax_error_deep_in_a_large_check_file_points_at_its_line_and_column() {
         let mut source = large_check_file(2_000);

@@ -12,7 +12,7 @@ use super::plan::{
 };
 use super::select::Shard;
 use crate::runbook::load::{load_check_file, CheckChunks};
-use crate::runbook::model::{CheckFile, SecretsConfig};
+use crate::runbook::model::{CheckFile, SecretsConfig, Step};
 use crate::runbook::{LoadError, SecretStore};
 
 /// Why a sweep's input could not be used.
@@ -214,7 +214,12 @@ fn load_files(files: &[PathBuf], hold: bool) -> Vec<Loaded> {
     use std::sync::Mutex;
     let threads = super::run::threads_per_machine().min(files.len());
     if threads <= 1 {
-        return files.iter().map(|path| load_file(path, hold)).collect();
+        // One file: its chunks are parsed on the threads instead.
+        let chunk_threads = super::run::threads_per_machine();
+        return files
+            .iter()
+            .map(|path| load_file(path, hold, chunk_threads))
+            .collect();
     }
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<Loaded>>> = files.iter().map(|_| Mutex::new(None)).collect();
@@ -223,7 +228,7 @@ fn load_files(files: &[PathBuf], hold: bool) -> Vec<Loaded> {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = files.get(i) else { break };
-                let loaded = load_file(path, hold);
+                let loaded = load_file(path, hold, 1);
                 *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(loaded);
             });
         }
@@ -254,8 +259,8 @@ fn release_freed_memory() {
 /// Validates one file: chunk by chunk when it is large and its checks stand
 /// alone ([`CheckChunks`], reading it from disk without ever holding its
 /// text), else read whole.
-fn load_file(path: &Path, hold: bool) -> Loaded {
-    if let Some(loaded) = load_in_chunks(path, hold) {
+fn load_file(path: &Path, hold: bool, chunk_threads: usize) -> Loaded {
+    if let Some(loaded) = load_in_chunks(path, hold, chunk_threads) {
         return Loaded::File(Box::new(loaded));
     }
     let source = match std::fs::read_to_string(path) {
@@ -281,30 +286,38 @@ fn load_file(path: &Path, hold: bool) -> Loaded {
     }
 }
 
-/// A large file validated chunk by chunk ([`CheckChunks`], from disk),
-/// keeping its checks only when `hold`; `None` when the file is to be read
-/// whole instead (small, unusual, checks that depend on others, an id used
-/// twice, any problem, changed while it was read).
-fn load_in_chunks(path: &Path, hold: bool) -> Option<LoadedFile> {
+/// A large file validated chunk by chunk ([`CheckChunks`], from disk, the
+/// chunks parsed on `threads` threads), keeping its checks only when `hold`;
+/// `None` when the file is to be read whole instead (small, unusual, checks
+/// that depend on others, an id used twice, any problem, changed while it
+/// was read).
+fn load_in_chunks(path: &Path, hold: bool, threads: usize) -> Option<LoadedFile> {
     let Ok(Some(mut chunks)) = CheckChunks::open(path, process_env()) else {
         return None;
     };
     let mut file = chunks.file(path);
     let mut index = FileIndex::default();
-    while let Some(chunk) = chunks.next_chunk(path) {
-        let steps = chunk.ok()?;
-        if index.is_empty() && !steps.is_empty() {
+    let checks = chunks.checks();
+    // Each chunk's ids are taken on the thread that parsed it, and its
+    // checks dropped there unless they are held.
+    let keep = |steps: Vec<Step>| (FileIndex::of(&steps), hold.then_some(steps));
+    let each = |(ids, steps): (FileIndex, Option<Vec<Step>>)| {
+        if index.is_empty() && !ids.is_empty() {
             // Sized once from the first chunk and the count of checks: a
             // string grown by doubling would peak at twice its size (and
             // three times, copied) at a million ids.
-            let per_id = steps.iter().map(|s| s.id.len() + 1).sum::<usize>() / steps.len();
-            index.ids.reserve((per_id + 1) * chunks.checks());
+            let per_id = ids.ids.len() / ids.len();
+            index.ids.reserve((per_id + 1) * checks);
         }
-        index.add(&steps);
-        if hold {
+        index.ids.push_str(&ids.ids);
+        index.depends.extend(ids.depends);
+        if let Some(steps) = steps {
             file.checks.extend(steps);
         }
-    }
+    };
+    chunks
+        .each_chunk_on_threads(path, threads, keep, each)
+        .ok()?;
     if !CheckChunks::ids_unique(index.ids(), index.len()) {
         // The whole-file reader judges it (and names both places).
         return None;
@@ -562,7 +575,7 @@ mod tests {
                 .collect()
         };
         let parallel = load_files(&files, true);
-        let one_by_one: Vec<Loaded> = files.iter().map(|p| load_file(p, true)).collect();
+        let one_by_one: Vec<Loaded> = files.iter().map(|p| load_file(p, true, 1)).collect();
         assert_eq!(summary(&parallel), summary(&one_by_one));
         let problems: Vec<usize> = parallel
             .iter()

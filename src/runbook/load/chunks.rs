@@ -63,7 +63,7 @@ pub struct CheckChunks {
 
 /// How a chunked read looks up `{{env:NAME}}` (owned: chunks outlive the
 /// caller's closure).
-pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send>;
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// A chunk of a [`CheckChunks`] could not be read on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,6 +329,124 @@ impl CheckChunks {
         chunk
             .transpose()
             .map(|steps| steps.map(|s| anchored(s, path)))
+    }
+
+    /// Every chunk of the file, each parsed, validated and built on one of
+    /// `threads` threads while this one reads the file, then turned into a
+    /// `T` there by `keep` (what the caller keeps of it: the checks are
+    /// dropped on the thread that built them when it keeps only their ids);
+    /// `each` is handed the `T`s in file order. The first chunk that fails
+    /// ends it with its error (and so does a file that changed, found at its
+    /// end). One thread reads as [`CheckChunks::next_chunk`] does.
+    ///
+    /// Parsing is most of the work (reading, splitting and hashing the text
+    /// about an eighth), and a sweep's first pass has the machine to
+    /// itself: one file of 100,000 checks is validated in about half the
+    /// time on two cores.
+    pub fn each_chunk_on_threads<T: Send>(
+        &mut self,
+        path: &Path,
+        threads: usize,
+        keep: impl Fn(Vec<Step>) -> T + Sync,
+        mut each: impl FnMut(T),
+    ) -> Result<(), ReadWhole> {
+        if threads <= 1 || self.done || self.pass.is_some() {
+            while let Some(chunk) = self.next_chunk(path) {
+                each(keep(chunk?));
+            }
+            return Ok(());
+        }
+        self.done = true;
+        let mut pass = ChunkPass {
+            lines: Lines::open(&self.path).map_err(|_| ReadWhole::Changed)?,
+            splitter: Splitter::default(),
+            in_check: false,
+            pending: None,
+            text: String::new(),
+            sections: Vec::new(),
+        };
+        let (reader, env, sha256) = (&self.reader, &*self.env, &self.sha256);
+        type Job = (usize, String, Vec<(Range<usize>, usize, usize)>);
+        // Bounded: at most a chunk waiting per thread, so the checks held at
+        // once stay a few chunks whatever the file's size.
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(threads);
+        let queue = std::sync::Mutex::new(queue);
+        let (results, finished) = std::sync::mpsc::channel::<(usize, Result<T, ReadWhole>)>();
+        let keep = &keep;
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                let results = results.clone();
+                let queue = &queue;
+                scope.spawn(move || loop {
+                    let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok((seq, text, sections)) = job else {
+                        break;
+                    };
+                    let chunk = read_checks(reader, env, &text, &sections)
+                        .map(|steps| keep(anchored(steps, path)));
+                    if results.send((seq, chunk)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(results);
+            // Read on this thread; hand the results out in order as they come.
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut next = 0;
+            let mut failed = None;
+            let mut take_ready = |waiting: &mut std::collections::BTreeMap<usize, _>,
+                                  failed: &mut Option<ReadWhole>| {
+                while let Some(chunk) = waiting.remove(&next) {
+                    next += 1;
+                    match chunk {
+                        Ok(kept) if failed.is_none() => each(kept),
+                        Ok(_) => {}
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                        }
+                    }
+                }
+            };
+            let mut sent = 0;
+            let ended = loop {
+                let ended = match pass.fill() {
+                    Ok(ended) => ended,
+                    Err(e) => {
+                        failed = Some(e);
+                        break true;
+                    }
+                };
+                if ended && pass.lines.sha256() != *sha256 {
+                    failed = Some(ReadWhole::Changed);
+                    break true;
+                }
+                if !pass.sections.is_empty() {
+                    let job = (
+                        sent,
+                        std::mem::take(&mut pass.text),
+                        std::mem::take(&mut pass.sections),
+                    );
+                    if jobs.send(job).is_err() {
+                        break true;
+                    }
+                    sent += 1;
+                }
+                while let Ok((seq, chunk)) = finished.try_recv() {
+                    waiting.insert(seq, chunk);
+                }
+                take_ready(&mut waiting, &mut failed);
+                if ended || failed.is_some() {
+                    break ended;
+                }
+            };
+            drop(jobs);
+            for (seq, chunk) in finished.iter() {
+                waiting.insert(seq, chunk);
+                take_ready(&mut waiting, &mut failed);
+            }
+            debug_assert!(ended || failed.is_some());
+            failed.map_or(Ok(()), Err)
+        })
     }
 
     fn read_chunk(&mut self) -> Result<Option<Vec<Step>>, ReadWhole> {
