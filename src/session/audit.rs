@@ -53,14 +53,30 @@ pub fn audit_reports(report: &mut VerifyReport) {
     if header.kind == BundleKind::Sweep {
         // A sweep's journal may hold a million records: fold it one record
         // at a time into what JUnit states per check, and stream JUnit.
-        let mut cases = SweepCases::default();
-        if read_records(&dir, |record| cases.observe(&record)).is_err() {
+        // First into order-free sums (memory that does not grow with the
+        // checks); only when they disagree with JUnit, or the sweep took
+        // samples, is the journal read again into a map of every check, to
+        // say exactly what differs.
+        let mut problems = Vec::new();
+        let mut compared = Vec::new();
+        let mut summed = SweepCases::summing();
+        if read_records(&dir, |record| summed.observe(&record)).is_err() {
             report.skip_check(REPORTS, "the bundle cannot be read");
             return;
         }
-        let mut problems = Vec::new();
-        let mut compared = Vec::new();
-        if compare_junit(cases.finish(), &dir, header.kind, &mut problems) {
+        let junit = match compare_junit_sums(summed, &dir, &mut problems) {
+            Some(compared) => compared,
+            None => {
+                problems.clear();
+                let mut cases = SweepCases::default();
+                if read_records(&dir, |record| cases.observe(&record)).is_err() {
+                    report.skip_check(REPORTS, "the bundle cannot be read");
+                    return;
+                }
+                compare_junit(cases.finish(), &dir, header.kind, &mut problems)
+            }
+        };
+        if junit {
             compared.push(JUNIT);
         }
         if is_text(&dir, SUMMARY, &mut problems) {
@@ -269,8 +285,61 @@ struct SweepCases {
     /// Steps seen and not ended: (position, attempts so far).
     pending: HashMap<String, (u64, u32)>,
     /// Per check: the first (by position) sample that did not pass, and the
-    /// last sample, each as (position, stated, attempts).
+    /// last sample, each as (position, stated, attempts). When summing, only
+    /// the checks that took samples (`ID#k`).
     checks: BTreeMap<String, Decisive>,
+    /// When set, a check of one step (no samples) is added to these sums
+    /// as it ends instead of being kept in `checks`.
+    sums: Option<(CaseHasher, CaseSums)>,
+}
+
+/// A keyed 128-bit hash of a testcase (its name and what it states), under
+/// keys chosen at random per process: a bundle cannot be crafted so that two
+/// different sets of testcases add up to the same sum.
+struct CaseHasher(std::hash::RandomState, std::hash::RandomState);
+
+impl CaseHasher {
+    fn new() -> Self {
+        CaseHasher(std::hash::RandomState::new(), std::hash::RandomState::new())
+    }
+
+    fn hash(&self, name: &str, state: Stated) -> u128 {
+        use std::hash::BuildHasher;
+        // JUnit may say "regressed" of a check whose attempts all passed
+        // (see `compare_junit`): both count as a pass here.
+        let state = match state {
+            Stated::Regressed => Stated::Pass,
+            other => other,
+        } as u8;
+        let a = self.0.hash_one((name, state));
+        let b = self.1.hash_one((name, state));
+        (u128::from(a) << 64) | u128::from(b)
+    }
+}
+
+/// Testcases added up without being kept: how many, the sum of their
+/// hashes (equal sums mean the same testcases, in any order), and the
+/// counts the JUnit totals are checked against.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+struct CaseSums {
+    count: u64,
+    sum: u128,
+    failing: u32,
+    interrupted: u32,
+    not_run: u32,
+}
+
+impl CaseSums {
+    fn add(&mut self, hasher: &CaseHasher, name: &str, state: Stated) {
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(hasher.hash(name, state));
+        match state {
+            Stated::Escalated | Stated::Regressed | Stated::Unconfirmed => self.failing += 1,
+            Stated::Interrupted => self.interrupted += 1,
+            Stated::NotRun => self.not_run += 1,
+            Stated::Pass => {}
+        }
+    }
 }
 
 #[derive(Default)]
@@ -313,6 +382,14 @@ impl SweepCases {
         self.pending.get_mut(step).expect("just inserted")
     }
 
+    /// Folds into sums where it can (see [`compare_junit_sums`]).
+    fn summing() -> Self {
+        SweepCases {
+            sums: Some((CaseHasher::new(), CaseSums::default())),
+            ..SweepCases::default()
+        }
+    }
+
     fn end(&mut self, step: &str, verdict: Option<StepVerdict>, attempts: u32) {
         let (position, _) = *self.pending_mut(step);
         self.pending.remove(step);
@@ -320,6 +397,13 @@ impl SweepCases {
     }
 
     fn fold(&mut self, step: &str, position: u64, state: Stated, attempts: u32) {
+        if let (Some((hasher, sums)), (check, None)) = (&mut self.sums, check_of_step(step)) {
+            // A check of one step that ended: what JUnit must state of it is
+            // known now. (A step that ends twice adds twice: the sums then
+            // disagree, and the exact comparison says what is wrong.)
+            sums.add(hasher, check, state);
+            return;
+        }
         let check = check_of_step(step).0;
         let decisive = match self.checks.get_mut(check) {
             Some(decisive) => decisive,
@@ -332,6 +416,18 @@ impl SweepCases {
         if decisive.last.is_none_or(|(p, _, _)| position > p) {
             decisive.last = sample;
         }
+    }
+
+    /// What a summing fold gathered, once samples that never ended count
+    /// as interrupted: its hasher, its sums, and whether any check took
+    /// samples (those are not summed). `None` unless it was summing.
+    fn finish_sums(mut self) -> Option<(CaseHasher, CaseSums, bool)> {
+        self.sums.as_ref()?;
+        for (step, (position, attempts)) in std::mem::take(&mut self.pending) {
+            self.fold(&step, position, stated(None), attempts);
+        }
+        let (hasher, sums) = self.sums?;
+        Some((hasher, sums, !self.checks.is_empty()))
     }
 
     /// The journal's checks as JUnit lists them; samples that never ended
@@ -348,6 +444,49 @@ impl SweepCases {
             })
             .collect()
     }
+}
+
+/// [`compare_junit`] for a sweep folded into sums, in memory that does not
+/// grow with its checks: true when JUnit was compared (the problems found
+/// are the totals'), false when there is no JUnit to compare, `None` when
+/// the exact comparison must say what differs (the testcases do not add up
+/// to the journal's, or the sweep took samples).
+fn compare_junit_sums(cases: SweepCases, dir: &Path, problems: &mut Vec<Problem>) -> Option<bool> {
+    let (hasher, journal, sampled) = cases.finish_sums()?;
+    if sampled {
+        return None;
+    }
+    let mut junit = CaseSums::default();
+    let Some(totals) = parse_junit(dir, problems, |name, case| {
+        junit.add(&hasher, &name, case.state);
+    }) else {
+        return Some(false);
+    };
+    if (junit.count, junit.sum) != (journal.count, journal.sum) {
+        return None;
+    }
+    let expected = [
+        journal.count as u32,
+        junit.failing,
+        journal.interrupted,
+        journal.not_run,
+    ];
+    match totals {
+        Some(totals) if totals != expected => problems.push(totals_problem(totals, expected)),
+        Some(_) => {}
+        None => problems.push(problem(JUNIT, "no <testsuites> totals")),
+    }
+    Some(true)
+}
+
+fn totals_problem([tests, failures, errors, skipped]: [u32; 4], expected: [u32; 4]) -> Problem {
+    problem(
+        JUNIT,
+        format!(
+            "totals tests={tests} failures={failures} errors={errors} skipped={skipped}; the journal gives {} {} {} {}",
+            expected[0], expected[1], expected[2], expected[3]
+        ),
+    )
 }
 
 /// One `<testcase>` as stated in `junit.xml`.
@@ -560,13 +699,7 @@ fn compare_junit(
             count_journal(&|s| *s == Stated::NotRun),
         ];
         if [tests, failures, errors, skipped] != expected {
-            found.push(problem(
-                JUNIT,
-                format!(
-                    "totals tests={tests} failures={failures} errors={errors} skipped={skipped}; the journal gives {} {} {} {}",
-                    expected[0], expected[1], expected[2], expected[3]
-                ),
-            ));
+            found.push(totals_problem([tests, failures, errors, skipped], expected));
         }
     } else {
         found.push(problem(JUNIT, "no <testsuites> totals"));

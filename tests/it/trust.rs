@@ -621,6 +621,110 @@ fn sign_key_env_and_ssh_agent_public_key_sign_runs_and_sweeps() {
 // -------------------------------------------------------- reports and seal
 
 #[test]
+fn a_sweeps_junit_is_held_to_its_journal_check_by_check() {
+    // A sweep's JUnit is compared through order-free sums of its testcases
+    // (memory that does not grow with the checks); any disagreement is then
+    // named exactly, check by check.
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let mut body = FAST.to_string();
+    for (id, path) in [
+        ("up-1", "ok"),
+        ("up-2", "ok"),
+        ("down", "status/500"),
+        ("up-3", "ok"),
+    ] {
+        body.push_str(&format!(
+            "\n[[check]]\nid = \"{id}\"\ncheck = \"http\"\nurl = \"{base}/{path}\"\n"
+        ));
+    }
+    body.push_str(&format!(
+        "\n[[check]]\nid = \"after-down\"\ncheck = \"http\"\nurl = \"{base}/ok\"\ndepends_on = [\"down\"]\n"
+    ));
+    let checks = ws.write("checks.toml", &body);
+    let output = runproof()
+        .arg("sweep")
+        .arg(&checks)
+        .arg("--artifacts")
+        .arg(ws.artifacts())
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let bundle = PathBuf::from(doc["bundle"].as_str().unwrap());
+    let (code, out) = verify_text(&bundle, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("junit.xml"), "{out}");
+    let junit = std::fs::read_to_string(bundle.join("junit.xml")).unwrap();
+    // One testcase's text, from `<testcase` to the next one or the end.
+    let case = |id: &str| {
+        let named = junit.find(&format!(" name=\"{id}\"")).unwrap();
+        let start = junit[..named].rfind("<testcase").unwrap();
+        let len = junit[start..]
+            .find("\n    <testcase ")
+            .or_else(|| junit[start..].find("\n  </testsuite>"))
+            .unwrap();
+        junit[start..start + len].to_string()
+    };
+    let edited = |name: &str, edit: &dyn Fn(&str) -> String| {
+        let copy = copy_of(&bundle, ws.path(), name);
+        let text = edit(&junit);
+        assert_ne!(text, junit, "{name}: the edit changes the file");
+        std::fs::write(copy.join("junit.xml"), text).unwrap();
+        reseal(&copy, |_| {});
+        copy
+    };
+
+    // The failing check reported as a pass, totals adjusted to match.
+    let down = case("down");
+    let passed = edited("passed", &|j| {
+        j.replace(
+            &down,
+            "<testcase classname=\"sweep\" name=\"down\" time=\"0.001\"/>",
+        )
+        .replace("failures=\"1\"", "failures=\"0\"")
+    });
+    assert_invalid(
+        &passed,
+        &[],
+        &["junit.xml", "\"down\"", "the report says pass"],
+        "down passed",
+    );
+    // A passing check left out, another listed twice, one added.
+    let dropped = edited("dropped", &|j| {
+        j.replace(&case("up-2"), "")
+            .replace("tests=\"5\"", "tests=\"4\"")
+    });
+    assert_invalid(
+        &dropped,
+        &[],
+        &["\"up-2\" of the journal is missing"],
+        "up-2 dropped",
+    );
+    let twice = edited("twice", &|j| {
+        j.replace(
+            &case("up-3"),
+            &format!("{}\n    {}", case("up-3"), case("up-3")),
+        )
+    });
+    assert_invalid(&twice, &[], &["listed twice"], "up-3 twice");
+    let stranger = edited("stranger", &|j| {
+        j.replace(&case("up-1"), &case("up-1").replace("up-1", "up-9"))
+    });
+    assert_invalid(
+        &stranger,
+        &[],
+        &["\"up-9\" is not a step of the journal"],
+        "up-9 added",
+    );
+    // Only the totals changed: the testcases add up, the totals do not.
+    let totals = edited("totals", &|j| j.replace("failures=\"1\"", "failures=\"0\""));
+    assert_invalid(&totals, &[], &["totals", "failures=0"], "totals");
+}
+
+#[test]
 fn rewritten_reports_and_seal_claims_are_invalid_without_a_signature() {
     let server = TestServer::start();
     let ws = Workspace::new();
