@@ -68,8 +68,9 @@ impl StepState {
 
 /// What is kept of a step after its `step.end`: everything a later record
 /// of the same step (a damaged journal) or the end-of-journal checks read,
-/// but not its attempts or dependencies. 24 bytes, 40 with its key.
-#[derive(Clone, Copy)]
+/// but not its attempts or dependencies. 24 bytes, 40 with its key; 16 in
+/// all for a step whose residue is the common one (see [`EndedSteps`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Residue {
     planned: u32,
     max_attempts: u32,
@@ -141,13 +142,19 @@ impl Residue {
 type IdHash = [u64; 2];
 
 /// Ended steps' residues. New ones go to a small hash map; every
-/// `MERGE_EVERY` of them are merged into one vector sorted by hash, which
-/// costs its 40 bytes per step and nothing more (a hash map of a million
-/// entries would round up to two million buckets).
+/// `MERGE_EVERY` of them are merged into vectors sorted by hash. Most
+/// steps of a large journal end alike (a sweep's checks that passed on their
+/// first attempt under one policy): the first residue seen is kept once as
+/// `common`, and a step whose residue equals it costs only its 16-byte key;
+/// any other costs 40 bytes. A hash map of a million entries would round up
+/// to two million buckets.
 struct EndedSteps {
     keys: (std::hash::RandomState, std::hash::RandomState),
     recent: HashMap<IdHash, Residue>,
     sorted: Vec<(IdHash, Residue)>,
+    common: Option<Residue>,
+    /// Steps whose residue is `common`, sorted; never also in `sorted`.
+    sorted_common: Vec<IdHash>,
 }
 
 // Small under test, so that the tests' journals go through many merges.
@@ -159,6 +166,8 @@ impl EndedSteps {
             keys: (std::hash::RandomState::new(), std::hash::RandomState::new()),
             recent: HashMap::new(),
             sorted: Vec::new(),
+            common: None,
+            sorted_common: Vec::new(),
         }
     }
 
@@ -171,12 +180,20 @@ impl EndedSteps {
     }
 
     fn get_hashed(&self, key: &IdHash) -> Option<&Residue> {
-        self.recent.get(key).or_else(|| {
-            self.sorted
-                .binary_search_by(|(k, _)| k.cmp(key))
-                .ok()
-                .map(|i| &self.sorted[i].1)
-        })
+        self.recent
+            .get(key)
+            .or_else(|| {
+                self.sorted
+                    .binary_search_by(|(k, _)| k.cmp(key))
+                    .ok()
+                    .map(|i| &self.sorted[i].1)
+            })
+            .or_else(|| {
+                self.sorted_common
+                    .binary_search(key)
+                    .ok()
+                    .and(self.common.as_ref())
+            })
     }
 
     fn insert(&mut self, id: &str, residue: Residue) {
@@ -187,33 +204,75 @@ impl EndedSteps {
         }
     }
 
-    /// Moves `recent` into `sorted`, in place: no second copy of the vector.
+    /// Moves `recent` into the sorted vectors, in place: no second copy of
+    /// either.
     fn merge(&mut self) {
-        let mut batch: Vec<(IdHash, Residue)> = Vec::with_capacity(self.recent.len());
-        for (key, residue) in self.recent.drain() {
-            // A step that ended again (a damaged journal): replace its entry.
-            match self.sorted.binary_search_by(|(k, _)| k.cmp(&key)) {
-                Ok(i) => self.sorted[i].1 = residue,
-                Err(_) => batch.push((key, residue)),
+        let mut batch: Vec<(IdHash, Residue)> = Vec::new();
+        let mut batch_common: Vec<IdHash> = Vec::new();
+        if self.common.is_none() {
+            self.common = most_frequent(self.recent.values());
+        }
+        for (key, residue) in std::mem::take(&mut self.recent) {
+            let common = *self.common.get_or_insert(residue);
+            // A step that ended again (a damaged journal): its new residue
+            // replaces the old one, wherever that was.
+            if let Ok(i) = self.sorted.binary_search_by(|(k, _)| k.cmp(&key)) {
+                self.sorted[i].1 = residue;
+                continue;
+            }
+            if let Ok(i) = self.sorted_common.binary_search(&key) {
+                if residue == common {
+                    continue;
+                }
+                self.sorted_common.remove(i);
+            }
+            if residue == common {
+                batch_common.push(key);
+            } else {
+                batch.push((key, residue));
             }
         }
         batch.sort_unstable_by_key(|a| a.0);
-        let old = self.sorted.len();
-        let Some(&filler) = batch.first() else {
-            return;
-        };
-        self.sorted.resize(old + batch.len(), filler);
-        // Merge from the back: the largest of both goes last.
-        let (mut i, mut j, mut out) = (old, batch.len(), old + batch.len());
-        while j > 0 {
-            out -= 1;
-            if i > 0 && self.sorted[i - 1].0 > batch[j - 1].0 {
-                self.sorted[out] = self.sorted[i - 1];
-                i -= 1;
-            } else {
-                self.sorted[out] = batch[j - 1];
-                j -= 1;
-            }
+        batch_common.sort_unstable();
+        merge_sorted(&mut self.sorted, &batch, |e| e.0);
+        merge_sorted(&mut self.sorted_common, &batch_common, |k| *k);
+    }
+}
+
+/// The residue most of `residues` share, among the first few kinds seen
+/// (a journal's first batch: its later steps end the same way).
+fn most_frequent<'a>(residues: impl Iterator<Item = &'a Residue>) -> Option<Residue> {
+    let mut kinds: Vec<(Residue, usize)> = Vec::new();
+    for residue in residues {
+        if let Some((_, count)) = kinds.iter_mut().find(|(kind, _)| kind == residue) {
+            *count += 1;
+        } else if kinds.len() < 16 {
+            kinds.push((*residue, 1));
+        }
+    }
+    kinds
+        .into_iter()
+        .max_by_key(|(_, count)| *count)
+        .map(|(kind, _)| kind)
+}
+
+/// Merges `batch` (sorted by `key`) into `sorted` in place, from the back:
+/// the largest of both goes last.
+fn merge_sorted<T: Copy>(sorted: &mut Vec<T>, batch: &[T], key: impl Fn(&T) -> IdHash) {
+    let Some(&filler) = batch.first() else {
+        return;
+    };
+    let old = sorted.len();
+    sorted.resize(old + batch.len(), filler);
+    let (mut i, mut j, mut out) = (old, batch.len(), old + batch.len());
+    while j > 0 {
+        out -= 1;
+        if i > 0 && key(&sorted[i - 1]) > key(&batch[j - 1]) {
+            sorted[out] = sorted[i - 1];
+            i -= 1;
+        } else {
+            sorted[out] = batch[j - 1];
+            j -= 1;
         }
     }
 }
@@ -1136,9 +1195,42 @@ mod tests {
         }
         assert_eq!(ended.get("s0").map(|r| r.last_attempt), Some(1000));
         assert_eq!(
-            ended.sorted.len() + ended.recent.len(),
+            ended.sorted.len() + ended.sorted_common.len() + ended.recent.len(),
             n as usize + MERGE_EVERY
         );
+    }
+
+    #[test]
+    fn steps_that_end_alike_keep_only_their_keys() {
+        let mut ended = EndedSteps::new();
+        let n = MERGE_EVERY as u32 * 4 + 3;
+        // Most end alike; every tenth differently, the first among them.
+        let of = |i: u32| residue(if i.is_multiple_of(10) { 2 } else { 1 });
+        for i in 0..n {
+            ended.insert(&format!("s{i}"), of(i));
+        }
+        ended.merge();
+        assert!(ended.sorted_common.len() > ended.sorted.len() * 5);
+        assert!(
+            ended.sorted_common.windows(2).all(|w| w[0] < w[1]),
+            "sorted"
+        );
+        for i in 0..n {
+            let found = ended.get(&format!("s{i}")).map(|r| r.last_attempt);
+            assert_eq!(found, Some(of(i).last_attempt), "s{i}");
+        }
+        // Ending again moves a step between the two kinds, both ways.
+        ended.insert("s1", residue(7));
+        ended.insert("s10", residue(1));
+        ended.merge();
+        assert_eq!(ended.get("s1").map(|r| r.last_attempt), Some(7));
+        assert_eq!(ended.get("s10").map(|r| r.last_attempt), Some(1));
+        assert_eq!(
+            ended.sorted.len() + ended.sorted_common.len(),
+            n as usize,
+            "each step once"
+        );
+        assert!(ended.get("s-never").is_none());
     }
 
     #[test]
