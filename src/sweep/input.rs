@@ -134,7 +134,8 @@ fn load_input_estimating(
     let files = input_files(paths)?;
     // Only a memory strategy: the switch below still streams an input whose
     // real count passes the bound, whatever the estimate said.
-    if estimated_checks(&files, estimate_min_bytes)? > hold_max {
+    // A bound of 0 streams every sweep: no count needed.
+    if hold_max == 0 || estimated_checks(&files, estimate_min_bytes)? > hold_max {
         input.held = false;
     }
     // Files are validated on several threads (the sweep has not started:
@@ -251,9 +252,9 @@ fn release_freed_memory() {
     }
 }
 
-/// Validates one file: chunk by chunk when it is large and its checks stand
-/// alone ([`CheckChunks`], reading it from disk without ever holding its
-/// text), else read whole.
+/// Validates one file: chunk by chunk when it is large (or, streamed, of
+/// any size) and its checks stand alone ([`CheckChunks`], reading it from
+/// disk without ever holding its text), else read whole.
 fn load_file(path: &Path, hold: bool) -> Loaded {
     if let Some(loaded) = load_in_chunks(path, hold) {
         return Loaded::File(Box::new(loaded));
@@ -281,12 +282,19 @@ fn load_file(path: &Path, hold: bool) -> Loaded {
     }
 }
 
-/// A large file validated chunk by chunk ([`CheckChunks`], from disk),
-/// keeping its checks only when `hold`; `None` when the file is to be read
-/// whole instead (small, unusual, checks that depend on others, an id used
-/// twice, any problem, changed while it was read).
+/// A file validated chunk by chunk ([`CheckChunks`], from disk), keeping
+/// its checks only when `hold`; `None` when the file is to be read whole
+/// instead (held and small, unusual, checks that depend on others, an id
+/// used twice, any problem, changed while it was read). A streamed sweep
+/// tries every file this way, so that its second pass reads it in small
+/// chunks too (see [`super::plan::SWEEP_CHUNK_CHECKS`]).
 fn load_in_chunks(path: &Path, hold: bool) -> Option<LoadedFile> {
-    let Ok(Some(mut chunks)) = CheckChunks::open(path, process_env()) else {
+    let opened = if hold {
+        CheckChunks::open(path, process_env())
+    } else {
+        CheckChunks::open_from(path, process_env(), 0)
+    };
+    let Ok(Some(mut chunks)) = opened else {
         return None;
     };
     let mut file = chunks.file(path);
@@ -474,8 +482,11 @@ pub fn plan(
             path: file.path.clone(),
             sha256: input.hashes[file_index].clone(),
             chunked: input.chunked[file_index],
-            index: std::mem::take(&mut input.indexes[file_index]),
+            // The ids served the selection and the count above: a streamed
+            // sweep no longer needs them (10 MB at a million checks).
+            depends: std::mem::take(&mut input.indexes[file_index].depends),
         });
+        input.indexes[file_index] = FileIndex::default();
     }
 
     // Secrets: every file's env files, resolved against that file's folder.
@@ -620,6 +631,42 @@ mod tests {
         let input = load_input_estimating(&[dir.path().to_path_buf()], 6, u64::MAX).unwrap();
         assert!(!input.held);
         assert!(input.files.iter().all(|f| f.checks.is_empty()));
+    }
+
+    #[test]
+    fn a_streamed_input_validates_small_files_in_chunks_and_its_plan_keeps_no_ids() {
+        // `folder`'s files end with a header inside a string, which the
+        // section splitter leaves to the whole-file reader: the last one is
+        // cut off from two of them.
+        let dir = folder(3, 4);
+        for f in [0, 2] {
+            let path = dir.path().join(format!("f{f}.toml"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let end = text.find("\n[[ check ]]").unwrap();
+            std::fs::write(&path, &text[..end]).unwrap();
+        }
+        let paths = [dir.path().to_path_buf()];
+        // Streamed: every file that can be (a few hundred bytes each) is
+        // validated in chunks, so that the sweep reads it again in small
+        // batches; the other is read whole.
+        let mut streamed = load_input_estimating(&paths, 0, u64::MAX).unwrap();
+        assert!(!streamed.held);
+        assert_eq!(streamed.chunked, [true, false, true]);
+        // Held: small files are read whole, as before.
+        let held = load_input_estimating(&paths, 100, u64::MAX).unwrap();
+        assert_eq!(held.chunked, [false, false, false]);
+        assert_eq!(ids(&streamed), ids(&held));
+
+        let (plan, _) = plan(&mut streamed, &[], None, &|_| None).unwrap();
+        assert_eq!(plan.len, 13);
+        // The ids served the selection and the count: none are kept.
+        assert!(streamed.indexes.iter().all(FileIndex::is_empty));
+        let read: Vec<String> = plan
+            .batches()
+            .flat_map(|b| b.unwrap())
+            .map(|c| c.step.id.clone())
+            .collect();
+        assert_eq!(read, ids(&held));
     }
 
     #[test]

@@ -259,7 +259,7 @@ pub async fn run_sweep(
     let depended: HashSet<&str> = plan
         .files
         .iter()
-        .flat_map(|f| f.index.depends.iter())
+        .flat_map(|f| f.depends.iter())
         .flat_map(|(_, deps)| deps.iter().map(String::as_str))
         .collect();
     let results = Mutex::new((

@@ -58,6 +58,8 @@ pub struct CheckChunks {
     pass: Option<ChunkPass>,
     /// The file to read the checks from.
     path: std::path::PathBuf,
+    /// Check sections per chunk ([`CHUNK_CHECKS`] unless set).
+    chunk_checks: usize,
     done: bool,
 }
 
@@ -160,9 +162,9 @@ impl ChunkPass {
         self.in_check = false;
     }
 
-    /// Reads the next [`CHUNK_CHECKS`] check sections into `text`; whether
+    /// Reads the next `chunk_checks` check sections into `text`; whether
     /// the file ended.
-    fn fill(&mut self) -> Result<bool, ReadWhole> {
+    fn fill(&mut self, chunk_checks: usize) -> Result<bool, ReadWhole> {
         self.text.clear();
         self.sections.clear();
         self.in_check = false;
@@ -180,7 +182,7 @@ impl ChunkPass {
                 Err(_) => return Err(ReadWhole::Changed),
             };
             match self.splitter.line(line).ok_or(ReadWhole::Changed)? {
-                Line::Header("check") if self.sections.len() == CHUNK_CHECKS => {
+                Line::Header("check") if self.sections.len() == chunk_checks => {
                     self.pending = Some((line.to_string(), offset, number));
                     self.close_section();
                     return Ok(false);
@@ -204,7 +206,19 @@ impl CheckChunks {
     /// (small, unusual, not UTF-8, any problem); an error when it cannot be
     /// read.
     pub fn open(path: &Path, env: EnvLookup) -> io::Result<Option<CheckChunks>> {
-        if std::fs::metadata(path)?.len() < SECTIONED_MIN_BYTES as u64 {
+        Self::open_from(path, env, SECTIONED_MIN_BYTES as u64)
+    }
+
+    /// [`CheckChunks::open`] for a file of at least `min_bytes` (0: any
+    /// file). A streamed sweep reads even small files in chunks: a file of
+    /// 1,000 checks read whole holds a TOML tree of some 7 MB while its
+    /// checks are built.
+    pub fn open_from(
+        path: &Path,
+        env: EnvLookup,
+        min_bytes: u64,
+    ) -> io::Result<Option<CheckChunks>> {
+        if std::fs::metadata(path)?.len() < min_bytes {
             return Ok(None);
         }
         let mut lines = Lines::open(path)?;
@@ -218,8 +232,14 @@ impl CheckChunks {
             checks,
             pass: None,
             path: path.to_path_buf(),
+            chunk_checks: CHUNK_CHECKS,
             done: false,
         }))
+    }
+
+    /// Reads chunks of `checks` check sections (at least 1) from now on.
+    pub fn set_chunk_checks(&mut self, checks: usize) {
+        self.chunk_checks = checks.max(1);
     }
 
     /// How many checks the file has (its `[[check]]` sections).
@@ -343,7 +363,7 @@ impl CheckChunks {
             });
         }
         let pass = self.pass.as_mut().expect("opened above");
-        let ended = pass.fill()?;
+        let ended = pass.fill(self.chunk_checks)?;
         if ended && pass.lines.sha256() != self.sha256 {
             return Err(ReadWhole::Changed);
         }
