@@ -11,6 +11,7 @@ use super::plan::{
     hold_max_checks, open_validated, FileIndex, PlanFile, Selection, SweepCheck, SweepPlan,
 };
 use super::select::Shard;
+use crate::core::repeats::{id_hash, repeated_id_hashes};
 use crate::runbook::load::{load_check_file, CheckChunks};
 use crate::runbook::model::{CheckFile, SecretsConfig};
 use crate::runbook::{LoadError, SecretStore};
@@ -385,37 +386,24 @@ fn drop_checks(file: &mut CheckFile) {
 }
 
 /// "check id `x` appears in a.toml and b.toml" for each id found in two
-/// files (each file has checked its own ids). Compares 8-byte hashes first,
-/// so that a million ids need 16 MB, not a map of strings.
+/// files (each file has checked its own ids). Looks for repeats on 4-byte
+/// hashes first ([`repeated_id_hashes`]: 4 MB for a million ids, not a map
+/// of strings), then names the few ids whose hash repeats.
 fn duplicate_ids(input: &SweepInput) -> Vec<String> {
     if input.indexes.len() < 2 {
-        // One file has checked its own ids (16 bytes per check saved).
+        // One file has checked its own ids (4 bytes per check saved).
         return Vec::new();
     }
-    let hash = |id: &str| {
-        let digest = Sha256::digest(id.as_bytes());
-        u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-    };
-    let mut hashes: Vec<(u64, u32)> =
-        Vec::with_capacity(input.indexes.iter().map(FileIndex::len).sum());
-    for (file, index) in input.indexes.iter().enumerate() {
-        hashes.extend(index.ids().map(|id| (hash(id), file as u32)));
-    }
-    hashes.sort_unstable();
-    let mut suspects: HashSet<u64> = HashSet::new();
-    for pair in hashes.windows(2) {
-        if pair[0].0 == pair[1].0 && pair[0].1 != pair[1].1 {
-            suspects.insert(pair[0].0);
-        }
-    }
-    drop(hashes);
+    let total = input.indexes.iter().map(FileIndex::len).sum();
+    let suspects = repeated_id_hashes(input.indexes.iter().flat_map(FileIndex::ids), total);
     if suspects.is_empty() {
         return Vec::new();
     }
     let mut first: HashMap<&str, usize> = HashMap::new();
     let mut problems = Vec::new();
     for (file, index) in input.indexes.iter().enumerate() {
-        for id in index.ids().filter(|id| suspects.contains(&hash(id))) {
+        let suspected = |id: &&str| suspects.binary_search(&id_hash(id)).is_ok();
+        for id in index.ids().filter(suspected) {
             match first.get(id) {
                 Some(&earlier) if earlier != file => problems.push(format!(
                     "error: check id `{id}` appears in {} and {}; ids must be unique across a sweep",
@@ -516,6 +504,13 @@ pub fn plan(
         .optional
         .retain(|name| !required.contains(name));
     let names: Vec<String> = secrets_config.declared().map(str::to_string).collect();
+    if held.is_none() {
+        // The ids dropped above and what pass 1 freed since its threads
+        // ended (the duplicate-id hashes) sit free in the main arena, below
+        // what is still used: given back before the sweep's threads grow
+        // their own.
+        release_freed_memory();
+    }
     Ok((
         SweepPlan {
             held,
@@ -667,6 +662,54 @@ mod tests {
             .map(|c| c.step.id.clone())
             .collect();
         assert_eq!(read, ids(&held));
+    }
+
+    #[test]
+    fn duplicate_ids_across_files_are_named_with_both_files_and_hash_collisions_are_not() {
+        let (x, y) = crate::core::repeats::colliding_ids();
+        let input_of = |files: &[&[&str]]| SweepInput {
+            files: (0..files.len())
+                .map(|f| CheckFile {
+                    path: PathBuf::from(format!("f{f}.toml")),
+                    source: String::new(),
+                    secrets: SecretsConfig::default(),
+                    vars: BTreeMap::new(),
+                    defaults: Default::default(),
+                    notify: None,
+                    checks: Vec::new(),
+                })
+                .collect(),
+            indexes: files
+                .iter()
+                .map(|ids| FileIndex {
+                    ids: ids.iter().map(|id| format!("{id}\n")).collect(),
+                    depends: Vec::new(),
+                })
+                .collect(),
+            hashes: Vec::new(),
+            held: false,
+            peak_held: 0,
+            chunked: Vec::new(),
+            digest: String::new(),
+        };
+        // Same 4-byte hash, different ids: no problem.
+        assert!(duplicate_ids(&input_of(&[&[&x, "a"], &[&y, "b"]])).is_empty());
+        // A real repeat among colliding ones: named once, with both files.
+        let problems = duplicate_ids(&input_of(&[&[&x, "a"], &[&y], &["c", &x]]));
+        assert_eq!(
+            problems,
+            [format!(
+                "error: check id `{x}` appears in f0.toml and f2.toml; ids must be unique across a sweep"
+            )]
+        );
+        assert!(CheckChunks::ids_unique(
+            [x.as_str(), y.as_str()].into_iter(),
+            2
+        ));
+        assert!(!CheckChunks::ids_unique(
+            [x.as_str(), "a", x.as_str()].into_iter(),
+            3
+        ));
     }
 
     #[test]

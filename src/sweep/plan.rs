@@ -92,7 +92,7 @@ impl FileIndex {
     }
 
     /// The file's check ids, in order.
-    pub fn ids(&self) -> impl Iterator<Item = &str> {
+    pub fn ids(&self) -> impl Iterator<Item = &str> + Clone {
         self.ids.split_terminator('\n')
     }
 }

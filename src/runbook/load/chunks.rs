@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{
     anchored, check_notify_references, parse_section, Document, Reader, SECTIONED_MIN_BYTES,
 };
+use crate::core::repeats::{id_hash, repeated_id_hashes};
 use crate::core::template::with_span_offset;
 use crate::runbook::model::{CheckFile, Step};
 use crate::runbook::sections::{Line, Splitter};
@@ -380,17 +381,18 @@ impl CheckChunks {
     }
 
     /// Whether `ids` (every id read from the chunks, `count` of them) has
-    /// no repeat: checked on 8-byte hashes, so a million ids cost 8 MB. A
-    /// repeat (or a hash collision) means: read the file whole, which names
-    /// both places.
-    pub fn ids_unique<'a>(ids: impl Iterator<Item = &'a str>, count: usize) -> bool {
-        let mut hashes: Vec<u64> = Vec::with_capacity(count);
-        hashes.extend(ids.map(|id| {
-            let digest = Sha256::digest(id.as_bytes());
-            u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-        }));
-        hashes.sort_unstable();
-        hashes.windows(2).all(|pair| pair[0] != pair[1])
+    /// no repeat: looked for on 4-byte hashes ([`repeated_id_hashes`]), so
+    /// a million ids cost 4 MB, then confirmed on the few ids whose hash is
+    /// repeated. A repeat means: read the file whole, which names both
+    /// places.
+    pub fn ids_unique<'a>(ids: impl Iterator<Item = &'a str> + Clone, count: usize) -> bool {
+        let suspects = repeated_id_hashes(ids.clone(), count);
+        if suspects.is_empty() {
+            return true;
+        }
+        let mut seen = std::collections::HashSet::new();
+        ids.filter(|id| suspects.binary_search(&id_hash(id)).is_ok())
+            .all(|id| seen.insert(id))
     }
 }
 
