@@ -219,11 +219,15 @@ impl CheckChunks {
         env: EnvLookup,
         min_bytes: u64,
     ) -> io::Result<Option<CheckChunks>> {
-        if std::fs::metadata(path)?.len() < min_bytes {
+        let bytes = std::fs::metadata(path)?.len();
+        if bytes < min_bytes {
             return Ok(None);
         }
+        // A small file that may link its checks is read whole at once rather
+        // than after a chunk that fails on the link (see `may_link`).
+        let refuse_links = bytes < SECTIONED_MIN_BYTES as u64;
         let mut lines = Lines::open(path)?;
-        let Some((reader, checks)) = Self::tables(&mut lines)? else {
+        let Some((reader, checks)) = Self::tables(&mut lines, refuse_links)? else {
             return Ok(None);
         };
         Ok(Some(CheckChunks {
@@ -255,7 +259,8 @@ impl CheckChunks {
 
     /// Reads every line: the tables other than checks are parsed as they
     /// end (only one table's text is held at a time), the checks counted.
-    fn tables(lines: &mut Lines) -> io::Result<Option<(Reader, usize)>> {
+    /// With `refuse_links`, `None` as soon as a line [`may_link`] checks.
+    fn tables(lines: &mut Lines, refuse_links: bool) -> io::Result<Option<(Reader, usize)>> {
         /// A table other than checks: its name, text and offset.
         type Table = (String, String, usize);
         let mut reader = Reader::new(Document::Checks);
@@ -281,6 +286,9 @@ impl CheckChunks {
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(None),
                 Err(e) => return Err(e),
             };
+            if refuse_links && may_link(line) {
+                return Ok(None);
+            }
             let Some(kind) = splitter.line(line) else {
                 return Ok(None);
             };
@@ -396,6 +404,15 @@ impl CheckChunks {
     }
 }
 
+/// Whether `line` may link checks: a `depends_on` or a capture reference
+/// (`{{steps.…}}`), which a chunk refuses ([`ReadWhole::Unusual`]). Text only
+/// (in a string or a comment too): a false alarm reads the file whole, as
+/// any small file was read before.
+fn may_link(line: &str) -> bool {
+    memchr::memmem::find(line.as_bytes(), b"depends_on").is_some()
+        || memchr::memmem::find(line.as_bytes(), b"steps.").is_some()
+}
+
 /// The checks of one chunk: each section of `text` parsed as the file's
 /// (its spans shifted by the section's offset in the file), then validated
 /// together.
@@ -444,4 +461,56 @@ fn read_checks(
         return Err(ReadWhole::Unusual);
     }
     Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_of(checks: usize, extra: &str) -> tempfile::NamedTempFile {
+        let mut text = String::new();
+        for n in 0..checks {
+            text.push_str(&format!(
+                "[[check]]\nid = 'c{n}'\ncheck = 'tcp'\nhost = 'h'\nport = 1\n{}\n",
+                if n == checks - 1 { extra } else { "" }
+            ));
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    fn opens(file: &tempfile::NamedTempFile) -> bool {
+        CheckChunks::open_from(file.path(), Box::new(|_| None), 0)
+            .unwrap()
+            .is_some()
+    }
+
+    #[test]
+    fn a_small_file_that_may_link_its_checks_is_left_to_the_whole_reader_at_once() {
+        assert!(opens(&file_of(3, "")));
+        assert!(!opens(&file_of(3, "depends_on = ['c0']")));
+        assert!(!opens(&file_of(3, "hint = '{{steps.c0.x}}'")));
+        // A large one is still tried in chunks (its links refuse a chunk).
+        let large = file_of(6_000, "depends_on = ['c0']");
+        assert!(std::fs::metadata(large.path()).unwrap().len() >= SECTIONED_MIN_BYTES as u64);
+        let mut chunks = CheckChunks::open_from(large.path(), Box::new(|_| None), 0)
+            .unwrap()
+            .expect("large files are tried in chunks");
+        let last = std::iter::from_fn(|| chunks.next_chunk(large.path())).last();
+        assert!(matches!(last, Some(Err(ReadWhole::Unusual))));
+    }
+
+    #[test]
+    fn chunks_hold_at_most_the_checks_asked_for() {
+        let file = file_of(600, "");
+        let mut chunks = CheckChunks::open_from(file.path(), Box::new(|_| None), 0)
+            .unwrap()
+            .unwrap();
+        chunks.set_chunk_checks(250);
+        let sizes: Vec<usize> = std::iter::from_fn(|| chunks.next_chunk(file.path()))
+            .map(|chunk| chunk.unwrap().len())
+            .collect();
+        assert_eq!(sizes, [250, 250, 100]);
+    }
 }
