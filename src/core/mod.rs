@@ -12,6 +12,7 @@
 //! - [`diagnostics`]: problems with a source position, rendered like a compiler.
 //! - [`placeholder`]: telling a placeholder from a real secret value.
 //! - [`cut`]: shortening text for display, always marked with `…`.
+//! - [`repeats`]: repeated ids among a million, on 4-byte hashes.
 
 pub mod blob;
 pub mod cut;
@@ -21,6 +22,7 @@ pub mod failure;
 pub mod numeric;
 pub mod placeholder;
 pub mod record;
+pub mod repeats;
 pub mod template;
 
 pub use blob::{BlobRef, BlobSink};

@@ -11,6 +11,7 @@ use super::plan::{
     hold_max_checks, open_validated, FileIndex, PlanFile, Selection, SweepCheck, SweepPlan,
 };
 use super::select::Shard;
+use crate::core::repeats::{id_hash, repeated_id_hashes};
 use crate::runbook::load::{load_check_file, CheckChunks};
 use crate::runbook::model::{CheckFile, SecretsConfig, Step};
 use crate::runbook::{LoadError, SecretStore};
@@ -134,7 +135,8 @@ fn load_input_estimating(
     let files = input_files(paths)?;
     // Only a memory strategy: the switch below still streams an input whose
     // real count passes the bound, whatever the estimate said.
-    if estimated_checks(&files, estimate_min_bytes)? > hold_max {
+    // A bound of 0 streams every sweep: no count needed.
+    if hold_max == 0 || estimated_checks(&files, estimate_min_bytes)? > hold_max {
         input.held = false;
     }
     // Files are validated on several threads (the sweep has not started:
@@ -256,9 +258,10 @@ fn release_freed_memory() {
     }
 }
 
-/// Validates one file: chunk by chunk when it is large and its checks stand
-/// alone ([`CheckChunks`], reading it from disk without ever holding its
-/// text), else read whole.
+/// Validates one file: chunk by chunk when it is large (or, streamed, of
+/// any size) and its checks stand alone ([`CheckChunks`], reading it from
+/// disk without ever holding its text; its chunks parsed on `chunk_threads`
+/// threads), else read whole.
 fn load_file(path: &Path, hold: bool, chunk_threads: usize) -> Loaded {
     if let Some(loaded) = load_in_chunks(path, hold, chunk_threads) {
         return Loaded::File(Box::new(loaded));
@@ -286,13 +289,20 @@ fn load_file(path: &Path, hold: bool, chunk_threads: usize) -> Loaded {
     }
 }
 
-/// A large file validated chunk by chunk ([`CheckChunks`], from disk, the
-/// chunks parsed on `threads` threads), keeping its checks only when `hold`;
-/// `None` when the file is to be read whole instead (small, unusual, checks
-/// that depend on others, an id used twice, any problem, changed while it
-/// was read).
+/// A file validated chunk by chunk ([`CheckChunks`], from disk, the chunks
+/// parsed on `threads` threads), keeping its checks only when `hold`; `None`
+/// when the file is to be read whole instead (held and small, unusual,
+/// checks that depend on others, an id used twice, any problem, changed
+/// while it was read). A streamed sweep tries every file this way, so that
+/// its second pass reads it in small chunks too (see
+/// [`super::plan::SWEEP_CHUNK_CHECKS`]).
 fn load_in_chunks(path: &Path, hold: bool, threads: usize) -> Option<LoadedFile> {
-    let Ok(Some(mut chunks)) = CheckChunks::open(path, process_env()) else {
+    let opened = if hold {
+        CheckChunks::open(path, process_env())
+    } else {
+        CheckChunks::open_from(path, process_env(), 0)
+    };
+    let Ok(Some(mut chunks)) = opened else {
         return None;
     };
     let mut file = chunks.file(path);
@@ -390,37 +400,24 @@ fn drop_checks(file: &mut CheckFile) {
 }
 
 /// "check id `x` appears in a.toml and b.toml" for each id found in two
-/// files (each file has checked its own ids). Compares 8-byte hashes first,
-/// so that a million ids need 16 MB, not a map of strings.
+/// files (each file has checked its own ids). Looks for repeats on 4-byte
+/// hashes first ([`repeated_id_hashes`]: 4 MB for a million ids, not a map
+/// of strings), then names the few ids whose hash repeats.
 fn duplicate_ids(input: &SweepInput) -> Vec<String> {
     if input.indexes.len() < 2 {
-        // One file has checked its own ids (16 bytes per check saved).
+        // One file has checked its own ids (4 bytes per check saved).
         return Vec::new();
     }
-    let hash = |id: &str| {
-        let digest = Sha256::digest(id.as_bytes());
-        u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-    };
-    let mut hashes: Vec<(u64, u32)> =
-        Vec::with_capacity(input.indexes.iter().map(FileIndex::len).sum());
-    for (file, index) in input.indexes.iter().enumerate() {
-        hashes.extend(index.ids().map(|id| (hash(id), file as u32)));
-    }
-    hashes.sort_unstable();
-    let mut suspects: HashSet<u64> = HashSet::new();
-    for pair in hashes.windows(2) {
-        if pair[0].0 == pair[1].0 && pair[0].1 != pair[1].1 {
-            suspects.insert(pair[0].0);
-        }
-    }
-    drop(hashes);
+    let total = input.indexes.iter().map(FileIndex::len).sum();
+    let suspects = repeated_id_hashes(input.indexes.iter().flat_map(FileIndex::ids), total);
     if suspects.is_empty() {
         return Vec::new();
     }
     let mut first: HashMap<&str, usize> = HashMap::new();
     let mut problems = Vec::new();
     for (file, index) in input.indexes.iter().enumerate() {
-        for id in index.ids().filter(|id| suspects.contains(&hash(id))) {
+        let suspected = |id: &&str| suspects.binary_search(&id_hash(id)).is_ok();
+        for id in index.ids().filter(suspected) {
             match first.get(id) {
                 Some(&earlier) if earlier != file => problems.push(format!(
                     "error: check id `{id}` appears in {} and {}; ids must be unique across a sweep",
@@ -487,8 +484,11 @@ pub fn plan(
             path: file.path.clone(),
             sha256: input.hashes[file_index].clone(),
             chunked: input.chunked[file_index],
-            index: std::mem::take(&mut input.indexes[file_index]),
+            // The ids served the selection and the count above: a streamed
+            // sweep no longer needs them (10 MB at a million checks).
+            depends: std::mem::take(&mut input.indexes[file_index].depends),
         });
+        input.indexes[file_index] = FileIndex::default();
     }
 
     // Secrets: every file's env files, resolved against that file's folder.
@@ -518,6 +518,13 @@ pub fn plan(
         .optional
         .retain(|name| !required.contains(name));
     let names: Vec<String> = secrets_config.declared().map(str::to_string).collect();
+    if held.is_none() {
+        // The ids dropped above and what pass 1 freed since its threads
+        // ended (the duplicate-id hashes) sit free in the main arena, below
+        // what is still used: given back before the sweep's threads grow
+        // their own.
+        release_freed_memory();
+    }
     Ok((
         SweepPlan {
             held,
@@ -633,6 +640,90 @@ mod tests {
         let input = load_input_estimating(&[dir.path().to_path_buf()], 6, u64::MAX).unwrap();
         assert!(!input.held);
         assert!(input.files.iter().all(|f| f.checks.is_empty()));
+    }
+
+    #[test]
+    fn a_streamed_input_validates_small_files_in_chunks_and_its_plan_keeps_no_ids() {
+        // `folder`'s files end with a header inside a string, which the
+        // section splitter leaves to the whole-file reader: the last one is
+        // cut off from two of them.
+        let dir = folder(3, 4);
+        for f in [0, 2] {
+            let path = dir.path().join(format!("f{f}.toml"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let end = text.find("\n[[ check ]]").unwrap();
+            std::fs::write(&path, &text[..end]).unwrap();
+        }
+        let paths = [dir.path().to_path_buf()];
+        // Streamed: every file that can be (a few hundred bytes each) is
+        // validated in chunks, so that the sweep reads it again in small
+        // batches; the other is read whole.
+        let mut streamed = load_input_estimating(&paths, 0, u64::MAX).unwrap();
+        assert!(!streamed.held);
+        assert_eq!(streamed.chunked, [true, false, true]);
+        // Held: small files are read whole, as before.
+        let held = load_input_estimating(&paths, 100, u64::MAX).unwrap();
+        assert_eq!(held.chunked, [false, false, false]);
+        assert_eq!(ids(&streamed), ids(&held));
+
+        let (plan, _) = plan(&mut streamed, &[], None, &|_| None).unwrap();
+        assert_eq!(plan.len, 13);
+        // The ids served the selection and the count: none are kept.
+        assert!(streamed.indexes.iter().all(FileIndex::is_empty));
+        let read: Vec<String> = plan
+            .batches()
+            .flat_map(|b| b.unwrap())
+            .map(|c| c.step.id.clone())
+            .collect();
+        assert_eq!(read, ids(&held));
+    }
+
+    #[test]
+    fn duplicate_ids_across_files_are_named_with_both_files_and_hash_collisions_are_not() {
+        let (x, y) = crate::core::repeats::colliding_ids();
+        let input_of = |files: &[&[&str]]| SweepInput {
+            files: (0..files.len())
+                .map(|f| CheckFile {
+                    path: PathBuf::from(format!("f{f}.toml")),
+                    source: String::new(),
+                    secrets: SecretsConfig::default(),
+                    vars: BTreeMap::new(),
+                    defaults: Default::default(),
+                    notify: None,
+                    checks: Vec::new(),
+                })
+                .collect(),
+            indexes: files
+                .iter()
+                .map(|ids| FileIndex {
+                    ids: ids.iter().map(|id| format!("{id}\n")).collect(),
+                    depends: Vec::new(),
+                })
+                .collect(),
+            hashes: Vec::new(),
+            held: false,
+            peak_held: 0,
+            chunked: Vec::new(),
+            digest: String::new(),
+        };
+        // Same 4-byte hash, different ids: no problem.
+        assert!(duplicate_ids(&input_of(&[&[&x, "a"], &[&y, "b"]])).is_empty());
+        // A real repeat among colliding ones: named once, with both files.
+        let problems = duplicate_ids(&input_of(&[&[&x, "a"], &[&y], &["c", &x]]));
+        assert_eq!(
+            problems,
+            [format!(
+                "error: check id `{x}` appears in f0.toml and f2.toml; ids must be unique across a sweep"
+            )]
+        );
+        assert!(CheckChunks::ids_unique(
+            [x.as_str(), y.as_str()].into_iter(),
+            2
+        ));
+        assert!(!CheckChunks::ids_unique(
+            [x.as_str(), "a", x.as_str()].into_iter(),
+            3
+        ));
     }
 
     #[test]

@@ -31,6 +31,13 @@ pub fn hold_max_checks() -> usize {
         .unwrap_or(HOLD_MAX_CHECKS)
 }
 
+/// Checks per batch when a streamed sweep reads a file again in chunks
+/// (pass 1 validates 1,000 at a time): the reader's chunk, the batches it
+/// reads ahead and the one being announced are all the checks held at once
+/// (a held check is about 1 KB, its TOML section's tree more while it is
+/// read).
+pub const SWEEP_CHUNK_CHECKS: usize = 250;
+
 /// One check to sweep.
 #[derive(Debug, Clone)]
 pub struct SweepCheck {
@@ -85,7 +92,7 @@ impl FileIndex {
     }
 
     /// The file's check ids, in order.
-    pub fn ids(&self) -> impl Iterator<Item = &str> {
+    pub fn ids(&self) -> impl Iterator<Item = &str> + Clone {
         self.ids.split_terminator('\n')
     }
 }
@@ -298,7 +305,9 @@ pub struct PlanFile {
     pub sha256: String,
     /// Read in chunks of checks ([`CheckChunks`]), not whole.
     pub chunked: bool,
-    pub index: FileIndex,
+    /// The file's checks that depend on others: (id, `depends_on`). Its ids
+    /// are not kept: the sweep reads them again with the checks.
+    pub depends: Vec<(String, Vec<String>)>,
 }
 
 /// Everything a sweep runs, after loading, `--only` and `--shard`.
@@ -361,8 +370,11 @@ impl SweepPlan {
                 .collect()
         };
         if file.chunked {
-            let mut chunks = match CheckChunks::open(&file.path, process_env()) {
-                Ok(Some(chunks)) if chunks.sha256() == file.sha256 => chunks,
+            let mut chunks = match CheckChunks::open_from(&file.path, process_env(), 0) {
+                Ok(Some(mut chunks)) if chunks.sha256() == file.sha256 => {
+                    chunks.set_chunk_checks(SWEEP_CHUNK_CHECKS);
+                    chunks
+                }
                 Ok(Some(_)) => return Box::new(std::iter::once(Err(changed(CHANGED)))),
                 Ok(None) => {
                     return Box::new(std::iter::once(Err(changed("no longer reads in chunks"))))
@@ -392,19 +404,6 @@ impl SweepPlan {
             .map(|loaded| selected(loaded.checks))
             .map_err(|_| changed("no longer loads"));
         Box::new(std::iter::once(batch))
-    }
-
-    /// The file each of `ids` comes from.
-    pub fn files_of<'a>(&self, ids: &HashSet<&'a str>) -> HashMap<&'a str, usize> {
-        let mut found = HashMap::with_capacity(ids.len());
-        for (file_index, file) in self.files.iter().enumerate() {
-            for id in file.index.ids() {
-                if let Some(wanted) = ids.get(id) {
-                    found.insert(*wanted, file_index);
-                }
-            }
-        }
-        found
     }
 }
 
@@ -445,7 +444,7 @@ mod tests {
                 path: path.to_path_buf(),
                 sha256: sha256.to_string(),
                 chunked: true,
-                index: FileIndex::default(),
+                depends: Vec::new(),
             }],
             vars: vec![BTreeMap::new()],
             ..SweepPlan::default()
@@ -457,12 +456,14 @@ mod tests {
         let (file, text) = chunked_file(2_500);
         let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
         let plan = plan_of(file.path(), &sha256);
+        // Read again in batches of at most SWEEP_CHUNK_CHECKS: the most
+        // checks one hand-over holds.
         let sizes: Vec<usize> = plan.batches().map(|b| b.unwrap().len()).collect();
-        assert_eq!(sizes, [1_000, 1_000, 500]);
+        assert_eq!(sizes, [SWEEP_CHUNK_CHECKS; 10]);
 
         // Changed after the first batch was handed out: the end refuses it.
         let mut batches = plan.batches();
-        assert_eq!(batches.next().unwrap().unwrap().len(), 1_000);
+        assert_eq!(batches.next().unwrap().unwrap().len(), SWEEP_CHUNK_CHECKS);
         std::fs::write(file.path(), text.replace("port = 2400\n", "port = 2401\n")).unwrap();
         let rest: Vec<_> = batches.collect();
         let last = rest.last().unwrap().as_ref().unwrap_err();

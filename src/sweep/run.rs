@@ -259,7 +259,7 @@ pub async fn run_sweep(
     let depended: HashSet<&str> = plan
         .files
         .iter()
-        .flat_map(|f| f.index.depends.iter())
+        .flat_map(|f| f.depends.iter())
         .flat_map(|(_, deps)| deps.iter().map(String::as_str))
         .collect();
     let results = Mutex::new((
@@ -398,9 +398,12 @@ fn sweep_threads(concurrency: usize) -> usize {
     wanted.min(concurrency.max(1))
 }
 
-/// Batches a streamed sweep reads ahead (each one file, or 1,000 checks of
-/// a large file).
-const PREFETCH_BATCHES: usize = 2;
+/// Batches a streamed sweep reads ahead: each [`SWEEP_CHUNK_CHECKS`] checks
+/// of a file read in chunks (else one file read whole), so 1,000 checks
+/// ahead, as many as one batch of a file of 1,000 read whole.
+///
+/// [`SWEEP_CHUNK_CHECKS`]: super::plan::SWEEP_CHUNK_CHECKS
+const PREFETCH_BATCHES: usize = 4;
 
 /// A producer run beside the sweep's threads ([`Workers::run`]): `feed`
 /// on a thread of its own, `stop` once the sweep's threads are done, so

@@ -1998,6 +1998,52 @@ fn a_streamed_sweep_reports_what_a_held_one_does_and_announces_each_check_before
 }
 
 #[test]
+fn a_streamed_sweep_reads_small_files_again_in_chunks_of_250_checks() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    // Two small files whose checks stand alone (validated in chunks, read
+    // again 250 at a time), and one with a dependency (read whole).
+    let standalone = |prefix: &str, checks: usize| {
+        let body: String = (0..checks)
+            .map(|n| http(&format!("{prefix}{n}"), &format!("{base}/ok"), ""))
+            .collect();
+        check_file(&body)
+    };
+    let linked = check_file(
+        &(http("root", &format!("{base}/ok"), "")
+            + &http("leaf", &format!("{base}/ok"), "depends_on = [\"root\"]")),
+    );
+    let dir = checks_dir(
+        &ws,
+        &[
+            ("a.toml", standalone("a", 600)),
+            ("b.toml", standalone("b", 251)),
+            ("c.toml", linked),
+        ],
+    );
+    let env = [STREAMED[0], ("RUNPROOF_LOG", "runproof=debug")];
+    let output = sweep_with_env(&ws, &[&dir], &["--json"], &env);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("a.toml: validated in chunks"), "{stderr}");
+    assert!(stderr.contains("b.toml: validated in chunks"), "{stderr}");
+    assert!(!stderr.contains("c.toml: validated in chunks"), "{stderr}");
+    let doc = json_doc(&output);
+    assert_eq!(ids(&doc).len(), 853);
+    let bundle = PathBuf::from(doc["bundle"].as_str().unwrap());
+    assert_verifies(&bundle);
+    // Each plan record is one batch handed over by the reader: no more than
+    // 250 checks (a file of 600 read whole was one batch of 600).
+    let plans: Vec<usize> = records(&events(&bundle), "plan", None)
+        .iter()
+        .map(|p| p["steps"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(plans, [250, 250, 100, 250, 1, 1, 1], "{plans:?}");
+}
+
+#[test]
 fn a_streamed_sweep_selects_the_same_checks_with_only_and_shard() {
     let _cpu = shared();
     let server = TestServer::start();

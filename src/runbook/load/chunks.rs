@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{
     anchored, check_notify_references, parse_section, Document, Reader, SECTIONED_MIN_BYTES,
 };
+use crate::core::repeats::{id_hash, repeated_id_hashes};
 use crate::core::template::with_span_offset;
 use crate::runbook::model::{CheckFile, Step};
 use crate::runbook::sections::{Line, Splitter};
@@ -58,6 +59,8 @@ pub struct CheckChunks {
     pass: Option<ChunkPass>,
     /// The file to read the checks from.
     path: std::path::PathBuf,
+    /// Check sections per chunk ([`CHUNK_CHECKS`] unless set).
+    chunk_checks: usize,
     done: bool,
 }
 
@@ -160,9 +163,9 @@ impl ChunkPass {
         self.in_check = false;
     }
 
-    /// Reads the next [`CHUNK_CHECKS`] check sections into `text`; whether
+    /// Reads the next `chunk_checks` check sections into `text`; whether
     /// the file ended.
-    fn fill(&mut self) -> Result<bool, ReadWhole> {
+    fn fill(&mut self, chunk_checks: usize) -> Result<bool, ReadWhole> {
         self.text.clear();
         self.sections.clear();
         self.in_check = false;
@@ -180,7 +183,7 @@ impl ChunkPass {
                 Err(_) => return Err(ReadWhole::Changed),
             };
             match self.splitter.line(line).ok_or(ReadWhole::Changed)? {
-                Line::Header("check") if self.sections.len() == CHUNK_CHECKS => {
+                Line::Header("check") if self.sections.len() == chunk_checks => {
                     self.pending = Some((line.to_string(), offset, number));
                     self.close_section();
                     return Ok(false);
@@ -204,11 +207,27 @@ impl CheckChunks {
     /// (small, unusual, not UTF-8, any problem); an error when it cannot be
     /// read.
     pub fn open(path: &Path, env: EnvLookup) -> io::Result<Option<CheckChunks>> {
-        if std::fs::metadata(path)?.len() < SECTIONED_MIN_BYTES as u64 {
+        Self::open_from(path, env, SECTIONED_MIN_BYTES as u64)
+    }
+
+    /// [`CheckChunks::open`] for a file of at least `min_bytes` (0: any
+    /// file). A streamed sweep reads even small files in chunks: a file of
+    /// 1,000 checks read whole holds a TOML tree of some 7 MB while its
+    /// checks are built.
+    pub fn open_from(
+        path: &Path,
+        env: EnvLookup,
+        min_bytes: u64,
+    ) -> io::Result<Option<CheckChunks>> {
+        let bytes = std::fs::metadata(path)?.len();
+        if bytes < min_bytes {
             return Ok(None);
         }
+        // A small file that may link its checks is read whole at once rather
+        // than after a chunk that fails on the link (see `may_link`).
+        let refuse_links = bytes < SECTIONED_MIN_BYTES as u64;
         let mut lines = Lines::open(path)?;
-        let Some((reader, checks)) = Self::tables(&mut lines)? else {
+        let Some((reader, checks)) = Self::tables(&mut lines, refuse_links)? else {
             return Ok(None);
         };
         Ok(Some(CheckChunks {
@@ -218,8 +237,14 @@ impl CheckChunks {
             checks,
             pass: None,
             path: path.to_path_buf(),
+            chunk_checks: CHUNK_CHECKS,
             done: false,
         }))
+    }
+
+    /// Reads chunks of `checks` check sections (at least 1) from now on.
+    pub fn set_chunk_checks(&mut self, checks: usize) {
+        self.chunk_checks = checks.max(1);
     }
 
     /// How many checks the file has (its `[[check]]` sections).
@@ -234,7 +259,8 @@ impl CheckChunks {
 
     /// Reads every line: the tables other than checks are parsed as they
     /// end (only one table's text is held at a time), the checks counted.
-    fn tables(lines: &mut Lines) -> io::Result<Option<(Reader, usize)>> {
+    /// With `refuse_links`, `None` as soon as a line [`may_link`] checks.
+    fn tables(lines: &mut Lines, refuse_links: bool) -> io::Result<Option<(Reader, usize)>> {
         /// A table other than checks: its name, text and offset.
         type Table = (String, String, usize);
         let mut reader = Reader::new(Document::Checks);
@@ -260,6 +286,9 @@ impl CheckChunks {
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(None),
                 Err(e) => return Err(e),
             };
+            if refuse_links && may_link(line) {
+                return Ok(None);
+            }
             let Some(kind) = splitter.line(line) else {
                 return Ok(None);
             };
@@ -409,7 +438,7 @@ impl CheckChunks {
             };
             let mut sent = 0;
             let ended = loop {
-                let ended = match pass.fill() {
+                let ended = match pass.fill(self.chunk_checks) {
                     Ok(ended) => ended,
                     Err(e) => {
                         failed = Some(e);
@@ -461,7 +490,7 @@ impl CheckChunks {
             });
         }
         let pass = self.pass.as_mut().expect("opened above");
-        let ended = pass.fill()?;
+        let ended = pass.fill(self.chunk_checks)?;
         if ended && pass.lines.sha256() != self.sha256 {
             return Err(ReadWhole::Changed);
         }
@@ -478,18 +507,28 @@ impl CheckChunks {
     }
 
     /// Whether `ids` (every id read from the chunks, `count` of them) has
-    /// no repeat: checked on 8-byte hashes, so a million ids cost 8 MB. A
-    /// repeat (or a hash collision) means: read the file whole, which names
-    /// both places.
-    pub fn ids_unique<'a>(ids: impl Iterator<Item = &'a str>, count: usize) -> bool {
-        let mut hashes: Vec<u64> = Vec::with_capacity(count);
-        hashes.extend(ids.map(|id| {
-            let digest = Sha256::digest(id.as_bytes());
-            u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-        }));
-        hashes.sort_unstable();
-        hashes.windows(2).all(|pair| pair[0] != pair[1])
+    /// no repeat: looked for on 4-byte hashes ([`repeated_id_hashes`]), so
+    /// a million ids cost 4 MB, then confirmed on the few ids whose hash is
+    /// repeated. A repeat means: read the file whole, which names both
+    /// places.
+    pub fn ids_unique<'a>(ids: impl Iterator<Item = &'a str> + Clone, count: usize) -> bool {
+        let suspects = repeated_id_hashes(ids.clone(), count);
+        if suspects.is_empty() {
+            return true;
+        }
+        let mut seen = std::collections::HashSet::new();
+        ids.filter(|id| suspects.binary_search(&id_hash(id)).is_ok())
+            .all(|id| seen.insert(id))
     }
+}
+
+/// Whether `line` may link checks: a `depends_on` or a capture reference
+/// (`{{steps.…}}`), which a chunk refuses ([`ReadWhole::Unusual`]). Text only
+/// (in a string or a comment too): a false alarm reads the file whole, as
+/// any small file was read before.
+fn may_link(line: &str) -> bool {
+    memchr::memmem::find(line.as_bytes(), b"depends_on").is_some()
+        || memchr::memmem::find(line.as_bytes(), b"steps.").is_some()
 }
 
 /// The checks of one chunk: each section of `text` parsed as the file's
@@ -540,4 +579,56 @@ fn read_checks(
         return Err(ReadWhole::Unusual);
     }
     Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_of(checks: usize, extra: &str) -> tempfile::NamedTempFile {
+        let mut text = String::new();
+        for n in 0..checks {
+            text.push_str(&format!(
+                "[[check]]\nid = 'c{n}'\ncheck = 'tcp'\nhost = 'h'\nport = 1\n{}\n",
+                if n == checks - 1 { extra } else { "" }
+            ));
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    fn opens(file: &tempfile::NamedTempFile) -> bool {
+        CheckChunks::open_from(file.path(), Box::new(|_| None), 0)
+            .unwrap()
+            .is_some()
+    }
+
+    #[test]
+    fn a_small_file_that_may_link_its_checks_is_left_to_the_whole_reader_at_once() {
+        assert!(opens(&file_of(3, "")));
+        assert!(!opens(&file_of(3, "depends_on = ['c0']")));
+        assert!(!opens(&file_of(3, "hint = '{{steps.c0.x}}'")));
+        // A large one is still tried in chunks (its links refuse a chunk).
+        let large = file_of(6_000, "depends_on = ['c0']");
+        assert!(std::fs::metadata(large.path()).unwrap().len() >= SECTIONED_MIN_BYTES as u64);
+        let mut chunks = CheckChunks::open_from(large.path(), Box::new(|_| None), 0)
+            .unwrap()
+            .expect("large files are tried in chunks");
+        let last = std::iter::from_fn(|| chunks.next_chunk(large.path())).last();
+        assert!(matches!(last, Some(Err(ReadWhole::Unusual))));
+    }
+
+    #[test]
+    fn chunks_hold_at_most_the_checks_asked_for() {
+        let file = file_of(600, "");
+        let mut chunks = CheckChunks::open_from(file.path(), Box::new(|_| None), 0)
+            .unwrap()
+            .unwrap();
+        chunks.set_chunk_checks(250);
+        let sizes: Vec<usize> = std::iter::from_fn(|| chunks.next_chunk(file.path()))
+            .map(|chunk| chunk.unwrap().len())
+            .collect();
+        assert_eq!(sizes, [250, 250, 100]);
+    }
 }
