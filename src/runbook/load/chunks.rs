@@ -147,6 +147,18 @@ struct ChunkPass {
 }
 
 impl ChunkPass {
+    /// The file at `path` opened for a chunk pass from its start.
+    fn open(path: &Path) -> Result<ChunkPass, ReadWhole> {
+        Ok(ChunkPass {
+            lines: Lines::open(path).map_err(|_| ReadWhole::Changed)?,
+            splitter: Splitter::default(),
+            in_check: false,
+            pending: None,
+            text: String::new(),
+            sections: Vec::new(),
+        })
+    }
+
     fn start_check(&mut self, line: &str, offset: usize, number: usize) {
         self.close_section();
         let start = self.text.len();
@@ -386,14 +398,7 @@ impl CheckChunks {
             return Ok(());
         }
         self.done = true;
-        let mut pass = ChunkPass {
-            lines: Lines::open(&self.path).map_err(|_| ReadWhole::Changed)?,
-            splitter: Splitter::default(),
-            in_check: false,
-            pending: None,
-            text: String::new(),
-            sections: Vec::new(),
-        };
+        let mut pass = ChunkPass::open(&self.path)?;
         let (reader, env, sha256) = (&self.reader, &*self.env, &self.sha256);
         type Job = (usize, String, Vec<(Range<usize>, usize, usize)>);
         // Bounded: at most a chunk waiting per thread, so the checks held at
@@ -480,14 +485,7 @@ impl CheckChunks {
 
     fn read_chunk(&mut self) -> Result<Option<Vec<Step>>, ReadWhole> {
         if self.pass.is_none() {
-            self.pass = Some(ChunkPass {
-                lines: Lines::open(&self.path).map_err(|_| ReadWhole::Changed)?,
-                splitter: Splitter::default(),
-                in_check: false,
-                pending: None,
-                text: String::new(),
-                sections: Vec::new(),
-            });
+            self.pass = Some(ChunkPass::open(&self.path)?);
         }
         let pass = self.pass.as_mut().expect("opened above");
         let ended = pass.fill(self.chunk_checks)?;
