@@ -165,6 +165,13 @@ impl CheckSpec {
         }
     }
 
+    /// Whether the kind named `kind` names secrets in its parameters (what
+    /// [`CheckSpec::named_secrets`] returns): the loader then keeps their
+    /// places, to point at an undeclared one.
+    pub fn kind_names_secrets(kind: &str) -> bool {
+        kind == "secret"
+    }
+
     /// Secrets named outside templates (e.g. the `secret` check's `name`).
     pub fn named_secrets(&self) -> Vec<&str> {
         match self {

@@ -284,9 +284,7 @@ fn parse_step(
         let entries = kind_entries(table).map(|(key, value)| (key.clone(), value.clone()));
         table_node(entries, header.clone())
     };
-    if kind == "secret" {
-        // Only the `secret` kind names a secret to point at (see
-        // `CheckSpec::named_secrets`).
+    if CheckSpec::kind_names_secrets(&kind) {
         step.string_values = string_values(kind_entries(table));
     }
     let place = Place {
