@@ -442,17 +442,18 @@ impl CheckChunks {
                 }
             };
             let mut sent = 0;
-            let ended = loop {
+            loop {
                 let ended = match pass.fill(self.chunk_checks) {
                     Ok(ended) => ended,
                     Err(e) => {
                         failed = Some(e);
-                        break true;
+                        break;
                     }
                 };
                 if ended && pass.lines.sha256() != *sha256 {
+                    // The last chunk came from a changed file: refused.
                     failed = Some(ReadWhole::Changed);
-                    break true;
+                    break;
                 }
                 if !pass.sections.is_empty() {
                     let job = (
@@ -461,7 +462,7 @@ impl CheckChunks {
                         std::mem::take(&mut pass.sections),
                     );
                     if jobs.send(job).is_err() {
-                        break true;
+                        break;
                     }
                     sent += 1;
                 }
@@ -470,15 +471,14 @@ impl CheckChunks {
                 }
                 take_ready(&mut waiting, &mut failed);
                 if ended || failed.is_some() {
-                    break ended;
+                    break;
                 }
-            };
+            }
             drop(jobs);
             for (seq, chunk) in finished.iter() {
                 waiting.insert(seq, chunk);
                 take_ready(&mut waiting, &mut failed);
             }
-            debug_assert!(ended || failed.is_some());
             failed.map_or(Ok(()), Err)
         })
     }
