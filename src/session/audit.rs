@@ -400,7 +400,8 @@ impl SweepCases {
         if let (Some((hasher, sums)), (check, None)) = (&mut self.sums, check_of_step(step)) {
             // A check of one step that ended: what JUnit must state of it is
             // known now. (A step that ends twice adds twice: the sums then
-            // disagree, and the exact comparison says what is wrong.)
+            // disagree unless JUnit lists it twice too, and the journal's
+            // replay reports a step that ends twice in any case.)
             sums.add(hasher, check, state);
             return;
         }
