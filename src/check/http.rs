@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -17,7 +18,7 @@ use super::expect::{
 };
 use super::json::JsonTemplate;
 use super::resolve::ResolverAddr;
-use super::support::{errors, http, latency};
+use super::support::{errors, h1, http, latency};
 use super::{Failure, FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
 use crate::core::template::{Scope, Template};
@@ -223,40 +224,57 @@ impl HttpCheck {
             )
         })?;
 
-        let mut request = ctx
-            .clients
-            .http(self.verify_tls, self.resolver)?
-            .request(method, url);
+        // Rendered once, for whichever client sends them.
+        let mut headers = Vec::with_capacity(self.headers.len() + 1);
         for (name, value) in &self.headers {
-            request = request.header(name.as_str(), ctx.render(value)?);
+            headers.push((name.as_str(), ctx.render(value)?));
         }
-        if let Some(body) = &self.body {
-            request = request.body(ctx.render(body)?);
-        } else if let Some(body) = &self.json {
-            let value = body.render(ctx.scope).map_err(|err| {
+        let mut body = None;
+        if let Some(text) = &self.body {
+            body = Some(Bytes::from(ctx.render(text)?));
+        } else if let Some(json) = &self.json {
+            let value = json.render(ctx.scope).map_err(|err| {
                 Observation::fail_permanent(
                     FailureClass::Config,
                     err.to_string(),
                     "a missing value does not appear by waiting",
                 )
             })?;
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(value.to_string());
+            headers.push(("content-type", "application/json".to_string()));
+            body = Some(Bytes::from(value.to_string()));
         }
 
-        let fetched = http::fetch(request, BODY_CAP)
-            .await
-            .map_err(|err| match err.status {
-                None => send_failure(&err.error, self.url.raw()),
-                Some(status) => Observation::fail(
-                    err.class(),
-                    format!(
-                        "HTTP {status}, then the body broke off: {}",
-                        describe_send_error(&err.error, self.url.raw())
+        let fetched = if let Some(lean) =
+            h1::LeanRequest::new(&method, &url, &headers, body.clone().unwrap_or_default())
+        {
+            let resolver = ctx.clients.resolver(self.resolver);
+            h1::fetch(&resolver, lean, BODY_CAP)
+                .await
+                .map_err(|err| lean_failure(&err, self.url.raw()))?
+        } else {
+            let mut request = ctx
+                .clients
+                .http(self.verify_tls, self.resolver)?
+                .request(method, url);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            if let Some(body) = body {
+                request = request.body(body);
+            }
+            http::fetch(request, BODY_CAP)
+                .await
+                .map_err(|err| match err.status {
+                    None => send_failure(&err.error, self.url.raw()),
+                    Some(status) => Observation::fail(
+                        err.class(),
+                        format!(
+                            "HTTP {status}, then the body broke off: {}",
+                            describe_send_error(&err.error, self.url.raw())
+                        ),
                     ),
-                ),
-            })?;
+                })?
+        };
         let http::Fetched {
             status,
             headers,
@@ -486,6 +504,34 @@ fn describe_send_error(err: &reqwest::Error, url_template: &str) -> String {
     } else {
         format!("{kind} ({url_template}): {detail}")
     }
+}
+
+/// A failed lean request as the attempt's failure, in the words and
+/// classes [`send_failure`] gives reqwest's.
+fn lean_failure(err: &h1::LeanFetchError, url_template: &str) -> Observation {
+    let reason = describe_lean_error(&err.error, url_template);
+    match (err.status, err.error.resolve_error()) {
+        (Some(status), _) => Observation::fail(
+            err.error.class(),
+            format!("HTTP {status}, then the body broke off: {reason}"),
+        ),
+        (None, Some(resolve)) => resolve.failure(reason),
+        (None, None) => Observation::fail(err.error.class(), reason),
+    }
+}
+
+/// Why a lean request failed, in words, as [`describe_send_error`] puts it.
+fn describe_lean_error(err: &h1::LeanError, url_template: &str) -> String {
+    let kind = match err.class() {
+        FailureClass::Timeout => "timed out",
+        _ if err.resolve_error().is_some() => "DNS lookup failed",
+        _ if err.is_refused() => "connection refused",
+        _ if err.is_connect() => "could not connect",
+        _ if err.is_closed() => "connection closed by the server",
+        _ => "request failed",
+    };
+    let detail = redact_urls(&errors::render(err));
+    format!("{kind} ({url_template}): {detail}")
 }
 
 /// Drops query strings from any URL-looking text in an error chain.

@@ -13,7 +13,7 @@ use crate::core::FailureClass;
 pub const BODY_CAP: usize = 1024 * 1024;
 
 /// The most a body buffer is sized to up front from an announced length.
-const PRESIZE_MAX: usize = 64 * 1024;
+pub(super) const PRESIZE_MAX: usize = 64 * 1024;
 
 /// A response, its body read up to the cap.
 #[derive(Debug)]
