@@ -17,8 +17,10 @@
 //! - [`redact`]: [`Redactor`], in front of every sink;
 //! - [`redact_stream`]: a stream redacted a window at a time, as if whole
 //!   (the copies of large sweep inputs);
-//! - `syncer`: the batched journal's `fdatasync`, on a thread of its own.
+//! - `syncer`: the batched journal's `fdatasync`, on a thread of its own;
+//! - `file_syncer`: the copied inputs' `fsync`s, on a thread of their own.
 
+mod file_syncer;
 pub mod read;
 pub mod redact;
 pub mod redact_stream;

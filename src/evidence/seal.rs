@@ -154,6 +154,24 @@ pub(crate) fn write_durable_with(
     path: &Path,
     write: impl FnOnce(&mut fs::File) -> io::Result<()>,
 ) -> io::Result<()> {
+    write_whole_with(path, write, true)
+}
+
+/// [`write_durable_with`] short of the syncs: readers still see nothing or
+/// the whole file, and the caller syncs the file and its folder before it
+/// relies on them being on disk ([`super::file_syncer`]).
+pub(crate) fn write_renamed_with(
+    path: &Path,
+    write: impl FnOnce(&mut fs::File) -> io::Result<()>,
+) -> io::Result<()> {
+    write_whole_with(path, write, false)
+}
+
+fn write_whole_with(
+    path: &Path,
+    write: impl FnOnce(&mut fs::File) -> io::Result<()>,
+    sync: bool,
+) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let parent = path
         .parent()
@@ -173,10 +191,15 @@ pub(crate) fn write_durable_with(
             .create_new(true)
             .open(&temp)?;
         write(&mut file)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         drop(file);
         fs::rename(&temp, path)?;
-        sync_dir(parent)
+        if sync {
+            sync_dir(parent)?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);

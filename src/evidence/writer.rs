@@ -20,9 +20,10 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use super::file_syncer::FileSyncer;
 use super::redact::{Redacted, Redactor};
 use super::seal::{
-    list_files, sha256_file, sha256_hex, sync_dir, write_durable, write_durable_with, Seal,
+    list_files, sha256_file, sha256_hex, sync_dir, write_durable, write_renamed_with, Seal,
     SealPredicate, Subject, BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE,
     STATEMENT_TYPE,
 };
@@ -79,6 +80,8 @@ pub struct BundleWriter {
     last_sync: Instant,
     /// Syncs each batch in the background (batched mode).
     syncer: Option<Syncer>,
+    /// Syncs the copied files in the background ([`Self::write_file_from`]).
+    file_syncer: FileSyncer,
     /// Scratch buffers reused for every record.
     line: Vec<u8>,
     event_json: Vec<u8>,
@@ -171,6 +174,7 @@ impl BundleWriter {
             pending_records: 0,
             last_sync: Instant::now(),
             syncer,
+            file_syncer: FileSyncer::default(),
             line: Vec::with_capacity(512),
             event_json: Vec::with_capacity(512),
             clock: RecordClock::default(),
@@ -414,6 +418,10 @@ impl BundleWriter {
     /// blobs have their own writers and are refused here.
     pub fn write_file(&mut self, relative: &str, bytes: &[u8]) -> io::Result<()> {
         let path = self.derived_path(relative)?;
+        if path.parent() != Some(self.dir.as_path()) {
+            // The folder made for it is an entry of the bundle's.
+            sync_dir(&self.dir)?;
+        }
         let redacted = self.redactor.redact_bytes(bytes);
         write_durable(&path, &redacted)
     }
@@ -422,15 +430,22 @@ impl BundleWriter {
     /// file), redacted a window at a time: the same bytes as redacting it
     /// whole, in memory that does not grow with it (see
     /// [`redact_stream`](super::redact_stream)). An error from `reader`
-    /// (e.g. the file changed) leaves no file.
+    /// (e.g. the file changed) leaves no file. The file is whole when this
+    /// returns, and on disk by the seal: its sync runs in the background.
     pub fn write_file_from(&mut self, relative: &str, reader: impl io::Read) -> io::Result<()> {
         let path = self.derived_path(relative)?;
         let redactor = &self.redactor;
-        write_durable_with(&path, |file| {
+        write_renamed_with(&path, |file| {
             let mut out = io::BufWriter::new(file);
             super::redact_stream::redact_stream(redactor, reader, &mut out)?;
             out.flush()
-        })
+        })?;
+        // Synced while the run goes on; the seal waits for it.
+        let folder = path.parent().unwrap_or(&self.dir).to_path_buf();
+        if folder != self.dir {
+            self.file_syncer.sync_dir_later(&self.dir);
+        }
+        self.file_syncer.sync_later(path, &folder)
     }
 
     /// Where the derived file `relative` goes (its folder created): an
@@ -463,7 +478,6 @@ impl BundleWriter {
         if let Some(parent) = path.parent() {
             if parent != self.dir {
                 fs::create_dir_all(parent)?;
-                sync_dir(&self.dir)?;
             }
         }
         Ok(path)
@@ -479,6 +493,7 @@ impl BundleWriter {
         if let Some(syncer) = self.syncer.take() {
             syncer.finish()?;
         }
+        self.file_syncer.finish()?;
         self.journal.sync_all()?;
         let mut subject = Vec::new();
         for name in list_files(&self.dir)? {
