@@ -65,22 +65,29 @@ fn operator(flag: Option<&str>) -> (String, String) {
     {
         return (name, "RUNPROOF_OPERATOR".into());
     }
-    let git = |key: &str| {
+    // Both asked at once: each is a process start (a few ms).
+    let ask_git = |key: &str| {
         Command::new("git")
             .args(["config", "--get", key])
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .output()
+            .spawn()
             .ok()
+    };
+    let answer = |child: Option<std::process::Child>| {
+        child
+            .and_then(|child| child.wait_with_output().ok())
             .filter(|o| o.status.success())
             .and_then(|o| clean(&String::from_utf8_lossy(&o.stdout)))
     };
-    // `git` may well be missing (a slim CI image): then no identity from it.
-    match (git("user.name"), git("user.email")) {
-        (Some(name), Some(email)) => return (format!("{name} <{email}>"), "git".into()),
-        (Some(name), None) => return (name, "git".into()),
-        (None, Some(email)) => return (email, "git".into()),
-        (None, None) => {}
+    let (name, email) = (ask_git("user.name"), ask_git("user.email"));
+    let git = [answer(name), answer(email)];
+    match git {
+        [Some(name), Some(email)] => return (format!("{name} <{email}>"), "git".into()),
+        [Some(name), None] => return (name, "git".into()),
+        [None, Some(email)] => return (email, "git".into()),
+        [None, None] => {}
     }
     for var in ["USER", "LOGNAME"] {
         if let Some(name) = std::env::var(var).ok().as_deref().and_then(clean) {

@@ -43,6 +43,12 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             )));
         }
     }
+    // Who runs this (git is asked: two process starts) and the signing
+    // key, found while the input is read.
+    let provenance = {
+        let args = args.provenance.clone();
+        std::thread::spawn(move || super::provenance::resolve(&args, Vec::new()))
+    };
     let input_error = |e: InputError| CliError::invalid(e.to_string());
     let mut input = load_input(&args.paths).map_err(input_error)?;
     super::run::apply_check_vars(&mut input.files, &args.vars)?;
@@ -69,7 +75,9 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
     };
     let redactor = Arc::new(Redactor::new(&plan.secrets.pairs()));
     crate::evidence::redact::set_log_redactor(redactor.clone());
-    let provenance = super::provenance::resolve(&args.provenance, Vec::new())?;
+    let provenance = provenance
+        .join()
+        .map_err(|_| CliError::internal("resolving the operator panicked".to_string()))??;
     let cancel = Cancel::new();
     super::signals::install_signal_handlers(&cancel)
         .map_err(|e| CliError::internal(format!("cannot install signal handlers: {e}")))?;

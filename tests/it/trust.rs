@@ -1093,3 +1093,39 @@ fn unusable_sign_keys_are_refused_before_anything_runs() {
         "no bundle is started with a bad key"
     );
 }
+
+#[test]
+fn a_sweep_names_the_operator_from_git_when_nothing_else_does() {
+    // No --operator and no RUNPROOF_OPERATOR: git's user.name <user.email>,
+    // asked while the input is read.
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let gitconfig = ws.write(
+        "gitconfig",
+        "[user]\n\tname = Dana Ops\n\temail = dana@example.test\n",
+    );
+    let checks = ws.write(
+        "checks.toml",
+        &format!(
+            "{FAST}\n[[check]]\nid = \"ok\"\ncheck = \"http\"\nurl = \"{}/ok\"\n",
+            server.url()
+        ),
+    );
+    let output = runproof()
+        .arg("sweep")
+        .arg(&checks)
+        .arg("--artifacts")
+        .arg(ws.artifacts())
+        .arg("--json")
+        .env_remove("RUNPROOF_OPERATOR")
+        .env("GIT_CONFIG_GLOBAL", &gitconfig)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let bundle = PathBuf::from(doc["bundle"].as_str().unwrap());
+    let header = read_json(&bundle.join("runproof.json"));
+    assert_eq!(header["operator"], "Dana Ops <dana@example.test>");
+    assert_eq!(header["operator_source"], "git");
+}
