@@ -111,7 +111,7 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
         let mut json = args
             .json
             .then(|| JsonStream::new(&args.name, args.watch.map(|_| round), redactor.clone()));
-        let (report, bundle) = sweep_round(
+        let round_result = sweep_round(
             &round_config,
             &input,
             &plan,
@@ -121,11 +121,22 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
             json.as_mut().map(|j| j as &mut dyn RoundListener),
             &cancel,
         )
-        .await
-        .map_err(|e| match e {
-            SessionError::InputChanged(_) => CliError::invalid(e.to_string()),
-            e => CliError::internal(e.to_string()),
-        })?;
+        .await;
+        let (report, bundle) = match round_result {
+            Ok(round) => round,
+            Err(e) => {
+                // `--json` still ends as one whole document, saying why.
+                if let Some(json) = json {
+                    let _ = json.fail(&e.to_string());
+                }
+                return Err(match e {
+                    SessionError::InputChanged(_) | SessionError::StoppedByInput { .. } => {
+                        CliError::invalid(e.to_string())
+                    }
+                    e => CliError::internal(e.to_string()),
+                });
+            }
+        };
         let status = exit_status(&report);
         let Some(interval) = args.watch else {
             match json {
@@ -285,7 +296,9 @@ fn counts_line(report: &SweepReport, paint: Paint) -> String {
 /// `--json` on stdout, written as checks finish so that a sweep never holds
 /// every check: `{"name", "bundle", "sweep": {"checks": [...], then the
 /// sweep's other fields}}`. Pretty-printed for one round; one line per round
-/// with `--watch` (then it starts with `"round"`). Every piece is redacted
+/// with `--watch` (then it starts with `"round"`). A round that fails ends
+/// its document all the same ([`JsonStream::fail`]): whoever parses stdout
+/// gets one whole document, with an `"error"`. Every piece is redacted
 /// before it is written. A failed write (stdout closed) stops the stream,
 /// never the sweep.
 struct JsonStream {
@@ -295,6 +308,8 @@ struct JsonStream {
     redactor: Arc<Redactor>,
     out: std::io::BufWriter<std::io::Stdout>,
     checks: u64,
+    /// Whether the head (up to `"checks": [`) is out.
+    begun: bool,
     failed: Option<std::io::Error>,
 }
 
@@ -306,6 +321,7 @@ impl JsonStream {
             redactor,
             out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             checks: 0,
+            begun: false,
             failed: None,
         }
     }
@@ -320,6 +336,34 @@ impl JsonStream {
                 self.failed = Some(err);
             }
         }
+    }
+
+    /// Ends a round that failed: the checks written so far, the sweep
+    /// closed with no other field, then `"error": message` (the document is
+    /// `{"name", "error"}` alone when the round failed before its bundle
+    /// was made). An `Err` means stdout is closed.
+    fn fail(mut self, message: &str) -> std::io::Result<()> {
+        let error = serde_json::Value::from(message);
+        let mut text = String::new();
+        if !self.begun {
+            let name = serde_json::Value::from(self.name.as_str());
+            text = match self.round {
+                None => format!("{{\n  \"name\": {name},\n  \"error\": {error}\n}}\n"),
+                Some(round) => {
+                    format!("{{\"round\":{round},\"name\":{name},\"error\":{error}}}\n")
+                }
+            };
+        } else if self.pretty() {
+            text.push_str(if self.checks > 0 { "\n    ]" } else { "]" });
+            text.push_str(&format!("\n  }},\n  \"error\": {error}\n}}\n"));
+        } else {
+            text.push_str(&format!("]}},\"error\":{error}}}\n"));
+        }
+        self.write(&text);
+        if let Some(err) = self.failed.take() {
+            return Err(err);
+        }
+        self.out.flush()
     }
 
     /// Ends the document with the sweep's fields (all but its checks, which
@@ -372,6 +416,7 @@ impl RoundListener for JsonStream {
             ),
         };
         self.write(&head);
+        self.begun = true;
     }
 
     fn check(&mut self, check: &CheckReport) {

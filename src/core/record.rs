@@ -377,6 +377,10 @@ pub enum Event {
         /// Steps per verdict.
         counts: BTreeMap<String, u32>,
         duration_ms: f64,
+        /// Why the run stopped before its end when no signal stopped it (a
+        /// sweep whose check file changed under it); absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 

@@ -315,6 +315,7 @@ pub async fn drive_runbook<P: Probe>(
         verdict,
         counts: counts.clone(),
         duration_ms: millis(started.elapsed()),
+        reason: None,
     })?;
     Ok(RunOutcome {
         verdict,

@@ -223,6 +223,7 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
             verdict: RunVerdict::Interrupted,
             counts: BTreeMap::from([("pass".to_string(), 1), ("interrupted".to_string(), 1)]),
             duration_ms: 100.0,
+            reason: None,
         })
         .unwrap();
     } else {
@@ -286,6 +287,7 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
             verdict: RunVerdict::Escalated,
             counts: BTreeMap::from([("pass".to_string(), 2), ("escalated".to_string(), 1)]),
             duration_ms: 900.0,
+            reason: None,
         })
         .unwrap();
     }
@@ -837,6 +839,7 @@ fn secret_scan_finds_planted_canary_without_printing_it() {
         verdict: RunVerdict::Pass,
         counts: BTreeMap::new(),
         duration_ms: 1.0,
+        reason: None,
     })
     .unwrap();
     w.write_file(
@@ -920,6 +923,7 @@ fn sweep_with_interleaved_steps_and_listen_deliveries_verify() {
             // Sweeps count per check with their own verdicts.
             counts: BTreeMap::from([("pass".to_string(), 1), ("regressed".to_string(), 1)]),
             duration_ms: 5.0,
+            reason: None,
         },
     ] {
         w.append(&e).unwrap();
@@ -999,6 +1003,7 @@ fn batched_writer_chains_twenty_thousand_records() {
         verdict: RunVerdict::Pass,
         counts: BTreeMap::from([("pass".to_string(), n / 4)]),
         duration_ms: 1.0,
+        reason: None,
     })
     .unwrap();
     let head = w.head().to_string();
@@ -1158,6 +1163,7 @@ fn write_resumed(
         verdict: RunVerdict::Pass,
         counts: BTreeMap::from([("pass".to_string(), 2)]),
         duration_ms: 10.0,
+        reason: None,
     })
     .unwrap();
     w.seal().unwrap()
@@ -1307,6 +1313,7 @@ fn write_compact_sweep(root: &Path, checks: u32, seal: bool) -> PathBuf {
         verdict: RunVerdict::Pass,
         counts: BTreeMap::from([("pass".to_string(), checks), ("flaky".to_string(), 1)]),
         duration_ms: 1.0,
+        reason: None,
     })
     .unwrap();
     w.seal().unwrap()
@@ -1363,6 +1370,7 @@ fn sealed_sweep_of(root: &Path, records: &[Event]) -> PathBuf {
         verdict: RunVerdict::Pass,
         counts: BTreeMap::from([("pass".to_string(), 1)]),
         duration_ms: 1.0,
+        reason: None,
     })
     .unwrap();
     w.seal().unwrap()
@@ -1512,6 +1520,7 @@ fn write_sweep_planned_in_chunks_ending(
         verdict,
         counts: BTreeMap::from([("pass".to_string(), passed)]),
         duration_ms: 1.0,
+        reason: None,
     })
     .unwrap();
     w.seal().unwrap()
@@ -1661,6 +1670,7 @@ fn write_long_sweep(root: &Path, n: u32, tail: &[Event]) -> PathBuf {
         verdict: RunVerdict::Pass,
         counts: BTreeMap::from([("pass".to_string(), n)]),
         duration_ms: 1.0,
+        reason: None,
     })
     .unwrap();
     w.seal().unwrap()

@@ -187,6 +187,7 @@ fn events() -> Vec<Event> {
             ("skipped".to_string(), 1),
         ]),
         duration_ms: 4321.0,
+        reason: None,
     });
     events
 }
@@ -364,6 +365,7 @@ fn a_large_sweep_table_shows_failures_and_the_slowest_passes_then_counts_the_res
             latency: None,
             tally,
             notifications: None,
+            stopped: None,
         }
     };
     let report = report_of(&checks);
@@ -437,6 +439,7 @@ fn streamed_sweep_markdown_lists_every_check_once_past_the_listed_cap() {
         latency: None,
         tally,
         notifications: None,
+        stopped: None,
     };
     assert!(stream.finish(&report, "big", "bundle").is_empty());
     let text = std::fs::read_to_string(&target).unwrap();

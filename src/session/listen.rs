@@ -136,6 +136,7 @@ pub async fn listen_command(
                 ("rejected".to_string(), rejected),
             ]),
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            reason: None,
         })
         .map_err(WebhookError::Evidence)?;
     let bundle = writer.seal().map_err(WebhookError::Evidence)?;

@@ -72,6 +72,10 @@ pub enum SessionError {
     /// A check file changed while a sweep that streams its checks ran.
     #[error("{0}")]
     InputChanged(std::io::Error),
+    /// A check file changed while a sweep read it again: the round stopped
+    /// there and its bundle was sealed as interrupted.
+    #[error("{reason}; the round stopped there, its bundle sealed as interrupted: {}", .bundle.display())]
+    StoppedByInput { bundle: PathBuf, reason: String },
     #[error("cannot write {what} {}: {source}", .path.display())]
     Output {
         what: &'static str,

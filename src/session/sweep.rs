@@ -145,6 +145,13 @@ pub async fn sweep_round(
         .map_err(write_failed)?;
     let missing = bundle.missing_evidence();
     bundle.seal().map_err(write_failed)?;
+    if let Some(reason) = report.stopped {
+        // Sealed as interrupted, like a round stopped by a signal: now say why.
+        return Err(SessionError::StoppedByInput {
+            bundle: bundle_dir,
+            reason,
+        });
+    }
     if let Some(error) = output_errors.into_iter().next() {
         return Err(SessionError::Output {
             what: error.what,

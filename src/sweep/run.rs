@@ -28,6 +28,7 @@ use crate::engine::{Cancel, CheckProbe, Emit, Mutations, RunObserver, RunScope, 
 use crate::evidence::BundleWriter;
 use crate::runbook::model::Step;
 
+use super::plan::InputChanged;
 pub use super::plan::{SweepCheck, SweepPlan};
 
 /// How to sweep.
@@ -157,6 +158,12 @@ pub struct SweepReport {
     /// What `[notify]` was told of this round's changes of state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Notifications>,
+    /// Why the sweep stopped before its end when no signal stopped it: a
+    /// check file that changed while it was read again ([`InputChanged`]'s
+    /// text). The round then ends as an interrupted one, saying so in
+    /// `run.end`.
+    #[serde(skip)]
+    pub stopped: Option<String>,
 }
 
 /// A round's notifications (`[notify]` in the check files).
@@ -214,6 +221,10 @@ impl Emit for Emitter<'_, '_> {
 
 /// Runs the sweep into `bundle`, short of `run.end` ([`record_end`]). `sink`
 /// sees every event after the journal, and each check as it finishes.
+///
+/// A check file found changed as it is read again ends the sweep as
+/// `cancel` would, its reason in [`SweepReport::stopped`]: the bundle must
+/// still end and verify. Any other error is returned.
 pub async fn run_sweep(
     plan: &SweepPlan,
     options: &SweepOptions,
@@ -226,6 +237,10 @@ pub async fn run_sweep(
     let blobs = bundle.blobs();
     let run_id = bundle.run_id().to_string();
     let samples = options.samples.max(1);
+    // Cancelled with `cancel`, or on its own when a file changed: the
+    // caller's flag stays the operator's.
+    let sweep_cancel = cancel.child();
+    let cancel = &sweep_cancel;
     // The steps are announced in `plan` records as the sweep reaches them:
     // `run.start` gives only their number.
     bundle.append(&Event::RunStart {
@@ -317,12 +332,8 @@ pub async fn run_sweep(
         stop: &stop,
     });
     workers.run(&announcer, &no_verdicts, &finish, feeder)?;
-    let dependants = std::mem::take(
-        &mut announcer
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .dependants,
-    );
+    let announcer = announcer.into_inner().unwrap_or_else(|p| p.into_inner());
+    let (dependants, stopped) = (announcer.dependants, announcer.changed);
     for level in dependency_levels(dependants) {
         for chunk in level.chunks(PLAN_CHUNK) {
             announce(&journal, chunk.iter().map(|check| &**check), samples)?;
@@ -371,6 +382,7 @@ pub async fn run_sweep(
         latency: tally.latency(),
         tally,
         notifications: None,
+        stopped: stopped.map(|e| e.to_string()),
     })
 }
 
@@ -591,6 +603,10 @@ pub fn record_end(
         verdict: report.verdict,
         counts: report.counts.clone(),
         duration_ms: report.duration_ms,
+        reason: report
+            .stopped
+            .as_ref()
+            .map(|why| format!("stopped: input file {why}")),
     })?;
     observer.observe(seq, &event);
     Ok(())
@@ -749,7 +765,11 @@ struct Announcer<'p, 'j, 'a> {
     journal: &'j SharedJournal<'a>,
     samples: u32,
     dependants: Vec<Placed<'j>>,
+    /// The sweep's own flag ([`Cancel::child`]): cancelled here when a
+    /// file changed.
     cancel: &'j Cancel,
+    /// The file found changed, which stopped the sweep.
+    changed: Option<io::Error>,
 }
 
 impl<'p, 'j, 'a> Announcer<'p, 'j, 'a> {
@@ -769,6 +789,7 @@ impl<'p, 'j, 'a> Announcer<'p, 'j, 'a> {
             samples,
             dependants: Vec::new(),
             cancel,
+            changed: None,
         }
     }
 
@@ -776,7 +797,8 @@ impl<'p, 'j, 'a> Announcer<'p, 'j, 'a> {
     /// Once the sweep is interrupted, checks still to be read from a file
     /// are not read at all (a million-check sweep stops at once) and count
     /// as interrupted in `run.end`; checks in memory are still recorded as
-    /// not run.
+    /// not run. A file found changed interrupts the sweep so: the checks
+    /// in flight end as interrupted, and the bundle is sealed.
     fn fill(&mut self) -> io::Result<bool> {
         while self.ready.is_empty() {
             if self.batch.len() == 0 {
@@ -784,7 +806,13 @@ impl<'p, 'j, 'a> Announcer<'p, 'j, 'a> {
                     return Ok(false);
                 }
                 match self.batches.next() {
-                    Some(batch) => self.batch = batch?.into_iter(),
+                    Some(Ok(batch)) => self.batch = batch.into_iter(),
+                    Some(Err(e)) if InputChanged::is(&e) => {
+                        self.changed = Some(e);
+                        self.cancel.cancel();
+                        return Ok(false);
+                    }
+                    Some(Err(e)) => return Err(e),
                     None => return Ok(false),
                 }
             }

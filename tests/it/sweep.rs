@@ -241,6 +241,56 @@ fn table_lists_failures_first_and_prints_a_verifying_bundle() {
 }
 
 #[test]
+fn json_ends_as_one_whole_document_with_the_error_when_the_round_fails_on_exit_3() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let file = ws.write(
+        "ok.toml",
+        &check_file(
+            &[
+                http("a", &format!("{base}/ok"), ""),
+                http("b", &format!("{base}/ok"), ""),
+            ]
+            .concat(),
+        ),
+    );
+    // `--junit` under a regular file: reported once the round is sealed,
+    // after every check went out on stdout.
+    let blocker = ws.write("not-a-dir", "a file where a folder should be");
+    let junit = blocker.join("junit.xml");
+    for watch in [false, true] {
+        let mut args = vec!["--json", "--junit", junit.to_str().unwrap()];
+        let output = if watch {
+            args.extend(["--watch", "1s"]);
+            let watch = Watch::start(&ws, &file, &args);
+            let (code, lines, stderr) = watch.finish(Duration::from_secs(30));
+            assert_eq!(code, Some(3), "stdout {lines:?}\nstderr {stderr}");
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            serde_json::from_str::<Value>(&lines[0]).expect("one JSON line")
+        } else {
+            let output = sweep(&ws, &[&file], &args);
+            assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+            assert!(
+                String::from_utf8_lossy(&output.stderr).contains("cannot write --junit"),
+                "{}",
+                describe(&output)
+            );
+            json_doc(&output)
+        };
+        let error = output["error"].as_str().unwrap_or_default();
+        assert!(error.contains("cannot write --junit"), "{output}");
+        assert_eq!(
+            ids(&output),
+            ["a", "b"].map(String::from).into(),
+            "{output}"
+        );
+        assert_verifies(Path::new(output["bundle"].as_str().unwrap()));
+    }
+}
+
+#[test]
 fn all_passing_exits_0() {
     let _cpu = shared();
     let server = TestServer::start();
@@ -1021,20 +1071,30 @@ fn only_selects_by_glob_with_dependencies() {
     );
 }
 
+/// What the checks of `baseline_flags_a_slower_check_as_regressed` take,
+/// then what the slowed one takes: ten times as long.
+const BASE_MS: u64 = 150;
+const SLOWED_MS: u64 = 1_500;
+
 #[test]
 fn baseline_flags_a_slower_check_as_regressed() {
     let _cpu = exclusive();
     let server = TestServer::start();
     let ws = Workspace::new();
     let base = server.url();
+    // Latencies are set by the server's sleeps, far apart, so that no load
+    // on the machine crosses the 3x factor either way: a check as fast as
+    // its baseline (150 ms) would need 300 ms of delay to look regressed,
+    // and the slowed one (1,500 ms, a sleep only ever gets longer) would go
+    // unflagged only if its baseline had taken 350 ms more than its sleep.
     let body = [
         http("slowing", &format!("{base}/delay"), "retries = 0"),
-        http("steady", &format!("{base}/slow/50"), "retries = 0"),
+        http("steady", &format!("{base}/slow/{BASE_MS}"), "retries = 0"),
     ]
     .concat();
     let file = ws.write("baseline.toml", &check_file(&body));
     let baseline = ws.path().join("baseline.json");
-    server.set_delay_ms(50);
+    server.set_delay_ms(BASE_MS);
     let output = sweep(
         &ws,
         &[&file],
@@ -1052,10 +1112,9 @@ fn baseline_flags_a_slower_check_as_regressed() {
     let saved_p95 = saved["checks"]["slowing"]["p95_ms"]
         .as_f64()
         .expect("slowing in the baseline");
-    assert!(saved_p95 >= 50.0, "{saved}");
+    assert!(saved_p95 >= BASE_MS as f64, "{saved}");
 
-    // Same server, same speed: no regression (the factor leaves room for a
-    // loaded machine: 50 ms would have to take 150 ms).
+    // Same server, same speed: no regression.
     let factor = ["--regression-factor", "3"];
     let output = sweep(
         &ws,
@@ -1074,7 +1133,7 @@ fn baseline_flags_a_slower_check_as_regressed() {
     );
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
 
-    server.set_delay_ms(400);
+    server.set_delay_ms(SLOWED_MS);
     let junit = ws.path().join("regressed-junit.xml");
     let output = sweep(
         &ws,
@@ -2276,6 +2335,90 @@ fn an_interrupted_streamed_sweep_stops_reading_files_and_counts_the_rest_as_inte
     let total: u64 = counts.values().map(|n| n.as_u64().unwrap()).sum();
     assert_eq!(total, 12, "{end}");
     assert!(counts["interrupted"].as_u64().unwrap() >= 10, "{end}");
+}
+
+#[test]
+fn a_file_changed_in_the_middle_of_a_streamed_sweep_ends_the_round_interrupted_and_sealed() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    // The first check hangs until its timeout; with one check in flight the
+    // sweep reads at most a few chunks of 250 ahead meanwhile, so the file's
+    // end is read only after it was changed: found at the end of the file.
+    let checks = 2_100;
+    let mut body = http(
+        "stuck",
+        &format!("{base}/hang/stuck"),
+        "timeout = \"2s\"\nretries = 0",
+    );
+    for n in 0..checks {
+        body += &http(&format!("c{n}"), &format!("{base}/ok"), "");
+    }
+    let text = check_file(&body);
+    let file = ws.write("big.toml", &text);
+    let mut child = runproof()
+        .envs(STREAMED)
+        .arg("sweep")
+        .arg(&file)
+        .arg("--artifacts")
+        .arg(ws.artifacts())
+        .args(["--concurrency", "1", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sweep");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.hits("stuck") == 0 {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the hanging check never ran");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Same length, another target for the last check.
+    let last = format!("{base}/ok\"\n\n");
+    let at = text.rfind(&last).unwrap();
+    let changed = format!("{}{base}/no\"\n\n", &text[..at]);
+    assert_eq!(changed.len(), text.len());
+    std::fs::write(&file, changed).unwrap();
+    let output = child.wait_with_output().unwrap();
+
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let on_disk = bundles(&ws, "sweep");
+    assert_eq!(on_disk.len(), 1, "{on_disk:?}");
+    let bundle = &on_disk[0];
+    assert_verifies(bundle);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("big.toml: changed during the sweep")
+            && stderr.contains("sealed as interrupted"),
+        "{stderr}"
+    );
+    // `--json` is one whole document all the same, saying why.
+    let doc = json_doc(&output);
+    let error = doc["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("big.toml: changed during the sweep"),
+        "{doc}"
+    );
+    assert_eq!(Path::new(doc["bundle"].as_str().unwrap()), bundle);
+    let journal = events(bundle);
+    let end = journal.last().unwrap();
+    assert_eq!(end["type"], "run.end", "{end}");
+    assert_eq!(end["verdict"], "interrupted", "{end}");
+    let reason = end["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("stopped: input file ")
+            && reason.contains("big.toml: changed during the sweep"),
+        "{end}"
+    );
+    let counts = end["counts"].as_object().unwrap();
+    let total: u64 = counts.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(total, checks as u64 + 1, "{end}");
+    // The last chunk, read from the changed file, never ran.
+    assert!(counts["interrupted"].as_u64().unwrap() >= 1, "{end}");
+    assert_eq!(counts["fail"], 1, "{end}");
 }
 
 #[test]
