@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 
 use super::classify;
-use super::http::{Fetched, PRESIZE_MAX};
+use super::http::{CappedBody, Fetched};
 use crate::check::resolve::{ConnectError, ResolveError, Resolver};
 use crate::core::FailureClass;
 
@@ -320,32 +320,22 @@ pub async fn fetch(
     let status = response.status().as_u16();
     let (mut parts, mut incoming) = response.into_parts();
     let headers = std::mem::take(&mut parts.headers);
-    let announced = http_body::Body::size_hint(&incoming).exact().unwrap_or(0);
-    let mut body = Vec::with_capacity(
-        usize::try_from(announced)
-            .unwrap_or(cap)
-            .min(cap)
-            .min(PRESIZE_MAX),
-    );
-    let mut truncated = false;
+    let mut body = CappedBody::new(http_body::Body::size_hint(&incoming).exact(), cap);
     loop {
         match incoming.frame().await {
             Some(Ok(frame)) => {
                 let Ok(chunk) = frame.into_data() else {
                     continue; // trailers
                 };
-                let room = cap - body.len();
-                if chunk.len() > room {
-                    body.extend_from_slice(&chunk[..room]);
-                    truncated = true;
+                if !body.push(&chunk) {
                     break;
                 }
-                body.extend_from_slice(&chunk);
             }
             None => break,
             Some(Err(err)) => return Err(failed(Some(status), LeanError::Http(err))),
         }
     }
+    let (body, truncated) = body.into_parts();
     if truncated {
         // The rest is never read: the connection closes with the sender.
         drop(sender);

@@ -1,6 +1,7 @@
 //! One capped HTTP call for every HTTP-speaking kind: send, then read at
 //! most a cap of the body as it streams in, so a huge or endless response
-//! costs bounded memory whatever the kind.
+//! costs bounded memory whatever the kind. [`CappedBody`] is that cap, for
+//! this call and for the lean HTTP/1.1 path ([`super::h1`]) alike.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use crate::core::FailureClass;
 pub const BODY_CAP: usize = 1024 * 1024;
 
 /// The most a body buffer is sized to up front from an announced length.
-pub(super) const PRESIZE_MAX: usize = 64 * 1024;
+const PRESIZE_MAX: usize = 64 * 1024;
 
 /// A response, its body read up to the cap.
 #[derive(Debug)]
@@ -47,6 +48,49 @@ impl FetchError {
     }
 }
 
+/// A response body read up to a cap, whichever client reads it: the one
+/// place a body's size is bounded.
+pub struct CappedBody {
+    body: Vec<u8>,
+    cap: usize,
+    truncated: bool,
+}
+
+impl CappedBody {
+    /// An empty body of at most `cap` bytes, sized once when the length is
+    /// `announced` instead of grown chunk by chunk (an announced length is
+    /// not trusted beyond a modest start).
+    pub fn new(announced: Option<u64>, cap: usize) -> Self {
+        let presize = usize::try_from(announced.unwrap_or(0))
+            .unwrap_or(cap)
+            .min(cap)
+            .min(PRESIZE_MAX);
+        CappedBody {
+            body: Vec::with_capacity(presize),
+            cap,
+            truncated: false,
+        }
+    }
+
+    /// Adds the next chunk; `false` once the cap is reached (the rest of
+    /// the chunk, and of the body, is not kept: stop reading).
+    pub fn push(&mut self, chunk: &[u8]) -> bool {
+        let room = self.cap - self.body.len();
+        if chunk.len() > room {
+            self.body.extend_from_slice(&chunk[..room]);
+            self.truncated = true;
+            return false;
+        }
+        self.body.extend_from_slice(chunk);
+        true
+    }
+
+    /// The body, and whether it went on past the cap.
+    pub fn into_parts(self) -> (Vec<u8>, bool) {
+        (self.body, self.truncated)
+    }
+}
+
 /// Sends `request` and reads at most `cap` bytes of the body.
 pub async fn fetch(request: reqwest::RequestBuilder, cap: usize) -> Result<Fetched, FetchError> {
     let started = Instant::now();
@@ -60,28 +104,15 @@ pub async fn fetch(request: reqwest::RequestBuilder, cap: usize) -> Result<Fetch
     // Taken, not copied: reading the body does not need them (no content
     // decoding is enabled), and a copy costs allocations per request.
     let headers = std::mem::take(response.headers_mut());
-    // Sized once when the length is announced, instead of grown chunk by
-    // chunk; an announced length is not trusted beyond a modest start.
-    let announced = response.content_length().unwrap_or(0);
-    let mut body = Vec::with_capacity(
-        usize::try_from(announced)
-            .unwrap_or(cap)
-            .min(cap)
-            .min(PRESIZE_MAX),
-    );
-    let mut truncated = false;
+    let mut body = CappedBody::new(response.content_length(), cap);
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                let room = cap - body.len();
-                if chunk.len() > room {
-                    body.extend_from_slice(&chunk[..room]);
-                    truncated = true;
+                if !body.push(&chunk) {
                     // Dropping the response closes the connection: the rest
                     // is never read.
                     break;
                 }
-                body.extend_from_slice(&chunk);
             }
             Ok(None) => break,
             Err(error) => {
@@ -93,6 +124,7 @@ pub async fn fetch(request: reqwest::RequestBuilder, cap: usize) -> Result<Fetch
             }
         }
     }
+    let (body, truncated) = body.into_parts();
     Ok(Fetched {
         status,
         headers,
@@ -137,6 +169,20 @@ mod tests {
             }
         });
         port
+    }
+
+    #[test]
+    fn a_capped_body_keeps_the_cap_and_trusts_no_announced_length() {
+        // A hostile length announced up front reserves a modest start only.
+        let body = CappedBody::new(Some(u64::MAX), BODY_CAP);
+        assert!(body.body.capacity() <= PRESIZE_MAX);
+        let mut body = CappedBody::new(None, 10);
+        assert!(body.push(b"12345"));
+        assert!(!body.push(b"6789abc"));
+        assert_eq!(body.into_parts(), (b"123456789a".to_vec(), true));
+        let mut body = CappedBody::new(Some(4), 4);
+        assert!(body.push(b"1234"));
+        assert_eq!(body.into_parts(), (b"1234".to_vec(), false));
     }
 
     #[tokio::test]
