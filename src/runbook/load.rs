@@ -340,7 +340,7 @@ fn parse_checks_by_section(source: &str, env: &dyn Fn(&str) -> Option<String>) -
 }
 
 mod chunks;
-pub use chunks::{CheckChunks, EnvLookup, ReadWhole, CHUNK_CHECKS};
+pub use chunks::{CheckChunks, ChunkedFile, EnvLookup, ReadWhole, CHUNK_CHECKS};
 
 /// The top-level tables of a document, read one by one, and what they say.
 struct Reader {

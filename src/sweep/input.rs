@@ -12,7 +12,7 @@ use super::plan::{
 };
 use super::select::Shard;
 use crate::core::repeats::{id_hash, repeated_id_hashes};
-use crate::runbook::load::{load_check_file, CheckChunks};
+use crate::runbook::load::{load_check_file, CheckChunks, ChunkedFile};
 use crate::runbook::model::{CheckFile, SecretsConfig, Step};
 use crate::runbook::{LoadError, SecretStore};
 
@@ -43,9 +43,9 @@ pub struct SweepInput {
     /// The most checks held at once while loading (0 when the input was
     /// streamed from the start).
     pub peak_held: usize,
-    /// Whether each file was read in chunks ([`CheckChunks`]; it is read
-    /// again the same way).
-    pub chunked: Vec<bool>,
+    /// What reading each file in chunks learnt of it ([`CheckChunks`]; it
+    /// is read again the same way), `None` for a file read whole.
+    pub chunked: Vec<Option<ChunkedFile>>,
     /// SHA-256 hex over the sorted `<path> <sha256>` lines of the files.
     pub digest: String,
 }
@@ -56,7 +56,7 @@ impl SweepInput {
     /// since (see [`open_validated`]).
     pub fn reader(&self, i: usize) -> std::io::Result<Box<dyn std::io::Read + '_>> {
         let file = &self.files[i];
-        if self.held && !self.chunked[i] {
+        if self.held && self.chunked[i].is_none() {
             return Ok(Box::new(file.source.as_bytes()));
         }
         Ok(Box::new(open_validated(&file.path, &self.hashes[i])?))
@@ -205,7 +205,8 @@ struct LoadedFile {
     file: CheckFile,
     index: FileIndex,
     sha256: String,
-    chunked: bool,
+    /// What the chunked read learnt, `None` when read whole.
+    chunked: Option<ChunkedFile>,
 }
 
 /// Validates every file of `files`, on up to one thread per core (at most
@@ -281,7 +282,7 @@ fn load_file(path: &Path, hold: bool, chunk_threads: usize) -> Loaded {
                 file,
                 index,
                 sha256,
-                chunked: false,
+                chunked: None,
             }))
         }
         Err(LoadError::Invalid { rendered, .. }) => Loaded::Problem(rendered),
@@ -343,7 +344,7 @@ fn load_in_chunks(path: &Path, hold: bool, threads: usize) -> Option<LoadedFile>
         file,
         index,
         sha256: chunks.sha256().to_string(),
-        chunked: true,
+        chunked: Some(chunks.learnt()),
     })
 }
 
@@ -483,7 +484,7 @@ pub fn plan(
         files.push(PlanFile {
             path: file.path.clone(),
             sha256: input.hashes[file_index].clone(),
-            chunked: input.chunked[file_index],
+            chunked: input.chunked[file_index].clone(),
             // The ids served the selection and the count above: a streamed
             // sweep no longer needs them (10 MB at a million checks).
             depends: std::mem::take(&mut input.indexes[file_index].depends),
@@ -660,10 +661,13 @@ mod tests {
         // batches; the other is read whole.
         let mut streamed = load_input_estimating(&paths, 0, u64::MAX).unwrap();
         assert!(!streamed.held);
-        assert_eq!(streamed.chunked, [true, false, true]);
+        let chunked = |input: &SweepInput| -> Vec<bool> {
+            input.chunked.iter().map(Option::is_some).collect()
+        };
+        assert_eq!(chunked(&streamed), [true, false, true]);
         // Held: small files are read whole, as before.
         let held = load_input_estimating(&paths, 100, u64::MAX).unwrap();
-        assert_eq!(held.chunked, [false, false, false]);
+        assert_eq!(chunked(&held), [false, false, false]);
         assert_eq!(ids(&streamed), ids(&held));
 
         let (plan, _) = plan(&mut streamed, &[], None, &|_| None).unwrap();

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::input::process_env;
 use super::select::{glob_matches, Shard};
-use crate::runbook::load::{load_check_file, CheckChunks, ReadWhole};
+use crate::runbook::load::{load_check_file, CheckChunks, ChunkedFile, ReadWhole};
 use crate::runbook::model::{NotifyConfig, Step};
 use crate::runbook::SecretStore;
 
@@ -303,8 +303,10 @@ pub struct PlanFile {
     /// SHA-256 hex of the bytes that were validated: a file changed since is
     /// refused rather than swept unvalidated.
     pub sha256: String,
-    /// Read in chunks of checks ([`CheckChunks`]), not whole.
-    pub chunked: bool,
+    /// Read in chunks of checks ([`CheckChunks`]), not whole: what the
+    /// first read learnt of the file, so that it is not read whole first
+    /// again.
+    pub chunked: Option<ChunkedFile>,
     /// The file's checks that depend on others: (id, `depends_on`). Its ids
     /// are not kept: the sweep reads them again with the checks.
     pub depends: Vec<(String, Vec<String>)>,
@@ -352,7 +354,8 @@ impl SweepPlan {
     /// File `file_index` read again: one batch, or one per chunk of checks
     /// for a file read in chunks. A file read whole is refused before its
     /// batch when it changed; a file read in chunks is streamed from disk,
-    /// so a change is found when it is opened (its hash) or, at the latest,
+    /// so a change is found when it is opened (its size or modification
+    /// time, without reading it whole first again) or, at the latest,
     /// at its end: the error then comes after batches read from the changed
     /// file, and the sweep stops there as for any [`InputChanged`].
     fn read_file<'p>(&'p self, file_index: usize, file: &'p PlanFile) -> Batches<'p> {
@@ -369,22 +372,14 @@ impl SweepPlan {
                 })
                 .collect()
         };
-        if file.chunked {
-            let mut chunks = match CheckChunks::open_from(&file.path, process_env(), 0) {
-                Ok(Some(mut chunks)) if chunks.sha256() == file.sha256 => {
-                    chunks.set_chunk_checks(SWEEP_CHUNK_CHECKS);
-                    chunks
-                }
-                Ok(Some(_)) => return Box::new(std::iter::once(Err(changed(CHANGED)))),
-                Ok(None) => {
-                    return Box::new(std::iter::once(Err(changed("no longer reads in chunks"))))
-                }
-                Err(e) => {
-                    return Box::new(std::iter::once(Err(changed(&format!(
-                        "cannot be read again: {e}"
-                    )))))
-                }
+        if let Some(learnt) = &file.chunked {
+            // A file edited since (its size or time) is refused here, before
+            // any of its checks; any other change at its end (the hash).
+            let mut chunks = match CheckChunks::resume(&file.path, process_env(), learnt) {
+                Ok(chunks) => chunks,
+                Err(_) => return Box::new(std::iter::once(Err(changed(CHANGED)))),
             };
+            chunks.set_chunk_checks(SWEEP_CHUNK_CHECKS);
             // Each chunk is read from the file as the sweep reaches it; the
             // last one is refused when the file's hash is no longer the one
             // validated (see `CheckChunks`).
@@ -439,11 +434,15 @@ mod tests {
     }
 
     fn plan_of(path: &Path, sha256: &str) -> SweepPlan {
+        let opened = CheckChunks::open_from(path, process_env(), 0)
+            .unwrap()
+            .expect("a file of standalone checks reads in chunks");
+        assert_eq!(opened.sha256(), sha256);
         SweepPlan {
             files: vec![PlanFile {
                 path: path.to_path_buf(),
                 sha256: sha256.to_string(),
-                chunked: true,
+                chunked: Some(opened.learnt()),
                 depends: Vec::new(),
             }],
             vars: vec![BTreeMap::new()],

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -49,7 +50,8 @@ const READ_BUFFER: usize = 64 * 1024;
 /// computed. A change is so detected at the end of the file at the latest;
 /// the chunks handed out before came from the changed file.
 pub struct CheckChunks {
-    reader: Reader,
+    /// The tables other than checks (shared with [`ChunkedFile`]).
+    reader: Arc<Reader>,
     env: EnvLookup,
     /// SHA-256 hex of the file as `open` read it.
     sha256: String,
@@ -62,6 +64,46 @@ pub struct CheckChunks {
     /// Check sections per chunk ([`CHUNK_CHECKS`] unless set).
     chunk_checks: usize,
     done: bool,
+    /// The file's size and time when it was opened.
+    stamp: FileStamp,
+}
+
+/// What [`CheckChunks::open`] learnt of a file, kept to read its chunks
+/// again ([`CheckChunks::resume`]) without reading the whole file first
+/// once more: its tables other than checks, its hash, its check count, and
+/// its size and modification time, which a file edited since no longer has.
+#[derive(Clone)]
+pub struct ChunkedFile {
+    reader: Arc<Reader>,
+    sha256: String,
+    checks: usize,
+    stamp: FileStamp,
+}
+
+impl std::fmt::Debug for ChunkedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkedFile")
+            .field("sha256", &self.sha256)
+            .field("checks", &self.checks)
+            .field("stamp", &self.stamp)
+            .finish()
+    }
+}
+
+/// A file's size and modification time, as `stat` gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(metadata: &std::fs::Metadata) -> FileStamp {
+        FileStamp {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+        }
+    }
 }
 
 /// How a chunked read looks up `{{env:NAME}}` (owned: chunks outlive the
@@ -231,7 +273,8 @@ impl CheckChunks {
         env: EnvLookup,
         min_bytes: u64,
     ) -> io::Result<Option<CheckChunks>> {
-        let bytes = std::fs::metadata(path)?.len();
+        let metadata = std::fs::metadata(path)?;
+        let bytes = metadata.len();
         if bytes < min_bytes {
             return Ok(None);
         }
@@ -243,15 +286,53 @@ impl CheckChunks {
             return Ok(None);
         };
         Ok(Some(CheckChunks {
-            reader,
+            reader: Arc::new(reader),
             env,
             sha256: lines.sha256(),
             checks,
+            stamp: FileStamp::of(&metadata),
             pass: None,
             path: path.to_path_buf(),
             chunk_checks: CHUNK_CHECKS,
             done: false,
         }))
+    }
+
+    /// What this read learnt of the file, to read it again with
+    /// [`CheckChunks::resume`].
+    pub fn learnt(&self) -> ChunkedFile {
+        ChunkedFile {
+            reader: self.reader.clone(),
+            sha256: self.sha256.clone(),
+            checks: self.checks,
+            stamp: self.stamp.clone(),
+        }
+    }
+
+    /// The file read again in chunks, as `learnt` found it, without the
+    /// whole first read of [`CheckChunks::open`]: [`ReadWhole::Changed`] at
+    /// once when its size or modification time is no longer the same, and
+    /// at the end of the chunks, as always, when its hash is not.
+    pub fn resume(
+        path: &Path,
+        env: EnvLookup,
+        learnt: &ChunkedFile,
+    ) -> Result<CheckChunks, ReadWhole> {
+        let metadata = std::fs::metadata(path).map_err(|_| ReadWhole::Changed)?;
+        if FileStamp::of(&metadata) != learnt.stamp {
+            return Err(ReadWhole::Changed);
+        }
+        Ok(CheckChunks {
+            reader: learnt.reader.clone(),
+            env,
+            sha256: learnt.sha256.clone(),
+            checks: learnt.checks,
+            pass: None,
+            path: path.to_path_buf(),
+            chunk_checks: CHUNK_CHECKS,
+            done: false,
+            stamp: learnt.stamp.clone(),
+        })
     }
 
     /// Reads chunks of `checks` check sections (at least 1) from now on.
@@ -628,5 +709,36 @@ mod tests {
             .map(|chunk| chunk.unwrap().len())
             .collect();
         assert_eq!(sizes, [250, 250, 100]);
+    }
+
+    #[test]
+    fn a_resumed_read_gives_the_same_chunks_and_refuses_an_edited_file() {
+        let file = file_of(600, "");
+        let ids = |chunks: &mut CheckChunks| -> Vec<String> {
+            std::iter::from_fn(|| chunks.next_chunk(file.path()))
+                .flat_map(|chunk| chunk.unwrap())
+                .map(|step| step.id)
+                .collect()
+        };
+        let mut opened = CheckChunks::open_from(file.path(), Box::new(|_| None), 0)
+            .unwrap()
+            .unwrap();
+        let learnt = opened.learnt();
+        let first = ids(&mut opened);
+        // Read again as often as asked (a sweep's rounds), the same checks.
+        for _ in 0..2 {
+            let mut resumed =
+                CheckChunks::resume(file.path(), Box::new(|_| None), &learnt).unwrap();
+            assert_eq!(resumed.checks(), 600);
+            assert_eq!(ids(&mut resumed), first);
+        }
+        // One more check: refused before a chunk is read.
+        let mut text = std::fs::read_to_string(file.path()).unwrap();
+        text.push_str("[[check]]\nid = 'late'\ncheck = 'tcp'\nhost = 'h'\nport = 1\n");
+        std::fs::write(file.path(), text).unwrap();
+        assert!(matches!(
+            CheckChunks::resume(file.path(), Box::new(|_| None), &learnt),
+            Err(ReadWhole::Changed)
+        ));
     }
 }
