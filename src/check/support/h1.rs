@@ -335,21 +335,15 @@ pub async fn fetch(
             Some(Err(err)) => return Err(failed(Some(status), LeanError::Http(err))),
         }
     }
-    let (body, truncated) = body.into_parts();
-    if truncated {
+    // Timed before the connection is handed back: that is not the request's.
+    let fetched = body.finish(status, headers, time_to_headers, started);
+    if fetched.truncated {
         // The rest is never read: the connection closes with the sender.
         drop(sender);
     } else if sender.ready().await.is_ok() {
         checkin(key, sender);
     }
-    Ok(Fetched {
-        status,
-        headers,
-        body,
-        truncated,
-        time_to_headers,
-        latency: started.elapsed(),
-    })
+    Ok(fetched)
 }
 
 #[cfg(test)]

@@ -85,9 +85,22 @@ impl CappedBody {
         true
     }
 
-    /// The body, and whether it went on past the cap.
-    pub fn into_parts(self) -> (Vec<u8>, bool) {
-        (self.body, self.truncated)
+    /// The response, this its body, timed from `started`.
+    pub fn finish(
+        self,
+        status: u16,
+        headers: HeaderMap,
+        time_to_headers: Duration,
+        started: Instant,
+    ) -> Fetched {
+        Fetched {
+            status,
+            headers,
+            body: self.body,
+            truncated: self.truncated,
+            time_to_headers,
+            latency: started.elapsed(),
+        }
     }
 }
 
@@ -124,15 +137,7 @@ pub async fn fetch(request: reqwest::RequestBuilder, cap: usize) -> Result<Fetch
             }
         }
     }
-    let (body, truncated) = body.into_parts();
-    Ok(Fetched {
-        status,
-        headers,
-        body,
-        truncated,
-        time_to_headers,
-        latency: started.elapsed(),
-    })
+    Ok(body.finish(status, headers, time_to_headers, started))
 }
 
 #[cfg(test)]
@@ -179,10 +184,15 @@ mod tests {
         let mut body = CappedBody::new(None, 10);
         assert!(body.push(b"12345"));
         assert!(!body.push(b"6789abc"));
-        assert_eq!(body.into_parts(), (b"123456789a".to_vec(), true));
+        let done = |body: CappedBody| {
+            let fetched = body.finish(200, HeaderMap::new(), Duration::ZERO, Instant::now());
+            (fetched.body, fetched.truncated)
+        };
+        assert!(!body.push(b"more"));
+        assert_eq!(done(body), (b"123456789a".to_vec(), true));
         let mut body = CappedBody::new(Some(4), 4);
         assert!(body.push(b"1234"));
-        assert_eq!(body.into_parts(), (b"1234".to_vec(), false));
+        assert_eq!(done(body), (b"1234".to_vec(), false));
     }
 
     #[tokio::test]
