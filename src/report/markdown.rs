@@ -185,9 +185,27 @@ fn count(summary: &RunSummary, verdict: StepVerdict) -> usize {
 
 /// Escapes text for a table cell or inline use.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('\n', " ")
+    Cell(text).to_string()
+}
+
+/// `text` as a table cell, escaped as it is written: `|` would end the cell,
+/// `<` open markup, a newline end the row.
+struct Cell<'a>(&'a str);
+
+impl std::fmt::Display for Cell<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rest = self.0;
+        while let Some(at) = rest.find(['|', '<', '\n']) {
+            f.write_str(&rest[..at])?;
+            f.write_str(match rest.as_bytes()[at] {
+                b'|' => "\\|",
+                b'<' => "&lt;",
+                _ => " ",
+            })?;
+            rest = &rest[at + 1..];
+        }
+        f.write_str(rest)
+    }
 }
 
 /// A sweep's `summary.md` (and `--markdown`, for a CI job summary:
@@ -267,27 +285,27 @@ impl MarkdownStream {
 
 /// One check's row of the sweep table.
 fn sweep_row(out: &mut String, c: &CheckReport) {
-    use super::table::format_latency;
-    let verdict = if c.verdict.healthy() {
-        c.verdict.as_str().to_string()
-    } else {
-        format!("**{}**", c.verdict.as_str())
-    };
+    use super::table::Latency;
+    // Written straight into the row: one per check of a sweep.
     let latency = |p: fn(&crate::sweep::stats::LatencyStats) -> f64| {
-        c.latency
-            .as_ref()
-            .map(|l| format_latency(p(l)))
-            .unwrap_or_else(|| "-".into())
+        c.latency.as_ref().map(|l| Latency(p(l)))
     };
-    let _ = writeln!(
-        out,
-        "| {} | {} | {} | {} | {} | {} | {} |",
-        cell(&c.id),
-        cell(c.kind),
-        verdict,
-        c.attempts_total,
-        latency(|l| l.p50_ms),
-        latency(|l| l.p95_ms),
-        cell(c.reason.as_deref().unwrap_or(""))
-    );
+    let (p50, p95) = (latency(|l| l.p50_ms), latency(|l| l.p95_ms));
+    let _ = write!(out, "| {} | {} | ", Cell(&c.id), Cell(c.kind));
+    let _ = if c.verdict.healthy() {
+        write!(out, "{}", c.verdict.as_str())
+    } else {
+        write!(out, "**{}**", c.verdict.as_str())
+    };
+    let _ = write!(out, " | {} | ", c.attempts_total);
+    let _ = match p50 {
+        Some(p50) => write!(out, "{p50}"),
+        None => write!(out, "-"),
+    };
+    out.push_str(" | ");
+    let _ = match p95 {
+        Some(p95) => write!(out, "{p95}"),
+        None => write!(out, "-"),
+    };
+    let _ = writeln!(out, " | {} |", Cell(c.reason.as_deref().unwrap_or("")));
 }

@@ -133,11 +133,22 @@ fn check_table(checks: Vec<&crate::sweep::run::CheckReport>) -> String {
 
 /// `0.42ms`, `12.3ms`, `1.20s`.
 pub fn format_latency(ms: f64) -> String {
-    if ms < 10.0 {
-        format!("{ms:.2}ms")
-    } else if ms < 1000.0 {
-        format!("{ms:.1}ms")
-    } else {
-        format!("{:.2}s", ms / 1000.0)
+    Latency(ms).to_string()
+}
+
+/// [`format_latency`] written where it goes (a sweep's report rows: no
+/// string per figure).
+pub struct Latency(pub f64);
+
+impl std::fmt::Display for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0;
+        if ms < 10.0 {
+            write!(f, "{ms:.2}ms")
+        } else if ms < 1000.0 {
+            write!(f, "{ms:.1}ms")
+        } else {
+            write!(f, "{:.2}s", ms / 1000.0)
+        }
     }
 }

@@ -466,6 +466,80 @@ fn streamed_sweep_markdown_lists_every_check_once_past_the_listed_cap() {
     assert_eq!(leftovers, 1, "no spool left");
 }
 
+#[test]
+fn a_sweep_row_escapes_its_cells_and_writes_its_latencies() {
+    use crate::report::markdown::MarkdownStream;
+    use crate::report::spool::{Mode, Spooled};
+    use crate::sweep::run::{CheckReport, CheckVerdict, SweepReport};
+    use crate::sweep::stats::LatencyStats;
+    use crate::sweep::tally::SweepTally;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("summary.md");
+    let redactor = std::sync::Arc::new(crate::evidence::Redactor::new(&[]));
+    let mut spooled = Spooled::new(redactor, 1);
+    spooled.add_target(&target, Mode::Replace).unwrap();
+    let mut stream = MarkdownStream::new(spooled);
+    let latency = |p50_ms, p95_ms| LatencyStats {
+        samples: 1,
+        min_ms: p50_ms,
+        p50_ms,
+        p95_ms,
+        p99_ms: p95_ms,
+        max_ms: p95_ms,
+    };
+    let checks = [
+        CheckReport {
+            id: "a|b<c".into(),
+            kind: "http",
+            verdict: CheckVerdict::Pass,
+            attempts_total: 1,
+            latency: Some(latency(0.4249, 12.34)),
+            ..CheckReport::default()
+        },
+        CheckReport {
+            id: "down".into(),
+            kind: "tcp",
+            verdict: CheckVerdict::Fail,
+            attempts_total: 3,
+            latency: Some(latency(999.96, 1234.5)),
+            reason: Some("HTTP 500 | <html>\nline two".into()),
+            ..CheckReport::default()
+        },
+        CheckReport {
+            id: "never".into(),
+            kind: "dns",
+            verdict: CheckVerdict::Blocked,
+            ..CheckReport::default()
+        },
+    ];
+    let mut tally = SweepTally::default();
+    for check in &checks {
+        // Rows streamed as checks finish (none kept as a listed failure).
+        tally.add(check);
+        stream.check(check, false);
+    }
+    let report = SweepReport {
+        run_id: "r".into(),
+        started_at: "t".into(),
+        duration_ms: 1.0,
+        verdict: RunVerdict::Escalated,
+        counts: tally.counts(),
+        latency: None,
+        tally: SweepTally::default(),
+        notifications: None,
+        stopped: None,
+    };
+    assert!(stream.finish(&report, "rows", "bundle").is_empty());
+    let text = std::fs::read_to_string(&target).unwrap();
+    for row in [
+        "| a\\|b&lt;c | http | pass | 1 | 0.42ms | 12.3ms |  |",
+        "| down | tcp | **fail** | 3 | 1000.0ms | 1.23s | HTTP 500 \\| &lt;html> line two |",
+        "| never | dns | **blocked** | 0 | - | - |  |",
+    ] {
+        assert!(text.lines().any(|line| line == row), "{row}\n{text}");
+    }
+}
+
 /// The streamed JUnit states the same totals and testcases as the
 /// whole-document renderer (only the order of testcases may differ).
 #[test]
