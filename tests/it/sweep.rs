@@ -1073,8 +1073,8 @@ fn only_selects_by_glob_with_dependencies() {
 
 /// What the checks of `baseline_flags_a_slower_check_as_regressed` take,
 /// then what the slowed one takes: ten times as long.
-const BASE_MS: u64 = 150;
-const SLOWED_MS: u64 = 1_500;
+const BASE_MS: u64 = 300;
+const SLOWED_MS: u64 = 3_000;
 
 #[test]
 fn baseline_flags_a_slower_check_as_regressed() {
@@ -1084,11 +1084,17 @@ fn baseline_flags_a_slower_check_as_regressed() {
     let base = server.url();
     // Latencies are set by the server's sleeps, far apart, so that no load
     // on the machine crosses the 3x factor either way: a check as fast as
-    // its baseline (150 ms) would need 300 ms of delay to look regressed,
-    // and the slowed one (1,500 ms, a sleep only ever gets longer) would go
-    // unflagged only if its baseline had taken 350 ms more than its sleep.
+    // its baseline (300 ms) would need 600 ms of delay to look regressed
+    // (a 610 ms stall of a loaded VM did it to a 150 ms baseline), and the
+    // slowed one (3,000 ms, a sleep only ever gets longer) would go
+    // unflagged only if its baseline had taken 700 ms more than its sleep.
+    // The slowed run takes one sample: its sleep is long.
     let body = [
-        http("slowing", &format!("{base}/delay"), "retries = 0"),
+        http(
+            "slowing",
+            &format!("{base}/delay"),
+            "retries = 0\ntimeout = \"10s\"",
+        ),
         http("steady", &format!("{base}/slow/{BASE_MS}"), "retries = 0"),
     ]
     .concat();
@@ -1141,7 +1147,7 @@ fn baseline_flags_a_slower_check_as_regressed() {
         &[
             &[
                 "--samples",
-                "3",
+                "1",
                 "--baseline",
                 baseline.to_str().unwrap(),
                 "--json",
