@@ -397,21 +397,40 @@ fn a_large_sweep_table_shows_failures_and_the_slowest_passes_then_counts_the_res
     assert!(!text.contains("not shown"));
 }
 
+/// A sweep's `summary.md` stream into `target`, with no secrets.
+fn markdown_stream(target: &std::path::Path) -> crate::report::markdown::MarkdownStream {
+    use crate::report::spool::{Mode, Spooled};
+    let redactor = std::sync::Arc::new(crate::evidence::Redactor::new(&[]));
+    let mut spooled = Spooled::new(redactor, 1);
+    spooled.add_target(target, Mode::Replace).unwrap();
+    crate::report::markdown::MarkdownStream::new(spooled)
+}
+
+/// A finished, escalated sweep with `tally`'s counts.
+fn escalated_sweep(tally: crate::sweep::tally::SweepTally) -> crate::sweep::run::SweepReport {
+    crate::sweep::run::SweepReport {
+        run_id: "r".into(),
+        started_at: "t".into(),
+        duration_ms: 1.0,
+        verdict: RunVerdict::Escalated,
+        counts: tally.counts(),
+        latency: None,
+        tally,
+        notifications: None,
+        stopped: None,
+    }
+}
+
 /// Issue 12: the streamed `summary.md` lists every check exactly once, also
 /// past the tally's list of 1,000 checks that did not pass, and says how
 /// many of those follow among the others.
 #[test]
 fn streamed_sweep_markdown_lists_every_check_once_past_the_listed_cap() {
-    use crate::report::markdown::MarkdownStream;
-    use crate::report::spool::{Mode, Spooled};
-    use crate::sweep::run::{CheckReport, CheckVerdict, SweepReport};
+    use crate::sweep::run::{CheckReport, CheckVerdict};
     use crate::sweep::tally::{SweepTally, LISTED_MAX};
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("summary.md");
-    let redactor = std::sync::Arc::new(crate::evidence::Redactor::new(&[]));
-    let mut spooled = Spooled::new(redactor, 1);
-    spooled.add_target(&target, Mode::Replace).unwrap();
-    let mut stream = MarkdownStream::new(spooled);
+    let mut stream = markdown_stream(&target);
     let mut tally = SweepTally::default();
     let total: usize = 1_300;
     for i in 0..total {
@@ -430,17 +449,7 @@ fn streamed_sweep_markdown_lists_every_check_once_past_the_listed_cap() {
         stream.check(&check, listed);
     }
     let failing = tally.count(CheckVerdict::Fail);
-    let report = SweepReport {
-        run_id: "r".into(),
-        started_at: "t".into(),
-        duration_ms: 1.0,
-        verdict: RunVerdict::Escalated,
-        counts: tally.counts(),
-        latency: None,
-        tally,
-        notifications: None,
-        stopped: None,
-    };
+    let report = escalated_sweep(tally);
     assert!(stream.finish(&report, "big", "bundle").is_empty());
     let text = std::fs::read_to_string(&target).unwrap();
     let ids: Vec<&str> = text
@@ -468,17 +477,12 @@ fn streamed_sweep_markdown_lists_every_check_once_past_the_listed_cap() {
 
 #[test]
 fn a_sweep_row_escapes_its_cells_and_writes_its_latencies() {
-    use crate::report::markdown::MarkdownStream;
-    use crate::report::spool::{Mode, Spooled};
-    use crate::sweep::run::{CheckReport, CheckVerdict, SweepReport};
+    use crate::sweep::run::{CheckReport, CheckVerdict};
     use crate::sweep::stats::LatencyStats;
     use crate::sweep::tally::SweepTally;
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("summary.md");
-    let redactor = std::sync::Arc::new(crate::evidence::Redactor::new(&[]));
-    let mut spooled = Spooled::new(redactor, 1);
-    spooled.add_target(&target, Mode::Replace).unwrap();
-    let mut stream = MarkdownStream::new(spooled);
+    let mut stream = markdown_stream(&target);
     let latency = |p50_ms, p95_ms| LatencyStats {
         samples: 1,
         min_ms: p50_ms,
@@ -514,21 +518,11 @@ fn a_sweep_row_escapes_its_cells_and_writes_its_latencies() {
     ];
     let mut tally = SweepTally::default();
     for check in &checks {
-        // Rows streamed as checks finish (none kept as a listed failure).
-        tally.add(check);
-        stream.check(check, false);
+        // The failing rows come first, from the tally; the others stream.
+        let listed = tally.add(check);
+        stream.check(check, listed);
     }
-    let report = SweepReport {
-        run_id: "r".into(),
-        started_at: "t".into(),
-        duration_ms: 1.0,
-        verdict: RunVerdict::Escalated,
-        counts: tally.counts(),
-        latency: None,
-        tally: SweepTally::default(),
-        notifications: None,
-        stopped: None,
-    };
+    let report = escalated_sweep(tally);
     assert!(stream.finish(&report, "rows", "bundle").is_empty());
     let text = std::fs::read_to_string(&target).unwrap();
     for row in [
