@@ -328,7 +328,7 @@ impl Pool {
     fn new(resolver: Resolver) -> Result<Self, reqwest::Error> {
         let builder = |verify: bool| {
             reqwest::Client::builder()
-                .user_agent(concat!("runproof/", env!("CARGO_PKG_VERSION")))
+                .user_agent(crate::check::support::http::USER_AGENT)
                 // rustls on ring with the system roots, as the `tls` check uses.
                 .tls_backend_preconfigured(support::tls::http_client_config(verify))
                 // Host names go through the run's resolver, like every other kind.

@@ -7,7 +7,7 @@
 //! CPU on the benchmark machine): reqwest parses the URL again, runs each
 //! request through its redirect and retry services and checks connections
 //! out of a pool shared behind locks. https, HTTP/2 and proxies stay with
-//! reqwest ([`usable`] says which requests may come here).
+//! reqwest ([`LeanRequest::new`] says which requests may come here).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -83,10 +83,7 @@ impl<'a> LeanRequest<'a> {
             map.insert(HOST, host_header.ok()?);
         }
         map.entry(USER_AGENT)
-            .or_insert(HeaderValue::from_static(concat!(
-                "runproof/",
-                env!("CARGO_PKG_VERSION")
-            )));
+            .or_insert(HeaderValue::from_static(super::http::USER_AGENT));
         map.entry(ACCEPT).or_insert(HeaderValue::from_static("*/*"));
         Some(LeanRequest {
             host,

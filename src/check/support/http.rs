@@ -10,6 +10,9 @@ use reqwest::header::HeaderMap;
 use super::classify;
 use crate::core::FailureClass;
 
+/// What every HTTP request of runproof says it is.
+pub const USER_AGENT: &str = concat!("runproof/", env!("CARGO_PKG_VERSION"));
+
 /// The most of a response body any kind reads, keeps and checks.
 pub const BODY_CAP: usize = 1024 * 1024;
 

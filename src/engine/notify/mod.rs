@@ -163,7 +163,7 @@ impl<'a> Notifier<'a> {
     /// A notifier with its own client: the per-request timeout, no redirects.
     pub fn new(config: &'a NotifyConfig) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
-            .user_agent(concat!("runproof/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::check::support::http::USER_AGENT)
             .tls_backend_preconfigured(tls::http_client_config(true))
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.timeout.0)
