@@ -1829,3 +1829,71 @@ fn a_journal_line_over_the_cap_or_torn_is_reported_without_holding_it() {
     assert_eq!(read(8), (CappedLine::Torn, "three".to_string()));
     assert_eq!(read(8), (CappedLine::Eof, String::new()));
 }
+
+#[test]
+fn input_copies_made_on_several_threads_are_redacted_whole_and_sealed_with_their_digests() {
+    let root = tempfile::tempdir().unwrap();
+    let redactor = Arc::new(Redactor::new(&[(
+        "API_TOKEN".to_string(),
+        CANARY.to_string(),
+    )]));
+    let h = header(BundleKind::Sweep, &redactor);
+    let mut w =
+        BundleWriter::create(root.path(), h, redactor.clone(), SyncPolicy::EveryRecord).unwrap();
+    // Seven files of different sizes, one larger than a redaction window,
+    // each with the canary written into it.
+    let sources: Vec<String> = (0..7)
+        .map(|i| {
+            let filler = "url = 'http://127.0.0.1/'\n".repeat(1 + i * i * 1_200);
+            format!("# file {i}\n{filler}token = '{CANARY}'\n{filler}")
+        })
+        .collect();
+    assert!(sources[6].len() > super::redact_stream::WINDOW);
+    let names: Vec<String> = (0..7).map(|i| format!("inputs/{i:03}-f.toml")).collect();
+    w.write_files_from(&names, |i| Ok(sources[i].as_bytes()))
+        .unwrap();
+
+    // A reader that fails (the file changed) fails the copy; that file is
+    // not left, neither whole nor as a temporary.
+    let failing = [
+        "inputs/bad-0.toml".to_string(),
+        "inputs/bad-1.toml".to_string(),
+    ];
+    let error = w
+        .write_files_from(&failing, |i| match i {
+            1 => Err(std::io::Error::other("changed since it was validated")),
+            _ => Ok("a = 1\n".as_bytes()),
+        })
+        .unwrap_err();
+    assert_eq!(error.to_string(), "changed since it was validated");
+    let dir = w.seal().unwrap();
+    let listed = list_files(&dir).unwrap();
+    assert!(
+        !listed
+            .iter()
+            .any(|n| n.contains("bad-1") || n.contains(".tmp-")),
+        "{listed:?}"
+    );
+
+    let seal: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("seal.json")).unwrap()).unwrap();
+    for (name, source) in names.iter().zip(&sources) {
+        let copied = fs::read(dir.join(name)).unwrap();
+        assert_eq!(copied, *redactor.redact_bytes(source.as_bytes()), "{name}");
+        assert!(!String::from_utf8_lossy(&copied).contains(CANARY), "{name}");
+        let sealed = seal["subject"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} is not in the seal"));
+        assert_eq!(sealed["digest"]["sha256"], sha256_hex(&copied), "{name}");
+    }
+    let report = verify(&dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "{}",
+        report.render_text()
+    );
+}

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::file_syncer::FileSyncer;
 use super::redact::{Redacted, Redactor};
 use super::seal::{
-    list_files, sha256_file, sha256_hex, sync_dir, write_durable, write_renamed_with, Seal,
+    list_files, sha256_files, sha256_hex, sync_dir, write_durable, write_renamed_with, Seal,
     SealPredicate, Subject, BLOB_DIR, HEADER_FILE, JOURNAL_FILE, SEAL_FILE, SEAL_PREDICATE_TYPE,
     STATEMENT_TYPE,
 };
@@ -434,13 +434,64 @@ impl BundleWriter {
     /// returns, and on disk by the seal: its sync runs in the background.
     pub fn write_file_from(&mut self, relative: &str, reader: impl io::Read) -> io::Result<()> {
         let path = self.derived_path(relative)?;
+        copy_redacted(&self.redactor, &path, reader)?;
+        self.sync_copy_later(path)
+    }
+
+    /// [`BundleWriter::write_file_from`] of several files, `open(i)` giving
+    /// the reader of `relative[i]`, copied on up to one thread per core,
+    /// each taking the next file not yet taken: a sweep's input in files of
+    /// 1,000 checks is copied before its first check, with the other cores
+    /// idle. The first error (in file order) is returned once every thread
+    /// stopped; files copied whole before it stay.
+    pub fn write_files_from<R: io::Read>(
+        &mut self,
+        relative: &[String],
+        open: impl FnMut(usize) -> io::Result<R> + Send,
+    ) -> io::Result<()> {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Mutex;
+        let paths = relative
+            .iter()
+            .map(|r| self.derived_path(r))
+            .collect::<io::Result<Vec<PathBuf>>>()?;
         let redactor = &self.redactor;
-        write_renamed_with(&path, |file| {
-            let mut out = io::BufWriter::new(file);
-            super::redact_stream::redact_stream(redactor, reader, &mut out)?;
-            out.flush()
-        })?;
-        // Synced while the run goes on; the seal waits for it.
+        let open = Mutex::new(open);
+        let copy = |i: usize| {
+            let reader = (open.lock().unwrap_or_else(|p| p.into_inner()))(i)?;
+            copy_redacted(redactor, &paths[i], reader)
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(paths.len());
+        let next = AtomicUsize::new(0);
+        let mut failed: Vec<(usize, io::Error)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (1..threads)
+                .map(|_| scope.spawn(|| copy_each(&next, paths.len(), &copy)))
+                .collect();
+            let mut failed = copy_each(&next, paths.len(), &copy);
+            for worker in workers {
+                failed.extend(
+                    worker
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                );
+            }
+            failed
+        });
+        failed.sort_by_key(|(i, _)| *i);
+        if let Some((_, error)) = failed.into_iter().next() {
+            return Err(error);
+        }
+        for path in paths {
+            self.sync_copy_later(path)?;
+        }
+        Ok(())
+    }
+
+    /// A copied file (and its folder) synced while the run goes on; the
+    /// seal waits for it.
+    fn sync_copy_later(&mut self, path: PathBuf) -> io::Result<()> {
         let folder = path.parent().unwrap_or(&self.dir).to_path_buf();
         if folder != self.dir {
             self.file_syncer.sync_dir_later(&self.dir);
@@ -495,15 +546,23 @@ impl BundleWriter {
         }
         self.file_syncer.finish()?;
         self.journal.sync_all()?;
-        let mut subject = Vec::new();
-        for name in list_files(&self.dir)? {
-            if name == SEAL_FILE || name == SIGNATURE_FILE {
-                continue;
-            }
+        let names: Vec<String> = list_files(&self.dir)?
+            .into_iter()
+            .filter(|name| name != SEAL_FILE && name != SIGNATURE_FILE)
+            .collect();
+        // The journal's digest was kept as it was written; the rest are read.
+        let others: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|name| *name != JOURNAL_FILE)
+            .collect();
+        let mut hashed = sha256_files(&self.dir, &others).into_iter();
+        let mut subject = Vec::with_capacity(names.len());
+        for name in names {
             let sha = if name == JOURNAL_FILE {
                 hex::encode(self.journal_sha.clone().finalize())
             } else {
-                sha256_file(&self.dir.join(&name))?.0
+                hashed.next().expect("one digest per file")?.0
             };
             subject.push(Subject {
                 name,
@@ -566,6 +625,36 @@ pub fn bundle_leaf(header: &Header) -> String {
 /// The bundle's path relative to the artifacts folder: `<name>/<leaf>`.
 pub fn bundle_label(header: &Header) -> String {
     format!("{}/{}", header.source.name, bundle_leaf(header))
+}
+
+/// Writes what `reader` reads to `path`, redacted a window at a time, whole
+/// or not at all (renamed into place, not synced).
+fn copy_redacted(redactor: &Redactor, path: &Path, reader: impl io::Read) -> io::Result<()> {
+    write_renamed_with(path, |file| {
+        let mut out = io::BufWriter::new(file);
+        super::redact_stream::redact_stream(redactor, reader, &mut out)?;
+        out.flush()
+    })
+}
+
+/// Runs `copy` on each index not yet taken from `next` (below `count`);
+/// the index that failed, with its error. A failure stops every taker.
+fn copy_each(
+    next: &std::sync::atomic::AtomicUsize,
+    count: usize,
+    copy: &(impl Fn(usize) -> io::Result<()> + Sync),
+) -> Vec<(usize, io::Error)> {
+    loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if i >= count {
+            return Vec::new();
+        }
+        if let Err(error) = copy(i) {
+            // The others stop after the file they are copying.
+            next.fetch_max(count, std::sync::atomic::Ordering::Relaxed);
+            return vec![(i, error)];
+        }
+    }
 }
 
 /// Removes the reserve file, once.
