@@ -510,7 +510,7 @@ fn print_steps(steps: &[Step], vars: &std::collections::BTreeMap<String, String>
             out!("   tags:    {}", step.tags.join(", "));
         }
         // What a read-only run sends, so nobody learns it from the receiver.
-        match &step.check {
+        match &*step.check {
             CheckSpec::Webhook(_) => out!(
                 "   sends:   the signed delivery only with --allow-mutations (an allowed tag); read-only, only the rejection probes"
             ),

@@ -261,7 +261,7 @@ pub async fn drive_runbook<P: Probe>(
             continue;
         }
 
-        let result = match &step.check {
+        let result = match &*step.check {
             CheckSpec::Confirm(confirm) => {
                 ask_person(step, confirm, &scope, runner, journal, options).await?
             }
@@ -509,7 +509,7 @@ fn finish_person(
 }
 
 fn planned_step(step: &Step) -> PlannedStep {
-    let confirm = matches!(step.check, CheckSpec::Confirm(_));
+    let confirm = matches!(*step.check, CheckSpec::Confirm(_));
     PlannedStep {
         id: step.id.clone(),
         kind: step.check.kind().to_string(),

@@ -783,7 +783,7 @@ mod tests {
             "[runbook]\nname = 'x'\n[[step]]\nid = 'a'\ncheck = 'http'\nurl = 'http://127.0.0.1/'\n[step.expect]\nstatus = 204\n",
         )
         .unwrap();
-        let CheckSpec::Http(http) = &runbook.steps[0].check else {
+        let CheckSpec::Http(http) = &*runbook.steps[0].check else {
             panic!("http")
         };
         let status = http.expect.status.as_ref().unwrap();
@@ -996,7 +996,7 @@ mod tests {
         let env = |_: &str| None;
         let whole = load_check_file_with_env(Path::new("t.toml"), &source, &env).unwrap();
         let chunked = all_chunks(source).unwrap();
-        let url = |step: &Step| match &step.check {
+        let url = |step: &Step| match &*step.check {
             crate::check::CheckSpec::Http(http) => format!("{:?}", http.url),
             _ => String::new(),
         };

@@ -283,7 +283,9 @@ pub struct Step {
     pub id: String,
     pub title: Option<String>,
     /// The check kind and its parameters.
-    pub check: CheckSpec,
+    /// Boxed: the largest kinds are 700 bytes, and a step is moved from
+    /// chunk to plan to batch (a third of the bytes to copy each time).
+    pub check: Box<CheckSpec>,
     /// Steps that must pass first; explicit ones plus those whose captures this step uses.
     pub depends_on: Vec<String>,
     pub policy: RetryPolicy,

@@ -196,7 +196,7 @@ pub(crate) fn validate_steps(
         Some(Step {
             id: raw.id.take()?.0,
             title: raw.title.take(),
-            check: raw.spec.take()?,
+            check: Box::new(raw.spec.take()?),
             depends_on: raw.depends_on.drain(..).map(|(d, _)| d).collect(),
             policy: raw.policy,
             mutating: raw.mutating,

@@ -218,7 +218,7 @@ fn valid_runbook_fields_policies_and_capture_dependencies() {
     assert!(!token.policy.backoff.jitter);
     assert_eq!(token.title.as_deref(), Some("API token is set"));
     assert_eq!(token.line, 23);
-    assert!(matches!(token.check, CheckSpec::Secret(_)));
+    assert!(matches!(*token.check, CheckSpec::Secret(_)));
 
     // …steps override them…
     assert_eq!(fetch.policy.retries, 0);
