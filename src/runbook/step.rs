@@ -300,7 +300,7 @@ fn parse_step(
     match parsed {
         Some((Some(spec), templates)) => {
             untemplated_placeholders(kind_entries(table), &templates, &place.label, diagnostics);
-            step.spec = Some(spec);
+            step.spec = Some(Box::new(spec));
             step.templates.extend(templates);
         }
         Some((None, _)) => diagnostics.push(Diagnostic::new(

@@ -28,7 +28,7 @@ pub(crate) struct RawStep {
     /// The kind name and the span of its value.
     pub check: Option<(String, Range<usize>)>,
     /// `None` when the kind part had errors (already reported).
-    pub spec: Option<CheckSpec>,
+    pub spec: Option<Box<CheckSpec>>,
     /// Every template in the kind's parameters.
     pub templates: Vec<Template>,
     pub depends_on: Vec<(String, Range<usize>)>,
@@ -162,7 +162,7 @@ pub(crate) fn validate_steps(
                     diagnostics.push(undeclared_secret(name, span, secrets));
                 }
             }
-            if let CheckSpec::Command(command) = spec {
+            if let CheckSpec::Command(command) = &**spec {
                 let is_secret_capture = |source: &str, name: &str| {
                     index
                         .get(source)
@@ -196,7 +196,7 @@ pub(crate) fn validate_steps(
         Some(Step {
             id: raw.id.take()?.0,
             title: raw.title.take(),
-            check: Box::new(raw.spec.take()?),
+            check: raw.spec.take()?,
             depends_on: raw.depends_on.drain(..).map(|(d, _)| d).collect(),
             policy: raw.policy,
             mutating: raw.mutating,
