@@ -13,6 +13,7 @@
 //! - [`placeholder`]: telling a placeholder from a real secret value.
 //! - [`cut`]: shortening text for display, always marked with `…`.
 //! - [`repeats`]: repeated ids among a million, on 4-byte hashes.
+//! - [`parallel`]: independent jobs on up to one thread per core.
 
 pub mod blob;
 pub mod cut;
@@ -20,6 +21,7 @@ pub mod diagnostics;
 pub mod duration;
 pub mod failure;
 pub mod numeric;
+pub mod parallel;
 pub mod placeholder;
 pub mod record;
 pub mod repeats;

@@ -109,35 +109,7 @@ pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
 /// sweep's seal hashes its input copies, JUnit and Markdown (30 MB at
 /// 100,000 checks in one file) with the other cores idle.
 pub fn sha256_files(dir: &Path, names: &[&str]) -> Vec<io::Result<(String, u64)>> {
-    use std::sync::atomic::AtomicUsize;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(names.len());
-    if threads <= 1 {
-        return names.iter().map(|n| sha256_file(&dir.join(n))).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, io::Result<(String, u64)>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut hashed = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(name) = names.get(i) else { break };
-                        hashed.push((i, sha256_file(&dir.join(name))));
-                    }
-                    hashed
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, digest)| digest).collect()
+    crate::core::parallel::each_on_threads(names.len(), |i| sha256_file(&dir.join(names[i])))
 }
 
 /// Every non-directory entry under `dir`, as sorted `/`-separated relative

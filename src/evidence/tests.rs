@@ -1897,3 +1897,52 @@ fn input_copies_made_on_several_threads_are_redacted_whole_and_sealed_with_their
         report.render_text()
     );
 }
+
+/// A reader that, before its first byte, waits until `others` readers were
+/// opened: it fails if the copies ran one after the other.
+struct WaitsForOthers<'a> {
+    opened: &'a std::sync::atomic::AtomicUsize,
+    others: usize,
+    text: &'a [u8],
+}
+
+impl std::io::Read for WaitsForOthers<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.opened.load(Ordering::SeqCst) < self.others {
+            if std::time::Instant::now() > deadline {
+                return Err(std::io::Error::other("the copies ran one at a time"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::io::Read::read(&mut self.text, buf)
+    }
+}
+
+#[test]
+fn input_copies_run_at_once_on_a_machine_with_two_cores() {
+    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        return;
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let root = tempfile::tempdir().unwrap();
+    let redactor = Arc::new(Redactor::new(&[]));
+    let h = header(BundleKind::Sweep, &redactor);
+    let mut w = BundleWriter::create(root.path(), h, redactor, SyncPolicy::EveryRecord).unwrap();
+    let opened = AtomicUsize::new(0);
+    let names = ["inputs/a.toml".to_string(), "inputs/b.toml".to_string()];
+    w.write_files_from(&names, |_| {
+        opened.fetch_add(1, Ordering::SeqCst);
+        Ok(WaitsForOthers {
+            opened: &opened,
+            others: 2,
+            text: b"a = 1\n",
+        })
+    })
+    .unwrap();
+    let dir = w.seal().unwrap();
+    for name in names {
+        assert_eq!(fs::read(dir.join(name)).unwrap(), b"a = 1\n");
+    }
+}

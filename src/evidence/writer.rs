@@ -449,40 +449,28 @@ impl BundleWriter {
         relative: &[String],
         open: impl FnMut(usize) -> io::Result<R> + Send,
     ) -> io::Result<()> {
-        use std::sync::atomic::AtomicUsize;
-        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicBool, Ordering};
         let paths = relative
             .iter()
             .map(|r| self.derived_path(r))
             .collect::<io::Result<Vec<PathBuf>>>()?;
         let redactor = &self.redactor;
-        let open = Mutex::new(open);
-        let copy = |i: usize| {
-            let reader = (open.lock().unwrap_or_else(|p| p.into_inner()))(i)?;
-            copy_redacted(redactor, &paths[i], reader)
-        };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(paths.len());
-        let next = AtomicUsize::new(0);
-        let mut failed: Vec<(usize, io::Error)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (1..threads)
-                .map(|_| scope.spawn(|| copy_each(&next, paths.len(), &copy)))
-                .collect();
-            let mut failed = copy_each(&next, paths.len(), &copy);
-            for worker in workers {
-                failed.extend(
-                    worker
-                        .join()
-                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                );
+        let open = std::sync::Mutex::new(open);
+        // After a failure the others stop once their current file is done.
+        let failed = AtomicBool::new(false);
+        let copied = crate::core::parallel::each_on_threads(paths.len(), |i| {
+            if failed.load(Ordering::Relaxed) {
+                return Ok(());
             }
-            failed
+            // Opened under the lock, copied outside it (the guard ends here).
+            let reader = (open.lock().unwrap_or_else(|p| p.into_inner()))(i);
+            let copy = reader.and_then(|reader| copy_redacted(redactor, &paths[i], reader));
+            if copy.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            copy
         });
-        failed.sort_by_key(|(i, _)| *i);
-        if let Some((_, error)) = failed.into_iter().next() {
-            return Err(error);
-        }
+        copied.into_iter().collect::<io::Result<Vec<()>>>()?;
         for path in paths {
             self.sync_copy_later(path)?;
         }
@@ -635,26 +623,6 @@ fn copy_redacted(redactor: &Redactor, path: &Path, reader: impl io::Read) -> io:
         super::redact_stream::redact_stream(redactor, reader, &mut out)?;
         out.flush()
     })
-}
-
-/// Runs `copy` on each index not yet taken from `next` (below `count`);
-/// the index that failed, with its error. A failure stops every taker.
-fn copy_each(
-    next: &std::sync::atomic::AtomicUsize,
-    count: usize,
-    copy: &(impl Fn(usize) -> io::Result<()> + Sync),
-) -> Vec<(usize, io::Error)> {
-    loop {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if i >= count {
-            return Vec::new();
-        }
-        if let Err(error) = copy(i) {
-            // The others stop after the file they are copying.
-            next.fetch_max(count, std::sync::atomic::Ordering::Relaxed);
-            return vec![(i, error)];
-        }
-    }
 }
 
 /// Removes the reserve file, once.

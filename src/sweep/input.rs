@@ -213,8 +213,6 @@ struct LoadedFile {
 /// four), each taking the next file not yet taken; the results in file
 /// order. Each file keeps its checks only when `hold`.
 fn load_files(files: &[PathBuf], hold: bool) -> Vec<Loaded> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
     let threads = super::run::threads_per_machine().min(files.len());
     if threads <= 1 {
         // One file: its chunks are parsed on the threads instead.
@@ -224,27 +222,11 @@ fn load_files(files: &[PathBuf], hold: bool) -> Vec<Loaded> {
             .map(|path| load_file(path, hold, chunk_threads))
             .collect();
     }
-    let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Loaded>>> = files.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = files.get(i) else { break };
-                let loaded = load_file(path, hold, 1);
-                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(loaded);
-            });
-        }
+    let loaded = crate::core::parallel::each_on_up_to(threads, files.len(), |i| {
+        load_file(&files[i], hold, 1)
     });
     release_freed_memory();
-    results
-        .into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .unwrap_or_else(|p| p.into_inner())
-                .expect("every file was loaded")
-        })
-        .collect()
+    loaded
 }
 
 /// Gives back to the system what the loading threads freed: their malloc
