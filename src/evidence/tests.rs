@@ -21,6 +21,14 @@ use crate::core::{BlobRef, BlobSink, FailureClass, FailureRecord};
 
 const CANARY: &str = "canary-7f3e9a-T0KEN";
 
+/// A redactor that knows [`CANARY`] as the secret `API_TOKEN`.
+fn canary_redactor() -> Arc<Redactor> {
+    Arc::new(Redactor::new(&[(
+        "API_TOKEN".to_string(),
+        CANARY.to_string(),
+    )]))
+}
+
 /// How to deviate from the well-formed run.
 #[derive(Default, Clone, Copy)]
 struct Scenario {
@@ -144,10 +152,7 @@ fn step_end(step: &str, verdict: StepVerdict, attempts: u32) -> Event {
 /// Writes the reference run: `health` passes, `api` passes on attempt 3
 /// after backoffs, `db` escalates after 3 attempts; a blob, reports, seal.
 fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
-    let redactor = Arc::new(Redactor::new(&[(
-        "API_TOKEN".to_string(),
-        CANARY.to_string(),
-    )]));
+    let redactor = canary_redactor();
     let mut w = BundleWriter::create(
         root,
         header(
@@ -311,6 +316,18 @@ fn verify(dir: &Path) -> VerifyReport {
     verify_bundle(dir, &VerifyOptions::default())
 }
 
+/// Verifies `dir` and fails with the report's text unless it is VERIFIED.
+fn assert_verified(dir: &Path) -> VerifyReport {
+    let report = verify(dir);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "{}",
+        report.render_text()
+    );
+    report
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for name in list_files(from).unwrap() {
@@ -353,13 +370,7 @@ fn assert_invalid_naming(report: &VerifyReport, file: &str, what: &str) {
 fn fresh_bundle_verifies() {
     let root = tempfile::tempdir().unwrap();
     let dir = write_bundle(root.path(), Scenario::default());
-    let report = verify(&dir);
-    assert_eq!(
-        report.verdict,
-        Verdict::Verified,
-        "{}",
-        report.render_text()
-    );
+    let report = assert_verified(&dir);
     assert!(report.is_valid());
     assert!(report.problems.is_empty());
     assert_eq!(report.records, 28);
@@ -929,13 +940,7 @@ fn sweep_with_interleaved_steps_and_listen_deliveries_verify() {
         w.append(&e).unwrap();
     }
     let dir = w.seal().unwrap();
-    let report = verify(&dir);
-    assert_eq!(
-        report.verdict,
-        Verdict::Verified,
-        "{}",
-        report.render_text()
-    );
+    assert_verified(&dir);
 
     let mut w = BundleWriter::create(
         root.path(),
@@ -958,22 +963,13 @@ fn sweep_with_interleaved_steps_and_listen_deliveries_verify() {
     })
     .unwrap();
     let dir = w.seal().unwrap();
-    let report = verify(&dir);
-    assert_eq!(
-        report.verdict,
-        Verdict::Verified,
-        "{}",
-        report.render_text()
-    );
+    assert_verified(&dir);
 }
 
 #[test]
 fn batched_writer_chains_twenty_thousand_records() {
     let root = tempfile::tempdir().unwrap();
-    let redactor = Arc::new(Redactor::new(&[(
-        "API_TOKEN".to_string(),
-        CANARY.to_string(),
-    )]));
+    let redactor = canary_redactor();
     let mut h = header(BundleKind::Sweep, &redactor);
     h.source.name = "sweep".to_string();
     let mut w = BundleWriter::create(root.path(), h, redactor, SyncPolicy::Batched(1000)).unwrap();
@@ -1008,13 +1004,7 @@ fn batched_writer_chains_twenty_thousand_records() {
     .unwrap();
     let head = w.head().to_string();
     let dir = w.seal().unwrap();
-    let report = verify(&dir);
-    assert_eq!(
-        report.verdict,
-        Verdict::Verified,
-        "{}",
-        report.render_text()
-    );
+    assert_verified(&dir);
     let bundle = read_bundle(&dir).unwrap();
     assert_eq!(bundle.seal.unwrap().predicate.head, head);
 }
@@ -1022,10 +1012,7 @@ fn batched_writer_chains_twenty_thousand_records() {
 #[test]
 fn blob_store_dedups_under_concurrency() {
     let root = tempfile::tempdir().unwrap();
-    let redactor = Arc::new(Redactor::new(&[(
-        "API_TOKEN".to_string(),
-        CANARY.to_string(),
-    )]));
+    let redactor = canary_redactor();
     let w = BundleWriter::create(
         root.path(),
         header(BundleKind::Run, &redactor),
@@ -1197,13 +1184,7 @@ fn a_pass_linked_to_the_resumed_run_verifies_without_attempts() {
     let root = tempfile::tempdir().unwrap();
     let (from, link) = earlier_run();
     let dir = write_resumed(root.path(), Some(from), Some(link), false);
-    let report = verify(&dir);
-    assert_eq!(
-        report.verdict,
-        Verdict::Verified,
-        "{}",
-        report.render_text()
-    );
+    let report = assert_verified(&dir);
     let text = report.render_text();
     assert!(
         text.contains("1 passed earlier in run 01a248bf-7c4b"),
@@ -1271,10 +1252,7 @@ fn step_pass(step: &str, max_attempts: u32) -> Event {
 /// as one `step.pass` each, `slow` passing on its second attempt in the long
 /// form; batched (group-committed) journal. Unsealed when `seal` is false.
 fn write_compact_sweep(root: &Path, checks: u32, seal: bool) -> PathBuf {
-    let redactor = Arc::new(Redactor::new(&[(
-        "API_TOKEN".to_string(),
-        CANARY.to_string(),
-    )]));
+    let redactor = canary_redactor();
     let mut h = header(BundleKind::Sweep, &redactor);
     h.source.name = "sweep".to_string();
     let mut w = BundleWriter::create(root, h, redactor, SyncPolicy::Batched(8)).unwrap();
@@ -1323,13 +1301,7 @@ fn write_compact_sweep(root: &Path, checks: u32, seal: bool) -> PathBuf {
 fn a_sweep_with_compact_step_pass_records_verifies() {
     let root = tempfile::tempdir().unwrap();
     let dir = write_compact_sweep(root.path(), 20, true);
-    let report = verify(&dir);
-    assert_eq!(
-        report.verdict,
-        Verdict::Verified,
-        "{}",
-        report.render_text()
-    );
+    let report = assert_verified(&dir);
     let text = report.render_text();
     assert!(text.contains("22 attempts"), "{text}");
 }
@@ -1577,13 +1549,7 @@ fn a_sweep_may_announce_its_steps_in_plan_records_and_each_is_checked() {
             Pass("c"),
         ],
     );
-    let report = verify(&valid);
-    assert_eq!(
-        report.verdict,
-        Verdict::Verified,
-        "{}",
-        report.render_text()
-    );
+    let report = assert_verified(&valid);
     assert!(
         report.render_text().contains("3 planned"),
         "{}",
@@ -1689,13 +1655,7 @@ fn problems_of(report: &VerifyReport, check: &str) -> Vec<String> {
 fn a_long_sweep_journal_verifies_and_its_steps_are_counted() {
     let root = tempfile::tempdir().unwrap();
     let dir = write_long_sweep(root.path(), 10_000, &[step_pass("odd", 1)]);
-    let report = verify(&dir);
-    assert_eq!(
-        report.verdict,
-        Verdict::Verified,
-        "{}",
-        report.render_text()
-    );
+    let report = assert_verified(&dir);
     let text = report.render_text();
     assert!(text.contains("10001 planned, 10001 ended"), "{text}");
 }
@@ -1833,10 +1793,7 @@ fn a_journal_line_over_the_cap_or_torn_is_reported_without_holding_it() {
 #[test]
 fn input_copies_made_on_several_threads_are_redacted_whole_and_sealed_with_their_digests() {
     let root = tempfile::tempdir().unwrap();
-    let redactor = Arc::new(Redactor::new(&[(
-        "API_TOKEN".to_string(),
-        CANARY.to_string(),
-    )]));
+    let redactor = canary_redactor();
     let h = header(BundleKind::Sweep, &redactor);
     let mut w =
         BundleWriter::create(root.path(), h, redactor.clone(), SyncPolicy::EveryRecord).unwrap();
@@ -1889,13 +1846,7 @@ fn input_copies_made_on_several_threads_are_redacted_whole_and_sealed_with_their
             .unwrap_or_else(|| panic!("{name} is not in the seal"));
         assert_eq!(sealed["digest"]["sha256"], sha256_hex(&copied), "{name}");
     }
-    let report = verify(&dir);
-    assert_eq!(
-        report.verdict,
-        Verdict::Verified,
-        "{}",
-        report.render_text()
-    );
+    assert_verified(&dir);
 }
 
 /// A reader that, before its first byte, waits until `others` readers were
