@@ -116,9 +116,14 @@ pub async fn sweep_round(
     // Streamed, redacted a window at a time: a file of a million checks is
     // never held (nor its redacted copy).
     let copying = std::time::Instant::now();
-    bundle
-        .write_files_from(&copies, |i| input.reader(i))
-        .map_err(write_failed)?;
+    // A file changed since it was validated (e.g. between `--watch` rounds)
+    // stops the round before its first check, as a change found while the
+    // sweep reads it again does: the bundle still ends, sealed, and says why.
+    let changed_before = match bundle.write_files_from(&copies, |i| input.reader(i)) {
+        Ok(()) => None,
+        Err(e) if crate::sweep::plan::InputChanged::is(&e) => Some(e.to_string()),
+        Err(e) => return Err(SessionError::Write(e)),
+    };
     tracing::debug!(
         "{} input file(s) copied in {} ms",
         copies.len(),
@@ -139,9 +144,16 @@ pub async fn sweep_round(
     )
     .map_err(write_failed)?;
     sink.begin(&bundle_label);
-    let mut report = run_sweep(plan, options, &mut bundle, &mut sink, cancel)
+    let stop_before = cancel.child();
+    if changed_before.is_some() {
+        stop_before.cancel();
+    }
+    let mut report = run_sweep(plan, options, &mut bundle, &mut sink, &stop_before)
         .await
         .map_err(write_failed)?;
+    if changed_before.is_some() {
+        report.stopped = changed_before;
+    }
     // The states go back from the sink to `[notify]`, which sends the
     // round's changes and records them before `run.end`.
     report.notifications = match sink.release_states() {

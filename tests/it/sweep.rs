@@ -2510,3 +2510,47 @@ fn a_sweep_on_several_threads_runs_each_check_once_in_one_verifying_chain() {
     }
     assert_eq!(passed.len(), 450);
 }
+
+#[test]
+fn a_file_changed_between_watch_rounds_ends_the_next_round_interrupted_and_sealed() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let text =
+        check_file(&(http("a", &format!("{base}/ok"), "") + &http("b", &format!("{base}/ok"), "")));
+    let file = ws.write("watched.toml", &text);
+    // Streamed: the second round copies the file from disk into its bundle,
+    // and finds it is no longer the file it validated.
+    let mut watch = Watch::start_with_env(&ws, &file, &["--watch", "1s"], &STREAMED);
+    watch.wait_rounds(1, Duration::from_secs(20));
+    std::fs::write(&file, text.replace("/ok\"", "/no\"")).unwrap();
+    let (status, _, stderr) = watch.finish(Duration::from_secs(20));
+
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("watched.toml") && stderr.contains("sealed as interrupted"),
+        "{stderr}"
+    );
+    let on_disk = bundles(&ws, "sweep");
+    assert_eq!(on_disk.len(), 2, "{on_disk:?}");
+    let second = &on_disk[1];
+    assert_verifies(second);
+    let journal = events(second);
+    let end = journal.last().unwrap();
+    assert_eq!(end["type"], "run.end", "{end}");
+    assert_eq!(end["verdict"], "interrupted", "{end}");
+    let reason = end["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("stopped: input file ") && reason.contains("watched.toml"),
+        "{end}"
+    );
+    // Not one check of the changed file ran.
+    assert_eq!(end["counts"]["interrupted"], 2, "{end}");
+    assert!(
+        !journal.iter().any(|e| e["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("step.") || t.starts_with("attempt."))),
+        "{journal:?}"
+    );
+}
