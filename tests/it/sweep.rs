@@ -2343,6 +2343,20 @@ fn an_interrupted_streamed_sweep_stops_reading_files_and_counts_the_rest_as_inte
     assert!(counts["interrupted"].as_u64().unwrap() >= 10, "{end}");
 }
 
+/// The journal's last record, checked to be a `run.end` of a round that a
+/// changed input file stopped, its reason naming `why`.
+fn ended_stopped_by<'j>(journal: &'j [Value], why: &str) -> &'j Value {
+    let end = journal.last().unwrap();
+    assert_eq!(end["type"], "run.end", "{end}");
+    assert_eq!(end["verdict"], "interrupted", "{end}");
+    let reason = end["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("stopped: input file ") && reason.contains(why),
+        "{end}"
+    );
+    end
+}
+
 #[test]
 fn a_file_changed_in_the_middle_of_a_streamed_sweep_ends_the_round_interrupted_and_sealed() {
     let _cpu = shared();
@@ -2410,15 +2424,7 @@ fn a_file_changed_in_the_middle_of_a_streamed_sweep_ends_the_round_interrupted_a
     );
     assert_eq!(Path::new(doc["bundle"].as_str().unwrap()), bundle);
     let journal = events(bundle);
-    let end = journal.last().unwrap();
-    assert_eq!(end["type"], "run.end", "{end}");
-    assert_eq!(end["verdict"], "interrupted", "{end}");
-    let reason = end["reason"].as_str().unwrap_or_default();
-    assert!(
-        reason.starts_with("stopped: input file ")
-            && reason.contains("big.toml: changed during the sweep"),
-        "{end}"
-    );
+    let end = ended_stopped_by(&journal, "big.toml: changed during the sweep");
     let counts = end["counts"].as_object().unwrap();
     let total: u64 = counts.values().map(|n| n.as_u64().unwrap()).sum();
     assert_eq!(total, checks as u64 + 1, "{end}");
@@ -2537,14 +2543,7 @@ fn a_file_changed_between_watch_rounds_ends_the_next_round_interrupted_and_seale
     let second = &on_disk[1];
     assert_verifies(second);
     let journal = events(second);
-    let end = journal.last().unwrap();
-    assert_eq!(end["type"], "run.end", "{end}");
-    assert_eq!(end["verdict"], "interrupted", "{end}");
-    let reason = end["reason"].as_str().unwrap_or_default();
-    assert!(
-        reason.starts_with("stopped: input file ") && reason.contains("watched.toml"),
-        "{end}"
-    );
+    let end = ended_stopped_by(&journal, "watched.toml: changed during the sweep");
     // Not one check of the changed file ran.
     assert_eq!(end["counts"]["interrupted"], 2, "{end}");
     assert!(
