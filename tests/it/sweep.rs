@@ -55,6 +55,16 @@ fn sweep_with_env(ws: &Workspace, paths: &[&Path], extra: &[&str], env: &[(&str,
     command.output().expect("run runproof sweep")
 }
 
+/// `name` with two checks: `a` on `{base}/ok`, `b` on `{base}/{second}`.
+fn two_checks(ws: &Workspace, name: &str, base: &str, second: &str) -> PathBuf {
+    let body = [
+        http("a", &format!("{base}/ok"), ""),
+        http("b", &format!("{base}/{second}"), ""),
+    ]
+    .concat();
+    ws.write(name, &check_file(&body))
+}
+
 /// The `--json` document on stdout.
 fn json_doc(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
@@ -246,16 +256,7 @@ fn json_ends_as_one_whole_document_with_the_error_when_the_round_fails_on_exit_3
     let server = TestServer::start();
     let ws = Workspace::new();
     let base = server.url();
-    let file = ws.write(
-        "ok.toml",
-        &check_file(
-            &[
-                http("a", &format!("{base}/ok"), ""),
-                http("b", &format!("{base}/ok"), ""),
-            ]
-            .concat(),
-        ),
-    );
+    let file = two_checks(&ws, "ok.toml", &base, "ok");
     // `--junit` under a regular file: reported once the round is sealed,
     // after every check went out on stdout.
     let blocker = ws.write("not-a-dir", "a file where a folder should be");
@@ -296,16 +297,7 @@ fn all_passing_exits_0() {
     let server = TestServer::start();
     let ws = Workspace::new();
     let base = server.url();
-    let file = ws.write(
-        "ok.toml",
-        &check_file(
-            &[
-                http("a", &format!("{base}/ok"), ""),
-                http("b", &format!("{base}/json"), ""),
-            ]
-            .concat(),
-        ),
-    );
+    let file = two_checks(&ws, "ok.toml", &base, "json");
     let output = sweep(&ws, &[&file], &["--json"]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let doc = json_doc(&output);
@@ -861,12 +853,7 @@ fn junit_has_one_testcase_per_check_with_samples() {
     let server = TestServer::start();
     let ws = Workspace::new();
     let base = server.url();
-    let body = [
-        http("a", &format!("{base}/ok"), ""),
-        http("b", &format!("{base}/ok"), ""),
-    ]
-    .concat();
-    let file = ws.write("samples.toml", &check_file(&body));
+    let file = two_checks(&ws, "samples.toml", &base, "ok");
     let junit = ws.path().join("junit.xml");
     let output = sweep(
         &ws,
@@ -1320,12 +1307,7 @@ fn watch_stops_on_sigint_with_every_round_sealed() {
     let server = TestServer::start();
     let ws = Workspace::new();
     let base = server.url();
-    let body = [
-        http("a", &format!("{base}/ok"), ""),
-        http("b", &format!("{base}/json"), ""),
-    ]
-    .concat();
-    let file = ws.write("watch.toml", &check_file(&body));
+    let file = two_checks(&ws, "watch.toml", &base, "json");
     let prom = ws.path().join("watch.prom");
     let mut watch = Watch::start(
         &ws,
@@ -2523,9 +2505,8 @@ fn a_file_changed_between_watch_rounds_ends_the_next_round_interrupted_and_seale
     let server = TestServer::start();
     let ws = Workspace::new();
     let base = server.url();
-    let text =
-        check_file(&(http("a", &format!("{base}/ok"), "") + &http("b", &format!("{base}/ok"), "")));
-    let file = ws.write("watched.toml", &text);
+    let file = two_checks(&ws, "watched.toml", &base, "ok");
+    let text = std::fs::read_to_string(&file).unwrap();
     // Streamed: the second round copies the file from disk into its bundle,
     // and finds it is no longer the file it validated.
     let mut watch = Watch::start_with_env(&ws, &file, &["--watch", "1s"], &STREAMED);

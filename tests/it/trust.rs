@@ -56,6 +56,14 @@ depends_on = ["down"]
     )
 }
 
+/// `checks.toml` with one `http` check `ok` on `url`, fast policy.
+fn one_check(ws: &Workspace, url: &str) -> PathBuf {
+    ws.write(
+        "checks.toml",
+        &format!("{FAST}\n[[check]]\nid = \"ok\"\ncheck = \"http\"\nurl = \"{url}\"\n"),
+    )
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -573,13 +581,7 @@ fn sign_key_env_and_ssh_agent_public_key_sign_runs_and_sweeps() {
     assert!(out.contains("signed by agent"), "{out}");
 
     // A sweep signs its bundle too.
-    let checks = ws.write(
-        "checks.toml",
-        &format!(
-            "{FAST}\n[[check]]\nid = \"ok\"\ncheck = \"http\"\nurl = \"{}/json\"\n",
-            server.url()
-        ),
-    );
+    let checks = one_check(&ws, &format!("{}/json", server.url()));
     let output = runproof()
         .arg("sweep")
         .arg(&checks)
@@ -1104,13 +1106,7 @@ fn a_sweep_names_the_operator_from_git_when_nothing_else_does() {
         "gitconfig",
         "[user]\n\tname = Dana Ops\n\temail = dana@example.test\n",
     );
-    let checks = ws.write(
-        "checks.toml",
-        &format!(
-            "{FAST}\n[[check]]\nid = \"ok\"\ncheck = \"http\"\nurl = \"{}/ok\"\n",
-            server.url()
-        ),
-    );
+    let checks = one_check(&ws, &format!("{}/ok", server.url()));
     let output = runproof()
         .arg("sweep")
         .arg(&checks)
