@@ -63,7 +63,6 @@ impl CliError {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    fewer_malloc_arenas();
     let cli = parse_args();
     style::init(cli.color);
     log::init_logging();
@@ -94,34 +93,6 @@ pub fn main() -> ExitCode {
     // let them hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     finish(result)
-}
-
-/// Fewer glibc malloc arenas than its default (8 per core), unless
-/// `MALLOC_ARENA_MAX` says otherwise: two per sweep thread, and two more.
-/// Each thread of a sweep would otherwise get an arena of its own and keep
-/// what it freed: at 100,000 checks in files of 1,000, 50 MB peak against
-/// 41 MB with fewer, at the same speed; a single arena peaked at 41 MB too
-/// but its lock cost 25% more CPU (bench/README.md, "Sweep threads").
-///
-/// Not fewer than that: a thread keeps the arena it was first given, and
-/// once every arena is taken a new thread shares one at random. By the time
-/// the first pass's parsing threads start, the runtime's workers and the
-/// provenance thread hold arenas too. With one per sweep thread and two (4
-/// on 2 cores), 2 first passes in 30 over 100,000 checks shared the busy
-/// main thread's arena and took twice as long (0.57 s against 0.28 s); with
-/// 6, 8 or 12, none of 30 did. Each arena costs about 1.5 MB of peak at
-/// 1,000,000 checks in files (31, 34 and 35 MB with 4, 6 and 8).
-fn fewer_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        let sweep_threads = crate::sweep::run::threads_per_machine();
-        let arenas = libc::c_int::try_from(2 * sweep_threads + 2).unwrap_or(6);
-        // SAFETY: mallopt only sets an allocator parameter; called before
-        // any other thread exists.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, arenas);
-        }
-    }
 }
 
 /// Parses the command line; clap's own help and usage errors follow

@@ -15,6 +15,7 @@
 //! - [`repeats`]: repeated ids among a million, on 4-byte hashes.
 //! - [`parallel`]: independent jobs on up to one thread per core.
 
+pub mod alloc;
 pub mod blob;
 pub mod cut;
 pub mod diagnostics;
