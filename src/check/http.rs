@@ -18,6 +18,7 @@ use super::expect::{
 };
 use super::json::JsonTemplate;
 use super::resolve::ResolverAddr;
+use super::support::plain_url::PlainUrl;
 use super::support::{errors, h1, http, latency};
 use super::{Failure, FailureClass, Observation, ProbeContext};
 use crate::core::duration::HumanDuration;
@@ -198,10 +199,7 @@ impl HttpCheck {
     }
 
     async fn attempt(&self, ctx: &ProbeContext<'_>) -> Result<Observation, Observation> {
-        // A URL without placeholders is parsed as written: no rendered copy.
-        // (Keeping the URL parsed at load time would save this parse too, at
-        // about 230 bytes per check for the whole sweep: not worth it while
-        // the plan is held in memory.)
+        // A URL without placeholders is read as written: no rendered copy.
         let rendered;
         let url_text = if self.url.references().next().is_none() {
             self.url.raw()
@@ -209,13 +207,19 @@ impl HttpCheck {
             rendered = ctx.render(&self.url)?;
             rendered.as_str()
         };
-        let url = reqwest::Url::parse(url_text).map_err(|err| {
-            Observation::fail_permanent(
-                FailureClass::Config,
-                format!("invalid URL `{}`: {err}", self.url.raw()),
-                "the URL will not become valid by waiting",
-            )
-        })?;
+        // The plain shape is taken apart without `url`'s parse (see
+        // `plain_url`); any other URL is parsed, and refused when invalid.
+        let plain = PlainUrl::parse(url_text);
+        let parsed = match plain {
+            Some(_) => None,
+            None => Some(reqwest::Url::parse(url_text).map_err(|err| {
+                Observation::fail_permanent(
+                    FailureClass::Config,
+                    format!("invalid URL `{}`: {err}", self.url.raw()),
+                    "the URL will not become valid by waiting",
+                )
+            })?),
+        };
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
             Observation::fail_permanent(
                 FailureClass::Config,
@@ -244,9 +248,13 @@ impl HttpCheck {
             body = Some(Bytes::from(value.to_string()));
         }
 
-        let fetched = if let Some(lean) =
-            h1::LeanRequest::new(&method, &url, &headers, body.clone().unwrap_or_default())
-        {
+        let lean_body = || body.clone().unwrap_or_default();
+        let lean = match (&plain, &parsed) {
+            (Some(plain), _) => h1::LeanRequest::plain(&method, *plain, &headers, lean_body()),
+            (None, Some(url)) => h1::LeanRequest::new(&method, url, &headers, lean_body()),
+            (None, None) => None,
+        };
+        let fetched = if let Some(lean) = lean {
             let resolver = ctx.clients.resolver(self.resolver);
             h1::fetch(&resolver, lean, BODY_CAP)
                 .await
@@ -255,7 +263,7 @@ impl HttpCheck {
             let mut request = ctx
                 .clients
                 .http(self.verify_tls, self.resolver)?
-                .request(method, url);
+                .request(method, reqwest_url(parsed, url_text)?);
             for (name, value) in headers {
                 request = request.header(name, value);
             }
@@ -455,9 +463,24 @@ impl HttpCheck {
     }
 }
 
+/// The URL for reqwest: the one parsed already, or `text` (plain, so valid)
+/// parsed now.
+fn reqwest_url(parsed: Option<reqwest::Url>, text: &str) -> Result<reqwest::Url, Observation> {
+    match parsed {
+        Some(url) => Ok(url),
+        None => reqwest::Url::parse(text).map_err(|err| {
+            Observation::fail_permanent(
+                FailureClass::Config,
+                format!("invalid URL: {err}"),
+                "the URL will not become valid by waiting",
+            )
+        }),
+    }
+}
+
 /// A load-time problem with a URL that has no placeholders.
 fn literal_url_problem(url: &Template) -> Option<String> {
-    if url.references().next().is_some() {
+    if url.references().next().is_some() || PlainUrl::parse(url.raw()).is_some() {
         return None;
     }
     match reqwest::Url::parse(url.raw()) {

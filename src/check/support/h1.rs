@@ -22,6 +22,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 
 use super::classify;
 use super::http::{CappedBody, Fetched};
+use super::plain_url::PlainUrl;
 use crate::check::resolve::{ConnectError, ResolveError, Resolver};
 use crate::core::FailureClass;
 
@@ -53,18 +54,48 @@ impl<'a> LeanRequest<'a> {
         headers: &[(&str, String)],
         body: Bytes,
     ) -> Option<Self> {
-        use http::header::{HeaderName, HeaderValue, ACCEPT, HOST, USER_AGENT};
-        if url.scheme() != "http" || proxy_configured() {
+        if url.scheme() != "http" {
             return None;
         }
-        let host = url.host_str()?;
-        let port = url.port_or_known_default()?;
-        let mut message = http::Request::new(Full::new(body));
-        *message.method_mut() = method.clone();
         let target = match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_string(),
         };
+        let host = url.host_str()?;
+        let port = url.port_or_known_default()?;
+        Self::build(method, (host, port, url.port()), &target, headers, body)
+    }
+
+    /// [`LeanRequest::new`] for a URL in the plain shape, read without the
+    /// `url` crate's parse.
+    pub fn plain(
+        method: &http::Method,
+        url: PlainUrl<'a>,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Option<Self> {
+        if url.scheme != "http" {
+            return None;
+        }
+        let at = (url.host, url.port_or_default(), url.port);
+        Self::build(method, at, url.target, headers, body)
+    }
+
+    /// The request to `target` (path and query) at `host`: `(host, port to
+    /// connect to, port as the URL writes it)`.
+    fn build(
+        method: &http::Method,
+        (host, port, written_port): (&'a str, u16, Option<u16>),
+        target: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Option<Self> {
+        use http::header::{HeaderName, HeaderValue, ACCEPT, HOST, USER_AGENT};
+        if proxy_configured() {
+            return None;
+        }
+        let mut message = http::Request::new(Full::new(body));
+        *message.method_mut() = method.clone();
         *message.uri_mut() = target.parse().ok()?;
         let map = message.headers_mut();
         map.reserve(headers.len() + 3);
@@ -76,7 +107,7 @@ impl<'a> LeanRequest<'a> {
         // What reqwest's clients add when the step does not set them; the
         // port only when the URL names one.
         if !map.contains_key(HOST) {
-            let host_header = match url.port() {
+            let host_header = match written_port {
                 Some(port) => HeaderValue::from_str(&format!("{host}:{port}")),
                 None => HeaderValue::from_str(host),
             };

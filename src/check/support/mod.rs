@@ -7,4 +7,5 @@ pub mod errors;
 pub mod h1;
 pub mod http;
 pub mod latency;
+pub mod plain_url;
 pub mod tls;
