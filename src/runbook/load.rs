@@ -305,6 +305,11 @@ const SECTIONED_MIN_BYTES: usize = 256 * 1024;
 /// One section's text parsed; `None` unless it holds exactly one table,
 /// named as its header says.
 fn parse_section<'a>(text: &'a str, name: &str) -> Option<DeTable<'a>> {
+    if name == "check" {
+        if let Some(root) = plain_check::parse(text) {
+            return Some(root);
+        }
+    }
     let root = DeTable::parse(text).ok()?.into_inner();
     let mut entries = root.iter();
     let named = entries
@@ -340,6 +345,7 @@ fn parse_checks_by_section(source: &str, env: &dyn Fn(&str) -> Option<String>) -
 }
 
 mod chunks;
+mod plain_check;
 pub use chunks::{CheckChunks, ChunkedFile, EnvLookup, ReadWhole, CHUNK_CHECKS};
 
 /// The top-level tables of a document, read one by one, and what they say.
