@@ -13,6 +13,16 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read when it starts (`_RJEM_MALLOC_CONF` in the
+/// environment still overrides them): freed pages go back to the system
+/// within a second instead of ten. `verify` of a 1,000,000-check bundle grows
+/// and drops large vectors, and kept them as dirty pages: 41–42 MB peak
+/// against 38 MB, for 13.0 s against 13.4 s; a sweep's time and peak do not
+/// change (100,000 checks, 4 runs each).
+#[cfg(not(target_env = "msvc"))]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: &[u8; 20] = b"dirty_decay_ms:1000\0";
+
 /// Gives back to the system the memory freed so far, in every arena, rather
 /// than when jemalloc's decay would (seconds later): called when a phase
 /// that used more memory than what follows has ended (a sweep's first pass).
