@@ -28,6 +28,7 @@ pub fn parse(text: &str) -> Option<DeTable<'_>> {
     let mut cursor = Cursor {
         text,
         at: HEADER.len(),
+        depth: 0,
     };
     cursor.end_of_line()?;
     let mut table = DeTable::new();
@@ -63,10 +64,17 @@ fn insert_new<'i>(
     Some(())
 }
 
+/// Arrays and inline tables nested deeper than this are not plain: a
+/// hostile file of a million `[` must not exhaust the stack (toml has a
+/// limit of its own, and reports it).
+const MAX_DEPTH: usize = 8;
+
 /// Where the reading stands in the section's text.
 struct Cursor<'i> {
     text: &'i str,
     at: usize,
+    /// Arrays and inline tables open around it.
+    depth: usize,
 }
 
 impl<'i> Cursor<'i> {
@@ -151,12 +159,24 @@ impl<'i> Cursor<'i> {
         match self.peek()? {
             b'"' => self.string(b'"'),
             b'\'' => self.string(b'\''),
-            b'{' => self.inline_table(),
-            b'[' => self.array(),
+            b'{' | b'[' if self.depth >= MAX_DEPTH => None,
+            b'{' => self.nested(Self::inline_table),
+            b'[' => self.nested(Self::array),
             b't' | b'f' => self.boolean(),
             b'0'..=b'9' => self.integer(),
             _ => None,
         }
+    }
+
+    /// `read` one level deeper.
+    fn nested(
+        &mut self,
+        read: fn(&mut Self) -> Option<Spanned<DeValue<'i>>>,
+    ) -> Option<Spanned<DeValue<'i>>> {
+        self.depth += 1;
+        let value = read(self);
+        self.depth -= 1;
+        value
     }
 
     /// A one-line string without escapes: `"…"` with no `\`, or `'…'`;
@@ -358,6 +378,27 @@ mod tests {
         ] {
             assert!(parse(text).is_none(), "plain: {text:?}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_left_to_toml_without_exhausting_the_stack() {
+        let nested = |depth: usize| {
+            format!(
+                "[[check]]\nx = {}{}\n",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        assert!(agrees_with_toml(&nested(MAX_DEPTH)));
+        assert!(parse(&nested(MAX_DEPTH + 1)).is_none());
+        // On a thread with a small stack, as the parsing threads have.
+        let hostile = nested(1_000_000);
+        let outcome = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || parse(&hostile).is_none())
+            .unwrap()
+            .join();
+        assert!(matches!(outcome, Ok(true)));
     }
 
     /// Sections generated from the pieces that matter: every one taken as
