@@ -25,6 +25,10 @@ have_postgres() {
 }
 
 missing=()
+# Building: ring and jemalloc (the allocator) compile C code; jemalloc's
+# build runs make.
+command -v cc >/dev/null || missing+=(gcc)
+command -v make >/dev/null || missing+=(make)
 have_postgres || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v curl >/dev/null || missing+=(curl)
