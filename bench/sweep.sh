@@ -16,7 +16,10 @@
 # runproof binary to measure instead of building one), BENCH_BEFORE (a second
 # runproof binary, e.g. an older build, run alternately with the others as
 # "before"), BENCH_DISK (folder on the real disk for the bundles; default
-# target/bench-artifacts), BENCH_KEEP (0: 1 keeps the temp folders).
+# target/bench-artifacts), BENCH_KEEP (0: 1 keeps the temp folders),
+# BENCH_CALLGRIND (0: 1 also counts each runproof build's instructions per
+# check under valgrind's callgrind, once per N and layout: repeatable where
+# wall times are not).
 # See bench/README.md.
 set -euo pipefail
 
@@ -33,6 +36,7 @@ BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_RUNPROOF=${BENCH_RUNPROOF:-}
 BENCH_BEFORE=${BENCH_BEFORE:-}
 BENCH_DISK=${BENCH_DISK:-"$ROOT/target/bench-artifacts"}
+BENCH_CALLGRIND=${BENCH_CALLGRIND:-0}
 # The issue's hurl figure (8.0.1, --test --jobs 64, N = 10,000): printed as a
 # reference only, hurl is not installed or run here.
 HURL_REFERENCE_CPS=10000
@@ -64,6 +68,9 @@ if [[ -z $(nginx_bin) ]]; then
 fi
 command -v curl >/dev/null || apt_install curl
 [[ -x /usr/bin/time ]] || apt_install time
+if [[ $BENCH_CALLGRIND == 1 ]] && ! command -v valgrind >/dev/null; then
+    apt_install valgrind || die "valgrind did not install (BENCH_CALLGRIND=1 needs it)"
+fi
 if [[ $BENCH_WRK == 1 ]] && ! command -v wrk >/dev/null; then
     apt_install wrk || say "bench: wrk unavailable, the target's ceiling is not measured"
 fi
@@ -192,12 +199,32 @@ curl_sweep() {
 export -f curl_sweep
 export BENCH_CONCURRENCY
 
+# Counts the user-space instructions of one sweep of $2 by the runproof at
+# $1 under callgrind and prints them per check, less SHA-256's compression
+# function: valgrind hides the CPU's SHA instructions, so SHA-256 runs in
+# software there and would be some 40% of the count. The sweep runs as it
+# would (streamed above 20,000 checks); its bundle goes to tmpfs scratch.
+count_instructions() {
+    local bin=$1 checks=$2 n=$3 out="$WORK/callgrind.out" art="$WORK/callgrind-bundle"
+    rm -rf "$art" "$out"
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" sweep "$checks" \
+        --concurrency "$BENCH_CONCURRENCY" --artifacts "$art" >/dev/null 2>"$WORK/callgrind.err" ||
+        die "runproof under callgrind failed: $(tail -5 "$WORK/callgrind.err")"
+    callgrind_annotate --inclusive=yes "$out" 2>/dev/null | awk -v n="$n" '
+        /PROGRAM TOTALS/ && !total { gsub(",", "", $1); total = $1 }
+        /sha2::sha256::compress256 \[/ && !sha { gsub(",", "", $1); sha = $1 }
+        END { printf "%d", (total - sha) / n }'
+    rm -rf "$art" "$out"
+}
+
 median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 RESULTS="$WORK/results"
 VERIFY="$WORK/verify"
+INSTRUCTIONS="$WORK/instructions"
 : >"$RESULTS"
 : >"$VERIFY"
+: >"$INSTRUCTIONS"
 for n in $BENCH_N; do
     for layout in $BENCH_LAYOUTS; do
         dir="$WORK/$layout-$n"
@@ -251,6 +278,16 @@ for n in $BENCH_N; do
             echo "$layout $n $status $WALL $RSS $records $files $bytes" >>"$VERIFY"
             [[ $status == 0 ]] || die "runproof verify rejected the N=$n $layout bundle: $(head -20 "$dir/verify.out")"
         fi
+        if [[ $BENCH_CALLGRIND == 1 ]]; then
+            for tool in runproof before; do
+                wants "$tool" || continue
+                bin=$RUNPROOF
+                [[ $tool == before ]] && bin=$BENCH_BEFORE
+                per_check=$(count_instructions "$bin" "$dir/checks" "$n")
+                echo "$layout $n $tool $per_check" >>"$INSTRUCTIONS"
+                say "  callgrind $(printf '%-8s' "$tool"): $per_check instructions a check"
+            done
+        fi
         [[ $BENCH_KEEP == 1 ]] || rm -rf "$dir" "$DISK/runproof-$layout-$n" "$DISK/before-$layout-$n"
     done
 done
@@ -280,4 +317,9 @@ if wants runproof; then
     echo
     echo "runproof verify of each layout's last bundle:"
     awk '{printf "  %-4s N = %7d: exit %s, %.2f s, %.1f MB RSS; %d records, %d files, %d bytes\n", $1, $2, $3, $4, $5 / 1024, $6, $7, $8}' "$VERIFY"
+fi
+if [[ -s $INSTRUCTIONS ]]; then
+    echo
+    echo "instructions a check (callgrind: user space, less SHA-256's compression; one sweep each):"
+    awk '{printf "  %-4s N = %7d %-8s %9d\n", $1, $2, $3, $4}' "$INSTRUCTIONS"
 fi
