@@ -1986,6 +1986,51 @@ fn outcomes(doc: &Value) -> BTreeMap<String, (String, u64)> {
         .collect()
 }
 
+/// A streamed sweep reads the plain checks of a file without toml's parser
+/// and the others with it (`runbook/load/plain_check.rs`): within one file,
+/// each reaches the server with the values its TOML says, as when held.
+#[test]
+fn plain_and_other_checks_of_one_streamed_file_send_what_their_toml_says() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let auth = format!("{}/auth", server.url());
+    let body = [
+        // Plain: one key a line, no escapes.
+        http("plain", &auth, "headers = { Authorization = \"Bearer plain-token\" }"),
+        // Read by toml: an escape, a multi-line array, a dotted key.
+        http(
+            "escaped",
+            &auth,
+            "headers = { Authorization = \"Bearer \\u0065scaped-token\" }\ntags = [\n  \"team=core\",\n]\nexpect.status = 200",
+        ),
+        // Plain, with a literal string and a comment.
+        http("literal", &auth, "headers = { Authorization = 'Bearer literal-token' } # why"),
+    ]
+    .concat();
+    let ws = Workspace::new();
+    let file = ws.write("mixed.toml", &check_file(&body));
+    let held = json_doc(&sweep(&ws, &[&file], &["--json"]));
+    let streamed = sweep_with_env(&ws, &[&file], &["--json"], &STREAMED);
+    assert_eq!(streamed.status.code(), Some(0), "{}", describe(&streamed));
+    let streamed = json_doc(&streamed);
+    assert_eq!(outcomes(&streamed), outcomes(&held));
+    for id in ["plain", "escaped", "literal"] {
+        assert_eq!(outcomes(&streamed)[id], ("pass".to_string(), 1), "{id}");
+    }
+    let mut seen = server.seen_auth();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        [
+            "Bearer escaped-token",
+            "Bearer literal-token",
+            "Bearer plain-token"
+        ]
+    );
+    assert_verifies(&PathBuf::from(streamed["bundle"].as_str().unwrap()));
+}
+
 #[test]
 fn a_streamed_sweep_reports_what_a_held_one_does_and_announces_each_check_before_it_runs() {
     let _cpu = shared();
