@@ -209,16 +209,16 @@ impl HttpCheck {
         };
         // The plain shape is taken apart without `url`'s parse (see
         // `plain_url`); any other URL is parsed, and refused when invalid.
-        let plain = PlainUrl::parse(url_text);
-        let parsed = match plain {
-            Some(_) => None,
-            None => Some(reqwest::Url::parse(url_text).map_err(|err| {
-                Observation::fail_permanent(
-                    FailureClass::Config,
-                    format!("invalid URL `{}`: {err}", self.url.raw()),
-                    "the URL will not become valid by waiting",
-                )
-            })?),
+        let invalid = |err: url::ParseError| {
+            Observation::fail_permanent(
+                FailureClass::Config,
+                format!("invalid URL `{}`: {err}", self.url.raw()),
+                "the URL will not become valid by waiting",
+            )
+        };
+        let target = match PlainUrl::parse(url_text) {
+            Some(plain) => Target::Plain(plain),
+            None => Target::Parsed(reqwest::Url::parse(url_text).map_err(invalid)?),
         };
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
             Observation::fail_permanent(
@@ -248,11 +248,10 @@ impl HttpCheck {
             body = Some(Bytes::from(value.to_string()));
         }
 
-        let lean_body = || body.clone().unwrap_or_default();
-        let lean = match (&plain, &parsed) {
-            (Some(plain), _) => h1::LeanRequest::plain(&method, *plain, &headers, lean_body()),
-            (None, Some(url)) => h1::LeanRequest::new(&method, url, &headers, lean_body()),
-            (None, None) => None,
+        let lean_body = body.clone().unwrap_or_default();
+        let lean = match &target {
+            Target::Plain(plain) => h1::LeanRequest::plain(&method, *plain, &headers, lean_body),
+            Target::Parsed(url) => h1::LeanRequest::new(&method, url, &headers, lean_body),
         };
         let fetched = if let Some(lean) = lean {
             let resolver = ctx.clients.resolver(self.resolver);
@@ -263,7 +262,7 @@ impl HttpCheck {
             let mut request = ctx
                 .clients
                 .http(self.verify_tls, self.resolver)?
-                .request(method, reqwest_url(parsed, url_text)?);
+                .request(method, target.into_url(url_text).map_err(invalid)?);
             for (name, value) in headers {
                 request = request.header(name, value);
             }
@@ -463,18 +462,20 @@ impl HttpCheck {
     }
 }
 
-/// The URL for reqwest: the one parsed already, or `text` (plain, so valid)
-/// parsed now.
-fn reqwest_url(parsed: Option<reqwest::Url>, text: &str) -> Result<reqwest::Url, Observation> {
-    match parsed {
-        Some(url) => Ok(url),
-        None => reqwest::Url::parse(text).map_err(|err| {
-            Observation::fail_permanent(
-                FailureClass::Config,
-                format!("invalid URL: {err}"),
-                "the URL will not become valid by waiting",
-            )
-        }),
+/// Where a request goes: a plain URL taken apart, or any other parsed.
+enum Target<'u> {
+    Plain(PlainUrl<'u>),
+    Parsed(reqwest::Url),
+}
+
+impl Target<'_> {
+    /// The URL for reqwest (which a plain `https` URL, say, still takes):
+    /// `text`, the plain URL's text, parsed only now.
+    fn into_url(self, text: &str) -> Result<reqwest::Url, url::ParseError> {
+        match self {
+            Target::Plain(_) => reqwest::Url::parse(text),
+            Target::Parsed(url) => Ok(url),
+        }
     }
 }
 
