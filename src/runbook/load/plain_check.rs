@@ -249,42 +249,42 @@ impl<'i> Cursor<'i> {
     /// `{ key = value, … }` on one line, no trailing comma.
     fn inline_table(&mut self) -> Option<Spanned<DeValue<'i>>> {
         let start = self.at;
-        self.at += 1;
         let mut table = DeTable::new();
-        self.skip_blanks();
-        if self.expect(b'}').is_none() {
-            loop {
-                let (key, value) = self.key_value()?;
-                insert_new(&mut table, key, value)?;
-                self.skip_blanks();
-                if self.expect(b'}').is_some() {
-                    break;
-                }
-                self.expect(b',')?;
-                self.skip_blanks();
-            }
-        }
+        self.list(b'}', |cursor| {
+            let (key, value) = cursor.key_value()?;
+            insert_new(&mut table, key, value)
+        })?;
         Some(Spanned::new(start..self.at, DeValue::Table(table)))
     }
 
     /// `[ value, … ]` on one line, no trailing comma.
     fn array(&mut self) -> Option<Spanned<DeValue<'i>>> {
         let start = self.at;
-        self.at += 1;
         let mut array = DeArray::new();
-        self.skip_blanks();
-        if self.expect(b']').is_none() {
-            loop {
-                array.push(self.value()?);
-                self.skip_blanks();
-                if self.expect(b']').is_some() {
-                    break;
-                }
-                self.expect(b',')?;
-                self.skip_blanks();
-            }
-        }
+        self.list(b']', |cursor| {
+            array.push(cursor.value()?);
+            Some(())
+        })?;
         Some(Spanned::new(start..self.at, DeValue::Array(array)))
+    }
+
+    /// The opening byte, then `item`s separated by `,` up to `close`, on
+    /// one line, no trailing comma.
+    fn list(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.at += 1;
+        self.skip_blanks();
+        if self.expect(close).is_some() {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            self.skip_blanks();
+            if self.expect(close).is_some() {
+                return Some(());
+            }
+            self.expect(b',')?;
+            self.skip_blanks();
+        }
     }
 }
 
