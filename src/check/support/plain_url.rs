@@ -27,32 +27,40 @@ pub struct PlainUrl<'a> {
 
 impl<'a> PlainUrl<'a> {
     /// `text` taken apart, when it is plain; `None` when it is not (which
-    /// says nothing of whether it is valid).
+    /// says nothing of whether it is valid). One pass over the bytes: this
+    /// runs for every check of a sweep three times.
     pub fn parse(text: &'a str) -> Option<PlainUrl<'a>> {
-        let (scheme, rest) = if let Some(rest) = text.strip_prefix("http://") {
-            ("http", rest)
+        let bytes = text.as_bytes();
+        let (scheme, host_start) = if bytes.starts_with(b"http://") {
+            ("http", 7)
+        } else if bytes.starts_with(b"https://") {
+            ("https", 8)
         } else {
-            ("https", text.strip_prefix("https://")?)
-        };
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, target) = rest.split_at(authority_end);
-        let (host, port) = match authority.split_once(':') {
-            Some((host, port)) => (host, Some(plain_port(port)?)),
-            None => (authority, None),
-        };
-        if !plain_host(host) {
             return None;
-        }
+        };
+        let host_end = plain_host_end(bytes, host_start)?;
+        let (port, target_start) = if bytes.get(host_end) == Some(&b':') {
+            let port_end = bytes[host_end + 1..]
+                .iter()
+                .position(|b| matches!(b, b'/' | b'?'))
+                .map_or(bytes.len(), |at| host_end + 1 + at);
+            (Some(plain_port(&bytes[host_end + 1..port_end])?), port_end)
+        } else {
+            (None, host_end)
+        };
+        let default_port = if scheme == "http" { 80 } else { 443 };
         // `url` writes an empty path as `/` (not a query without a path:
         // that would not be a slice of `text`).
-        let target = if target.is_empty() { "/" } else { target };
-        let default_port = if scheme == "http" { 80 } else { 443 };
-        if port == Some(default_port) || !plain_target(target) {
+        let target = match &text[target_start..] {
+            "" => "/",
+            target => target,
+        };
+        if port == Some(default_port) || !plain_target(target.as_bytes()) {
             return None;
         }
         Some(PlainUrl {
             scheme,
-            host,
+            host: &text[host_start..host_end],
             port,
             target,
         })
@@ -66,70 +74,95 @@ impl<'a> PlainUrl<'a> {
 }
 
 /// Decimal, no leading zero, at most 65,535.
-fn plain_port(text: &str) -> Option<u16> {
-    let bytes = text.as_bytes();
-    if bytes.is_empty() || bytes.len() > 5 || bytes[0] == b'0' {
+fn plain_port(digits: &[u8]) -> Option<u16> {
+    if digits.is_empty() || digits.len() > 5 || digits[0] == b'0' {
         return None;
     }
-    if !bytes.iter().all(u8::is_ascii_digit) {
-        return None;
+    let mut value: u32 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u32::from(b - b'0');
     }
-    text.parse().ok()
+    u16::try_from(value).ok()
 }
 
-/// Labels of `a-z`, `0-9` and `-`, none empty, none an IDNA (`xn--`) label;
-/// when the last is a number (which makes `url` read the host as IPv4), four
-/// canonical decimal octets.
-fn plain_host(host: &str) -> bool {
+/// Where the plain host that starts at `start` ends (at `:`, `/`, `?` or
+/// the end), or `None` when it is not plain: labels of `a-z`, `0-9` and
+/// `-`, none empty, none an IDNA (`xn--`) label; when the last is a number
+/// (which makes `url` read the host as IPv4), four canonical decimal octets.
+fn plain_host_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut labels = 0;
-    let mut last = "";
-    for label in host.split('.') {
-        let bytes = label.as_bytes();
-        if bytes.is_empty()
-            || bytes.starts_with(b"xn--")
-            || !bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        {
-            return false;
+    let mut label_start = start;
+    // Every label so far a canonical octet (`0`, or 1–255 without a
+    // leading zero).
+    let mut octets = true;
+    let mut at = start;
+    loop {
+        match bytes.get(at) {
+            Some(b'a'..=b'z' | b'0'..=b'9' | b'-') => at += 1,
+            end @ (None | Some(b'.' | b':' | b'/' | b'?')) => {
+                let label = &bytes[label_start..at];
+                if label.is_empty() || label.starts_with(b"xn--") {
+                    return None;
+                }
+                labels += 1;
+                let numeric = label.iter().all(u8::is_ascii_digit);
+                octets &= numeric
+                    && label.len() <= 3
+                    && (label == b"0" || label[0] != b'0')
+                    && label.iter().fold(0u32, |n, b| n * 10 + u32::from(b - b'0')) <= 255;
+                if end != Some(&b'.') {
+                    // `0x…` as the last label would be read as a
+                    // hexadecimal number.
+                    let plain = if numeric {
+                        labels == 4 && octets
+                    } else {
+                        !label.starts_with(b"0x")
+                    };
+                    return plain.then_some(at);
+                }
+                at += 1;
+                label_start = at;
+            }
+            Some(_) => return None,
         }
-        labels += 1;
-        last = label;
     }
-    let numeric = |label: &str| label.bytes().all(|b| b.is_ascii_digit());
-    if labels == 0 || !numeric(last) {
-        // `0x…` as the last label would be read as a hexadecimal number.
-        return labels > 0 && !last.starts_with("0x");
-    }
-    labels == 4
-        && host.split('.').all(|octet| {
-            numeric(octet)
-                && (octet == "0" || !octet.starts_with('0'))
-                && octet.parse::<u8>().is_ok()
-        })
 }
 
 /// A path that starts with `/` (or nothing before a query), then a query:
 /// characters that `url` neither escapes nor reinterprets, and no `.` or `..`
 /// segment (which it would resolve).
-fn plain_target(target: &str) -> bool {
-    let (path, query) = match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (target, None),
-    };
-    if !path.starts_with('/') {
+fn plain_target(target: &[u8]) -> bool {
+    let path_end = target
+        .iter()
+        .position(|&b| b == b'?')
+        .unwrap_or(target.len());
+    let (path, query) = target.split_at(path_end);
+    if path.first() != Some(&b'/') {
         return false;
     }
-    let path_ok = path.bytes().all(plain_path_byte)
-        && path
-            .split('/')
-            .all(|segment| segment != "." && segment != "..");
-    path_ok
-        && query.is_none_or(|query| {
-            query
-                .bytes()
-                .all(|b| b != b'\'' && (b == b'?' || plain_path_byte(b)))
-        })
+    let mut segment_start = 1;
+    for (at, &b) in path.iter().enumerate().skip(1) {
+        if !plain_path_byte(b) {
+            return false;
+        }
+        if b == b'/' {
+            if dot_segment(&path[segment_start..at]) {
+                return false;
+            }
+            segment_start = at + 1;
+        }
+    }
+    !dot_segment(&path[segment_start..])
+        && query
+            .iter()
+            .all(|&b| b != b'\'' && (b == b'?' || plain_path_byte(b)))
+}
+
+fn dot_segment(segment: &[u8]) -> bool {
+    segment == b"." || segment == b".."
 }
 
 /// Unreserved and sub-delimiter characters, `:`, `@` and `/`: what `url`
