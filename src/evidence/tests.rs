@@ -1897,3 +1897,75 @@ fn input_copies_run_at_once_on_a_machine_with_two_cores() {
         assert_eq!(fs::read(dir.join(name)).unwrap(), b"a = 1\n");
     }
 }
+
+/// A sweep's threads serialize and redact their events before they take
+/// the writer: what they record is the same journal, redacted and chained.
+#[test]
+fn events_prepared_on_other_threads_are_recorded_redacted_and_chained() {
+    let root = tempfile::tempdir().unwrap();
+    let redactor = canary_redactor();
+    let mut w = BundleWriter::create(
+        root.path(),
+        header(BundleKind::Run, &redactor),
+        redactor,
+        SyncPolicy::EveryRecord,
+    )
+    .unwrap();
+    w.append(&Event::RunStart {
+        planned: None,
+        steps: vec![planned("a"), planned("b")],
+        on_escalate: "continue".to_string(),
+        allow_mutations: false,
+        mutation_tags: Vec::new(),
+        only: Vec::new(),
+    })
+    .unwrap();
+    let preparer = w.preparer();
+    let passing = |step: &str| {
+        let mut event = attempt_end(step, 1, AttemptVerdict::Pass, vec![]);
+        if let Event::AttemptEnd { detail, .. } = &mut event {
+            detail.insert("echo".to_string(), format!("token {CANARY} seen").into());
+        }
+        event
+    };
+    let prepared: Vec<_> = std::thread::scope(|scope| {
+        ["a", "b"]
+            .map(|step| {
+                let preparer = preparer.clone();
+                let events = [
+                    step_start(step),
+                    attempt_start(step, 1),
+                    passing(step),
+                    step_end(step, StepVerdict::Pass, 1),
+                ];
+                scope.spawn(move || events.map(|e| preparer.prepare(e).unwrap()))
+            })
+            .map(|thread| thread.join().unwrap())
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    for prepared in prepared {
+        let (_, event) = w.record_prepared(prepared).unwrap();
+        // What observers see is what the journal holds: redacted.
+        let text = serde_json::to_string(&*event).unwrap();
+        assert!(!text.contains(CANARY), "{text}");
+    }
+    w.append(&Event::RunEnd {
+        verdict: RunVerdict::Pass,
+        counts: BTreeMap::from([("pass".to_string(), 2)]),
+        duration_ms: 5.0,
+        reason: None,
+    })
+    .unwrap();
+    let dir = w.seal().unwrap();
+    assert_verified(&dir);
+    let lines = journal_lines(&dir);
+    assert_eq!(lines.len(), 10, "{lines:#?}");
+    assert!(
+        lines[3].contains("token [REDACTED:API_TOKEN] seen"),
+        "{}",
+        lines[3]
+    );
+    assert!(lines.iter().all(|line| !line.contains(CANARY)));
+}

@@ -233,23 +233,34 @@ impl BundleWriter {
 
     /// Appends a record (redacted, chained, synced per policy); returns its seq.
     pub fn append(&mut self, event: &Event) -> io::Result<u64> {
-        self.append_line(event).map(|(seq, _)| seq)
+        self.append_line(event)
     }
 
     /// Appends a record and returns its seq with the event as written: the
     /// redacted form, which is all that observers and reports may see. This
     /// is the one redaction point of a run's events.
     pub fn record(&mut self, event: Event) -> io::Result<(u64, Redacted<Event>)> {
-        let (seq, changed) = self.append_line(&event)?;
-        let event = if changed {
-            // A value was replaced: read back what the journal now holds.
-            serde_json::from_slice(&self.event_json).map_err(|e| {
-                io::Error::other(format!("a redacted record is not valid JSON: {e}"))
-            })?
-        } else {
-            event
-        };
-        Ok((seq, Redacted::assume(event)))
+        let prepared = self.preparer().prepare(event)?;
+        self.record_prepared(prepared)
+    }
+
+    /// What serializes and redacts events for [`Self::record_prepared`] on
+    /// any thread: the costly half of a record, done without holding the
+    /// writer.
+    pub fn preparer(&self) -> EventPreparer {
+        EventPreparer {
+            redactor: self.redactor.clone(),
+        }
+    }
+
+    /// Appends an event that [`Self::preparer`] serialized and redacted;
+    /// returns its seq with the event as written (see [`Self::record`]).
+    pub fn record_prepared(
+        &mut self,
+        prepared: PreparedEvent,
+    ) -> io::Result<(u64, Redacted<Event>)> {
+        let seq = self.append_json(&prepared.event, &prepared.json)?;
+        Ok((seq, Redacted::assume(prepared.event)))
     }
 
     /// Evidence that could not be written so far (blobs that failed).
@@ -262,9 +273,20 @@ impl BundleWriter {
         release(&mut self.reserve);
     }
 
-    /// Writes one record line; also says whether redaction changed the event
-    /// (then `event_json` holds the redacted event).
-    fn append_line(&mut self, event: &Event) -> io::Result<(u64, bool)> {
+    /// Writes one record line.
+    fn append_line(&mut self, event: &Event) -> io::Result<u64> {
+        // The scratch buffer is taken, not borrowed: `append_json` may
+        // append a record of its own first (`evidence.error`).
+        let mut json = std::mem::take(&mut self.event_json);
+        let result = serialize_redacted(&self.redactor, event, &mut json)
+            .and_then(|_| self.append_json(event, &json));
+        self.event_json = json;
+        result
+    }
+
+    /// Writes one record line around `body`, the event's JSON object as
+    /// [`serialize_redacted`] wrote it.
+    fn append_json(&mut self, event: &Event, body: &[u8]) -> io::Result<u64> {
         if matches!(event, Event::RunEnd { .. }) {
             // The closing records must fit even on a full disk.
             self.release_reserve();
@@ -281,27 +303,6 @@ impl BundleWriter {
             _ => elapsed,
         };
         let time = self.clock.format(jiff::Timestamp::now());
-
-        // The envelope (seq, prev, run, t, mono_ns) holds no secrets and must
-        // not be touched by redaction (a hex-looking value could otherwise
-        // rewrite a digest and break the chain); only the event is redacted.
-        self.event_json.clear();
-        serde_json::to_writer(&mut self.event_json, event)
-            .map_err(|e| io::Error::other(format!("record: {e}")))?;
-        let redacted = match self.redactor.redact_bytes(&self.event_json) {
-            Cow::Borrowed(_) => None,
-            Cow::Owned(bytes) => Some(bytes),
-        };
-        let changed = redacted.is_some();
-        if let Some(bytes) = redacted {
-            self.event_json = bytes;
-        }
-        let body = self.event_json.as_slice();
-        if body.first() != Some(&b'{') {
-            return Err(io::Error::other(
-                "record event did not serialize to an object",
-            ));
-        }
 
         self.line.clear();
         let _ = write!(
@@ -361,7 +362,7 @@ impl BundleWriter {
         }
         self.seq += 1;
         self.last_mono = Some(mono);
-        Ok((seq, changed))
+        Ok(seq)
     }
 
     /// Writes the buffered records to the journal (not synced).
@@ -629,6 +630,69 @@ fn copy_redacted(redactor: &Redactor, path: &Path, reader: impl io::Read) -> io:
 fn release(reserve: &mut Option<PathBuf>) {
     if let Some(path) = reserve.take() {
         let _ = fs::remove_file(&path);
+    }
+}
+
+/// Serializes `event` into `json` (cleared first) and redacts it there;
+/// says whether redaction changed it. Only the event is redacted: the
+/// envelope (seq, prev, run, t, mono_ns) holds no secrets and must not be
+/// touched (a hex-looking value could otherwise rewrite a digest and break
+/// the chain).
+fn serialize_redacted(redactor: &Redactor, event: &Event, json: &mut Vec<u8>) -> io::Result<bool> {
+    json.clear();
+    serde_json::to_writer(&mut *json, event)
+        .map_err(|e| io::Error::other(format!("record: {e}")))?;
+    let changed = match redactor.redact_bytes(json) {
+        Cow::Borrowed(_) => false,
+        Cow::Owned(bytes) => {
+            *json = bytes;
+            true
+        }
+    };
+    if json.first() != Some(&b'{') {
+        return Err(io::Error::other(
+            "record event did not serialize to an object",
+        ));
+    }
+    Ok(changed)
+}
+
+/// An event serialized and redacted by an [`EventPreparer`], ready for
+/// [`BundleWriter::record_prepared`].
+pub struct PreparedEvent {
+    /// The event as written: read back from `json` when redaction changed
+    /// it.
+    event: Event,
+    /// Its JSON object, redacted.
+    json: Vec<u8>,
+}
+
+/// Serializes and redacts events with a bundle's redactor, on any thread
+/// ([`BundleWriter::preparer`]). A sweep's threads share one writer: this
+/// keeps most of a record's work out of the lock they take turns holding.
+#[derive(Clone)]
+pub struct EventPreparer {
+    redactor: Arc<Redactor>,
+}
+
+impl EventPreparer {
+    pub fn prepare(&self, event: Event) -> io::Result<PreparedEvent> {
+        // About a sweep's passing record, so most never grow.
+        let mut json = Vec::with_capacity(1024);
+        let event = if serialize_redacted(&self.redactor, &event, &mut json)? {
+            // A value was replaced: what the journal holds is the event now.
+            serde_json::from_slice(&json).map_err(|e| {
+                io::Error::other(format!("a redacted record is not valid JSON: {e}"))
+            })?
+        } else {
+            event
+        };
+        Ok(PreparedEvent { event, json })
+    }
+
+    /// Text redacted by the bundle's redactor (see [`BundleWriter::redact`]).
+    pub fn redact(&self, text: &str) -> Redacted<String> {
+        Redacted::assume(self.redactor.redact(text).into_owned())
     }
 }
 
