@@ -26,7 +26,7 @@ pub mod webhook_delivery;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -320,50 +320,79 @@ pub struct Clients {
 /// One resolver and the two HTTP clients that resolve through it.
 struct Pool {
     resolver: Resolver,
-    http_verified: reqwest::Client,
-    http_unverified: reqwest::Client,
+    /// The resolver the step named (`None`: the run's), for messages.
+    server: Option<ResolverAddr>,
+    /// The clients, each built on first use: building one loads and parses
+    /// the system's root certificates (about 5 ms), and a sweep's plain
+    /// `http://` checks never use them (see `support::h1`). Its error as text:
+    /// every later step gets the same failure.
+    http_verified: OnceLock<Result<reqwest::Client, String>>,
+    http_unverified: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl Pool {
-    fn new(resolver: Resolver) -> Result<Self, reqwest::Error> {
-        let builder = |verify: bool| {
+    fn new(resolver: Resolver, server: Option<ResolverAddr>) -> Self {
+        Pool {
+            resolver,
+            server,
+            http_verified: OnceLock::new(),
+            http_unverified: OnceLock::new(),
+        }
+    }
+
+    /// The HTTP client; `verify = false` only when the runbook opts out. The
+    /// error is a finished failed attempt.
+    fn http(&self, verify: bool) -> Result<reqwest::Client, Observation> {
+        let client = if verify {
+            &self.http_verified
+        } else {
+            &self.http_unverified
+        };
+        let built = client.get_or_init(|| {
             reqwest::Client::builder()
                 .user_agent(crate::check::support::http::USER_AGENT)
                 // rustls on ring with the system roots, as the `tls` check uses.
                 .tls_backend_preconfigured(support::tls::http_client_config(verify))
                 // Host names go through the run's resolver, like every other kind.
-                .dns_resolver(resolver.clone())
+                .dns_resolver(self.resolver.clone())
                 // Redirects are an observation, not something to follow silently.
                 .redirect(reqwest::redirect::Policy::none())
                 .pool_idle_timeout(Duration::from_secs(30))
-        };
-        Ok(Pool {
-            http_verified: builder(true).build()?,
-            http_unverified: builder(false).build()?,
-            resolver,
+                .build()
+                .map_err(|err| err.to_string())
+        });
+        built.clone().map_err(|err| {
+            let resolver = self
+                .server
+                .map(|server| format!(" for resolver {server}"))
+                .unwrap_or_default();
+            Observation::fail_permanent(
+                FailureClass::Config,
+                format!("cannot build an HTTP client{resolver}: {err}"),
+                "the client setup does not change by waiting",
+            )
         })
     }
 }
 
 impl Clients {
-    /// Builds the pools on the system resolver. Fails only if the TLS backend
-    /// cannot initialise.
-    pub fn new() -> Result<Self, reqwest::Error> {
+    /// The pools on the system resolver.
+    pub fn new() -> Self {
         Clients::with_resolver(None)
     }
 
-    /// Builds the pools on `server` (`--resolver`), or on the system
-    /// resolver when `None`.
-    pub fn with_resolver(server: Option<ResolverAddr>) -> Result<Self, reqwest::Error> {
+    /// The pools on `server` (`--resolver`), or on the system resolver when
+    /// `None`. Their HTTP clients are built when first used.
+    pub fn with_resolver(server: Option<ResolverAddr>) -> Self {
         let resolver = match server {
             Some(server) => Resolver::with_server(server),
             None => Resolver::system(),
         };
-        Ok(Clients {
-            default: Pool::new(resolver)?,
+        Clients {
+            default: Pool::new(resolver, server),
             chosen: Mutex::new(HashMap::new()),
             waiting: webhook_delivery::Waiting::default(),
-        })
+        }
     }
 
     /// Drops what the step `step` kept between its attempts (a
@@ -373,32 +402,20 @@ impl Clients {
         self.waiting.end(step);
     }
 
-    /// The pool of a step's own resolver, built on first use.
-    fn pool(&self, server: ResolverAddr) -> Result<Arc<Pool>, Observation> {
+    /// The pool of a step's own resolver, made on first use.
+    fn pool(&self, server: ResolverAddr) -> Arc<Pool> {
         let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pool) = chosen.get(&server) {
-            return Ok(pool.clone());
-        }
-        let pool = Arc::new(Pool::new(Resolver::with_server(server)).map_err(|err| {
-            Observation::fail_permanent(
-                FailureClass::Config,
-                format!("cannot build an HTTP client for resolver {server}: {err}"),
-                "the client setup does not change by waiting",
-            )
-        })?);
-        chosen.insert(server, pool.clone());
-        Ok(pool)
+        chosen
+            .entry(server)
+            .or_insert_with(|| Arc::new(Pool::new(Resolver::with_server(server), Some(server))))
+            .clone()
     }
 
     /// The resolver for a step: its own `resolver` when set, else the run's.
     pub fn resolver(&self, step: Option<ResolverAddr>) -> Resolver {
         match step {
             None => self.default.resolver.clone(),
-            Some(server) => match self.pool(server) {
-                Ok(pool) => pool.resolver.clone(),
-                // Only the HTTP clients can fail to build; a resolver alone cannot.
-                Err(_) => Resolver::with_server(server),
-            },
+            Some(server) => self.pool(server).resolver.clone(),
         }
     }
 
@@ -410,17 +427,16 @@ impl Clients {
         verify_tls: bool,
         step: Option<ResolverAddr>,
     ) -> Result<reqwest::Client, Observation> {
-        let pick = |pool: &Pool| {
-            if verify_tls {
-                pool.http_verified.clone()
-            } else {
-                pool.http_unverified.clone()
-            }
-        };
         match step {
-            None => Ok(pick(&self.default)),
-            Some(server) => self.pool(server).map(|pool| pick(&pool)),
+            None => self.default.http(verify_tls),
+            Some(server) => self.pool(server).http(verify_tls),
         }
+    }
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Clients::new()
     }
 }
 
@@ -521,4 +537,31 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sweep of plain `http://` checks never asks for a reqwest client, so
+    /// none is built (nor the system's root certificates read); one asked
+    /// for is built once and then shared.
+    #[test]
+    fn http_clients_are_built_on_first_use_and_then_shared() {
+        let clients = Clients::new();
+        let pool = &clients.default;
+        assert!(pool.http_verified.get().is_none());
+        assert!(pool.http_unverified.get().is_none());
+        clients
+            .http(false, None)
+            .expect("a client without verification");
+        assert!(pool.http_verified.get().is_none());
+        assert!(matches!(pool.http_unverified.get(), Some(Ok(_))));
+
+        let server: ResolverAddr = "127.0.0.1:53".parse().unwrap();
+        let _ = clients.resolver(Some(server));
+        let chosen = clients.pool(server);
+        assert!(chosen.http_verified.get().is_none());
+        assert!(Arc::ptr_eq(&chosen, &clients.pool(server)));
+    }
 }

@@ -137,7 +137,7 @@ pub async fn run_runbook(
     cancel: &Cancel,
     options: &RunOptions,
 ) -> io::Result<RunOutcome> {
-    let clients = Clients::with_resolver(options.resolver).map_err(io::Error::other)?;
+    let clients = Clients::with_resolver(options.resolver);
     let blobs = bundle.blobs();
     let run_id = bundle.run_id().to_string();
     let runner = StepRunner {

@@ -173,7 +173,7 @@ async fn drive(
     cancel: &Cancel,
     options: &RunOptions,
 ) -> (RunOutcome, MemJournal) {
-    let clients = Clients::new().unwrap();
+    let clients = Clients::new();
     let runner = StepRunner {
         probe,
         clients: &clients,
@@ -604,7 +604,7 @@ async fn a_compact_runner_writes_a_first_attempt_pass_as_one_record_and_anything
     );
     let probe =
         ScriptedProbe::default().with("flap", &[Act::Fail(FailureClass::Refused), Act::Pass]);
-    let clients = Clients::new().unwrap();
+    let clients = Clients::new();
     let cancel = Cancel::new();
     let runner = StepRunner {
         probe: &probe,

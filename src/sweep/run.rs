@@ -547,7 +547,7 @@ impl Workers<'_, '_> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let clients = Clients::with_resolver(self.options.resolver).map_err(io::Error::other)?;
+        let clients = Clients::with_resolver(self.options.resolver);
         let runner = StepRunner {
             probe: &CheckProbe,
             clients: &clients,

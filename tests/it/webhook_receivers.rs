@@ -67,7 +67,7 @@ async fn webhook_check_passes_against_a_verifying_receiver() {
     assert!(check.validate().is_empty(), "{:?}", check.validate());
     let scope = MapScope::with_secret("CW", CANARY);
     let blobs = MemoryBlobs::default();
-    let clients = Clients::new().unwrap();
+    let clients = Clients::new();
     let obs = check
         .probe(&context(&scope, &blobs, &clients, Duration::from_secs(5)))
         .await;
@@ -134,7 +134,7 @@ async fn webhook_check_names_each_probe_an_accept_all_endpoint_accepted() {
     );
     let scope = MapScope::with_secret("CW", CANARY);
     let blobs = MemoryBlobs::default();
-    let clients = Clients::new().unwrap();
+    let clients = Clients::new();
     let obs = check
         .probe(&context(&scope, &blobs, &clients, Duration::from_secs(5)))
         .await;
@@ -184,7 +184,7 @@ async fn webhook_check_against_a_down_endpoint_fails_with_a_reason() {
     let check = webhook_spec(addr, "rejects_unsigned = true");
     let scope = MapScope::with_secret("CW", CANARY);
     let blobs = MemoryBlobs::default();
-    let clients = Clients::new().unwrap();
+    let clients = Clients::new();
     let obs = check
         .probe(&context(&scope, &blobs, &clients, Duration::from_secs(3)))
         .await;
@@ -219,7 +219,7 @@ async fn webhook_check_wrong_secret_fails_with_a_hint() {
     let check = webhook_spec(receiver.local_addr(), "");
     let scope = MapScope::with_secret("CW", CANARY);
     let blobs = MemoryBlobs::default();
-    let clients = Clients::new().unwrap();
+    let clients = Clients::new();
     let obs = check
         .probe(&context(&scope, &blobs, &clients, Duration::from_secs(3)))
         .await;
@@ -250,7 +250,7 @@ async fn webhook_check_caps_a_huge_response_body() {
     let check = webhook_spec(addr, "rejects_unsigned = true");
     let scope = MapScope::with_secret("CW", CANARY);
     let blobs = MemoryBlobs::default();
-    let clients = Clients::new().unwrap();
+    let clients = Clients::new();
     let obs = check
         .probe(&context(&scope, &blobs, &clients, Duration::from_secs(10)))
         .await;
@@ -642,7 +642,7 @@ async fn webhook_delivery_passes_when_the_triggered_message_arrives() {
     assert!(check.validate().is_empty(), "{:?}", check.validate());
     let scope = delivery_scope();
     let blobs = MemoryBlobs::default();
-    let clients = Clients::new().unwrap();
+    let clients = Clients::new();
     let obs = check
         .probe(&context(&scope, &blobs, &clients, Duration::from_secs(5)))
         .await;
@@ -663,7 +663,7 @@ async fn webhook_delivery_passes_when_the_triggered_message_arrives() {
 async fn webhook_delivery_fails_without_a_delivery_or_with_only_invalid_ones() {
     let scope = delivery_scope();
     let blobs = MemoryBlobs::default();
-    let clients = Clients::new().unwrap();
+    let clients = Clients::new();
 
     // Nothing arrives.
     let check = delivery_spec(free_port(), None);

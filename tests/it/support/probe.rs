@@ -203,7 +203,7 @@ pub async fn probe(spec: &CheckSpec, scope: &MapScope) -> Probed {
 
 pub async fn probe_with_timeout(spec: &CheckSpec, scope: &MapScope, timeout: Duration) -> Probed {
     let blobs = MemoryBlobs::default();
-    let clients = Clients::new().expect("clients");
+    let clients = Clients::new();
     let obs = spec.probe(&context(scope, &blobs, &clients, timeout)).await;
     let blobs = blobs.stored.into_inner().unwrap();
     Probed {
