@@ -11,7 +11,7 @@
 #
 # Knobs (environment): BENCH_N, BENCH_RUNS (3), BENCH_LAYOUTS ("one many"),
 # BENCH_CONCURRENCY (64), BENCH_PORT (18080), BENCH_NGINX_WORKERS (1),
-# BENCH_WRK (1: measure the target's ceiling with wrk first), BENCH_TOOLS
+# BENCH_WRK (1: measure the target's ceiling with wrk before each row), BENCH_TOOLS
 # ("runproof curl"; "curl" alone measures only the peer), BENCH_RUNPROOF (a
 # runproof binary to measure instead of building one), BENCH_BEFORE (a second
 # runproof binary, e.g. an older build, run alternately with the others as
@@ -122,13 +122,17 @@ CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 say "bench: machine: $(nproc) CPUs, ${CPU_MODEL:-unknown model}; $("$NGINX" -v 2>&1) with $BENCH_NGINX_WORKERS worker(s) on 127.0.0.1:$BENCH_PORT"
 say "bench: $(curl --version | head -1 | cut -d' ' -f1-2); scratch in $WORK"
 
-WRK_RPS=""
-if [[ $BENCH_WRK == 1 ]] && command -v wrk >/dev/null; then
-    # Raw keep-alive ceiling of the target: no assertions, no results.
-    WRK_RPS=$(wrk -t 1 -c "$BENCH_CONCURRENCY" -d 3s "http://127.0.0.1:$BENCH_PORT/u/1" |
-        awk '/^Requests\/sec:/ {printf "%d", $2}')
-    say "bench: target ceiling (wrk -t1 -c$BENCH_CONCURRENCY, 3 s keep-alive): $WRK_RPS req/s"
-fi
+# Raw keep-alive ceiling of the target (no assertions, no results), in
+# req/s; empty without wrk. Measured again before each row: a VM's speed can
+# move by a fifth within the hour, and each row's share of the ceiling is
+# taken against its own.
+wrk_ceiling() {
+    [[ $BENCH_WRK == 1 ]] && command -v wrk >/dev/null || return 0
+    wrk -t 1 -c "$BENCH_CONCURRENCY" -d 3s "http://127.0.0.1:$BENCH_PORT/u/1" |
+        awk '/^Requests\/sec:/ {printf "%d", $2}'
+}
+WRK_RPS=$(wrk_ceiling)
+[[ -z $WRK_RPS ]] || say "bench: target ceiling (wrk -t1 -c$BENCH_CONCURRENCY, 3 s keep-alive): $WRK_RPS req/s"
 
 # --- 3. build runproof --------------------------------------------------------
 RUNPROOF=${BENCH_RUNPROOF:-"$ROOT/target/release/runproof"}
@@ -229,7 +233,8 @@ for n in $BENCH_N; do
     for layout in $BENCH_LAYOUTS; do
         dir="$WORK/$layout-$n"
         generate "$dir" "$n" "$layout"
-        say "bench: N=$n layout=$layout: $(find "$dir/checks" -name '*.toml' | wc -l) check file(s), $BENCH_RUNS runs of each tool, alternating"
+        ceiling=$(wrk_ceiling)
+        say "bench: N=$n layout=$layout: $(find "$dir/checks" -name '*.toml' | wc -l) check file(s), $BENCH_RUNS runs of each tool, alternating${ceiling:+; wrk ceiling $ceiling req/s}"
         for tool in runproof before curl; do : >"$dir/$tool.wall" && : >"$dir/$tool.rss"; done
         for run in $(seq "$BENCH_RUNS"); do
             for tool in $BENCH_TOOLS; do
@@ -263,7 +268,7 @@ for n in $BENCH_N; do
                 row="$row - -"
             fi
         done
-        echo "$row" >>"$RESULTS"
+        echo "$row ${ceiling:-0}" >>"$RESULTS"
 
         if wants runproof; then
             # The last run's bundle: it must verify; verify's own time and memory.
@@ -296,9 +301,10 @@ done
 echo
 echo "runproof sweep vs curl --parallel: N distinct URLs, bearer token header, loopback nginx, concurrency $BENCH_CONCURRENCY, median of $BENCH_RUNS"
 echo "runproof: default policy (2 retries), sealed bundle on $DISK_FS; machine: $(nproc) CPUs, ${CPU_MODEL:-unknown}"
-echo "target: $("$NGINX" -v 2>&1 | sed 's/.*: //'), $BENCH_NGINX_WORKERS worker(s)${WRK_RPS:+, wrk ceiling $WRK_RPS req/s}"
+CEILINGS=$(awk '$9 > 0 {print $9}' "$RESULTS" | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {if (NR) printf "%d %d", lo, hi}')
+echo "target: $("$NGINX" -v 2>&1 | sed 's/.*: //'), $BENCH_NGINX_WORKERS worker(s)${CEILINGS:+, wrk ceiling ${CEILINGS% *}–${CEILINGS#* } req/s (measured before each row)}"
 echo
-awk -v wrk="${WRK_RPS:-0}" '
+awk '
 function cps(n, w) { return (w == "-" || w <= 0) ? "-" : sprintf("%d", n / w) }
 function mb(k) { return k == "-" ? "-" : sprintf("%.1f", k / 1024) }
 function us(n, w) { return (w == "-") ? "-" : sprintf("%.1f", w / n * 1e6) }
@@ -308,11 +314,15 @@ BEGIN {
 }
 {
     ratio = ($3 == "-" || $5 == "-") ? "-" : sprintf("%.2f", $3 / $5)
-    pw = ($3 == "-" || wrk <= 0) ? "-" : sprintf("%.0f%%", 100 * ($2 / $3) / wrk)
+    pw = ($3 == "-" || $9 <= 0) ? "-" : sprintf("%.0f%%", 100 * ($2 / $3) / $9)
     printf fmt, $1, $2, $3, cps($2, $3), us($2, $3), mb($4), $5, mb($6), ratio, $7, mb($8), pw
 }' "$RESULTS"
 echo
 echo "rp/curl = runproof wall / curl wall (target <= 0.50). us/chk: runproof wall per check (flat = linear)."
+echo "%wrk = runproof checks/s / the wrk ceiling measured just before that row (target >= 30%)."
+if [[ -n $CEILINGS ]] && awk -v c="$CEILINGS" 'BEGIN {split(c, v, " "); exit !(v[2] > 1.10 * v[1])}'; then
+    echo "warning: the target's ceiling moved by more than 10% during this run (${CEILINGS% *} to ${CEILINGS#* } req/s): the machine's speed changed, so compare rows with care."
+fi
 if wants runproof; then
     echo
     echo "runproof verify of each layout's last bundle:"
