@@ -7,7 +7,9 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ops::Range;
+use std::sync::LazyLock;
 
+use memchr::memmem;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What a `{{...}}` placeholder refers to.
@@ -88,15 +90,22 @@ impl Template {
 
     /// [`Template::parse`], keeping `raw` itself.
     fn parse_owned(raw: String) -> Result<Self, String> {
+        // Built once: `str::find` with a `&str` builds a searcher per call,
+        // which cost more than the search (a sweep parses four templates a
+        // check, twice).
+        static OPEN: LazyLock<memmem::Finder<'static>> =
+            LazyLock::new(|| memmem::Finder::new("{{"));
+        static CLOSE: LazyLock<memmem::Finder<'static>> =
+            LazyLock::new(|| memmem::Finder::new("}}"));
         let mut parts = Vec::new();
         let mut at = 0;
-        while let Some(found) = raw[at..].find("{{") {
+        while let Some(found) = OPEN.find(&raw.as_bytes()[at..]) {
             let open = at + found;
             if open > at {
                 parts.push(Part::Literal(at..open));
             }
             let inner = open + 2;
-            let close = raw[inner..].find("}}").ok_or_else(|| {
+            let close = CLOSE.find(&raw.as_bytes()[inner..]).ok_or_else(|| {
                 format!("unclosed placeholder in `{raw}`: `{{{{` has no matching `}}}}`")
             })? + inner;
             parts.push(Part::Ref(parse_reference(raw[inner..close].trim())?));

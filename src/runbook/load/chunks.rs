@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use sha2::{Digest, Sha256};
 
@@ -655,8 +655,13 @@ impl CheckChunks {
 /// (in a string or a comment too): a false alarm reads the file whole, as
 /// any small file was read before.
 fn may_link(line: &str) -> bool {
-    memchr::memmem::find(line.as_bytes(), b"depends_on").is_some()
-        || memchr::memmem::find(line.as_bytes(), b"steps.").is_some()
+    // Built once: `memmem::find` builds a searcher per call, which cost
+    // more than the search (two a line, every line of pass 1).
+    static DEPENDS_ON: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new("depends_on"));
+    static STEPS: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new("steps."));
+    DEPENDS_ON.find(line.as_bytes()).is_some() || STEPS.find(line.as_bytes()).is_some()
 }
 
 /// The checks of one chunk: each section of `text` parsed as the file's
