@@ -321,11 +321,13 @@ fn untemplated_placeholders<'t, 'i: 't>(
     label: &str,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    fn strings<'a>(value: &'a Spanned<DeValue<'_>>, out: &mut Vec<(&'a str, Range<usize>)>) {
+    // Each string handed to `each` in place: no list per key (a sweep
+    // reads every check twice).
+    fn strings(value: &Spanned<DeValue<'_>>, each: &mut dyn FnMut(&str, Range<usize>)) {
         match value.get_ref() {
-            DeValue::String(text) => out.push((text.as_ref(), value.span())),
-            DeValue::Table(table) => table.values().for_each(|v| strings(v, out)),
-            DeValue::Array(array) => array.iter().for_each(|v| strings(v, out)),
+            DeValue::String(text) => each(text.as_ref(), value.span()),
+            DeValue::Table(table) => table.values().for_each(|v| strings(v, each)),
+            DeValue::Array(array) => array.iter().for_each(|v| strings(v, each)),
             _ => {}
         }
     }
@@ -344,9 +346,7 @@ fn untemplated_placeholders<'t, 'i: 't>(
         if key.get_ref() == "expect" {
             continue;
         }
-        let mut found = Vec::new();
-        strings(value, &mut found);
-        for (text, span) in found {
+        strings(value, &mut |text, span| {
             if text.contains("{{") && text.contains("}}") && !covered(&span) {
                 diagnostics.push(
                     Diagnostic::new(
@@ -359,6 +359,6 @@ fn untemplated_placeholders<'t, 'i: 't>(
                     .with_help("write the value itself, or put the template in a key that renders it (see the check reference)"),
                 );
             }
-        }
+        });
     }
 }

@@ -534,9 +534,12 @@ pub(crate) fn find_cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
     }
     let mut color = vec![Color::New; edges.len()];
     let mut cycles = Vec::new();
+    // One path for every walk (each leaves it empty): a sweep's chunk of
+    // 1,000 unlinked checks would otherwise allocate one per check.
+    let mut path = Vec::new();
     for n in 0..edges.len() {
         if color[n] == Color::New {
-            visit(n, edges, &mut color, &mut Vec::new(), &mut cycles);
+            visit(n, edges, &mut color, &mut path, &mut cycles);
         }
     }
     cycles
