@@ -76,6 +76,29 @@ fn header(kind: BundleKind, redactor: &Redactor) -> Header {
     }
 }
 
+/// A run's bundle under `root`, each record synced.
+fn run_writer(root: &Path, redactor: Arc<Redactor>) -> BundleWriter {
+    BundleWriter::create(
+        root,
+        header(BundleKind::Run, &redactor),
+        redactor,
+        SyncPolicy::EveryRecord,
+    )
+    .unwrap()
+}
+
+/// `run.start` of a run that plans `steps` (each as [`planned`]).
+fn run_start(steps: &[&str]) -> Event {
+    Event::RunStart {
+        planned: None,
+        steps: steps.iter().map(|id| planned(id)).collect(),
+        on_escalate: "continue".to_string(),
+        allow_mutations: false,
+        mutation_tags: Vec::new(),
+        only: Vec::new(),
+    }
+}
+
 fn planned(id: &str) -> PlannedStep {
     PlannedStep {
         id: id.to_string(),
@@ -167,15 +190,7 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
         SyncPolicy::EveryRecord,
     )
     .expect("create bundle");
-    w.append(&Event::RunStart {
-        planned: None,
-        steps: vec![planned("health"), planned("api"), planned("db")],
-        on_escalate: "continue".to_string(),
-        allow_mutations: false,
-        mutation_tags: Vec::new(),
-        only: Vec::new(),
-    })
-    .unwrap();
+    w.append(&run_start(&["health", "api", "db"])).unwrap();
 
     let body = format!("{{\"ok\":true,\"echo\":\"Bearer {CANARY}\"}}");
     let blob = w
@@ -825,13 +840,7 @@ fn secret_scan_finds_planted_canary_without_printing_it() {
     // A writer that does not know the canary: it leaks.
     let leak = "leaked-Pr0d-Secret-42";
     let redactor = Arc::new(Redactor::default());
-    let mut w = BundleWriter::create(
-        root.path(),
-        header(BundleKind::Run, &redactor),
-        redactor,
-        SyncPolicy::EveryRecord,
-    )
-    .unwrap();
+    let mut w = run_writer(root.path(), redactor);
     w.append(&Event::RunStart {
         planned: None,
         steps: Vec::new(),
@@ -908,15 +917,7 @@ fn sweep_with_interleaved_steps_and_listen_deliveries_verify() {
         SyncPolicy::Batched(4),
     )
     .unwrap();
-    w.append(&Event::RunStart {
-        planned: None,
-        steps: vec![planned("a"), planned("b")],
-        on_escalate: "continue".to_string(),
-        allow_mutations: false,
-        mutation_tags: Vec::new(),
-        only: Vec::new(),
-    })
-    .unwrap();
+    w.append(&run_start(&["a", "b"])).unwrap();
     for e in [
         step_start("a"),
         step_start("b"),
@@ -1013,13 +1014,7 @@ fn batched_writer_chains_twenty_thousand_records() {
 fn blob_store_dedups_under_concurrency() {
     let root = tempfile::tempdir().unwrap();
     let redactor = canary_redactor();
-    let w = BundleWriter::create(
-        root.path(),
-        header(BundleKind::Run, &redactor),
-        redactor,
-        SyncPolicy::EveryRecord,
-    )
-    .unwrap();
+    let w = run_writer(root.path(), redactor);
     let store = w.blobs();
     let handles: Vec<_> = (0..8)
         .map(|i| {
@@ -1115,15 +1110,7 @@ fn write_resumed(
     let mut header = header(BundleKind::Run, &redactor);
     header.resumed_from = resumed_from;
     let mut w = BundleWriter::create(root, header, redactor, SyncPolicy::EveryRecord).unwrap();
-    w.append(&Event::RunStart {
-        planned: None,
-        steps: vec![planned("health"), planned("db")],
-        on_escalate: "continue".to_string(),
-        allow_mutations: false,
-        mutation_tags: Vec::new(),
-        only: Vec::new(),
-    })
-    .unwrap();
+    w.append(&run_start(&["health", "db"])).unwrap();
     let mut attempts = 0;
     if health_ran {
         w.append(&step_start("health")).unwrap();
@@ -1326,15 +1313,7 @@ fn sealed_sweep_of(root: &Path, records: &[Event]) -> PathBuf {
     let mut h = header(BundleKind::Sweep, &redactor);
     h.source.name = "sweep".to_string();
     let mut w = BundleWriter::create(root, h, redactor, SyncPolicy::Batched(64)).unwrap();
-    w.append(&Event::RunStart {
-        planned: None,
-        steps: vec![planned("api")],
-        on_escalate: "continue".to_string(),
-        allow_mutations: false,
-        mutation_tags: Vec::new(),
-        only: Vec::new(),
-    })
-    .unwrap();
+    w.append(&run_start(&["api"])).unwrap();
     for record in records {
         w.append(record).unwrap();
     }
@@ -1904,22 +1883,8 @@ fn input_copies_run_at_once_on_a_machine_with_two_cores() {
 fn events_prepared_on_other_threads_are_recorded_redacted_and_chained() {
     let root = tempfile::tempdir().unwrap();
     let redactor = canary_redactor();
-    let mut w = BundleWriter::create(
-        root.path(),
-        header(BundleKind::Run, &redactor),
-        redactor,
-        SyncPolicy::EveryRecord,
-    )
-    .unwrap();
-    w.append(&Event::RunStart {
-        planned: None,
-        steps: vec![planned("a"), planned("b")],
-        on_escalate: "continue".to_string(),
-        allow_mutations: false,
-        mutation_tags: Vec::new(),
-        only: Vec::new(),
-    })
-    .unwrap();
+    let mut w = run_writer(root.path(), redactor);
+    w.append(&run_start(&["a", "b"])).unwrap();
     let preparer = w.preparer();
     let passing = |step: &str| {
         let mut event = attempt_end(step, 1, AttemptVerdict::Pass, vec![]);
