@@ -164,6 +164,29 @@ impl<T: PartialEq> OneOrMany<T> {
 }
 
 impl HttpCheck {
+    /// The check that `method` (when written), `url`, `headers` (sorted by
+    /// name) and `expect` describe, every other key at the default its
+    /// deserialization gives: for readers that take plain sections without
+    /// toml's tree (`runbook::load::plain_http`).
+    pub fn plain(
+        method: Option<String>,
+        url: Template,
+        headers: Vec<(String, Template)>,
+        expect: HttpExpect,
+    ) -> Self {
+        HttpCheck {
+            resolver: None,
+            method: method.unwrap_or_else(default_method),
+            url,
+            headers,
+            body: None,
+            json: None,
+            verify_tls: default_true(),
+            expect,
+            capture: BTreeMap::new(),
+        }
+    }
+
     pub(super) fn target(&self) -> String {
         // Built by hand: `format!` costs more than the two copies (once per
         // attempt of every check of a sweep).

@@ -346,6 +346,7 @@ fn parse_checks_by_section(source: &str, env: &dyn Fn(&str) -> Option<String>) -
 
 mod chunks;
 mod plain_check;
+mod plain_http;
 pub use chunks::{CheckChunks, ChunkedFile, EnvLookup, ReadWhole, CHUNK_CHECKS};
 
 /// The top-level tables of a document, read one by one, and what they say.

@@ -247,10 +247,18 @@ impl StatusExpect {
     }
 }
 
-impl<'de> Deserialize<'de> for StatusExpect {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+impl StatusExpect {
+    /// `status = code` written at `span` (of the text being read, see
+    /// [`crate::core::template::with_span_offset`]): what deserializing it
+    /// gives, for readers that take plain sections without toml's tree.
+    pub fn code(code: i64, span: std::ops::Range<usize>) -> Self {
+        StatusExpect::from_node(Spanned::new(span, raw::RawValue::Integer(code)))
+    }
+
+    /// The expectation `node` states; its problems are reported (see
+    /// `collect_problems`) and kept.
+    fn from_node(node: Spanned<raw::RawValue>) -> Self {
         use raw::RawValue;
-        let node = Spanned::<RawValue>::deserialize(deserializer)?;
         let mut problems = Vec::new();
         let code = |item: &Spanned<RawValue>, problems: &mut Vec<Problem>| match item.get_ref() {
             RawValue::Integer(code) if (100..=999).contains(code) => Some(*code),
@@ -279,11 +287,18 @@ impl<'de> Deserialize<'de> for StatusExpect {
         let expected = Expected::from_node(&node);
         report(&problems);
         report(&expected.problems());
-        Ok(StatusExpect {
+        StatusExpect {
             expected,
             literal,
             problems,
-        })
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusExpect {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let node = Spanned::<raw::RawValue>::deserialize(deserializer)?;
+        Ok(StatusExpect::from_node(node))
     }
 }
 

@@ -14,6 +14,7 @@
 //! wrong. Tested against toml on generated sections.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use serde_spanned::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
@@ -22,15 +23,7 @@ use toml::de::{DeArray, DeTable, DeValue};
 /// when it is in the plain shape.
 pub fn parse(text: &str) -> Option<DeTable<'_>> {
     const HEADER: &str = "[[check]]";
-    if !text.starts_with(HEADER) {
-        return None;
-    }
-    let mut cursor = Cursor {
-        text,
-        at: HEADER.len(),
-        depth: 0,
-    };
-    cursor.end_of_line()?;
+    let mut cursor = Cursor::after_check_header(text)?;
     let mut table = DeTable::new();
     while !cursor.done() {
         cursor.skip_blanks();
@@ -69,25 +62,43 @@ fn insert_new<'i>(
 /// limit of its own, and reports it).
 const MAX_DEPTH: usize = 8;
 
-/// Where the reading stands in the section's text.
-struct Cursor<'i> {
+/// Where the reading stands in the section's text. Its lexing (keys,
+/// strings, integers, lines, lists) is shared with the readers that take a
+/// section of a known kind straight into its step (`plain_http`).
+pub(super) struct Cursor<'i> {
     text: &'i str,
-    at: usize,
+    pub(super) at: usize,
     /// Arrays and inline tables open around it.
     depth: usize,
 }
 
 impl<'i> Cursor<'i> {
-    fn done(&self) -> bool {
+    /// A cursor after the `[[check]]` header's line of `text`; `None` when
+    /// the section does not start so.
+    pub(super) fn after_check_header(text: &'i str) -> Option<Self> {
+        const HEADER: &str = "[[check]]";
+        if !text.starts_with(HEADER) {
+            return None;
+        }
+        let mut cursor = Cursor {
+            text,
+            at: HEADER.len(),
+            depth: 0,
+        };
+        cursor.end_of_line()?;
+        Some(cursor)
+    }
+
+    pub(super) fn done(&self) -> bool {
         self.at >= self.text.len()
     }
 
-    fn peek(&self) -> Option<u8> {
+    pub(super) fn peek(&self) -> Option<u8> {
         self.text.as_bytes().get(self.at).copied()
     }
 
     /// Spaces and tabs.
-    fn skip_blanks(&mut self) {
+    pub(super) fn skip_blanks(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t')) {
             self.at += 1;
         }
@@ -95,7 +106,7 @@ impl<'i> Cursor<'i> {
 
     /// An optional comment, then the line's end (or the text's): `None`,
     /// having moved nowhere, when something else stands here.
-    fn end_of_line(&mut self) -> Option<()> {
+    pub(super) fn end_of_line(&mut self) -> Option<()> {
         let start = self.at;
         self.skip_blanks();
         if self.peek() == Some(b'#') {
@@ -135,24 +146,37 @@ impl<'i> Cursor<'i> {
         Some((key, value))
     }
 
-    fn expect(&mut self, byte: u8) -> Option<()> {
+    pub(super) fn expect(&mut self, byte: u8) -> Option<()> {
         (self.peek() == Some(byte)).then(|| self.at += 1)
     }
 
     /// `A-Z a-z 0-9 _ -`, then neither `.` (a dotted key) nor a quote.
     fn bare_key(&mut self) -> Option<Spanned<Cow<'i, str>>> {
+        let (span, key) = self.bare_key_text()?;
+        Some(Spanned::new(span, Cow::Borrowed(key)))
+    }
+
+    /// [`Cursor::bare_key`]'s span and text.
+    pub(super) fn bare_key_text(&mut self) -> Option<(Range<usize>, &'i str)> {
         let start = self.at;
         while matches!(self.peek(), Some(b) if b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
             self.at += 1;
         }
         if self.at == start || !matches!(self.peek(), Some(b' ' | b'\t' | b'=')) {
+            self.at = start;
             return None;
         }
-        Some(Spanned::new(
-            start..self.at,
-            Cow::Borrowed(&self.text[start..self.at]),
-        ))
+        Some((start..self.at, &self.text[start..self.at]))
+    }
+
+    /// A bare key, then `=` between blanks: where its value starts.
+    pub(super) fn key_and_equals(&mut self) -> Option<(Range<usize>, &'i str)> {
+        let key = self.bare_key_text()?;
+        self.skip_blanks();
+        self.expect(b'=')?;
+        self.skip_blanks();
+        Some(key)
     }
 
     fn value(&mut self) -> Option<Spanned<DeValue<'i>>> {
@@ -182,6 +206,21 @@ impl<'i> Cursor<'i> {
     /// A one-line string without escapes: `"…"` with no `\`, or `'…'`;
     /// neither a multi-line one (`"""`, `'''`).
     fn string(&mut self, quote: u8) -> Option<Spanned<DeValue<'i>>> {
+        let (span, text) = self.string_text(quote)?;
+        Some(Spanned::new(span, DeValue::String(Cow::Borrowed(text))))
+    }
+
+    /// A string of [`Cursor::string`]'s shape at the cursor, quoted either
+    /// way: its span (quotes included, as toml's) and its text.
+    pub(super) fn any_string_text(&mut self) -> Option<(Range<usize>, &'i str)> {
+        match self.peek()? {
+            quote @ (b'"' | b'\'') => self.string_text(quote),
+            _ => None,
+        }
+    }
+
+    /// [`Cursor::string`]'s span and text.
+    fn string_text(&mut self, quote: u8) -> Option<(Range<usize>, &'i str)> {
         let start = self.at;
         let bytes = self.text.as_bytes();
         let body = start + 1;
@@ -197,11 +236,7 @@ impl<'i> Cursor<'i> {
             return None;
         }
         self.at = body + len + 1;
-        let text = &self.text[body..body + len];
-        Some(Spanned::new(
-            start..self.at,
-            DeValue::String(Cow::Borrowed(text)),
-        ))
+        Some((start..self.at, &self.text[body..body + len]))
     }
 
     /// `true` or `false`, ended as a value is.
@@ -224,17 +259,28 @@ impl<'i> Cursor<'i> {
     /// a value is; toml's own value parser makes it (its integer type has no
     /// public constructor).
     fn integer(&mut self) -> Option<Spanned<DeValue<'i>>> {
+        let (span, digits) = self.integer_digits()?;
+        let value = DeValue::parse(digits).ok()?.into_inner();
+        matches!(value, DeValue::Integer(_)).then(|| Spanned::new(span, value))
+    }
+
+    /// [`Cursor::integer`]'s span and digits (at most 18: it fits an
+    /// `i64`).
+    pub(super) fn integer_digits(&mut self) -> Option<(Range<usize>, &'i str)> {
         let start = self.at;
         while matches!(self.peek(), Some(b'0'..=b'9')) {
             self.at += 1;
         }
         let digits = &self.text[start..self.at];
-        if (digits.len() > 1 && digits.starts_with('0')) || digits.len() > 18 {
+        if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) || digits.len() > 18 {
+            self.at = start;
             return None;
         }
-        self.value_ends()?;
-        let value = DeValue::parse(digits).ok()?.into_inner();
-        matches!(value, DeValue::Integer(_)).then(|| Spanned::new(start..self.at, value))
+        if self.value_ends().is_none() {
+            self.at = start;
+            return None;
+        }
+        Some((start..self.at, digits))
     }
 
     /// What may follow a bare value: a blank, `,`, `}`, `]`, `#` or the
@@ -270,7 +316,11 @@ impl<'i> Cursor<'i> {
 
     /// The opening byte, then `item`s separated by `,` up to `close`, on
     /// one line, no trailing comma.
-    fn list(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+    pub(super) fn list(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
         self.at += 1;
         self.skip_blanks();
         if self.expect(close).is_some() {
