@@ -236,8 +236,7 @@ fn release_freed_memory() {
     crate::core::alloc::release_freed_memory();
 }
 
-/// Validates one file: chunk by chunk when it is large (or, streamed, of
-/// any size) and its checks stand alone ([`CheckChunks`], reading it from
+/// Validates one file: chunk by chunk when its checks stand alone ([`CheckChunks`], reading it from
 /// disk without ever holding its text; its chunks parsed on `chunk_threads`
 /// threads), else read whole.
 fn load_file(path: &Path, hold: bool, chunk_threads: usize) -> Loaded {
@@ -269,18 +268,16 @@ fn load_file(path: &Path, hold: bool, chunk_threads: usize) -> Loaded {
 
 /// A file validated chunk by chunk ([`CheckChunks`], from disk, the chunks
 /// parsed on `threads` threads), keeping its checks only when `hold`; `None`
-/// when the file is to be read whole instead (held and small, unusual,
+/// when the file is to be read whole instead (unusual,
 /// checks that depend on others, an id used twice, any problem, changed
-/// while it was read). A streamed sweep tries every file this way, so that
-/// its second pass reads it in small chunks too (see
+/// while it was read). Every sweep tries every file this way, and so a
+/// streamed sweep's second pass reads it in small chunks too (see
 /// [`super::plan::SWEEP_CHUNK_CHECKS`]).
 fn load_in_chunks(path: &Path, hold: bool, threads: usize) -> Option<LoadedFile> {
-    let opened = if hold {
-        CheckChunks::open(path, process_env())
-    } else {
-        CheckChunks::open_from(path, process_env(), 0)
-    };
-    let Ok(Some(mut chunks)) = opened else {
+    // Files of any size: a chunk's plain `http` checks are read straight
+    // into their steps (`plain_http`), which costs less than the one parse
+    // of a file read whole, held or not.
+    let Ok(Some(mut chunks)) = CheckChunks::open_from(path, process_env(), 0) else {
         return None;
     };
     let mut file = chunks.file(path);

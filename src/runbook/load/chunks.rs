@@ -679,8 +679,7 @@ fn read_checks(
         let section = text.get(range.clone()).ok_or(ReadWhole::Unusual)?;
         // Most checks of a large file are plain `http` ones: read straight
         // into their step, the same one the general path below gives.
-        if let Some(step) = super::plain_http::raw_step(section, *offset, *line) {
-            raw.push(step);
+        if super::plain_http::push_raw_step(section, *offset, *line, &mut raw) {
             continue;
         }
         let root = parse_section(section, "check").ok_or(ReadWhole::Unusual)?;

@@ -25,13 +25,33 @@ use crate::core::template::{with_span_offset, Template};
 use crate::runbook::validate::RawStep;
 
 /// The step of section `text` (which starts `offset` bytes into its file,
-/// its header on line `line`), when it is a plain `http` check.
-pub(super) fn raw_step(text: &str, offset: usize, line: usize) -> Option<RawStep> {
+/// its header on line `line`), when it is a plain `http` check: pushed on
+/// `steps` and read in place there (a step is 480 bytes, each move a
+/// copy); `false`, with `steps` as it was, otherwise.
+pub(super) fn push_raw_step(
+    text: &str,
+    offset: usize,
+    line: usize,
+    steps: &mut Vec<RawStep>,
+) -> bool {
+    const HEADER: Range<usize> = 0.."[[check]]".len();
+    steps.push(RawStep::new(HEADER, line, "check"));
+    let step = steps.last_mut().expect("just pushed");
     // As `parse_steps` reads a section: templates take the file's spans as
     // they are made, the step's own spans are shifted after.
-    let mut step = with_span_offset(offset, || read(text, line))?;
+    if with_span_offset(offset, || read(text, step)).is_none() {
+        steps.pop();
+        return false;
+    }
     step.shift_spans(offset);
-    Some(step)
+    true
+}
+
+/// [`push_raw_step`] for a step of its own.
+#[cfg(test)]
+fn raw_step(text: &str, offset: usize, line: usize) -> Option<RawStep> {
+    let mut steps = Vec::new();
+    push_raw_step(text, offset, line, &mut steps).then(|| steps.pop().expect("pushed"))
 }
 
 /// Keys of the step; a key read twice is not plain (toml refuses it).
@@ -69,10 +89,9 @@ struct Written<'i> {
     body_contains: Option<(Range<usize>, &'i str)>,
 }
 
-fn read(text: &str, line: usize) -> Option<RawStep> {
-    const HEADER: Range<usize> = 0.."[[check]]".len();
+/// Reads section `text` into `step` (as new); `None` when it is not plain.
+fn read(text: &str, step: &mut RawStep) -> Option<()> {
     let mut cursor = Cursor::after_check_header(text)?;
-    let mut step = RawStep::new(HEADER, line, "check");
     let mut seen = Seen::default();
     let mut written = Written::default();
     while !cursor.done() {
@@ -147,9 +166,9 @@ fn read(text: &str, line: usize) -> Option<RawStep> {
     step.id.as_ref()?;
     step.check.as_ref()?;
     let (spec, templates) = http_check(written)?;
-    step.spec = Some(Box::new(CheckSpec::Http(spec)));
+    step.spec = Some(spec);
     step.templates = templates;
-    Some(step)
+    Some(())
 }
 
 /// `{ Name = "value", … }`: names bare and unique, values strings.
@@ -198,7 +217,7 @@ fn read_expect<'i>(cursor: &mut Cursor<'i>, written: &mut Written<'i>) -> Option
 /// The kind's part and its templates with placeholders, in the order the
 /// general path collects them: the kind's keys in toml's (sorted) order,
 /// `expect` (`body_contains`), `headers` (by name), then `url`.
-fn http_check(written: Written<'_>) -> Option<(HttpCheck, Vec<Template>)> {
+fn http_check(written: Written<'_>) -> Option<(Box<CheckSpec>, Vec<Template>)> {
     let mut templates = Vec::new();
     let mut template = |(span, raw): (Range<usize>, &str)| {
         let template = Template::parse_at(raw, span).ok()?;
@@ -218,19 +237,21 @@ fn http_check(written: Written<'_>) -> Option<(HttpCheck, Vec<Template>)> {
         headers.push((name.to_string(), template((span, value))?));
     }
     let url = template(written.url?)?;
+    // Codes are in range (see `read_expect`): no problem to report.
     let status = written
         .status
         .map(|(span, code)| StatusExpect::code(code, span));
-    if status.as_ref().is_some_and(|s| !s.problems().is_empty()) {
-        return None;
-    }
     let expect = HttpExpect {
         status,
         body_contains,
         ..HttpExpect::default()
     };
     let method = written.method.map(str::to_string);
-    Some((HttpCheck::plain(method, url, headers, expect), templates))
+    // Boxed as it is made: the check is 680 bytes, each move a copy.
+    let spec = Box::new(CheckSpec::Http(HttpCheck::plain(
+        method, url, headers, expect,
+    )));
+    Some((spec, templates))
 }
 
 #[cfg(test)]
