@@ -618,7 +618,7 @@ mod tests {
     }
 
     #[test]
-    fn a_streamed_input_validates_small_files_in_chunks_and_its_plan_keeps_no_ids() {
+    fn small_files_are_validated_in_chunks_held_or_streamed_and_a_streamed_plan_keeps_no_ids() {
         // `folder`'s files end with a header inside a string, which the
         // section splitter leaves to the whole-file reader: the last one is
         // cut off from two of them.
@@ -630,18 +630,19 @@ mod tests {
             std::fs::write(&path, &text[..end]).unwrap();
         }
         let paths = [dir.path().to_path_buf()];
-        // Streamed: every file that can be (a few hundred bytes each) is
-        // validated in chunks, so that the sweep reads it again in small
-        // batches; the other is read whole.
+        // Every file that can be (a few hundred bytes each) is validated in
+        // chunks, so that a streamed sweep reads it again in small batches
+        // and plain checks skip toml's parse; the other is read whole.
         let mut streamed = load_input_estimating(&paths, 0, u64::MAX).unwrap();
         assert!(!streamed.held);
         let chunked = |input: &SweepInput| -> Vec<bool> {
             input.chunked.iter().map(Option::is_some).collect()
         };
         assert_eq!(chunked(&streamed), [true, false, true]);
-        // Held: small files are read whole, as before.
+        // Held: the same files in chunks, the same checks.
         let held = load_input_estimating(&paths, 100, u64::MAX).unwrap();
-        assert_eq!(chunked(&held), [false, false, false]);
+        assert!(held.held);
+        assert_eq!(chunked(&held), [true, false, true]);
         assert_eq!(ids(&streamed), ids(&held));
 
         let (plan, _) = plan(&mut streamed, &[], None, &|_| None).unwrap();
