@@ -25,14 +25,9 @@ pub fn parse(text: &str) -> Option<DeTable<'_>> {
     const HEADER: &str = "[[check]]";
     let mut cursor = Cursor::after_check_header(text)?;
     let mut table = DeTable::new();
-    while !cursor.done() {
-        cursor.skip_blanks();
-        if cursor.end_of_line().is_some() {
-            continue;
-        }
+    while cursor.at_next_entry() {
         let (key, value) = cursor.key_value()?;
-        cursor.skip_blanks();
-        cursor.end_of_line()?;
+        cursor.end_of_entry()?;
         insert_new(&mut table, key, value)?;
     }
     let header = 0..HEADER.len();
@@ -89,7 +84,26 @@ impl<'i> Cursor<'i> {
         Some(cursor)
     }
 
-    pub(super) fn done(&self) -> bool {
+    /// Past blank and comment lines: whether an entry's line remains.
+    pub(super) fn at_next_entry(&mut self) -> bool {
+        loop {
+            if self.done() {
+                return false;
+            }
+            self.skip_blanks();
+            if self.end_of_line().is_none() {
+                return true;
+            }
+        }
+    }
+
+    /// After an entry's value: blanks, an optional comment, the line's end.
+    pub(super) fn end_of_entry(&mut self) -> Option<()> {
+        self.skip_blanks();
+        self.end_of_line()
+    }
+
+    fn done(&self) -> bool {
         self.at >= self.text.len()
     }
 

@@ -94,11 +94,7 @@ fn read(text: &str, step: &mut RawStep) -> Option<()> {
     let mut cursor = Cursor::after_check_header(text)?;
     let mut seen = Seen::default();
     let mut written = Written::default();
-    while !cursor.done() {
-        cursor.skip_blanks();
-        if cursor.end_of_line().is_some() {
-            continue;
-        }
+    while cursor.at_next_entry() {
         let (_, key) = cursor.key_and_equals()?;
         match key {
             "id" => {
@@ -159,8 +155,7 @@ fn read(text: &str, step: &mut RawStep) -> Option<()> {
             }
             _ => return None,
         }
-        cursor.skip_blanks();
-        cursor.end_of_line()?;
+        cursor.end_of_entry()?;
     }
     // Without either, the general path reports it.
     step.id.as_ref()?;
