@@ -1,7 +1,8 @@
 //! A `[[check]]` of kind `http` in the plain shape, read straight into its
 //! step without toml's tree or serde: the shape of generated sweep files
 //! (`id`, `check = "http"`, `url`, `method`, `headers = { … }`, `expect = {
-//! status = …, body_contains = … }`, `title`, `hint`, `owner`, `tags`).
+//! status = …, body_contains = … }`, `title`, `hint`, `owner`, `tags`,
+//! `retries`, `timeout`).
 //!
 //! Why: the general path builds the section's tree (about 7,900
 //! instructions) and then deserializes the step and its kind from it
@@ -21,7 +22,9 @@ use super::plain_check::Cursor;
 use crate::check::expect::StatusExpect;
 use crate::check::http::{HttpCheck, HttpExpect};
 use crate::check::CheckSpec;
+use crate::core::duration::HumanDuration;
 use crate::core::template::{with_span_offset, Template};
+use crate::runbook::step::MAX_RETRIES;
 use crate::runbook::validate::RawStep;
 
 /// The step of section `text` (which starts `offset` bytes into its file,
@@ -77,6 +80,8 @@ enum Key {
     Hint,
     Owner,
     Tags,
+    Retries,
+    Timeout,
 }
 
 /// What the kind's keys said, as written (spans of the section).
@@ -142,6 +147,20 @@ fn read(text: &str, step: &mut RawStep) -> Option<()> {
             "owner" => {
                 seen.first(Key::Owner)?;
                 step.owner = Some(cursor.any_string_text()?.1.to_string());
+            }
+            "retries" => {
+                seen.first(Key::Retries)?;
+                let retries: u32 = cursor.integer_digits()?.1.parse().ok()?;
+                // More is an error the general path reports.
+                (retries <= MAX_RETRIES).then_some(())?;
+                step.retries = Some(retries);
+            }
+            "timeout" => {
+                seen.first(Key::Timeout)?;
+                let timeout = HumanDuration::parse(cursor.any_string_text()?.1).ok()?.0;
+                // Zero is an error the general path reports.
+                (!timeout.is_zero()).then_some(())?;
+                step.timeout = Some(timeout);
             }
             "tags" => {
                 seen.first(Key::Tags)?;

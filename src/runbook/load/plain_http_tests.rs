@@ -58,8 +58,9 @@ fn the_checks_sweep_files_hold_are_read_as_the_general_path_reads_them() {
 fn what_the_general_path_reads_otherwise_or_refuses_is_not_plain() {
     let base = "[[check]]\nid = 'a'\ncheck = 'http'\nurl = 'http://h/'\n";
     for extra in [
-        "retries = 1\n",
-        "timeout = '5s'\n",
+        "retries = 11\n",
+        "timeout = '0s'\n",
+        "retries = 1\nretries = 2\n",
         "id = 'b'\n",
         "url = 'http://h/2'\n",
         "expect = { status = 99 }\n",
@@ -95,11 +96,11 @@ fn what_the_general_path_reads_otherwise_or_refuses_is_not_plain() {
 /// Sections generated from the pieces that matter, in every order: each
 /// one read by the plain path must be what the general path makes of it,
 /// and enough are read for the test to mean something. Each key's first
-/// choices are in the plain shape, the others (taken one time in eight)
+/// choices are in the plain shape, the others (taken one time in twelve)
 /// are not or are wrong.
 #[test]
 fn plain_http_steps_agree_with_the_general_path_on_generated_sections() {
-    let pieces: [(&[&str], &[&str]); 8] = [
+    let pieces: [(&[&str], &[&str]); 10] = [
         (
             &["id = \"c1\"", "id = 'c-2'", "id = \"\"", "id=\"a b\""],
             &["id = 7", "id = \"x\\ty\""],
@@ -174,7 +175,7 @@ fn plain_http_steps_agree_with_the_general_path_on_generated_sections() {
                 "tags = []",
             ],
             &[
-                "retries = 1",
+                "backoff = {}",
                 "id = 'dup'",
                 "tags = [1]",
                 "url = 'http://again/'",
@@ -183,6 +184,29 @@ fn plain_http_steps_agree_with_the_general_path_on_generated_sections() {
         (
             &["", "# a comment", "  ", "owner = \"ops\"  # who"],
             &["x = 1"],
+        ),
+        (
+            &["", "retries = 0", "retries = 2", "retries = 10"],
+            &[
+                "retries = 11",
+                "retries = -1",
+                "retries = '2'",
+                "retries = 4294967296",
+            ],
+        ),
+        (
+            &[
+                "",
+                "timeout = '5s'",
+                "timeout = \"1m30s\"",
+                "timeout = '250ms'",
+            ],
+            &[
+                "timeout = '0s'",
+                "timeout = 5",
+                "timeout = '5'",
+                "timeout = 'soon'",
+            ],
         ),
     ];
     let tails = ["", " ", " # c", "\t"];
@@ -193,7 +217,7 @@ fn plain_http_steps_agree_with_the_general_path_on_generated_sections() {
         let mut lines: Vec<&str> = pieces
             .iter()
             .map(|(shaped, other)| {
-                let choices = if rng.usize(..8) == 0 { other } else { shaped };
+                let choices = if rng.usize(..12) == 0 { other } else { shaped };
                 choices[rng.usize(..choices.len())]
             })
             .filter(|line| !line.is_empty())
