@@ -52,6 +52,45 @@ pub fn resolve(
     })
 }
 
+/// git's `user.name` and `user.email` (the values that win, as `git config
+/// --get` gives them), from one `git config` process; `None` for each one
+/// not set or when git cannot tell.
+fn ask_git_user() -> [Option<String>; 2] {
+    let output = Command::new("git")
+        .args(["config", "-z", "--get-regexp", r"^user\.(name|email)$"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {
+            git_user_from(&String::from_utf8_lossy(&output.stdout))
+        }
+        _ => [None, None],
+    }
+}
+
+/// [`ask_git_user`]'s answer read from `git config -z --get-regexp`'s
+/// output: entries ended by NUL, each its key, a newline and its value (a
+/// key set without a value has no newline). The last entry of a key wins,
+/// as with `git config --get`.
+fn git_user_from(listed: &str) -> [Option<String>; 2] {
+    let mut user = [None, None];
+    for entry in listed.split('\0') {
+        let Some((key, value)) = entry.split_once('\n') else {
+            continue;
+        };
+        let slot = match key {
+            "user.name" => 0,
+            "user.email" => 1,
+            _ => continue,
+        };
+        let value = value.trim();
+        user[slot] = (!value.is_empty()).then(|| value.to_string());
+    }
+    user
+}
+
 /// The operator's name and where it came from.
 fn operator(flag: Option<&str>) -> (String, String) {
     let clean = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
@@ -65,24 +104,10 @@ fn operator(flag: Option<&str>) -> (String, String) {
     {
         return (name, "RUNPROOF_OPERATOR".into());
     }
-    // Both asked at once: each is a process start (a few ms).
-    let ask_git = |key: &str| {
-        Command::new("git")
-            .args(["config", "--get", key])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()
-    };
-    let answer = |child: Option<std::process::Child>| {
-        child
-            .and_then(|child| child.wait_with_output().ok())
-            .filter(|o| o.status.success())
-            .and_then(|o| clean(&String::from_utf8_lossy(&o.stdout)))
-    };
-    let (name, email) = (ask_git("user.name"), ask_git("user.email"));
-    let git = [answer(name), answer(email)];
+    // Both asked of one git: a process start is a few ms on an idle
+    // machine, and tens of ms while the input's validation keeps every
+    // core busy (a sweep waits for the operator before its bundle starts).
+    let git = ask_git_user();
     match git {
         [Some(name), Some(email)] => return (format!("{name} <{email}>"), "git".into()),
         [Some(name), None] => return (name, "git".into()),
@@ -95,4 +120,33 @@ fn operator(flag: Option<&str>) -> (String, String) {
         }
     }
     ("unknown".into(), "none".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::git_user_from;
+
+    #[test]
+    fn git_users_last_values_win_and_empty_or_valueless_ones_do_not_count() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            git_user_from("user.name\nDana Ops\0user.email\ndana@example.test\0"),
+            [some("Dana Ops"), some("dana@example.test")]
+        );
+        // System, global, then local: the last one of each key wins.
+        assert_eq!(
+            git_user_from("user.name\nA\0user.email\na@x\0user.name\n B \0"),
+            [some("B"), some("a@x")]
+        );
+        assert_eq!(
+            git_user_from("user.name\nA\0user.name\n\0user.email\0"),
+            [None, None]
+        );
+        // A value with a newline in it keeps it; other keys are not ours.
+        assert_eq!(
+            git_user_from("user.name\nA\nB\0user.namex\nC\0"),
+            [some("A\nB"), None]
+        );
+        assert_eq!(git_user_from(""), [None, None]);
+    }
 }
