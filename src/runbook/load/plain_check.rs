@@ -62,7 +62,7 @@ const MAX_DEPTH: usize = 8;
 /// section of a known kind straight into its step (`plain_http`).
 pub(super) struct Cursor<'i> {
     text: &'i str,
-    pub(super) at: usize,
+    at: usize,
     /// Arrays and inline tables open around it.
     depth: usize,
 }
@@ -112,7 +112,7 @@ impl<'i> Cursor<'i> {
     }
 
     /// Spaces and tabs.
-    pub(super) fn skip_blanks(&mut self) {
+    fn skip_blanks(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t')) {
             self.at += 1;
         }
@@ -120,7 +120,7 @@ impl<'i> Cursor<'i> {
 
     /// An optional comment, then the line's end (or the text's): `None`,
     /// having moved nowhere, when something else stands here.
-    pub(super) fn end_of_line(&mut self) -> Option<()> {
+    fn end_of_line(&mut self) -> Option<()> {
         let start = self.at;
         self.skip_blanks();
         if self.peek() == Some(b'#') {
@@ -152,26 +152,18 @@ impl<'i> Cursor<'i> {
 
     /// `key = value`.
     fn key_value(&mut self) -> Option<(Spanned<Cow<'i, str>>, Spanned<DeValue<'i>>)> {
-        let key = self.bare_key()?;
-        self.skip_blanks();
-        self.expect(b'=')?;
-        self.skip_blanks();
+        let (span, key) = self.key_and_equals()?;
         let value = self.value()?;
-        Some((key, value))
+        Some((Spanned::new(span, Cow::Borrowed(key)), value))
     }
 
-    pub(super) fn expect(&mut self, byte: u8) -> Option<()> {
+    fn expect(&mut self, byte: u8) -> Option<()> {
         (self.peek() == Some(byte)).then(|| self.at += 1)
     }
 
-    /// `A-Z a-z 0-9 _ -`, then neither `.` (a dotted key) nor a quote.
-    fn bare_key(&mut self) -> Option<Spanned<Cow<'i, str>>> {
-        let (span, key) = self.bare_key_text()?;
-        Some(Spanned::new(span, Cow::Borrowed(key)))
-    }
-
-    /// [`Cursor::bare_key`]'s span and text.
-    pub(super) fn bare_key_text(&mut self) -> Option<(Range<usize>, &'i str)> {
+    /// A bare key (`A-Z a-z 0-9 _ -`, then neither `.`, a dotted key, nor
+    /// a quote): its span and text.
+    fn bare_key(&mut self) -> Option<(Range<usize>, &'i str)> {
         let start = self.at;
         while matches!(self.peek(), Some(b) if b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
@@ -186,7 +178,7 @@ impl<'i> Cursor<'i> {
 
     /// A bare key, then `=` between blanks: where its value starts.
     pub(super) fn key_and_equals(&mut self) -> Option<(Range<usize>, &'i str)> {
-        let key = self.bare_key_text()?;
+        let key = self.bare_key()?;
         self.skip_blanks();
         self.expect(b'=')?;
         self.skip_blanks();

@@ -10,9 +10,9 @@
 //!
 //! It gives exactly the [`RawStep`] the general path gives (`parse_section`
 //! then `parse_steps`), or `None`: anything else (another key or kind, a
-//! repeated key, a status out of range, a template that does not parse, a
-//! `{{` where none is taken…) goes through the general path, which also
-//! reports what is wrong. So validation (ids, URLs, methods, templates,
+//! repeated key, a status, `retries` or `timeout` out of bounds, a template
+//! that does not parse, a `{` in the method…) goes through the general
+//! path, which also reports what is wrong. So validation (ids, URLs, methods, templates,
 //! secrets) stays where it is, after either path. Tested against the
 //! general path on generated sections.
 
