@@ -1,7 +1,6 @@
 //! Round-trip tests for the evidence layer: write a realistic bundle with
 //! [`BundleWriter`], then verify it as written and after each kind of damage.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,6 +84,17 @@ fn run_writer(root: &Path, redactor: Arc<Redactor>) -> BundleWriter {
         SyncPolicy::EveryRecord,
     )
     .unwrap()
+}
+
+/// `run.end` with `verdict`, the steps per verdict in `counts`, and
+/// `duration_ms`.
+fn run_end(verdict: RunVerdict, counts: &[(&str, u32)], duration_ms: f64) -> Event {
+    Event::RunEnd {
+        verdict,
+        counts: counts.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+        duration_ms,
+        reason: None,
+    }
 }
 
 /// `run.start` of a run that plans `steps` (each as [`planned`]).
@@ -239,12 +249,11 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
             .unwrap();
         w.append(&step_end("api", StepVerdict::Interrupted, 2))
             .unwrap();
-        w.append(&Event::RunEnd {
-            verdict: RunVerdict::Interrupted,
-            counts: BTreeMap::from([("pass".to_string(), 1), ("interrupted".to_string(), 1)]),
-            duration_ms: 100.0,
-            reason: None,
-        })
+        w.append(&run_end(
+            RunVerdict::Interrupted,
+            &[("pass", 1), ("interrupted", 1)],
+            100.0,
+        ))
         .unwrap();
     } else {
         w.append(&attempt_end("api", 2, AttemptVerdict::Timeout, vec![]))
@@ -303,12 +312,11 @@ fn write_bundle(root: &Path, s: Scenario) -> PathBuf {
             })
             .unwrap();
         }
-        w.append(&Event::RunEnd {
-            verdict: RunVerdict::Escalated,
-            counts: BTreeMap::from([("pass".to_string(), 2), ("escalated".to_string(), 1)]),
-            duration_ms: 900.0,
-            reason: None,
-        })
+        w.append(&run_end(
+            RunVerdict::Escalated,
+            &[("pass", 2), ("escalated", 1)],
+            900.0,
+        ))
         .unwrap();
     }
     w.write_file("runbook.toml", b"[runbook]\nname = \"deploy-api\"\n")
@@ -855,13 +863,7 @@ fn secret_scan_finds_planted_canary_without_printing_it() {
     w.blobs()
         .put("stdout", format!("Basic {encoded}\n").as_bytes(), false)
         .unwrap();
-    w.append(&Event::RunEnd {
-        verdict: RunVerdict::Pass,
-        counts: BTreeMap::new(),
-        duration_ms: 1.0,
-        reason: None,
-    })
-    .unwrap();
+    w.append(&run_end(RunVerdict::Pass, &[], 1.0)).unwrap();
     w.write_file(
         "summary.md",
         format!("line one\nfound {leak} here\n").as_bytes(),
@@ -930,13 +932,8 @@ fn sweep_with_interleaved_steps_and_listen_deliveries_verify() {
         attempt_start("a", 2),
         attempt_end("a", 2, AttemptVerdict::Pass, vec![]),
         step_end("a", StepVerdict::Pass, 2),
-        Event::RunEnd {
-            verdict: RunVerdict::Pass,
-            // Sweeps count per check with their own verdicts.
-            counts: BTreeMap::from([("pass".to_string(), 1), ("regressed".to_string(), 1)]),
-            duration_ms: 5.0,
-            reason: None,
-        },
+        // Sweeps count per check with their own verdicts.
+        run_end(RunVerdict::Pass, &[("pass", 1), ("regressed", 1)], 5.0),
     ] {
         w.append(&e).unwrap();
     }
@@ -996,13 +993,8 @@ fn batched_writer_chains_twenty_thousand_records() {
     // Speed is not asserted here (a shared CI machine makes any floor flaky);
     // bench/sweep.sh measures whole sweeps, bundle writing included.
     assert_eq!(w.records(), u64::from(n) + 1);
-    w.append(&Event::RunEnd {
-        verdict: RunVerdict::Pass,
-        counts: BTreeMap::from([("pass".to_string(), n / 4)]),
-        duration_ms: 1.0,
-        reason: None,
-    })
-    .unwrap();
+    w.append(&run_end(RunVerdict::Pass, &[("pass", n / 4)], 1.0))
+        .unwrap();
     let head = w.head().to_string();
     let dir = w.seal().unwrap();
     assert_verified(&dir);
@@ -1133,13 +1125,8 @@ fn write_resumed(
     w.append(&attempt_end("db", 1, AttemptVerdict::Pass, vec![]))
         .unwrap();
     w.append(&step_end("db", StepVerdict::Pass, 1)).unwrap();
-    w.append(&Event::RunEnd {
-        verdict: RunVerdict::Pass,
-        counts: BTreeMap::from([("pass".to_string(), 2)]),
-        duration_ms: 10.0,
-        reason: None,
-    })
-    .unwrap();
+    w.append(&run_end(RunVerdict::Pass, &[("pass", 2)], 10.0))
+        .unwrap();
     w.seal().unwrap()
 }
 
@@ -1274,12 +1261,11 @@ fn write_compact_sweep(root: &Path, checks: u32, seal: bool) -> PathBuf {
         drop(w);
         return dir;
     }
-    w.append(&Event::RunEnd {
-        verdict: RunVerdict::Pass,
-        counts: BTreeMap::from([("pass".to_string(), checks), ("flaky".to_string(), 1)]),
-        duration_ms: 1.0,
-        reason: None,
-    })
+    w.append(&run_end(
+        RunVerdict::Pass,
+        &[("pass", checks), ("flaky", 1)],
+        1.0,
+    ))
     .unwrap();
     w.seal().unwrap()
 }
@@ -1317,13 +1303,8 @@ fn sealed_sweep_of(root: &Path, records: &[Event]) -> PathBuf {
     for record in records {
         w.append(record).unwrap();
     }
-    w.append(&Event::RunEnd {
-        verdict: RunVerdict::Pass,
-        counts: BTreeMap::from([("pass".to_string(), 1)]),
-        duration_ms: 1.0,
-        reason: None,
-    })
-    .unwrap();
+    w.append(&run_end(RunVerdict::Pass, &[("pass", 1)], 1.0))
+        .unwrap();
     w.seal().unwrap()
 }
 
@@ -1467,13 +1448,8 @@ fn write_sweep_planned_in_chunks_ending(
         }
         .unwrap();
     }
-    w.append(&Event::RunEnd {
-        verdict,
-        counts: BTreeMap::from([("pass".to_string(), passed)]),
-        duration_ms: 1.0,
-        reason: None,
-    })
-    .unwrap();
+    w.append(&run_end(verdict, &[("pass", passed)], 1.0))
+        .unwrap();
     w.seal().unwrap()
 }
 
@@ -1611,13 +1587,8 @@ fn write_long_sweep(root: &Path, n: u32, tail: &[Event]) -> PathBuf {
     for record in tail {
         w.append(record).unwrap();
     }
-    w.append(&Event::RunEnd {
-        verdict: RunVerdict::Pass,
-        counts: BTreeMap::from([("pass".to_string(), n)]),
-        duration_ms: 1.0,
-        reason: None,
-    })
-    .unwrap();
+    w.append(&run_end(RunVerdict::Pass, &[("pass", n)], 1.0))
+        .unwrap();
     w.seal().unwrap()
 }
 
@@ -1916,13 +1887,8 @@ fn events_prepared_on_other_threads_are_recorded_redacted_and_chained() {
         let text = serde_json::to_string(&*event).unwrap();
         assert!(!text.contains(CANARY), "{text}");
     }
-    w.append(&Event::RunEnd {
-        verdict: RunVerdict::Pass,
-        counts: BTreeMap::from([("pass".to_string(), 2)]),
-        duration_ms: 5.0,
-        reason: None,
-    })
-    .unwrap();
+    w.append(&run_end(RunVerdict::Pass, &[("pass", 2)], 5.0))
+        .unwrap();
     let dir = w.seal().unwrap();
     assert_verified(&dir);
     let lines = journal_lines(&dir);
