@@ -453,13 +453,19 @@ impl Redactor {
         }
         let mut out = Cow::Borrowed(bytes);
         let matches = self.find_values(&out);
-        if !matches.is_empty() {
+        let found = !matches.is_empty();
+        if found {
             out = Cow::Owned(
                 self.replace(&out, matches.into_iter().map(|m| (m.start, m.end, m.name))),
             );
         }
-        if let Some(changed) = self.redact_wrapped(&out) {
-            out = Cow::Owned(changed);
+        // Text in which no form occurs holds a wrapped one only across a
+        // line break with text on both sides: a report row, which ends in
+        // its only break, is searched once, not twice.
+        if found || has_inner_break(bytes) {
+            if let Some(changed) = self.redact_wrapped(&out) {
+                out = Cow::Owned(changed);
+            }
         }
         if let Some(changed) = self.mask_cut_prefixes(&out, cut_at_end) {
             out = Cow::Owned(changed);
@@ -497,37 +503,7 @@ impl Redactor {
     /// record), and each match is mapped back onto the original bytes.
     /// Text without line breaks skips this pass.
     fn redact_wrapped(&self, bytes: &[u8]) -> Option<Vec<u8>> {
-        let has_break = memchr::memchr3_iter(b'\n', b'\r', b'\\', bytes)
-            .any(|i| bytes[i] != b'\\' || matches!(bytes.get(i + 1), Some(b'r' | b'n')));
-        if !has_break {
-            return None;
-        }
-        let mut joined = Vec::with_capacity(bytes.len());
-        // (index in `joined`, bytes removed before it in total), one entry
-        // per run of removed bytes.
-        let mut shifts: Vec<(usize, usize)> = Vec::new();
-        let mut removed = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            let skip = match bytes[i] {
-                b'\r' | b'\n' => 1,
-                b'\\' if matches!(bytes.get(i + 1), Some(b'r' | b'n')) => 2,
-                b => {
-                    joined.push(b);
-                    i += 1;
-                    continue;
-                }
-            };
-            removed += skip;
-            i += skip;
-            match shifts.last_mut() {
-                Some(last) if last.0 == joined.len() => last.1 = removed,
-                _ => shifts.push((joined.len(), removed)),
-            }
-        }
-        if shifts.is_empty() {
-            return None;
-        }
+        let (joined, shifts) = join_lines(bytes)?;
         let original = |at: usize| {
             let k = shifts.partition_point(|&(pos, _)| pos <= at);
             at + if k == 0 { 0 } else { shifts[k - 1].1 }
@@ -857,6 +833,65 @@ fn entity_escapes(text: &str) -> Vec<String> {
     out
 }
 
+/// Whether `bytes` has a line break (as [`join_lines`] removes them) that is
+/// neither at its start nor at its end: with the breaks at either end taken
+/// off, one is left.
+fn has_inner_break(bytes: &[u8]) -> bool {
+    let mut inner = bytes;
+    while let [b'\r' | b'\n', rest @ ..] | [b'\\', b'r' | b'n', rest @ ..] = inner {
+        inner = rest;
+    }
+    while let [rest @ .., b'\r' | b'\n'] | [rest @ .., b'\\', b'r' | b'n'] = inner {
+        inner = rest;
+    }
+    // A backslash at the inner text's end is not a break: the letter after
+    // it, if any, went with the breaks taken off the end.
+    memchr::memchr3_iter(b'\n', b'\r', b'\\', inner)
+        .any(|at| inner[at] != b'\\' || matches!(inner.get(at + 1), Some(b'r' | b'n')))
+}
+
+/// Text with its line breaks removed, and where they were (see [`join_lines`]).
+type Joined = (Vec<u8>, Vec<(usize, usize)>);
+
+/// `bytes` with every CR and LF removed, and every two-byte escape `\r` or
+/// `\n` (a backslash and a letter, as JSON writes a line break), and where:
+/// one `(index in the joined bytes, bytes removed before it in total)` per
+/// run of removed bytes. `None` when there is nothing to remove.
+///
+/// Every report row and input file has line breaks, so this runs on most
+/// text the redactor sees: the runs between breaks are found with `memchr`
+/// and copied whole, not a byte at a time.
+fn join_lines(bytes: &[u8]) -> Option<Joined> {
+    let mut joined = Vec::new();
+    let mut shifts: Vec<(usize, usize)> = Vec::new();
+    let mut removed = 0;
+    let mut from = 0;
+    // A backslash not before `r` or `n` is kept; the letter after one that
+    // is never comes up here (it is not searched for).
+    for at in memchr::memchr3_iter(b'\n', b'\r', b'\\', bytes) {
+        let skip = match bytes[at] {
+            b'\\' if !matches!(bytes.get(at + 1), Some(b'r' | b'n')) => continue,
+            b'\\' => 2,
+            _ => 1,
+        };
+        if joined.capacity() == 0 {
+            joined.reserve(bytes.len());
+        }
+        joined.extend_from_slice(&bytes[from..at]);
+        removed += skip;
+        from = at + skip;
+        match shifts.last_mut() {
+            Some(last) if last.0 == joined.len() => last.1 = removed,
+            _ => shifts.push((joined.len(), removed)),
+        }
+    }
+    if shifts.is_empty() {
+        return None;
+    }
+    joined.extend_from_slice(&bytes[from..]);
+    Some((joined, shifts))
+}
+
 /// The structural rules, applied to all text whether or not any value is
 /// registered.
 fn redact_structural(bytes: &[u8]) -> Cow<'_, [u8]> {
@@ -1026,6 +1061,64 @@ mod tests {
         let out = r.redact(text);
         assert!(!out.contains(form), "{form} survived in {out}");
         assert!(out.contains("[REDACTED"), "no marker in {out}");
+    }
+
+    /// [`join_lines`] as it was first written, a byte at a time.
+    fn join_lines_bytewise(bytes: &[u8]) -> Option<Joined> {
+        let (mut joined, mut shifts, mut removed, mut i) = (Vec::new(), Vec::new(), 0, 0);
+        while i < bytes.len() {
+            let skip = match bytes[i] {
+                b'\r' | b'\n' => 1,
+                b'\\' if matches!(bytes.get(i + 1), Some(b'r' | b'n')) => 2,
+                b => {
+                    joined.push(b);
+                    i += 1;
+                    continue;
+                }
+            };
+            removed += skip;
+            i += skip;
+            match shifts.last_mut() {
+                Some((at, total)) if *at == joined.len() => *total = removed,
+                _ => shifts.push((joined.len(), removed)),
+            }
+        }
+        (!shifts.is_empty()).then_some((joined, shifts))
+    }
+
+    #[test]
+    fn lines_are_joined_as_a_byte_at_a_time_join_does_and_inner_breaks_are_told_apart() {
+        // Every string of up to six bytes over an alphabet of the bytes the
+        // join looks at, and some it does not.
+        let alphabet = [b'\n', b'\r', b'\\', b'n', b'r', b'x'];
+        let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut checked = 0;
+        for _ in 0..6 {
+            texts = texts
+                .iter()
+                .flat_map(|t| {
+                    alphabet.iter().map(move |&b| {
+                        let mut t = t.clone();
+                        t.push(b);
+                        t
+                    })
+                })
+                .collect();
+            for text in &texts {
+                let joined = join_lines(text);
+                assert_eq!(joined, join_lines_bytewise(text), "{text:?}");
+                // A break with joined text on both sides of it.
+                let inner = joined.is_some_and(|(joined, shifts)| {
+                    shifts.iter().any(|&(at, _)| at > 0 && at < joined.len())
+                });
+                assert_eq!(has_inner_break(text), inner, "{text:?}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, (1..=6).map(|n| 6usize.pow(n)).sum::<usize>());
+        let long = b"id = 'a'\r\nurl = \"x\\\\n\\ny\"\n\n".repeat(50);
+        assert_eq!(join_lines(&long), join_lines_bytewise(&long));
+        assert_eq!(join_lines(b"no breaks \\x here"), None);
     }
 
     #[test]

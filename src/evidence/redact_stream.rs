@@ -64,11 +64,17 @@ pub(crate) fn redact_stream_with(
     }
 }
 
+/// Bytes asked of the reader at a time. The room a read goes into is
+/// zeroed first, so asking for the whole window would zero 1.25 MB for a
+/// file of 200 KB (a sweep's input in files of 1,000 checks): 2,400
+/// instructions a check, twice over.
+const READ_STEP: usize = 64 * 1024;
+
 /// Reads until `buffer` holds `want` bytes; whether the reader ended.
 fn fill(reader: &mut impl Read, buffer: &mut Vec<u8>, want: usize) -> io::Result<bool> {
     while buffer.len() < want {
         let start = buffer.len();
-        buffer.resize(want, 0);
+        buffer.resize(want.min(start + READ_STEP), 0);
         match reader.read(&mut buffer[start..]) {
             Ok(0) => {
                 buffer.truncate(start);
