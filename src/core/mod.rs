@@ -12,12 +12,14 @@
 //! - [`diagnostics`]: problems with a source position, rendered like a compiler.
 //! - [`placeholder`]: telling a placeholder from a real secret value.
 //! - [`cut`]: shortening text for display, always marked with `…`.
+//! - [`decimal`]: floats with a fixed number of decimals, as `{:.N}` writes them.
 //! - [`repeats`]: repeated ids among a million, on 4-byte hashes.
 //! - [`parallel`]: independent jobs on up to one thread per core.
 
 pub mod alloc;
 pub mod blob;
 pub mod cut;
+pub mod decimal;
 pub mod diagnostics;
 pub mod duration;
 pub mod failure;

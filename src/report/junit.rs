@@ -148,12 +148,14 @@ fn suite_head(name: &str, run_id: &str, started_at: &str, counts: &Counts) -> St
 /// `regression` why the check regressed on latency, if it did.
 fn write_testcase(out: &mut String, name: &str, step: &StepSummary, regression: Option<&str>) {
     let regression = regression.filter(|_| step.verdict == Some(StepVerdict::Pass));
-    let _ = write!(
-        out,
-        r#"    <testcase classname="{name}" name="{}" time="{:.3}""#,
-        xml(&step.id),
-        step.duration_ms / 1000.0
-    );
+    // Pushed piece by piece: one per check of a sweep.
+    out.push_str(r#"    <testcase classname=""#);
+    out.push_str(name);
+    out.push_str(r#"" name=""#);
+    push_xml(out, &step.id);
+    out.push_str(r#"" time=""#);
+    crate::core::decimal::push_fixed(out, step.duration_ms / 1000.0, 3);
+    out.push('"');
     let max = step.max_attempts;
     let mut body = String::new();
     match step.verdict {
@@ -294,6 +296,12 @@ fn failed_type(verdict: crate::core::record::AttemptVerdict) -> &'static str {
 /// cannot carry.
 pub fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    push_xml(&mut out, text);
+    out
+}
+
+/// Appends `text` escaped as [`xml`] escapes it.
+fn push_xml(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -307,7 +315,6 @@ pub fn xml(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 #[cfg(test)]

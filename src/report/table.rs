@@ -140,15 +140,29 @@ pub fn format_latency(ms: f64) -> String {
 /// string per figure).
 pub struct Latency(pub f64);
 
-impl std::fmt::Display for Latency {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Latency {
+    /// Appends the latency as [`Display`](std::fmt::Display) writes it
+    /// (a sweep's Markdown row does, once per check).
+    pub fn push_to(&self, out: &mut String) {
+        use crate::core::decimal::push_fixed;
         let ms = self.0;
         if ms < 10.0 {
-            write!(f, "{ms:.2}ms")
+            push_fixed(out, ms, 2);
+            out.push_str("ms");
         } else if ms < 1000.0 {
-            write!(f, "{ms:.1}ms")
+            push_fixed(out, ms, 1);
+            out.push_str("ms");
         } else {
-            write!(f, "{:.2}s", ms / 1000.0)
+            push_fixed(out, ms / 1000.0, 2);
+            out.push('s');
         }
+    }
+}
+
+impl std::fmt::Display for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = String::new();
+        self.push_to(&mut text);
+        f.write_str(&text)
     }
 }
