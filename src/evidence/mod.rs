@@ -7,6 +7,7 @@
 //!
 //! - [`record`]: the header and journal record formats (shared with the engine);
 //! - [`writer`]: [`BundleWriter`] and [`BlobStore`], the only code that writes a bundle;
+//! - `event_json`: journal events as JSON (a sweep's `step.pass` written field by field);
 //! - [`seal`]: the in-toto seal and the digest/crash-safe-write helpers;
 //! - [`signers`]: [`AllowedSigners`], the `allowed_signers` file `verify` checks a signature against;
 //! - [`sign`]: [`SealSigner`], the SSHSIG signature of the seal (`seal.json.sig`);
@@ -20,6 +21,7 @@
 //! - `syncer`: the batched journal's `fdatasync`, on a thread of its own;
 //! - `file_syncer`: the copied inputs' `fsync`s, on a thread of their own.
 
+mod event_json;
 mod file_syncer;
 pub mod read;
 pub mod redact;

@@ -640,7 +640,7 @@ fn release(reserve: &mut Option<PathBuf>) {
 /// the chain).
 fn serialize_redacted(redactor: &Redactor, event: &Event, json: &mut Vec<u8>) -> io::Result<bool> {
     json.clear();
-    serde_json::to_writer(&mut *json, event)
+    super::event_json::write_event(json, event)
         .map_err(|e| io::Error::other(format!("record: {e}")))?;
     let changed = match redactor.redact_bytes(json) {
         Cow::Borrowed(_) => false,
