@@ -1,16 +1,37 @@
-//! Journal events as JSON. A sweep writes one `step.pass` record per check,
-//! so that one is written here field by field: the bytes serde's derived
-//! code writes, without its per-field machinery (serializing a sweep's
-//! record cost 8,000 instructions). Every other event, and any string that
-//! needs escaping, goes through `serde_json` itself.
+//! Journal events as JSON. A sweep writes one `step.pass` record per check
+//! and announces every check in a `plan` record, so those two are written
+//! here field by field: the bytes serde's derived code writes, without its
+//! per-field machinery (serializing a sweep's `step.pass` record cost 8,000
+//! instructions). Every other event, and any string that needs escaping,
+//! goes through `serde_json` itself.
 
 use serde_json::{Map, Value};
 
-use crate::core::record::Event;
+use crate::core::record::{Event, PlannedBackoff, PlannedStep};
 use crate::core::BlobRef;
 
 /// Appends `event` as one JSON object: what `serde_json::to_writer` writes.
 pub(super) fn write_event(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
+    match event {
+        Event::StepPass { .. } => step_pass(out, event),
+        // A sweep announces every check in these, 1,000 to a record.
+        Event::Plan { steps } => {
+            out.extend_from_slice(br#"{"type":"plan","steps":["#);
+            for (i, step) in steps.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                planned_step(out, step)?;
+            }
+            out.extend_from_slice(b"]}");
+            Ok(())
+        }
+        other => serde_json::to_writer(out, other),
+    }
+}
+
+/// A `step.pass` record.
+fn step_pass(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
     let Event::StepPass {
         step,
         kind,
@@ -24,6 +45,7 @@ pub(super) fn write_event(out: &mut Vec<u8>, event: &Event) -> serde_json::Resul
         blobs,
     } = event
     else {
+        // Only `write_event`'s `step.pass` arm calls this.
         return serde_json::to_writer(out, event);
     };
     // Field by field in declaration order, with the same skips as the
@@ -63,6 +85,69 @@ pub(super) fn write_event(out: &mut Vec<u8>, event: &Event) -> serde_json::Resul
         out.push(b']');
     }
     out.push(b'}');
+    Ok(())
+}
+
+fn planned_step(out: &mut Vec<u8>, step: &PlannedStep) -> serde_json::Result<()> {
+    let PlannedStep {
+        id,
+        kind,
+        max_attempts,
+        timeout_ms,
+        depends_on,
+        mutating,
+        backoff,
+        tags,
+    } = step;
+    out.extend_from_slice(br#"{"id":"#);
+    string(out, id)?;
+    out.extend_from_slice(br#","kind":"#);
+    string(out, kind)?;
+    out.extend_from_slice(br#","max_attempts":"#);
+    serde_json::to_writer(&mut *out, max_attempts)?;
+    out.extend_from_slice(br#","timeout_ms":"#);
+    serde_json::to_writer(&mut *out, timeout_ms)?;
+    if !depends_on.is_empty() {
+        out.extend_from_slice(br#","depends_on":"#);
+        strings(out, depends_on)?;
+    }
+    if *mutating {
+        out.extend_from_slice(br#","mutating":true"#);
+    }
+    if let Some(PlannedBackoff {
+        initial_ms,
+        max_ms,
+        jitter,
+    }) = backoff
+    {
+        out.extend_from_slice(br#","backoff":{"initial_ms":"#);
+        serde_json::to_writer(&mut *out, initial_ms)?;
+        out.extend_from_slice(br#","max_ms":"#);
+        serde_json::to_writer(&mut *out, max_ms)?;
+        out.extend_from_slice(if *jitter {
+            br#","jitter":true}"#.as_slice()
+        } else {
+            br#","jitter":false}"#.as_slice()
+        });
+    }
+    if !tags.is_empty() {
+        out.extend_from_slice(br#","tags":"#);
+        strings(out, tags)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// A list of strings.
+fn strings(out: &mut Vec<u8>, list: &[String]) -> serde_json::Result<()> {
+    out.push(b'[');
+    for (i, text) in list.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, text)?;
+    }
+    out.push(b']');
     Ok(())
 }
 
@@ -203,6 +288,38 @@ mod tests {
     fn step_pass_records_are_the_bytes_serde_writes() {
         for seed in 0..500 {
             let event = step_pass(seed);
+            let mut ours = Vec::new();
+            write_event(&mut ours, &event).unwrap();
+            let serde = serde_json::to_vec(&event).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&serde),
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn plan_records_are_the_bytes_serde_writes() {
+        let text = |k: usize| TEXTS[k % TEXTS.len()].to_string();
+        for seed in 0..200 {
+            let steps = (0..seed % 7)
+                .map(|i| PlannedStep {
+                    id: text(seed + i),
+                    kind: text(seed + 2 * i + 1),
+                    max_attempts: (seed + i) as u32 % 11,
+                    timeout_ms: (seed * 997 + i) as u64,
+                    depends_on: (0..(seed + i) % 3).map(|k| text(seed + k)).collect(),
+                    mutating: (seed + i) % 4 == 1,
+                    backoff: ((seed + i) % 5 != 0).then_some(PlannedBackoff {
+                        initial_ms: (seed * 13) as u64,
+                        max_ms: u64::MAX - seed as u64,
+                        jitter: (seed + i) % 2 == 0,
+                    }),
+                    tags: (0..(seed * i) % 4).map(|k| text(seed * 3 + k)).collect(),
+                })
+                .collect();
+            let event = Event::Plan { steps };
             let mut ours = Vec::new();
             write_event(&mut ours, &event).unwrap();
             let serde = serde_json::to_vec(&event).unwrap();
