@@ -5,7 +5,7 @@
 //! instructions). Every other event, and any string that needs escaping,
 //! goes through `serde_json` itself.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::core::record::{Event, PlannedBackoff, PlannedStep};
 use crate::core::BlobRef;
@@ -17,12 +17,7 @@ pub(super) fn write_event(out: &mut Vec<u8>, event: &Event) -> serde_json::Resul
         // A sweep announces every check in these, 1,000 to a record.
         Event::Plan { steps } => {
             out.extend_from_slice(br#"{"type":"plan","steps":["#);
-            for (i, step) in steps.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                planned_step(out, step)?;
-            }
+            comma_separated(out, steps, planned_step)?;
             out.extend_from_slice(b"]}");
             Ok(())
         }
@@ -30,7 +25,8 @@ pub(super) fn write_event(out: &mut Vec<u8>, event: &Event) -> serde_json::Resul
     }
 }
 
-/// A `step.pass` record.
+/// A `step.pass` record: its fields in declaration order, with the same
+/// skips as the derive's `skip_serializing_if`.
 fn step_pass(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
     let Event::StepPass {
         step,
@@ -48,40 +44,33 @@ fn step_pass(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
         // Only `write_event`'s `step.pass` arm calls this.
         return serde_json::to_writer(out, event);
     };
-    // Field by field in declaration order, with the same skips as the
-    // derive's `skip_serializing_if`.
-    out.extend_from_slice(br#"{"type":"step.pass","step":"#);
-    string(out, step)?;
-    out.extend_from_slice(br#","kind":"#);
-    string(out, kind)?;
+    string_field(out, br#"{"type":"step.pass","step":"#, step)?;
+    string_field(out, br#","kind":"#, kind)?;
     if let Some(title) = title {
-        out.extend_from_slice(br#","title":"#);
-        string(out, title)?;
+        string_field(out, br#","title":"#, title)?;
     }
-    out.extend_from_slice(br#","target":"#);
-    string(out, target)?;
+    string_field(out, br#","target":"#, target)?;
     if let Some(rendered) = rendered {
-        out.extend_from_slice(br#","rendered":"#);
-        string(out, rendered)?;
+        string_field(out, br#","rendered":"#, rendered)?;
     }
-    out.extend_from_slice(br#","max_attempts":"#);
-    serde_json::to_writer(&mut *out, max_attempts)?;
-    out.extend_from_slice(br#","timeout_ms":"#);
-    serde_json::to_writer(&mut *out, timeout_ms)?;
-    out.extend_from_slice(br#","duration_ms":"#);
-    serde_json::to_writer(&mut *out, duration_ms)?;
+    number_field(out, br#","max_attempts":"#, max_attempts)?;
+    number_field(out, br#","timeout_ms":"#, timeout_ms)?;
+    number_field(out, br#","duration_ms":"#, duration_ms)?;
     if !detail.is_empty() {
-        out.extend_from_slice(br#","detail":"#);
-        object(out, detail)?;
+        out.extend_from_slice(br#","detail":{"#);
+        comma_separated(out, detail, |out, (key, value)| {
+            string(out, key)?;
+            out.push(b':');
+            match value {
+                Value::String(text) => string(out, text),
+                other => serde_json::to_writer(&mut *out, other),
+            }
+        })?;
+        out.push(b'}');
     }
     if !blobs.is_empty() {
         out.extend_from_slice(br#","blobs":["#);
-        for (i, blob) in blobs.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            blob_ref(out, blob)?;
-        }
+        comma_separated(out, blobs, blob_ref)?;
         out.push(b']');
     }
     out.push(b'}');
@@ -99,17 +88,12 @@ fn planned_step(out: &mut Vec<u8>, step: &PlannedStep) -> serde_json::Result<()>
         backoff,
         tags,
     } = step;
-    out.extend_from_slice(br#"{"id":"#);
-    string(out, id)?;
-    out.extend_from_slice(br#","kind":"#);
-    string(out, kind)?;
-    out.extend_from_slice(br#","max_attempts":"#);
-    serde_json::to_writer(&mut *out, max_attempts)?;
-    out.extend_from_slice(br#","timeout_ms":"#);
-    serde_json::to_writer(&mut *out, timeout_ms)?;
+    string_field(out, br#"{"id":"#, id)?;
+    string_field(out, br#","kind":"#, kind)?;
+    number_field(out, br#","max_attempts":"#, max_attempts)?;
+    number_field(out, br#","timeout_ms":"#, timeout_ms)?;
     if !depends_on.is_empty() {
-        out.extend_from_slice(br#","depends_on":"#);
-        strings(out, depends_on)?;
+        strings_field(out, br#","depends_on":"#, depends_on)?;
     }
     if *mutating {
         out.extend_from_slice(br#","mutating":true"#);
@@ -120,50 +104,13 @@ fn planned_step(out: &mut Vec<u8>, step: &PlannedStep) -> serde_json::Result<()>
         jitter,
     }) = backoff
     {
-        out.extend_from_slice(br#","backoff":{"initial_ms":"#);
-        serde_json::to_writer(&mut *out, initial_ms)?;
-        out.extend_from_slice(br#","max_ms":"#);
-        serde_json::to_writer(&mut *out, max_ms)?;
-        out.extend_from_slice(if *jitter {
-            br#","jitter":true}"#.as_slice()
-        } else {
-            br#","jitter":false}"#.as_slice()
-        });
+        number_field(out, br#","backoff":{"initial_ms":"#, initial_ms)?;
+        number_field(out, br#","max_ms":"#, max_ms)?;
+        number_field(out, br#","jitter":"#, jitter)?;
+        out.push(b'}');
     }
     if !tags.is_empty() {
-        out.extend_from_slice(br#","tags":"#);
-        strings(out, tags)?;
-    }
-    out.push(b'}');
-    Ok(())
-}
-
-/// A list of strings.
-fn strings(out: &mut Vec<u8>, list: &[String]) -> serde_json::Result<()> {
-    out.push(b'[');
-    for (i, text) in list.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        string(out, text)?;
-    }
-    out.push(b']');
-    Ok(())
-}
-
-/// A map of values, in the map's own order (the order serde writes).
-fn object(out: &mut Vec<u8>, map: &Map<String, Value>) -> serde_json::Result<()> {
-    out.push(b'{');
-    for (i, (key, value)) in map.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        string(out, key)?;
-        out.push(b':');
-        match value {
-            Value::String(text) => string(out, text)?,
-            other => serde_json::to_writer(&mut *out, other)?,
-        }
+        strings_field(out, br#","tags":"#, tags)?;
     }
     out.push(b'}');
     Ok(())
@@ -176,16 +123,53 @@ fn blob_ref(out: &mut Vec<u8>, blob: &BlobRef) -> serde_json::Result<()> {
         size,
         truncated,
     } = blob;
-    out.extend_from_slice(br#"{"role":"#);
-    string(out, role)?;
-    out.extend_from_slice(br#","digest":"#);
-    string(out, digest)?;
-    out.extend_from_slice(br#","size":"#);
-    serde_json::to_writer(&mut *out, size)?;
+    string_field(out, br#"{"role":"#, role)?;
+    string_field(out, br#","digest":"#, digest)?;
+    number_field(out, br#","size":"#, size)?;
     if *truncated {
         out.extend_from_slice(br#","truncated":true"#);
     }
     out.push(b'}');
+    Ok(())
+}
+
+/// `items`, each written by `write`, separated by commas.
+fn comma_separated<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut Vec<u8>, T) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item)?;
+    }
+    Ok(())
+}
+
+/// `lead` (the text up to the value: `,"key":`) and a string value.
+fn string_field(out: &mut Vec<u8>, lead: &[u8], text: &str) -> serde_json::Result<()> {
+    out.extend_from_slice(lead);
+    string(out, text)
+}
+
+/// `lead` and a number (or `true`, `false`), as `serde_json` writes it.
+fn number_field(
+    out: &mut Vec<u8>,
+    lead: &[u8],
+    value: &impl serde::Serialize,
+) -> serde_json::Result<()> {
+    out.extend_from_slice(lead);
+    serde_json::to_writer(&mut *out, value)
+}
+
+/// `lead` and a list of strings.
+fn strings_field(out: &mut Vec<u8>, lead: &[u8], list: &[String]) -> serde_json::Result<()> {
+    out.extend_from_slice(lead);
+    out.push(b'[');
+    comma_separated(out, list, |out, text| string(out, text))?;
+    out.push(b']');
     Ok(())
 }
 
@@ -209,6 +193,7 @@ fn string(out: &mut Vec<u8>, text: &str) -> serde_json::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Map;
 
     /// Text with every kind of character JSON treats differently.
     const TEXTS: [&str; 9] = [
