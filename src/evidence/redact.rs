@@ -846,8 +846,17 @@ fn has_inner_break(bytes: &[u8]) -> bool {
     }
     // A backslash at the inner text's end is not a break: the letter after
     // it, if any, went with the breaks taken off the end.
-    memchr::memchr3_iter(b'\n', b'\r', b'\\', inner)
-        .any(|at| inner[at] != b'\\' || matches!(inner.get(at + 1), Some(b'r' | b'n')))
+    memchr::memchr3_iter(b'\n', b'\r', b'\\', inner).any(|at| break_at(inner, at).is_some())
+}
+
+/// The length of the line break at `at`, as [`join_lines`] removes them: a
+/// CR or LF (1), or a backslash before `r` or `n` (2, how JSON writes one).
+fn break_at(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at)? {
+        b'\r' | b'\n' => Some(1),
+        b'\\' if matches!(bytes.get(at + 1), Some(b'r' | b'n')) => Some(2),
+        _ => None,
+    }
 }
 
 /// Text with its line breaks removed, and where they were (see [`join_lines`]).
@@ -869,10 +878,8 @@ fn join_lines(bytes: &[u8]) -> Option<Joined> {
     // A backslash not before `r` or `n` is kept; the letter after one that
     // is never comes up here (it is not searched for).
     for at in memchr::memchr3_iter(b'\n', b'\r', b'\\', bytes) {
-        let skip = match bytes[at] {
-            b'\\' if !matches!(bytes.get(at + 1), Some(b'r' | b'n')) => continue,
-            b'\\' => 2,
-            _ => 1,
+        let Some(skip) = break_at(bytes, at) else {
+            continue;
         };
         if joined.capacity() == 0 {
             joined.reserve(bytes.len());
