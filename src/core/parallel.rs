@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// `job(i)` for every `i` in `0..count`, on up to one thread per core (the
 /// calling thread among them), each thread taking the next index not yet
 /// taken; the results in index order. Used where the other cores would be
-/// idle: a sweep's input copies before its first check, its seal's digests.
+/// idle: a bundle's copies made before its run starts, its seal's digests.
 /// A panicking job panics the caller once every thread has stopped.
 pub fn each_on_threads<T: Send>(count: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);

@@ -48,4 +48,6 @@ pub use verify::{
     check_bundle_path, verify_bundle, Check, CheckStatus, NotABundle, Problem, RunbookFile,
     SignerInfo, Verdict, VerifyOptions, VerifyReport,
 };
-pub use writer::{bundle_label, BlobStore, BundleWriter, EventPreparer, PreparedEvent, SyncPolicy};
+pub use writer::{
+    bundle_label, BlobStore, BundleWriter, CopyJob, EventPreparer, PreparedEvent, SyncPolicy,
+};

@@ -440,39 +440,40 @@ impl BundleWriter {
     }
 
     /// [`BundleWriter::write_file_from`] of several files, `open(i)` giving
-    /// the reader of `relative[i]`, copied on up to one thread per core,
-    /// each taking the next file not yet taken: a sweep's input in files of
-    /// 1,000 checks is copied before its first check, with the other cores
-    /// idle. The first error (in file order) is returned once every thread
-    /// stopped; files copied whole before it stay.
+    /// the reader of `relative[i]`, on up to one thread per core
+    /// ([`CopyJob::run`]). The first error (in file order) is returned once
+    /// every thread stopped; files copied whole before it stay.
     pub fn write_files_from<R: io::Read>(
         &mut self,
         relative: &[String],
         open: impl FnMut(usize) -> io::Result<R> + Send,
     ) -> io::Result<()> {
-        use std::sync::atomic::{AtomicBool, Ordering};
+        let job = self.copy_job(relative)?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        job.run(cores, open)?;
+        self.copied(job)
+    }
+
+    /// The copies of `relative`, their paths checked and their folders
+    /// made, to be made on any thread ([`CopyJob::run`]) while the run goes
+    /// on: a sweep copies its input while its first checks run. Hand the
+    /// job back to [`BundleWriter::copied`] once it ran.
+    pub fn copy_job(&self, relative: &[String]) -> io::Result<CopyJob> {
         let paths = relative
             .iter()
             .map(|r| self.derived_path(r))
             .collect::<io::Result<Vec<PathBuf>>>()?;
-        let redactor = &self.redactor;
-        let open = std::sync::Mutex::new(open);
-        // After a failure the others stop once their current file is done.
-        let failed = AtomicBool::new(false);
-        let copied = crate::core::parallel::each_on_threads(paths.len(), |i| {
-            if failed.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            // Opened under the lock, copied outside it (the guard ends here).
-            let reader = (open.lock().unwrap_or_else(|p| p.into_inner()))(i);
-            let copy = reader.and_then(|reader| copy_redacted(redactor, &paths[i], reader));
-            if copy.is_err() {
-                failed.store(true, Ordering::Relaxed);
-            }
-            copy
-        });
-        copied.into_iter().collect::<io::Result<Vec<()>>>()?;
-        for path in paths {
+        Ok(CopyJob {
+            paths,
+            redactor: self.redactor.clone(),
+        })
+    }
+
+    /// The copies of `job`, made: synced while the run goes on; the seal
+    /// waits for them. Call it whatever [`CopyJob::run`] returned: a file
+    /// copied in part is still synced and sealed as it is.
+    pub fn copied(&mut self, job: CopyJob) -> io::Result<()> {
+        for path in job.paths {
             self.sync_copy_later(path)?;
         }
         Ok(())
@@ -693,6 +694,44 @@ impl EventPreparer {
     /// Text redacted by the bundle's redactor (see [`BundleWriter::redact`]).
     pub fn redact(&self, text: &str) -> Redacted<String> {
         Redacted::assume(self.redactor.redact(text).into_owned())
+    }
+}
+
+/// Copies into a bundle, redacted ([`BundleWriter::copy_job`]).
+pub struct CopyJob {
+    paths: Vec<PathBuf>,
+    redactor: Arc<Redactor>,
+}
+
+impl CopyJob {
+    /// Copies each file, `open(i)` giving the reader of the `i`th, on up to
+    /// `threads` threads, each taking the next file not yet taken: a
+    /// sweep's input in files of 1,000 checks. After a failure the other
+    /// threads stop once their current file is done; the first error (in
+    /// file order) is returned.
+    pub fn run<R: io::Read>(
+        &self,
+        threads: usize,
+        open: impl FnMut(usize) -> io::Result<R> + Send,
+    ) -> io::Result<()> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let open = Mutex::new(open);
+        let failed = AtomicBool::new(false);
+        let copied = crate::core::parallel::each_on_up_to(threads, self.paths.len(), |i| {
+            if failed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            // Opened under the lock, copied outside it (the guard ends here).
+            let reader = (open.lock().unwrap_or_else(|p| p.into_inner()))(i);
+            let copy =
+                reader.and_then(|reader| copy_redacted(&self.redactor, &self.paths[i], reader));
+            if copy.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            copy
+        });
+        copied.into_iter().collect::<io::Result<Vec<()>>>()?;
+        Ok(())
     }
 }
 

@@ -113,22 +113,10 @@ pub async fn sweep_round(
             format!("inputs/{i:03}-{name}")
         })
         .collect();
-    // Streamed, redacted a window at a time: a file of a million checks is
-    // never held (nor its redacted copy).
-    let copying = std::time::Instant::now();
-    // A file changed since it was validated (e.g. between `--watch` rounds)
-    // stops the round before its first check, as a change found while the
-    // sweep reads it again does: the bundle still ends, sealed, and says why.
-    let changed_before = match bundle.write_files_from(&copies, |i| input.reader(i)) {
-        Ok(()) => None,
-        Err(e) if crate::sweep::plan::InputChanged::is(&e) => Some(e.to_string()),
-        Err(e) => return Err(SessionError::Write(e)),
-    };
-    tracing::debug!(
-        "{} input file(s) copied in {} ms",
-        copies.len(),
-        copying.elapsed().as_millis()
-    );
+    // Streamed, redacted a window at a time (a file of a million checks is
+    // never held, nor its redacted copy), on a thread of its own while the
+    // first checks run.
+    let copy = bundle.copy_job(&copies).map_err(SessionError::Write)?;
     let bundle_dir = bundle.dir().to_path_buf();
     let bundle_label = bundle_dir.display().to_string();
     let notify = wants_notify(plan);
@@ -144,15 +132,50 @@ pub async fn sweep_round(
     )
     .map_err(write_failed)?;
     sink.begin(&bundle_label);
-    let stop_before = cancel.child();
-    if changed_before.is_some() {
-        stop_before.cancel();
-    }
-    let mut report = run_sweep(plan, options, &mut bundle, &mut sink, &stop_before)
-        .await
-        .map_err(write_failed)?;
-    if changed_before.is_some() {
-        report.stopped = changed_before;
+    // A file changed since it was validated (e.g. between `--watch` rounds)
+    // stops the round as a change found while the sweep reads it again
+    // does: the bundle still ends, sealed, and says why.
+    let stop_copied = cancel.child();
+    let copied = std::sync::Mutex::new(None);
+    let copy_input = || {
+        let copying = std::time::Instant::now();
+        // One thread: the sweep's threads have the other cores.
+        let result = copy.run(1, |i| input.reader(i));
+        tracing::debug!(
+            "{} input file(s) copied in {} ms",
+            copies.len(),
+            copying.elapsed().as_millis()
+        );
+        if result.is_err() {
+            stop_copied.cancel();
+        }
+        *copied.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+    };
+    let swept = run_sweep(
+        plan,
+        options,
+        &mut bundle,
+        &mut sink,
+        &stop_copied,
+        Some(&copy_input),
+    )
+    .await;
+    // As before the copy ran beside the sweep: only a whole copy is synced.
+    let changed = match copied.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(Ok(())) => {
+            bundle.copied(copy).map_err(SessionError::Write)?;
+            None
+        }
+        Some(Err(e)) if crate::sweep::plan::InputChanged::is(&e) => Some(e.to_string()),
+        Some(Err(e)) => return Err(SessionError::Write(e)),
+        None => {
+            let why = "the input was not copied into the bundle";
+            return Err(SessionError::Write(std::io::Error::other(why)));
+        }
+    };
+    let mut report = swept.map_err(write_failed)?;
+    if let Some(reason) = changed {
+        report.stopped.get_or_insert(reason);
     }
     // The states go back from the sink to `[notify]`, which sends the
     // round's changes and records them before `run.end`.

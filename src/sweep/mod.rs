@@ -3,6 +3,7 @@
 
 pub mod baseline;
 pub mod input;
+mod journal;
 pub mod plan;
 mod prefetch;
 pub mod run;

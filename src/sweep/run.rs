@@ -6,7 +6,8 @@
 //! single-threaded runtime running `buffer_unordered(its share of the
 //! concurrency)` over checks pulled from one shared source, for the
 //! independent checks and then for each dependency level. All checks share
-//! one journal behind a lock; appends are short and synchronous.
+//! one journal ([`super::journal`]): appends are short and synchronous, and
+//! what the reports make of them never keeps a sweep thread waiting.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -18,14 +19,15 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::baseline::Baseline;
+use super::journal::{Emitter, SharedJournal, ThreadJournal};
 use super::prefetch::Prefetch;
 use super::stats::LatencyStats;
 use super::tally::SweepTally;
 use crate::check::resolve::ResolverAddr;
 use crate::check::Clients;
 use crate::core::record::{sample_step_id, Event, PlannedStep, RunVerdict, StepVerdict};
-use crate::engine::{Cancel, CheckProbe, Emit, Mutations, RunObserver, RunScope, StepRunner};
-use crate::evidence::{BundleWriter, EventPreparer};
+use crate::engine::{Cancel, CheckProbe, Mutations, RunObserver, RunScope, StepRunner};
+use crate::evidence::BundleWriter;
 use crate::runbook::model::Step;
 
 use super::plan::InputChanged;
@@ -188,50 +190,23 @@ pub trait SweepSink: RunObserver + Send {
     fn check_done(&mut self, check: &CheckReport, listed: bool) -> io::Result<()>;
 }
 
-/// The journal shared by every check of the sweep.
-struct SharedJournal<'a> {
-    inner: Mutex<(&'a mut BundleWriter, &'a mut dyn SweepSink)>,
-    /// Serializes and redacts each event before the lock is taken: the
-    /// sweep's threads would otherwise wait for each other's (measured:
-    /// 21,000 futex calls in a 100,000-check sweep).
-    preparer: EventPreparer,
-}
-
-impl SharedJournal<'_> {
-    fn redact(&self, text: &str) -> String {
-        self.preparer.redact(text).into_inner()
-    }
-}
-
-struct Emitter<'s, 'a>(&'s SharedJournal<'a>);
-
-impl Emit for Emitter<'_, '_> {
-    fn emit(&mut self, event: Event) -> io::Result<u64> {
-        let prepared = self.0.preparer.prepare(event)?;
-        let mut guard = self
-            .0
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (bundle, observer) = &mut *guard;
-        let (seq, event) = bundle.record_prepared(prepared)?;
-        observer.observe(seq, &event);
-        Ok(seq)
-    }
-}
-
 /// Runs the sweep into `bundle`, short of `run.end` ([`record_end`]). `sink`
 /// sees every event after the journal, and each check as it finishes.
 ///
 /// A check file found changed as it is read again ends the sweep as
 /// `cancel` would, its reason in [`SweepReport::stopped`]: the bundle must
 /// still end and verify. Any other error is returned.
+///
+/// `beside` runs on a thread of its own while the first checks run (the
+/// session copies the input into the bundle so); the checks that depend on
+/// others start once it is done.
 pub async fn run_sweep(
     plan: &SweepPlan,
     options: &SweepOptions,
     bundle: &mut BundleWriter,
     sink: &mut dyn SweepSink,
     cancel: &Cancel,
+    beside: Option<&(dyn Fn() + Sync)>,
 ) -> io::Result<SweepReport> {
     let started = Instant::now();
     let started_at = format!("{:.3}", jiff::Timestamp::now());
@@ -258,10 +233,14 @@ pub async fn run_sweep(
         progress.start(plan.len as u64);
     }
 
-    let journal = SharedJournal {
-        preparer: bundle.preparer(),
-        inner: Mutex::new((bundle, sink)),
-    };
+    // Only the verdicts of checks that others depend on are kept.
+    let depended: HashSet<String> = plan
+        .files
+        .iter()
+        .flat_map(|f| f.depends.iter())
+        .flat_map(|(_, deps)| deps.iter().cloned())
+        .collect();
+    let journal = SharedJournal::new(bundle, sink, depended);
     let workers = Workers {
         threads: sweep_threads(options.concurrency),
         plan,
@@ -271,37 +250,6 @@ pub async fn run_sweep(
         blobs: blobs.as_ref(),
         cancel,
         run_id: &run_id,
-    };
-    // Only the verdicts of checks that others depend on are kept.
-    let depended: HashSet<&str> = plan
-        .files
-        .iter()
-        .flat_map(|f| f.depends.iter())
-        .flat_map(|(_, deps)| deps.iter().map(String::as_str))
-        .collect();
-    let results = Mutex::new((
-        HashMap::<String, CheckVerdict>::new(),
-        SweepTally::default(),
-    ));
-    // Each report goes to the sink as its check finishes and is then
-    // dropped: only the tally (and the verdicts dependants need) stays.
-    let finish = |report: CheckReport| -> io::Result<()> {
-        if let Some(progress) = progress {
-            progress.check_done(&report);
-        }
-        let listed = {
-            let mut results = results.lock().unwrap_or_else(|p| p.into_inner());
-            let (verdicts, tally) = &mut *results;
-            if depended.contains(report.id.as_str()) {
-                verdicts.insert(report.id.clone(), report.verdict);
-            }
-            tally.add(&report)
-        };
-        let mut guard = journal
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        guard.1.check_done(&report, listed)
     };
 
     // First the checks that depend on no other check of the plan, streamed
@@ -333,28 +281,21 @@ pub async fn run_sweep(
         feed: &feed,
         stop: &stop,
     });
-    workers.run(&announcer, &no_verdicts, &finish, feeder)?;
-    let announcer = announcer.into_inner().unwrap_or_else(|p| p.into_inner());
-    let (dependants, stopped) = (announcer.dependants, announcer.changed);
+    workers.run(&announcer, &no_verdicts, feeder, beside)?;
+    let (dependants, stopped) = {
+        let announcer = announcer.into_inner().unwrap_or_else(|p| p.into_inner());
+        (announcer.dependants, announcer.changed)
+    };
     for level in dependency_levels(dependants) {
         for chunk in level.chunks(PLAN_CHUNK) {
             announce(&journal, chunk.iter().map(|check| &**check), samples)?;
         }
-        // The level's checks read the verdicts while they run: their own
-        // verdicts go in once the level is over.
-        let snapshot = results.lock().unwrap_or_else(|p| p.into_inner()).0.clone();
-        let done = Mutex::new(Vec::new());
+        // The level's checks read the verdicts of the levels before it.
+        let snapshot = journal.verdicts();
         let source = Mutex::new(level.into_iter().map(Ok));
-        let keep = |report| {
-            done.lock().unwrap_or_else(|p| p.into_inner()).push(report);
-            Ok(())
-        };
-        workers.run(&source, &snapshot, &keep, None)?;
-        for report in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            finish(report)?;
-        }
+        workers.run(&source, &snapshot, None, None)?;
     }
-    let (_, tally) = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let tally = journal.into_tally();
     if let Some(progress) = progress {
         progress.finish();
     }
@@ -432,7 +373,7 @@ struct Feeder<'f> {
 /// checks from one shared source: a probe, its connection task and its
 /// timers stay on one thread (cross-thread wake-ups per request cost more
 /// than they bought on one multi-threaded runtime), while the cores share
-/// the checks. The journal is one, behind its lock.
+/// the checks. The journal is one ([`SharedJournal`]).
 struct Workers<'w, 'a> {
     threads: usize,
     plan: &'w SweepPlan,
@@ -446,15 +387,17 @@ struct Workers<'w, 'a> {
 
 impl Workers<'_, '_> {
     /// Runs every check `source` hands out, each seeing `verdicts`, and
-    /// hands each report to `done`. Blocks until all have finished, or the
-    /// first error (from the source, a journal write or `done`) stops the
-    /// threads taking new checks; that error is returned.
+    /// hands each report to the journal's sink. Blocks until all have
+    /// finished, or the first error (from the source, a journal write or
+    /// the sink) stops the threads taking new checks; that error is
+    /// returned. `beside` runs on a thread of its own meanwhile, and is
+    /// waited for.
     fn run<'p, I>(
         &self,
         source: &Mutex<I>,
         verdicts: &HashMap<String, CheckVerdict>,
-        done: &(dyn Fn(CheckReport) -> io::Result<()> + Sync),
         feeder: Option<Feeder<'_>>,
+        beside: Option<&(dyn Fn() + Sync)>,
     ) -> io::Result<()>
     where
         I: Iterator<Item = io::Result<Placed<'p>>> + Send,
@@ -473,7 +416,7 @@ impl Workers<'_, '_> {
                 .get_or_insert(error);
         };
         let work = |share: usize| {
-            let outcome = self.run_thread(share, source, verdicts, done, &stopped);
+            let outcome = self.run_thread(share, source, verdicts, &stopped);
             if let Err(error) = outcome {
                 fail(error);
             }
@@ -485,6 +428,15 @@ impl Workers<'_, '_> {
                     let spawned = std::thread::Builder::new()
                         .name("sweep-reader".into())
                         .spawn_scoped(scope, feed);
+                    if let Err(error) = spawned {
+                        fail(error);
+                        return;
+                    }
+                }
+                if let Some(beside) = beside {
+                    let spawned = std::thread::Builder::new()
+                        .name("sweep-beside".into())
+                        .spawn_scoped(scope, beside);
                     if let Err(error) = spawned {
                         fail(error);
                         return;
@@ -538,7 +490,6 @@ impl Workers<'_, '_> {
         share: usize,
         source: &Mutex<I>,
         verdicts: &HashMap<String, CheckVerdict>,
-        done: &(dyn Fn(CheckReport) -> io::Result<()> + Sync),
         stopped: &std::sync::atomic::AtomicBool,
     ) -> io::Result<()>
     where
@@ -566,9 +517,11 @@ impl Workers<'_, '_> {
             }
             source.lock().unwrap_or_else(|p| p.into_inner()).next()
         });
-        runtime.block_on(async {
+        let journal = ThreadJournal::new(self.journal);
+        let progress = self.options.progress.as_deref();
+        let swept = runtime.block_on(async {
             let runs = stream::iter(next).map(|check| {
-                let runner = &runner;
+                let (runner, journal) = (&runner, &journal);
                 async move {
                     let check = check?;
                     // Boxed: the check's future (about 7 KB) would otherwise
@@ -578,7 +531,7 @@ impl Workers<'_, '_> {
                         &check,
                         self.samples,
                         runner,
-                        self.journal,
+                        journal,
                         verdicts,
                         self.options,
                     ))
@@ -587,10 +540,17 @@ impl Workers<'_, '_> {
             });
             let mut finished = runs.buffer_unordered(share.max(1));
             while let Some(result) = finished.next().await {
-                result.and_then(done)?;
+                let report = result?;
+                if let Some(progress) = progress {
+                    progress.check_done(&report);
+                }
+                journal.check_done(report)?;
             }
             Ok(())
-        })
+        });
+        // What this thread held back goes to the sink however it ended.
+        let flushed = journal.flush();
+        swept.and(flushed)
     }
 }
 
@@ -620,7 +580,7 @@ async fn sweep_check(
     check: &SweepCheck,
     steps: &[Step],
     runner: &StepRunner<'_>,
-    journal: &SharedJournal<'_>,
+    journal: &ThreadJournal<'_, '_>,
     verdicts: &HashMap<String, CheckVerdict>,
     options: &SweepOptions,
 ) -> io::Result<CheckReport> {
@@ -665,7 +625,7 @@ async fn sweep_check(
     };
     if let Some((step_verdict, verdict, reason)) = not_run {
         for step in steps {
-            Emitter(journal).emit(Event::StepEnd {
+            journal.emit(Event::StepEnd {
                 step: step.id.clone(),
                 verdict: step_verdict,
                 attempts: 0,
@@ -708,7 +668,7 @@ async fn sweep_check(
                     // Redacted now, like the journal's copy: the Markdown,
                     // JUnit and JSON renderers escape it, and escaping first
                     // would hide a secret (`&` → `&amp;`) from the redactor.
-                    report.reason = result.reason.map(|r| journal.redact(&r));
+                    report.reason = result.reason.map(|r| journal.shared().redact(&r));
                 }
                 // The other samples are still taken: a failure rate says
                 // more than the first failure alone.
@@ -882,7 +842,7 @@ fn announce<'c>(
     if steps.is_empty() {
         return Ok(());
     }
-    Emitter(journal).emit(Event::Plan { steps }).map(|_| ())
+    journal.emit(Event::Plan { steps }).map(|_| ())
 }
 
 /// Runs one check: as its own step, or with `--samples K` as `ID#1`…`ID#K`.
@@ -891,7 +851,7 @@ async fn sweep_one(
     check: &SweepCheck,
     samples: u32,
     runner: &StepRunner<'_>,
-    journal: &SharedJournal<'_>,
+    journal: &ThreadJournal<'_, '_>,
     verdicts: &HashMap<String, CheckVerdict>,
     options: &SweepOptions,
 ) -> io::Result<CheckReport> {
