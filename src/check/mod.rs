@@ -25,7 +25,9 @@ pub mod webhook;
 pub mod webhook_delivery;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -223,21 +225,27 @@ impl CheckSpec {
     }
 
     /// Makes one attempt.
-    pub async fn probe(&self, ctx: &ProbeContext<'_>) -> Observation {
+    pub fn probe<'a>(
+        &'a self,
+        ctx: &'a ProbeContext<'_>,
+    ) -> Pin<Box<dyn Future<Output = Observation> + 'a>> {
+        // Each kind boxed on its own: one future for every kind would be as
+        // large as the largest (about 6 KB), and an `http` attempt would
+        // copy all of it into its box.
         match self {
-            CheckSpec::Http(c) => c.probe(ctx).await,
-            CheckSpec::Secret(c) => c.probe(ctx).await,
-            CheckSpec::Command(c) => c.probe(ctx).await,
-            CheckSpec::Webhook(c) => c.probe(ctx).await,
-            CheckSpec::WebhookDelivery(c) => c.probe(ctx).await,
-            CheckSpec::FlyApp(c) => c.probe(ctx).await,
-            CheckSpec::Postgres(c) => c.probe(ctx).await,
-            CheckSpec::Supabase(c) => c.probe(ctx).await,
-            CheckSpec::Redis(c) => c.probe(ctx).await,
-            CheckSpec::Tcp(c) => c.probe(ctx).await,
-            CheckSpec::Dns(c) => c.probe(ctx).await,
-            CheckSpec::Tls(c) => c.probe(ctx).await,
-            CheckSpec::Confirm(c) => c.probe(ctx).await,
+            CheckSpec::Http(c) => Box::pin(c.probe(ctx)),
+            CheckSpec::Secret(c) => Box::pin(c.probe(ctx)),
+            CheckSpec::Command(c) => Box::pin(c.probe(ctx)),
+            CheckSpec::Webhook(c) => Box::pin(c.probe(ctx)),
+            CheckSpec::WebhookDelivery(c) => Box::pin(c.probe(ctx)),
+            CheckSpec::FlyApp(c) => Box::pin(c.probe(ctx)),
+            CheckSpec::Postgres(c) => Box::pin(c.probe(ctx)),
+            CheckSpec::Supabase(c) => Box::pin(c.probe(ctx)),
+            CheckSpec::Redis(c) => Box::pin(c.probe(ctx)),
+            CheckSpec::Tcp(c) => Box::pin(c.probe(ctx)),
+            CheckSpec::Dns(c) => Box::pin(c.probe(ctx)),
+            CheckSpec::Tls(c) => Box::pin(c.probe(ctx)),
+            CheckSpec::Confirm(c) => Box::pin(c.probe(ctx)),
         }
     }
 }
@@ -318,7 +326,7 @@ pub struct Clients {
 }
 
 /// One resolver and the two HTTP clients that resolve through it.
-struct Pool {
+pub struct Pool {
     resolver: Resolver,
     /// The resolver the step named (`None`: the run's), for messages.
     server: Option<ResolverAddr>,
@@ -412,10 +420,13 @@ impl Clients {
     }
 
     /// The resolver for a step: its own `resolver` when set, else the run's.
-    pub fn resolver(&self, step: Option<ResolverAddr>) -> Resolver {
+    /// Borrowed, not cloned: a clone copies the resolver's configuration and
+    /// the handles of its name servers and cache, and a sweep asks once per
+    /// attempt.
+    pub fn resolver(&self, step: Option<ResolverAddr>) -> StepResolver<'_> {
         match step {
-            None => self.default.resolver.clone(),
-            Some(server) => self.pool(server).resolver.clone(),
+            None => StepResolver::Run(&self.default.resolver),
+            Some(server) => StepResolver::Chosen(self.pool(server)),
         }
     }
 
@@ -430,6 +441,24 @@ impl Clients {
         match step {
             None => self.default.http(verify_tls),
             Some(server) => self.pool(server).http(verify_tls),
+        }
+    }
+}
+
+/// A step's resolver ([`Clients::resolver`]): the run's, or the one the
+/// step chose, kept alive with its pool.
+pub enum StepResolver<'c> {
+    Run(&'c Resolver),
+    Chosen(Arc<Pool>),
+}
+
+impl std::ops::Deref for StepResolver<'_> {
+    type Target = Resolver;
+
+    fn deref(&self) -> &Resolver {
+        match self {
+            StepResolver::Run(resolver) => resolver,
+            StepResolver::Chosen(pool) => &pool.resolver,
         }
     }
 }

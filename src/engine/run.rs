@@ -969,9 +969,9 @@ impl<P: Probe> StepRunner<'_, P> {
         attempt: u32,
     ) -> (AttemptVerdict, Observation) {
         let ctx = self.context(step, scope, attempt);
-        // Boxed: a probe's future is as large as the largest kind's (about
-        // 6 KB), and the timeout and the select would each move it again.
-        let probe = Box::pin(self.probe.probe(step, &ctx));
+        // Small: the check's own future is boxed by its kind
+        // ([`crate::check::CheckSpec::probe`]).
+        let probe = self.probe.probe(step, &ctx);
         // Dropping the probe future on timeout or cancellation is what stops it:
         // sockets close, and the command check kills its process group on drop.
         tokio::select! {

@@ -524,9 +524,10 @@ impl Workers<'_, '_> {
                 let (runner, journal) = (&runner, &journal);
                 async move {
                     let check = check?;
-                    // Boxed: the check's future (about 7 KB) would otherwise
-                    // be moved whole into the set of futures in flight.
-                    Box::pin(sweep_one(
+                    // Not boxed: the probe is boxed by its kind
+                    // ([`crate::check::CheckSpec::probe`]), which keeps this
+                    // future small enough to live in the set in flight.
+                    sweep_one(
                         self.plan,
                         &check,
                         self.samples,
@@ -534,7 +535,7 @@ impl Workers<'_, '_> {
                         journal,
                         verdicts,
                         self.options,
-                    ))
+                    )
                     .await
                 }
             });
