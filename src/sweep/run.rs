@@ -423,20 +423,17 @@ impl Workers<'_, '_> {
         };
         let spawn_all = || {
             std::thread::scope(|scope| {
-                if let Some(feeder) = &feeder {
-                    let feed = feeder.feed;
+                // `beside` first: a reader started before a failed spawn
+                // would wait for ever to hand over its next batch.
+                let sides = [
+                    ("sweep-beside", beside),
+                    ("sweep-reader", feeder.as_ref().map(|f| f.feed)),
+                ];
+                for (name, job) in sides {
+                    let Some(job) = job else { continue };
                     let spawned = std::thread::Builder::new()
-                        .name("sweep-reader".into())
-                        .spawn_scoped(scope, feed);
-                    if let Err(error) = spawned {
-                        fail(error);
-                        return;
-                    }
-                }
-                if let Some(beside) = beside {
-                    let spawned = std::thread::Builder::new()
-                        .name("sweep-beside".into())
-                        .spawn_scoped(scope, beside);
+                        .name(name.into())
+                        .spawn_scoped(scope, job);
                     if let Err(error) = spawned {
                         fail(error);
                         return;
