@@ -169,6 +169,8 @@ pub async fn sweep_round(
         Some(Err(e)) if crate::sweep::plan::InputChanged::is(&e) => Some(e.to_string()),
         Some(Err(e)) => return Err(SessionError::Write(e)),
         None => {
+            // The sweep stopped before the copy began: its error says why.
+            swept.map_err(write_failed)?;
             let why = "the input was not copied into the bundle";
             return Err(SessionError::Write(std::io::Error::other(why)));
         }
