@@ -469,9 +469,9 @@ impl BundleWriter {
         })
     }
 
-    /// The copies of `job`, made: synced while the run goes on; the seal
-    /// waits for them. Call it whatever [`CopyJob::run`] returned: a file
-    /// copied in part is still synced and sealed as it is.
+    /// The copies of `job`, made ([`CopyJob::run`] returned `Ok`): synced
+    /// while the run goes on; the seal waits for them. After a failed copy
+    /// nothing is synced, as [`BundleWriter::write_files_from`] does.
     pub fn copied(&mut self, job: CopyJob) -> io::Result<()> {
         for path in job.paths {
             self.sync_copy_later(path)?;
