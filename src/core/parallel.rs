@@ -8,8 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// idle: a bundle's copies made before its run starts, its seal's digests.
 /// A panicking job panics the caller once every thread has stopped.
 pub fn each_on_threads<T: Send>(count: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    each_on_up_to(cores, count, job)
+    each_on_up_to(cores(), count, job)
+}
+
+/// The cores this process may use (1 when that cannot be told).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// [`each_on_threads`] on at most `threads` threads.

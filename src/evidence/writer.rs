@@ -449,8 +449,7 @@ impl BundleWriter {
         open: impl FnMut(usize) -> io::Result<R> + Send,
     ) -> io::Result<()> {
         let job = self.copy_job(relative)?;
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        job.run(cores, open)?;
+        job.run(crate::core::parallel::cores(), open)?;
         self.copied(job)
     }
 

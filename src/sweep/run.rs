@@ -336,9 +336,7 @@ const MAX_SWEEP_THREADS: usize = 4;
 /// One thread per core, at most [`MAX_SWEEP_THREADS`]: the threads of a
 /// sweep, and of its first pass over the input.
 pub fn threads_per_machine() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(MAX_SWEEP_THREADS)
+    crate::core::parallel::cores().min(MAX_SWEEP_THREADS)
 }
 
 /// How many threads sweep with `concurrency` checks in flight in all: one
