@@ -347,7 +347,7 @@ fn parse_checks_by_section(source: &str, env: &dyn Fn(&str) -> Option<String>) -
 mod chunks;
 mod plain_check;
 mod plain_http;
-pub use chunks::{CheckChunks, ChunkedFile, EnvLookup, ReadWhole, CHUNK_CHECKS};
+pub use chunks::{CheckChunks, ChunkedFile, EnvLookup, ReadOnce, ReadWhole, CHUNK_CHECKS};
 
 /// The top-level tables of a document, read one by one, and what they say.
 struct Reader {
@@ -1078,6 +1078,122 @@ mod tests {
         chunks
             .each_chunk_on_threads(Path::new("t.toml"), threads, |c| c, |c| steps.extend(c))
             .map(|()| steps)
+    }
+
+    /// Every chunk of the file at `path` through [`CheckChunks::read_once`]
+    /// on `threads` threads: how it ended, the checks handed out, and the
+    /// count `expect` was told.
+    fn read_once(path: &Path, threads: usize) -> (ReadOnce, Vec<Step>, Option<usize>) {
+        let mut steps = Vec::new();
+        let expected = std::cell::Cell::new(None);
+        let ended = CheckChunks::read_once(
+            path,
+            Box::new(|_| None),
+            threads,
+            |c| c,
+            |n| expected.set(Some(n)),
+            |c| {
+                assert!(
+                    expected.get().is_some(),
+                    "told the count before the first chunk"
+                );
+                steps.extend(c)
+            },
+        )
+        .unwrap();
+        (ended, steps, expected.get())
+    }
+
+    #[test]
+    fn a_file_whose_tables_come_first_is_read_once_as_two_passes_read_it() {
+        // `[defaults]` moved above the checks (the generator puts it last).
+        let last = "\n[defaults]\nretries = 3\ntimeout = '7s'\n";
+        let source = self_contained_check_file(4_500).replace(last, "\n");
+        let source = source.replacen(
+            "[vars]",
+            "[defaults]\nretries = 3\ntimeout = '7s'\n\n[vars]",
+            1,
+        );
+        let file = on_disk(&source);
+        let two_passes = format!("{:?}", all_chunks(source.clone()).unwrap());
+        let opened = open_chunks(&file).unwrap();
+        for threads in [1, 2, 3] {
+            let (ended, steps, expected) = read_once(file.path(), threads);
+            let ReadOnce::Read(chunks) = ended else {
+                panic!("{threads} threads: not read once");
+            };
+            assert_eq!(steps.len(), 4_500);
+            // Anchored at the file's folder; `all_chunks` reads `t.toml`.
+            assert!(steps
+                .iter()
+                .all(|s| s.base_dir == file.path().parent().unwrap()));
+            let steps: Vec<Step> = steps
+                .into_iter()
+                .map(|s| Step {
+                    base_dir: std::path::PathBuf::new(),
+                    ..s
+                })
+                .collect();
+            assert!(format!("{steps:?}") == two_passes, "{threads} threads");
+            // The defaults above the checks were applied.
+            assert!(steps.iter().all(|s| s.policy.max_attempts() == 4));
+            // What it learnt is what the two passes learn: hash, count, tables.
+            assert_eq!(chunks.sha256(), opened.sha256());
+            assert_eq!(chunks.checks(), 4_500);
+            assert_eq!(
+                format!("{:?}", chunks.file(file.path())),
+                format!("{:?}", opened.file(file.path()))
+            );
+            // The count told is the first chunk's share of the file: within
+            // a few percent for checks of about one size.
+            let expected = expected.unwrap();
+            assert!((4_300..=4_700).contains(&expected), "{expected}");
+            // And the file reads again from what it learnt.
+            let mut resumed =
+                CheckChunks::resume(file.path(), Box::new(|_| None), &chunks.learnt()).unwrap();
+            let again: usize = std::iter::from_fn(|| resumed.next_chunk(Path::new("t.toml")))
+                .map(|c| c.unwrap().len())
+                .sum();
+            assert_eq!(again, 4_500);
+        }
+    }
+
+    #[test]
+    fn a_table_below_a_check_asks_for_two_passes_and_problems_for_the_whole_reader() {
+        // The generator's `[defaults]` comes last: the checks read so far
+        // were built without it.
+        let file = on_disk(&self_contained_check_file(2_500));
+        assert!(matches!(read_once(file.path(), 2).0, ReadOnce::TwoPasses));
+        // A check that does not load, a table that does not, a small file
+        // that links its checks, no check at all: read whole.
+        let broken = self_contained_check_file(2_500)
+            .replace("\n[defaults]\nretries = 3\ntimeout = '7s'\n", "\n")
+            .replace("id = 'c1500'", "id = 'c 1500'");
+        assert!(matches!(
+            read_once(on_disk(&broken).path(), 2).0,
+            ReadOnce::Whole
+        ));
+        let bad_vars =
+            "[vars]\nx = { y = 1 }\n\n[[check]]\nid = 'a'\ncheck = 'tcp'\nhost = 'h'\nport = 1\n";
+        assert!(matches!(
+            read_once(on_disk(bad_vars).path(), 2).0,
+            ReadOnce::Whole
+        ));
+        let linked = "[[check]]\nid = 'a'\ncheck = 'tcp'\nhost = 'h'\nport = 1\n\n\
+                      [[check]]\nid = 'b'\ncheck = 'tcp'\nhost = 'h'\nport = 1\ndepends_on = ['a']\n";
+        assert!(matches!(
+            read_once(on_disk(linked).path(), 2).0,
+            ReadOnce::Whole
+        ));
+        assert!(matches!(
+            read_once(on_disk("[vars]\nx = 'y'\n").path(), 1).0,
+            ReadOnce::Whole
+        ));
+        // A small plain file is read once too.
+        let small = "[[check]]\nid = 'a'\ncheck = 'tcp'\nhost = 'h'\nport = 1\n";
+        let (ended, steps, expected) = read_once(on_disk(small).path(), 2);
+        assert!(matches!(ended, ReadOnce::Read(_)));
+        assert_eq!((steps.len(), expected), (1, Some(1)));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::plan::{
 };
 use super::select::Shard;
 use crate::core::repeats::{id_hash, repeated_id_hashes};
-use crate::runbook::load::{load_check_file, CheckChunks, ChunkedFile};
+use crate::runbook::load::{load_check_file, CheckChunks, ChunkedFile, ReadOnce};
 use crate::runbook::model::{CheckFile, SecretsConfig, Step};
 use crate::runbook::{LoadError, SecretStore};
 
@@ -136,7 +136,7 @@ fn load_input_estimating(
     // Only a memory strategy: the switch below still streams an input whose
     // real count passes the bound, whatever the estimate said.
     // A bound of 0 streams every sweep: no count needed.
-    if hold_max == 0 || estimated_checks(&files, estimate_min_bytes)? > hold_max {
+    if hold_max == 0 || estimated_checks(&files, estimate_min_bytes, hold_max)? > hold_max {
         input.held = false;
     }
     // Files are validated on several threads (the sweep has not started:
@@ -277,32 +277,35 @@ fn load_in_chunks(path: &Path, hold: bool, threads: usize) -> Option<LoadedFile>
     // Files of any size: a chunk's plain `http` checks are read straight
     // into their steps (`plain_http`), which costs less than the one parse
     // of a file read whole, held or not.
-    let Ok(Some(mut chunks)) = CheckChunks::open_from(path, process_env(), 0) else {
-        return None;
-    };
-    let mut file = chunks.file(path);
-    let mut index = FileIndex::default();
-    let checks = chunks.checks();
-    // Each chunk's ids are taken on the thread that parsed it, and its
-    // checks dropped there unless they are held.
+    // One read when the file's tables come before its checks (the common
+    // case); two when one follows a check.
+    let mut collected = Collected::default();
+    let expected = std::cell::Cell::new(0);
     let keep = |steps: Vec<Step>| (FileIndex::of(&steps), hold.then_some(steps));
-    let each = |(ids, steps): (FileIndex, Option<Vec<Step>>)| {
-        if index.is_empty() && !ids.is_empty() {
-            // Sized once from the first chunk and the count of checks: a
-            // string grown by doubling would peak at twice its size (and
-            // three times, copied) at a million ids.
-            let per_id = ids.ids.len() / ids.len();
-            index.ids.reserve((per_id + 1) * checks);
+    let chunks = match CheckChunks::read_once(
+        path,
+        process_env(),
+        threads,
+        keep,
+        |checks| expected.set(checks),
+        |kept| collected.add(kept, expected.get()),
+    ) {
+        Ok(ReadOnce::Read(chunks)) => *chunks,
+        Ok(ReadOnce::TwoPasses) => {
+            let mut chunks = CheckChunks::open_from(path, process_env(), 0).ok()??;
+            collected = Collected::default();
+            let expected = chunks.checks();
+            chunks
+                .each_chunk_on_threads(path, threads, keep, |kept| collected.add(kept, expected))
+                .ok()?;
+            chunks
         }
-        index.ids.push_str(&ids.ids);
-        index.depends.extend(ids.depends);
-        if let Some(steps) = steps {
-            file.checks.extend(steps);
-        }
+        Ok(ReadOnce::Whole) | Err(_) => return None,
     };
-    chunks
-        .each_chunk_on_threads(path, threads, keep, each)
-        .ok()?;
+    let Collected {
+        mut index,
+        mut checks,
+    } = collected;
     if !CheckChunks::ids_unique(index.ids(), index.len()) {
         // The whole-file reader judges it (and names both places).
         return None;
@@ -312,7 +315,9 @@ fn load_in_chunks(path: &Path, hold: bool, threads: usize) -> Option<LoadedFile>
         path.display(),
         crate::runbook::load::CHUNK_CHECKS
     );
-    file.checks.shrink_to_fit();
+    let mut file = chunks.file(path);
+    checks.shrink_to_fit();
+    file.checks = checks;
     index.ids.shrink_to_fit();
     Some(LoadedFile {
         file,
@@ -322,10 +327,42 @@ fn load_in_chunks(path: &Path, hold: bool, threads: usize) -> Option<LoadedFile>
     })
 }
 
+/// What the first pass keeps of a file's chunks, in file order: their ids
+/// and dependencies, and their checks when they are held (each chunk's
+/// thread drops them otherwise).
+#[derive(Default)]
+struct Collected {
+    index: FileIndex,
+    checks: Vec<Step>,
+}
+
+impl Collected {
+    /// The next chunk; the file holds about `expected` checks.
+    fn add(&mut self, (ids, steps): (FileIndex, Option<Vec<Step>>), expected: usize) {
+        let index = &mut self.index;
+        if index.is_empty() && !ids.is_empty() {
+            // Sized once from the first chunk and the expected count: a
+            // string grown by doubling would peak at twice its size (and
+            // three times, copied) at a million ids. A fiftieth over, as
+            // the count may be an estimate.
+            let per_id = ids.ids.len() / ids.len();
+            index.ids.reserve((per_id + 1) * (expected + expected / 50));
+        }
+        index.ids.push_str(&ids.ids);
+        index.depends.extend(ids.depends);
+        if let Some(steps) = steps {
+            self.checks.extend(steps);
+        }
+    }
+}
+
 /// How many checks `files` hold at most, by their `[[check]]` header lines
 /// (a header inside a multi-line string counts too: an upper bound, never
-/// parsed); 0 when they hold at most `min_bytes` in all.
-fn estimated_checks(files: &[PathBuf], min_bytes: u64) -> Result<usize, InputError> {
+/// parsed); 0 when they hold at most `min_bytes` in all. The count stops
+/// once it passes `bound`: only whether the input passes it matters, and
+/// a million checks would otherwise be counted to learn that 20,001 are
+/// too many.
+fn estimated_checks(files: &[PathBuf], min_bytes: u64, bound: usize) -> Result<usize, InputError> {
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| InputError::Io { path, source }
@@ -340,27 +377,73 @@ fn estimated_checks(files: &[PathBuf], min_bytes: u64) -> Result<usize, InputErr
     let mut count = 0;
     for path in files {
         let file = std::fs::File::open(path).map_err(io(path))?;
-        count += count_check_headers(file).map_err(io(path))?;
+        count += count_check_headers(file, bound - count).map_err(io(path))?;
+        if count > bound {
+            break;
+        }
     }
     Ok(count)
 }
 
 /// Lines whose first non-blank text is `[[check]]` (or `[[ check ]]`), read
-/// a window at a time: memory does not grow with the file.
-pub fn count_check_headers(reader: impl std::io::Read) -> std::io::Result<usize> {
+/// a window at a time (memory does not grow with the file), until more than
+/// `bound` are found.
+///
+/// Each window is searched for line ends where it lies: no line is copied,
+/// and only the start of each line is looked at.
+pub fn count_check_headers(reader: impl std::io::Read, bound: usize) -> std::io::Result<usize> {
+    /// Bytes after a line's leading blanks that decide: `[[ check ]]`.
+    const LOOK: usize = 16;
+    let is_header = |text: &[u8]| {
+        let text = text.trim_ascii_start();
+        text.starts_with(b"[[check]]") || text.starts_with(b"[[ check ]]")
+    };
     let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
     let mut count = 0;
-    let mut line = Vec::new();
+    // A line begun in an earlier window: whether there is one, and its
+    // first LOOK bytes after its leading blanks.
+    let mut open = false;
+    let mut carried: Vec<u8> = Vec::with_capacity(LOOK);
     loop {
-        line.clear();
-        if std::io::BufRead::read_until(&mut reader, b'\n', &mut line)? == 0 {
+        let window = std::io::BufRead::fill_buf(&mut reader)?;
+        let len = window.len();
+        if len == 0 {
+            return Ok(count + usize::from(open && is_header(&carried)));
+        }
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', window).map(|at| at + 1) {
+            let line = &window[start..end];
+            if open {
+                carry(&mut carried, line, LOOK);
+                count += usize::from(is_header(&carried));
+                open = false;
+                carried.clear();
+            } else {
+                count += usize::from(is_header(line));
+            }
+            start = end;
+        }
+        if start < len {
+            carry(&mut carried, &window[start..], LOOK);
+            open = true;
+        }
+        std::io::BufRead::consume(&mut reader, len);
+        if count > bound {
             return Ok(count);
         }
-        let trimmed = line.trim_ascii_start();
-        if trimmed.starts_with(b"[[check]]") || trimmed.starts_with(b"[[ check ]]") {
-            count += 1;
-        }
     }
+}
+
+/// Adds `piece` of a line to `carried`, which keeps the line's first `look`
+/// bytes after its leading blanks.
+fn carry(carried: &mut Vec<u8>, piece: &[u8], look: usize) {
+    let piece = if carried.is_empty() {
+        piece.trim_ascii_start()
+    } else {
+        piece
+    };
+    let room = look.saturating_sub(carried.len());
+    carried.extend_from_slice(&piece[..piece.len().min(room)]);
 }
 
 /// `{{env:NAME}}` from the process environment, as [`load_check_file`] reads it.
@@ -577,6 +660,42 @@ mod tests {
         assert!(at2 < at5, "{error}");
     }
 
+    #[test]
+    fn defaults_below_the_checks_apply_as_defaults_above_them() {
+        let checks: String = (0..2_500)
+            .map(|c| {
+                format!(
+                    "\n[[check]]\nid = 'c{c}'\ncheck = 'tcp'\nhost = 'h'\nport = {}\n",
+                    1 + c
+                )
+            })
+            .collect();
+        let defaults = "\n[defaults]\nretries = 0\ntimeout = '3s'\n";
+        let dir = tempfile::tempdir().unwrap();
+        let above = dir.path().join("above.toml");
+        let below = dir.path().join("below.toml");
+        std::fs::write(&above, format!("{defaults}{checks}")).unwrap();
+        std::fs::write(&below, format!("{checks}{defaults}")).unwrap();
+        for path in [&above, &below] {
+            // Read once (tables above) or in two passes (below): the same
+            // steps, held, and the same ids and count, streamed.
+            let held = load_input_holding(std::slice::from_ref(path), 10_000).unwrap();
+            assert!(held.held);
+            let steps = &held.files[0].checks;
+            assert_eq!(steps.len(), 2_500, "{}", path.display());
+            assert!(
+                steps.iter().all(|s| s.policy.max_attempts() == 1
+                    && s.policy.timeout == std::time::Duration::from_secs(3)),
+                "{}",
+                path.display()
+            );
+            let streamed = load_input_holding(std::slice::from_ref(path), 0).unwrap();
+            assert!(!streamed.held && streamed.files[0].checks.is_empty());
+            assert_eq!(ids(&streamed), ids(&held));
+            assert!(streamed.chunked[0].is_some(), "read in chunks");
+        }
+    }
+
     fn ids(input: &SweepInput) -> Vec<String> {
         input
             .indexes
@@ -710,6 +829,74 @@ mod tests {
         let text =
             "[[check]]\n  [[ check ]] # x\n[[checks]]\n[check.expect]\nid = '[[check]]'\n[[check]]";
         // `[[checks]]` starts with `[[check` but not `[[check]]`.
-        assert_eq!(count_check_headers(text.as_bytes()).unwrap(), 3);
+        assert_eq!(count_check_headers(text.as_bytes(), usize::MAX).unwrap(), 3);
+    }
+
+    /// A reader that hands out at most `step` bytes a read: lines then
+    /// straddle the counter's windows anywhere.
+    struct Trickle<'a> {
+        text: &'a [u8],
+        step: usize,
+    }
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.text.len());
+            buf[..n].copy_from_slice(&self.text[..n]);
+            self.text = &self.text[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn check_headers_are_counted_across_windows_as_line_by_line_and_up_to_a_bound() {
+        // The old count, a line at a time, is the reference.
+        let by_line = |text: &str| {
+            text.split_inclusive('\n')
+                .filter(|line| {
+                    let t = line.trim_ascii_start();
+                    t.starts_with("[[check]]") || t.starts_with("[[ check ]]")
+                })
+                .count()
+        };
+        let pieces = [
+            "[[check]]\n",
+            "   [[check]] # c\n",
+            "\t[[ check ]]\n",
+            "[[checks]]\n",
+            "id = '[[check]]'\n",
+            &format!("{}[[check]]\n", " ".repeat(40)),
+            "[[chec",
+            "k]]\n",
+            "\n",
+            "x = 1\r\n",
+        ];
+        let mut seed = 7u64;
+        for _ in 0..300 {
+            let mut text = String::new();
+            for _ in 0..(seed % 40) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                text.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
+            }
+            let want = by_line(&text);
+            for step in [1, 2, 3, 5, 11, 64] {
+                let reader = Trickle {
+                    text: text.as_bytes(),
+                    step,
+                };
+                let counted = count_check_headers(reader, usize::MAX).unwrap();
+                assert_eq!(counted, want, "step {step}: {text:?}");
+            }
+        }
+        // Stops once past the bound: more than it, not all.
+        let many = "[[check]]\n".repeat(1_000);
+        let reader = Trickle {
+            text: many.as_bytes(),
+            step: 100,
+        };
+        let counted = count_check_headers(reader, 25).unwrap();
+        assert!(counted > 25 && counted < 1_000, "{counted}");
     }
 }

@@ -121,6 +121,18 @@ pub enum ReadWhole {
     Changed,
 }
 
+/// How [`CheckChunks::read_once`] ended.
+pub enum ReadOnce {
+    /// Every chunk was handed out: what the read learnt of the file.
+    Read(Box<CheckChunks>),
+    /// A table other than checks follows a check: read the tables first
+    /// ([`CheckChunks::open_from`]), then the chunks.
+    TwoPasses,
+    /// Not for chunks (small and linking its checks, no check, not UTF-8, a
+    /// problem anywhere): read the file whole, which reports it.
+    Whole,
+}
+
 /// A file read line by line, numbered, every byte hashed.
 ///
 /// Read a block at a time into one buffer, each line handed out from it
@@ -235,6 +247,17 @@ struct ChunkPass {
     /// Per check section: its range in `text`, its offset in the file and
     /// the line of its header.
     sections: Vec<(Range<usize>, usize, usize)>,
+    /// Whether the file's tables other than checks were read before this
+    /// pass ([`CheckChunks::tables`]), so that one may follow a check. In
+    /// the one read of [`CheckChunks::read_once`] they were not: its checks
+    /// are built with the tables above them, and a table below a check
+    /// stops the pass ([`ChunkPass::late_table`]).
+    tables_known: bool,
+    /// Whether a table other than checks followed a check, with
+    /// `tables_known` false.
+    late_table: bool,
+    /// Check sections handed out so far.
+    handed: usize,
 }
 
 impl ChunkPass {
@@ -247,10 +270,14 @@ impl ChunkPass {
             pending: None,
             text: String::new(),
             sections: Vec::new(),
+            tables_known: true,
+            late_table: false,
+            handed: 0,
         })
     }
 
     fn start_check(&mut self, line: &str, offset: usize, number: usize) {
+        self.handed += 1;
         self.close_section();
         let start = self.text.len();
         self.text.push_str(line);
@@ -296,11 +323,89 @@ impl ChunkPass {
                     let line = line.to_string();
                     self.start_check(&line, offset, number);
                 }
+                Line::Header(_) if !self.tables_known => {
+                    self.late_table = true;
+                    return Err(ReadWhole::Unusual);
+                }
                 Line::Header(_) => self.close_section(),
                 Line::Body if self.in_check => self.text.push_str(line),
                 Line::Body => {}
             }
         }
+    }
+}
+
+/// The tables of a check file other than its checks (`[secrets]`,
+/// `[vars]`, `[defaults]`, `[notify]`), read from its lines as they come:
+/// each table is parsed once it ends, so only one table's text is held.
+struct Tables {
+    reader: Reader,
+    diagnostics: Vec<crate::core::diagnostics::Diagnostic>,
+    /// The table being read: its name, text and offset.
+    table: Option<(String, String, usize)>,
+}
+
+impl Default for Tables {
+    fn default() -> Tables {
+        Tables {
+            reader: Reader::new(Document::Checks),
+            diagnostics: Vec::new(),
+            table: None,
+        }
+    }
+}
+
+impl Tables {
+    /// Takes line `line` (at `offset`), which the splitter found to be
+    /// `kind`; `None` when the file is not for chunks (a table that does
+    /// not parse alone, a runbook's table).
+    fn line(&mut self, kind: Line<'_>, line: &str, offset: usize) -> Option<()> {
+        match kind {
+            Line::Header(name) => {
+                self.read_table()?;
+                match name {
+                    "check" => {}
+                    "runbook" | "step" => return None,
+                    _ => self.table = Some((name.to_string(), line.to_string(), offset)),
+                }
+            }
+            Line::Body => {
+                if let Some((_, text, _)) = &mut self.table {
+                    text.push_str(line);
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// Parses the table read so far, if any.
+    fn read_table(&mut self) -> Option<()> {
+        let Some((name, text, offset)) = self.table.take() else {
+            return Some(());
+        };
+        let root = parse_section(&text, &name)?;
+        let (key, node) = root.iter().next()?;
+        let (reader, diagnostics) = (&mut self.reader, &mut self.diagnostics);
+        with_span_offset(offset, || {
+            reader.table(key, node, &[0], offset, diagnostics)
+        });
+        Some(())
+    }
+
+    /// The tables, once every one has been read; `None` when any has a
+    /// problem (the whole-file reader reports it).
+    fn finish(mut self) -> Option<Reader> {
+        self.read_table()?;
+        let reader = self.reader;
+        if reader.secrets_known {
+            check_notify_references(
+                &reader.notify_templates,
+                &reader.tables.secrets,
+                &reader.var_names,
+                &mut self.diagnostics,
+            );
+        }
+        self.diagnostics.is_empty().then_some(reader)
     }
 }
 
@@ -345,6 +450,108 @@ impl CheckChunks {
             chunk_checks: CHUNK_CHECKS,
             done: false,
         }))
+    }
+
+    /// Reads the file at `path` once, for a sweep's first pass: its tables
+    /// as they come, then, from its first check on, its checks a chunk at a
+    /// time as [`CheckChunks::each_chunk_on_threads`] does (`keep` and
+    /// `each` alike), hashing every byte. `expect` is told, before the
+    /// first `each`, about how many checks the file holds (from the share
+    /// of the file its first chunk took: a hint for reserving, not a
+    /// count).
+    ///
+    /// [`CheckChunks::open_from`] reads the whole file for its tables
+    /// before the first chunk, because `[defaults]` may come last. Most
+    /// files put their tables first: this reads them once, and stops
+    /// ([`ReadOnce::TwoPasses`]) when a table follows a check. What was
+    /// handed to `each` then does not count: the caller starts over.
+    pub fn read_once<T: Send>(
+        path: &Path,
+        env: EnvLookup,
+        threads: usize,
+        keep: impl Fn(Vec<Step>) -> T + Sync,
+        mut expect: impl FnMut(usize),
+        each: impl FnMut(T),
+    ) -> io::Result<ReadOnce> {
+        let metadata = std::fs::metadata(path)?;
+        let bytes = metadata.len();
+        // As `open_from` with no lower bound: a small file that may link
+        // its checks is read whole at once.
+        let refuse_links = bytes < SECTIONED_MIN_BYTES as u64;
+        let mut lines = Lines::open(path)?;
+        let mut splitter = Splitter::default();
+        let mut tables = Tables::default();
+        let first = loop {
+            let (line, offset, number) = match lines.next() {
+                Ok(Some(line)) => line,
+                // No check at all.
+                Ok(None) => return Ok(ReadOnce::Whole),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(ReadOnce::Whole),
+                Err(e) => return Err(e),
+            };
+            if refuse_links && may_link(line) {
+                return Ok(ReadOnce::Whole);
+            }
+            let Some(kind) = splitter.line(line) else {
+                return Ok(ReadOnce::Whole);
+            };
+            if kind == Line::Header("check") {
+                break (line.to_string(), offset, number);
+            }
+            if tables.line(kind, line, offset).is_none() {
+                return Ok(ReadOnce::Whole);
+            }
+        };
+        let Some(reader) = tables.finish() else {
+            return Ok(ReadOnce::Whole);
+        };
+        let mut pass = ChunkPass {
+            lines,
+            splitter,
+            in_check: false,
+            pending: Some(first),
+            text: String::new(),
+            sections: Vec::new(),
+            tables_known: false,
+            late_table: false,
+            handed: 0,
+        };
+        let read = chunks_on_threads(
+            &mut pass,
+            (&reader, &*env, path),
+            threads,
+            CHUNK_CHECKS,
+            |_| true,
+            |pass| {
+                let read = pass.lines.next_offset.max(1) as u64;
+                let share = (pass.handed as u64).saturating_mul(bytes) / read;
+                expect(
+                    usize::try_from(share)
+                        .unwrap_or(usize::MAX)
+                        .max(pass.handed),
+                );
+            },
+            keep,
+            each,
+        );
+        if read.is_err() {
+            return Ok(if pass.late_table {
+                ReadOnce::TwoPasses
+            } else {
+                ReadOnce::Whole
+            });
+        }
+        Ok(ReadOnce::Read(Box::new(CheckChunks {
+            reader: Arc::new(reader),
+            env,
+            sha256: pass.lines.sha256(),
+            checks: pass.handed,
+            pass: None,
+            path: path.to_path_buf(),
+            chunk_checks: CHUNK_CHECKS,
+            done: true,
+            stamp: FileStamp::of(&metadata),
+        })))
     }
 
     /// What this read learnt of the file, to read it again with
@@ -403,24 +610,9 @@ impl CheckChunks {
     /// end (only one table's text is held at a time), the checks counted.
     /// With `refuse_links`, `None` as soon as a line [`may_link`] checks.
     fn tables(lines: &mut Lines, refuse_links: bool) -> io::Result<Option<(Reader, usize)>> {
-        /// A table other than checks: its name, text and offset.
-        type Table = (String, String, usize);
-        let mut reader = Reader::new(Document::Checks);
-        let mut diagnostics = Vec::new();
         let mut splitter = Splitter::default();
-        let mut table: Option<Table> = None;
+        let mut tables = Tables::default();
         let mut checks = 0usize;
-        let mut read_table = |table: Option<Table>, reader: &mut Reader| -> Option<()> {
-            let Some((name, text, offset)) = table else {
-                return Some(());
-            };
-            let root = parse_section(&text, &name)?;
-            let (key, node) = root.iter().next()?;
-            with_span_offset(offset, || {
-                reader.table(key, node, &[0], offset, &mut diagnostics)
-            });
-            Some(())
-        };
         loop {
             let (line, offset) = match lines.next() {
                 Ok(Some((line, offset, _))) => (line, offset),
@@ -434,40 +626,15 @@ impl CheckChunks {
             let Some(kind) = splitter.line(line) else {
                 return Ok(None);
             };
-            match kind {
-                Line::Header(name) => {
-                    let text = (name != "check").then(|| line.to_string());
-                    if read_table(table.take(), &mut reader).is_none() {
-                        return Ok(None);
-                    }
-                    match name {
-                        "check" => checks += 1,
-                        "runbook" | "step" => return Ok(None),
-                        _ => table = text.map(|text| (name.to_string(), text, offset)),
-                    }
-                }
-                Line::Body => {
-                    if let Some((_, text, _)) = &mut table {
-                        text.push_str(line);
-                    }
-                }
+            if tables.line(kind, line, offset).is_none() {
+                return Ok(None);
             }
+            checks += usize::from(kind == Line::Header("check"));
         }
-        if splitter.finish().is_none() || read_table(table.take(), &mut reader).is_none() {
+        if splitter.finish().is_none() || checks == 0 {
             return Ok(None);
         }
-        if checks == 0 {
-            return Ok(None);
-        }
-        if reader.secrets_known {
-            check_notify_references(
-                &reader.notify_templates,
-                &reader.tables.secrets,
-                &reader.var_names,
-                &mut diagnostics,
-            );
-        }
-        Ok(diagnostics.is_empty().then_some((reader, checks)))
+        Ok(tables.finish().map(|reader| (reader, checks)))
     }
 
     /// The file's `[secrets]`, `[vars]`, `[defaults]` and `[notify]`, with
@@ -529,88 +696,17 @@ impl CheckChunks {
         }
         self.done = true;
         let mut pass = ChunkPass::open(&self.path)?;
-        let (reader, env, sha256) = (&self.reader, &*self.env, &self.sha256);
-        type Job = (usize, String, Vec<(Range<usize>, usize, usize)>);
-        // Bounded: at most a chunk waiting per thread, so the checks held at
-        // once stay a few chunks whatever the file's size.
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(threads);
-        let queue = std::sync::Mutex::new(queue);
-        let (results, finished) = std::sync::mpsc::channel::<(usize, Result<T, ReadWhole>)>();
-        let keep = &keep;
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                let results = results.clone();
-                let queue = &queue;
-                scope.spawn(move || loop {
-                    let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    let Ok((seq, text, sections)) = job else {
-                        break;
-                    };
-                    let chunk = read_checks(reader, env, &text, &sections)
-                        .map(|steps| keep(anchored(steps, path)));
-                    if results.send((seq, chunk)).is_err() {
-                        break;
-                    }
-                });
-            }
-            drop(results);
-            // Read on this thread; hand the results out in order as they come.
-            let mut waiting = std::collections::BTreeMap::new();
-            let mut next = 0;
-            let mut failed = None;
-            let mut take_ready = |waiting: &mut std::collections::BTreeMap<usize, _>,
-                                  failed: &mut Option<ReadWhole>| {
-                while let Some(chunk) = waiting.remove(&next) {
-                    next += 1;
-                    match chunk {
-                        Ok(kept) if failed.is_none() => each(kept),
-                        Ok(_) => {}
-                        Err(e) => {
-                            failed.get_or_insert(e);
-                        }
-                    }
-                }
-            };
-            let mut sent = 0;
-            loop {
-                let ended = match pass.fill(self.chunk_checks) {
-                    Ok(ended) => ended,
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                };
-                if ended && pass.lines.sha256() != *sha256 {
-                    // The last chunk came from a changed file: refused.
-                    failed = Some(ReadWhole::Changed);
-                    break;
-                }
-                if !pass.sections.is_empty() {
-                    let job = (
-                        sent,
-                        std::mem::take(&mut pass.text),
-                        std::mem::take(&mut pass.sections),
-                    );
-                    if jobs.send(job).is_err() {
-                        break;
-                    }
-                    sent += 1;
-                }
-                while let Ok((seq, chunk)) = finished.try_recv() {
-                    waiting.insert(seq, chunk);
-                }
-                take_ready(&mut waiting, &mut failed);
-                if ended || failed.is_some() {
-                    break;
-                }
-            }
-            drop(jobs);
-            for (seq, chunk) in finished.iter() {
-                waiting.insert(seq, chunk);
-                take_ready(&mut waiting, &mut failed);
-            }
-            failed.map_or(Ok(()), Err)
-        })
+        let sha256 = &self.sha256;
+        chunks_on_threads(
+            &mut pass,
+            (&self.reader, &*self.env, path),
+            threads,
+            self.chunk_checks,
+            |pass| pass.lines.sha256() == *sha256,
+            |_| {},
+            keep,
+            each,
+        )
     }
 
     fn read_chunk(&mut self) -> Result<Option<Vec<Step>>, ReadWhole> {
@@ -648,6 +744,136 @@ impl CheckChunks {
         ids.filter(|id| suspects.binary_search(&id_hash(id)).is_ok())
             .all(|id| seen.insert(id))
     }
+}
+
+/// What a chunk pass reads with: the file's tables, how `{{env:…}}` is
+/// looked up, and the file's path (the checks' base folder).
+type PassContext<'c> = (
+    &'c Reader,
+    &'c (dyn Fn(&str) -> Option<String> + Send + Sync),
+    &'c Path,
+);
+
+/// Reads `pass` to its end in chunks of `chunk_checks` sections, each
+/// parsed, validated and built on one of `threads` threads (on this one
+/// when `threads` is 1) and turned into a `T` there by `keep`; `each` is
+/// handed the `T`s in file order. `first_filled` sees the pass once its
+/// first chunk is read, before anything is handed out. The end of the file
+/// is refused ([`ReadWhole::Changed`]) unless `accept_end` accepts it. The
+/// first chunk that fails ends the pass with its error.
+#[allow(clippy::too_many_arguments)]
+fn chunks_on_threads<T: Send>(
+    pass: &mut ChunkPass,
+    (reader, env, path): PassContext<'_>,
+    threads: usize,
+    chunk_checks: usize,
+    accept_end: impl Fn(&ChunkPass) -> bool,
+    mut first_filled: impl FnMut(&ChunkPass),
+    keep: impl Fn(Vec<Step>) -> T + Sync,
+    mut each: impl FnMut(T),
+) -> Result<(), ReadWhole> {
+    let mut filled = 0usize;
+    // The next chunk's sections, or whether the file ended.
+    let mut fill = |pass: &mut ChunkPass| -> Result<bool, ReadWhole> {
+        let ended = pass.fill(chunk_checks)?;
+        if ended && !accept_end(pass) {
+            // The last chunk came from a changed file: refused.
+            return Err(ReadWhole::Changed);
+        }
+        if filled == 0 {
+            first_filled(pass);
+        }
+        filled += 1;
+        Ok(ended)
+    };
+    if threads <= 1 {
+        loop {
+            let ended = fill(pass)?;
+            if !pass.sections.is_empty() {
+                let steps = read_checks(reader, env, &pass.text, &pass.sections)?;
+                each(keep(anchored(steps, path)));
+            }
+            if ended {
+                return Ok(());
+            }
+        }
+    }
+    type Job = (usize, String, Vec<(Range<usize>, usize, usize)>);
+    // Bounded: at most a chunk waiting per thread, so the checks held at
+    // once stay a few chunks whatever the file's size.
+    let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(threads);
+    let queue = std::sync::Mutex::new(queue);
+    let (results, finished) = std::sync::mpsc::channel::<(usize, Result<T, ReadWhole>)>();
+    let keep = &keep;
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let results = results.clone();
+            let queue = &queue;
+            scope.spawn(move || loop {
+                let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok((seq, text, sections)) = job else {
+                    break;
+                };
+                let chunk = read_checks(reader, env, &text, &sections)
+                    .map(|steps| keep(anchored(steps, path)));
+                if results.send((seq, chunk)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(results);
+        // Read on this thread; hand the results out in order as they come.
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut next = 0;
+        let mut failed = None;
+        let mut take_ready = |waiting: &mut std::collections::BTreeMap<usize, _>,
+                              failed: &mut Option<ReadWhole>| {
+            while let Some(chunk) = waiting.remove(&next) {
+                next += 1;
+                match chunk {
+                    Ok(kept) if failed.is_none() => each(kept),
+                    Ok(_) => {}
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+        };
+        let mut sent = 0;
+        loop {
+            let ended = match fill(pass) {
+                Ok(ended) => ended,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            if !pass.sections.is_empty() {
+                let job = (
+                    sent,
+                    std::mem::take(&mut pass.text),
+                    std::mem::take(&mut pass.sections),
+                );
+                if jobs.send(job).is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            while let Ok((seq, chunk)) = finished.try_recv() {
+                waiting.insert(seq, chunk);
+            }
+            take_ready(&mut waiting, &mut failed);
+            if ended || failed.is_some() {
+                break;
+            }
+        }
+        drop(jobs);
+        for (seq, chunk) in finished.iter() {
+            waiting.insert(seq, chunk);
+            take_ready(&mut waiting, &mut failed);
+        }
+        failed.map_or(Ok(()), Err)
+    })
 }
 
 /// Whether `line` may link checks: a `depends_on` or a capture reference
