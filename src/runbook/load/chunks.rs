@@ -258,6 +258,10 @@ struct ChunkPass {
     late_table: bool,
     /// Check sections handed out so far.
     handed: usize,
+    /// Whether a line that [`may_link`] checks ends the pass (a small
+    /// file's one read: such a file is read whole at once, not after a
+    /// chunk that fails on the link).
+    refuse_links: bool,
 }
 
 impl ChunkPass {
@@ -273,6 +277,7 @@ impl ChunkPass {
             tables_known: true,
             late_table: false,
             handed: 0,
+            refuse_links: false,
         })
     }
 
@@ -312,6 +317,9 @@ impl ChunkPass {
                 }
                 Err(_) => return Err(ReadWhole::Changed),
             };
+            if self.refuse_links && may_link(line) {
+                return Err(ReadWhole::Unusual);
+            }
             match self.splitter.line(line).ok_or(ReadWhole::Changed)? {
                 Line::Header("check") if self.sections.len() == chunk_checks => {
                     self.pending = Some((line.to_string(), offset, number));
@@ -515,6 +523,7 @@ impl CheckChunks {
             tables_known: false,
             late_table: false,
             handed: 0,
+            refuse_links,
         };
         let read = chunks_on_threads(
             &mut pass,
