@@ -34,7 +34,9 @@ const READ_BUFFER: usize = 64 * 1024;
 /// (`[secrets]`, `[vars]`, `[defaults]`, `[notify]`, wherever they stand)
 /// and hashing it; then each call of [`CheckChunks::next_chunk`] reads the
 /// next [`CHUNK_CHECKS`] check sections from the file, in order, and parses,
-/// validates and builds them.
+/// validates and builds them. A sweep's first pass reads most files once
+/// instead ([`CheckChunks::read_once`]: tables first, then chunks, in the
+/// same read), and reads them again later with [`CheckChunks::resume`].
 ///
 /// Only for files whose checks stand alone: `open` gives `None` for a small
 /// file or one the section splitter is unsure of, and a chunk fails for any
