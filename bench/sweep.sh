@@ -222,11 +222,15 @@ count_instructions() {
 }
 
 median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+# "min–max" of the numbers on stdin (a row's runs: how far the machine moved).
+spread() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s-%s\n", lo, hi}'; }
 
 RESULTS="$WORK/results"
+SPREADS="$WORK/spreads"
 VERIFY="$WORK/verify"
 INSTRUCTIONS="$WORK/instructions"
 : >"$RESULTS"
+: >"$SPREADS"
 : >"$VERIFY"
 : >"$INSTRUCTIONS"
 for n in $BENCH_N; do
@@ -269,6 +273,11 @@ for n in $BENCH_N; do
             fi
         done
         echo "$row ${ceiling:-0}" >>"$RESULTS"
+        spreads="$layout $n"
+        for tool in runproof curl before; do
+            if wants "$tool"; then spreads="$spreads $(spread <"$dir/$tool.wall")"; else spreads="$spreads -"; fi
+        done
+        echo "$spreads" >>"$SPREADS"
 
         if wants runproof; then
             # The last run's bundle: it must verify; verify's own time and memory.
@@ -322,6 +331,11 @@ echo "rp/curl = runproof wall / curl wall (target <= 0.50). us/chk: runproof wal
 echo "%wrk = runproof checks/s / the wrk ceiling measured just before that row (target >= 30%)."
 if [[ -n $CEILINGS ]] && awk -v c="$CEILINGS" 'BEGIN {split(c, v, " "); exit !(v[2] > 1.10 * v[1])}'; then
     echo "warning: the target's ceiling moved by more than 10% during this run (${CEILINGS% *} to ${CEILINGS#* } req/s): the machine's speed changed, so compare rows with care."
+fi
+if [[ $BENCH_RUNS -gt 1 ]]; then
+    echo
+    echo "spread of each row's runs (min-max wall, s): a wide one means the machine's speed moved"
+    awk '{printf "  %-4s N = %7d: runproof %s, curl %s, before %s\n", $1, $2, $3, $4, $5}' "$SPREADS"
 fi
 if wants runproof; then
     echo
