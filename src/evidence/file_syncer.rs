@@ -6,16 +6,23 @@
 //! Synced one by one before the run, a sweep's 100 check files cost 300
 //! `fsync`s on the run's path: 190 ms on the benchmark machine, with the
 //! other core idle. A copy is complete (written whole, then renamed) before
-//! the run starts either way; only its sync to disk moves.
+//! the run starts either way; only its sync to disk moves. A batch of copies
+//! ([`FileSyncer::sync_all_later`]) is synced on several threads at once:
+//! the file system commits their syncs together (100 files: 30 ms one after
+//! the other, 5 ms eight at a time, their data already written back).
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::seal::sync_dir;
+
+/// Threads that sync one batch of files at once.
+const BATCH_SYNC_THREADS: usize = 8;
 
 /// Syncs the files it is given, in order, on a thread started with the
 /// first; [`FileSyncer::finish`] syncs their folders and returns the first
@@ -23,6 +30,9 @@ use super::seal::sync_dir;
 #[derive(Default)]
 pub struct FileSyncer {
     worker: Option<(Sender<PathBuf>, JoinHandle<io::Result<()>>)>,
+    /// Batches being synced, each on threads of its own (or synced already,
+    /// when no thread was to be had).
+    batches: Vec<Result<JoinHandle<io::Result<()>>, io::Result<()>>>,
     /// Folders that gained an entry: synced once, after every file.
     dirs: BTreeSet<PathBuf>,
 }
@@ -56,6 +66,19 @@ impl FileSyncer {
         Ok(())
     }
 
+    /// Syncs `files` soon, several at once, on a thread of its own; the
+    /// caller goes on at once. Their folders are given with
+    /// [`FileSyncer::sync_dir_later`].
+    pub fn sync_all_later(&mut self, files: Vec<PathBuf>) {
+        let files = Arc::new(files);
+        let spawned = std::thread::Builder::new().name("file-sync".into()).spawn({
+            let files = files.clone();
+            move || sync_files(&files)
+        });
+        // No thread to be had: synced here (the error, if any, at `finish`).
+        self.batches.push(spawned.map_err(|_| sync_files(&files)));
+    }
+
     /// A folder that gained an entry (created inside the bundle): synced
     /// with the others at the end.
     pub fn sync_dir_later(&mut self, dir: &Path) {
@@ -65,17 +88,38 @@ impl FileSyncer {
     /// Waits for every file's sync, then syncs the folders; the first error
     /// met, if any.
     pub fn finish(&mut self) -> io::Result<()> {
+        let batches = std::mem::take(&mut self.batches);
         if let Some((sender, thread)) = self.worker.take() {
             drop(sender);
-            thread
-                .join()
-                .map_err(|_| io::Error::other("the file sync thread panicked"))??;
+            join(thread)?;
+        }
+        for batch in batches {
+            match batch {
+                Ok(thread) => join(thread)?,
+                Err(synced) => synced?,
+            }
         }
         for dir in std::mem::take(&mut self.dirs) {
             sync_dir(&dir)?;
         }
         Ok(())
     }
+}
+
+/// Syncs each of `files`, [`BATCH_SYNC_THREADS`] at a time; the first
+/// error, in file order.
+fn sync_files(files: &[PathBuf]) -> io::Result<()> {
+    let synced = crate::core::parallel::each_on_up_to(BATCH_SYNC_THREADS, files.len(), |i| {
+        File::open(&files[i])?.sync_all()
+    });
+    synced.into_iter().collect()
+}
+
+/// A sync thread's result.
+fn join(thread: JoinHandle<io::Result<()>>) -> io::Result<()> {
+    thread
+        .join()
+        .map_err(|_| io::Error::other("the file sync thread panicked"))?
 }
 
 #[cfg(test)]
@@ -112,6 +156,28 @@ mod tests {
         let dir = scratch("missing");
         let mut syncer = FileSyncer::default();
         syncer.sync_later(dir.join("gone"), &dir).unwrap();
+        let err = syncer.finish().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_batch_is_synced_on_threads_and_a_missing_file_fails_the_finish() {
+        let dir = scratch("batch");
+        let files: Vec<PathBuf> = (0..40).map(|n| dir.join(format!("f{n}"))).collect();
+        for (n, path) in files.iter().enumerate() {
+            std::fs::write(path, format!("{n}")).unwrap();
+        }
+        let mut syncer = FileSyncer::default();
+        syncer.sync_all_later(files.clone());
+        syncer.sync_dir_later(&dir);
+        syncer.finish().unwrap();
+
+        // One file gone among them: the finish fails, after the others.
+        let mut with_gone = files;
+        with_gone.insert(17, dir.join("gone"));
+        let mut syncer = FileSyncer::default();
+        syncer.sync_all_later(with_gone);
         let err = syncer.finish().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         std::fs::remove_dir_all(&dir).unwrap();

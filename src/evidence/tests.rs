@@ -1799,6 +1799,40 @@ fn input_copies_made_on_several_threads_are_redacted_whole_and_sealed_with_their
     assert_verified(&dir);
 }
 
+#[test]
+fn a_copy_changed_after_it_was_written_is_sealed_as_written_and_fails_verify() {
+    // The seal lists a copy's digest as taken while it was written, not as
+    // read back at the end: whatever changes it in between is caught.
+    let root = tempfile::tempdir().unwrap();
+    let redactor = canary_redactor();
+    let h = header(BundleKind::Sweep, &redactor);
+    let mut w =
+        BundleWriter::create(root.path(), h, redactor.clone(), SyncPolicy::EveryRecord).unwrap();
+    let names: Vec<String> = (0..3).map(|i| format!("inputs/{i:03}-f.toml")).collect();
+    let sources: Vec<String> = (0..3)
+        .map(|i| format!("# file {i}\ntoken = '{CANARY}'\n"))
+        .collect();
+    let job = w.copy_job(&names).unwrap();
+    job.run(2, |i| Ok(sources[i].as_bytes())).unwrap();
+    w.copied(job).unwrap();
+    let changed = w.dir().join(&names[1]);
+    let written = fs::read(&changed).unwrap();
+    fs::write(&changed, b"# changed after the copy\n").unwrap();
+    let dir = w.seal().unwrap();
+
+    let seal: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("seal.json")).unwrap()).unwrap();
+    let sealed = seal["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == names[1].as_str())
+        .expect("the changed copy is in the seal");
+    assert_eq!(sealed["digest"]["sha256"], sha256_hex(&written));
+    let report = verify(&dir);
+    assert_invalid_naming(&report, &names[1], "a copy changed before the seal");
+}
+
 /// A reader that, before its first byte, waits until `others` readers were
 /// opened: it fails if the copies ran one after the other.
 struct WaitsForOthers<'a> {

@@ -9,13 +9,13 @@
 //! incomplete (not tampered) bundle.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
@@ -82,6 +82,10 @@ pub struct BundleWriter {
     syncer: Option<Syncer>,
     /// Syncs the copied files in the background ([`Self::write_file_from`]).
     file_syncer: FileSyncer,
+    /// SHA-256 (hex) of the files copied in by a [`CopyJob`], by relative
+    /// name, taken as they were written: the seal lists them without
+    /// reading them back.
+    copied_digests: HashMap<String, String>,
     /// Scratch buffers reused for every record.
     line: Vec<u8>,
     event_json: Vec<u8>,
@@ -175,6 +179,7 @@ impl BundleWriter {
             last_sync: Instant::now(),
             syncer,
             file_syncer: FileSyncer::default(),
+            copied_digests: HashMap::new(),
             line: Vec::with_capacity(512),
             event_json: Vec::with_capacity(512),
             clock: RecordClock::default(),
@@ -463,18 +468,30 @@ impl BundleWriter {
             .map(|r| self.derived_path(r))
             .collect::<io::Result<Vec<PathBuf>>>()?;
         Ok(CopyJob {
+            digests: paths.iter().map(|_| OnceLock::new()).collect(),
+            relative: relative.to_vec(),
             paths,
             redactor: self.redactor.clone(),
         })
     }
 
     /// The copies of `job`, made ([`CopyJob::run`] returned `Ok`): synced
-    /// while the run goes on; the seal waits for them. After a failed copy
-    /// nothing is synced, as [`BundleWriter::write_files_from`] does.
+    /// together while the run goes on (the seal waits for them), and
+    /// listed by the seal with the digests taken as they were written.
     pub fn copied(&mut self, job: CopyJob) -> io::Result<()> {
-        for path in job.paths {
-            self.sync_copy_later(path)?;
+        for ((relative, path), digest) in job.relative.into_iter().zip(&job.paths).zip(job.digests)
+        {
+            let digest = digest
+                .into_inner()
+                .ok_or_else(|| io::Error::other(format!("{relative}: not copied")))?;
+            let folder = path.parent().unwrap_or(&self.dir);
+            if folder != self.dir {
+                self.file_syncer.sync_dir_later(&self.dir);
+            }
+            self.file_syncer.sync_dir_later(folder);
+            self.copied_digests.insert(relative, digest);
         }
+        self.file_syncer.sync_all_later(job.paths);
         Ok(())
     }
 
@@ -539,17 +556,20 @@ impl BundleWriter {
             .into_iter()
             .filter(|name| name != SEAL_FILE && name != SIGNATURE_FILE)
             .collect();
-        // The journal's digest was kept as it was written; the rest are read.
+        // The journal's digest and the copies' were kept as they were
+        // written; the rest are read.
         let others: Vec<&str> = names
             .iter()
             .map(String::as_str)
-            .filter(|name| *name != JOURNAL_FILE)
+            .filter(|name| *name != JOURNAL_FILE && !self.copied_digests.contains_key(*name))
             .collect();
         let mut hashed = sha256_files(&self.dir, &others).into_iter();
         let mut subject = Vec::with_capacity(names.len());
         for name in names {
             let sha = if name == JOURNAL_FILE {
                 hex::encode(self.journal_sha.clone().finalize())
+            } else if let Some(sha) = self.copied_digests.remove(&name) {
+                sha
             } else {
                 hashed.next().expect("one digest per file")?.0
             };
@@ -626,6 +646,60 @@ fn copy_redacted(redactor: &Redactor, path: &Path, reader: impl io::Read) -> io:
     })
 }
 
+/// [`copy_redacted`], its writeback to disk started as soon as it is
+/// written (the seal's `fsync` then finds little left to do), and the
+/// SHA-256 (hex) of what was written.
+fn copy_redacted_hashed(
+    redactor: &Redactor,
+    path: &Path,
+    reader: impl io::Read,
+) -> io::Result<String> {
+    let mut sha = Sha256::new();
+    write_renamed_with(path, |file| {
+        let mut out = io::BufWriter::new(Hashing {
+            inner: &mut *file,
+            sha: &mut sha,
+        });
+        super::redact_stream::redact_stream(redactor, reader, &mut out)?;
+        out.flush()?;
+        drop(out);
+        start_writeback(file);
+        Ok(())
+    })?;
+    Ok(hex::encode(sha.finalize()))
+}
+
+/// Asks the kernel to start writing `file`'s dirty pages to disk, without
+/// waiting. Only a hint: the `fsync` that makes the file durable comes
+/// later, and finds the data already written.
+fn start_writeback(file: &File) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: a descriptor we own; the call reads no memory of ours.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+}
+
+/// A writer that hashes what it writes.
+struct Hashing<'a, W> {
+    inner: W,
+    sha: &'a mut Sha256,
+}
+
+impl<W: Write> Write for Hashing<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Removes the reserve file, once.
 fn release(reserve: &mut Option<PathBuf>) {
     if let Some(path) = reserve.take() {
@@ -698,8 +772,12 @@ impl EventPreparer {
 
 /// Copies into a bundle, redacted ([`BundleWriter::copy_job`]).
 pub struct CopyJob {
+    /// Each copy's name in the bundle, and its path.
+    relative: Vec<String>,
     paths: Vec<PathBuf>,
     redactor: Arc<Redactor>,
+    /// Each copy's SHA-256 (hex), set once it is written, synced and renamed.
+    digests: Vec<OnceLock<String>>,
 }
 
 impl CopyJob {
@@ -722,12 +800,18 @@ impl CopyJob {
             }
             // Opened under the lock, copied outside it (the guard ends here).
             let reader = (open.lock().unwrap_or_else(|p| p.into_inner()))(i);
-            let copy =
-                reader.and_then(|reader| copy_redacted(&self.redactor, &self.paths[i], reader));
-            if copy.is_err() {
-                failed.store(true, Ordering::Relaxed);
+            let copy = reader
+                .and_then(|reader| copy_redacted_hashed(&self.redactor, &self.paths[i], reader));
+            match copy {
+                Ok(digest) => {
+                    let _ = self.digests[i].set(digest);
+                    Ok(())
+                }
+                Err(error) => {
+                    failed.store(true, Ordering::Relaxed);
+                    Err(error)
+                }
             }
-            copy
         });
         copied.into_iter().collect::<io::Result<Vec<()>>>()?;
         Ok(())
