@@ -494,11 +494,14 @@ impl Workers<'_, '_> {
             .enable_all()
             .build()?;
         let clients = Clients::with_resolver(self.options.resolver);
+        // The thread's own flag, cancelled with the sweep's: its attempts
+        // wait on it without meeting the other threads' at a shared lock.
+        let cancel = self.cancel.child();
         let runner = StepRunner {
             probe: &CheckProbe,
             clients: &clients,
             blobs: self.blobs,
-            cancel: self.cancel,
+            cancel: &cancel,
             run_id: self.run_id,
             owner: None,
             // A sweep changes nothing: its `webhook` checks send only rejection probes.
