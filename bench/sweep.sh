@@ -179,16 +179,35 @@ generate() {
 
 now_ns() { date +%s%N; }
 
-# Runs one measured command; sets WALL (seconds) and RSS (KB, peak of the
-# command and everything it waited for, from GNU time) and returns its status.
+# Runs one measured command; sets WALL (seconds), RSS (KB, peak of the
+# command and everything it waited for, from GNU time) and T0 and T1 (its
+# start and end, ns since the epoch) and returns its status.
 measure() {
-    local rss_file="$WORK/rss" t0 t1 status=0
-    t0=$(now_ns)
+    local rss_file="$WORK/rss" status=0
+    T0=$(now_ns)
     /usr/bin/time -f '%M' -o "$rss_file" "$@" || status=$?
-    t1=$(now_ns)
-    WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f", (b - a) / 1e9}')
+    T1=$(now_ns)
+    WALL=$(awk -v a="$T0" -v b="$T1" 'BEGIN {printf "%.4f", (b - a) / 1e9}')
     RSS=$(tail -1 "$rss_file")
     return "$status"
+}
+
+# Where a runproof sweep's wall time went, from its bundle at $1 and the
+# last measure's T0 and T1: "head sweep tail" in ms, where head runs from
+# exec to the journal's first record (run.start: validation, planning, the
+# bundle's creation), sweep from there to its last (run.end), and tail from
+# there to exit (reports, syncs, the seal). Records carry milliseconds.
+phases() {
+    local seal events first last
+    seal=$(find "$1" -name seal.json -print -quit)
+    [[ -n $seal ]] || return 0
+    events="$(dirname "$seal")/events.jsonl"
+    first=$(head -n 1 "$events" | sed -n 's/.*"t":"\([^"]*\)".*/\1/p')
+    last=$(tail -n 1 "$events" | sed -n 's/.*"t":"\([^"]*\)".*/\1/p')
+    [[ -n $first && -n $last ]] || return 0
+    first=$(date -d "$first" +%s%N) && last=$(date -d "$last" +%s%N) || return 0
+    awk -v t0="$T0" -v a="$first" -v b="$last" -v t1="$T1" \
+        'BEGIN {printf "%d %d %d\n", (a - t0) / 1e6, (b - a) / 1e6, (t1 - b) / 1e6}'
 }
 
 # The peer: fetch every URL with the token header, status checked by --fail
@@ -227,10 +246,12 @@ spread() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s-%s\n", lo,
 
 RESULTS="$WORK/results"
 SPREADS="$WORK/spreads"
+PHASES="$WORK/phases"
 VERIFY="$WORK/verify"
 INSTRUCTIONS="$WORK/instructions"
 : >"$RESULTS"
 : >"$SPREADS"
+: >"$PHASES"
 : >"$VERIFY"
 : >"$INSTRUCTIONS"
 for n in $BENCH_N; do
@@ -239,7 +260,9 @@ for n in $BENCH_N; do
         generate "$dir" "$n" "$layout"
         ceiling=$(wrk_ceiling)
         say "bench: N=$n layout=$layout: $(find "$dir/checks" -name '*.toml' | wc -l) check file(s), $BENCH_RUNS runs of each tool, alternating${ceiling:+; wrk ceiling $ceiling req/s}"
-        for tool in runproof before curl; do : >"$dir/$tool.wall" && : >"$dir/$tool.rss"; done
+        for tool in runproof before curl; do
+            : >"$dir/$tool.wall" && : >"$dir/$tool.rss" && : >"$dir/$tool.phases"
+        done
         for run in $(seq "$BENCH_RUNS"); do
             for tool in $BENCH_TOOLS; do
                 case $tool in
@@ -251,6 +274,7 @@ for n in $BENCH_N; do
                     measure "$bin" sweep "$dir/checks" --concurrency "$BENCH_CONCURRENCY" \
                         --artifacts "$art" >/dev/null 2>"$dir/$tool.err" ||
                         die "$tool sweep exited $? at N=$n $layout run $run: $(tail -5 "$dir/$tool.err")"
+                    phases "$art" >>"$dir/$tool.phases"
                     ;;
                 curl)
                     rm -f "$dir/count"
@@ -278,6 +302,10 @@ for n in $BENCH_N; do
             if wants "$tool"; then spreads="$spreads $(spread <"$dir/$tool.wall")"; else spreads="$spreads -"; fi
         done
         echo "$spreads" >>"$SPREADS"
+        for tool in runproof before; do
+            [[ -s $dir/$tool.phases ]] || continue
+            echo "$layout $n $tool $(for col in 1 2 3; do cut -d' ' -f$col "$dir/$tool.phases" | median; done | tr '\n' ' ')" >>"$PHASES"
+        done
 
         if wants runproof; then
             # The last run's bundle: it must verify; verify's own time and memory.
@@ -336,6 +364,11 @@ if [[ $BENCH_RUNS -gt 1 ]]; then
     echo
     echo "spread of each row's runs (min-max wall, s): a wide one means the machine's speed moved"
     awk '{printf "  %-4s N = %7d: runproof %s, curl %s, before %s\n", $1, $2, $3, $4, $5}' "$SPREADS"
+fi
+if [[ -s $PHASES ]]; then
+    echo
+    echo "where runproof's wall time went (medians, ms): exec to run.start (validation, plan, bundle), the sweep, run.end to exit (reports, syncs, seal)"
+    awk '{printf "  %-4s N = %7d %-8s %6d %8d %6d\n", $1, $2, $3, $4, $5, $6}' "$PHASES"
 fi
 if wants runproof; then
     echo
