@@ -826,7 +826,10 @@ impl<P: Probe> StepRunner<'_, P> {
 
         let attempts = history.len() as u32;
         let last_reason = history.last().map(|a| a.reason.clone()).unwrap_or_default();
-        let collected = self.collect(step, scope).await;
+        // Boxed: only an escalated step collects, and its future would
+        // otherwise double the size of every step's (moved by value at
+        // each level of a sweep's nesting).
+        let collected = Box::pin(self.collect(step, scope)).await;
         evidence.extend(
             collected
                 .iter()

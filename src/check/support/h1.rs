@@ -325,7 +325,10 @@ pub async fn fetch(
         let reused = pooled.is_some();
         let mut sender = match pooled.take() {
             Some(sender) => sender,
-            None => connect(resolver, host, port)
+            // Boxed: a new connection is the rare case, and its future
+            // (name resolution, connect, handshake) would otherwise make
+            // every request's future as large, moved by value at each step.
+            None => Box::pin(connect(resolver, host, port))
                 .await
                 .map_err(|err| failed(None, err))?,
         };
