@@ -25,8 +25,8 @@ use super::seal::sync_dir;
 const BATCH_SYNC_THREADS: usize = 8;
 
 /// Syncs the files it is given, in order, on a thread started with the
-/// first; [`FileSyncer::finish`] syncs their folders and returns the first
-/// error met.
+/// first, and each batch on threads of its own; [`FileSyncer::finish`]
+/// waits for them, syncs their folders and returns the first error met.
 #[derive(Default)]
 pub struct FileSyncer {
     worker: Option<(Sender<PathBuf>, JoinHandle<io::Result<()>>)>,

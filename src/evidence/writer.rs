@@ -80,7 +80,8 @@ pub struct BundleWriter {
     last_sync: Instant,
     /// Syncs each batch in the background (batched mode).
     syncer: Option<Syncer>,
-    /// Syncs the copied files in the background ([`Self::write_file_from`]).
+    /// Syncs the copied files in the background ([`Self::write_file_from`],
+    /// [`Self::copied`]).
     file_syncer: FileSyncer,
     /// SHA-256 (hex) of the files copied in by a [`CopyJob`], by relative
     /// name, taken as they were written: the seal lists them without
