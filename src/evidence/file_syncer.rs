@@ -1,21 +1,21 @@
-//! Durability of the bundle's copied files off the run's path: each file
-//! written whole (the copies of a sweep's check files) is synced on a thread
-//! of its own while the run goes on, the folders they were renamed into once
-//! at the end, and the seal waits for all of it before it lists them.
+//! Durability of the bundle's copied files off the run's path: a batch of
+//! files written whole (the copies of a sweep's check files) is synced on
+//! threads of its own while the run goes on, the folders they were renamed
+//! into once at the end, and the seal waits for all of it before it lists
+//! them.
 //!
 //! Synced one by one before the run, a sweep's 100 check files cost 300
 //! `fsync`s on the run's path: 190 ms on the benchmark machine, with the
 //! other core idle. A copy is complete (written whole, then renamed) before
-//! the run starts either way; only its sync to disk moves. A batch of copies
-//! ([`FileSyncer::sync_all_later`]) is synced on several threads at once:
-//! the file system commits their syncs together (100 files: 30 ms one after
-//! the other, 5 ms eight at a time, their data already written back).
+//! the run starts either way; only its sync to disk moves. A batch is
+//! synced eight files at a time: the file system commits their syncs
+//! together (100 files: 30 ms one after the other, 5 ms eight at a time,
+//! their data already written back).
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -24,48 +24,19 @@ use super::seal::sync_dir;
 /// Threads that sync one batch of files at once.
 const BATCH_SYNC_THREADS: usize = 8;
 
-/// Syncs the files it is given, in order, on a thread started with the
-/// first, and each batch on threads of its own; [`FileSyncer::finish`]
-/// waits for them, syncs their folders and returns the first error met.
+/// Syncs the batches of files it is given, each on threads of its own;
+/// [`FileSyncer::finish`] waits for them, syncs their folders and returns
+/// the first error met.
 #[derive(Default)]
 pub struct FileSyncer {
-    worker: Option<(Sender<PathBuf>, JoinHandle<io::Result<()>>)>,
-    /// Batches being synced, each on threads of its own (or synced already,
-    /// when no thread was to be had).
+    /// Batches being synced (or synced already, when no thread was to be
+    /// had).
     batches: Vec<Result<JoinHandle<io::Result<()>>, io::Result<()>>>,
     /// Folders that gained an entry: synced once, after every file.
     dirs: BTreeSet<PathBuf>,
 }
 
 impl FileSyncer {
-    /// Syncs `file` (renamed into `dir`) soon; the caller goes on at once.
-    pub fn sync_later(&mut self, file: PathBuf, dir: &Path) -> io::Result<()> {
-        self.dirs.insert(dir.to_path_buf());
-        if self.worker.is_none() {
-            let (sender, files) = mpsc::channel::<PathBuf>();
-            let thread = std::thread::Builder::new()
-                .name("file-sync".into())
-                .spawn(move || {
-                    for file in files {
-                        File::open(&file)?.sync_all()?;
-                    }
-                    Ok(())
-                });
-            match thread {
-                Ok(thread) => self.worker = Some((sender, thread)),
-                // No thread to be had: synced here, as before.
-                Err(_) => return File::open(&file)?.sync_all(),
-            }
-        }
-        if let Some((sender, _)) = &self.worker {
-            if let Err(unsent) = sender.send(file) {
-                // The thread has stopped on an error, which `finish` returns.
-                drop(unsent);
-            }
-        }
-        Ok(())
-    }
-
     /// Syncs `files` soon, several at once, on a thread of its own; the
     /// caller goes on at once. Their folders are given with
     /// [`FileSyncer::sync_dir_later`].
@@ -88,12 +59,7 @@ impl FileSyncer {
     /// Waits for every file's sync, then syncs the folders; the first error
     /// met, if any.
     pub fn finish(&mut self) -> io::Result<()> {
-        let batches = std::mem::take(&mut self.batches);
-        if let Some((sender, thread)) = self.worker.take() {
-            drop(sender);
-            join(thread)?;
-        }
-        for batch in batches {
+        for batch in std::mem::take(&mut self.batches) {
             match batch {
                 Ok(thread) => join(thread)?,
                 Err(synced) => synced?,
@@ -140,11 +106,14 @@ mod tests {
     fn syncs_every_file_given_and_finishes() {
         let dir = scratch("ok");
         let mut syncer = FileSyncer::default();
-        for n in 0..20 {
-            let path = dir.join(format!("f{n}"));
-            std::fs::write(&path, format!("{n}")).unwrap();
-            syncer.sync_later(path, &dir).unwrap();
+        for batch in 0..4 {
+            let files: Vec<PathBuf> = (0..5).map(|n| dir.join(format!("f{batch}-{n}"))).collect();
+            for path in &files {
+                std::fs::write(path, "x").unwrap();
+            }
+            syncer.sync_all_later(files);
         }
+        syncer.sync_dir_later(&dir);
         syncer.finish().unwrap();
         // Nothing left to wait for: a second finish is a no-op.
         syncer.finish().unwrap();
@@ -155,7 +124,7 @@ mod tests {
     fn a_file_that_cannot_be_synced_fails_the_finish() {
         let dir = scratch("missing");
         let mut syncer = FileSyncer::default();
-        syncer.sync_later(dir.join("gone"), &dir).unwrap();
+        syncer.sync_all_later(vec![dir.join("gone")]);
         let err = syncer.finish().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         std::fs::remove_dir_all(&dir).unwrap();

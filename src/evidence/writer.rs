@@ -80,8 +80,7 @@ pub struct BundleWriter {
     last_sync: Instant,
     /// Syncs each batch in the background (batched mode).
     syncer: Option<Syncer>,
-    /// Syncs the copied files in the background ([`Self::write_file_from`],
-    /// [`Self::copied`]).
+    /// Syncs the copied files in the background ([`Self::copied`]).
     file_syncer: FileSyncer,
     /// SHA-256 (hex) of the files copied in by a [`CopyJob`], by relative
     /// name, taken as they were written: the seal lists them without
@@ -433,22 +432,13 @@ impl BundleWriter {
         write_durable(&path, &redacted)
     }
 
-    /// [`BundleWriter::write_file`] of what `reader` reads (a large input
-    /// file), redacted a window at a time: the same bytes as redacting it
-    /// whole, in memory that does not grow with it (see
-    /// [`redact_stream`](super::redact_stream)). An error from `reader`
-    /// (e.g. the file changed) leaves no file. The file is whole when this
-    /// returns, and on disk by the seal: its sync runs in the background.
-    pub fn write_file_from(&mut self, relative: &str, reader: impl io::Read) -> io::Result<()> {
-        let path = self.derived_path(relative)?;
-        copy_redacted(&self.redactor, &path, reader)?;
-        self.sync_copy_later(path)
-    }
-
-    /// [`BundleWriter::write_file_from`] of several files, `open(i)` giving
-    /// the reader of `relative[i]`, on up to one thread per core
-    /// ([`CopyJob::run`]). The first error (in file order) is returned once
-    /// every thread stopped; files copied whole before it stay.
+    /// [`BundleWriter::write_file`] of several files read from `open(i)`,
+    /// the reader of `relative[i]` (large input files), redacted a window at
+    /// a time: the same bytes as redacting each whole, in memory that does
+    /// not grow with it (see [`redact_stream`](super::redact_stream)). On up
+    /// to one thread per core ([`CopyJob::run`]). The first error (in file
+    /// order) is returned once every thread stopped; files copied whole
+    /// before it stay, and nothing is synced.
     pub fn write_files_from<R: io::Read>(
         &mut self,
         relative: &[String],
@@ -494,16 +484,6 @@ impl BundleWriter {
         }
         self.file_syncer.sync_all_later(job.paths);
         Ok(())
-    }
-
-    /// A copied file (and its folder) synced while the run goes on; the
-    /// seal waits for it.
-    fn sync_copy_later(&mut self, path: PathBuf) -> io::Result<()> {
-        let folder = path.parent().unwrap_or(&self.dir).to_path_buf();
-        if folder != self.dir {
-            self.file_syncer.sync_dir_later(&self.dir);
-        }
-        self.file_syncer.sync_later(path, &folder)
     }
 
     /// Where the derived file `relative` goes (its folder created): an
@@ -638,18 +618,9 @@ pub fn bundle_label(header: &Header) -> String {
 }
 
 /// Writes what `reader` reads to `path`, redacted a window at a time, whole
-/// or not at all (renamed into place, not synced).
-fn copy_redacted(redactor: &Redactor, path: &Path, reader: impl io::Read) -> io::Result<()> {
-    write_renamed_with(path, |file| {
-        let mut out = io::BufWriter::new(file);
-        super::redact_stream::redact_stream(redactor, reader, &mut out)?;
-        out.flush()
-    })
-}
-
-/// [`copy_redacted`], its writeback to disk started as soon as it is
-/// written (the seal's `fsync` then finds little left to do), and the
-/// SHA-256 (hex) of what was written.
+/// or not at all (renamed into place, not synced); its writeback to disk
+/// started as soon as it is written (the seal's `fsync` then finds little
+/// left to do). Returns the SHA-256 (hex) of what was written.
 fn copy_redacted_hashed(
     redactor: &Redactor,
     path: &Path,
