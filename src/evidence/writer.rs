@@ -748,7 +748,7 @@ pub struct CopyJob {
     relative: Vec<String>,
     paths: Vec<PathBuf>,
     redactor: Arc<Redactor>,
-    /// Each copy's SHA-256 (hex), set once it is written, synced and renamed.
+    /// Each copy's SHA-256 (hex), set once it is written and renamed.
     digests: Vec<OnceLock<String>>,
 }
 
