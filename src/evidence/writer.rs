@@ -28,7 +28,7 @@ use super::seal::{
     STATEMENT_TYPE,
 };
 use super::sign::{SealSigner, SIGNATURE_FILE};
-use super::syncer::Syncer;
+use super::syncer::{JournalWriter, Reserve};
 use crate::core::record::{Event, Header, MissingEvidence, RunVerdict, FORMAT_VERSION};
 use crate::core::{BlobRef, BlobSink};
 
@@ -69,17 +69,19 @@ pub struct BundleWriter {
     redactor: Arc<Redactor>,
     sync: SyncPolicy,
     journal: File,
-    /// SHA-256 of every byte written to the journal so far: the seal lists
-    /// the journal's digest without reading the file back (the journal is
-    /// created empty and only ever appended to, by this writer).
+    /// SHA-256 of every byte written to the journal so far, when records
+    /// are synced one by one (batches are hashed by their [`JournalWriter`]):
+    /// the seal lists the journal's digest without reading the file back
+    /// (the journal is created empty and only ever appended to, by this
+    /// writer).
     journal_sha: Sha256,
     /// Lines not yet written (batched mode).
     pending: Vec<u8>,
     pending_records: u32,
     /// When the journal was last synced (batched mode).
     last_sync: Instant,
-    /// Syncs each batch in the background (batched mode).
-    syncer: Option<Syncer>,
+    /// Hashes, writes and syncs each batch in the background (batched mode).
+    journal_writer: Option<JournalWriter>,
     /// Syncs the copied files in the background ([`Self::copied`]).
     file_syncer: FileSyncer,
     /// SHA-256 (hex) of the files copied in by a [`CopyJob`], by relative
@@ -101,7 +103,7 @@ pub struct BundleWriter {
     blobs: Arc<BlobStore>,
     run_end: Option<(RunVerdict, BTreeMap<String, u32>)>,
     /// The reserved room, until released.
-    reserve: Option<PathBuf>,
+    reserve: Reserve,
     /// Set once the journal is synced for good (seal) so Drop does nothing.
     finished: bool,
     /// Signs `seal.json` into `seal.json.sig` when set.
@@ -162,8 +164,13 @@ impl BundleWriter {
             known: Mutex::new(HashSet::new()),
             missing: Mutex::new(Vec::new()),
         });
-        let syncer = match sync {
-            SyncPolicy::Batched(_) => Some(Syncer::new(journal.try_clone()?)?),
+        let reserve: Reserve = Arc::new(Mutex::new(Some(reserve)));
+        let journal_writer = match sync {
+            SyncPolicy::Batched(_) => Some(JournalWriter::new(
+                journal.try_clone()?,
+                Sha256::new(),
+                reserve.clone(),
+            )?),
             SyncPolicy::EveryRecord => None,
         };
         Ok(BundleWriter {
@@ -177,7 +184,7 @@ impl BundleWriter {
             pending: Vec::new(),
             pending_records: 0,
             last_sync: Instant::now(),
-            syncer,
+            journal_writer,
             file_syncer: FileSyncer::default(),
             copied_digests: HashMap::new(),
             line: Vec::with_capacity(512),
@@ -189,7 +196,7 @@ impl BundleWriter {
             last_mono: None,
             blobs,
             run_end: None,
-            reserve: Some(reserve),
+            reserve,
             finished: false,
             signer: None,
         })
@@ -275,7 +282,7 @@ impl BundleWriter {
 
     /// Frees the room reserved at open, for the closing records and seal.
     fn release_reserve(&mut self) {
-        release(&mut self.reserve);
+        release(&self.reserve);
     }
 
     /// Writes one record line.
@@ -339,12 +346,9 @@ impl BundleWriter {
         match self.sync {
             SyncPolicy::EveryRecord => {
                 self.line.push(b'\n');
-                write_journal(
-                    &mut self.journal,
-                    &mut self.journal_sha,
-                    &self.line,
-                    &mut self.reserve,
-                )?;
+                // Hashed as handed over: on error the run fails (no seal).
+                self.journal_sha.update(&self.line);
+                append_to_journal(&mut self.journal, &self.line, &self.reserve)?;
                 self.journal.sync_data()?;
             }
             SyncPolicy::Batched(n) => {
@@ -370,39 +374,53 @@ impl BundleWriter {
         Ok(seq)
     }
 
-    /// Writes the buffered records to the journal (not synced).
+    /// Hands the buffered records over to be written (not synced): to the
+    /// [`JournalWriter`] in batched mode, else written here.
     fn write_pending(&mut self) -> io::Result<()> {
-        write_journal(
-            &mut self.journal,
-            &mut self.journal_sha,
-            &self.pending,
-            &mut self.reserve,
-        )?;
-        self.pending.clear();
-        Ok(())
+        self.hand_over(false)
     }
 
-    /// Batched mode: writes the group's records and has them synced in the
-    /// background ([`Syncer`]): the appends that follow do not wait for the
-    /// disk. A failed background sync fails the next group (or the seal).
-    fn commit_group(&mut self) -> io::Result<()> {
-        self.write_pending()?;
-        match &self.syncer {
-            Some(syncer) => syncer.request()?,
-            None => self.journal.sync_data()?,
+    /// Writes the buffered records, and syncs them when `sync`; in batched
+    /// mode the [`JournalWriter`] does both on its thread, and this returns
+    /// once the buffer is handed over. Each byte is hashed as handed over:
+    /// on error the run fails (no seal is written).
+    fn hand_over(&mut self, sync: bool) -> io::Result<()> {
+        match &self.journal_writer {
+            Some(writer) => writer.write(&mut self.pending, sync),
+            None => {
+                self.journal_sha.update(&self.pending);
+                append_to_journal(&mut self.journal, &self.pending, &self.reserve)?;
+                self.pending.clear();
+                if sync {
+                    self.journal.sync_data()?;
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// Batched mode: hands the group's records over to be written and
+    /// synced in the background ([`JournalWriter`]): the appends that
+    /// follow do not wait for the disk, and the thread appending (a sweep's,
+    /// holding the journal's lock) neither hashes nor writes them. A failed
+    /// write or sync fails the next group (or the seal).
+    fn commit_group(&mut self) -> io::Result<()> {
+        self.hand_over(true)?;
         self.pending_records = 0;
         self.last_sync = Instant::now();
         Ok(())
     }
 
-    /// Writes buffered records and syncs the journal.
+    /// Writes buffered records and syncs the journal; returns once both
+    /// are done.
     pub fn flush(&mut self) -> io::Result<()> {
-        if !self.pending.is_empty() {
-            self.write_pending()?;
-        }
-        if self.pending_records > 0 || self.sync == SyncPolicy::EveryRecord {
+        if self.pending_records > 0 || !self.pending.is_empty() {
+            self.hand_over(true)?;
+        } else if self.sync == SyncPolicy::EveryRecord {
             self.journal.sync_data()?;
+        }
+        if let Some(writer) = &self.journal_writer {
+            writer.wait()?;
         }
         self.pending_records = 0;
         self.last_sync = Instant::now();
@@ -528,9 +546,10 @@ impl BundleWriter {
     pub fn seal(mut self) -> io::Result<PathBuf> {
         self.release_reserve();
         self.flush()?;
-        if let Some(syncer) = self.syncer.take() {
-            syncer.finish()?;
-        }
+        let journal_sha = match self.journal_writer.take() {
+            Some(writer) => writer.finish()?,
+            None => self.journal_sha.clone(),
+        };
         self.file_syncer.finish()?;
         self.journal.sync_all()?;
         let names: Vec<String> = list_files(&self.dir)?
@@ -548,7 +567,7 @@ impl BundleWriter {
         let mut subject = Vec::with_capacity(names.len());
         for name in names {
             let sha = if name == JOURNAL_FILE {
-                hex::encode(self.journal_sha.clone().finalize())
+                hex::encode(journal_sha.clone().finalize())
             } else if let Some(sha) = self.copied_digests.remove(&name) {
                 sha
             } else {
@@ -673,8 +692,9 @@ impl<W: Write> Write for Hashing<'_, W> {
 }
 
 /// Removes the reserve file, once.
-fn release(reserve: &mut Option<PathBuf>) {
-    if let Some(path) = reserve.take() {
+fn release(reserve: &Reserve) {
+    let taken = reserve.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(path) = taken {
         let _ = fs::remove_file(&path);
     }
 }
@@ -794,27 +814,29 @@ impl CopyJob {
 /// filled it), the reserve is given up so the journal can go on and the
 /// run still reaches `run.end` and the seal; a line is never left torn by a
 /// retry, since the bytes already written are not written again.
-fn write_journal(
+pub(super) fn append_to_journal(
     journal: &mut File,
-    journal_sha: &mut Sha256,
     bytes: &[u8],
-    reserve: &mut Option<PathBuf>,
+    reserve: &Reserve,
 ) -> io::Result<()> {
-    // Hashed as handed over: on error the run fails (no seal is written).
-    journal_sha.update(bytes);
     let mut written = 0;
     while written < bytes.len() {
         match journal.write(&bytes[written..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && reserve.is_some() => {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && is_held(reserve) => {
                 release(reserve);
             }
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Whether the reserve is still held.
+fn is_held(reserve: &Reserve) -> bool {
+    reserve.lock().unwrap_or_else(|p| p.into_inner()).is_some()
 }
 
 /// Allocates `len` bytes at `path` for real (not a sparse file), so the room
