@@ -44,10 +44,14 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
         }
     }
     // Who runs this (git is asked: two process starts) and the signing
-    // key, found while the input is read.
+    // key, found while the input is read; the redactor's rules are built
+    // there too, off the path to the first check.
     let provenance = {
         let args = args.provenance.clone();
-        std::thread::spawn(move || super::provenance::resolve(&args, Vec::new()))
+        std::thread::spawn(move || {
+            crate::evidence::redact::compile_rules();
+            super::provenance::resolve(&args, Vec::new())
+        })
     };
     let input_error = |e: InputError| CliError::invalid(e.to_string());
     let mut input = load_input(&args.paths).map_err(input_error)?;
