@@ -629,48 +629,6 @@ expect = {{ stdout_contains = "started" }}
     assert!(left.is_empty(), "processes outlived the run: {left:?}");
 }
 
-/// A size-limited tmpfs mounted for one test, unmounted when dropped.
-struct SmallTmpfs(std::path::PathBuf);
-
-impl SmallTmpfs {
-    /// Mounts a `size` tmpfs at `dir`. Tests run as root in CI; where mount
-    /// is not permitted the test fails with the reason, never skips.
-    fn mount(dir: &std::path::Path, size: &str) -> SmallTmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let output = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .expect("run mount");
-        assert!(
-            output.status.success(),
-            "this test needs a size-limited tmpfs (run it as root): mount failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        SmallTmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for SmallTmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
-/// Free bytes of the file system holding `dir`.
-fn free_bytes(dir: &std::path::Path) -> u64 {
-    let output = std::process::Command::new("df")
-        .args(["-B1", "--output=avail"])
-        .arg(dir)
-        .output()
-        .expect("run df");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .nth(1)
-        .and_then(|l| l.trim().parse().ok())
-        .expect("df prints the free bytes")
-}
-
 /// Disk full while writing a blob: exit 3 naming the path and the cause;
 /// the closing records and the seal still fit (the reserve), the bundle
 /// verifies and its evidence.error record says what is missing.

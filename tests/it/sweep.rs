@@ -1805,6 +1805,64 @@ fn every_sample_is_taken_after_a_failed_one_and_the_failure_rate_reported() {
 /// Issue 12: a sweep's reports are streamed to their files as checks finish
 /// (the sweep keeps only a tally). Every streamed file must still list every
 /// check exactly once, and none may carry the secret — not the spools either.
+/// The disk fills while the journal is being written (a sweep hands its
+/// batches of records to the journal's own thread, which hashes, writes and
+/// syncs them): the sweep exits 3 naming the cause, leaves no seal, and its
+/// bundle verifies as incomplete, its chain valid through its last whole
+/// record, never as tampered.
+#[test]
+fn a_disk_filled_during_the_sweep_exits_3_and_leaves_an_incomplete_untampered_bundle() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let artifacts = ws.artifacts();
+    let _tmpfs = SmallTmpfs::mount(&artifacts, "4m");
+    let base = server.url();
+    // Some 7 MB of journal: more than the disk holds.
+    let body: String = (0..15_000)
+        .map(|i| http(&format!("c{i:05}"), &format!("{base}/ok"), ""))
+        .collect();
+    let file = ws.write("full.toml", &check_file(&body));
+    let output = sweep(&ws, &[&file], &[]);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("No space left on device"),
+        "the cause is named: {stderr}"
+    );
+    let bundles: Vec<PathBuf> = std::fs::read_dir(artifacts.join("sweep"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(bundles.len(), 1, "{bundles:?}");
+    let bundle = &bundles[0];
+    assert!(!bundle.join("seal.json").exists(), "no seal on a full disk");
+    let verified = verify(bundle, &["--json"]);
+    assert_eq!(verified.status.code(), Some(4), "{}", describe(&verified));
+    let doc: Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(doc["verdict"]["verdict"], "incomplete", "{doc}");
+    let journal = std::fs::read(bundle.join("events.jsonl")).unwrap();
+    let whole_lines = journal.iter().filter(|b| **b == b'\n').count() as u64;
+    assert!(
+        whole_lines > 100,
+        "records were written before the disk filled"
+    );
+    assert!(
+        whole_lines < 15_000,
+        "the disk filled before the sweep ended"
+    );
+    assert_eq!(
+        doc["verdict"]["valid_through_seq"].as_u64(),
+        Some(whole_lines - 1),
+        "valid through the last whole record: {doc}"
+    );
+    for check in doc["checks"].as_array().unwrap() {
+        if ["journal.chain", "journal.seq", "header"].contains(&check["name"].as_str().unwrap()) {
+            assert_eq!(check["status"], "pass", "incomplete, not tampered: {check}");
+        }
+    }
+}
+
 #[test]
 fn streamed_reports_list_every_check_once_and_leak_no_canary() {
     let _cpu = shared();
