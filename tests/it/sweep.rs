@@ -1502,6 +1502,57 @@ fn the_same_file_named_twice_is_swept_once() {
     assert_eq!(ids(&json_doc(&output)).len(), 1);
 }
 
+/// A token written into a check file as it is (not as a `{{secret:…}}`)
+/// is sent, but the check file's copy in the bundle, the journal and every
+/// report hold it redacted: the header's TOML form (`Authorization =
+/// "Bearer …"`) is matched as its `Authorization: Bearer …` form is.
+#[test]
+fn a_literal_token_in_a_check_files_headers_is_redacted_in_its_copy() {
+    let _cpu = shared();
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let token = "lit3ral-canary-7c6b5a49";
+    let api_key = "k3y-canary-0f1e2d3c";
+    let body = http(
+        "authed",
+        &format!("{base}/auth"),
+        &format!(
+            "headers = {{ Authorization = \"Bearer {token}\", \"X-Api-Key\" = \"{api_key}\" }}"
+        ),
+    );
+    let file = ws.write("literal.toml", &check_file(&body));
+    let output = sweep(&ws, &[&file], &["--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        server
+            .seen_auth()
+            .iter()
+            .any(|a| a == &format!("Bearer {token}")),
+        "the token was really sent"
+    );
+    let mut copies = 0;
+    for path in files_under(&ws.artifacts()) {
+        let bytes = std::fs::read(&path).unwrap();
+        for canary in [token, api_key] {
+            crate::support::canary::assert_absent(&bytes, canary, &path.display().to_string());
+        }
+        if path.to_string_lossy().contains("/inputs/") {
+            let copy = String::from_utf8_lossy(&bytes);
+            assert!(
+                copy.contains("Authorization = \"Bearer [REDACTED]\""),
+                "the copy keeps its shape: {copy}"
+            );
+            copies += 1;
+        }
+    }
+    assert_eq!(copies, 1, "the check file was copied into the bundle");
+    crate::support::canary::assert_absent(&output.stdout, token, "stdout");
+    for bundle in bundles(&ws, "sweep") {
+        assert_verifies(&bundle);
+    }
+}
+
 #[test]
 fn secret_canary_never_leaks_into_any_output() {
     let _cpu = shared();
