@@ -546,10 +546,13 @@ impl BundleWriter {
     pub fn seal(mut self) -> io::Result<PathBuf> {
         self.release_reserve();
         self.flush()?;
-        let journal_sha = match self.journal_writer.take() {
-            Some(writer) => writer.finish()?,
-            None => self.journal_sha.clone(),
-        };
+        let journal_digest = hex::encode(
+            match self.journal_writer.take() {
+                Some(writer) => writer.finish()?,
+                None => self.journal_sha.clone(),
+            }
+            .finalize(),
+        );
         self.file_syncer.finish()?;
         self.journal.sync_all()?;
         let names: Vec<String> = list_files(&self.dir)?
@@ -567,7 +570,7 @@ impl BundleWriter {
         let mut subject = Vec::with_capacity(names.len());
         for name in names {
             let sha = if name == JOURNAL_FILE {
-                hex::encode(journal_sha.clone().finalize())
+                journal_digest.clone()
             } else if let Some(sha) = self.copied_digests.remove(&name) {
                 sha
             } else {
