@@ -20,6 +20,8 @@ use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use regex::bytes::Regex;
 
+use super::credential_key;
+
 /// Values shorter than this are not used as patterns: they would match
 /// ordinary text all over the bundle. Structural rules still apply to them.
 pub const MIN_SECRET_LEN: usize = 6;
@@ -388,6 +390,7 @@ impl Redactor {
                 "query-keys",
                 "dsn-password",
                 "auth-headers",
+                "credential-keys",
                 "json-keys",
             ]
             .map(String::from),
@@ -986,51 +989,63 @@ fn trigger_automaton() -> &'static AhoCorasick {
     &TRIGGER
 }
 
-/// One structural rule: a regex whose `value` group is replaced.
+/// One structural rule: what it finds, and how its values are kept.
 struct Rule {
-    regex: Regex,
+    finder: Finder,
     /// Leave values shaped like a secret's *name* (`FLY_API_TOKEN`): checks
     /// record which secret they looked at under keys like `"secret"`.
     keep_names: bool,
-    /// Only a match's `value` can hold `{{` (its other parts are names,
-    /// separators and quotes): a match holding `{{` is a template.
-    braces_only_in_value: bool,
+}
+
+/// How a rule finds the values it may replace.
+enum Finder {
+    /// A regex whose `value` group is the value.
+    Regex {
+        regex: Regex,
+        /// Only a match's `value` can hold `{{` (its other parts are names,
+        /// separators and quotes): a match holding `{{` is a template.
+        braces_only_in_value: bool,
+    },
+    /// Credentials under TOML or INI keys, found by hand
+    /// ([`super::credential_key`]).
+    CredentialKeys,
 }
 
 impl Rule {
-    /// `bytes` with the value of each match replaced, borrowed when no
-    /// value needed replacing. Matches left as they are (templates, values
-    /// already redacted, secret names) copy nothing: an input copied into a
-    /// bundle matches the header rule at every check's
-    /// `Bearer {{secret:…}}`, and a replacement of each match by itself
-    /// copied the whole text once per rule.
+    /// `bytes` with each value found replaced, borrowed when no value needed
+    /// replacing. Values left as they are (templates, values already
+    /// redacted, secret names) copy nothing: an input copied into a bundle
+    /// matches the header rule at every check's `Bearer {{secret:…}}`, and a
+    /// replacement of each match by itself copied the whole text once per
+    /// rule.
     fn apply<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        match &self.finder {
+            Finder::Regex {
+                regex,
+                braces_only_in_value,
+            } => self.replace(bytes, regex_values(regex, *braces_only_in_value, bytes)),
+            Finder::CredentialKeys => self.replace(bytes, credential_key::values(bytes)),
+        }
+    }
+
+    /// `bytes` with those of `values` (ascending, apart) that
+    /// [`Self::replaces`] replaced.
+    fn replace<'a>(
+        &self,
+        bytes: &'a [u8],
+        values: impl Iterator<Item = std::ops::Range<usize>>,
+    ) -> Cow<'a, [u8]> {
         let mut out: Option<Vec<u8>> = None;
         // Bytes before this offset are in `out` already.
         let mut copied = 0;
-        for found in self.regex.find_iter(bytes) {
-            if self.braces_only_in_value && memchr::memmem::find(found.as_bytes(), b"{{").is_some()
-            {
-                // A template, kept: known without resolving the match's
-                // groups, which costs over twice what finding it does (a
-                // check file copied into a bundle holds one such match per
-                // check).
+        for value in values {
+            if !self.replaces(&bytes[value.clone()]) {
                 continue;
             }
-            // The same match, with its groups: a search from its start finds
-            // it again (leftmost-first, with the text before it in view).
-            let replaced = match self.regex.captures_at(bytes, found.start()) {
-                Some(c) => match c.name("value") {
-                    Some(value) if self.replaces(value.as_bytes()) => value.range(),
-                    _ => continue,
-                },
-                // Not expected; should it happen, the whole match goes.
-                None => found.range(),
-            };
             let out = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
-            out.extend_from_slice(&bytes[copied..replaced.start]);
+            out.extend_from_slice(&bytes[copied..value.start]);
             out.extend_from_slice(REDACTED);
-            copied = replaced.end;
+            copied = value.end;
         }
         match out {
             Some(mut out) => {
@@ -1046,7 +1061,10 @@ impl Rule {
     /// secrets without containing them), nor a secret's name where names
     /// are kept.
     fn replaces(&self, v: &[u8]) -> bool {
+        // The DSN rule's value holds its quotes (`'[REDACTED]'`, left by
+        // the credential-key rule before it).
         let kept = v.starts_with(b"[REDACTED")
+            || v.starts_with(b"'[REDACTED")
             || v.windows(2).any(|w| w == b"{{")
             || (self.keep_names && is_secret_name(v));
         !kept
@@ -1061,6 +1079,29 @@ fn is_secret_name(v: &[u8]) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
 }
 
+/// The `value` of each match of `regex`, but a template's. A match holding
+/// `{{` where only the value can is a template, kept: known without
+/// resolving the match's groups, which costs over twice what finding it does
+/// (a check file copied into a bundle holds one such match per check).
+fn regex_values<'a>(
+    regex: &'a Regex,
+    braces_only_in_value: bool,
+    bytes: &'a [u8],
+) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
+    regex.find_iter(bytes).filter_map(move |found| {
+        if braces_only_in_value && memchr::memmem::find(found.as_bytes(), b"{{").is_some() {
+            return None;
+        }
+        // The same match, with its groups: a search from its start finds it
+        // again (leftmost-first, with the text before it in view).
+        match regex.captures_at(bytes, found.start()) {
+            Some(c) => c.name("value").map(|value| value.range()),
+            // Not expected; should it happen, the whole match goes.
+            None => Some(found.range()),
+        }
+    })
+}
+
 fn rules() -> &'static [Rule] {
     static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         let query_keys = SENSITIVE_QUERY_KEYS.join("|");
@@ -1069,35 +1110,57 @@ fn rules() -> &'static [Rule] {
             .map(|h| regex::escape(h))
             .collect::<Vec<_>>()
             .join("|");
-        let patterns = [
-            // scheme://user:password@host
-            r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@?#]*:(?P<value>[^\s@/?#]+)@".to_string(),
+        let regex = |pattern: &str, braces_only_in_value| Rule {
+            finder: Finder::Regex {
+                regex: Regex::new(pattern).expect("valid structural regex"),
+                braces_only_in_value,
+            },
+            keep_names: false,
+        };
+        vec![
+            // scheme://user:password@host. The user name, before the value,
+            // may hold anything but `:`, `/`, `@`, `?`, `#` and spaces.
+            regex(
+                r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@?#]*:(?P<value>[^\s@/?#]+)@",
+                false,
+            ),
             // ?token=… &sig=… (query strings and form bodies)
-            format!(r#"(?i)(?:^|[?&;\s"])(?:{query_keys})=(?P<value>[^&#\s"'\\]+)"#),
-            // key/value DSN: password=secret or password='a secret'
-            r#"(?i)\bpassword\s*=\s*(?P<value>'(?:[^'\\]|\\.)*'|[^\s&;'"\\]+)"#.to_string(),
+            regex(
+                &format!(r#"(?i)(?:^|[?&;\s"])(?:{query_keys})=(?P<value>[^&#\s"'\\]+)"#),
+                true,
+            ),
             // Authorization: Bearer <value>, as a header line, a JSON key,
             // or a TOML or INI key (`Authorization = "Bearer <value>"`, as a
             // check file's `headers` table holds it, copied into a bundle).
-            format!(
-                r#"(?i)\b(?:{headers})"?\s*[:=]\s*"?(?:(?:basic|bearer|token|flyv1|digest|negotiate|bot|apikey)\s+)?(?P<value>[^\s"\\][^\r\n"\\]*)"#
+            regex(
+                &format!(
+                    r#"(?i)\b(?:{headers})"?\s*[:=]\s*"?(?:(?:basic|bearer|token|flyv1|digest|negotiate|bot|apikey)\s+)?(?P<value>[^\s"\\][^\r\n"\\]*)"#
+                ),
+                true,
             ),
-            // "password": "…" and friends in JSON.
-            r#"(?i)"(?:password|passwd|secret|client_secret|token|access_token|refresh_token|api_key|apikey)"\s*:\s*"(?P<value>(?:[^"\\]|\\.)+)""#.to_string(),
-        ];
-        patterns
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Rule {
-                regex: Regex::new(p).expect("valid structural regex"),
-                // The last rule matches JSON keys, where checks also record
-                // which secret (by name) they looked at.
-                keep_names: i == patterns.len() - 1,
-                // The first rule's user name, before its value, may hold
-                // anything but `:`, `/`, `@`, `?`, `#` and spaces.
-                braces_only_in_value: i != 0,
-            })
-            .collect()
+            // token = "…", DB_PASSWORD = '…' and friends in TOML or INI (a
+            // check file's `token`, a command's `env` table): a quoted string
+            // under a key that ends in a credential's word, possibly
+            // JSON-escaped (a config echoed into a recorded output).
+            Rule {
+                finder: Finder::CredentialKeys,
+                keep_names: false,
+            },
+            // key/value DSN: password=secret or password='a secret'
+            regex(
+                r#"(?i)\bpassword\s*=\s*(?P<value>'(?:[^'\\]|\\.)*'|[^\s&;'"\\]+)"#,
+                true,
+            ),
+            // "password": "…" and friends in JSON, where checks also record
+            // which secret (by name) they looked at.
+            Rule {
+                keep_names: true,
+                ..regex(
+                    r#"(?i)"(?:password|passwd|secret|client_secret|token|access_token|refresh_token|api_key|apikey)"\s*:\s*"(?P<value>(?:[^"\\]|\\.)+)""#,
+                    true,
+                )
+            },
+        ]
     });
     &RULES
 }
@@ -1141,6 +1204,65 @@ mod tests {
             out.contains("Bearer {{secret:TOKEN}}"),
             "templates are kept: {out}"
         );
+    }
+
+    /// The fast path skips the rules when no trigger occurs: every key the
+    /// credential-key rule reads must hold one.
+    #[test]
+    fn every_credential_key_ending_holds_a_trigger() {
+        for ending in credential_key::KEY_ENDINGS {
+            assert!(has_trigger(ending.as_bytes()), "{ending}");
+            assert!(has_trigger(ending.to_uppercase().as_bytes()), "{ending}");
+        }
+    }
+
+    #[test]
+    fn credential_keys_written_in_toml_are_redacted_and_other_keys_kept() {
+        let r = Redactor::default();
+        let text = "[[check]]\nid = \"fly\"\ncheck = \"fly_app\"\ntoken = \"FlyV1 fm2_l1teral-fly\"\n\
+                    [[check]]\nid = \"redis\"\npassword = 'l1teral redis pass'\n\
+                    url = \"redis://127.0.0.1:6379\"\n\
+                    [[check]]\nid = \"cmd\"\nargv = [\"true\"]\n\
+                    env = { DB_PASSWORD = \"l1teral-db\", \"GITHUB_TOKEN\" = \"l1teral-gh\", HOME = \"/root\" }\n\
+                    [notify.pagerduty]\nrouting_key = \"l1teral-routing\"\n\
+                    [notify.webhook]\nsecret = \"pa\\\"ss-l1teral\"\nurl = \"{{steps.hook.url}}\"\n\
+                    [[check]]\nid = \"templated\"\ntoken = \"{{secret:FLY_API_TOKEN}}\"\n\
+                    token_url = \"https://h/oauth\"\nsecret_in_argv = \"accept-risk\"\n\
+                    tokens = [\"a\"]\nsecret = true\n";
+        let out = r.redact(text);
+        for literal in [
+            "l1teral-fly",
+            "l1teral redis pass",
+            "l1teral-db",
+            "l1teral-gh",
+            "l1teral-routing",
+            "ss-l1teral",
+        ] {
+            assert!(!out.contains(literal), "{literal} survived in {out}");
+        }
+        // The copy keeps its shape: only the quoted value goes.
+        assert!(out.contains("token = \"[REDACTED]\"\n"), "{out}");
+        // The quotes stay (the DSN rule, after this one, keeps the value).
+        assert!(out.contains("password = '[REDACTED]'\n"), "{out}");
+        assert!(out.contains("DB_PASSWORD = \"[REDACTED]\", "), "{out}");
+        assert!(out.contains("\"GITHUB_TOKEN\" = \"[REDACTED]\", "), "{out}");
+        assert!(out.contains("secret = \"[REDACTED]\"\n"), "{out}");
+        // Templates, and keys that only start with a credential's word, stay.
+        for kept in [
+            "token = \"{{secret:FLY_API_TOKEN}}\"",
+            "token_url = \"https://h/oauth\"",
+            "secret_in_argv = \"accept-risk\"",
+            "tokens = [\"a\"]",
+            "secret = true",
+            "HOME = \"/root\"",
+            "url = \"redis://127.0.0.1:6379\"",
+        ] {
+            assert!(out.contains(kept), "{kept} changed in {out}");
+        }
+        // Echoed into a recorded output, the same line is JSON-escaped.
+        let echoed = r#"{"stdout":"password = \"hunter22x\"\nok"}"#;
+        let out = r.redact(echoed);
+        assert!(!out.contains("hunter22x"), "{out}");
     }
 
     #[test]

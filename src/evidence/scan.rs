@@ -30,13 +30,19 @@ pub struct SecretFinding {
 /// that must not be there in clear.
 fn detectors() -> &'static [(&'static str, Regex)] {
     static DETECTORS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
+        let credential_key_pattern = format!(
+            r#"(?i)(?:^|[\s{{,."])[a-z0-9_\-]*(?:{})"?\s*=\s*\\?["'](?P<value>[^"'\r\n\\]+)"#,
+            super::credential_key::KEY_ENDINGS.join("|")
+        );
         [
             ("url-userinfo", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@?#]*:(?P<value>[^\s@/?#]+)@"),
             (
                 "auth-header",
-                r#"(?i)\b(?:proxy-)?authorization"?\s*:\s*"?(?:(?:basic|bearer|token|flyv1)\s+)?(?P<value>[^\s"\\][^\r\n"\\]*)"#,
+                r#"(?i)\b(?:proxy-)?authorization"?\s*[:=]\s*"?(?:(?:basic|bearer|token|flyv1)\s+)?(?P<value>[^\s"\\][^\r\n"\\]*)"#,
             ),
             ("dsn-password", r#"(?i)\bpassword\s*=\s*(?P<value>[^\s&;'"\\]+)"#),
+            // A TOML or INI key (`token = "…"`, `DB_PASSWORD = '…'`).
+            ("credential-key", credential_key_pattern.as_str()),
             // A Rails/Phoenix key base echoed by `set -x` or an env dump.
             (
                 "secret-key-base",
@@ -174,4 +180,47 @@ fn scan_file(
 
 fn count_lines(bytes: &[u8]) -> u64 {
     bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Credentials pasted into TOML (a check file copied into a bundle by a
+    /// build that did not redact them) are found; the same keys redacted,
+    /// templated or merely starting with a credential's word are not.
+    #[test]
+    fn credential_keys_in_toml_are_found_and_redacted_or_templated_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let leaky = "[[check]]\nid = \"a\"\n\
+                     headers = { Authorization = \"Bearer l1teral-bearer-value\" }\n\
+                     token = \"FlyV1 l1teral-fly\"\n\
+                     env = { DB_PASSWORD = 'l1teral-db-pass' }\n";
+        let clean = "[[check]]\nid = \"a\"\n\
+                     headers = { Authorization = \"Bearer [REDACTED]\" }\n\
+                     token = \"{{secret:FLY_API_TOKEN}}\"\n\
+                     env = { DB_PASSWORD = '[REDACTED]' }\n\
+                     token_url = \"https://h/oauth\"\nsecret_in_argv = \"accept-risk\"\n";
+        std::fs::write(dir.path().join("leaky.toml"), leaky).unwrap();
+        std::fs::write(dir.path().join("clean.toml"), clean).unwrap();
+        let files = ["leaky.toml".to_string(), "clean.toml".to_string()];
+        let (found, errors) = scan_files(dir.path(), &files, &Redactor::new(&[]), true);
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut seen: Vec<(&str, u64, &str)> = found
+            .iter()
+            .map(|f| (f.file.as_str(), f.line, f.preview.as_str()))
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("leaky.toml", 3, "auth… (20 bytes)"),
+                ("leaky.toml", 4, "cred… (17 bytes)"),
+                ("leaky.toml", 5, "cred… (15 bytes)"),
+            ]
+        );
+        for finding in &found {
+            assert!(!finding.preview.contains("l1teral"), "{finding:?}");
+        }
+    }
 }

@@ -1553,6 +1553,61 @@ fn a_literal_token_in_a_check_files_headers_is_redacted_in_its_copy() {
     }
 }
 
+/// Credentials written into a check file as TOML values under keys named
+/// like credentials (a command's `env`, a Fly check's `token`) are used,
+/// but held redacted in the file's copy, and `verify --strict` finds no
+/// credential-shaped string left.
+#[test]
+fn literal_credentials_under_credential_keys_are_redacted_in_the_copy() {
+    let _cpu = shared();
+    let ws = Workspace::new();
+    let password = "l1teral-db-canary-5e4d";
+    let token = "l1teral-gh-canary-3c2b";
+    // The command proves it got both values without naming them.
+    let body = format!(
+        "[[check]]\nid = \"env\"\ncheck = \"command\"\n\
+         argv = [\"sh\", \"-c\", \"test ${{#DB_PASSWORD}} -eq {} && test ${{#GITHUB_TOKEN}} -eq {}\"]\n\
+         env = {{ DB_PASSWORD = \"{password}\", GITHUB_TOKEN = '{token}', LANG = \"C.UTF-8\" }}\n",
+        password.len(),
+        token.len()
+    );
+    let file = ws.write("env.toml", &check_file(&body));
+    let output = sweep(&ws, &[&file], &["--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let mut copies = 0;
+    for path in files_under(&ws.artifacts()) {
+        let bytes = std::fs::read(&path).unwrap();
+        for canary in [password, token] {
+            crate::support::canary::assert_absent(&bytes, canary, &path.display().to_string());
+        }
+        if path.to_string_lossy().contains("/inputs/") {
+            let copy = String::from_utf8_lossy(&bytes);
+            assert!(
+                copy.contains(
+                    "DB_PASSWORD = \"[REDACTED]\", GITHUB_TOKEN = '[REDACTED]', LANG = \"C.UTF-8\""
+                ),
+                "the copy keeps its shape: {copy}"
+            );
+            copies += 1;
+        }
+    }
+    assert_eq!(copies, 1, "the check file was copied into the bundle");
+    for canary in [password, token] {
+        crate::support::canary::assert_absent(&output.stdout, canary, "stdout");
+        crate::support::canary::assert_absent(&output.stderr, canary, "stderr");
+    }
+    for bundle in bundles(&ws, "sweep") {
+        let strict = runproof()
+            .args(["verify", "--strict"])
+            .arg(&bundle)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&strict.stdout);
+        assert_eq!(strict.status.code(), Some(0), "{text}{}", describe(&strict));
+        assert!(!text.contains("credential-shaped"), "{text}");
+    }
+}
+
 #[test]
 fn secret_canary_never_leaks_into_any_output() {
     let _cpu = shared();
