@@ -16,16 +16,16 @@
 //! - [`scan`]: the secret scan behind `verify --scan-secrets-from-env`, and the
 //!   credential-shape warnings (`--strict`);
 //! - [`redact`]: [`Redactor`], in front of every sink;
-//! - `credential_key`: the redactor's rule for credentials under TOML keys
-//!   (`token = "…"`), matched by hand;
+//! - `keyed`: the redactor's rules for values under a key (credential
+//!   headers, `token = "…"` in TOML), matched by hand;
 //! - [`redact_stream`]: a stream redacted a window at a time, as if whole
 //!   (the copies of large sweep inputs);
 //! - `syncer`: the batched journal's `fdatasync`, on a thread of its own;
 //! - `file_syncer`: the copied inputs' `fsync`s, on a thread of their own.
 
-mod credential_key;
 mod event_json;
 mod file_syncer;
+mod keyed;
 pub mod read;
 pub mod redact;
 pub mod redact_stream;

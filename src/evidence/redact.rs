@@ -20,7 +20,7 @@ use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use regex::bytes::Regex;
 
-use super::credential_key;
+use super::keyed;
 
 /// Values shorter than this are not used as patterns: they would match
 /// ordinary text all over the bundle. Structural rules still apply to them.
@@ -72,20 +72,6 @@ const SENSITIVE_QUERY_KEYS: &[&str] = &[
     "x-amz-security-token",
 ];
 
-/// Header names whose values are credentials.
-const SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-    "apikey",
-    "api-key",
-    "api_access_token",
-    "x-auth-token",
-    "private-token",
-];
-
 /// Substrings (ASCII case-insensitive) without which no structural rule can
 /// match: the fast path skips the regexes when none occurs. URL userinfo is
 /// triggered by `@`, not `://`: nearly every journal line holds a URL, few
@@ -97,7 +83,7 @@ const TRIGGERS: &[&str] = &[
 /// Whether a header's value must never be recorded (`Authorization`,
 /// `Cookie`, `X-Api-Key`, …). Case-insensitive.
 pub fn is_sensitive_header(name: &str) -> bool {
-    SENSITIVE_HEADERS
+    keyed::HEADERS
         .iter()
         .any(|h| h.eq_ignore_ascii_case(name.trim()))
 }
@@ -1006,8 +992,10 @@ enum Finder {
         /// separators and quotes): a match holding `{{` is a template.
         braces_only_in_value: bool,
     },
+    /// Credential headers, found by hand ([`keyed::header_values`]).
+    Headers,
     /// Credentials under TOML or INI keys, found by hand
-    /// ([`super::credential_key`]).
+    /// ([`keyed::credential_values`]).
     CredentialKeys,
 }
 
@@ -1024,7 +1012,8 @@ impl Rule {
                 regex,
                 braces_only_in_value,
             } => self.replace(bytes, regex_values(regex, *braces_only_in_value, bytes)),
-            Finder::CredentialKeys => self.replace(bytes, credential_key::values(bytes)),
+            Finder::Headers => self.replace(bytes, keyed::header_values(bytes)),
+            Finder::CredentialKeys => self.replace(bytes, keyed::credential_values(bytes)),
         }
     }
 
@@ -1065,7 +1054,7 @@ impl Rule {
         // the credential-key rule before it).
         let kept = v.starts_with(b"[REDACTED")
             || v.starts_with(b"'[REDACTED")
-            || v.windows(2).any(|w| w == b"{{")
+            || memchr::memmem::find(v, b"{{").is_some()
             || (self.keep_names && is_secret_name(v));
         !kept
     }
@@ -1105,11 +1094,6 @@ fn regex_values<'a>(
 fn rules() -> &'static [Rule] {
     static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         let query_keys = SENSITIVE_QUERY_KEYS.join("|");
-        let headers = SENSITIVE_HEADERS
-            .iter()
-            .map(|h| regex::escape(h))
-            .collect::<Vec<_>>()
-            .join("|");
         let regex = |pattern: &str, braces_only_in_value| Rule {
             finder: Finder::Regex {
                 regex: Regex::new(pattern).expect("valid structural regex"),
@@ -1132,12 +1116,10 @@ fn rules() -> &'static [Rule] {
             // Authorization: Bearer <value>, as a header line, a JSON key,
             // or a TOML or INI key (`Authorization = "Bearer <value>"`, as a
             // check file's `headers` table holds it, copied into a bundle).
-            regex(
-                &format!(
-                    r#"(?i)\b(?:{headers})"?\s*[:=]\s*"?(?:(?:basic|bearer|token|flyv1|digest|negotiate|bot|apikey)\s+)?(?P<value>[^\s"\\][^\r\n"\\]*)"#
-                ),
-                true,
-            ),
+            Rule {
+                finder: Finder::Headers,
+                keep_names: false,
+            },
             // token = "…", DB_PASSWORD = '…' and friends in TOML or INI (a
             // check file's `token`, a command's `env` table): a quoted string
             // under a key that ends in a credential's word, possibly
@@ -1209,10 +1191,10 @@ mod tests {
     /// The fast path skips the rules when no trigger occurs: every key the
     /// credential-key rule reads must hold one.
     #[test]
-    fn every_credential_key_ending_holds_a_trigger() {
-        for ending in credential_key::KEY_ENDINGS {
-            assert!(has_trigger(ending.as_bytes()), "{ending}");
-            assert!(has_trigger(ending.to_uppercase().as_bytes()), "{ending}");
+    fn every_key_matched_by_hand_holds_a_trigger() {
+        for key in keyed::KEY_ENDINGS.iter().chain(keyed::HEADERS) {
+            assert!(has_trigger(key.as_bytes()), "{key}");
+            assert!(has_trigger(key.to_uppercase().as_bytes()), "{key}");
         }
     }
 

@@ -32,7 +32,7 @@ fn detectors() -> &'static [(&'static str, Regex)] {
     static DETECTORS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
         let credential_key_pattern = format!(
             r#"(?i)(?:^|[\s{{,."])[a-z0-9_\-]*(?:{})"?\s*=\s*\\?["'](?P<value>[^"'\r\n\\]+)"#,
-            super::credential_key::KEY_ENDINGS.join("|")
+            super::keyed::KEY_ENDINGS.join("|")
         );
         [
             ("url-userinfo", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@?#]*:(?P<value>[^\s@/?#]+)@"),

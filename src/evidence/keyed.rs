@@ -1,0 +1,544 @@
+//! The structural rules for values under a key, matched by hand from each
+//! separator rather than by a regex: credential headers
+//! (`Authorization: Bearer …`, `"x-api-key": "…"`, `Cookie = "…"`) and
+//! credentials under TOML or INI keys (`token = "…"`,
+//! `env = { DB_PASSWORD = '…' }`).
+//!
+//! Each rule's regex (kept in the tests, as the reference each matcher is
+//! held to) costs most where it matches least. The credential-key regex has
+//! no literal to start from (it begins at any space, `{`, `,`, `.` or `"`
+//! before a key): its engine finds candidates from the key's ending and
+//! searches backwards from each, and a check file copied into a bundle has
+//! two per check (`{{secret:BENCH_TOKEN}}` holds `secret` and `TOKEN`). The
+//! header regex runs its automaton over every byte, and matches once per
+//! check (each template `Bearer {{secret:…}}`, then kept). At 10,000 checks
+//! in one file they cost 4,700 and 4,900 instructions a check. A `:` or `=`
+//! is rarer than the bytes those engines look at, and the key before it is
+//! told from its last three bytes.
+//!
+//! Bytes, not characters: a value holding bytes that are not UTF-8 is
+//! matched too (the regexes, in Unicode mode, stop at them and leave the
+//! value as it was), and keys, spaces and word boundaries are ASCII, as
+//! header names and TOML's bare keys are.
+
+use std::ops::Range;
+
+/// How the name of a key holding a credential ends (`token`,
+/// `DB_PASSWORD`, `routing_key`), ASCII case-insensitively.
+pub(super) const KEY_ENDINGS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "routing_key",
+    "private_key",
+    "secret_key",
+    "access_key",
+];
+
+/// The last three bytes of every one of [`KEY_ENDINGS`], lower case.
+const KEY_TAILS: [&[u8]; 5] = [b"ord", b"swd", b"ret", b"ken", b"key"];
+
+/// Header names whose values are credentials.
+pub(super) const HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "apikey",
+    "api-key",
+    "api_access_token",
+    "x-auth-token",
+    "private-token",
+];
+
+/// The last three bytes of every one of [`HEADERS`], lower case.
+const HEADER_TAILS: [&[u8]; 4] = [b"ion", b"kie", b"key", b"ken"];
+
+/// Schemes a credential header's value may start with, before the value.
+const SCHEMES: &[&str] = &[
+    "basic",
+    "bearer",
+    "token",
+    "flyv1",
+    "digest",
+    "negotiate",
+    "bot",
+    "apikey",
+];
+
+/// The ranges of the values to consider, left to right, as the reference
+/// regex's `find_iter` finds its matches: each is a non-empty quoted string
+/// after `=` (spaces around it allowed, a basic string's opening quote
+/// possibly JSON-escaped as `\"`), under a key ending in one of
+/// [`KEY_ENDINGS`], the key at the text's start or after a space, `{`, `,`,
+/// `.` or `"` that no earlier match took.
+pub(super) fn credential_values(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    // Where the reference would search next: nothing before it can start a
+    // match.
+    let mut from = 0;
+    let mut equals = memchr::memchr_iter(b'=', bytes);
+    std::iter::from_fn(move || loop {
+        let eq = equals.next()?;
+        if eq < from {
+            continue;
+        }
+        // The key first: most `=` follow other keys, and it is told in a
+        // few bytes where the value would be read to its end.
+        if !key_before(bytes, eq, from) {
+            continue;
+        }
+        let Some(value) = value_after(bytes, eq + 1) else {
+            continue;
+        };
+        // The match ends after the closing quote.
+        from = value.end + 1;
+        return Some(value);
+    })
+}
+
+/// Whether a credential's key ends before `eq` (`"?` and spaces between),
+/// starting at the text's start or after a byte that starts a match at or
+/// after `from`.
+fn key_before(bytes: &[u8], eq: usize, from: usize) -> bool {
+    let mut end = eq;
+    while end > 0 && is_space(bytes[end - 1]) {
+        end -= 1;
+    }
+    if end > 0 && bytes[end - 1] == b'"' {
+        end -= 1;
+    }
+    // Every ending ends in one of these: most keys are told by three bytes.
+    let Some(tail) = end.checked_sub(3).map(|start| &bytes[start..end]) else {
+        return false;
+    };
+    if !KEY_TAILS.iter().any(|t| tail.eq_ignore_ascii_case(t)) {
+        return false;
+    }
+    let mut start = end;
+    while start > 0 && is_key_byte(bytes[start - 1]) {
+        start -= 1;
+    }
+    let key = &bytes[start..end];
+    let ends_right = KEY_ENDINGS.iter().any(|ending| ends_with(key, ending));
+    if !ends_right {
+        return false;
+    }
+    // The byte the match starts at must be one no earlier match took.
+    match start.checked_sub(1) {
+        None => from == 0,
+        Some(before) => {
+            before >= from
+                && (matches!(bytes[before], b'{' | b',' | b'.' | b'"') || is_space(bytes[before]))
+        }
+    }
+}
+
+/// The ranges of the values to consider, left to right, as the reference
+/// regex's `find_iter` finds its matches: after one of [`HEADERS`] at a word
+/// boundary, then `"`, spaces, `:` or `=`, spaces and `"` as they come, and
+/// one of [`SCHEMES`] with spaces after it if one is there, the rest of the
+/// line up to a `"` or `\`, starting with a byte that is none of those nor a
+/// space.
+pub(super) fn header_values(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut from = 0;
+    let mut separators = memchr::memchr2_iter(b':', b'=', bytes);
+    std::iter::from_fn(move || loop {
+        let at = separators.next()?;
+        if at < from || !header_before(bytes, at, from) {
+            continue;
+        }
+        let Some(value) = header_value_after(bytes, at + 1) else {
+            continue;
+        };
+        from = value.end;
+        return Some(value);
+    })
+}
+
+/// Whether one of [`HEADERS`] ends before the separator at `at` (`"?` and
+/// spaces between), at a word boundary at or after `from`. Where two names
+/// end there (`authorization`, `proxy-authorization`), the value after the
+/// separator is the same whichever the match starts with.
+fn header_before(bytes: &[u8], at: usize, from: usize) -> bool {
+    let mut end = at;
+    while end > 0 && is_space(bytes[end - 1]) {
+        end -= 1;
+    }
+    if end > 0 && bytes[end - 1] == b'"' {
+        end -= 1;
+    }
+    let Some(tail) = end.checked_sub(3).map(|start| &bytes[start..end]) else {
+        return false;
+    };
+    if !HEADER_TAILS.iter().any(|t| tail.eq_ignore_ascii_case(t)) {
+        return false;
+    }
+    HEADERS.iter().any(|name| {
+        let Some(start) = end.checked_sub(name.len()) else {
+            return false;
+        };
+        start >= from
+            && bytes[start..end].eq_ignore_ascii_case(name.as_bytes())
+            && (start == 0 || !is_word_byte(bytes[start - 1]))
+    })
+}
+
+/// The value after a header's separator, from `at`: spaces, a `"`, a scheme
+/// with spaces after it where the value starts after them, then the value.
+fn header_value_after(bytes: &[u8], at: usize) -> Option<Range<usize>> {
+    let mut i = skip_spaces(bytes, at);
+    if bytes.get(i) == Some(&b'"') {
+        i += 1;
+    }
+    let after_scheme = SCHEMES.iter().find_map(|scheme| {
+        let end = i + scheme.len();
+        let word = bytes.get(i..end)?;
+        if !word.eq_ignore_ascii_case(scheme.as_bytes()) {
+            return None;
+        }
+        let value = skip_spaces(bytes, end);
+        (value > end && bytes.get(value).is_some_and(|&b| starts_header_value(b))).then_some(value)
+    });
+    let start = after_scheme.unwrap_or(i);
+    if !bytes.get(start).is_some_and(|&b| starts_header_value(b)) {
+        return None;
+    }
+    let len = bytes[start..]
+        .iter()
+        .position(|&b| matches!(b, b'\r' | b'\n' | b'"' | b'\\'))
+        .unwrap_or(bytes.len() - start);
+    Some(start..start + len)
+}
+
+/// A header value's first byte: not a space, `"` or `\`.
+fn starts_header_value(b: u8) -> bool {
+    !is_space(b) && b != b'"' && b != b'\\'
+}
+
+fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && is_space(bytes[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// Whether `key` ends in `ending`, ASCII case-insensitively.
+fn ends_with(key: &[u8], ending: &str) -> bool {
+    key.len() >= ending.len()
+        && key[key.len() - ending.len()..].eq_ignore_ascii_case(ending.as_bytes())
+}
+
+/// A byte of a word, as an ASCII regex's `\b` reads it.
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The value of the quoted string after spaces from `at`: a basic string
+/// (`"…"`, escapes kept whole, opened as `"` or `\"`) or a literal one
+/// (`'…'`), on one line and not empty; `None` when there is none.
+fn value_after(bytes: &[u8], at: usize) -> Option<Range<usize>> {
+    let mut i = at;
+    while i < bytes.len() && is_space(bytes[i]) {
+        i += 1;
+    }
+    match bytes.get(i)? {
+        b'\'' => {
+            let start = i + 1;
+            let len = bytes[start..]
+                .iter()
+                .position(|&b| matches!(b, b'\'' | b'\r' | b'\n'))?;
+            (len > 0 && bytes[start + len] == b'\'').then_some(start..start + len)
+        }
+        quote @ (b'"' | b'\\') => {
+            let mut start = i + 1;
+            if *quote == b'\\' {
+                if bytes.get(start) != Some(&b'"') {
+                    return None;
+                }
+                start += 1;
+            }
+            let mut j = start;
+            loop {
+                match *bytes.get(j)? {
+                    b'"' => return (j > start).then_some(start..j),
+                    b'\r' | b'\n' => return None,
+                    // An escape: the byte after it, whatever it is, but a
+                    // line's end.
+                    b'\\' => match *bytes.get(j + 1)? {
+                        b'\n' => return None,
+                        _ => j += 2,
+                    },
+                    _ => j += 1,
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A byte of a bare key as the rule reads it.
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// `\s` of an ASCII regex: space, `\t`, `\n`, `\v`, `\f`, `\r`.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex::bytes::Regex;
+
+    /// The credential-key rule as a regex (ASCII, as the matcher is): what
+    /// [`credential_values`] must find.
+    fn reference() -> Regex {
+        Regex::new(&format!(
+            r#"(?i-u)(?:^|[\s{{,."])[a-z0-9_\-]*(?:{})"?\s*=\s*(?:\\?"(?P<value>(?:[^"\\\r\n]|\\.)+)"|'(?P<literal>[^'\r\n]+)')"#,
+            KEY_ENDINGS.join("|")
+        ))
+        .unwrap()
+    }
+
+    fn by_reference(regex: &Regex, text: &[u8]) -> Vec<Range<usize>> {
+        regex
+            .captures_iter(text)
+            .map(|c| {
+                c.name("value")
+                    .or_else(|| c.name("literal"))
+                    .unwrap()
+                    .range()
+            })
+            .collect()
+    }
+
+    /// The header rule as a regex (ASCII, as the matcher is): what
+    /// [`header_values`] must find.
+    fn header_reference() -> Regex {
+        let names: Vec<String> = HEADERS.iter().map(|h| regex::escape(h)).collect();
+        Regex::new(&format!(
+            r#"(?i-u)\b(?:{})"?\s*[:=]\s*"?(?:(?:{})\s+)?(?P<value>[^\s"\\][^\r\n"\\]*)"#,
+            names.join("|"),
+            SCHEMES.join("|")
+        ))
+        .unwrap()
+    }
+
+    fn tails_hold(tails: &[&[u8]], words: &[&str]) {
+        for word in words {
+            assert!(
+                tails.contains(&&word.as_bytes()[word.len() - 3..]),
+                "{word}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_key_ends_in_a_tail_the_quick_test_lets_through() {
+        tails_hold(&KEY_TAILS, KEY_ENDINGS);
+        tails_hold(&HEADER_TAILS, HEADERS);
+    }
+
+    #[test]
+    fn the_header_matcher_finds_what_the_reference_regex_finds() {
+        let regex = header_reference();
+        let cases: &[&[u8]] = &[
+            b"Authorization: Bearer abc.def\r\nAccept: */*\r\n",
+            b"headers = { Authorization = \"Bearer {{secret:T}}\", \"X-Api-Key\" = \"k\" }\n",
+            b"{\"authorization\":\"Bearer x\",\"cookie\":\"a=b; c=d\"}",
+            b"Proxy-Authorization: Basic dXNlcjpw\nxproxy-authorization: Basic y\n",
+            b"ax-api-key: v\nset-cookie: s=1\nmy_cookie: no\n",
+            b"Authorization: Bearer\n  next: 1",
+            b"Authorization: Bearer \"x\"",
+            b"Authorization:   \"Bots x\"",
+            b"authorization: token\tflyv1 z",
+            b"Cookie:\n\n\"",
+            b"Cookie: \\x",
+            b"X-Auth-Token = 'quoted' ; private-token:p;api_access_token:t",
+            b"authorization:a authorization:b",
+            b"authorization:\"a\"authorization:b",
+            b"Authorization: \xff\xfe bytes",
+            b"apikey=k&x=1 api-key : v",
+        ];
+        for text in cases {
+            assert_eq!(
+                header_values(text).collect::<Vec<_>>(),
+                by_reference(&regex, text),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn random_texts_are_matched_as_the_header_reference_matches_them() {
+        let regex = header_reference();
+        let pieces: &[&[u8]] = &[
+            b"authorization",
+            b"Proxy-",
+            b"proxy-authorization",
+            b"COOKIE",
+            b"set-",
+            b"x-api-key",
+            b"apikey",
+            b"api-key",
+            b"api_access_token",
+            b"x-auth-token",
+            b"private-token",
+            b"x",
+            b"_",
+            b"-",
+            b":",
+            b"=",
+            b" : ",
+            b"\"",
+            b"'",
+            b"\\",
+            b" ",
+            b"\t",
+            b"\n",
+            b"\r\n",
+            b"\r",
+            b"Bearer",
+            b"basic ",
+            b"bot",
+            b"Bots",
+            b"v4lue",
+            b"{{secret:T}}",
+            b"[REDACTED]",
+            b"\xff",
+            b";",
+            b",",
+            b"{",
+            b"\nAuthorization: Bearer ",
+            b"\"x-api-key\": \"",
+            b"Cookie = \"",
+        ];
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut matched = 0;
+        for _ in 0..20_000 {
+            let mut text = Vec::new();
+            for _ in 0..rng.usize(1..24) {
+                text.extend_from_slice(pieces[rng.usize(..pieces.len())]);
+            }
+            let expected = by_reference(&regex, &text);
+            matched += expected.len();
+            assert_eq!(
+                header_values(&text).collect::<Vec<_>>(),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        assert!(matched > 5_000, "{matched}");
+    }
+
+    #[test]
+    fn the_matcher_finds_what_the_reference_regex_finds() {
+        let regex = reference();
+        let cases: &[&[u8]] = &[
+            b"token = \"FlyV1 fm2_x\"\n",
+            b"token=\"a\"",
+            b"x token = \"a\"",
+            b"{ DB_PASSWORD = \"p\", \"GITHUB_TOKEN\" = 'q', HOME = \"/r\" }",
+            b"a.b.secret = \"s\"",
+            b":secret = \"s\"",
+            b"token_url = \"https://h\"\nsecret_in_argv = \"accept-risk\"\ntokens = [\"a\"]\nsecret = true\n",
+            b"token = \"\"\ntoken = ''\ntoken = \"open\ntoken = 'open\n",
+            b"{\"stdout\":\"password = \\\"hunter22x\\\"\\nok\"}",
+            b"token = \"pa\\\"ss\" secret = 'x'",
+            b"token=\"a\"token=\"b\"",
+            b"token=\"a\" token=\"b\"",
+            b"token = \"a\\\nb\"",
+            b"token = \"a\rb\" secret = 'c\rd'",
+            b"routing_key =\n  \"multi-line gap\"",
+            b"secret = \"\xff\xfe not utf-8\"",
+            b"Secret\t=\x0b'tab'",
+            b"==token=='x'",
+            b"\"token\" = \"quoted key\"",
+            b"token\"\" = \"two quotes\"",
+        ];
+        for text in cases {
+            assert_eq!(
+                credential_values(text).collect::<Vec<_>>(),
+                by_reference(&regex, text),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    /// Random texts of the bytes the rule turns on, compared with the
+    /// reference: every shape of key, quote, escape, space and line end.
+    #[test]
+    fn random_texts_are_matched_as_the_reference_matches_them() {
+        let regex = reference();
+        let pieces: &[&[u8]] = &[
+            b"token",
+            b"TOKEN",
+            b"Password",
+            b"passwd",
+            b"secret",
+            b"api_key",
+            b"apikey",
+            b"routing_key",
+            b"x_",
+            b"-",
+            b"id",
+            b"key",
+            b"=",
+            b" = ",
+            b"\"",
+            b"'",
+            b"\\",
+            b"\\\"",
+            b" ",
+            b"\t",
+            b"\n",
+            b"\r\n",
+            b"{",
+            b",",
+            b".",
+            b":",
+            b"a",
+            b"[REDACTED]",
+            b"{{secret:T}}",
+            b"\xff",
+            // Whole shapes, so that matches are common.
+            b" token = \"",
+            b"\nDB_PASSWORD='",
+            b"{ \"GITHUB_TOKEN\" = \\\"",
+            b",secret=\"",
+            b".api_key =\n'",
+            b"v4lue\"",
+            b"v4lue'",
+            b"v4l\\\"ue\"",
+            b"\\\"",
+            b"x\r\n\"",
+            b"\r",
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut matched = 0;
+        for _ in 0..20_000 {
+            let mut text = Vec::new();
+            for _ in 0..rng.usize(1..24) {
+                text.extend_from_slice(pieces[rng.usize(..pieces.len())]);
+            }
+            let expected = by_reference(&regex, &text);
+            matched += expected.len();
+            assert_eq!(
+                credential_values(&text).collect::<Vec<_>>(),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        // The texts matched often enough for the comparison to mean something.
+        assert!(matched > 5_000, "{matched}");
+    }
+}
