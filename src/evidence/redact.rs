@@ -54,24 +54,6 @@ const URI_COMPONENT: &AsciiSet = &STRICT
     .remove(b')')
     .remove(b'*');
 
-/// Query keys whose values are credentials.
-const SENSITIVE_QUERY_KEYS: &[&str] = &[
-    "token",
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "client_secret",
-    "key",
-    "apikey",
-    "api_key",
-    "sig",
-    "signature",
-    "secret",
-    "password",
-    "x-amz-signature",
-    "x-amz-security-token",
-];
-
 /// Substrings (ASCII case-insensitive) without which no structural rule can
 /// match: the fast path skips the regexes when none occurs. URL userinfo is
 /// triggered by `@`, not `://`: nearly every journal line holds a URL, few
@@ -986,17 +968,17 @@ struct Rule {
 /// How a rule finds the values it may replace.
 enum Finder {
     /// A regex whose `value` group is the value.
-    Regex {
-        regex: Regex,
-        /// Only a match's `value` can hold `{{` (its other parts are names,
-        /// separators and quotes): a match holding `{{` is a template.
-        braces_only_in_value: bool,
-    },
+    Regex(Regex),
+    /// Credentials in query strings, found by hand
+    /// ([`keyed::query_values`]).
+    Query,
     /// Credential headers, found by hand ([`keyed::header_values`]).
     Headers,
     /// Credentials under TOML or INI keys, found by hand
     /// ([`keyed::credential_values`]).
     CredentialKeys,
+    /// Credentials under JSON keys, found by hand ([`keyed::json_values`]).
+    Json,
 }
 
 impl Rule {
@@ -1008,12 +990,11 @@ impl Rule {
     /// rule.
     fn apply<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
         match &self.finder {
-            Finder::Regex {
-                regex,
-                braces_only_in_value,
-            } => self.replace(bytes, regex_values(regex, *braces_only_in_value, bytes)),
+            Finder::Regex(regex) => self.replace(bytes, regex_values(regex, bytes)),
+            Finder::Query => self.replace(bytes, keyed::query_values(bytes)),
             Finder::Headers => self.replace(bytes, keyed::header_values(bytes)),
             Finder::CredentialKeys => self.replace(bytes, keyed::credential_values(bytes)),
+            Finder::Json => self.replace(bytes, keyed::json_values(bytes)),
         }
     }
 
@@ -1068,19 +1049,12 @@ fn is_secret_name(v: &[u8]) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
 }
 
-/// The `value` of each match of `regex`, but a template's. A match holding
-/// `{{` where only the value can is a template, kept: known without
-/// resolving the match's groups, which costs over twice what finding it does
-/// (a check file copied into a bundle holds one such match per check).
+/// The `value` of each match of `regex`.
 fn regex_values<'a>(
     regex: &'a Regex,
-    braces_only_in_value: bool,
     bytes: &'a [u8],
 ) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
     regex.find_iter(bytes).filter_map(move |found| {
-        if braces_only_in_value && memchr::memmem::find(found.as_bytes(), b"{{").is_some() {
-            return None;
-        }
         // The same match, with its groups: a search from its start finds it
         // again (leftmost-first, with the text before it in view).
         match regex.captures_at(bytes, found.start()) {
@@ -1093,26 +1067,21 @@ fn regex_values<'a>(
 
 fn rules() -> &'static [Rule] {
     static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
-        let query_keys = SENSITIVE_QUERY_KEYS.join("|");
-        let regex = |pattern: &str, braces_only_in_value| Rule {
-            finder: Finder::Regex {
-                regex: Regex::new(pattern).expect("valid structural regex"),
-                braces_only_in_value,
-            },
-            keep_names: false,
-        };
         vec![
             // scheme://user:password@host. The user name, before the value,
             // may hold anything but `:`, `/`, `@`, `?`, `#` and spaces.
-            regex(
-                r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@?#]*:(?P<value>[^\s@/?#]+)@",
-                false,
-            ),
+            Rule {
+                finder: Finder::Regex(
+                    Regex::new(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@?#]*:(?P<value>[^\s@/?#]+)@")
+                        .expect("valid structural regex"),
+                ),
+                keep_names: false,
+            },
             // ?token=… &sig=… (query strings and form bodies)
-            regex(
-                &format!(r#"(?i)(?:^|[?&;\s"])(?:{query_keys})=(?P<value>[^&#\s"'\\]+)"#),
-                true,
-            ),
+            Rule {
+                finder: Finder::Query,
+                keep_names: false,
+            },
             // Authorization: Bearer <value>, as a header line, a JSON key,
             // or a TOML or INI key (`Authorization = "Bearer <value>"`, as a
             // check file's `headers` table holds it, copied into a bundle).
@@ -1129,18 +1098,18 @@ fn rules() -> &'static [Rule] {
                 keep_names: false,
             },
             // key/value DSN: password=secret or password='a secret'
-            regex(
-                r#"(?i)\bpassword\s*=\s*(?P<value>'(?:[^'\\]|\\.)*'|[^\s&;'"\\]+)"#,
-                true,
-            ),
+            Rule {
+                finder: Finder::Regex(
+                    Regex::new(r#"(?i)\bpassword\s*=\s*(?P<value>'(?:[^'\\]|\\.)*'|[^\s&;'"\\]+)"#)
+                        .expect("valid structural regex"),
+                ),
+                keep_names: false,
+            },
             // "password": "…" and friends in JSON, where checks also record
             // which secret (by name) they looked at.
             Rule {
+                finder: Finder::Json,
                 keep_names: true,
-                ..regex(
-                    r#"(?i)"(?:password|passwd|secret|client_secret|token|access_token|refresh_token|api_key|apikey)"\s*:\s*"(?P<value>(?:[^"\\]|\\.)+)""#,
-                    true,
-                )
             },
         ]
     });
@@ -1192,7 +1161,13 @@ mod tests {
     /// credential-key rule reads must hold one.
     #[test]
     fn every_key_matched_by_hand_holds_a_trigger() {
-        for key in keyed::KEY_ENDINGS.iter().chain(keyed::HEADERS) {
+        let keys = [
+            keyed::KEY_ENDINGS,
+            keyed::HEADERS,
+            keyed::QUERY_KEYS,
+            keyed::JSON_KEYS,
+        ];
+        for key in keys.concat() {
             assert!(has_trigger(key.as_bytes()), "{key}");
             assert!(has_trigger(key.to_uppercase().as_bytes()), "{key}");
         }
