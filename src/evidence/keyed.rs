@@ -111,6 +111,35 @@ const SCHEMES: &[&str] = &[
     "apikey",
 ];
 
+/// The values after `separators` (ascending), left to right as a regex's
+/// `find_iter` finds its matches: at each separator with a key before it
+/// (`key_before`, told where the last match ended) and a value after it
+/// (`value_after`, from the byte after the separator). A match ends
+/// `closing` bytes after its value (its closing quote, if it has one); the
+/// next starts no earlier.
+fn values_at<'a>(
+    bytes: &'a [u8],
+    mut separators: impl Iterator<Item = usize> + 'a,
+    key_before: impl Fn(&[u8], usize, usize) -> bool + 'a,
+    value_after: impl Fn(&[u8], usize) -> Option<Range<usize>> + 'a,
+    closing: usize,
+) -> impl Iterator<Item = Range<usize>> + 'a {
+    let mut from = 0;
+    std::iter::from_fn(move || loop {
+        let at = separators.next()?;
+        // The key first: most separators follow other keys, and it is told
+        // in a few bytes where the value would be read to its end.
+        if at < from || !key_before(bytes, at, from) {
+            continue;
+        }
+        let Some(value) = value_after(bytes, at + 1) else {
+            continue;
+        };
+        from = value.end + closing;
+        return Some(value);
+    })
+}
+
 /// The ranges of the values to consider, left to right, as the reference
 /// regex's `find_iter` finds its matches: each is a non-empty quoted string
 /// after `=` (spaces around it allowed, a basic string's opening quote
@@ -118,37 +147,21 @@ const SCHEMES: &[&str] = &[
 /// [`KEY_ENDINGS`], the key at the text's start or after a space, `{`, `,`,
 /// `.` or `"` that no earlier match took.
 pub(super) fn credential_values(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
-    // Where the reference would search next: nothing before it can start a
-    // match.
-    let mut from = 0;
-    let mut equals = memchr::memchr_iter(b'=', bytes);
-    std::iter::from_fn(move || loop {
-        let eq = equals.next()?;
-        if eq < from {
-            continue;
-        }
-        // The key first: most `=` follow other keys, and it is told in a
-        // few bytes where the value would be read to its end.
-        if !key_before(bytes, eq, from) {
-            continue;
-        }
-        let Some(value) = value_after(bytes, eq + 1) else {
-            continue;
-        };
-        // The match ends after the closing quote.
-        from = value.end + 1;
-        return Some(value);
-    })
+    // The match ends after the closing quote.
+    values_at(
+        bytes,
+        memchr::memchr_iter(b'=', bytes),
+        key_before,
+        value_after,
+        1,
+    )
 }
 
 /// Whether a credential's key ends before `eq` (`"?` and spaces between),
 /// starting at the text's start or after a byte that starts a match at or
 /// after `from`.
 fn key_before(bytes: &[u8], eq: usize, from: usize) -> bool {
-    let mut end = eq;
-    while end > 0 && is_space(bytes[end - 1]) {
-        end -= 1;
-    }
+    let mut end = skip_spaces_back(bytes, eq);
     if end > 0 && bytes[end - 1] == b'"' {
         end -= 1;
     }
@@ -181,19 +194,8 @@ fn key_before(bytes: &[u8], eq: usize, from: usize) -> bool {
 /// line up to a `"` or `\`, starting with a byte that is none of those nor a
 /// space.
 pub(super) fn header_values(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
-    let mut from = 0;
-    let mut separators = memchr::memchr2_iter(b':', b'=', bytes);
-    std::iter::from_fn(move || loop {
-        let at = separators.next()?;
-        if at < from || !header_before(bytes, at, from) {
-            continue;
-        }
-        let Some(value) = header_value_after(bytes, at + 1) else {
-            continue;
-        };
-        from = value.end;
-        return Some(value);
-    })
+    let separators = memchr::memchr2_iter(b':', b'=', bytes);
+    values_at(bytes, separators, header_before, header_value_after, 0)
 }
 
 /// Whether one of [`HEADERS`] ends before the separator at `at` (`"?` and
@@ -201,10 +203,7 @@ pub(super) fn header_values(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> 
 /// end there (`authorization`, `proxy-authorization`), the value after the
 /// separator is the same whichever the match starts with.
 fn header_before(bytes: &[u8], at: usize, from: usize) -> bool {
-    let mut end = at;
-    while end > 0 && is_space(bytes[end - 1]) {
-        end -= 1;
-    }
+    let mut end = skip_spaces_back(bytes, at);
     if end > 0 && bytes[end - 1] == b'"' {
         end -= 1;
     }
@@ -253,6 +252,14 @@ fn starts_header_value(b: u8) -> bool {
     !is_space(b) && b != b'"' && b != b'\\'
 }
 
+/// Where the spaces before `end` start.
+fn skip_spaces_back(bytes: &[u8], mut end: usize) -> usize {
+    while end > 0 && is_space(bytes[end - 1]) {
+        end -= 1;
+    }
+    end
+}
+
 fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
     while i < bytes.len() && is_space(bytes[i]) {
         i += 1;
@@ -277,23 +284,18 @@ fn is_word_byte(b: u8) -> bool {
 /// the text's start or after `?`, `&`, `;`, a space or `"` that no earlier
 /// match took.
 pub(super) fn query_values(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
-    let mut from = 0;
-    let mut equals = memchr::memchr_iter(b'=', bytes);
-    std::iter::from_fn(move || loop {
-        let eq = equals.next()?;
-        if eq < from || !query_key_before(bytes, eq, from) {
-            continue;
-        }
-        let len = bytes[eq + 1..]
-            .iter()
-            .position(|&b| matches!(b, b'&' | b'#' | b'"' | b'\'' | b'\\') || is_space(b))
-            .unwrap_or(bytes.len() - eq - 1);
-        if len == 0 {
-            continue;
-        }
-        from = eq + 1 + len;
-        return Some(eq + 1..from);
-    })
+    let equals = memchr::memchr_iter(b'=', bytes);
+    values_at(bytes, equals, query_key_before, query_value_after, 0)
+}
+
+/// A query value from `at`: up to `&`, `#`, a space, a quote or `\\`, not
+/// empty.
+fn query_value_after(bytes: &[u8], at: usize) -> Option<Range<usize>> {
+    let len = bytes[at..]
+        .iter()
+        .position(|&b| matches!(b, b'&' | b'#' | b'"' | b'\'' | b'\\') || is_space(b))
+        .unwrap_or(bytes.len() - at);
+    (len > 0).then_some(at..at + len)
 }
 
 /// Whether one of [`QUERY_KEYS`] ends right before `eq`, at the text's
@@ -323,28 +325,15 @@ fn query_key_before(bytes: &[u8], eq: usize, from: usize) -> bool {
 /// kept whole) after `:` and spaces, under one of [`JSON_KEYS`] quoted
 /// (`"token"`), with spaces before the `:`.
 pub(super) fn json_values(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
-    let mut from = 0;
-    let mut colons = memchr::memchr_iter(b':', bytes);
-    std::iter::from_fn(move || loop {
-        let colon = colons.next()?;
-        if colon < from || !json_key_before(bytes, colon, from) {
-            continue;
-        }
-        let Some(value) = json_string_after(bytes, colon + 1) else {
-            continue;
-        };
-        from = value.end + 1;
-        return Some(value);
-    })
+    let colons = memchr::memchr_iter(b':', bytes);
+    // The match ends after the closing quote.
+    values_at(bytes, colons, json_key_before, json_string_after, 1)
 }
 
 /// Whether one of [`JSON_KEYS`], quoted, ends before `colon` (spaces
 /// between), its opening quote at or after `from`.
 fn json_key_before(bytes: &[u8], colon: usize, from: usize) -> bool {
-    let mut end = colon;
-    while end > 0 && is_space(bytes[end - 1]) {
-        end -= 1;
-    }
+    let end = skip_spaces_back(bytes, colon);
     if end == 0 || bytes[end - 1] != b'"' {
         return false;
     }
