@@ -121,7 +121,7 @@ fn values_at<'a>(
     bytes: &'a [u8],
     mut separators: impl Iterator<Item = usize> + 'a,
     key_before: impl Fn(&[u8], usize, usize) -> bool + 'a,
-    value_after: impl Fn(&[u8], usize) -> Option<Range<usize>> + 'a,
+    mut value_after: impl FnMut(&[u8], usize) -> Option<Range<usize>> + 'a,
     closing: usize,
 ) -> impl Iterator<Item = Range<usize>> + 'a {
     let mut from = 0;
@@ -147,12 +147,13 @@ fn values_at<'a>(
 /// [`KEY_ENDINGS`], the key at the text's start or after a space, `{`, `,`,
 /// `.` or `"` that no earlier match took.
 pub(super) fn credential_values(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut unclosed_to = 0;
     // The match ends after the closing quote.
     values_at(
         bytes,
         memchr::memchr_iter(b'=', bytes),
         key_before,
-        value_after,
+        move |bytes: &[u8], at| value_after(bytes, at, &mut unclosed_to),
         1,
     )
 }
@@ -386,11 +387,17 @@ fn tail_is(bytes: &[u8], end: usize, tails: &[&[u8]]) -> bool {
 /// The value of the quoted string after spaces from `at`: a basic string
 /// (`"…"`, escapes kept whole, opened as `"` or `\"`) or a literal one
 /// (`'…'`), on one line and not empty; `None` when there is none.
-fn value_after(bytes: &[u8], at: usize) -> Option<Range<usize>> {
-    let mut i = at;
-    while i < bytes.len() && is_space(bytes[i]) {
-        i += 1;
-    }
+///
+/// `unclosed_to` keeps each search linear in the text: where the last basic
+/// string found unclosed met its line's end. A later one opened before that
+/// is unclosed too, so it is not read again. (Every `"` the earlier string's
+/// reading passed was escaped, or it would have closed it: so the later
+/// string's first byte is one that reading stood on, and from there the two
+/// read alike, to the same end. Without this, a line of `token=\"x ` a
+/// million bytes long, as a hostile server's body may be, was read once
+/// for each of its `=`.)
+fn value_after(bytes: &[u8], at: usize, unclosed_to: &mut usize) -> Option<Range<usize>> {
+    let i = skip_spaces(bytes, at);
     match bytes.get(i)? {
         b'\'' => {
             let start = i + 1;
@@ -407,20 +414,28 @@ fn value_after(bytes: &[u8], at: usize) -> Option<Range<usize>> {
                 }
                 start += 1;
             }
+            // `start - 1` is the opening quote.
+            if start - 1 < *unclosed_to {
+                return None;
+            }
             let mut j = start;
-            loop {
-                match *bytes.get(j)? {
-                    b'"' => return (j > start).then_some(start..j),
-                    b'\r' | b'\n' => return None,
+            let unclosed_at = loop {
+                match bytes.get(j) {
+                    None => break bytes.len(),
+                    Some(b'"') => return (j > start).then_some(start..j),
+                    Some(b'\r' | b'\n') => break j,
                     // An escape: the byte after it, whatever it is, but a
                     // line's end.
-                    b'\\' => match *bytes.get(j + 1)? {
-                        b'\n' => return None,
-                        _ => j += 2,
+                    Some(b'\\') => match bytes.get(j + 1) {
+                        None => break bytes.len(),
+                        Some(b'\n') => break j,
+                        Some(_) => j += 2,
                     },
-                    _ => j += 1,
+                    Some(_) => j += 1,
                 }
-            }
+            };
+            *unclosed_to = unclosed_at;
+            None
         }
         _ => None,
     }
@@ -643,6 +658,27 @@ mod tests {
             ],
             4,
         );
+    }
+
+    /// A hostile body: a line of 4 MiB of `token=\"x ` holds 400,000
+    /// basic strings, none closed. Each is read once (the search is linear),
+    /// so this takes milliseconds; read again from each `=`, it would take
+    /// hours. The bound is a watchdog, not a speed target.
+    #[test]
+    fn a_line_of_unclosed_strings_is_read_once() {
+        let mut text = b"token=\\\"x ".repeat(400_000);
+        text.extend_from_slice(b"\ntoken = \"after\"\n");
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let found: Vec<_> = credential_values(&text).collect();
+            let _ = done.send((found, text.len()));
+        });
+        let (found, len) = finished
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("the search ends");
+        // Only the closed string after the line.
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0], len - 7..len - 2);
     }
 
     #[test]
