@@ -162,10 +162,7 @@ pub(super) fn credential_values(bytes: &[u8]) -> impl Iterator<Item = Range<usiz
 /// starting at the text's start or after a byte that starts a match at or
 /// after `from`.
 fn key_before(bytes: &[u8], eq: usize, from: usize) -> bool {
-    let mut end = skip_spaces_back(bytes, eq);
-    if end > 0 && bytes[end - 1] == b'"' {
-        end -= 1;
-    }
+    let end = key_end(bytes, eq);
     if !tail_is(bytes, end, &KEY_TAILS) {
         return false;
     }
@@ -178,13 +175,28 @@ fn key_before(bytes: &[u8], eq: usize, from: usize) -> bool {
     if !ends_right {
         return false;
     }
-    // The byte the match starts at must be one no earlier match took.
+    may_start(bytes, start, from, |b| {
+        matches!(b, b'{' | b',' | b'.' | b'"')
+    })
+}
+
+/// Where a key before `separator` ends: before the spaces, and a `"` that
+/// may close a quoted key, in front of the separator.
+fn key_end(bytes: &[u8], separator: usize) -> usize {
+    let end = skip_spaces_back(bytes, separator);
+    match end.checked_sub(1) {
+        Some(quote) if bytes[quote] == b'"' => quote,
+        _ => end,
+    }
+}
+
+/// Whether a match may start before a key at `start`: at the text's start
+/// while nothing has matched, or at the byte before the key, a space or one
+/// that `opens` a match, which no earlier match took (none before `from`).
+fn may_start(bytes: &[u8], start: usize, from: usize, opens: impl Fn(u8) -> bool) -> bool {
     match start.checked_sub(1) {
         None => from == 0,
-        Some(before) => {
-            before >= from
-                && (matches!(bytes[before], b'{' | b',' | b'.' | b'"') || is_space(bytes[before]))
-        }
+        Some(before) => before >= from && (opens(bytes[before]) || is_space(bytes[before])),
     }
 }
 
@@ -204,10 +216,7 @@ pub(super) fn header_values(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> 
 /// end there (`authorization`, `proxy-authorization`), the value after the
 /// separator is the same whichever the match starts with.
 fn header_before(bytes: &[u8], at: usize, from: usize) -> bool {
-    let mut end = skip_spaces_back(bytes, at);
-    if end > 0 && bytes[end - 1] == b'"' {
-        end -= 1;
-    }
+    let end = key_end(bytes, at);
     if !tail_is(bytes, end, &HEADER_TAILS) {
         return false;
     }
@@ -310,14 +319,9 @@ fn query_key_before(bytes: &[u8], eq: usize, from: usize) -> bool {
             return false;
         };
         bytes[start..eq].eq_ignore_ascii_case(key.as_bytes())
-            && match start.checked_sub(1) {
-                None => from == 0,
-                Some(before) => {
-                    before >= from
-                        && (matches!(bytes[before], b'?' | b'&' | b';' | b'"')
-                            || is_space(bytes[before]))
-                }
-            }
+            && may_start(bytes, start, from, |b| {
+                matches!(b, b'?' | b'&' | b';' | b'"')
+            })
     })
 }
 

@@ -238,9 +238,10 @@ mod tests {
         let whole = r.redact_bytes(&text);
         assert!(String::from_utf8_lossy(&whole).contains("[REDACTED:MULTI]"));
         assert_ne!(halves, *whole);
-        // Judged at that cut alone: refused, or what is written stops before
-        // the secret, and the rest's redaction (which holds the whole
-        // secret's marker) completes the whole text's.
+        // Judged at that cut alone, it is taken: the text after it, redacted
+        // alone, holds the whole secret's marker. What is written stops
+        // before the secret, and the rest's redaction completes the whole
+        // text's.
         let margin = text.len() - cut;
         let (at, written) = safe_cut(&r, &text[..cut + margin], margin).expect("a cut");
         let mut joined = written.to_vec();

@@ -100,6 +100,25 @@ fn assert_verifies(bundle: &Path) {
     );
 }
 
+/// No file of the workspace's bundles holds any of `canaries`, and the one
+/// copy of the check file under `inputs/` holds `shape` (the credential
+/// redacted, the line as it was).
+fn assert_input_copy_redacted(ws: &Workspace, canaries: &[&str], shape: &str) {
+    let mut copies = 0;
+    for path in files_under(&ws.artifacts()) {
+        let bytes = std::fs::read(&path).unwrap();
+        for canary in canaries {
+            crate::support::canary::assert_absent(&bytes, canary, &path.display().to_string());
+        }
+        if path.to_string_lossy().contains("/inputs/") {
+            let copy = String::from_utf8_lossy(&bytes);
+            assert!(copy.contains(shape), "the copy keeps its shape: {copy}");
+            copies += 1;
+        }
+    }
+    assert_eq!(copies, 1, "the check file was copied into the bundle");
+}
+
 /// A folder `checks/` in the workspace with the given files.
 fn checks_dir(ws: &Workspace, files: &[(&str, String)]) -> PathBuf {
     let dir = ws.path().join("checks");
@@ -1531,22 +1550,11 @@ fn a_literal_token_in_a_check_files_headers_is_redacted_in_its_copy() {
             .any(|a| a == &format!("Bearer {token}")),
         "the token was really sent"
     );
-    let mut copies = 0;
-    for path in files_under(&ws.artifacts()) {
-        let bytes = std::fs::read(&path).unwrap();
-        for canary in [token, api_key] {
-            crate::support::canary::assert_absent(&bytes, canary, &path.display().to_string());
-        }
-        if path.to_string_lossy().contains("/inputs/") {
-            let copy = String::from_utf8_lossy(&bytes);
-            assert!(
-                copy.contains("Authorization = \"Bearer [REDACTED]\""),
-                "the copy keeps its shape: {copy}"
-            );
-            copies += 1;
-        }
-    }
-    assert_eq!(copies, 1, "the check file was copied into the bundle");
+    assert_input_copy_redacted(
+        &ws,
+        &[token, api_key],
+        "Authorization = \"Bearer [REDACTED]\"",
+    );
     crate::support::canary::assert_absent(&output.stdout, token, "stdout");
     for bundle in bundles(&ws, "sweep") {
         assert_verifies(&bundle);
@@ -1574,34 +1582,17 @@ fn literal_credentials_under_credential_keys_are_redacted_in_the_copy() {
     let file = ws.write("env.toml", &check_file(&body));
     let output = sweep(&ws, &[&file], &["--json"]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    let mut copies = 0;
-    for path in files_under(&ws.artifacts()) {
-        let bytes = std::fs::read(&path).unwrap();
-        for canary in [password, token] {
-            crate::support::canary::assert_absent(&bytes, canary, &path.display().to_string());
-        }
-        if path.to_string_lossy().contains("/inputs/") {
-            let copy = String::from_utf8_lossy(&bytes);
-            assert!(
-                copy.contains(
-                    "DB_PASSWORD = \"[REDACTED]\", GITHUB_TOKEN = '[REDACTED]', LANG = \"C.UTF-8\""
-                ),
-                "the copy keeps its shape: {copy}"
-            );
-            copies += 1;
-        }
-    }
-    assert_eq!(copies, 1, "the check file was copied into the bundle");
+    assert_input_copy_redacted(
+        &ws,
+        &[password, token],
+        "DB_PASSWORD = \"[REDACTED]\", GITHUB_TOKEN = '[REDACTED]', LANG = \"C.UTF-8\"",
+    );
     for canary in [password, token] {
         crate::support::canary::assert_absent(&output.stdout, canary, "stdout");
         crate::support::canary::assert_absent(&output.stderr, canary, "stderr");
     }
     for bundle in bundles(&ws, "sweep") {
-        let strict = runproof()
-            .args(["verify", "--strict"])
-            .arg(&bundle)
-            .output()
-            .unwrap();
+        let strict = verify(&bundle, &["--strict"]);
         let text = String::from_utf8_lossy(&strict.stdout);
         assert_eq!(strict.status.code(), Some(0), "{text}{}", describe(&strict));
         assert!(!text.contains("credential-shaped"), "{text}");
