@@ -6,7 +6,7 @@
 //! outcome are kept between the attempts of a step ([`Waiting`]): a retry
 //! waits again for the same delivery instead of posting a second message.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,7 +59,7 @@ pub struct WebhookDeliveryCheck {
 /// queued) and knows whether the trigger was already accepted.
 #[derive(Default)]
 pub struct Waiting {
-    steps: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Kept>>>>>,
+    steps: Mutex<foldhash::HashMap<String, Arc<tokio::sync::Mutex<Option<Kept>>>>>,
 }
 
 impl Waiting {

@@ -9,7 +9,7 @@
 //! incomplete (not tampered) bundle.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -161,7 +161,7 @@ impl BundleWriter {
         let blobs = Arc::new(BlobStore {
             dir: dir.clone(),
             redactor: redactor.clone(),
-            known: Mutex::new(HashSet::new()),
+            known: Mutex::new(foldhash::HashSet::default()),
             missing: Mutex::new(Vec::new()),
         });
         let reserve: Reserve = Arc::new(Mutex::new(Some(reserve)));
@@ -937,7 +937,7 @@ pub struct BlobStore {
     dir: PathBuf,
     redactor: Arc<Redactor>,
     /// Digests already durable in this bundle.
-    known: Mutex<HashSet<String>>,
+    known: Mutex<foldhash::HashSet<String>>,
     /// Blobs that could not be written, for the `evidence.error` record.
     missing: Mutex<Vec<MissingEvidence>>,
 }

@@ -231,7 +231,7 @@ impl RunObserver for SummaryBuilder {
 /// this holds only the checks in flight (at most the concurrency).
 #[derive(Debug, Default)]
 pub struct StepFolds {
-    steps: HashMap<String, StepSummary>,
+    steps: foldhash::HashMap<String, StepSummary>,
 }
 
 impl StepFolds {

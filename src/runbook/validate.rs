@@ -4,7 +4,10 @@
 
 use crate::check::command::CommandCheck;
 use crate::check::expect::condition::Conditions;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+// Per-check ids: hashbrown's own hasher, seeded per process, not SipHash.
+use foldhash::{HashMap, HashMapExt};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -10,7 +10,6 @@
 //! reqwest ([`LeanRequest::new`] says which requests may come here).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::OnceLock;
@@ -228,7 +227,7 @@ thread_local! {
     /// This thread's idle connections, by resolver, host and port. Per
     /// thread: a sweep thread's connections are driven by its own runtime,
     /// and no lock is taken per request.
-    static POOL: RefCell<HashMap<String, Vec<Idle>>> = RefCell::new(HashMap::new());
+    static POOL: RefCell<foldhash::HashMap<String, Vec<Idle>>> = RefCell::new(foldhash::HashMap::default());
 }
 
 /// The pool's key: which resolver found the host, and where it is.
