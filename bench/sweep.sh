@@ -179,17 +179,44 @@ generate() {
 
 now_ns() { date +%s%N; }
 
+# CPU seconds (user + system) the private nginx's master and workers have
+# used so far, from /proc: what serving a sweep cost the target, read around
+# it.
+nginx_cpu() {
+    local ticks
+    ticks=$(for pid in "$NGINX_PID" $(pgrep -P "$NGINX_PID"); do
+        awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null
+    done | awk '{s += $1} END {print s + 0}')
+    awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'
+}
+
 # Runs one measured command; sets WALL (seconds), RSS (KB, peak of the
-# command and everything it waited for, from GNU time) and T0 and T1 (its
-# start and end, ns since the epoch) and returns its status.
+# command and everything it waited for, from GNU time), CPU (its user +
+# system seconds, from GNU time), NGINX_CPU (what nginx used meanwhile) and
+# T0 and T1 (its start and end, ns since the epoch) and returns its status.
 measure() {
-    local rss_file="$WORK/rss" status=0
+    local rss_file="$WORK/rss" status=0 nginx_before
+    nginx_before=$(nginx_cpu)
     T0=$(now_ns)
-    /usr/bin/time -f '%M' -o "$rss_file" "$@" || status=$?
+    /usr/bin/time -f '%M %U %S' -o "$rss_file" "$@" || status=$?
     T1=$(now_ns)
     WALL=$(awk -v a="$T0" -v b="$T1" 'BEGIN {printf "%.4f", (b - a) / 1e9}')
-    RSS=$(tail -1 "$rss_file")
+    read -r RSS user system < <(tail -1 "$rss_file")
+    CPU=$(awk -v u="$user" -v s="$system" 'BEGIN {printf "%.2f", u + s}')
+    NGINX_CPU=$(awk -v a="$nginx_before" -v b="$(nginx_cpu)" 'BEGIN {printf "%.2f", b - a}')
     return "$status"
+}
+
+# Milliseconds of a fixed CPU-bound task (SHA-256 of 64 MiB of zeros, one
+# core), measured before each row beside wrk's ceiling: a VM's speed can move
+# by half within the hour, and this tells a slower machine from a slower
+# build.
+calibration() {
+    local t0 t1
+    t0=$(now_ns)
+    head -c 67108864 /dev/zero | sha256sum >/dev/null
+    t1=$(now_ns)
+    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%d", (b - a) / 1e6}'
 }
 
 # Where a runproof sweep's wall time went, from its bundle at $1 and the
@@ -246,11 +273,13 @@ spread() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s-%s\n", lo,
 
 RESULTS="$WORK/results"
 SPREADS="$WORK/spreads"
+CPUS="$WORK/cpus"
 PHASES="$WORK/phases"
 VERIFY="$WORK/verify"
 INSTRUCTIONS="$WORK/instructions"
 : >"$RESULTS"
 : >"$SPREADS"
+: >"$CPUS"
 : >"$PHASES"
 : >"$VERIFY"
 : >"$INSTRUCTIONS"
@@ -259,9 +288,11 @@ for n in $BENCH_N; do
         dir="$WORK/$layout-$n"
         generate "$dir" "$n" "$layout"
         ceiling=$(wrk_ceiling)
-        say "bench: N=$n layout=$layout: $(find "$dir/checks" -name '*.toml' | wc -l) check file(s), $BENCH_RUNS runs of each tool, alternating${ceiling:+; wrk ceiling $ceiling req/s}"
+        calibrated=$(calibration)
+        say "bench: N=$n layout=$layout: $(find "$dir/checks" -name '*.toml' | wc -l) check file(s), $BENCH_RUNS runs of each tool, alternating${ceiling:+; wrk ceiling $ceiling req/s}; calibration $calibrated ms"
         for tool in runproof before curl; do
             : >"$dir/$tool.wall" && : >"$dir/$tool.rss" && : >"$dir/$tool.phases"
+            : >"$dir/$tool.cpu" && : >"$dir/$tool.nginx"
         done
         for run in $(seq "$BENCH_RUNS"); do
             for tool in $BENCH_TOOLS; do
@@ -285,7 +316,8 @@ for n in $BENCH_N; do
                     ;;
                 esac
                 echo "$WALL" >>"$dir/$tool.wall" && echo "$RSS" >>"$dir/$tool.rss"
-                say "  run $run $(printf '%-8s' "$tool"): ${WALL}s ${RSS}KB"
+                echo "$CPU" >>"$dir/$tool.cpu" && echo "$NGINX_CPU" >>"$dir/$tool.nginx"
+                say "  run $run $(printf '%-8s' "$tool"): ${WALL}s ${RSS}KB, CPU ${CPU}s (nginx ${NGINX_CPU}s)"
             done
         done
         row="$layout $n"
@@ -302,6 +334,15 @@ for n in $BENCH_N; do
             if wants "$tool"; then spreads="$spreads $(spread <"$dir/$tool.wall")"; else spreads="$spreads -"; fi
         done
         echo "$spreads" >>"$SPREADS"
+        cpus="$layout $n $calibrated"
+        for tool in runproof curl before; do
+            if wants "$tool"; then
+                cpus="$cpus $(median <"$dir/$tool.cpu") $(median <"$dir/$tool.nginx")"
+            else
+                cpus="$cpus - -"
+            fi
+        done
+        echo "$cpus" >>"$CPUS"
         for tool in runproof before; do
             [[ -s $dir/$tool.phases ]] || continue
             echo "$layout $n $tool $(for col in 1 2 3; do cut -d' ' -f$col "$dir/$tool.phases" | median; done | tr '\n' ' ')" >>"$PHASES"
@@ -364,6 +405,12 @@ if [[ $BENCH_RUNS -gt 1 ]]; then
     echo
     echo "spread of each row's runs (min-max wall, s): a wide one means the machine's speed moved"
     awk '{printf "  %-4s N = %7d: runproof %s, curl %s, before %s\n", $1, $2, $3, $4, $5}' "$SPREADS"
+fi
+if [[ -s $CPUS ]]; then
+    echo
+    echo "CPU seconds (medians; user + system, GNU time) of each tool, and of nginx serving it; calibration: ms of SHA-256 over 64 MiB on one core, before the row"
+    printf '  %-4s %9s %6s | %8s %6s | %8s %6s | %8s %6s\n' layout N calib runproof nginx curl nginx before nginx
+    awk '{printf "  %-4s %9d %6s | %8s %6s | %8s %6s | %8s %6s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}' "$CPUS"
 fi
 if [[ -s $PHASES ]]; then
     echo
