@@ -351,6 +351,12 @@ impl Collected {
         index.ids.push_str(&ids.ids);
         index.depends.extend(ids.depends);
         if let Some(steps) = steps {
+            if self.checks.is_empty() {
+                // Sized once too: held checks are about 1 KB each, and a
+                // vector grown by doubling copies them all each time.
+                self.checks
+                    .reserve_exact((expected + expected / 50).max(steps.len()));
+            }
             self.checks.extend(steps);
         }
     }
