@@ -149,6 +149,10 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
                 }
                 None => print_report(&args, &report, &bundle, &redactor),
             }
+            // The process exits next, and a held plan is freed with it:
+            // freeing 10,000 held checks one by one took 3-4 ms after the
+            // bundle was sealed and the report printed.
+            std::mem::forget(plan);
             return Ok(status);
         };
         // The round's bundle is sealed by now. A reader that went away
