@@ -59,8 +59,26 @@ const URI_COMPONENT: &AsciiSet = &STRICT
 /// triggered by `@`, not `://`: nearly every journal line holds a URL, few
 /// hold a password in one.
 const TRIGGERS: &[&str] = &[
-    "@", "password", "passwd", "token", "key", "sig", "secret", "authoriz", "cookie",
+    "@",
+    "password",
+    "passwd",
+    "token",
+    "key",
+    "sig",
+    "secret",
+    "authoriz",
+    "cookie",
+    // Webhook URLs whose path is the credential (see [`WEBHOOK_URL`]).
+    "hooks.slack.com/",
+    "/api/webhooks/",
 ];
+
+/// A Slack incoming webhook's or workflow's URL, or a Discord webhook's:
+/// whoever has the URL can post, so its path after the fixed prefix is a
+/// credential (`value`) however it was written (a `[notify.slack]` URL
+/// pasted as it is rather than as `{{secret:SLACK_WEBHOOK_URL}}`). Shared
+/// with `verify`'s scan, so both find the same.
+pub(super) const WEBHOOK_URL: &str = r"(?i)\b(?:hooks\.slack\.com/(?:services|workflows|triggers)|discord(?:app)?\.com/api/webhooks)/(?P<value>[a-z0-9_\-]+(?:/[a-z0-9_\-]+)*)";
 
 /// Whether a header's value must never be recorded (`Authorization`,
 /// `Cookie`, `X-Api-Key`, …). Case-insensitive.
@@ -1077,6 +1095,11 @@ fn rules() -> &'static [Rule] {
                 ),
                 keep_names: false,
             },
+            // https://hooks.slack.com/services/T…/B…/… and Discord's
+            Rule {
+                finder: Finder::Regex(Regex::new(WEBHOOK_URL).expect("valid structural regex")),
+                keep_names: false,
+            },
             // ?token=… &sig=… (query strings and form bodies)
             Rule {
                 finder: Finder::Query,
@@ -1220,6 +1243,54 @@ mod tests {
         let echoed = r#"{"stdout":"password = \"hunter22x\"\nok"}"#;
         let out = r.redact(echoed);
         assert!(!out.contains("hunter22x"), "{out}");
+    }
+
+    #[test]
+    fn webhook_urls_whose_path_is_the_credential_are_redacted_wherever_written() {
+        let r = Redactor::default();
+        let slack = "T0CANARY1/B0CANARY2/zzCanarySlackPath9";
+        let text = format!(
+            "[notify.slack]\nurl = \"https://hooks.slack.com/services/{slack}\"\n\
+             workflow = \"https://HOOKS.Slack.com/workflows/T01/A02/33/w0rkfl0wCanary\"\n\
+             discord = \"https://discord.com/api/webhooks/1234/d1scordCanary-x_y\"\n\
+             old = \"https://discordapp.com/api/webhooks/99/0ldD1scordCanary\"\n\
+             log: POST https://hooks.slack.com/triggers/T9/88/tr1ggerCanary failed\n"
+        );
+        let out = r.redact(&text);
+        for literal in [
+            "zzCanarySlackPath9",
+            "T0CANARY1",
+            "w0rkfl0wCanary",
+            "d1scordCanary",
+            "0ldD1scordCanary",
+            "tr1ggerCanary",
+        ] {
+            assert!(!out.contains(literal), "{literal} survived in {out}");
+        }
+        // The host and the kind of hook stay: the reader sees what was hit.
+        assert!(
+            out.contains("url = \"https://hooks.slack.com/services/[REDACTED]\"\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("https://discord.com/api/webhooks/[REDACTED]\""),
+            "{out}"
+        );
+        assert!(out.contains("/triggers/[REDACTED] failed\n"), "{out}");
+        // Echoed into a recorded output, JSON-escaped.
+        let echoed =
+            format!(r#"{{"stdout":"url = \"https://hooks.slack.com/services/{slack}\"\n"}}"#);
+        assert!(!r.redact(&echoed).contains("zzCanarySlackPath9"));
+        // Templates, other Slack and Discord URLs, and a redacted URL stay.
+        for kept in [
+            "url = \"{{secret:SLACK_WEBHOOK_URL}}\"",
+            "url = \"https://hooks.slack.com/services/{{secret:SLACK_PATH}}\"",
+            "https://slack.com/api/chat.postMessage",
+            "https://discord.com/channels/1/2",
+            "https://hooks.slack.com/services/[REDACTED]",
+        ] {
+            assert_eq!(r.redact(kept), kept);
+        }
     }
 
     #[test]

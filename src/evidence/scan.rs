@@ -36,6 +36,7 @@ fn detectors() -> &'static [(&'static str, Regex)] {
         );
         [
             ("url-userinfo", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@?#]*:(?P<value>[^\s@/?#]+)@"),
+            ("webhook-url", super::redact::WEBHOOK_URL),
             (
                 "auth-header",
                 r#"(?i)\b(?:proxy-)?authorization"?\s*[:=]\s*"?(?:(?:basic|bearer|token|flyv1)\s+)?(?P<value>[^\s"\\][^\r\n"\\]*)"#,
@@ -222,5 +223,34 @@ mod tests {
         for finding in &found {
             assert!(!finding.preview.contains("l1teral"), "{finding:?}");
         }
+    }
+
+    #[test]
+    fn webhook_urls_are_found_and_redacted_or_templated_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let leaky = "[notify.slack]\n\
+                     url = \"https://hooks.slack.com/services/T01/B02/l1teralSlackPath\"\n\
+                     other = \"https://discord.com/api/webhooks/12/l1teral-discord\"\n";
+        let clean = "[notify.slack]\n\
+                     url = \"https://hooks.slack.com/services/[REDACTED]\"\n\
+                     templated = \"{{secret:SLACK_WEBHOOK_URL}}\"\n\
+                     api = \"https://slack.com/api/chat.postMessage\"\n";
+        std::fs::write(dir.path().join("leaky.toml"), leaky).unwrap();
+        std::fs::write(dir.path().join("clean.toml"), clean).unwrap();
+        let files = ["leaky.toml".to_string(), "clean.toml".to_string()];
+        let (found, errors) = scan_files(dir.path(), &files, &Redactor::new(&[]), true);
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut seen: Vec<(&str, u64, &str)> = found
+            .iter()
+            .map(|f| (f.file.as_str(), f.line, f.preview.as_str()))
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("leaky.toml", 2, "webh… (24 bytes)"),
+                ("leaky.toml", 3, "webh… (18 bytes)"),
+            ]
+        );
     }
 }

@@ -1600,6 +1600,38 @@ fn literal_credentials_under_credential_keys_are_redacted_in_the_copy() {
 }
 
 #[test]
+fn a_literal_slack_webhook_url_is_redacted_in_the_copy() {
+    let _cpu = shared();
+    let ws = Workspace::new();
+    // Whoever has a Slack incoming webhook's URL can post to its channel.
+    let path = "T0CANARY1/B0CANARY2/zzCanarySlackPath9";
+    // The check passes: nothing is delivered (no traffic off this machine).
+    let body = format!(
+        "[notify.slack]\nurl = \"https://hooks.slack.com/services/{path}\"\n\n\
+         [[check]]\nid = \"ok\"\ncheck = \"command\"\nargv = [\"true\"]\n"
+    );
+    let file = ws.write("notify.toml", &check_file(&body));
+    let output = sweep(&ws, &[&file], &["--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let canaries = ["zzCanarySlackPath9", "T0CANARY1"];
+    assert_input_copy_redacted(
+        &ws,
+        &canaries,
+        "url = \"https://hooks.slack.com/services/[REDACTED]\"",
+    );
+    for canary in canaries {
+        crate::support::canary::assert_absent(&output.stdout, canary, "stdout");
+        crate::support::canary::assert_absent(&output.stderr, canary, "stderr");
+    }
+    for bundle in bundles(&ws, "sweep") {
+        let strict = verify(&bundle, &["--strict"]);
+        let text = String::from_utf8_lossy(&strict.stdout);
+        assert_eq!(strict.status.code(), Some(0), "{text}{}", describe(&strict));
+        assert!(!text.contains("credential-shaped"), "{text}");
+    }
+}
+
+#[test]
 fn secret_canary_never_leaks_into_any_output() {
     let _cpu = shared();
     let server = TestServer::start();
