@@ -1751,7 +1751,9 @@ fn input_copies_made_on_several_threads_are_redacted_whole_and_sealed_with_their
     // each with the canary written into it.
     let sources: Vec<String> = (0..7)
         .map(|i| {
-            let filler = "url = 'http://127.0.0.1/'\n".repeat(1 + i * i * 1_200);
+            // The last one over 2 MiB (26 bytes a line, twice over).
+            let lines = if i == 6 { 42_000 } else { 1 + i * i * 1_200 };
+            let filler = "url = 'http://127.0.0.1/'\n".repeat(lines);
             format!("# file {i}\n{filler}token = '{CANARY}'\n{filler}")
         })
         .collect();
