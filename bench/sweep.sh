@@ -19,7 +19,8 @@
 # target/bench-artifacts), BENCH_KEEP (0: 1 keeps the temp folders),
 # BENCH_CALLGRIND (0: 1 also counts each runproof build's instructions per
 # check under valgrind's callgrind, once per N and layout: repeatable where
-# wall times are not).
+# wall times are not). Each run's CPU seconds (and nginx's meanwhile) and a
+# CPU calibration per row are printed beside the wall times.
 # See bench/README.md.
 set -euo pipefail
 
