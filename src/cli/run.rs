@@ -37,6 +37,7 @@ pub struct Finished {
 pub async fn run(args: RunArgs) -> Result<ExitStatus, CliError> {
     let mut runbook = load(&args.runbook)?;
     apply_vars(&mut runbook, &args.vars)?;
+    warn_literal_notify_credentials(runbook.notify.as_deref(), &runbook.path);
     if let Some(warning) = expiry_warning(&runbook, jiff::ZonedDateTime::now().date()) {
         if args.strict {
             return Err(CliError::invalid(format!(
@@ -362,6 +363,20 @@ fn load_any(path: &Path) -> Result<Loaded, CliError> {
         })
 }
 
+/// Warns of each `[notify]` credential the file at `path` writes as it is
+/// (the value is never printed).
+pub(super) fn warn_literal_notify_credentials(
+    notify: Option<&crate::runbook::model::NotifyConfig>,
+    path: &Path,
+) {
+    for warning in notify
+        .map(|n| n.literal_credential_warnings(path))
+        .unwrap_or_default()
+    {
+        super::style::eprint_diagnostics(&format!("runproof: warning: {warning}"));
+    }
+}
+
 pub fn lint(args: LintArgs) -> Result<ExitStatus, CliError> {
     let mut failed = Vec::new();
     for path in &args.runbooks {
@@ -376,13 +391,17 @@ pub fn lint(args: LintArgs) -> Result<ExitStatus, CliError> {
                     }
                     eprintln!("runproof: warning: {warning}");
                 }
+                warn_literal_notify_credentials(runbook.notify.as_deref(), path);
                 out!("ok: {} ({} steps)", path.display(), runbook.steps.len())
             }
-            Ok(Loaded::Checks(file)) => out!(
-                "ok: {} (check file, {} checks)",
-                path.display(),
-                file.checks.len()
-            ),
+            Ok(Loaded::Checks(file)) => {
+                warn_literal_notify_credentials(file.notify.as_deref(), path);
+                out!(
+                    "ok: {} (check file, {} checks)",
+                    path.display(),
+                    file.checks.len()
+                )
+            }
             Err(err) => {
                 super::style::eprint_diagnostics(&err.message);
                 failed.push(path.display().to_string());

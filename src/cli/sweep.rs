@@ -56,6 +56,9 @@ pub async fn sweep(args: SweepArgs) -> Result<ExitStatus, CliError> {
     let input_error = |e: InputError| CliError::invalid(e.to_string());
     let mut input = load_input(&args.paths).map_err(input_error)?;
     super::run::apply_check_vars(&mut input.files, &args.vars)?;
+    for file in &input.files {
+        super::run::warn_literal_notify_credentials(file.notify.as_deref(), &file.path);
+    }
     let env = |name: &str| std::env::var(name).ok();
     let (plan, secret_names) = plan(&mut input, &args.only, shard, &env).map_err(input_error)?;
     let baseline = match &args.baseline {

@@ -80,6 +80,14 @@ const TRIGGERS: &[&str] = &[
 /// with `verify`'s scan, so both find the same.
 pub(super) const WEBHOOK_URL: &str = r"(?i)\b(?:hooks\.slack\.com/(?:services|workflows|triggers)|discord(?:app)?\.com/api/webhooks)/(?P<value>[a-z0-9_\-]+(?:/[a-z0-9_\-]+)*)";
 
+/// Whether `text` holds a webhook URL whose path is a credential
+/// ([`WEBHOOK_URL`]): a `[notify.slack]` URL written as it is.
+pub fn holds_webhook_credential(text: &str) -> bool {
+    static FOUND: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(WEBHOOK_URL).expect("valid structural regex"));
+    FOUND.is_match(text.as_bytes())
+}
+
 /// Whether a header's value must never be recorded (`Authorization`,
 /// `Cookie`, `X-Api-Key`, …). Case-insensitive.
 pub fn is_sensitive_header(name: &str) -> bool {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::CheckSpec;
 use crate::core::duration::HumanDuration;
-use crate::core::template::Template;
+use crate::core::template::{Reference, Template};
 
 /// A loaded, validated runbook.
 #[derive(Debug, Clone)]
@@ -55,6 +55,49 @@ pub struct NotifyConfig {
     /// PagerDuty Events API v2.
     #[serde(default)]
     pub pagerduty: Option<PagerDutyTarget>,
+}
+
+impl NotifyConfig {
+    /// The credentials of this `[notify]` written as they are instead of
+    /// as `{{secret:NAME}}`, each as the key that holds it and the name its
+    /// secret usually has. A Slack URL counts only when it is one (a test's
+    /// receiver on 127.0.0.1 is not a credential).
+    pub fn literal_credentials(&self) -> Vec<(&'static str, &'static str)> {
+        let templated = |t: &Template| t.references().any(|r| matches!(r, Reference::Secret(_)));
+        let mut found = Vec::new();
+        if let Some(slack) = &self.slack {
+            if !templated(&slack.url)
+                && crate::evidence::redact::holds_webhook_credential(slack.url.raw())
+            {
+                found.push(("[notify.slack] url", "SLACK_WEBHOOK_URL"));
+            }
+        }
+        if let Some(webhook) = &self.webhook {
+            if !templated(&webhook.secret) {
+                found.push(("[notify.webhook] secret", "RUNPROOF_NOTIFY_SECRET"));
+            }
+        }
+        if let Some(pagerduty) = &self.pagerduty {
+            if !templated(&pagerduty.routing_key) {
+                found.push(("[notify.pagerduty] routing_key", "PD_ROUTING_KEY"));
+            }
+        }
+        found
+    }
+
+    /// [`Self::literal_credentials`] as warnings about the file at `path`
+    /// (which never quote the value).
+    pub fn literal_credential_warnings(&self, path: &std::path::Path) -> Vec<String> {
+        self.literal_credentials()
+            .into_iter()
+            .map(|(key, name)| {
+                format!(
+                    "{}: {key} is a credential written as it is; the bundle masks it, but the file holds it: write \"{{{{secret:{name}}}}}\" and declare {name} in [secrets]",
+                    path.display()
+                )
+            })
+            .collect()
+    }
 }
 
 fn default_notify_retries() -> u32 {
@@ -328,4 +371,51 @@ pub struct CheckFile {
     pub notify: Option<Box<NotifyConfig>>,
     /// Each `[[check]]`, as a step.
     pub checks: Vec<Step>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notify(toml_text: &str) -> NotifyConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn notify_credentials_written_as_they_are_are_named_without_their_values() {
+        let literal = notify(
+            "[slack]\nurl = \"https://hooks.slack.com/services/T1/B2/l1teralSlack\"\n\
+             [webhook]\nurl = \"https://hooks.example/in\"\nsecret = \"l1teral-hmac\"\n\
+             [pagerduty]\nrouting_key = \"l1teral-routing\"\n",
+        );
+        assert_eq!(
+            literal.literal_credentials(),
+            [
+                ("[notify.slack] url", "SLACK_WEBHOOK_URL"),
+                ("[notify.webhook] secret", "RUNPROOF_NOTIFY_SECRET"),
+                ("[notify.pagerduty] routing_key", "PD_ROUTING_KEY"),
+            ]
+        );
+        let warnings = literal.literal_credential_warnings(std::path::Path::new("c.toml"));
+        assert_eq!(warnings.len(), 3);
+        assert!(warnings[0].starts_with("c.toml: [notify.slack] url is a credential"));
+        assert!(
+            warnings[0].contains("\"{{secret:SLACK_WEBHOOK_URL}}\""),
+            "{}",
+            warnings[0]
+        );
+        for warning in &warnings {
+            assert!(!warning.contains("l1teral"), "{warning}");
+        }
+        // Templated, or a Slack URL that is no webhook's (a test receiver).
+        let templated = notify(
+            "[slack]\nurl = \"http://127.0.0.1:9/slack\"\n\
+             [webhook]\nurl = \"https://hooks.example/in\"\nsecret = \"{{secret:HOOK}}\"\n\
+             [pagerduty]\nrouting_key = \"{{secret:PD}}\"\n",
+        );
+        assert!(templated.literal_credentials().is_empty());
+        let slack_templated =
+            notify("[slack]\nurl = \"https://hooks.slack.com/services/{{secret:SLACK_PATH}}\"\n");
+        assert!(slack_templated.literal_credentials().is_empty());
+    }
 }
