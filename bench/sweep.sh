@@ -268,6 +268,20 @@ count_instructions() {
     rm -rf "$art" "$out"
 }
 
+# For runproof, curl and before in turn, the medians of the row's $dir/TOOL.$1
+# and $dir/TOOL.$2 ("- -" for a tool not measured).
+medians() {
+    local tool out=""
+    for tool in runproof curl before; do
+        if wants "$tool"; then
+            out="$out $(median <"$dir/$tool.$1") $(median <"$dir/$tool.$2")"
+        else
+            out="$out - -"
+        fi
+    done
+    echo "${out# }"
+}
+
 median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 # "min–max" of the numbers on stdin (a row's runs: how far the machine moved).
 spread() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s-%s\n", lo, hi}'; }
@@ -321,29 +335,13 @@ for n in $BENCH_N; do
                 say "  run $run $(printf '%-8s' "$tool"): ${WALL}s ${RSS}KB, CPU ${CPU}s (nginx ${NGINX_CPU}s)"
             done
         done
-        row="$layout $n"
-        for tool in runproof curl before; do
-            if wants "$tool"; then
-                row="$row $(median <"$dir/$tool.wall") $(median <"$dir/$tool.rss")"
-            else
-                row="$row - -"
-            fi
-        done
-        echo "$row ${ceiling:-0}" >>"$RESULTS"
+        echo "$layout $n $(medians wall rss) ${ceiling:-0}" >>"$RESULTS"
         spreads="$layout $n"
         for tool in runproof curl before; do
             if wants "$tool"; then spreads="$spreads $(spread <"$dir/$tool.wall")"; else spreads="$spreads -"; fi
         done
         echo "$spreads" >>"$SPREADS"
-        cpus="$layout $n $calibrated"
-        for tool in runproof curl before; do
-            if wants "$tool"; then
-                cpus="$cpus $(median <"$dir/$tool.cpu") $(median <"$dir/$tool.nginx")"
-            else
-                cpus="$cpus - -"
-            fi
-        done
-        echo "$cpus" >>"$CPUS"
+        echo "$layout $n $calibrated $(medians cpu nginx)" >>"$CPUS"
         for tool in runproof before; do
             [[ -s $dir/$tool.phases ]] || continue
             echo "$layout $n $tool $(for col in 1 2 3; do cut -d' ' -f$col "$dir/$tool.phases" | median; done | tr '\n' ' ')" >>"$PHASES"

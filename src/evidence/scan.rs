@@ -192,7 +192,6 @@ mod tests {
     /// templated or merely starting with a credential's word are not.
     #[test]
     fn credential_keys_in_toml_are_found_and_redacted_or_templated_ones_are_not() {
-        let dir = tempfile::tempdir().unwrap();
         let leaky = "[[check]]\nid = \"a\"\n\
                      headers = { Authorization = \"Bearer l1teral-bearer-value\" }\n\
                      token = \"FlyV1 l1teral-fly\"\n\
@@ -202,32 +201,37 @@ mod tests {
                      token = \"{{secret:FLY_API_TOKEN}}\"\n\
                      env = { DB_PASSWORD = '[REDACTED]' }\n\
                      token_url = \"https://h/oauth\"\nsecret_in_argv = \"accept-risk\"\n";
+        assert_eq!(
+            pattern_findings(leaky, clean),
+            [
+                ("leaky.toml".to_string(), 3, "auth… (20 bytes)".to_string()),
+                ("leaky.toml".to_string(), 4, "cred… (17 bytes)".to_string()),
+                ("leaky.toml".to_string(), 5, "cred… (15 bytes)".to_string()),
+            ]
+        );
+    }
+
+    /// The pattern findings of a scan of two files, `leaky.toml` and
+    /// `clean.toml`, sorted, as (file, line, preview); no preview may show
+    /// a value (each test's values hold `l1teral`).
+    fn pattern_findings(leaky: &str, clean: &str) -> Vec<(String, u64, String)> {
+        let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("leaky.toml"), leaky).unwrap();
         std::fs::write(dir.path().join("clean.toml"), clean).unwrap();
         let files = ["leaky.toml".to_string(), "clean.toml".to_string()];
         let (found, errors) = scan_files(dir.path(), &files, &Redactor::new(&[]), true);
         assert!(errors.is_empty(), "{errors:?}");
-        let mut seen: Vec<(&str, u64, &str)> = found
-            .iter()
-            .map(|f| (f.file.as_str(), f.line, f.preview.as_str()))
+        let mut seen: Vec<(String, u64, String)> = found
+            .into_iter()
+            .inspect(|f| assert!(!f.preview.contains("l1teral"), "{f:?}"))
+            .map(|f| (f.file, f.line, f.preview))
             .collect();
         seen.sort();
-        assert_eq!(
-            seen,
-            [
-                ("leaky.toml", 3, "auth… (20 bytes)"),
-                ("leaky.toml", 4, "cred… (17 bytes)"),
-                ("leaky.toml", 5, "cred… (15 bytes)"),
-            ]
-        );
-        for finding in &found {
-            assert!(!finding.preview.contains("l1teral"), "{finding:?}");
-        }
+        seen
     }
 
     #[test]
     fn webhook_urls_are_found_and_redacted_or_templated_ones_are_not() {
-        let dir = tempfile::tempdir().unwrap();
         let leaky = "[notify.slack]\n\
                      url = \"https://hooks.slack.com/services/T01/B02/l1teralSlackPath\"\n\
                      other = \"https://discord.com/api/webhooks/12/l1teral-discord\"\n";
@@ -235,21 +239,11 @@ mod tests {
                      url = \"https://hooks.slack.com/services/[REDACTED]\"\n\
                      templated = \"{{secret:SLACK_WEBHOOK_URL}}\"\n\
                      api = \"https://slack.com/api/chat.postMessage\"\n";
-        std::fs::write(dir.path().join("leaky.toml"), leaky).unwrap();
-        std::fs::write(dir.path().join("clean.toml"), clean).unwrap();
-        let files = ["leaky.toml".to_string(), "clean.toml".to_string()];
-        let (found, errors) = scan_files(dir.path(), &files, &Redactor::new(&[]), true);
-        assert!(errors.is_empty(), "{errors:?}");
-        let mut seen: Vec<(&str, u64, &str)> = found
-            .iter()
-            .map(|f| (f.file.as_str(), f.line, f.preview.as_str()))
-            .collect();
-        seen.sort();
         assert_eq!(
-            seen,
+            pattern_findings(leaky, clean),
             [
-                ("leaky.toml", 2, "webh… (24 bytes)"),
-                ("leaky.toml", 3, "webh… (18 bytes)"),
+                ("leaky.toml".to_string(), 2, "webh… (24 bytes)".to_string()),
+                ("leaky.toml".to_string(), 3, "webh… (18 bytes)".to_string()),
             ]
         );
     }
