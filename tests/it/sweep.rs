@@ -119,6 +119,17 @@ fn assert_input_copy_redacted(ws: &Workspace, canaries: &[&str], shape: &str) {
     assert_eq!(copies, 1, "the check file was copied into the bundle");
 }
 
+/// Every sweep bundle of the workspace verifies with `--strict`, which finds
+/// no credential-shaped string left in it.
+fn assert_strict_verify_finds_nothing(ws: &Workspace) {
+    for bundle in bundles(ws, "sweep") {
+        let strict = verify(&bundle, &["--strict"]);
+        let text = String::from_utf8_lossy(&strict.stdout);
+        assert_eq!(strict.status.code(), Some(0), "{text}{}", describe(&strict));
+        assert!(!text.contains("credential-shaped"), "{text}");
+    }
+}
+
 /// A folder `checks/` in the workspace with the given files.
 fn checks_dir(ws: &Workspace, files: &[(&str, String)]) -> PathBuf {
     let dir = ws.path().join("checks");
@@ -1591,12 +1602,7 @@ fn literal_credentials_under_credential_keys_are_redacted_in_the_copy() {
         crate::support::canary::assert_absent(&output.stdout, canary, "stdout");
         crate::support::canary::assert_absent(&output.stderr, canary, "stderr");
     }
-    for bundle in bundles(&ws, "sweep") {
-        let strict = verify(&bundle, &["--strict"]);
-        let text = String::from_utf8_lossy(&strict.stdout);
-        assert_eq!(strict.status.code(), Some(0), "{text}{}", describe(&strict));
-        assert!(!text.contains("credential-shaped"), "{text}");
-    }
+    assert_strict_verify_finds_nothing(&ws);
 }
 
 #[test]
@@ -1636,12 +1642,7 @@ fn a_literal_slack_webhook_url_is_redacted_in_the_copy() {
             crate::support::canary::assert_absent(&said.stderr, canary, what);
         }
     }
-    for bundle in bundles(&ws, "sweep") {
-        let strict = verify(&bundle, &["--strict"]);
-        let text = String::from_utf8_lossy(&strict.stdout);
-        assert_eq!(strict.status.code(), Some(0), "{text}{}", describe(&strict));
-        assert!(!text.contains("credential-shaped"), "{text}");
-    }
+    assert_strict_verify_finds_nothing(&ws);
 }
 
 #[test]
