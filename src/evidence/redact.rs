@@ -80,12 +80,15 @@ const TRIGGERS: &[&str] = &[
 /// with `verify`'s scan, so both find the same.
 pub(super) const WEBHOOK_URL: &str = r"(?i)\b(?:hooks\.slack\.com/(?:services|workflows|triggers)|discord(?:app)?\.com/api/webhooks)/(?P<value>[a-z0-9_\-]+(?:/[a-z0-9_\-]+)*)";
 
+/// [`WEBHOOK_URL`], compiled once for the redaction rule and for
+/// [`holds_webhook_credential`].
+static WEBHOOK_URL_REGEX: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(WEBHOOK_URL).expect("valid structural regex"));
+
 /// Whether `text` holds a webhook URL whose path is a credential
 /// ([`WEBHOOK_URL`]): a `[notify.slack]` URL written as it is.
 pub fn holds_webhook_credential(text: &str) -> bool {
-    static FOUND: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(WEBHOOK_URL).expect("valid structural regex"));
-    FOUND.is_match(text.as_bytes())
+    WEBHOOK_URL_REGEX.is_match(text.as_bytes())
 }
 
 /// Whether a header's value must never be recorded (`Authorization`,
@@ -1105,7 +1108,7 @@ fn rules() -> &'static [Rule] {
             },
             // https://hooks.slack.com/services/T…/B…/… and Discord's
             Rule {
-                finder: Finder::Regex(Regex::new(WEBHOOK_URL).expect("valid structural regex")),
+                finder: Finder::Regex(WEBHOOK_URL_REGEX.clone()),
                 keep_names: false,
             },
             // ?token=… &sig=… (query strings and form bodies)
