@@ -5,12 +5,12 @@
 use crate::check::command::CommandCheck;
 use crate::check::expect::condition::Conditions;
 use std::collections::BTreeSet;
-
-// Per-check ids: hashbrown's own hasher, seeded per process, not SipHash.
-use foldhash::{HashMap, HashMapExt};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
+
+// Per-check ids: hashbrown's own hasher, seeded per process, not SipHash.
+use foldhash::{HashMap, HashMapExt};
 
 use super::model::{Backoff, Defaults, RetryPolicy, Runbook, SecretsConfig, Step};
 use crate::check::CheckSpec;
