@@ -300,6 +300,13 @@ impl HttpCheck {
             Target::Plain(plain) => h1::LeanRequest::plain(&method, *plain, &headers, lean_body),
             Target::Parsed(url) => h1::LeanRequest::new(&method, url, &headers, lean_body),
         };
+        let lean = lean.map(|request| {
+            if self.reads_response_headers() {
+                request
+            } else {
+                request.without_response_headers()
+            }
+        });
         let fetched = if let Some(lean) = lean {
             let resolver = ctx.clients.resolver(self.resolver);
             h1::fetch(&resolver, lean, BODY_CAP)
@@ -436,6 +443,13 @@ impl HttpCheck {
             Some(expected) => expected.accepts(status, scope),
             None => (200..300).contains(&status),
         }
+    }
+
+    /// Whether an expectation or a capture looks at the response headers.
+    fn reads_response_headers(&self) -> bool {
+        !self.expect.headers.is_empty()
+            || !self.expect.headers_present.is_empty()
+            || self.capture.values().any(CaptureSpec::reads_header)
     }
 
     /// Every expectation the response does not meet, most important first.
@@ -647,6 +661,21 @@ headers = { x-b = "2", Authorization = "Bearer {{secret:T}}", a = "1" }
             ]
         );
         assert!(check.headers[0].1.uses_secret());
+    }
+
+    #[test]
+    fn response_headers_are_kept_only_when_an_expectation_or_capture_reads_them() {
+        let reads = |extra: &str| {
+            toml::from_str::<HttpCheck>(&format!("url = \"http://127.0.0.1/\"\n{extra}\n"))
+                .unwrap()
+                .reads_response_headers()
+        };
+        assert!(!reads(""));
+        assert!(!reads("expect = { status = 200, body_contains = \"ok\" }"));
+        assert!(!reads("capture = { id = { json = \"$.id\" } }"));
+        assert!(reads("expect = { headers = { x-id = \"7\" } }"));
+        assert!(reads("expect = { headers_present = [\"etag\"] }"));
+        assert!(reads("capture = { loc = { header = \"Location\" } }"));
     }
 
     #[test]

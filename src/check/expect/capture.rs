@@ -77,6 +77,12 @@ impl CaptureSpec {
         self.parsed.as_ref().ok()
     }
 
+    /// Whether the value comes from a response header.
+    pub fn reads_header(&self) -> bool {
+        self.capture()
+            .is_some_and(|c| matches!(c.source, Source::Header(_)))
+    }
+
     /// Whether the value is a secret.
     pub fn secret(&self) -> bool {
         self.capture().is_some_and(|c| c.secret)

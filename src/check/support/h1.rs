@@ -1,13 +1,18 @@
-//! The lean HTTP/1.1 path for plain `http://` requests: hyper's connection
-//! API over the run's resolver, with one pool of idle keep-alive connections
-//! per thread.
+//! The lean HTTP/1.1 path for plain `http://` requests: each request
+//! written whole and its response read on the calling task
+//! ([`super::h1_response`]), over the run's resolver, with one pool of idle
+//! keep-alive connections per thread.
 //!
 //! Why not reqwest for these: a sweep check's request through reqwest costs
 //! about twice its request through hyper alone (14–15 µs against 8–9 µs of
 //! CPU on the benchmark machine): reqwest parses the URL again, runs each
 //! request through its redirect and retry services and checks connections
-//! out of a pool shared behind locks. https, HTTP/2 and proxies stay with
-//! reqwest ([`LeanRequest::new`] says which requests may come here).
+//! out of a pool shared behind locks. Why not hyper's connection API either:
+//! it drives each connection on a task of its own, so every request crosses
+//! tasks twice (a channel to the connection, a oneshot back), and it builds
+//! a header map for the request that is written out at once. https, HTTP/2
+//! and proxies stay with reqwest ([`LeanRequest::new`] says which requests
+//! may come here).
 
 use std::cell::RefCell;
 use std::error::Error as StdError;
@@ -16,11 +21,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
 
 use super::classify;
-use super::http::{CappedBody, Fetched};
+use super::h1_response::{Connection, Reading};
+use super::http::Fetched;
 use super::plain_url::PlainUrl;
 use crate::check::resolve::{ConnectError, ResolveError, Resolver};
 use crate::core::FailureClass;
@@ -38,15 +42,21 @@ pub struct LeanRequest<'a> {
     /// The host as the URL has it (`[::1]` for IPv6).
     host: &'a str,
     port: u16,
-    message: http::Request<Full<Bytes>>,
+    /// The request line, headers and body, as they go on the wire.
+    wire: Vec<u8>,
+    /// How its response is read.
+    reading: Reading,
+    /// Whether the method may be sent again when a kept-alive connection
+    /// turns out closed before any answer (RFC 9110, 9.2.2).
+    idempotent: bool,
 }
 
 impl<'a> LeanRequest<'a> {
     /// The request, when the lean path takes it: a plain `http` URL, no
     /// proxy configured in the environment (reqwest honours `HTTP_PROXY` and
-    /// `ALL_PROXY`; proxied requests stay with it), and headers hyper takes
-    /// as they are. `None` sends the request through reqwest, which reports
-    /// anything malformed in its own words.
+    /// `ALL_PROXY`; proxied requests stay with it), and headers that can go
+    /// on the wire as they are. `None` sends the request through reqwest,
+    /// which reports anything malformed in its own words.
     pub fn new(
         method: &http::Method,
         url: &'a url::Url,
@@ -62,7 +72,7 @@ impl<'a> LeanRequest<'a> {
         };
         let host = url.host_str()?;
         let port = url.port_or_known_default()?;
-        Self::build(method, (host, port, url.port()), &target, headers, body)
+        Self::build(method, (host, port, url.port()), &target, headers, &body)
     }
 
     /// [`LeanRequest::new`] for a URL in the plain shape, read without the
@@ -77,50 +87,122 @@ impl<'a> LeanRequest<'a> {
             return None;
         }
         let at = (url.host, url.port_or_default(), url.port);
-        Self::build(method, at, url.target, headers, body)
+        Self::build(method, at, url.target, headers, &body)
     }
 
     /// The request to `target` (path and query) at `host`: `(host, port to
-    /// connect to, port as the URL writes it)`.
+    /// connect to, port as the URL writes it)`. Written as hyper wrote it:
+    /// header names in lower case, the step's headers first, then what
+    /// reqwest's clients add when the step does not set them.
     fn build(
         method: &http::Method,
         (host, port, written_port): (&'a str, u16, Option<u16>),
         target: &str,
         headers: &[(&str, String)],
-        body: Bytes,
+        body: &[u8],
     ) -> Option<Self> {
-        use http::header::{HeaderName, HeaderValue, ACCEPT, HOST, USER_AGENT};
         if proxy_configured() {
             return None;
         }
-        let mut message = http::Request::new(Full::new(body));
-        *message.method_mut() = method.clone();
-        *message.uri_mut() = target.parse().ok()?;
-        let map = message.headers_mut();
-        map.reserve(headers.len() + 3);
+        // The target as hyper's URI type takes it: anything else is
+        // reqwest's to refuse in its words.
+        let target: http::uri::PathAndQuery = target.parse().ok()?;
+        let has = |wanted: &str| {
+            headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case(wanted))
+        };
+        // A framing the step sets itself is reqwest's to honour.
+        if has("content-length") || has("transfer-encoding") {
+            return None;
+        }
+        let mut wire = Vec::with_capacity(
+            128 + target.as_str().len()
+                + headers
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len() + 4)
+                    .sum::<usize>()
+                + body.len(),
+        );
+        wire.extend_from_slice(method.as_str().as_bytes());
+        wire.push(b' ');
+        wire.extend_from_slice(target.as_str().as_bytes());
+        wire.extend_from_slice(b" HTTP/1.1\r\n");
         for (name, value) in headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
-            let value = HeaderValue::from_str(value).ok()?;
-            map.append(name, value);
+            if !is_token(name.as_bytes()) || !is_field_value(value.as_bytes()) {
+                return None;
+            }
+            header_line(&mut wire, name, value.as_bytes());
         }
-        // What reqwest's clients add when the step does not set them; the
-        // port only when the URL names one.
-        if !map.contains_key(HOST) {
-            let host_header = match written_port {
-                Some(port) => HeaderValue::from_str(&format!("{host}:{port}")),
-                None => HeaderValue::from_str(host),
-            };
-            map.insert(HOST, host_header.ok()?);
+        if !has("host") {
+            wire.extend_from_slice(b"host: ");
+            wire.extend_from_slice(host.as_bytes());
+            if let Some(port) = written_port {
+                wire.push(b':');
+                wire.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
+            }
+            wire.extend_from_slice(b"\r\n");
         }
-        map.entry(USER_AGENT)
-            .or_insert(HeaderValue::from_static(super::http::USER_AGENT));
-        map.entry(ACCEPT).or_insert(HeaderValue::from_static("*/*"));
+        if !has("user-agent") {
+            header_line(&mut wire, "user-agent", super::http::USER_AGENT.as_bytes());
+        }
+        if !has("accept") {
+            header_line(&mut wire, "accept", b"*/*");
+        }
+        // As hyper frames a body of known length; an empty one gets no
+        // header at all.
+        if !body.is_empty() {
+            header_line(
+                &mut wire,
+                "content-length",
+                itoa::Buffer::new().format(body.len()).as_bytes(),
+            );
+        }
+        wire.extend_from_slice(b"\r\n");
+        wire.extend_from_slice(body);
         Some(LeanRequest {
             host,
             port,
-            message,
+            wire,
+            reading: Reading {
+                head_only: *method == http::Method::HEAD,
+                keep_headers: true,
+            },
+            idempotent: method.is_idempotent(),
         })
     }
+
+    /// Leaves the response's headers out of the result when nothing reads
+    /// them (no expectation or capture names one): building their map is
+    /// a fifth of the lean path's own cost.
+    pub fn without_response_headers(mut self) -> Self {
+        self.reading.keep_headers = false;
+        self
+    }
+}
+
+/// `name: value` and its line end, the name in lower case.
+fn header_line(wire: &mut Vec<u8>, name: &str, value: &[u8]) {
+    wire.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
+    wire.extend_from_slice(b": ");
+    wire.extend_from_slice(value);
+    wire.extend_from_slice(b"\r\n");
+}
+
+/// A header name: one or more token characters (RFC 9110, 5.6.2).
+fn is_token(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A header value as the `http` crate takes it: no control character but
+/// tab (so no line break can smuggle a header in).
+fn is_field_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
 }
 
 /// Whether any proxy variable reqwest reads for `http://` URLs is set.
@@ -141,8 +223,13 @@ pub enum LeanError {
     Resolve(ResolveError),
     /// No connection (refused, unreachable…).
     Connect(std::io::Error),
-    /// The HTTP exchange failed: hyper's verdict.
-    Http(hyper::Error),
+    /// The socket failed during the exchange (reset, broken pipe…).
+    Io(std::io::Error),
+    /// The server closed the connection before the response was complete:
+    /// before its head, or `in_body`.
+    Closed { in_body: bool },
+    /// What the server sent is not an HTTP/1.1 response.
+    Malformed(String),
 }
 
 impl fmt::Display for LeanError {
@@ -150,7 +237,14 @@ impl fmt::Display for LeanError {
         match self {
             LeanError::Resolve(_) => f.write_str("dns error"),
             LeanError::Connect(_) => f.write_str("tcp connect error"),
-            LeanError::Http(_) => f.write_str("http error"),
+            LeanError::Io(_) => f.write_str("http error"),
+            LeanError::Closed { in_body: false } => {
+                f.write_str("http error: connection closed before message completed")
+            }
+            LeanError::Closed { in_body: true } => {
+                f.write_str("http error: end of file before message completed")
+            }
+            LeanError::Malformed(what) => write!(f, "http error: {what}"),
         }
     }
 }
@@ -159,8 +253,8 @@ impl StdError for LeanError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             LeanError::Resolve(err) => Some(err),
-            LeanError::Connect(err) => Some(err),
-            LeanError::Http(err) => Some(err),
+            LeanError::Connect(err) | LeanError::Io(err) => Some(err),
+            LeanError::Closed { .. } | LeanError::Malformed(_) => None,
         }
     }
 }
@@ -176,10 +270,9 @@ impl LeanError {
                 FailureClass::Io => FailureClass::Refused,
                 class => class,
             },
-            LeanError::Http(err) => err
-                .source()
-                .and_then(classify::chain)
-                .unwrap_or_else(|| classify::hyper(err)),
+            LeanError::Io(err) => classify::io(err),
+            // As hyper's incomplete messages and parse errors are classed.
+            LeanError::Closed { .. } | LeanError::Malformed(_) => FailureClass::Protocol,
         }
     }
 
@@ -203,7 +296,7 @@ impl LeanError {
 
     /// Whether the peer closed the connection before the exchange was over.
     pub fn is_closed(&self) -> bool {
-        matches!(self, LeanError::Http(err) if err.is_incomplete_message() || err.is_closed() || err.is_canceled())
+        matches!(self, LeanError::Closed { .. })
     }
 }
 
@@ -219,14 +312,13 @@ pub struct LeanFetchError {
 
 /// An idle keep-alive connection.
 struct Idle {
-    sender: SendRequest<Full<Bytes>>,
+    connection: Connection,
     since: Instant,
 }
 
 thread_local! {
     /// This thread's idle connections, by resolver, host and port. Per
-    /// thread: a sweep thread's connections are driven by its own runtime,
-    /// and no lock is taken per request.
+    /// thread: no lock is taken per request.
     static POOL: RefCell<foldhash::HashMap<String, Vec<Idle>>> = RefCell::new(foldhash::HashMap::default());
 }
 
@@ -238,18 +330,18 @@ fn pool_key(resolver: &Resolver, host: &str, port: u16) -> String {
     key.push(' ');
     key.push_str(host);
     key.push(':');
-    key.push_str(&port.to_string());
+    key.push_str(itoa::Buffer::new().format(port));
     key
 }
 
-/// An idle connection to `key` that is still open, if any.
-fn checkout(key: &str) -> Option<SendRequest<Full<Bytes>>> {
+/// An idle connection to `key` that still looks open, if any.
+fn checkout(key: &str) -> Option<Connection> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let idle = pool.get_mut(key)?;
         while let Some(entry) = idle.pop() {
-            if entry.since.elapsed() < IDLE_TIMEOUT && entry.sender.is_ready() {
-                return Some(entry.sender);
+            if entry.since.elapsed() < IDLE_TIMEOUT && entry.connection.looks_open() {
+                return Some(entry.connection);
             }
         }
         None
@@ -257,29 +349,21 @@ fn checkout(key: &str) -> Option<SendRequest<Full<Bytes>>> {
 }
 
 /// Puts a connection whose exchange is over back for the next request.
-fn checkin(key: String, sender: SendRequest<Full<Bytes>>) {
-    if sender.is_closed() {
-        return;
-    }
+fn checkin(key: String, connection: Connection) {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let idle = pool.entry(key).or_default();
         if idle.len() < IDLE_PER_HOST {
             idle.push(Idle {
-                sender,
+                connection,
                 since: Instant::now(),
             });
         }
     });
 }
 
-/// A new connection to `host:port` through `resolver`, its driver spawned
-/// on the current runtime.
-async fn connect(
-    resolver: &Resolver,
-    host: &str,
-    port: u16,
-) -> Result<SendRequest<Full<Bytes>>, LeanError> {
+/// A new connection to `host:port` through `resolver`.
+async fn connect(resolver: &Resolver, host: &str, port: u16) -> Result<Connection, LeanError> {
     let stream = resolver
         .connect_tcp(host, port)
         .await
@@ -290,14 +374,7 @@ async fn connect(
     // As reqwest does: a check's request is one small write, not worth
     // Nagle's wait for an acknowledgement.
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(LeanError::Http)?;
-    // The connection's own errors reach the request that was on it.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
+    Ok(Connection::new(stream))
 }
 
 /// Sends `request` through `resolver` and reads at most `cap` bytes of the
@@ -316,64 +393,43 @@ pub async fn fetch(
     let LeanRequest {
         host,
         port,
-        mut message,
+        wire,
+        reading,
+        idempotent,
     } = request;
     let key = pool_key(resolver, host, port);
     let mut pooled = checkout(&key);
-    let (mut sender, response) = loop {
+    loop {
         let reused = pooled.is_some();
-        let mut sender = match pooled.take() {
-            Some(sender) => sender,
+        let mut connection = match pooled.take() {
+            Some(connection) => connection,
             // Boxed: a new connection is the rare case, and its future
-            // (name resolution, connect, handshake) would otherwise make
-            // every request's future as large, moved by value at each step.
+            // (name resolution, connect) would otherwise make every
+            // request's future as large, moved by value at each step.
             None => Box::pin(connect(resolver, host, port))
                 .await
                 .map_err(|err| failed(None, err))?,
         };
-        match sender.try_send_request(message).await {
-            Ok(response) => break (sender, response),
-            Err(mut err) => match err.take_message() {
-                // An idle connection the server had closed, found before a
-                // byte of the request went out: sent again on a new one,
-                // as reqwest's pool does. A fresh connection's failure is
-                // the answer.
-                Some(unsent) if reused => {
-                    message = unsent;
-                    pooled = checkout(&key);
+        match connection.exchange(&wire, reading, cap, started).await {
+            Ok((fetched, reusable)) => {
+                // A connection with body left unread (the cap), or that
+                // the server is closing, is dropped here: closed.
+                if reusable {
+                    checkin(key, connection);
                 }
-                _ => return Err(failed(None, LeanError::Http(err.into_error()))),
-            },
-        }
-    };
-    let time_to_headers = started.elapsed();
-    let status = response.status().as_u16();
-    let (mut parts, mut incoming) = response.into_parts();
-    let headers = std::mem::take(&mut parts.headers);
-    let mut body = CappedBody::new(http_body::Body::size_hint(&incoming).exact(), cap);
-    loop {
-        match incoming.frame().await {
-            Some(Ok(frame)) => {
-                let Ok(chunk) = frame.into_data() else {
-                    continue; // trailers
-                };
-                if !body.push(&chunk) {
-                    break;
-                }
+                return Ok(fetched);
             }
-            None => break,
-            Some(Err(err)) => return Err(failed(Some(status), LeanError::Http(err))),
+            // A kept-alive connection the server had closed, found as the
+            // request went out: sent again on another, as reqwest's pool
+            // does when nothing went out, and as browsers do for methods
+            // that may be repeated when nothing came back. A fresh
+            // connection's failure is the answer.
+            Err(err) if reused && (err.unsent || (err.nothing_received && idempotent)) => {
+                pooled = checkout(&key);
+            }
+            Err(err) => return Err(failed(err.status, err.error)),
         }
     }
-    // Timed before the connection is handed back: that is not the request's.
-    let fetched = body.finish(status, headers, time_to_headers, started);
-    if fetched.truncated {
-        // The rest is never read: the connection closes with the sender.
-        drop(sender);
-    } else if sender.ready().await.is_ok() {
-        checkin(key, sender);
-    }
-    Ok(fetched)
 }
 
 #[cfg(test)]

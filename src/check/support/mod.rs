@@ -5,6 +5,7 @@
 pub mod classify;
 pub mod errors;
 pub mod h1;
+pub mod h1_response;
 pub mod http;
 pub mod latency;
 pub mod plain_url;
