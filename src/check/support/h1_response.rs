@@ -5,6 +5,7 @@
 //! [`CappedBody`].
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -178,9 +179,15 @@ impl Connection {
     async fn read_head(&mut self, reading: Reading) -> Result<Head, ExchangeError> {
         let mut received = false;
         loop {
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut response = httparse::Response::new(&mut slots);
-            let parsed = response.parse(&self.buf[self.start..]);
+            // Left uninitialised: filling 100 empty slots (3.2 KB) before
+            // each parse was a fifth of the attempt's own `perf` samples.
+            let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut []);
+            let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut response,
+                &self.buf[self.start..],
+                &mut slots,
+            );
             match parsed {
                 Ok(Status::Complete(len)) => {
                     let head = head_of(&response, reading)

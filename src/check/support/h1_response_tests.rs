@@ -301,3 +301,42 @@ async fn a_kept_alive_connection_the_server_dropped_is_replaced_for_a_get() {
     assert_eq!(server.requests.load(Ordering::SeqCst), 5);
     assert_eq!(server.connections.load(Ordering::SeqCst), 5);
 }
+
+#[test]
+fn a_connection_pooled_under_a_runtime_that_has_ended_is_not_used_by_the_next() {
+    // The pool is per thread; runtimes come and go on a thread (a watched
+    // sweep's rounds, tests). A connection whose runtime has ended fails
+    // at its first write and is replaced, never reported as the answer.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0
+                        || stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    for round in 0..3 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = runtime.block_on(get(port)).unwrap();
+        assert_eq!(got.body, b"ok", "round {round}");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+}
