@@ -316,10 +316,42 @@ struct Idle {
     since: Instant,
 }
 
+/// This thread's idle connections, by resolver, host and port.
+#[derive(Default)]
+struct Pool {
+    idle: foldhash::HashMap<String, Vec<Idle>>,
+    /// Check-ins since the whole pool was last swept ([`SWEEP_EVERY`]).
+    checkins: usize,
+}
+
+/// Every this many check-ins, every idle connection of the thread is looked
+/// at, and those the server closed or that idled too long are dropped. No
+/// task watches an idle connection (hyper's connection task did), so one
+/// the server closed would otherwise keep its descriptor, half-closed, until
+/// its host is asked again, which in a sweep of many hosts may be never.
+const SWEEP_EVERY: usize = 1024;
+
 thread_local! {
-    /// This thread's idle connections, by resolver, host and port. Per
-    /// thread: no lock is taken per request.
-    static POOL: RefCell<foldhash::HashMap<String, Vec<Idle>>> = RefCell::new(foldhash::HashMap::default());
+    /// This thread's idle connections. Per thread: no lock is taken per
+    /// request.
+    static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+}
+
+impl Pool {
+    /// Drops every idle connection that is closed or too old.
+    fn sweep(&mut self) {
+        self.idle.retain(|_, idle| {
+            idle.retain(|entry| entry.usable());
+            !idle.is_empty()
+        });
+    }
+}
+
+impl Idle {
+    /// Whether the connection may serve another request.
+    fn usable(&self) -> bool {
+        self.since.elapsed() < IDLE_TIMEOUT && self.connection.looks_open()
+    }
 }
 
 /// The pool's key: which resolver found the host, and where it is.
@@ -338,9 +370,9 @@ fn pool_key(resolver: &Resolver, host: &str, port: u16) -> String {
 fn checkout(key: &str) -> Option<Connection> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let idle = pool.get_mut(key)?;
+        let idle = pool.idle.get_mut(key)?;
         while let Some(entry) = idle.pop() {
-            if entry.since.elapsed() < IDLE_TIMEOUT && entry.connection.looks_open() {
+            if entry.usable() {
                 return Some(entry.connection);
             }
         }
@@ -352,7 +384,12 @@ fn checkout(key: &str) -> Option<Connection> {
 fn checkin(key: String, connection: Connection) {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let idle = pool.entry(key).or_default();
+        pool.checkins += 1;
+        if pool.checkins >= SWEEP_EVERY {
+            pool.checkins = 0;
+            pool.sweep();
+        }
+        let idle = pool.idle.entry(key).or_default();
         if idle.len() < IDLE_PER_HOST {
             idle.push(Idle {
                 connection,

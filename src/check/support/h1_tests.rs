@@ -224,3 +224,47 @@ fn https_and_malformed_headers_are_left_to_reqwest() {
         &[("bad name", "v".to_string())]
     ));
 }
+
+/// How many idle connections this thread's pool holds, by key.
+fn pooled() -> std::collections::BTreeMap<String, usize> {
+    POOL.with(|pool| {
+        let pool = pool.borrow();
+        pool.idle
+            .iter()
+            .map(|(key, idle)| (key.clone(), idle.len()))
+            .collect()
+    })
+}
+
+#[tokio::test]
+async fn idle_connections_the_servers_closed_are_dropped_though_their_hosts_are_not_asked_again() {
+    // Three hosts answer once and close; none is asked again.
+    let mut closed = Vec::new();
+    for _ in 0..3 {
+        let server = server(Answer::ThenClose).await;
+        get(&url(server.port, "/"), &[], 1000).await.unwrap();
+        closed.push(server.port);
+    }
+    // The runtime sees the closes while it waits.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let dead_keys = |pool: &std::collections::BTreeMap<String, usize>| {
+        closed
+            .iter()
+            .filter(|port| pool.keys().any(|key| key.ends_with(&format!(":{port}"))))
+            .count()
+    };
+    assert_eq!(
+        dead_keys(&pooled()),
+        3,
+        "each answer left its connection pooled"
+    );
+    // Requests to a fourth host sweep the whole pool now and then.
+    let alive = server(Answer::KeepAlive).await;
+    for _ in 0..SWEEP_EVERY {
+        get(&url(alive.port, "/"), &[], 1000).await.unwrap();
+    }
+    let pool = pooled();
+    assert_eq!(dead_keys(&pool), 0, "{pool:?}");
+    assert_eq!(pool.values().sum::<usize>(), 1, "{pool:?}");
+    assert_eq!(alive.connections.load(Ordering::SeqCst), 1);
+}
