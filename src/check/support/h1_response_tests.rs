@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
 
 use super::super::h1::{fetch, LeanFetchError, LeanRequest};
 use super::super::http::Fetched;
+use super::super::test_server::serve;
 use crate::check::resolve::Resolver;
 use crate::core::FailureClass;
 
@@ -25,49 +25,29 @@ struct Raw {
 }
 
 async fn raw(reply: &'static [u8], close: bool, dribble: bool) -> Raw {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let connections = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(AtomicUsize::new(0));
-    let (count, asked) = (connections.clone(), requests.clone());
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            let asked = asked.clone();
-            tokio::spawn(async move {
-                let mut pending = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => pending.extend_from_slice(&buf[..n]),
-                        }
-                        continue;
-                    };
-                    pending.drain(..end + 4);
-                    asked.fetch_add(1, Ordering::SeqCst);
-                    let written = if dribble {
-                        let mut ok = true;
-                        for byte in reply {
-                            ok = ok && stream.write_all(&[*byte]).await.is_ok();
-                            let _ = stream.flush().await;
-                            tokio::task::yield_now().await;
-                        }
-                        ok
-                    } else {
-                        stream.write_all(reply).await.is_ok()
-                    };
-                    if close || !written {
-                        return;
-                    }
+    let asked = requests.clone();
+    let served = serve(move |mut stream, _head| {
+        asked.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let written = if dribble {
+                let mut ok = true;
+                for byte in reply {
+                    ok = ok && stream.write_all(&[*byte]).await.is_ok();
+                    let _ = stream.flush().await;
+                    tokio::task::yield_now().await;
                 }
-            });
+                ok
+            } else {
+                stream.write_all(reply).await.is_ok()
+            };
+            (written && !close).then_some(stream)
         }
-    });
+    })
+    .await;
     Raw {
-        port,
-        connections,
+        port: served.port,
+        connections: served.connections,
         requests,
     }
 }

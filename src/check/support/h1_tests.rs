@@ -1,9 +1,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
 
+use super::super::test_server::serve;
 use super::*;
 
 /// How a test server answers each request on a connection.
@@ -28,72 +28,50 @@ struct Server {
 }
 
 async fn server(answer: Answer) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let connections = Arc::new(AtomicUsize::new(0));
     let heads = Arc::new(Mutex::new(Vec::new()));
-    let (count, kept) = (connections.clone(), heads.clone());
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            let kept = kept.clone();
-            tokio::spawn(async move {
-                let mut pending = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => pending.extend_from_slice(&buf[..n]),
-                        }
-                        continue;
-                    };
-                    let head: Vec<u8> = pending.drain(..end + 4).collect();
-                    kept.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&head).into_owned());
-                    let written = match answer {
-                        Answer::KeepAlive => stream
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                            .await
-                            .is_ok(),
-                        Answer::ThenClose => {
-                            let _ = stream
-                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                                .await;
-                            return;
-                        }
-                        Answer::Big(len) => {
-                            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n");
-                            let mut ok = stream.write_all(head.as_bytes()).await.is_ok();
-                            let piece = vec![b'x'; 64 * 1024];
-                            let mut sent = 0;
-                            while ok && sent < len {
-                                let n = piece.len().min(len - sent);
-                                ok = stream.write_all(&piece[..n]).await.is_ok();
-                                sent += n;
-                            }
-                            ok
-                        }
-                        Answer::BrokenOff => {
-                            let _ = stream
-                                .write_all(
-                                    b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789",
-                                )
-                                .await;
-                            return;
-                        }
-                    };
-                    if !written {
-                        return;
-                    }
+    let kept = heads.clone();
+    let served = serve(move |mut stream, head| {
+        kept.lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(&head).into_owned());
+        async move {
+            let written = match answer {
+                Answer::KeepAlive => stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .is_ok(),
+                Answer::ThenClose => {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                    false
                 }
-            });
+                Answer::Big(len) => {
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n");
+                    let mut ok = stream.write_all(head.as_bytes()).await.is_ok();
+                    let piece = vec![b'x'; 64 * 1024];
+                    let mut sent = 0;
+                    while ok && sent < len {
+                        let n = piece.len().min(len - sent);
+                        ok = stream.write_all(&piece[..n]).await.is_ok();
+                        sent += n;
+                    }
+                    ok
+                }
+                Answer::BrokenOff => {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789")
+                        .await;
+                    false
+                }
+            };
+            written.then_some(stream)
         }
-    });
+    })
+    .await;
     Server {
-        port,
-        connections,
+        port: served.port,
+        connections: served.connections,
         heads,
     }
 }

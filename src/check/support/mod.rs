@@ -9,4 +9,6 @@ pub mod h1_response;
 pub mod http;
 pub mod latency;
 pub mod plain_url;
+#[cfg(test)]
+pub mod test_server;
 pub mod tls;
