@@ -178,6 +178,9 @@ impl Connection {
     /// The final response head, informational ones (1xx but 101) skipped.
     async fn read_head(&mut self, reading: Reading) -> Result<Head, ExchangeError> {
         let mut received = false;
+        // Bytes of informational heads skipped so far: a server sending
+        // them without end is refused at the bound a head has.
+        let mut skipped = 0usize;
         loop {
             // Left uninitialised: filling 100 empty slots (3.2 KB) before
             // each parse was a fifth of the attempt's own `perf` samples.
@@ -195,6 +198,15 @@ impl Connection {
                     self.start += len;
                     let status = head.status;
                     if (100..200).contains(&status) && status != 101 {
+                        skipped += len;
+                        if skipped > MAX_HEAD {
+                            return Err(ExchangeError::before_response(
+                                LeanError::Malformed(
+                                    "more than 400 KiB of informational (1xx) responses".into(),
+                                ),
+                                true,
+                            ));
+                        }
                         continue;
                     }
                     return Ok(head);

@@ -262,6 +262,12 @@ async fn a_head_that_never_ends_is_refused_at_its_bound() {
     let (class, status, text) = failure(&HUGE, false).await;
     assert_eq!((class, status), (FailureClass::Protocol, None));
     assert!(text.contains("larger than 400 KiB"), "{text}");
+    // 500 KiB of `100 Continue`, each a whole head: refused the same way.
+    static CONTINUES: std::sync::LazyLock<Vec<u8>> =
+        std::sync::LazyLock::new(|| b"HTTP/1.1 100 Continue\r\n\r\n".repeat(500 * 1024 / 25));
+    let (class, status, text) = failure(&CONTINUES, false).await;
+    assert_eq!((class, status), (FailureClass::Protocol, None));
+    assert!(text.contains("informational (1xx) responses"), "{text}");
 }
 
 #[tokio::test]
