@@ -38,11 +38,21 @@ pub fn hold_max_checks() -> usize {
 /// read).
 pub const SWEEP_CHUNK_CHECKS: usize = 250;
 
-/// One check to sweep.
+/// One check to sweep: its step borrowed from a held plan, or owned when
+/// read again from its file.
 #[derive(Debug, Clone)]
-pub struct SweepCheck {
-    pub step: Step,
+pub struct SweepCheck<'p> {
+    pub step: Cow<'p, Step>,
     /// Index into [`SweepPlan::vars`]: the `[vars]` of the file it came from.
+    pub vars: usize,
+}
+
+/// Held checks of one file, as pass 1 validated them: a chunk's vector,
+/// moved into the plan and never copied (see [`SweepPlan::held`]).
+#[derive(Debug, Clone)]
+pub struct HeldChunk {
+    pub steps: Vec<Step>,
+    /// Index into [`SweepPlan::vars`], as [`SweepCheck::vars`].
     pub vars: usize,
 }
 
@@ -222,7 +232,7 @@ fn shard_keys(depends: &HashMap<&str, &[String]>) -> HashMap<String, String> {
 }
 
 /// Batches of checks read from a file.
-type Batches<'p> = Box<dyn Iterator<Item = io::Result<Vec<Cow<'p, SweepCheck>>>> + Send + 'p>;
+type Batches<'p> = Box<dyn Iterator<Item = io::Result<Vec<SweepCheck<'p>>>> + Send + 'p>;
 
 /// A check file that changed (or vanished) after the sweep validated it:
 /// the sweep stops rather than run checks nobody validated.
@@ -318,7 +328,7 @@ pub struct SweepPlan {
     /// The checks, when the sweep is small enough to hold them (see
     /// [`HOLD_MAX_CHECKS`]); `None` when they are read from [`Self::files`]
     /// as the sweep goes.
-    pub held: Option<Vec<SweepCheck>>,
+    pub held: Option<Vec<HeldChunk>>,
     /// Every input file, by the same index as [`SweepPlan::vars`].
     pub files: Vec<PlanFile>,
     pub selection: Selection,
@@ -334,14 +344,20 @@ impl SweepPlan {
     /// The checks that run, file by file in order, each file's as one batch:
     /// the held ones, or each file read again and validated as it is
     /// reached. An error when a file can no longer be read or has changed.
-    pub fn batches(
-        &self,
-    ) -> Box<dyn Iterator<Item = io::Result<Vec<Cow<'_, SweepCheck>>>> + Send + '_> {
+    pub fn batches(&self) -> Box<dyn Iterator<Item = io::Result<Vec<SweepCheck<'_>>>> + Send + '_> {
         if let Some(held) = &self.held {
-            return Box::new(std::iter::once(Ok(held
-                .iter()
-                .map(Cow::Borrowed)
-                .collect())));
+            // A batch per chunk: each batch's vector is freed before the
+            // next is made, instead of one of 10,000 checks.
+            return Box::new(held.iter().map(|chunk| {
+                Ok(chunk
+                    .steps
+                    .iter()
+                    .map(|step| SweepCheck {
+                        step: Cow::Borrowed(step),
+                        vars: chunk.vars,
+                    })
+                    .collect())
+            }));
         }
         Box::new(
             self.files
@@ -360,15 +376,13 @@ impl SweepPlan {
     /// file, and the sweep stops there as for any [`InputChanged`].
     fn read_file<'p>(&'p self, file_index: usize, file: &'p PlanFile) -> Batches<'p> {
         let changed = |why: &str| InputChanged::error(&file.path, why);
-        let selected = move |steps: Vec<Step>| -> Vec<Cow<'p, SweepCheck>> {
+        let selected = move |steps: Vec<Step>| -> Vec<SweepCheck<'p>> {
             steps
                 .into_iter()
                 .filter(|step| self.selection.keeps(&step.id))
-                .map(|step| {
-                    Cow::Owned(SweepCheck {
-                        step,
-                        vars: file_index,
-                    })
+                .map(|step| SweepCheck {
+                    step: Cow::Owned(step),
+                    vars: file_index,
                 })
                 .collect()
         };

@@ -9,7 +9,6 @@
 //! one journal ([`super::journal`]): appends are short and synchronous, and
 //! what the reports make of them never keeps a sweep thread waiting.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -288,7 +287,7 @@ pub async fn run_sweep(
     };
     for level in dependency_levels(dependants) {
         for chunk in level.chunks(PLAN_CHUNK) {
-            announce(&journal, chunk.iter().map(|check| &**check), samples)?;
+            announce(&journal, chunk.iter(), samples)?;
         }
         // The level's checks read the verdicts of the levels before it.
         let snapshot = journal.verdicts();
@@ -576,7 +575,7 @@ pub fn record_end(
 /// Runs one check's samples (or records why it cannot run).
 async fn sweep_check(
     plan: &SweepPlan,
-    check: &SweepCheck,
+    check: &SweepCheck<'_>,
     steps: &[Step],
     runner: &StepRunner<'_>,
     journal: &ThreadJournal<'_, '_>,
@@ -705,9 +704,9 @@ async fn sweep_check(
 /// Steps announced per `plan` record.
 const PLAN_CHUNK: usize = 1_000;
 
-/// A check of the plan: borrowed from a held plan, owned when read again
-/// from its file.
-type Placed<'p> = Cow<'p, SweepCheck>;
+/// A check of the plan: its step borrowed from a held plan, owned when read
+/// again from its file.
+type Placed<'p> = SweepCheck<'p>;
 
 /// The plan's checks as the announcer takes them: [`SweepPlan::batches`],
 /// or the same batches read ahead on a thread of their own ([`Prefetch`]).
@@ -788,8 +787,7 @@ impl<'p, 'j, 'a> Announcer<'p, 'j, 'a> {
                     break;
                 }
             }
-            let checks = self.ready.iter().map(|check| &**check);
-            announce(self.journal, checks, self.samples)?;
+            announce(self.journal, self.ready.iter(), self.samples)?;
         }
         Ok(true)
     }
@@ -814,9 +812,9 @@ impl<'j> Iterator for Announcer<'_, 'j, '_> {
 
 /// Writes a `plan` record announcing the steps of `checks` (each sample of
 /// each with `--samples`); nothing for no checks.
-fn announce<'c>(
+fn announce<'c, 'p: 'c>(
     journal: &SharedJournal<'_>,
-    checks: impl Iterator<Item = &'c SweepCheck>,
+    checks: impl Iterator<Item = &'c SweepCheck<'p>>,
     samples: u32,
 ) -> io::Result<()> {
     let mut steps = Vec::new();
@@ -847,7 +845,7 @@ fn announce<'c>(
 /// Runs one check: as its own step, or with `--samples K` as `ID#1`…`ID#K`.
 async fn sweep_one(
     plan: &SweepPlan,
-    check: &SweepCheck,
+    check: &SweepCheck<'_>,
     samples: u32,
     runner: &StepRunner<'_>,
     journal: &ThreadJournal<'_, '_>,
@@ -855,12 +853,12 @@ async fn sweep_one(
     options: &SweepOptions,
 ) -> io::Result<CheckReport> {
     if samples == 1 {
-        let steps = std::slice::from_ref(&check.step);
+        let steps = std::slice::from_ref(&*check.step);
         return sweep_check(plan, check, steps, runner, journal, verdicts, options).await;
     }
     let steps: Vec<Step> = (1..=samples)
         .map(|k| {
-            let mut step = check.step.clone();
+            let mut step = Step::clone(&check.step);
             step.id = sample_step_id(&check.step.id, k);
             step
         })

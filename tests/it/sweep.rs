@@ -1752,20 +1752,23 @@ fn example_checks_folder_loads_without_running() {
     let mut input = load_input(std::slice::from_ref(&dir)).unwrap_or_else(|e| panic!("{e}"));
     let env = |_: &str| Some("example-secret".to_string());
     let (plan, _) = plan(&mut input, &[], None, &env).unwrap_or_else(|e| panic!("{e}"));
-    let checks = plan
+    let checks: Vec<_> = plan
         .held
         .as_deref()
-        .expect("a small sweep holds its checks");
-    let kinds: BTreeSet<&str> = checks.iter().map(|c| c.step.check.kind()).collect();
+        .expect("a small sweep holds its checks")
+        .iter()
+        .flat_map(|chunk| &chunk.steps)
+        .collect();
+    let kinds: BTreeSet<&str> = checks.iter().map(|step| step.check.kind()).collect();
     assert!(kinds.contains("http") && kinds.contains("tcp"), "{kinds:?}");
     assert!(
-        checks.iter().any(|c| !c.step.depends_on.is_empty()),
+        checks.iter().any(|step| !step.depends_on.is_empty()),
         "a dependency chain"
     );
     assert!(
         checks
             .iter()
-            .any(|c| c.step.tags.iter().any(|t| t.contains('='))),
+            .any(|step| step.tags.iter().any(|t| t.contains('='))),
         "key=value tags"
     );
 }
