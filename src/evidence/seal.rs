@@ -162,7 +162,14 @@ pub(crate) fn write_durable_with(
     path: &Path,
     write: impl FnOnce(&mut fs::File) -> io::Result<()>,
 ) -> io::Result<()> {
-    write_whole_with(path, write, true)
+    write_whole_with(path, write, Synced::FileAndFolder)
+}
+
+/// [`write_durable`] short of the folder's sync: the file is on disk, and
+/// its name is once the caller syncs the folder, which it does before it
+/// relies on it (one sync for the names of several new files).
+pub(crate) fn write_synced_renamed(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_whole_with(path, |file| file.write_all(bytes), Synced::File)
 }
 
 /// [`write_durable_with`] short of the syncs: readers still see nothing or
@@ -172,13 +179,21 @@ pub(crate) fn write_renamed_with(
     path: &Path,
     write: impl FnOnce(&mut fs::File) -> io::Result<()>,
 ) -> io::Result<()> {
-    write_whole_with(path, write, false)
+    write_whole_with(path, write, Synced::Nothing)
+}
+
+/// What [`write_whole_with`] syncs.
+#[derive(Clone, Copy, PartialEq)]
+enum Synced {
+    Nothing,
+    File,
+    FileAndFolder,
 }
 
 fn write_whole_with(
     path: &Path,
     write: impl FnOnce(&mut fs::File) -> io::Result<()>,
-    sync: bool,
+    synced: Synced,
 ) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let parent = path
@@ -199,12 +214,12 @@ fn write_whole_with(
             .create_new(true)
             .open(&temp)?;
         write(&mut file)?;
-        if sync {
+        if synced != Synced::Nothing {
             file.sync_all()?;
         }
         drop(file);
         fs::rename(&temp, path)?;
-        if sync {
+        if synced == Synced::FileAndFolder {
             sync_dir(parent)?;
         }
         Ok(())

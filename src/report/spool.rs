@@ -25,6 +25,10 @@ use crate::evidence::Redactor;
 pub enum Mode {
     /// Temp file, fsync, rename over the target.
     Replace,
+    /// [`Mode::Replace`] without the syncs, for a target whose owner syncs
+    /// it later with others (a bundle's own reports: its seal syncs them
+    /// beside its other files, instead of two syncs each in turn first).
+    ReplaceUnsynced,
     /// Appended to the target (created if missing).
     Append,
 }
@@ -161,15 +165,19 @@ impl Spooled {
             spool.flush()?;
         }
         let result = (|| match output.mode {
-            Mode::Replace => {
+            Mode::Replace | Mode::ReplaceUnsynced => {
+                let synced = output.mode == Mode::Replace;
                 let temp = temp_beside(&output.target, "");
                 let written = self
-                    .assemble(&temp, false, &mut output, parts)
+                    .assemble(&temp, false, synced, &mut output, parts)
                     .and_then(|()| fs::rename(&temp, &output.target));
                 if written.is_err() {
                     let _ = fs::remove_file(&temp);
                 }
                 written?;
+                if !synced {
+                    return Ok(());
+                }
                 if let Some(dir) = output.target.parent() {
                     let dir = if dir.as_os_str().is_empty() {
                         Path::new(".")
@@ -184,18 +192,20 @@ impl Spooled {
             }
             Mode::Append => {
                 let target = output.target.clone();
-                self.assemble(&target, true, &mut output, parts)
+                self.assemble(&target, true, true, &mut output, parts)
             }
         })();
         remove_spools(&mut output);
         result
     }
 
-    /// Writes `parts` into `path` (appending or creating it) and syncs it.
+    /// Writes `parts` into `path` (appending or creating it), and syncs it
+    /// when `sync`.
     fn assemble(
         &self,
         path: &Path,
         append: bool,
+        sync: bool,
         output: &mut Output,
         parts: &[Part],
     ) -> io::Result<()> {
@@ -222,7 +232,10 @@ impl Spooled {
             }
         }
         let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()
+        if sync {
+            file.sync_all()?;
+        }
+        Ok(())
     }
 }
 
@@ -253,11 +266,16 @@ mod tests {
             "hunter2-canary-value".to_string(),
         )]));
         let replaced = dir.path().join("report.txt");
+        let unsynced = dir.path().join("bundle-report.txt");
         let appended = dir.path().join("append.md");
         std::fs::write(&replaced, "old\n").unwrap();
+        std::fs::write(&unsynced, "old\n").unwrap();
         std::fs::write(&appended, "before\n").unwrap();
         let mut spooled = Spooled::new(redactor, 2);
         spooled.add_target(&replaced, Mode::Replace).unwrap();
+        spooled
+            .add_target(&unsynced, Mode::ReplaceUnsynced)
+            .unwrap();
         spooled.add_target(&appended, Mode::Append).unwrap();
         spooled.write(1, "b1 hunter2-canary-value\n");
         spooled.write(0, "a1\n");
@@ -274,9 +292,11 @@ mod tests {
         assert!(text.starts_with("head\na1\nmid\nb1 "), "{text}");
         assert!(text.contains("b2\ntail "), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
+        // Left for its owner to sync, the same file.
+        assert_eq!(std::fs::read_to_string(&unsynced).unwrap(), text);
         let appended = std::fs::read_to_string(&appended).unwrap();
         assert!(appended.starts_with("before\nhead\n"), "{appended}");
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(left.len(), 2, "spools and temp files are gone");
+        assert_eq!(left.len(), 3, "spools and temp files are gone");
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::alerts::{notify_changes, wants_notify, CheckStates};
-use super::sweep_sink::{RoundListener, RoundSink};
+use super::sweep_sink::{RoundListener, RoundSink, BUNDLE_JUNIT, BUNDLE_SUMMARY};
 use super::SessionError;
 use crate::core::record::{BundleKind, Header, SourceRef};
 use crate::engine::Cancel;
@@ -191,6 +191,8 @@ pub async fn sweep_round(
     let output_errors = sink
         .finish(&report, args.name, &bundle_label)
         .map_err(write_failed)?;
+    // Written whole (an error for either has returned above), not yet synced.
+    bundle.sync_later(&[BUNDLE_JUNIT, BUNDLE_SUMMARY]);
     let missing = bundle.missing_evidence();
     bundle.seal().map_err(write_failed)?;
     if let Some(reason) = report.stopped {

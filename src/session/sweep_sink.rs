@@ -29,6 +29,11 @@ pub trait RoundListener: Send {
     fn check(&mut self, check: &CheckReport);
 }
 
+/// The round's reports inside its bundle: written unsynced, then synced by
+/// the seal with the bundle's other files ([`crate::evidence::BundleWriter::sync_later`]).
+pub const BUNDLE_JUNIT: &str = "junit.xml";
+pub const BUNDLE_SUMMARY: &str = "summary.md";
+
 /// A file the operator asked for that could not be written.
 pub(super) struct OutputError {
     pub what: &'static str,
@@ -75,12 +80,12 @@ impl<'a, 'l> RoundSink<'a, 'l> {
             }
         };
         let mut junit = Spooled::new(redactor.clone(), 1);
-        junit.add_target(&bundle_dir.join("junit.xml"), Mode::Replace)?;
+        junit.add_target(&bundle_dir.join(BUNDLE_JUNIT), Mode::ReplaceUnsynced)?;
         if let Some(path) = round.junit {
             operator(&mut junit, path, Mode::Replace, "--junit");
         }
         let mut markdown = Spooled::new(redactor.clone(), 1);
-        markdown.add_target(&bundle_dir.join("summary.md"), Mode::Replace)?;
+        markdown.add_target(&bundle_dir.join(BUNDLE_SUMMARY), Mode::ReplaceUnsynced)?;
         if let Some(path) = round.markdown {
             operator(&mut markdown, path, Mode::Append, "--markdown");
         }
