@@ -326,8 +326,9 @@ pub struct PlanFile {
 #[derive(Debug, Clone, Default)]
 pub struct SweepPlan {
     /// The checks, when the sweep is small enough to hold them (see
-    /// [`HOLD_MAX_CHECKS`]); `None` when they are read from [`Self::files`]
-    /// as the sweep goes.
+    /// [`HOLD_MAX_CHECKS`]), in the chunks pass 1 validated them in, file by
+    /// file; `None` when they are read from [`Self::files`] as the sweep
+    /// goes.
     pub held: Option<Vec<HeldChunk>>,
     /// Every input file, by the same index as [`SweepPlan::vars`].
     pub files: Vec<PlanFile>,
