@@ -148,6 +148,30 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Everything written so far on `file`'s file system, data and names, to
+/// disk in one call (`syncfs`): a sweep's blobs since the last journal
+/// sync, instead of two syncs for each in turn. Linux only; elsewhere blobs
+/// are synced as they are written ([`BLOBS_SYNCED_IN_BATCHES`]).
+pub(crate) fn sync_file_system(file: &File) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: syncfs on a descriptor we own; no memory is passed.
+        if unsafe { libc::syncfs(file.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        file.sync_all()
+    }
+}
+
+/// Whether a batched journal's blobs are written unsynced and synced with
+/// the file system before the journal's next sync ([`sync_file_system`]).
+pub(crate) const BLOBS_SYNCED_IN_BATCHES: bool = cfg!(target_os = "linux");
+
 /// Writes `bytes` to `path` crash-safely: a temporary file in the same
 /// directory, `sync_all`, `rename`, then fsync the directory. Readers see
 /// either nothing or the whole file.

@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -23,6 +24,24 @@ const MAX_QUEUED: usize = 2;
 /// writer (which gives it up before `run.end`) and whichever thread writes
 /// the journal (which gives it up when the disk is full).
 pub type Reserve = Arc<Mutex<Option<PathBuf>>>;
+
+/// Set when a blob was written unsynced since the journal's last sync
+/// (see [`super::writer::BlobStore`]): the next sync first syncs the file
+/// system, so that no record is on disk before a blob it names.
+pub type UnsyncedBlobs = Arc<AtomicBool>;
+
+/// Syncs the journal `file`, and first the blobs written since its last
+/// sync when there are some.
+pub fn sync_journal(file: &File, blobs: &AtomicBool) -> io::Result<()> {
+    if blobs.swap(false, Ordering::AcqRel) {
+        if let Err(error) = super::seal::sync_file_system(file) {
+            // Still unsynced: the next sync tries again.
+            blobs.store(true, Ordering::Release);
+            return Err(error);
+        }
+    }
+    file.sync_data()
+}
 
 /// Writes one journal's batches in order on its own thread: each batch is
 /// added to the journal's SHA-256, appended, and synced when asked. The
@@ -58,8 +77,14 @@ struct State {
 
 impl JournalWriter {
     /// A writer of `file` (the journal, opened for appending) whose SHA-256
-    /// so far is `sha`; `reserve` is given up when the disk is full.
-    pub fn new(file: File, sha: Sha256, reserve: Reserve) -> io::Result<JournalWriter> {
+    /// so far is `sha`; `reserve` is given up when the disk is full; each
+    /// sync syncs `blobs` first when set ([`sync_journal`]).
+    pub fn new(
+        file: File,
+        sha: Sha256,
+        reserve: Reserve,
+        blobs: UnsyncedBlobs,
+    ) -> io::Result<JournalWriter> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -67,7 +92,7 @@ impl JournalWriter {
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("journal-sync".into())
-            .spawn(move || worker.run(file, sha, &reserve))?;
+            .spawn(move || worker.run(file, sha, &reserve, &blobs))?;
         Ok(JournalWriter {
             shared,
             thread: Some(thread),
@@ -161,7 +186,13 @@ impl Shared {
     /// The thread: takes each batch in order, hashes and appends it, and
     /// syncs once the batches asking for it are written (batches handed
     /// over meanwhile share the next sync).
-    fn run(&self, mut file: File, mut sha: Sha256, reserve: &Reserve) -> Sha256 {
+    fn run(
+        &self,
+        mut file: File,
+        mut sha: Sha256,
+        reserve: &Reserve,
+        blobs: &AtomicBool,
+    ) -> Sha256 {
         let mut state = self.lock();
         let mut unsynced = false;
         loop {
@@ -185,7 +216,7 @@ impl Shared {
             state = self.lock();
             if unsynced && result.is_ok() && state.queue.is_empty() {
                 drop(state);
-                result = file.sync_data();
+                result = sync_journal(&file, blobs);
                 unsynced = false;
                 state = self.lock();
             }
@@ -203,6 +234,33 @@ impl Shared {
 mod tests {
     use super::*;
 
+    fn no_blobs() -> UnsyncedBlobs {
+        Arc::new(AtomicBool::new(false))
+    }
+
+    #[test]
+    fn blobs_written_since_the_last_sync_are_synced_by_the_next_sync_only() {
+        let dir = scratch("blobs");
+        let blobs: UnsyncedBlobs = Arc::new(AtomicBool::new(true));
+        let writer = JournalWriter::new(
+            File::create(dir.join("journal")).unwrap(),
+            Sha256::new(),
+            Arc::new(Mutex::new(None)),
+            blobs.clone(),
+        )
+        .unwrap();
+        // Written without a sync: the blobs stay to be synced.
+        writer.write(&mut b"a\n".to_vec(), false).unwrap();
+        writer.wait().unwrap();
+        assert!(blobs.load(Ordering::Acquire));
+        // The sync takes them with the journal.
+        writer.write(&mut b"b\n".to_vec(), true).unwrap();
+        writer.wait().unwrap();
+        assert!(!blobs.load(Ordering::Acquire));
+        writer.finish().unwrap();
+        assert_eq!(std::fs::read(dir.join("journal")).unwrap(), b"a\nb\n");
+    }
+
     fn scratch(name: &str) -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("runproof-syncer-{name}-{}", std::process::id()));
@@ -218,7 +276,7 @@ mod tests {
         let file = File::create(&path).unwrap();
         let mut sha = Sha256::new();
         sha.update(b"already written\n");
-        let writer = JournalWriter::new(file, sha, Arc::new(Mutex::new(None))).unwrap();
+        let writer = JournalWriter::new(file, sha, Arc::new(Mutex::new(None)), no_blobs()).unwrap();
         let mut expected = b"already written\n".to_vec();
         let mut batch = Vec::new();
         for n in 0..200 {
@@ -256,8 +314,13 @@ mod tests {
             // SAFETY: both descriptors are fresh and owned here.
             unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
         };
-        let writer =
-            JournalWriter::new(writer_end, Sha256::new(), Arc::new(Mutex::new(None))).unwrap();
+        let writer = JournalWriter::new(
+            writer_end,
+            Sha256::new(),
+            Arc::new(Mutex::new(None)),
+            no_blobs(),
+        )
+        .unwrap();
         writer.write(&mut b"first\n".to_vec(), true).unwrap();
         let error = writer.wait().expect_err("syncing a pipe fails");
         assert_eq!(error.raw_os_error(), Some(libc::EINVAL), "{error}");
@@ -282,6 +345,7 @@ mod tests {
             File::create(&path).unwrap(),
             Sha256::new(),
             Arc::new(Mutex::new(None)),
+            no_blobs(),
         )
         .unwrap();
         for n in 0..50 {

@@ -2665,6 +2665,44 @@ fn a_file_changed_in_the_middle_of_a_streamed_sweep_ends_the_round_interrupted_a
 }
 
 #[test]
+fn checks_whose_bodies_differ_store_a_blob_each_and_the_bundle_verifies() {
+    let _cpu = shared();
+    // More checks than a batch of the journal (512 records): the blobs are
+    // written unsynced and synced with the batches, and the seal lists each
+    // under the digest it was written under.
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let base = server.url();
+    let body: String = (0..600)
+        .map(|n| http(&format!("c{n}"), &format!("{base}/echo/b{n}"), ""))
+        .collect();
+    let dir = checks_dir(&ws, &[("checks.toml", check_file(&body))]);
+    let output = sweep(&ws, &[&dir], &["--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let bundle = PathBuf::from(json_doc(&output)["bundle"].as_str().unwrap());
+    let stored: BTreeSet<String> = std::fs::read_dir(bundle.join("blobs/sha256"))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    let expected: BTreeSet<String> = (0..600).map(|n| format!("ok b{n}")).collect();
+    assert_eq!(stored, expected, "a blob for each body, and nothing else");
+    let seal: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("seal.json")).unwrap()).unwrap();
+    let listed = seal["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|subject| {
+            let name = subject["name"].as_str().unwrap();
+            name.strip_prefix("blobs/sha256/").is_some()
+                && name.strip_prefix("blobs/sha256/") == subject["digest"]["sha256"].as_str()
+        })
+        .count();
+    assert_eq!(listed, 600);
+    assert_verifies(&bundle);
+}
+
+#[test]
 fn a_sweep_on_several_threads_runs_each_check_once_in_one_verifying_chain() {
     let _cpu = shared();
     // The mixed verdicts (with dependants, run level by level) on one thread

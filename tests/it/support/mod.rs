@@ -106,6 +106,10 @@ impl TestServer {
         let state = Arc::new(ServerState::default());
         let app = Router::new()
             .route("/ok", get(|| async { "ok" }))
+            // A body of its own for each key, as a time or a counter makes it.
+            .route("/echo/{key}", get(|UrlPath(key): UrlPath<String>| async move {
+                format!("ok {key}")
+            }))
             .route("/status/{code}", get(|UrlPath(code): UrlPath<u16>| async move {
                 (StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT), format!("status {code}"))
             }))
