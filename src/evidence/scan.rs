@@ -117,11 +117,13 @@ fn scan_file(
         let mut searched = reported;
         let end = loop {
             while !eof && buf.len() < searched + WINDOW {
-                let old = buf.len();
-                buf.resize(old + WINDOW, 0);
-                let n = reader.read(&mut buf[old..])?;
-                buf.truncate(old + n);
-                eof = n == 0;
+                // Read into the vector's spare room as the bytes come, not
+                // into a window zeroed first: 4 MiB zeroed (and its pages
+                // touched, then given back) for each blob of a few bytes
+                // took a bundle of 10,000 blobs 24 s to verify.
+                let want = (searched + WINDOW - buf.len()) as u64;
+                let n = reader.by_ref().take(want).read_to_end(&mut buf)?;
+                eof = (n as u64) < want;
             }
             if eof {
                 break buf.len();
