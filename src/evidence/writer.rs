@@ -30,7 +30,7 @@ use super::seal::{
     STATEMENT_TYPE,
 };
 use super::sign::{SealSigner, SIGNATURE_FILE};
-use super::syncer::{JournalWriter, Reserve, UnsyncedBlobs};
+use super::syncer::{sync_journal, JournalWriter, Reserve, UnsyncedBlobs};
 use crate::core::record::{Event, Header, MissingEvidence, RunVerdict, FORMAT_VERSION};
 use crate::core::{BlobRef, BlobSink};
 
@@ -66,7 +66,8 @@ const RESERVE_FILE: &str = ".tmp-reserve";
 pub struct BundleWriter {
     dir: PathBuf,
     /// Set while blobs are written and not yet synced (a batched journal's:
-    /// see [`BlobStore`]).
+    /// see [`BlobStore`]); every sync of the journal goes through
+    /// [`sync_journal`], which syncs them first.
     unsynced_blobs: UnsyncedBlobs,
     /// Holds the exclusive `flock` on the bundle directory while open.
     _lock: File,
@@ -368,7 +369,7 @@ impl BundleWriter {
                 // Hashed as handed over: on error the run fails (no seal).
                 self.journal_sha.update(&self.line);
                 append_to_journal(&mut self.journal, &self.line, &self.reserve)?;
-                self.journal.sync_data()?;
+                sync_journal(&self.journal, &self.unsynced_blobs)?;
             }
             SyncPolicy::Batched(n) => {
                 self.pending.extend_from_slice(&self.line);
@@ -411,7 +412,7 @@ impl BundleWriter {
                 append_to_journal(&mut self.journal, &self.pending, &self.reserve)?;
                 self.pending.clear();
                 if sync {
-                    self.journal.sync_data()?;
+                    sync_journal(&self.journal, &self.unsynced_blobs)?;
                 }
                 Ok(())
             }
@@ -436,7 +437,7 @@ impl BundleWriter {
         if self.pending_records > 0 || !self.pending.is_empty() {
             self.hand_over(true)?;
         } else if self.sync == SyncPolicy::EveryRecord {
-            self.journal.sync_data()?;
+            sync_journal(&self.journal, &self.unsynced_blobs)?;
         }
         if let Some(writer) = &self.journal_writer {
             writer.wait()?;
