@@ -7,9 +7,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ops::Range;
-use std::sync::LazyLock;
 
-use memchr::memmem;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What a `{{...}}` placeholder refers to.
@@ -90,22 +88,15 @@ impl Template {
 
     /// [`Template::parse`], keeping `raw` itself.
     fn parse_owned(raw: String) -> Result<Self, String> {
-        // Built once: `str::find` with a `&str` builds a searcher per call,
-        // which cost more than the search (a sweep parses four templates a
-        // check, twice).
-        static OPEN: LazyLock<memmem::Finder<'static>> =
-            LazyLock::new(|| memmem::Finder::new("{{"));
-        static CLOSE: LazyLock<memmem::Finder<'static>> =
-            LazyLock::new(|| memmem::Finder::new("}}"));
         let mut parts = Vec::new();
         let mut at = 0;
-        while let Some(found) = OPEN.find(&raw.as_bytes()[at..]) {
+        while let Some(found) = find_doubled(&raw.as_bytes()[at..], b'{') {
             let open = at + found;
             if open > at {
                 parts.push(Part::Literal(at..open));
             }
             let inner = open + 2;
-            let close = CLOSE.find(&raw.as_bytes()[inner..]).ok_or_else(|| {
+            let close = find_doubled(&raw.as_bytes()[inner..], b'}').ok_or_else(|| {
                 format!("unclosed placeholder in `{raw}`: `{{{{` has no matching `}}}}`")
             })? + inner;
             parts.push(Part::Ref(parse_reference(raw[inner..close].trim())?));
@@ -311,6 +302,23 @@ pub fn collect_templates<T>(f: impl FnOnce() -> T) -> (T, Vec<Template>) {
 /// placeholders, and the strings it checks for stray `{{`s are covered by
 /// such templates (a string holding `{{` parses into one or fails), so
 /// copying the others (most of a sweep's URLs) would be work for nothing.
+/// Where `byte` first appears twice in a row in `text` (`{{`, `}}`).
+///
+/// `memchr` on the byte, not a `memmem` searcher: a sweep parses four short
+/// templates a check (twice when streamed), and picking a `memmem` searcher
+/// for each short text cost more than the search.
+fn find_doubled(text: &[u8], byte: u8) -> Option<usize> {
+    let mut from = 0;
+    while let Some(found) = memchr::memchr(byte, &text[from..]) {
+        let at = from + found;
+        if text.get(at + 1) == Some(&byte) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 fn register(template: &Template) {
     if template.parts.is_empty() {
         return;
