@@ -50,19 +50,25 @@ pub fn push_fixed(out: &mut String, value: f64, decimals: usize) {
 
 /// Appends `n` in decimal.
 pub fn push_integer(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
+    let mut buffer = [0u8; 20];
+    // ASCII digits.
+    out.push_str(std::str::from_utf8(integer_digits(n, &mut buffer)).unwrap_or_default());
+}
+
+/// `n` in decimal, written at the end of `buffer` (20 digits hold any
+/// `u64`): the digits.
+pub fn integer_digits(n: u64, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut at = buffer.len();
     let mut rest = n;
     loop {
         at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
+        buffer[at] = b'0' + (rest % 10) as u8;
         rest /= 10;
         if rest == 0 {
             break;
         }
     }
-    // ASCII digits.
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    &buffer[at..]
 }
 
 #[cfg(test)]
