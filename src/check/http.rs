@@ -187,6 +187,19 @@ impl HttpCheck {
         }
     }
 
+    /// Its templates that hold placeholders, in the order the general path
+    /// collects them as it reads a check (`expect`'s `body_contains`,
+    /// `headers` by name, then `url`), for a check made by [`HttpCheck::plain`]:
+    /// validated where they are (`RawStep::templates_in_spec`).
+    pub(crate) fn placeholder_templates(&self) -> impl Iterator<Item = &Template> {
+        self.expect
+            .body_contains
+            .iter()
+            .chain(self.headers.iter().map(|(_, template)| template))
+            .chain(std::iter::once(&self.url))
+            .filter(|template| template.references().next().is_some())
+    }
+
     pub(super) fn target(&self) -> String {
         // Built by hand: `format!` costs more than the two copies (once per
         // attempt of every check of a sweep).

@@ -32,8 +32,14 @@ pub(crate) struct RawStep {
     pub check: Option<(String, Range<usize>)>,
     /// `None` when the kind part had errors (already reported).
     pub spec: Option<Box<CheckSpec>>,
-    /// Every template in the kind's parameters.
+    /// Every template in the kind's parameters that holds a placeholder
+    /// (see [`RawStep::placeholder_templates`]).
     pub templates: Vec<Template>,
+    /// Whether the kind's templates are checked where they are, in `spec`,
+    /// rather than copied into `templates` (`plain_http`'s steps: a copy
+    /// a check, in each pass over a sweep's file, only to be checked and
+    /// dropped).
+    pub templates_in_spec: bool,
     pub depends_on: Vec<(String, Range<usize>)>,
     pub retries: Option<u32>,
     pub timeout: Option<Duration>,
@@ -75,6 +81,20 @@ impl RawStep {
         }
     }
 
+    /// The kind's templates that hold placeholders, in the order the general
+    /// path collects them: `templates`, or the spec's own.
+    pub(crate) fn placeholder_templates(&self) -> impl Iterator<Item = &Template> {
+        let in_spec = match self.spec.as_deref() {
+            Some(CheckSpec::Http(http)) if self.templates_in_spec => Some(http),
+            _ => None,
+        };
+        self.templates.iter().chain(
+            in_spec
+                .into_iter()
+                .flat_map(|http| http.placeholder_templates()),
+        )
+    }
+
     pub(crate) fn new(header: Range<usize>, line: usize, noun: &'static str) -> Self {
         let defaults = Defaults::default();
         RawStep {
@@ -86,6 +106,7 @@ impl RawStep {
             check: None,
             spec: None,
             templates: Vec::new(),
+            templates_in_spec: false,
             depends_on: Vec::new(),
             retries: None,
             timeout: None,
@@ -196,6 +217,8 @@ pub(crate) fn validate_steps(
         if raw.id.is_none() || raw.spec.is_none() {
             return None;
         }
+        // Before the spec moves: its templates may be the ones to read.
+        let uses_captures_of = capture_sources(raw.placeholder_templates());
         Some(Step {
             id: raw.id.take()?.0,
             title: raw.title.take(),
@@ -208,7 +231,7 @@ pub(crate) fn validate_steps(
             collect: std::mem::take(&mut raw.collect),
             when: std::mem::take(&mut raw.when),
             tags: std::mem::take(&mut raw.tags),
-            uses_captures_of: capture_sources(&raw.templates),
+            uses_captures_of,
             line: raw.line,
             // Set by the loader, which knows the file.
             base_dir: PathBuf::new(),
@@ -218,7 +241,7 @@ pub(crate) fn validate_steps(
 }
 
 /// The steps whose captures `templates` use, each once, in order.
-fn capture_sources(templates: &[Template]) -> Vec<String> {
+fn capture_sources<'t>(templates: impl Iterator<Item = &'t Template>) -> Vec<String> {
     let mut sources: Vec<String> = Vec::new();
     for template in templates {
         for reference in template.references() {
@@ -303,7 +326,7 @@ fn check_templates(
 ) {
     let mut implicit = Vec::new();
     let step = &steps[i];
-    for template in &step.templates {
+    for template in step.placeholder_templates() {
         for reference in template.references() {
             let span = reference_span(source, template, reference);
             match reference {

@@ -664,6 +664,53 @@ mod tests {
     }
 
     #[test]
+    fn placeholders_of_plain_http_checks_are_validated_in_chunks_held_or_streamed() {
+        // Plain `http` checks keep their templates in their step, checked
+        // where they are: an undeclared secret and an unknown variable in
+        // the 1,100th and 1,200th checks are found, with their lines.
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("[secrets]\nrequired = ['T']\n[vars]\nhost = 'h'\n");
+        for c in 0..1_500 {
+            let (header, url) = match c {
+                1_099 => ("Bearer {{secret:NOPE}}", "http://{{host}}/"),
+                1_199 => ("Bearer {{secret:T}}", "http://{{hots}}/"),
+                _ => ("Bearer {{secret:T}}", "http://{{host}}/"),
+            };
+            text.push_str(&format!(
+                "\n[[check]]\nid = 'c{c}'\ncheck = 'http'\nurl = '{url}'\nheaders = {{ Authorization = '{header}' }}\nexpect = {{ status = 200, body_contains = '{{{{host}}}}' }}\n"
+            ));
+        }
+        let path = dir.path().join("checks.toml");
+        std::fs::write(&path, &text).unwrap();
+        let line_of = |needle: &str| text[..text.find(needle).unwrap()].lines().count();
+        for hold in [10_000, 0] {
+            let error = load_input_holding(std::slice::from_ref(&path), hold)
+                .err()
+                .expect("two checks are invalid")
+                .to_string();
+            assert!(error.contains("secret `NOPE` is not declared"), "{error}");
+            assert!(error.contains("unknown variable `{{hots}}`"), "{error}");
+            assert!(
+                error.contains(&format!("checks.toml:{}", line_of("NOPE"))),
+                "{error}"
+            );
+            assert!(
+                error.contains(&format!("checks.toml:{}", line_of("hots"))),
+                "{error}"
+            );
+        }
+        // Without them, the same file loads, its placeholders untouched.
+        std::fs::write(&path, text.replace("NOPE", "T").replace("hots", "host")).unwrap();
+        let input = load_input_holding(std::slice::from_ref(&path), 10_000).unwrap();
+        let step = &input.checks[0][1][99];
+        let crate::check::CheckSpec::Http(http) = &*step.check else {
+            panic!("an http check");
+        };
+        assert_eq!(http.url.raw(), "http://{{host}}/");
+        assert_eq!(step.id, "c1099");
+    }
+
+    #[test]
     fn files_validated_on_several_threads_come_back_in_file_order_with_their_problems() {
         let dir = folder(7, 5);
         // Two broken files: their diagnostics come in file order.

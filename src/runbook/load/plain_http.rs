@@ -179,9 +179,8 @@ fn read(text: &str, step: &mut RawStep) -> Option<()> {
     // Without either, the general path reports it.
     step.id.as_ref()?;
     step.check.as_ref()?;
-    let (spec, templates) = http_check(written)?;
-    step.spec = Some(spec);
-    step.templates = templates;
+    step.spec = Some(http_check(written)?);
+    step.templates_in_spec = true;
     Some(())
 }
 
@@ -228,18 +227,11 @@ fn read_expect<'i>(cursor: &mut Cursor<'i>, written: &mut Written<'i>) -> Option
     })
 }
 
-/// The kind's part and its templates with placeholders, in the order the
-/// general path collects them: the kind's keys in toml's (sorted) order,
-/// `expect` (`body_contains`), `headers` (by name), then `url`.
-fn http_check(written: Written<'_>) -> Option<(Box<CheckSpec>, Vec<Template>)> {
-    let mut templates = Vec::new();
-    let mut template = |(span, raw): (Range<usize>, &str)| {
-        let template = Template::parse_at(raw, span).ok()?;
-        if template.references().next().is_some() {
-            templates.push(template.clone());
-        }
-        Some(template)
-    };
+/// The kind's part. Its templates with placeholders are validated where
+/// they are ([`HttpCheck::placeholder_templates`]), in the order the general
+/// path collects them.
+fn http_check(written: Written<'_>) -> Option<Box<CheckSpec>> {
+    let template = |(span, raw): (Range<usize>, &str)| Template::parse_at(raw, span).ok();
     let body_contains = match written.body_contains {
         Some(body) => Some(template(body)?),
         None => None,
@@ -265,7 +257,7 @@ fn http_check(written: Written<'_>) -> Option<(Box<CheckSpec>, Vec<Template>)> {
     let spec = Box::new(CheckSpec::Http(HttpCheck::plain(
         method, url, headers, expect,
     )));
-    Some((spec, templates))
+    Some(spec)
 }
 
 #[cfg(test)]
