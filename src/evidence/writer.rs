@@ -798,8 +798,14 @@ pub struct EventPreparer {
 
 impl EventPreparer {
     pub fn prepare(&self, event: Event) -> io::Result<PreparedEvent> {
-        // About a sweep's passing record, so most never grow.
-        let mut json = Vec::with_capacity(1024);
+        // About a sweep's passing record, so most never grow; a `plan`
+        // record (a sweep announces its checks a thousand at a time, some
+        // 130 bytes each) sized for its steps instead of grown by doubling.
+        let capacity = match &event {
+            Event::Plan { steps } => 1024 + steps.len() * 160,
+            _ => 1024,
+        };
+        let mut json = Vec::with_capacity(capacity);
         let event = if serialize_redacted(&self.redactor, &event, &mut json)? {
             // A value was replaced: what the journal holds is the event now.
             serde_json::from_slice(&json).map_err(|e| {

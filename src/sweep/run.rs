@@ -817,7 +817,7 @@ fn announce<'c, 'p: 'c>(
     checks: impl Iterator<Item = &'c SweepCheck<'p>>,
     samples: u32,
 ) -> io::Result<()> {
-    let mut steps = Vec::new();
+    let mut steps = Vec::with_capacity(checks.size_hint().0 * samples as usize);
     for check in checks {
         let step = &check.step;
         let planned = |id: String| PlannedStep {
