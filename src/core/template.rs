@@ -298,10 +298,6 @@ pub fn collect_templates<T>(f: impl FnOnce() -> T) -> (T, Vec<Template>) {
     (value, collected.unwrap_or_default())
 }
 
-/// Only templates with a placeholder are collected: the loader reads the
-/// placeholders, and the strings it checks for stray `{{`s are covered by
-/// such templates (a string holding `{{` parses into one or fails), so
-/// copying the others (most of a sweep's URLs) would be work for nothing.
 /// Where `byte` first appears twice in a row in `text` (`{{`, `}}`).
 ///
 /// `memchr` on the byte, not a `memmem` searcher: a sweep parses four short
@@ -319,6 +315,10 @@ fn find_doubled(text: &[u8], byte: u8) -> Option<usize> {
     None
 }
 
+/// Only templates with a placeholder are collected: the loader reads the
+/// placeholders, and the strings it checks for stray `{{`s are covered by
+/// such templates (a string holding `{{` parses into one or fails), so
+/// copying the others (most of a sweep's URLs) would be work for nothing.
 fn register(template: &Template) {
     if template.parts.is_empty() {
         return;
