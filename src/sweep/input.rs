@@ -473,18 +473,23 @@ fn headers_in_lines(text: &[u8]) -> usize {
     static OPEN: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new("[["));
     let mut count = 0;
-    // The start of the line of the last `[[` found, and how far the text
-    // was searched for it: each byte is looked back at once at most, however
-    // many `[[` a hostile line holds.
-    let (mut line_start, mut searched) = (0, 0);
+    // Where the line of the last `[[` found starts its text (after its
+    // leading blanks), and how far the text was searched for line ends: each
+    // byte is looked at a bounded number of times, however many `[[` (or
+    // leading blanks) a hostile line holds.
+    let (mut text_start, mut searched) = (None, 0);
     for at in OPEN.find_iter(text) {
         if let Some(newline) = memchr::memrchr(b'\n', &text[searched..at]) {
-            line_start = searched + newline + 1;
+            text_start = Some(searched + newline + 1);
         }
         searched = at;
-        let before = &text[line_start..at];
-        count +=
-            usize::from(before.trim_ascii_start().is_empty() && is_check_header_line(&text[at..]));
+        // The blanks that open the line, measured once a line.
+        let line_start = text_start.get_or_insert(0);
+        *line_start += text[*line_start..at]
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+        count += usize::from(*line_start == at && is_check_header_line(&text[at..]));
     }
     count
 }
@@ -1027,10 +1032,14 @@ mod tests {
         // Lines longer than the counter's window (1 MiB): one header whose
         // comment runs on, one hostile line of `[[` only (each byte looked
         // back at once at most), then a header after each.
+        // And one within the window: 400 KB of blanks, then 150,000 `[[`
+        // after a word (the blanks are measured once, not at each `[[`).
         let long = format!(
-            "  [[check]] #{}\n[[check]]\n{}\n[[ check ]]\n",
+            "  [[check]] #{}\n[[check]]\n{}\n{}x{}\n[[ check ]]\n",
             "x".repeat(3 << 20),
-            "[[".repeat(1 << 20)
+            "[[".repeat(1 << 20),
+            " ".repeat(400_000),
+            "[[".repeat(150_000)
         );
         for step in [usize::MAX, 700_001] {
             let reader = Trickle {
