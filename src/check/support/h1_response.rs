@@ -29,6 +29,16 @@ const MAX_CHUNK_LINE: usize = 4096;
 /// Bytes asked of the socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// What one parse of a response head found.
+enum Parsed {
+    /// The final head.
+    Final(Head),
+    /// An informational (1xx) head, consumed: the final one follows.
+    Informational,
+    /// Not a whole head yet: more bytes are needed.
+    Partial,
+}
+
 /// A keep-alive connection and what was read from it and not yet used.
 pub struct Connection {
     stream: TcpStream,
@@ -182,48 +192,10 @@ impl Connection {
         // them without end is refused at the bound a head has.
         let mut skipped = 0usize;
         loop {
-            // Left uninitialised: filling 100 empty slots (3.2 KB) before
-            // each parse was a fifth of the attempt's own `perf` samples.
-            let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-            let mut response = httparse::Response::new(&mut []);
-            let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
-                &mut response,
-                &self.buf[self.start..],
-                &mut slots,
-            );
-            match parsed {
-                Ok(Status::Complete(len)) => {
-                    let head = head_of(&response, reading)
-                        .map_err(|err| ExchangeError::before_response(err, true))?;
-                    self.start += len;
-                    let status = head.status;
-                    if (100..200).contains(&status) && status != 101 {
-                        skipped += len;
-                        if skipped > MAX_HEAD {
-                            return Err(ExchangeError::before_response(
-                                LeanError::Malformed(
-                                    "more than 400 KiB of informational (1xx) responses".into(),
-                                ),
-                                true,
-                            ));
-                        }
-                        continue;
-                    }
-                    return Ok(head);
-                }
-                Ok(Status::Partial) if self.pending().len() > MAX_HEAD => {
-                    return Err(ExchangeError::before_response(
-                        LeanError::Malformed("the response head is larger than 400 KiB".into()),
-                        true,
-                    ));
-                }
-                Ok(Status::Partial) => {}
-                Err(err) => {
-                    return Err(ExchangeError::before_response(
-                        LeanError::Malformed(format!("invalid HTTP response: {err}")),
-                        true,
-                    ));
-                }
+            match self.parse_head(reading, &mut skipped)? {
+                Parsed::Final(head) => return Ok(head),
+                Parsed::Informational => continue,
+                Parsed::Partial => {}
             }
             received |= !self.pending().is_empty();
             match self.fill().await {
@@ -240,6 +212,61 @@ impl Connection {
                     return Err(ExchangeError::before_response(LeanError::Io(err), received));
                 }
             }
+        }
+    }
+
+    /// One parse of the pending bytes as a response head; an informational
+    /// head is consumed and counted in `skipped`.
+    ///
+    /// Not async, so that the header slots (3.2 KB) live on this call's
+    /// stack: held across `read_head`'s await, they made its future 3.3 KB,
+    /// and every future that awaits it (the exchange, the fetch, the
+    /// attempt, the probe) as much larger, each copied whole as it is made.
+    fn parse_head(
+        &mut self,
+        reading: Reading,
+        skipped: &mut usize,
+    ) -> Result<Parsed, ExchangeError> {
+        // Left uninitialised: filling 100 empty slots (3.2 KB) before
+        // each parse was a fifth of the attempt's own `perf` samples.
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            &self.buf[self.start..],
+            &mut slots,
+        );
+        match parsed {
+            Ok(Status::Complete(len)) => {
+                let head = head_of(&response, reading)
+                    .map_err(|err| ExchangeError::before_response(err, true))?;
+                self.start += len;
+                let status = head.status;
+                if (100..200).contains(&status) && status != 101 {
+                    *skipped += len;
+                    if *skipped > MAX_HEAD {
+                        return Err(ExchangeError::before_response(
+                            LeanError::Malformed(
+                                "more than 400 KiB of informational (1xx) responses".into(),
+                            ),
+                            true,
+                        ));
+                    }
+                    return Ok(Parsed::Informational);
+                }
+                Ok(Parsed::Final(head))
+            }
+            Ok(Status::Partial) if self.pending().len() > MAX_HEAD => {
+                Err(ExchangeError::before_response(
+                    LeanError::Malformed("the response head is larger than 400 KiB".into()),
+                    true,
+                ))
+            }
+            Ok(Status::Partial) => Ok(Parsed::Partial),
+            Err(err) => Err(ExchangeError::before_response(
+                LeanError::Malformed(format!("invalid HTTP response: {err}")),
+                true,
+            )),
         }
     }
 
