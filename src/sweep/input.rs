@@ -11,7 +11,7 @@ use super::plan::{
     hold_max_checks, open_validated, FileIndex, HeldChunk, PlanFile, Selection, SweepPlan,
 };
 use super::select::Shard;
-use crate::core::repeats::{id_hash, repeated_id_hashes};
+use crate::core::repeats::{id_hash, repeated_hashes};
 use crate::runbook::load::{load_check_file, CheckChunks, ChunkedFile, ReadOnce};
 use crate::runbook::model::{CheckFile, SecretsConfig, Step};
 use crate::runbook::{LoadError, SecretStore};
@@ -140,6 +140,8 @@ fn load_input_estimating(
     let mut problems = Vec::new();
     let mut total = 0;
     let files = input_files(paths)?;
+    // Every file's id hashes, for ids repeated across files.
+    let mut all_hashes: Vec<u32> = Vec::new();
     // Only a memory strategy: the switch below still streams an input whose
     // real count passes the bound, whatever the estimate said.
     // A bound of 0 streams every sweep: no count needed.
@@ -169,7 +171,11 @@ fn load_input_estimating(
             index,
             sha256,
             chunked,
+            id_hashes,
         } = *loaded;
+        if files.len() > 1 {
+            all_hashes.extend_from_slice(&id_hashes);
+        }
         total += index.len();
         input.indexes.push(index);
         input.hashes.push(sha256);
@@ -188,7 +194,7 @@ fn load_input_estimating(
         input.files.push(file);
         input.checks.push(checks);
     }
-    problems.extend(duplicate_ids(&input));
+    problems.extend(duplicate_ids_among(&input, all_hashes));
     if !problems.is_empty() {
         return Err(InputError::Invalid(problems.join("\n")));
     }
@@ -220,6 +226,9 @@ struct LoadedFile {
     sha256: String,
     /// What the chunked read learnt, `None` when read whole.
     chunked: Option<ChunkedFile>,
+    /// Each check id's [`id_hash`] (in no particular order): looked at for
+    /// ids repeated across files, then dropped.
+    id_hashes: Vec<u32>,
 }
 
 /// Validates every file of `files`, on up to one thread per core (at most
@@ -264,6 +273,7 @@ fn load_file(path: &Path, hold: bool, chunk_threads: usize) -> Loaded {
     match load_check_file(path, &source) {
         Ok(mut file) => {
             let index = FileIndex::of(&file.checks);
+            let id_hashes = file.checks.iter().map(|s| id_hash(&s.id)).collect();
             let steps = std::mem::take(&mut file.checks);
             let checks = if hold { vec![steps] } else { Vec::new() };
             if !hold {
@@ -275,6 +285,7 @@ fn load_file(path: &Path, hold: bool, chunk_threads: usize) -> Loaded {
                 index,
                 sha256,
                 chunked: None,
+                id_hashes,
             }))
         }
         Err(LoadError::Invalid { rendered, .. }) => Loaded::Problem(rendered),
@@ -297,7 +308,12 @@ fn load_in_chunks(path: &Path, hold: bool, threads: usize) -> Option<LoadedFile>
     // case); two when one follows a check.
     let mut collected = Collected::default();
     let expected = std::cell::Cell::new(0);
-    let keep = |steps: Vec<Step>| (FileIndex::of(&steps), hold.then_some(steps));
+    // Each id's hash is computed on the chunk's thread, beside its parse:
+    // on the thread that waits for the last chunk, only their sort is left.
+    let keep = |steps: Vec<Step>| {
+        let hashes = steps.iter().map(|s| id_hash(&s.id)).collect();
+        (FileIndex::of(&steps), hashes, hold.then_some(steps))
+    };
     let chunks = match CheckChunks::read_once(
         path,
         process_env(),
@@ -318,8 +334,12 @@ fn load_in_chunks(path: &Path, hold: bool, threads: usize) -> Option<LoadedFile>
         }
         Ok(ReadOnce::Whole) | Err(_) => return None,
     };
-    let Collected { mut index, checks } = collected;
-    if !CheckChunks::ids_unique(index.ids(), index.len()) {
+    let Collected {
+        mut index,
+        mut id_hashes,
+        checks,
+    } = collected;
+    if !CheckChunks::ids_unique_among(index.ids(), &mut id_hashes) {
         // The whole-file reader judges it (and names both places).
         return None;
     }
@@ -336,6 +356,7 @@ fn load_in_chunks(path: &Path, hold: bool, threads: usize) -> Option<LoadedFile>
         index,
         sha256: chunks.sha256().to_string(),
         chunked: Some(chunks.learnt()),
+        id_hashes,
     })
 }
 
@@ -345,12 +366,22 @@ fn load_in_chunks(path: &Path, hold: bool, threads: usize) -> Option<LoadedFile>
 #[derive(Default)]
 struct Collected {
     index: FileIndex,
+    /// Each id's [`id_hash`], in file order.
+    id_hashes: Vec<u32>,
     checks: Vec<Vec<Step>>,
 }
 
 impl Collected {
     /// The next chunk; the file holds about `expected` checks.
-    fn add(&mut self, (ids, steps): (FileIndex, Option<Vec<Step>>), expected: usize) {
+    fn add(
+        &mut self,
+        (ids, hashes, steps): (FileIndex, Vec<u32>, Option<Vec<Step>>),
+        expected: usize,
+    ) {
+        if self.id_hashes.is_empty() {
+            self.id_hashes.reserve(expected + expected / 50);
+        }
+        self.id_hashes.extend_from_slice(&hashes);
         let index = &mut self.index;
         if index.is_empty() && !ids.is_empty() {
             // Sized once from the first chunk and the expected count: a
@@ -505,17 +536,27 @@ fn drop_source(file: &mut CheckFile) {
     file.source = String::new();
 }
 
+/// [`duplicate_ids_among`], each id's hash computed here (tests).
+#[cfg(test)]
+fn duplicate_ids(input: &SweepInput) -> Vec<String> {
+    let total = input.indexes.iter().map(FileIndex::len).sum();
+    let mut hashes = Vec::with_capacity(total);
+    hashes.extend(input.indexes.iter().flat_map(FileIndex::ids).map(id_hash));
+    duplicate_ids_among(input, hashes)
+}
+
 /// "check id `x` appears in a.toml and b.toml" for each id found in two
 /// files (each file has checked its own ids). Looks for repeats on 4-byte
-/// hashes first ([`repeated_id_hashes`]: 4 MB for a million ids, not a map
+/// hashes first (`hashes`: every id's [`id_hash`], in any order, computed
+/// by the threads that loaded the files; 4 MB for a million ids, not a map
 /// of strings), then names the few ids whose hash repeats.
-fn duplicate_ids(input: &SweepInput) -> Vec<String> {
+fn duplicate_ids_among(input: &SweepInput, mut hashes: Vec<u32>) -> Vec<String> {
     if input.indexes.len() < 2 {
         // One file has checked its own ids (4 bytes per check saved).
         return Vec::new();
     }
-    let total = input.indexes.iter().map(FileIndex::len).sum();
-    let suspects = repeated_id_hashes(input.indexes.iter().flat_map(FileIndex::ids), total);
+    let suspects = repeated_hashes(&mut hashes);
+    drop(hashes);
     if suspects.is_empty() {
         return Vec::new();
     }

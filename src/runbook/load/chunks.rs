@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{
     anchored, check_notify_references, parse_section, Document, Reader, SECTIONED_MIN_BYTES,
 };
-use crate::core::repeats::{id_hash, repeated_id_hashes};
+use crate::core::repeats::{id_hash, repeated_hashes};
 use crate::core::template::with_span_offset;
 use crate::runbook::model::{CheckFile, Step};
 use crate::runbook::sections::{Line, Splitter};
@@ -767,12 +767,22 @@ impl CheckChunks {
     }
 
     /// Whether `ids` (every id read from the chunks, `count` of them) has
-    /// no repeat: looked for on 4-byte hashes ([`repeated_id_hashes`]), so
+    /// no repeat: looked for on 4-byte hashes
+    /// ([`repeated_id_hashes`](crate::core::repeats::repeated_id_hashes)), so
     /// a million ids cost 4 MB, then confirmed on the few ids whose hash is
     /// repeated. A repeat means: read the file whole, which names both
     /// places.
     pub fn ids_unique<'a>(ids: impl Iterator<Item = &'a str> + Clone, count: usize) -> bool {
-        let suspects = repeated_id_hashes(ids.clone(), count);
+        let mut hashes: Vec<u32> = Vec::with_capacity(count);
+        hashes.extend(ids.clone().map(id_hash));
+        Self::ids_unique_among(ids, &mut hashes)
+    }
+
+    /// [`CheckChunks::ids_unique`] with each id's [`id_hash`] already
+    /// computed (`hashes`, one per id; left sorted): the chunks' threads
+    /// compute them, so that only the sort is left to the thread waiting.
+    pub fn ids_unique_among<'a>(ids: impl Iterator<Item = &'a str>, hashes: &mut Vec<u32>) -> bool {
+        let suspects = repeated_hashes(hashes);
         if suspects.is_empty() {
             return true;
         }
