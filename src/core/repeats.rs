@@ -24,7 +24,7 @@ pub fn repeated_id_hashes<'a>(ids: impl Iterator<Item = &'a str>, count: usize) 
 
 /// The values found more than once in `hashes`, sorted; `hashes` is left
 /// sorted.
-pub fn repeated_hashes(hashes: &mut Vec<u32>) -> Vec<u32> {
+pub fn repeated_hashes(hashes: &mut [u32]) -> Vec<u32> {
     sort_hashes(hashes);
     let mut repeated = Vec::new();
     for pair in hashes.windows(2) {
@@ -35,36 +35,53 @@ pub fn repeated_hashes(hashes: &mut Vec<u32>) -> Vec<u32> {
     repeated
 }
 
-/// Sorts `hashes` by their two 16-bit halves, low then high (a radix sort):
-/// two passes over them where a comparison sort makes some twenty, on the
-/// main thread while the other cores wait for the sweep to start (100,000
-/// ids took 10 ms with `sort_unstable`).
-fn sort_hashes(hashes: &mut Vec<u32>) {
-    /// Below this, a comparison sort costs less than the two count tables.
+/// Sorts `hashes` in place: by their high 16 bits into their buckets (an
+/// in-place radix pass, each value moved at most once), then each bucket
+/// (some 15 values at a million) on its own. One pass over the values where
+/// a comparison sort makes some twenty, on the main thread while the other
+/// core waits for the sweep to start (100,000 ids took 10 ms with
+/// `sort_unstable`), and no second buffer: at a million ids the values are
+/// 4 MB, and a sweep's memory is bounded.
+fn sort_hashes(hashes: &mut [u32]) {
+    /// Below this, a comparison sort costs less than the bucket tables.
     const RADIX_MIN: usize = 4096;
-    if hashes.len() < RADIX_MIN {
+    const BUCKETS: usize = 1 << 16;
+    if hashes.len() < RADIX_MIN || u32::try_from(hashes.len()).is_err() {
         hashes.sort_unstable();
         return;
     }
-    let mut sorted = vec![0u32; hashes.len()];
-    for shift in [0u32, 16] {
-        let digit = |h: u32| ((h >> shift) & 0xffff) as usize;
-        let mut starts = vec![0usize; 1 << 16];
-        for &h in hashes.iter() {
-            starts[digit(h)] += 1;
+    let bucket = |h: u32| (h >> 16) as usize;
+    let mut ends = vec![0u32; BUCKETS];
+    for &h in hashes.iter() {
+        ends[bucket(h)] += 1;
+    }
+    // `next[b]`: the first slot of bucket `b` not yet holding one of its
+    // own values; `ends[b]`: one past its last slot.
+    let mut next = vec![0u32; BUCKETS];
+    let mut at = 0u32;
+    for b in 0..BUCKETS {
+        next[b] = at;
+        at += ends[b];
+        ends[b] = at;
+    }
+    let starts = next.clone();
+    for b in 0..BUCKETS {
+        while next[b] < ends[b] {
+            // Carry the value found here to its bucket, and the one it
+            // displaces to its own, until one belongs here.
+            let mut value = hashes[next[b] as usize];
+            let mut home = bucket(value);
+            while home != b {
+                std::mem::swap(&mut value, &mut hashes[next[home] as usize]);
+                next[home] += 1;
+                home = bucket(value);
+            }
+            hashes[next[b] as usize] = value;
+            next[b] += 1;
         }
-        let mut at = 0;
-        for start in starts.iter_mut() {
-            let count = *start;
-            *start = at;
-            at += count;
-        }
-        for &h in hashes.iter() {
-            let slot = &mut starts[digit(h)];
-            sorted[*slot] = h;
-            *slot += 1;
-        }
-        std::mem::swap(hashes, &mut sorted);
+    }
+    for b in 0..BUCKETS {
+        hashes[starts[b] as usize..ends[b] as usize].sort_unstable();
     }
 }
 
@@ -96,8 +113,18 @@ mod tests {
             state ^= state << 5;
             state
         };
-        for len in [0, 1, 2, 4095, 4096, 50_000] {
-            let mut hashes: Vec<u32> = (0..len).map(|_| next()).collect();
+        // Values spread over every bucket, and crowded into four (the
+        // in-place pass then carries long chains).
+        for (len, mask) in [
+            (0, u32::MAX),
+            (1, u32::MAX),
+            (2, u32::MAX),
+            (4095, u32::MAX),
+            (4096, u32::MAX),
+            (50_000, u32::MAX),
+            (50_000, 0x0003_ffff),
+        ] {
+            let mut hashes: Vec<u32> = (0..len).map(|_| next() & mask).collect();
             // Every 7th value again, and a few around the halves' edges.
             let again: Vec<u32> = hashes.iter().step_by(7).copied().collect();
             hashes.extend(again);

@@ -140,8 +140,6 @@ fn load_input_estimating(
     let mut problems = Vec::new();
     let mut total = 0;
     let files = input_files(paths)?;
-    // Every file's id hashes, for ids repeated across files.
-    let mut all_hashes: Vec<u32> = Vec::new();
     // Only a memory strategy: the switch below still streams an input whose
     // real count passes the bound, whatever the estimate said.
     // A bound of 0 streams every sweep: no count needed.
@@ -171,11 +169,7 @@ fn load_input_estimating(
             index,
             sha256,
             chunked,
-            id_hashes,
         } = *loaded;
-        if files.len() > 1 {
-            all_hashes.extend_from_slice(&id_hashes);
-        }
         total += index.len();
         input.indexes.push(index);
         input.hashes.push(sha256);
@@ -194,7 +188,7 @@ fn load_input_estimating(
         input.files.push(file);
         input.checks.push(checks);
     }
-    problems.extend(duplicate_ids_among(&input, all_hashes));
+    problems.extend(duplicate_ids(&input));
     if !problems.is_empty() {
         return Err(InputError::Invalid(problems.join("\n")));
     }
@@ -226,9 +220,6 @@ struct LoadedFile {
     sha256: String,
     /// What the chunked read learnt, `None` when read whole.
     chunked: Option<ChunkedFile>,
-    /// Each check id's [`id_hash`] (in no particular order): looked at for
-    /// ids repeated across files, then dropped.
-    id_hashes: Vec<u32>,
 }
 
 /// Validates every file of `files`, on up to one thread per core (at most
@@ -273,7 +264,6 @@ fn load_file(path: &Path, hold: bool, chunk_threads: usize) -> Loaded {
     match load_check_file(path, &source) {
         Ok(mut file) => {
             let index = FileIndex::of(&file.checks);
-            let id_hashes = file.checks.iter().map(|s| id_hash(&s.id)).collect();
             let steps = std::mem::take(&mut file.checks);
             let checks = if hold { vec![steps] } else { Vec::new() };
             if !hold {
@@ -285,7 +275,6 @@ fn load_file(path: &Path, hold: bool, chunk_threads: usize) -> Loaded {
                 index,
                 sha256,
                 chunked: None,
-                id_hashes,
             }))
         }
         Err(LoadError::Invalid { rendered, .. }) => Loaded::Problem(rendered),
@@ -356,7 +345,6 @@ fn load_in_chunks(path: &Path, hold: bool, threads: usize) -> Option<LoadedFile>
         index,
         sha256: chunks.sha256().to_string(),
         chunked: Some(chunks.learnt()),
-        id_hashes,
     })
 }
 
@@ -536,25 +524,18 @@ fn drop_source(file: &mut CheckFile) {
     file.source = String::new();
 }
 
-/// [`duplicate_ids_among`], each id's hash computed here (tests).
-#[cfg(test)]
-fn duplicate_ids(input: &SweepInput) -> Vec<String> {
-    let total = input.indexes.iter().map(FileIndex::len).sum();
-    let mut hashes = Vec::with_capacity(total);
-    hashes.extend(input.indexes.iter().flat_map(FileIndex::ids).map(id_hash));
-    duplicate_ids_among(input, hashes)
-}
-
 /// "check id `x` appears in a.toml and b.toml" for each id found in two
 /// files (each file has checked its own ids). Looks for repeats on 4-byte
-/// hashes first (`hashes`: every id's [`id_hash`], in any order, computed
-/// by the threads that loaded the files; 4 MB for a million ids, not a map
-/// of strings), then names the few ids whose hash repeats.
-fn duplicate_ids_among(input: &SweepInput, mut hashes: Vec<u32>) -> Vec<String> {
+/// hashes first ([`repeated_hashes`]: 4 MB for a million ids, sorted in
+/// place, not a map of strings), then names the few ids whose hash repeats.
+fn duplicate_ids(input: &SweepInput) -> Vec<String> {
     if input.indexes.len() < 2 {
         // One file has checked its own ids (4 bytes per check saved).
         return Vec::new();
     }
+    let total = input.indexes.iter().map(FileIndex::len).sum();
+    let mut hashes = Vec::with_capacity(total);
+    hashes.extend(input.indexes.iter().flat_map(FileIndex::ids).map(id_hash));
     let suspects = repeated_hashes(&mut hashes);
     drop(hashes);
     if suspects.is_empty() {

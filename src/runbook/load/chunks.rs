@@ -781,7 +781,7 @@ impl CheckChunks {
     /// [`CheckChunks::ids_unique`] with each id's [`id_hash`] already
     /// computed (`hashes`, one per id; left sorted): the chunks' threads
     /// compute them, so that only the sort is left to the thread waiting.
-    pub fn ids_unique_among<'a>(ids: impl Iterator<Item = &'a str>, hashes: &mut Vec<u32>) -> bool {
+    pub fn ids_unique_among<'a>(ids: impl Iterator<Item = &'a str>, hashes: &mut [u32]) -> bool {
         let suspects = repeated_hashes(hashes);
         if suspects.is_empty() {
             return true;
