@@ -11,7 +11,7 @@ use super::plan::{
     hold_max_checks, open_validated, FileIndex, HeldChunk, PlanFile, Selection, SweepPlan,
 };
 use super::select::Shard;
-use crate::core::repeats::{id_hash, repeated_hashes};
+use crate::core::repeats::{id_hash, repeated_id_hashes};
 use crate::runbook::load::{load_check_file, CheckChunks, ChunkedFile, ReadOnce};
 use crate::runbook::model::{CheckFile, SecretsConfig, Step};
 use crate::runbook::{LoadError, SecretStore};
@@ -526,7 +526,7 @@ fn drop_source(file: &mut CheckFile) {
 
 /// "check id `x` appears in a.toml and b.toml" for each id found in two
 /// files (each file has checked its own ids). Looks for repeats on 4-byte
-/// hashes first ([`repeated_hashes`]: 4 MB for a million ids, sorted in
+/// hashes first ([`repeated_id_hashes`]: 4 MB for a million ids, sorted in
 /// place, not a map of strings), then names the few ids whose hash repeats.
 fn duplicate_ids(input: &SweepInput) -> Vec<String> {
     if input.indexes.len() < 2 {
@@ -534,10 +534,7 @@ fn duplicate_ids(input: &SweepInput) -> Vec<String> {
         return Vec::new();
     }
     let total = input.indexes.iter().map(FileIndex::len).sum();
-    let mut hashes = Vec::with_capacity(total);
-    hashes.extend(input.indexes.iter().flat_map(FileIndex::ids).map(id_hash));
-    let suspects = repeated_hashes(&mut hashes);
-    drop(hashes);
+    let suspects = repeated_id_hashes(input.indexes.iter().flat_map(FileIndex::ids), total);
     if suspects.is_empty() {
         return Vec::new();
     }

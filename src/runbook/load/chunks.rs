@@ -766,21 +766,19 @@ impl CheckChunks {
         Ok(Some(steps))
     }
 
-    /// Whether `ids` (every id read from the chunks, `count` of them) has
-    /// no repeat: looked for on 4-byte hashes
-    /// ([`repeated_id_hashes`](crate::core::repeats::repeated_id_hashes)), so
-    /// a million ids cost 4 MB, then confirmed on the few ids whose hash is
-    /// repeated. A repeat means: read the file whole, which names both
-    /// places.
+    /// [`CheckChunks::ids_unique_among`], each id's hash computed here.
+    #[cfg(test)]
     pub fn ids_unique<'a>(ids: impl Iterator<Item = &'a str> + Clone, count: usize) -> bool {
         let mut hashes: Vec<u32> = Vec::with_capacity(count);
         hashes.extend(ids.clone().map(id_hash));
         Self::ids_unique_among(ids, &mut hashes)
     }
 
-    /// [`CheckChunks::ids_unique`] with each id's [`id_hash`] already
-    /// computed (`hashes`, one per id; left sorted): the chunks' threads
-    /// compute them, so that only the sort is left to the thread waiting.
+    /// Whether `ids` (every id read from the chunks) has no repeat: looked
+    /// for on their 4-byte hashes (`hashes`, each id's [`id_hash`], one per
+    /// id, computed by the chunks' threads; left sorted), so a million ids
+    /// cost 4 MB, then confirmed on the few ids whose hash is repeated. A
+    /// repeat means: read the file whole, which names both places.
     pub fn ids_unique_among<'a>(ids: impl Iterator<Item = &'a str>, hashes: &mut [u32]) -> bool {
         let suspects = repeated_hashes(hashes);
         if suspects.is_empty() {
